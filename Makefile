@@ -1,0 +1,35 @@
+# Two commands do all the set-up:  `make repro` (main job) and `make test` (test suite).
+# Both create .venv on first use and install the project with its dev extras.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+# tiny on CPU-only machines; `make repro PROFILE=paper` on a GPU box
+PROFILE ?= tiny
+
+.PHONY: help venv test repro bench clean
+
+help:
+	@echo "make repro   - set up .venv and rebuild every table/figure (dvc repro, profile=$(PROFILE))"
+	@echo "make test    - set up .venv and run the test suite"
+	@echo "make bench   - run the benchmarks in benchmarks/"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch torchvision
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+repro: $(STAMP)
+	$(VENV)/bin/dvc repro
+
+bench: $(STAMP)
+	$(PY) benchmarks/encoding.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

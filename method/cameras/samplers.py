@@ -1,0 +1,99 @@
+"""Random training cameras with the ranges of the 4D-fy release.
+
+Every sampler takes an explicit `torch.Generator`, so a run that saves and restores the generator
+state draws exactly the same cameras after a resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .convention import Cameras, cameras_from_spherical
+
+
+@dataclass(frozen=True)
+class CameraRanges:
+    """Ranges of the random training cameras (defaults: the release's configs)."""
+
+    distance: tuple[float, float] = (2.5, 3.0)
+    """Camera distance from the origin."""
+    fovy_deg: tuple[float, float] = (15.0, 60.0)
+    """Vertical field of view in degrees."""
+    elevation_deg: tuple[float, float] = (0.0, 30.0)
+    """Elevation above the xy-plane in degrees."""
+    azimuth_deg: tuple[float, float] = (-180.0, 180.0)
+    """Azimuth in degrees (0 on +x)."""
+    sphere_uniform_prob: float = 0.5
+    """Probability that an elevation is drawn uniformly on the sphere band instead of uniformly in degrees."""
+
+    def __post_init__(self) -> None:
+        for name in ("distance", "fovy_deg", "elevation_deg", "azimuth_deg"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"CameraRanges.{name}: low {lo} > high {hi}")
+        if not -90.0 <= self.elevation_deg[0] <= self.elevation_deg[1] <= 90.0:
+            raise ValueError("CameraRanges.elevation_deg must lie in [-90, 90]")
+
+
+def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None) -> Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=generator)
+
+
+def sample_elevation_deg(n: int, ranges: CameraRanges, generator: torch.Generator | None = None) -> Tensor:
+    """Elevations: with prob. `sphere_uniform_prob` uniform on the sphere band, else uniform in degrees."""
+    lo, hi = ranges.elevation_deg
+    in_degrees = _uniform(n, lo, hi, generator)
+    # inverse-CDF sampling of a uniform point on the band: sin(el) is uniform
+    s = _uniform(n, torch.tensor(lo).deg2rad().sin().item(), torch.tensor(hi).deg2rad().sin().item(), generator)
+    on_sphere = torch.rad2deg(torch.asin(s))
+    use_sphere = torch.rand(n, generator=generator) < ranges.sphere_uniform_prob
+    return torch.where(use_sphere, on_sphere, in_degrees)
+
+
+def _wrap_deg(a: Tensor) -> Tensor:
+    return torch.remainder(a + 180.0, 360.0) - 180.0
+
+
+def sample_single_views(n: int, ranges: CameraRanges = CameraRanges(),
+                        generator: torch.Generator | None = None) -> Cameras:
+    """n independent cameras (the VSD / single-view batch)."""
+    az = _uniform(n, *ranges.azimuth_deg, generator)
+    el = sample_elevation_deg(n, ranges, generator)
+    dist = _uniform(n, *ranges.distance, generator)
+    fov = _uniform(n, *ranges.fovy_deg, generator)
+    return cameras_from_spherical(az, el, dist, fov)
+
+
+def sample_multiview_groups(n_groups: int, n_views: int = 4, ranges: CameraRanges = CameraRanges(),
+                            generator: torch.Generator | None = None) -> Cameras:
+    """n_groups groups of n_views cameras (MVDream's batch), laid out group after group.
+
+    The views of a group share distance, field of view and elevation; their azimuths are
+    360/n_views degrees apart (90 deg for 4 views), starting at a uniform random azimuth.
+    """
+    start = _uniform(n_groups, *ranges.azimuth_deg, generator)
+    step = 360.0 / n_views
+    az = _wrap_deg(start[:, None] + step * torch.arange(n_views, dtype=torch.float32)[None]).reshape(-1)
+    el = sample_elevation_deg(n_groups, ranges, generator).repeat_interleave(n_views)
+    dist = _uniform(n_groups, *ranges.distance, generator).repeat_interleave(n_views)
+    fov = _uniform(n_groups, *ranges.fovy_deg, generator).repeat_interleave(n_views)
+    return cameras_from_spherical(az, el, dist, fov)
+
+
+def sample_frame_times(n_frames: int = 16, generator: torch.Generator | None = None) -> Tensor:
+    """Evenly spaced frame times t0 + k/n_frames, k = 0..n_frames-1, with t0 ~ U(0, 1/n_frames).
+
+    The random offset makes the training times cover the whole interval [0, 1).
+    """
+    t0 = torch.rand(1, generator=generator) / n_frames
+    return t0 + torch.arange(n_frames, dtype=torch.float32) / n_frames
+
+
+def sample_video(n_frames: int = 16, ranges: CameraRanges = CameraRanges(),
+                 generator: torch.Generator | None = None) -> tuple[Cameras, Tensor]:
+    """One static camera for all frames of a clip, and the clip's frame times (n_frames,)."""
+    cam = sample_single_views(1, ranges, generator)
+    return cam.repeat(n_frames), sample_frame_times(n_frames, generator)
