@@ -1,0 +1,225 @@
+"""The renderer on analytic scenes: sphere opacity, plane depth, clips, batches, chunking, background."""
+
+import math
+
+import pytest
+import torch
+
+from method.cameras import cameras_from_spherical
+from method.render import RenderConfig, VolumeRenderer, rays_from_cameras, render_images, render_rays
+
+def black(d):
+    return torch.zeros_like(d)
+
+
+def sphere_field(radius, sigma, centre=(0.0, 0.0, 0.0)):
+    c = torch.tensor(centre)
+
+    def field(x, t):
+        inside = ((x - c.to(x)) ** 2).sum(-1) <= radius ** 2
+        density = torch.where(inside, sigma, 0.0).to(x.dtype)
+        return density, torch.ones_like(x) * 0.5
+    return field
+
+
+def test_constant_density_sphere_has_analytic_opacity():
+    radius, sigma = 0.7, 2.0
+    cams = cameras_from_spherical(torch.tensor([20.0, 140.0]), torch.tensor([10.0, 35.0]), 2.8, 45.0)
+    h = w = 20
+    # each chord end is off by at most step / 2, so |error| <= sigma * step = 8.5e-4 with this step
+    cfg = RenderConfig(num_samples=8192, randomized=True)
+    out = render_images(sphere_field(radius, sigma), black, cams, torch.zeros(2), h, w, cfg,
+                        generator=torch.Generator().manual_seed(0))
+    rays = rays_from_cameras(cams, h, w)
+    o, d = rays.origins.double(), rays.directions.double()
+    # distance from the sphere centre to each ray's line -> chord length
+    along = -(o * d).sum(-1, keepdim=True)
+    b2 = ((o + along * d) ** 2).sum(-1)
+    chord = 2 * torch.sqrt((radius ** 2 - b2).clamp(min=0))
+    expected = 1 - torch.exp(-sigma * chord)
+    err = (out["opacity"][..., 0].double() - expected).abs()
+    assert err.max() < 1e-3
+    assert (chord > 0).float().mean() > 0.2 and (chord == 0).any()  # rays through and past the sphere
+
+
+def test_depth_of_an_opaque_plane():
+    # half-space n.x <= c filled with a huge density: every ray stops at its first sample beyond the plane
+    n = torch.nn.functional.normalize(torch.tensor([1.0, 0.3, 0.2]), dim=0)
+    c = 0.2
+
+    def plane(x, t):
+        return torch.where(x @ n.to(x) <= c, 1e5, 0.0).to(x.dtype), torch.ones_like(x)
+
+    cams = cameras_from_spherical(torch.tensor([10.0, -25.0]), torch.tensor([5.0, 20.0]), 3.0, 30.0)
+    h = w = 16
+    cfg = RenderConfig(randomized=True)
+    out = render_images(plane, black, cams, torch.zeros(2), h, w, cfg, generator=torch.Generator().manual_seed(1))
+    rays = rays_from_cameras(cams, h, w)
+    o, d = rays.origins.reshape(-1, 3).double(), rays.directions.reshape(-1, 3).double()
+    u = torch.rand(len(o), generator=torch.Generator().manual_seed(1)).double()  # the renderer's jitter
+    nd = n.double()
+    t_plane = (c - o @ nd) / (d @ nd)  # where the ray crosses the plane
+    step = cfg.step_size
+    depth, opacity = out["depth"].reshape(-1).double(), out["opacity"].reshape(-1).double()
+    hits = (t_plane > 0) & ((o + t_plane[:, None] * d).abs() <= 1 - 2 * step).all(-1)
+    assert hits.sum() > 100
+    assert ((opacity[hits] - 1).abs() < 1e-6).all()
+    # right within half a step of the analytic distance...
+    assert ((depth[hits] - t_plane[hits]).abs() <= step).all()
+    # ...and exactly the first lattice midpoint (k + u + 0.5) * step at or beyond the plane
+    k = torch.ceil(t_plane / step - u - 0.5)
+    first_mid = (k + u + 0.5) * step
+    torch.testing.assert_close(depth[hits], first_mid[hits], atol=2e-5, rtol=0)
+
+
+class Recorder:
+    """A field whose colour is its time input; remembers every call's (x, t)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, x, t):
+        self.calls.append((x.detach().clone(), t.detach().clone()))
+        density = torch.where((x ** 2).sum(-1) <= 0.5 ** 2, 30.0, 0.0).to(x.dtype)
+        return density, t.expand(-1, 3).clone()
+
+
+def test_clip_renders_one_time_per_frame():
+    cam = cameras_from_spherical(30.0, 15.0, 3.0, 40.0)
+    times = 0.013 + torch.arange(16) / 16
+    field = Recorder()
+    out = render_images(field, black, cam.repeat(16), times, 12, 12, RenderConfig(num_samples=64, randomized=False))
+    opacity = out["opacity"][..., 0]
+    covered = opacity > 0.5
+    assert covered.any(dim=(1, 2)).all()
+    # colour / opacity recovers the time each frame's points were queried at
+    ratio = out["rgb"][..., 0] / opacity.clamp(min=1e-6)
+    for f in range(16):
+        torch.testing.assert_close(ratio[f][covered[f]], torch.full_like(ratio[f][covered[f]], times[f].item()))
+    # the same camera: every frame gives the field the same points, each frame at its own time
+    t_all = torch.cat([t for _, t in field.calls])[:, 0]
+    values, counts = torch.unique(t_all, return_counts=True)
+    torch.testing.assert_close(values, times.sort().values)
+    assert (counts == counts[0]).all()
+    # the same geometry in every frame since the density ignores t
+    torch.testing.assert_close(opacity, opacity[:1].expand(16, -1, -1))
+
+
+def test_four_view_batch_shares_one_time():
+    cams = cameras_from_spherical(torch.tensor([0.0, 90.0, 180.0, 270.0]), 15.0, 2.5, 50.0)
+    field = Recorder()
+    out = render_images(field, black, cams, torch.full((4,), 0.4), 10, 10, RenderConfig(num_samples=64))
+    assert out["rgb"].shape == (4, 10, 10, 3) and out["depth"].shape == (4, 10, 10, 1)
+    t_all = torch.cat([t for _, t in field.calls])
+    assert torch.equal(torch.unique(t_all), torch.tensor([0.4]))
+
+
+class TinyField(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+
+    def forward(self, x, t):
+        h = self.net(torch.cat([x, t], dim=-1))
+        return torch.nn.functional.softplus(h[:, 0] + 2.0 - 4 * (x * x).sum(-1)), torch.sigmoid(h[:, 1:])
+
+
+def test_chunked_equals_unchunked_with_gradients():
+    field = TinyField()
+    cams = cameras_from_spherical(torch.tensor([0.0, 120.0]), 20.0, 2.6, 40.0)
+    times = torch.tensor([0.2, 0.7])
+    cfg = RenderConfig(num_samples=96, randomized=True)
+    bgf = lambda d: (d + 1) / 2
+
+    def run(chunk):
+        field.zero_grad()
+        out = render_images(field, bgf, cams, times, 9, 11, cfg, generator=torch.Generator().manual_seed(3),
+                            chunk=chunk)
+        (out["rgb"].square().sum() + out["depth"].sum()).backward()
+        return out, [p.grad.clone() for p in field.parameters()]
+
+    full, g_full = run(None)
+    chunked, g_chunked = run(17)  # not a divisor of the 198 rays
+    for k in full:
+        torch.testing.assert_close(chunked[k], full[k], atol=1e-6, rtol=0)
+    for a, b in zip(g_full, g_chunked):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert all(g.abs().sum() > 0 for g in g_full)  # gradients reach the field
+    with torch.no_grad():  # evaluation chunk from the config
+        ev = render_images(field, bgf, cams, times, 9, 11, RenderConfig(num_samples=96, eval_chunk_rays=50),
+                           generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(ev["rgb"], full["rgb"].detach(), atol=1e-6, rtol=0)
+
+
+def test_rays_missing_the_box_show_background_and_skip_the_field():
+    field = Recorder()
+    away = cameras_from_spherical(0.0, 0.0, 3.0, 30.0)
+    away_c2w = away.c2w.clone()
+    away_c2w[:, :3, :3] = -away_c2w[:, :3, :3]  # turn around: now it looks away from the box
+    away = type(away)(away_c2w, away.fovy, away.azimuth_deg, away.elevation_deg, away.distance)
+    bgf = lambda d: (d + 1) / 2
+    out = render_images(field, bgf, away, torch.zeros(1), 6, 6, RenderConfig())
+    assert out["opacity"].abs().max() == 0 and out["depth"].abs().max() == 0
+    dirs = rays_from_cameras(away, 6, 6).directions
+    torch.testing.assert_close(out["rgb"], (dirs + 1) / 2)
+    assert sum(len(x) for x, _ in field.calls) == 0
+    # a wide view: the field only ever sees points inside the box
+    field = Recorder()
+    render_images(field, bgf, cameras_from_spherical(0.0, 0.0, 3.0, 90.0), torch.zeros(1), 16, 16, RenderConfig())
+    x_all = torch.cat([x for x, _ in field.calls])
+    assert len(x_all) > 0 and x_all.abs().max() <= 1.0 + 1e-5
+
+
+def test_background_colour_overrides():
+    field = sphere_field(0.5, 50.0)
+    cams = cameras_from_spherical(torch.tensor([0.0, 90.0, 180.0]), 0.0, 3.0, 40.0)
+    bgf = lambda d: torch.full_like(d, 0.25)
+    colors = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    cfg = RenderConfig(num_samples=64, randomized=False)
+    plain = render_images(field, bgf, cams, torch.zeros(3), 8, 8, cfg)
+    forced = render_images(field, None, cams, torch.zeros(3), 8, 8, cfg, bg_colors=colors)
+    mixed = render_images(field, bgf, cams, torch.zeros(3), 8, 8, cfg, bg_colors=colors,
+                          bg_mask=torch.tensor([True, False, True]))
+    a = plain["opacity"]
+    corner = (0, 0)  # the image corners miss the sphere
+    assert a[:, 0, 0, 0].max() == 0
+    torch.testing.assert_close(forced["rgb"][:, corner[0], corner[1]], colors)
+    torch.testing.assert_close(mixed["rgb"][[0, 2], 0, 0], colors[[0, 2]])
+    torch.testing.assert_close(mixed["rgb"][1], plain["rgb"][1])
+    # rgb = fg + bg * (1 - opacity) at every pixel
+    fg = plain["rgb"] - 0.25 * (1 - a)
+    torch.testing.assert_close(forced["rgb"], fg + colors[:, None, None] * (1 - a))
+
+
+def test_dense_pruning_drops_faint_samples_like_the_grid():
+    step = RenderConfig().step_size
+    faint = -math.log(1 - 0.005) / step  # alpha 0.005 per sample, below the 0.01 threshold
+    field = lambda x, t: (torch.full_like(x[:, 0], faint), torch.ones_like(x))
+    cams = cameras_from_spherical(0.0, 0.0, 3.0, 20.0)
+    plain = render_images(field, black, cams, torch.zeros(1), 4, 4, RenderConfig(randomized=False))
+    pruned = render_images(field, black, cams, torch.zeros(1), 4, 4, RenderConfig(randomized=False, dense_pruning=True))
+    assert plain["opacity"].min() > 0.5 and pruned["opacity"].max() == 0
+
+
+def test_config_defaults_are_the_release_values():
+    cfg = RenderConfig()
+    assert (cfg.num_samples, cfg.box_radius, cfg.eval_chunk_rays, cfg.alpha_thre) == (512, 1.0, 160_000, 0.01)
+    occ = cfg.occupancy
+    assert (occ.resolution, occ.levels, occ.update_every, occ.ema_decay, occ.occ_thre, occ.warmup_steps) == \
+        (32, 1, 16, 0.95, 0.01, 256)
+    assert cfg.randomized and not cfg.for_eval().randomized
+    with pytest.raises(ValueError):
+        RenderConfig(use_occupancy_grid="yes")
+
+
+def test_volume_renderer_uses_dense_path_on_cpu():
+    r = VolumeRenderer(RenderConfig(num_samples=32), device="cpu")
+    assert r.grid is None
+    assert r.update(0, lambda x, t: torch.zeros(len(x)), dynamic=True) is False
+    cams = cameras_from_spherical(0.0, 0.0, 3.0, 40.0)
+    out = r.render_images(sphere_field(0.5, 20.0), black, cams, torch.zeros(1), 5, 5, randomized=False)
+    assert out["opacity"][0, 2, 2, 0] > 0.9
+    o, d = rays_from_cameras(cams, 5, 5).flatten()
+    out_rays = r.render_rays(sphere_field(0.5, 20.0), black, o, d, torch.zeros(25), randomized=False)
+    torch.testing.assert_close(out_rays["opacity"].reshape(1, 5, 5, 1), out["opacity"])
