@@ -1,0 +1,236 @@
+"""Algorithm 1 as data: stages, update-type probabilities, what each update trains, learning rates,
+loss weights and schedules. A method (baselines/) is a set of overrides of a profile's config."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+
+from method.background import BackgroundConfig
+from method.cameras import CameraRanges
+from method.fields import FieldConfig
+
+UPDATE_TYPES = ("3d", "img", "video")
+"""3d: MVDream multi-view SDS; img: VSD on single views; video: Zeroscope video SDS."""
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of Algorithm 1."""
+
+    name: str
+    """Stage name used in logs and checkpoint files (stage1, stage2, stage3)."""
+    steps: int
+    """Iterations of this stage (0 skips it)."""
+    p_3d: float
+    """Probability of a 3D-aware (MVDream) update."""
+    p_img: float
+    """Probability of an IMG (VSD) update among the non-3D draws (the release's sequential draw)."""
+    allow_video: bool
+    """Whether the draw falls through to video updates (stage 3); otherwise it falls through to IMG."""
+    static_lr_scale: float = 1.0
+    """Multiplier of the static grid's LR in this stage (stage 3 drops 1e-2 -> 1e-4: 0.01)."""
+    dynamic_time: str = "zero"
+    """Time at which static (3D / IMG) updates render: 'zero' (stages 1-2) or 'frame' (a random clip frame time)."""
+
+    def update_probabilities(self) -> dict[str, float]:
+        """Marginal probabilities of the sequential draw: 3D with p_3d, else IMG with p_img, else the rest.
+
+        The paper states (P_3D, P_3D*P_IMG, 1-P_3D*P_IMG) for stage 3, which does not sum to 1; the
+        release draws sequentially, giving (0.5, 0.25, 0.25) at P = 0.5. We implement the release.
+        """
+        rest = 1.0 - self.p_3d
+        if self.allow_video:
+            return {"3d": self.p_3d, "img": rest * self.p_img, "video": rest * (1.0 - self.p_img)}
+        if self.p_img == 0.0 and self.p_3d < 1.0:
+            raise ValueError(f"{self.name}: with no video and P_IMG = 0 the stage must use only 3D updates")
+        return {"3d": self.p_3d, "img": rest, "video": 0.0}
+
+
+@dataclass(frozen=True)
+class LearningRates:
+    """AdamW learning rates per parameter group (before each stage's static-LR scale)."""
+
+    static: float = 1e-2
+    """Static hash grid (or HexPlane space planes)."""
+    dynamic: float = 1e-2
+    """Dynamic hash grid (or HexPlane time planes)."""
+    mlp: float = 1e-3
+    """Density and colour heads."""
+    background: float = 1e-3
+    """Background MLP."""
+    guidance: float = 1e-4
+    """LoRA + camera embedding of the VSD particle model."""
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """lambda_<name> multiplying each `loss_<name>` term."""
+
+    sds: float = 1.0
+    """MVDream 3D-aware SDS."""
+    vsd: float = 1.0
+    """VSD (reaches the scene)."""
+    lora: float = 1.0
+    """LoRA diffusion loss (reaches LoRA + camera embedding)."""
+    sds_video: float = 0.1
+    """Video SDS (paper S1: total learning rate 0.1)."""
+    sparsity: float = 10.0
+    """mean(sqrt(opacity^2 + 0.01))."""
+    opacity_entropy: float = 1000.0
+    """Binary entropy of the opacity, active from `opacity_entropy_from` on."""
+    opacity_entropy_from: int = 10_000
+    """Stage step from which the opacity-entropy term is on."""
+
+
+@dataclass(frozen=True)
+class RenderSchedule:
+    """Render sizes, batch sizes and samples per update type."""
+
+    mv_resolution: tuple[tuple[int, int], ...] = ((0, 64), (5000, 256))
+    """(from step, square size) milestones of the 4-view renders."""
+    mv_groups: tuple[tuple[int, int], ...] = ((0, 2), (5000, 1))
+    """(from step, number of 4-view groups) milestones."""
+    img_resolution: int = 256
+    """Square size of VSD single-view renders."""
+    img_batch: int = 1
+    """Single views per VSD update."""
+    video_size: tuple[int, int] = (160, 288)
+    """(H, W) of the video frames."""
+    video_frames: int = 16
+    """Frames per clip."""
+    num_samples: int = 512
+    """Samples per ray through the box."""
+    eval_size: int = 256
+    """Preview / evaluation render size."""
+
+    @staticmethod
+    def at(milestones: tuple[tuple[int, int], ...], step: int) -> int:
+        value = milestones[0][1]
+        for start, v in milestones:
+            if step >= start:
+                value = v
+        return value
+
+
+@dataclass(frozen=True)
+class Anneal:
+    """Linear anneal of a scalar from `start` to `end` over stage steps [0, steps] (steps=0: constant start)."""
+
+    start: float
+    """Value at step 0."""
+    end: float
+    """Value at `steps` and after."""
+    steps: int = 0
+    """Length of the ramp in steps."""
+
+    def __call__(self, step: int) -> float:
+        if self.steps <= 0:
+            return self.start
+        f = min(max(step / self.steps, 0.0), 1.0)
+        return self.start + f * (self.end - self.start)
+
+
+@dataclass(frozen=True)
+class GuidanceSpec:
+    """Which prior backs an update type; the trainer builds it only if some stage draws that type."""
+
+    kind: str
+    """'mvdream', 'vsd', 'zeroscope' or 'oracle'."""
+    options: dict = dc_field(default_factory=dict)
+    """Overrides of the prior's config dataclass fields (model ids, CFG form, loss form...)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; `config_hash` identifies it in manifests."""
+
+    profile: str = "paper"
+    """Profile the config came from: paper, release or tiny."""
+    method: str = "4dfy"
+    """Registered method (baselines/) whose overrides were applied."""
+    stages: tuple[StageConfig, ...] = ()
+    """Stages in order."""
+    field: FieldConfig = dc_field(default_factory=FieldConfig)
+    """Scene representation."""
+    background: BackgroundConfig = dc_field(default_factory=BackgroundConfig)
+    """Background MLP and random-colour augmentation."""
+    cameras: CameraRanges = dc_field(default_factory=CameraRanges)
+    """Random training camera ranges."""
+    render: RenderSchedule = dc_field(default_factory=RenderSchedule)
+    """Render sizes and batches."""
+    lrs: LearningRates = dc_field(default_factory=LearningRates)
+    """Per-group learning rates."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    """AdamW betas."""
+    eps: float = 1e-15
+    """AdamW epsilon."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (PyTorch default, as the release)."""
+    weights: LossWeights = dc_field(default_factory=LossWeights)
+    """Loss weights."""
+    blob_sigma: dict[str, Anneal] = dc_field(default_factory=dict)
+    """Density-bias sigma per stage name (default Anneal(0.5, 0.5))."""
+    static_groups: tuple[str, ...] = ("static", "mlp", "background")
+    """Groups trained by 3D / IMG updates (the dynamic grid stays frozen)."""
+    video_groups: tuple[str, ...] = ("static", "dynamic", "mlp", "background")
+    """Groups trained by video updates (release: all; ('dynamic',) freezes the static modules)."""
+    guidance: dict[str, GuidanceSpec] = dc_field(default_factory=dict)
+    """Prior per update type ('3d', 'img', 'video')."""
+    reset_optimizer_each_stage: bool = True
+    """Start each stage with fresh optimizer state (the release runs each stage separately)."""
+    checkpoint_every: int = 1000
+    """Steps between periodic checkpoints (plus one at each stage end)."""
+    preview_every: int = 1000
+    """Steps between preview images (0: off)."""
+    log_every: int = 10
+    """Steps between JSONL log lines."""
+    occupancy_grid: bool = True
+    """Use nerfacc's occupancy grid when running on CUDA."""
+    seed: int = 0
+    """Seed of every random draw of the run."""
+    device: str = "auto"
+    """'auto' (cuda if available), 'cpu' or 'cuda'."""
+
+    def stage(self, name: str) -> StageConfig:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def sigma(self, stage: str, step: int) -> float:
+        return self.blob_sigma.get(stage, Anneal(0.5, 0.5))(step)
+
+    def update_types_used(self) -> set[str]:
+        used = set()
+        for s in self.stages:
+            if s.steps > 0:
+                used |= {k for k, p in s.update_probabilities().items() if p > 0}
+        return used
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """Hash of the resolved config, seed and device excluded (they do not change what is trained)."""
+        d = self.to_dict()
+        d.pop("device", None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def replace(obj, **changes):
+    """dataclasses.replace that accepts nested 'a.b' keys, so a method is a flat dict of overrides."""
+    nested: dict[str, dict] = {}
+    flat = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[key] = value
+    for head, sub in nested.items():
+        flat[head] = replace(flat.get(head, getattr(obj, head)), **sub)
+    return dataclasses.replace(obj, **flat)
