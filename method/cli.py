@@ -49,7 +49,7 @@ def _fail(message: str) -> None:
 
 
 def generate(
-    prompt: str = typer.Option(..., "--prompt", help="Text prompt of the scene."),
+    prompt: str = typer.Option(..., "--prompt", help="Prompt text, or a slug of prompts/*.txt."),
     method: str = typer.Option("4dfy", "--method", help="Registered method (see `fourdfy methods`)."),
     profile: str = typer.Option("tiny", "--profile", help="tiny (CPU, toy priors) | paper | release."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints, log, previews, manifest."),
@@ -63,9 +63,11 @@ def generate(
     from baselines import resolve_config
     from method.training.checkpoint import CheckpointError
     from method.training.trainer import Trainer
+    from pipelines.prompts import resolve_prompt
 
     try:
         cfg = resolve_config(profile, method, seed=seed, device=device)
+        prompt = resolve_prompt(prompt)
     except ValueError as err:
         _fail(str(err))
     try:

@@ -12,15 +12,9 @@ import torch
 from torch import Tensor
 
 from method.cameras import Cameras
-from method.guidance.common import sds_loss
+from method.guidance.common import randn, scaled_linear_alphas_cumprod, sds_loss
 
 from .scene import OracleScene
-
-
-def scaled_linear_alphas_cumprod(beta_start: float = 0.00085, beta_end: float = 0.012, n: int = 1000) -> Tensor:
-    """Stable Diffusion's schedule (what MVDream, SD 2.1 and Zeroscope all use)."""
-    betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, n, dtype=torch.float64) ** 2
-    return torch.cumprod(1 - betas, 0)
 
 
 class OracleGuidance:
@@ -55,7 +49,7 @@ class OracleGuidance:
         lo, hi = int(self.t_range[0] * n), int(self.t_range[1] * n)
         t = torch.randint(lo, hi + 1, (1,), generator=generator)
         a = self.alphas_cumprod[t].to(x.dtype).to(x.device)
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        eps = randn(x.shape, generator, x)
         with torch.no_grad():
             z_t = a.sqrt() * x + (1 - a).sqrt() * eps
             eps_hat = (z_t - a.sqrt() * x_star) / (1 - a).sqrt()
