@@ -2,8 +2,207 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def analyze(
+    votes: Path = typer.Option(..., "--votes", help="Votes CSV (one row per judgment; see README)."),
+    design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
+                                "userstudy/designs/paper.yaml)."),
+    clip: Path = typer.Option(None, "--clip", help="Optional CSV method,clip[,prompt_set] for the CLIP column."),
+    out: Path = typer.Option(..., "--out", help="Output folder (tables, metrics.json, plots, report.md)."),
+    metrics: Path = typer.Option(None, "--metrics", help="Write metrics.json here instead of into --out "
+                                 "(for a DVC metrics file outside a tracked output folder)."),
+    n_boot: int = typer.Option(2000, "--n-boot", help="Rater-bootstrap resamples per cell."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level (after Holm)."),
+    max_failed: int = typer.Option(None, "--max-failed-checks",
+                                   help="Exclude raters failing more than this many attention-check judgments."),
+    max_failed_share: float = typer.Option(0.2, "--max-failed-share",
+                                           help="Exclude raters failing more than this share of their checks."),
+    unanswered_fails: bool = typer.Option(False, "--unanswered-fails/--unanswered-missing",
+                                          help="Count unanswered attention checks as failed."),
+) -> None:
+    """Analyse a votes file: statistics per comparison and criterion, the paper's tables (Markdown,
+    LaTeX, CSV), metrics.json, plot data and a report."""
+    from userstudy.analysis import AnalysisConfig, ExclusionRule
+    from userstudy.analysis import analyze as run_analysis
+    from userstudy.design import DesignError, load_design
+    from userstudy.tables import ClipError, load_clip, write_outputs
+    from userstudy.votes import VotesError, load_votes
+
+    try:
+        d = load_design(design)
+        v = load_votes(votes, d)
+        clip_values = load_clip(clip, d) if clip else None
+    except (DesignError, VotesError, ClipError) as err:
+        _fail(str(err))
+    if n_boot < 100:
+        _fail("--n-boot must be at least 100")
+    cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
+                         exclusion=ExclusionRule(max_failed=max_failed, max_failed_share=max_failed_share,
+                                                 unanswered_fails=unanswered_fails))
+    result = run_analysis(v, d, cfg)
+    paths = write_outputs(result, out, source=votes.name, clip=clip_values, metrics_path=metrics)
+    s = result.summary
+    if result.synthetic:
+        typer.secho("SYNTHETIC DATA: the votes come from simulated raters.", fg=typer.colors.YELLOW)
+    typer.echo(f"{s['judgments_analyzed']} judgments from {s['raters_analyzed']} raters analysed "
+               f"({s['raters_excluded']} excluded, {s['unanswered']} unanswered, "
+               f"{s['duplicates_merged']} duplicates merged)")
+    t = result.table[result.table["n"] > 0]
+    for r in t.itertuples():
+        typer.echo(f"  {r.comparison:<14} {r.criterion:<10} n={r.n:<5} {r.pct_primary:5.1f}% "
+                   f"[{r.ci_low:4.1f}, {r.ci_high:4.1f}]  p_holm={r.p_holm:.2g}{'  *' if r.significant else ''}")
+    typer.echo(f"wrote {len(paths)} files to {out}")
+
+
+def audit(
+    out: Path = typer.Option(Path("reports/audit.md"), "--out", help="Audit Markdown file."),
+    paper_dir: Path = typer.Option(None, "--paper-dir",
+                                   help="Where to write the published tables as CSV (default: <out folder>/paper)."),
+) -> None:
+    """Audit the paper's user-study numbers (both versions): implied chi-square and p, contradicted
+    claims, stage-3 probabilities."""
+    from userstudy.audit import CLAIMS, check_claims, write_audit
+
+    paper_dir = paper_dir if paper_dir is not None else out.parent / "paper"
+    paths = write_audit(out, paper_dir)
+    claims = check_claims()
+    bad = sorted(set(claims.loc[claims["verdict"] == "contradicted", "claim"]))
+    for i in bad:
+        typer.echo(f"contradicted: {CLAIMS[i].where}: {CLAIMS[i].quote[:90]}")
+    typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+def _parse_rates(spec: str, design) -> dict:
+    """'paper' | a number | a CSV comparison,rate[,criterion] -> PanelConfig.rates (a row with a
+    criterion overrides a row without one; criteria not given keep the default rate 0.5)."""
+    import pandas as pd
+
+    from userstudy import published
+    from userstudy.votes import CRITERIA
+
+    if spec == "paper":
+        rates: dict = {}
+        for t in published.TABLES:
+            if t.version != "cvpr2024":
+                continue
+            for r in t.rows:
+                if r.pct is not None and r.method in design.comparisons:
+                    rates[r.method] = {c: p / 100 for c, p in zip(CRITERIA, r.pct)}
+        return rates
+    try:
+        value = float(spec)
+    except ValueError:
+        value = None
+    if value is not None:
+        return {c: value for c in design.comparisons}
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--rates: {spec!r} is not 'paper', a number, or an existing CSV file")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"comparison", "rate"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path.name}: missing column(s) {', '.join(sorted(missing))} (comparison,rate[,criterion])")
+    rates: dict = {}
+    specific = []
+    for i, row in frame.iterrows():
+        crit = row.get("criterion", "") or ""
+        try:
+            rate = float(row["rate"])
+        except ValueError:
+            raise ValueError(f"{path.name} line {i + 2}: rate {row['rate']!r} is not a number") from None
+        if crit and crit not in CRITERIA:
+            raise ValueError(f"{path.name} line {i + 2}: unknown criterion {crit!r}")
+        if crit:
+            specific.append((row["comparison"], crit, rate))
+        else:  # a row without criterion sets every criterion of the comparison
+            rates.setdefault(row["comparison"], {}).update({c: rate for c in CRITERIA})
+    for comp, crit, rate in specific:  # rows naming a criterion win over blanket rows
+        rates.setdefault(comp, {})[crit] = rate
+    return rates
+
+
+def simulate_votes(
+    out: Path = typer.Option(..., "--out", help="Votes CSV to write (labelled synthetic)."),
+    design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's)."),
+    rates: str = typer.Option("paper", "--rates", help="True preference for the primary: 'paper' (CVPR Table 2/3), "
+                              "a number for every cell, or a CSV comparison,rate[,criterion]."),
+    raters: int = typer.Option(26, "--raters", help="Panel size."),
+    icc: float = typer.Option(0.05, "--icc", help="Rater heterogeneity (between-rater share of variance)."),
+    position_bias: float = typer.Option(0.1, "--position-bias", help="Pull towards the left video, 0..1."),
+    careless: float = typer.Option(0.05, "--careless", help="Expected share of raters answering at random."),
+    lapse: float = typer.Option(0.02, "--lapse", help="Attentive raters' error rate on attention checks."),
+    checks: int = typer.Option(2, "--checks", help="Attention-check questions per rater."),
+    unanswered: float = typer.Option(0.01, "--unanswered", help="Probability a sub-question is skipped."),
+    layout: str = typer.Option("per_rater", "--layout", help="per_rater | global (one shuffle for all)."),
+    comparisons: str = typer.Option("", "--comparisons", help="Comma-separated subset of the design's comparisons."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every draw."),
+) -> None:
+    """Write a SYNTHETIC votes file drawn from given preference rates (for demos, tests and power)."""
+    from userstudy.design import DesignError, load_design
+    from userstudy.simulate import PanelConfig, write_votes
+    from userstudy.simulate import simulate_votes as simulate
+
+    try:
+        d = load_design(design)
+        cfg = PanelConfig(n_raters=raters, rates=_parse_rates(rates, d), rater_icc=icc, position_bias=position_bias,
+                          careless_share=careless, lapse=lapse, attention_checks=checks, unanswered=unanswered,
+                          layout=layout, seed=seed,
+                          comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None)
+        frame = simulate(d, cfg)
+    except (DesignError, ValueError) as err:
+        _fail(str(err))
+    write_votes(frame, out)
+    typer.echo(f"wrote {len(frame)} SYNTHETIC judgments ({raters} simulated raters) to {out}")
+
+
+def power(
+    rate: float = typer.Option(0.6, "--rate", help="True share of judgments preferring the primary."),
+    prompts: int = typer.Option(28, "--prompts", help="Judgments per rater in the cell (28 vs MAV3D, 5 per ablation)."),
+    target: float = typer.Option(0.8, "--target", help="Wanted power."),
+    alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
+    family: int = typer.Option(1, "--family", help="Number of tests corrected together (plans at alpha/family)."),
+    icc: float = typer.Option(0.0, "--icc", help="Rater heterogeneity (between-rater share of variance)."),
+    unanswered: float = typer.Option(0.0, "--unanswered", help="Probability a sub-question is skipped."),
+    max_raters: int = typer.Option(100, "--max-raters", help="Largest panel size tried."),
+    sims: int = typer.Option(2000, "--sims", help="Simulated panels per panel size."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulation."),
+    out: Path = typer.Option(None, "--out", help="Optional CSV of power per panel size."),
+) -> None:
+    """How many raters does a preference need? Power of the paper's chi-square test and of a
+    rater-robust test on simulated panels."""
+    from userstudy.power import PowerConfig, power_table, raters_needed
+
+    cfg = PowerConfig(rate=rate, prompts=prompts, target=target, alpha=alpha, family=family, rater_icc=icc,
+                      unanswered=unanswered, max_raters=max_raters, sims=sims, seed=seed)
+    try:
+        table = power_table(cfg)
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"rate {rate:g}, {prompts} judgments per rater, icc {icc:g}, alpha {alpha:g}"
+               f"{f'/{family}' if family > 1 else ''}, target power {target:g} (simulated panels, {sims} each):")
+    for col, what in (("power_chi2", "paper's chi-square test"), ("power_cluster", "rater-robust test"),
+                      ("power_approx", "normal approximation with design effect")):
+        need = raters_needed(table, col, target)
+        typer.echo(f"  {what:<42} {'> ' + str(max_raters) if need is None else need} raters")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.assign(synthetic=True).to_csv(out, index=False, lineterminator="\n", float_format="%.4f")
+        typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to the root `fourdfy` app."""
+    app.command("analyze")(analyze)
+    app.command("audit")(audit)
+    app.command("simulate-votes")(simulate_votes)
+    app.command("power")(power)

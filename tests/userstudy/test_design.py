@@ -1,0 +1,54 @@
+"""Design files: the paper's design, the short form, JSON, and clear errors."""
+
+import json
+
+import pytest
+
+from userstudy.design import DesignError, design_from_dict, load_design
+
+
+def test_paper_design_has_table2_and_table3(paper_design):
+    d = paper_design
+    assert d.primary == "4dfy"
+    assert d.comparisons == ("mav3d", "wo_3d_img", "wo_3d", "wo_img", "wo_hybrid", "hexplane",
+                             "single_stage", "single_grid")
+    assert [t.name for t in d.tables] == ["table2", "table3"]
+    t2 = d.tables[0]
+    assert [s.prompt_set for s in t2.sections] == ["mav3d_28", "ablation_5"]
+    assert t2.sections[0].rows == ("mav3d", "4dfy")  # the paper prints MAV3D above 4D-fy
+    assert t2.sections[1].heading == "Ablation Study"
+    assert d.label("mav3d") == "MAV3D" and "nabla" in d.label("wo_3d", latex=True)
+    assert d.check.correct_method == "4dfy" and d.check.decoys == ("attention_decoy",)
+
+
+def test_short_form_and_json(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"primary": "4dfy", "comparisons": ["mav3d"]}))
+    d = load_design(path)
+    assert d.comparisons == ("mav3d",) and d.check.correct_method == "4dfy"
+    assert d.label("wo_3d", latex=True) == r"wo\_3d"  # unlabeled names are escaped for LaTeX
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"comparisons": ["mav3d"]}, "'primary'"),
+    ({"primary": "4dfy"}, "exactly one of"),
+    ({"primary": "4dfy", "comparisons": ["mav3d", "mav3d"]}, "more than once"),
+    ({"primary": "4dfy", "comparisons": ["mav3d"], "colour": 1}, "unknown key(s) colour"),
+    ({"primary": "4dfy", "comparisons": ["mav3d"], "attention_check": {"decoys": ["mav3d"]}}, "decoys"),
+    ({"primary": "4dfy", "comparisons": ["mav3d"], "methods": {"ghost": "G"}}, "labels for methods not in"),
+    ({"primary": "4dfy", "tables": {"t": {"sections": [{"rows": ["4dfy"]}]}}}, "no comparisons"),
+    ({"primary": "4dfy", "tables": {"t": {"sections": [{"rows": ["mav3d"], "n_prompts": 0}]}}}, "n_prompts"),
+])
+def test_bad_designs_are_explained(data, message):
+    with pytest.raises(DesignError) as info:
+        design_from_dict(data)
+    assert message in str(info.value)
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(DesignError, match="not found"):
+        load_design(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("primary: [unclosed\n")
+    with pytest.raises(DesignError, match="cannot parse"):
+        load_design(bad)

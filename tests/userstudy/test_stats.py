@@ -1,0 +1,135 @@
+"""Statistics against independent re-implementations (formulas written out here, no scipy/statsmodels)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from userstudy import stats
+
+
+def paper_chi2(k: int, n: int) -> tuple[float, float]:
+    """The authors' formula: chi2 = 2 (O - E)^2 / E with E = n / 2, df 1; P(chi2_1 > x) = erfc(sqrt(x / 2))."""
+    e = n / 2
+    chi2 = 2 * (k - e) ** 2 / e
+    return chi2, math.erfc(math.sqrt(chi2 / 2))
+
+
+def wilson_by_formula(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def binom_two_sided(k: int, n: int) -> float:
+    pmf = [math.comb(n, i) / 2**n for i in range(n + 1)]
+    return min(1.0, sum(q for q in pmf if q <= pmf[k] * (1 + 1e-7)))
+
+
+CASES = [(0, 1), (1, 2), (3, 4), (23, 26), (300, 728), (379, 728), (669, 728), (196, 442), (230, 442),
+         (130, 130), (88, 130), (0, 130)]
+
+
+@pytest.mark.parametrize("k,n", CASES)
+def test_chisquare_is_the_paper_formula(k, n):
+    chi2, p = stats.chisquare_half([k], [n])
+    want_chi2, want_p = paper_chi2(k, n)
+    assert chi2[0] == pytest.approx(want_chi2, rel=1e-12, abs=1e-12)
+    assert p[0] == pytest.approx(want_p, rel=1e-9, abs=1e-300)
+
+
+def test_chisquare_vectorised_and_empty_cells():
+    rng = np.random.default_rng(1)
+    n = rng.integers(1, 800, size=200)
+    k = rng.integers(0, n + 1)
+    chi2, p = stats.chisquare_half(k, n)
+    for i in range(200):
+        assert p[i] == pytest.approx(paper_chi2(int(k[i]), int(n[i]))[1], rel=1e-9, abs=1e-300)
+    chi2, p = stats.chisquare_half([0, 5], [0, 10])
+    assert np.isnan(chi2[0]) and np.isnan(p[0]) and p[1] == 1.0
+
+
+@pytest.mark.parametrize("k,n", [(1, 1), (3, 10), (23, 26), (379, 728), (130, 130), (0, 5)])
+def test_wilson_by_formula(k, n):
+    lo, hi = stats.wilson([k], [n])
+    want = wilson_by_formula(k, n)
+    assert lo[0] == pytest.approx(want[0], abs=1e-12) and hi[0] == pytest.approx(want[1], abs=1e-12)
+
+
+@pytest.mark.parametrize("k,n", [(0, 5), (3, 10), (7, 20), (20, 26), (13, 26)])
+def test_binomial_exact(k, n):
+    assert stats.binom_p([k], [n])[0] == pytest.approx(binom_two_sided(k, n), rel=1e-9)
+
+
+def holm_by_hand(p):
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    m = len(p)
+    adj = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adj[i] = running
+    return adj
+
+
+def test_holm_by_hand_and_never_more_rejections():
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        p = rng.uniform(0, 0.2, size=rng.integers(1, 40)) ** 2
+        adj = stats.holm(p)
+        assert np.allclose(adj, holm_by_hand(p))
+        assert (adj >= p - 1e-15).all()
+        assert (adj < 0.05).sum() <= (p < 0.05).sum()
+    adj = stats.holm([0.01, np.nan, 0.04])
+    assert np.isnan(adj[1]) and np.allclose(adj[[0, 2]], [0.02, 0.04])
+
+
+def fleiss_by_hand(table):
+    table = np.asarray(table, dtype=float)
+    n = table.sum(1)[0]
+    p_j = table.sum(0) / table.sum()
+    p_i = ((table**2).sum(1) - n) / (n * (n - 1))
+    pe = (p_j**2).sum()
+    return (p_i.mean() - pe) / (1 - pe)
+
+
+def test_fleiss_kappa():
+    table = np.array([[5, 0], [4, 1], [2, 3], [0, 5], [3, 2], [5, 0]])
+    assert stats.fleiss(table) == pytest.approx(fleiss_by_hand(table), abs=1e-12)
+    assert stats.fleiss([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)
+    assert np.isnan(stats.fleiss([[3, 0], [3, 0]]))  # one category only: undefined
+    with pytest.raises(ValueError, match="same number of ratings"):
+        stats.fleiss([[3, 0], [1, 1]])
+
+
+def test_cluster_wald_by_hand():
+    k = np.array([3, 5, 1, 4])
+    n = np.array([5, 5, 4, 5])
+    p = k.sum() / n.sum()
+    var = 4 / 3 * ((k - p * n) ** 2).sum() / n.sum() ** 2
+    t = (p - 0.5) / math.sqrt(var)
+    from scipy.stats import t as student
+
+    assert stats.cluster_wald_p(k, n) == pytest.approx(2 * student.sf(abs(t), 3), rel=1e-12)
+    assert stats.cluster_wald_p(np.array([5, 5]), np.array([5, 5])) == 0.0  # unanimous raters
+    assert np.isnan(stats.cluster_wald_p(np.array([3]), np.array([5])))  # one rater: no variance estimate
+
+
+def test_cluster_bootstrap_is_seeded_and_brackets_the_estimate():
+    k = np.array([20, 25, 10, 28, 15, 22])
+    n = np.full(6, 28)
+    a = stats.cluster_bootstrap(k, n, 2000, np.random.default_rng(0))
+    b = stats.cluster_bootstrap(k, n, 2000, np.random.default_rng(0))
+    assert a == b
+    assert a[0] < k.sum() / n.sum() < a[1]
+    # Resampling raters is wider than treating the 168 judgments as independent (Wilson).
+    wlo, whi = stats.wilson([k.sum()], [n.sum()])
+    assert a[1] - a[0] > 1.5 * (whi[0] - wlo[0])
+    # Identical raters: every resample gives the same rate; one rater: no interval.
+    assert stats.cluster_bootstrap(np.full(6, 14), n, 500, np.random.default_rng(0)) == (0.5, 0.5)
+    assert all(np.isnan(stats.cluster_bootstrap([3], [5], 500, np.random.default_rng(0))))
+    # Raters who answered nothing in the cell are not clusters.
+    c = stats.cluster_bootstrap(np.append(k, 0), np.append(n, 0), 2000, np.random.default_rng(0))
+    assert c == a

@@ -1,0 +1,126 @@
+"""The votes format: validation errors list the offending rows; nothing is dropped silently."""
+
+import pandas as pd
+import pytest
+
+from userstudy.votes import COLUMNS, VotesError, load_votes, validate_votes
+
+
+def _error(raw, design) -> VotesError:
+    with pytest.raises(VotesError) as info:
+        validate_votes(raw, design, source="votes.csv")
+    return info.value
+
+
+def test_valid_votes_are_typed_and_scored(tiny_votes, small_design):
+    v = validate_votes(tiny_votes, small_design)
+    f = v.frame
+    assert len(f) == len(tiny_votes) and v.duplicates_merged == 0
+    assert f["is_attention_check"].dtype == bool
+    # r3 saw MAV3D on the left and chose right: a vote for 4D-fy.
+    row = f[(f.rater_id == "r3") & (f.question_id == "q1") & (f.criterion == "appearance")].iloc[0]
+    assert row["primary_side"] == "right" and row["comparison"] == "mav3d" and row["chose_primary"] == 1.0
+    # Unanswered: not a vote either way.
+    row = f[(f.rater_id == "r2") & (f.question_id == "q1") & (f.criterion == "motion")].iloc[0]
+    assert not row["answered"] and pd.isna(row["chose_primary"])
+    checks = f[f["is_attention_check"]]
+    assert list(checks["expected_choice"]) == ["left"] * 3
+    assert list(checks["check_passed"]) == [1.0, 1.0, 0.0]
+    assert not v.synthetic
+
+
+def test_missing_column_is_named(tiny_votes, small_design):
+    err = _error(tiny_votes.drop(columns=["criterion"]), small_design)
+    assert "missing column(s) criterion" in str(err)
+
+
+@pytest.mark.parametrize("column,value,message", [
+    ("criterion", "realism", "unknown criterion"),
+    ("choice", "both", "unknown choice"),
+    ("is_attention_check", "maybe", "is_attention_check is not true/false"),
+    ("answered_at", "yesterday", "answered_at is not an ISO 8601 time"),
+])
+def test_bad_values_list_their_lines(tiny_votes, small_design, column, value, message):
+    raw = tiny_votes.copy()
+    raw.loc[[1, 4], column] = value
+    err = _error(raw, small_design)
+    assert message in str(err)
+    assert list(err.rows["line"]) == [3, 6]  # CSV lines: header = 1, first data row = 2
+    assert value in str(err)
+
+
+def test_method_not_in_design(tiny_votes, small_design):
+    raw = tiny_votes.copy()
+    raw.loc[2, "method_right"] = "dreamfusion"
+    raw.loc[5, ["method_left", "method_right"]] = ["mav3d", "wo_3d"]  # no primary on either side
+    err = _error(raw, small_design)
+    assert "method not in the design" in str(err)
+    assert sorted(err.rows["line"]) == [4, 7]
+    assert "dreamfusion" in str(err)
+
+
+def test_conflicting_repeat_fails_identical_repeat_is_merged(tiny_votes, small_design):
+    same = pd.concat([tiny_votes, tiny_votes.iloc[[0]]], ignore_index=True)
+    v = validate_votes(same, small_design)
+    assert v.duplicates_merged == 1 and len(v.frame) == len(tiny_votes)
+
+    changed = tiny_votes.iloc[[0]].assign(choice="right")
+    err = _error(pd.concat([tiny_votes, changed], ignore_index=True), small_design)
+    assert "more than once, differently" in str(err)
+    assert sorted(err.rows["line"]) == [2, len(tiny_votes) + 2]
+
+
+def test_every_problem_is_reported_at_once(tiny_votes, small_design):
+    raw = tiny_votes.copy()
+    raw.loc[0, "criterion"] = "realism"
+    raw.loc[3, "choice"] = "both"
+    raw.loc[6, "method_left"] = "nope"
+    err = _error(raw, small_design)
+    assert len(err.problems) == 3
+    assert {"unknown criterion", "unknown choice"} <= {p[0].split(" (")[0] for p in err.problems}
+
+
+def test_question_must_be_one_prompt_and_one_pair(tiny_votes, small_design):
+    raw = tiny_votes.copy()
+    raw.loc[0, "prompt_id"] = "another_prompt"
+    err = _error(raw, small_design)
+    assert "question_id with more than one prompt" in str(err)
+    assert 2 in set(err.rows["line"])
+
+
+def test_one_layout_per_rater_and_question(tiny_votes, small_design):
+    raw = tiny_votes.copy()
+    i = raw.index[(raw.rater_id == "r1") & (raw.question_id == "q1") & (raw.criterion == "motion")][0]
+    raw.loc[i, ["method_left", "method_right"]] = ["mav3d", "4dfy"]
+    err = _error(raw, small_design)
+    assert "two different left/right layouts" in str(err)
+
+
+def test_attention_check_needs_a_right_answer(tiny_votes, small_design):
+    raw = tiny_votes.copy()
+    checks = raw.index[raw.is_attention_check == "true"]
+    raw.loc[checks, ["method_left", "method_right"]] = ["broken", "mav3d"]
+    err = _error(raw, small_design)
+    assert "attention check without a right answer" in str(err)
+    # An explicit expected_choice column settles it.
+    raw["expected_choice"] = ""
+    raw.loc[checks, "expected_choice"] = "right"
+    v = validate_votes(raw, small_design)
+    assert list(v.frame.loc[v.frame.is_attention_check, "check_passed"]) == [0.0, 0.0, 1.0]
+
+
+def test_empty_and_unreadable_files(tmp_path, small_design):
+    path = tmp_path / "votes.csv"
+    path.write_text(",".join(COLUMNS) + "\n")
+    with pytest.raises(VotesError, match="no judgments"):
+        load_votes(path, small_design)
+    with pytest.raises(VotesError, match="not found"):
+        load_votes(tmp_path / "missing.csv", small_design)
+
+
+def test_csv_round_trip_keeps_every_row(tmp_path, tiny_votes, small_design):
+    path = tmp_path / "votes.csv"
+    tiny_votes.assign(extra="kept").to_csv(path, index=False)
+    v = load_votes(path, small_design)
+    assert len(v.frame) == len(tiny_votes) and (v.frame["extra"] == "kept").all()
+    assert v.source == "votes.csv"

@@ -1,0 +1,216 @@
+"""The analysis of a validated votes file: rater exclusion, per-cell statistics (comparison x
+criterion), per-prompt breakdown, agreement and position bias."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from userstudy import stats
+from userstudy.design import Design
+from userstudy.votes import CRITERIA, Votes
+
+
+@dataclass(frozen=True)
+class ExclusionRule:
+    """Which raters are dropped for failed attention checks (all exclusions are reported)."""
+
+    max_failed: int | None = None
+    """Exclude a rater who failed more than this many attention-check judgments (None = no count rule)."""
+    max_failed_share: float = 0.2
+    """...or more than this share of their attention-check judgments (1.0 = no share rule)."""
+    unanswered_fails: bool = False
+    """An unanswered attention-check sub-question counts as failed (else it is only missing)."""
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Knobs of `analyze`."""
+
+    alpha: float = 0.05
+    """Significance level, and 1 - coverage of the intervals."""
+    n_boot: int = 2000
+    """Rater-clustered bootstrap resamples per cell."""
+    seed: int = 0
+    """Seed of the bootstrap (each cell derives its own stream from it and its name)."""
+    exclusion: ExclusionRule = field(default_factory=ExclusionRule)
+    """Attention-check rule."""
+
+
+@dataclass
+class Analysis:
+    """Everything `analyze` found; `tables.write_outputs` turns it into files."""
+
+    design: Design
+    config: AnalysisConfig
+    table: pd.DataFrame
+    """One row per (comparison, criterion), in design order."""
+    per_prompt: pd.DataFrame
+    """One row per (comparison, criterion, prompt)."""
+    raters: pd.DataFrame
+    """One row per rater: judgments, attention checks, exclusion."""
+    agreement: pd.DataFrame
+    """Fleiss' kappa per criterion."""
+    summary: dict
+    """Counts: judgments, unanswered, raters, exclusions, duplicates, layout."""
+    synthetic: bool = False
+    """The votes contain simulated raters."""
+
+
+def rater_summary(votes: Votes, rule: ExclusionRule) -> pd.DataFrame:
+    """Per rater: judgments, unanswered, attention checks taken and failed, excluded and why."""
+    f = votes.frame
+    checks = f[f["is_attention_check"]]
+    failed = (checks["answered"] & (checks["check_passed"] == 0)) | (~checks["answered"] & rule.unanswered_fails)
+    main = f[~f["is_attention_check"]]
+    out = pd.DataFrame({
+        "judgments": main.groupby("rater_id").size(),
+        "unanswered": (~main["answered"]).groupby(main["rater_id"]).sum(),
+        "checks": checks.groupby("rater_id").size(),
+        "checks_failed": failed.groupby(checks["rater_id"]).sum(),
+        "checks_unanswered": (~checks["answered"]).groupby(checks["rater_id"]).sum(),
+    }, index=pd.Index(sorted(f["rater_id"].unique()), name="rater_id")).fillna(0).astype(int)
+    taken = out["checks"] - (0 if rule.unanswered_fails else out["checks_unanswered"])
+    share = (out["checks_failed"] / taken.where(taken > 0)).fillna(0.0)
+    by_count = out["checks_failed"] > (rule.max_failed if rule.max_failed is not None else np.inf)
+    by_share = share > rule.max_failed_share
+    out["failed_share"] = share
+    out["excluded"] = by_count | by_share
+    of = " of " + taken.astype(str) + " attention-check judgments"
+    reason = np.where(by_count, "failed " + out["checks_failed"].astype(str) + of
+                      + f" (more than {rule.max_failed})", "")
+    reason = np.where(~by_count & by_share, "failed " + out["checks_failed"].astype(str) + of
+                      + f" (share above {rule.max_failed_share:g})", reason)
+    out["reason"] = np.where(out["excluded"], reason, np.where(out["checks"] == 0, "no attention checks", ""))
+    return out.reset_index()
+
+
+def _seed_for(seed: int, *names: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32("/".join(names).encode())])
+
+
+def _cell_rows(main: pd.DataFrame, design: Design, config: AnalysisConfig) -> pd.DataFrame:
+    rows = []
+    for comp in design.comparisons:
+        for crit in CRITERIA:
+            cell = main[(main["comparison"] == comp) & (main["criterion"] == crit)]
+            ans = cell[cell["answered"]]
+            n, k = len(ans), int(ans["chose_primary"].sum())
+            per_rater = ans.groupby("rater_id")["chose_primary"].agg(["sum", "size"])
+            boot = stats.cluster_bootstrap(per_rater["sum"], per_rater["size"], config.n_boot,
+                                           _seed_for(config.seed, comp, crit), alpha=config.alpha)
+            left = int((ans["choice"] == "left").sum())
+            prim_left = ans[ans["primary_side"] == "left"]
+            prim_right = ans[ans["primary_side"] == "right"]
+            rows.append({
+                "comparison": comp, "criterion": crit, "primary": design.primary,
+                "n": n, "n_unanswered": int((~cell["answered"]).sum()),
+                "raters": int(ans["rater_id"].nunique()), "prompts": int(ans["prompt_id"].nunique()),
+                "k": k, "boot_low": boot[0], "boot_high": boot[1],
+                "p_cluster": float(stats.cluster_wald_p(per_rater["sum"].to_numpy(), per_rater["size"].to_numpy()))
+                if len(per_rater) else np.nan,
+                "left": left,
+                "pct_primary_when_left": 100 * prim_left["chose_primary"].mean() if len(prim_left) else np.nan,
+                "pct_primary_when_right": 100 * prim_right["chose_primary"].mean() if len(prim_right) else np.nan,
+            })
+    t = pd.DataFrame(rows)
+    n, k = t["n"].to_numpy(), t["k"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t["pct_primary"] = np.where(n > 0, 100 * k / n, np.nan)
+        t["left_share"] = np.where(n > 0, t["left"] / n, np.nan)
+    t["chi2"], t["p_chi2"] = stats.chisquare_half(k, n)
+    # The authors' template: unanswered sub-questions counted in N (E = N_all / 2).
+    n_all = n + t["n_unanswered"].to_numpy()
+    t["chi2_template"], t["p_chi2_template"] = stats.chisquare_half(k, n_all)
+    t.loc[n == 0, ["chi2_template", "p_chi2_template"]] = np.nan
+    t["p_binom"] = stats.binom_p(k, n)
+    lo, hi = stats.wilson(k, n, alpha=config.alpha)
+    t["ci_low"], t["ci_high"] = 100 * lo, 100 * hi
+    t["boot_low"], t["boot_high"] = 100 * t["boot_low"], 100 * t["boot_high"]
+    t["p_holm"] = stats.holm(t["p_chi2"])
+    t["significant"] = t["p_holm"] < config.alpha
+    t["significant_unadjusted"] = t["p_chi2"] < config.alpha
+    t["p_left"] = stats.binom_p(t["left"], n)
+    order = ["comparison", "criterion", "primary", "n", "k", "pct_primary", "chi2", "p_chi2", "p_binom",
+             "ci_low", "ci_high", "boot_low", "boot_high", "p_cluster", "p_holm", "significant",
+             "significant_unadjusted", "raters", "prompts", "n_unanswered", "chi2_template", "p_chi2_template",
+             "left_share", "p_left", "pct_primary_when_left", "pct_primary_when_right"]
+    return t[order]
+
+
+def _per_prompt(main: pd.DataFrame, design: Design, alpha: float) -> pd.DataFrame:
+    g = main.groupby(["comparison", "criterion", "prompt_id"], sort=False)
+    t = pd.DataFrame({
+        "n": g["answered"].sum(),
+        "n_unanswered": g["answered"].agg(lambda s: int((~s).sum())),
+        "k": g["chose_primary"].sum(),
+        "left": g["choice"].agg(lambda s: int((s == "left").sum())),
+    }).reset_index()
+    t[["n", "k"]] = t[["n", "k"]].astype(int)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t["pct_primary"] = np.where(t["n"] > 0, 100 * t["k"] / t["n"], np.nan)
+        t["left_share"] = np.where(t["n"] > 0, t["left"] / t["n"], np.nan)
+    lo, hi = stats.wilson(t["k"], t["n"], alpha=alpha)
+    t["ci_low"], t["ci_high"] = 100 * lo, 100 * hi
+    t["comparison"] = pd.Categorical(t["comparison"], categories=design.comparisons, ordered=True)
+    t["criterion"] = pd.Categorical(t["criterion"], categories=CRITERIA, ordered=True)
+    t = t.sort_values(["comparison", "criterion", "prompt_id"]).reset_index(drop=True)
+    t["comparison"] = t["comparison"].astype(str)
+    t["criterion"] = t["criterion"].astype(str)
+    return t[["comparison", "criterion", "prompt_id", "n", "k", "pct_primary", "ci_low", "ci_high",
+              "n_unanswered", "left_share"]]
+
+
+def _agreement(main: pd.DataFrame) -> pd.DataFrame:
+    """Fleiss' kappa per criterion; subjects = questions, categories = primary / other method.
+
+    Fleiss' kappa needs the same number of ratings per subject: questions with the most common
+    count are used and the others reported (`subjects_used` of `subjects`)."""
+    rows = []
+    ans = main[main["answered"]]
+    for crit in CRITERIA:
+        sub = ans[ans["criterion"] == crit]
+        counts = sub.groupby("question_id")["chose_primary"].agg(["sum", "size"])
+        if counts.empty:
+            rows.append({"criterion": crit, "kappa": np.nan, "subjects": 0, "subjects_used": 0,
+                         "ratings_per_subject": 0})
+            continue
+        m = int(counts["size"].mode().max())
+        used = counts[counts["size"] == m]
+        table = np.stack([used["sum"].to_numpy(), (used["size"] - used["sum"]).to_numpy()], axis=1)
+        rows.append({"criterion": crit, "kappa": stats.fleiss(table), "subjects": len(counts),
+                     "subjects_used": len(used), "ratings_per_subject": m})
+    return pd.DataFrame(rows)
+
+
+def analyze(votes: Votes, design: Design, config: AnalysisConfig | None = None) -> Analysis:
+    """Run the whole analysis on validated votes."""
+    config = config or AnalysisConfig()
+    f = votes.frame
+    raters = rater_summary(votes, config.exclusion)
+    excluded = set(raters.loc[raters["excluded"], "rater_id"])
+    main = f[~f["is_attention_check"] & ~f["rater_id"].isin(excluded)]
+    table = _cell_rows(main, design, config)
+    per_prompt = _per_prompt(main, design, config.alpha)
+    agreement = _agreement(main)
+    sides = main.groupby("question_id")["primary_side"].nunique()
+    summary = {
+        "rows": int(len(f) + votes.duplicates_merged),
+        "duplicates_merged": int(votes.duplicates_merged),
+        "judgments": int((~f["is_attention_check"]).sum()),
+        "attention_check_judgments": int(f["is_attention_check"].sum()),
+        "raters_total": int(len(raters)),
+        "raters_excluded": int(len(excluded)),
+        "raters_analyzed": int(len(raters) - len(excluded)),
+        "judgments_excluded": int((~f["is_attention_check"] & f["rater_id"].isin(excluded)).sum()),
+        "judgments_analyzed": int(len(main)),
+        "answered": int(main["answered"].sum()),
+        "unanswered": int((~main["answered"]).sum()),
+        "questions": int(main["question_id"].nunique()),
+        "questions_fixed_layout": int((sides == 1).sum()) if main["rater_id"].nunique() > 1 else 0,
+    }
+    return Analysis(design=design, config=config, table=table, per_prompt=per_prompt, raters=raters,
+                    agreement=agreement, summary=summary, synthetic=votes.synthetic)

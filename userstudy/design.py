@@ -1,0 +1,248 @@
+"""The study design: which method is the primary one (4D-fy), what it is compared with, and how the
+results are laid out in the paper's tables.
+
+A design file is YAML or JSON. Full form (the paper's, `designs/paper.yaml`)::
+
+    primary: 4dfy
+    methods:                      # display labels (Markdown / LaTeX), optional per method
+      4dfy: {label: 4D-fy}
+      wo_3d: {label: "w/o L_3D", latex: "w/o $\\nabla_\\theta \\mathcal{L}_{3D}$"}
+    tables:
+      table2:
+        caption: ...
+        sections:
+          - {heading: "", prompt_set: mav3d_28, rows: [mav3d, 4dfy]}
+          - {heading: Ablation Study, prompt_set: ablation_5, rows: [4dfy, wo_3d, ...]}
+    attention_check: {correct_method: 4dfy, decoys: [attention_decoy]}
+
+Short form: `primary: 4dfy` and `comparisons: [mav3d, wo_3d]` (one table, one section).
+Every method in a table row other than the primary is a comparison; each comparison appears once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DESIGN_DIR = Path(__file__).resolve().parent / "designs"
+PAPER_DESIGN = DESIGN_DIR / "paper.yaml"
+
+
+class DesignError(ValueError):
+    """A design file is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class MethodLabel:
+    """How a method is printed in the tables."""
+
+    label: str
+    """Plain-text / Markdown label (e.g. `MAV3D`)."""
+    latex: str
+    """LaTeX label, already escaped (e.g. `w/o $\\nabla_\\theta \\mathcal{L}_{3D}$`)."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A block of rows of one table that share a prompt set (e.g. the ablation block of Table 2)."""
+
+    rows: tuple[str, ...]
+    """Methods in row order; the primary may appear (its row shows only CLIP)."""
+    heading: str = ""
+    """Italic heading row printed above the block ("" = none)."""
+    prompt_set: str = ""
+    """Name of the prompts the block was evaluated on (selects the CLIP value; e.g. `mav3d_28`)."""
+    n_prompts: int | None = None
+    """Number of prompts per comparison (used by the simulator when the prompt file is unknown)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One output table (Table 2, Table 3) in the paper's layout."""
+
+    name: str
+    """File stem of the outputs (`table2` -> table2.md, table2.tex, table2.csv)."""
+    sections: tuple[Section, ...]
+    """Row blocks, in order."""
+    caption: str = ""
+    """Caption printed with the table."""
+
+
+@dataclass(frozen=True)
+class AttentionCheck:
+    """How attention-check questions are scored."""
+
+    correct_method: str
+    """The side showing this method is the right answer (unless a row has `expected_choice`)."""
+    decoys: tuple[str, ...] = ()
+    """Methods that appear only in attention checks (e.g. a deliberately broken video)."""
+
+
+@dataclass(frozen=True)
+class Design:
+    """Primary method, comparisons and table layout of a user study."""
+
+    primary: str
+    """The method the study is about (4D-fy: `4dfy`); percentages are votes for it."""
+    tables: tuple[Table, ...]
+    """Output tables; their rows define the comparisons."""
+    labels: dict[str, MethodLabel] = field(default_factory=dict)
+    """Display labels per method (defaults to the method name)."""
+    attention_check: AttentionCheck | None = None
+    """Scoring of attention checks (defaults: correct method = primary, no decoys)."""
+    name: str = ""
+    """Name of the design (printed in reports)."""
+
+    @property
+    def comparisons(self) -> tuple[str, ...]:
+        """Compared methods, in table order."""
+        out = []
+        for table in self.tables:
+            for section in table.sections:
+                out.extend(m for m in section.rows if m != self.primary)
+        return tuple(out)
+
+    @property
+    def check(self) -> AttentionCheck:
+        return self.attention_check or AttentionCheck(correct_method=self.primary)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Every method a votes file may name: primary, comparisons, attention-check decoys."""
+        return (self.primary, *self.comparisons, *self.check.decoys)
+
+    def label(self, method: str, latex: bool = False) -> str:
+        lab = self.labels.get(method)
+        if lab is None:
+            return _latex_escape(method) if latex else method
+        return lab.latex if latex else lab.label
+
+    def section_of(self, method: str) -> tuple[Table, Section]:
+        for table in self.tables:
+            for section in table.sections:
+                if method in section.rows:
+                    return table, section
+        raise KeyError(method)
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    """Plain text -> LaTeX text (special characters escaped)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+latex_escape = _latex_escape
+
+_TOP_KEYS = {"name", "primary", "methods", "tables", "comparisons", "attention_check"}
+_SECTION_KEYS = {"rows", "heading", "prompt_set", "n_prompts"}
+_TABLE_KEYS = {"sections", "caption"}
+
+
+def _unknown(keys, allowed, where: str) -> None:
+    extra = sorted(set(keys) - allowed)
+    if extra:
+        raise DesignError(f"{where}: unknown key(s) {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})")
+
+
+def design_from_dict(data: dict, source: str = "design") -> Design:
+    """Build and check a `Design` from parsed YAML/JSON."""
+    if not isinstance(data, dict):
+        raise DesignError(f"{source}: expected a mapping at the top level")
+    _unknown(data, _TOP_KEYS, source)
+    primary = data.get("primary")
+    if not primary or not isinstance(primary, str):
+        raise DesignError(f"{source}: 'primary' (the method the percentages are for, e.g. 4dfy) is required")
+    if ("tables" in data) == ("comparisons" in data):
+        raise DesignError(f"{source}: give exactly one of 'tables' (full layout) or 'comparisons' (a list)")
+    tables: list[Table] = []
+    if "comparisons" in data:
+        comps = data["comparisons"]
+        if not isinstance(comps, list) or not comps or not all(isinstance(c, str) for c in comps):
+            raise DesignError(f"{source}: 'comparisons' must be a non-empty list of method names")
+        tables.append(Table(name="table", sections=(Section(rows=(primary, *comps)),)))
+    else:
+        if not isinstance(data["tables"], dict) or not data["tables"]:
+            raise DesignError(f"{source}: 'tables' must map a table name to {{sections: [...]}}")
+        for tname, tdata in data["tables"].items():
+            where = f"{source}: tables.{tname}"
+            if not isinstance(tdata, dict):
+                raise DesignError(f"{where}: expected a mapping with 'sections'")
+            _unknown(tdata, _TABLE_KEYS, where)
+            secs = []
+            for i, sdata in enumerate(tdata.get("sections") or []):
+                swhere = f"{where}.sections[{i}]"
+                if not isinstance(sdata, dict):
+                    raise DesignError(f"{swhere}: expected a mapping with 'rows'")
+                _unknown(sdata, _SECTION_KEYS, swhere)
+                rows = sdata.get("rows")
+                if not isinstance(rows, list) or not rows or not all(isinstance(r, str) for r in rows):
+                    raise DesignError(f"{swhere}: 'rows' must be a non-empty list of method names")
+                n_prompts = sdata.get("n_prompts")
+                if n_prompts is not None and (not isinstance(n_prompts, int) or n_prompts < 1):
+                    raise DesignError(f"{swhere}: 'n_prompts' must be a positive integer")
+                secs.append(Section(rows=tuple(rows), heading=str(sdata.get("heading") or ""),
+                                    prompt_set=str(sdata.get("prompt_set") or ""), n_prompts=n_prompts))
+            if not secs:
+                raise DesignError(f"{where}: no sections")
+            tables.append(Table(name=str(tname), sections=tuple(secs), caption=str(tdata.get("caption") or "")))
+    labels = {}
+    for method, ldata in (data.get("methods") or {}).items():
+        if isinstance(ldata, str):
+            ldata = {"label": ldata}
+        if not isinstance(ldata, dict):
+            raise DesignError(f"{source}: methods.{method} must be a label or {{label, latex}}")
+        _unknown(ldata, {"label", "latex"}, f"{source}: methods.{method}")
+        label = str(ldata.get("label") or method)
+        labels[str(method)] = MethodLabel(label=label, latex=str(ldata.get("latex") or _latex_escape(label)))
+    check = None
+    if data.get("attention_check") is not None:
+        cdata = data["attention_check"]
+        if not isinstance(cdata, dict):
+            raise DesignError(f"{source}: attention_check must be {{correct_method, decoys}}")
+        _unknown(cdata, {"correct_method", "decoys"}, f"{source}: attention_check")
+        check = AttentionCheck(correct_method=str(cdata.get("correct_method") or primary),
+                               decoys=tuple(str(d) for d in cdata.get("decoys") or ()))
+    design = Design(primary=primary, tables=tuple(tables), labels=labels, attention_check=check,
+                    name=str(data.get("name") or ""))
+    _check(design, source)
+    return design
+
+
+def _check(design: Design, source: str) -> None:
+    comps = design.comparisons
+    if not comps:
+        raise DesignError(f"{source}: no comparisons (every table row is the primary {design.primary!r})")
+    dup = sorted({c for c in comps if comps.count(c) > 1})
+    if dup:
+        raise DesignError(f"{source}: comparison(s) listed more than once: {', '.join(dup)}")
+    names = [t.name for t in design.tables]
+    if len(set(names)) != len(names):
+        raise DesignError(f"{source}: duplicate table names")
+    check = design.check
+    clash = sorted(set(check.decoys) & {design.primary, *comps})
+    if clash:
+        raise DesignError(f"{source}: attention-check decoys must not be compared methods: {', '.join(clash)}")
+    if check.correct_method not in design.methods:
+        raise DesignError(f"{source}: attention_check.correct_method {check.correct_method!r} is not in the design")
+    unknown_labels = sorted(set(design.labels) - set(design.methods))
+    if unknown_labels:
+        raise DesignError(f"{source}: labels for methods not in the design: {', '.join(unknown_labels)}")
+
+
+def load_design(path: Path | str | None = None) -> Design:
+    """Read a design file (YAML or JSON); None = the paper's design (`designs/paper.yaml`)."""
+    import yaml
+
+    path = Path(path) if path is not None else PAPER_DESIGN
+    if not path.is_file():
+        raise DesignError(f"design file not found: {path} (the paper's is {PAPER_DESIGN.name} in userstudy/designs)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise DesignError(f"{path.name}: cannot parse: {err}") from err
+    return design_from_dict(data, source=path.name)

@@ -1,0 +1,105 @@
+"""Power analysis on simulated (SYNTHETIC) panels: how many raters does a given true preference need?
+
+For each panel size the simulator (`userstudy.simulate`: rater heterogeneity, unanswered
+sub-questions) draws `sims` panels of one cell (comparison x criterion) and counts how often the test
+rejects "no preference":
+- `chi2`: the paper's pooled chi-square test (treats every judgment as independent; with rater
+  heterogeneity its nominal level is too liberal, so its power is optimistic);
+- `cluster`: the rater-cluster-robust test (`stats.cluster_wald_p`), valid with heterogeneous raters.
+`power_approx` is the normal approximation (Cohen's h, statsmodels) with the design effect
+1 + (m - 1) icc of m judgments per rater.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from userstudy import stats
+from userstudy.simulate import rater_rates
+
+
+@dataclass(frozen=True)
+class PowerConfig:
+    """A power question."""
+
+    rate: float = 0.6
+    """True share of judgments preferring the primary method."""
+    prompts: int = 28
+    """Judgments per rater in the cell (prompts of the comparison: 28 vs MAV3D, 5 per ablation)."""
+    target: float = 0.8
+    """Wanted power."""
+    alpha: float = 0.05
+    """Significance level of one test."""
+    family: int = 1
+    """Tests corrected together (Holm); planned at the conservative alpha / family of Holm's first step."""
+    rater_icc: float = 0.0
+    """Between-rater share of variance of the preference (see `simulate.PanelConfig`)."""
+    unanswered: float = 0.0
+    """Probability that a sub-question is left unanswered."""
+    min_raters: int = 2
+    """Smallest panel size tried."""
+    max_raters: int = 100
+    """Largest panel size tried."""
+    sims: int = 2000
+    """Simulated panels per panel size."""
+    seed: int = 0
+    """Seed of the simulation."""
+
+
+def _check(cfg: PowerConfig) -> None:
+    if not 0 < cfg.rate < 1 or cfg.rate == 0.5:
+        raise ValueError("rate must lie in (0, 1) and differ from 0.5")
+    if not 0 < cfg.target < 1 or not 0 < cfg.alpha < 1:
+        raise ValueError("target and alpha must lie in (0, 1)")
+    if cfg.prompts < 1 or cfg.family < 1 or cfg.sims < 10:
+        raise ValueError("prompts and family must be >= 1, sims >= 10")
+    if not 2 <= cfg.min_raters <= cfg.max_raters:
+        raise ValueError("need 2 <= min_raters <= max_raters")
+    if not 0 <= cfg.rater_icc < 1 or not 0 <= cfg.unanswered < 1:
+        raise ValueError("rater_icc and unanswered must lie in [0, 1)")
+
+
+def power_approx(cfg: PowerConfig, n_raters: np.ndarray) -> np.ndarray:
+    """Normal-approximation power with the design effect of clustered judgments."""
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    m = cfg.prompts * (1 - cfg.unanswered)
+    deff = 1 + (m - 1) * cfg.rater_icc
+    n_eff = np.asarray(n_raters, dtype=float) * m / deff
+    h = proportion_effectsize(cfg.rate, 0.5)
+    return np.array([NormalIndPower().power(h, nobs1=n, alpha=cfg.alpha / cfg.family, ratio=0) for n in n_eff])
+
+
+def power_table(cfg: PowerConfig) -> pd.DataFrame:
+    """Power per panel size: simulated (chi2, cluster) and approximate."""
+    _check(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    level = cfg.alpha / cfg.family
+    rows = []
+    grid = np.arange(cfg.min_raters, cfg.max_raters + 1)
+    for r in grid:
+        p_r = rater_rates(rng, cfg.rate, cfg.rater_icc, (cfg.sims, r))
+        n = rng.binomial(cfg.prompts, 1 - cfg.unanswered, size=(cfg.sims, r))
+        k = rng.binomial(n, p_r)
+        _, p_chi2 = stats.chisquare_half(k.sum(1), n.sum(1))
+        p_cl = stats.cluster_wald_p(k, n)
+        rows.append({"n_raters": int(r), "judgments": int(r * cfg.prompts),
+                     "power_chi2": float(np.mean(np.nan_to_num(p_chi2, nan=1.0) < level)),
+                     "power_cluster": float(np.mean(np.nan_to_num(p_cl, nan=1.0) < level))})
+    out = pd.DataFrame(rows)
+    out["power_approx"] = power_approx(cfg, grid)
+    return out
+
+
+def raters_needed(table: pd.DataFrame, column: str, target: float) -> int | None:
+    """Smallest panel size from which the power stays at or above target (None: not within the grid)."""
+    ok = (table[column] >= target).to_numpy()
+    if not ok[-1]:
+        return None
+    bad = np.flatnonzero(~ok)
+    first = bad[-1] + 1 if len(bad) else 0
+    return int(table["n_raters"].iloc[first])

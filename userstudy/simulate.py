@@ -1,0 +1,230 @@
+"""Simulated rater panels (SYNTHETIC data) for demos, tests and power analysis.
+
+Model, per comparison and criterion with true preference rate p for the primary method:
+- rater heterogeneity: rater r prefers the primary with p_r ~ Beta(p c, (1-p) c), c = 1/icc - 1, so
+  the mean over raters is exactly p and the between-rater variance is icc * p (1-p) (icc = 0: p_r = p);
+- position bias b: a rater picks the primary with p_r + b min(p_r, 1-p_r) when it is on the left and
+  p_r - b min(p_r, 1-p_r) when it is on the right (a left/right-balanced layout keeps the mean p, and
+  the left share becomes 0.5 + b E[min(p_r, 1-p_r)]);
+- careless raters answer every sub-question at random (and so fail attention checks half the time);
+  attentive raters get an attention check wrong with probability `lapse`;
+- each sub-question is left unanswered with probability `unanswered`.
+
+Every simulated row is labelled: rater ids start with `synthetic-` and `source` is `synthetic`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from userstudy.design import Design
+from userstudy.votes import CRITERIA, SYNTHETIC_PREFIX
+
+LAYOUTS = ("per_rater", "global")
+
+
+@dataclass(frozen=True)
+class PanelConfig:
+    """A simulated panel of raters."""
+
+    n_raters: int = 26
+    """Raters in the panel (the paper: 26)."""
+    rates: dict = field(default_factory=dict)
+    """True preference for the primary per comparison: {comparison: rate} or {comparison: {criterion: rate}}."""
+    default_rate: float = 0.5
+    """True rate of every cell not in `rates`."""
+    rater_icc: float = 0.0
+    """Between-rater share of variance (0 = identical raters; 0.05 is modest, 0.2 strong)."""
+    position_bias: float = 0.0
+    """Pull towards the left video, 0..1 (see the module docstring)."""
+    careless_share: float = 0.0
+    """Expected share of raters answering at random."""
+    lapse: float = 0.0
+    """Probability that an attentive rater fails an attention-check sub-question."""
+    attention_checks: int = 0
+    """Attention-check questions per rater (five sub-questions each); needs a decoy in the design."""
+    unanswered: float = 0.0
+    """Probability that a sub-question is left unanswered."""
+    layout: str = "per_rater"
+    """Left/right order: `per_rater` (each rater a fresh random order) or `global` (one shuffle for
+    everybody, as the authors' template: position is then confounded with method)."""
+    comparisons: tuple[str, ...] | None = None
+    """Comparisons to simulate (None: all of the design)."""
+    seed: int = 0
+    """Seed of every draw."""
+
+    def rate(self, comparison: str, criterion: str) -> float:
+        r = self.rates.get(comparison, self.default_rate)
+        if isinstance(r, dict):
+            r = r.get(criterion, self.default_rate)
+        return float(r)
+
+
+def check_config(cfg: PanelConfig) -> None:
+    """Raise ValueError for impossible settings."""
+    if cfg.n_raters < 1:
+        raise ValueError("n_raters must be at least 1")
+    for name in ("rater_icc", "position_bias", "careless_share", "lapse", "unanswered", "default_rate"):
+        v = getattr(cfg, name)
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {v}")
+    if cfg.rater_icc >= 1.0:
+        raise ValueError("rater_icc must be below 1")
+    if cfg.layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {cfg.layout!r} (use {' or '.join(LAYOUTS)})")
+    if cfg.attention_checks < 0:
+        raise ValueError("attention_checks must be >= 0")
+    for comp, r in cfg.rates.items():
+        vals = r.values() if isinstance(r, dict) else [r]
+        if isinstance(r, dict):
+            bad = sorted(set(r) - set(CRITERIA))
+            if bad:
+                raise ValueError(f"rates[{comp}]: unknown criterion {', '.join(bad)}")
+        if not all(0.0 <= float(v) <= 1.0 for v in vals):
+            raise ValueError(f"rates[{comp}]: rates must lie in [0, 1]")
+
+
+def rater_rates(rng: np.random.Generator, p: float, icc: float, size) -> np.ndarray:
+    """Per-rater preference rates with mean p and between-rater variance icc * p (1-p)."""
+    if icc <= 0 or p <= 0 or p >= 1:
+        return np.full(size, p, dtype=float)
+    c = 1.0 / icc - 1.0
+    return rng.beta(p * c, (1 - p) * c, size=size)
+
+
+def draw_choices(rng: np.random.Generator, p_rater: np.ndarray, primary_left: np.ndarray,
+                 careless: np.ndarray, position_bias: float) -> np.ndarray:
+    """True where the primary was chosen. p_rater, careless: (..., raters); primary_left: (..., raters, questions)."""
+    p = p_rater[..., None]
+    shift = position_bias * np.minimum(p, 1 - p)
+    p_primary = np.where(primary_left, p + shift, p - shift)
+    p_primary = np.where(careless[..., None], 0.5, p_primary)
+    return rng.random(primary_left.shape) < p_primary
+
+
+def simulate_counts(p: float, n_raters: int, n_prompts: int, cfg: PanelConfig, n_panels: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Votes for the primary and answered judgments per rater, for many panels of one cell.
+
+    The same model as `simulate_votes` without attention checks (careless raters stay in);
+    returns k, n of shape (n_panels, n_raters). Used by the coverage tests and `power`."""
+    shape = (n_panels, n_raters)
+    p_r = rater_rates(rng, p, cfg.rater_icc, shape)
+    careless = rng.random(shape) < cfg.careless_share
+    if cfg.layout == "global":
+        primary_left = np.broadcast_to(rng.random((n_panels, 1, n_prompts)) < 0.5, (*shape, n_prompts))
+    else:
+        primary_left = rng.random((*shape, n_prompts)) < 0.5
+    chose = draw_choices(rng, p_r, primary_left, careless, cfg.position_bias)
+    answered = rng.random((*shape, n_prompts)) >= cfg.unanswered
+    return (chose & answered).sum(-1), answered.sum(-1)
+
+
+def prompt_ids(prompt_set: str, n_prompts: int | None) -> list[str]:
+    """Prompt slugs of a prompt set: from `prompts/<prompt_set>.txt` when it exists, else generic ids."""
+    try:
+        from pipelines.prompts import PROMPT_DIR, load_prompts
+
+        path = PROMPT_DIR / f"{prompt_set}.txt"
+        if prompt_set and path.is_file():
+            slugs = list(load_prompts(path))
+            return slugs[:n_prompts] if n_prompts else slugs
+    except ImportError:  # pragma: no cover - userstudy used without the pipelines package
+        pass
+    if not n_prompts:
+        raise ValueError(f"prompt set {prompt_set!r} has no prompt file; give n_prompts in the design section")
+    return [f"{prompt_set or 'prompt'}_{i:02d}" for i in range(1, n_prompts + 1)]
+
+
+def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
+    """A SYNTHETIC votes table in the suite's format (see `userstudy.votes`)."""
+    check_config(cfg)
+    comps = cfg.comparisons or design.comparisons
+    unknown = sorted(set(comps) - set(design.comparisons))
+    if unknown:
+        raise ValueError(f"comparison(s) not in the design: {', '.join(unknown)}")
+    unknown = sorted(set(cfg.rates) - set(design.comparisons))
+    if unknown:
+        raise ValueError(f"rates given for comparison(s) not in the design: {', '.join(unknown)}")
+    if cfg.attention_checks and not design.check.decoys:
+        raise ValueError("attention checks need a decoy method in the design (attention_check.decoys)")
+    rng = np.random.default_rng(cfg.seed)
+    R = cfg.n_raters
+    raters = np.array([f"{SYNTHETIC_PREFIX}r{i:03d}" for i in range(1, R + 1)])
+    careless = rng.random(R) < cfg.careless_share
+    # Questions: (comparison, prompt), numbered in design order.
+    questions = []
+    for comp in comps:
+        _, section = design.section_of(comp)
+        for slug in prompt_ids(section.prompt_set, section.n_prompts):
+            questions.append((comp, slug))
+    Q = len(questions)
+    width = max(2, len(str(Q + cfg.attention_checks)))
+    qids = np.array([f"q{i:0{width}d}" for i in range(1, Q + 1)])
+    if cfg.layout == "global":
+        primary_left = np.broadcast_to(rng.random((1, Q)) < 0.5, (R, Q))
+    else:
+        primary_left = rng.random((R, Q)) < 0.5
+    q_comp = np.array([c for c, _ in questions])
+    q_prompt = np.array([s for _, s in questions])
+    frames = []
+    for ci, crit in enumerate(CRITERIA):
+        chose = np.zeros((R, Q), dtype=bool)
+        for comp in comps:
+            cols = q_comp == comp
+            p_r = rater_rates(rng, cfg.rate(comp, crit), cfg.rater_icc, R)
+            chose[:, cols] = draw_choices(rng, p_r, primary_left[:, cols], careless, cfg.position_bias)
+        answered = rng.random((R, Q)) >= cfg.unanswered
+        choose_left = chose == primary_left
+        choice = np.where(answered, np.where(choose_left, "left", "right"), "none")
+        other = np.broadcast_to(q_comp, (R, Q))
+        frames.append(pd.DataFrame({
+            "rater_id": np.repeat(raters, Q), "question_id": np.tile(qids, R),
+            "prompt_id": np.tile(q_prompt, R),
+            "method_left": np.where(primary_left, design.primary, other).ravel(),
+            "method_right": np.where(primary_left, other, design.primary).ravel(),
+            "criterion": crit, "choice": choice.ravel(), "is_attention_check": "false",
+            "expected_choice": "", "_q": np.tile(np.arange(Q), R), "_r": np.repeat(np.arange(R), Q), "_c": ci,
+        }))
+    if cfg.attention_checks:
+        C = cfg.attention_checks
+        decoy = design.check.decoys[0]
+        correct = design.check.correct_method
+        correct_left = rng.random((R, C)) < 0.5
+        for ci, crit in enumerate(CRITERIA):
+            right_answer = np.where(careless[:, None], rng.random((R, C)) < 0.5, rng.random((R, C)) >= cfg.lapse)
+            answered = rng.random((R, C)) >= cfg.unanswered
+            picks_left = right_answer == correct_left
+            choice = np.where(answered, np.where(picks_left, "left", "right"), "none")
+            frames.append(pd.DataFrame({
+                "rater_id": np.repeat(raters, C),
+                "question_id": np.tile([f"q{Q + j:0{width}d}" for j in range(1, C + 1)], R),
+                "prompt_id": np.tile([f"attention_check_{j}" for j in range(1, C + 1)], R),
+                "method_left": np.where(correct_left, correct, decoy).ravel(),
+                "method_right": np.where(correct_left, decoy, correct).ravel(),
+                "criterion": crit, "choice": choice.ravel(), "is_attention_check": "true",
+                "expected_choice": np.where(correct_left, "left", "right").ravel(),
+                "_q": np.tile(Q + np.arange(C), R), "_r": np.repeat(np.arange(R), C), "_c": ci,
+            }))
+    out = pd.concat(frames, ignore_index=True).sort_values(["_r", "_q", "_c"], kind="stable")
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    secs = out["_r"].to_numpy() * 3600 + out["_q"].to_numpy() * 30 + out["_c"].to_numpy() * 5
+    stamps = [(start + timedelta(seconds=int(s))).strftime("%Y-%m-%dT%H:%M:%SZ") for s in secs]
+    out["answered_at"] = np.where(out["choice"] == "none", "", stamps)
+    out["source"] = "synthetic"
+    cols = ["rater_id", "question_id", "prompt_id", "method_left", "method_right", "criterion", "choice",
+            "is_attention_check", "answered_at", "expected_choice", "source"]
+    return out[cols].reset_index(drop=True)
+
+
+def write_votes(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write a votes table as CSV (creating the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, lineterminator="\n")
+    return path

@@ -1,0 +1,328 @@
+"""Outputs of `fourdfy analyze`: the paper's tables (Markdown, LaTeX/booktabs, CSV), the full
+statistics table, per-prompt and per-rater CSVs, `metrics.json` (for `dvc metrics show`) and a
+Markdown report. No timestamps or absolute paths are written."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from userstudy.analysis import Analysis
+from userstudy.design import Design, Table, latex_escape
+from userstudy.stats import binom_p
+from userstudy.votes import CRITERIA, CRITERION_ABBR
+
+BANNER_MD = "> **SYNTHETIC DATA**: simulated raters (`fourdfy simulate-votes`), not a user study."
+BANNER_TEXT = "SYNTHETIC DATA: simulated raters, not a user study."
+DASH_MD = "—"
+DASH_TEX = "---"
+NOT_SIG_MD = "†"
+NOT_SIG_TEX = r"$^\dagger$"
+
+
+class ClipError(ValueError):
+    """A CLIP-score CSV is malformed or names methods outside the design."""
+
+
+def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], float]:
+    """Read a `method,clip[,prompt_set]` CSV -> {(method, prompt_set or ""): clip}."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClipError(f"CLIP file not found: {path}")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw.columns = [c.strip() for c in raw.columns]
+    missing = [c for c in ("method", "clip") if c not in raw.columns]
+    if missing:
+        raise ClipError(f"{path.name}: missing column(s) {', '.join(missing)} (need method,clip[,prompt_set])")
+    raw = raw.apply(lambda s: s.str.strip())
+    raw.insert(0, "line", np.arange(len(raw)) + 2)
+    if "prompt_set" not in raw.columns:
+        raw["prompt_set"] = ""
+    value = pd.to_numeric(raw["clip"], errors="coerce")
+    problems = []
+    bad = value.isna()
+    if bad.any():
+        problems.append(("clip is not a number", raw[bad]))
+    known = set(design.comparisons) | {design.primary}
+    bad = ~raw["method"].isin(known)
+    if bad.any():
+        problems.append((f"method not in the design ({', '.join(sorted(known))})", raw[bad]))
+    bad = raw.duplicated(["method", "prompt_set"], keep=False)
+    if bad.any():
+        problems.append(("more than one CLIP value for a method (and prompt_set)", raw[bad]))
+    if problems:
+        text = "\n".join(f"- {what}:\n" + "\n".join("    " + ln for ln in rows.to_string(index=False).splitlines())
+                         for what, rows in problems)
+        raise ClipError(f"{path.name}: bad CLIP rows:\n{text}")
+    return {(m, s): float(v) for m, s, v in zip(raw["method"], raw["prompt_set"], value)}
+
+
+def _clip_for(clip: dict, method: str, prompt_set: str) -> float:
+    if (method, prompt_set) in clip:
+        return clip[(method, prompt_set)]
+    return clip.get((method, ""), math.nan)
+
+
+def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:
+    """Rows of one paper table: headings, the primary's CLIP row, one row per comparison."""
+    clip = clip or {}
+    design = analysis.design
+    stats = analysis.table.set_index(["comparison", "criterion"])
+    rows = []
+    for s_idx, section in enumerate(table.sections):
+        if section.heading:
+            rows.append({"kind": "heading", "section": s_idx, "method": "", "label": section.heading,
+                         "label_latex": latex_escape(section.heading)})
+        for method in section.rows:
+            row = {"kind": "primary" if method == design.primary else "comparison", "section": s_idx,
+                   "method": method, "label": design.label(method), "label_latex": design.label(method, latex=True),
+                   "clip": _clip_for(clip, method, section.prompt_set)}
+            if method != design.primary:
+                for crit in CRITERIA:
+                    cell = stats.loc[(method, crit)]
+                    row[crit] = cell["pct_primary"]
+                    row[f"{crit}_significant"] = bool(cell["significant"]) if cell["n"] > 0 else None
+                    row[f"{crit}_n"] = int(cell["n"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pct(value: float, sig, pct: str, mark: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.0f}{pct}" + ("" if sig else mark)
+
+
+def _clip_text(value, dash: str) -> str:
+    return dash if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+
+
+def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool) -> str:
+    head = ["Method", "CLIP", *(CRITERION_ABBR[c] for c in CRITERIA)]
+    out = []
+    if synthetic:
+        out += [BANNER_MD, ""]
+    caption = table.caption or f"Human preference for {primary_label}."
+    out += [f"**{table.name}.** {caption}", "", "| " + " | ".join(head) + " |",
+            "|:--|" + "--:|" * (len(head) - 1)]
+    for _, r in rows.iterrows():
+        if r["kind"] == "heading":
+            out.append(f"| *{r['label']}* |" + " |" * (len(head) - 1))
+            continue
+        cells = [r["label"], _clip_text(r.get("clip"), DASH_MD)]
+        for crit in CRITERIA:
+            cells.append(DASH_MD if r["kind"] == "primary"
+                         else _pct(r[crit], r[f"{crit}_significant"], "%", NOT_SIG_MD))
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", f"Percent of answered judgments preferring {primary_label}; {NOT_SIG_MD} = not significant at "
+            "0.05 after Holm correction over all comparisons and criteria (chi-square test as in the paper); "
+            "n, intervals and p-values in `table.csv`."]
+    return "\n".join(out) + "\n"
+
+
+def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool, source: str) -> str:
+    ncol = 2 + len(CRITERIA)
+    caption = latex_escape(table.caption or f"Human preference for {primary_label}.")
+    caption += (f" {NOT_SIG_TEX}: not significant at $p<0.05$ after Holm correction (chi-square test). "
+                f"Percentages are of answered judgments.")
+    if synthetic:
+        caption = r"\textbf{" + latex_escape(BANNER_TEXT) + "} " + caption
+    out = [f"% Generated by `fourdfy analyze` from {latex_escape(source)}. Needs \\usepackage{{booktabs}}."]
+    if synthetic:
+        out.append("% " + BANNER_TEXT)
+    out += [r"\begin{table}[t]", r"\centering", r"\caption{" + caption + "}",
+            r"\label{tab:" + table.name + "}",
+            r"\begin{tabular}{l" + "c" * (ncol - 1) + "}", r"\toprule",
+            r"Method & CLIP & \multicolumn{4}{c}{Human Preference} & Overall \\",
+            r"\cmidrule(lr){3-6}",
+            " & & " + " & ".join(CRITERION_ABBR[c] for c in CRITERIA[:4]) + r" & \\", r"\midrule"]
+    first = True
+    for _, r in rows.iterrows():
+        if r["kind"] == "heading":
+            if not first:
+                out.append(r"\midrule")
+            out.append(r"\multicolumn{" + str(ncol) + r"}{l}{\textit{" + r["label_latex"] + r"}} \\")
+            first = False
+            continue
+        first = False
+        cells = [r["label_latex"], _clip_text(r.get("clip"), DASH_TEX)]
+        for crit in CRITERIA:
+            cells.append(DASH_TEX if r["kind"] == "primary"
+                         else _pct(r[crit], r[f"{crit}_significant"], r"\%", NOT_SIG_TEX))
+        out.append(" & ".join(cells) + r" \\")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def table_csv(rows: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
+    body = rows[rows["kind"] != "heading"].copy()
+    out = pd.DataFrame({"section": body["section"], "method": body["method"], "label": body["label"],
+                        "clip": body.get("clip")})
+    for crit in CRITERIA:
+        out[crit] = body[crit].round(1) if crit in body else np.nan
+    for crit in CRITERIA:
+        out[f"n_{crit}"] = body[f"{crit}_n"].astype("Int64") if f"{crit}_n" in body else pd.NA
+    out["synthetic"] = synthetic
+    return out
+
+
+def _num(x, digits: int = 6):
+    if x is None:
+        return None
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    x = float(x)
+    if math.isnan(x) or math.isinf(x):
+        return None
+    return float(f"{x:.{digits}g}")
+
+
+METRIC_FIELDS = ("n", "k", "pct_primary", "ci_low", "ci_high", "boot_low", "boot_high", "chi2", "p_chi2",
+                 "p_binom", "p_cluster", "p_holm", "significant", "n_unanswered", "left_share")
+
+
+def metrics(analysis: Analysis) -> dict:
+    """Hierarchical metrics (comparison -> criterion -> value) for `dvc metrics show`."""
+    pref: dict = {}
+    for _, r in analysis.table.iterrows():
+        cell = {f: _num(r[f]) for f in METRIC_FIELDS}
+        cell["significant"] = int(bool(r["significant"])) if r["n"] > 0 else None
+        pref.setdefault(r["comparison"], {})[r["criterion"]] = cell
+    return {
+        "synthetic": int(analysis.synthetic),
+        "data": {k: _num(v) for k, v in analysis.summary.items()},
+        "preference": pref,
+        "kappa": {r["criterion"]: _num(r["kappa"]) for _, r in analysis.agreement.iterrows()},
+    }
+
+
+def _fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a"
+    return f"{p:.2e}" if p < 1e-4 else f"{p:.4f}"
+
+
+def _fmt_ci(lo, hi) -> str:
+    if isinstance(lo, float) and math.isnan(lo):
+        return "n/a"
+    return f"{lo:.1f}–{hi:.1f}"
+
+
+def exclusion_text(rule) -> str:
+    parts = []
+    if rule.max_failed is not None:
+        parts.append(f"more than {rule.max_failed} failed attention-check judgments")
+    if rule.max_failed_share < 1.0:
+        parts.append(f"a failed share of attention-check judgments above {rule.max_failed_share:g}")
+    if not parts:
+        return "none (no rater is excluded)"
+    return ("exclude raters with " + " or ".join(parts)
+            + f"; unanswered checks {'count' if rule.unanswered_fails else 'do not count'} as failed")
+
+
+def report_markdown(analysis: Analysis, source: str, files: list[str]) -> str:
+    a, d, cfg = analysis, analysis.design, analysis.config
+    s = a.summary
+    rule = cfg.exclusion
+    out = ["# User-study analysis", ""]
+    if a.synthetic:
+        out += [BANNER_MD, ""]
+    out += [f"Votes `{source}`, design `{d.name or 'custom'}` (primary `{d.primary}`; comparisons "
+            f"{', '.join(f'`{c}`' for c in d.comparisons)}).",
+            f"Bootstrap: {cfg.n_boot} rater resamples per cell, seed {cfg.seed}; alpha {cfg.alpha}.", "",
+            "## Data", "",
+            f"- {s['rows']} rows read; {s['duplicates_merged']} identical repeated rows merged.",
+            f"- {s['judgments']} judgments and {s['attention_check_judgments']} attention-check judgments "
+            f"from {s['raters_total']} raters.",
+            f"- Exclusion rule: {exclusion_text(rule)}.",
+            f"- Excluded: {s['raters_excluded']} raters ({s['judgments_excluded']} judgments); "
+            f"analysed: {s['raters_analyzed']} raters, {s['judgments_analyzed']} judgments.",
+            f"- Unanswered sub-questions: {s['unanswered']}, excluded from n (the authors' template counted "
+            "them in N; its p-value is `p_chi2_template` in `table.csv`).",
+            f"- Questions where every rater saw the primary on the same side: {s['questions_fixed_layout']} of "
+            f"{s['questions']} (there, position and method are confounded)."]
+    excl = a.raters[a.raters["excluded"]]
+    if len(excl):
+        out += ["", "| excluded rater | attention-check judgments | failed | reason |", "|:--|--:|--:|:--|"]
+        out += [f"| {r.rater_id} | {r.checks} | {r.checks_failed} | {r.reason} |" for r in excl.itertuples()]
+    out += ["", "## Preference for " + d.label(d.primary), "",
+            "| comparison | criterion | n | k | % primary | Wilson 95% | rater bootstrap (BCa) 95% | chi2 | p (chi2) "
+            "| p (binomial) | p (rater-robust) | p (Holm) | significant | left share | unanswered |",
+            "|:--|:--|--:|--:|--:|:--|:--|--:|--:|--:|--:|--:|:--|--:|--:|"]
+    for r in a.table.itertuples():
+        if r.n == 0:
+            out.append(f"| {r.comparison} | {r.criterion} | 0 | | | | | | | | | | no data | | {r.n_unanswered} |")
+            continue
+        out.append(f"| {r.comparison} | {r.criterion} | {r.n} | {r.k} | {r.pct_primary:.1f} | "
+                   f"{_fmt_ci(r.ci_low, r.ci_high)} | {_fmt_ci(r.boot_low, r.boot_high)} | {r.chi2:.2f} | "
+                   f"{_fmt_p(r.p_chi2)} | {_fmt_p(r.p_binom)} | {_fmt_p(r.p_cluster)} | {_fmt_p(r.p_holm)} | "
+                   f"{'yes' if r.significant else 'no'} | {r.left_share:.2f} | {r.n_unanswered} |")
+    out += ["", "Holm's correction runs over every cell of this table (the paper's chi-square p-values). "
+            "The rater bootstrap and the rater-robust p treat each rater's judgments as one cluster; the "
+            "chi-square, binomial and Wilson figures assume independent judgments, as the paper did.",
+            "", "## Agreement (Fleiss' kappa; subjects = questions, categories = primary / other)", "",
+            "| criterion | kappa | questions used | questions | ratings per question |", "|:--|--:|--:|--:|--:|"]
+    for r in a.agreement.itertuples():
+        k = "n/a" if math.isnan(r.kappa) else f"{r.kappa:.3f}"
+        out.append(f"| {r.criterion} | {k} | {r.subjects_used} | {r.subjects} | {r.ratings_per_subject} |")
+    out += ["", "Fleiss' kappa needs the same number of ratings per question: questions with the most common "
+            "count are used.", "", "## Position bias (share of choices for the left video)", "",
+            "| criterion | n | left share | p (binomial vs 0.5) |", "|:--|--:|--:|--:|"]
+    for crit in CRITERIA:
+        t = a.table[a.table["criterion"] == crit]
+        n = int(t["n"].sum())
+        left = float((t["left_share"].fillna(0) * t["n"]).sum())
+        share = left / n if n else math.nan
+        out.append(f"| {crit} | {n} | {share:.3f} | {_fmt_p(float(binom_p(round(left), n)[0]))} |")
+    out += ["", "## Files", ""] + [f"- `{f}`" for f in files]
+    return "\n".join(out) + "\n"
+
+
+def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: dict | None = None,
+                  metrics_path: Path | str | None = None) -> list[Path]:
+    """Write every output of `fourdfy analyze` into out_dir (metrics.json there unless metrics_path
+    is given, e.g. to keep DVC metrics outside a DVC-tracked output folder); returns the paths."""
+    from userstudy.plots import plot_data, plot_png
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def _csv(frame: pd.DataFrame, name: str) -> None:
+        path = out_dir / name
+        frame.to_csv(path, index=False, lineterminator="\n", float_format="%.6g")
+        written.append(path)
+
+    def _text(text: str, name: str) -> None:
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+
+    syn = analysis.synthetic
+    d = analysis.design
+    _csv(analysis.table.assign(synthetic=syn), "table.csv")
+    _csv(analysis.per_prompt.assign(synthetic=syn), "per_prompt.csv")
+    _csv(analysis.raters, "raters.csv")
+    _csv(analysis.agreement, "agreement.csv")
+    for table in d.tables:
+        rows = layout(analysis, table, clip)
+        _text(table_markdown(rows, table, d.label(d.primary), syn), f"{table.name}.md")
+        _text(table_latex(rows, table, d.label(d.primary), syn, source), f"{table.name}.tex")
+        _csv(table_csv(rows, syn), f"{table.name}.csv")
+    _csv(plot_data(analysis), "plot_preference.csv")
+    png = out_dir / "preference.png"
+    plot_png(analysis, png)
+    written.append(png)
+    path = Path(metrics_path) if metrics_path is not None else out_dir / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics(analysis), indent=2) + "\n", encoding="utf-8")
+    written.append(path)
+    names = [p.name for p in written] + ["report.md"]
+    _text(report_markdown(analysis, source, names), "report.md")
+    return written

@@ -1,0 +1,238 @@
+"""The votes format: one row per judgment (one rater, one question, one criterion).
+
+Columns (CSV, header required, extra columns are kept):
+
+    rater_id            who answered (simulated panels use `synthetic-...`)
+    question_id         the question (one prompt, two videos); the same id for every rater
+    prompt_id           the prompt shown (a slug such as `a_panda_dancing`)
+    method_left         method of the left video as this rater saw it
+    method_right        method of the right video
+    criterion           appearance | structure | motion | text | overall
+    choice              left | right | none   (none = sub-question left unanswered)
+    is_attention_check  true | false  (also 1/0, yes/no)
+    answered_at         ISO 8601 time of the answer (may be empty)
+    expected_choice     optional: left | right, the right answer of an attention check
+    source              optional: e.g. `survey` or `synthetic`
+
+`validate_votes` checks everything against a `Design` and raises one `VotesError` that lists every
+offending row (by its line in the CSV, header = line 1). Nothing is dropped silently: identical
+repeated rows are merged and counted; everything else that is wrong is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from userstudy.design import Design
+
+COLUMNS = ("rater_id", "question_id", "prompt_id", "method_left", "method_right", "criterion", "choice",
+           "is_attention_check", "answered_at")
+OPTIONAL_COLUMNS = ("expected_choice", "source")
+CRITERIA = ("appearance", "structure", "motion", "text", "overall")
+CRITERION_ABBR = {"appearance": "AQ", "structure": "SQ", "motion": "MQ", "text": "TA", "overall": "Overall"}
+CHOICES = ("left", "right", "none")
+SYNTHETIC_PREFIX = "synthetic-"
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+_SHOW_ROWS = 20
+
+
+class VotesError(ValueError):
+    """Bad votes: `problems` is a list of (what is wrong, offending rows with their CSV line)."""
+
+    def __init__(self, problems: list[tuple[str, pd.DataFrame]], source: str = "votes"):
+        self.problems = problems
+        self.source = source
+        frames = [rows.assign(problem=what) for what, rows in problems if rows is not None and len(rows)]
+        self.rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        lines = [f"{self.source}: {len(self.problems)} problem(s), nothing was analysed:"]
+        for what, rows in self.problems:
+            if rows is None or not len(rows):
+                lines.append(f"- {what}")
+                continue
+            lines.append(f"- {what}: {len(rows)} row(s)")
+            shown = rows.head(_SHOW_ROWS).to_string(index=False)
+            lines.extend("    " + ln for ln in shown.splitlines())
+            if len(rows) > _SHOW_ROWS:
+                lines.append(f"    ... and {len(rows) - _SHOW_ROWS} more")
+        return "\n".join(lines)
+
+
+@dataclass
+class Votes:
+    """Validated votes plus what validation had to say."""
+
+    frame: pd.DataFrame
+    """One row per judgment, typed; adds `line`, `answered`, `comparison`, `primary_side`,
+    `chose_primary` (1/0, NaN if unanswered or a check), `expected_choice`, `check_passed`."""
+    duplicates_merged: int = 0
+    """Identical repeated rows (same rater, question, criterion and choice) counted once."""
+    source: str = "votes"
+    """Where the votes came from (file name)."""
+
+    @property
+    def synthetic(self) -> bool:
+        """True when any rater is simulated (`synthetic-` id or a `source` of `synthetic`)."""
+        f = self.frame
+        flag = f["rater_id"].str.startswith(SYNTHETIC_PREFIX).any()
+        if "source" in f:
+            flag = flag or f["source"].str.lower().str.contains("synthetic").any()
+        return bool(flag)
+
+
+def read_votes(path: Path | str) -> pd.DataFrame:
+    """Read a votes CSV as strings (no value is converted or dropped) with a `line` column."""
+    path = Path(path)
+    if not path.is_file():
+        raise VotesError([(f"votes file not found: {path}", None)], source=str(path.name))
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise VotesError([(f"cannot parse as CSV: {err}", None)], source=path.name) from err
+    return raw
+
+
+def _rows(frame: pd.DataFrame, mask, cols: tuple[str, ...]) -> pd.DataFrame:
+    cols = ("line", *[c for c in cols if c in frame.columns])
+    return frame.loc[np.asarray(mask, dtype=bool), list(dict.fromkeys(cols))].sort_values("line")
+
+
+def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> Votes:
+    """Check raw votes (strings) against the design; raise `VotesError` listing every offending row."""
+    raw = raw.copy()
+    raw.columns = [str(c).strip() for c in raw.columns]
+    missing = [c for c in COLUMNS if c not in raw.columns]
+    if missing:
+        raise VotesError([(f"missing column(s) {', '.join(missing)} (required: {', '.join(COLUMNS)})", None)],
+                         source=source)
+    if raw.empty:
+        raise VotesError([("no judgments (the file has a header only)", None)], source=source)
+    df = raw.astype(str).apply(lambda s: s.str.strip())
+    if "line" in raw.columns:
+        raise VotesError([("a column named 'line' is reserved (it reports CSV line numbers)", None)], source=source)
+    df.insert(0, "line", np.arange(len(df)) + 2)
+    df["criterion"] = df["criterion"].str.lower()
+    df["choice"] = df["choice"].str.lower()
+    problems: list[tuple[str, pd.DataFrame]] = []
+    row_bad = pd.Series(False, index=df.index)
+
+    def flag(what: str, mask, cols: tuple[str, ...]) -> None:
+        nonlocal row_bad
+        problems.append((what, _rows(df, mask, cols)))
+        row_bad = row_bad | np.asarray(mask, dtype=bool)
+
+    ident = ("rater_id", "question_id", "criterion")
+
+    for col in ("rater_id", "question_id", "prompt_id", "method_left", "method_right"):
+        bad = df[col] == ""
+        if bad.any():
+            flag(f"empty {col}", bad, (*ident, col))
+    bad = ~df["criterion"].isin(CRITERIA)
+    if bad.any():
+        flag(f"unknown criterion (allowed: {', '.join(CRITERIA)})", bad, ident)
+    bad = ~df["choice"].isin(CHOICES)
+    if bad.any():
+        flag(f"unknown choice (allowed: {', '.join(CHOICES)})", bad, (*ident, "choice"))
+    is_check = df["is_attention_check"].str.lower()
+    bad = ~is_check.isin(_TRUE | _FALSE)
+    if bad.any():
+        flag("is_attention_check is not true/false", bad, (*ident, "is_attention_check"))
+    df["is_attention_check"] = is_check.isin(_TRUE)
+    stamps = pd.to_datetime(df["answered_at"].where(df["answered_at"] != ""), format="ISO8601",
+                            errors="coerce", utc=True)
+    bad = (df["answered_at"] != "") & stamps.isna()
+    if bad.any():
+        flag("answered_at is not an ISO 8601 time", bad, (*ident, "answered_at"))
+
+    same = (df["method_left"] == df["method_right"]) & (df["method_left"] != "")
+    if same.any():
+        flag("the same method on both sides", same, (*ident, "method_left", "method_right"))
+    check = df["is_attention_check"]
+    left_p = df["method_left"] == design.primary
+    right_p = df["method_right"] == design.primary
+    other = np.where(left_p, df["method_right"], np.where(right_p, df["method_left"], ""))
+    ok_pair = (left_p ^ right_p) & pd.Series(other, index=df.index).isin(design.comparisons)
+    known = set(design.methods)
+    ok_check = df["method_left"].isin(known) & df["method_right"].isin(known)
+    bad = np.where(check, ~ok_check, ~ok_pair) & ~same & (df["method_left"] != "") & (df["method_right"] != "")
+    if bad.any():
+        flag(f"method not in the design (primary {design.primary}; comparisons "
+             f"{', '.join(design.comparisons)}; attention-check decoys {', '.join(design.check.decoys) or '-'})",
+             bad, (*ident, "method_left", "method_right", "is_attention_check"))
+
+    # Attention checks: the right answer.
+    expected = pd.Series("", index=df.index)
+    if "expected_choice" in df.columns:
+        given = df["expected_choice"].str.lower()
+        bad = check & (given != "") & ~given.isin(("left", "right"))
+        if bad.any():
+            flag("expected_choice is not left/right", bad, (*ident, "expected_choice"))
+        expected = given.where(given.isin(("left", "right")), "")
+    correct = design.check.correct_method
+    inferred = np.where(df["method_left"] == correct, "left", np.where(df["method_right"] == correct, "right", ""))
+    expected = expected.where(expected != "", pd.Series(inferred, index=df.index)).where(check, "")
+    bad = check & (expected == "")
+    if bad.any():
+        flag(f"attention check without a right answer (no expected_choice and neither side is {correct})",
+             bad, (*ident, "method_left", "method_right"))
+    df["expected_choice"] = expected
+
+    # Checks across rows run on the rows that passed the checks above (no cascades of errors).
+    full = df
+    df = df.loc[~row_bad]
+    # One answer per rater, question and criterion.
+    dup = df.duplicated(list(ident), keep=False)
+    merged = 0
+    if dup.any():
+        n_choices = df.groupby(list(ident))["choice"].transform("nunique")
+        conflict = dup & (n_choices > 1)
+        if conflict.any():
+            problems.append(("the same rater answered the same sub-question more than once, differently",
+                             _rows(df, conflict, (*ident, "choice", "answered_at"))))
+        exact = df.duplicated([*ident, "choice"], keep="first") & ~conflict
+        merged = int(exact.sum())
+        df = df.loc[~exact]
+
+    # A question is one prompt and one pair of methods for everybody; one layout per rater.
+    pair = np.where(df["method_left"] < df["method_right"], df["method_left"] + " | " + df["method_right"],
+                    df["method_right"] + " | " + df["method_left"])
+    df = df.assign(_pair=pair)
+    for col, what in (("prompt_id", "prompt"), ("_pair", "pair of methods"),
+                      ("is_attention_check", "attention-check flag")):
+        n = df.groupby("question_id")[col].transform("nunique")
+        if (n > 1).any():
+            problems.append((f"question_id with more than one {what} across rows",
+                             _rows(df, n > 1, ("question_id", "rater_id", "criterion", "prompt_id",
+                                               "method_left", "method_right", "is_attention_check"))))
+    n = df.groupby(["rater_id", "question_id"])["method_left"].transform("nunique")
+    if (n > 1).any():
+        problems.append(("one rater saw one question with two different left/right layouts",
+                         _rows(df, n > 1, ("rater_id", "question_id", "criterion", "method_left", "method_right"))))
+    if problems:
+        raise VotesError(problems, source=source)
+    assert len(full) == len(df) + merged  # nothing else removed
+
+    df = df.drop(columns="_pair").reset_index(drop=True)
+    df["answered"] = df["choice"] != "none"
+    df["comparison"] = np.where(df["is_attention_check"], "",
+                                np.where(df["method_left"] == design.primary, df["method_right"], df["method_left"]))
+    df["primary_side"] = np.where(df["is_attention_check"], "",
+                                  np.where(df["method_left"] == design.primary, "left", "right"))
+    chose = (df["choice"] == df["primary_side"]).astype(float)
+    df["chose_primary"] = chose.where(df["answered"] & ~df["is_attention_check"])
+    passed = (df["choice"] == df["expected_choice"]).astype(float)
+    df["check_passed"] = passed.where(df["is_attention_check"])
+    return Votes(frame=df, duplicates_merged=merged, source=source)
+
+
+def load_votes(path: Path | str, design: Design) -> Votes:
+    """Read and validate a votes CSV."""
+    path = Path(path)
+    return validate_votes(read_votes(path), design, source=path.name)
