@@ -4,13 +4,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-# tiny on CPU-only machines; `make repro PROFILE=paper` on a GPU box
-PROFILE ?= tiny
 
 .PHONY: help venv test repro bench clean
 
 help:
-	@echo "make repro   - set up .venv and rebuild every table/figure (dvc repro, profile=$(PROFILE))"
+	@echo "make repro   - set up .venv and rebuild every table/figure (dvc repro; params.yaml: profile tiny)"
 	@echo "make test    - set up .venv and run the test suite"
 	@echo "make bench   - run the benchmarks in benchmarks/"
 
@@ -23,10 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
+# the stages call `fourdfy` and `python`: put the venv first on PATH
 repro: $(STAMP)
-	$(VENV)/bin/dvc repro
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/dvc repro
 
 bench: $(STAMP)
 	$(PY) benchmarks/encoding.py

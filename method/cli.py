@@ -81,12 +81,22 @@ def generate(
 def oracle(
     out: Path = typer.Option(..., "--out", help="Folder for checkpoints and metrics.json."),
     seed: int = typer.Option(0, "--seed"),
+    metrics_out: Path = typer.Option(None, "--metrics", help="Also write the metrics to this JSON file."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """End-to-end check with exact priors for a known 4D scene; writes metrics.json (PSNR per stage)."""
-    from method.oracle.check import run_oracle
+    import json
 
-    metrics = run_oracle(out, seed=seed, progress=progress)
+    from method.oracle.check import run_oracle
+    from method.training.checkpoint import CheckpointError
+
+    try:
+        metrics = run_oracle(out, seed=seed, progress=progress)
+    except CheckpointError as err:
+        _fail(str(err))
+    if metrics_out is not None:
+        metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        metrics_out.write_text(json.dumps({k: v for k, v in metrics.items() if k != "train_seconds"}, indent=2) + "\n")
     for key in ("stage2_static_psnr", "stage3_psnr", "gain_moved_db"):
         mark = "ok " if metrics["passed"][key] else "LOW"
         typer.echo(f"{mark} {key:<20} {metrics[key]:7.2f}  (threshold {metrics['thresholds'][key]})")

@@ -27,7 +27,7 @@ ORACLE_GRID = HashGridConfig(n_levels=6, n_features_per_level=2, log2_hashmap_si
                              per_level_scale=1.6)
 
 
-def oracle_config(steps: tuple[int, int, int] = (80, 80, 160), size: int = 32, seed: int = 0) -> TrainConfig:
+def oracle_config(steps: tuple[int, int, int] = (70, 70, 140), size: int = 32, seed: int = 0) -> TrainConfig:
     """The 4dfy method's structure at CPU sizes, every prior replaced by the oracle."""
     return TrainConfig(
         profile="oracle",
@@ -98,7 +98,7 @@ def evaluate(cfg: TrainConfig, out: Path, scene: OracleScene, size: int = 64) ->
 THRESHOLDS = {"stage2_static_psnr": 24.0, "stage3_psnr": 22.0, "gain_moved_db": 3.0}
 
 
-def run_oracle(out: Path | str, steps: tuple[int, int, int] = (80, 80, 160), size: int = 32, seed: int = 0,
+def run_oracle(out: Path | str, steps: tuple[int, int, int] = (70, 70, 140), size: int = 32, seed: int = 0,
                progress: bool = True, resume: bool = False) -> dict:
     out = Path(out)
     cfg = oracle_config(steps, size, seed)

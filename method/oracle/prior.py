@@ -39,7 +39,8 @@ class OracleGuidance:
                              height, width, cfg)["rgb"]
 
     def __call__(self, rgb: Tensor, cameras: Cameras, prompt: str, step: int,
-                 generator: torch.Generator | None = None, times: Tensor | None = None) -> dict[str, Tensor]:
+                 generator: torch.Generator | None = None, stage: str | None = None,
+                 times: Tensor | None = None) -> dict[str, Tensor]:
         if times is None:
             raise ValueError("the oracle prior needs the render times")
         b, h, w, _ = rgb.shape

