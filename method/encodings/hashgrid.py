@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -197,10 +196,6 @@ class HashGridEncoding(nn.Module):
         # embedding_bag's sort-based dense backward.
         feats = table.index_select(0, rows.reshape(-1)).view(n, n_levels, n_corners, self.n_features_per_level)
         return (feats * weight.unsqueeze(-1)).sum(2).reshape(n, n_levels * self.n_features_per_level)
-
-    @cached_property
-    def n_params(self) -> int:
-        return self.params.numel()
 
     def extra_repr(self) -> str:
         return (f"D={self.n_input_dims}, levels={self.n_levels}, F={self.n_features_per_level}, "

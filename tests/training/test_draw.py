@@ -31,9 +31,6 @@ def test_frequencies_within_binomial_bounds(name):
 def test_release_sequential_draw_gives_half_quarter_quarter():
     stage = resolve_config("release", "4dfy").stage("stage3")
     assert stage.update_probabilities() == {"3d": 0.5, "img": 0.25, "video": 0.25}
-    # the paper's literal statement would not be a distribution
-    p3d, pimg = 0.5, 0.5
-    assert p3d + p3d * pimg + (1 - p3d * pimg) != 1.0
 
 
 def test_stage_one_is_3d_only_and_stage_two_never_video():
