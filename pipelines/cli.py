@@ -23,7 +23,8 @@ def _root() -> None:
 
 
 # order = order in --help
-COMMAND_MODULES = ("method.cli", "userstudy.cli")
+COMMAND_MODULES = ("pipelines.commands.generate", "pipelines.commands.evaluate",
+                   "pipelines.commands.survey", "pipelines.commands.userstudy")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)

@@ -15,7 +15,7 @@ from baselines import resolve_config
 from method.training.checkpoint import CheckpointError
 from method.training.trainer import Trainer
 
-from .prompts import resolve_prompt, slugify
+from prompts import resolve_prompt, slugify
 
 
 def main(argv: list[str] | None = None) -> None:

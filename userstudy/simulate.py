@@ -127,15 +127,12 @@ def simulate_counts(p: float, n_raters: int, n_prompts: int, cfg: PanelConfig, n
 
 def prompt_ids(prompt_set: str, n_prompts: int | None) -> list[str]:
     """Prompt slugs of a prompt set: from `prompts/<prompt_set>.txt` when it exists, else generic ids."""
-    try:
-        from pipelines.prompts import PROMPT_DIR, load_prompts
+    from prompts import PROMPT_DIR, load_prompts
 
-        path = PROMPT_DIR / f"{prompt_set}.txt"
-        if prompt_set and path.is_file():
-            slugs = list(load_prompts(path))
-            return slugs[:n_prompts] if n_prompts else slugs
-    except ImportError:  # pragma: no cover - userstudy used without the pipelines package
-        pass
+    path = PROMPT_DIR / f"{prompt_set}.txt"
+    if prompt_set and path.is_file():
+        slugs = list(load_prompts(path))
+        return slugs[:n_prompts] if n_prompts else slugs
     if not n_prompts:
         raise ValueError(f"prompt set {prompt_set!r} has no prompt file; give n_prompts in the design section")
     return [f"{prompt_set or 'prompt'}_{i:02d}" for i in range(1, n_prompts + 1)]

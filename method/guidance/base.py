@@ -2,11 +2,55 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .prompts import ViewThresholds
+
+
+class PriorConfig:
+    """Base of every prior's typed config (MVDream, VSD, Zeroscope, the oracle).
+
+    A subclass is a frozen dataclass with a `kind` field (its discriminator in saved configs) and a
+    class attribute `target = "module:Class"` naming the `Guidance` it builds, imported lazily so that
+    configs stay cheap to load. `KINDS` maps each kind to its config class, also lazily.
+    """
+
+    target: ClassVar[str] = ""
+    KINDS: ClassVar[dict[str, str]] = {
+        "mvdream": "method.guidance.mvdream:MVDreamConfig",
+        "vsd": "method.guidance.vsd:VSDConfig",
+        "zeroscope": "method.guidance.zeroscope:ZeroscopeConfig",
+        "oracle": "method.oracle.prior:OracleConfig",
+    }
+
+    @classmethod
+    def config_class(cls, kind: str) -> type:
+        if kind not in cls.KINDS:
+            raise ValueError(f"unknown prior kind {kind!r}; known: {', '.join(sorted(cls.KINDS))}")
+        return load_attr(cls.KINDS[kind])
+
+    @classmethod
+    def from_config_dict(cls, data: dict, where: str = "") -> "PriorConfig":
+        """The config of the kind named in `data["kind"]` (used by `method.configs.from_dict`)."""
+        from method.configs import from_dict
+
+        return from_dict(cls.config_class(data.get("kind", "")), data, where)
+
+    def build(self, device: torch.device | str = "cpu") -> "Guidance":
+        """The prior this config describes, with its weights loaded."""
+        return load_attr(self.target)(self, device=device)
+
+
+def load_attr(spec: str):
+    """'package.module:attr' -> the attribute (imported on first use)."""
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class Guidance:

@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.prompts import PROMPT_DIR, PromptFileError, load_prompts, resolve_prompt, slugify
+from prompts import PROMPT_DIR, PromptFileError, load_prompts, resolve_prompt, slugify
 
 
 def test_paper_prompt_files():

@@ -17,7 +17,7 @@ def test_commands_are_registered_and_light():
     assert res.exit_code == 0
     for name in ("analyze", "audit", "simulate-votes", "power"):
         assert name in res.output
-    code = "import sys, userstudy.cli; print(sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'statsmodels') " \
+    code = "import sys, pipelines.commands.userstudy; print(sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'statsmodels') " \
            "if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,11 +1,13 @@
-"""Prompt files: one prompt per line, '#' comments; each prompt gets a filesystem-safe slug."""
+"""The prompt library: the paper's prompt files beside this module (`mav3d_28.txt`, `ablation_5.txt`).
+
+Prompt files: one prompt per line, '#' comments; each prompt gets a filesystem-safe slug."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-PROMPT_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPT_DIR = Path(__file__).resolve().parent
 
 
 class PromptFileError(ValueError):

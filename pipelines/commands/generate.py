@@ -63,7 +63,7 @@ def generate(
     from baselines import resolve_config
     from method.training.checkpoint import CheckpointError
     from method.training.trainer import Trainer
-    from pipelines.prompts import resolve_prompt
+    from prompts import resolve_prompt
 
     try:
         cfg = resolve_config(profile, method, seed=seed, device=device)

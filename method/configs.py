@@ -1,0 +1,214 @@
+"""Typed configs as data: dataclass <-> plain dict, and dotted keys (`stages.stage3.steps`).
+
+Every config of the suite is a frozen dataclass whose fields carry one-line docstrings. This module
+is the one place that turns them into JSON-able dicts (manifests), back into typed objects (a run
+folder's config, `--set` values) and that resolves a dotted key to a field, so a typo is caught
+with the list of valid keys instead of failing deep inside a run.
+
+Dotted keys walk dataclass fields; a tuple of dataclasses that have a `name` field (the stages) and
+a dict of dataclasses are walked by name: `stages.stage3.steps`, `blob_sigma.stage3.end`,
+`guidance.img.guidance_scale`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, Union
+
+__all__ = ["ConfigKeyError", "from_dict", "to_dict", "get_key", "set_key", "set_keys", "parse_value", "valid_keys"]
+
+
+class ConfigKeyError(ValueError):
+    """A dotted key that names no field, or a value of the wrong type."""
+
+
+def to_dict(obj: Any) -> Any:
+    """A JSON-able view of a config (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_union(tp) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """Build a value of type `tp` from its plain-data form (JSON), checking what can be checked."""
+    if tp is Any:
+        return value
+    if _is_union(tp):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, where)
+            except (ConfigKeyError, TypeError, ValueError) as err:
+                errors.append(str(err))
+        raise ConfigKeyError(f"{where}: {value!r} fits none of {tp}: {'; '.join(errors)}")
+    if typing.get_origin(tp) is typing.Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigKeyError(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
+        return value
+    if isinstance(tp, type) and hasattr(tp, "from_config_dict") and not dataclasses.is_dataclass(value):
+        # a base class that picks its concrete config from the data (the priors, by `kind`)
+        if not isinstance(value, dict):
+            raise ConfigKeyError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return tp.from_config_dict(value, where)
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigKeyError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where)
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigKeyError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigKeyError(f"{where}: expected {len(args)} items, got {len(value)}")
+            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        return origin(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigKeyError(f"{where}: expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(tp) or (Any, Any)
+        return {_convert(kt, k, where): _convert(vt, v, f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigKeyError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigKeyError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigKeyError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigKeyError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls, data: dict, where: str = "") -> Any:
+    """The dataclass `cls` from its `to_dict` form; unknown keys are an error, missing ones keep defaults."""
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigKeyError(f"{where or cls.__name__}: unknown field(s) {unknown}; valid: {names}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+# --- dotted keys ------------------------------------------------------------------------------------
+
+def _children(obj: Any) -> dict[str, Any]:
+    """The named sub-values of a config node (fields, named tuple items, dict entries)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): v for k, v in obj.items()}
+    if isinstance(obj, tuple) and obj and all(dataclasses.is_dataclass(v) and hasattr(v, "name") for v in obj):
+        return {v.name: v for v in obj}
+    return {}
+
+
+def valid_keys(obj: Any, prefix: str = "") -> list[str]:
+    """Every dotted key that names a leaf value of `obj`."""
+    out = []
+    for name, value in _children(obj).items():
+        key = f"{prefix}{name}"
+        sub = _children(value)
+        out.extend(valid_keys(value, key + ".") if sub else [key])
+    return out
+
+
+def get_key(obj: Any, key: str) -> Any:
+    node = obj
+    for part in key.split("."):
+        children = _children(node)
+        if part not in children:
+            raise ConfigKeyError(_unknown_message(obj, key))
+        node = children[part]
+    return node
+
+
+def _unknown_message(root: Any, key: str) -> str:
+    keys = valid_keys(root)
+    head = key.split(".")[0]
+    near = [k for k in keys if k.startswith(head + ".") or k == head] or keys
+    shown = ", ".join(near[:40]) + (" ..." if len(near) > 40 else "")
+    return f"unknown config key {key!r}; valid keys: {shown}"
+
+
+def _field_type(node: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(node):
+        return _hints(type(node))[name]
+    if isinstance(node, dict) and name in node:
+        value = node[name]
+        return type(value) if not dataclasses.is_dataclass(value) else type(value)
+    return Any
+
+
+def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool) -> Any:
+    name, rest = parts[0], parts[1:]
+    children = _children(node)
+    if name not in children:
+        raise ConfigKeyError(_unknown_message(root, key))
+    if rest:
+        new_child = _set(children[name], rest, value, root, key, parse)
+    else:
+        tp = _field_type(node, name)
+        if _children(children[name]) and not isinstance(value, (dict, str)):
+            raise ConfigKeyError(f"{key!r} is a group of settings; set one of its keys: "
+                                 + ", ".join(valid_keys(children[name], key + ".")[:20]))
+        raw = parse_value(value) if parse and isinstance(value, str) else value
+        if tp is str and parse and isinstance(value, str):
+            raw = value  # strings are taken verbatim (a model path may look like a number)
+        new_child = _convert(tp, raw, key)
+    if dataclasses.is_dataclass(node):
+        return dataclasses.replace(node, **{name: new_child})
+    if isinstance(node, dict):
+        return {**node, name: new_child}
+    return tuple(new_child if v.name == name else v for v in node)
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: JSON when it parses (numbers, true/false, null, lists), else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def set_key(obj: Any, key: str, value: Any, parse: bool = False) -> Any:
+    """A copy of `obj` with the field at dotted `key` set (typed and checked); `parse` reads strings as JSON."""
+    return _set(obj, key.split("."), value, obj, key, parse)
+
+
+def set_keys(obj: Any, changes: dict[str, Any], parse: bool = False) -> Any:
+    for key, value in changes.items():
+        obj = set_key(obj, key, value, parse)
+    return obj
