@@ -1,21 +1,30 @@
-"""Every compared method as data: a name, a one-line description and the config overrides it applies
-to a profile. The trainer reads these; no method has its own code path.
+"""Every compared method as data: a name, a one-line description and the config changes it makes to a
+profile. The trainer reads these; no method has its own code path.
 
-Plug-in point for a new baseline: call `register(Method(...))` (e.g. in your own module imported
-before `fourdfy generate`), or add an entry to `METHODS` below. Overrides are flat keys of
-`method.training.config.TrainConfig` with dots for nested fields ("field.representation"), or a
-callable `(TrainConfig) -> TrainConfig` for anything more. A method that cannot be trained here
-(MAV3D: no public code) is registered with `trainable=False` and contributes videos only.
+Plug-in points for a new baseline (docs/adding-a-baseline.md):
+- call `register(Method(...))` in code imported before `fourdfy generate`, or
+- ship it in your own package under the entry-point group `fourdfy.methods` (the entry point names a
+  `Method`, or a function returning one or a list of them); `fourdfy methods` discovers it.
+
+Overrides are dotted keys of `method.training.config.TrainConfig` (`"field.representation"`,
+`"stages.stage3.p_3d"`, `"guidance.video.guidance_scale"`), checked against the config schema when the
+method is registered; `transform` is a function `(TrainConfig) -> TrainConfig` for changes that depend
+on the profile. A method that cannot be trained here (MAV3D: no public code) is registered with
+`trainable=False` and contributes videos only (`fourdfy import-videos`). Display labels of the tables
+come from the study design (userstudy/designs/), not from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import importlib.metadata as md
 from dataclasses import dataclass, field
 from typing import Callable
 
+from method.configs import ConfigKeyError, set_keys
 from method.fields import HashGridConfig, hexplane_matching
 from method.training.config import TrainConfig, replace
+
+ENTRY_POINT_GROUP = "fourdfy.methods"
 
 
 @dataclass(frozen=True)
@@ -23,36 +32,24 @@ class Method:
     """One row of Table 2 / Table 3."""
 
     name: str
-    """Registry key (also used in votes files and report tables)."""
+    """Registry key (also used in votes files, artifact folders and report tables)."""
     description: str
     """One line for `fourdfy methods`."""
     overrides: dict = field(default_factory=dict)
-    """Flat TrainConfig overrides ('a.b' for nested fields)."""
+    """Dotted TrainConfig keys -> values (checked when registered)."""
     transform: Callable[[TrainConfig], TrainConfig] | None = None
     """Optional function applied after the overrides, for changes that depend on the profile."""
     trainable: bool = True
     """False for methods we only have videos of (MAV3D)."""
-    paper_label: str = ""
-    """Row label in the paper's tables."""
+    source: str = "built-in"
+    """Where the method was registered from (built-in, or the entry point's distribution)."""
 
     def apply(self, cfg: TrainConfig) -> TrainConfig:
         if not self.trainable:
-            raise ValueError(f"method {self.name!r} cannot be trained here: {self.description}")
+            raise ValueError(f"method {self.name!r} cannot be trained here: {self.description}; bring its videos "
+                             f"in with `fourdfy import-videos SRC --method {self.name} --out DIR`")
         cfg = replace(cfg, method=self.name, **self.overrides)
         return self.transform(cfg) if self.transform else cfg
-
-
-def _set_stage(cfg: TrainConfig, name: str, **changes) -> TrainConfig:
-    return dataclasses.replace(cfg, stages=tuple(dataclasses.replace(s, **changes) if s.name == name else s
-                                                 for s in cfg.stages))
-
-
-def _stages(**per_stage: dict) -> Callable[[TrainConfig], TrainConfig]:
-    def apply(cfg: TrainConfig) -> TrainConfig:
-        for name, changes in per_stage.items():
-            cfg = _set_stage(cfg, name, **changes)
-        return cfg
-    return apply
 
 
 def _hexplane(cfg: TrainConfig) -> TrainConfig:
@@ -66,59 +63,98 @@ def _hexplane(cfg: TrainConfig) -> TrainConfig:
     target = count(cfg.field.static_grid, 3) + count(cfg.field.dynamic_grid, 4)
     n_feat = cfg.field.static_grid.n_output_dims // 4
     planes = hexplane_matching(target, n_scales=4, n_features_per_scale=n_feat,
-                               time_resolutions=(4, 8, 16, 16) if cfg.profile == "tiny" else (16, 32, 64, 64))
+                               time_resolutions=cfg.field.hexplane.time_resolutions)
     return replace(cfg, **{"field.representation": "hexplane", "field.hexplane": planes})
 
 
 def _single_grid(cfg: TrainConfig) -> TrainConfig:
     # One "large" 4D grid: twice the table size, about the two grids' combined capacity.
-    g = cfg.field.dynamic_grid
-    big = dataclasses.replace(g, log2_hashmap_size=g.log2_hashmap_size + 1)
-    return replace(cfg, **{"field.representation": "single_grid", "field.dynamic_grid": big,
+    return replace(cfg, **{"field.representation": "single_grid",
+                           "field.dynamic_grid.log2_hashmap_size": cfg.field.dynamic_grid.log2_hashmap_size + 1,
                            # no static part: static updates must train the one grid
                            "static_groups": ("dynamic", "mlp", "background")})
 
 
 METHODS: dict[str, Method] = {}
+_LOADED: set[str] = set()
+"""Entry points already registered (loading is idempotent)."""
 
 
 def register(method: Method, overwrite: bool = False) -> Method:
-    """Add a method to the registry (a name collision raises unless overwrite=True)."""
+    """Add a method to the registry (a name collision raises unless overwrite=True).
+
+    Its overrides are checked against the config schema now, so a typo fails here with the list of
+    valid keys rather than deep inside `fourdfy generate`.
+    """
     if method.name in METHODS and not overwrite:
-        raise ValueError(f"method {method.name!r} is already registered")
+        raise ValueError(f"method {method.name!r} is already registered (by {METHODS[method.name].source})")
+    if method.trainable and method.overrides:
+        from method.training.profiles import paper
+
+        try:
+            set_keys(paper(), method.overrides)  # the schema with every stage and prior present
+        except ConfigKeyError as err:
+            raise ValueError(f"method {method.name!r}: {err}") from None
     METHODS[method.name] = method
     return method
 
 
 for _m in (
-    Method("4dfy", "4D-fy: hybrid SDS, three stages, static 3D + dynamic 4D hash grids", paper_label="4D-fy"),
+    Method("4dfy", "4D-fy: hybrid SDS, three stages, static 3D + dynamic 4D hash grids"),
     Method("mav3d", "MAV3D (Singer et al. 2023): no public code; compared through its released videos",
-           trainable=False, paper_label="MAV3D"),
+           trainable=False),
+    # the static LR stays at 1e-2 in stage 3 when there is no stage 1-2 geometry to protect
     Method("wo_3d_img", "video SDS only from scratch: stages 1-2 skipped, P_3D = P_IMG = 0",
-           transform=_stages(stage1={"steps": 0}, stage2={"steps": 0},
-                             stage3={"p_3d": 0.0, "p_img": 0.0, "static_lr_scale": 1.0}),
-           paper_label="w/o ∇L_3D/IMG"),
+           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.p_3d": 0.0,
+                      "stages.stage3.p_img": 0.0, "stages.stage3.static_lr_scale": 1.0}),
     Method("wo_3d", "no 3D-aware prior (P_3D = 0): stages 1-2 use VSD only, stage 3 VSD or video",
-           transform=_stages(stage1={"p_3d": 0.0, "p_img": 1.0}, stage2={"p_3d": 0.0},
-                             stage3={"p_3d": 0.0}),
-           paper_label="w/o ∇L_3D"),
+           overrides={"stages.stage1.p_3d": 0.0, "stages.stage1.p_img": 1.0, "stages.stage2.p_3d": 0.0,
+                      "stages.stage3.p_3d": 0.0,
+                      # stage 1 trains from scratch with VSD: give it the stage-1 timestep anneal of S1
+                      # (VSD runs its ramp only in `t_anneal_stages`, stage 1 by default)
+                      "guidance.img.t_anneal_start": (0.02, 0.98), "guidance.img.t_anneal_steps": 5000}),
     Method("wo_img", "no VSD (P_IMG = 0): stage 2 is MVDream only, stage 3 MVDream or video",
-           transform=_stages(stage2={"p_3d": 1.0, "p_img": 0.0}, stage3={"p_img": 0.0}),
-           paper_label="w/o ∇L_IMG"),
+           overrides={"stages.stage2.p_3d": 1.0, "stages.stage2.p_img": 0.0, "stages.stage3.p_img": 0.0}),
     Method("wo_hybrid", "no hybrid SDS in stage 3: video updates only after stages 1-2 (MAV3D-like)",
-           transform=_stages(stage3={"p_3d": 0.0, "p_img": 0.0}), paper_label="w/o hybrid SDS"),
+           overrides={"stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0}),
     Method("hexplane", "HexPlane backbone (six multi-scale planes) with capacity matched to the hash grids",
-           transform=_hexplane, paper_label="w/ HexPlane"),
+           transform=_hexplane),
     Method("single_stage", "stage 3 only, from scratch, with all three priors (0.5 / 0.25 / 0.25)",
-           transform=_stages(stage1={"steps": 0}, stage2={"steps": 0}, stage3={"static_lr_scale": 1.0}),
-           paper_label="w/ single-stage"),
-    Method("single_grid", "one large 4D hash grid instead of static + dynamic grids",
-           transform=_single_grid, paper_label="w/ single hash grid"),
+           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0}),
+    Method("single_grid", "one large 4D hash grid instead of static + dynamic grids", transform=_single_grid),
 ):
     register(_m)
 
 
+def load_entry_points() -> list[str]:
+    """Register the methods other installed packages declare under `fourdfy.methods`; returns their names."""
+    names = []
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _LOADED:
+            continue
+        dist = getattr(ep, "dist", None)
+        where = f"entry point {ep.name!r} of {dist.name if dist else ep.value}"
+        try:
+            obj = ep.load()
+            found = obj() if callable(obj) and not isinstance(obj, Method) else obj
+        except Exception as err:  # a broken plug-in must name itself, not crash deep inside
+            raise ValueError(f"{where} ({ep.value}) cannot be loaded: {type(err).__name__}: {err}") from None
+        _LOADED.add(ep.name)
+        for m in found if isinstance(found, (list, tuple)) else [found]:
+            if not isinstance(m, Method):
+                raise ValueError(f"{where} ({ep.value}) gave {type(m).__name__}, not a baselines.Method")
+            if m.name in METHODS and METHODS[m.name].source == f"{where}":
+                continue
+            try:
+                register(Method(**{**m.__dict__, "source": where}))
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from None
+            names.append(m.name)
+    return names
+
+
 def get_method(name: str) -> Method:
+    load_entry_points()
     try:
         return METHODS[name]
     except KeyError:
@@ -127,7 +163,7 @@ def get_method(name: str) -> Method:
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:
-    """The profile's config with the method's overrides (and any extra flat overrides) applied."""
+    """The profile's config with the method's changes (and any extra dotted overrides) applied."""
     from method.training.profiles import load_profile
 
     cfg = get_method(method).apply(load_profile(profile))

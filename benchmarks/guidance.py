@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from method.cameras import sample_multiview_groups, sample_single_views, sample_video  # noqa: E402
 
-RENDER = {"tiny": {"mvdream": (4, 32, 32), "vsd": (1, 32, 32), "zeroscope": (16, 16, 24)},
+RENDER = {"tiny": {"mvdream": (4, 16, 16), "vsd": (1, 32, 32), "zeroscope": (16, 16, 24)},  # the tiny profile
           "full": {"mvdream": (4, 256, 256), "vsd": (1, 256, 256), "zeroscope": (16, 160, 288)}}
 
 
@@ -89,14 +90,11 @@ def _full_models(kind: str) -> dict:
             "scheduler_config": A.ZEROSCOPE_SCHEDULER}
 
 
-def build(kind: str, size: str, device: torch.device, root: Path):
+def build(kind: str, size: str, device: torch.device):
     from method import guidance as G
-    from method.guidance import tiny
 
-    if size == "tiny":
-        cfg = getattr(tiny, f"tiny_{kind}_config")(root)
-        cls = {"mvdream": G.MVDreamGuidance, "vsd": G.VSDGuidance, "zeroscope": G.ZeroscopeGuidance}[kind]
-        return cls(cfg, device=device)
+    if size == "tiny":  # the tiny priors' ids (fourdfy-tiny:...) are built on first use under $FOURDFY_CACHE
+        return G.build_prior(getattr(G, f"tiny_{kind}_config")(), device)
     cfg = {"mvdream": G.MVDreamConfig(), "vsd": G.VSDConfig(), "zeroscope": G.ZeroscopeConfig()}[kind]
     cls = {"mvdream": G.MVDreamGuidance, "vsd": G.VSDGuidance, "zeroscope": G.ZeroscopeGuidance}[kind]
     return cls(cfg, device=device, models=_full_models(kind))
@@ -149,16 +147,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: leave torch's default)")
     ap.add_argument("--priors", default="mvdream,vsd,zeroscope")
-    ap.add_argument("--root", default=str(Path.home() / ".cache" / "fourdfy" / "tiny-priors"),
-                    help="where the tiny priors are built/reused")
+    ap.add_argument("--cache", default="", help="$FOURDFY_CACHE for the tiny priors (default: ~/.cache/fourdfy)")
     ap.add_argument("--json", default="", help="also write the rows to this file")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cache:
+        os.environ["FOURDFY_CACHE"] = args.cache
     device = torch.device(args.device)
     rows = []
     for kind in args.priors.split(","):
-        prior = build(kind, args.size, device, Path(args.root))
+        prior = build(kind, args.size, device)
         rows.append(bench_prior(prior, kind, args.size, device, args.repeats))
         print(json.dumps(rows[-1]), flush=True)
         del prior

@@ -1,10 +1,11 @@
-"""Which optional accelerators are importable and active (tinycudann, nerfacc's CUDA path)."""
+"""Which optional accelerators are importable and active (tinycudann, Triton, nerfacc's CUDA path)."""
 
 from __future__ import annotations
 
 import functools
 import importlib
 import importlib.metadata as md
+import os
 import warnings
 
 
@@ -15,6 +16,49 @@ def tcnn_module():
         return importlib.import_module("tinycudann")
     except Exception:  # ImportError, or a build for another CUDA version failing at import
         return None
+
+
+@functools.lru_cache(maxsize=None)
+def triton_module():
+    """The `triton` module, or None when it is not importable (it ships with PyTorch's Linux wheels)."""
+    try:
+        return importlib.import_module("triton")
+    except Exception:  # not installed, or a broken install: fall back to PyTorch
+        return None
+
+
+def triton_interpreting() -> bool:
+    """True when Triton kernels run in its CPU interpreter (TRITON_INTERPRET=1, used by the tests)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+_triton_failure: list[str] = []
+
+
+def triton_failed(err: BaseException) -> None:
+    """Record that the Triton hash grid could not run here (e.g. Triton found no C compiler to build
+    its launcher): `auto` picks PyTorch from now on, with one warning."""
+    if not _triton_failure:
+        _triton_failure.append(f"{type(err).__name__}: {err}")
+        warn_once("hashgrid-triton-failed", f"the Triton hash grid failed ({_triton_failure[0][:300]}); "
+                  "using the pure-PyTorch hash grid (same function, slower)")
+
+
+def hash_grid_backend(device) -> str:
+    """The hash-grid backend `backend="auto"` picks on `device`: 'tcnn', 'triton' or 'torch'.
+
+    On CUDA: tinycudann when importable (the reference kernels), else the Triton kernel (no compiler
+    needed), else PyTorch. On CPU: PyTorch.
+    """
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return "torch"
+    if tcnn_module() is not None:
+        return "tcnn"
+    if triton_module() is not None and not _triton_failure:
+        return "triton"
+    return "torch"
 
 
 def cuda_available() -> bool:

@@ -181,7 +181,8 @@ def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bo
         new_child = _set(children[name], rest, value, root, key, parse)
     else:
         tp = _field_type(node, name)
-        if _children(children[name]) and not isinstance(value, (dict, str)):
+        if _children(children[name]) and not isinstance(value, (dict, str, tuple, list)) \
+                and not dataclasses.is_dataclass(value):
             raise ConfigKeyError(f"{key!r} is a group of settings; set one of its keys: "
                                  + ", ".join(valid_keys(children[name], key + ".")[:20]))
         raw = parse_value(value) if parse and isinstance(value, str) else value

@@ -1,45 +1,148 @@
-"""DVC stage: train one (method, prompt) with a profile into runs/<profile>/<method>/<slug>/.
+"""The one way into the trainer: `generate(...)`, used by `fourdfy generate`, the DVC stages and sweeps.
 
-    python -m pipelines.generate --method 4dfy --prompt a_panda_dancing --profile tiny
+Resume rules (the same everywhere):
 
-Resumes automatically when the run folder holds an unfinished run (a killed `dvc repro`).
+| the --out folder holds                 | resume="no"         | resume="yes"  | resume="auto" (DVC, sweeps)             |
+|----------------------------------------|---------------------|---------------|-----------------------------------------|
+| nothing                                | train               | train         | train                                   |
+| an unfinished run with this config     | refuse              | resume        | resume                                  |
+| a finished run with this config        | refuse              | done          | done (nothing to do)                    |
+| a run with another config or prompt    | refuse              | refuse        | replace it if the pipeline made it, else refuse |
+
+A run made by `resume="auto"` carries a `.pipeline-run` marker; only such runs are ever replaced, so a
+run a user trained by hand into a pipeline folder is never deleted.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
+import os
 import shutil
 from pathlib import Path
 
 from baselines import resolve_config
-from method.training.checkpoint import CheckpointError
-from method.training.trainer import Trainer
+from method.configs import ConfigKeyError, set_keys
+from method.training import checkpoint as ckpt
+from method.training.config import TrainConfig
+from prompts import resolve_prompt
 
-from prompts import resolve_prompt, slugify
+PIPELINE_MARKER = ".pipeline-run"
+RESUME_MODES = ("no", "yes", "auto")
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--method", required=True)
-    ap.add_argument("--prompt", required=True, help="a slug from prompts/*.txt or the prompt text")
-    ap.add_argument("--profile", default="tiny")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs", default="runs")
-    args = ap.parse_args(argv)
-    prompt = resolve_prompt(args.prompt)
-    out = Path(args.runs) / args.profile / args.method / slugify(prompt)
-    cfg = resolve_config(args.profile, args.method, seed=args.seed)
-    if (out / "manifest.json").exists():
-        shutil.rmtree(out)  # DVC re-runs a finished stage only when its inputs changed: start over
-    resume = (out / "ckpt" / "last.pt").exists()  # a killed `dvc repro` (the folder is persisted)
+def parse_sets(items: list[str]) -> dict[str, str]:
+    """['a.b=1', ...] -> {'a.b': '1'}; values are parsed against the field types by `build_config`."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigKeyError(f"--set needs KEY=VALUE (e.g. stages.stage3.steps=20), got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def build_config(profile: str, method: str, *, seed: int = 0, device: str = "auto", sets: dict | None = None,
+                 max_steps: int | None = None) -> TrainConfig:
+    """The resolved config of a run: profile, then the method's changes, then `--set` values, then `--max-steps`.
+
+    `sets` maps dotted keys to values (strings are parsed as JSON when they parse, e.g. numbers and
+    lists); `max_steps` caps every stage's steps (a quick try of a method through all its stages).
+    Both change the config, so both are in its hash and in the run's manifest.
+    """
+    cfg = resolve_config(profile, method)
+    cfg = set_keys(cfg, {"seed": seed, "device": device})
+    if sets:
+        cfg = set_keys(cfg, sets, parse=True)
+    if max_steps is not None:
+        if max_steps < 1:
+            raise ValueError(f"--max-steps must be >= 1, got {max_steps}")
+        cfg = set_keys(cfg, {f"stages.{s.name}.steps": min(s.steps, max_steps) for s in cfg.stages})
+    return cfg
+
+
+def run_status(out: Path) -> str:
+    """'empty', 'finished' or 'unfinished'."""
+    if (out / "manifest.json").is_file():
+        return "finished"
+    if (out / "ckpt" / "last.pt").is_file():
+        return "unfinished"
+    return "empty"
+
+
+def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
+    if status == "finished":
+        m = json.loads((out / "manifest.json").read_text())
+        return m.get("config_hash") == cfg.config_hash() and m.get("prompt") == prompt
+    data = ckpt.load(out / "ckpt" / "last.pt")
     try:
-        Trainer(cfg, prompt, out).run(resume=resume)
-    except CheckpointError as err:
-        if not (resume and "different run" in str(err)):
-            raise
-        shutil.rmtree(out)  # the unfinished run had other settings
-        Trainer(cfg, prompt, out).run()
+        ckpt.check_compatible(data, out / "ckpt" / "last.pt", cfg.config_hash(), prompt)
+    except ckpt.CheckpointMismatch:
+        return False
+    return True
 
 
-if __name__ == "__main__":
-    main()
+def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "no",
+             resume_from: Path | str | None = None, init_from: Path | str | None = None, progress: bool = True,
+             quiet: bool = False, notes: dict | None = None, stage_cache: Path | str | None = None) -> dict:
+    """Train `prompt` with `cfg` into `out` following the resume rules above; returns the manifest.
+
+    `notes` (e.g. the `--set` values as typed) are stored in the manifest under `request`.
+    `stage_cache`: a folder where runs leave their stage checkpoints for runs whose first stages are
+    identical (decided from the resolved configs), which then start from them (see `Trainer`).
+    """
+    from method.training.trainer import Trainer
+
+    if resume not in RESUME_MODES:
+        raise ValueError(f"resume must be one of {RESUME_MODES}, got {resume!r}")
+    prompt = resolve_prompt(prompt)
+    out = Path(out)
+    status = run_status(out)
+    trainer_resume = False
+    if resume_from is not None:
+        trainer_resume = True
+    elif status != "empty":
+        same = _same_run(out, status, cfg, prompt)
+        if resume == "no":
+            raise ckpt.CheckpointError(
+                f"{out} already holds a{'' if status == 'unfinished' else ' finished'} run; pass --resume to "
+                "continue it or choose another --out")
+        if not same:
+            if resume == "auto" and (out / PIPELINE_MARKER).is_file():
+                shutil.rmtree(out)  # the pipeline's own run, made with other settings
+                status = "empty"
+            else:
+                what = "" if (out / PIPELINE_MARKER).is_file() else " (not made by the pipeline, so it is kept)"
+                raise ckpt.CheckpointMismatch(
+                    f"{out} holds a run with another config or prompt{what}; move it away or choose another --out")
+        elif status == "finished":
+            return json.loads((out / "manifest.json").read_text())
+        else:
+            trainer_resume = True
+    out.mkdir(parents=True, exist_ok=True)
+    if resume == "auto" and status == "empty":
+        (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")
+    quiet_libraries()
+    trainer = Trainer(cfg, prompt, out, progress=progress, quiet=quiet, notes={"request": notes or {}},
+                      stage_cache=stage_cache)
+    return trainer.run(resume=trainer_resume, init_from=init_from, resume_from=resume_from)
+
+
+def quiet_libraries() -> None:
+    """Silence the model libraries' own progress bars and info logs (three per run otherwise)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - a dependency of the project
+        pass
+    try:
+        import diffusers
+
+        diffusers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass

@@ -1,6 +1,9 @@
 """The prompt library: the paper's prompt files beside this module (`mav3d_28.txt`, `ablation_5.txt`).
 
-Prompt files: one prompt per line, '#' comments; each prompt gets a filesystem-safe slug."""
+Prompt files: UTF-8 text, one prompt per line, '#' comments; each prompt gets a filesystem-safe slug.
+Your own prompt file can sit beside the paper's: its slugs then work wherever a slug is accepted.
+A problem in one file (not UTF-8, a duplicated prompt) is reported when a slug is looked up and not
+found elsewhere; it never blocks free-text prompts or slugs found in the other files."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ PROMPT_DIR = Path(__file__).resolve().parent
 
 
 class PromptFileError(ValueError):
-    """A prompt file is missing, empty, or has duplicate prompts."""
+    """A prompt file is missing, not UTF-8, empty, or has duplicate prompts; or a slug is unknown."""
 
 
 def slugify(prompt: str) -> str:
@@ -22,19 +25,33 @@ def slugify(prompt: str) -> str:
     return slug
 
 
+def _read_lines(path: Path) -> list[str]:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise PromptFileError(f"cannot read prompt file {path}: {err.strerror}") from None
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise PromptFileError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
+                              "save the prompt file as UTF-8") from None
+
+
 def load_prompts(path: Path | str) -> dict[str, str]:
     """slug -> prompt, in file order."""
     path = Path(path)
     if not path.is_file():
         raise PromptFileError(f"prompt file not found: {path} (see prompts/ for the paper's lists)")
     prompts: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(_read_lines(path), 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
         slug = slugify(text)
         if slug in prompts:
-            raise PromptFileError(f"{path}:{lineno}: duplicate prompt {text!r} (same slug as {prompts[slug]!r})")
+            raise PromptFileError(f"{path}:{lineno}: duplicate prompt {text!r} (same slug as {prompts[slug]!r}); "
+                                  "delete one of the two lines")
         prompts[slug] = text
     if not prompts:
         raise PromptFileError(f"{path} holds no prompts (one per line; '#' starts a comment)")
@@ -42,11 +59,22 @@ def load_prompts(path: Path | str) -> dict[str, str]:
 
 
 def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
-    """A slug from the project's prompt files, or the prompt text itself."""
-    for f in files or sorted(PROMPT_DIR.glob("*.txt")):
-        table = load_prompts(f)
-        if key in table:
-            return table[key]
+    """The prompt text itself, or the prompt of a slug from the prompt files (default: every
+    `*.txt` in PROMPT_DIR). Free text is returned without reading any file; a file that cannot be
+    loaded is skipped and named in the error only when the slug is found nowhere else."""
     if slugify(key) != key:  # looks like free text, not a slug
         return key
-    raise PromptFileError(f"no prompt with slug {key!r} in {', '.join(p.name for p in sorted(PROMPT_DIR.glob('*.txt')))}")
+    files = list(files) if files is not None else sorted(PROMPT_DIR.glob("*.txt"))
+    broken: list[str] = []
+    for f in files:
+        try:
+            table = load_prompts(f)
+        except PromptFileError as err:
+            broken.append(str(err))
+            continue
+        if key in table:
+            return table[key]
+    names = ", ".join(Path(f).name for f in files) or "no prompt files"
+    hint = f"; skipped unreadable prompt file(s): {' | '.join(broken)}" if broken else ""
+    raise PromptFileError(f"no prompt with slug {key!r} in {names}{hint} "
+                          "(give the prompt text itself, or a slug from these files)")

@@ -1,8 +1,13 @@
-"""Suite-wide settings: one torch thread per xdist worker (the Makefile runs two workers on 2 cores)."""
+"""Suite-wide settings: one torch thread per test process (the Makefile runs two xdist workers on 2 cores).
+
+OpenMP threads that compete for busy cores wait on each other (one hash-grid step went from 0.2 s to
+8-10 s on a loaded 2-core machine), so tests and the `fourdfy` subprocesses they start use one thread.
+"""
 
 import os
 
-import torch
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the CLI subprocesses the tests start
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
+import torch  # noqa: E402
+
+torch.set_num_threads(1)

@@ -15,18 +15,30 @@ A design file is YAML or JSON. Full form (the paper's, `designs/paper.yaml`)::
           - {heading: Ablation Study, prompt_set: ablation_5, rows: [4dfy, wo_3d, ...]}
     attention_check: {correct_method: 4dfy, decoys: [attention_decoy]}
 
-Short form: `primary: 4dfy` and `comparisons: [mav3d, wo_3d]` (one table, one section).
+Short form: `primary: 4dfy` and `comparisons: [mav3d, wo_3d]` (one table named `comparisons`, one
+section), optionally with `prompt_set` and `n_prompts` for that section.
 Every method in a table row other than the primary is a comparison; each comparison appears once.
+Table names are file stems of `fourdfy analyze`'s outputs: letters, digits, `_` and `-`, and none of
+the fixed output names (`RESERVED_OUTPUTS`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DESIGN_DIR = Path(__file__).resolve().parent / "designs"
 PAPER_DESIGN = DESIGN_DIR / "paper.yaml"
+
+
+SHORT_TABLE = "comparisons"
+"""Name of the one table of a short-form design (`comparisons.md`, `.tex`, `.csv`)."""
+RESERVED_OUTPUTS = ("table", "per_prompt", "raters", "agreement", "plot_preference", "preference", "metrics",
+                    "report")
+"""File stems `fourdfy analyze` always writes; a layout table may not take one (it would replace it)."""
+_TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class DesignError(ValueError):
@@ -137,7 +149,8 @@ def _latex_escape(text: str) -> str:
 
 latex_escape = _latex_escape
 
-_TOP_KEYS = {"name", "primary", "methods", "tables", "comparisons", "attention_check"}
+_TOP_KEYS = {"name", "primary", "methods", "tables", "comparisons", "attention_check", "prompt_set", "n_prompts"}
+_SHORT_ONLY = ("prompt_set", "n_prompts")
 _SECTION_KEYS = {"rows", "heading", "prompt_set", "n_prompts"}
 _TABLE_KEYS = {"sections", "caption"}
 
@@ -146,6 +159,12 @@ def _unknown(keys, allowed, where: str) -> None:
     extra = sorted(set(keys) - allowed)
     if extra:
         raise DesignError(f"{where}: unknown key(s) {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _n_prompts(value, where: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise DesignError(f"{where}: 'n_prompts' must be a positive integer")
+    return value
 
 
 def design_from_dict(data: dict, source: str = "design") -> Design:
@@ -163,12 +182,23 @@ def design_from_dict(data: dict, source: str = "design") -> Design:
         comps = data["comparisons"]
         if not isinstance(comps, list) or not comps or not all(isinstance(c, str) for c in comps):
             raise DesignError(f"{source}: 'comparisons' must be a non-empty list of method names")
-        tables.append(Table(name="table", sections=(Section(rows=(primary, *comps)),)))
+        n_prompts = _n_prompts(data.get("n_prompts"), source)
+        tables.append(Table(name=SHORT_TABLE, sections=(Section(rows=(primary, *comps), n_prompts=n_prompts,
+                                                                prompt_set=str(data.get("prompt_set") or "")),)))
     else:
+        misplaced = [k for k in _SHORT_ONLY if k in data]
+        if misplaced:
+            raise DesignError(f"{source}: top-level {', '.join(misplaced)} belong(s) to the short form "
+                              "('comparisons'); with 'tables' give them in each section")
         if not isinstance(data["tables"], dict) or not data["tables"]:
             raise DesignError(f"{source}: 'tables' must map a table name to {{sections: [...]}}")
         for tname, tdata in data["tables"].items():
             where = f"{source}: tables.{tname}"
+            if not isinstance(tname, str) or not _TABLE_NAME.fullmatch(tname):
+                raise DesignError(f"{where}: a table name is a file stem: letters, digits, '_' and '-'")
+            if tname in RESERVED_OUTPUTS:
+                raise DesignError(f"{where}: '{tname}' is a fixed output of fourdfy analyze "
+                                  f"({', '.join(RESERVED_OUTPUTS)}); rename the table")
             if not isinstance(tdata, dict):
                 raise DesignError(f"{where}: expected a mapping with 'sections'")
             _unknown(tdata, _TABLE_KEYS, where)
@@ -181,9 +211,7 @@ def design_from_dict(data: dict, source: str = "design") -> Design:
                 rows = sdata.get("rows")
                 if not isinstance(rows, list) or not rows or not all(isinstance(r, str) for r in rows):
                     raise DesignError(f"{swhere}: 'rows' must be a non-empty list of method names")
-                n_prompts = sdata.get("n_prompts")
-                if n_prompts is not None and (not isinstance(n_prompts, int) or n_prompts < 1):
-                    raise DesignError(f"{swhere}: 'n_prompts' must be a positive integer")
+                n_prompts = _n_prompts(sdata.get("n_prompts"), swhere)
                 secs.append(Section(rows=tuple(rows), heading=str(sdata.get("heading") or ""),
                                     prompt_set=str(sdata.get("prompt_set") or ""), n_prompts=n_prompts))
             if not secs:
@@ -240,7 +268,10 @@ def load_design(path: Path | str | None = None) -> Design:
     path = Path(path) if path is not None else PAPER_DESIGN
     if not path.is_file():
         raise DesignError(f"design file not found: {path} (the paper's is {PAPER_DESIGN.name} in userstudy/designs)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DesignError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:

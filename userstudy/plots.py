@@ -45,7 +45,10 @@ def plot_png(analysis: Analysis, path: Path | str) -> Path:
         pct = cell["pct_primary"].to_numpy(dtype=float)
         for lo, hi, dy, color in (("ci_low", "ci_high", -0.12, "black"), ("boot_low", "boot_high", 0.12, "0.55")):
             err = np.vstack([pct - cell[lo].to_numpy(dtype=float), cell[hi].to_numpy(dtype=float) - pct])
-            ax.errorbar(pct, y + dy, xerr=np.nan_to_num(err), fmt="o", ms=4, color=color, capsize=2, lw=1)
+            # Rounding can put a bound a hair inside an estimate of 0% or 100% (matplotlib refuses
+            # negative error bars); intervals here contain their estimate, so clip at 0.
+            err = np.clip(np.nan_to_num(err), 0.0, None)
+            ax.errorbar(pct, y + dy, xerr=err, fmt="o", ms=4, color=color, capsize=2, lw=1)
         ax.axvline(50, color="tab:red", lw=0.8, ls="--")
         ax.set_xlim(0, 100)
         ax.set_title(CRITERION_ABBR[crit])

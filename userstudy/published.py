@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from userstudy.outputs import atomic_write, ensure_folder
 from userstudy.votes import CRITERIA
 
 
@@ -110,15 +111,11 @@ def reported_p_frame() -> pd.DataFrame:
 
 
 def write_csvs(out_dir: Path | str) -> list[Path]:
-    """Write every published table (and the reported p-values) as CSV into out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write every published table (and the reported p-values) as CSV into out_dir, each atomically."""
+    out_dir = ensure_folder(out_dir)
+    frames = [(f"{t.name}.csv", table_frame(t)) for t in TABLES] + [("reported_pvalues.csv", reported_p_frame())]
     paths = []
-    for t in TABLES:
-        path = out_dir / f"{t.name}.csv"
-        table_frame(t).to_csv(path, index=False, lineterminator="\n")
-        paths.append(path)
-    path = out_dir / "reported_pvalues.csv"
-    reported_p_frame().to_csv(path, index=False, lineterminator="\n")
-    paths.append(path)
+    for name, frame in frames:
+        paths.append(atomic_write(out_dir / name,
+                                  lambda tmp, frame=frame: frame.to_csv(tmp, index=False, lineterminator="\n")))
     return paths

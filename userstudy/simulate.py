@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from userstudy.design import Design
+from userstudy.outputs import atomic_write
 from userstudy.votes import CRITERIA, SYNTHETIC_PREFIX
 
 LAYOUTS = ("per_rater", "global")
@@ -125,16 +126,28 @@ def simulate_counts(p: float, n_raters: int, n_prompts: int, cfg: PanelConfig, n
     return (chose & answered).sum(-1), answered.sum(-1)
 
 
+DEFAULT_PROMPT_SET = "mav3d_28"
+"""Prompts of a comparison whose design names neither a prompt set nor a number of prompts (the
+short form `comparisons: [...]`): the paper's 28 MAV3D prompts."""
+
+
 def prompt_ids(prompt_set: str, n_prompts: int | None) -> list[str]:
-    """Prompt slugs of a prompt set: from `prompts/<prompt_set>.txt` when it exists, else generic ids."""
+    """Prompt slugs of a prompt set: from `prompts/<prompt_set>.txt` when it exists (the first
+    n_prompts), else generic ids; with neither a set nor a number, the `DEFAULT_PROMPT_SET`."""
     from prompts import PROMPT_DIR, load_prompts
 
+    if not prompt_set and not n_prompts:
+        prompt_set = DEFAULT_PROMPT_SET
     path = PROMPT_DIR / f"{prompt_set}.txt"
     if prompt_set and path.is_file():
         slugs = list(load_prompts(path))
+        if n_prompts and n_prompts > len(slugs):
+            raise ValueError(f"n_prompts {n_prompts} is more than the {len(slugs)} prompts of {path.name}")
         return slugs[:n_prompts] if n_prompts else slugs
     if not n_prompts:
-        raise ValueError(f"prompt set {prompt_set!r} has no prompt file; give n_prompts in the design section")
+        raise ValueError(f"prompt set {prompt_set!r} has no prompt file (prompts/{prompt_set}.txt); give "
+                         "n_prompts beside prompt_set in the design (in its section, or at the top of a "
+                         "short-form design)")
     return [f"{prompt_set or 'prompt'}_{i:02d}" for i in range(1, n_prompts + 1)]
 
 
@@ -149,7 +162,8 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"rates given for comparison(s) not in the design: {', '.join(unknown)}")
     if cfg.attention_checks and not design.check.decoys:
-        raise ValueError("attention checks need a decoy method in the design (attention_check.decoys)")
+        raise ValueError("attention checks need a decoy method in the design (attention_check.decoys); "
+                         "add one or simulate without checks (--checks 0)")
     rng = np.random.default_rng(cfg.seed)
     R = cfg.n_raters
     raters = np.array([f"{SYNTHETIC_PREFIX}r{i:03d}" for i in range(1, R + 1)])
@@ -220,8 +234,5 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
 
 
 def write_votes(frame: pd.DataFrame, path: Path | str) -> Path:
-    """Write a votes table as CSV (creating the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, lineterminator="\n")
-    return path
+    """Write a votes table as CSV, atomically (creating the folder; OutputError if it cannot)."""
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, lineterminator="\n"))

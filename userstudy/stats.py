@@ -107,14 +107,21 @@ def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.nda
 
 
 def holm(p) -> np.ndarray:
-    """Holm-adjusted p-values (NaN entries are left out of the family and stay NaN)."""
-    from statsmodels.stats.multitest import multipletests
+    """Holm-adjusted p-values (NaN entries are left out of the family and stay NaN).
 
+    The same numbers as `statsmodels.stats.multitest.multipletests(p, method="holm")[1]` (tested);
+    written out because that function runs a full `gc.collect()` on every call (0.2-0.6 s in a
+    process holding pandas and torch)."""
     p = _arr(p)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    q = p[ok]
+    if q.size:
+        order = np.argsort(q, kind="stable")
+        ranked = (q.size - np.arange(q.size)) * q[order]  # smallest p times m, next times m - 1, ...
+        adjusted = np.empty(q.size)
+        adjusted[order] = np.minimum(1.0, np.maximum.accumulate(ranked))
+        out[ok] = adjusted
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 
 from userstudy.analysis import Analysis
 from userstudy.design import Design, Table, latex_escape
+from userstudy.outputs import REPORT, OutputError, check_file_target, files_section, replace_folder, write_text
 from userstudy.stats import binom_p
 from userstudy.votes import CRITERIA, CRITERION_ABBR
 
@@ -33,7 +35,10 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], float]:
     path = Path(path)
     if not path.is_file():
         raise ClipError(f"CLIP file not found: {path}")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ClipError(f"{path.name}: cannot read as a UTF-8 CSV ({' '.join(str(err).split())})") from None
     raw.columns = [c.strip() for c in raw.columns]
     missing = [c for c in ("method", "clip") if c not in raw.columns]
     if missing:
@@ -226,7 +231,9 @@ def exclusion_text(rule) -> str:
             + f"; unanswered checks {'count' if rule.unanswered_fails else 'do not count'} as failed")
 
 
-def report_markdown(analysis: Analysis, source: str, files: list[str]) -> str:
+def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_outside: bool = False) -> str:
+    """The Markdown report; `files` are the names written into the output folder (listed once each,
+    and read back by the next run to know what it may replace)."""
     a, d, cfg = analysis, analysis.design, analysis.config
     s = a.summary
     rule = cfg.exclusion
@@ -280,49 +287,81 @@ def report_markdown(analysis: Analysis, source: str, files: list[str]) -> str:
         left = float((t["left_share"].fillna(0) * t["n"]).sum())
         share = left / n if n else math.nan
         out.append(f"| {crit} | {n} | {share:.3f} | {_fmt_p(float(binom_p(round(left), n)[0]))} |")
-    out += ["", "## Files", ""] + [f"- `{f}`" for f in files]
+    out += [""]
+    if metrics_outside:
+        out += ["`metrics.json` was written to the path given by `--metrics`, outside this folder.", ""]
+    out += files_section(files)
     return "\n".join(out) + "\n"
+
+
+def _metrics_target(out_dir: Path, metrics_path: Path | str | None) -> tuple[str | None, Path | None]:
+    """(name inside out_dir, None) or (None, path outside it) for metrics.json."""
+    if metrics_path is None:
+        return "metrics.json", None
+    metrics_path = Path(metrics_path)
+    rel = os.path.relpath(os.path.realpath(metrics_path), os.path.realpath(out_dir))
+    if rel == os.curdir or rel.startswith(os.pardir):
+        if rel == os.curdir:
+            raise OutputError(f"--metrics {metrics_path} is the output folder itself; give a file path")
+        return None, metrics_path
+    return Path(rel).as_posix(), None
 
 
 def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: dict | None = None,
                   metrics_path: Path | str | None = None) -> list[Path]:
-    """Write every output of `fourdfy analyze` into out_dir (metrics.json there unless metrics_path
-    is given, e.g. to keep DVC metrics outside a DVC-tracked output folder); returns the paths."""
+    """Write every output of `fourdfy analyze` into a fresh out_dir, replacing an earlier analysis
+    there (see `userstudy.outputs.replace_folder`); metrics.json goes into out_dir unless
+    metrics_path is given (e.g. to keep DVC metrics outside a DVC-tracked output folder). Returns
+    the paths written, each once; report.md lists the same files."""
     from userstudy.plots import plot_data, plot_png
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def _csv(frame: pd.DataFrame, name: str) -> None:
-        path = out_dir / name
-        frame.to_csv(path, index=False, lineterminator="\n", float_format="%.6g")
-        written.append(path)
-
-    def _text(text: str, name: str) -> None:
-        path = out_dir / name
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-
+    metrics_name, metrics_outside = _metrics_target(out_dir, metrics_path)
+    if metrics_outside is not None:
+        check_file_target(metrics_outside)  # fail before anything is written
     syn = analysis.synthetic
     d = analysis.design
-    _csv(analysis.table.assign(synthetic=syn), "table.csv")
-    _csv(analysis.per_prompt.assign(synthetic=syn), "per_prompt.csv")
-    _csv(analysis.raters, "raters.csv")
-    _csv(analysis.agreement, "agreement.csv")
-    for table in d.tables:
-        rows = layout(analysis, table, clip)
-        _text(table_markdown(rows, table, d.label(d.primary), syn), f"{table.name}.md")
-        _text(table_latex(rows, table, d.label(d.primary), syn, source), f"{table.name}.tex")
-        _csv(table_csv(rows, syn), f"{table.name}.csv")
-    _csv(plot_data(analysis), "plot_preference.csv")
-    png = out_dir / "preference.png"
-    plot_png(analysis, png)
-    written.append(png)
-    path = Path(metrics_path) if metrics_path is not None else out_dir / "metrics.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics(analysis), indent=2) + "\n", encoding="utf-8")
-    written.append(path)
-    names = [p.name for p in written] + ["report.md"]
-    _text(report_markdown(analysis, source, names), "report.md")
-    return written
+    metrics_text = json.dumps(metrics(analysis), indent=2) + "\n"
+
+    def build(folder: Path) -> list[str]:
+        written: list[str] = []
+
+        def _claim(name: str) -> Path:
+            if name in written:
+                raise OutputError(f"two outputs named {name}")  # the design check prevents this
+            written.append(name)
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
+
+        def _csv(frame: pd.DataFrame, name: str) -> None:
+            frame.to_csv(_claim(name), index=False, lineterminator="\n", float_format="%.6g")
+
+        def _text(text: str, name: str) -> None:
+            _claim(name).write_text(text, encoding="utf-8")
+
+        _csv(analysis.table.assign(synthetic=syn), "table.csv")
+        _csv(analysis.per_prompt.assign(synthetic=syn), "per_prompt.csv")
+        _csv(analysis.raters, "raters.csv")
+        _csv(analysis.agreement, "agreement.csv")
+        for table in d.tables:
+            rows = layout(analysis, table, clip)
+            _text(table_markdown(rows, table, d.label(d.primary), syn), f"{table.name}.md")
+            _text(table_latex(rows, table, d.label(d.primary), syn, source), f"{table.name}.tex")
+            _csv(table_csv(rows, syn), f"{table.name}.csv")
+        _csv(plot_data(analysis), "plot_preference.csv")
+        plot_png(analysis, _claim("preference.png"))
+        if metrics_name is not None:
+            if metrics_name == REPORT or metrics_name in written:
+                raise OutputError(f"--metrics {metrics_path} would replace the output {metrics_name}; "
+                                  "give another file name")
+            _text(metrics_text, metrics_name)
+        names = written + [REPORT]
+        _text(report_markdown(analysis, source, names, metrics_outside=metrics_outside is not None), REPORT)
+        return names
+
+    names = replace_folder(out_dir, build)
+    paths = [out_dir / n for n in names]
+    if metrics_outside is not None:
+        paths.append(write_text(metrics_outside, metrics_text))
+    return paths

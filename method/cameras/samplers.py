@@ -6,12 +6,16 @@ state draws exactly the same cameras after a resume.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .convention import Cameras, cameras_from_spherical
+
+
+ELEVATION_SAMPLERS = ("sphere_band", "release")
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,11 @@ class CameraRanges:
     azimuth_deg: tuple[float, float] = (-180.0, 180.0)
     """Azimuth in degrees (0 on +x)."""
     sphere_uniform_prob: float = 0.5
-    """Probability that an elevation is drawn uniformly on the sphere band instead of uniformly in degrees."""
+    """Probability that an elevation is drawn from the sphere branch instead of uniformly in degrees."""
+    elevation_sampler: str = "sphere_band"
+    """'sphere_band': branch per camera, sphere branch uniform on the band (sin el ~ U[sin lo, sin hi]);
+    'release': the release's sampler, branch once per batch, sphere branch el = asin(2u - 1) with
+    u ~ U[(lo + 90) / 180, (hi + 90) / 180] (for 0-30 deg it tops out at asin(1/3) = 19.47 deg)."""
 
     def __post_init__(self) -> None:
         for name in ("distance", "fovy_deg", "elevation_deg", "azimuth_deg"):
@@ -36,6 +44,11 @@ class CameraRanges:
                 raise ValueError(f"CameraRanges.{name}: low {lo} > high {hi}")
         if not -90.0 <= self.elevation_deg[0] <= self.elevation_deg[1] <= 90.0:
             raise ValueError("CameraRanges.elevation_deg must lie in [-90, 90]")
+        if self.elevation_sampler not in ELEVATION_SAMPLERS:
+            raise ValueError(f"CameraRanges.elevation_sampler = {self.elevation_sampler!r}; "
+                             f"known: {', '.join(ELEVATION_SAMPLERS)}")
+        if not 0.0 <= self.sphere_uniform_prob <= 1.0:
+            raise ValueError(f"CameraRanges.sphere_uniform_prob = {self.sphere_uniform_prob} is not in [0, 1]")
 
 
 def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None) -> Tensor:
@@ -43,11 +56,20 @@ def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None) ->
 
 
 def sample_elevation_deg(n: int, ranges: CameraRanges, generator: torch.Generator | None = None) -> Tensor:
-    """Elevations: with prob. `sphere_uniform_prob` uniform on the sphere band, else uniform in degrees."""
+    """n elevations in degrees from `ranges.elevation_sampler` (see `CameraRanges`)."""
     lo, hi = ranges.elevation_deg
+    if ranges.elevation_sampler == "release":
+        # threestudio's random camera data module: one branch decision for the whole batch, and the
+        # "sphere" branch maps the degree range linearly to u before asin(2u - 1), so it is the sphere
+        # band only when the range is [-90, 90] (for [0, 30] it covers [0, 19.47] deg).
+        use_sphere = torch.rand(1, generator=generator).item() < ranges.sphere_uniform_prob
+        if not use_sphere:
+            return _uniform(n, lo, hi, generator)
+        u = _uniform(n, (lo + 90.0) / 180.0, (hi + 90.0) / 180.0, generator)
+        return torch.rad2deg(torch.asin((2.0 * u - 1.0).clamp(-1.0, 1.0)))
     in_degrees = _uniform(n, lo, hi, generator)
     # inverse-CDF sampling of a uniform point on the band: sin(el) is uniform
-    s = _uniform(n, torch.tensor(lo).deg2rad().sin().item(), torch.tensor(hi).deg2rad().sin().item(), generator)
+    s = _uniform(n, math.sin(math.radians(lo)), math.sin(math.radians(hi)), generator)
     on_sphere = torch.rad2deg(torch.asin(s))
     use_sphere = torch.rand(n, generator=generator) < ranges.sphere_uniform_prob
     return torch.where(use_sphere, on_sphere, in_degrees)

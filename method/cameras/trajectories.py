@@ -28,16 +28,24 @@ class OrbitConfig:
     """Rendered frame height."""
     width: int = 256
     """Rendered frame width."""
+    time_spacing: str = "trained"
+    """'trained': t = k/N, inside the trained interval [0, 1) (training clips use t0 + k/16 < 1);
+    'closed': t = k/(N-1), the release's `linspace(0, 1, N)`, whose last frame t = 1.0 was never trained."""
+
+    def __post_init__(self) -> None:
+        if self.time_spacing not in ("trained", "closed"):
+            raise ValueError(f"OrbitConfig.time_spacing = {self.time_spacing!r}; known: trained, closed")
 
 
 def orbit(cfg: OrbitConfig = OrbitConfig()) -> tuple[Cameras, Tensor]:
-    """A 360 deg orbit: azimuth start + 360*k/N (no duplicated end frame), times k/(N-1) in [0, 1]."""
+    """A 360 deg orbit: azimuth start + 360*k/N (no duplicated end frame) while time runs over
+    k/N (default, within the trained [0, 1)) or k/(N-1) (`time_spacing='closed'`)."""
     n = cfg.n_frames
     if n < 2:
         raise ValueError("an orbit needs at least 2 frames")
     k = torch.arange(n, dtype=torch.float32)
     az = cfg.start_azimuth_deg + 360.0 * k / n
-    times = k / (n - 1)
+    times = k / n if cfg.time_spacing == "trained" else k / (n - 1)
     return cameras_from_spherical(az, cfg.elevation_deg, cfg.distance, cfg.fovy_deg), times
 
 

@@ -1,4 +1,4 @@
-"""Input encodings: the tcnn-exact multiresolution hash grid (PyTorch and tinycudann backends)."""
+"""Input encodings: the tcnn-exact multiresolution hash grid (PyTorch, Triton and tinycudann backends)."""
 
 from .hashgrid import HASH_PRIMES, HashGridEncoding, LevelLayout, level_layouts
 

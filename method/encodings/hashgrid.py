@@ -1,23 +1,26 @@
 """Multiresolution hash-grid encoding that computes exactly tiny-cuda-nn's `HashGrid` function.
 
-Both backends read the same flat parameter vector `params`, laid out as tcnn lays it out:
-level after level, `params[(offset[level] + index) * F + f]`. A checkpoint therefore moves between
-a CUDA machine running tinycudann and a CPU machine running the PyTorch backend unchanged.
+All three backends (PyTorch, Triton, tinycudann) read the same flat parameter vector `params`, laid
+out as tcnn lays it out: level after level, `params[(offset[level] + index) * F + f]`. A checkpoint
+therefore moves between a CUDA machine running tinycudann or Triton and a CPU machine unchanged.
 
 Per level (tcnn's `grid_scale`, `grid_resolution`, `pos_fract`, `grid_index`):
 
     scale      = exp2(level * log2(per_level_scale)) * base_resolution - 1        (float32)
     resolution = ceil(scale) + 1
-    pos        = scale * x + 0.5;  cell = floor(pos);  frac = pos - cell
+    pos        = fmaf(scale, x, 0.5);  cell = floor(pos);  frac = pos - cell  (pos rounded once)
     table size = min(next_multiple(resolution^D, 8), 2^log2_hashmap_size)
     index      = sum_d corner_d * resolution^d            if the table holds the dense grid
                = xor_d (corner_d * prime_d) mod 2^32      otherwise (tcnn's "coherent prime" hash)
     index      = index mod table size
+    weight     = prod_d (frac_d if corner bit d else 1 - frac_d), multiplied in dimension order
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from method import backends
+
+BACKENDS = ("auto", "torch", "triton", "tcnn")
+TRITON_MAX_DIMS = 4  # the Triton kernels unroll up to four input dimensions (the paper uses 3 and 4)
 
 # tcnn's coherent_prime_hash factors (the first is 1 so neighbouring x share cache lines).
 HASH_PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737)
@@ -75,15 +81,198 @@ def level_layouts(n_input_dims: int, n_levels: int, log2_hashmap_size: int, base
     return layouts
 
 
+def fused_positions(x: Tensor, scale: Tensor) -> Tensor:
+    """pos = x * scale + 0.5 for every level, rounded once like tcnn's fmaf: (..., D) -> (..., L, D).
+
+    float32 inputs are computed in float64 and rounded to float32 once; the product of two float32
+    numbers is exact in float64, so only the + 0.5 can round there (a float64-then-float32 double
+    rounding that differs from fmaf only on exact float32 ties). float64 inputs stay float64.
+    """
+    pos = x.double().unsqueeze(-2) * scale.double().unsqueeze(-1) + 0.5
+    return pos if x.dtype == torch.float64 else pos.float()
+
+
+def _as_int32(value: int) -> int:
+    """A uint32 constant as the int32 with the same bits (int32 products wrap like uint32 ones)."""
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _sum_corners(feats: Tensor) -> Tensor:
+    """feats.sum(0) over the corner axis in the order ATen's CPU sum uses for the composite
+    formulation's (N, L, 2^D, 2) tensor (four interleaved accumulators, then added left to right), so
+    both give the same bits at F = 2 (other F: ATen's order differs, results agree to rounding)."""
+    n_corners = feats.shape[0]
+    if n_corners % 4:
+        out = feats[0].clone()
+        for c in range(1, n_corners):
+            out += feats[c]
+        return out
+    acc = feats.view(n_corners // 4, 4, *feats.shape[1:])
+    lanes = acc[0].clone()
+    for j in range(1, acc.shape[0]):
+        lanes += acc[j]
+    return ((lanes[0] + lanes[1]) + lanes[2]) + lanes[3]
+
+
+class _TorchHashGrid(torch.autograd.Function):
+    """CPU-friendly hash grid: int32 indices, one level at a time, scatter-add backward.
+
+    Forward gathers each corner's row from a level's slice of the table (a level's table stays in
+    cache while its points are processed: 1.5-2x less CPU time than all levels at once in one
+    (corner, level, point) layout, measured) and sums corners in the order of ATen's `sum` (each
+    product rounded before the add), so its output has the composite formulation's bits. Backward
+    writes w * dL/dout straight into one flat gradient with `index_add_` (F == 2 rows are added as
+    one complex number), without materialising per-corner gradients. Levels run on torch's threads
+    (`_map_levels`). Gradients flow to `params` only: callers take the composite autograd path when
+    x needs a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, params: Tensor, enc: "HashGridEncoding", save: bool) -> Tensor:
+        # save: keep rows and weights for backward (False under no_grad: chunks are freed as they go)
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        f = enc.n_features_per_level
+        table = params.detach().to(dtype)
+        saved, outs = [], []
+
+        def level_forward(plan, xt):
+            rows, weight = plan.corners(xt, dtype)
+            sl = table[plan.start:plan.stop]
+            if f == 2:  # one 8- or 16-byte row per gather
+                feats = torch.view_as_real(sl.view(sl.dtype.to_complex()).index_select(0, rows.view(-1)))
+            else:
+                feats = sl.view(-1, f).index_select(0, rows.view(-1))
+            feats = feats.view(rows.shape[0], rows.shape[1], f).mul_(weight.unsqueeze(-1))
+            return _sum_corners(feats), rows, weight
+
+        # Chunks bound the temporaries; all chunks share one autograd node and one gradient buffer.
+        for chunk in x.detach().split(enc.chunk_size):
+            xt = chunk.T.contiguous()  # (D, n): every per-dimension operand is contiguous
+            results = _map_levels(lambda plan: level_forward(plan, xt), enc._plans)
+            outs.append(torch.stack([r[0] for r in results], 1).view(len(chunk), -1))
+            if save:
+                saved += [t for r in results for t in r[1:]]
+        ctx.save_for_backward(*saved)
+        ctx.enc, ctx.param_shape, ctx.param_dtype, ctx.dtype = enc, params.shape, params.dtype, dtype
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        saved = ctx.saved_tensors
+        enc, dtype = ctx.enc, ctx.dtype
+        f = enc.n_features_per_level
+        grad = torch.zeros(ctx.param_shape, dtype=dtype)
+        n_levels = len(enc._plans)
+        for i, g_chunk in enumerate(grad_out.to(dtype).split(enc.chunk_size)):
+            g_levels = g_chunk.view(len(g_chunk), enc.n_levels, f).transpose(0, 1).contiguous()
+
+            def level_backward(level):
+                plan = enc._plans[level]
+                rows, weight = saved[2 * (i * n_levels + level)], saved[2 * (i * n_levels + level) + 1]
+                src = weight.unsqueeze(-1) * g_levels[level].unsqueeze(0)  # (C, n, F)
+                sl = grad[plan.start:plan.stop]  # levels own disjoint slices: safe in parallel
+                if f == 2:
+                    sl.view(dtype.to_complex()).index_add_(0, rows.view(-1), torch.view_as_complex(src.view(-1, 2)))
+                else:
+                    sl.view(-1, f).index_add_(0, rows.view(-1), src.view(-1, f))
+
+            _map_levels(level_backward, list(range(n_levels)))
+        return None, grad.to(ctx.param_dtype), None, None
+
+
+def _map_levels(fn, items: list) -> list:
+    """[fn(item) for item in items], levels spread over torch's CPU threads.
+
+    Each level runs single-threaded in one worker (ATen ops release the GIL): many mid-sized
+    operations parallelise better across levels than each inside OpenMP, which stalls at every
+    operation when another process holds a core.
+    """
+    n_threads = torch.get_num_threads()
+    if n_threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = _pool(n_threads, os.getpid())  # a forked child gets its own pool
+    torch.set_num_threads(1)
+    try:
+        return list(pool.map(fn, items))
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(n_threads: int, pid: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="hashgrid")
+
+
+class _LevelPlan:
+    """Precomputed constants of one level for the PyTorch backend."""
+
+    def __init__(self, layout: LevelLayout, n_dims: int, n_features: int):
+        self.scale = layout.scale
+        self.hashed = layout.hashed
+        self.size = layout.size
+        self.start, self.stop = layout.offset * n_features, (layout.offset + layout.size) * n_features
+        if layout.hashed:
+            self.factors = [_as_int32(p) for p in HASH_PRIMES[:n_dims]]
+        else:
+            self.factors = [layout.resolution ** k for k in range(n_dims)]
+        # A power-of-two table divides 2^32, so the low bits of the wrapped int32 index are the answer.
+        self.mask = layout.size - 1 if layout.size & (layout.size - 1) == 0 else None
+
+    def corners(self, xt: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Level-local table rows (2^D, N) int32 and weights (2^D, N) of all corners; xt is (D, N)."""
+        n_dims, n = xt.shape
+        n_corners = 1 << n_dims
+        if dtype == torch.float64:
+            pos = xt.to(torch.float64) * self.scale + 0.5
+        else:  # one rounding, see fused_positions
+            pos = (xt.to(torch.float64) * self.scale + 0.5).to(torch.float32)
+        cell_f = torch.floor(pos)
+        frac = pos - cell_f
+        cell = cell_f.to(torch.int32)
+        rows = torch.empty((n_corners, n), dtype=torch.int32)
+        weight = torch.empty((n_corners, n), dtype=dtype)
+        # Doubling along one dimension at a time: corner c has bit d = (c >> d) & 1.
+        for d in range(n_dims):
+            m = 1 << d
+            lo = cell[d] * self.factors[d]
+            hi = lo + self.factors[d]
+            w_hi, w_lo = frac[d], 1 - frac[d]
+            if d == 0:
+                rows[0], rows[1] = lo, hi
+                weight[0], weight[1] = w_lo, w_hi
+                continue
+            if self.hashed:
+                torch.bitwise_xor(rows[:m], hi, out=rows[m:2 * m])
+                rows[:m] ^= lo
+            else:
+                torch.add(rows[:m], hi, out=rows[m:2 * m])
+                rows[:m] += lo
+            torch.mul(weight[:m], w_hi, out=weight[m:2 * m])
+            weight[:m] *= w_lo
+        if self.mask is not None and self.hashed:
+            rows &= self.mask
+        elif self.hashed:  # a non-power-of-two hashed table: reduce the uint32 value
+            rows = ((rows.long() & _UINT32) % self.size).int()
+        else:
+            rows = torch.remainder(rows, self.size)
+        return rows, weight
+
+
 class HashGridEncoding(nn.Module):
-    """tcnn-exact multiresolution hash grid over inputs in [0, 1]^D; output (N, n_levels * F)."""
+    """tcnn-exact multiresolution hash grid over inputs in [0, 1]^D; output (N, n_levels * F).
+
+    backend: 'torch' (any device), 'triton' (CUDA, or CPU under TRITON_INTERPRET=1), 'tcnn' (CUDA with
+    tinycudann) or 'auto' (`method.backends.hash_grid_backend`: tcnn, else Triton on CUDA, else torch).
+    """
 
     def __init__(self, n_input_dims: int, n_levels: int = 16, n_features_per_level: int = 2,
                  log2_hashmap_size: int = 19, base_resolution: int = 16, per_level_scale: float = 1.4472692,
                  backend: str = "auto", chunk_size: int = 1 << 16):
         super().__init__()
-        if backend not in ("auto", "torch", "tcnn"):
-            raise ValueError(f"backend must be 'auto', 'torch' or 'tcnn', got {backend!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.n_input_dims = n_input_dims
         self.n_levels = n_levels
         self.n_features_per_level = n_features_per_level
@@ -96,7 +285,9 @@ class HashGridEncoding(nn.Module):
         n_entries = self.levels[-1].offset + self.levels[-1].size
         self.params = nn.Parameter(torch.empty(n_entries * n_features_per_level).uniform_(-INIT_RANGE, INIT_RANGE))
         self._register_level_buffers()
+        self._plans = [_LevelPlan(lv, n_input_dims, n_features_per_level) for lv in self.levels]
         self._tcnn = None  # built lazily on first CUDA call; shares self.params
+        self._triton_tables = {}  # device -> per-level constants for the Triton kernels
 
     @property
     def n_output_dims(self) -> int:
@@ -125,26 +316,62 @@ class HashGridEncoding(nn.Module):
             raise AssertionError("tcnn layouts hash only the finer levels")
 
     def resolve_backend(self, device: torch.device) -> str:
-        if self.requested_backend == "torch":
+        """The backend that runs on `device` for this module's requested backend."""
+        device = torch.device(device)
+        wanted = self.requested_backend
+        if wanted == "torch":
             return "torch"
-        available = device.type == "cuda" and backends.tcnn_module() is not None
-        if self.requested_backend == "tcnn" and not available:
-            raise RuntimeError("backend='tcnn' needs tinycudann installed and a CUDA device; "
-                               "use backend='auto' to fall back to the PyTorch hash grid")
-        if not available:
-            backends.warn_once("hashgrid-torch", "tinycudann not active: using the pure-PyTorch hash grid "
-                               "(same function, slower)")
-            return "torch"
-        return "tcnn"
+        if wanted == "tcnn":
+            if device.type != "cuda" or backends.tcnn_module() is None:
+                raise RuntimeError("backend='tcnn' needs tinycudann installed and a CUDA device; "
+                                   "use backend='auto' to fall back to Triton or the PyTorch hash grid")
+            return "tcnn"
+        if wanted == "triton":
+            if not self._triton_supported():
+                raise ValueError(f"backend='triton' supports 1..{TRITON_MAX_DIMS} input dims and a power-of-two "
+                                 f"n_features_per_level (got {self.n_input_dims}, {self.n_features_per_level}); "
+                                 "use backend='torch'")
+            if backends.triton_module() is None:
+                raise RuntimeError("backend='triton' needs the triton package (pip install triton); "
+                                   "use backend='auto' or 'torch'")
+            if device.type != "cuda" and not backends.triton_interpreting():
+                raise RuntimeError(f"backend='triton' runs on CUDA devices (got {device.type}); set "
+                                   "TRITON_INTERPRET=1 to run it in Triton's CPU interpreter, or use backend='torch'")
+            return "triton"
+        chosen = backends.hash_grid_backend(device)
+        if chosen == "triton" and not self._triton_supported():
+            chosen = "torch"
+        if chosen == "torch" and device.type == "cuda":
+            backends.warn_once("hashgrid-torch", "neither tinycudann nor triton importable: using the "
+                               "pure-PyTorch hash grid (same function, slower)")
+        return chosen
+
+    def _triton_supported(self) -> bool:
+        f = self.n_features_per_level
+        return self.n_input_dims <= TRITON_MAX_DIMS and f & (f - 1) == 0
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, D) in [0, 1]; returns (N, n_levels * F)."""
-        if x.shape[-1] != self.n_input_dims:
-            raise ValueError(f"expected inputs with {self.n_input_dims} dims, got shape {tuple(x.shape)}")
-        if self.resolve_backend(x.device) == "tcnn":
+        if x.ndim != 2 or x.shape[-1] != self.n_input_dims:
+            raise ValueError(f"expected inputs of shape (N, {self.n_input_dims}) ({self.n_input_dims} dims), "
+                             f"got shape {tuple(x.shape)}")
+        backend = self.resolve_backend(x.device)
+        if backend == "tcnn":
             return self._forward_tcnn(x)
-        return torch.cat([self._forward_torch(c) for c in x.split(self.chunk_size)], 0) if len(x) else \
-            x.new_zeros((0, self.n_output_dims))
+        if backend == "triton" and not x.requires_grad and self.params.dtype == torch.float32:
+            try:
+                return self._forward_triton(x)
+            except Exception as err:  # compiling or launching failed: auto falls back, explicit raises
+                if self.requested_backend == "triton":
+                    raise
+                backends.triton_failed(err)
+        if len(x) == 0:
+            return x.new_zeros((0, self.n_output_dims))
+        if x.requires_grad or x.device.type != "cpu":
+            # Gradients w.r.t. x, or a GPU without tcnn/triton: the composite autograd formulation.
+            return torch.cat([self._forward_autograd(c) for c in x.split(self.chunk_size)], 0)
+        save = torch.is_grad_enabled() and self.params.requires_grad
+        return _TorchHashGrid.apply(x, self.params, self, save)
 
     def _forward_tcnn(self, x: Tensor) -> Tensor:
         if self._tcnn is None:
@@ -153,14 +380,22 @@ class HashGridEncoding(nn.Module):
         self._tcnn.params = self.params
         return self._tcnn(x.float()).to(x.dtype)
 
+    def _forward_triton(self, x: Tensor) -> Tensor:
+        from . import triton_hashgrid as tg
+
+        tables = self._triton_tables.get(x.device)
+        if tables is None:
+            tables = self._triton_tables[x.device] = tg.LevelTables(self.levels, x.device)
+        return tg.TritonHashGrid.apply(x.float(), self.params, tables, self.n_features_per_level).to(x.dtype)
+
     def corner_indices(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Table rows (N, L, 2^D) and multilinear weights (N, L, 2^D) of every corner at every level.
 
         Corner c has offset bit k = (c >> k) & 1 along dimension k. The per-corner values are built by
         doubling along one dimension at a time, so each dimension costs one pass (levels vectorised).
+        Differentiable in x (the weights); used when x needs a gradient and by the tests.
         """
-        scale = self._scale.to(x.dtype) if x.dtype == torch.float64 else self._scale.float()
-        pos = x.unsqueeze(1) * scale[None, :, None] + 0.5  # (N, L, D)
+        pos = fused_positions(x, self._scale)  # (N, L, D)
         cell = torch.floor(pos)
         frac = pos - cell
         cell = cell.long()
@@ -188,12 +423,10 @@ class HashGridEncoding(nn.Module):
             out = pair if out is None else op(out.unsqueeze(-2), pair.unsqueeze(-1)).flatten(-2)
         return out
 
-    def _forward_torch(self, x: Tensor) -> Tensor:
+    def _forward_autograd(self, x: Tensor) -> Tensor:
         rows, weight = self.corner_indices(x)
         n, n_levels, n_corners = rows.shape
-        table = self.params.view(-1, self.n_features_per_level).to(x.dtype)
-        # index_select + weighted sum: its backward is a scatter-add, much faster on CPU than
-        # embedding_bag's sort-based dense backward.
+        table = self.params.view(-1, self.n_features_per_level).to(weight.dtype)
         feats = table.index_select(0, rows.reshape(-1)).view(n, n_levels, n_corners, self.n_features_per_level)
         return (feats * weight.unsqueeze(-1)).sum(2).reshape(n, n_levels * self.n_features_per_level)
 

@@ -25,6 +25,9 @@ class HashGridConfig:
         return self.n_levels * self.n_features_per_level
 
 
+HEXPLANE_FORMS = ("hexplane", "split")
+
+
 @dataclass(frozen=True)
 class HexPlaneConfig:
     """Multi-scale six-plane factorisation (xy, xz, yz static; xt, yt, zt dynamic)."""
@@ -35,6 +38,13 @@ class HexPlaneConfig:
     """Plane resolution along t per scale."""
     n_features_per_scale: int = 8
     """Feature channels per plane and scale (outputs of all scales are concatenated)."""
+    form: str = "hexplane"
+    """'hexplane': the published HexPlane fusion xy*zt + xz*yt + yz*xt (time planes start at 1);
+    'split': this suite's earlier form xy*xz*yz + (xt + yt + zt) (time planes start near 0)."""
+
+    def __post_init__(self) -> None:
+        if self.form not in HEXPLANE_FORMS:
+            raise ValueError(f"HexPlaneConfig.form = {self.form!r}; known: {', '.join(HEXPLANE_FORMS)}")
 
     @property
     def n_output_dims(self) -> int:
@@ -60,4 +70,4 @@ class FieldConfig:
     blob_scale: float = 10.0
     """Density bias amplitude a in softplus(raw + a * (1 - ||x|| / sigma))."""
     grid_backend: str = "auto"
-    """Hash-grid backend: 'auto' (tcnn on CUDA when installed), 'torch' or 'tcnn'."""
+    """Hash-grid backend: 'auto' (tcnn, else Triton on CUDA, else torch), 'torch', 'triton' or 'tcnn'."""

@@ -17,7 +17,8 @@ def _hash_grid(n_dims: int, cfg: HashGridConfig, backend: str) -> HashGridEncodi
 
 
 class SpaceTimeEncoder(nn.Module):
-    """features(xyz, t) = static(xyz) + dynamic(xyz, t); xyz and t in [0, 1]."""
+    """features(xyz, t) from a static (space-only) and a dynamic (time-dependent) parameter group;
+    xyz and t in [0, 1]."""
 
     def static_parameters(self) -> list[nn.Parameter]:
         raise NotImplementedError
@@ -66,7 +67,7 @@ class SingleGridSpaceTime(SpaceTimeEncoder):
 
 
 class HexPlaneSpaceTime(SpaceTimeEncoder):
-    """Ablation: HexPlane planes (static xy/xz/yz, dynamic xt/yt/zt)."""
+    """Ablation: HexPlane planes (static xy/xz/yz, dynamic xt/yt/zt), fused as `cfg.hexplane.form` says."""
 
     def __init__(self, cfg: FieldConfig):
         super().__init__()
@@ -74,7 +75,7 @@ class HexPlaneSpaceTime(SpaceTimeEncoder):
         self.n_output_dims = self.planes.n_output_dims
 
     def forward(self, xyz: Tensor, t: Tensor) -> Tensor:
-        return self.planes.static_features(xyz) + self.planes.dynamic_features(torch.cat([xyz, t], -1))
+        return self.planes(xyz, t)
 
     def static_parameters(self):
         return list(self.planes.space)

@@ -1,14 +1,17 @@
-"""What the three priors share: the call contract, render -> latents, and the frozen-model options."""
+"""What the three priors share: the typed config base, the call contract, the frozen-model options and
+their one loader template, and render -> latents."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .prompts import ViewThresholds
+from .loading import freeze, load_pretrained, place, use_sdpa, weights_dtype
+from .prompts import PromptProcessor
 
 
 class PriorConfig:
@@ -40,9 +43,39 @@ class PriorConfig:
 
         return from_dict(cls.config_class(data.get("kind", "")), data, where)
 
+    def __post_init__(self) -> None:
+        # the discriminator must name this class, or a saved config would come back as another kind
+        expected = type(self).__dataclass_fields__["kind"].default
+        if self.kind != expected:
+            raise ValueError(f"{type(self).__name__}.kind must be {expected!r}, got {self.kind!r}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Fail when the config is made, not at the first step, on an unknown choice."""
+        check_choices(self)
+
     def build(self, device: torch.device | str = "cpu") -> "Guidance":
         """The prior this config describes, with its weights loaded."""
         return load_attr(self.target)(self, device=device)
+
+
+def build_prior(config: PriorConfig, device: torch.device | str = "cpu") -> "Guidance":
+    """The one way to turn a prior config into a `Guidance` (imports the prior's module lazily)."""
+    if not isinstance(config, PriorConfig):
+        raise TypeError(f"build_prior needs a PriorConfig (MVDreamConfig, VSDConfig, ...), got {type(config).__name__}")
+    return config.build(device)
+
+
+@dataclass(frozen=True)
+class FrozenModelOptions:
+    """How the frozen pretrained parts (UNets, VAE, text encoder) run: precision, attention, memory."""
+
+    half_precision: bool = True
+    """Frozen weights in float16 on CUDA (always float32 on CPU); trainable LoRA / camera MLP stay float32."""
+    sdpa: bool = True
+    """PyTorch scaled-dot-product attention in the UNets (False: diffusers' plain matmul-softmax attention)."""
+    vae_slicing: bool = False
+    """Encode the images / frames through the VAE one at a time (lower peak memory, same result)."""
 
 
 def load_attr(spec: str):
@@ -55,19 +88,24 @@ def load_attr(spec: str):
 
 class Guidance:
     """Contract of every prior:
-    `__call__(rgb, cameras, prompt, step, generator=None, stage=None) -> {loss_<name>: tensor}`.
+    `__call__(rgb, cameras, prompt, step, generator=None, stage=None, times=None) -> {loss_<name>: tensor}`.
 
     rgb is the renderer's (B, H, W, 3) output in [0, 1] with gradient; the returned losses deliver the
     score-distillation gradient to it by backpropagation. `step` is the step within the current stage
     and every schedule is a pure function of (stage, step); all random draws come from `generator`.
-    After a call, `last` holds the draws and intermediate tensors of that call (timesteps, noise,
-    latents, predictions, grad) for diagnostics and tests.
+    `times` (B,) are the scene times of the renders: the trainer always passes them, priors that do
+    not need them ignore them. After a call, `last` holds the draws and intermediate tensors of that
+    call (timesteps, noise, latents, predictions, grad) for diagnostics and tests.
     """
 
     loss_names: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.last: dict[str, Tensor] = {}
+
+    def __call__(self, rgb: Tensor, cameras, prompt: str, step: int, generator: torch.Generator | None = None,
+                 stage: str | None = None, times: Tensor | None = None) -> dict[str, Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement the guidance call")
 
     def update(self, step: int) -> None:
         """Per-step hook. Schedules here are pure functions of `step`, so nothing needs updating."""
@@ -81,6 +119,71 @@ class Guidance:
     def load_state_dict(self, state: dict) -> None:
         if state:
             raise ValueError(f"{type(self).__name__} has no trainable state, got keys {sorted(state)}")
+
+
+class Part(NamedTuple):
+    """One pretrained component of a prior, read from the model id in a config field."""
+
+    loader: str
+    """'module:Class' with a `from_pretrained` (a diffusers model or scheduler)."""
+    field: str
+    """Config field holding the folder / hub id / tiny id."""
+    subfolder: str
+    """Sub-folder of that model (unet, vae, scheduler)."""
+
+
+class FrozenPrior(Guidance):
+    """A prior built on frozen pretrained parts (MVDream, VSD, Zeroscope): the one loader template.
+
+    Subclasses call `super().__init__(cfg, device)`, then `load_parts` and `load_text_encoder`. Every
+    part can be passed prebuilt in `models` (random-weight full-size benchmarks); missing weights
+    raise one ModelNotFoundError naming the config field.
+    """
+
+    label: ClassVar[str] = ""
+
+    def __init__(self, cfg: PriorConfig, device: torch.device | str = "cpu"):
+        super().__init__()
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.dtype = weights_dtype(self.device, cfg.frozen.half_precision)
+
+    def _kw(self, field: str, hint: str = "") -> dict:
+        cls = type(self.cfg)
+        return dict(role=f"{self.label} ({field})", field=f"{cls.__name__}.{field}", hint=hint,
+                    default_id=str(getattr(cls, field, "")))
+
+    def load_parts(self, parts: dict[str, Part], models: dict, hint: str = "") -> dict:
+        """name -> the frozen module on this device and dtype, or the scheduler's config dict."""
+        out = {}
+        for name, part in parts.items():
+            is_scheduler = part.loader.endswith("Scheduler")
+            if name in models:
+                value = models[name]
+            else:
+                kwargs = {} if is_scheduler else {"torch_dtype": self.dtype}
+                value = load_pretrained(load_attr(part.loader), getattr(self.cfg, part.field), part.subfolder,
+                                        **self._kw(part.field, hint), **kwargs)
+            # a scheduler is kept as its config dict (NoiseSchedule is built from it)
+            out[name] = dict(getattr(value, "config", value)) if is_scheduler else self.frozen(value)
+        return out
+
+    def frozen(self, module: torch.nn.Module) -> torch.nn.Module:
+        return place(freeze(module), self.device, self.dtype)
+
+    def apply_options(self, unets: list, vae) -> None:
+        """The FrozenModelOptions that act on modules: attention kind and VAE slicing."""
+        for unet in unets:
+            use_sdpa(unet, self.cfg.frozen.sdpa)
+        if self.cfg.frozen.vae_slicing:
+            vae.enable_slicing()
+
+    def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
+        """The frozen CLIP text encoder (tokenizer/ + text_encoder/) of the model in `field`."""
+        kw = self._kw(field)
+        return PromptProcessor(getattr(self.cfg, field), self.device, self.dtype, role=f"{self.label} text encoder",
+                               field=kw["field"], tokenizer=models.get("tokenizer"),
+                               text_encoder=models.get("text_encoder"), default_id=kw["default_id"])
 
 
 def resize_nchw(rgb: Tensor, size: tuple[int, int]) -> Tensor:
@@ -103,12 +206,8 @@ def encode_images(vae, images01: Tensor, sample: bool, generator: torch.Generato
     return z.float() * vae.config.scaling_factor
 
 
-def view_thresholds(front: float, back: float, overhead: float) -> ViewThresholds:
-    return ViewThresholds(front=front, back=back, overhead=overhead)
-
-
 def check_choices(cfg) -> None:
-    """Fail at construction, not at the first step, on an unknown CFG form or weighting."""
+    """Fail on an unknown CFG form or weighting (called when a prior config is made)."""
     from .common import CFG_FORMS, WEIGHTINGS
 
     for field, known in (("cfg_form", CFG_FORMS), ("weighting", WEIGHTINGS)):

@@ -1,16 +1,19 @@
-"""Loading pretrained components from a local folder or a hub id, with one clear error when missing.
+"""Loading pretrained components from a local folder, a hub id or a tiny-prior id, with one clear error.
 
-Model ids are configuration: every prior takes either a local folder (diffusers layout: unet/,
-vae/, text_encoder/, tokenizer/, scheduler/) or a Hugging Face hub id. Local folders never touch
-the network. Hub ids go through diffusers/transformers/huggingface_hub, so the usual cache
-(HF_HOME, HF_HUB_CACHE) is used; with HF_HUB_OFFLINE=1 only that cache is read. Whatever fails, the
-user sees a `ModelNotFoundError` naming the model and how to provide it, not a hub-client trace.
+Model ids are configuration: every prior takes a local folder (diffusers layout: unet/, vae/,
+text_encoder/, tokenizer/, scheduler/), a Hugging Face hub id, or `fourdfy-tiny:<name>`, one of the
+tiny random-weight priors (`method.guidance.tiny`), built on first use under `cache_dir()`. Local
+folders never touch the network. Hub ids go through diffusers/transformers/huggingface_hub, so the
+usual cache (HF_HOME, HF_HUB_CACHE) is used; with HF_HUB_OFFLINE=1 only that cache is read.
+Whatever fails, the user sees one `ModelNotFoundError` naming the model, the config field and how
+to provide it; the hub client's exception is not chained (`from None`), its first line is quoted.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -28,6 +31,56 @@ class GuidanceError(RuntimeError):
 
 class ModelNotFoundError(GuidanceError):
     """Weights of a prior could not be found locally and could not be fetched."""
+
+
+class ConversionError(GuidanceError):
+    """A checkpoint does not match the expected MVDream (LDM) layout."""
+
+
+TINY_SCHEME = "fourdfy-tiny:"
+
+
+def cache_dir() -> Path:
+    """Where artefacts shared between runs live (the tiny priors): $FOURDFY_CACHE, default ~/.cache/fourdfy."""
+    return Path(os.environ.get("FOURDFY_CACHE") or Path.home() / ".cache" / "fourdfy")
+
+
+def resolve_model(source: str | os.PathLike, field: str = "") -> str:
+    """A model id as something the loaders read: `fourdfy-tiny:<name>` -> its folder (built on first
+    use under cache_dir()/tiny-priors); anything else unchanged. `field` names the config field in errors."""
+    source = str(source)
+    if not source.startswith(TINY_SCHEME):
+        return source
+    from .tiny import TINY_MODELS, build_tiny_priors
+
+    name = source[len(TINY_SCHEME):]
+    if name not in TINY_MODELS:
+        where = f" (config field `{field}`)" if field else ""
+        raise ModelNotFoundError(f"unknown tiny prior {source!r}{where}; known: "
+                                 + ", ".join(TINY_SCHEME + n for n in TINY_MODELS))
+    return str(build_tiny_priors(cache_dir() / "tiny-priors")[name])
+
+
+@contextmanager
+def quiet_progress():
+    """No per-file progress bars of diffusers / transformers while loading or saving small parts
+    (a run's log stays readable); the previous setting is restored."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    was = (dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled())
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        (dlog.enable_progress_bar if was[0] else dlog.disable_progress_bar)()
+        (tlog.enable_progress_bar if was[1] else tlog.disable_progress_bar)()
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def hub_offline() -> bool:
@@ -74,28 +127,36 @@ def local_dir(source: str | os.PathLike) -> Path | None:
 
 def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, role: str, field: str,
                     hint: str = "", default_id: str = "", **kwargs):
-    """`cls.from_pretrained` on a local folder or hub id, raising ModelNotFoundError when unavailable."""
-    source = str(source)
+    """`cls.from_pretrained` on a local folder, hub id or tiny id; ModelNotFoundError when unavailable."""
+    source = resolve_model(source, field)
     msg = lambda reason: missing_model_message(source, role, field, reason, hint, default_id)  # noqa: E731
     folder = local_dir(source)
     if folder is not None:
         sub = folder / subfolder if subfolder else folder
         if not sub.is_dir():
             raise ModelNotFoundError(msg(f"the folder has no '{subfolder}/' sub-folder"))
-        return cls.from_pretrained(str(folder), subfolder=subfolder, **kwargs)
-    if looks_like_path(source):
-        raise ModelNotFoundError(msg("no such folder"))
-    try:
-        with warnings.catch_warnings():  # diffusers passes a deprecated argument to the hub client
-            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
-            return cls.from_pretrained(source, subfolder=subfolder, local_files_only=hub_offline(), **kwargs)
-    except (OSError, ValueError) as exc:  # hub clients raise OSError subclasses (offline, missing, network)
-        raise ModelNotFoundError(msg(f"{type(exc).__name__} while fetching '{subfolder or ''}'")) from exc
+        try:
+            with quiet_progress():
+                return cls.from_pretrained(str(folder), subfolder=subfolder, **kwargs)
+        except (OSError, ValueError) as exc:  # e.g. a sub-folder without its config or weights
+            error = f"'{subfolder}/' could not be read ({type(exc).__name__}: {_first_line(exc)})"
+    elif looks_like_path(source):
+        error = "no such folder"
+    else:
+        try:
+            with warnings.catch_warnings():  # diffusers passes a deprecated argument to the hub client
+                warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+                return cls.from_pretrained(source, subfolder=subfolder, local_files_only=hub_offline(), **kwargs)
+        except (OSError, ValueError) as exc:  # hub clients raise OSError subclasses (offline, missing, network)
+            error = f"{type(exc).__name__} while fetching '{subfolder or ''}': {_first_line(exc)}"
+    # raised outside the except block: the hub client's long chained trace is not the user's problem
+    raise ModelNotFoundError(msg(error))
 
 
 def download_file(source: str, filename: str, *, role: str, field: str, hint: str = "",
                   default_id: str = "") -> Path:
     """A single file: `source` itself if it is a local file, `source/filename` if a folder, else from the hub."""
+    source = resolve_model(source, field)
     msg = lambda reason: missing_model_message(source, role, field, reason, hint, default_id, filename)  # noqa: E731
     p = Path(source).expanduser()
     if p.is_file():
@@ -106,12 +167,13 @@ def download_file(source: str, filename: str, *, role: str, field: str, hint: st
         raise ModelNotFoundError(msg(f"the folder has no '{filename}'"))
     if looks_like_path(source):
         raise ModelNotFoundError(msg("no such file or folder"))
-    try:
-        from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download
 
+    try:
         return Path(hf_hub_download(source, filename, local_files_only=hub_offline()))
     except Exception as exc:  # any hub failure (offline, missing, network) becomes the one clear error
-        raise ModelNotFoundError(msg(f"{type(exc).__name__} while fetching '{filename}'")) from exc
+        error = f"{type(exc).__name__} while fetching '{filename}': {_first_line(exc)}"
+    raise ModelNotFoundError(msg(error))
 
 
 def weights_dtype(device: torch.device | str, half_precision: bool) -> torch.dtype:
@@ -134,8 +196,9 @@ def freeze(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def use_sdpa(model) -> None:
-    """PyTorch scaled-dot-product attention in every attention layer of a diffusers model."""
-    from diffusers.models.attention_processor import AttnProcessor2_0
+def use_sdpa(model, sdpa: bool = True) -> None:
+    """PyTorch scaled-dot-product attention (or, with sdpa=False, diffusers' plain matmul-softmax
+    attention) in every attention layer of a diffusers model."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-    model.set_attn_processor(AttnProcessor2_0())
+    model.set_attn_processor(AttnProcessor2_0() if sdpa else AttnProcessor())

@@ -12,17 +12,18 @@ release's negative prompt -> `loss_sds`, either
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from method.cameras import Cameras
 
-from .base import Guidance, check_choices, check_rgb, encode_images, resize_nchw, view_thresholds
+from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
 from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
-from .loading import place, download_file, freeze, load_pretrained, local_dir, weights_dtype
+from .loading import ConversionError, download_file, local_dir, resolve_model
 from .mvdream_unet import camera_condition, install_multiview_attention, multiview_forward
-from .prompts import PromptProcessor
+from .prompts import ViewPromptOptions
 
 RELEASE_NEGATIVE_PROMPT = (
     "ugly, bad anatomy, blurry, pixelated obscure, unnatural colors, poor lighting, dull, and unclear, "
@@ -35,14 +36,17 @@ RELEASE_NEGATIVE_PROMPT = (
 ANNEAL_PRESETS = {"release": ((0.98, 0.98), 8000), "paper": ((0.02, 0.98), 5000)}
 
 MVDREAM_HINT = ("MVDream is the single file sd-v2.1-base-4view.pt in the hub repo MVDream/MVDream; set `model` to "
-                "that file, to a folder holding it, or to a folder written by "
-                "`python -m method.guidance.mvdream_convert CKPT OUT`.")
+                "that file, to a folder holding it, or to a folder written by `fourdfy convert-mvdream CKPT OUT`.")
 
 
 @dataclass(frozen=True)
-class MVDreamConfig:
+class MVDreamConfig(PriorConfig):
     """MVDream 3D-aware SDS (defaults: the release's stage-1 settings)."""
 
+    target: ClassVar[str] = "method.guidance.mvdream:MVDreamGuidance"
+
+    kind: str = "mvdream"
+    """Discriminator of the prior configs in saved configs; always 'mvdream'."""
     model: str = "MVDream/MVDream"
     """Hub repo holding `checkpoint_file`, a local LDM checkpoint file, or our converted diffusers-style folder."""
     checkpoint_file: str = "sd-v2.1-base-4view.pt"
@@ -75,20 +79,21 @@ class MVDreamConfig:
     """Views per group that attend to each other (the batch is groups laid out one after another)."""
     image_size: int = 256
     """Renders are bilinearly resized to this square size before the VAE (MVDream's native 256)."""
-    view_dependent: bool = False
-    """Add ', front/side/back/overhead view' to the prompt (off in the release for MVDream)."""
-    front_threshold: float = 30.0
-    """View-dependent prompting: |azimuth| below this is 'front'."""
-    back_threshold: float = 30.0
-    """View-dependent prompting: |azimuth| above 180 - this is 'back'."""
-    overhead_threshold: float = 60.0
-    """View-dependent prompting: elevation above this is 'overhead'."""
+    view_prompt: ViewPromptOptions = ViewPromptOptions(enabled=False)
+    """View-dependent prompt suffixes (off in the release for MVDream; thresholds 30/30/60 deg)."""
     latent_sample: bool = True
     """Sample the VAE posterior (release) instead of taking its mean."""
-    half_precision: bool = True
-    """Run the frozen UNet, VAE and text encoder in float16 on CUDA (float32 on CPU). Attention is always SDPA."""
-    vae_slicing: bool = False
-    """Encode the views through the VAE one at a time (lower peak memory, same result)."""
+    frozen: FrozenModelOptions = FrozenModelOptions(half_precision=False)
+    """Precision, attention and VAE slicing of the frozen UNet, VAE and text encoder. fp32 by default:
+    the release's MVDream guidance declares `half_precision_weights` but never applies it, so MVDream
+    runs in fp32 there (trainer precision 32)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.loss not in ("recon", "sds"):
+            raise ValueError(f"MVDreamConfig.loss must be 'recon' or 'sds', got {self.loss!r}")
+        if self.anneal != "none" and self.anneal not in ANNEAL_PRESETS:
+            raise ValueError(f"unknown anneal {self.anneal!r}; known: none, {', '.join(ANNEAL_PRESETS)}")
 
     def timestep_range(self, stage: str | None) -> TimestepRange:
         if self.anneal == "none" or (stage is not None and stage not in self.anneal_stages):
@@ -100,71 +105,57 @@ class MVDreamConfig:
                              steps=steps if self.anneal_steps is None else self.anneal_steps)
 
 
-def load_mvdream_models(cfg: MVDreamConfig, dtype: torch.dtype = torch.float32):
-    """(multi-view UNet, VAE, scheduler config) from our folder or the original LDM checkpoint."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-
-    from . import mvdream_convert as mc
-    from .architectures import SD21_BASE_SCHEDULER
-
-    folder = local_dir(cfg.model)
-    if folder is not None and (folder / "unet").is_dir():
-        kw = dict(role="MVDream", field="MVDreamConfig.model", hint=MVDREAM_HINT, default_id=MVDreamConfig.model)
-        unet = load_pretrained(UNet2DConditionModel, folder, "unet", torch_dtype=dtype, **kw)
-        if unet.config.get("class_embed_type") != "projection":
-            raise mc.ConversionError(f"{folder}/unet has no camera embedding: not an MVDream folder")
-        install_multiview_attention(unet)
-        vae = load_pretrained(AutoencoderKL, folder, "vae", torch_dtype=dtype, **kw)
-        sched = dict(load_pretrained(DDPMScheduler, folder, "scheduler", **kw).config)
-        return unet, vae, sched
-    path = download_file(cfg.model, cfg.checkpoint_file, role="MVDream", field="MVDreamConfig.model",
-                         hint=MVDREAM_HINT, default_id=MVDreamConfig.model)
-    sd = mc.load_state_dict_file(path)
-    mc.check_schedule(sd, SD21_BASE_SCHEDULER)
-    unet, vae = mc.build_from_converted(mc.ldm_to_diffusers(sd, num_head_channels=cfg.num_head_channels), dtype)
-    return unet, vae, dict(SD21_BASE_SCHEDULER)
+MVDREAM_FOLDER_PARTS = {"unet": Part("diffusers:UNet2DConditionModel", "model", "unet"),
+                        "vae": Part("diffusers:AutoencoderKL", "model", "vae"),
+                        "scheduler_config": Part("diffusers:DDPMScheduler", "model", "scheduler")}
 
 
-class MVDreamGuidance(Guidance):
+class MVDreamGuidance(FrozenPrior):
     """MVDream score distillation on groups of `num_views` renders."""
 
     loss_names = ("loss_sds",)
+    label = "MVDream"
 
     def __init__(self, cfg: MVDreamConfig = MVDreamConfig(), device: torch.device | str = "cpu",
                  models: dict | None = None):
         """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, tokenizer,
         text_encoder) skips loading, e.g. for random-weight full-size benchmarks."""
-        super().__init__()
-        check_choices(cfg)
-        if cfg.loss not in ("recon", "sds"):
-            raise ValueError(f"MVDreamConfig.loss must be 'recon' or 'sds', got {cfg.loss!r}")
-        cfg.timestep_range(None)  # validates the anneal preset early
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = weights_dtype(self.device, cfg.half_precision)
+        super().__init__(cfg, device)
         models = dict(models or {})
-        if models:
-            unet, vae, sched = models["unet"], models["vae"], models["scheduler_config"]
-            install_multiview_attention(unet)
-        else:
-            unet, vae, sched = load_mvdream_models(cfg, self.dtype)
-        self.unet = place(freeze(unet), self.device, self.dtype)
-        self.vae = place(freeze(vae), self.device, self.dtype)
-        if cfg.vae_slicing:
-            self.vae.enable_slicing()
-        self.schedule = NoiseSchedule.from_config(sched)
+        folder = local_dir(resolve_model(cfg.model, "MVDreamConfig.model"))
+        if "unet" not in models and (folder is None or not (folder / "unet").is_dir()):
+            models.update(self._load_ldm_checkpoint())  # the original single file, converted in memory
+        parts = self.load_parts(MVDREAM_FOLDER_PARTS, models, MVDREAM_HINT)
+        self.unet, self.vae = parts["unet"], parts["vae"]
+        if self.unet.config.get("class_embed_type") != "projection":
+            raise ConversionError(f"{cfg.model}: the UNet has no camera embedding, so it is not an MVDream model")
+        install_multiview_attention(self.unet, sdpa=cfg.frozen.sdpa)
+        self.apply_options([], self.vae)
+        self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
         if self.schedule.prediction_type != "epsilon":
             raise ValueError("MVDream is an epsilon-prediction model")
-        self.prompts = PromptProcessor(cfg.text_model, self.device, self.dtype, role="MVDream text encoder",
-                                       field="MVDreamConfig.text_model", tokenizer=models.get("tokenizer"),
-                                       text_encoder=models.get("text_encoder"), default_id=MVDreamConfig.text_model)
+        self.prompts = self.load_text_encoder("text_model", models)
+
+    def _load_ldm_checkpoint(self) -> dict:
+        """unet, vae and scheduler_config from the original LDM checkpoint file (converted on load)."""
+        from . import mvdream_convert as mc
+        from .architectures import SD21_BASE_SCHEDULER
+
+        path = download_file(self.cfg.model, self.cfg.checkpoint_file, **self._kw("model", MVDREAM_HINT))
+        sd = mc.load_state_dict_file(path)
+        mc.check_schedule(sd, SD21_BASE_SCHEDULER)
+        unet, vae = mc.build_from_converted(mc.ldm_to_diffusers(sd, num_head_channels=self.cfg.num_head_channels),
+                                            self.dtype)
+        return {"unet": unet, "vae": vae, "scheduler_config": dict(SD21_BASE_SCHEDULER)}
 
     def __call__(self, rgb: Tensor, cameras: Cameras, prompt: str, step: int,
-                 generator: torch.Generator | None = None, stage: str | None = None) -> dict[str, Tensor]:
+                 generator: torch.Generator | None = None, stage: str | None = None,
+                 times: Tensor | None = None) -> dict[str, Tensor]:
         """{"loss_sds"} for (B, H, W, 3) renders, B a multiple of `num_views`, groups laid out in order.
 
         `stage` is the current stage's name: the timestep ramp runs only in `anneal_stages` (None
-        counts as a ramp stage), later stages sample `t_range`. Draw order: VAE posterior, t, noise.
+        counts as a ramp stage), later stages sample `t_range`. `times` is ignored (MVDream is static).
+        Draw order: VAE posterior, t, noise.
         """
         cfg, n = self.cfg, self.cfg.num_views
         check_rgb(rgb, "MVDreamGuidance")
@@ -177,9 +168,7 @@ class MVDreamGuidance(Guidance):
         t = cfg.timestep_range(stage).sample(step, 1, self.schedule.num_train_timesteps, generator).to(self.device)
         noise = randn(latents.shape, generator, latents)
         cond, uncond = self.prompts.embeddings(prompt, cfg.negative_prompt, b, cameras.azimuth_deg,
-                                               cameras.elevation_deg, cfg.view_dependent,
-                                               view_thresholds(cfg.front_threshold, cfg.back_threshold,
-                                                               cfg.overhead_threshold))
+                                               cameras.elevation_deg, cfg.view_prompt)
         camera = camera_condition(cameras.c2w.to(self.device))
         with torch.no_grad():
             z_t = self.schedule.add_noise(latents.detach(), noise, t)

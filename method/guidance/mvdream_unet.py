@@ -18,13 +18,17 @@ MULTIVIEW_MARKER = "mvdream.json"
 """File written beside unet/ in our diffusers-style MVDream folders (holds the number of views)."""
 
 
+def _attention(sdpa: bool):
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    return AttnProcessor2_0() if sdpa else AttnProcessor()
+
+
 class MultiViewSelfAttnProcessor:
-    """SDPA self-attention over the tokens of all `num_views` views of each group."""
+    """Self-attention over the tokens of all `num_views` views of each group (SDPA, or plain attention)."""
 
-    def __init__(self):
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
-        self._inner = AttnProcessor2_0()
+    def __init__(self, sdpa: bool = True):
+        self._inner = _attention(sdpa)
 
     def __call__(self, attn, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
                  attention_mask: Tensor | None = None, temb: Tensor | None = None, num_views: int = 1) -> Tensor:
@@ -39,21 +43,20 @@ class MultiViewSelfAttnProcessor:
 
 
 class PerViewAttnProcessor:
-    """Plain SDPA attention that accepts (and ignores) `num_views`, so cross-attention stays per view."""
+    """Attention that accepts (and ignores) `num_views`, so cross-attention stays per view."""
 
-    def __init__(self):
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
-        self._inner = AttnProcessor2_0()
+    def __init__(self, sdpa: bool = True):
+        self._inner = _attention(sdpa)
 
     def __call__(self, attn, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
                  attention_mask: Tensor | None = None, temb: Tensor | None = None, num_views: int = 1) -> Tensor:
         return self._inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
 
-def install_multiview_attention(unet) -> None:
-    """Give every attn1 the multi-view processor and every other attention the per-view one."""
-    procs = {name: MultiViewSelfAttnProcessor() if name.endswith("attn1.processor") else PerViewAttnProcessor()
+def install_multiview_attention(unet, sdpa: bool = True) -> None:
+    """Give every attn1 the multi-view processor and every other attention the per-view one
+    (both on SDPA, or with sdpa=False on diffusers' plain matmul-softmax attention)."""
+    procs = {name: MultiViewSelfAttnProcessor(sdpa) if name.endswith("attn1.processor") else PerViewAttnProcessor(sdpa)
              for name in unet.attn_processors}
     unet.set_attn_processor(procs)
 

@@ -1,9 +1,10 @@
 """Text conditioning: CLIP text embeddings computed once and cached, and view-dependent prompts.
 
 View-dependent prompting (threestudio / the release): every view starts as "side"; azimuths within
-`front_threshold` of 0 deg become "front", within `back_threshold` of 180 deg "back", and elevations
-above `overhead_threshold` "overhead" (later rules win). The prompt gets the suffix ", <dir> view";
-the negative prompt is the same for every direction. Azimuth 0 is the +x axis (method.cameras).
+`front` deg of 0 become "front", within `back` deg of 180 "back", and elevations above `overhead`
+"overhead" (later rules win); `ViewPromptOptions` holds the switch and the three angles. The
+prompt gets the suffix ", <dir> view"; the negative prompt is the same for every direction.
+Azimuth 0 is the +x axis (method.cameras).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .loading import load_pretrained, place
+from .loading import load_pretrained, place, resolve_model
 
 DIRECTIONS = ("side", "front", "back", "overhead")
 
@@ -27,9 +28,11 @@ def clear_cache() -> None:
 
 
 @dataclass(frozen=True)
-class ViewThresholds:
-    """Angles (degrees) that decide the view-dependent prompt suffix."""
+class ViewPromptOptions:
+    """View-dependent prompting: whether to add ', <direction> view', and the angles (degrees) that decide it."""
 
+    enabled: bool = False
+    """Add the direction suffix to the prompt (the negative prompt never gets one)."""
     front: float = 30.0
     """|azimuth| below this: 'front'."""
     back: float = 30.0
@@ -44,7 +47,7 @@ def wrap_azimuth(azimuth_deg: Tensor) -> Tensor:
 
 
 def view_directions(azimuth_deg: Tensor, elevation_deg: Tensor,
-                    thresholds: ViewThresholds = ViewThresholds()) -> Tensor:
+                    thresholds: ViewPromptOptions = ViewPromptOptions()) -> Tensor:
     """(B,) indices into DIRECTIONS."""
     az = wrap_azimuth(azimuth_deg.float())
     idx = torch.zeros(az.shape, dtype=torch.long, device=az.device)
@@ -72,6 +75,7 @@ class PromptProcessor:
         self.device = torch.device(device)
         self.dtype = dtype
         if tokenizer is None or text_encoder is None:
+            self.source = resolve_model(self.source, field)  # cache per folder, not per alias
             kw = dict(role=role, field=field, default_id=default_id)
             tokenizer = load_pretrained(CLIPTokenizer, self.source, "tokenizer", **kw)
             text_encoder = load_pretrained(CLIPTextModel, self.source, "text_encoder", **kw)
@@ -92,13 +96,14 @@ class PromptProcessor:
         return torch.cat([_CACHE[(self.source, t)] for t in texts]).to(self.device, self.dtype)
 
     def embeddings(self, prompt: str, negative_prompt: str, n: int, azimuth_deg: Tensor | None = None,
-                   elevation_deg: Tensor | None = None, view_dependent: bool = False,
-                   thresholds: ViewThresholds = ViewThresholds()) -> tuple[Tensor, Tensor]:
-        """(cond, uncond), each (n, L, D); view-dependent prompts need the n azimuths and elevations."""
-        if view_dependent:
+                   elevation_deg: Tensor | None = None,
+                   view: ViewPromptOptions = ViewPromptOptions()) -> tuple[Tensor, Tensor]:
+        """(cond, uncond), each (n, L, D); view-dependent prompts (view.enabled) need the n azimuths and
+        elevations."""
+        if view.enabled:
             if azimuth_deg is None or elevation_deg is None:
                 raise ValueError("view-dependent prompting needs azimuths and elevations")
-            dirs = view_directions(azimuth_deg.reshape(-1)[:n].cpu(), elevation_deg.reshape(-1)[:n].cpu(), thresholds)
+            dirs = view_directions(azimuth_deg.reshape(-1)[:n].cpu(), elevation_deg.reshape(-1)[:n].cpu(), view)
             texts = [view_prompt(prompt, DIRECTIONS[i]) for i in dirs.tolist()]
         else:
             texts = [prompt] * n

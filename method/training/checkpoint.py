@@ -9,8 +9,28 @@ from pathlib import Path
 import torch
 
 
+SCHEMA = 2
+"""Layout version of checkpoints; runs written by an older layout cannot be resumed."""
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or belongs to another configuration."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """A checkpoint belongs to another run: other config, prompt, or an older version of the suite."""
+
+
+def check_compatible(data: dict, path: Path, config_hash: str, prompt: str) -> None:
+    """Raise `CheckpointMismatch` unless `data` was written by this exact run (config and prompt)."""
+    if data.get("schema") != SCHEMA:
+        raise CheckpointMismatch(
+            f"{path} was written by an older version of fourdfy-bench (checkpoint layout {data.get('schema', 1)}, "
+            f"this version reads {SCHEMA}); its config cannot be matched: start a new run in another --out")
+    if data["config_hash"] != config_hash or data["prompt"] != prompt:
+        raise CheckpointMismatch(
+            f"{path} was written by a different run (method {data['method']!r}, prompt {data['prompt']!r}, "
+            f"config {data['config_hash']}, this run {config_hash}); use another --out or drop --resume")
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -35,7 +55,18 @@ def load(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated or foreign file
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        raise CheckpointError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}){_intact_hint(path)}") from None
+
+
+def _intact_hint(path: Path) -> str:
+    """What to do when a run's last.pt is damaged: the stage checkpoints beside it may be intact."""
+    if path.name != "last.pt":
+        return ""
+    stages = sorted(p.name for p in path.parent.glob("stage*.pt"))
+    if not stages:
+        return "; no stage checkpoint beside it: start the run again in a new --out"
+    return (f"; intact stage checkpoints beside it: {', '.join(stages)} — continue from the latest with "
+            f"`fourdfy generate ... --resume-from {path.parent / stages[-1]}`")
 
 
 def rng_state(generator: torch.Generator) -> dict:

@@ -9,9 +9,15 @@ import json
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
+from method import configs
 from method.background import BackgroundConfig
 from method.cameras import CameraRanges
 from method.fields import FieldConfig
+from method.guidance.base import PriorConfig
+from method.render import RenderConfig
+
+CONFIG_SCHEMA = 2
+"""Version of the config layout; part of the hash, so runs made by an older layout are refused clearly."""
 
 UPDATE_TYPES = ("3d", "img", "video")
 """3d: MVDream multi-view SDS; img: VSD on single views; video: Zeroscope video SDS."""
@@ -35,6 +41,10 @@ class StageConfig:
     """Multiplier of the static grid's LR in this stage (stage 3 drops 1e-2 -> 1e-4: 0.01)."""
     dynamic_time: str = "zero"
     """Time at which static (3D / IMG) updates render: 'zero' (stages 1-2) or 'frame' (a random clip frame time)."""
+    mv_resolution: tuple[tuple[int, int], ...] = ((0, 256),)
+    """(from step within this stage, square size) milestones of the 4-view MVDream renders."""
+    mv_groups: tuple[tuple[int, int], ...] = ((0, 1),)
+    """(from step within this stage, number of 4-view groups) milestones of the MVDream batch."""
 
     def update_probabilities(self) -> dict[str, float]:
         """Marginal probabilities of the sequential draw: 3D with p_3d, else IMG with p_img, else the rest.
@@ -88,12 +98,8 @@ class LossWeights:
 
 @dataclass(frozen=True)
 class RenderSchedule:
-    """Render sizes, batch sizes and samples per update type."""
+    """Render sizes and batch sizes per update type (MVDream's are per stage: `StageConfig.mv_*`)."""
 
-    mv_resolution: tuple[tuple[int, int], ...] = ((0, 64), (5000, 256))
-    """(from step, square size) milestones of the 4-view renders."""
-    mv_groups: tuple[tuple[int, int], ...] = ((0, 2), (5000, 1))
-    """(from step, number of 4-view groups) milestones."""
     img_resolution: int = 256
     """Square size of VSD single-view renders."""
     img_batch: int = 1
@@ -102,10 +108,8 @@ class RenderSchedule:
     """(H, W) of the video frames."""
     video_frames: int = 16
     """Frames per clip."""
-    num_samples: int = 512
-    """Samples per ray through the box."""
     eval_size: int = 256
-    """Preview / evaluation render size."""
+    """Preview render size."""
 
     @staticmethod
     def at(milestones: tuple[tuple[int, int], ...], step: int) -> int:
@@ -135,16 +139,6 @@ class Anneal:
 
 
 @dataclass(frozen=True)
-class GuidanceSpec:
-    """Which prior backs an update type; the trainer builds it only if some stage draws that type."""
-
-    kind: str
-    """'mvdream', 'vsd', 'zeroscope' or 'oracle'."""
-    options: dict = dc_field(default_factory=dict)
-    """Overrides of the prior's config dataclass fields (model ids, CFG form, loss form...)."""
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """Everything a run needs; `config_hash` identifies it in manifests."""
 
@@ -162,6 +156,8 @@ class TrainConfig:
     """Random training camera ranges."""
     render: RenderSchedule = dc_field(default_factory=RenderSchedule)
     """Render sizes and batches."""
+    renderer: RenderConfig = dc_field(default_factory=RenderConfig)
+    """Volume renderer: samples per ray, occupancy grid (CUDA), chunking; its box is the field's box."""
     lrs: LearningRates = dc_field(default_factory=LearningRates)
     """Per-group learning rates."""
     betas: tuple[float, float] = (0.9, 0.99)
@@ -178,22 +174,29 @@ class TrainConfig:
     """Groups trained by 3D / IMG updates (the dynamic grid stays frozen)."""
     video_groups: tuple[str, ...] = ("static", "dynamic", "mlp", "background")
     """Groups trained by video updates (release: all; ('dynamic',) freezes the static modules)."""
-    guidance: dict[str, GuidanceSpec] = dc_field(default_factory=dict)
-    """Prior per update type ('3d', 'img', 'video')."""
-    reset_optimizer_each_stage: bool = True
-    """Start each stage with fresh optimizer state (the release runs each stage separately)."""
+    guidance: dict[str, PriorConfig] = dc_field(default_factory=dict)
+    """Typed config of the prior behind each update type ('3d', 'img', 'video'); built only if drawn."""
     checkpoint_every: int = 1000
-    """Steps between periodic checkpoints (plus one at each stage end)."""
+    """Steps within a stage between periodic checkpoints (plus one at each stage end)."""
+    checkpoint_every_s: float = 600.0
+    """Also checkpoint when this many seconds passed since the last one (0: off), so short stages count too."""
+    heartbeat_s: float = 30.0
+    """When the output is not a terminal, print one progress line at most this often (seconds)."""
     preview_every: int = 1000
     """Steps between preview images (0: off)."""
     log_every: int = 10
     """Steps between JSONL log lines."""
-    occupancy_grid: bool = True
-    """Use nerfacc's occupancy grid when running on CUDA."""
+    preview_frames: int = 16
+    """Frames of the orbit preview video written at the end of a run (0: none; eval videos: `fourdfy render`)."""
     seed: int = 0
     """Seed of every random draw of the run."""
     device: str = "auto"
     """'auto' (cuda if available), 'cpu' or 'cuda'."""
+
+    def __post_init__(self) -> None:
+        if self.renderer.box_radius != self.field.box_radius:
+            raise ValueError(f"renderer.box_radius {self.renderer.box_radius} differs from field.box_radius "
+                             f"{self.field.box_radius}: set both")
 
     def stage(self, name: str) -> StageConfig:
         for s in self.stages:
@@ -212,25 +215,38 @@ class TrainConfig:
         return used
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return configs.to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """The config saved in a run's manifest (`to_dict` form), typed and checked again."""
+        return configs.from_dict(cls, data)
+
+    def stage_prefix_hash(self, n_stages: int) -> str:
+        """Hash of what determines the state after the first `n_stages` stages (for sharing them between methods).
+
+        Everything but the later stages, the method's name and the output cadence (previews, logs) counts:
+        two configs with equal prefix hashes train bit-identical weights through those stages.
+        """
+        d = self.to_dict()
+        d["stages"] = d["stages"][:n_stages]
+        for key in ("method", "device", "preview_every", "log_every", "heartbeat_s", "preview_frames"):
+            d.pop(key, None)
+        return _hash(d)
 
     def config_hash(self) -> str:
-        """Hash of the resolved config, seed and device excluded (they do not change what is trained)."""
+        """Hash of the resolved config, device excluded (it does not change what is trained)."""
         d = self.to_dict()
         d.pop("device", None)
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _hash(d)
+
+
+def _hash(d: dict) -> str:
+    d = {"schema": CONFIG_SCHEMA, **d}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def replace(obj, **changes):
-    """dataclasses.replace that accepts nested 'a.b' keys, so a method is a flat dict of overrides."""
-    nested: dict[str, dict] = {}
-    flat = {}
-    for key, value in changes.items():
-        head, _, rest = key.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            flat[key] = value
-    for head, sub in nested.items():
-        flat[head] = replace(flat.get(head, getattr(obj, head)), **sub)
-    return dataclasses.replace(obj, **flat)
+    """A copy with fields set by dotted keys ('weights.sds_video', 'stages.stage3.steps',
+    'guidance.img.guidance_scale'), each checked against the config schema (see `method.configs`)."""
+    return configs.set_keys(obj, changes)

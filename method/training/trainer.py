@@ -1,14 +1,14 @@
 """The hybrid-SDS trainer: runs the stages of a `TrainConfig`, one update type per step.
 
 Everything random comes from one `torch.Generator` whose state is checkpointed, so `resume=True`
-after a kill ends with the same parameters as an uninterrupted run.
+after a kill ends with the same parameters as an uninterrupted run. Rendering goes through the
+run's `VolumeRenderer` (its occupancy grid, on CUDA, is saved with the checkpoints).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import resource
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +16,19 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from method import backends
 from method.background import draw_random_backgrounds
-from method.cameras import (Cameras, cameras_from_spherical, sample_frame_times, sample_multiview_groups,
-                            sample_single_views, sample_video)
+from method.cameras import Cameras, sample_frame_times, sample_multiview_groups, sample_single_views, sample_video
 from method.fields import SceneField
+from method.render import VolumeRenderer
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .draw import draw_update
-from .priors import build_prior
+from .outputs import peak_memory_mb, write_manifest, write_preview, write_preview_video
+from .progress import Progress
 
-MANIFEST_PACKAGES = ("fourdfy-bench", "torch", "diffusers", "transformers", "peft", "nerfacc", "tinycudann")
+OPACITY_CLAMP = 1e-3
+"""Opacity is clamped to [c, 1 - c] in the entropy term, as the release does (log stays finite)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -49,10 +50,22 @@ class RunState:
 
 
 class Trainer:
-    """Algorithm 1 over a `SceneField`, driven entirely by the config."""
+    """Algorithm 1 over a `SceneField`, driven entirely by the config.
+
+    `priors` may inject ready-built priors per update type (tests); otherwise each is built from
+    `cfg.guidance[update]` the first time a stage can draw it. `progress`: live bar on a terminal,
+    heartbeat lines otherwise; `quiet` silences both. `notes` are added to the manifest.
+
+    `stage_cache`: a folder shared by runs. At each stage end the stage checkpoint is stored there
+    under a key of (the config of every stage so far, prompt); a new run first looks for the deepest
+    such checkpoint and continues from it, so methods whose first stages are identical train them once
+    (4dfy, wo_hybrid and wo_img share stage 1-2 or stage 1). The continued run is bit-identical to one
+    trained from scratch: the checkpoint holds the optimizer and RNG states.
+    """
 
     def __init__(self, cfg: TrainConfig, prompt: str, out_dir: Path | str, priors: dict | None = None,
-                 progress: bool = True, run_orbit: bool = True):
+                 progress: bool = True, quiet: bool = False, notes: dict | None = None,
+                 stage_cache: Path | str | None = None):
         if not prompt.strip():
             raise ValueError("the prompt is empty")
         self.cfg = cfg
@@ -60,15 +73,19 @@ class Trainer:
         self.out = Path(out_dir)
         self.device = resolve_device(cfg.device)
         self.progress = progress
-        self.run_orbit = run_orbit
+        self.quiet = quiet
+        self.notes = dict(notes or {})
+        self.stage_cache = None if stage_cache is None else Path(stage_cache)
+        self.shared_from: dict | None = None
         torch.manual_seed(cfg.seed)  # network initialisation
         self.field = SceneField(cfg.field, cfg.background).to(self.device)
+        self.renderer = VolumeRenderer(cfg.renderer, self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self._priors = dict(priors or {})
         self.state = RunState(counts={s.name: {"3d": 0, "img": 0, "video": 0} for s in cfg.stages})
         self.optimizer: torch.optim.Optimizer | None = None
-        self.estimator = None
         self.timings: dict[str, float] = {}
+        self.resumes: list[dict] = []
 
     # --- pieces -------------------------------------------------------------------------------------
     def prior(self, update: str):
@@ -76,7 +93,7 @@ class Trainer:
             spec = self.cfg.guidance.get(update)
             if spec is None:
                 raise ValueError(f"method {self.cfg.method!r} draws {update!r} updates but no prior is configured")
-            self._priors[update] = build_prior(update, spec, self.cfg, str(self.device))
+            self._priors[update] = spec.build(str(self.device))
         return self._priors[update]
 
     def _build_optimizer(self, stage_index: int) -> None:
@@ -99,15 +116,14 @@ class Trainer:
     def learning_rates(self) -> dict[str, float]:
         return {g["name"]: g["lr"] for g in self.optimizer.param_groups} if self.optimizer else {}
 
-    def _render(self, cams: Cameras, times: Tensor, height: int, width: int, sigma: float,
-                bg_colors: Tensor | None, training: bool, bg_mask: Tensor | None = None) -> dict:
-        from method.render import RenderConfig, render_images
-
-        rcfg = RenderConfig(num_samples=self.cfg.render.num_samples, randomized=training)
+    def render(self, cams: Cameras, times: Tensor, height: int, width: int, sigma: float, *,
+               training: bool, bg_colors: Tensor | None = None, bg_mask: Tensor | None = None) -> dict:
+        """Render through the run's renderer; training renders jitter samples from the run's generator."""
         field_fn = lambda x, t: self.field(x, t, sigma)  # noqa: E731
-        return render_images(field_fn, self.field.background, cams.to(self.device), times.to(self.device),
-                             height, width, rcfg, generator=self.generator if training else None,
-                             estimator=self.estimator, bg_colors=bg_colors, bg_mask=bg_mask)
+        return self.renderer.render_images(field_fn, self.field.background, cams.to(self.device),
+                                           times.to(self.device), height, width, randomized=training,
+                                           generator=self.generator if training else None,
+                                           bg_colors=bg_colors, bg_mask=bg_mask)
 
     def _static_times(self, stage, n: int) -> Tensor:
         if stage.dynamic_time == "zero":
@@ -116,11 +132,12 @@ class Trainer:
         k = torch.randint(len(frames), (1,), generator=self.generator)
         return frames[k].expand(n).clone()
 
-    def _batch(self, update: str, stage, step: int) -> tuple[Cameras, Tensor, int, int]:
+    def batch(self, update: str, stage, step: int) -> tuple[Cameras, Tensor, int, int]:
+        """Cameras, times and render size of one update (MVDream's batch follows the stage's own schedule)."""
         r, ranges = self.cfg.render, self.cfg.cameras
         if update == "3d":
-            groups = r.at(r.mv_groups, step)
-            size = r.at(r.mv_resolution, step)
+            groups = r.at(stage.mv_groups, step)
+            size = r.at(stage.mv_resolution, step)
             cams = sample_multiview_groups(groups, 4, ranges, self.generator)
             return cams, self._static_times(stage, len(cams)), size, size
         if update == "img":
@@ -133,7 +150,7 @@ class Trainer:
         w = self.cfg.weights
         out = {"loss_sparsity": torch.sqrt(opacity ** 2 + 0.01).mean()}
         if w.opacity_entropy > 0 and step >= w.opacity_entropy_from:
-            o = opacity.clamp(1e-5, 1 - 1e-5)
+            o = opacity.clamp(OPACITY_CLAMP, 1 - OPACITY_CLAMP)
             out["loss_opacity_entropy"] = -(o * torch.log(o) + (1 - o) * torch.log(1 - o)).mean()
         return out
 
@@ -143,73 +160,119 @@ class Trainer:
         update = draw_update(stage, self.generator)
         self.field.set_trainable(cfg.video_groups if update == "video" else cfg.static_groups)
         sigma = cfg.sigma(stage.name, step)
-        self._update_occupancy(stage, step, sigma)
-        cams, times, h, w = self._batch(update, stage, step)
+        self.renderer.update(step, lambda x, t: self.field.density(x, t, sigma),
+                             dynamic=stage.dynamic_time == "frame", generator=self.generator)
+        cams, times, h, w = self.batch(update, stage, step)
         # one random-colour decision per image, per 4-view group, or per clip (not per frame)
         group = {"3d": 4, "img": 1, "video": len(cams)}[update]
         use, colors = draw_random_backgrounds(len(cams), group, cfg.background.random_color_prob, self.generator)
-        out = self._render(cams, times, h, w, sigma, colors, training=True, bg_mask=use)
+        out = self.render(cams, times, h, w, sigma, training=True, bg_colors=colors, bg_mask=use)
         prior = self.prior(update)
-        kwargs = {"times": times} if getattr(prior, "uses_times", False) else {}
         losses = dict(prior(out["rgb"], cams.to(self.device), self.prompt, step, generator=self.generator,
-                            stage=stage.name, **kwargs))
+                            stage=stage.name, times=times))
         losses.update(self._regularisers(out["opacity"], step))
         total = sum(getattr(cfg.weights, k[len("loss_"):]) * v for k, v in losses.items())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if hasattr(prior, "update"):
-            prior.update(step)
+        prior.update(step)
         self.state.counts[stage.name][update] += 1
         return {"update": update, "sigma": sigma, **{k: float(v.detach()) for k, v in losses.items()}}
 
-    def _update_occupancy(self, stage, step: int, sigma: float) -> None:
-        if self.estimator is None:
-            return
-        self.estimator.update(step, lambda x, t: self.field.density(x, t, sigma),
-                              dynamic=stage.dynamic_time == "frame", generator=self.generator)
-
-    def _maybe_build_estimator(self) -> None:
-        if not (self.cfg.occupancy_grid and self.device.type == "cuda" and backends.nerfacc_cuda_active()):
-            return
-        from method.render import OccupancyConfig, OccupancyGrid
-
-        self.estimator = OccupancyGrid(OccupancyConfig(), self.cfg.field.box_radius, self.cfg.render.num_samples,
-                                       device=self.device)
-
     # --- checkpoints --------------------------------------------------------------------------------
     def _checkpoint(self) -> dict:
-        return {"config_hash": self.cfg.config_hash(), "method": self.cfg.method, "prompt": self.prompt,
-                "state": self.state.as_dict(), "field": self.field.state_dict(),
+        return {"schema": ckpt.SCHEMA, "config_hash": self.cfg.config_hash(), "method": self.cfg.method,
+                "prompt": self.prompt, "state": self.state.as_dict(), "field": self.field.state_dict(),
                 "optimizer": self.optimizer.state_dict() if self.optimizer else None,
                 "priors": {u: p.state_dict() for u, p in self._priors.items() if p.trainable_parameters()},
                 "rng": ckpt.rng_state(self.generator), "timings": dict(self.timings),
-                "occupancy": self.estimator.state_dict() if self.estimator is not None else None}
+                "renderer": self.renderer.state_dict(), "resumes": list(self.resumes),
+                "shared_from": self.shared_from}
 
     def _save(self, name: str) -> None:
         ckpt.save_atomic(self._checkpoint(), self.out / "ckpt" / f"{name}.pt")
+        self._last_save = time.monotonic()
 
     def _resume_from(self, path: Path) -> None:
         data = ckpt.load(path)
-        if data["config_hash"] != self.cfg.config_hash() or data["prompt"] != self.prompt:
-            raise ckpt.CheckpointError(
-                f"{path} was written by a different run (method {data['method']!r}, prompt {data['prompt']!r}, "
-                f"config {data['config_hash']}); use another --out or drop --resume")
+        ckpt.check_compatible(data, path, self.cfg.config_hash(), self.prompt)
+        self._load_state(data)
+        s = data["state"]
+        self.resumes = list(data.get("resumes", [])) + [{"stage_index": s["stage_index"], "step": s["step"],
+                                                          "from": path.name}]
+        self.shared_from = data.get("shared_from")
+        self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Drop log lines written after the checkpoint being resumed: those steps run again."""
+        log = self.out / "log.jsonl"
+        if not log.exists():
+            return
+        names = [s.name for s in self.cfg.stages]
+        keep = []
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            pos = (names.index(rec["stage"]), rec["step"])
+            if pos <= (self.state.stage_index, self.state.step):
+                keep.append(line)
+        log.write_text("".join(f"{line}\n" for line in keep))
+
+    # --- stages shared between runs ----------------------------------------------------------------
+    def _cache_key(self, n_stages: int) -> str:
+        import hashlib
+
+        text = f"{self.cfg.stage_prefix_hash(n_stages)}\n{self.prompt}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _cached_stage(self, index: int) -> Path:
+        return self.stage_cache / self._cache_key(index + 1) / f"{self.cfg.stages[index].name}.pt"
+
+    def _share_stage(self, index: int) -> None:
+        """Store the checkpoint and log of stages [0, index] for runs with the same first stages."""
+        if self.stage_cache is None or index >= len(self.cfg.stages) - 1:
+            return
+        target = self._cached_stage(index)
+        if not target.exists():
+            import tempfile
+
+            # the log first, then the checkpoint: a reader checks for the checkpoint and finds both;
+            # unique temporary names, since parallel jobs may store the same stage at once (same bits)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            log = self.out / "log.jsonl"
+            fd, tmp = tempfile.mkstemp(prefix=".log.", dir=target.parent)
+            with os.fdopen(fd, "w") as f:
+                f.write(log.read_text() if log.exists() else "")
+            os.replace(tmp, target.with_suffix(".jsonl"))
+            ckpt.save_atomic(self._checkpoint(), target)
+
+    def _start_from_cache(self) -> None:
+        """Continue from the deepest cached stage this run shares (no-op without a cache or a match)."""
+        if self.stage_cache is None:
+            return
+        for index in reversed(range(len(self.cfg.stages) - 1)):
+            path = self._cached_stage(index)
+            if self.cfg.stages[index].steps > 0 and path.is_file() and path.with_suffix(".jsonl").is_file():
+                data = ckpt.load(path)
+                self._load_state(data)
+                self.shared_from = {"stage": self.cfg.stages[index].name, "key": self._cache_key(index + 1),
+                                    "method": data["method"]}
+                (self.out / "log.jsonl").write_text(path.with_suffix(".jsonl").read_text())
+                return
+
+    def _load_state(self, data: dict) -> None:
         self.field.load_state_dict(data["field"])
         for u, sd in data["priors"].items():
             self.prior(u).load_state_dict(sd)
         s = data["state"]
         self.state = RunState(s["stage_index"], s["step"], s["counts"])
-        self.timings = data["timings"]
+        self.timings = dict(data["timings"])
         if self.state.stage_index < len(self.cfg.stages):
             self._build_optimizer(self.state.stage_index)
             if data["optimizer"] is not None and self.state.step > 0:
                 self.optimizer.load_state_dict(data["optimizer"])
         ckpt.restore_rng(self.generator, data["rng"])
-        self._maybe_build_estimator()
-        if self.estimator is not None and data.get("occupancy") is not None:
-            self.estimator.load_state_dict(data["occupancy"])
+        self.renderer.load_state_dict(data["renderer"])
 
     def init_from(self, path: Path | str) -> None:
         """Start from another run's stage checkpoint: weights only, continuing with the next stage."""
@@ -230,123 +293,96 @@ class Trainer:
         return self.cfg.stages[index].steps if index < len(self.cfg.stages) else 0
 
     # --- the run ------------------------------------------------------------------------------------
-    def run(self, resume: bool = False, init_from: Path | str | None = None, stop_after: int | None = None) -> dict:
-        """Train all stages. `stop_after` ends the process-equivalent early after that many steps
-        (used to simulate a kill in tests); checkpoints are written as configured."""
-        from tqdm.auto import tqdm
+    def run(self, resume: bool = False, init_from: Path | str | None = None, stop_after: int | None = None,
+            resume_from: Path | str | None = None) -> dict:
+        """Train all stages.
 
+        resume: continue from `ckpt/last.pt` (or from `resume_from`, e.g. an intact `ckpt/stage2.pt`
+        when last.pt is damaged). `stop_after` ends early after that many steps, as a kill would
+        (tests); checkpoints are written as configured.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         last = self.out / "ckpt" / "last.pt"
-        if resume and last.exists():
+        if resume_from is not None:
+            self._resume_from(Path(resume_from))
+        elif resume and last.exists():
             self._resume_from(last)
         elif init_from is not None:
             self.init_from(init_from)
         elif last.exists():
             raise ckpt.CheckpointError(f"{self.out} already holds a run; pass --resume to continue it "
                                        "or choose another --out")
-        if self.estimator is None:
-            self._maybe_build_estimator()
+        else:
+            self._start_from_cache()
         total = sum(s.steps for s in self.cfg.stages)
         done = sum(s.steps for s in self.cfg.stages[:self.state.stage_index]) + self.state.step
-        log = (self.out / "log.jsonl").open("a")
-        bar = tqdm(total=total, initial=done, disable=not self.progress, dynamic_ncols=True, unit="step")
+        progress = Progress(total, done, self.cfg.heartbeat_s, enabled=self.progress, quiet=self.quiet)
+        self._last_save = time.monotonic()
         executed = 0
-        try:
-            while self.state.stage_index < len(self.cfg.stages):
-                i = self.state.stage_index
-                stage = self.cfg.stages[i]
-                if self.state.step == 0 or self.optimizer is None:
-                    self._build_optimizer(i)
-                t0 = time.perf_counter()
-                while self.state.step < stage.steps:
-                    if stop_after is not None and executed >= stop_after:
-                        return {"stopped": True}
-                    rec = self.train_step(i, self.state.step)
-                    self.state.step += 1
-                    executed += 1
-                    bar.update(1)
-                    c = self.state.counts[stage.name]
-                    bar.set_description(f"{stage.name} {self.state.step}/{stage.steps}")
-                    bar.set_postfix_str(f"3d={c['3d']} img={c['img']} vid={c['video']} " + " ".join(
-                        f"{k[5:]}={v:.3g}" for k, v in rec.items() if k.startswith("loss_")))
-                    if self.state.step % self.cfg.log_every == 0 or self.state.step == stage.steps:
-                        log.write(json.dumps({"stage": stage.name, "step": self.state.step, **rec,
-                                              "lr": self.learning_rates()}) + "\n")
-                        log.flush()
-                    if self.cfg.preview_every and self.state.step % self.cfg.preview_every == 0:
-                        self.preview(stage.name, self.state.step)
-                    self.timings[stage.name] = self.timings.get(stage.name, 0.0) + time.perf_counter() - t0
+        with (self.out / "log.jsonl").open("a") as log:
+            try:
+                while self.state.stage_index < len(self.cfg.stages):
+                    i = self.state.stage_index
+                    stage = self.cfg.stages[i]
+                    if self.state.step == 0 or self.optimizer is None:
+                        self._build_optimizer(i)
                     t0 = time.perf_counter()
-                    if self.state.step % self.cfg.checkpoint_every == 0 and self.state.step < stage.steps:
-                        self._save("last")
-                if stage.steps > 0:
-                    self._save(stage.name)
-                self.state = RunState(i + 1, 0, self.state.counts)
-                self.optimizer = None
-                self._save("last")
-        finally:
-            bar.close()
-            log.close()
+                    while self.state.step < stage.steps:
+                        if stop_after is not None and executed >= stop_after:
+                            return {"stopped": True}
+                        rec = self.train_step(i, self.state.step)
+                        self.state.step += 1
+                        executed += 1
+                        progress.update(stage.name, self.state.step, stage.steps, rec)
+                        if self.state.step % self.cfg.log_every == 0 or self.state.step == stage.steps:
+                            log.write(json.dumps({"stage": stage.name, "step": self.state.step, **rec,
+                                                  "lr": self.learning_rates()}) + "\n")
+                            log.flush()
+                        if self.cfg.preview_every and self.state.step % self.cfg.preview_every == 0:
+                            self.preview(stage.name, self.state.step)
+                        self.timings[stage.name] = self.timings.get(stage.name, 0.0) + time.perf_counter() - t0
+                        t0 = time.perf_counter()
+                        if self.state.step < stage.steps and self._checkpoint_due():
+                            self._save("last")
+                    if stage.steps > 0:
+                        self._save(stage.name)
+                        self._share_stage(i)
+                    self.state = RunState(i + 1, 0, self.state.counts)
+                    self.optimizer = None
+                    self._save("last")
+            finally:
+                progress.close()
         return self.finish()
 
+    def _checkpoint_due(self) -> bool:
+        by_steps = self.state.step % self.cfg.checkpoint_every == 0
+        by_time = self.cfg.checkpoint_every_s > 0 and time.monotonic() - self._last_save >= self.cfg.checkpoint_every_s
+        return by_steps or by_time
+
     # --- outputs ------------------------------------------------------------------------------------
+    def _eval_render_fn(self, stage: str, step: int):
+        sigma = self.cfg.sigma(stage, step)
+        return lambda cams, times, h, w: self.render(cams, times, h, w, sigma, training=False)["rgb"]
+
     @torch.no_grad()
     def preview(self, stage: str, step: int) -> Path:
-        import imageio.v3 as iio
-
-        size = self.cfg.render.eval_size
-        cams = cameras_from_spherical(torch.tensor([0.0, 90.0, 180.0, 270.0]), 15.0, 3.0, 40.0)
         t = 0.0 if self.cfg.stage(stage).dynamic_time == "zero" else 0.5
-        out = self._render(cams, torch.full((4,), t), size, size, self.cfg.sigma(stage, step), None, training=False)
-        img = torch.cat(list(out["rgb"].clamp(0, 1)), 1)
-        path = self.out / "previews" / f"{stage}_{step:06d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(path, (img.cpu().numpy() * 255).round().astype("uint8"))
-        return path
-
-    @torch.no_grad()
-    def render_orbit(self, n_frames: int | None = None) -> Path:
-        from method.cameras import OrbitConfig, orbit
-
-        from .video import write_video
-
-        size = self.cfg.render.eval_size
-        ocfg = OrbitConfig(n_frames=n_frames or (16 if self.cfg.profile == "tiny" else 64), height=size, width=size)
-        cams, times = orbit(ocfg)
-        last = self.cfg.stages[-1].name
-        sigma = self.cfg.sigma(last, self.cfg.stages[-1].steps)
-        frames = [self._render(cams[i], times[i:i + 1], size, size, sigma, None, training=False)["rgb"][0]
-                  for i in range(len(cams))]
-        path = self.out / "orbit.mp4"
-        write_video(path, torch.stack(frames), fps=15)
-        return path
+        return write_preview(self._eval_render_fn(stage, step), self.out / "previews" / f"{stage}_{step:06d}.png",
+                             self.cfg.render.eval_size, t)
 
     def finish(self) -> dict:
         outputs = ["ckpt/last.pt", "log.jsonl"] + [f"ckpt/{s.name}.pt" for s in self.cfg.stages if s.steps > 0]
-        if self.run_orbit:
-            self.render_orbit()
-            outputs.append("orbit.mp4")
-        manifest = {
+        if self.cfg.preview_frames > 0:
+            last = self.cfg.stages[-1]
+            write_preview_video(self._eval_render_fn(last.name, last.steps), self.out / "preview.mp4",
+                                self.cfg.render.eval_size, self.cfg.preview_frames)
+            outputs.append("preview.mp4")
+        return write_manifest(self.out, {
             "method": self.cfg.method, "prompt": self.prompt, "profile": self.cfg.profile, "seed": self.cfg.seed,
             "config_hash": self.cfg.config_hash(), "config": self.cfg.to_dict(),
-            "update_counts": self.state.counts,
-            "versions": {p: backends.package_version(p) for p in MANIFEST_PACKAGES},
-            "device": self.device.type,
+            "update_counts": self.state.counts, "device": self.device.type,
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
-            "peak_memory_mb": peak_memory_mb(self.device),
-            "outputs": sorted(outputs),
-        }
-        (self.out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        return manifest
+            "resumes": self.resumes, "shared_from": self.shared_from, "peak_memory_mb": peak_memory_mb(self.device), "outputs": sorted(outputs),
+            **self.notes,
+        })
 
-
-def peak_memory_mb(device: torch.device) -> dict:
-    out = {"host_rss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if device.type == "cuda":
-        out["cuda_allocated"] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
-    return out
-
-
-def psnr(a: Tensor, b: Tensor) -> float:
-    mse = torch.mean((a.float() - b.float()) ** 2).item()
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)

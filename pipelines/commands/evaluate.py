@@ -1,9 +1,170 @@
-"""`fourdfy` commands: evaluate (being built)."""
+"""`fourdfy` commands of the evaluation: render, import-videos, clipscore, validate-artifacts."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def _fail(message: str) -> None:
+    # one line: multi-line library messages (missing weights) are joined
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    typer.secho(f"error: {text}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def render(
+    run: Path = typer.Argument(..., help="Run folder of `fourdfy generate` (manifest.json + ckpt/last.pt)."),
+    out: Path = typer.Option(..., "--out", help="Artifact root: writes OUT/<method>/<prompt slug>/."),
+    trajectory: str = typer.Option("orbit", "--trajectory", help="orbit (MAV3D protocol) | motion_smooth."),
+    frames: int = typer.Option(64, "--frames", help="orbit: frames; motion_smooth: time samples (64 -> 124 frames)."),
+    size: int = typer.Option(256, "--size", help="Square frame size (even)."),
+    fps: float = typer.Option(15.0, "--fps", help="Frame rate of the videos."),
+    depth: bool = typer.Option(True, "--depth/--no-depth", help="Also write depth.mp4."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing artifact folder."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Render a trained run along the evaluation path into the artifact layout (video, depth, manifest)."""
+    from evaluation.artifacts import ArtifactError
+    from evaluation.render import EvalRenderConfig, render_run
+    from evaluation.runs import RunError
+
+    try:
+        cfg = EvalRenderConfig(trajectory=trajectory, n_frames=frames, size=size, fps=fps, depth=depth, device=device)
+        art = render_run(run, out, cfg, progress=progress, overwrite=overwrite)
+    except (RunError, ArtifactError, ValueError) as err:
+        _fail(str(err))
+    typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.height}x{art.width}, {art.trajectory})")
+
+
+def import_videos(
+    src: Path = typer.Argument(..., help="Folder of videos named by prompt slug (or listed in --map)."),
+    method: str = typer.Option(..., "--method", help="Method name the videos belong to (e.g. mav3d)."),
+    out: Path = typer.Option(..., "--out", help="Artifact root: writes OUT/<method>/<prompt slug>/."),
+    prompts: Path = typer.Option(None, "--prompts", help="Prompt file to match against (default: all of prompts/)."),
+    mapping: Path = typer.Option(None, "--map", help="CSV with columns file,prompt (prompt text or slug)."),
+    frames: int = typer.Option(None, "--frames", help="Resample every video to this many frames (nearest frame)."),
+    fps: float = typer.Option(None, "--fps", help="Frame rate to record (default: the file's)."),
+    trajectory: str = typer.Option("unknown", "--trajectory", help="Camera path to record in the manifest."),
+    all_or_nothing: bool = typer.Option(False, "--all-or-nothing", help="Write nothing if any file fails."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing artifact folders."),
+    allow_empty: bool = typer.Option(False, "--allow-empty", help="A source with no matching video is not an "
+                                     "error: OUT/<method>/ is created empty and the method is reported missing "
+                                     "downstream (the pipeline's `videos:` folders)."),
+) -> None:
+    """Bring external videos into the artifact layout; reports unmatched files and prompts."""
+    from evaluation.importer import VideoImportError, import_videos as run_import
+    from prompts import PromptFileError, load_prompts
+
+    if prompts is not None and mapping is not None:
+        _fail("give --prompts or --map, not both")
+    try:
+        table = load_prompts(prompts) if prompts is not None else None
+        report = run_import(src, method, out, prompts=table, mapping=mapping, n_frames=frames, fps=fps,
+                            trajectory=trajectory, all_or_nothing=all_or_nothing, overwrite=overwrite)
+    except (VideoImportError, PromptFileError, ValueError) as err:
+        _fail(str(err))
+    for name, slug in sorted(report.fuzzy.items()):
+        typer.echo(f"matched {name} -> {slug} (leading articles ignored)")
+    for art in report.imported:
+        typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, {art.height}x{art.width})")
+    if report.unmatched_files:
+        typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}")
+    if report.unmatched_prompts and (prompts is not None or mapping is not None):
+        typer.echo(f"prompts without a video ({len(report.unmatched_prompts)}): {', '.join(report.unmatched_prompts)}")
+    elif report.unmatched_prompts:
+        typer.echo(f"{len(report.unmatched_prompts)} prompts of prompts/*.txt have no video here")
+    for name, reason in sorted(report.failed.items()):
+        typer.secho(f"error: {name}: {reason}", fg=typer.colors.RED, err=True)
+    if report.failed:
+        if all_or_nothing:
+            typer.secho("error: --all-or-nothing: nothing was imported", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    if not report.imported:
+        if allow_empty:
+            (out / method).mkdir(parents=True, exist_ok=True)
+            typer.echo(f"no video of {src} matched a prompt: {out / method} is empty ({method} will be reported "
+                       "as missing)")
+            return
+        _fail(f"no video of {src} matched a prompt (name files by prompt slug or give --map)")
+
+
+def clipscore(
+    artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders (searched for manifest.json)."),
+    out: Path = typer.Option(..., "--out", help="Folder for per_frame/per_prompt/summary/clip.csv."),
+    model: str = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture, hf-hub:org/repo or a folder."),
+    pretrained: str = typer.Option("openai", "--pretrained", help="open_clip tag or checkpoint file."),
+    activation: str = typer.Option("auto", "--activation", help="auto | quickgelu | gelu (OpenAI weights: QuickGELU)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
+    primary: str = typer.Option("4dfy", "--primary", help="Method the paired differences are taken against."),
+    n_resamples: int = typer.Option(10_000, "--resamples", help="Bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`."""
+    from evaluation.artifacts import ArtifactError, find_artifacts
+    from evaluation.clip import ScoreConfig, score_artifacts, write_outputs
+    from evaluation.clip_models import ClipConfig, load_clip
+    from method.guidance.loading import ModelNotFoundError
+
+    try:
+        arts = find_artifacts(artifacts)
+        if not arts:
+            _fail(f"no artifact (manifest.json) under {', '.join(map(str, artifacts))}; "
+                  "make them with `fourdfy render` or `fourdfy import-videos`")
+        cfg = ClipConfig(model=model, pretrained=pretrained or None, activation=activation, batch_size=batch_size,
+                         device=device)
+        scfg = ScoreConfig(primary=primary, n_resamples=n_resamples, seed=seed)
+        clip = load_clip(cfg)
+        per_frame = score_artifacts(arts, clip, batch_size, progress=progress)
+        paths = write_outputs(out, per_frame, scfg, clip.description)
+    except (ArtifactError, ModelNotFoundError, ValueError) as err:
+        _fail(str(err))
+    import pandas as pd
+
+    summary = pd.read_csv(paths["summary.csv"])
+    typer.echo(f"CLIP score ({clip.description}), {len(arts)} videos:")
+    def ci(low, high, sign: str = "") -> str:
+        return "[n/a]" if pd.isna(low) else f"[{low:{sign}.2f}, {high:{sign}.2f}]"
+
+    for r in summary.itertuples():
+        diff = "" if pd.isna(r.diff_vs_primary) else (
+            f"  {r.diff_vs_primary:+.2f} vs {primary} on {r.n_shared} {ci(r.diff_ci_low, r.diff_ci_high, '+')}")
+        typer.echo(f"  {r.method:<16} {r.clip:6.2f} {ci(r.ci_low, r.ci_high)} over {r.n_prompts} prompt(s){diff}")
+    sets = pd.read_csv(paths["clip.csv"], keep_default_na=False)
+    partial = sets[sets.n_prompts < sets.n_set]
+    for r in partial.itertuples():
+        typer.echo(f"note: {r.method} has {r.n_prompts} of the {r.n_set} prompts of {r.prompt_set}; "
+                   "its clip.csv row is the mean over those only")
+    typer.echo(f"wrote {', '.join(paths)} to {out}")
+
+
+def validate_artifacts(
+    artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders."),
+) -> None:
+    """Check artifact folders (manifest, names, videos decoded and counted); exit 1 if any is invalid."""
+    from evaluation.artifacts import ArtifactError, find_artifacts, validate_artifact
+
+    try:
+        arts = find_artifacts(artifacts)
+    except ArtifactError as err:
+        _fail(str(err))
+    bad = 0
+    for key, art in arts.items():
+        problems = validate_artifact(art.folder)
+        bad += bool(problems)
+        typer.echo(f"{'ok ' if not problems else 'BAD'} {art.method}/{art.slug}" +
+                   ("" if not problems else ": " + "; ".join(problems)))
+    if bad:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root `fourdfy` app."""
+    app.command("render")(render)
+    app.command("import-videos")(import_videos)
+    app.command("clipscore")(clipscore)
+    app.command("validate-artifacts")(validate_artifacts)

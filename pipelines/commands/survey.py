@@ -1,9 +1,105 @@
-"""`fourdfy` commands: survey (being built)."""
+"""`fourdfy survey` commands: build a survey bundle, serve the Streamlit app, export the votes."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import typer
+
+survey_app = typer.Typer(help="The user-study survey: build a bundle, serve it, export the votes.",
+                         no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@survey_app.command("build")
+def build(
+    artifacts: list[Path] = typer.Option(..., "--artifacts", help="Artifact folder(s) <root>/<method>/<slug>/"
+                                         "{video.mp4,manifest.json}; repeat the option for several."),
+    out: Path = typer.Option(..., "--out", help="New bundle folder (must not exist)."),
+    design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
+                                "userstudy/designs/paper.yaml)."),
+    prompts_dir: Path = typer.Option(None, "--prompts-dir", help="Folder of the <prompt_set>.txt files the "
+                                     "design names (default: the project's prompts/)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Leave out questions without both videos "
+                                       "and list them in the bundle (the pipeline's few-prompt demo runs)."),
+) -> None:
+    """Build a survey bundle: questions from the design, attention checks, videos under opaque names."""
+    from prompts import PROMPT_DIR
+    from userstudy.design import DesignError, load_design
+    from userstudy.survey.bundle import BundleError, build_bundle
+
+    try:
+        d = load_design(design)
+        bundle = build_bundle(d, artifacts, out, prompts_dir=prompts_dir or PROMPT_DIR, allow_missing=allow_missing)
+    except (DesignError, BundleError) as err:
+        _fail(str(err))
+    n_checks = sum(q.is_attention_check for q in bundle.questions)
+    typer.echo(f"bundle {bundle.bundle_id}: {len(bundle.questions)} questions ({n_checks} attention checks), "
+               f"{len({v for q in bundle.questions for v in (q.video_a, q.video_b)})} videos -> {out}")
+
+
+@survey_app.command("serve")
+def serve(
+    bundle: Path = typer.Argument(..., help="Bundle folder from `fourdfy survey build`."),
+    db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB, else "
+                           "sqlite:///<bundle>/survey.sqlite); e.g. postgresql+psycopg://user:pw@host/db."),
+    port: int = typer.Option(8501, "--port", help="HTTP port."),
+    address: str = typer.Option("127.0.0.1", "--address", help="Interface to listen on (0.0.0.0 = all; put "
+                                "a TLS reverse proxy in front for a public study)."),
+    completion_code: str = typer.Option(None, "--completion-code", help="Code shown when a rater finishes "
+                                        "(crowd platforms); default $FOURDFY_SURVEY_COMPLETION_CODE."),
+) -> None:
+    """Serve the survey with `streamlit run` (admin page at /?view=admin when a password is set)."""
+    from userstudy.survey.bundle import BundleError, load_bundle
+    from userstudy.survey.store import DB_ENV, StoreError, default_url, init_db, make_engine
+
+    try:
+        b = load_bundle(bundle)
+        url = db or default_url(b.root)
+        init_db(make_engine(url), b.bundle_id)  # fail here, with one line, rather than in the browser
+    except (BundleError, StoreError) as err:
+        _fail(str(err))
+    except Exception as err:  # a database that cannot be reached: name it, no traceback
+        _fail(f"cannot open the database: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    env = {**os.environ, "FOURDFY_SURVEY_BUNDLE": str(b.root.resolve()), DB_ENV: url}
+    if completion_code is not None:
+        env["FOURDFY_SURVEY_COMPLETION_CODE"] = completion_code
+    app = Path(__file__).resolve().parents[2] / "userstudy" / "survey" / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
+           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none", "--server.runOnSave", "false",
+           "--client.showErrorDetails", "none", "--client.toolbarMode", "minimal"]
+    typer.echo(f"survey on http://{address}:{port}/ (admin: /?view=admin); Ctrl-C stops it", err=True)
+    sys.stdout.flush()
+    # Become the streamlit process, so that Ctrl-C and a supervisor's SIGTERM reach the server itself.
+    os.execve(sys.executable, cmd, env)
+
+
+@survey_app.command("export")
+def export(
+    db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB)."),
+    out: Path = typer.Option(..., "--out", help="Votes CSV to write (the format `fourdfy analyze` reads)."),
+) -> None:
+    """Export every stored answer as a votes CSV."""
+    from userstudy.survey.store import StoreError, default_url, open_existing, write_votes_csv
+
+    try:
+        url = db or default_url(None)
+        n = write_votes_csv(open_existing(url), out)
+    except StoreError as err:
+        _fail(str(err))
+    except Exception as err:  # unreachable server, not a survey database
+        _fail(f"cannot read the survey database: {type(err).__name__}: "
+              f"{str(err).splitlines()[0] if str(err) else ''}")
+    typer.echo(f"{n} judgments -> {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root `fourdfy` app."""
+    app.add_typer(survey_app, name="survey")

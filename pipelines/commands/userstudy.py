@@ -35,6 +35,7 @@ def analyze(
     from userstudy.analysis import AnalysisConfig, ExclusionRule
     from userstudy.analysis import analyze as run_analysis
     from userstudy.design import DesignError, load_design
+    from userstudy.outputs import OutputError, check_file_target, check_replaceable
     from userstudy.tables import ClipError, load_clip, write_outputs
     from userstudy.votes import VotesError, load_votes
 
@@ -42,7 +43,10 @@ def analyze(
         d = load_design(design)
         v = load_votes(votes, d)
         clip_values = load_clip(clip, d) if clip else None
-    except (DesignError, VotesError, ClipError) as err:
+        check_replaceable(out)  # refuse before the (slow) bootstrap, not after
+        if metrics is not None:
+            check_file_target(metrics)
+    except (DesignError, VotesError, ClipError, OutputError) as err:
         _fail(str(err))
     if n_boot < 100:
         _fail("--n-boot must be at least 100")
@@ -50,7 +54,10 @@ def analyze(
                          exclusion=ExclusionRule(max_failed=max_failed, max_failed_share=max_failed_share,
                                                  unanswered_fails=unanswered_fails))
     result = run_analysis(v, d, cfg)
-    paths = write_outputs(result, out, source=votes.name, clip=clip_values, metrics_path=metrics)
+    try:
+        paths = write_outputs(result, out, source=votes.name, clip=clip_values, metrics_path=metrics)
+    except OutputError as err:
+        _fail(str(err))
     s = result.summary
     if result.synthetic:
         typer.secho("SYNTHETIC DATA: the votes come from simulated raters.", fg=typer.colors.YELLOW)
@@ -61,21 +68,31 @@ def analyze(
     for r in t.itertuples():
         typer.echo(f"  {r.comparison:<14} {r.criterion:<10} n={r.n:<5} {r.pct_primary:5.1f}% "
                    f"[{r.ci_low:4.1f}, {r.ci_high:4.1f}]  p_holm={r.p_holm:.2g}{'  *' if r.significant else ''}")
-    typer.echo(f"wrote {len(paths)} files to {out}")
+    inside = [p for p in paths if p.parent == out or out in p.parents]
+    extra = [str(p) for p in paths if p not in inside]
+    typer.echo(f"wrote {len(inside)} files to {out}" + (f" and {', '.join(extra)}" if extra else ""))
 
 
 def audit(
     out: Path = typer.Option(Path("reports/audit.md"), "--out", help="Audit Markdown file."),
     paper_dir: Path = typer.Option(None, "--paper-dir",
                                    help="Where to write the published tables as CSV (default: <out folder>/paper)."),
+    design: Path = typer.Option(None, "--design", help="Design whose method labels are printed (default: the "
+                                "paper's, userstudy/designs/paper.yaml)."),
 ) -> None:
     """Audit the paper's user-study numbers (both versions): implied chi-square and p, contradicted
     claims, stage-3 probabilities."""
     from userstudy.audit import CLAIMS, check_claims, write_audit
+    from userstudy.design import DesignError, load_design
+    from userstudy.outputs import OutputError
 
     paper_dir = paper_dir if paper_dir is not None else out.parent / "paper"
-    paths = write_audit(out, paper_dir)
-    claims = check_claims()
+    try:
+        d = load_design(design)
+        paths = write_audit(out, paper_dir, design=d)
+    except (DesignError, OutputError) as err:
+        _fail(str(err))
+    claims = check_claims(design=d)
     bad = sorted(set(claims.loc[claims["verdict"] == "contradicted", "claim"]))
     for i in bad:
         typer.echo(f"contradicted: {CLAIMS[i].where}: {CLAIMS[i].quote[:90]}")
@@ -141,7 +158,8 @@ def simulate_votes(
     position_bias: float = typer.Option(0.1, "--position-bias", help="Pull towards the left video, 0..1."),
     careless: float = typer.Option(0.05, "--careless", help="Expected share of raters answering at random."),
     lapse: float = typer.Option(0.02, "--lapse", help="Attentive raters' error rate on attention checks."),
-    checks: int = typer.Option(2, "--checks", help="Attention-check questions per rater."),
+    checks: int = typer.Option(None, "--checks", help="Attention-check questions per rater (default: 2 when "
+                               "the design names an attention-check decoy, else 0)."),
     unanswered: float = typer.Option(0.01, "--unanswered", help="Probability a sub-question is skipped."),
     layout: str = typer.Option("per_rater", "--layout", help="per_rater | global (one shuffle for all)."),
     comparisons: str = typer.Option("", "--comparisons", help="Comma-separated subset of the design's comparisons."),
@@ -149,19 +167,25 @@ def simulate_votes(
 ) -> None:
     """Write a SYNTHETIC votes file drawn from given preference rates (for demos, tests and power)."""
     from userstudy.design import DesignError, load_design
+    from userstudy.outputs import OutputError, check_file_target
     from userstudy.simulate import PanelConfig, write_votes
     from userstudy.simulate import simulate_votes as simulate
 
     try:
+        check_file_target(out)
         d = load_design(design)
+        if checks is None:
+            checks = 2 if d.check.decoys else 0
+            if not checks:
+                typer.echo("note: no attention checks simulated (the design names no attention_check.decoys)")
         cfg = PanelConfig(n_raters=raters, rates=_parse_rates(rates, d), rater_icc=icc, position_bias=position_bias,
                           careless_share=careless, lapse=lapse, attention_checks=checks, unanswered=unanswered,
                           layout=layout, seed=seed,
                           comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None)
         frame = simulate(d, cfg)
-    except (DesignError, ValueError) as err:
+        write_votes(frame, out)
+    except ValueError as err:  # DesignError, OutputError, PromptFileError and bad settings
         _fail(str(err))
-    write_votes(frame, out)
     typer.echo(f"wrote {len(frame)} SYNTHETIC judgments ({raters} simulated raters) to {out}")
 
 
@@ -180,8 +204,14 @@ def power(
 ) -> None:
     """How many raters does a preference need? Power of the paper's chi-square test and of a
     rater-robust test on simulated panels."""
+    from userstudy.outputs import OutputError, atomic_write, check_file_target
     from userstudy.power import PowerConfig, power_table, raters_needed
 
+    if out is not None:
+        try:
+            check_file_target(out)  # before the simulation, not after
+        except OutputError as err:
+            _fail(str(err))
     cfg = PowerConfig(rate=rate, prompts=prompts, target=target, alpha=alpha, family=family, rater_icc=icc,
                       unanswered=unanswered, max_raters=max_raters, sims=sims, seed=seed)
     try:
@@ -195,8 +225,11 @@ def power(
         need = raters_needed(table, col, target)
         typer.echo(f"  {what:<42} {'> ' + str(max_raters) if need is None else need} raters")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        table.assign(synthetic=True).to_csv(out, index=False, lineterminator="\n", float_format="%.4f")
+        frame = table.assign(synthetic=True)
+        try:
+            atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.4f"))
+        except OutputError as err:
+            _fail(str(err))
         typer.echo(f"wrote {out}")
 
 

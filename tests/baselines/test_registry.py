@@ -1,15 +1,60 @@
+"""The method registry: every table row is there, and each method changes exactly what it claims."""
+
 import pytest
 
 from baselines import METHODS, Method, get_method, register, resolve_config
+from method.configs import get_key, valid_keys
 from method.training import load_profile
 
 TABLE_METHODS = {"4dfy", "mav3d", "wo_3d_img", "wo_3d", "wo_img", "wo_hybrid", "hexplane", "single_stage",
                  "single_grid"}
+MISSING = "<missing>"
+
+# What each method changes in the `paper` profile, field by field (dotted keys), from the paper's
+# ablation table and S1 (Table 3 rows), besides its own name in `method`.
+CLAIMED_CHANGES = {
+    "4dfy": {},
+    # stages 1-2 skipped, video SDS only; the static LR stays 1e-2 without stage 1-2 geometry to protect
+    "wo_3d_img": {"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.p_3d": 0.0,
+                  "stages.stage3.p_img": 0.0, "stages.stage3.static_lr_scale": 1.0},
+    # P_3D = 0 everywhere: stage 1 trains with VSD from scratch, with S1's stage-1 timestep anneal
+    "wo_3d": {"stages.stage1.p_3d": 0.0, "stages.stage1.p_img": 1.0, "stages.stage2.p_3d": 0.0,
+              "stages.stage3.p_3d": 0.0, "guidance.img.t_anneal_start": (0.02, 0.98),
+              "guidance.img.t_anneal_steps": 5000},
+    # P_IMG = 0: stage 2 is MVDream only, stage 3 MVDream or video
+    "wo_img": {"stages.stage2.p_3d": 1.0, "stages.stage2.p_img": 0.0, "stages.stage3.p_img": 0.0},
+    # stage 3 draws video updates only
+    "wo_hybrid": {"stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0},
+    # the default HexPlane planes are already capacity-matched to the paper's two hash grids
+    "hexplane": {"field.representation": "hexplane"},
+    "single_stage": {"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0},
+    # one 4D grid with twice the table, trained by every update
+    "single_grid": {"field.representation": "single_grid", "field.dynamic_grid.log2_hashmap_size": 20,
+                    "static_groups": ("dynamic", "mlp", "background")},
+}
+
+# Where the `release` profile differs from `paper` (method/training/profiles.py, docs/fidelity.md).
+RELEASE_CHANGES = {
+    "stages.stage2.steps": (10_000, 25_000),
+    "guidance.3d.anneal": ("paper", "release"),  # stage-1 MVDream t ramp
+    "guidance.video.cfg_form": ("paper", "release"),  # u + s(c - u) vs c + s(c - u)
+    "cameras.elevation_sampler": ("sphere_band", "release"),
+}
+
+
+def flat(cfg) -> dict:
+    return {k: get_key(cfg, k) for k in valid_keys(cfg)}
+
+
+def diff(a, b) -> dict:
+    fa, fb = flat(a), flat(b)
+    return {k: (fa.get(k, MISSING), fb.get(k, MISSING)) for k in sorted(set(fa) | set(fb))
+            if fa.get(k, MISSING) != fb.get(k, MISSING)}
 
 
 def test_every_table_row_is_registered_with_a_description():
     assert TABLE_METHODS <= set(METHODS)
-    assert all(m.description and m.paper_label for m in METHODS.values())
+    assert all(m.description for m in METHODS.values())
 
 
 def test_unknown_method_lists_known_ones():
@@ -28,33 +73,57 @@ def test_mav3d_is_videos_only():
         resolve_config("paper", "mav3d")
 
 
-def test_ablations_change_only_what_they_claim():
+@pytest.mark.parametrize("name", sorted(CLAIMED_CHANGES))
+def test_each_method_changes_exactly_the_documented_fields(name):
     base = resolve_config("paper", "4dfy")
-    assert [s.steps for s in resolve_config("paper", "wo_3d_img").stages] == [0, 0, 100_000]
-    assert resolve_config("paper", "wo_3d_img").stage("stage3").update_probabilities()["video"] == 1.0
-    assert resolve_config("paper", "wo_3d").stage("stage1").update_probabilities()["img"] == 1.0
-    assert resolve_config("paper", "wo_img").stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.0,
-                                                                                         "video": 0.5}
-    assert resolve_config("paper", "wo_hybrid").stage("stage2") == base.stage("stage2")
-    assert resolve_config("paper", "wo_hybrid").stage("stage3").update_probabilities()["video"] == 1.0
-    single = resolve_config("paper", "single_stage")
-    assert [s.steps for s in single.stages] == [0, 0, 100_000]
-    assert single.stage("stage3").update_probabilities() == base.stage("stage3").update_probabilities()
-    assert resolve_config("paper", "hexplane").field.representation == "hexplane"
-    sg = resolve_config("paper", "single_grid")
-    assert sg.field.representation == "single_grid" and "dynamic" in sg.static_groups
-    # every variant keeps the rest of the config: hashes differ only through the overrides
-    assert len({resolve_config("paper", m).config_hash() for m in TABLE_METHODS - {"mav3d"}}) == 8
+    got = diff(base, resolve_config("paper", name))
+    expected = {k: (flat(base)[k], v) for k, v in CLAIMED_CHANGES[name].items()}
+    if name != "4dfy":
+        expected["method"] = ("4dfy", name)
+    assert got == expected
 
 
-def test_profiles_differ_where_paper_and_release_differ():
+@pytest.mark.parametrize("name", sorted(set(CLAIMED_CHANGES) - {"hexplane", "single_grid"}))
+def test_methods_change_the_same_fields_in_every_profile(name):
+    # size-dependent methods (hexplane, single_grid) derive their values from the profile's grids
+    for profile in ("release", "tiny"):
+        base = resolve_config(profile, "4dfy")
+        assert set(diff(base, resolve_config(profile, name))) == set(CLAIMED_CHANGES[name]) | (
+            {"method"} if name != "4dfy" else set()), profile
+
+
+def test_the_stage_draws_of_the_ablations():
+    """Marginal update probabilities per stage, written down from the paper's Algorithm 1 (sequential draw)."""
+    table = {
+        "4dfy": [(1, 0, 0), (0.5, 0.5, 0), (0.5, 0.25, 0.25)],
+        "wo_3d": [(0, 1, 0), (0, 1, 0), (0, 0.5, 0.5)],
+        "wo_img": [(1, 0, 0), (1, 0, 0), (0.5, 0, 0.5)],
+        "wo_hybrid": [(1, 0, 0), (0.5, 0.5, 0), (0, 0, 1)],
+        "wo_3d_img": [None, None, (0, 0, 1)],
+        "single_stage": [None, None, (0.5, 0.25, 0.25)],
+    }
+    for name, rows in table.items():
+        cfg = resolve_config("paper", name)
+        for stage, row in zip(cfg.stages, rows):
+            assert (stage.steps == 0) == (row is None), (name, stage.name)
+            if row is not None:
+                probs = stage.update_probabilities()
+                assert (probs["3d"], probs["img"], probs["video"]) == pytest.approx(row), (name, stage.name)
+
+
+def test_profiles_differ_exactly_where_paper_and_release_differ():
     paper, release = load_profile("paper"), load_profile("release")
-    assert paper.stage("stage2").steps == 10_000 and release.stage("stage2").steps == 25_000
+    assert diff(paper, release) == {"profile": ("paper", "release"), **RELEASE_CHANGES}
+    # the fifth documented difference, the stage-3 draw: the paper's (P, P*P_IMG, 1 - P*P_IMG) does not
+    # sum to 1, so both profiles use the release's sequential draw
+    for cfg in (paper, release):
+        assert cfg.stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.25, "video": 0.25}
+    # stage-3 static LR 1e-2 -> 1e-4 (S1) in both
     assert paper.stage("stage3").static_lr_scale * paper.lrs.static == pytest.approx(1e-4)
 
 
 def test_plugin_registration_and_collision():
-    m = Method("my_method", "a test method", overrides={"weights.sds_video": 0.3}, paper_label="mine")
+    m = Method("my_method", "a test method", overrides={"weights.sds_video": 0.3})
     try:
         register(m)
         assert resolve_config("paper", "my_method").weights.sds_video == 0.3

@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy.stats import kstest
 
 from method.cameras import (CameraRanges, OrbitConfig, cameras_from_spherical, motion_smooth, orbit,
                             sample_frame_times, sample_multiview_groups, sample_single_views, sample_video,
@@ -64,8 +66,60 @@ def test_sampled_ranges_hold():
     assert el.min() >= r.elevation_deg[0] - 1e-3 and el.max() <= r.elevation_deg[1] + 1e-3
     az = torch.rad2deg(torch.atan2(cams.position[:, 1], cams.position[:, 0]))
     assert az.min() < -170 and az.max() > 170  # the full azimuth range is used
-    # the half of elevations drawn uniformly on the sphere band push mass to low elevations
-    assert (el < 15).float().mean() > 0.5
+
+
+# Analytic CDFs of the two elevation samplers for the range [lo, hi] (degrees), written from their
+# definitions, independent of the sampler code.
+def cdf_sphere_band(e, lo=0.0, hi=30.0, p=0.5):
+    """Per camera: with p sin(el) ~ U[sin lo, sin hi], else el ~ U[lo, hi]."""
+    e = np.clip(e, lo, hi)
+    s = (np.sin(np.radians(e)) - np.sin(np.radians(lo))) / (np.sin(np.radians(hi)) - np.sin(np.radians(lo)))
+    return p * s + (1 - p) * (e - lo) / (hi - lo)
+
+
+def cdf_release(e, lo=0.0, hi=30.0, p=0.5):
+    """The release: with p el = asin(2u - 1), u ~ U[(lo+90)/180, (hi+90)/180], else el ~ U[lo, hi]."""
+    a, b = (lo + 90) / 180, (hi + 90) / 180
+    u = (np.sin(np.radians(e)) + 1) / 2  # el <= e  <=>  u <= (sin e + 1) / 2
+    sphere = np.clip((u - a) / (b - a), 0.0, 1.0)
+    return p * sphere + (1 - p) * np.clip((e - lo) / (hi - lo), 0.0, 1.0)
+
+
+def elevations_of(cams):
+    return torch.rad2deg(torch.asin(cams.position[:, 2] / cams.position.norm(dim=-1))).double().numpy()
+
+
+@pytest.mark.parametrize("sampler, own_cdf, other_cdf", [("sphere_band", cdf_sphere_band, cdf_release),
+                                                         ("release", cdf_release, cdf_sphere_band)])
+def test_elevation_samplers_follow_their_distribution_and_not_the_other(sampler, own_cdf, other_cdf):
+    r = CameraRanges(elevation_sampler=sampler)
+    g = torch.Generator().manual_seed(3)
+    # batches of one camera: the release picks its branch once per batch, so only single-camera
+    # batches give independent draws of the marginal distribution
+    el = np.concatenate([elevations_of(sample_single_views(1, r, g)) for _ in range(3000)])
+    assert kstest(el, own_cdf).pvalue > 1e-3
+    assert kstest(el, other_cdf).pvalue < 1e-6
+
+
+def test_release_sampler_picks_its_branch_once_per_batch():
+    r = CameraRanges(elevation_sampler="release")
+    g = torch.Generator().manual_seed(4)
+    cap = math.degrees(math.asin(1 / 3))  # the release's sphere branch never exceeds this for [0, 30]
+    above = np.array([(elevations_of(sample_single_views(200, r, g)) > cap + 1e-4).mean() for _ in range(200)])
+    # a whole batch is either the sphere branch (none above the cap) or uniform in degrees (about 1/3
+    # above); a per-camera branch would put every batch near 1/6
+    sphere = above == 0
+    assert 0.35 < sphere.mean() < 0.65
+    assert np.all(np.abs(above[~sphere] - (30 - cap) / 30) < 0.12)
+    # multi-view groups share one elevation: the batch is the groups
+    cams = sample_multiview_groups(50, 4, r, g)
+    el = elevations_of(cams).reshape(50, 4)
+    assert np.allclose(el, el[:, :1], atol=1e-3)
+
+
+def test_unknown_elevation_sampler_is_rejected():
+    with pytest.raises(ValueError, match="sphere_band, release"):
+        CameraRanges(elevation_sampler="uniform")
 
 
 def test_video_has_one_camera_and_16_evenly_spaced_times():
@@ -91,7 +145,13 @@ def test_orbit_covers_360_degrees_at_fixed_elevation():
     steps = torch.remainder(az.diff(), 360.0)
     torch.testing.assert_close(steps, torch.full((63,), 360.0 / 64), atol=1e-3, rtol=0)
     assert steps.sum() + 360.0 / 64 == pytest.approx(360.0, abs=1e-2)  # one full turn, no duplicate frame
-    assert times[0] == 0 and times[-1] == 1 and torch.all(times.diff() > 0)
+    # times stay inside the trained interval [0, 1): k/64, so every 4th frame is a training frame time
+    torch.testing.assert_close(times.double(), torch.arange(64, dtype=torch.float64) / 64)
+    assert times.max() < 1.0 and set(times[::4].tolist()) == {k / 16 for k in range(16)}
+    closed = orbit(OrbitConfig(time_spacing="closed"))[1]  # the release's linspace(0, 1, 64)
+    torch.testing.assert_close(closed, torch.linspace(0, 1, 64))
+    with pytest.raises(ValueError, match="trained, closed"):
+        OrbitConfig(time_spacing="open")
 
 
 def test_motion_smooth_matches_release_frame_count_and_holds():

@@ -1,6 +1,8 @@
 """The PyTorch hash grid against independent references: tcnn's formulas, brute force, gradcheck."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import torch
 
 from method import backends
 from method.encodings import HashGridEncoding
+from method.encodings.hashgrid import fused_positions
 
 PRIMES = [1, 2654435761, 805459861, 3674653429, 2097192037, 1434869437, 2165219737]
 
@@ -30,8 +33,9 @@ def tcnn_table_sizes(d, n_levels, log2_t, base, pls):
     return out
 
 
-def brute_force(x, params, d, n_levels, f, log2_t, base, pls):
-    """One point at a time, one corner at a time, in float64 and Python integers."""
+def brute_force(x, params, d, n_levels, f, log2_t, base, pls, round_pos=False):
+    """One point at a time, one corner at a time, in float64 and Python integers (positions rounded
+    to float32 once when round_pos, as tcnn's fmaf does for float32 inputs)."""
     layout = tcnn_table_sizes(d, n_levels, log2_t, base, pls)
     x = x.double().numpy()
     params = params.double().numpy()
@@ -41,6 +45,8 @@ def brute_force(x, params, d, n_levels, f, log2_t, base, pls):
         for level, (res, size) in enumerate(layout):
             scale = tcnn_scale(level, base, pls)
             pos = [scale * v + 0.5 for v in p]
+            if round_pos:
+                pos = [float(np.float32(v)) for v in pos]
             cell = [math.floor(v) for v in pos]
             frac = [v - c for v, c in zip(pos, cell)]
             dense = res <= {3: 0x659, 4: 0xFF}[d] and size >= res ** d
@@ -164,3 +170,71 @@ def test_tcnn_parity():
     tc.load_state_dict(enc.state_dict())
     x = torch.rand(4096, 4, device="cuda")
     torch.testing.assert_close(tc(x), enc(x), rtol=1e-4, atol=1e-5)
+
+
+def _rounding_sensitive_points(levels, d, n):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from triton_cases import rounding_sensitive_points
+
+    return rounding_sensitive_points(levels, d, n)
+
+
+def test_positions_are_rounded_once_like_fmaf():
+    """pos = x * scale + 0.5 must equal the float64 result rounded to float32 once (tcnn's fmaf), on
+    points where rounding the product first and the sum second gives another float32."""
+    enc = HashGridEncoding(3, backend="torch")
+    x = _rounding_sensitive_points(enc.levels, 3, 32)
+    scales = np.array([l.scale for l in enc.levels], dtype=np.float32)
+    x64 = x.numpy().astype(np.float64)
+    ref = (x64[:, None, :] * scales.astype(np.float64)[None, :, None] + 0.5).astype(np.float32)  # (N, L, D)
+    twice = (x.numpy()[:, None, :] * scales[None, :, None]).astype(np.float32) + np.float32(0.5)
+    assert (twice != ref).any()  # the points do tell the two roundings apart
+    np.testing.assert_array_equal(fused_positions(x, enc._scale).numpy(), ref)
+    # The fast path's per-level weights use the same positions: corner 0's weight is prod_d (1 - frac_d).
+    xt = x.T.contiguous()
+    for level, plan in enumerate(enc._plans):
+        _, weight = plan.corners(xt, torch.float32)  # (2^D, N)
+        frac = ref[:, level, :] - np.floor(ref[:, level, :])
+        w0 = (np.float32(1) - frac[:, 0]) * (np.float32(1) - frac[:, 1]) * (np.float32(1) - frac[:, 2])
+        np.testing.assert_array_equal(weight[0].numpy(), w0)
+
+
+def test_float32_output_matches_brute_force_at_rounding_sensitive_points():
+    enc = HashGridEncoding(3, n_levels=16, log2_hashmap_size=12, backend="torch")
+    g = torch.Generator().manual_seed(3)
+    enc.params.data.copy_(torch.randn(enc.params.shape, generator=g))
+    x = _rounding_sensitive_points(enc.levels, 3, 20)
+    ref = brute_force(x, enc.params.detach(), 3, 16, 2, 12, 16, 1.4472692, round_pos=True)
+    np.testing.assert_allclose(enc(x).detach().numpy(), ref, rtol=0, atol=3e-6)
+
+
+@pytest.mark.parametrize("d,f", [(3, 2), (4, 2), (3, 1), (4, 4)])
+def test_fast_path_equals_composite_autograd_path(d, f):
+    """The CPU fast path (int32 indices, level loop, scatter-add backward) against the composite
+    autograd formulation (int64, all levels at once): same output (bits, for F=2), same gradients."""
+    enc = HashGridEncoding(d, n_levels=6, n_features_per_level=f, log2_hashmap_size=10, base_resolution=4,
+                           per_level_scale=1.8, backend="torch", chunk_size=700)
+    assert any(l.hashed for l in enc.levels) and not all(l.hashed for l in enc.levels)
+    g = torch.Generator().manual_seed(d * 10 + f)
+    enc.params.data.copy_(torch.randn(enc.params.shape, generator=g))
+    x = torch.rand(1500, d, generator=g)
+    x[:300] = torch.randint(0, 9, (300, d), generator=g) / 8.0  # cell borders
+    x[300:600] = x[:1].expand(300, d)  # duplicates: many scatter-adds into the same entries
+    upstream = torch.randn(len(x), enc.n_output_dims, generator=g)
+    fast = enc(x)
+    assert fast.grad_fn is not None and "TorchHashGrid" in type(fast.grad_fn).__name__
+    (g_fast,) = torch.autograd.grad((fast * upstream).sum(), enc.params)
+    composite = torch.cat([enc._forward_autograd(c) for c in x.split(700)])
+    (g_comp,) = torch.autograd.grad((composite * upstream).sum(), enc.params)
+    if f == 2:  # the paper's F: the fast path sums corners in ATen's order for this shape
+        assert torch.equal(fast, composite)
+    else:  # ATen reduces other widths in other orders: equal up to float32 summation rounding
+        torch.testing.assert_close(fast, composite, rtol=1e-6, atol=1e-6)
+    # float64 reference for the gradient (summation order of duplicates differs between the two)
+    enc64 = HashGridEncoding(d, n_levels=6, n_features_per_level=f, log2_hashmap_size=10, base_resolution=4,
+                             per_level_scale=1.8, backend="torch").double()
+    enc64.params.data.copy_(enc.params.detach().double())
+    ref = enc64._forward_autograd(x.double())  # float64 positions, no rounding at all
+    (g_ref,) = torch.autograd.grad((ref * upstream.double()).sum(), enc64.params)
+    torch.testing.assert_close(g_fast.double(), g_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g_comp, g_fast, rtol=1e-5, atol=1e-5)

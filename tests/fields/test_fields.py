@@ -1,15 +1,18 @@
+import math
+
 import pytest
 import torch
 
-from method.fields import (FieldConfig, HashGridConfig, HexPlaneConfig, SceneField, blob_density,
+from method.fields import (FieldConfig, HashGridConfig, HexPlaneConfig, HexPlaneEncoding, SceneField, blob_density,
                            hexplane_matching, hexplane_param_count)
 
 SMALL = HashGridConfig(n_levels=4, log2_hashmap_size=10, base_resolution=4, per_level_scale=2.0)
 
 
 def small_field(rep="hashgrid"):
-    return SceneField(FieldConfig(representation=rep, static_grid=SMALL, dynamic_grid=SMALL,
-                                  hexplane=HexPlaneConfig((8, 16), (4, 8), 4), grid_backend="torch"))
+    form = "split" if rep == "hexplane_split" else "hexplane"
+    return SceneField(FieldConfig(representation=rep.removesuffix("_split"), static_grid=SMALL, dynamic_grid=SMALL,
+                                  hexplane=HexPlaneConfig((8, 16), (4, 8), 4, form=form), grid_backend="torch"))
 
 
 def test_static_and_dynamic_outputs_are_summed_with_time_as_argument():
@@ -45,11 +48,86 @@ def test_heads_are_bias_free_and_paper_sizes():
 def test_hexplane_capacity_can_match_the_hash_grids():
     target = 12_599_920 + 15_474_688
     cfg = hexplane_matching(target)
+    assert cfg.form == "hexplane"
     assert abs(hexplane_param_count(cfg) - target) / target < 0.05
     assert hexplane_param_count(HexPlaneConfig()) == hexplane_param_count(cfg)
+    # the count is the planes' true size, and the same for both fusions
+    for form in ("hexplane", "split"):
+        enc = HexPlaneEncoding(HexPlaneConfig((8, 16), (4, 8), 3, form=form))
+        assert sum(p.numel() for p in enc.parameters()) == hexplane_param_count(enc.cfg)
 
 
-@pytest.mark.parametrize("rep", ["hashgrid", "single_grid", "hexplane"])
+def bilinear64(plane, u, v):
+    """Brute-force bilinear lookup (align_corners, border clamp) of plane (F, H, W) at u (along W), v."""
+    plane = plane.double()
+    _, h, w = plane.shape
+    out = []
+    for uu, vv in zip(u.tolist(), v.tolist()):
+        x, y = min(max(uu, 0.0), 1.0) * (w - 1), min(max(vv, 0.0), 1.0) * (h - 1)
+        x0, y0 = min(int(math.floor(x)), w - 2), min(int(math.floor(y)), h - 2)
+        fx, fy = x - x0, y - y0
+        out.append((1 - fx) * (1 - fy) * plane[:, y0, x0] + fx * (1 - fy) * plane[:, y0, x0 + 1]
+                   + (1 - fx) * fy * plane[:, y0 + 1, x0] + fx * fy * plane[:, y0 + 1, x0 + 1])
+    return torch.stack(out)
+
+
+def brute_force_hexplane(enc, xyzt, form):
+    """Per scale: HexPlane sums xy*zt + xz*yt + yz*xt; 'split' is xy*xz*yz + xt + yt + zt."""
+    x, y, z, t = xyzt.double().unbind(-1)
+    feats = []
+    for space, time in zip(enc.space, enc.time):
+        xy, xz, yz = (bilinear64(space[0], x, y), bilinear64(space[1], x, z), bilinear64(space[2], y, z))
+        xt, yt, zt = (bilinear64(time[0], x, t), bilinear64(time[1], y, t), bilinear64(time[2], z, t))
+        feats.append(xy * zt + xz * yt + yz * xt if form == "hexplane" else xy * xz * yz + xt + yt + zt)
+    return torch.cat(feats, -1)
+
+
+@pytest.mark.parametrize("form", ["hexplane", "split"])
+def test_hexplane_fusions_match_a_brute_force_evaluation(form):
+    torch.manual_seed(0)
+    enc = HexPlaneEncoding(HexPlaneConfig((5, 9), (3, 4), 2, form=form))
+    with torch.no_grad():  # random planes, so that every plane and pairing matters
+        for p in enc.parameters():
+            p.normal_()
+    xyzt = torch.rand(40, 4)
+    xyzt[0] = torch.tensor([0.0, 1.0, 0.0, 1.0])  # corners exercise the border handling
+    got = enc(xyzt[:, :3], xyzt[:, 3:])
+    torch.testing.assert_close(got.double(), brute_force_hexplane(enc, xyzt, form), rtol=1e-5, atol=1e-5)
+
+
+def test_published_hexplane_starts_static_and_trains_space_planes_only_when_time_is_frozen():
+    f = small_field("hexplane")
+    assert f.cfg.hexplane.form == "hexplane"
+    x = torch.rand(30, 3) * 2 - 1
+    # time planes start at 1: before the dynamic stage the field does not depend on t
+    torch.testing.assert_close(f.features(x, torch.zeros(30, 1)), f.features(x, torch.full((30, 1), 0.9)))
+    enc = f.encoder.planes
+    xn = f.normalize(x).double()
+    expected = torch.cat([bilinear64(s[0], xn[:, 0], xn[:, 1]) + bilinear64(s[1], xn[:, 0], xn[:, 2])
+                          + bilinear64(s[2], xn[:, 1], xn[:, 2]) for s in enc.space], -1)
+    torch.testing.assert_close(f.features(x, torch.zeros(30, 1)).double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_hexplane_method_uses_the_published_form_with_matched_capacity():
+    from baselines import resolve_config
+    from method.encodings import level_layouts
+
+    for profile in ("paper", "tiny"):
+        cfg = resolve_config(profile, "hexplane")
+        assert cfg.field.representation == "hexplane" and cfg.field.hexplane.form == "hexplane"
+        grids = 0
+        for g, d in ((cfg.field.static_grid, 3), (cfg.field.dynamic_grid, 4)):
+            lv = level_layouts(d, g.n_levels, g.log2_hashmap_size, g.base_resolution, g.per_level_scale)
+            grids += (lv[-1].offset + lv[-1].size) * g.n_features_per_level
+        assert abs(hexplane_param_count(cfg.field.hexplane) - grids) / grids < 0.05
+
+
+def test_unknown_hexplane_form_is_rejected():
+    with pytest.raises(ValueError, match="hexplane, split"):
+        HexPlaneConfig(form="kplanes")
+
+
+@pytest.mark.parametrize("rep", ["hashgrid", "single_grid", "hexplane", "hexplane_split"])
 def test_freezing_a_group_blocks_its_gradient(rep):
     f = small_field(rep)
     f.set_trainable({"static", "mlp", "background"})

@@ -1,4 +1,4 @@
-"""Tiny random-weight priors, built once per test session (about a second on CPU)."""
+"""Tiny random-weight priors, built once per test session under a private $FOURDFY_CACHE (seconds on CPU)."""
 
 from __future__ import annotations
 
@@ -17,37 +17,55 @@ def _one_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
+def tiny_cache(tmp_path_factory):
+    """A $FOURDFY_CACHE of this session with the tiny priors built in it (never the user's cache)."""
     from method.guidance.tiny import build_tiny_priors
 
-    root = tmp_path_factory.mktemp("guidance") / "tiny-priors"
-    build_tiny_priors(root, seed=0)
-    return root
+    cache = tmp_path_factory.mktemp("fourdfy-cache")
+    build_tiny_priors(cache / "tiny-priors", seed=0)
+    return cache
 
 
 @pytest.fixture(scope="session")
-def mvdream(tiny_root):
-    from method.guidance import MVDreamGuidance
-    from method.guidance.tiny import tiny_mvdream_config
+def tiny_root(tiny_cache):
+    return tiny_cache / "tiny-priors"
 
-    return MVDreamGuidance(tiny_mvdream_config(tiny_root))
+
+@pytest.fixture(autouse=True)
+def _tiny_cache_env(request, monkeypatch):
+    """Every test resolves `fourdfy-tiny:` ids in the session's cache (restored after the test)."""
+    if "tiny_cache" in request.fixturenames or "tiny_root" in request.fixturenames:
+        monkeypatch.setenv("FOURDFY_CACHE", str(request.getfixturevalue("tiny_cache")))
+
+
+def _build(tiny_cache, config):
+    from method.guidance import build_prior
+
+    with pytest.MonkeyPatch.context() as mp:  # session fixtures are made before the per-test env
+        mp.setenv("FOURDFY_CACHE", str(tiny_cache))
+        return build_prior(config, "cpu")
 
 
 @pytest.fixture(scope="session")
-def zeroscope(tiny_root):
-    from method.guidance import ZeroscopeGuidance
-    from method.guidance.tiny import tiny_zeroscope_config
+def mvdream(tiny_cache):
+    from method.guidance import tiny_mvdream_config
 
-    return ZeroscopeGuidance(tiny_zeroscope_config(tiny_root))
+    return _build(tiny_cache, tiny_mvdream_config())
+
+
+@pytest.fixture(scope="session")
+def zeroscope(tiny_cache):
+    from method.guidance import tiny_zeroscope_config
+
+    return _build(tiny_cache, tiny_zeroscope_config())
 
 
 @pytest.fixture()
-def vsd(tiny_root):
+def vsd(tiny_cache):
     """A fresh VSD prior per test: its LoRA parameters are trained by some tests."""
-    from method.guidance import VSDGuidance
-    from method.guidance.tiny import tiny_vsd_config
+    from method.guidance import tiny_vsd_config
 
-    return VSDGuidance(tiny_vsd_config(tiny_root))
+    return _build(tiny_cache, tiny_vsd_config())
 
 
 @pytest.fixture()

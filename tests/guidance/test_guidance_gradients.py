@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from method.cameras import cameras_from_spherical, sample_multiview_groups
+from method.guidance.tiny import TINY_VIDEO_SIZE
 
 
 def _text(folder, texts):
@@ -49,7 +50,7 @@ def test_mvdream_gradient_identity(tiny_root, make_rgb, loss):
     from method.guidance.mvdream_unet import install_multiview_attention
     from method.guidance.tiny import tiny_mvdream_config
 
-    g = MVDreamGuidance(tiny_mvdream_config(tiny_root, loss=loss, anneal="none", t_range=(0.3, 0.6)))
+    g = MVDreamGuidance(tiny_mvdream_config(loss=loss, anneal="none", t_range=(0.3, 0.6)))
     cams = sample_multiview_groups(2, generator=torch.Generator().manual_seed(1))
     rgb = make_rgb(8, 24, 24)
     out = g(rgb, cams, "a corgi", step=0, generator=torch.Generator().manual_seed(7))
@@ -149,7 +150,7 @@ def test_zeroscope_gradient_identity_both_cfg_forms(tiny_root, make_rgb, zerosco
     finally:
         g.cfg = dataclasses.replace(g.cfg, cfg_form="release")
     lat = g.last["latents"]
-    assert lat.shape == (1, 4, 16, 8, 12)
+    assert lat.shape == (1, 4, 16, TINY_VIDEO_SIZE[0] // 4, TINY_VIDEO_SIZE[1] // 4)  # VAE: /4
     lat.retain_grad()
     out["loss_sds_video"].backward(retain_graph=True)
     t, noise = g.last["t"], g.last["noise"]

@@ -65,4 +65,41 @@ def test_mvdream_text_encoder_source_is_checked(offline, tiny_root):
     from method.guidance.tiny import tiny_mvdream_config
 
     with pytest.raises(ModelNotFoundError, match="MVDreamConfig.text_model"):
-        MVDreamGuidance(tiny_mvdream_config(tiny_root, text_model="nobody/no-such-text-model"))
+        MVDreamGuidance(tiny_mvdream_config(text_model="nobody/no-such-text-model"))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MVDreamGuidance(MVDreamConfig()),
+    lambda: VSDGuidance(VSDConfig()),
+    lambda: ZeroscopeGuidance(ZeroscopeConfig()),
+], ids=["mvdream", "vsd", "zeroscope"])
+def test_missing_model_is_one_error_without_the_hub_clients_chain(offline, make):
+    """The hub client's exception is quoted in one line, not chained (no 'During handling ...' trace)."""
+    import traceback
+
+    with pytest.raises(ModelNotFoundError) as info:
+        make()
+    exc = info.value
+    assert exc.__cause__ is None and exc.__context__ is None
+    text = "".join(traceback.format_exception(exc))
+    assert "During handling" not in text and "direct cause" not in text
+    assert text.count("Traceback") == 1
+    assert "while fetching" in str(exc)  # which part failed, with the hub client's reason
+
+
+def test_a_broken_local_part_is_a_model_error_naming_the_field(tmp_path, tiny_root):
+    import shutil
+
+    broken = tmp_path / "sd-base"
+    shutil.copytree(tiny_root / "sd-base", broken)
+    (broken / "unet" / "config.json").unlink()
+    with pytest.raises(ModelNotFoundError, match="'unet/' could not be read") as info:
+        VSDGuidance(VSDConfig(model=str(broken), lora_model=str(tiny_root / "sd-lora")))
+    assert "VSDConfig.model" in str(info.value) and info.value.__context__ is None
+
+
+def test_unknown_tiny_id_names_the_field(tiny_root):
+    with pytest.raises(ModelNotFoundError, match="ZeroscopeConfig.model") as info:
+        ZeroscopeGuidance(ZeroscopeConfig(model="fourdfy-tiny:zeroscopee"))
+    known = str(info.value).split("known: ")[1].split(", ")
+    assert "fourdfy-tiny:zeroscope" in known and "fourdfy-tiny:mvdream" in known

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from method.guidance import ldm_arch as la
 from method.guidance import mvdream_convert as mc
 from method.guidance.architectures import MVDREAM_UNET, SD21_BASE_SCHEDULER, SD_VAE
+from method.guidance.loading import ConversionError
 from method.guidance.tiny import TINY_MVDREAM_ARCH, TINY_VAE_ARCH
 
 # Key names of the real `sd-v2.1-base-4view.pt` (stable-diffusion openaimodel layout + camera MLP), with
@@ -48,17 +50,17 @@ def _meta_model_shapes(cls, config):
 def test_full_size_key_list_maps_one_to_one_onto_the_diffusers_model():
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    unet_keys = mc.LDMUNetArch().keys()
+    unet_keys = la.LDMUNetArch().keys()
     assert len(unet_keys) == 686 + 4  # SD 2.x UNet + camera MLP
     for k, shape in REAL_UNET_KEYS.items():
         assert unet_keys[k] == shape, k
-    vae_keys = mc.LDMVAEArch().keys()
+    vae_keys = la.LDMVAEArch().keys()
     for k, shape in REAL_VAE_KEYS.items():
         assert vae_keys[k] == shape, k
     # reference diffusers models built on the meta device from the public configs (no memory)
     unet_ref = _meta_model_shapes(UNet2DConditionModel, MVDREAM_UNET)
     vae_ref = _meta_model_shapes(AutoencoderKL, SD_VAE)
-    umap, vmap = mc.unet_key_map(mc.LDMUNetArch()), mc.vae_key_map(mc.LDMVAEArch())
+    umap, vmap = mc.unet_key_map(la.LDMUNetArch()), mc.vae_key_map(la.LDMVAEArch())
     assert sorted(d for d, _ in umap.values()) == sorted(unet_ref)  # every parameter exactly once
     assert sorted(d for d, _ in vmap.values()) == sorted(vae_ref)
     assert umap["camera_embed.0.weight"][0] == "class_embedding.linear_1.weight"
@@ -74,19 +76,19 @@ def test_full_checkpoint_layout_converts_without_missing_or_unexpected_keys():
     import open_clip
 
     sd = {}
-    for prefix, keys in ((mc.UNET_PREFIX, mc.LDMUNetArch().keys()), (mc.VAE_PREFIX, mc.LDMVAEArch().keys())):
+    for prefix, keys in ((la.UNET_PREFIX, la.LDMUNetArch().keys()), (la.VAE_PREFIX, la.LDMVAEArch().keys())):
         for i, (k, s) in enumerate(keys.items()):
             sd[prefix + k] = torch.tensor(float(i)).expand(s)  # stride-0: no memory for 1.3e9 numbers
     with torch.device("meta"):
         clip = open_clip.create_model("ViT-H-14", pretrained=None, device="meta")
     text = [k for k in clip.state_dict() if not k.startswith("visual.")]
     for k in text:
-        sd[mc.TEXT_PREFIX + "model." + k] = torch.zeros(())
-    for k in mc.SCHEDULE_BUFFERS:
+        sd[la.TEXT_PREFIX + "model." + k] = torch.zeros(())
+    for k in la.SCHEDULE_BUFFERS:
         sd[k] = torch.zeros(1000)
     conv = mc.ldm_to_diffusers(sd)
     assert len(conv.unet) == 690 and len(conv.vae) == 248
-    assert len(conv.skipped) == len(text) + len(mc.SCHEDULE_BUFFERS)
+    assert len(conv.skipped) == len(text) + len(la.SCHEDULE_BUFFERS)
     values = [int(v[(0,) * v.dim()]) for v in conv.unet.values()]
     assert sorted(values) == list(range(690))  # each source tensor used exactly once
     assert conv.unet_config["class_embed_type"] == "projection"
@@ -95,8 +97,8 @@ def test_full_checkpoint_layout_converts_without_missing_or_unexpected_keys():
 
 def _random_ldm(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    sd = {mc.UNET_PREFIX + k: torch.randn(s, generator=g) for k, s in TINY_MVDREAM_ARCH.keys().items()}
-    sd.update({mc.VAE_PREFIX + k: torch.randn(s, generator=g) for k, s in TINY_VAE_ARCH.keys().items()})
+    sd = {la.UNET_PREFIX + k: torch.randn(s, generator=g) for k, s in TINY_MVDREAM_ARCH.keys().items()}
+    sd.update({la.VAE_PREFIX + k: torch.randn(s, generator=g) for k, s in TINY_VAE_ARCH.keys().items()})
     return sd
 
 
@@ -112,9 +114,9 @@ def test_tiny_random_checkpoint_loads_strictly_and_round_trips_losslessly():
     assert not result.missing_keys and not result.unexpected_keys
     vae.load_state_dict(conv.vae, strict=True)
     torch.testing.assert_close(unet.class_embedding.linear_1.weight,
-                               sd[mc.UNET_PREFIX + "camera_embed.0.weight"], rtol=0, atol=0)
+                               sd[la.UNET_PREFIX + "camera_embed.0.weight"], rtol=0, atol=0)
     torch.testing.assert_close(vae.encoder.mid_block.attentions[0].to_q.weight,
-                               sd[mc.VAE_PREFIX + "encoder.mid.attn_1.q.weight"][:, :, 0, 0], rtol=0, atol=0)
+                               sd[la.VAE_PREFIX + "encoder.mid.attn_1.q.weight"][:, :, 0, 0], rtol=0, atol=0)
     back = mc.diffusers_to_ldm(unet.state_dict(), vae.state_dict(), dict(unet.config), dict(vae.config))
     assert set(back) == set(sd)
     for k, v in sd.items():
@@ -124,18 +126,18 @@ def test_tiny_random_checkpoint_loads_strictly_and_round_trips_losslessly():
 def test_converter_rejects_missing_unexpected_and_reshaped_keys():
     sd = _random_ldm()
     broken = dict(sd)
-    del broken[mc.UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"]
-    with pytest.raises(mc.ConversionError, match="1 missing"):
+    del broken[la.UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight"]
+    with pytest.raises(ConversionError, match="1 missing"):
         mc.ldm_to_diffusers(broken, num_head_channels=8)
     extra = dict(sd, **{"model_ema.decay": torch.zeros(())})
-    with pytest.raises(mc.ConversionError, match="no known part"):
+    with pytest.raises(ConversionError, match="no known part"):
         mc.ldm_to_diffusers(extra, num_head_channels=8)
-    extra_unet = dict(sd, **{mc.UNET_PREFIX + "input_blocks.1.1.extra.weight": torch.zeros(3)})
-    with pytest.raises(mc.ConversionError, match="1 unexpected"):
+    extra_unet = dict(sd, **{la.UNET_PREFIX + "input_blocks.1.1.extra.weight": torch.zeros(3)})
+    with pytest.raises(ConversionError, match="1 unexpected"):
         mc.ldm_to_diffusers(extra_unet, num_head_channels=8)
     bad = dict(sd)
-    bad[mc.UNET_PREFIX + "camera_embed.0.weight"] = torch.zeros(64, 12)
-    with pytest.raises(mc.ConversionError):
+    bad[la.UNET_PREFIX + "camera_embed.0.weight"] = torch.zeros(64, 12)
+    with pytest.raises(ConversionError):
         mc.ldm_to_diffusers(bad, num_head_channels=8)
 
 
@@ -143,7 +145,7 @@ def test_ldm_file_and_converted_folder_give_the_same_model(tiny_root, mvdream):
     from method.guidance import MVDreamGuidance
     from method.guidance.tiny import tiny_mvdream_config
 
-    from_ldm = MVDreamGuidance(tiny_mvdream_config(tiny_root, model=str(tiny_root / "mvdream-ldm")))
+    from_ldm = MVDreamGuidance(tiny_mvdream_config(model=str(tiny_root / "mvdream-ldm")))
     a, b = mvdream.unet.state_dict(), from_ldm.unet.state_dict()
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     va, vb = mvdream.vae.state_dict(), from_ldm.vae.state_dict()
@@ -156,10 +158,10 @@ def test_convert_file_writes_a_folder_the_guidance_loads(tiny_root, tmp_path):
 
     out = mc.convert_file(tiny_root / "mvdream-ldm" / "sd-v2.1-base-4view.pt", tmp_path / "mv", num_head_channels=8)
     assert (out / "unet" / "config.json").is_file() and (out / "mvdream.json").is_file()
-    g = MVDreamGuidance(tiny_mvdream_config(tiny_root, model=str(out)))
+    g = MVDreamGuidance(tiny_mvdream_config(model=str(out)))
     assert g.unet.config.class_embed_type == "projection"
     sd = mc.load_state_dict_file(tiny_root / "mvdream-ldm" / "sd-v2.1-base-4view.pt")
     mc.check_schedule(sd, SD21_BASE_SCHEDULER)  # the file's buffers match SD's schedule
     sd["alphas_cumprod"] = sd["alphas_cumprod"] * 0.5
-    with pytest.raises(mc.ConversionError, match="noise schedule"):
+    with pytest.raises(ConversionError, match="noise schedule"):
         mc.check_schedule(sd, SD21_BASE_SCHEDULER)

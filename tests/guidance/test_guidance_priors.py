@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from method.cameras import cameras_from_spherical, sample_multiview_groups, sample_single_views
+from method.guidance import FrozenModelOptions
+from method.guidance.tiny import TINY_VIDEO_SIZE
 
 
 def test_vsd_step_changes_only_lora_and_camera_embedding(vsd, make_rgb):
@@ -59,7 +61,7 @@ def test_vsd_state_dict_round_trip(tiny_root, vsd):
             p.add_(0.01)
     state = vsd.state_dict()
     assert state and all("lora_" in k or k.startswith("class_embedding.") for k in state)
-    other = VSDGuidance(tiny_vsd_config(tiny_root))
+    other = VSDGuidance(tiny_vsd_config())
     assert not all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), state.values()))
     other.load_state_dict(state)
     assert all(torch.equal(other.state_dict()[k], v) for k, v in state.items())
@@ -77,12 +79,12 @@ def test_video_gradient_reaches_all_frames_or_exactly_k(tiny_root, zeroscope, ma
     per_frame = rgb.grad.abs().sum(dim=(1, 2, 3))
     assert (per_frame > 0).all()
 
-    partial = ZeroscopeGuidance(tiny_zeroscope_config(tiny_root, grad_frames=4))
+    partial = ZeroscopeGuidance(tiny_zeroscope_config(grad_frames=4))
     rgb = make_rgb(16, 16, 24)
     partial(rgb, cams, "a corgi running", 0, generator=torch.Generator().manual_seed(0))["loss_sds_video"].backward()
     reached = rgb.grad.abs().sum(dim=(1, 2, 3)) > 0
     assert int(reached.sum()) == 4 and torch.equal(reached, partial.last["grad_frames"])
-    assert partial.last["latents"].shape == (1, 4, 16, 8, 12)
+    assert partial.last["latents"].shape == (1, 4, 16, TINY_VIDEO_SIZE[0] // 4, TINY_VIDEO_SIZE[1] // 4)
 
 
 def test_mvdream_timestep_ramp_depends_on_stage_and_step(mvdream, make_rgb):
@@ -99,7 +101,23 @@ def test_mvdream_timestep_ramp_depends_on_stage_and_step(mvdream, make_rgb):
         mvdream(rgb, cams, "a corgi", 0, generator=gen, stage="stage2")
         assert 20 <= mvdream.last["t"].item() <= 500
     assert mvdream.trainable_parameters() == [] and mvdream.state_dict() == {}
-    mvdream.update(3)  # the hook exists; schedules are pure functions of the step
+
+
+def test_update_hook_leaves_the_call_a_pure_function_of_step(mvdream, make_rgb):
+    """The trainer calls `update(step)` every step; schedules depend only on (stage, step), so a call
+    made after any number of updates equals the same call made before them."""
+    cams = sample_multiview_groups(1, generator=torch.Generator().manual_seed(0))
+    rgb = make_rgb(4, 16, 16)
+
+    def call(step):
+        loss = mvdream(rgb, cams, "a corgi", step, generator=torch.Generator().manual_seed(5), stage="stage1")
+        return loss["loss_sds"].item(), mvdream.last["t"].item()
+
+    before = [call(s) for s in (0, 20, 40)]
+    for step in (3, 500, 10_000):
+        mvdream.update(step)
+    assert [call(s) for s in (0, 20, 40)] == before
+    assert before[0][1] == 980 and before[2][1] <= 500  # the ramp did move between steps 0 and 40
 
 
 def test_calls_are_reproducible_with_the_same_generator(mvdream, make_rgb):
@@ -126,15 +144,16 @@ def test_unknown_options_fail_at_construction(tiny_root, field, value):
     from method.guidance.tiny import tiny_mvdream_config
 
     with pytest.raises(ValueError, match=value):
-        MVDreamGuidance(tiny_mvdream_config(tiny_root, **{field: value}))
+        MVDreamGuidance(tiny_mvdream_config(**{field: value}))
 
 
 def test_memory_options_do_not_change_results(tiny_root, make_rgb):
-    from method.guidance import VSDGuidance, ZeroscopeGuidance
-    from method.guidance.tiny import tiny_vsd_config, tiny_zeroscope_config
+    from method.guidance import MVDreamGuidance, VSDGuidance, ZeroscopeGuidance
+    from method.guidance.tiny import tiny_mvdream_config, tiny_vsd_config, tiny_zeroscope_config
 
     cams = sample_single_views(2, generator=torch.Generator().manual_seed(0))
-    plain, lean = (VSDGuidance(tiny_vsd_config(tiny_root, gradient_checkpointing=gc, vae_slicing=gc, sdpa=not gc))
+    plain, lean = (VSDGuidance(tiny_vsd_config(gradient_checkpointing=gc,
+                                               frozen=FrozenModelOptions(vae_slicing=gc, sdpa=not gc)))
                    for gc in (False, True))
     outs = []
     for g in (plain, lean):
@@ -148,8 +167,21 @@ def test_memory_options_do_not_change_results(tiny_root, make_rgb):
     for x, y in [(ga, gb)] + list(zip(pa, pb)):  # equal up to float rounding
         torch.testing.assert_close(x, y, rtol=1e-3, atol=1e-4 * float(y.abs().max()))
 
+    mv = [MVDreamGuidance(tiny_mvdream_config(frozen=FrozenModelOptions(sdpa=s, vae_slicing=not s)))
+          for s in (True, False)]
+    mcams = sample_multiview_groups(1, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for g in mv:
+        rgb = make_rgb(4, 16, 16)
+        g(rgb, mcams, "a corgi", 0, generator=torch.Generator().manual_seed(3), stage="stage2")["loss_sds"].backward()
+        grads.append(rgb.grad)
+    kinds = [{type(p._inner).__name__ for p in g.unet.attn_processors.values()} for g in mv]
+    assert kinds == [{"AttnProcessor2_0"}, {"AttnProcessor"}]  # the switch really changes the attention
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-4 * float(grads[0].abs().max()))
+
     vcams = cameras_from_spherical(torch.zeros(4), 0.0, 2.8, 40.0)
-    video = [ZeroscopeGuidance(tiny_zeroscope_config(tiny_root, forward_chunking=f, vae_slicing=f))
+    video = [ZeroscopeGuidance(tiny_zeroscope_config(forward_chunking=f,
+                                                     frozen=FrozenModelOptions(vae_slicing=f, sdpa=not f)))
              for f in (False, True)]
     la, lb = (v(make_rgb(4, 16, 24), vcams, "a corgi", 0,
                 generator=torch.Generator().manual_seed(1))["loss_sds_video"] for v in video)

@@ -12,7 +12,7 @@ def test_view_directions_follow_azimuth_and_elevation():
     el = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 70.0])
     names = [P.DIRECTIONS[i] for i in P.view_directions(az, el)]
     assert names == ["front", "front", "side", "side", "side", "back", "back", "back", "back", "overhead"]
-    wide = P.ViewThresholds(front=45.0, back=45.0)
+    wide = P.ViewPromptOptions(enabled=True, front=45.0, back=45.0)
     assert P.DIRECTIONS[P.view_directions(torch.tensor([40.0]), torch.tensor([0.0]), wide)[0]] == "front"
     assert P.view_prompt("a corgi", "back") == "a corgi, back view"
 
@@ -38,12 +38,12 @@ def test_embeddings_are_cached_and_view_dependent(tiny_root):
     original = proc._encoder.forward
     proc._encoder.forward = lambda *a, **k: calls.append(1) or original(*a, **k)
     cond, uncond = proc.embeddings("a corgi", "", 3, torch.tensor([0.0, 90.0, 180.0]), torch.zeros(3),
-                                   view_dependent=True)
+                                   view=P.ViewPromptOptions(enabled=True))
     assert cond.shape == (3, 77, 32) and uncond.shape == (3, 77, 32)
     assert not torch.allclose(cond[0], cond[1]) and not torch.allclose(cond[1], cond[2])
     n_first = len(calls)
     again, _ = proc.embeddings("a corgi", "", 3, torch.tensor([0.0, 90.0, 180.0]), torch.zeros(3),
-                               view_dependent=True)
+                               view=P.ViewPromptOptions(enabled=True))
     assert len(calls) == n_first and torch.equal(again, cond)  # served from the cache
     plain, _ = proc.embeddings("a corgi", "", 2)
     assert torch.equal(plain[0], plain[1])

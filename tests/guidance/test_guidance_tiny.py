@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 import torch
 
 from method.guidance.tiny import (STAMP, TINY_MVDREAM_IMAGE, build_tiny_priors, tiny_mvdream_config,
@@ -35,12 +37,34 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path, tiny_root):
     assert torch.equal(a, c)
 
 
-def test_tiny_configs_point_at_the_folders_and_small_resolutions(tiny_root):
-    mv, vsd, video = tiny_mvdream_config(tiny_root), tiny_vsd_config(tiny_root), tiny_zeroscope_config(tiny_root)
-    assert mv.image_size == TINY_MVDREAM_IMAGE and mv.model.endswith("mvdream")
-    assert vsd.resolution == 64 and vsd.lora_model.endswith("sd-lora")
-    assert (video.height, video.width) == (32, 48)
-    assert tiny_mvdream_config(tiny_root, loss="sds").loss == "sds"
+def test_tiny_configs_name_tiny_ids_that_resolve_to_the_cache(tiny_root, tmp_path, monkeypatch):
+    from method.guidance import ModelNotFoundError, cache_dir, resolve_model
+    from method.guidance.tiny import TINY_MODELS, TINY_VIDEO_SIZE, TINY_VSD_RESOLUTION
+
+    mv, vsd, video = tiny_mvdream_config(), tiny_vsd_config(), tiny_zeroscope_config()
+    assert (mv.model, mv.text_model) == ("fourdfy-tiny:mvdream", "fourdfy-tiny:sd-base")
+    assert (vsd.model, vsd.lora_model, video.model) == ("fourdfy-tiny:sd-base", "fourdfy-tiny:sd-lora",
+                                                         "fourdfy-tiny:zeroscope")
+    assert mv.image_size == TINY_MVDREAM_IMAGE and vsd.resolution == TINY_VSD_RESOLUTION
+    assert (video.height, video.width) == TINY_VIDEO_SIZE
+    assert tiny_mvdream_config(loss="sds").loss == "sds"
+    assert cache_dir() == tiny_root.parent  # the session's $FOURDFY_CACHE
+    for name in TINY_MODELS:
+        assert resolve_model(f"fourdfy-tiny:{name}") == str(tiny_root / name)
+    assert resolve_model("org/some-model") == "org/some-model"  # other ids pass through
+    with pytest.raises(ModelNotFoundError, match="fourdfy-tiny:mvdream") as info:
+        resolve_model("fourdfy-tiny:nope", "MVDreamConfig.model")
+    assert "MVDreamConfig.model" in str(info.value)
+    # another cache: the build (tested above) is asked for there, at resolve time
+    from method.guidance import tiny
+
+    asked = []
+    monkeypatch.setattr(tiny, "build_tiny_priors", lambda root: asked.append(root) or {"sd-lora": root / "sd-lora"})
+    monkeypatch.setenv("FOURDFY_CACHE", str(tmp_path / "other-cache"))
+    assert resolve_model("fourdfy-tiny:sd-lora") == str(tmp_path / "other-cache" / "tiny-priors" / "sd-lora")
+    assert asked == [tmp_path / "other-cache" / "tiny-priors"]
+    monkeypatch.delenv("FOURDFY_CACHE")
+    assert cache_dir() == Path.home() / ".cache" / "fourdfy"
 
 
 def test_full_size_architectures_have_the_public_parameter_counts():
@@ -79,7 +103,7 @@ def test_guidance_accepts_prebuilt_models(tiny_root, make_rgb):
               "tokenizer": CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer"),
               "text_encoder": CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
               "scheduler_config": ZEROSCOPE_SCHEDULER}
-    cfg = tiny_zeroscope_config(tiny_root)
+    cfg = tiny_zeroscope_config()
     a = ZeroscopeGuidance(cfg, models=models)
     b = ZeroscopeGuidance(cfg)
     cams = cameras_from_spherical(torch.zeros(4), 0.0, 2.8, 40.0)

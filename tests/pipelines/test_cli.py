@@ -1,5 +1,12 @@
-"""The `fourdfy` CLI: info on CPU, the registry listing, and clear errors on bad input."""
+"""The `fourdfy` CLI as a user sees it: one-line errors (exit 2), --verbose tracebacks, --set/--max-steps,
+the resume rules of `generate`, and quiet logs with a heartbeat when the output is not a terminal."""
 
+import json
+import os
+import subprocess
+import sys
+
+import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -7,10 +14,17 @@ from pipelines.cli import app
 runner = CliRunner()
 
 
+def fourdfy(*args, env=None, timeout=600):
+    """Run the real console entry point in a subprocess (what a user or DVC sees)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()", *args],
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
 def test_info_reports_versions_device_and_backends():
     res = runner.invoke(app, ["info"])
     assert res.exit_code == 0, res.output
-    for key in ("torch", "diffusers", "nerfacc", "device", "tinycudann", "nerfacc CUDA"):
+    for key in ("torch", "diffusers", "nerfacc", "device", "tinycudann", "nerfacc CUDA", "hash grid"):
         assert key in res.output
     assert "cpu" in res.output or "cuda" in res.output
 
@@ -36,3 +50,94 @@ def test_generate_unknown_profile_and_prompt_slug(tmp_path):
     assert res.exit_code == 2 and "unknown profile" in res.output
     res = runner.invoke(app, ["generate", "--prompt", "a_missing_slug", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "no prompt with slug" in res.output
+
+
+def test_errors_are_one_line_and_the_traceback_needs_verbose(tmp_path):
+    res = fourdfy("generate", "--prompt", "A panda dancing.", "--set", "weights.sds_vide=1", "--out", str(tmp_path / "r"))
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "weights.sds_vide" in lines[0] and "weights.sds_video" in lines[0]  # lists the valid keys
+    assert "Traceback" not in res.stderr
+    res = fourdfy("--verbose", "generate", "--prompt", "A panda dancing.", "--set", "weights.sds_vide=1",
+                  "--out", str(tmp_path / "r"))
+    assert res.returncode == 2 and "Traceback" in res.stderr and res.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_a_videos_only_method_and_an_unwritable_out_are_one_line_errors(tmp_path):
+    res = runner.invoke(app, ["generate", "--prompt", "A panda dancing.", "--method", "mav3d", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "import-videos" in res.output
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    res = fourdfy("generate", "--prompt", "A panda dancing.", "--max-steps", "1", "--out", str(blocker / "run"))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: ") and "a_file" in res.stderr
+
+
+def test_set_reaches_nested_and_prior_fields_and_rejects_bad_values():
+    from method.configs import ConfigKeyError
+    from pipelines.generate import build_config, parse_sets
+
+    cfg = build_config("tiny", "4dfy", sets=parse_sets(["stages.stage3.steps=20", "guidance.video.guidance_scale=50",
+                                                         "weights.sds_video=0.3", "render.video_size=[8, 12]"]))
+    assert cfg.stage("stage3").steps == 20 and cfg.guidance["video"].guidance_scale == 50.0
+    assert cfg.weights.sds_video == 0.3 and cfg.render.video_size == (8, 12)
+    with pytest.raises(ConfigKeyError, match="expected an integer"):
+        build_config("tiny", "4dfy", sets={"stages.stage3.steps": "many"})
+    with pytest.raises(ConfigKeyError, match="KEY=VALUE"):
+        parse_sets(["stages.stage3.steps"])
+    capped = build_config("tiny", "4dfy", max_steps=3)
+    assert [s.steps for s in capped.stages] == [3, 3, 3]
+    assert capped.config_hash() != build_config("tiny", "4dfy").config_hash()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One real `fourdfy generate --profile tiny` with 2 steps per stage, run as a user would (subprocess)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    res = fourdfy("generate", "--prompt", "a_panda_dancing", "--max-steps", "2", "--set", "heartbeat_s=0",
+                  "--set", "weights.sds_video=0.2", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out, res
+
+
+def test_generate_logs_a_heartbeat_and_no_library_bars_when_not_a_terminal(tiny_run):
+    out, res = tiny_run
+    text = res.stdout + res.stderr
+    assert "\r" not in text  # no progress bar redraws in a log file
+    for noise in ("Loading weights", "Writing model shards", "Loading pipeline components"):
+        assert noise not in text
+    beats = [line for line in res.stderr.splitlines() if line.startswith("[")]
+    assert len(beats) == 6 and "stage3 step 2/2" in beats[-1] and "eta" in beats[-1]
+    assert res.stdout.strip().splitlines()[-1].startswith("done: ")
+
+
+def test_set_and_max_steps_are_recorded_in_the_manifest(tiny_run):
+    out, _ = tiny_run
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["request"] == {"set": {"heartbeat_s": "0", "weights.sds_video": "0.2"}, "max_steps": 2}
+    assert m["config"]["weights"]["sds_video"] == 0.2
+    assert [s["steps"] for s in m["config"]["stages"]] == [2, 2, 2]
+
+
+def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp_path):
+    import shutil
+
+    from pipelines.generate import PIPELINE_MARKER, build_config, generate
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)  # a run the user trained by hand
+    cfg = build_config("tiny", "4dfy", max_steps=2, sets={"heartbeat_s": "0", "weights.sds_video": "0.2"})
+    before = (out / "ckpt" / "last.pt").read_bytes()
+    m = generate(cfg, "a_panda_dancing", out, resume="auto", quiet=True)  # same config: nothing to do
+    assert m["config_hash"] == cfg.config_hash() and (out / "ckpt" / "last.pt").read_bytes() == before
+    other = build_config("tiny", "4dfy", max_steps=1)
+    from method.training.checkpoint import CheckpointMismatch
+    with pytest.raises(CheckpointMismatch, match="not made by the pipeline"):
+        generate(other, "a_panda_dancing", out, resume="auto", quiet=True)
+    assert (out / "ckpt" / "last.pt").read_bytes() == before  # kept
+    (out / PIPELINE_MARKER).write_text("made by the pipeline\n")
+    m = generate(other, "a_panda_dancing", out, resume="auto", quiet=True)  # the pipeline's own: replaced
+    assert m["config_hash"] == other.config_hash()
+    with pytest.raises(Exception, match="already holds a finished run"):
+        generate(other, "a_panda_dancing", out, resume="no", quiet=True)

@@ -1,6 +1,7 @@
 """The trainer's machinery with oracle priors (no pretrained weights): freezing, LRs, resume, outputs."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ def params_of(path):
 
 def test_dynamic_grid_is_bit_identical_through_stages_1_and_2_then_moves(tmp_path):
     cfg = small_oracle_config()
-    tr = Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False, run_orbit=False)
+    tr = Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False)
     init = {k: v.clone() for k, v in tr.field.state_dict().items()}
     tr.run()
     s1, s2, s3 = (params_of(tmp_path / "ckpt" / f"stage{i}.pt") for i in (1, 2, 3))
@@ -31,7 +32,7 @@ def test_dynamic_grid_is_bit_identical_through_stages_1_and_2_then_moves(tmp_pat
 
 def test_static_lr_is_1e4_in_stage_3_and_1e2_before(tmp_path):
     cfg = small_oracle_config()
-    Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False, run_orbit=False).run()
+    Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False).run()
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     for rec in lines:
         expected = 1e-4 if rec["stage"] == "stage3" else 1e-2
@@ -42,7 +43,7 @@ def test_static_lr_is_1e4_in_stage_3_and_1e2_before(tmp_path):
 
 def test_static_updates_in_stage_3_do_not_touch_the_dynamic_grid(tmp_path):
     cfg = small_oracle_config()
-    tr = Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False, run_orbit=False)
+    tr = Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False)
     tr._build_optimizer(2)
     before = tr.field.encoder.dynamic.params.detach().clone()
     seen = set()
@@ -59,13 +60,13 @@ def test_static_updates_in_stage_3_do_not_touch_the_dynamic_grid(tmp_path):
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     cfg = small_oracle_config()
     full = tmp_path / "full"
-    Trainer(cfg, "blobs", full, priors=oracle_priors(), progress=False, run_orbit=False).run()
+    Trainer(cfg, "blobs", full, priors=oracle_priors(), progress=False).run()
     part = tmp_path / "part"
     # "killed" after 11 steps: the last periodic checkpoint is older, so some work is redone
-    out = Trainer(cfg, "blobs", part, priors=oracle_priors(), progress=False, run_orbit=False).run(stop_after=11)
+    out = Trainer(cfg, "blobs", part, priors=oracle_priors(), progress=False).run(stop_after=11)
     assert out == {"stopped": True}
     assert not (part / "manifest.json").exists()
-    Trainer(cfg, "blobs", part, priors=oracle_priors(), progress=False, run_orbit=False).run(resume=True)
+    Trainer(cfg, "blobs", part, priors=oracle_priors(), progress=False).run(resume=True)
     a, b = params_of(full / "ckpt" / "last.pt"), params_of(part / "ckpt" / "last.pt")
     assert a.keys() == b.keys()
     for k in a:
@@ -77,42 +78,41 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_existing_run_needs_resume_and_resume_checks_the_config(tmp_path):
     cfg = small_oracle_config(steps=(2, 2, 2))
-    Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False, run_orbit=False).run()
+    Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False).run()
     with pytest.raises(ckpt.CheckpointError, match="--resume"):
-        Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False, run_orbit=False).run()
+        Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False).run()
     other = small_oracle_config(steps=(2, 2, 3))
     with pytest.raises(ckpt.CheckpointError, match="different run"):
-        Trainer(other, "blobs", tmp_path, priors=oracle_priors(), progress=False, run_orbit=False).run(resume=True)
+        Trainer(other, "blobs", tmp_path, priors=oracle_priors(), progress=False).run(resume=True)
 
 
 def test_init_from_a_stage_checkpoint_skips_the_shared_stages(tmp_path):
     cfg = small_oracle_config()
-    Trainer(cfg, "blobs", tmp_path / "a", priors=oracle_priors(), progress=False, run_orbit=False).run()
+    Trainer(cfg, "blobs", tmp_path / "a", priors=oracle_priors(), progress=False).run()
     stage2 = tmp_path / "a" / "ckpt" / "stage2.pt"
-    tr = Trainer(cfg, "blobs", tmp_path / "b", priors=oracle_priors(), progress=False, run_orbit=False)
+    tr = Trainer(cfg, "blobs", tmp_path / "b", priors=oracle_priors(), progress=False)
     tr.run(init_from=stage2)
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in log} == {"stage3"}
     s3 = params_of(tmp_path / "b" / "ckpt" / "stage3.pt")
     assert not torch.equal(s3["encoder.dynamic.params"], params_of(stage2)["encoder.dynamic.params"])
     with pytest.raises(ckpt.CheckpointError, match="not found"):
-        Trainer(cfg, "blobs", tmp_path / "c", priors=oracle_priors(), progress=False,
-                run_orbit=False).run(init_from=tmp_path / "nope.pt")
+        Trainer(cfg, "blobs", tmp_path / "c", priors=oracle_priors(), progress=False).run(init_from=tmp_path / "nope.pt")
 
 
 def test_outputs_manifest_log_previews(tmp_path):
-    cfg = small_oracle_config(steps=(2, 2, 3), preview_every=2)
-    manifest = Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False, run_orbit=True).run()
+    cfg = small_oracle_config(steps=(2, 2, 3), preview_every=2, preview_frames=16)
+    manifest = Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(), progress=False).run()
     for rel in manifest["outputs"]:
         assert (tmp_path / rel).is_file(), rel
-    assert "orbit.mp4" in manifest["outputs"]
+    assert "preview.mp4" in manifest["outputs"]
     assert {"method", "prompt", "profile", "config", "config_hash", "versions", "timings_s",
             "peak_memory_mb"} <= set(manifest)
     assert str(tmp_path) not in (tmp_path / "manifest.json").read_text()  # no absolute paths
     assert sorted(p.name for p in (tmp_path / "previews").iterdir())[:1] == ["stage1_000002.png"]
     from method.training.video import read_video
-    frames = read_video(tmp_path / "orbit.mp4")
-    assert frames.shape == (64, 8, 8, 3)  # the MAV3D-protocol orbit at the eval size
+    frames = read_video(tmp_path / "preview.mp4")
+    assert frames.shape == (16, 8, 8, 3)  # the orbit preview: preview_frames at the preview size
 
 
 def test_corrupt_video_and_checkpoint_are_clear_errors(tmp_path):
@@ -125,3 +125,113 @@ def test_corrupt_video_and_checkpoint_are_clear_errors(tmp_path):
     badck.write_bytes(b"garbage")
     with pytest.raises(ckpt.CheckpointError, match="cannot read"):
         ckpt.load(badck)
+
+
+def test_resume_does_not_repeat_log_lines_and_records_the_resume(tmp_path):
+    cfg = small_oracle_config()
+    out = tmp_path / "run"
+    Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(stop_after=11)
+    logged_before_kill = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(logged_before_kill) > 9  # steps after the last checkpoint were logged, then "lost"
+    manifest = Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(resume=True)
+    keys = [(r["stage"], r["step"]) for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())]
+    assert len(keys) == len(set(keys)) == sum(s.steps for s in cfg.stages)  # log_every=1: each step once
+    assert [r["from"] for r in manifest["resumes"]] == ["last.pt"]
+
+
+def test_checkpoints_also_by_wall_time_so_short_stages_resume_mid_stage(tmp_path):
+    # checkpoint_every larger than any stage: only the time rule can write a mid-stage checkpoint
+    cfg = small_oracle_config(checkpoint_every=1000, checkpoint_every_s=1e-9)
+    out = tmp_path / "run"
+    Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(stop_after=6)
+    state = ckpt.load(out / "ckpt" / "last.pt")["state"]
+    assert (state["stage_index"], state["step"]) == (1, 2)  # 4 steps of stage 1, then 2 of stage 2
+    cfg_steps_only = small_oracle_config(checkpoint_every=1000, checkpoint_every_s=0.0)
+    Trainer(cfg_steps_only, "blobs", tmp_path / "b", priors=oracle_priors(), progress=False).run(stop_after=6)
+    assert ckpt.load(tmp_path / "b" / "ckpt" / "last.pt")["state"]["step"] == 0  # stage-1 end only
+
+
+def test_damaged_last_checkpoint_names_the_intact_stage_checkpoints_and_resume_from_works(tmp_path):
+    cfg = small_oracle_config()
+    out = tmp_path / "run"
+    Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(stop_after=9)
+    last = out / "ckpt" / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])  # truncated
+    with pytest.raises(ckpt.CheckpointError) as err:
+        Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(resume=True)
+    assert "stage2.pt" in str(err.value) and "--resume-from" in str(err.value)
+    manifest = Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(
+        resume_from=out / "ckpt" / "stage2.pt")
+    full = tmp_path / "full"
+    Trainer(cfg, "blobs", full, priors=oracle_priors(), progress=False).run()
+    a, b = params_of(full / "ckpt" / "last.pt"), params_of(out / "ckpt" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert manifest["resumes"][-1]["from"] == "stage2.pt"
+
+
+def test_a_checkpoint_of_an_older_layout_is_refused_with_a_clear_message(tmp_path):
+    cfg = small_oracle_config(steps=(2, 2, 2))
+    out = tmp_path / "run"
+    Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(stop_after=3)
+    data = ckpt.load(out / "ckpt" / "last.pt")
+    del data["schema"]  # what a run made before the config/checkpoint layout change holds
+    ckpt.save_atomic(data, out / "ckpt" / "last.pt")
+    with pytest.raises(ckpt.CheckpointMismatch, match="older version"):
+        Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(resume=True)
+
+
+def test_opacity_entropy_clamps_at_the_release_value():
+    from method.training.trainer import OPACITY_CLAMP
+
+    cfg = small_oracle_config(**{"weights.opacity_entropy": 1.0, "weights.opacity_entropy_from": 0})
+    tr = Trainer(cfg, "blobs", "unused", priors=oracle_priors(), progress=False)
+    o = torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64)
+    got = tr._regularisers(o, step=0)["loss_opacity_entropy"]
+    c = 1e-3  # the release's clamp, written down independently of the constant
+    h = lambda p: -(p * math.log(p) + (1 - p) * math.log(1 - p))  # noqa: E731
+    expected = (h(c) + h(1 - c) + h(0.5)) / 3
+    assert OPACITY_CLAMP == c and float(got) == pytest.approx(float(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("profile", ["paper", "release"])
+def test_mvdream_batch_follows_each_stages_own_schedule(profile):
+    from baselines import resolve_config
+    from method.fields import HashGridConfig
+    from method.training.config import replace
+
+    small = HashGridConfig(n_levels=2, log2_hashmap_size=8, base_resolution=4)
+    cfg = replace(resolve_config(profile, "4dfy"), device="cpu",
+                  **{"field.static_grid": small, "field.dynamic_grid": small})
+    tr = Trainer(cfg, "x", "unused", priors={}, progress=False)
+    # the release: stage 1 two groups at 64^2 then one at 256^2 from 5k; stage 2 one group, 64^2 then 256^2;
+    # stage 3 one group at 256^2 from its first step
+    expected = {("stage1", 0): (8, 64), ("stage1", 5000): (4, 256), ("stage2", 0): (4, 64),
+                ("stage2", 5000): (4, 256), ("stage3", 0): (4, 256), ("stage3", 5000): (4, 256)}
+    for (stage, step), (n_views, size) in expected.items():
+        cams, times, h, w = tr.batch("3d", cfg.stage(stage), step)
+        assert (len(cams), h, w) == (n_views, size, size), (stage, step)
+
+
+def test_shared_stages_train_once_and_a_derived_run_is_bit_identical_to_one_from_scratch(tmp_path):
+    from method.training.config import replace
+
+    cache = tmp_path / "stage-cache"
+    full = small_oracle_config()
+    no_hybrid = replace(full, method="wo_hybrid", **{"stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0})
+    no_img = replace(full, method="wo_img", **{"stages.stage2.p_3d": 1.0, "stages.stage2.p_img": 0.0,
+                                               "stages.stage3.p_img": 0.0})
+    Trainer(full, "blobs", tmp_path / "a", priors=oracle_priors(), progress=False, stage_cache=cache).run()
+    derived = Trainer(no_hybrid, "blobs", tmp_path / "b", priors=oracle_priors(), progress=False, stage_cache=cache)
+    mb = derived.run()
+    assert mb["shared_from"]["stage"] == "stage2" and mb["shared_from"]["method"] == "4dfy"
+    scratch = tmp_path / "c"
+    mc = Trainer(no_hybrid, "blobs", scratch, priors=oracle_priors(), progress=False).run()
+    a, b = params_of(scratch / "ckpt" / "last.pt"), params_of(tmp_path / "b" / "ckpt" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert mb["update_counts"] == mc["update_counts"] and mb["config_hash"] == mc["config_hash"]
+    assert (tmp_path / "b" / "log.jsonl").read_text() == (scratch / "log.jsonl").read_text()
+    # a method whose stage 2 differs shares stage 1 only; another prompt shares nothing
+    md = Trainer(no_img, "blobs", tmp_path / "d", priors=oracle_priors(), progress=False, stage_cache=cache).run()
+    assert md["shared_from"]["stage"] == "stage1"
+    me = Trainer(full, "other blobs", tmp_path / "e", priors=oracle_priors(), progress=False, stage_cache=cache).run()
+    assert me["shared_from"] is None

@@ -38,6 +38,12 @@ def test_short_form_and_json(tmp_path):
     ({"primary": "4dfy", "comparisons": ["mav3d"], "methods": {"ghost": "G"}}, "labels for methods not in"),
     ({"primary": "4dfy", "tables": {"t": {"sections": [{"rows": ["4dfy"]}]}}}, "no comparisons"),
     ({"primary": "4dfy", "tables": {"t": {"sections": [{"rows": ["mav3d"], "n_prompts": 0}]}}}, "n_prompts"),
+    ({"primary": "4dfy", "comparisons": ["mav3d"], "n_prompts": 0}, "'n_prompts' must be a positive integer"),
+    ({"primary": "4dfy", "tables": {"t": {"sections": [{"rows": ["mav3d"]}]}}, "n_prompts": 5},
+     "top-level n_prompts belong(s) to the short form"),
+    ({"primary": "4dfy", "tables": {"table": {"sections": [{"rows": ["mav3d"]}]}}}, "fixed output"),
+    ({"primary": "4dfy", "tables": {"report": {"sections": [{"rows": ["mav3d"]}]}}}, "fixed output"),
+    ({"primary": "4dfy", "tables": {"../t": {"sections": [{"rows": ["mav3d"]}]}}}, "a table name is a file stem"),
 ])
 def test_bad_designs_are_explained(data, message):
     with pytest.raises(DesignError) as info:
@@ -52,3 +58,12 @@ def test_missing_and_unparsable_files(tmp_path):
     bad.write_text("primary: [unclosed\n")
     with pytest.raises(DesignError, match="cannot parse"):
         load_design(bad)
+    bad.write_bytes("primary: 4dfy\ncomparisons: [mav3d]\nname: \u00e9tude\n".encode("latin-1"))
+    with pytest.raises(DesignError, match=r"bad\.yaml: not UTF-8 text"):
+        load_design(bad)
+
+
+def test_short_form_table_and_prompts():
+    d = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"], "prompt_set": "ablation_5", "n_prompts": 3})
+    assert [t.name for t in d.tables] == ["comparisons"]
+    assert d.tables[0].sections[0].prompt_set == "ablation_5" and d.tables[0].sections[0].n_prompts == 3

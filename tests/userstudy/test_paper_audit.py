@@ -104,3 +104,27 @@ def test_checked_in_outputs_are_current(tmp_path):
     t2 = pd.read_csv(REPO / "reports" / "paper" / "cvpr2024_table2.csv")
     assert list(t2.loc[t2.method == "mav3d", ["appearance", "structure", "motion", "text", "overall"]].iloc[0]) \
         == list(CVPR["mav3d"][1])
+
+
+def test_method_labels_come_from_the_design(tmp_path):
+    """One source of labels (issue 9): the design file. The paper design labels every published
+    method, and the audit prints whatever the design says."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from userstudy.design import load_design
+
+    paper = load_design()
+    assert {r.method for t in published.TABLES for r in t.rows} <= set(paper.labels)
+    assert not hasattr(audit, "LABELS")
+    text = (Path(audit.__file__).parent / "designs" / "paper.yaml").read_text(encoding="utf-8")
+    design = tmp_path / "relabelled.yaml"
+    design.write_text(text.replace("{label: MAV3D,", "{label: Make-A-Video3D,")
+                      .replace("{label: 4D-fy,", "{label: FourD-fy,"), encoding="utf-8")
+    out = tmp_path / "audit.md"
+    res = CliRunner().invoke(app, ["audit", "--out", str(out), "--design", str(design)])
+    assert res.exit_code == 0, res.output
+    md = out.read_text(encoding="utf-8")
+    assert "| table2 | Make-A-Video3D | MQ | 41% |" in md and "| MAV3D |" not in md
+    assert "significant in favour of Make-A-Video3D" in md
+    assert "| yes | FourD-fy |" in md  # the favoured method's label, too

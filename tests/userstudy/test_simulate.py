@@ -136,5 +136,11 @@ def test_checks_need_a_decoy():
     d = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"]})
     with pytest.raises(ValueError, match="decoy"):
         simulate_votes(d, PanelConfig(attention_checks=1))
-    with pytest.raises(ValueError, match="n_prompts"):  # no prompt file and no n_prompts for the section
+    # A prompt set without a prompt file needs n_prompts (the short form without either uses the
+    # paper's 28 prompts: tests/userstudy/test_userstudy_cli.py).
+    d = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"], "prompt_set": "my_own_prompts"})
+    with pytest.raises(ValueError, match="n_prompts"):
+        simulate_votes(d, PanelConfig())
+    d = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"], "prompt_set": "ablation_5", "n_prompts": 6})
+    with pytest.raises(ValueError, match="n_prompts 6 is more than the 5 prompts of ablation_5.txt"):
         simulate_votes(d, PanelConfig())

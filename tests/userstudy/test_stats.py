@@ -86,6 +86,14 @@ def test_holm_by_hand_and_never_more_rejections():
     assert np.isnan(adj[1]) and np.allclose(adj[[0, 2]], [0.02, 0.04])
 
 
+def test_holm_matches_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(5)
+    for p in (rng.uniform(0, 1, 40), rng.uniform(0, 0.05, 7), np.array([0.3, 0.01, 0.3, 0.02, 1.0]), [0.5]):
+        assert np.allclose(stats.holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
+
+
 def fleiss_by_hand(table):
     table = np.asarray(table, dtype=float)
     n = table.sum(1)[0]

@@ -158,7 +158,7 @@ def test_outputs_are_reproducible_and_path_free(panel, paper_design, outputs, tm
 def test_real_votes_carry_no_banner(tiny_votes, small_design, tmp_path):
     a = analyze(validate_votes(tiny_votes, small_design), small_design, AnalysisConfig(n_boot=200))
     write_outputs(a, tmp_path, source="votes.csv")
-    for name in ("table.md", "table.tex", "report.md"):
+    for name in ("comparisons.md", "comparisons.tex", "report.md"):
         assert "SYNTHETIC" not in (tmp_path / name).read_text()
     assert not json.loads((tmp_path / "metrics.json").read_text())["synthetic"]
 
@@ -173,3 +173,19 @@ def test_clip_file_errors(tmp_path, paper_design):
     bad.write_text("name,score\n")
     with pytest.raises(ClipError, match="missing column"):
         load_clip(bad, paper_design)
+    bad.write_bytes("method,clip\nmav3d,33.9 \u00b10.1\n".encode("latin-1"))
+    with pytest.raises(ClipError, match=r"clip\.csv: cannot read as a UTF-8 CSV"):
+        load_clip(bad, paper_design)
+
+
+def test_plot_of_a_unanimous_cell(outputs, tmp_path):
+    """A cell at 100% whose Wilson bound rounds to a hair below 100 (small panels) still plots."""
+    import dataclasses
+
+    from userstudy.plots import plot_png
+
+    a, _, _ = outputs
+    t = a.table.copy()
+    t.loc[0, ["pct_primary", "ci_high", "boot_low", "boot_high"]] = [100.0, 100.0 - 1e-12, 100.0, 100.0]
+    png = plot_png(dataclasses.replace(a, table=t), tmp_path / "p.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,366 @@
+"""Paper-scale cost of one 4D-fy update of each type (3D / IMG / VID): seconds and peak memory, with
+full-size random-weight priors, the paper-size field and renderer, and the projected GPU-hours per
+prompt of the `paper` and `release` profiles, against the paper's A100 figures.
+
+    .venv/bin/python benchmarks/paper_scale.py --device cuda --out benchmarks/paper_scale_results
+    .venv/bin/python benchmarks/paper_scale.py --size reduced --device cpu --out /tmp/ps   # same code, tiny
+
+What runs is the trainer's own `train_step` (render at the profile's sizes -> prior loss ->
+regularisers -> backward -> AdamW step), with the update type forced, on priors built in memory:
+MVDream (SD 2.1-base UNet + camera class embedding + multi-view attention), SD 2.1-base + SD 2.1
+with LoRA and camera MLP (VSD), Zeroscope's UNet3DConditionModel, the SD VAE, SD 2's OpenCLIP-H text
+tower, each with random weights from its architecture config (`method.guidance.architectures`).
+Random weights cost the same as trained ones; the occupancy grid of a random field is dense, so
+renderer figures are an upper bound of a trained scene's (which skips empty space).
+
+Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
+--no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile (torch.compile the UNets).
+`--budget-s` bounds the measuring: repeats stop when the budget would be exceeded (at least one
+timed repeat per update after a warm-up). Writes `<out>.json` and `<out>.md`; prints a results block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+PAPER_S_PER_IT = {"stages 1-2": 0.72, "stage 3": 0.68}
+"""Seconds per iteration on one A100 (80 GB) reported by the paper (supplement S1)."""
+PAPER_GPU_HOURS = 23.0
+"""GPU-hours per prompt reported by the paper (about 120k iterations on one A100)."""
+GOAL_GPU_HOURS, GOAL_PEAK_GB = 6.0, 40.0
+"""Issue 13's target at paper quality on one H100."""
+
+
+# --- model construction (the one place that knows how priors are built) ------------------------------
+def build_prior_models(size: str, device: torch.device, dtype: torch.dtype) -> dict[str, dict]:
+    """update type -> the `models=` dict its guidance class accepts, random weights, built on `device`.
+
+    size 'paper': the public architecture configs; 'reduced': the tiny priors' architectures.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from method.guidance import architectures as A
+    from method.guidance import tiny as T
+
+    if size == "paper":
+        mv_unet, sd_unet, lora_unet = A.MVDREAM_UNET, A.SD21_BASE_UNET, A.SD21_UNET
+        vae_cfg, text_cfg, unet3d = A.SD_VAE, A.SD2_TEXT_ENCODER, A.ZEROSCOPE_UNET
+    else:
+        mv_unet = T.TINY_MVDREAM_ARCH.diffusers_config(sample_size=8)
+        sd_unet = lora_unet = T.TINY_UNET_ARCH.diffusers_config(sample_size=8)
+        vae_cfg = T.TINY_VAE_ARCH.diffusers_config(sample_size=T.TINY_VSD_RESOLUTION)
+        text_cfg, unet3d = T.TINY_TEXT, T.TINY_UNET3D
+    tokenizer = T.build_tokenizer()
+
+    def made(fn):
+        with torch.device(device):  # initialise directly on the device (full-size UNets: seconds, not minutes)
+            module = fn()
+        if dtype != torch.float32:
+            module = module.to(dtype=dtype)
+        return module.eval().requires_grad_(False)
+
+    def text():
+        return {"tokenizer": tokenizer, "text_encoder": made(lambda: CLIPTextModel(CLIPTextConfig(**text_cfg)))}
+
+    sd_text = text()  # SD 2.1 and 2.1-base share the text tower, MVDream's is the same one
+    return {
+        "3d": {"unet": made(lambda: UNet2DConditionModel.from_config(mv_unet)),
+               "vae": made(lambda: AutoencoderKL.from_config(vae_cfg)),
+               "scheduler_config": dict(A.SD21_BASE_SCHEDULER), **sd_text},
+        "img": {"unet": made(lambda: UNet2DConditionModel.from_config(sd_unet)),
+                "vae": made(lambda: AutoencoderKL.from_config(vae_cfg)),
+                "scheduler_config": dict(A.SD21_BASE_SCHEDULER),
+                # the LoRA model runs in float32 weights for its trainable adapters; frozen base cast below
+                "unet_lora": made(lambda: UNet2DConditionModel.from_config(lora_unet)),
+                "lora_scheduler_config": dict(A.SD21_SCHEDULER), **sd_text},
+        "video": {"unet": made(lambda: UNet3DConditionModel.from_config(unet3d)),
+                  "vae": made(lambda: AutoencoderKL.from_config(vae_cfg)),
+                  "scheduler_config": dict(A.ZEROSCOPE_SCHEDULER), **text()},
+    }
+
+
+def train_config(profile: str, device: torch.device, args):
+    """The profile's 4dfy TrainConfig on `device` with the benchmark's frozen-model options."""
+    from baselines import resolve_config
+
+    cfg = resolve_config(profile, "4dfy")
+    guidance = {}
+    for update, pc in cfg.guidance.items():
+        half = pc.frozen.half_precision if args.precision == "profile" else args.precision != "fp32"
+        frozen = dataclasses.replace(pc.frozen, half_precision=half, sdpa=not args.no_sdpa)
+        # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
+        ids = {f: f"random-weights/{f}" for f in ("model", "text_model", "lora_model") if hasattr(pc, f)}
+        guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
+    return dataclasses.replace(cfg, guidance=guidance, device=str(device))
+
+
+def build_priors(cfg, models: dict[str, dict], device: torch.device, args) -> dict:
+    """The guidance objects of the three update types from in-memory models, with the options applied."""
+    from method.guidance.base import load_attr
+
+    priors = {}
+    for update, pc in cfg.guidance.items():
+        cls = load_attr(type(pc).target)
+        prior = cls(pc, str(device), models=models[update])
+        unets = [m for name in ("unet", "unet_lora") if (m := getattr(prior, name, None)) is not None]
+        if args.precision == "bf16":  # FrozenModelOptions knows fp16 only: recast the frozen parts
+            for module in unets + [prior.vae]:
+                for p in module.parameters():
+                    if not p.requires_grad:
+                        p.data = p.data.to(torch.bfloat16)
+            prior.dtype = torch.bfloat16
+            prior.prompts.dtype = torch.bfloat16  # cached text embeddings are cast on use
+        if args.channels_last:
+            for unet in unets:
+                unet.to(memory_format=torch.channels_last)
+        if args.compile:
+            for unet in unets:
+                unet.forward = torch.compile(unet.forward)
+        priors[update] = prior
+    return priors
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+@contextmanager
+def forced_update(update: str):
+    """Make the trainer's draw return `update` (the step itself is the trainer's own)."""
+    from method.training import trainer as trainer_module
+
+    original = trainer_module.draw_update
+    trainer_module.draw_update = lambda stage, generator: update
+    try:
+        yield
+    finally:
+        trainer_module.draw_update = original
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(trainer, update: str, stage_index: int, step: int, device: torch.device, repeats: int,
+            deadline: float) -> dict:
+    """Warm-up + up to `repeats` timed updates (fewer when the deadline is near): best seconds, peak MB."""
+    times = []
+    with forced_update(update):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        # repeats == 0: one call, timed with its warm-up costs (the CPU smoke test)
+        first_timed = 0 if repeats == 0 else 1
+        for i in range(1 if repeats == 0 else repeats + 1):
+            sync(device)
+            t0 = time.perf_counter()
+            trainer.train_step(stage_index, step)
+            sync(device)
+            elapsed = time.perf_counter() - t0
+            if i >= first_timed:
+                times.append(elapsed)
+                if time.perf_counter() + elapsed > deadline:
+                    break
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    return {"s_per_update": min(times), "repeats": len(times), "peak_mb": peak}
+
+
+def mv_phases(stage) -> list[tuple[int, int, int, int]]:
+    """(from, to, size, groups) step ranges of a stage's MVDream batch schedule."""
+    from method.training.config import RenderSchedule
+
+    bounds = sorted({0, *[s for s, _ in stage.mv_resolution], *[s for s, _ in stage.mv_groups]})
+    bounds = [b for b in bounds if b < stage.steps] + [stage.steps]
+    out = []
+    for a, b in zip(bounds, bounds[1:]):
+        out.append((a, b, RenderSchedule.at(stage.mv_resolution, a), RenderSchedule.at(stage.mv_groups, a)))
+    return out
+
+
+def project(cfg, cost: dict) -> dict:
+    """GPU-hours of the profile's stages from per-update costs: sum over stages and MVDream phases of
+    steps * sum_u P(u) * seconds(u). cost keys: ('3d', size, groups), 'img', 'video'."""
+    stages, total = {}, 0.0
+    for stage in cfg.stages:
+        probs = stage.update_probabilities()
+        seconds = 0.0
+        for a, b, size, groups in mv_phases(stage):
+            per_step = probs["3d"] * cost[("3d", size, groups)] + probs["img"] * cost["img"] + \
+                probs["video"] * cost["video"]
+            seconds += (b - a) * per_step
+        stages[stage.name] = {"steps": stage.steps, "s_per_it": seconds / max(stage.steps, 1),
+                              "hours": seconds / 3600, "probabilities": probs}
+        total += seconds
+    return {"stages": stages, "gpu_hours": total / 3600}
+
+
+def run(args) -> dict:
+    from method.training.trainer import Trainer
+
+    device = torch.device(args.device)
+    # Models are built in float32; each guidance class casts its frozen parts to its own precision.
+    dtype = torch.float32
+    started = time.perf_counter()
+    deadline = started + args.budget_s
+    torch.manual_seed(0)
+    # Reduced size runs the tiny profile (its steps and sizes); paper size projects each asked profile.
+    profiles = args.profiles if args.size == "paper" else ["tiny"]
+    cfgs = {p: train_config(p, device, args) for p in profiles}
+    cfg = cfgs[profiles[0]]
+    models = build_prior_models(args.size, device, dtype)
+    priors = build_priors(cfg, models, device, args)
+    del models
+    build_s = time.perf_counter() - started
+    out_dir = tempfile.TemporaryDirectory(prefix="paper-scale-")  # the trainer's run folder (unused)
+    trainer = Trainer(cfg, "a panda dancing", out_dir.name, priors=priors, progress=False, quiet=True)
+    names = [s.name for s in cfg.stages]
+    # The MVDream batches every profile uses (size, groups), the IMG/VID batches of stages 2 and 3.
+    mv_batches = sorted({(size, groups) for c in cfgs.values() for s in c.stages for *_, size, groups in mv_phases(s)})
+    plan = [(("3d", size, groups), "3d", names.index("stage2") if groups == 1 else 0,
+             stage_step_for(cfg, "stage2" if groups == 1 else "stage1", size, groups)) for size, groups in mv_batches]
+    plan += [("img", "img", names.index("stage2"), cfg.stages[names.index("stage2")].steps - 1),
+             ("video", "video", names.index("stage3"), cfg.stages[names.index("stage3")].steps - 1)]
+    results = {}
+    trainer._build_optimizer(names.index("stage3"))  # every prior's trainable parameters in the optimizer
+    for i, (key, update, stage_index, step) in enumerate(plan):
+        left = deadline - time.perf_counter()
+        share = left / (len(plan) - i)
+        try:
+            r = measure(trainer, update, stage_index, step, device, args.repeats, time.perf_counter() + share)
+        except torch.cuda.OutOfMemoryError as err:  # record it and measure the other updates
+            r = {"s_per_update": None, "repeats": 0, "error": f"out of memory: {str(err)[:200]}",
+                 "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20}
+            trainer.optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+        h, w = render_size(cfg, update, key)
+        r.update({"update": update, "render": f"{h}x{w}", "views": n_views(cfg, update, key)})
+        results[key] = r
+    out_dir.cleanup()
+    costs = {k: v["s_per_update"] for k, v in results.items()}
+    projections = {p: project(c, costs) for p, c in cfgs.items()} if None not in costs.values() else {}
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "device": gpu or f"cpu ({torch.get_num_threads()} threads, {platform.machine()})",
+        "size": args.size, "torch": torch.__version__,
+        "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
+                    "sdpa": not args.no_sdpa,
+                    "channels_last": args.channels_last, "compile": args.compile},
+        "hash_grid_backend": trainer.field.encoder.static.resolve_backend(device)
+        if hasattr(trainer.field.encoder, "static") else "n/a",
+        "build_s": build_s, "wall_s": time.perf_counter() - started,
+        "updates": [{"key": list(k) if isinstance(k, tuple) else [k], **v} for k, v in results.items()],
+        "projection": projections,
+    }
+
+
+def stage_step_for(cfg, stage_name: str, size: int, groups: int) -> int:
+    """A step of `stage_name` whose MVDream batch is (size, groups) (first such step, else the last)."""
+    stage = next(s for s in cfg.stages if s.name == stage_name)
+    for a, b, s, g in mv_phases(stage):
+        if (s, g) == (size, groups):
+            return a
+    return max(stage.steps - 1, 0)
+
+
+def render_size(cfg, update: str, key) -> tuple[int, int]:
+    r = cfg.render
+    if update == "3d":
+        return key[1], key[1]
+    if update == "img":
+        return r.img_resolution, r.img_resolution
+    return r.video_size
+
+
+def n_views(cfg, update: str, key) -> int:
+    return {"3d": 4 * key[2] if update == "3d" else 0, "img": cfg.render.img_batch,
+            "video": cfg.render.video_frames}[update]
+
+
+def markdown(res: dict, command: str) -> str:
+    lines = [f"Device: **{res['device']}**, torch {res['torch']}, size `{res['size']}`, options "
+             f"{res['options']}, hash grid backend `{res['hash_grid_backend']}`; models built in "
+             f"{res['build_s']:.0f} s, whole run {res['wall_s']:.0f} s.", "", f"    {command}", "",
+             "| update | render | views | s / update | peak memory (GiB) | timed repeats |",
+             "|---|---|---|---|---|---|"]
+    for u in res["updates"]:
+        name = {"3d": "3D (MVDream)", "img": "IMG (VSD + LoRA)", "video": "VID (Zeroscope)"}[u["update"]]
+        if u["update"] == "3d":
+            name += f", {u['key'][2]} group(s)"
+        peak = "n/a (CPU)" if u["peak_mb"] is None else f"{u['peak_mb'] / 1024:.1f}"
+        secs = u.get("error", "?") if u["s_per_update"] is None else f"{u['s_per_update']:.3f}"
+        lines.append(f"| {name} | {u['render']} | {u['views']} | {secs} | {peak} | {u['repeats']} |")
+    if res["projection"]:
+        lines += ["", "| profile | stage | steps | projected s/it | paper A100 s/it | ratio | hours |",
+                  "|---|---|---|---|---|---|---|"]
+    else:
+        lines += ["", "No projection: an update did not complete (see the table)."]
+    for prof, p in res["projection"].items():
+        for name, s in p["stages"].items():
+            ref = PAPER_S_PER_IT["stage 3" if name == "stage3" else "stages 1-2"]  # A100, paper S1
+            lines.append(f"| {prof} | {name} | {s['steps']:,} | {s['s_per_it']:.3f} | {ref} | "
+                         f"{s['s_per_it'] / ref:.2f}x | {s['hours']:.2f} |")
+        lines.append(f"| {prof} | **total** | | | | | **{p['gpu_hours']:.2f} GPU-h** "
+                     f"(paper: ~{PAPER_GPU_HOURS:.0f} on an A100) |")
+    peaks = [u["peak_mb"] for u in res["updates"] if u["peak_mb"] is not None]
+    if peaks:
+        peak_gb = max(peaks) * 2 ** 20 / 1e9  # the goal is in GB
+        for prof, p in res["projection"].items():
+            met = p["gpu_hours"] <= GOAL_GPU_HOURS and peak_gb <= GOAL_PEAK_GB
+            lines.append(f"\nGoal (issue 13, one H100): <= {GOAL_GPU_HOURS:.0f} GPU-h and <= {GOAL_PEAK_GB:.0f} GB per "
+                         f"prompt; `{prof}`: {p['gpu_hours']:.1f} GPU-h, {peak_gb:.1f} GB peak -> "
+                         f"{'met' if met else 'not met'} on this device.")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--size", choices=("paper", "reduced"), default="paper",
+                    help="paper: full-size priors and the paper's renders; reduced: the tiny profile's sizes")
+    ap.add_argument("--profiles", nargs="+", default=["paper", "release"], choices=("paper", "release"),
+                    help="profiles to project (their step counts and draw probabilities)")
+    ap.add_argument("--precision", choices=("profile", "fp32", "fp16", "bf16"), default="profile",
+                    help="frozen weights on CUDA: each prior's configured precision (profile: fp32 MVDream, "
+                         "fp16 VSD and Zeroscope, as the release), or one for all; CPU is always fp32")
+    ap.add_argument("--no-sdpa", action="store_true", help="diffusers' plain attention instead of SDPA")
+    ap.add_argument("--channels-last", action="store_true", help="UNets in channels_last memory format")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the UNets (adds compile time)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed updates per type after one warm-up (0: a single call, warm-up included)")
+    ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")
+    ap.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    args = ap.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA device is visible; use --device cpu --size reduced", file=sys.stderr)
+        return 2
+    if args.size == "paper" and not args.device.startswith("cuda"):
+        print("warning: paper size on CPU needs ~25 GB of memory and hours; --size reduced is the CPU check",
+              file=sys.stderr)
+    res = run(args)
+    command = "python benchmarks/paper_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = markdown(res, command)
+    print(md)
+    if args.out is not None:
+        write_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=1, default=str))
+        write_atomic(args.out.with_suffix(".md"), md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""The evaluation artifact contract: one folder per (method, prompt), shown to raters and scored.
+
+Layout::
+
+    <root>/<method>/<prompt_slug>/
+        video.mp4        H.264, yuv420p (64 frames for MAV3D's orbit unless the source says otherwise)
+        depth.mp4        optional: colour-mapped depth, same frames and size (see evaluation.render)
+        manifest.json    what the folder holds (below)
+
+`manifest.json` keys (all present; null where unknown):
+
+    schema      "fourdfy-artifact/1"
+    method      method name (a `baselines` registry name for rendered runs; any name for imports)
+    prompt      prompt text
+    slug        `prompts.slugify(prompt)`, equal to the folder name
+    source      {"kind": "render", "run": <run folder name>, "config_hash": <16 hex>}
+                or {"kind": "import", "file": <original file name>, "sha256": <of that file>}
+    trajectory  "orbit", "motion_smooth", or what an import was told ("unknown" by default)
+    n_frames    frames in video.mp4
+    height, width   frame size in pixels
+    fps         frames per second of video.mp4
+    times       per-frame scene times in [0, 1] (rendered) or null
+    cameras     per-frame 4x4 camera-to-world matrices (OpenGL axes, world z-up) or null
+    depth       "depth.mp4" or null
+    versions    package versions of the writer ({name: version})
+    extra       free-form details of the writer (render settings, import resampling, ...)
+
+API:
+    write_artifact(root, method, prompt, frames, source=..., ...) -> Artifact
+        encodes the frames and writes the folder atomically: everything goes to a hidden temporary
+        folder beside the target, which is renamed into place last, so a crash never leaves a
+        folder with a manifest that looks complete. `video_file=` copies an existing H.264/yuv420p
+        file byte for byte instead of encoding.
+    read_artifact(folder) -> Artifact         parses and checks the manifest (ArtifactError)
+    validate_artifact(folder) -> list[str]    every problem found; [] = valid. Decodes video.mp4
+                                              (and depth.mp4) and checks codec, pixel format,
+                                              frame count and size against the manifest.
+    find_artifacts(roots) -> {(method, slug): Artifact}   artifact folders under the roots
+    ArtifactError(ValueError)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from prompts import slugify
+
+from .video import VideoError, decode_video, encode_video, probe_video
+
+SCHEMA = "fourdfy-artifact/1"
+MANIFEST = "manifest.json"
+VIDEO = "video.mp4"
+DEPTH = "depth.mp4"
+REQUIRED_KEYS = ("schema", "method", "prompt", "slug", "source", "trajectory", "n_frames", "height", "width", "fps",
+                 "times", "cameras", "depth", "versions")
+VERSION_PACKAGES = ("fourdfy-bench", "torch", "av", "open_clip_torch", "numpy")
+
+
+class ArtifactError(ValueError):
+    """An artifact folder is missing, malformed, or cannot be written."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One (method, prompt) artifact folder and its manifest."""
+
+    folder: Path
+    """The artifact folder `<root>/<method>/<slug>`."""
+    method: str
+    """Method name."""
+    prompt: str
+    """Prompt text."""
+    slug: str
+    """Prompt slug (folder name)."""
+    source: dict
+    """Where the video came from (render or import), see the module docstring."""
+    trajectory: str
+    """Camera path name."""
+    n_frames: int
+    """Frames in video.mp4."""
+    height: int
+    """Frame height."""
+    width: int
+    """Frame width."""
+    fps: float
+    """Frame rate of video.mp4."""
+    times: list[float] | None = None
+    """Per-frame scene times, or None."""
+    cameras: list | None = None
+    """Per-frame 4x4 camera-to-world matrices, or None."""
+    depth: str | None = None
+    """Depth video file name, or None."""
+    versions: dict = field(default_factory=dict)
+    """Package versions of the writer."""
+    manifest: dict = field(default_factory=dict)
+    """The whole manifest as read."""
+
+    @property
+    def video_path(self) -> Path:
+        return self.folder / VIDEO
+
+    @property
+    def depth_path(self) -> Path | None:
+        return self.folder / self.depth if self.depth else None
+
+
+def package_versions(names: Iterable[str] = VERSION_PACKAGES) -> dict[str, str]:
+    from method.backends import package_version
+
+    return {n: package_version(n) for n in names}
+
+
+def sha256_file(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not name or name != name.strip() or "/" in name or "\\" in name or name.startswith(".") or name in ("..",):
+        raise ArtifactError(f"{kind} {name!r} cannot be a folder name (no '/', no leading '.', not empty)")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy: tensors / arrays to lists of floats."""
+    if value is None:
+        return None
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.astype(float).tolist()
+    return value
+
+
+def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, source: dict, trajectory: str,
+                   fps: float, times=None, cameras=None, depth_frames=None, video_file: Path | str | None = None,
+                   extra: dict | None = None, overwrite: bool = False, slug: str | None = None) -> Artifact:
+    """Write `<root>/<method>/<slug>/` atomically and return it as read back.
+
+    frames: (N, H, W, 3) uint8 or float in [0, 1], encoded to video.mp4; or `video_file`, an
+    existing H.264/yuv420p file copied as is. An existing folder is replaced only with `overwrite`.
+    """
+    _check_name("method", method)
+    if not prompt or not prompt.strip():
+        raise ArtifactError("the prompt is empty")
+    slug = slug or slugify(prompt)
+    _check_name("slug", slug)
+    if source.get("kind") not in ("render", "import"):
+        raise ArtifactError(f"source kind must be 'render' or 'import', got {source.get('kind')!r}")
+    if (frames is None) == (video_file is None):
+        raise ArtifactError("give exactly one of frames or video_file")
+    target = Path(root) / method / slug
+    if target.exists() and not overwrite:
+        raise ArtifactError(f"{target} already exists (pass overwrite to replace it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{slug}.tmp-", dir=target.parent))
+    try:
+        if video_file is not None:
+            info = probe_video(video_file)
+            if info.codec != "h264" or info.pix_fmt != "yuv420p":
+                raise ArtifactError(f"{video_file}: is {info.codec}/{info.pix_fmt}; copy needs h264/yuv420p")
+            shutil.copyfile(video_file, tmp / VIDEO)
+            n, h, w = len(decode_video(tmp / VIDEO)), info.height, info.width
+        else:
+            encode_video(tmp / VIDEO, frames, fps)
+            n, h, w = frames.shape[0], frames.shape[1], frames.shape[2]
+        if depth_frames is not None:
+            if tuple(depth_frames.shape[:3]) != (n, h, w):
+                raise ArtifactError(f"depth frames {tuple(depth_frames.shape[:3])} differ from the video's {(n, h, w)}")
+            encode_video(tmp / DEPTH, depth_frames, fps)
+        times, cameras = _plain(times), _plain(cameras)
+        manifest = {
+            "schema": SCHEMA, "method": method, "prompt": prompt, "slug": slug, "source": dict(source),
+            "trajectory": trajectory, "n_frames": int(n), "height": int(h), "width": int(w), "fps": float(fps),
+            "times": times, "cameras": cameras, "depth": DEPTH if depth_frames is not None else None,
+            "versions": package_versions(), "extra": extra or {},
+        }
+        problems = _manifest_problems(manifest)
+        if problems:
+            raise ArtifactError("; ".join(problems))
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if target.exists():  # overwrite: move the old one aside first, drop it once the new one is in place
+            old = Path(tempfile.mkdtemp(prefix=f".{slug}.old-", dir=target.parent))
+            os.replace(target, old / "a")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except VideoError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ArtifactError(f"{target}: {err}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return read_artifact(target)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _manifest_problems(m: dict) -> list[str]:
+    problems = [f"manifest lacks '{k}'" for k in REQUIRED_KEYS if k not in m]
+    if problems:
+        return problems
+    if m["schema"] != SCHEMA:
+        problems.append(f"schema is {m['schema']!r}, expected {SCHEMA!r}")
+    for key in ("method", "prompt", "slug", "trajectory"):
+        if not isinstance(m[key], str) or not m[key]:
+            problems.append(f"'{key}' must be a non-empty string")
+    if isinstance(m["prompt"], str) and m["prompt"] and isinstance(m["slug"], str):
+        try:
+            if slugify(m["prompt"]) != m["slug"]:
+                problems.append(f"slug {m['slug']!r} is not the prompt's slug {slugify(m['prompt'])!r}")
+        except ValueError as err:
+            problems.append(str(err))
+    src = m["source"]
+    if not isinstance(src, dict) or src.get("kind") not in ("render", "import"):
+        problems.append("source must be {'kind': 'render'|'import', ...}")
+    elif src["kind"] == "render" and not {"run", "config_hash"} <= set(src):
+        problems.append("a render source needs 'run' and 'config_hash'")
+    elif src["kind"] == "import" and not {"file", "sha256"} <= set(src):
+        problems.append("an import source needs 'file' and 'sha256'")
+    for key in ("n_frames", "height", "width"):
+        if not isinstance(m[key], int) or isinstance(m[key], bool) or m[key] < 1:
+            problems.append(f"'{key}' must be a positive integer")
+    if not _is_number(m["fps"]) or m["fps"] <= 0:
+        problems.append("'fps' must be a positive number")
+    n = m["n_frames"] if isinstance(m["n_frames"], int) else None
+    if m["times"] is not None:
+        if not isinstance(m["times"], list) or not all(_is_number(t) for t in m["times"]):
+            problems.append("'times' must be a list of numbers or null")
+        elif n is not None and len(m["times"]) != n:
+            problems.append(f"'times' has {len(m['times'])} entries for {n} frames")
+    if m["cameras"] is not None:
+        arr = np.asarray(m["cameras"], dtype=object)
+        ok = isinstance(m["cameras"], list) and arr.ndim == 3 and arr.shape[1:] == (4, 4)
+        if not ok:
+            problems.append("'cameras' must be a list of 4x4 matrices or null")
+        elif n is not None and arr.shape[0] != n:
+            problems.append(f"'cameras' has {arr.shape[0]} entries for {n} frames")
+    if m["depth"] not in (None, DEPTH):
+        problems.append(f"'depth' must be {DEPTH!r} or null")
+    if not isinstance(m["versions"], dict):
+        problems.append("'versions' must be a mapping")
+    return problems
+
+
+def read_artifact(folder: Path | str) -> Artifact:
+    """The artifact in `folder`; ArtifactError naming the folder and every manifest problem."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{folder}: no {MANIFEST} (not an artifact folder)")
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(m, dict):
+        raise ArtifactError(f"{path}: expected a JSON object")
+    problems = _manifest_problems(m)
+    if problems:
+        raise ArtifactError(f"{path}: " + "; ".join(problems))
+    return Artifact(folder=folder, method=m["method"], prompt=m["prompt"], slug=m["slug"], source=m["source"],
+                    trajectory=m["trajectory"], n_frames=m["n_frames"], height=m["height"], width=m["width"],
+                    fps=float(m["fps"]), times=m["times"], cameras=m["cameras"], depth=m["depth"],
+                    versions=m["versions"], manifest=m)
+
+
+def _video_problems(path: Path, art: Artifact, label: str) -> list[str]:
+    if not path.is_file():
+        return [f"{label} is missing"]
+    try:
+        info = probe_video(path)
+        frames = decode_video(path)
+    except VideoError as err:
+        return [f"{label}: {err}"]
+    problems = []
+    if info.codec != "h264" or info.pix_fmt != "yuv420p":
+        problems.append(f"{label} is {info.codec}/{info.pix_fmt}, expected h264/yuv420p")
+    n, h, w = frames.shape[:3]
+    if n != art.n_frames:
+        problems.append(f"{label} has {n} frames, the manifest says {art.n_frames}")
+    if (h, w) != (art.height, art.width):
+        problems.append(f"{label} is {h}x{w}, the manifest says {art.height}x{art.width}")
+    return problems
+
+
+def validate_artifact(folder: Path | str) -> list[str]:
+    """Every problem of an artifact folder (manifest, names, videos decoded and counted); [] = valid."""
+    folder = Path(folder)
+    try:
+        art = read_artifact(folder)
+    except ArtifactError as err:
+        return [str(err)]
+    problems = []
+    if folder.name != art.slug:
+        problems.append(f"folder name {folder.name!r} differs from the slug {art.slug!r}")
+    if folder.parent.name != art.method:
+        problems.append(f"parent folder {folder.parent.name!r} differs from the method {art.method!r}")
+    problems += _video_problems(art.video_path, art, VIDEO)
+    if art.depth_path is not None:
+        problems += _video_problems(art.depth_path, art, DEPTH)
+    return problems
+
+
+def find_artifacts(roots: Iterable[Path | str]) -> dict[tuple[str, str], Artifact]:
+    """{(method, slug): Artifact} for every artifact folder under the roots (a root may itself be one).
+
+    Hidden folders (temporaries of an interrupted write) are skipped; the same (method, slug) twice
+    is an ArtifactError naming both folders; a malformed manifest is an ArtifactError too.
+    """
+    found: dict[tuple[str, str], Artifact] = {}
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise ArtifactError(f"{root}: no such folder")
+        for manifest in sorted(root.rglob(MANIFEST)):
+            rel = manifest.parent.relative_to(root).parts
+            if any(p.startswith(".") for p in rel):
+                continue
+            art = read_artifact(manifest.parent)
+            key = (art.method, art.slug)
+            if key in found and found[key].folder.resolve() != art.folder.resolve():
+                raise ArtifactError(f"two artifacts for method {art.method!r}, prompt {art.slug!r}: "
+                                    f"{found[key].folder} and {art.folder}")
+            found[key] = art
+    return dict(sorted(found.items()))

@@ -1,0 +1,225 @@
+"""Loading an open_clip model for the CLIP score, and the tiny random-weight model of the tests.
+
+Where the weights come from (`ClipConfig.model` / `.pretrained`):
+- an open_clip model name and pretrained tag (default `ViT-B-32` / `openai`, the paper's model):
+  open_clip fetches the tag's file through the Hugging Face hub cache (HF_HOME / HF_HUB_CACHE);
+- a checkpoint file as `pretrained` (e.g. `open_clip_pytorch_model.bin` of
+  `timm/vit_base_patch32_clip_224.openai`), loaded into the `model` architecture;
+- `model = "hf-hub:org/repo"` (config and weights from the hub), or a local folder holding
+  `open_clip_config.json` and the weights (as `model`, or `local-dir:<folder>`).
+
+QuickGELU: OpenAI's CLIP weights were trained with QuickGELU, and open_clip's plain `ViT-B-32`
+config builds GELU: loading them that way runs without error but changes every embedding.
+`activation = "auto"` uses the tag's own setting for a tag, the folder's config for a folder, and
+QuickGELU for a bare checkpoint file when open_clip knows an `openai` tag for that architecture
+(the suite's default weights); `"quickgelu"` / `"gelu"` force it. The activation used is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from method.guidance.loading import ModelNotFoundError, hub_offline
+
+ACTIVATIONS = ("auto", "quickgelu", "gelu")
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Which CLIP model scores the frames, and how."""
+
+    model: str = "ViT-B-32"
+    """open_clip architecture name, `hf-hub:org/repo`, a local folder (open_clip_config.json + weights), or
+    `fourdfy-tiny:clip` (random weights, for CPU demos and tests)."""
+    pretrained: str | None = "openai"
+    """open_clip pretrained tag or a checkpoint file (ignored for hub ids and folders)."""
+    activation: str = "auto"
+    """'auto', 'quickgelu' or 'gelu' (see the module docstring: OpenAI weights need QuickGELU)."""
+    batch_size: int = 64
+    """Frames per forward pass."""
+    device: str = "auto"
+    """'auto' (cuda if available), 'cpu' or 'cuda'."""
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class LoadedClip:
+    """A model ready to score: the model, its own eval preprocessing, its tokenizer."""
+
+    model: object
+    """The open_clip model, eval mode, no gradients."""
+    preprocess: object
+    """The model's own eval transform (PIL image -> normalised tensor)."""
+    tokenizer: object
+    """The model's tokenizer (list of str -> token ids)."""
+    quick_gelu: bool
+    """Whether the model runs QuickGELU (read from the built model)."""
+    description: str
+    """Model, weights and activation, for reports."""
+
+
+def _display(source: str) -> str:
+    """A local path by its last component only (reports carry no absolute paths)."""
+    path = source[len("local-dir:"):] if source.startswith("local-dir:") else source
+    return Path(path).name if os.path.exists(os.path.expanduser(path)) else source
+
+
+def _local_folder(name: str) -> Path | None:
+    path = Path(name[len("local-dir:"):] if name.startswith("local-dir:") else name).expanduser()
+    return path if path.is_dir() else None
+
+
+def _message(cfg: ClipConfig, reason: str, hub_id: str | None) -> str:
+    what = f"model '{cfg.model}'" + (f", pretrained '{cfg.pretrained}'" if cfg.pretrained else "")
+    lines = [f"CLIP score: the weights of {what} were not found: {reason}.",
+             "  To provide them: on a machine with internet run"]
+    if hub_id:
+        lines.append(f"      huggingface-cli download {hub_id.rstrip('/')} --local-dir /path/to/clip-weights")
+        lines.append("  copy the folder here and pass --pretrained /path/to/clip-weights/open_clip_pytorch_model.bin"
+                     " (QuickGELU is applied for OpenAI's weights),")
+        lines.append("  or keep the tag and copy the Hugging Face cache (HF_HOME / HF_HUB_CACHE) to this machine.")
+    else:
+        lines.append("      huggingface-cli download <org>/<repo> --local-dir /path/to/clip-weights")
+        lines.append("  and pass --clip-model /path/to/clip-weights (a folder with open_clip_config.json + weights).")
+    lines.append("  Options: --clip-model (architecture, hf-hub:org/repo or folder), --pretrained (tag or file).")
+    lines.append("  With HF_HUB_OFFLINE=1 only local files and that cache are read.")
+    return "\n".join(lines)
+
+
+def _resolve_quick_gelu(cfg: ClipConfig, open_clip, folder: Path | None) -> bool | None:
+    """True / False to force the activation; None to keep what the model's own config says."""
+    if cfg.activation != "auto":
+        return cfg.activation == "quickgelu"
+    if folder is not None:
+        data = json.loads((folder / "open_clip_config.json").read_text())
+        return bool(data.get("model_cfg", {}).get("quick_gelu", False))
+    if cfg.model.startswith("hf-hub:"):
+        return None  # the hub config is authoritative; force only on request
+    base = cfg.model.replace("/", "-")
+    model_cfg = open_clip.get_model_config(base) or {}
+    if cfg.pretrained and not os.path.isfile(cfg.pretrained):
+        tag = open_clip.get_pretrained_cfg(base, cfg.pretrained) or {}
+        return bool(tag.get("quick_gelu", model_cfg.get("quick_gelu", False)))
+    if cfg.pretrained:  # a bare checkpoint file: OpenAI's if the architecture has an openai tag
+        return bool(open_clip.get_pretrained_cfg(base, "openai").get("quick_gelu", False)) or \
+            bool(model_cfg.get("quick_gelu", False))
+    return bool(model_cfg.get("quick_gelu", False))
+
+
+TINY_CLIP_ID = "fourdfy-tiny:clip"
+"""Model id of the tiny random-weight CLIP (`tiny_clip_folder`): the CPU demo pipeline's scorer, meaningless scores."""
+
+
+def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
+    """The model, its preprocessing and tokenizer, in eval mode on cfg.device; ModelNotFoundError if absent."""
+    import dataclasses
+
+    import open_clip
+    import torch
+
+    if cfg.model == TINY_CLIP_ID:  # built on first use under $FOURDFY_CACHE, like the tiny priors
+        cfg = dataclasses.replace(cfg, model=str(tiny_clip_folder()), pretrained=None)
+
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto"
+                                                                                 else cfg.device)
+    folder = _local_folder(cfg.model) if not cfg.model.startswith("hf-hub:") else None
+    base = cfg.model.replace("/", "-")
+    hub_id = None
+    if folder is not None:
+        if not (folder / "open_clip_config.json").is_file():
+            raise ModelNotFoundError(_message(cfg, f"the folder {folder} has no open_clip_config.json", None))
+        name, pretrained = f"local-dir:{folder}", None
+    elif cfg.model.startswith("hf-hub:"):
+        name, pretrained, hub_id = cfg.model, None, cfg.model[len("hf-hub:"):]
+    else:
+        if open_clip.get_model_config(base) is None:
+            if cfg.model.startswith(("/", ".", "~")) or os.sep in cfg.model:
+                raise ModelNotFoundError(_message(cfg, f"no such folder {cfg.model}", None))
+            raise ValueError(f"unknown open_clip model {cfg.model!r}; e.g. ViT-B-32, ViT-B-16, ViT-L-14 "
+                             f"(open_clip.list_models()), hf-hub:org/repo, or a folder")
+        name, pretrained = base, cfg.pretrained
+        if pretrained and not os.path.isfile(pretrained):
+            tag = open_clip.get_pretrained_cfg(base, pretrained)
+            if not tag:
+                if pretrained.startswith(("/", ".", "~")) or os.sep in pretrained:
+                    raise ModelNotFoundError(_message(cfg, f"no such file {pretrained}", None))
+                tags = ", ".join(t for m, t in open_clip.list_pretrained() if m == base)
+                raise ValueError(f"unknown pretrained tag {pretrained!r} for {base} (known: {tags})")
+            hub_id = tag.get("hf_hub")
+    quick_gelu = _resolve_quick_gelu(cfg, open_clip, folder)
+    overrides = {} if quick_gelu is None else {"quick_gelu": quick_gelu}
+    import huggingface_hub.constants as hf_constants
+
+    offline_before = hf_constants.HF_HUB_OFFLINE
+    try:
+        # huggingface_hub reads HF_HUB_OFFLINE once at import; honour it when it is set later
+        hf_constants.HF_HUB_OFFLINE = offline_before or hub_offline()
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=pretrained, device=device, force_quick_gelu=bool(quick_gelu), require_pretrained=True,
+            **overrides)
+        tokenizer = open_clip.get_tokenizer(name)
+    except (RuntimeError, OSError, ValueError) as err:
+        raise ModelNotFoundError(_message(cfg, f"{type(err).__name__}: {str(err).splitlines()[0][:300]}", hub_id)) \
+            from err
+    finally:
+        hf_constants.HF_HUB_OFFLINE = offline_before
+    model.eval()
+    model.requires_grad_(False)
+    quick_gelu = any(isinstance(m, open_clip.transformer.QuickGELU) for m in model.modules())
+    desc = (_display(cfg.model) + (f" / {_display(pretrained)}" if pretrained else "")
+            + (" (QuickGELU)" if quick_gelu else " (GELU)"))
+    return LoadedClip(model=model, preprocess=preprocess, tokenizer=tokenizer, quick_gelu=quick_gelu,
+                      description=desc)
+
+
+# --- the tiny model of the tests ---------------------------------------------------------------------
+
+TINY_MODEL_CFG = {
+    "embed_dim": 32,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+"""Same open_clip `CLIP` class and tokenizer as ViT-B-32, at toy sizes (random weights)."""
+
+
+def tiny_clip_folder(root: Path | str | None = None, seed: int = 0) -> Path:
+    """A local open_clip folder (open_clip_config.json + open_clip_pytorch_model.bin) with random weights.
+
+    Cached under `root` (default `$FOURDFY_CACHE/tiny_clip`, `~/.cache/fourdfy/tiny_clip`); written
+    atomically, reused when present.
+    """
+    import tempfile
+
+    import open_clip
+    import torch
+
+    if root is None:
+        root = Path(os.environ.get("FOURDFY_CACHE", Path.home() / ".cache" / "fourdfy")) / "tiny_clip"
+    folder = Path(root) / f"seed{seed}"
+    if (folder / "open_clip_pytorch_model.bin").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny_clip-", dir=folder.parent))
+    torch.manual_seed(seed)
+    model = open_clip.model.CLIP(**TINY_MODEL_CFG)
+    torch.save(model.state_dict(), tmp / "open_clip_pytorch_model.bin")
+    config = {"model_cfg": TINY_MODEL_CFG,
+              "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],
+                                 "interpolation": "bicubic", "resize_mode": "shortest"}}
+    (tmp / "open_clip_config.json").write_text(json.dumps(config, indent=2))
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process made it first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -1,0 +1,73 @@
+"""Loading a trained run folder for evaluation: the ONE place that knows a run's layout.
+
+A run folder (written by `fourdfy generate`) holds `manifest.json` (key `config`: the resolved
+TrainConfig as a dict, `config_hash`) and `ckpt/last.pt` (key `field`: the SceneField state dict).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+
+class RunError(ValueError):
+    """A run folder is missing pieces, or its config does not rebuild into the hash it was saved with."""
+
+
+def load_run(run_dir: Path | str, device: str = "cpu"):
+    """(cfg, field, manifest) of a finished run; the field is in eval mode on `device`."""
+    from method import configs
+    from method.fields import SceneField
+    from method.training.checkpoint import CheckpointError, load
+    from method.training.config import TrainConfig
+
+    run_dir = Path(run_dir)
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no manifest.json (not a finished run; `fourdfy generate` writes it at the end)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path}: not valid JSON ({err})") from None
+    for key in ("config", "config_hash", "prompt", "method"):
+        if key not in manifest:
+            raise RunError(f"{path}: lacks '{key}'")
+    try:
+        cfg = configs.from_dict(TrainConfig, manifest["config"])
+    except (ValueError, TypeError) as err:
+        raise RunError(f"{path}: the config does not fit this version's TrainConfig ({err})") from None
+    if cfg.config_hash() != manifest["config_hash"]:
+        raise RunError(f"{path}: the config rebuilds to hash {cfg.config_hash()}, the manifest says "
+                       f"{manifest['config_hash']} (written by another version of the suite?)")
+    try:
+        ckpt = load(run_dir / "ckpt" / "last.pt")
+    except CheckpointError as err:
+        raise RunError(str(err)) from None
+    if ckpt.get("config_hash", manifest["config_hash"]) != manifest["config_hash"]:
+        raise RunError(f"{run_dir}/ckpt/last.pt belongs to config {ckpt['config_hash']}, "
+                       f"the manifest to {manifest['config_hash']}")
+    field = SceneField(cfg.field, cfg.background)
+    try:
+        field.load_state_dict(ckpt["field"])
+    except (KeyError, RuntimeError) as err:
+        raise RunError(f"{run_dir}/ckpt/last.pt does not fit the run's scene field: {err}") from None
+    field = field.to(device).eval()
+    field.requires_grad_(False)
+    return cfg, field, manifest
+
+
+def eval_render_config(cfg):
+    """The run's renderer settings for evaluation: no jitter, the field's box."""
+    from method.render import RenderConfig
+
+    base = getattr(cfg, "renderer", None)
+    if base is None:  # configs before RenderConfig moved into TrainConfig
+        base = RenderConfig(num_samples=cfg.render.num_samples)
+    return dataclasses.replace(base, box_radius=cfg.field.box_radius, randomized=False)
+
+
+def final_sigma(cfg) -> float:
+    """The density-bias sigma at the end of the last stage (what the finished scene was trained with)."""
+    last = cfg.stages[-1]
+    return cfg.sigma(last.name, last.steps)

@@ -1,0 +1,86 @@
+"""`fourdfy sweep`: the generate matrix as submitit jobs (this machine or SLURM), into the run folders DVC expects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def sweep(
+    methods: list[str] = typer.Option([], "--methods", help="Methods, comma-separated or repeated; 'all' = every "
+                                      "trainable method (plug-ins included)."),
+    prompts: list[str] = typer.Option([], "--prompts",
+                                      help="Prompt slugs (prompts/*.txt), comma-separated or repeated."),
+    prompts_file: Path = typer.Option(None, "--prompts-file", help="Also every prompt of this file (one per line)."),
+    params: Path = typer.Option(None, "--params", help="Take profile, seed, methods and prompts not given here from "
+                                "this params.yaml (exactly the runs of its DVC generate stages)."),
+    profile: str = typer.Option(None, "--profile", help="tiny | paper | release (default: --params' or tiny)."),
+    executor: str = typer.Option("local", "--executor", help="local (processes here) | slurm (sbatch)."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: jobs write RUNS/PROFILE/METHOD/SLUG/ (DVC's)."),
+    seed: int = typer.Option(None, "--seed", help="Seed of every run (default: --params' or 0)."),
+    sets: list[str] = typer.Option([], "--set", help="Change a config field of every run: KEY=VALUE (repeatable)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Cap every stage at N steps (a quick try)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    parallel: int = typer.Option(1, "--array-parallelism", "--parallel",
+                                 help="At most K jobs submitted and not yet ended at once."),
+    timeout_min: int = typer.Option(24 * 60, "--timeout-min",
+                                    help="Time limit of one job; at the limit it checkpoints and is requeued."),
+    gpus: int = typer.Option(None, "--slurm-gpus", "--gpus", help="GPUs per job (default: 1 on slurm, 0 locally)."),
+    partition: str = typer.Option(None, "--slurm-partition", help="SLURM partition."),
+    cpus: int = typer.Option(None, "--cpus-per-task", help="CPU cores per job."),
+    mem_gb: float = typer.Option(None, "--mem-gb", help="Memory per job (GB)."),
+    slurm_args: list[str] = typer.Option([], "--slurm-arg", help="Extra sbatch option KEY=VALUE, e.g. account=lab, "
+                                         "qos=high, constraint=a100 (repeatable)."),
+    max_requeues: int = typer.Option(3, "--max-requeues", help="Time-outs after which a job is not requeued again."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Print the jobs in order (who waits for whom) and submit nothing."),
+) -> None:
+    """Train methods x prompts as submitit jobs into RUNS/PROFILE/METHOD/SLUG (then `dvc commit` or `dvc repro`).
+
+    Killed or pre-empted jobs resume from their last checkpoint (run the same command again: finished runs are skipped). Logs: RUNS/PROFILE/sweep/<method>-<slug>.{out,err}; summary: RUNS/PROFILE/sweep/sweep.json; guide: docs/cluster.md.
+    """
+    from pipelines.generate import parse_sets
+    from pipelines.sweep import (ExecutorSpec, SweepSpec, expand_methods, plan, plan_table, read_params, run_sweep,
+                                 split_list, summary_table)
+    from prompts import load_prompts
+
+    prompt_list = split_list(prompts) + (list(load_prompts(prompts_file)) if prompts_file is not None else [])
+    method_list = split_list(methods)
+    if params is not None:
+        p = read_params(params)
+        method_list = method_list or p["methods"]
+        prompt_list = prompt_list or p["prompts"]
+        profile = profile if profile is not None else p["profile"]
+        seed = seed if seed is not None else p["seed"]
+    profile = profile if profile is not None else "tiny"
+    seed = seed if seed is not None else 0
+    extra = {}
+    for item in slurm_args:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--slurm-arg needs KEY=VALUE (e.g. account=mylab), got {item!r}")
+        extra[key.strip()] = value
+    spec = SweepSpec(methods=tuple(expand_methods(method_list)), prompts=tuple(prompt_list), profile=profile,
+                     runs=runs, seed=seed, device=device, sets=parse_sets(sets), max_steps=max_steps)
+    ex = ExecutorSpec(kind=executor, parallel=parallel, timeout_min=timeout_min,
+                      gpus=(1 if executor == "slurm" else 0) if gpus is None else gpus, partition=partition,
+                      cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)
+    if dry_run:
+        typer.echo(plan_table(plan(spec)))
+        return
+    summary = run_sweep(spec, ex, echo=typer.echo)
+    typer.echo(summary_table(summary))
+    typer.echo(f"summary: {runs / profile / 'sweep' / 'sweep.json'}")
+    bad = [j for j in summary["jobs"] if j["state"] != "done"]
+    if bad:
+        names = ", ".join(j["name"] for j in bad)
+        typer.secho(f"error: {len(bad)} of {len(summary['jobs'])} jobs did not finish ({names});"
+                    f" see {runs / profile / 'sweep'}/<job>.err, fix the cause and run the same command again "
+                    "(finished runs are skipped, killed ones resume)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `fourdfy sweep` to the root app."""
+    app.command("sweep")(sweep)

@@ -1,0 +1,148 @@
+"""Glue of the DVC pipeline that is not a user command: the study design the pipeline uses, the votes
+it analyses, and the report summary. Run as `python -m pipelines.stages <step> ...` from dvc.yaml.
+
+- `design`: the design file of params.yaml plus a row for every method the pipeline trains or
+  imports that the design does not list yet (a plug-in baseline, a folder of videos), so a new
+  method reaches Table 2 without editing the pipeline or the design.
+- `votes`: the votes file of a real study when params.yaml names one (validated against the design),
+  else a simulated panel (rater ids `synthetic-...`, every output made from it says SYNTHETIC).
+- `summary`: reports/summary.md and reports/metrics/pipeline.json: which rows have videos, CLIP and
+  votes, and which are missing (a row is never dropped silently).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+ADDED_HEADING = "Added methods"
+
+
+def _params(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text()) or {}
+
+
+def effective_design(params: dict) -> dict:
+    """The design dict of params['study']['design'] extended with the pipeline's other methods."""
+    study = params.get("study", {})
+    base = yaml.safe_load(Path(study.get("design", "userstudy/designs/paper.yaml")).read_text())
+    listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
+    listed |= set(base.get("comparisons", []))
+    extra = [m for m in [*params.get("generate", {}).get("methods", []), *(params.get("videos") or {})]
+             if m not in listed]
+    extra = list(dict.fromkeys(extra))
+    if extra:
+        prompt_set = study.get("added_prompt_set", "ablation_5")
+        if "tables" in base:
+            first = next(iter(base["tables"].values()))
+            first["sections"].append({"heading": ADDED_HEADING, "prompt_set": prompt_set,
+                                      "rows": [base["primary"], *extra]})
+        else:
+            base["comparisons"] = [*base["comparisons"], *extra]
+    return base
+
+
+def write_design(params_path: Path, out: Path) -> Path:
+    design = effective_design(_params(params_path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("# written by `python -m pipelines.stages design` from params.yaml; edit the source design\n"
+                   + yaml.safe_dump(design, sort_keys=False, allow_unicode=True))
+    return out
+
+
+def write_votes(params_path: Path, design_path: Path, out: Path) -> Path:
+    """Copy the real study's votes (validated) or simulate a panel from the published rates."""
+    from userstudy.design import load_design
+    from userstudy.votes import load_votes
+
+    params = _params(params_path)
+    study = params.get("study", {})
+    design = load_design(design_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    real = study.get("votes") or ""
+    if real:
+        load_votes(real, design)  # validates every row against the design; nothing is written on error
+        shutil.copyfile(real, out)
+        return out
+    from pipelines.commands.userstudy import _parse_rates
+    from userstudy.simulate import PanelConfig, simulate_votes
+    from userstudy.simulate import write_votes as write_simulated
+
+    cfg = PanelConfig(n_raters=int(study.get("raters", 26)), rates=_parse_rates(str(study.get("rates", "paper")), design),
+                      seed=int(params.get("seed", 0)))
+    write_simulated(simulate_votes(design, cfg), out)
+    return out
+
+
+def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], clip_csv: Path,
+                  votes_csv: Path, out_md: Path, out_json: Path) -> dict:
+    """Per design row: videos (prompts with an artifact), CLIP (yes/no), votes (judgments)."""
+    import pandas as pd
+
+    from evaluation.artifacts import find_artifacts
+    from userstudy.design import load_design
+
+    design = load_design(design_path)
+    found = find_artifacts([a for a in artifacts if Path(a).exists()])
+    clip = pd.read_csv(clip_csv) if clip_csv.exists() else pd.DataFrame(columns=["method", "clip"])
+    votes = pd.read_csv(votes_csv, dtype=str) if votes_csv.exists() else pd.DataFrame(columns=["method_left",
+                                                                                               "method_right"])
+    rows = []
+    for method in (design.primary, *design.comparisons):
+        n_videos = sum(1 for (m, _slug) in found if m == method)
+        n_votes = int(((votes["method_left"] == method) | (votes["method_right"] == method)).sum())
+        rows.append({"method": method, "label": design.label(method), "videos": n_videos,
+                     "clip": bool((clip["method"] == method).any()), "votes": n_votes,
+                     "status": "ok" if n_videos and (clip["method"] == method).any() else "missing videos"})
+    synthetic = votes_csv.exists() and votes.get("rater_id", pd.Series(dtype=str)).str.startswith("synthetic-").any()
+    summary = {"profile": _params(params_path).get("profile"), "synthetic_votes": bool(synthetic), "rows": rows}
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(summary, indent=2) + "\n")
+    lines = ["# Pipeline summary", "",
+             ("**SYNTHETIC DATA**: the preferences come from a simulated panel, not from real raters.\n"
+              if synthetic else ""),
+             "| method | videos (prompts) | CLIP | votes (judgments) | status |", "|---|---|---|---|---|"]
+    lines += [f"| {r['label']} | {r['videos']} | {'yes' if r['clip'] else 'no'} | {r['votes']} | {r['status']} |"
+              for r in rows]
+    missing = [r["label"] for r in rows if r["status"] != "ok"]
+    if missing:
+        lines += ["", f"Rows without videos (their CLIP cell is empty in the tables): {', '.join(missing)}. "
+                      "Give their videos under `videos:` in params.yaml (docs/pipeline.md)."]
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="step", required=True)
+    d = sub.add_parser("design")
+    d.add_argument("--params", type=Path, default=Path("params.yaml"))
+    d.add_argument("--out", type=Path, required=True)
+    v = sub.add_parser("votes")
+    v.add_argument("--params", type=Path, default=Path("params.yaml"))
+    v.add_argument("--design", type=Path, required=True)
+    v.add_argument("--out", type=Path, required=True)
+    s = sub.add_parser("summary")
+    s.add_argument("--params", type=Path, default=Path("params.yaml"))
+    s.add_argument("--design", type=Path, required=True)
+    s.add_argument("--artifacts", type=Path, nargs="+", required=True)
+    s.add_argument("--clip", type=Path, required=True)
+    s.add_argument("--votes", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--metrics", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if args.step == "design":
+        write_design(args.params, args.out)
+    elif args.step == "votes":
+        write_votes(args.params, args.design, args.out)
+    else:
+        write_summary(args.params, args.design, args.artifacts, args.clip, args.votes, args.out, args.metrics)
+
+
+if __name__ == "__main__":
+    main()

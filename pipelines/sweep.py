@@ -1,0 +1,439 @@
+"""Fan the generate matrix (methods x prompts) out to a cluster with submitit, into the run folders DVC expects.
+
+One job per (method, prompt) calls `pipelines.generate.generate(..., resume="auto")` into
+`<runs>/<profile>/<method>/<prompt slug>/`, sharing identical first stages through
+`<runs>/<profile>/.stage-cache/` -- the same folders and the same code as the DVC `generate` stage, so a
+later `dvc commit` / `dvc repro` picks the runs up (docs/cluster.md).
+
+- Requeue-safe: a job is a `submitit.helpers.Checkpointable`; on pre-emption or time-out (SIGUSR2) submitit
+  calls `checkpoint()`, which resubmits the same job, and `resume="auto"` continues from the run's last
+  checkpoint (`ckpt/last.pt`). A job killed outright (SIGKILL, node loss) is reported; running the same
+  sweep again resumes it the same way, and skips finished runs without submitting them.
+- Order: jobs of one prompt whose first stages are identical (decided from the resolved configs, as the
+  stage cache does) form a group; its leader (the job sharing the most stages with the others) runs first
+  and the others start when it has ended, so they load its stages from the cache instead of training them.
+- Every job's stdout/stderr is copied to `<runs>/<profile>/sweep/<method>-<slug>.{out,err}`; the summary
+  (one row per job: state, error, resumes, shared stages) is printed and written to `sweep/sweep.json`
+  with paths relative to `<runs>/<profile>` and no timestamps or job ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import submitit
+from submitit.core.utils import FailedJobError
+
+from pipelines.generate import build_config, generate, run_status
+from prompts import resolve_prompt, slugify
+
+EXECUTORS = ("local", "slurm")
+SWEEP_DIR = "sweep"
+STAGE_CACHE = ".stage-cache"
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """Where and how the jobs run (submitit executor parameters)."""
+
+    kind: str = "local"
+    """'local' (processes on this machine, submitit's LocalExecutor) or 'slurm' (sbatch, SlurmExecutor)."""
+    parallel: int = 1
+    """At most this many jobs submitted and not yet ended at once (local: running processes)."""
+    timeout_min: int = 24 * 60
+    """Wall-clock limit of one job in minutes; at the limit the job checkpoints and is requeued."""
+    gpus: int = 0
+    """GPUs per job (slurm: --gpus-per-node; local: CUDA_VISIBLE_DEVICES of the job)."""
+    partition: str | None = None
+    """SLURM partition (None: the cluster's default)."""
+    cpus_per_task: int | None = None
+    """CPU cores per job (None: the scheduler's default)."""
+    mem_gb: float | None = None
+    """Memory per job in GB (None: the scheduler's default)."""
+    signal_delay_s: int = 120
+    """Seconds between the pre-emption/time-out signal and the kill (the job exits at once; ample)."""
+    max_requeues: int = 3
+    """Time-outs after which a job is no longer requeued (pre-emptions do not count)."""
+    slurm_args: dict = field(default_factory=dict)
+    """Extra sbatch options, e.g. {'account': 'lab', 'qos': 'high', 'constraint': 'a100'}."""
+    poll_s: float | None = None
+    """Seconds between status checks (None: 1 for local, 30 for slurm)."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.kind!r}; choose one of {', '.join(EXECUTORS)}")
+        if self.parallel < 1:
+            raise ValueError(f"--array-parallelism must be >= 1, got {self.parallel}")
+        if self.timeout_min < 1:
+            raise ValueError(f"--timeout-min must be >= 1, got {self.timeout_min}")
+
+    @property
+    def poll_seconds(self) -> float:
+        return self.poll_s if self.poll_s is not None else (1.0 if self.kind == "local" else 30.0)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to train: methods x prompts at one profile and seed, with optional config changes."""
+
+    methods: tuple[str, ...]
+    """Registered method names (trainable; `fourdfy methods`)."""
+    prompts: tuple[str, ...]
+    """Prompt slugs of the prompt library, or prompt texts."""
+    profile: str = "tiny"
+    """Profile of every run (tiny | paper | release)."""
+    runs: Path = Path("runs")
+    """Root of the run folders: jobs write `<runs>/<profile>/<method>/<prompt slug>/`."""
+    seed: int = 0
+    """Seed of every run."""
+    device: str = "auto"
+    """Device of the jobs (auto: cuda where the job sees a GPU)."""
+    sets: dict = field(default_factory=dict)
+    """Dotted config keys -> values as typed (`--set`); recorded in each manifest as `fourdfy generate` does."""
+    max_steps: int | None = None
+    """Cap every stage at this many steps (quick tries); None: the profile's steps."""
+
+    @property
+    def profile_dir(self) -> Path:
+        return Path(self.runs) / self.profile
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    """One (method, prompt) of the sweep, with its resolved config hash and its place in the order."""
+
+    name: str
+    """`<method>-<prompt slug>` (as DVC names the matrix stage `generate@<method>-<slug>`)."""
+    method: str
+    """Registered method."""
+    prompt: str
+    """Prompt text."""
+    slug: str
+    """Prompt slug (the run folder's name)."""
+    out: Path
+    """Run folder."""
+    config_hash: str
+    """Hash of the resolved config (the job checks it rebuilds the same config)."""
+    after: str | None
+    """Name of the job this one waits for (the leader of its stage-sharing group), or None."""
+    shared_stages: int
+    """Stages this job can load from its leader through the stage cache (0: none)."""
+
+
+class GenerateJob(submitit.helpers.Checkpointable):
+    """The callable a submitit job runs: one `generate(..., resume="auto")` into the DVC run folder.
+
+    `checkpoint()` (inherited) resubmits this same object when the job is pre-empted or times out;
+    nothing needs saving then, because `resume="auto"` continues from the run's own `ckpt/last.pt`
+    (lost work: at most the trainer's `checkpoint_every` steps / `checkpoint_every_s` seconds).
+    """
+
+    def __init__(self, spec: SweepSpec, method: str, prompt: str, out: Path, stage_cache: Path, config_hash: str):
+        self.spec = spec
+        self.method = method
+        self.prompt = prompt
+        self.out = Path(out)
+        self.stage_cache = Path(stage_cache)
+        self.config_hash = config_hash
+
+    def __call__(self) -> dict:
+        s = self.spec
+        cfg = build_config(s.profile, self.method, seed=s.seed, device=s.device, sets=s.sets, max_steps=s.max_steps)
+        if cfg.config_hash() != self.config_hash:
+            raise RuntimeError(f"method {self.method!r} resolves to config {cfg.config_hash()} on this node but to "
+                               f"{self.config_hash} where the sweep was planned; install the same versions of "
+                               "fourdfy-bench and its plug-ins on every node")
+        before = run_status(self.out)
+        manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache, progress=False,
+                            notes={"set": dict(s.sets), "max_steps": s.max_steps})
+        return {"before": before, "config_hash": manifest["config_hash"], "resumes": len(manifest.get("resumes", [])),
+                "shared_from": (manifest.get("shared_from") or {}).get("stage"),
+                "seconds": round(sum(manifest.get("timings_s", {}).values()), 1)}
+
+
+def _shared_depth(a, b) -> int:
+    """Stages b can load from a's stage cache: the longest equal stage prefix ending in a trained stage."""
+    depth = 0
+    for n in range(1, min(len(a.stages), len(b.stages))):  # the last stage is never cached
+        if a.stage_prefix_hash(n) != b.stage_prefix_hash(n):
+            break
+        if a.stages[n - 1].steps > 0 and b.stages[n - 1].steps > 0:
+            depth = n
+    return depth
+
+
+def plan(spec: SweepSpec) -> list[PlannedJob]:
+    """Resolve every config (bad methods, keys or prompts fail here, before anything is submitted) and order the jobs.
+
+    Per prompt, jobs connected by shared first stages form a group; its leader is the job sharing the most
+    stages with the others (first listed on ties) and every other job of the group waits for it.
+    """
+    from baselines import get_method
+
+    if not spec.methods:
+        raise ValueError("no methods given: --methods 4dfy,wo_hybrid (or 'all'; see `fourdfy methods`)")
+    if not spec.prompts:
+        raise ValueError("no prompts given: --prompts a_panda_dancing,... (slugs of prompts/*.txt) or --prompts-file")
+    if len(set(spec.methods)) != len(spec.methods):
+        raise ValueError(f"a method is listed twice in --methods {','.join(spec.methods)}")
+    for name in spec.methods:
+        m = get_method(name)
+        if not m.trainable:
+            raise ValueError(f"method {name!r} has no trainer (videos only): bring its videos in with "
+                             "`fourdfy import-videos` and leave it out of the sweep")
+    configs = {m: build_config(spec.profile, m, seed=spec.seed, device=spec.device, sets=spec.sets,
+                               max_steps=spec.max_steps) for m in spec.methods}
+    texts = {}
+    for p in spec.prompts:
+        text = resolve_prompt(p)
+        slug = slugify(text) if slugify(p) != p else p
+        if slug in texts:
+            raise ValueError(f"prompt {p!r} is listed twice (slug {slug!r})")
+        texts[slug] = text
+    order = list(spec.methods)
+    depth = {(a, b): _shared_depth(configs[a], configs[b]) for a in order for b in order if a != b}
+    leader_of: dict[str, str | None] = {}
+    seen: set[str] = set()
+    for m in order:  # connected components under "shares at least one stage"
+        if m in seen:
+            continue
+        group, todo = [], [m]
+        while todo:
+            x = todo.pop()
+            if x in seen:
+                continue
+            seen.add(x)
+            group.append(x)
+            todo += [y for y in order if y != x and depth[(x, y)] > 0 and y not in seen]
+        group.sort(key=order.index)
+        leader = max(group, key=lambda x: (sum(depth[(x, y)] for y in group if y != x), -order.index(x)))
+        for x in group:
+            leader_of[x] = None if x == leader else leader
+    jobs = []
+    for slug, text in texts.items():
+        # leaders first, so that with parallel=1 the order of submission is the order of need
+        for m in sorted(order, key=lambda x: (leader_of[x] is not None, order.index(x))):
+            lead = leader_of[m]
+            jobs.append(PlannedJob(name=f"{m}-{slug}", method=m, prompt=text, slug=slug,
+                                   out=spec.profile_dir / m / slug, config_hash=configs[m].config_hash(),
+                                   after=None if lead is None else f"{lead}-{slug}",
+                                   shared_stages=0 if lead is None else depth[(lead, m)]))
+    return jobs
+
+
+def make_executor(ex: ExecutorSpec, folder: Path):
+    """A submitit executor for `ex.kind` with the job resources set (logs and pickles under `folder/<job id>`)."""
+    params: dict = {"timeout_min": ex.timeout_min, "gpus_per_node": ex.gpus, "tasks_per_node": 1, "nodes": 1}
+    if ex.kind == "local":
+        # LocalExecutor directly: AutoExecutor does not pass the signal delay to local jobs
+        executor = submitit.LocalExecutor(folder / "%j", max_num_timeout=ex.max_requeues)
+        executor.update_parameters(signal_delay_s=ex.signal_delay_s, **params)
+        return executor
+    if shutil.which("sbatch") is None:
+        raise RuntimeError("--executor slurm needs SLURM's sbatch on PATH: run the sweep on the cluster's login "
+                           "node, or use --executor local")
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm", slurm_max_num_timeout=ex.max_requeues)
+    if ex.cpus_per_task is not None:
+        params["cpus_per_task"] = ex.cpus_per_task
+    if ex.mem_gb is not None:
+        params["mem_gb"] = ex.mem_gb
+    params["slurm_signal_delay_s"] = ex.signal_delay_s
+    if ex.partition:
+        params["slurm_partition"] = ex.partition
+    if ex.slurm_args:
+        params["slurm_additional_parameters"] = dict(ex.slurm_args)
+    executor.update_parameters(**params)
+    return executor
+
+
+def _finished_same(job: PlannedJob) -> bool:
+    """The run folder already holds this job's finished run (nothing to submit)."""
+    if run_status(job.out) != "finished":
+        return False
+    m = json.loads((job.out / "manifest.json").read_text())
+    return m.get("config_hash") == job.config_hash and m.get("prompt") == job.prompt
+
+
+def _error_line(err: BaseException, state: str) -> tuple[str, str]:
+    """(state, one-line error) of a job that did not return."""
+    if isinstance(err, FailedJobError):
+        text = str(err)
+        trace = text.split("-" * 22)[1] if text.count("-" * 22) >= 2 else text
+        lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
+        last = lines[-1] if lines else "unknown error"
+        # 'pkg.module.SomeError: message' -> 'SomeError: message'
+        last = re.sub(r"^(?:[a-z_]\w*\.)+(?=[A-Z]\w*:)", "", last)
+        return "failed", last
+    return "killed", (f"the job ended without a result (scheduler state {state}): killed, out of memory or its "
+                      "node was lost; run the same sweep again to resume it from ckpt/last.pt")
+
+
+def _copy_log(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.write_bytes(src.read_bytes() if src.is_file() else b"")
+    tmp.replace(dst)
+
+
+def _relative(text: str, profile_dir: Path) -> str:
+    """Error text without this machine's absolute paths: run paths relative to <runs>/<profile>, as in sweep.json."""
+    return text.replace(str(profile_dir.resolve()) + os.sep, "")
+
+
+def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = print,
+              on_submit: Callable[[PlannedJob, object], None] | None = None) -> dict:
+    """Plan, submit in order, wait, collect logs and exit states; returns the summary written to sweep.json.
+
+    `on_submit(job, submitit_job)` is called after each submission (tests use it to interrupt a job).
+    """
+    jobs = plan(spec)
+    profile_dir = spec.profile_dir
+    sweep_dir = profile_dir / SWEEP_DIR
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    with _sweep_lock(sweep_dir):
+        return _run(spec, ex, jobs, echo, on_submit)
+
+
+@contextlib.contextmanager
+def _sweep_lock(sweep_dir: Path):
+    """One sweep at a time per <runs>/<profile>: two would submit jobs writing the same run folders."""
+    with open(sweep_dir / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another `fourdfy sweep` is running on {sweep_dir.parent}; wait for it to end "
+                               "(its jobs write these run folders)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit) -> dict:
+    profile_dir = spec.profile_dir
+    sweep_dir = profile_dir / SWEEP_DIR
+    executor = make_executor(ex, (sweep_dir / "submitit").resolve())
+    stage_cache = (profile_dir / STAGE_CACHE).resolve()
+    results: dict[str, dict] = {}
+    pending = []
+    for j in jobs:
+        if _finished_same(j):
+            results[j.name] = {"state": "done", "note": "already finished (not submitted)"}
+        else:
+            pending.append(j)
+    running: dict[str, tuple[PlannedJob, object]] = {}
+    echo(f"sweep: {len(jobs)} runs ({len(jobs) - len(pending)} already finished), executor {ex.kind}, "
+         f"at most {ex.parallel} at once; logs in {sweep_dir}")
+    try:
+        while pending or running:
+            for j in list(pending):
+                if len(running) >= ex.parallel:
+                    break
+                if j.after is not None and j.after not in results:
+                    continue  # its leader has not ended yet: it would train the shared stages again
+                executor.update_parameters(name=f"fourdfy-{j.name}")
+                sj = executor.submit(GenerateJob(spec, j.method, j.prompt, j.out.resolve(), stage_cache, j.config_hash))
+                running[j.name] = (j, sj)
+                pending.remove(j)
+                echo(f"submitted {j.name} (job {sj.job_id})")
+                if on_submit is not None:
+                    on_submit(j, sj)
+            for name, (j, sj) in list(running.items()):
+                if not sj.done():
+                    continue
+                del running[name]
+                _copy_log(Path(sj.paths.stdout), sweep_dir / f"{name}.out")
+                _copy_log(Path(sj.paths.stderr), sweep_dir / f"{name}.err")
+                err = sj.exception()
+                if err is None:
+                    r = sj.result()
+                    note = {"finished": "already finished", "unfinished": "resumed a killed run"}.get(r["before"], "")
+                    results[name] = {"state": "done", "note": note, "resumes": r["resumes"],
+                                     "shared_from": r["shared_from"], "seconds": r["seconds"]}
+                else:
+                    state, line = _error_line(err, sj.state)
+                    results[name] = {"state": state, "error": _relative(line, profile_dir)}
+                echo(f"ended {name}: {results[name]['state']}")
+            if pending or running:
+                time.sleep(ex.poll_seconds)
+    except KeyboardInterrupt:
+        if ex.kind == "local":
+            for _, sj in running.values():
+                sj.cancel()
+        raise
+    summary = {
+        "profile": spec.profile, "seed": spec.seed, "executor": ex.kind, "set": dict(spec.sets),
+        "max_steps": spec.max_steps,
+        "jobs": [{"name": j.name, "method": j.method, "prompt": j.slug, "run": f"{j.method}/{j.slug}",
+                  "after": j.after, "config_hash": j.config_hash, "log": f"{SWEEP_DIR}/{j.name}.out",
+                  **{k: v for k, v in results[j.name].items() if k != "seconds"}} for j in jobs],
+    }
+    tmp = sweep_dir / ".sweep.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(sweep_dir / "sweep.json")
+    summary["seconds"] = {j.name: results[j.name].get("seconds") for j in jobs}
+    return summary
+
+
+def plan_table(jobs: list[PlannedJob]) -> str:
+    """The plan as a plain-text table: submission order, who waits for whom, what is already finished."""
+    rows = [("job", "waits for", "shared stages", "status")]
+    for j in jobs:
+        status = {"empty": "to train", "unfinished": "unfinished (resumes if same config)",
+                  "finished": "finished with another config (replaced if the pipeline made it)"}[run_status(j.out)]
+        status = "finished (skipped)" if _finished_same(j) else status
+        rows.append((j.name, j.after or "", str(j.shared_stages) if j.after else "", status))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows)
+
+
+def summary_table(summary: dict) -> str:
+    """The summary as a plain-text table (one row per job)."""
+    rows = [("job", "state", "resumes", "shared", "time", "note / error")]
+    for j in summary["jobs"]:
+        secs = summary.get("seconds", {}).get(j["name"])
+        rows.append((j["name"], j["state"], str(j.get("resumes", "")), j.get("shared_from") or "",
+                     "" if secs is None else f"{secs:.0f}s", j.get("error") or j.get("note") or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows)
+
+
+def expand_methods(names: list[str]) -> list[str]:
+    """'all' -> every trainable registered method (plug-ins included), in registry order."""
+    if names == ["all"]:
+        from baselines import METHODS, load_entry_points
+
+        load_entry_points()
+        return [n for n, m in METHODS.items() if m.trainable]
+    return names
+
+
+def read_params(path: Path | str) -> dict:
+    """profile, seed, methods and prompts of the DVC pipeline's params.yaml (what its generate stages train)."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    gen = data.get("generate") if isinstance(data, dict) else None
+    if not (isinstance(gen, dict) and isinstance(gen.get("methods"), list) and isinstance(gen.get("prompts"), list)):
+        raise ValueError(f"{path} has no generate.methods / generate.prompts lists (the DVC pipeline's params file)")
+    return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
+            "prompts": [str(p) for p in gen["prompts"]]}
+
+
+def split_list(items: list[str]) -> list[str]:
+    """['a,b', 'c'] -> ['a', 'b', 'c'] (comma-separated and/or repeated options)."""
+    return [x.strip() for item in items for x in item.split(",") if x.strip()]

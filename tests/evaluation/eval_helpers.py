@@ -1,0 +1,63 @@
+"""Helpers of the evaluation tests: small videos the tests write themselves, a fake trained run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def make_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth moving colour gradients (compress well, so decoded values stay close)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = np.empty((n, h, w, 3), np.uint8)
+    for k in range(n):
+        out[k, ..., 0] = xx * 160 // max(w - 1, 1) + (4 * k + seed) % 64
+        out[k, ..., 1] = 40 + yy * 160 // max(h - 1, 1)
+        out[k, ..., 2] = 60 + (4 * k) % 128
+    return out
+
+
+def tiny_train_config():
+    """A TrainConfig with toy grids and one short stage (no priors are built: the run is faked)."""
+    from method.fields import FieldConfig
+    from method.fields.config import HashGridConfig
+    from method.training.config import Anneal, StageConfig, TrainConfig
+
+    grid = HashGridConfig(n_levels=4, n_features_per_level=2, log2_hashmap_size=10, base_resolution=4,
+                          per_level_scale=1.5)
+    kwargs = dict(profile="tiny", method="4dfy", seed=0, device="cpu",
+                  stages=(StageConfig("stage1", 4, 1.0, 0.0, False), StageConfig("stage3", 6, 0.5, 0.5, True)),
+                  field=FieldConfig(static_grid=grid, dynamic_grid=grid, mlp_hidden=16, grid_backend="torch"),
+                  blob_sigma={"stage3": Anneal(0.5, 2.0, 6)})
+    cfg = TrainConfig(**kwargs)
+    if hasattr(cfg, "renderer"):
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, renderer=dataclasses.replace(cfg.renderer, num_samples=64))
+    else:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, num_samples=64))
+    return cfg
+
+
+def write_fake_run(folder: Path, prompt: str = "A panda dancing.", seed: int = 0) -> Path:
+    """A run folder as `fourdfy generate` leaves it (manifest + ckpt/last.pt) with a random field."""
+    from method.fields import SceneField
+
+    cfg = tiny_train_config()
+    torch.manual_seed(seed)
+    field = SceneField(cfg.field, cfg.background)
+    with torch.no_grad():  # a visible, time-dependent scene instead of the near-empty init
+        for p in field.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    (folder / "ckpt").mkdir(parents=True, exist_ok=True)
+    torch.save({"config_hash": cfg.config_hash(), "field": field.state_dict(), "occupancy": None},
+               folder / "ckpt" / "last.pt")
+    manifest = {"method": cfg.method, "prompt": prompt, "profile": cfg.profile, "seed": cfg.seed,
+                "config_hash": cfg.config_hash(), "config": cfg.to_dict()}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    return folder

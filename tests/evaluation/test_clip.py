@@ -1,0 +1,223 @@
+"""CLIP score with a tiny open_clip model (same CLIP class and tokenizer as ViT-B-32, random weights)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import open_clip
+import pandas as pd
+import pytest
+import torch
+from eval_helpers import make_frames
+from PIL import Image
+from scipy import stats
+
+from evaluation.clip import (ScoreConfig, clip_table, per_prompt, score_artifacts, score_frames, summarize,
+                             text_embedding)
+from evaluation.clip_models import TINY_MODEL_CFG, ClipConfig, _resolve_quick_gelu, load_clip
+from method.guidance.loading import ModelNotFoundError
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_clip):
+    return load_clip(ClipConfig(model=str(tiny_clip), device="cpu"))
+
+
+def reference_scores(model, preprocess, tokenizer, frames, prompt):
+    """Encode each frame alone, normalise in float64 numpy, dot, clamp at 0, x100."""
+    with torch.no_grad():
+        t = model.encode_text(tokenizer([prompt]))[0].double().numpy()
+        out = []
+        for f in frames:
+            e = model.encode_image(preprocess(Image.fromarray(f))[None])[0].double().numpy()
+            out.append(100.0 * max(float(np.dot(e / np.linalg.norm(e), t / np.linalg.norm(t))), 0.0))
+    return np.array(out)
+
+
+def test_score_matches_an_independent_computation(clip, tiny_clip):
+    frames = make_frames(5, 40, 40)
+    frames[2] = 255 - frames[2]
+    prompt = "A panda dancing."
+    # a separately built model from the same folder, scored frame by frame
+    model, _, pre = open_clip.create_model_and_transforms(f"local-dir:{tiny_clip}")
+    model.eval()
+    ref = reference_scores(model, pre, open_clip.get_tokenizer(f"local-dir:{tiny_clip}"), frames, prompt)
+    got = score_frames(clip, frames, prompt, batch_size=3)
+    assert got == pytest.approx(ref, rel=1e-5, abs=1e-5)
+    assert (ref > 0).any()  # not all clamped: the comparison means something
+
+
+def test_negative_cosines_clamp_to_zero(clip):
+    from evaluation.clip import preprocess_frames
+
+    frames = make_frames(6, 32, 32)
+    with torch.no_grad():
+        e = clip.model.encode_image(preprocess_frames(frames, clip.preprocess)).double()
+    signs = set()
+    for prompt in ("x", "A panda dancing.", "A cat"):
+        cos = ((e / e.norm(dim=-1, keepdim=True)) @ text_embedding(clip, prompt)).numpy()
+        scores = score_frames(clip, frames, prompt)
+        assert np.all(scores[cos < 0] == 0.0)
+        assert scores[cos > 0] == pytest.approx(100 * cos[cos > 0], rel=1e-6)
+        signs |= set(np.sign(cos).tolist())
+    assert {-1.0, 1.0} <= signs  # both branches were exercised
+
+
+def test_batch_size_and_frame_order_do_not_change_scores(clip):
+    frames = make_frames(7, 24, 36)
+    base = score_frames(clip, frames, "A goat drinking beer.", batch_size=64)
+    for bs in (1, 2, 5):
+        assert score_frames(clip, frames, "A goat drinking beer.", batch_size=bs) == pytest.approx(base, rel=1e-5,
+                                                                                                   abs=1e-5)
+    perm = np.random.default_rng(0).permutation(7)
+    assert score_frames(clip, frames[perm], "A goat drinking beer.") == pytest.approx(base[perm], rel=1e-5, abs=1e-5)
+
+
+def test_flat_colour_and_unicode_prompts_give_finite_scores(clip):
+    flat = np.full((2, 32, 32, 3), 128, np.uint8)
+    black = np.zeros((1, 32, 32, 3), np.uint8)
+    for prompt in ['A "quoted" panda — dancing, naïvely 🐼.', "A panda dancing.", "'"]:
+        s = score_frames(clip, np.concatenate([flat, black]), prompt)
+        assert np.all(np.isfinite(s)) and np.all((s >= 0) & (s <= 100))
+    a = text_embedding(clip, 'A "quoted" panda — dancing 🐼.')
+    b = text_embedding(clip, "A quoted panda dancing.")
+    assert not torch.allclose(a, b)  # the unicode and quotes reach the tokenizer
+
+
+def test_non_square_frames_are_centre_cropped(clip):
+    """open_clip's preprocessing resizes the short side and crops the centre: side bands do not count."""
+    square = make_frames(2, 32, 32)
+    wide = np.zeros((2, 32, 96, 3), np.uint8)
+    wide[:, :, 32:64] = square
+    wide[:, :, :32] = 255
+    wide[:, :, 64:] = 255
+    assert score_frames(clip, wide, "A cat singing.") == pytest.approx(score_frames(clip, square, "A cat singing."),
+                                                                       rel=1e-4, abs=1e-4)
+
+
+def test_weights_file_loads_into_a_quickgelu_model(tmp_path, tiny_clip):
+    """The QuickGELU trap: weights trained with QuickGELU must not be run with GELU."""
+    cfg_dir = tmp_path / "configs"
+    cfg_dir.mkdir()
+    model_cfg = {k: v for k, v in TINY_MODEL_CFG.items() if k != "quick_gelu"}  # the plain config builds GELU
+    (cfg_dir / "Tiny-Test.json").write_text(json.dumps(model_cfg))
+    open_clip.add_model_config(cfg_dir)
+    weights = tiny_clip / "open_clip_pytorch_model.bin"
+    qg = load_clip(ClipConfig(model="Tiny-Test", pretrained=str(weights), activation="quickgelu", device="cpu"))
+    gelu = load_clip(ClipConfig(model="Tiny-Test", pretrained=str(weights), activation="gelu", device="cpu"))
+    assert qg.quick_gelu and isinstance(qg.model.visual.transformer.resblocks[0].mlp.gelu,
+                                        open_clip.transformer.QuickGELU)
+    assert not gelu.quick_gelu and isinstance(gelu.model.visual.transformer.resblocks[0].mlp.gelu, torch.nn.GELU)
+    # reference: the CLIP class built with QuickGELU and the same state dict
+    ref = open_clip.model.CLIP(**TINY_MODEL_CFG).eval()
+    ref.load_state_dict(torch.load(weights))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(qg.model.encode_image(x), ref.encode_image(x), atol=1e-6)
+        assert not torch.allclose(gelu.model.encode_image(x), ref.encode_image(x), atol=1e-3)
+
+
+def test_auto_activation_follows_the_weights(tmp_path):
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"x")
+    assert _resolve_quick_gelu(ClipConfig(), open_clip, None)  # ViT-B-32 / openai
+    assert not _resolve_quick_gelu(ClipConfig(pretrained="laion2b_s34b_b79k"), open_clip, None)
+    assert _resolve_quick_gelu(ClipConfig(pretrained=str(f)), open_clip, None)  # a file for an OpenAI architecture
+    assert not _resolve_quick_gelu(ClipConfig(pretrained=str(f), activation="gelu"), open_clip, None)
+    assert _resolve_quick_gelu(ClipConfig(model="hf-hub:org/repo"), open_clip, None) is None  # its config decides
+
+
+def test_missing_weights_offline_name_model_option_and_fix(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hfc
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ModelNotFoundError) as err:
+        load_clip(ClipConfig(device="cpu"))
+    text = str(err.value)
+    assert "'ViT-B-32'" in text and "'openai'" in text and "--pretrained" in text
+    assert "huggingface-cli download timm/vit_base_patch32_clip_224.openai" in text
+    with pytest.raises(ModelNotFoundError, match="no such folder"):
+        load_clip(ClipConfig(model=str(tmp_path / "nowhere") + "/", device="cpu"))
+    with pytest.raises(ModelNotFoundError, match="no open_clip_config.json"):
+        load_clip(ClipConfig(model=str(tmp_path), device="cpu"))
+    with pytest.raises(ValueError, match="unknown pretrained tag"):
+        load_clip(ClipConfig(pretrained="no_such_tag", device="cpu"))
+
+
+# --- statistics ----------------------------------------------------------------------------------------
+
+def _prompts_table():
+    rows = []
+    rng = np.random.default_rng(1)
+    slugs = ["a_panda_dancing", "a_goat_drinking_beer", "a_cat_singing", "a_dog_riding_a_skateboard", "a_bear_driving_a_car"]
+    for m, n in (("4dfy", 5), ("mav3d", 4), ("wo_3d", 2), ("hexplane", 1)):
+        for s in slugs[:n] if m != "wo_3d" else [slugs[0], slugs[4]]:
+            rows.append({"method": m, "slug": s, "prompt": s, "n_frames": 4, "clip": float(20 + 10 * rng.random())})
+    return pd.DataFrame(rows)
+
+
+def test_summary_means_intervals_and_paired_differences():
+    pp = _prompts_table()
+    cfg = ScoreConfig(n_resamples=2000, seed=3)
+    s = summarize(pp, cfg).set_index("method")
+    for m, g in pp.groupby("method"):
+        assert s.loc[m, "clip"] == pytest.approx(g["clip"].mean())
+    x = pp[pp.method == "mav3d"]["clip"].to_numpy()
+    ref = stats.bootstrap((x,), np.mean, n_resamples=2000, method="BCa", rng=np.random.default_rng(3))
+    assert (s.loc["mav3d", "ci_low"], s.loc["mav3d", "ci_high"]) == pytest.approx(
+        (ref.confidence_interval.low, ref.confidence_interval.high))
+    # paired difference on shared prompts only (wo_3d shares 2 of its prompts with 4dfy)
+    prim = pp[pp.method == "4dfy"].set_index("slug")["clip"]
+    mine = pp[pp.method == "wo_3d"].set_index("slug")["clip"]
+    d = [mine[k] - prim[k] for k in ("a_bear_driving_a_car", "a_panda_dancing")]
+    assert s.loc["wo_3d", "n_shared"] == 2 and s.loc["wo_3d", "diff_vs_primary"] == pytest.approx(np.mean(d))
+    assert s.loc["wo_3d", "diff_ci_low"] <= np.mean(d) <= s.loc["wo_3d", "diff_ci_high"]
+    assert math.isnan(s.loc["hexplane", "ci_low"]) and s.loc["hexplane", "n_prompts"] == 1
+    assert math.isnan(s.loc["4dfy", "diff_vs_primary"])
+
+
+def test_clip_table_rows_per_prompt_set():
+    pp = _prompts_table()
+    sets = {"five": list(pp.slug.unique()), "two": ["a_panda_dancing", "a_cat_singing"]}
+    t = clip_table(pp, sets).set_index(["method", "prompt_set"])
+    for (m, name), row in t.iterrows():
+        g = pp[(pp.method == m) & pp.slug.isin(sets[name])]
+        assert row["clip"] == pytest.approx(g["clip"].mean()) and row["n_prompts"] == len(g)
+        assert row["n_set"] == len(sets[name])
+    assert ("wo_3d", "two") in t.index and t.loc[("wo_3d", "two"), "n_prompts"] == 1
+    assert len(t) == 4 + 4
+
+
+def test_score_artifacts_uses_the_decoded_videos(clip, tmp_path):
+    from evaluation.artifacts import find_artifacts, write_artifact
+    from evaluation.video import decode_video
+
+    src = {"kind": "import", "file": "x.mp4", "sha256": "0"}
+    for m, seed in (("4dfy", 0), ("mav3d", 5)):
+        write_artifact(tmp_path, m, "A panda dancing.", make_frames(3, 32, 32, seed=seed), source=src,
+                       trajectory="orbit", fps=15)
+    arts = find_artifacts([tmp_path])
+    pf = score_artifacts(arts, clip)
+    assert list(pf.columns) == ["method", "slug", "prompt", "frame", "score"] and len(pf) == 6
+    for (m, _), a in arts.items():
+        ref = score_frames(clip, decode_video(a.video_path), a.prompt)
+        assert pf[pf.method == m]["score"].to_numpy() == pytest.approx(ref)
+    pp = per_prompt(pf)
+    assert pp.set_index("method").loc["mav3d", "clip"] == pytest.approx(pf[pf.method == "mav3d"].score.mean())
+
+
+def test_the_tiny_clip_id_loads_the_cached_random_model(tmp_path, monkeypatch):
+    from evaluation.clip_models import TINY_CLIP_ID, ClipConfig, load_clip, tiny_clip_folder
+
+    monkeypatch.setenv("FOURDFY_CACHE", str(tmp_path))
+    loaded = load_clip(ClipConfig(model=TINY_CLIP_ID, device="cpu"))
+    folder = tiny_clip_folder()
+    assert folder.is_relative_to(tmp_path) and (folder / "open_clip_config.json").is_file()
+    import torch
+
+    saved = torch.load(folder / "open_clip_pytorch_model.bin", map_location="cpu")
+    got = loaded.model.state_dict()
+    assert saved.keys() == got.keys() and all(torch.equal(saved[k], got[k].cpu()) for k in saved)

@@ -1,0 +1,140 @@
+"""`fourdfy render | import-videos | clipscore | validate-artifacts`, and Table 2's CLIP column end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from eval_helpers import make_frames
+from typer.testing import CliRunner
+
+from evaluation.video import encode_video
+from pipelines.cli import app
+from prompts import PROMPT_DIR, load_prompts
+
+runner = CliRunner()
+
+
+def _errors(res) -> list[str]:
+    return [ln for ln in res.stderr.splitlines() if ln.strip()]
+
+
+def test_commands_are_registered_and_light():
+    res = runner.invoke(app, ["--help"])
+    for name in ("render", "import-videos", "clipscore", "validate-artifacts"):
+        assert name in res.output
+    code = ("import sys, pipelines.commands.evaluate; "
+            "print(sorted(m for m in ('torch', 'open_clip', 'av', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_render_command(fake_run, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "eval"
+    args = ["render", str(fake_run), "--out", str(out), "--frames", "2", "--size", "8", "--device", "cpu",
+            "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "4dfy" / "a_panda_dancing" / "video.mp4").is_file()
+    res = runner.invoke(app, args)  # exists: refused with one line
+    assert res.exit_code == 2 and len(_errors(res)) == 1 and "already exists" in res.stderr
+    res = runner.invoke(app, ["validate-artifacts", str(out)])
+    assert res.exit_code == 0 and res.output.startswith("ok ")
+    res = runner.invoke(app, ["render", str(tmp_path / "nope"), "--out", str(out)])
+    assert res.exit_code == 2 and _errors(res) == [f"error: {tmp_path / 'nope'}: no manifest.json (not a finished "
+                                                   "run; `fourdfy generate` writes it at the end)"]
+
+
+def test_import_reports_and_exit_codes(tmp_path):
+    src = tmp_path / "v"
+    src.mkdir()
+    encode_video(src / "Dog_riding_a_skateboard.mp4", make_frames(4, 16, 16))
+    (src / "a_panda_dancing.mp4").write_bytes(b"\x00" * 100)
+    encode_video(src / "holiday.mp4", make_frames(2, 16, 16))
+    res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o"),
+                              "--prompts", str(PROMPT_DIR / "ablation_5.txt")])
+    assert res.exit_code == 2
+    assert "matched Dog_riding_a_skateboard.mp4 -> a_dog_riding_a_skateboard" in res.stdout
+    assert "unmatched files (1): holiday.mp4" in res.stdout
+    assert "prompts without a video (3)" in res.stdout
+    assert _errors(res) == ["error: a_panda_dancing.mp4: not a readable video (Invalid data found when processing "
+                            "input)"]
+    assert (tmp_path / "o" / "mav3d" / "a_dog_riding_a_skateboard" / "manifest.json").is_file()
+    res = runner.invoke(app, ["import-videos", str(tmp_path / "none"), "--method", "m", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and _errors(res) == [f"error: source folder not found: {tmp_path / 'none'}"]
+
+
+def test_clipscore_offline_without_weights_is_one_clear_line(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hfc
+
+    from evaluation.artifacts import write_artifact
+
+    write_artifact(tmp_path / "a", "4dfy", "A cat singing.", make_frames(2, 16, 16),
+                   source={"kind": "import", "file": "x", "sha256": "0"}, trajectory="orbit", fps=15)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    res = runner.invoke(app, ["clipscore", str(tmp_path / "a"), "--out", str(tmp_path / "s"), "--no-progress"])
+    assert res.exit_code == 2
+    (line,) = _errors(res)
+    assert line.startswith("error: CLIP score: the weights of model 'ViT-B-32', pretrained 'openai' were not found")
+    assert "huggingface-cli download timm/vit_base_patch32_clip_224.openai" in line
+    res = runner.invoke(app, ["clipscore", str(tmp_path / "empty"), "--out", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "no such folder" in res.stderr
+
+
+@pytest.mark.slow
+def test_table2_clip_column_end_to_end(tmp_path, tiny_clip):
+    """videos -> import-videos -> clipscore -> clip.csv -> analyze --clip -> table2.csv CLIP column."""
+    ablation = list(load_prompts(PROMPT_DIR / "ablation_5.txt"))
+    for method, slugs, seed in (("4dfy", ablation[:3], 0), ("mav3d", ablation[:3], 40), ("wo_3d", ablation[:2], 80)):
+        src = tmp_path / "src" / method
+        src.mkdir(parents=True)
+        for i, slug in enumerate(slugs):
+            encode_video(src / f"{slug}.mp4", make_frames(3, 32, 32, seed=seed + 7 * i))
+        res = runner.invoke(app, ["import-videos", str(src), "--method", method, "--out", str(tmp_path / "art")])
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["clipscore", str(tmp_path / "art"), "--out", str(tmp_path / "clip"), "--clip-model",
+                              str(tiny_clip), "--resamples", "500", "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 0, res.output + res.stderr
+    assert str(tiny_clip.parent) not in (tmp_path / "clip" / "clipscore.json").read_text()  # no absolute paths
+    per_prompt = pd.read_csv(tmp_path / "clip" / "per_prompt.csv")
+    clip = pd.read_csv(tmp_path / "clip" / "clip.csv", keep_default_na=False)
+    mav = clip[(clip.method == "mav3d") & (clip.prompt_set == "mav3d_28")]
+    assert mav["clip"].iloc[0] == pytest.approx(per_prompt[per_prompt.method == "mav3d"]["clip"].mean(), rel=1e-5)
+    assert set(clip.prompt_set) == {"mav3d_28", "ablation_5"}
+    votes = tmp_path / "v.csv"
+    res = runner.invoke(app, ["simulate-votes", "--rates", "paper", "--raters", "4", "--out", str(votes)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["analyze", "--votes", str(votes), "--clip", str(tmp_path / "clip" / "clip.csv"),
+                              "--out", str(tmp_path / "rep"), "--n-boot", "200"])
+    assert res.exit_code == 0, res.output + res.stderr
+    table = pd.read_csv(tmp_path / "rep" / "table2.csv")
+    expected = {(m, s): v for m, s, v in zip(clip.method, clip.prompt_set, clip["clip"])}
+    sections = {0: "mav3d_28", 1: "ablation_5"}
+    checked = 0
+    for row in table.itertuples():
+        key = (row.method, sections[row.section])
+        if key in expected:
+            assert row.clip == pytest.approx(expected[key], abs=0.051)  # the table may round to 0.1
+            checked += 1
+        else:
+            assert pd.isna(row.clip)  # e.g. hexplane: no videos, no CLIP value
+    assert checked == 4  # mav3d and 4dfy (MAV3D section); 4dfy and wo_3d (ablation section)
+    md = (tmp_path / "rep" / "table2.md").read_text()
+    assert f"{expected[('mav3d', 'mav3d_28')]:.1f}" in md
+
+
+def test_import_of_a_folder_without_videos_is_an_error_unless_allowed(tmp_path):
+    src = tmp_path / "empty"
+    src.mkdir()
+    res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no video of" in _errors(res)[0]
+    assert not (tmp_path / "o").exists()
+    res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o"),
+                              "--allow-empty"])
+    assert res.exit_code == 0 and "reported as missing" in res.stdout
+    assert (tmp_path / "o" / "mav3d").is_dir() and not any((tmp_path / "o" / "mav3d").iterdir())

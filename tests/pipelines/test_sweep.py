@@ -1,0 +1,328 @@
+"""`fourdfy sweep` with submitit's local executor: the run folders DVC expects, stage sharing, a job killed
+outright and resubmitted, a pre-empted job requeued by submitit, a failing job's error, and the SLURM script.
+
+One scenario (module fixture) trains 4dfy and wo_hybrid on one prompt with 1 step per stage: during the first
+sweep the 4dfy job is SIGKILLed after stage 1; the second sweep resubmits it and sends it SIGUSR2 (what SLURM
+sends before pre-emption or time-out) after stage 2. Each test checks one consequence.
+"""
+
+import json
+import os
+import signal
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.sweep import ExecutorSpec, SweepSpec, make_executor, plan, run_sweep
+
+SLUG = "a_panda_dancing"
+SETS = {"preview_frames": "0", "heartbeat_s": "0"}
+
+
+def _task_pid(controller_pid: int, timeout: float = 300.0) -> int:
+    """The process running the job: the child of submitit's local controller."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            kids = Path(f"/proc/{controller_pid}/task/{controller_pid}/children").read_text().split()
+        except FileNotFoundError:
+            kids = []
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    raise AssertionError("the local job's task process never started")
+
+
+def _stage_index(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=False)["state"]["stage_index"]
+
+
+def _interrupt_when(run: Path, stage_index: int, sig: int):
+    """on_submit hook: once the 4dfy run's ckpt/last.pt is past `stage_index` stages, send `sig` to its task."""
+    sent = {}
+
+    def hook(job, sj):
+        if job.method != "4dfy":
+            return
+        pid = _task_pid(int(sj.job_id))
+
+        def watch():
+            last, seen = run / "ckpt" / "last.pt", None
+            while not sj.done():
+                stamp = last.stat().st_mtime_ns if last.exists() else None
+                if stamp != seen:  # load only a new checkpoint (written atomically: never half a file)
+                    seen = stamp
+                    if stamp is not None and _stage_index(last) >= stage_index:
+                        os.kill(pid, sig)
+                        sent["pid"] = pid
+                        return
+                time.sleep(0.1)
+
+        t = threading.Thread(target=watch, daemon=True)
+        t.start()
+        sent["thread"] = t
+
+    return hook, sent
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("sweep") / "runs"
+    spec = SweepSpec(methods=("4dfy", "wo_hybrid"), prompts=(SLUG,), profile="tiny", runs=runs, max_steps=1, sets=SETS)
+    ex = ExecutorSpec(kind="local", parallel=2, poll_s=0.2)
+    run = runs / "tiny" / "4dfy" / SLUG
+    hook, sent = _interrupt_when(run, 1, signal.SIGKILL)  # killed outright after stage 1
+    first = run_sweep(spec, ex, echo=lambda s: None, on_submit=hook)
+    sent["thread"].join()
+    assert "pid" in sent, "the 4dfy job ended before it could be killed"
+    logs_first = {p.name: p.read_text() for p in (runs / "tiny" / "sweep").glob("*.err")}
+    hook, sent2 = _interrupt_when(run, 2, signal.SIGUSR2)  # pre-empted after stage 2: submitit requeues it
+    second = run_sweep(spec, ex, echo=lambda s: None, on_submit=hook)
+    sent2["thread"].join()
+    assert "pid" in sent2, "the resumed 4dfy job ended before it could be pre-empted"
+    return {"runs": runs, "spec": spec, "first": first, "second": second, "logs_first": logs_first}
+
+
+def _job(summary, name):
+    return next(j for j in summary["jobs"] if j["name"] == name)
+
+
+def test_plan_orders_stage_sharing_jobs_from_the_resolved_configs():
+    spec = SweepSpec(methods=("wo_img", "hexplane", "4dfy", "wo_hybrid"), prompts=(SLUG, "A dog running."))
+    jobs = plan(spec)
+    by = {j.name: j for j in jobs}
+    # 4dfy and wo_hybrid share stages 1-2 and both share stage 1 with wo_img: the leader is the job sharing
+    # the most (4dfy, first listed of the two), not the first listed (wo_img)
+    assert by[f"4dfy-{SLUG}"].after is None
+    assert (by[f"wo_hybrid-{SLUG}"].after, by[f"wo_hybrid-{SLUG}"].shared_stages) == (f"4dfy-{SLUG}", 2)
+    assert (by[f"wo_img-{SLUG}"].after, by[f"wo_img-{SLUG}"].shared_stages) == (f"4dfy-{SLUG}", 1)
+    assert by[f"hexplane-{SLUG}"].after is None  # another scene representation: nothing shared
+    assert by["wo_hybrid-a_dog_running"].after == "4dfy-a_dog_running"  # per prompt
+    names = [j.name for j in jobs]
+    assert names.index(f"4dfy-{SLUG}") < names.index(f"wo_hybrid-{SLUG}")
+    assert by[f"4dfy-{SLUG}"].out == Path("runs") / "tiny" / "4dfy" / SLUG  # the DVC stage's folder
+
+
+def test_plan_rejects_bad_input_before_submitting_anything():
+    with pytest.raises(ValueError, match="unknown method '4dfy_v9'"):
+        plan(SweepSpec(methods=("4dfy_v9",), prompts=(SLUG,)))
+    with pytest.raises(ValueError, match="videos only"):
+        plan(SweepSpec(methods=("mav3d",), prompts=(SLUG,)))
+    with pytest.raises(ValueError, match="weights.sds_vide"):
+        plan(SweepSpec(methods=("4dfy",), prompts=(SLUG,), sets={"weights.sds_vide": "1"}))
+    with pytest.raises(ValueError, match="no prompt with slug"):
+        plan(SweepSpec(methods=("4dfy",), prompts=("a_missing_slug",)))
+
+
+@pytest.mark.slow
+def test_the_sweep_writes_the_run_folders_dvc_expects(scenario):
+    runs = scenario["runs"]
+    for method in ("4dfy", "wo_hybrid"):
+        m = json.loads((runs / "tiny" / method / SLUG / "manifest.json").read_text())
+        assert m["method"] == method and m["profile"] == "tiny" and m["prompt"] == "A panda dancing."
+        assert m["request"] == {"set": SETS, "max_steps": 1}  # recorded as `fourdfy generate` records them
+        assert (runs / "tiny" / method / SLUG / ".pipeline-run").is_file()  # DVC's --resume auto may replace it
+    assert any((runs / "tiny" / ".stage-cache").iterdir())
+    summary = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())
+    assert [j["state"] for j in summary["jobs"]] == ["done", "done"]
+    text = json.dumps(summary)
+    assert str(runs) not in text and "/tmp" not in text  # relative paths only
+
+
+@pytest.mark.slow
+def test_the_follower_loads_the_shared_stages_its_leader_trained(scenario):
+    first = scenario["first"]
+    # 4dfy was killed after stage 1, so wo_hybrid (which waits for it) found stage 1 in the cache
+    assert _job(first, f"wo_hybrid-{SLUG}")["after"] == f"4dfy-{SLUG}"
+    assert _job(first, f"wo_hybrid-{SLUG}")["state"] == "done"
+    assert _job(first, f"wo_hybrid-{SLUG}")["shared_from"] == "stage1"
+    m = json.loads((scenario["runs"] / "tiny" / "wo_hybrid" / SLUG / "manifest.json").read_text())
+    assert m["shared_from"]["method"] == "4dfy"
+
+
+@pytest.mark.slow
+def test_a_killed_job_is_collected_and_resumes_when_resubmitted(scenario):
+    killed = _job(scenario["first"], f"4dfy-{SLUG}")
+    assert killed["state"] == "killed" and "resume" in killed["error"]
+    assert "stage1 step 1/1" in scenario["logs_first"][f"4dfy-{SLUG}.err"]  # its log was collected
+    again = _job(scenario["second"], f"4dfy-{SLUG}")
+    assert again["state"] == "done"
+    m = json.loads((scenario["runs"] / "tiny" / "4dfy" / SLUG / "manifest.json").read_text())
+    # first resume: the resubmitted job from the kill (after stage 1); second: submitit's requeue (after stage 2)
+    assert [(r["stage_index"], r["from"]) for r in m["resumes"]] == [(1, "last.pt"), (2, "last.pt")]
+    assert m["update_counts"]["stage3"] and sum(m["update_counts"]["stage3"].values()) == 1
+
+
+@pytest.mark.slow
+def test_a_preempted_job_is_requeued_by_submitit_in_the_same_job(scenario):
+    logs = scenario["runs"] / "tiny" / "sweep"
+    log = (logs / f"4dfy-{SLUG}.out").read_text() + (logs / f"4dfy-{SLUG}.err").read_text()
+    assert "Caught signal SIGUSR2" in log and "Requeued job" in log
+    assert log.count("Starting with JobEnvironment") == 2  # the same submitit job started twice
+    assert _job(scenario["second"], f"4dfy-{SLUG}")["state"] == "done"
+
+
+@pytest.mark.slow
+def test_a_second_sweep_skips_finished_runs(scenario):
+    assert _job(scenario["second"], f"wo_hybrid-{SLUG}")["note"] == "already finished (not submitted)"
+
+
+def test_a_failing_job_is_collected_with_its_error(tmp_path):
+    runs = tmp_path / "runs"
+    hand = runs / "tiny" / "4dfy" / SLUG  # a run trained by hand with other settings: never replaced
+    hand.mkdir(parents=True)
+    (hand / "manifest.json").write_text(json.dumps({"config_hash": "0" * 16, "prompt": "A panda dancing."}))
+    res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
+                                   "--max-steps", "1"])
+    assert res.exit_code == 2
+    assert "error: 1 of 1 jobs did not finish (4dfy-a_panda_dancing)" in res.output
+    job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
+    assert job["state"] == "failed"
+    assert job["error"].startswith("CheckpointMismatch: ") and "not made by the pipeline" in job["error"]
+    assert job["error"].startswith(f"CheckpointMismatch: 4dfy/{SLUG} holds")  # relative to runs/tiny
+    assert "CheckpointMismatch" in (runs / "tiny" / "sweep" / f"4dfy-{SLUG}.err").read_text()
+    assert json.loads((hand / "manifest.json").read_text())["config_hash"] == "0" * 16  # kept
+
+
+def test_slurm_jobs_get_the_requested_resources_and_the_requeue_signal(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sbatch", "srun"):  # stand-ins: only their presence is checked before submitting
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / tool).chmod((bin_dir / tool).stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    ex = ExecutorSpec(kind="slurm", gpus=1, partition="gpu", timeout_min=90, cpus_per_task=8, mem_gb=64,
+                      slurm_args={"account": "lab"})
+    executor = make_executor(ex, tmp_path / "submitit")
+    script = executor._executor._make_submission_file_text("python -m submitit.core._submit x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --time=90",
+                 "#SBATCH --cpus-per-task=8", "#SBATCH --mem=64GB", "#SBATCH --account=lab",
+                 "#SBATCH --signal=USR2@120"):
+        assert line in script, script
+
+
+def test_slurm_without_sbatch_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--executor", "slurm",
+                                   "--runs", str(tmp_path / "runs")])
+    assert res.exit_code == 2 and "sbatch" in res.output and "--executor local" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_params_yaml_gives_the_dvc_matrix_and_finished_runs_are_not_submitted(tmp_path):
+    from pipelines.generate import build_config
+
+    runs = tmp_path / "runs"
+    params = tmp_path / "params.yaml"
+    params.write_text(f"profile: tiny\nseed: 3\ngenerate:\n  methods: [4dfy]\n  prompts: [{SLUG}]\n")
+    cfg = build_config("tiny", "4dfy", seed=3, max_steps=1)  # what the sweep must resolve from params.yaml
+    done = runs / "tiny" / "4dfy" / SLUG
+    done.mkdir(parents=True)
+    (done / "manifest.json").write_text(json.dumps({"config_hash": cfg.config_hash(), "prompt": "A panda dancing."}))
+    res = CliRunner().invoke(app, ["sweep", "--params", str(params), "--runs", str(runs), "--max-steps", "1"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())
+    assert (summary["profile"], summary["seed"]) == ("tiny", 3)
+    assert [(j["name"], j["state"], j["note"]) for j in summary["jobs"]] == [
+        (f"4dfy-{SLUG}", "done", "already finished (not submitted)")]
+    assert not list((runs / "tiny" / "sweep" / "submitit").glob("[0-9]*"))  # no job was started
+    res = CliRunner().invoke(app, ["sweep", "--params", str(tmp_path / "missing.yaml"), "--runs", str(runs)])
+    assert res.exit_code == 2 and "missing.yaml" in res.output
+
+
+def test_dry_run_prints_the_order_and_submits_nothing(tmp_path):
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(app, ["sweep", "--methods", "wo_hybrid,hexplane,4dfy", "--prompts", SLUG,
+                                   "--runs", str(runs), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    rows = [line.split() for line in res.output.strip().splitlines()[1:]]
+    assert [r[0] for r in rows] == [f"wo_hybrid-{SLUG}", f"hexplane-{SLUG}", f"4dfy-{SLUG}"]
+    assert rows[2][1:3] == [f"wo_hybrid-{SLUG}", "2"]  # tie on shared stages: the first listed leads
+    assert not runs.exists()
+
+
+def test_a_second_sweep_on_the_same_runs_is_refused_while_one_runs(tmp_path):
+    import fcntl
+
+    sweep_dir = tmp_path / "runs" / "tiny" / "sweep"
+    sweep_dir.mkdir(parents=True)
+    with open(sweep_dir / ".lock", "a+") as held:  # what a running sweep holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RuntimeError, match="another `fourdfy sweep` is running"):
+            run_sweep(SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=tmp_path / "runs"), ExecutorSpec(),
+                      echo=lambda s: None)
+    assert not (sweep_dir / "submitit").exists()
+
+
+FAKE_SBATCH = r'''#!/usr/bin/env python3
+"""sbatch stand-in: runs the submission script at once in the background, as SLURM would on a node."""
+import os, subprocess, sys
+state = os.environ["FAKE_SLURM_STATE"]
+os.makedirs(state, exist_ok=True)
+jid = str(len([f for f in os.listdir(state) if f.endswith(".sh")]) + 1000)
+script = open(sys.argv[-1]).read()
+open(os.path.join(state, jid + ".sh"), "w").write(script)
+env = {**os.environ, "SLURM_JOB_ID": jid, "SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1", "SLURM_NODEID": "0",
+       "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_JOB_NODELIST": "node1"}
+rc = os.path.join(state, jid + ".rc")
+subprocess.Popen(["bash", "-c", f'bash "$0"; echo $? > "{rc}"', sys.argv[-1]], env=env, start_new_session=True,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(f"Submitted batch job {jid}")
+'''
+
+FAKE_SRUN = r'''#!/usr/bin/env python3
+"""srun stand-in: one task, its --output/--error files with %j/%t filled in."""
+import os, sys
+args, files = sys.argv[1:], {}
+while args and args[0].startswith("--"):
+    opt = args.pop(0)
+    if opt in ("--output", "--error"):
+        files[opt] = args.pop(0).replace("%j", os.environ["SLURM_JOB_ID"]).replace("%t", "0")
+out = os.open(files["--output"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+err = os.open(files.get("--error", files["--output"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+os.dup2(out, 1)
+os.dup2(err, 2)
+os.execvp(args[0], args)
+'''
+
+FAKE_SACCT = r'''#!/usr/bin/env python3
+"""sacct stand-in: RUNNING until the script ended, then COMPLETED or FAILED."""
+import os, sys
+state = os.environ["FAKE_SLURM_STATE"]
+print("JobID|State|NodeList")
+ids = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "-j"]
+for jid in ids:
+    rc = os.path.join(state, jid + ".rc")
+    s = "RUNNING" if not os.path.exists(rc) else ("COMPLETED" if open(rc).read().strip() == "0" else "FAILED")
+    print(f"{jid}|{s}|node1")
+'''
+
+
+def test_a_slurm_sweep_runs_through_sbatch_and_srun_and_collects_the_error(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN), ("sacct", FAKE_SACCT)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SLURM_STATE", str(tmp_path / "slurm"))
+    runs = tmp_path / "runs"
+    hand = runs / "tiny" / "4dfy" / SLUG  # a hand-made run with other settings: the job fails at once, no training
+    hand.mkdir(parents=True)
+    (hand / "manifest.json").write_text(json.dumps({"config_hash": "0" * 16, "prompt": "A panda dancing."}))
+    spec = SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=runs, max_steps=1)
+    summary = run_sweep(spec, ExecutorSpec(kind="slurm", gpus=1, partition="gpu", timeout_min=30, poll_s=0.2),
+                        echo=lambda s: None)
+    job = summary["jobs"][0]
+    assert job["state"] == "failed" and job["error"].startswith(f"CheckpointMismatch: 4dfy/{SLUG} holds")
+    script = next((tmp_path / "slurm").glob("*.sh")).read_text()  # what sbatch received
+    assert "#SBATCH --partition=gpu" in script and "#SBATCH --signal=USR2@120" in script
+    assert "#SBATCH --job-name=fourdfy-4dfy-a_panda_dancing" in script
+    log = (runs / "tiny" / "sweep" / f"4dfy-{SLUG}.out").read_text()
+    assert "Starting with JobEnvironment(job_id=1000" in log  # submitit's SLURM environment read the sbatch job id

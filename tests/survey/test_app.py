@@ -1,0 +1,161 @@
+"""The whole survey flow through `streamlit.testing.v1.AppTest`: consent, answering, reload/resume,
+completion, isolation, admin page refused without a password and with a wrong one."""
+
+import pytest
+from conftest import APP
+from streamlit.testing.v1 import AppTest
+
+from userstudy.survey import store
+from userstudy.survey.texts import CRITERIA_TEXT
+
+
+@pytest.fixture()
+def env(bundle, tmp_path, monkeypatch):
+    db = f"sqlite:///{tmp_path / 'app.sqlite'}"
+    monkeypatch.setenv("FOURDFY_SURVEY_BUNDLE", str(bundle.root))
+    monkeypatch.setenv("FOURDFY_SURVEY_DB", db)
+    monkeypatch.setenv("FOURDFY_SURVEY_COMPLETION_CODE", "CODE-123")
+    monkeypatch.delenv("FOURDFY_SURVEY_ADMIN_PASSWORD", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
+    return store.make_engine(db)
+
+
+def run(query=None):
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def _token(at):
+    t = at.query_params["t"]
+    return t[0] if isinstance(t, list) else t
+
+
+def start(query=None):
+    at = run(query)
+    assert at.button(key="start").disabled  # consent first
+    at.checkbox(key="consent").check().run()
+    at.button(key="start").click().run()
+    return at
+
+
+def position(at):
+    return int(next(b.key for b in at.button if b.key.startswith("submit_")).split("_")[1])
+
+
+def answer(at, picks):
+    pos = position(at)
+    for crit, side in picks.items():
+        at.radio(key=f"r_{pos}_{crit}").set_value(side)
+    return at.run()
+
+
+def test_consent_answer_resume_complete(env, bundle):
+    at = start({"PROLIFIC_PID": "p'); DROP TABLE raters;--"})
+    token = _token(at)
+    rater = store.get_rater(env, token)
+    assert rater is not None and rater.external_id == "p'); DROP TABLE raters;--"
+    n = len(bundle.questions)
+    assert f"Question 1 of {n}" in at.get("progress")[0].proto.text
+    assert len(at.get("video")) == 2
+    assert [r.label for r in at.radio] == [t for t, _ in CRITERIA_TEXT.values()]
+    assert all(r.value is None for r in at.radio)  # forced choice, no default
+
+    # Submit stays disabled until all five are answered.
+    pos0 = position(at)
+    picks = dict(zip(CRITERIA_TEXT, ["Left", "Right", "Left", "Left", "Right"]))
+    answer(at, dict(list(picks.items())[:4]))
+    assert at.button(key=f"submit_{pos0}").disabled
+    answer(at, {"overall": "Right"})
+    assert not at.button(key=f"submit_{pos0}").disabled
+    at.button(key=f"submit_{pos0}").click().run()
+    assert f"Question 2 of {n}" in at.get("progress")[0].proto.text
+    items, done = store.progress(env, rater)
+    first = items[0]
+    assert done == {first.question_id}
+    votes = store.export_votes(env)
+    assert list(votes["choice"]) == ["left", "right", "left", "left", "right"]
+    assert set(votes["method_left"]) == {first.method_left}
+
+    # A new session with the token (reload / reopened link) resumes at question 2.
+    again = run({"t": token})
+    assert f"Question 2 of {n}" in again.get("progress")[0].proto.text
+    assert position(again) == 1
+    for _ in range(n - 1):
+        pos = position(again)
+        answer(again, dict.fromkeys(CRITERIA_TEXT, "Left"))
+        again.button(key=f"submit_{pos}").click().run()
+    assert "Thank you!" in [t.value for t in again.title]
+    assert "CODE-123" in [c.value for c in again.code]
+    assert len(store.export_votes(env)) == 5 * n
+    assert store.get_rater(env, token).completed
+    # Reopening a completed link shows the completion page again, nothing is added.
+    done_again = run({"t": token})
+    assert "CODE-123" in [c.value for c in done_again.code]
+    assert len(store.export_votes(env)) == 5 * n
+
+
+def test_two_raters_are_isolated(env, bundle):
+    a, b = start(), start()
+    ta, tb = _token(a), _token(b)
+    assert ta != tb and len(ta) >= 32
+    pos = position(a)
+    answer(a, dict.fromkeys(CRITERIA_TEXT, "Right"))
+    a.button(key=f"submit_{pos}").click().run()
+    rb = store.get_rater(env, tb)
+    assert store.progress(env, rb)[1] == set()  # b still at its first question
+    assert f"Question 1 of {len(bundle.questions)}" in b.run().get("progress")[0].proto.text
+
+
+def test_crowd_id_continues_the_same_rater(env):
+    first = start({"PROLIFIC_PID": "abc ü"})
+    pos = position(first)
+    answer(first, dict.fromkeys(CRITERIA_TEXT, "Left"))
+    first.button(key=f"submit_{pos}").click().run()
+    again = start({"PROLIFIC_PID": "abc ü"})  # the platform's link opened a second time
+    other = start({"PROLIFIC_PID": "xyz"})
+    t1, t2, t3 = (_token(a) for a in (first, again, other))
+    assert t1 == t2 and t3 != t1
+    assert "Question 2 of" in again.get("progress")[0].proto.text
+
+
+def test_bad_token(env):
+    at = run({"t": "' OR '1'='1"})
+    assert "not valid" in at.error[0].value
+    assert not at.get("video")
+
+
+def test_admin_off_without_password(env):
+    at = run({"view": "admin"})
+    assert "admin page is off" in at.error[0].value
+    assert not at.text_input and not at.get("download_button")
+
+
+def test_admin_wrong_and_right_password(env, monkeypatch):
+    monkeypatch.setenv("FOURDFY_SURVEY_ADMIN_PASSWORD", "s3cret-ü")
+    rater = start()
+    pos = position(rater)
+    answer(rater, dict.fromkeys(CRITERIA_TEXT, "Left"))
+    rater.button(key=f"submit_{pos}").click().run()
+
+    at = run({"view": "admin"})
+    at.text_input(key="admin_password").input("wrong").run()
+    at.button(key="admin_login").click().run()
+    assert "Wrong password." in [e.value for e in at.error]
+    assert not at.dataframe and not at.metric
+    at.text_input(key="admin_password").input("s3cret-ü").run()
+    at.button(key="admin_login").click().run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Raters started"] == "1" and metrics["Raters completed"] == "0" and metrics["Judgments"] == "5"
+    votes = store.export_votes(env)
+    table = at.dataframe[0].value
+    checks = at.dataframe[1].value
+    if votes["is_attention_check"].iloc[0] == "true":  # the first question this rater drew was the check
+        assert table.empty
+        failed = (votes["choice"] != votes["expected_choice"]).sum()
+        assert len(checks) == (1 if failed else 0)
+    else:
+        primary_left = votes["method_left"].iloc[0] == "4dfy"
+        assert list(table["n"]) == [1] * 5 and list(table["for_primary"]) == [int(primary_left)] * 5
+    assert at.get("download_button")

@@ -1,0 +1,34 @@
+"""The layer contract (pyproject.toml [tool.importlinter]) holds: no package imports a layer above it."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _lint_imports() -> str:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert exe, "import-linter is a dev dependency: pip install -e '.[dev]'"
+    return exe
+
+
+def test_layers_point_one_way():
+    res = subprocess.run([_lint_imports(), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "1 kept, 0 broken" in res.stdout
+
+
+def test_the_contract_catches_a_backwards_import(tmp_path):
+    # a copy of the tree with one upward import must break the contract (the check is not vacuous)
+    for name in ("method", "baselines", "prompts", "evaluation", "userstudy", "pipelines"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.txt", "*.mp4"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    bad = tmp_path / "method" / "_backwards.py"
+    bad.write_text("import pipelines.cli  # noqa\n")
+    res = subprocess.run([_lint_imports(), "--no-cache"], cwd=tmp_path, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(tmp_path), "PATH": ""})
+    assert res.returncode != 0
+    assert "method._backwards" in res.stdout and "pipelines.cli" in res.stdout

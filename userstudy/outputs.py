@@ -1,0 +1,189 @@
+"""Writing outputs without half-written files or silent leftovers.
+
+- `atomic_write(path, fill)`: `fill` writes a temporary sibling, which then replaces `path` in one
+  rename, so a reader never sees a partial file and a failure leaves the old file as it was.
+- `replace_folder(out_dir, build)`: `build` fills a fresh temporary sibling folder, which then takes
+  the place of `out_dir`, so files of an earlier run that this run does not write (a `table3.md` of a
+  design that no longer has Table 3) do not linger. An existing folder is replaced only when it is
+  empty or holds exactly the files listed by the `report.md` of an earlier `fourdfy analyze` run;
+  anything else in it is refused, never deleted.
+- Every failure to write (read-only folder, a file where a folder should be, ...) is an
+  `OutputError` whose message is one line naming the path and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Callable
+
+REPORT = "report.md"
+"""The report of `fourdfy analyze`; its `## Files` section lists every file the run wrote."""
+_FILES_HEADING = "## Files"
+_FILE_LINE = re.compile(r"- `([^`]+)`")
+
+
+class OutputError(ValueError):
+    """An output cannot be written: not writable, or a file or folder is in the way."""
+
+
+def _oserror(path: Path, err: OSError) -> OutputError:
+    reason = err.strerror or type(err).__name__
+    return OutputError(f"cannot write {path}: {reason}; choose another output path or make it writable")
+
+
+def _first_existing(path: Path) -> Path:
+    for p in (path, *path.parents):
+        if p.exists():
+            return p
+    return Path(os.curdir)
+
+
+def check_folder_target(folder: Path | str) -> Path:
+    """Check (creating nothing) that `folder` is a folder or can be made: no file in the way, and
+    the nearest existing folder is writable when something must be made in it."""
+    folder = Path(folder)
+    base = _first_existing(folder)
+    if not base.is_dir():
+        raise OutputError(f"{base} is a file, not a folder; move it or choose another output path")
+    if base != folder and not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {folder}: {base} is not writable; choose another output path")
+    return folder
+
+
+def ensure_folder(folder: Path | str) -> Path:
+    """Create `folder` (and its parents) or raise OutputError saying which path is in the way."""
+    folder = check_folder_target(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _oserror(folder, err) from None
+    return folder
+
+
+def check_file_target(path: Path | str) -> Path:
+    """Check (creating nothing) that `path` can become a file: not a folder, its folder can be made."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file path")
+    check_folder_target(path.parent)
+    return path
+
+
+def _temp_sibling(path: Path, kind: str) -> Path:
+    return path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.{kind}"
+
+
+def atomic_write(path: Path | str, fill: Callable[[Path], None]) -> Path:
+    """Write `path` through a temporary sibling that `fill(tmp)` writes; rename it into place."""
+    path = check_file_target(path)
+    ensure_folder(path.parent)
+    tmp = _temp_sibling(path, "tmp")
+    try:
+        fill(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _oserror(path, err) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    """Atomic UTF-8 text write."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def listed_files(report: Path) -> list[str] | None:
+    """Files listed in the `## Files` section of an analysis report (None: not such a report)."""
+    try:
+        lines = report.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if _FILES_HEADING not in lines:
+        return None
+    names = []
+    for line in lines[lines.index(_FILES_HEADING) + 1:]:
+        m = _FILE_LINE.fullmatch(line.strip())
+        if m:
+            names.append(m.group(1))
+        elif line.startswith("#"):
+            break
+    return names
+
+
+def files_section(names: list[str]) -> list[str]:
+    """The `## Files` section of a report (one line per file, in the order given)."""
+    return [_FILES_HEADING, ""] + [f"- `{n}`" for n in names]
+
+
+def check_replaceable(out_dir: Path | str) -> None:
+    """Raise OutputError unless `out_dir` is absent (and could be made), empty, or an earlier
+    analysis output folder. Checks only: nothing is created."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        check_folder_target(out_dir)
+        return
+    if not out_dir.is_dir():
+        raise OutputError(f"{out_dir} is a file, not a folder; give a folder for the outputs")
+    try:
+        entries = sorted(p.name for p in out_dir.iterdir())
+    except OSError as err:
+        raise _oserror(out_dir, err) from None
+    if not entries:
+        return
+    listed = listed_files(out_dir / REPORT)
+    if listed is None:
+        raise OutputError(f"{out_dir} is not empty and holds no report of an earlier `fourdfy analyze` "
+                          f"({_some(entries)}); choose a new or empty folder (it would be replaced)")
+    ours = {n.split("/")[0] for n in listed}
+    foreign = [e for e in entries if e not in ours]
+    if foreign:
+        raise OutputError(f"{out_dir} holds files an earlier `fourdfy analyze` did not write "
+                          f"({_some(foreign)}); move them or choose another folder (it would be replaced)")
+
+
+def _some(names: list[str], k: int = 4) -> str:
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def replace_folder(out_dir: Path | str, build: Callable[[Path], list[str]]) -> list[str]:
+    """Fill a fresh folder with `build(tmp)` (returns the names it wrote) and put it in place of
+    `out_dir` (see the module docstring for which existing folders may be replaced)."""
+    shown = Path(out_dir)
+    out_dir = Path(os.path.realpath(shown))  # a symlinked folder is replaced where it really lives
+    check_replaceable(out_dir)
+    ensure_folder(out_dir.parent)
+    tmp = _temp_sibling(out_dir, "tmp")
+    try:
+        tmp.mkdir()
+    except OSError as err:
+        raise _oserror(shown, err) from None
+    old = None
+    try:
+        names = build(tmp)
+        if out_dir.exists():
+            old = _temp_sibling(out_dir, "old")
+            out_dir.rename(old)
+            try:
+                tmp.rename(out_dir)
+            except OSError:
+                old.rename(out_dir)  # put the earlier outputs back
+                old = None
+                raise
+        else:
+            tmp.rename(out_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _oserror(shown, err) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return names

@@ -1,0 +1,296 @@
+"""Survey bundles: the questions of a study design and its videos under opaque names.
+
+A bundle is a folder::
+
+    bundle.json        server-side only: design, questions, which opaque video shows which method
+    media/<hash>.mp4   the videos, remuxed without metadata, named by the SHA-256 of their bytes
+
+Artifacts follow the evaluation contract: one folder per (method, prompt),
+`<root>/<method>/<prompt_slug>/` holding `video.mp4` and `manifest.json` (keys method, prompt, slug,
+width, height, n_frames, ...). Questions: the primary method against each comparison on the prompts of
+that comparison's section (`prompt_set` names `<prompts_dir>/<prompt_set>.txt`; a section without
+one uses every prompt for which both methods have artifacts), plus one attention check per decoy
+artifact (the design's `attention_check.correct_method` against the decoy, on the same prompt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prompts import PROMPT_DIR, load_prompts
+from userstudy.design import Design, design_from_dict
+
+BUNDLE_FILE = "bundle.json"
+MEDIA_DIR = "media"
+BUNDLE_FORMAT = 1
+
+
+class BundleError(ValueError):
+    """A bundle cannot be built (every missing or mismatched video listed) or read."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One head-to-head question: a prompt and two videos (the server knows which method is which)."""
+
+    question_id: str
+    """Stable id, the same for every rater (`<comparison>__<slug>`, `check__<decoy>__<slug>`)."""
+    prompt_id: str
+    """Slug of the prompt."""
+    prompt: str
+    """Prompt text shown to the rater."""
+    method_a: str
+    """Method of video A (the primary, or the correct method of an attention check)."""
+    method_b: str
+    """Method of video B (the comparison, or the decoy)."""
+    video_a: str
+    """Opaque file name of video A under `media/`."""
+    video_b: str
+    """Opaque file name of video B under `media/`."""
+    is_attention_check: bool = False
+    """True for an attention check (the right answer is the side showing `method_a`)."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle."""
+
+    root: Path
+    """The bundle folder."""
+    bundle_id: str
+    """Hash of the questions and videos (a database serves one bundle)."""
+    design: Design
+    """The study design (primary, comparisons, attention check)."""
+    questions: tuple[Question, ...]
+    """Questions in design order (raters see their own shuffled order)."""
+
+    def video_path(self, name: str) -> Path:
+        return self.root / MEDIA_DIR / name
+
+    @property
+    def by_id(self) -> dict[str, Question]:
+        return {q.question_id: q for q in self.questions}
+
+
+def _design_data(design: Design) -> dict:
+    """The parts of a design the votes validator needs, in the short design form."""
+    check = design.check
+    return {"name": design.name or "survey", "primary": design.primary, "comparisons": list(design.comparisons),
+            "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)}}
+
+
+def _index_artifacts(roots: list[Path], problems: list[str]) -> dict[tuple[str, str], Path]:
+    """(method, slug) -> artifact folder over all roots; the same pair in two roots is a problem."""
+    found: dict[tuple[str, str], Path] = {}
+    for root in roots:
+        if not root.is_dir():
+            problems.append(f"artifacts folder not found: {root}")
+            continue
+        # hidden folders are temporaries of an interrupted artifact write: never part of a study
+        for method_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for slug_dir in sorted(p for p in method_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                key = (method_dir.name, slug_dir.name)
+                if key in found:
+                    problems.append(f"{key[0]}/{key[1]}: found in two artifact folders ({found[key]} and {slug_dir})")
+                    continue
+                found[key] = slug_dir
+    return found
+
+
+def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None) -> list[str]:
+    """Problems of one artifact folder (empty list = usable)."""
+    import av
+
+    where = f"{method}/{slug}"
+    out = []
+    video, manifest_path = folder / "video.mp4", folder / "manifest.json"
+    if not video.is_file():
+        out.append(f"{where}: video.mp4 missing in {folder}")
+    manifest = None
+    if not manifest_path.is_file():
+        out.append(f"{where}: manifest.json missing in {folder}")
+    else:
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as err:
+            out.append(f"{where}: manifest.json cannot be read ({err})")
+            manifest = None
+    if manifest is not None:
+        for key, want in (("method", method), ("slug", slug)):
+            if manifest.get(key) != want:
+                out.append(f"{where}: manifest {key} is {manifest.get(key)!r}, the folder says {want!r}")
+        if prompt is not None and manifest.get("prompt") != prompt:
+            out.append(f"{where}: manifest prompt {manifest.get('prompt')!r} differs from the prompt file's {prompt!r}")
+    if video.is_file():
+        try:
+            with av.open(str(video)) as container:
+                if not container.streams.video:
+                    raise ValueError("no video stream")
+                stream = container.streams.video[0]
+                width, height = stream.codec_context.width, stream.codec_context.height
+                codec = (stream.codec_context.name, getattr(stream.codec_context.format, "name", None))
+                if codec != ("h264", "yuv420p"):  # what every browser plays
+                    out.append(f"{where}: video.mp4 is {codec[0]}/{codec[1]}, the contract is h264/yuv420p")
+                n_packets = sum(1 for p in container.demux(stream) if p.size)
+            if n_packets == 0:
+                out.append(f"{where}: video.mp4 has no frames")
+            if manifest is not None:
+                for key, got in (("width", width), ("height", height), ("n_frames", n_packets)):
+                    if key in manifest and manifest[key] != got:
+                        out.append(f"{where}: manifest {key} {manifest[key]!r} but video.mp4 has {got}")
+        except (av.error.FFmpegError, ValueError, OSError) as err:
+            out.append(f"{where}: video.mp4 cannot be read ({err})")
+    return out
+
+
+def _remux(src: Path, dst: Path) -> None:
+    """Copy the video stream into a fresh mp4 without container or stream metadata (titles, comments,
+    handler names could name the method) and with the index first so playback starts at once."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4",
+                                           options={"movflags": "+faststart"}) as out:
+        in_stream = inp.streams.video[0]
+        out_stream = out.add_stream_from_template(in_stream)
+        out_stream.metadata.clear()
+        out.metadata.clear()
+        for packet in inp.demux(in_stream):
+            if packet.dts is None:  # flush packet
+                continue
+            packet.stream = out_stream
+            out.mux(packet)
+
+
+def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT_DIR, allow_missing: bool = False
+                   ) -> tuple[list[dict], dict[tuple[str, str], Path], list[str]]:
+    """Questions (method pairs and prompts), the artifact folder of every video they need, and what is missing.
+
+    Raises `BundleError` listing every missing or mismatched video. With `allow_missing` (the pipeline's
+    demo runs, which train few prompts) questions without both videos are left out and listed instead;
+    a mismatched video is still an error.
+    """
+    problems: list[str] = []
+    missing: list[str] = []
+    index = _index_artifacts(roots, problems)
+    planned: list[dict] = []
+    needed: dict[tuple[str, str], str | None] = {}  # (method, slug) -> expected prompt text
+    for table in design.tables:
+        for section in table.sections:
+            prompts: dict[str, str] | None = None
+            if section.prompt_set:
+                try:
+                    prompts = load_prompts(prompts_dir / f"{section.prompt_set}.txt")
+                except ValueError as err:
+                    problems.append(f"prompt set {section.prompt_set!r}: {err}")
+                    continue
+            for method in section.rows:
+                if method == design.primary:
+                    continue
+                if prompts is not None:
+                    pairs = list(prompts.items())
+                else:  # no prompt set: every prompt both methods have
+                    slugs = sorted({s for (m, s) in index if m == method} & {s for (m, s) in index if m == design.primary})
+                    if not slugs:
+                        (missing if allow_missing else problems).append(
+                            f"{method}: no prompt has videos of both {design.primary} and {method}")
+                    pairs = [(s, None) for s in slugs]
+                for slug, text in pairs:
+                    planned.append({"question_id": f"{method}__{slug}", "prompt_id": slug, "prompt": text,
+                                    "method_a": design.primary, "method_b": method, "is_attention_check": False})
+                    for m in (design.primary, method):
+                        if needed.get((m, slug)) is None:
+                            needed[(m, slug)] = text
+    check = design.check
+    for decoy in check.decoys:
+        slugs = sorted(s for (m, s) in index if m == decoy)
+        if not slugs:
+            (missing if allow_missing else problems).append(
+                f"attention check: no videos of the decoy {decoy!r} in any artifacts folder")
+        for slug in slugs:
+            planned.append({"question_id": f"check__{decoy}__{slug}", "prompt_id": slug, "prompt": None,
+                            "method_a": check.correct_method, "method_b": decoy, "is_attention_check": True})
+            for m in (check.correct_method, decoy):
+                needed.setdefault((m, slug), None)
+    for (method, slug), text in sorted(needed.items()):
+        folder = index.get((method, slug))
+        if folder is None:
+            (missing if allow_missing else problems).append(
+                f"{method}/{slug}: missing (looked in {', '.join(str(r) for r in roots)})")
+            continue
+        problems.extend(_check_artifact(folder, method, slug, text))
+    if allow_missing:
+        planned = [q for q in planned if (q["method_a"], q["prompt_id"]) in index and (q["method_b"], q["prompt_id"]) in index]
+        needed = {k: v for k, v in needed.items() if k in index}
+        if not planned and not problems:
+            problems.append("no question has videos of both its methods")
+    if problems:
+        raise BundleError(f"{len(problems)} problem(s) with the survey videos, no bundle written:\n"
+                          + "\n".join(f"- {p}" for p in problems))
+    # Prompt text of sections without a prompt set (and of checks) comes from the primary's manifest.
+    for q in planned:
+        if q["prompt"] is None:
+            manifest = json.loads((index[(q["method_a"], q["prompt_id"])] / "manifest.json").read_text("utf-8"))
+            q["prompt"] = str(manifest.get("prompt") or q["prompt_id"])
+    return planned, {key: index[key] for key in needed}, missing
+
+
+def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | str,
+                 prompts_dir: Path | str = PROMPT_DIR, allow_missing: bool = False) -> Bundle:
+    """Build a bundle folder at `out` (must not exist); written atomically (a temporary folder renamed)."""
+    roots = [Path(r) for r in artifact_roots]
+    out = Path(out)
+    if out.exists():
+        raise BundleError(f"{out} already exists (a bundle may be in use: choose a new folder)")
+    planned, folders, missing = plan_questions(design, roots, Path(prompts_dir), allow_missing)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        media = tmp / MEDIA_DIR
+        media.mkdir()
+        names: dict[tuple[str, str], str] = {}
+        for key, folder in sorted(folders.items()):
+            part = media / "part.mp4"
+            _remux(folder / "video.mp4", part)
+            name = hashlib.sha256(part.read_bytes()).hexdigest()[:32] + ".mp4"
+            os.replace(part, media / name)  # identical videos share one file
+            names[key] = name
+        questions = [Question(video_a=names[(q["method_a"], q["prompt_id"])],
+                              video_b=names[(q["method_b"], q["prompt_id"])], **q) for q in planned]
+        body = {"questions": [asdict(q) for q in questions], "design": _design_data(design)}
+        bundle_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        data = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, **body, "missing": missing}
+        (tmp / BUNDLE_FILE).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_bundle(out)
+
+
+def load_bundle(path: Path | str) -> Bundle:
+    """Read a bundle folder written by `build_bundle`."""
+    root = Path(path)
+    file = root / BUNDLE_FILE
+    if not file.is_file():
+        raise BundleError(f"{root} is not a survey bundle (no {BUNDLE_FILE}; build one with `fourdfy survey build`)")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        if data.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{file}: bundle format {data.get('format')!r}, this version reads {BUNDLE_FORMAT}")
+        questions = tuple(Question(**q) for q in data["questions"])
+        design = design_from_dict(data["design"], source=str(file))
+        bundle_id = str(data["bundle_id"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise BundleError(f"{file}: cannot read the bundle ({err})") from err
+    missing = sorted({v for q in questions for v in (q.video_a, q.video_b) if not (root / MEDIA_DIR / v).is_file()})
+    if missing:
+        raise BundleError(f"{root}: {len(missing)} video(s) missing under {MEDIA_DIR}/: {', '.join(missing)}")
+    return Bundle(root=root, bundle_id=bundle_id, design=design, questions=questions)

@@ -1,0 +1,409 @@
+"""Storage of the survey with SQLAlchemy 2 Core: SQLite by default (WAL, busy timeout), PostgreSQL
+by URL. Every function takes an Engine, so the app, the tests and the load benchmark share one code
+path. Statements are built with SQLAlchemy expressions only (no SQL from strings).
+
+Tables: `schema_version` (one row), `study` (the bundle this database serves), `raters` (token,
+seed, times), `assignments` (each rater's question order and left/right), `answers` (one row per
+rater, question and criterion, unique).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from userstudy.survey.bundle import Question
+
+CRITERIA = ("appearance", "structure", "motion", "text", "overall")
+SIDES = ("left", "right")
+SCHEMA_VERSION = 1
+DB_ENV = "FOURDFY_SURVEY_DB"
+BUSY_TIMEOUT_MS = 30_000
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+study = sa.Table(
+    "study", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("bundle_id", sa.String(64), nullable=False),
+)
+
+raters = sa.Table(
+    "raters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("external_id", sa.Text, nullable=False, default=""),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+assignments = sa.Table(
+    "assignments", metadata,
+    sa.Column("rater_id", sa.Integer, sa.ForeignKey("raters.id"), primary_key=True, autoincrement=False),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("question_id", sa.Text, nullable=False),
+    sa.Column("method_left", sa.Text, nullable=False),
+    sa.Column("method_right", sa.Text, nullable=False),
+    sa.UniqueConstraint("rater_id", "question_id", name="uq_assignment"),
+)
+
+answers = sa.Table(
+    "answers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("rater_id", sa.Integer, sa.ForeignKey("raters.id"), nullable=False),
+    sa.Column("question_id", sa.Text, nullable=False),
+    sa.Column("criterion", sa.String(16), nullable=False),
+    sa.Column("choice", sa.String(8), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("prompt_id", sa.Text, nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("method_left", sa.Text, nullable=False),
+    sa.Column("method_right", sa.Text, nullable=False),
+    sa.Column("is_attention_check", sa.Boolean, nullable=False),
+    sa.Column("expected_choice", sa.String(8), nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("rater_id", "question_id", "criterion", name="uq_answer"),
+)
+
+
+class StoreError(ValueError):
+    """Bad input to the store (unknown token, a question not assigned to this rater, bad choices) or a
+    database that belongs to another bundle or schema version."""
+
+
+@dataclass(frozen=True)
+class Rater:
+    """A rater as the store knows them."""
+
+    id: int
+    """Internal id (exported as `rater-<id>`; never shown in a URL)."""
+    token: str
+    """Unguessable secret in the rater's link."""
+    seed: int
+    """Seed of this rater's question order and left/right sides."""
+    external_id: str
+    """Crowd-platform participant id (may be empty)."""
+    completed: bool
+    """All questions answered."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One question as one rater sees it."""
+
+    position: int
+    """0-based place in this rater's order."""
+    question_id: str
+    """The question."""
+    method_left: str
+    """Method of the left video for this rater."""
+    method_right: str
+    """Method of the right video for this rater."""
+
+
+def default_url(bundle_root: Path | str | None = None) -> str:
+    """`$FOURDFY_SURVEY_DB`, else a SQLite file `survey.sqlite` in the bundle folder."""
+    url = os.environ.get(DB_ENV, "").strip()
+    if url:
+        return url
+    if bundle_root is None:
+        raise StoreError(f"no database given: pass --db URL or set {DB_ENV}")
+    return f"sqlite:///{Path(bundle_root) / 'survey.sqlite'}"
+
+
+def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sa.Engine:
+    """Engine for a SQLite or PostgreSQL URL (`postgresql://` is given the psycopg 3 driver)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as err:
+        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///survey.sqlite or "
+                         "postgresql+psycopg://user@host/db)") from err
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout_ms / 1000})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # transactions are begun below, as IMMEDIATE when writing
+            # (the busy timeout is sqlite3's `timeout` connect argument)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # A deferred transaction that reads and then writes can fail at once with SQLITE_BUSY when
+            # another writer got in between; IMMEDIATE takes the write lock up front and waits for it.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+        return engine
+    if backend == "postgresql":
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=40)  # < max_connections 100
+    raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://...")
+
+
+@contextmanager
+def _write(engine: sa.Engine):
+    """A write transaction (committed on exit, rolled back on error)."""
+    with engine.connect() as conn:
+        conn.execution_options(write=True)
+        with conn.begin():
+            yield conn
+
+
+def init_db(engine: sa.Engine, bundle_id: str) -> None:
+    """Create the tables if needed and bind the database to a bundle; refuse a database of another
+    bundle or schema version."""
+    metadata.create_all(engine)
+    with _write(engine) as conn:
+        version = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+        if not version:
+            conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
+        elif version != [SCHEMA_VERSION]:
+            raise StoreError(f"database schema version {version} but this code uses {SCHEMA_VERSION}")
+        bound = conn.execute(sa.select(study.c.bundle_id)).scalar_one_or_none()
+        if bound is None:
+            conn.execute(sa.insert(study).values(id=1, bundle_id=bundle_id))
+        elif bound != bundle_id:
+            raise StoreError(f"this database holds answers of bundle {bound}, not {bundle_id}: "
+                             "give each bundle its own database")
+
+
+def open_existing(url: str) -> sa.Engine:
+    """Engine of a survey database that must already exist (for export): a missing SQLite file or a
+    database without the survey tables is an error, not silently created."""
+    parsed_sqlite = url.startswith("sqlite")
+    if parsed_sqlite:
+        path = sa.engine.make_url(url).database
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise StoreError(f"no survey database at {url} (the file does not exist)")
+    engine = make_engine(url)
+    if not sa.inspect(engine).has_table(schema_version.name):
+        raise StoreError(f"{url} is not a survey database (no {schema_version.name} table)")
+    with engine.connect() as conn:
+        version = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+    if version != [SCHEMA_VERSION]:
+        raise StoreError(f"database schema version {version} but this code reads {SCHEMA_VERSION}")
+    return engine
+
+
+def draw_layout(question_ids: Sequence[str], seed: int) -> list[tuple[str, bool]]:
+    """A rater's order and sides: (question id, swapped) per position. Half the questions (rounded
+    down) show the first method on the right, so every rater sees each side equally often."""
+    rng = random.Random(seed)
+    order = list(question_ids)
+    rng.shuffle(order)
+    swaps = [i < len(order) // 2 for i in range(len(order))]
+    rng.shuffle(swaps)
+    return list(zip(order, swaps))
+
+
+def create_rater(engine: sa.Engine, questions: Sequence[Question], now: datetime, *, seed: int | None = None,
+                 external_id: str = "") -> Rater:
+    """A new rater with an unguessable token and their own seeded order and sides (one transaction).
+    `seed=None` draws one from `secrets`."""
+    if not questions:
+        raise StoreError("the bundle has no questions")
+    token = secrets.token_urlsafe(24)
+    seed = secrets.randbits(62) if seed is None else int(seed)
+    layout = draw_layout([q.question_id for q in questions], seed)
+    by_id = {q.question_id: q for q in questions}
+    with _write(engine) as conn:
+        rater_id = conn.execute(sa.insert(raters).values(token=token, seed=seed, external_id=str(external_id),
+                                                         started_at=now).returning(raters.c.id)).scalar_one()
+        rows = []
+        for position, (qid, swapped) in enumerate(layout):
+            q = by_id[qid]
+            left, right = (q.method_b, q.method_a) if swapped else (q.method_a, q.method_b)
+            rows.append({"rater_id": rater_id, "position": position, "question_id": qid,
+                         "method_left": left, "method_right": right})
+        conn.execute(sa.insert(assignments), rows)
+    return Rater(id=rater_id, token=token, seed=seed, external_id=str(external_id), completed=False)
+
+
+def get_rater(engine: sa.Engine, token: str) -> Rater | None:
+    """The rater holding this token, or None."""
+    if not isinstance(token, str) or not token or len(token) > 64:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(raters).where(raters.c.token == token)).mappings().one_or_none()
+    if row is None:
+        return None
+    return Rater(id=row["id"], token=row["token"], seed=row["seed"], external_id=row["external_id"],
+                 completed=row["completed_at"] is not None)
+
+
+def rater_for_external_id(engine: sa.Engine, external_id: str) -> Rater | None:
+    """The first rater started with this crowd-platform id ('' never matches): a participant who opens
+    the platform's link again continues instead of starting a second, duplicate panel member."""
+    if not external_id:
+        return None
+    with engine.connect() as conn:
+        token = conn.execute(sa.select(raters.c.token).where(raters.c.external_id == external_id)
+                             .order_by(raters.c.id).limit(1)).scalar_one_or_none()
+    return get_rater(engine, token) if token is not None else None
+
+
+def progress(engine: sa.Engine, rater: Rater) -> tuple[list[Assignment], set[str]]:
+    """This rater's assignments in order and the question ids they have answered."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(assignments).where(assignments.c.rater_id == rater.id)
+                            .order_by(assignments.c.position)).mappings().all()
+        done = conn.execute(sa.select(answers.c.question_id).where(answers.c.rater_id == rater.id)
+                            .distinct()).scalars().all()
+    return ([Assignment(r["position"], r["question_id"], r["method_left"], r["method_right"]) for r in rows],
+            set(done))
+
+
+def next_assignment(engine: sa.Engine, rater: Rater) -> tuple[Assignment | None, int, int]:
+    """(first unanswered assignment or None, number answered, number of questions)."""
+    items, done = progress(engine, rater)
+    todo = [a for a in items if a.question_id not in done]
+    return (todo[0] if todo else None), len(items) - len(todo), len(items)
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING for SQLite and PostgreSQL; returns the number of rows inserted."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    # RETURNING yields only the rows really inserted (rowcount is not reliable across drivers here)
+    stmt = insert(table).values(rows).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
+    return len(conn.execute(stmt).all())
+
+
+def submit_answer(engine: sa.Engine, rater: Rater, question: Question, choices: Mapping[str, str],
+                  seconds: float, now: datetime) -> bool:
+    """Store one question's five choices in one transaction. Returns False when this rater had already
+    answered it (a double click, a resent message, a reload): the first answer stays, nothing changes."""
+    if set(choices) != set(CRITERIA):
+        raise StoreError(f"answer all five criteria ({', '.join(CRITERIA)}); got {', '.join(sorted(choices))}")
+    bad = {c: v for c, v in choices.items() if v not in SIDES}
+    if bad:
+        raise StoreError(f"choices must be left or right; got {bad}")
+    with _write(engine) as conn:
+        # The question must be assigned to the rater who holds the token: no rater reaches another's rows.
+        a = conn.execute(sa.select(assignments).where(assignments.c.rater_id == rater.id,
+                                                      assignments.c.question_id == question.question_id)
+                         ).mappings().one_or_none()
+        if a is None:
+            raise StoreError(f"question {question.question_id!r} is not assigned to this rater")
+        expected = ""
+        if question.is_attention_check:
+            expected = "left" if a["method_left"] == question.method_a else "right"
+        rows = [{"rater_id": rater.id, "question_id": question.question_id, "criterion": c, "choice": choices[c],
+                 "position": a["position"], "prompt_id": question.prompt_id, "prompt": question.prompt,
+                 "method_left": a["method_left"], "method_right": a["method_right"],
+                 "is_attention_check": question.is_attention_check, "expected_choice": expected,
+                 "seconds": float(seconds), "answered_at": now} for c in CRITERIA]
+        inserted = _insert_ignore(conn, answers, rows, ["rater_id", "question_id", "criterion"])
+        n_done = conn.execute(sa.select(sa.func.count(sa.distinct(answers.c.question_id)))
+                              .where(answers.c.rater_id == rater.id)).scalar_one()
+        n_all = conn.execute(sa.select(sa.func.count()).select_from(assignments)
+                             .where(assignments.c.rater_id == rater.id)).scalar_one()
+        if n_done == n_all:
+            conn.execute(sa.update(raters).where(raters.c.id == rater.id, raters.c.completed_at.is_(None))
+                         .values(completed_at=now))
+    return inserted > 0
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # SQLite returns naive datetimes; everything is stored in UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+VOTES_COLUMNS = ("rater_id", "question_id", "prompt_id", "method_left", "method_right", "criterion", "choice",
+                 "is_attention_check", "answered_at", "expected_choice", "source", "position", "seconds",
+                 "external_id", "prompt")
+
+
+def export_votes(engine: sa.Engine):
+    """Every stored answer as a votes table (the format `fourdfy analyze` reads, strings only),
+    ordered by rater, position and criterion. Raters appear as `rater-<id>`, never by token."""
+    import pandas as pd
+
+    order = {c: i for i, c in enumerate(CRITERIA)}
+    stmt = (sa.select(answers, raters.c.external_id).join(raters, raters.c.id == answers.c.rater_id)
+            .order_by(answers.c.rater_id, answers.c.position))
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    records = [{
+        "rater_id": f"rater-{r['rater_id']:05d}", "question_id": r["question_id"], "prompt_id": r["prompt_id"],
+        "method_left": r["method_left"], "method_right": r["method_right"], "criterion": r["criterion"],
+        "choice": r["choice"], "is_attention_check": "true" if r["is_attention_check"] else "false",
+        "answered_at": _iso(r["answered_at"]), "expected_choice": r["expected_choice"], "source": "survey",
+        "position": str(r["position"]), "seconds": f"{r['seconds']:.3f}", "external_id": r["external_id"],
+        "prompt": r["prompt"], "_k": (r["rater_id"], r["position"], order[r["criterion"]])} for r in rows]
+    records.sort(key=lambda rec: rec["_k"])
+    return pd.DataFrame([{k: v for k, v in rec.items() if k != "_k"} for rec in records], columns=list(VOTES_COLUMNS))
+
+
+def write_votes_csv(engine: sa.Engine, out: Path | str) -> int:
+    """Write the export atomically (temporary file renamed); returns the number of judgments."""
+    out = Path(out)
+    frame = export_votes(engine)
+    if frame.empty:
+        raise StoreError("the database holds no answers yet: nothing to export")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return len(frame)
+
+
+def tally(engine: sa.Engine, design) -> dict:
+    """What the admin page shows: raters started/completed, per comparison and criterion the share of
+    answers for the primary, attention-check failures, median seconds per question."""
+    import pandas as pd
+
+    with engine.connect() as conn:
+        started = conn.execute(sa.select(sa.func.count()).select_from(raters)).scalar_one()
+        completed = conn.execute(sa.select(sa.func.count()).select_from(raters)
+                                 .where(raters.c.completed_at.is_not(None))).scalar_one()
+    votes = export_votes(engine)
+    out = {"raters_started": started, "raters_completed": completed, "judgments": len(votes),
+           "table": pd.DataFrame(columns=["comparison", "criterion", "n", "for_primary", "pct_primary"]),
+           "check_failures": pd.DataFrame(columns=["rater_id", "failed", "checks"]), "median_seconds": float("nan")}
+    if votes.empty:
+        return out
+    primary = design.primary
+    main = votes[votes["is_attention_check"] == "false"]
+    if len(main):
+        comparison = main["method_left"].where(main["method_left"] != primary, main["method_right"])
+        primary_side = (main["method_left"] == primary).map({True: "left", False: "right"})
+        frame = pd.DataFrame({"comparison": comparison, "criterion": main["criterion"],
+                              "for_primary": (main["choice"] == primary_side).astype(int)})
+        table = frame.groupby(["comparison", "criterion"], sort=False).agg(
+            n=("for_primary", "size"), for_primary=("for_primary", "sum")).reset_index()
+        table["pct_primary"] = 100.0 * table["for_primary"] / table["n"]
+        out["table"] = table
+    checks = votes[votes["is_attention_check"] == "true"]
+    if len(checks):
+        failed = (checks["choice"] != checks["expected_choice"]).groupby(checks["rater_id"]).agg(["sum", "size"])
+        failed = failed.reset_index().rename(columns={"sum": "failed", "size": "checks"})
+        out["check_failures"] = failed[failed["failed"] > 0].reset_index(drop=True)
+    per_question = votes.drop_duplicates(["rater_id", "question_id"])["seconds"].astype(float)
+    out["median_seconds"] = float(per_question.median())
+    return out
