@@ -124,7 +124,9 @@ def build_priors(cfg, models: dict[str, dict], device: torch.device, args) -> di
             prior.prompts.dtype = torch.bfloat16  # cached text embeddings are cast on use
         if args.channels_last:
             for unet in unets:
-                unet.to(memory_format=torch.channels_last)
+                # channels_last is a 4D (NCHW) layout: the video UNet's 3D convolutions keep theirs
+                if all(p.dim() != 5 for p in unet.parameters()):
+                    unet.to(memory_format=torch.channels_last)
         if args.compile:
             for unet in unets:
                 unet.forward = torch.compile(unet.forward)

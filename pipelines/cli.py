@@ -11,12 +11,25 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 
-import click
 import typer
 from typer.core import TyperGroup
 
+try:  # typer >= 0.25 runs on its own copy of click; its exceptions are the ones raised
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on the click package
+    from click import exceptions as click_exceptions
+
 _STATE = {"verbose": False}
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings of the library (e.g. "tinycudann not installed, using PyTorch") as one line, no source echo."""
+    return f"warning: {message}\n"
+
+
+warnings.formatwarning = _one_line_warning
 
 
 def _user_error_types() -> tuple[type, ...]:
@@ -36,11 +49,11 @@ def _one_line(err: BaseException) -> str:
 class ErrorHandlingGroup(TyperGroup):
     """Turns any exception of a command into `error: ...` (exit 2); the traceback only when verbose."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, typer.Exit):
-            raise
+        except (click_exceptions.ClickException, typer.Exit, typer.Abort):
+            raise  # usage errors and exits: click prints them itself
         except Exception as err:  # noqa: BLE001 - the single place that turns errors into one line
             verbose = _STATE["verbose"] or os.environ.get("FOURDFY_VERBOSE") == "1"
             if verbose:

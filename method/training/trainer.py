@@ -19,6 +19,7 @@ from torch import Tensor
 from method.background import draw_random_backgrounds
 from method.cameras import Cameras, sample_frame_times, sample_multiview_groups, sample_single_views, sample_video
 from method.fields import SceneField
+from method.guidance.loading import GuidanceError
 from method.render import VolumeRenderer
 
 from . import checkpoint as ckpt
@@ -93,7 +94,11 @@ class Trainer:
             spec = self.cfg.guidance.get(update)
             if spec is None:
                 raise ValueError(f"method {self.cfg.method!r} draws {update!r} updates but no prior is configured")
-            self._priors[update] = spec.build(str(self.device))
+            try:
+                self._priors[update] = spec.build(str(self.device))
+            except GuidanceError as err:  # name the config key a user sets (--set guidance.<update>.model=...)
+                raise type(err)(f"guidance.{update} ({type(spec).__name__}): {err} Set it with "
+                                f"`--set guidance.{update}.model=PATH`.") from None
         return self._priors[update]
 
     def _build_optimizer(self, stage_index: int) -> None:

@@ -141,3 +141,37 @@ def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp
     assert m["config_hash"] == other.config_hash()
     with pytest.raises(Exception, match="already holds a finished run"):
         generate(other, "a_panda_dancing", out, resume="no", quiet=True)
+
+
+def test_missing_real_weights_is_one_line_naming_the_model_and_the_fix(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "FOURDFY_CACHE": str(tmp_path / "cache")}
+    res = fourdfy("generate", "--prompt", "a_panda_dancing", "--profile", "paper", "--max-steps", "1",
+                  "--device", "cpu", "--out", str(tmp_path / "run"), env=env)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.stderr
+    assert "MVDream/MVDream" in lines[0] and "--set guidance.3d.model=" in lines[0]
+
+
+def test_a_typo_in_a_methods_override_fails_when_registered_listing_valid_keys():
+    from baselines import METHODS, Method, register
+
+    with pytest.raises(ValueError) as err:
+        register(Method("typo_method", "a typo", overrides={"weights.sds_vide": 0.3}))
+    assert "weights.sds_vide" in str(err.value) and "weights.sds_video" in str(err.value)
+    assert "typo_method" not in METHODS
+    m = register(Method("cfg_method", "a prior option", overrides={"guidance.video.guidance_scale": 50.0}))
+    try:
+        from pipelines.generate import build_config
+
+        assert build_config("tiny", "cfg_method").guidance["video"].guidance_scale == 50.0
+    finally:
+        METHODS.pop(m.name)
+
+
+def test_library_warnings_print_as_one_line_without_a_source_echo():
+    code = ("import pipelines.cli\nfrom method import backends\n"
+            "backends.warn_once('k', 'tinycudann is not installed: using the PyTorch hash grid')\n"
+            "backends.warn_once('k', 'tinycudann is not installed: using the PyTorch hash grid')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.stderr == "warning: tinycudann is not installed: using the PyTorch hash grid\n"

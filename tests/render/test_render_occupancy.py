@@ -1,5 +1,7 @@
 """The occupancy grid: a clear refusal on CPU; on CUDA, agreement with the dense path and its updates."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -62,10 +64,17 @@ def test_update_marks_the_ball_and_pruned_render_stays_close():
                                       bg_colors=torch.zeros(1, 3, device="cuda"))
     dense_out = render_images(ball, None, cams, torch.zeros(1, device="cuda"), 32, 32, cfg,
                               bg_colors=torch.zeros(1, 3, device="cuda"))
-    diff = (grid_out["opacity"] - dense_out["opacity"]).abs()
+    pruned_out = render_images(ball, None, cams, torch.zeros(1, device="cuda"), 32, 32,
+                               replace(cfg, dense_pruning=True), bg_colors=torch.zeros(1, 3, device="cuda"))
     assert dense_out["opacity"].max() > 0.9
-    # only samples below alpha 0.01 and in cells the grid found empty are dropped
-    assert diff.mean() < 5e-3 and diff.max() < 5e-2
+    # the grid path drops samples below alpha 0.01 and behind T < 1e-4 (as the release): the dense path with
+    # the same filter must agree but for a few edge pixels of cells the grid found empty (H200: mean 3e-4,
+    # max 0.046); plain Eq. 1 differs by every dropped low-alpha sample (H200: mean 0.008, more than the
+    # 5e-3 first written here before this test had ever run on a GPU)
+    diff = (grid_out["opacity"] - pruned_out["opacity"]).abs()
+    assert diff.mean() < 1e-3 and diff.max() < 5e-2
+    raw = (grid_out["opacity"] - dense_out["opacity"]).abs()
+    assert raw.mean() < 2e-2
 
 
 @cuda_only
