@@ -41,6 +41,30 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
+def read_sets(spec: str) -> dict[str, str]:
+    """`FILE:dotted.key` -> the mapping at that key of a YAML file, as `--set` values (empty mapping: none)."""
+    import yaml
+
+    path, _, key = spec.partition(":")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ValueError(f"--set-from: cannot read {path} ({err.strerror})") from None
+    node = data
+    for part in filter(None, key.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"--set-from: {path} has no key {key!r}")
+        node = node[part]
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        raise ValueError(f"--set-from: {path}:{key} must be a mapping of config keys to values, got {node!r}")
+    # values go through the same typed parsing as --set (JSON when it parses)
+    import json
+
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in node.items()}
+
+
 def build_config(profile: str, method: str, *, seed: int = 0, device: str = "auto", sets: dict | None = None,
                  max_steps: int | None = None) -> TrainConfig:
     """The resolved config of a run: profile, then the method's changes, then `--set` values, then `--max-steps`.

@@ -7,7 +7,8 @@ it analyses, and the report summary. Run as `python -m pipelines.stages <step> .
 - `votes`: the votes file of a real study when params.yaml names one (validated against the design),
   else a simulated panel (rater ids `synthetic-...`, every output made from it says SYNTHETIC).
 - `summary`: reports/summary.md and reports/metrics/pipeline.json: which rows have videos, CLIP and
-  votes, and which are missing (a row is never dropped silently).
+  votes, and which are missing (a row is never dropped silently); reports/clip_scores.png: CLIP per
+  method with its bootstrap interval.
 """
 
 from __future__ import annotations
@@ -78,6 +79,27 @@ def write_votes(params_path: Path, design_path: Path, out: Path) -> Path:
     return out
 
 
+def plot_clip(summary_csv: Path, out_png: Path) -> Path:
+    """CLIP score per method with its bootstrap interval over prompts (no bar where a method has none)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.read_csv(summary_csv).sort_values("clip")
+    low = (frame["clip"] - frame["ci_low"]).fillna(0).clip(lower=0)
+    high = (frame["ci_high"] - frame["clip"]).fillna(0).clip(lower=0)
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(frame) + 1))
+    ax.barh(frame["method"], frame["clip"], xerr=[low, high], color="#4c72b0", capsize=3)
+    ax.set_xlabel("CLIP score (ViT-B/32: 100 x cosine), 95% bootstrap interval over prompts")
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return out_png
+
+
 def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], clip_csv: Path,
                   votes_csv: Path, out_md: Path, out_json: Path) -> dict:
     """Per design row: videos (prompts with an artifact), CLIP (yes/no), votes (judgments)."""
@@ -114,6 +136,9 @@ def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], c
                       "Give their videos under `videos:` in params.yaml (docs/pipeline.md)."]
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text("\n".join(lines) + "\n")
+    summary_csv = clip_csv.with_name("summary.csv")
+    if summary_csv.exists():
+        plot_clip(summary_csv, out_md.with_name("clip_scores.png"))
     return summary
 
 

@@ -210,17 +210,24 @@ class Trainer:
         self._truncate_log()
 
     def _truncate_log(self) -> None:
-        """Drop log lines written after the checkpoint being resumed: those steps run again."""
+        """Drop log lines written after the checkpoint being resumed (those steps run again), and record in
+        the resume entry how much logged work is redone: `redone_to` (last logged stage, step) and `lost_s`."""
         log = self.out / "log.jsonl"
         if not log.exists():
             return
         names = [s.name for s in self.cfg.stages]
-        keep = []
+        keep, lost = [], {}
         for line in log.read_text().splitlines():
             rec = json.loads(line)
             pos = (names.index(rec["stage"]), rec["step"])
             if pos <= (self.state.stage_index, self.state.step):
                 keep.append(line)
+            else:
+                lost[rec["stage"]] = (pos, rec.get("time_s", 0.0))
+        if lost:
+            last = max(v[0] for v in lost.values())
+            seconds = sum(max(t - self.timings.get(stage, 0.0), 0.0) for stage, (_pos, t) in lost.items())
+            self.resumes[-1].update(redone_to=[names[last[0]], last[1]], lost_s=round(seconds, 2))
         log.write_text("".join(f"{line}\n" for line in keep))
 
     # --- stages shared between runs ----------------------------------------------------------------
@@ -339,14 +346,16 @@ class Trainer:
                         self.state.step += 1
                         executed += 1
                         progress.update(stage.name, self.state.step, stage.steps, rec)
-                        if self.state.step % self.cfg.log_every == 0 or self.state.step == stage.steps:
-                            log.write(json.dumps({"stage": stage.name, "step": self.state.step, **rec,
-                                                  "lr": self.learning_rates()}) + "\n")
-                            log.flush()
                         if self.cfg.preview_every and self.state.step % self.cfg.preview_every == 0:
                             self.preview(stage.name, self.state.step)
                         self.timings[stage.name] = self.timings.get(stage.name, 0.0) + time.perf_counter() - t0
                         t0 = time.perf_counter()
+                        if self.state.step % self.cfg.log_every == 0 or self.state.step == stage.steps:
+                            # time_s: seconds of this stage so far (a resume uses it to count the work lost)
+                            log.write(json.dumps({"stage": stage.name, "step": self.state.step, **rec,
+                                                  "lr": self.learning_rates(),
+                                                  "time_s": round(self.timings[stage.name], 3)}) + "\n")
+                            log.flush()
                         if self.state.step < stage.steps and self._checkpoint_due():
                             self._save("last")
                     if stage.steps > 0:
@@ -387,6 +396,8 @@ class Trainer:
             "config_hash": self.cfg.config_hash(), "config": self.cfg.to_dict(),
             "update_counts": self.state.counts, "device": self.device.type,
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+            # work logged before a kill and redone after the resume (not in timings_s, which counts what is kept)
+            "timings_lost_s": round(sum(r.get("lost_s", 0.0) for r in self.resumes), 2),
             "resumes": self.resumes, "shared_from": self.shared_from, "peak_memory_mb": peak_memory_mb(self.device), "outputs": sorted(outputs),
             **self.notes,
         })

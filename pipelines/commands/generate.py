@@ -62,6 +62,9 @@ def generate(
     init_from: Path = typer.Option(None, "--init-from", help="Start from another run's stage checkpoint."),
     sets: list[str] = typer.Option([], "--set", help="Change any config field: KEY=VALUE with a dotted key, e.g. "
                                    "stages.stage3.steps=20 or guidance.video.guidance_scale=50 (repeatable)."),
+    sets_from: str = typer.Option(None, "--set-from", help="Read KEY: VALUE changes from a YAML mapping, "
+                                  "FILE:dotted.key (e.g. params.yaml:overrides.wo_hybrid, as the pipeline does); "
+                                  "--set wins on the same key."),
     max_steps: int = typer.Option(None, "--max-steps", help="Cap every stage at N steps (a quick try of a method)."),
     stage_cache: Path = typer.Option(None, "--stage-cache",
                                      help="Share identical first stages between methods through this folder."),
@@ -74,7 +77,9 @@ def generate(
     from pipelines.generate import build_config, parse_sets
     from pipelines.generate import generate as run_generate
 
-    set_values = parse_sets(sets)
+    from pipelines.generate import read_sets
+
+    set_values = {**(read_sets(sets_from) if sets_from else {}), **parse_sets(sets)}
     cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps)
     mode = "auto" if auto_resume else "yes" if resume else "no"
     manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,

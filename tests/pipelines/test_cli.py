@@ -175,3 +175,20 @@ def test_library_warnings_print_as_one_line_without_a_source_echo():
             "backends.warn_once('k', 'tinycudann is not installed: using the PyTorch hash grid')\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stderr == "warning: tinycudann is not installed: using the PyTorch hash grid\n"
+
+
+def test_set_from_reads_a_methods_overrides_from_params_and_set_wins(tmp_path):
+    from pipelines.generate import build_config, read_sets
+
+    params = tmp_path / "params.yaml"
+    params.write_text("overrides:\n  4dfy: {}\n  wo_hybrid: {weights.sds_video: 0.3, stages.stage3.steps: 7}\n")
+    assert read_sets(f"{params}:overrides.4dfy") == {}
+    sets = read_sets(f"{params}:overrides.wo_hybrid")
+    cfg = build_config("tiny", "wo_hybrid", sets=sets)
+    assert cfg.weights.sds_video == 0.3 and cfg.stage("stage3").steps == 7
+    with pytest.raises(ValueError, match="has no key 'overrides.nope'"):
+        read_sets(f"{params}:overrides.nope")
+    res = runner.invoke(app, ["generate", "--prompt", "a_panda_dancing", "--method", "wo_hybrid", "--set-from",
+                              f"{params}:overrides.wo_hybrid", "--set", "stages.stage3.steps=oops",
+                              "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "stages.stage3.steps" in res.output  # --set wins, and is type-checked

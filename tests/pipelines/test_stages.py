@@ -1,0 +1,74 @@
+"""The DVC glue (`python -m pipelines.stages`): the design the pipeline uses, its votes, and the summary
+that reports every row, missing ones included."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from evaluation.artifacts import write_artifact
+from pipelines import stages
+from userstudy.design import load_design
+
+
+def _params(tmp_path, **study):
+    params = {"seed": 0, "profile": "tiny",
+              "generate": {"methods": ["4dfy", "wo_hybrid", "my_plugin"], "prompts": ["a_panda_dancing"]},
+              "videos": {"mav3d": "data/videos/mav3d", "other_system": "x"},
+              "study": {"design": "userstudy/designs/paper.yaml", "raters": 2, "rates": "paper", **study}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_methods_the_design_lacks_get_rows_without_editing_it(tmp_path):
+    out = stages.write_design(_params(tmp_path), tmp_path / "design.yaml")
+    design = load_design(out)
+    paper = load_design("userstudy/designs/paper.yaml")
+    assert set(design.comparisons) == set(paper.comparisons) | {"my_plugin", "other_system"}
+    added = design.tables[0].sections[-1]
+    assert added.heading == stages.ADDED_HEADING and added.rows == ("4dfy", "my_plugin", "other_system")
+    assert added.prompt_set == "ablation_5"
+
+
+def test_votes_are_simulated_and_labelled_unless_a_real_export_is_named(tmp_path):
+    design_path = stages.write_design(_params(tmp_path), tmp_path / "design.yaml")
+    votes = stages.write_votes(_params(tmp_path), design_path, tmp_path / "votes.csv")
+    frame = pd.read_csv(votes, dtype=str)
+    assert frame["rater_id"].str.startswith("synthetic-").all() and frame["rater_id"].nunique() == 2
+    real = tmp_path / "real.csv"
+    frame.assign(rater_id=frame["rater_id"].str.replace("synthetic-", "lab-"), source="survey").to_csv(real, index=False)
+    out = stages.write_votes(_params(tmp_path, votes=str(real)), design_path, tmp_path / "v2.csv")
+    assert out.read_bytes() == real.read_bytes()
+    bad = tmp_path / "bad.csv"
+    frame.assign(criterion="beauty").to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="criterion"):
+        stages.write_votes(_params(tmp_path, votes=str(bad)), design_path, tmp_path / "v3.csv")
+    assert not (tmp_path / "v3.csv").exists()
+
+
+def test_summary_lists_rows_without_videos_and_plots_clip_with_intervals(tmp_path):
+    params = _params(tmp_path)
+    design_path = stages.write_design(params, tmp_path / "design.yaml")
+    arts = tmp_path / "artifacts"
+    frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+    for method in ("4dfy", "wo_hybrid"):
+        write_artifact(arts, method, "A panda dancing.", frames, source={"kind": "import", "file": "x.mp4", "sha256": "0" * 64}, trajectory="orbit", fps=15)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    pd.DataFrame({"method": ["4dfy", "wo_hybrid"], "clip": [30.0, 29.0]}).to_csv(clip / "clip.csv", index=False)
+    pd.DataFrame({"method": ["4dfy", "wo_hybrid"], "clip": [30.0, 29.0], "ci_low": [29.0, None],
+                  "ci_high": [31.0, None]}).to_csv(clip / "summary.csv", index=False)
+    votes = stages.write_votes(params, design_path, tmp_path / "votes.csv")
+    summary = stages.write_summary(params, design_path, [arts, tmp_path / "nothing"], clip / "clip.csv", votes,
+                                   tmp_path / "reports" / "summary.md", tmp_path / "pipeline.json")
+    rows = {r["method"]: r for r in summary["rows"]}
+    assert rows["wo_hybrid"]["status"] == "ok" and rows["wo_hybrid"]["videos"] == 1
+    assert rows["mav3d"]["status"] == "missing videos" and rows["mav3d"]["votes"] > 0  # kept, not dropped
+    assert summary["synthetic_votes"] is True
+    text = (tmp_path / "reports" / "summary.md").read_text()
+    assert "SYNTHETIC" in text and "MAV3D" in text.split("Rows without videos")[1]
+    assert json.loads((tmp_path / "pipeline.json").read_text()) == summary
+    assert (tmp_path / "reports" / "clip_scores.png").stat().st_size > 1000
