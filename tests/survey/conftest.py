@@ -127,18 +127,14 @@ def pg_data_dir():
 def stop_pgserver_now(server) -> None:
     """Immediate shutdown (SIGQUIT): the data folder is deleted next, so the shutdown checkpoint a
     normal stop writes (tens of seconds on a busy disk) is wasted time."""
+    from userstudy.survey.loadtest import wait_gone
+
     pid = server.get_pid()
     try:
         os.kill(pid, signal.SIGQUIT)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
+    wait_gone(pid)
 
 
 def start_pgserver(pgdata: Path):

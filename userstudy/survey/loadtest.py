@@ -204,7 +204,8 @@ def _count_acks(log: Path) -> int:
         return 0
 
 
-def _wait_gone(pid: int, timeout_s: float = 30.0) -> None:
+def wait_gone(pid: int, timeout_s: float = 30.0) -> None:
+    """Return once process `pid` has exited (or after `timeout_s`)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -244,7 +245,7 @@ def run_scenario(db: str, workdir: Path, *, n_raters: int, n_questions: int, see
                 t_kill = time.perf_counter()
                 os.kill(pid, signal.SIGKILL)
                 fault["acknowledged_before_kill"] = _count_acks(log)
-                _wait_gone(pid)
+                wait_gone(pid)
                 time.sleep(down_s)
                 restart_server()
                 fault["down_s"] = round(time.perf_counter() - t_kill, 2)
