@@ -99,8 +99,14 @@ class SweepSpec:
     """Device of the jobs (auto: cuda where the job sees a GPU)."""
     sets: dict = field(default_factory=dict)
     """Dotted config keys -> values as typed (`--set`); recorded in each manifest as `fourdfy generate` does."""
+    method_sets: dict = field(default_factory=dict)
+    """Per method, dotted keys -> values (params.yaml `overrides:`, as the DVC stages apply them); `sets` wins."""
     max_steps: int | None = None
     """Cap every stage at this many steps (quick tries); None: the profile's steps."""
+
+    def sets_for(self, method: str) -> dict:
+        """The `--set` values of one method's runs: its params.yaml overrides, then the sweep's own."""
+        return {**self.method_sets.get(method, {}), **self.sets}
 
     @property
     def profile_dir(self) -> Path:
@@ -147,14 +153,15 @@ class GenerateJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         s = self.spec
-        cfg = build_config(s.profile, self.method, seed=s.seed, device=s.device, sets=s.sets, max_steps=s.max_steps)
+        cfg = build_config(s.profile, self.method, seed=s.seed, device=s.device, sets=s.sets_for(self.method),
+                           max_steps=s.max_steps)
         if cfg.config_hash() != self.config_hash:
             raise RuntimeError(f"method {self.method!r} resolves to config {cfg.config_hash()} on this node but to "
                                f"{self.config_hash} where the sweep was planned; install the same versions of "
                                "fourdfy-bench and its plug-ins on every node")
         before = run_status(self.out)
         manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache, progress=False,
-                            notes={"set": dict(s.sets), "max_steps": s.max_steps})
+                            notes={"set": s.sets_for(self.method), "max_steps": s.max_steps})
         return {"before": before, "config_hash": manifest["config_hash"], "resumes": len(manifest.get("resumes", [])),
                 "shared_from": (manifest.get("shared_from") or {}).get("stage"),
                 "seconds": round(sum(manifest.get("timings_s", {}).values()), 1)}
@@ -190,7 +197,7 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
         if not m.trainable:
             raise ValueError(f"method {name!r} has no trainer (videos only): bring its videos in with "
                              "`fourdfy import-videos` and leave it out of the sweep")
-    configs = {m: build_config(spec.profile, m, seed=spec.seed, device=spec.device, sets=spec.sets,
+    configs = {m: build_config(spec.profile, m, seed=spec.seed, device=spec.device, sets=spec.sets_for(m),
                                max_steps=spec.max_steps) for m in spec.methods}
     texts = {}
     for p in spec.prompts:
@@ -430,8 +437,16 @@ def read_params(path: Path | str) -> dict:
     gen = data.get("generate") if isinstance(data, dict) else None
     if not (isinstance(gen, dict) and isinstance(gen.get("methods"), list) and isinstance(gen.get("prompts"), list)):
         raise ValueError(f"{path} has no generate.methods / generate.prompts lists (the DVC pipeline's params file)")
+    import json
+
+    overrides = data.get("overrides") or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) or v is None for v in overrides.values()):
+        raise ValueError(f"{path}: overrides must map a method to a mapping of config keys to values")
+    # the same typed parsing as `--set-from params.yaml:overrides.<method>` in the DVC stages
+    method_sets = {str(m): {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (sets or {}).items()}
+                   for m, sets in overrides.items()}
     return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
-            "prompts": [str(p) for p in gen["prompts"]]}
+            "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets}
 
 
 def split_list(items: list[str]) -> list[str]:

@@ -47,8 +47,10 @@ def sweep(
 
     prompt_list = split_list(prompts) + (list(load_prompts(prompts_file)) if prompts_file is not None else [])
     method_list = split_list(methods)
+    method_sets: dict = {}
     if params is not None:
         p = read_params(params)
+        method_sets = p["overrides"]
         method_list = method_list or p["methods"]
         prompt_list = prompt_list or p["prompts"]
         profile = profile if profile is not None else p["profile"]
@@ -62,7 +64,8 @@ def sweep(
             raise ValueError(f"--slurm-arg needs KEY=VALUE (e.g. account=mylab), got {item!r}")
         extra[key.strip()] = value
     spec = SweepSpec(methods=tuple(expand_methods(method_list)), prompts=tuple(prompt_list), profile=profile,
-                     runs=runs, seed=seed, device=device, sets=parse_sets(sets), max_steps=max_steps)
+                     runs=runs, seed=seed, device=device, sets=parse_sets(sets), max_steps=max_steps,
+                     method_sets=method_sets)
     ex = ExecutorSpec(kind=executor, parallel=parallel, timeout_min=timeout_min,
                       gpus=(1 if executor == "slurm" else 0) if gpus is None else gpus, partition=partition,
                       cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)

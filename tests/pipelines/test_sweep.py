@@ -109,6 +109,21 @@ def test_plan_orders_stage_sharing_jobs_from_the_resolved_configs():
     assert by[f"4dfy-{SLUG}"].out == Path("runs") / "tiny" / "4dfy" / SLUG  # the DVC stage's folder
 
 
+def test_params_overrides_reach_each_methods_jobs_as_in_the_dvc_stages(tmp_path):
+    from pipelines.generate import build_config, read_sets
+    from pipelines.sweep import read_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: tiny\nseed: 0\ngenerate: {methods: [4dfy, wo_hybrid], prompts: [a_panda_dancing]}\n"
+                      "overrides:\n  4dfy: {}\n  wo_hybrid: {weights.sds_video: 0.3}\n")
+    p = read_params(params)
+    spec = SweepSpec(methods=tuple(p["methods"]), prompts=tuple(p["prompts"]), method_sets=p["overrides"])
+    by = {j.method: j for j in plan(spec)}
+    dvc_like = build_config("tiny", "wo_hybrid", sets=read_sets(f"{params}:overrides.wo_hybrid"))
+    assert by["wo_hybrid"].config_hash == dvc_like.config_hash() != build_config("tiny", "wo_hybrid").config_hash()
+    assert by["4dfy"].config_hash == build_config("tiny", "4dfy").config_hash()
+
+
 def test_plan_rejects_bad_input_before_submitting_anything():
     with pytest.raises(ValueError, match="unknown method '4dfy_v9'"):
         plan(SweepSpec(methods=("4dfy_v9",), prompts=(SLUG,)))
