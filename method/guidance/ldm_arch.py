@@ -26,6 +26,26 @@ SCHEDULE_BUFFERS = ("betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alph
 
 
 
+class _KeyShapes:
+    """Collects `name.weight` / `name.bias` shapes of linear, conv and norm layers in module order."""
+
+    def __init__(self) -> None:
+        self.out: dict[str, tuple[int, ...]] = {}
+
+    def lin(self, name: str, i: int, o: int, bias: bool = True) -> None:
+        self.out[f"{name}.weight"] = (o, i)
+        if bias:
+            self.out[f"{name}.bias"] = (o,)
+
+    def conv(self, name: str, i: int, o: int, k: int) -> None:
+        self.out[f"{name}.weight"] = (o, i, k, k)
+        self.out[f"{name}.bias"] = (o,)
+
+    def norm(self, name: str, c: int) -> None:
+        self.out[f"{name}.weight"] = (c,)
+        self.out[f"{name}.bias"] = (c,)
+
+
 @dataclass(frozen=True)
 class LDMUNetArch:
     """Hyper-parameters of an openaimodel.py UNet (spatial transformers, no scale-shift norm)."""
@@ -124,22 +144,10 @@ class LDMUNetArch:
 
     def keys(self) -> dict[str, tuple[int, ...]]:
         """Every parameter name of the LDM UNet (without prefix) with its shape, in module order."""
-        out: dict[str, tuple[int, ...]] = {}
+        shapes = _KeyShapes()
+        out, lin, conv, norm = shapes.out, shapes.lin, shapes.conv, shapes.norm
         mc = self.model_channels
         temb = 4 * mc
-
-        def lin(name, i, o, bias=True):
-            out[f"{name}.weight"] = (o, i)
-            if bias:
-                out[f"{name}.bias"] = (o,)
-
-        def conv(name, i, o, k):
-            out[f"{name}.weight"] = (o, i, k, k)
-            out[f"{name}.bias"] = (o,)
-
-        def norm(name, c):
-            out[f"{name}.weight"] = (c,)
-            out[f"{name}.bias"] = (c,)
 
         def resblock(name, i, o):
             norm(f"{name}.in_layers.0", i)
@@ -254,15 +262,8 @@ class LDMVAEArch:
             raise ConversionError(f"not an LDM autoencoder state dict: {exc!r}") from exc
 
     def keys(self) -> dict[str, tuple[int, ...]]:
-        out: dict[str, tuple[int, ...]] = {}
-
-        def conv(name, i, o, k):
-            out[f"{name}.weight"] = (o, i, k, k)
-            out[f"{name}.bias"] = (o,)
-
-        def norm(name, c):
-            out[f"{name}.weight"] = (c,)
-            out[f"{name}.bias"] = (c,)
+        shapes = _KeyShapes()
+        out, conv, norm = shapes.out, shapes.conv, shapes.norm
 
         def resblock(name, i, o):
             norm(f"{name}.norm1", i)
