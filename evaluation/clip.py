@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts import Artifact, ArtifactError
+from .artifacts import Artifact, ArtifactError, sha256_file
 from .video import VideoError, decode_video
 
 
@@ -76,25 +77,77 @@ def score_frames(clip, frames: np.ndarray, prompt: str, batch_size: int = 64,
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be (N, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     t = text_embedding(clip, prompt) if text is None else text
-    device = next(clip.model.parameters()).device
+    weight = next(clip.model.visual.parameters())
     out = []
     with torch.no_grad():
         for start in range(0, len(frames), batch_size):
-            x = preprocess_frames(frames[start:start + batch_size], clip.preprocess).to(device)
+            x = preprocess_frames(frames[start:start + batch_size], clip.preprocess).to(weight.device, weight.dtype)
             e = clip.model.encode_image(x).double()
             cos = (e / e.norm(dim=-1, keepdim=True)) @ t
             out.append((100.0 * cos.clamp(min=0.0)).cpu().numpy())
     return np.concatenate(out)
 
 
+SCORE_VERSION = 1
+"""Version of the per-frame score's computation: bump it when that changes, so cached scores are not reused."""
+
+
+class ScoreCache:
+    """Per-frame scores of each video on disk, reused while nothing that determines them changes.
+
+    The key of a video hashes its bytes, its prompt, the model (`model_fingerprint`: weights,
+    activation, precision, preprocessing, torch and open_clip versions), the batch size, the device
+    type and SCORE_VERSION; any change is a miss. Entries are written atomically; an unreadable
+    entry is a miss (and is rewritten).
+    """
+
+    def __init__(self, root: Path | str, clip, batch_size: int):
+        from .clip_models import model_fingerprint
+
+        self.root = Path(root)
+        device = next(clip.model.visual.parameters()).device.type
+        self.base = json.dumps([SCORE_VERSION, model_fingerprint(clip), batch_size, device])
+        self.hits = self.misses = 0
+
+    def key(self, video: Path, prompt: str) -> str:
+        return hashlib.sha256(json.dumps([self.base, sha256_file(video), prompt]).encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> np.ndarray | None:
+        try:
+            scores = np.asarray(json.loads(self._path(key).read_text())["scores"], dtype=np.float64)
+        except (OSError, ValueError, KeyError, TypeError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return scores
+
+    def put(self, key: str, scores: np.ndarray) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"scores": [float(s) for s in scores]}))  # repr floats: exact round trip
+        os.replace(tmp, path)
+
+
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 64,
-                    progress: bool = False) -> pd.DataFrame:
-    """per_frame table: method, slug, prompt, frame, score (one row per decoded frame)."""
+                    progress: bool = False, cache: ScoreCache | None = None) -> pd.DataFrame:
+    """per_frame table: method, slug, prompt, frame, score (one row per decoded frame).
+
+    With `cache`, a video whose key is cached is not decoded or encoded again.
+    """
     from tqdm.auto import tqdm
 
     rows = []
     texts: dict[str, object] = {}
     for (method, slug), art in tqdm(artifacts.items(), disable=not progress, unit="video", desc="clipscore"):
+        key = cache.key(art.video_path, art.prompt) if cache is not None else None
+        scores = cache.get(key) if cache is not None else None
+        if scores is not None and len(scores) == art.n_frames:
+            rows += [(method, slug, art.prompt, k, float(s)) for k, s in enumerate(scores)]
+            continue
         try:
             frames = decode_video(art.video_path)
         except VideoError as err:
@@ -104,6 +157,8 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
         if art.prompt not in texts:
             texts[art.prompt] = text_embedding(clip, art.prompt)
         scores = score_frames(clip, frames, art.prompt, batch_size, text=texts[art.prompt])
+        if cache is not None:
+            cache.put(key, scores)
         rows += [(method, slug, art.prompt, k, float(s)) for k, s in enumerate(scores)]
     return pd.DataFrame(rows, columns=["method", "slug", "prompt", "frame", "score"])
 
@@ -175,7 +230,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig, model: str) -> dict[str, Path]:
+def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig, model: str,
+                  precision: str = "fp32") -> dict[str, Path]:
     """per_frame.csv, per_prompt.csv, summary.csv, clip.csv and clipscore.json in out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +242,7 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
     for name, df in tables.items():
         _write_csv(df, out / name)
         paths[name] = out / name
-    meta = {"model": model, "primary": cfg.primary, "n_resamples": cfg.n_resamples, "confidence": cfg.confidence,
+    meta = {"model": model, "precision": precision, "primary": cfg.primary, "n_resamples": cfg.n_resamples, "confidence": cfg.confidence,
             "seed": cfg.seed, "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, "
             "then over prompts"}
     tmp = out / ".clipscore.json.tmp"

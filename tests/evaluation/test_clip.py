@@ -221,3 +221,71 @@ def test_the_tiny_clip_id_loads_the_cached_random_model(tmp_path, monkeypatch):
     saved = torch.load(folder / "open_clip_pytorch_model.bin", map_location="cpu")
     got = loaded.model.state_dict()
     assert saved.keys() == got.keys() and all(torch.equal(saved[k], got[k].cpu()) for k in saved)
+
+
+def test_bf16_image_tower_is_close_to_fp32_and_labelled(tiny_clip, tmp_path):
+    from evaluation.clip import write_outputs
+
+    fp32 = load_clip(ClipConfig(model=str(tiny_clip), device="cpu"))
+    bf16 = load_clip(ClipConfig(model=str(tiny_clip), device="cpu", precision="bf16"))
+    assert next(bf16.model.visual.parameters()).dtype == torch.bfloat16
+    assert next(bf16.model.transformer.parameters()).dtype == torch.float32  # the text tower stays fp32
+    assert "bf16" in bf16.description and "bf16" not in fp32.description
+    prompt = "A panda dancing."
+    assert torch.equal(text_embedding(bf16, prompt), text_embedding(fp32, prompt))
+    frames = make_frames(6, 32, 32)
+    a, b = score_frames(fp32, frames, prompt), score_frames(bf16, frames, prompt)
+    assert b.dtype == np.float64 and np.all(np.isfinite(b))
+    assert not np.array_equal(a, b)  # the image tower really ran in bf16
+    assert np.abs(a - b).max() < 1.5  # ... and stays close (scores are in [0, 100])
+    per_frame = pd.DataFrame({"method": "m", "slug": "s", "prompt": prompt, "frame": range(6), "score": b})
+    write_outputs(tmp_path, per_frame, ScoreConfig(n_resamples=100), bf16.description, precision="bf16")
+    assert json.loads((tmp_path / "clipscore.json").read_text())["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        ClipConfig(precision="fp16")
+
+
+def test_score_cache_reuses_unchanged_videos_and_misses_on_any_change(clip, tiny_clip, tmp_path, monkeypatch):
+    import evaluation.clip as clip_module
+    from evaluation.artifacts import find_artifacts, write_artifact
+    from evaluation.clip import ScoreCache
+
+    src = {"kind": "import", "file": "x.mp4", "sha256": "0"}
+    for m, seed in (("4dfy", 0), ("mav3d", 5)):
+        write_artifact(tmp_path / "art", m, "A panda dancing.", make_frames(3, 32, 32, seed=seed), source=src,
+                       trajectory="orbit", fps=15)
+    arts = find_artifacts([tmp_path / "art"])
+    cache = ScoreCache(tmp_path / "cache", clip, 64)
+    first = score_artifacts(arts, clip, cache=cache)
+    assert (cache.hits, cache.misses) == (0, 2) and len(list((tmp_path / "cache").rglob("*.json"))) == 2
+
+    def no_decoding(path):
+        raise AssertionError(f"{path} decoded although cached")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(clip_module, "decode_video", no_decoding)
+        again = ScoreCache(tmp_path / "cache", clip, 64)
+        second = score_artifacts(arts, clip, cache=again)
+    assert again.hits == 2
+    pd.testing.assert_frame_equal(first, second)  # exactly: the cache stores repr floats
+
+    # a changed video, a changed prompt, another precision or batch size: all misses
+    write_artifact(tmp_path / "art", "mav3d", "A panda dancing.", make_frames(3, 32, 32, seed=9), source=src,
+                   trajectory="orbit", fps=15, overwrite=True)
+    arts = find_artifacts([tmp_path / "art"])
+    c = ScoreCache(tmp_path / "cache", clip, 64)
+    score_artifacts(arts, clip, cache=c)
+    assert (c.hits, c.misses) == (1, 1)
+    art = arts[("4dfy", "a_panda_dancing")]
+    assert c.key(art.video_path, art.prompt) != c.key(art.video_path, "A panda singing.")
+    assert c.key(art.video_path, art.prompt) != ScoreCache(tmp_path / "cache", clip, 32).key(art.video_path, art.prompt)
+    bf16 = load_clip(ClipConfig(model=str(tiny_clip), device="cpu", precision="bf16"))
+    assert c.key(art.video_path, art.prompt) != ScoreCache(tmp_path / "cache", bf16, 64).key(art.video_path,
+                                                                                             art.prompt)
+    # a torn entry is a miss, and is rewritten
+    entry = c._path(c.key(art.video_path, art.prompt))
+    entry.write_text('{"scores": [1.0, ')
+    c2 = ScoreCache(tmp_path / "cache", clip, 64)
+    third = score_artifacts(arts, clip, cache=c2)
+    assert (c2.hits, c2.misses) == (1, 1) and json.loads(entry.read_text())["scores"]
+    assert third[third.method == "4dfy"].score.tolist() == first[first.method == "4dfy"].score.tolist()

@@ -138,3 +138,25 @@ def test_import_of_a_folder_without_videos_is_an_error_unless_allowed(tmp_path):
                               "--allow-empty"])
     assert res.exit_code == 0 and "reported as missing" in res.stdout
     assert (tmp_path / "o" / "mav3d").is_dir() and not any((tmp_path / "o" / "mav3d").iterdir())
+
+
+def test_clipscore_cache_and_precision_options(tmp_path, tiny_clip):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, slug in enumerate(list(load_prompts(PROMPT_DIR / "ablation_5.txt"))[:2]):
+        encode_video(src / f"{slug}.mp4", make_frames(3, 32, 32, seed=i))
+    assert runner.invoke(app, ["import-videos", str(src), "--method", "4dfy", "--out", str(tmp_path / "art")]
+                         ).exit_code == 0
+    args = ["clipscore", str(tmp_path / "art"), "--clip-model", str(tiny_clip), "--resamples", "200", "--device",
+            "cpu", "--no-progress", "--cache", str(tmp_path / "cache")]
+    first = runner.invoke(app, args + ["--out", str(tmp_path / "a")])
+    second = runner.invoke(app, args + ["--out", str(tmp_path / "b")])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert "2 videos (0 from the cache)" in first.stdout and "2 videos (2 from the cache)" in second.stdout
+    for name in ("per_frame.csv", "per_prompt.csv", "summary.csv", "clip.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "c"), "--precision", "bf16"])
+    assert res.exit_code == 0 and "(0 from the cache)" in res.stdout and "bf16" in res.stdout
+    assert '"precision": "bf16"' in (tmp_path / "c" / "clipscore.json").read_text()
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "d"), "--precision", "fp16"])
+    assert res.exit_code == 2 and "precision must be one of fp32, bf16" in res.stderr
