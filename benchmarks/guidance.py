@@ -5,7 +5,7 @@ pass into the render (the optimizer step and the rendering itself are not includ
                                   [--priors mvdream,vsd,zeroscope] [--json PATH]
 
 --size tiny: the tiny random-weight priors (method.guidance.tiny) at the CPU `tiny` profile's render
-    sizes (4x32^2, 1x32^2, 16x16x24): what the CPU tests and the tiny profile pay.
+    sizes (4x16^2, 1x32^2, 16x16x24): what the CPU tests and the tiny profile pay.
 --size full: the real architectures (method.guidance.architectures: SD 2.1-base / 2.1 UNets, SD VAE,
     the SD 2.x text encoder, MVDream's camera MLP, Zeroscope's UNet3DConditionModel) with random
     weights, nothing downloaded, at the paper's render sizes (4x256^2, 1x256^2, 16x160x288): the number

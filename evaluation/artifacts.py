@@ -36,6 +36,10 @@ API:
                                               (and depth.mp4) and checks codec, pixel format,
                                               frame count and size against the manifest.
     find_artifacts(roots) -> {(method, slug): Artifact}   artifact folders under the roots
+    scan_artifacts(roots) -> (found, broken)   every artifact-like folder (manifest.json or
+                                              video.mp4): the readable ones and {folder: reason}
+    artifact_folder(root, method, slug) -> Path    where write_artifact puts it (names checked)
+    refuse_existing(target, overwrite)        the "already exists" error, for checks before costly work
     ArtifactError(ValueError)
 """
 
@@ -45,6 +49,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -144,6 +149,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def artifact_folder(root: Path | str, method: str, slug: str) -> Path:
+    """`<root>/<method>/<slug>`, the folder write_artifact writes; ArtifactError for unusable names."""
+    _check_name("method", method)
+    _check_name("slug", slug)
+    return Path(root) / method / slug
+
+
+def refuse_existing(target: Path, overwrite: bool) -> None:
+    """ArtifactError if `target` exists and may not be replaced (callers check before costly work)."""
+    if target.exists() and not overwrite:
+        raise ArtifactError(f"{target} already exists (pass --overwrite to replace it)")
+
+
 def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, source: dict, trajectory: str,
                    fps: float, times=None, cameras=None, depth_frames=None, video_file: Path | str | None = None,
                    extra: dict | None = None, overwrite: bool = False, slug: str | None = None) -> Artifact:
@@ -161,11 +179,12 @@ def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, s
         raise ArtifactError(f"source kind must be 'render' or 'import', got {source.get('kind')!r}")
     if (frames is None) == (video_file is None):
         raise ArtifactError("give exactly one of frames or video_file")
-    target = Path(root) / method / slug
-    if target.exists() and not overwrite:
-        raise ArtifactError(f"{target} already exists (pass overwrite to replace it)")
+    target = artifact_folder(root, method, slug)
+    refuse_existing(target, overwrite)  # again here: another writer may have made it meanwhile
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{slug}.tmp-", dir=target.parent))
+    # a plain mkdir (mode 0777 & ~umask, like any folder), not mkdtemp: its 0700 would survive the rename
+    tmp = target.parent / f".{slug}.tmp-{secrets.token_hex(6)}"
+    tmp.mkdir()
     try:
         if video_file is not None:
             info = probe_video(video_file)
@@ -338,3 +357,51 @@ def find_artifacts(roots: Iterable[Path | str]) -> dict[tuple[str, str], Artifac
                                     f"{found[key].folder} and {art.folder}")
             found[key] = art
     return dict(sorted(found.items()))
+
+
+def _reason(err: ArtifactError, folder: Path) -> str:
+    """read_artifact's message without the folder it starts with (the caller names the folder)."""
+    text = str(err)
+    for prefix in (f"{folder}{os.sep}", f"{folder}: "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
+
+
+def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], Artifact], dict[Path, str]]:
+    """Every artifact-like folder under the roots, one with manifest.json or video.mp4 (a root may be one).
+
+    Returns ({(method, slug): Artifact} of the readable ones, {folder: reason} of the others: a
+    video.mp4 without manifest.json, a malformed manifest, a second folder for a (method, slug)).
+    Unlike find_artifacts, nothing is skipped silently and one bad folder does not stop the scan;
+    hidden folders (temporaries of an interrupted write) are still skipped. A root that is not a
+    folder is an ArtifactError. The manifests are read, the videos are not (validate_artifact does).
+    """
+    found: dict[tuple[str, str], Artifact] = {}
+    broken: dict[Path, str] = {}
+    seen: set[Path] = set()  # overlapping roots reach a folder twice
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise ArtifactError(f"{root}: no such folder")
+        folders = {p.parent for name in (MANIFEST, VIDEO) for p in root.rglob(name)}
+        for folder in sorted(folders):
+            if any(p.startswith(".") for p in folder.relative_to(root).parts) or folder.resolve() in seen:
+                continue
+            seen.add(folder.resolve())
+            if not (folder / MANIFEST).exists():
+                broken[folder] = (f"{VIDEO} without {MANIFEST} (not written by `fourdfy render` or "
+                                  "`fourdfy import-videos`)")
+                continue
+            try:
+                art = read_artifact(folder)
+            except ArtifactError as err:
+                broken[folder] = _reason(err, folder)
+                continue
+            key = (art.method, art.slug)
+            if key in found:
+                broken[folder] = (f"a second artifact for method {art.method!r}, prompt {art.slug!r} "
+                                  f"(the first is {found[key].folder})")
+                continue
+            found[key] = art
+    return dict(sorted(found.items())), broken

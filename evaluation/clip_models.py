@@ -22,7 +22,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from method.guidance.loading import ModelNotFoundError, hub_offline
+from method.guidance.loading import (ModelNotFoundError, _first_line, hub_local_only, local_only_reason,
+                                     quiet_hub_logs)
 
 ACTIVATIONS = ("auto", "quickgelu", "gelu")
 PRECISIONS = ("fp32", "bf16")
@@ -90,12 +91,12 @@ def _message(cfg: ClipConfig, reason: str, hub_id: str | None) -> str:
     lines = [f"CLIP score: the weights of {what} were not found: {reason}.",
              "  To provide them: on a machine with internet run"]
     if hub_id:
-        lines.append(f"      huggingface-cli download {hub_id.rstrip('/')} --local-dir /path/to/clip-weights")
+        lines.append(f"      hf download {hub_id.rstrip('/')} --local-dir /path/to/clip-weights")
         lines.append("  copy the folder here and pass --pretrained /path/to/clip-weights/open_clip_pytorch_model.bin"
                      " (QuickGELU is applied for OpenAI's weights),")
         lines.append("  or keep the tag and copy the Hugging Face cache (HF_HOME / HF_HUB_CACHE) to this machine.")
     else:
-        lines.append("      huggingface-cli download <org>/<repo> --local-dir /path/to/clip-weights")
+        lines.append("      hf download <org>/<repo> --local-dir /path/to/clip-weights")
         lines.append("  and pass --clip-model /path/to/clip-weights (a folder with open_clip_config.json + weights).")
     lines.append("  Options: --clip-model (architecture, hf-hub:org/repo or folder), --pretrained (tag or file).")
     lines.append("  With HF_HUB_OFFLINE=1 only local files and that cache are read.")
@@ -167,16 +168,19 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
     import huggingface_hub.constants as hf_constants
 
     offline_before = hf_constants.HF_HUB_OFFLINE
+    local_only = hub_id is not None and hub_local_only()
     try:
-        # huggingface_hub reads HF_HUB_OFFLINE once at import; honour it when it is set later
-        hf_constants.HF_HUB_OFFLINE = offline_before or hub_offline()
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, device=device, force_quick_gelu=bool(quick_gelu), require_pretrained=True,
-            **overrides)
-        tokenizer = open_clip.get_tokenizer(name)
+        # huggingface_hub reads HF_HUB_OFFLINE once at import; honour it when it is set later, and read only the
+        # cache when the hub is unreachable (else the client retries for about a minute, logging each try)
+        hf_constants.HF_HUB_OFFLINE = offline_before or local_only
+        with quiet_hub_logs():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, device=device, force_quick_gelu=bool(quick_gelu), require_pretrained=True,
+                **overrides)
+            tokenizer = open_clip.get_tokenizer(name)
     except (RuntimeError, OSError, ValueError) as err:
-        raise ModelNotFoundError(_message(cfg, f"{type(err).__name__}: {str(err).splitlines()[0][:300]}", hub_id)) \
-            from err
+        reason = (local_only_reason() if local_only else "") or f"{type(err).__name__}: {_first_line(err, 300)}"
+        raise ModelNotFoundError(_message(cfg, reason, hub_id)) from err
     finally:
         hf_constants.HF_HUB_OFFLINE = offline_before
     model.eval()

@@ -10,7 +10,8 @@ Matching a file to a prompt:
   `baby_panda_eating_ice_cream.mp4` -> "A baby panda eating ice cream."). Anything else is
   reported as unmatched, never guessed.
 
-Per file: the video is decoded completely. A missing, empty, corrupt or non-video file is reported
+Per file: the target folder is checked first (an existing one is refused without `overwrite`),
+then the video is decoded completely. A missing, empty, corrupt or non-video file is reported
 with its reason and nothing is written for it; the other files are still imported, unless
 `all_or_nothing`, which checks every file first and writes nothing if any fails.
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from prompts import PROMPT_DIR, load_prompts, resolve_prompt, slugify
 
-from .artifacts import Artifact, ArtifactError, sha256_file, write_artifact
+from .artifacts import Artifact, ArtifactError, artifact_folder, refuse_existing, sha256_file, write_artifact
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
@@ -178,8 +179,10 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     loaded: dict[Path, dict] = {}
     for f in sorted(texts):
         try:
+            # a taken folder is known before decoding, and counts for all_or_nothing like a bad file
+            refuse_existing(artifact_folder(out_root, method, slugify(texts[f])), overwrite)
             loaded[f] = _load(f, n_frames, fps)
-        except VideoError as err:
+        except (VideoError, ArtifactError) as err:
             report.failed[f.name] = str(err)
     if all_or_nothing and report.failed:
         return report

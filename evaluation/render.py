@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import Artifact, write_artifact
+from prompts import slugify
+
+from .artifacts import Artifact, artifact_folder, refuse_existing, write_artifact
 
 TRAJECTORIES = ("orbit", "motion_smooth")
 CPU_CHUNK_RAYS = 4096
@@ -174,10 +176,16 @@ def render_frames(field, run_cfg, cfg: EvalRenderConfig, progress: bool = False)
 
 def render_run(run_dir: Path | str, out_root: Path | str, cfg: EvalRenderConfig = EvalRenderConfig(),
                progress: bool = False, overwrite: bool = False) -> Artifact:
-    """Render a finished run and write its artifact `<out_root>/<method>/<slug>/`."""
-    from .runs import load_run
+    """Render a finished run and write its artifact `<out_root>/<method>/<slug>/`.
+
+    An existing artifact folder is refused before anything is loaded or rendered (unless `overwrite`).
+    """
+    from .runs import load_run, read_run_manifest
 
     run_dir = Path(run_dir)
+    manifest = read_run_manifest(run_dir)
+    # rendering takes minutes: find out now, not at the write, that the folder is taken
+    refuse_existing(artifact_folder(out_root, manifest["method"], slugify(manifest["prompt"])), overwrite)
     device = resolve_device(cfg.device)
     run_cfg, field, manifest = load_run(run_dir, device=str(device))
     out = render_frames(field, run_cfg, cfg, progress=progress)

@@ -15,6 +15,26 @@ class RunError(ValueError):
     """A run folder is missing pieces, or its config does not rebuild into the hash it was saved with."""
 
 
+def read_run_manifest(run_dir: Path | str) -> dict:
+    """The manifest of a finished run, checked for the keys evaluation needs (no checkpoint is read)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no manifest.json (not a finished run; `fourdfy generate` writes it at the end)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise RunError(f"{path}: expected a JSON object")
+    for key in ("config", "config_hash", "prompt", "method"):
+        if key not in manifest:
+            raise RunError(f"{path}: lacks '{key}'")
+    return manifest
+
+
 def load_run(run_dir: Path | str, device: str = "cpu"):
     """(cfg, field, manifest) of a finished run; the field is in eval mode on `device`."""
     from method import configs
@@ -23,16 +43,8 @@ def load_run(run_dir: Path | str, device: str = "cpu"):
     from method.training.config import TrainConfig
 
     run_dir = Path(run_dir)
+    manifest = read_run_manifest(run_dir)
     path = run_dir / "manifest.json"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no manifest.json (not a finished run; `fourdfy generate` writes it at the end)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise RunError(f"{path}: not valid JSON ({err})") from None
-    for key in ("config", "config_hash", "prompt", "method"):
-        if key not in manifest:
-            raise RunError(f"{path}: lacks '{key}'")
     try:
         cfg = configs.from_dict(TrainConfig, manifest["config"])
     except (ValueError, TypeError) as err:

@@ -2,11 +2,16 @@
 imports stay inside the commands, so `fourdfy --help` is fast).
 
 Errors: every command fails with one line `error: <what is wrong and what to do>` on stderr and exit
-code 2; `--verbose` (or FOURDFY_VERBOSE=1) adds the traceback.
+code 2; `--verbose` (or FOURDFY_VERBOSE=1) adds the Python traceback behind the error where there is one
+(a command's own checks of its options raise nothing, so they have none). A closed stdout (`fourdfy info
+| head -2`) ends the command quietly with exit code 1, as click does.
+
+Help wraps long words (dotted config keys) instead of cutting them with "…" at the terminal width.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -46,16 +51,61 @@ def _one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _verbose() -> bool:
+    return _STATE["verbose"] or os.environ.get("FOURDFY_VERBOSE") == "1"
+
+
+def _fold_long_words_in_help() -> None:
+    """Make rich help fold words longer than the help column (e.g. `guidance.video.guidance_scale=50`).
+
+    Typer puts each help text in a rich table column, whose default overflow cuts such a word with "…";
+    a Text's own overflow wins over the column's, so set it on every help text typer builds.
+    """
+    try:
+        from typer import rich_utils
+    except ImportError:  # pragma: no cover - no rich: click's plain help wraps by itself
+        return
+    make = getattr(rich_utils, "_make_rich_text", None)
+    if make is None or getattr(make, "_fourdfy_folds", False):  # another typer layout, or done already
+        return
+
+    def make_folding(*args, **kwargs):
+        text = make(*args, **kwargs)
+        if hasattr(text, "overflow"):  # rich Text (Markdown, in markdown mode, wraps by itself)
+            text.overflow = "fold"
+        return text
+
+    make_folding._fourdfy_folds = True
+    rich_utils._make_rich_text = make_folding
+
+
 class ErrorHandlingGroup(TyperGroup):
     """Turns any exception of a command into `error: ...` (exit 2); the traceback only when verbose."""
+
+    def format_help(self, ctx, formatter):
+        _fold_long_words_in_help()  # `fourdfy --help`, and no arguments
+        return super().format_help(ctx, formatter)
+
+    def resolve_command(self, ctx, args):
+        if "--help" in args:  # the command's help is printed next, as its arguments are parsed
+            _fold_long_words_in_help()
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click_exceptions.ClickException, typer.Exit, typer.Abort):
-            raise  # usage errors and exits: click prints them itself
+        except typer.Exit as stop:
+            # the `_fail` helpers of commands print their `error:` line and raise Exit(2) while handling the
+            # exception they report: with --verbose, show where that exception was raised
+            if stop.exit_code == 2 and stop.__context__ is not None and _verbose():
+                traceback.print_exception(stop.__context__)
+            raise
+        except (click_exceptions.ClickException, typer.Abort):
+            raise  # usage errors: click prints them itself
         except Exception as err:  # noqa: BLE001 - the single place that turns errors into one line
-            verbose = _STATE["verbose"] or os.environ.get("FOURDFY_VERBOSE") == "1"
+            if isinstance(err, OSError) and err.errno == errno.EPIPE:
+                raise  # the reader closed stdout (`fourdfy info | head -2`): typer's main ends quietly, exit 1
+            verbose = _verbose()
             if verbose:
                 traceback.print_exc()
             known = isinstance(err, _user_error_types())
@@ -76,7 +126,9 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks of errors.")) -> None:
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                       help="Also print the Python traceback behind an error, where there is one "
+                                            "(errors of a command's own option checks have none).")) -> None:
     """fourdfy-bench: reproduce and evaluate text-to-4D generation (4D-fy, hybrid SDS)."""
     _STATE["verbose"] = verbose
 

@@ -6,8 +6,11 @@ Resume rules (the same everywhere):
 |----------------------------------------|---------------------|---------------|-----------------------------------------|
 | nothing                                | train               | train         | train                                   |
 | an unfinished run with this config     | refuse              | resume        | resume                                  |
-| a finished run with this config        | refuse              | done          | done (nothing to do)                    |
+| a finished run with this config        | refuse              | done (*)      | done (nothing to do) (*)                |
 | a run with another config or prompt    | refuse              | refuse        | replace it if the pipeline made it, else refuse |
+
+(*) after checking that its final checkpoint `ckpt/last.pt` (what `fourdfy render` reads) loads; a damaged
+one is an error that names the intact stage checkpoint to rewrite it from with `--resume-from`.
 
 A run made by `resume="auto"` carries a `.pipeline-run` marker; only such runs are ever replaced, so a
 run a user trained by hand into a pipeline folder is never deleted.
@@ -105,6 +108,16 @@ def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
     return True
 
 
+def check_final_checkpoint(out: Path) -> None:
+    """A finished run is only done if `fourdfy render` can read its `ckpt/last.pt`; else a one-line error
+    naming the stage checkpoint that rewrites it (`--resume-from`). Nothing is changed."""
+    try:
+        ckpt.load(out / "ckpt" / "last.pt")
+    except ckpt.CheckpointError as err:
+        raise ckpt.CheckpointError(f"{out} is a finished run, but `fourdfy render` cannot use its final "
+                                   f"checkpoint: {err}") from None
+
+
 def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "no",
              resume_from: Path | str | None = None, init_from: Path | str | None = None, progress: bool = True,
              quiet: bool = False, notes: dict | None = None, stage_cache: Path | str | None = None) -> dict:
@@ -139,6 +152,7 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
                 raise ckpt.CheckpointMismatch(
                     f"{out} holds a run with another config or prompt{what}; move it away or choose another --out")
         elif status == "finished":
+            check_final_checkpoint(out)
             return json.loads((out / "manifest.json").read_text())
         else:
             trainer_resume = True

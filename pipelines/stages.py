@@ -5,7 +5,9 @@ it analyses, and the report summary. Run as `python -m pipelines.stages <step> .
   imports that the design does not list yet (a plug-in baseline, a folder of videos), so a new
   method reaches Table 2 without editing the pipeline or the design.
 - `votes`: the votes file of a real study when params.yaml names one (validated against the design),
-  else a simulated panel (rater ids `synthetic-...`, every output made from it says SYNTHETIC).
+  else a simulated panel (rater ids `synthetic-...`, every output made from it says SYNTHETIC). A
+  simulated panel replaces an earlier simulated file (DVC removes the stage's output before running
+  it anyway) but never a file holding real votes.
 - `summary`: reports/summary.md and reports/metrics/pipeline.json: which rows have videos, CLIP and
   votes, and which are missing (a row is never dropped silently); reports/clip_scores.png: CLIP per
   method with its bootstrap interval.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import yaml
@@ -58,6 +61,8 @@ def write_design(params_path: Path, out: Path) -> Path:
 def write_votes(params_path: Path, design_path: Path, out: Path) -> Path:
     """Copy the real study's votes (validated) or simulate a panel from the published rates."""
     from userstudy.design import load_design
+    from userstudy.outputs import atomic_write
+    from userstudy.simulate import check_votes_target
     from userstudy.votes import load_votes
 
     params = _params(params_path)
@@ -67,8 +72,11 @@ def write_votes(params_path: Path, design_path: Path, out: Path) -> Path:
     real = study.get("votes") or ""
     if real:
         load_votes(real, design)  # validates every row against the design; nothing is written on error
-        shutil.copyfile(real, out)
+        atomic_write(out, lambda tmp: shutil.copyfile(real, tmp))
         return out
+    # same rule as `fourdfy simulate-votes --overwrite`: an earlier simulated panel may go, real votes
+    # (e.g. an export copied here by hand) may not; checked before the panel is drawn
+    check_votes_target(out, overwrite=True)
     from pipelines.commands.userstudy import _parse_rates
     from userstudy.simulate import PanelConfig, simulate_votes
     from userstudy.simulate import write_votes as write_simulated
@@ -164,7 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "design":
         write_design(args.params, args.out)
     elif args.step == "votes":
-        write_votes(args.params, args.design, args.out)
+        try:
+            write_votes(args.params, args.design, args.out)
+        except ValueError as err:  # bad design or votes, an output that may not be replaced: no traceback
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
     else:
         write_summary(args.params, args.design, args.artifacts, args.clip, args.votes, args.out, args.metrics)
 

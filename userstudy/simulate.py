@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from userstudy.design import Design
-from userstudy.outputs import atomic_write
+from userstudy.outputs import OutputError, atomic_write, check_file_target
 from userstudy.votes import CRITERIA, SYNTHETIC_PREFIX
 
 LAYOUTS = ("per_rater", "global")
@@ -231,6 +231,43 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
     cols = ["rater_id", "question_id", "prompt_id", "method_left", "method_right", "criterion", "choice",
             "is_attention_check", "answered_at", "expected_choice", "source"]
     return out[cols].reset_index(drop=True)
+
+
+def _real_votes(path: Path) -> str | None:
+    """Why `path` is not a file of simulated votes that may be replaced (None: it is, or it is empty)."""
+    if path.stat().st_size == 0:
+        return None
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+        return "is not a votes CSV (it cannot be read as one)"
+    if "rater_id" not in raw.columns:
+        return "is not a votes CSV (no rater_id column)"
+    real = ~raw["rater_id"].str.startswith(SYNTHETIC_PREFIX)
+    if "source" in raw.columns:  # a survey export says source=survey
+        real |= raw["source"] != "synthetic"
+    if not real.any():
+        return None
+    raters = raw.loc[real, "rater_id"].unique()
+    return (f"holds real votes ({int(real.sum())} judgment(s) of {len(raters)} rater(s) not simulated, "
+            f"e.g. {raters[0]!r})")
+
+
+def check_votes_target(path: Path | str, overwrite: bool = False) -> Path:
+    """Check (writing nothing) that SYNTHETIC votes may be written to `path`: a new file or, with
+    `overwrite`, a file holding only simulated votes. Anything else, real votes above all, is
+    refused with an OutputError: a synthetic file must never take the place of a study's data."""
+    path = check_file_target(path)
+    if not path.exists():
+        return path
+    why = _real_votes(path)
+    if why is not None:
+        raise OutputError(f"{path} {why}; simulated votes never replace it, even with --overwrite: "
+                          "choose another output file")
+    if not overwrite:
+        raise OutputError(f"{path} already exists (simulated votes); give --overwrite to replace it "
+                          "or choose another output file")
+    return path
 
 
 def write_votes(frame: pd.DataFrame, path: Path | str) -> Path:

@@ -8,6 +8,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,14 +25,36 @@ DASH_MD = "—"
 DASH_TEX = "---"
 NOT_SIG_MD = "†"
 NOT_SIG_TEX = r"$^\dagger$"
+# A CLIP value over fewer prompts than its section's set; not the dagger, which marks significance.
+PARTIAL_MD = "‡"
+PARTIAL_TEX = r"$^\ddagger$"
 
 
 class ClipError(ValueError):
     """A CLIP-score CSV is malformed or names methods outside the design."""
 
 
-def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], float]:
-    """Read a `method,clip[,prompt_set]` CSV -> {(method, prompt_set or ""): clip}."""
+class ClipScore(NamedTuple):
+    """One CLIP value of `load_clip`: the mean and, when the CSV gives them, how many prompts it
+    averages (`n_prompts`) out of the prompt set's (`n_set`)."""
+
+    value: float
+    n_prompts: int | None = None
+    n_set: int | None = None
+
+    @property
+    def partial(self) -> bool:
+        """True when the mean covers only part of the prompt set."""
+        return self.n_prompts is not None and self.n_set is not None and self.n_prompts < self.n_set
+
+
+COUNT_COLUMNS = ("n_prompts", "n_set")
+
+
+def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], ClipScore]:
+    """Read a `method,clip[,prompt_set,n_prompts,n_set]` CSV (as `fourdfy clipscore` writes) ->
+    {(method, prompt_set or ""): ClipScore}. Files without the count columns (or with empty counts)
+    load with counts None."""
     path = Path(path)
     if not path.is_file():
         raise ClipError(f"CLIP file not found: {path}")
@@ -42,16 +65,29 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], float]:
     raw.columns = [c.strip() for c in raw.columns]
     missing = [c for c in ("method", "clip") if c not in raw.columns]
     if missing:
-        raise ClipError(f"{path.name}: missing column(s) {', '.join(missing)} (need method,clip[,prompt_set])")
+        raise ClipError(f"{path.name}: missing column(s) {', '.join(missing)} "
+                        "(need method,clip[,prompt_set,n_prompts,n_set])")
     raw = raw.apply(lambda s: s.str.strip())
     raw.insert(0, "line", np.arange(len(raw)) + 2)
-    if "prompt_set" not in raw.columns:
-        raw["prompt_set"] = ""
+    for col in ("prompt_set", *COUNT_COLUMNS):
+        if col not in raw.columns:
+            raw[col] = ""
     value = pd.to_numeric(raw["clip"], errors="coerce")
     problems = []
     bad = value.isna()
     if bad.any():
         problems.append(("clip is not a number", raw[bad]))
+    counts = {}
+    for col in COUNT_COLUMNS:
+        given = raw[col] != ""
+        num = pd.to_numeric(raw[col].where(given), errors="coerce")
+        bad = given & ~(num.notna() & (num >= 0) & (num == num.round()))
+        if bad.any():
+            problems.append((f"{col} is not a whole number >= 0", raw[bad]))
+        counts[col] = num
+    bad = counts["n_prompts"] > counts["n_set"]  # NaN compares False: only rows giving both
+    if bad.any():
+        problems.append(("n_prompts is larger than n_set", raw[bad]))
     known = set(design.comparisons) | {design.primary}
     bad = ~raw["method"].isin(known)
     if bad.any():
@@ -63,13 +99,18 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], float]:
         text = "\n".join(f"- {what}:\n" + "\n".join("    " + ln for ln in rows.to_string(index=False).splitlines())
                          for what, rows in problems)
         raise ClipError(f"{path.name}: bad CLIP rows:\n{text}")
-    return {(m, s): float(v) for m, s, v in zip(raw["method"], raw["prompt_set"], value)}
+
+    def _count(x) -> int | None:
+        return None if pd.isna(x) else int(x)
+
+    return {(m, s): ClipScore(float(v), _count(n), _count(k))
+            for m, s, v, n, k in zip(raw["method"], raw["prompt_set"], value, counts["n_prompts"], counts["n_set"])}
 
 
-def _clip_for(clip: dict, method: str, prompt_set: str) -> float:
-    if (method, prompt_set) in clip:
-        return clip[(method, prompt_set)]
-    return clip.get((method, ""), math.nan)
+def _clip_for(clip: dict, method: str, prompt_set: str) -> ClipScore:
+    got = clip.get((method, prompt_set), clip.get((method, ""), math.nan))
+    # plain floats (callers building the dict by hand) carry no counts
+    return got if isinstance(got, ClipScore) else ClipScore(float(got))
 
 
 def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:
@@ -83,9 +124,12 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
             rows.append({"kind": "heading", "section": s_idx, "method": "", "label": section.heading,
                          "label_latex": latex_escape(section.heading)})
         for method in section.rows:
+            score = _clip_for(clip, method, section.prompt_set)
             row = {"kind": "primary" if method == design.primary else "comparison", "section": s_idx,
                    "method": method, "label": design.label(method), "label_latex": design.label(method, latex=True),
-                   "clip": _clip_for(clip, method, section.prompt_set)}
+                   "clip": score.value, "clip_n_prompts": score.n_prompts, "clip_n_set": score.n_set,
+                   "clip_partial": score.partial and not math.isnan(score.value),
+                   "heading": section.heading, "prompt_set": section.prompt_set}
             if method != design.primary:
                 for crit in CRITERIA:
                     cell = stats.loc[(method, crit)]
@@ -102,8 +146,31 @@ def _pct(value: float, sig, pct: str, mark: str) -> str:
     return f"{value:.0f}{pct}" + ("" if sig else mark)
 
 
-def _clip_text(value, dash: str) -> str:
-    return dash if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+def _clip_text(row, dash: str, partial_mark: str) -> str:
+    value = row.get("clip")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return dash
+    return f"{value:.1f}" + (partial_mark if row.get("clip_partial") else "")
+
+
+def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
+    """'<label> (<section>): n of N' for every partial CLIP value, each (row, section) once."""
+    notes = []
+    seen = set()
+    for _, r in rows.iterrows():
+        if r["kind"] == "heading" or not r.get("clip_partial"):
+            continue
+        key = (r["section"], r["method"])
+        if key in seen:
+            continue
+        seen.add(key)
+        where = r["heading"] or r["prompt_set"]
+        label = r["label_latex"] if latex else r["label"]
+        if where:
+            where = latex_escape(where) if latex else where
+            label += f" ({where})"
+        notes.append(f"{label}: {int(r['clip_n_prompts'])} of {int(r['clip_n_set'])}")
+    return notes
 
 
 def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool) -> str:
@@ -118,7 +185,7 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
         if r["kind"] == "heading":
             out.append(f"| *{r['label']}* |" + " |" * (len(head) - 1))
             continue
-        cells = [r["label"], _clip_text(r.get("clip"), DASH_MD)]
+        cells = [r["label"], _clip_text(r, DASH_MD, PARTIAL_MD)]
         for crit in CRITERIA:
             cells.append(DASH_MD if r["kind"] == "primary"
                          else _pct(r[crit], r[f"{crit}_significant"], "%", NOT_SIG_MD))
@@ -126,6 +193,10 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
     out += ["", f"Percent of answered judgments preferring {primary_label}; {NOT_SIG_MD} = not significant at "
             "0.05 after Holm correction over all comparisons and criteria (chi-square test as in the paper); "
             "n, intervals and p-values in `table.csv`."]
+    notes = _partial_notes(rows, latex=False)
+    if notes:
+        out += ["", f"{PARTIAL_MD} CLIP is the mean over only part of the section's prompts (n of N prompts): "
+                + "; ".join(notes) + "."]
     return "\n".join(out) + "\n"
 
 
@@ -154,12 +225,17 @@ def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic:
             first = False
             continue
         first = False
-        cells = [r["label_latex"], _clip_text(r.get("clip"), DASH_TEX)]
+        cells = [r["label_latex"], _clip_text(r, DASH_TEX, PARTIAL_TEX)]
         for crit in CRITERIA:
             cells.append(DASH_TEX if r["kind"] == "primary"
                          else _pct(r[crit], r[f"{crit}_significant"], r"\%", NOT_SIG_TEX))
         out.append(" & ".join(cells) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    notes = _partial_notes(rows, latex=True)
+    if notes:
+        out += [r"\par\smallskip{\footnotesize " + PARTIAL_TEX + " CLIP is the mean over only part of the "
+                "section's prompts (n of N prompts): " + "; ".join(notes) + r".\par}"]
+    out += [r"\end{table}"]
     return "\n".join(out) + "\n"
 
 
@@ -167,6 +243,9 @@ def table_csv(rows: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
     body = rows[rows["kind"] != "heading"].copy()
     out = pd.DataFrame({"section": body["section"], "method": body["method"], "label": body["label"],
                         "clip": body.get("clip")})
+    # how many prompts the CLIP mean covers, of the section's set (empty: the CLIP file did not say)
+    for col in ("clip_n_prompts", "clip_n_set"):
+        out[col] = pd.array(body[col], dtype="Int64") if col in body else pd.NA
     for crit in CRITERIA:
         out[crit] = body[crit].round(1) if crit in body else np.nan
     for crit in CRITERIA:
@@ -231,9 +310,35 @@ def exclusion_text(rule) -> str:
             + f"; unanswered checks {'count' if rule.unanswered_fails else 'do not count'} as failed")
 
 
-def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_outside: bool = False) -> str:
+def _count_text(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else str(int(x))
+
+
+def clip_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
+    """The report's `## CLIP` section: every CLIP value of the tables with the prompts it covers
+    (empty when no table has a CLIP value)."""
+    lines = []
+    for name, rows in layouts.items():
+        for _, r in rows.iterrows():
+            value = r.get("clip")
+            if r["kind"] == "heading" or value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            n, k = (_count_text(r.get(c)) for c in ("clip_n_prompts", "clip_n_set"))
+            lines.append(f"| {name} | {r['heading'] or r['prompt_set'] or '-'} | {r['label']} | {value:.2f} | "
+                         f"{n} | {k} | {'yes' if r['clip_partial'] else 'no'} |")
+    if not lines:
+        return []
+    return ["## CLIP", "",
+            "| table | section | method | CLIP | prompts | of the set | partial |", "|:--|:--|:--|--:|--:|--:|:--|",
+            *lines, "",
+            f"A partial value (marked {PARTIAL_MD} in the tables) is a mean over fewer prompts than the section's "
+            "prompt set, e.g. a demo run that rendered one prompt; n/a: the CLIP file gives no counts.", ""]
+
+
+def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_outside: bool = False,
+                    clip_lines: list[str] | None = None) -> str:
     """The Markdown report; `files` are the names written into the output folder (listed once each,
-    and read back by the next run to know what it may replace)."""
+    and read back by the next run to know what it may replace); `clip_lines` from `clip_section`."""
     a, d, cfg = analysis, analysis.design, analysis.config
     s = a.summary
     rule = cfg.exclusion
@@ -288,6 +393,7 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
         share = left / n if n else math.nan
         out.append(f"| {crit} | {n} | {share:.3f} | {_fmt_p(float(binom_p(round(left), n)[0]))} |")
     out += [""]
+    out += clip_lines or []
     if metrics_outside:
         out += ["`metrics.json` was written to the path given by `--metrics`, outside this folder.", ""]
     out += files_section(files)
@@ -344,8 +450,9 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
         _csv(analysis.per_prompt.assign(synthetic=syn), "per_prompt.csv")
         _csv(analysis.raters, "raters.csv")
         _csv(analysis.agreement, "agreement.csv")
+        layouts = {}
         for table in d.tables:
-            rows = layout(analysis, table, clip)
+            rows = layouts[table.name] = layout(analysis, table, clip)
             _text(table_markdown(rows, table, d.label(d.primary), syn), f"{table.name}.md")
             _text(table_latex(rows, table, d.label(d.primary), syn, source), f"{table.name}.tex")
             _csv(table_csv(rows, syn), f"{table.name}.csv")
@@ -357,7 +464,8 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
                                   "give another file name")
             _text(metrics_text, metrics_name)
         names = written + [REPORT]
-        _text(report_markdown(analysis, source, names, metrics_outside=metrics_outside is not None), REPORT)
+        _text(report_markdown(analysis, source, names, metrics_outside=metrics_outside is not None,
+                              clip_lines=clip_section(layouts)), REPORT)
         return names
 
     names = replace_folder(out_dir, build)

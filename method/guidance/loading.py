@@ -11,6 +11,8 @@ to provide it; the hub client's exception is not chained (`from None`), its firs
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import warnings
 from contextlib import contextmanager
@@ -80,12 +82,60 @@ def quiet_progress():
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
     text = (str(exc).strip().splitlines() or [""])[0]
-    return text if len(text) <= limit else text[:limit] + "..."
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."  # cut between words
 
 
 def hub_offline() -> bool:
     """True when HF_HUB_OFFLINE is set (read at call time, so tests and users can set it late)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@functools.lru_cache(maxsize=8)
+def _reachable(endpoint: str, timeout: float) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def hub_endpoint() -> str:
+    """The hub the clients talk to (HF_ENDPOINT, default https://huggingface.co)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_local_only(timeout: float = 3.0) -> bool:
+    """True when hub ids are to be read from the local cache only: HF_HUB_OFFLINE is set, or the hub
+    cannot be reached (one TCP connect per endpoint and process). Without it a machine with no
+    network waits about a minute in the hub client's retries, printing each one, before failing."""
+    return hub_offline() or not _reachable(hub_endpoint(), timeout)
+
+
+def local_only_reason() -> str:
+    """Why a hub id was read from the cache only, for error messages ('' when it was not)."""
+    if hub_offline():
+        return "HF_HUB_OFFLINE is set and the files are not in the local Hugging Face cache"
+    if hub_local_only():
+        return f"the hub ({hub_endpoint()}) is unreachable and the files are not in the local Hugging Face cache"
+    return ""
+
+
+@contextmanager
+def quiet_hub_logs():
+    """No log lines of the hub client or of loaders that log their own download failures (open_clip logs
+    to the root logger): the one ModelNotFoundError says it all. The previous logging state is restored."""
+    was = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(was)
 
 
 def looks_like_path(source: str) -> bool:
@@ -109,7 +159,7 @@ def missing_model_message(source: str, role: str, field: str, reason: str = "", 
         name = default_id.split("/")[-1]
     lines += [
         "  To provide them: on a machine with internet run",
-        f"      huggingface-cli download {repo}{' ' + filename if filename else ''} --local-dir /path/to/{name}",
+        f"      hf download {repo}{' ' + filename if filename else ''} --local-dir /path/to/{name}",
         f"  copy that folder here and set the config field `{field}` to the folder (or keep the hub id",
         "  and put the download into the Hugging Face cache this machine reads: HF_HOME / HF_HUB_CACHE).",
         "  With HF_HUB_OFFLINE=1 only local folders and that cache are read.",
@@ -144,11 +194,12 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
         error = "no such folder"
     else:
         try:
-            with warnings.catch_warnings():  # diffusers passes a deprecated argument to the hub client
+            with warnings.catch_warnings(), quiet_hub_logs():  # diffusers passes a deprecated argument to the hub
                 warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
-                return cls.from_pretrained(source, subfolder=subfolder, local_files_only=hub_offline(), **kwargs)
+                return cls.from_pretrained(source, subfolder=subfolder, local_files_only=hub_local_only(), **kwargs)
         except (OSError, ValueError) as exc:  # hub clients raise OSError subclasses (offline, missing, network)
-            error = f"{type(exc).__name__} while fetching '{subfolder or ''}': {_first_line(exc)}"
+            why = local_only_reason() or f"{type(exc).__name__}: {_first_line(exc)}"
+            error = f"while fetching '{subfolder or ''}': {why}"
     # raised outside the except block: the hub client's long chained trace is not the user's problem
     raise ModelNotFoundError(msg(error))
 
@@ -170,9 +221,10 @@ def download_file(source: str, filename: str, *, role: str, field: str, hint: st
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(source, filename, local_files_only=hub_offline()))
+        with quiet_hub_logs():
+            return Path(hf_hub_download(source, filename, local_files_only=hub_local_only()))
     except Exception as exc:  # any hub failure (offline, missing, network) becomes the one clear error
-        error = f"{type(exc).__name__} while fetching '{filename}': {_first_line(exc)}"
+        error = f"while fetching '{filename}': {local_only_reason() or type(exc).__name__ + ': ' + _first_line(exc)}"
     raise ModelNotFoundError(msg(error))
 
 

@@ -55,10 +55,10 @@ TINY_UNET3D = {"sample_size": 8, "in_channels": 4, "out_channels": 4,
                "layers_per_block": 1, "attention_head_dim": 8, "cross_attention_dim": TINY_CONTEXT,
                "norm_num_groups": 32}
 
-# Resolutions of the tiny priors, chosen for speed (recipe 2; recipe 1 used 32, 64 and 32x48, about
-# 2-3x slower per update, docs/priors.md). The VAE downsamples x4 and the UNets need latents divisible
-# by 2: latents 4x4 (MVDream), 8x8 (VSD), 16 frames of 4x6 (Zeroscope). The tiny profile renders 32^2
-# (3D, IMG) and 16x24 (video), so MVDream still goes through the resize.
+# Resolutions of the tiny priors, chosen for speed (twice these sizes costs about 2-3x per update,
+# docs/priors.md). The VAE downsamples x4 and the UNets need latents divisible by 2: latents 4x4
+# (MVDream), 8x8 (VSD), 16 frames of 4x6 (Zeroscope). The tiny profile renders the 3D views at 16^2
+# (its mv_resolution), the image views at 32^2 and the video at 16x24: exactly these sizes, no resize.
 TINY_MVDREAM_IMAGE = 16
 TINY_VSD_RESOLUTION = 32
 TINY_VIDEO_SIZE = (16, 24)

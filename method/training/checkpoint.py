@@ -51,7 +51,7 @@ def save_atomic(obj: dict, path: Path) -> None:
 def load(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}{_intact_hint(path)}")  # a deleted last.pt: same fix
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated or foreign file

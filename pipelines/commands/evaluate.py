@@ -92,7 +92,8 @@ def import_videos(
 
 
 def clipscore(
-    artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders (searched for manifest.json)."),
+    artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders "
+                                           "(searched for manifest.json and video.mp4)."),
     out: Path = typer.Option(..., "--out", help="Folder for per_frame/per_prompt/summary/clip.csv."),
     model: str = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture, hf-hub:org/repo or a folder."),
     pretrained: str = typer.Option("openai", "--pretrained", help="open_clip tag or checkpoint file."),
@@ -109,16 +110,20 @@ def clipscore(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`."""
-    from evaluation.artifacts import ArtifactError, find_artifacts
+    from evaluation.artifacts import ArtifactError, scan_artifacts
     from evaluation.clip import ScoreCache, ScoreConfig, score_artifacts, write_outputs
     from evaluation.clip_models import ClipConfig, load_clip
     from method.guidance.loading import ModelNotFoundError
 
     try:
-        arts = find_artifacts(artifacts)
+        arts, broken = scan_artifacts(artifacts)
+        if broken:  # scoring the readable rest would silently drop these prompts from the means
+            listed = "; ".join(f"{folder}: {reason}" for folder, reason in list(broken.items())[:3])
+            listed += f"; and {len(broken) - 3} more" if len(broken) > 3 else ""
+            _fail(f"{len(broken)} incomplete artifact folder(s), fix or remove them before scoring "
+                  f"(`fourdfy validate-artifacts` checks them): {listed}")
         if not arts:
-            _fail(f"no artifact (manifest.json) under {', '.join(map(str, artifacts))}; "
-                  "make them with `fourdfy render` or `fourdfy import-videos`")
+            _fail(_nothing_found(artifacts))
         cfg = ClipConfig(model=model, pretrained=pretrained or None, activation=activation, batch_size=batch_size,
                          device=device, precision=precision)
         scfg = ScoreConfig(primary=primary, n_resamples=n_resamples, seed=seed)
@@ -151,21 +156,34 @@ def clipscore(
 def validate_artifacts(
     artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders."),
 ) -> None:
-    """Check artifact folders (manifest, names, videos decoded and counted); exit 1 if any is invalid."""
-    from evaluation.artifacts import ArtifactError, find_artifacts, validate_artifact
+    """Check every folder holding manifest.json or video.mp4 (manifest, names, videos decoded and counted);
+    exit 1 if any is invalid."""
+    from evaluation.artifacts import ArtifactError, scan_artifacts, validate_artifact
 
     try:
-        arts = find_artifacts(artifacts)
+        arts, broken = scan_artifacts(artifacts)
     except ArtifactError as err:
         _fail(str(err))
-    bad = 0
-    for key, art in arts.items():
-        problems = validate_artifact(art.folder)
+    if not arts and not broken:
+        _fail(_nothing_found(artifacts))
+    entries: dict = {**broken, **{art.folder: art for art in arts.values()}}
+    bad = len(broken)
+    for folder in sorted(entries):  # one line as each is checked: decoding every video takes a while
+        entry = entries[folder]
+        if isinstance(entry, str):
+            typer.echo(f"BAD {folder}: {entry}")
+            continue
+        problems = validate_artifact(folder)
         bad += bool(problems)
-        typer.echo(f"{'ok ' if not problems else 'BAD'} {art.method}/{art.slug}" +
+        typer.echo(f"{'ok ' if not problems else 'BAD'} {entry.method}/{entry.slug}" +
                    ("" if not problems else ": " + "; ".join(problems)))
     if bad:
         raise typer.Exit(1)
+
+
+def _nothing_found(roots: list[Path]) -> str:
+    return (f"no artifacts under {', '.join(map(str, roots))}; "
+            "make them with `fourdfy render` or `fourdfy import-videos`")
 
 
 def register(app: typer.Typer) -> None:

@@ -46,6 +46,44 @@ def methods() -> None:
         typer.echo(f"{name:<{width}}  {m.description}{note}{origin}")
 
 
+PATH_SUFFIXES = (".txt", ".csv", ".yaml", ".yml", ".json", ".tsv")
+
+
+def refuse_a_prompt_file(value: str) -> None:
+    """Raise a one-line error when `--prompt` names a file (it would be trained on as the literal text).
+
+    Slugs of the prompt library and prompt texts pass; refused: an existing file, or a word without spaces
+    ending in a file suffix (`prompts/ablation_6.txt`, a typo of a file name).
+    """
+    from prompts import PROMPT_DIR, PromptFileError, load_prompts, slugify
+
+    try:
+        if slugify(value) == value:  # a slug, looked up in the library (a file of that name does not matter)
+            return
+    except PromptFileError:
+        return  # no letters or digits: resolve_prompt reports it
+    path = Path(value).expanduser()
+    looks_like_a_path = not any(c.isspace() for c in value) and path.suffix.lower() in PATH_SUFFIXES
+    if not (path.is_file() or looks_like_a_path):
+        return
+    head = f"--prompt takes one prompt (its text, or a slug of prompts/*.txt), not a file: {value}"
+    table = None
+    if path.is_file() and path.suffix.lower() == ".txt":  # the prompt library's format
+        try:
+            table = load_prompts(path)
+        except PromptFileError:
+            pass
+    if table is None:
+        raise PromptFileError(f"{head}; give the prompt itself, e.g. --prompt \"A panda dancing.\", or a slug "
+                              "such as a_panda_dancing")
+    slug, text = next(iter(table.items()))
+    if path.resolve().parent == PROMPT_DIR:  # the library's own file: its slugs work everywhere
+        raise PromptFileError(f"{head}; train one of its prompts by slug, e.g. --prompt {slug}, or all of them "
+                              f"with `fourdfy sweep --prompts-file {value}`")
+    raise PromptFileError(f"{head}; give one of its prompts as text, e.g. --prompt \"{text}\", or train all of "
+                          f"them with `fourdfy sweep --prompts-file {value}`")
+
+
 def generate(
     prompt: str = typer.Option(..., "--prompt", help="Prompt text, or a slug of the prompt library (prompts/*.txt)."),
     method: str = typer.Option("4dfy", "--method", help="Registered method (see `fourdfy methods`)."),
@@ -79,6 +117,7 @@ def generate(
 
     from pipelines.generate import read_sets
 
+    refuse_a_prompt_file(prompt)
     set_values = {**(read_sets(sets_from) if sets_from else {}), **parse_sets(sets)}
     cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps)
     mode = "auto" if auto_resume else "yes" if resume else "no"

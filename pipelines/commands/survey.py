@@ -42,6 +42,35 @@ def build(
     n_checks = sum(q.is_attention_check for q in bundle.questions)
     typer.echo(f"bundle {bundle.bundle_id}: {len(bundle.questions)} questions ({n_checks} attention checks), "
                f"{len({v for q in bundle.questions for v in (q.video_a, q.video_b)})} videos -> {out}")
+    for line in build_warnings(bundle, out):
+        typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+
+
+def build_warnings(bundle, out: Path) -> list[str]:
+    """What a partial bundle lacks: left-out questions and missing attention checks, one line each
+    (a demo bundle must not pass for the full study)."""
+    from userstudy.survey.bundle import BUNDLE_FILE, CHECK_ID_PREFIX
+
+    warnings = []
+    listed = out / BUNDLE_FILE
+    dropped = [q for q in bundle.left_out if not q.startswith(CHECK_ID_PREFIX)]
+    if dropped:
+        n_plain = sum(not q.is_attention_check for q in bundle.questions)
+        warnings.append(f"--allow-missing left out {len(dropped)} of {len(dropped) + n_plain} questions (a video "
+                        f"missing); this is a partial demo bundle, not the full study: the list is under "
+                        f"\"left_out\" and \"missing\" in {listed}")
+    n_checks = sum(q.is_attention_check for q in bundle.questions)
+    dropped_checks = len(bundle.left_out) - len(dropped)
+    decoys = bundle.design.check.decoys
+    if n_checks == 0:
+        why = (f"no question of the decoy(s) {', '.join(decoys)} has both videos" if decoys
+               else "the design names no attention_check.decoys")
+        warnings.append(f"the bundle has NO attention checks ({why}): careless raters cannot be detected and "
+                        "`fourdfy analyze` will exclude nobody")
+    elif dropped_checks:
+        warnings.append(f"--allow-missing left out {dropped_checks} of {dropped_checks + n_checks} attention "
+                        f"checks (a video missing); see \"left_out\" in {listed}")
+    return warnings
 
 
 @survey_app.command("serve")

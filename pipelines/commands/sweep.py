@@ -45,7 +45,8 @@ def sweep(
                                  split_list, summary_table)
     from prompts import load_prompts
 
-    prompt_list = split_list(prompts) + (list(load_prompts(prompts_file)) if prompts_file is not None else [])
+    # texts, not slugs: a file outside prompts/ has slugs the library does not know
+    prompt_list = split_list(prompts) + (list(load_prompts(prompts_file).values()) if prompts_file is not None else [])
     method_list = split_list(methods)
     method_sets: dict = {}
     if params is not None:

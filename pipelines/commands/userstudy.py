@@ -16,7 +16,8 @@ def analyze(
     votes: Path = typer.Option(..., "--votes", help="Votes CSV (one row per judgment; see README)."),
     design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
                                 "userstudy/designs/paper.yaml)."),
-    clip: Path = typer.Option(None, "--clip", help="Optional CSV method,clip[,prompt_set] for the CLIP column."),
+    clip: Path = typer.Option(None, "--clip", help="Optional CSV method,clip[,prompt_set,n_prompts,n_set] for the "
+                              "CLIP column (`fourdfy clipscore`'s clip.csv; partial means are marked)."),
     out: Path = typer.Option(..., "--out", help="Output folder (tables, metrics.json, plots, report.md)."),
     metrics: Path = typer.Option(None, "--metrics", help="Write metrics.json here instead of into --out "
                                  "(for a DVC metrics file outside a tracked output folder)."),
@@ -68,6 +69,13 @@ def analyze(
     for r in t.itertuples():
         typer.echo(f"  {r.comparison:<14} {r.criterion:<10} n={r.n:<5} {r.pct_primary:5.1f}% "
                    f"[{r.ci_low:4.1f}, {r.ci_high:4.1f}]  p_holm={r.p_holm:.2g}{'  *' if r.significant else ''}")
+    partial = [f"{m} ({s or 'all'}: {c.n_prompts} of {c.n_set})" for (m, s), c in (clip_values or {}).items()
+               if c.partial]
+    if partial:  # a demo run's CLIP must not pass for the paper's full-set mean
+        more = f" and {len(partial) - 3} more" if len(partial) > 3 else ""
+        typer.secho(f"note: {len(partial)} CLIP value(s) cover only part of their prompt set (marked ‡ "
+                    f"where the tables show them; counts in report.md): {', '.join(partial[:3])}{more}",
+                    fg=typer.colors.YELLOW)
     inside = [p for p in paths if p.parent == out or out in p.parents]
     extra = [str(p) for p in paths if p not in inside]
     typer.echo(f"wrote {len(inside)} files to {out}" + (f" and {', '.join(extra)}" if extra else ""))
@@ -164,11 +172,13 @@ def simulate_votes(
     layout: str = typer.Option("per_rater", "--layout", help="per_rater | global (one shuffle for all)."),
     comparisons: str = typer.Option("", "--comparisons", help="Comma-separated subset of the design's comparisons."),
     seed: int = typer.Option(0, "--seed", help="Seed of every draw."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file of simulated "
+                                   "votes (a file holding real votes is never replaced)."),
 ) -> None:
     """Write a SYNTHETIC votes file drawn from given preference rates (for demos, tests and power)."""
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_file_target
-    from userstudy.simulate import PanelConfig, write_votes
+    from userstudy.simulate import PanelConfig, check_votes_target, write_votes
     from userstudy.simulate import simulate_votes as simulate
 
     try:
@@ -183,6 +193,8 @@ def simulate_votes(
                           layout=layout, seed=seed,
                           comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None)
         frame = simulate(d, cfg)
+        # after the settings are checked (their errors come first), before anything is written
+        check_votes_target(out, overwrite=overwrite)
         write_votes(frame, out)
     except ValueError as err:  # DesignError, OutputError, PromptFileError and bad settings
         _fail(str(err))

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
 from eval_helpers import make_frames
 
 from evaluation import artifacts as art_mod
-from evaluation.artifacts import (REQUIRED_KEYS, ArtifactError, find_artifacts, read_artifact, validate_artifact,
-                                  write_artifact)
+from evaluation.artifacts import (REQUIRED_KEYS, ArtifactError, find_artifacts, read_artifact, scan_artifacts,
+                                  validate_artifact, write_artifact)
 from evaluation.video import decode_video, encode_video
 
 SRC = {"kind": "import", "file": "x.mp4", "sha256": "0" * 64}
@@ -63,7 +65,7 @@ def test_a_crash_while_writing_leaves_nothing(tmp_path, monkeypatch):
 
 def test_existing_folder_needs_overwrite(tmp_path):
     _write(tmp_path, n=4)
-    with pytest.raises(ArtifactError, match="already exists"):
+    with pytest.raises(ArtifactError, match="already exists \\(pass --overwrite"):
         _write(tmp_path, n=6)
     a = _write(tmp_path, n=6, overwrite=True)
     assert a.n_frames == 6 and validate_artifact(a.folder) == []
@@ -131,3 +133,37 @@ def test_find_artifacts_over_roots(tmp_path):
 def test_bad_method_names_are_refused(tmp_path, method):
     with pytest.raises(ArtifactError, match="folder name"):
         _write(tmp_path, method=method)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_folder_mode_follows_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        a = _write(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(a.folder.stat().st_mode) == 0o777 & ~umask  # not mkdtemp's 0700
+    assert stat.S_IMODE(a.video_path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_scan_reports_every_artifact_like_folder(tmp_path):
+    good = _write(tmp_path / "r", method="4dfy")
+    loose = tmp_path / "r" / "mav3d" / "a_cat_singing"
+    loose.mkdir(parents=True)
+    encode_video(loose / "video.mp4", make_frames(2, 16, 16))  # a video without a manifest
+    torn = _write(tmp_path / "r", method="wo_3d")
+    (torn.folder / "manifest.json").write_text("{half")
+    (tmp_path / "r" / "4dfy" / ".a_cat.tmp-x").mkdir()
+    (tmp_path / "r" / "4dfy" / ".a_cat.tmp-x" / "video.mp4").write_bytes(b"")  # hidden temporary: skipped
+    twin = _write(tmp_path / "r2", method="4dfy")
+    found, broken = scan_artifacts([tmp_path / "r", tmp_path / "r", tmp_path / "r2"])  # overlapping roots
+    assert list(found) == [("4dfy", "a_panda_dancing")] and found[("4dfy", "a_panda_dancing")].folder == good.folder
+    assert sorted(broken) == [loose, torn.folder, twin.folder]
+    assert broken[loose].startswith("video.mp4 without manifest.json")
+    assert broken[torn.folder].startswith("manifest.json: not valid JSON")
+    assert "second artifact for method '4dfy'" in broken[twin.folder] and str(good.folder) in broken[twin.folder]
+    with pytest.raises(ArtifactError, match="no such folder"):
+        scan_artifacts([tmp_path / "nope"])
+    # find_artifacts keeps its contract: folders without a manifest are not its business
+    found = find_artifacts([tmp_path / "r" / "4dfy", tmp_path / "r" / "mav3d"])
+    assert list(found) == [("4dfy", "a_panda_dancing")]

@@ -138,7 +138,7 @@ def test_missing_weights_offline_name_model_option_and_fix(tmp_path, monkeypatch
         load_clip(ClipConfig(device="cpu"))
     text = str(err.value)
     assert "'ViT-B-32'" in text and "'openai'" in text and "--pretrained" in text
-    assert "huggingface-cli download timm/vit_base_patch32_clip_224.openai" in text
+    assert "hf download timm/vit_base_patch32_clip_224.openai" in text
     with pytest.raises(ModelNotFoundError, match="no such folder"):
         load_clip(ClipConfig(model=str(tmp_path / "nowhere") + "/", device="cpu"))
     with pytest.raises(ModelNotFoundError, match="no open_clip_config.json"):

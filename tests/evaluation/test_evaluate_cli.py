@@ -32,7 +32,9 @@ def test_commands_are_registered_and_light():
     assert out.strip() == "[]"
 
 
-def test_render_command(fake_run, tmp_path):
+def test_render_command(fake_run, tmp_path, monkeypatch):
+    import evaluation.render as render_mod
+
     torch.set_num_threads(1)
     out = tmp_path / "eval"
     args = ["render", str(fake_run), "--out", str(out), "--frames", "2", "--size", "8", "--device", "cpu",
@@ -40,13 +42,74 @@ def test_render_command(fake_run, tmp_path):
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert (out / "4dfy" / "a_panda_dancing" / "video.mp4").is_file()
-    res = runner.invoke(app, args)  # exists: refused with one line
-    assert res.exit_code == 2 and len(_errors(res)) == 1 and "already exists" in res.stderr
+    rendered = []
+    monkeypatch.setattr(render_mod, "render_frames", lambda *a, **k: rendered.append(1) / 0)
+    res = runner.invoke(app, args)  # exists: refused with one line, before any frame is rendered
+    assert res.exit_code == 2 and rendered == []
+    assert _errors(res) == [f"error: {out / '4dfy' / 'a_panda_dancing'} already exists (pass --overwrite to "
+                            "replace it)"]
+    monkeypatch.undo()
     res = runner.invoke(app, ["validate-artifacts", str(out)])
     assert res.exit_code == 0 and res.output.startswith("ok ")
     res = runner.invoke(app, ["render", str(tmp_path / "nope"), "--out", str(out)])
-    assert res.exit_code == 2 and _errors(res) == [f"error: {tmp_path / 'nope'}: no manifest.json (not a finished "
+    assert res.exit_code == 2 and _errors(res) == [f"error: {tmp_path / 'nope'}: no such run folder"]
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["render", str(tmp_path / "empty"), "--out", str(out)])
+    assert res.exit_code == 2 and _errors(res) == [f"error: {tmp_path / 'empty'}: no manifest.json (not a finished "
                                                    "run; `fourdfy generate` writes it at the end)"]
+
+
+def test_validate_artifacts_reports_every_artifact_like_folder(tmp_path):
+    from evaluation.artifacts import write_artifact
+
+    root = tmp_path / "eval"
+    root.mkdir()
+    res = runner.invoke(app, ["validate-artifacts", str(root)])  # empty: not a silent success
+    nothing = [f"error: no artifacts under {root}; make them with `fourdfy render` or `fourdfy import-videos`"]
+    assert res.exit_code == 2 and _errors(res) == nothing and res.stdout == ""
+    encode_video(root / "a_panda_dancing.mp4", make_frames(2, 16, 16))  # plain videos are no artifacts
+    res = runner.invoke(app, ["validate-artifacts", str(root)])
+    assert res.exit_code == 2 and _errors(res) == nothing
+    src = {"kind": "import", "file": "x", "sha256": "0"}
+    write_artifact(root, "4dfy", "A cat singing.", make_frames(2, 16, 16), source=src, trajectory="orbit", fps=15)
+    torn = write_artifact(root, "mav3d", "A cat singing.", make_frames(2, 16, 16), source=src, trajectory="orbit",
+                          fps=15).folder
+    (torn / "manifest.json").write_text("{half")
+    loose = root / "wo_3d" / "a_cat_singing"
+    loose.mkdir(parents=True)
+    encode_video(loose / "video.mp4", make_frames(2, 16, 16))
+    res = runner.invoke(app, ["validate-artifacts", str(root)])
+    assert res.exit_code == 1, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0] == "ok  4dfy/a_cat_singing" and len(lines) == 3
+    assert lines[1].startswith(f"BAD {torn}: manifest.json: not valid JSON")  # reported, and the check went on
+    assert lines[2] == f"BAD {loose}: video.mp4 without manifest.json (not written by `fourdfy render` or " \
+                       "`fourdfy import-videos`)"
+
+
+def test_clipscore_refuses_incomplete_folders(tmp_path, tiny_clip):
+    from evaluation.artifacts import write_artifact
+
+    root = tmp_path / "eval"
+    write_artifact(root, "4dfy", "A cat singing.", make_frames(2, 16, 16),
+                   source={"kind": "import", "file": "x", "sha256": "0"}, trajectory="orbit", fps=15)
+    loose = root / "mav3d" / "a_cat_singing"
+    loose.mkdir(parents=True)
+    encode_video(loose / "video.mp4", make_frames(2, 16, 16))
+    args = ["clipscore", str(root), "--out", str(tmp_path / "s"), "--clip-model", str(tiny_clip), "--resamples",
+            "200", "--device", "cpu", "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2
+    (line,) = _errors(res)
+    assert line.startswith("error: 1 incomplete artifact folder(s)") and f"{loose}: video.mp4 without manifest" in line
+    assert not (tmp_path / "s").exists()  # nothing written, not a score over the rest
+    (loose / "video.mp4").unlink()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output + res.stderr
+    (tmp_path / "none").mkdir()
+    res = runner.invoke(app, ["clipscore", str(tmp_path / "none"), "--out", str(tmp_path / "t")])
+    assert res.exit_code == 2 and _errors(res) == [f"error: no artifacts under {tmp_path / 'none'}; make them with "
+                                                   "`fourdfy render` or `fourdfy import-videos`"]
 
 
 def test_import_reports_and_exit_codes(tmp_path):
@@ -81,7 +144,7 @@ def test_clipscore_offline_without_weights_is_one_clear_line(tmp_path, monkeypat
     assert res.exit_code == 2
     (line,) = _errors(res)
     assert line.startswith("error: CLIP score: the weights of model 'ViT-B-32', pretrained 'openai' were not found")
-    assert "huggingface-cli download timm/vit_base_patch32_clip_224.openai" in line
+    assert "hf download timm/vit_base_patch32_clip_224.openai" in line
     res = runner.invoke(app, ["clipscore", str(tmp_path / "empty"), "--out", str(tmp_path / "s")])
     assert res.exit_code == 2 and "no such folder" in res.stderr
 

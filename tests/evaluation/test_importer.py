@@ -155,3 +155,23 @@ def load_prompts_files():
 def test_missing_source_folder(tmp_path):
     with pytest.raises(VideoImportError, match="source folder not found"):
         import_videos(tmp_path / "nope", "m", tmp_path / "out")
+
+
+def test_an_existing_artifact_is_refused_before_decoding(tmp_path, monkeypatch):
+    import evaluation.importer as imp
+
+    d = tmp_path / "v"
+    d.mkdir()
+    encode_video(d / "a_panda_dancing.mp4", make_frames(3, 16, 16))
+    assert len(import_videos(d, "mav3d", tmp_path / "out").imported) == 1
+    encode_video(d / "a_cat_singing.mp4", make_frames(3, 16, 16))
+    decoded = []
+    real_load = imp._load
+    monkeypatch.setattr(imp, "_load", lambda path, *a: decoded.append(path.name) or real_load(path, *a))
+    r = import_videos(d, "mav3d", tmp_path / "out", all_or_nothing=True)
+    assert list(r.failed) == ["a_panda_dancing.mp4"] and "already exists (pass --overwrite" in r.failed[
+        "a_panda_dancing.mp4"]
+    assert decoded == ["a_cat_singing.mp4"]  # the taken one was not decoded
+    assert r.imported == [] and not (tmp_path / "out" / "mav3d" / "a_cat_singing").exists()  # all or nothing
+    r = import_videos(d, "mav3d", tmp_path / "out", overwrite=True)
+    assert sorted(a.slug for a in r.imported) == ["a_cat_singing", "a_panda_dancing"] and not r.failed

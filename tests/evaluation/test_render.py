@@ -10,7 +10,7 @@ import pytest
 import torch
 from matplotlib import colormaps
 
-from evaluation.artifacts import validate_artifact
+from evaluation.artifacts import ArtifactError, validate_artifact
 from evaluation.render import EvalRenderConfig, depth_to_rgb, render_frames, render_run
 from evaluation.runs import RunError, eval_render_config, load_run
 from evaluation.video import decode_video
@@ -144,3 +144,23 @@ def test_eval_occupancy_grid_covers_every_frame_time():
         ref[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2, max(k - 1, 0):k + 2] = True
     assert inside.sum() > 0 and ref.sum() < res ** 3 / 4
     assert np.array_equal(est.binaries[0].numpy(), ref)
+
+
+def test_an_existing_artifact_is_refused_before_rendering(rendered, fake_run, monkeypatch):
+    import evaluation.render as render_mod
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered although the artifact folder exists")
+
+    monkeypatch.setattr(render_mod, "render_frames", no_render)
+    with pytest.raises(ArtifactError, match=r"a_panda_dancing already exists \(pass --overwrite to replace it\)"):
+        render_run(fake_run, rendered.folder.parent.parent, SMALL)
+    with pytest.raises(AssertionError, match="rendered although"):  # overwrite goes on to render
+        render_run(fake_run, rendered.folder.parent.parent, SMALL, overwrite=True)
+
+
+def test_a_missing_run_folder_is_named_as_such(tmp_path):
+    with pytest.raises(RunError, match=r"nope: no such run folder$"):
+        render_run(tmp_path / "nope", tmp_path / "eval", SMALL)
+    with pytest.raises(RunError, match="no such run folder"):
+        load_run(tmp_path / "nope")

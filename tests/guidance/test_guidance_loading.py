@@ -19,7 +19,7 @@ def _check(exc: ModelNotFoundError, name: str, field: str) -> None:
     msg = str(exc)
     assert isinstance(exc, RuntimeError)
     assert name in msg and field in msg
-    assert "huggingface-cli download" in msg and "HF_HUB_OFFLINE" in msg
+    assert "hf download" in msg and "HF_HUB_OFFLINE" in msg
 
 
 @pytest.mark.parametrize("make", [
@@ -103,3 +103,52 @@ def test_unknown_tiny_id_names_the_field(tiny_root):
         ZeroscopeGuidance(ZeroscopeConfig(model="fourdfy-tiny:zeroscopee"))
     known = str(info.value).split("known: ")[1].split(", ")
     assert "fourdfy-tiny:zeroscope" in known and "fourdfy-tiny:mvdream" in known
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # a port that was just free: connecting to it is refused at once
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_hub_fails_at_once_from_the_cache_without_log_lines(monkeypatch, tmp_path, caplog):
+    import logging
+
+    import huggingface_hub.constants as hfc
+
+    from method.guidance import loading
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(hfc, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    assert loading.hub_local_only()
+    calls = []
+    real = loading._reachable.__wrapped__
+    monkeypatch.setattr(loading, "_reachable", lambda *a: calls.append(a) or real(*a))
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ModelNotFoundError) as info:
+        ZeroscopeGuidance(ZeroscopeConfig())
+    _check(info.value, "cerspense/zeroscope_v2_576w", "ZeroscopeConfig.model")
+    assert f"the hub ({hfc.ENDPOINT}) is unreachable" in str(info.value)
+    assert calls and not [r for r in caplog.records if "huggingface" in r.name or r.name == "root"]
+    with pytest.raises(ModelNotFoundError, match="is unreachable"):
+        loading.download_file("MVDream/MVDream", "sd-v2.1-base-4view.pt", role="MVDream", field="model")
+
+
+def test_reachable_hub_is_not_treated_as_offline(monkeypatch):
+    import socket
+
+    import huggingface_hub.constants as hfc
+
+    from method.guidance import loading
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setattr(hfc, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert not loading.hub_local_only() and loading.local_only_reason() == ""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert loading.hub_local_only() and "HF_HUB_OFFLINE" in loading.local_only_reason()

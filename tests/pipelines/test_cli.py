@@ -192,3 +192,109 @@ def test_set_from_reads_a_methods_overrides_from_params_and_set_wins(tmp_path):
                               f"{params}:overrides.wo_hybrid", "--set", "stages.stage3.steps=oops",
                               "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "stages.stage3.steps" in res.output  # --set wins, and is type-checked
+
+
+def test_a_closed_stdout_ends_quietly():
+    """`fourdfy info | head -2`: the reader is gone, so the command stops without an error line (click's exit 1)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a reader that closed before the first line: every write fails with EPIPE
+    try:
+        res = subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()", "info"],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=600)
+    finally:
+        os.close(write_end)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr == ""  # no `error: [Errno 32] Broken pipe`, no "Exception ignored" at exit
+
+
+@pytest.mark.parametrize("value", ["library", "own", "yaml", "missing"])
+def test_generate_refuses_a_prompt_file_given_as_the_prompt(tmp_path, value):
+    from prompts import PROMPT_DIR
+
+    own = tmp_path / "my_prompts.txt"
+    own.write_text("A red fox jumping.\nA blue whale singing.\n")
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: tiny\n")
+    path = {"library": str(PROMPT_DIR / "ablation_5.txt"), "own": str(own), "yaml": str(params),
+            "missing": "prompts/ablation_6.txt"}[value]
+    res = runner.invoke(app, ["generate", "--prompt", path, "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --prompt takes one prompt"), res.output
+    assert f"not a file: {path}" in lines[0]
+    hint = {"library": "--prompt 3d_rendering_of_a_fox_playing_videogame, or all of them with `fourdfy sweep "
+                       f"--prompts-file {path}`",
+            "own": '--prompt "A red fox jumping."', "yaml": "a slug such as a_panda_dancing",
+            "missing": "a slug such as a_panda_dancing"}[value]
+    assert hint in lines[0]
+    assert not (tmp_path / "run").exists()  # nothing trained on the file name
+
+
+def test_prompt_texts_and_slugs_are_not_taken_for_files(tmp_path, monkeypatch):
+    from pipelines.commands.generate import refuse_a_prompt_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_panda_dancing").write_text("a file named like a slug\n")
+    for prompt in ("a_panda_dancing", "A panda dancing.", "A cat reading notes.txt on a sofa.", "3D.", "dancing"):
+        refuse_a_prompt_file(prompt)  # no error
+
+
+def test_resume_of_a_finished_run_checks_the_checkpoint_render_reads(tiny_run, tmp_path):
+    """A finished run with a damaged ckpt/last.pt is not `done`: one line names the stage checkpoint to
+    rewrite it from, nothing is changed, and `--resume-from` that checkpoint repairs the run."""
+    import hashlib
+    import shutil
+
+    import torch
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+    last = out / "ckpt" / "last.pt"
+    intact = torch.load(last, map_location="cpu", weights_only=False)["field"]
+    last.write_bytes(last.read_bytes()[:1000])
+
+    def digest():
+        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(out.rglob("*")) if p.is_file()}
+
+    before = digest()
+    args = ["generate", "--prompt", "a_panda_dancing", "--max-steps", "2", "--set", "heartbeat_s=0",
+            "--set", "weights.sds_video=0.2", "--out", str(out), "--no-progress"]
+    for mode in ("--resume", "--auto-resume"):
+        res = runner.invoke(app, [*args, mode])
+        assert res.exit_code == 2, res.output
+        lines = [line for line in res.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "finished run" in lines[0], res.output
+        assert str(last) in lines[0] and f"--resume-from {out / 'ckpt' / 'stage3.pt'}" in lines[0]
+        assert digest() == before  # nothing deleted or rewritten
+    last.unlink()  # a deleted last.pt: the same advice
+    res = runner.invoke(app, [*args, "--resume"])
+    assert res.exit_code == 2 and f"--resume-from {out / 'ckpt' / 'stage3.pt'}" in res.output, res.output
+    res = runner.invoke(app, [*args, "--resume-from", str(out / "ckpt" / "stage3.pt")])  # the suggested repair
+    assert res.exit_code == 0, res.output
+    repaired = torch.load(last, map_location="cpu", weights_only=False)["field"]
+    assert all(torch.equal(intact[k], repaired[k]) for k in intact)
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+
+
+def test_help_wraps_long_words_instead_of_cutting_them():
+    import re
+
+    res = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    text = re.sub(r"\x1b\[[0-9;]*m", "", res.output)
+    assert "…" not in text
+    letters = re.sub(r"[\s│]", "", text)  # the help column's lines, joined
+    for word in ("guidance.video.guidance_scale=50", "params.yaml:overrides.wo_hybrid"):
+        assert word in letters
+    res = runner.invoke(app, ["--help"], env={"COLUMNS": "60"})
+    assert res.exit_code == 0 and "…" not in res.output
+
+
+def test_verbose_shows_where_a_commands_own_error_was_raised(tmp_path):
+    args = ["render", str(tmp_path / "nope"), "--out", str(tmp_path / "art")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
+    res = runner.invoke(app, ["--verbose", *args])
+    assert res.exit_code == 2 and res.stderr.startswith("error: "), res.stderr
+    assert "Traceback (most recent call last)" in res.stderr and "RunError" in res.stderr

@@ -341,3 +341,15 @@ def test_a_slurm_sweep_runs_through_sbatch_and_srun_and_collects_the_error(tmp_p
     assert "#SBATCH --job-name=fourdfy-4dfy-a_panda_dancing" in script
     log = (runs / "tiny" / "sweep" / f"4dfy-{SLUG}.out").read_text()
     assert "Starting with JobEnvironment(job_id=1000" in log  # submitit's SLURM environment read the sbatch job id
+
+
+def test_a_prompts_file_outside_the_library_is_swept_by_its_texts(tmp_path):
+    own = tmp_path / "mine.txt"
+    own.write_text("A red fox jumping.\n# a comment\nA blue whale singing.\n")
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy", "--prompts-file", str(own), "--runs", str(runs),
+                                   "--dry-run"])
+    assert res.exit_code == 0, res.output
+    names = [line.split()[0] for line in res.output.strip().splitlines()[1:]]
+    assert names == ["4dfy-a_red_fox_jumping", "4dfy-a_blue_whale_singing"]
+    assert not runs.exists()

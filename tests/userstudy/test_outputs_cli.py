@@ -89,7 +89,7 @@ def test_short_design_prompt_count_from_the_design(tmp_path):
     assert got == set(load_prompts(PROMPT_DIR / "ablation_5.txt"))
     design.write_text("primary: 4dfy\ncomparisons: [mav3d]\nn_prompts: 3\n")
     res = runner.invoke(app, ["simulate-votes", "--design", str(design), "--raters", "2", "--checks", "0",
-                              "--out", str(votes)])
+                              "--out", str(votes), "--overwrite"])  # replaces the simulated file above
     assert res.exit_code == 0, res.output
     assert pd.read_csv(votes, dtype=str)["prompt_id"].nunique() == 3
 

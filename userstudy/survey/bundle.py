@@ -29,6 +29,8 @@ from userstudy.design import Design, design_from_dict
 BUNDLE_FILE = "bundle.json"
 MEDIA_DIR = "media"
 BUNDLE_FORMAT = 1
+CHECK_ID_PREFIX = "check__"
+"""Question ids of attention checks start with this (`check__<decoy>__<slug>`)."""
 
 
 class BundleError(ValueError):
@@ -69,6 +71,10 @@ class Bundle:
     """The study design (primary, comparisons, attention check)."""
     questions: tuple[Question, ...]
     """Questions in design order (raters see their own shuffled order)."""
+    left_out: tuple[str, ...] = ()
+    """Ids of the design's questions left out by `allow_missing` (a video missing)."""
+    missing: tuple[str, ...] = ()
+    """What `allow_missing` found missing (videos, decoys without videos), one line each."""
 
     def video_path(self, name: str) -> Path:
         return self.root / MEDIA_DIR / name
@@ -169,16 +175,32 @@ def _remux(src: Path, dst: Path) -> None:
             out.mux(packet)
 
 
-def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT_DIR, allow_missing: bool = False
-                   ) -> tuple[list[dict], dict[tuple[str, str], Path], list[str]]:
-    """Questions (method pairs and prompts), the artifact folder of every video they need, and what is missing.
+ALLOW_MISSING_HINT = ("For a partial demo bundle, rerun with --allow-missing: questions without both videos are "
+                      "then left out and listed in bundle.json; the full build needs every video of the design.")
 
-    Raises `BundleError` listing every missing or mismatched video. With `allow_missing` (the pipeline's
-    demo runs, which train few prompts) questions without both videos are left out and listed instead;
-    a mismatched video is still an error.
+
+def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT_DIR, allow_missing: bool = False
+                   ) -> tuple[list[dict], dict[tuple[str, str], Path], list[str], list[str]]:
+    """Questions (method pairs and prompts), the artifact folder of every video they need, what is
+    missing, and the ids of the questions left out for it.
+
+    Raises `BundleError` listing every missing or mismatched video (ending with a hint at
+    `--allow-missing` when videos are missing). With `allow_missing` (the pipeline's demo runs, which
+    train few prompts) questions without both videos are left out and listed instead; a mismatched
+    video is still an error.
     """
     problems: list[str] = []
     missing: list[str] = []
+    n_absent = 0  # problems that allow_missing would have turned into left-out questions
+
+    def _absent(text: str) -> None:
+        nonlocal n_absent
+        if allow_missing:
+            missing.append(text)
+        else:
+            problems.append(text)
+            n_absent += 1
+
     index = _index_artifacts(roots, problems)
     planned: list[dict] = []
     needed: dict[tuple[str, str], str | None] = {}  # (method, slug) -> expected prompt text
@@ -199,8 +221,7 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
                 else:  # no prompt set: every prompt both methods have
                     slugs = sorted({s for (m, s) in index if m == method} & {s for (m, s) in index if m == design.primary})
                     if not slugs:
-                        (missing if allow_missing else problems).append(
-                            f"{method}: no prompt has videos of both {design.primary} and {method}")
+                        _absent(f"{method}: no prompt has videos of both {design.primary} and {method}")
                     pairs = [(s, None) for s in slugs]
                 for slug, text in pairs:
                     planned.append({"question_id": f"{method}__{slug}", "prompt_id": slug, "prompt": text,
@@ -212,34 +233,41 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
     for decoy in check.decoys:
         slugs = sorted(s for (m, s) in index if m == decoy)
         if not slugs:
-            (missing if allow_missing else problems).append(
-                f"attention check: no videos of the decoy {decoy!r} in any artifacts folder")
+            _absent(f"attention check: no videos of the decoy {decoy!r} in any artifacts folder")
         for slug in slugs:
-            planned.append({"question_id": f"check__{decoy}__{slug}", "prompt_id": slug, "prompt": None,
+            planned.append({"question_id": f"{CHECK_ID_PREFIX}{decoy}__{slug}", "prompt_id": slug, "prompt": None,
                             "method_a": check.correct_method, "method_b": decoy, "is_attention_check": True})
             for m in (check.correct_method, decoy):
                 needed.setdefault((m, slug), None)
     for (method, slug), text in sorted(needed.items()):
         folder = index.get((method, slug))
         if folder is None:
-            (missing if allow_missing else problems).append(
-                f"{method}/{slug}: missing (looked in {', '.join(str(r) for r in roots)})")
+            _absent(f"{method}/{slug}: missing (looked in {', '.join(str(r) for r in roots)})")
             continue
         problems.extend(_check_artifact(folder, method, slug, text))
+    left_out: list[str] = []
     if allow_missing:
-        planned = [q for q in planned if (q["method_a"], q["prompt_id"]) in index and (q["method_b"], q["prompt_id"]) in index]
+        complete = [(q["method_a"], q["prompt_id"]) in index and (q["method_b"], q["prompt_id"]) in index
+                    for q in planned]
+        left_out = [q["question_id"] for q, ok in zip(planned, complete) if not ok]
+        planned = [q for q, ok in zip(planned, complete) if ok]
         needed = {k: v for k, v in needed.items() if k in index}
         if not planned and not problems:
             problems.append("no question has videos of both its methods")
     if problems:
+        hint = ""
+        if n_absent:
+            hint = "\n" + ALLOW_MISSING_HINT
+            if n_absent < len(problems):
+                hint += f" The other {len(problems) - n_absent} problem(s) must be fixed either way."
         raise BundleError(f"{len(problems)} problem(s) with the survey videos, no bundle written:\n"
-                          + "\n".join(f"- {p}" for p in problems))
+                          + "\n".join(f"- {p}" for p in problems) + hint)
     # Prompt text of sections without a prompt set (and of checks) comes from the primary's manifest.
     for q in planned:
         if q["prompt"] is None:
             manifest = json.loads((index[(q["method_a"], q["prompt_id"])] / "manifest.json").read_text("utf-8"))
             q["prompt"] = str(manifest.get("prompt") or q["prompt_id"])
-    return planned, {key: index[key] for key in needed}, missing
+    return planned, {key: index[key] for key in needed}, missing, left_out
 
 
 def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | str,
@@ -249,7 +277,7 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
     out = Path(out)
     if out.exists():
         raise BundleError(f"{out} already exists (a bundle may be in use: choose a new folder)")
-    planned, folders, missing = plan_questions(design, roots, Path(prompts_dir), allow_missing)
+    planned, folders, missing, left_out = plan_questions(design, roots, Path(prompts_dir), allow_missing)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -266,7 +294,8 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
                               video_b=names[(q["method_b"], q["prompt_id"])], **q) for q in planned]
         body = {"questions": [asdict(q) for q in questions], "design": _design_data(design)}
         bundle_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-        data = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, **body, "missing": missing}
+        # outside the bundle id: what was left out does not change what raters see
+        data = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, **body, "missing": missing, "left_out": left_out}
         (tmp / BUNDLE_FILE).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, out)
     except BaseException:
@@ -288,9 +317,12 @@ def load_bundle(path: Path | str) -> Bundle:
         questions = tuple(Question(**q) for q in data["questions"])
         design = design_from_dict(data["design"], source=str(file))
         bundle_id = str(data["bundle_id"])
+        left_out = tuple(str(q) for q in data.get("left_out", ()))  # absent in bundles of older versions
+        missing_listed = tuple(str(m) for m in data.get("missing", ()))
     except (ValueError, KeyError, TypeError) as err:
         raise BundleError(f"{file}: cannot read the bundle ({err})") from err
     missing = sorted({v for q in questions for v in (q.video_a, q.video_b) if not (root / MEDIA_DIR / v).is_file()})
     if missing:
         raise BundleError(f"{root}: {len(missing)} video(s) missing under {MEDIA_DIR}/: {', '.join(missing)}")
-    return Bundle(root=root, bundle_id=bundle_id, design=design, questions=questions)
+    return Bundle(root=root, bundle_id=bundle_id, design=design, questions=questions, left_out=left_out,
+                  missing=missing_listed)
