@@ -164,7 +164,7 @@ def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
         if key in seen:
             continue
         seen.add(key)
-        where = r["heading"] or r["prompt_set"]
+        where = r["prompt_set"] or r["heading"]  # the set names the N of "n of N"
         label = r["label_latex"] if latex else r["label"]
         if where:
             where = latex_escape(where) if latex else where
