@@ -69,7 +69,7 @@ def text_embedding(clip, prompt: str):
     return t / t.norm()
 
 
-def score_frames(clip, frames: np.ndarray, prompt: str, batch_size: int = 64,
+def score_frames(clip, frames: np.ndarray, prompt: str, batch_size: int = 16,
                  text=None) -> np.ndarray:
     """Per-frame CLIP score 100 * max(cos, 0) of (N, H, W, 3) uint8 frames against `prompt`."""
     import torch
@@ -132,7 +132,7 @@ class ScoreCache:
         os.replace(tmp, path)
 
 
-def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 64,
+def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
                     progress: bool = False, cache: ScoreCache | None = None) -> pd.DataFrame:
     """per_frame table: method, slug, prompt, frame, score (one row per decoded frame).
 
