@@ -275,5 +275,5 @@ def load_design(path: Path | str | None = None) -> Design:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise DesignError(f"{path.name}: cannot parse: {err}") from err
+        raise DesignError(f"{path}: cannot parse: {err}") from err
     return design_from_dict(data, source=path.name)

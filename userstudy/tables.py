@@ -61,11 +61,11 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], ClipSco
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ClipError(f"{path.name}: cannot read as a UTF-8 CSV ({' '.join(str(err).split())})") from None
+        raise ClipError(f"{path}: cannot read as a UTF-8 CSV ({' '.join(str(err).split())})") from None
     raw.columns = [c.strip() for c in raw.columns]
     missing = [c for c in ("method", "clip") if c not in raw.columns]
     if missing:
-        raise ClipError(f"{path.name}: missing column(s) {', '.join(missing)} "
+        raise ClipError(f"{path}: missing column(s) {', '.join(missing)} "
                         "(need method,clip[,prompt_set,n_prompts,n_set])")
     raw = raw.apply(lambda s: s.str.strip())
     raw.insert(0, "line", np.arange(len(raw)) + 2)
@@ -98,7 +98,7 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], ClipSco
     if problems:
         text = "\n".join(f"- {what}:\n" + "\n".join("    " + ln for ln in rows.to_string(index=False).splitlines())
                          for what, rows in problems)
-        raise ClipError(f"{path.name}: bad CLIP rows:\n{text}")
+        raise ClipError(f"{path}: bad CLIP rows:\n{text}")
 
     def _count(x) -> int | None:
         return None if pd.isna(x) else int(x)

@@ -91,11 +91,11 @@ def read_votes(path: Path | str) -> pd.DataFrame:
     """Read a votes CSV as strings (no value is converted or dropped) with a `line` column."""
     path = Path(path)
     if not path.is_file():
-        raise VotesError([(f"votes file not found: {path}", None)], source=str(path.name))
+        raise VotesError([(f"votes file not found: {path}", None)], source=str(path))
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise VotesError([(f"cannot parse as CSV: {err}", None)], source=path.name) from err
+        raise VotesError([(f"cannot parse as CSV: {err}", None)], source=str(path)) from err
     return raw
 
 

@@ -39,6 +39,22 @@ def render(
     typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.height}x{art.width}, {art.trajectory})")
 
 
+def _warn_unknown_method(method: str) -> None:
+    """A warning when `method` is not a method of the paper's design but close to one: a typo would only surface
+    at `fourdfy analyze`. A name far from all of them is a new method: no warning (nor a torch import for it)."""
+    import difflib
+
+    from userstudy.design import load_design
+
+    design = load_design()
+    known = sorted({design.primary, *design.comparisons})
+    close = difflib.get_close_matches(method, known, n=1, cutoff=0.8)
+    if method not in known and close:
+        typer.secho(f"warning: method {method!r} is not in the paper's design; did you mean {close[0]!r}? (a new "
+                    "method's name is fine: `fourdfy analyze` needs it in its design)", fg=typer.colors.YELLOW,
+                    err=True)
+
+
 def import_videos(
     src: Path = typer.Argument(..., help="Folder of videos named by prompt slug (or listed in --map)."),
     method: str = typer.Option(..., "--method", help="Method name the videos belong to (e.g. mav3d)."),
@@ -60,6 +76,7 @@ def import_videos(
 
     if prompts is not None and mapping is not None:
         _fail("give --prompts or --map, not both")
+    _warn_unknown_method(method)
     try:
         table = load_prompts(prompts) if prompts is not None else None
         report = run_import(src, method, out, prompts=table, mapping=mapping, n_frames=frames, fps=fps,

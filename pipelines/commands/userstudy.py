@@ -136,7 +136,7 @@ def _parse_rates(spec: str, design) -> dict:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = {"comparison", "rate"} - set(frame.columns)
     if missing:
-        raise ValueError(f"{path.name}: missing column(s) {', '.join(sorted(missing))} (comparison,rate[,criterion])")
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))} (comparison,rate[,criterion])")
     rates: dict = {}
     specific = []
     for i, row in frame.iterrows():
@@ -144,9 +144,9 @@ def _parse_rates(spec: str, design) -> dict:
         try:
             rate = float(row["rate"])
         except ValueError:
-            raise ValueError(f"{path.name} line {i + 2}: rate {row['rate']!r} is not a number") from None
+            raise ValueError(f"{path} line {i + 2}: rate {row['rate']!r} is not a number") from None
         if crit and crit not in CRITERIA:
-            raise ValueError(f"{path.name} line {i + 2}: unknown criterion {crit!r}")
+            raise ValueError(f"{path} line {i + 2}: unknown criterion {crit!r}")
         if crit:
             specific.append((row["comparison"], crit, rate))
         else:  # a row without criterion sets every criterion of the comparison

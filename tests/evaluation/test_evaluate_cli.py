@@ -223,3 +223,15 @@ def test_clipscore_cache_and_precision_options(tmp_path, tiny_clip):
     assert '"precision": "bf16"' in (tmp_path / "c" / "clipscore.json").read_text()
     res = runner.invoke(app, args + ["--out", str(tmp_path / "d"), "--precision", "fp16"])
     assert res.exit_code == 2 and "precision must be one of fp32, bf16" in res.stderr
+
+
+def test_import_warns_about_a_method_name_close_to_a_known_one(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    encode_video(src / "a_panda_dancing.mp4", make_frames(2, 16, 16))
+    res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3dd", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0 and "did you mean 'mav3d'?" in res.stderr
+    assert (tmp_path / "o" / "mav3dd" / "a_panda_dancing" / "manifest.json").is_file()  # still imported
+    for name in ("mav3d", "my_new_method"):  # a known name, and a new one far from all: no warning
+        res = runner.invoke(app, ["import-videos", str(src), "--method", name, "--out", str(tmp_path / name)])
+        assert res.exit_code == 0 and "warning" not in res.stderr
