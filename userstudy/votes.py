@@ -52,6 +52,8 @@ class VotesError(ValueError):
         super().__init__(self._format())
 
     def _format(self) -> str:
+        if len(self.problems) == 1 and (self.problems[0][1] is None or not len(self.problems[0][1])):
+            return f"{self.source}: {self.problems[0][0]}; nothing was analysed"  # one problem, no rows: one line
         lines = [f"{self.source}: {len(self.problems)} problem(s), nothing was analysed:"]
         for what, rows in self.problems:
             if rows is None or not len(rows):
@@ -91,7 +93,7 @@ def read_votes(path: Path | str) -> pd.DataFrame:
     """Read a votes CSV as strings (no value is converted or dropped) with a `line` column."""
     path = Path(path)
     if not path.is_file():
-        raise VotesError([(f"votes file not found: {path}", None)], source=str(path))
+        raise VotesError([("votes file not found", None)], source=str(path))
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:

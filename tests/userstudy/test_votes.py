@@ -114,8 +114,10 @@ def test_empty_and_unreadable_files(tmp_path, small_design):
     path.write_text(",".join(COLUMNS) + "\n")
     with pytest.raises(VotesError, match="no judgments"):
         load_votes(path, small_design)
-    with pytest.raises(VotesError, match="not found"):
+    with pytest.raises(VotesError, match="not found") as err:
         load_votes(tmp_path / "missing.csv", small_design)
+    # one file-level problem is one line naming the file as given (the CLI prints it as its one error line)
+    assert str(err.value) == f"{tmp_path / 'missing.csv'}: votes file not found; nothing was analysed"
 
 
 def test_csv_round_trip_keeps_every_row(tmp_path, tiny_votes, small_design):
