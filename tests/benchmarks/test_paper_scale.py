@@ -35,9 +35,10 @@ def test_projection_matches_hand_sum_over_paper_stages():
 def test_reduced_size_cpu_run_writes_results(tmp_path):
     out = tmp_path / "ps"
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--repeats", "0", "--budget-s", "20",
-                             "--out", str(out)]) == 0
+                             "--scene", "ball", "--ball-radius", "0.5", "--out", str(out)]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
     assert res["device"].startswith("cpu") and res["size"] == "reduced"
+    assert res["options"]["scene"] == "ball" and 0 < res["options"]["occupied_fraction"] < 0.1
     assert {u["update"] for u in res["updates"]} == {"3d", "img", "video"}
     assert all(u["s_per_update"] > 0 and u["repeats"] >= 1 for u in res["updates"])
     # the projection is the tiny profile's steps times the measured costs
@@ -55,3 +56,59 @@ def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setattr(paper_scale.torch.cuda, "is_available", lambda: False)
     assert paper_scale.main(["--device", "cuda"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_ball_cells_are_the_cells_that_meet_the_ball():
+    """Against brute force: a cell meets the ball iff its nearest point to the origin is inside; checked on a
+    real nerfacc grid (its buffers are plain tensors on CPU) by sampling each cell densely."""
+    import torch
+    from nerfacc import OccGridEstimator
+
+    est = OccGridEstimator(roi_aabb=[-1.0, -1.0, -1.0, 1.0, 1.0, 1.0], resolution=6, levels=2)
+    radius = 0.7
+    got = paper_scale.ball_cells(est.aabbs, est.resolution, radius)
+    assert got.shape == est.binaries.shape
+    u = torch.linspace(0, 1, 13)
+    offsets = torch.stack(torch.meshgrid(u, u, u, indexing="ij"), -1).reshape(-1, 3)
+    for lvl in range(2):
+        lo, hi = est.aabbs[lvl, :3], est.aabbs[lvl, 3:]
+        cell = (hi - lo) / 6
+        for i, j, k in torch.cartesian_prod(*[torch.arange(6)] * 3).tolist():
+            pts = lo + (torch.tensor([i, j, k]) + offsets) * cell
+            nearest = pts.norm(dim=-1).min().item()
+            if nearest <= radius:
+                assert got[lvl, i, j, k]
+            elif nearest > radius + cell.norm().item() / 12:  # clearly outside at this sampling density
+                assert not got[lvl, i, j, k]
+    assert got[0].float().mean() > got[1].float().mean() > 0  # level 1's box is twice as wide
+
+
+def test_compact_scene_masks_the_density_and_marks_the_grid():
+    import types
+
+    import torch
+    from nerfacc import OccGridEstimator
+
+    from method.fields.scene import SceneField
+
+    torch.manual_seed(0)
+    field = SceneField()
+    est = OccGridEstimator(roi_aabb=[-field.cfg.box_radius] * 3 + [field.cfg.box_radius] * 3, resolution=8,
+                           levels=1)
+    est.binaries.fill_(True)
+    trainer = types.SimpleNamespace(field=field, renderer=types.SimpleNamespace(grid=types.SimpleNamespace(
+        estimator=est)))
+    x = (torch.rand(4000, 3) * 2 - 1) * field.cfg.box_radius
+    t = torch.rand(4000, 1)
+    with torch.no_grad():
+        before_d, before_rgb = field(x, t, 0.5)
+        info = paper_scale.compact_scene(trainer, 0.5)
+        after_d, after_rgb = field(x, t, 0.5)
+        dens = field.density(x, t, 0.5)
+    inside = x.norm(dim=-1) <= info["ball_radius"]
+    assert info["ball_radius"] == 0.5 * field.cfg.box_radius
+    assert inside.any() and (~inside).any()
+    assert torch.equal(after_d[inside], before_d[inside]) and (after_d[~inside] == 0).all()
+    assert torch.equal(after_rgb, before_rgb) and torch.equal(dens, after_d)
+    assert torch.equal(est.binaries, paper_scale.ball_cells(est.aabbs, est.resolution, info["ball_radius"]))
+    assert 0 < info["occupied_fraction"] < 1 and info["occupied_fraction"] == est.binaries.float().mean().item()
