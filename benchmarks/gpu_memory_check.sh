@@ -3,6 +3,7 @@
 # image lacks): paper-scale cost and peak memory on a compact, trained-like scene (`--scene ball`) with
 # the fastest frozen-weight options measured so far (bf16, channels_last). The dense-field figures to
 # compare with are in benchmarks/paper_scale_results_gpu.md. Writes logs and results under $OUT.
+# A second call can add options, e.g. EXTRA="--grad-max-samples 100000" (the release's stage-3 cap).
 set -u
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/pip.log" 2>&1
@@ -12,5 +13,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 ( time timeout 240 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
   > "$OUT/nerfacc_build.log" 2>&1
 timeout 420 python3 benchmarks/paper_scale.py --device cuda --budget-s 300 --scene ball --ball-radius 0.5 \
-  --precision bf16 --channels-last --out "$OUT/paper_scale_ball" > "$OUT/paper_scale_ball.log" 2>&1
+  --precision bf16 --channels-last ${EXTRA:-} --out "$OUT/paper_scale_ball" > "$OUT/paper_scale_ball.log" 2>&1
 tail -n 30 "$OUT"/*.log

@@ -15,9 +15,10 @@ renderer figures are an upper bound of a trained scene's (which skips empty spac
 
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
 --no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile (torch.compile the UNets),
---scene ball (the field's density kept to a ball of `--ball-radius` x the box radius, and on CUDA the
-occupancy grid's cells outside it empty: the renderer's cost on a compact, trained-like scene instead
-of the dense random field's upper bound).
+--grad-max-samples N (the release's gradient-subset renderer), --scene ball (the field's density kept
+to a ball of `--ball-radius` x the box radius, and on CUDA the occupancy grid's cells outside it
+empty: the renderer's cost on a compact, trained-like scene instead of the dense random field's
+upper bound).
 `--budget-s` bounds the measuring: repeats stop when the budget would be exceeded (at least one
 timed repeat per update after a warm-up). Writes `<out>.json` and `<out>.md`; prints a results block.
 """
@@ -106,7 +107,8 @@ def train_config(profile: str, device: torch.device, args):
         # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
         ids = {f: f"random-weights/{f}" for f in ("model", "text_model", "lora_model") if hasattr(pc, f)}
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
-    return dataclasses.replace(cfg, guidance=guidance, device=str(device))
+    renderer = dataclasses.replace(cfg.renderer, grad_max_samples=args.grad_max_samples)
+    return dataclasses.replace(cfg, guidance=guidance, device=str(device), renderer=renderer)
 
 
 def build_priors(cfg, models: dict[str, dict], device: torch.device, args) -> dict:
@@ -305,7 +307,8 @@ def run(args) -> dict:
         "size": args.size, "torch": torch.__version__,
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
-                    "channels_last": args.channels_last, "compile": args.compile, **scene},
+                    "channels_last": args.channels_last, "compile": args.compile,
+                    "grad_max_samples": args.grad_max_samples, **scene},
         "hash_grid_backend": trainer.field.encoder.static.resolve_backend(device)
         if hasattr(trainer.field.encoder, "static") else "n/a",
         "build_s": build_s, "wall_s": time.perf_counter() - started,
@@ -397,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="dense: the random field as built (the renderer's upper bound); ball: density and "
                          "occupancy kept to a ball, like a trained object")
     ap.add_argument("--ball-radius", type=float, default=0.5, help="--scene ball: radius / box radius")
+    ap.add_argument("--grad-max-samples", type=int, default=None,
+                    help="renderer.grad_max_samples: at most N samples per render carry gradients (the "
+                         "release's low-VRAM renderer: 100000 in stage 3, where the video update runs)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed updates per type after one warm-up (0: a single call, warm-up included)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")

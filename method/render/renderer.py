@@ -58,12 +58,18 @@ class RenderConfig:
     """Apply `alpha_thre` and `early_stop_eps` on the dense path too (off: plain Eq. 1 as in the paper)."""
     occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)
     """Occupancy-grid settings (CUDA path)."""
+    grad_max_samples: int | None = None
+    """With autograd on, at most this many samples per pass carry gradients, a random subset drawn from the
+    render's generator (the release's low-VRAM renderer: 2e6 in stages 1-2, 1e5 in stage 3); the others are
+    evaluated without a graph. Same image, less memory, a different (sparser) gradient. None: every sample."""
 
     def __post_init__(self) -> None:
         if self.use_occupancy_grid not in ("auto", True, False):
             raise ValueError(f"use_occupancy_grid must be 'auto', True or False, got {self.use_occupancy_grid!r}")
         if self.num_samples < 1 or self.box_radius <= 0:
             raise ValueError("num_samples must be >= 1 and box_radius > 0")
+        if self.grad_max_samples is not None and self.grad_max_samples < 1:
+            raise ValueError(f"grad_max_samples must be >= 1 or None, got {self.grad_max_samples}")
 
     @property
     def step_size(self) -> float:
@@ -84,8 +90,26 @@ def wants_occupancy_grid(cfg: RenderConfig, device: torch.device | str) -> bool:
 
 # --- foreground -----------------------------------------------------------------------------------
 
+def _field(field_fn: FieldFn, x: Tensor, t: Tensor, cfg: RenderConfig,
+           generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """field_fn at every sample; with autograd on and more than `cfg.grad_max_samples` samples, only a random
+    subset of that many keeps its graph (autograd then saves the field's activations for those only)."""
+    n, cap = x.shape[0], cfg.grad_max_samples
+    if cap is None or n <= cap or not torch.is_grad_enabled():
+        return field_fn(x, t)
+    gen_device = generator.device if generator is not None else "cpu"
+    order = torch.randperm(n, generator=generator, device=gen_device).to(x.device)
+    keep, rest = order[:cap], order[cap:]
+    sigma_k, rgb_k = field_fn(x[keep], t[keep])
+    with torch.no_grad():
+        sigma_r, rgb_r = field_fn(x[rest], t[rest])
+    sigma = sigma_k.new_empty(n).index_copy(0, keep, sigma_k.reshape(-1)).index_copy(0, rest, sigma_r.reshape(-1))
+    rgb = rgb_k.new_empty(n, 3).index_copy(0, keep, rgb_k.reshape(-1, 3)).index_copy(0, rest, rgb_r.reshape(-1, 3))
+    return sigma, rgb
+
+
 def _foreground_dense(field_fn: FieldFn, origins: Tensor, dirs: Tensor, times: Tensor, offsets: Tensor,
-                      cfg: RenderConfig) -> Composited:
+                      cfg: RenderConfig, generator: torch.Generator | None = None) -> Composited:
     box_min, box_max = box_bounds(cfg.box_radius, origins)
     t_near, t_far, hit = ray_box_intersect(origins, dirs, box_min, box_max)
     samples = lattice_samples(t_near, t_far, hit, cfg.step_size, offsets)
@@ -96,7 +120,7 @@ def _foreground_dense(field_fn: FieldFn, origins: Tensor, dirs: Tensor, times: T
     if index.numel() > 0:  # padding and rays missing the box never reach the field
         ray_idx = torch.div(index, n_max, rounding_mode="floor")
         x = origins[ray_idx] + dirs[ray_idx] * samples.t_mid.reshape(-1)[index, None]
-        sigma, rgb = field_fn(x, times[ray_idx])
+        sigma, rgb = _field(field_fn, x, times[ray_idx], cfg, generator)
         density = density.to(sigma.dtype).index_put((index,), sigma.reshape(-1))
     density = density.reshape(n_rays, n_max)
     t_starts, t_ends = samples.t_starts.to(density.dtype), samples.t_ends.to(density.dtype)
@@ -118,7 +142,7 @@ def _visible(t_starts: Tensor, t_ends: Tensor, density: Tensor, cfg: RenderConfi
 
 
 def _foreground_grid(field_fn: FieldFn, origins: Tensor, dirs: Tensor, times: Tensor, offsets: Tensor,
-                     cfg: RenderConfig, grid: OccupancyGrid) -> Composited:
+                     cfg: RenderConfig, grid: OccupancyGrid, generator: torch.Generator | None = None) -> Composited:
     if abs(grid.step_size - cfg.step_size) > 1e-12:
         raise ValueError(f"occupancy grid step {grid.step_size} differs from the config's {cfg.step_size}")
 
@@ -135,7 +159,7 @@ def _foreground_grid(field_fn: FieldFn, origins: Tensor, dirs: Tensor, times: Te
         zeros = origins.new_zeros(n_rays, 1)
         return Composited(rgb=origins.new_zeros(n_rays, 3), opacity=zeros, depth=zeros, weights=t_starts.new_zeros(0))
     x = origins[ray_indices] + dirs[ray_indices] * (0.5 * (t_starts + t_ends))[:, None]
-    sigma, color = field_fn(x, times[ray_indices])
+    sigma, color = _field(field_fn, x, times[ray_indices], cfg, generator)
     return composite(t_starts, t_ends, sigma.reshape(-1), color.reshape(-1, 3), ray_indices=ray_indices,
                      n_rays=n_rays)
 
@@ -194,9 +218,9 @@ def render_rays(field_fn: FieldFn, background_fn: BackgroundFn | None, origins: 
         s = slice(start, start + size)
         o, d, t, u = origins[s], dirs[s], times[s], offsets[s]
         if estimator is None:
-            fg = _foreground_dense(field_fn, o, d, t, u, cfg)
+            fg = _foreground_dense(field_fn, o, d, t, u, cfg, generator)
         else:
-            fg = _foreground_grid(field_fn, o, d, t, u, cfg, estimator)
+            fg = _foreground_grid(field_fn, o, d, t, u, cfg, estimator, generator)
         bg = _background(background_fn, d, None if bg_color is None else bg_color[s],
                          None if bg_mask is None else bg_mask[s])
         parts["rgb"].append(fg.rgb + bg.to(fg.rgb) * (1.0 - fg.opacity))

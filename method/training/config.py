@@ -241,7 +241,20 @@ class TrainConfig:
         return _hash(d)
 
 
+HASH_NEUTRAL = {("renderer", "grad_max_samples"): None}
+"""Options added after CONFIG_SCHEMA 2, with the value that changes nothing: left out of the hash while they
+hold it, so a run made before the option existed keeps its hash (and resumes). A new option goes here."""
+
+
 def _hash(d: dict) -> str:
+    d = json.loads(json.dumps(d, default=str))  # a deep copy of plain values
+    for path, neutral in HASH_NEUTRAL.items():
+        *parents, key = path
+        node = d
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and key in node and node[key] == neutral:
+            del node[key]
     d = {"schema": CONFIG_SCHEMA, **d}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

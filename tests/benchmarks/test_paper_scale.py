@@ -35,10 +35,12 @@ def test_projection_matches_hand_sum_over_paper_stages():
 def test_reduced_size_cpu_run_writes_results(tmp_path):
     out = tmp_path / "ps"
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--repeats", "0", "--budget-s", "20",
-                             "--scene", "ball", "--ball-radius", "0.5", "--out", str(out)]) == 0
+                             "--scene", "ball", "--ball-radius", "0.5", "--grad-max-samples", "2000",
+                             "--out", str(out)]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
     assert res["device"].startswith("cpu") and res["size"] == "reduced"
     assert res["options"]["scene"] == "ball" and 0 < res["options"]["occupied_fraction"] < 0.1
+    assert res["options"]["grad_max_samples"] == 2000
     assert {u["update"] for u in res["updates"]} == {"3d", "img", "video"}
     assert all(u["s_per_update"] > 0 and u["repeats"] >= 1 for u in res["updates"])
     # the projection is the tiny profile's steps times the measured costs

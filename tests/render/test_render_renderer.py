@@ -223,3 +223,67 @@ def test_volume_renderer_uses_dense_path_on_cpu():
     o, d = rays_from_cameras(cams, 5, 5).flatten()
     out_rays = r.render_rays(sphere_field(0.5, 20.0), black, o, d, torch.zeros(25), randomized=False)
     torch.testing.assert_close(out_rays["opacity"].reshape(1, 5, 5, 1), out["opacity"])
+
+
+def _saved_bytes(fn) -> tuple[object, int]:
+    """fn()'s result and the bytes autograd saved for its backward (the activation memory a render holds)."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return out, total
+
+
+def test_gradient_subset_keeps_the_image_and_grads_only_the_subset():
+    """grad_max_samples: same image; gradients equal those of the full render with every sample outside the
+    drawn subset detached (an independent reference: the full graph, masked); less saved for backward."""
+    field = TinyField()
+    cams = cameras_from_spherical(torch.tensor([0.0, 120.0]), 20.0, 2.6, 40.0)
+    times = torch.tensor([0.2, 0.7])
+    bgf = lambda d: (d + 1) / 2  # noqa: E731
+    cap = 500
+    full_cfg = RenderConfig(num_samples=96, randomized=False)  # no jitter: the generator only draws the subset
+    sub_cfg = RenderConfig(num_samples=96, randomized=False, grad_max_samples=cap)
+
+    def run(cfg, fn):
+        field.zero_grad()
+        out, saved = _saved_bytes(lambda: render_images(fn, bgf, cams, times, 9, 11, cfg,
+                                                        generator=torch.Generator().manual_seed(5)))
+        (out["rgb"].square().sum() + out["depth"].sum()).backward()
+        return out, [p.grad.clone() for p in field.parameters()], saved
+
+    n_samples = []
+
+    def counting(x, t):
+        n_samples.append(len(x))
+        return field(x, t)
+
+    full, g_full, saved_full = run(full_cfg, counting)
+    n = n_samples[0]
+    assert n > 4 * cap  # the cap really bites
+    keep = torch.zeros(n, dtype=torch.bool)
+    keep[torch.randperm(n, generator=torch.Generator().manual_seed(5))[:cap]] = True
+
+    def masked(x, t):  # the reference: every sample evaluated with its graph, the others detached after
+        sigma, rgb = field(x, t)
+        return torch.where(keep, sigma, sigma.detach()), torch.where(keep[:, None], rgb, rgb.detach())
+
+    ref, g_ref, _ = run(full_cfg, masked)
+    sub, g_sub, saved_sub = run(sub_cfg, field)
+    for k in full:
+        torch.testing.assert_close(sub[k], full[k], atol=1e-6, rtol=0)
+    for a, b, c in zip(g_sub, g_ref, g_full):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(a, c)  # and it is not the full gradient
+    assert saved_sub < 0.6 * saved_full  # the subset's activations only (plus what compositing keeps)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():  # no autograd: no subset, nothing drawn
+        render_images(field, bgf, cams, times, 9, 11, sub_cfg, generator=gen)
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(5).get_state())
+    with pytest.raises(ValueError, match="grad_max_samples"):
+        RenderConfig(grad_max_samples=0)

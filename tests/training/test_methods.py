@@ -74,3 +74,23 @@ def test_each_update_type_runs_through_its_real_prior(update, tmp_path, priors):
     if update == "img":
         lora = tr.prior("img").trainable_parameters()
         assert lora and any(g["name"] == "guidance" for g in tr.optimizer.param_groups)
+
+
+def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
+    """HASH_NEUTRAL: a run made before `renderer.grad_max_samples` existed keeps its hash (and resumes): the
+    hash of the dict without the key equals the hash with it at None; set, the option changes the hash."""
+    import dataclasses
+
+    from method.training.config import HASH_NEUTRAL, _hash
+    from pipelines.generate import build_config, parse_sets
+
+    cfg = build_config("tiny", "4dfy")
+    d = cfg.to_dict()
+    assert d["renderer"]["grad_max_samples"] is None and ("renderer", "grad_max_samples") in HASH_NEUTRAL
+    old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k != "grad_max_samples"}}
+    old.pop("device")  # as config_hash does
+    assert _hash(old) == cfg.config_hash()
+    capped = build_config("tiny", "4dfy", sets=parse_sets(["renderer.grad_max_samples=1000"]))
+    assert capped.config_hash() != cfg.config_hash()
+    assert capped.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
+    assert dataclasses.replace(cfg, device="cpu").config_hash() == cfg.config_hash()
