@@ -92,21 +92,32 @@ SCORE_VERSION = 1
 """Version of the per-frame score's computation: bump it when that changes, so cached scores are not reused."""
 
 
+def _device_identity(device) -> list:
+    """What besides the weights decides the rounding of a forward pass on `device`."""
+    import torch
+
+    if device.type == "cuda":
+        return ["cuda", torch.cuda.get_device_name(device), torch.backends.cuda.matmul.allow_tf32,
+                torch.backends.cudnn.allow_tf32]
+    return [device.type, torch.backends.cpu.get_cpu_capability()]
+
+
 class ScoreCache:
     """Per-frame scores of each video on disk, reused while nothing that determines them changes.
 
     The key of a video hashes its bytes, its prompt, the model (`model_fingerprint`: weights,
     activation, precision, preprocessing, torch and open_clip versions), the batch size, the device
-    type and SCORE_VERSION; any change is a miss. Entries are written atomically; an unreadable
-    entry is a miss (and is rewritten).
+    (`_device_identity`: GPU model and TF32 settings, or the CPU's instruction set, since kernels
+    round differently) and SCORE_VERSION; any change is a miss. Entries are written atomically; an
+    unreadable entry is a miss (and is rewritten).
     """
 
     def __init__(self, root: Path | str, clip, batch_size: int):
         from .clip_models import model_fingerprint
 
         self.root = Path(root)
-        device = next(clip.model.visual.parameters()).device.type
-        self.base = json.dumps([SCORE_VERSION, model_fingerprint(clip), batch_size, device])
+        device = next(clip.model.visual.parameters()).device
+        self.base = json.dumps([SCORE_VERSION, model_fingerprint(clip), batch_size, _device_identity(device)])
         self.hits = self.misses = 0
 
     def key(self, video: Path, prompt: str) -> str:
@@ -115,10 +126,13 @@ class ScoreCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> np.ndarray | None:
+    def get(self, key: str, n_frames: int) -> np.ndarray | None:
+        """The cached per-frame scores, or None (counted as a miss) when absent, unreadable or not n_frames long."""
         try:
             scores = np.asarray(json.loads(self._path(key).read_text())["scores"], dtype=np.float64)
         except (OSError, ValueError, KeyError, TypeError):
+            scores = None
+        if scores is None or scores.shape != (n_frames,):
             self.misses += 1
             return None
         self.hits += 1
@@ -143,9 +157,14 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
     rows = []
     texts: dict[str, object] = {}
     for (method, slug), art in tqdm(artifacts.items(), disable=not progress, unit="video", desc="clipscore"):
-        key = cache.key(art.video_path, art.prompt) if cache is not None else None
-        scores = cache.get(key) if cache is not None else None
-        if scores is not None and len(scores) == art.n_frames:
+        scores = key = None
+        if cache is not None:
+            try:
+                key = cache.key(art.video_path, art.prompt)
+            except OSError as err:  # the same one-line error as when decoding finds no video
+                raise ArtifactError(f"{art.video_path}: {err.strerror or err}") from None
+            scores = cache.get(key, art.n_frames)
+        if scores is not None:
             rows += [(method, slug, art.prompt, k, float(s)) for k, s in enumerate(scores)]
             continue
         try:

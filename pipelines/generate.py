@@ -112,7 +112,7 @@ def check_final_checkpoint(out: Path) -> None:
     """A finished run is only done if `fourdfy render` can read its `ckpt/last.pt`; else a one-line error
     naming the stage checkpoint that rewrites it (`--resume-from`). Nothing is changed."""
     try:
-        ckpt.load(out / "ckpt" / "last.pt")
+        ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # every rerun of a finished run pays this: map, not read
     except ckpt.CheckpointError as err:
         raise ckpt.CheckpointError(f"{out} is a finished run, but `fourdfy render` cannot use its final "
                                    f"checkpoint: {err}") from None

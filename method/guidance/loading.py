@@ -11,7 +11,6 @@ to provide it; the hub client's exception is not chained (`from None`), its firs
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import warnings
@@ -90,14 +89,26 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-@functools.lru_cache(maxsize=8)
+_REACHED: set[str] = set()
+
+
 def _reachable(endpoint: str, timeout: float) -> bool:
+    """One TCP connect to the hub. A success is remembered for the process; a failure is not (a passing
+    hiccup must not leave a long run offline). Behind a proxy the hub client goes through it and a
+    direct connect says nothing, so the hub is taken as reachable."""
     import socket
+    import urllib.request
     from urllib.parse import urlparse
 
+    if endpoint in _REACHED:
+        return True
     url = urlparse(endpoint)
+    proxies = urllib.request.getproxies()
+    if (proxies.get(url.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(url.hostname or ""):
+        return True
     try:
         with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            _REACHED.add(endpoint)
             return True
     except (OSError, ValueError):
         return False
@@ -112,8 +123,8 @@ def hub_endpoint() -> str:
 
 def hub_local_only(timeout: float = 3.0) -> bool:
     """True when hub ids are to be read from the local cache only: HF_HUB_OFFLINE is set, or the hub
-    cannot be reached (one TCP connect per endpoint and process). Without it a machine with no
-    network waits about a minute in the hub client's retries, printing each one, before failing."""
+    cannot be reached (a TCP connect; no proxy configured). Without it a machine with no network
+    waits about a minute in the hub client's retries, printing each one, before failing."""
     return hub_offline() or not _reachable(hub_endpoint(), timeout)
 
 
@@ -126,16 +137,25 @@ def local_only_reason() -> str:
     return ""
 
 
+class _DropRootRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
 @contextmanager
 def quiet_hub_logs():
-    """No log lines of the hub client or of loaders that log their own download failures (open_clip logs
-    to the root logger): the one ModelNotFoundError says it all. The previous logging state is restored."""
-    was = logging.root.manager.disable
-    logging.disable(logging.CRITICAL)
+    """No log lines of the hub client (its retries) or of loaders that log their own download failures to the
+    root logger (open_clip): the one ModelNotFoundError says it all. The libraries' own loggers (e.g.
+    transformers' "weights not initialized") still speak. The previous state is restored."""
+    hub = logging.getLogger("huggingface_hub")
+    level, drop = hub.level, _DropRootRecords()
+    hub.setLevel(logging.CRITICAL + 1)
+    logging.root.addFilter(drop)  # records logged on the root logger itself, not those propagated to it
     try:
         yield
     finally:
-        logging.disable(was)
+        hub.setLevel(level)
+        logging.root.removeFilter(drop)
 
 
 def looks_like_path(source: str) -> bool:

@@ -97,8 +97,11 @@ def _field(field_fn: FieldFn, x: Tensor, t: Tensor, cfg: RenderConfig,
     n, cap = x.shape[0], cfg.grad_max_samples
     if cap is None or n <= cap or not torch.is_grad_enabled():
         return field_fn(x, t)
-    gen_device = generator.device if generator is not None else "cpu"
-    order = torch.randperm(n, generator=generator, device=gen_device).to(x.device)
+    # one draw from the run's generator seeds a generator where the samples live: the permutation of
+    # millions of samples is then made on the GPU, not on the CPU and copied over
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator,
+                             device=generator.device if generator is not None else "cpu"))
+    order = torch.randperm(n, generator=torch.Generator(device=x.device).manual_seed(seed), device=x.device)
     keep, rest = order[:cap], order[cap:]
     sigma_k, rgb_k = field_fn(x[keep], t[keep])
     with torch.no_grad():

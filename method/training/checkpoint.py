@@ -48,12 +48,13 @@ def save_atomic(obj: dict, path: Path) -> None:
         raise
 
 
-def load(path: Path) -> dict:
+def load(path: Path, mmap: bool = False) -> dict:
+    """The checkpoint's contents on CPU; `mmap`: tensors mapped from the file, not read (a cheap readability check)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}{_intact_hint(path)}")  # a deleted last.pt: same fix
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as err:  # truncated or foreign file
         raise CheckpointError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}){_intact_hint(path)}") from None
 

@@ -289,3 +289,12 @@ def test_score_cache_reuses_unchanged_videos_and_misses_on_any_change(clip, tiny
     third = score_artifacts(arts, clip, cache=c2)
     assert (c2.hits, c2.misses) == (1, 1) and json.loads(entry.read_text())["scores"]
     assert third[third.method == "4dfy"].score.tolist() == first[first.method == "4dfy"].score.tolist()
+    # an entry of the wrong length is a miss, not a hit; a missing video is the usual one-line error
+    entry.write_text(json.dumps({"scores": [1.0, 2.0]}))
+    c3 = ScoreCache(tmp_path / "cache", clip, 64)
+    assert c3.get(c3.key(art.video_path, art.prompt), art.n_frames) is None and (c3.hits, c3.misses) == (0, 1)
+    art.video_path.unlink()
+    from evaluation.artifacts import ArtifactError
+
+    with pytest.raises(ArtifactError, match="video.mp4"):
+        score_artifacts(arts, clip, cache=ScoreCache(tmp_path / "cache", clip, 64))

@@ -125,7 +125,7 @@ def test_unreachable_hub_fails_at_once_from_the_cache_without_log_lines(monkeypa
     monkeypatch.setattr(hfc, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     assert loading.hub_local_only()
     calls = []
-    real = loading._reachable.__wrapped__
+    real = loading._reachable
     monkeypatch.setattr(loading, "_reachable", lambda *a: calls.append(a) or real(*a))
     caplog.set_level(logging.DEBUG)
     with pytest.raises(ModelNotFoundError) as info:
@@ -152,3 +152,41 @@ def test_reachable_hub_is_not_treated_as_offline(monkeypatch):
         assert not loading.hub_local_only() and loading.local_only_reason() == ""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert loading.hub_local_only() and "HF_HUB_OFFLINE" in loading.local_only_reason()
+
+
+def test_reachability_failures_are_not_remembered_and_proxies_are_trusted(monkeypatch):
+    import socket
+
+    from method.guidance import loading
+
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    port = _closed_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    assert not loading._reachable(endpoint, 1.0)
+    with socket.socket() as server:  # the hub comes back: the earlier failure does not stick
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        assert loading._reachable(endpoint, 1.0)
+    assert loading._reachable(endpoint, 1.0)  # a success is remembered
+    other = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")
+    monkeypatch.setenv("no_proxy", "")
+    assert loading._reachable(other, 1.0)  # behind a proxy the direct connect says nothing
+
+
+def test_quiet_hub_logs_silences_the_hub_and_root_records_only(caplog):
+    import logging
+
+    from method.guidance.loading import quiet_hub_logs
+
+    caplog.set_level(logging.DEBUG)
+    before = logging.getLogger("huggingface_hub").level
+    with quiet_hub_logs():
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s")
+        logging.error("Failed to download weights")  # open_clip logs on the root logger
+        logging.getLogger("transformers.modeling_utils").warning("Some weights were not initialized")
+    assert [r.getMessage() for r in caplog.records] == ["Some weights were not initialized"]
+    logging.error("after")  # restored
+    assert caplog.records[-1].getMessage() == "after"
+    assert logging.getLogger("huggingface_hub").level == before
