@@ -1,74 +1,18 @@
 """Fixtures of the survey tests: tiny H.264 artifacts, a design and prompt files, bundles, SQLite and a
-real PostgreSQL server (pgserver), and a live `streamlit run` server."""
+real PostgreSQL server (pgserver), and a live `streamlit run` server. Plain helpers live in
+survey_helpers.py (tests import them from there)."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import numpy as np
 import pytest
+from survey_helpers import APP, PROMPTS, STUDY, free_port, pg_data_dir, start_pgserver, stop_pgserver_now, write_artifact
 
-from prompts import slugify
 from userstudy.design import design_from_dict
-
-REPO = Path(__file__).resolve().parents[2]
-APP = REPO / "userstudy" / "survey" / "app.py"
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
-
-# Prompts of the test study: one with SQL-injection payloads and non-ASCII text, stored verbatim.
-_TEXTS = ("A panda dancing.", "A goat drinking beer.",
-          "Robert'); DROP TABLE answers;-- café 🐼 \"ünï\" \\ %s ${x} <script>alert(1)</script>")
-PROMPTS = {slugify(t): t for t in _TEXTS}
-
-
-def write_video(path: Path, seed: int, n_frames: int = 16, size: int = 32, fps: int = 8) -> None:
-    """A tiny H.264 yuv420p mp4 (moving colour gradient) that Chromium can play."""
-    import av
-
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 255, size=3)
-    yy, xx = np.mgrid[0:size, 0:size]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for k in range(n_frames):
-            img = np.stack([(xx * 8 + k * 16 + base[0]) % 256, (yy * 8 + base[1]) % 256,
-                            np.full_like(xx, (base[2] + k * 8) % 256)], axis=-1).astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-
-
-def write_artifact(root: Path, method: str, slug: str, prompt: str, seed: int, **overrides) -> Path:
-    """`<root>/<method>/<slug>/{video.mp4, manifest.json}` as the evaluation contract describes."""
-    folder = root / method / slug
-    write_video(folder / "video.mp4", seed)
-    manifest = {"method": method, "prompt": prompt, "slug": slug, "source": "test", "trajectory": "orbit",
-                "n_frames": 16, "height": 32, "width": 32, "fps": 8}
-    manifest.update(overrides)
-    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
-    return folder
-
-
-STUDY = {"name": "test", "primary": "4dfy",
-         "tables": {"t": {"sections": [{"prompt_set": "set3", "rows": ["4dfy", "mav3d"]},
-                                       {"prompt_set": "set1", "rows": ["4dfy", "wo_3d"]}]}},
-         "attention_check": {"correct_method": "4dfy", "decoys": ["attention_decoy"]}}
 
 
 @pytest.fixture(scope="session")
@@ -112,41 +56,6 @@ def pg_server(tmp_path_factory):
         stop_pgserver_now(server)
 
 
-@contextmanager
-def pg_data_dir():
-    """A data folder for pgserver outside pytest's temporary tree: run as root, pgserver's server runs
-    as another user that must traverse the path, and every new pytest session (any user of the
-    machine) makes /tmp/pytest-of-<user> private again, which would break a server restart."""
-    path = Path(tempfile.mkdtemp(prefix="fourdfy-survey-pg-"))
-    try:
-        yield path / "pgdata"
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def stop_pgserver_now(server) -> None:
-    """Immediate shutdown (SIGQUIT): the data folder is deleted next, so the shutdown checkpoint a
-    normal stop writes (tens of seconds on a busy disk) is wasted time."""
-    from userstudy.survey.loadtest import wait_gone
-
-    pid = server.get_pid()
-    try:
-        os.kill(pid, signal.SIGQUIT)
-    except ProcessLookupError:
-        return
-    wait_gone(pid)
-
-
-def start_pgserver(pgdata: Path):
-    """A running pgserver, or a skip with the reason when PostgreSQL cannot start here."""
-    try:
-        import pgserver
-
-        return pgserver.get_server(str(pgdata), cleanup_mode="stop")
-    except Exception as err:  # pragma: no cover - depends on the machine
-        pytest.skip(f"pgserver cannot start a PostgreSQL server here: {err}")
-
-
 _DB_COUNTER = iter(range(10**6))
 
 
@@ -160,17 +69,6 @@ def db_url(request, tmp_path):
     server.psql(f"CREATE DATABASE {name};")
     uri = server.get_uri(name)
     return "postgresql+psycopg://" + uri.split("://", 1)[1]
-
-
-def at(seconds: float) -> datetime:
-    """A fixed test clock."""
-    return T0 + timedelta(seconds=seconds)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()

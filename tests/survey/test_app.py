@@ -2,7 +2,7 @@
 completion, isolation, admin page refused without a password and with a wrong one."""
 
 import pytest
-from conftest import APP
+from survey_helpers import APP
 from streamlit.testing.v1 import AppTest
 
 from userstudy.survey import store

@@ -5,7 +5,7 @@ import json
 import shutil
 
 import yaml
-from conftest import PROMPTS, STUDY, write_artifact
+from survey_helpers import PROMPTS, STUDY, write_artifact
 from typer.testing import CliRunner
 
 from pipelines.cli import app

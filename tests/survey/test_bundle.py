@@ -5,7 +5,7 @@ import shutil
 
 import av
 import pytest
-from conftest import PROMPTS, write_artifact
+from survey_helpers import PROMPTS, write_artifact
 
 from userstudy.survey import BundleError, build_bundle, load_bundle
 from userstudy.survey.bundle import BUNDLE_FILE, MEDIA_DIR

@@ -2,7 +2,7 @@
 kill -9 in the middle (of the writing process on SQLite, of the PostgreSQL server); afterwards every
 acknowledged answer is present, nothing is duplicated and every rater finished by resuming."""
 
-from conftest import pg_data_dir, start_pgserver, stop_pgserver_now
+from survey_helpers import pg_data_dir, start_pgserver, stop_pgserver_now
 
 from userstudy.survey.loadtest import read_log, restart_pgserver, run_scenario, verify
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 import sqlalchemy as sa
-from conftest import PROMPTS, at
+from survey_helpers import PROMPTS, at
 
 from userstudy.survey import store
 from userstudy.survey.store import StoreError

@@ -9,7 +9,7 @@ import urllib.request
 
 import pandas as pd
 import yaml
-from conftest import REPO, STUDY, at, free_port
+from survey_helpers import REPO, STUDY, at, free_port
 from typer.testing import CliRunner
 
 from pipelines.cli import app
