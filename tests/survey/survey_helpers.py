@@ -113,3 +113,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def partial_artifacts(arts: Path, dest: Path) -> Path:
+    """A copy of the study's artifacts without one mav3d video and without the attention decoy."""
+    shutil.copytree(arts, dest)
+    shutil.rmtree(dest / "mav3d" / "a_panda_dancing")
+    shutil.rmtree(dest / "attention_decoy")
+    return dest

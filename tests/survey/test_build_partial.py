@@ -5,7 +5,7 @@ import json
 import shutil
 
 import yaml
-from survey_helpers import PROMPTS, STUDY, write_artifact
+from survey_helpers import PROMPTS, STUDY, partial_artifacts, write_artifact
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -35,10 +35,7 @@ def test_full_build_has_no_warnings(study_inputs, tmp_path):
 
 def test_allow_missing_says_how_many_questions_and_checks_were_left_out(study_inputs, tmp_path):
     arts, prompts_dir, _ = study_inputs
-    partial = tmp_path / "arts"
-    shutil.copytree(arts, partial)
-    shutil.rmtree(partial / "mav3d" / "a_panda_dancing")
-    shutil.rmtree(partial / "attention_decoy")
+    partial = partial_artifacts(arts, tmp_path / "arts")
     out = tmp_path / "b"
     res = _build(tmp_path, prompts_dir, partial, out, "--allow-missing")
     assert res.exit_code == 0, res.output

@@ -5,7 +5,7 @@ import shutil
 
 import av
 import pytest
-from survey_helpers import PROMPTS, write_artifact
+from survey_helpers import PROMPTS, partial_artifacts, write_artifact
 
 from userstudy.survey import BundleError, build_bundle, load_bundle
 from userstudy.survey.bundle import BUNDLE_FILE, MEDIA_DIR
@@ -106,10 +106,7 @@ def test_missing_decoy_and_existing_output(study_inputs, tmp_path, bundle):
 
 def test_allow_missing_leaves_out_questions_without_both_videos_and_lists_them(study_inputs, tmp_path):
     arts, prompts_dir, design = study_inputs
-    partial = tmp_path / "arts"
-    shutil.copytree(arts, partial)
-    shutil.rmtree(partial / "mav3d" / "a_panda_dancing")
-    shutil.rmtree(partial / "attention_decoy")
+    partial = partial_artifacts(arts, tmp_path / "arts")
     b = build_bundle(design, [partial], tmp_path / "out", prompts_dir=prompts_dir, allow_missing=True)
     full = build_bundle(design, [arts], tmp_path / "full", prompts_dir=prompts_dir)
     kept = {q.question_id for q in b.questions}
