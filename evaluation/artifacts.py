@@ -36,6 +36,7 @@ API:
                                               (and depth.mp4) and checks codec, pixel format,
                                               frame count and size against the manifest.
     find_artifacts(roots) -> {(method, slug): Artifact}   artifact folders under the roots
+    read_json_object(path, error) -> dict     a JSON object file, or `error` naming the file
     scan_artifacts(roots) -> (found, broken)   every artifact-like folder (manifest.json or
                                               video.mp4): the readable ones and {folder: reason}
     artifact_folder(root, method, slug) -> Path    where write_artifact puts it (names checked)
@@ -277,18 +278,24 @@ def _manifest_problems(m: dict) -> list[str]:
     return problems
 
 
+def read_json_object(path: Path, error: type[Exception]) -> dict:
+    """The JSON object in `path`; `error` naming the file when it is not UTF-8 JSON or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object")
+    return data
+
+
 def read_artifact(folder: Path | str) -> Artifact:
     """The artifact in `folder`; ArtifactError naming the folder and every manifest problem."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{folder}: no {MANIFEST} (not an artifact folder)")
-    try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(m, dict):
-        raise ArtifactError(f"{path}: expected a JSON object")
+    m = read_json_object(path, ArtifactError)
     problems = _manifest_problems(m)
     if problems:
         raise ArtifactError(f"{path}: " + "; ".join(problems))

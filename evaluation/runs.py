@@ -7,8 +7,9 @@ TrainConfig as a dict, `config_hash`) and `ckpt/last.pt` (key `field`: the Scene
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
+
+from .artifacts import read_json_object
 
 
 class RunError(ValueError):
@@ -23,12 +24,7 @@ def read_run_manifest(run_dir: Path | str) -> dict:
     path = run_dir / "manifest.json"
     if not path.is_file():
         raise RunError(f"{run_dir}: no manifest.json (not a finished run; `fourdfy generate` writes it at the end)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(manifest, dict):
-        raise RunError(f"{path}: expected a JSON object")
+    manifest = read_json_object(path, RunError)
     for key in ("config", "config_hash", "prompt", "method"):
         if key not in manifest:
             raise RunError(f"{path}: lacks '{key}'")
