@@ -62,10 +62,14 @@ def read_sets(spec: str) -> dict[str, str]:
         return {}
     if not isinstance(node, dict):
         raise ValueError(f"--set-from: {path}:{key} must be a mapping of config keys to values, got {node!r}")
-    # values go through the same typed parsing as --set (JSON when it parses)
+    return as_set_values(node)
+
+
+def as_set_values(mapping: dict) -> dict[str, str]:
+    """A YAML mapping of config keys as `--set` values: non-strings as JSON, so they take the same typed parsing."""
     import json
 
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in node.items()}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in mapping.items()}
 
 
 def build_config(profile: str, method: str, *, seed: int = 0, device: str = "auto", sets: dict | None = None,
@@ -96,10 +100,17 @@ def run_status(out: Path) -> str:
     return "empty"
 
 
+def finished_matches(out: Path, config_hash: str, prompt: str) -> bool:
+    """`out` holds a finished run of this config hash and prompt."""
+    if run_status(out) != "finished":
+        return False
+    m = json.loads((out / "manifest.json").read_text())
+    return m.get("config_hash") == config_hash and m.get("prompt") == prompt
+
+
 def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
     if status == "finished":
-        m = json.loads((out / "manifest.json").read_text())
-        return m.get("config_hash") == cfg.config_hash() and m.get("prompt") == prompt
+        return finished_matches(out, cfg.config_hash(), prompt)
     data = ckpt.load(out / "ckpt" / "last.pt")
     try:
         ckpt.check_compatible(data, out / "ckpt" / "last.pt", cfg.config_hash(), prompt)

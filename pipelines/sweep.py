@@ -33,7 +33,7 @@ from typing import Callable
 import submitit
 from submitit.core.utils import FailedJobError
 
-from pipelines.generate import build_config, generate, run_status
+from pipelines.generate import as_set_values, build_config, finished_matches, generate, run_status
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
@@ -202,7 +202,7 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
     texts = {}
     for p in spec.prompts:
         text = resolve_prompt(p)
-        slug = slugify(text) if slugify(p) != p else p
+        slug = slugify(text)  # a library slug is the slug of its text
         if slug in texts:
             raise ValueError(f"prompt {p!r} is listed twice (slug {slug!r})")
         texts[slug] = text
@@ -264,10 +264,7 @@ def make_executor(ex: ExecutorSpec, folder: Path):
 
 def _finished_same(job: PlannedJob) -> bool:
     """The run folder already holds this job's finished run (nothing to submit)."""
-    if run_status(job.out) != "finished":
-        return False
-    m = json.loads((job.out / "manifest.json").read_text())
-    return m.get("config_hash") == job.config_hash and m.get("prompt") == job.prompt
+    return finished_matches(job.out, job.config_hash, job.prompt)
 
 
 def _error_line(err: BaseException, state: str) -> tuple[str, str]:
@@ -437,14 +434,11 @@ def read_params(path: Path | str) -> dict:
     gen = data.get("generate") if isinstance(data, dict) else None
     if not (isinstance(gen, dict) and isinstance(gen.get("methods"), list) and isinstance(gen.get("prompts"), list)):
         raise ValueError(f"{path} has no generate.methods / generate.prompts lists (the DVC pipeline's params file)")
-    import json
-
     overrides = data.get("overrides") or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) or v is None for v in overrides.values()):
         raise ValueError(f"{path}: overrides must map a method to a mapping of config keys to values")
     # the same typed parsing as `--set-from params.yaml:overrides.<method>` in the DVC stages
-    method_sets = {str(m): {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (sets or {}).items()}
-                   for m, sets in overrides.items()}
+    method_sets = {str(m): as_set_values(sets or {}) for m, sets in overrides.items()}
     return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
             "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets}
 

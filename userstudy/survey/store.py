@@ -21,8 +21,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from userstudy.survey.bundle import Question
+from userstudy.votes import COLUMNS, CRITERIA, OPTIONAL_COLUMNS
 
-CRITERIA = ("appearance", "structure", "motion", "text", "overall")
 SIDES = ("left", "right")
 SCHEMA_VERSION = 1
 DB_ENV = "FOURDFY_SURVEY_DB"
@@ -334,9 +334,7 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-VOTES_COLUMNS = ("rater_id", "question_id", "prompt_id", "method_left", "method_right", "criterion", "choice",
-                 "is_attention_check", "answered_at", "expected_choice", "source", "position", "seconds",
-                 "external_id", "prompt")
+VOTES_COLUMNS = COLUMNS + OPTIONAL_COLUMNS + ("position", "seconds", "external_id", "prompt")
 
 
 def export_votes(engine: sa.Engine):
