@@ -246,9 +246,7 @@ def run_oracle(out: Path | str, steps: tuple[int, int, int] = DEFAULT_STEPS, siz
     draws = {u: list(trainer.prior(u).draws) for u in ("3d", "img", "video") if u in cfg.update_types_used()}
     metrics = evaluate(cfg, out, draws, eval_size)
     metrics["train_seconds"] = manifest.get("timings_s", {})
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
+    ckpt.write_text_atomic(Path(out) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 

@@ -15,6 +15,8 @@ import torch
 from method import backends
 from method.cameras import OrbitConfig, cameras_from_spherical, orbit
 
+from .checkpoint import write_text_atomic
+
 MANIFEST_PACKAGES = ("fourdfy-bench", "torch", "diffusers", "transformers", "peft", "nerfacc", "tinycudann")
 
 
@@ -52,7 +54,5 @@ def peak_memory_mb(device: torch.device) -> dict:
 def write_manifest(out: Path, manifest: dict) -> dict:
     """manifest.json of a finished run (versions added here); written atomically."""
     manifest = {**manifest, "versions": {p: backends.package_version(p) for p in MANIFEST_PACKAGES}}
-    tmp = out / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    tmp.replace(out / "manifest.json")
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
     return manifest

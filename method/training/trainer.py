@@ -8,7 +8,6 @@ run's `VolumeRenderer` (its occupancy grid, on CUDA, is saved with the checkpoin
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,22 +240,17 @@ class Trainer:
         return self.stage_cache / self._cache_key(index + 1) / f"{self.cfg.stages[index].name}.pt"
 
     def _share_stage(self, index: int) -> None:
-        """Store the checkpoint and log of stages [0, index] for runs with the same first stages."""
+        """Store the checkpoint and log of stages [0, index] for runs with the same first stages (called right
+        after the stage's own checkpoint is saved: that file is copied, not serialised again)."""
         if self.stage_cache is None or index >= len(self.cfg.stages) - 1:
             return
         target = self._cached_stage(index)
         if not target.exists():
-            import tempfile
-
-            # the log first, then the checkpoint: a reader checks for the checkpoint and finds both;
-            # unique temporary names, since parallel jobs may store the same stage at once (same bits)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            # the log first, then the checkpoint: a reader checks for the checkpoint and finds both
+            # (parallel jobs may store the same stage at once: same bits, unique temporaries)
             log = self.out / "log.jsonl"
-            fd, tmp = tempfile.mkstemp(prefix=".log.", dir=target.parent)
-            with os.fdopen(fd, "w") as f:
-                f.write(log.read_text() if log.exists() else "")
-            os.replace(tmp, target.with_suffix(".jsonl"))
-            ckpt.save_atomic(self._checkpoint(), target)
+            ckpt.write_text_atomic(target.with_suffix(".jsonl"), log.read_text() if log.exists() else "")
+            ckpt.copy_atomic(self.out / "ckpt" / f"{self.cfg.stages[index].name}.pt", target)
 
     def _start_from_cache(self) -> None:
         """Continue from the deepest cached stage this run shares (no-op without a cache or a match)."""
