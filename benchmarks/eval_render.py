@@ -24,22 +24,17 @@ import torch
 
 def fake_run(folder: Path, field_size: str, num_samples: int) -> Path:
     from method.fields import FieldConfig, SceneField
-    from method.fields.config import HashGridConfig
+    from method.training.profiles import TINY_GRID
     from method.training.config import Anneal, StageConfig, TrainConfig
 
     if field_size == "tiny":
-        grid = HashGridConfig(n_levels=8, n_features_per_level=2, log2_hashmap_size=14, base_resolution=8,
-                              per_level_scale=1.5)
-        fcfg = FieldConfig(static_grid=grid, dynamic_grid=grid, mlp_hidden=32)
+        fcfg = FieldConfig(static_grid=TINY_GRID, dynamic_grid=TINY_GRID, mlp_hidden=32)
     else:
         fcfg = FieldConfig()
     cfg = TrainConfig(profile=field_size, method="4dfy", seed=0, device="cpu",
                       stages=(StageConfig("stage3", 10, 0.5, 0.5, True),), field=fcfg,
                       blob_sigma={"stage3": Anneal(0.5, 0.5)})  # an object of radius ~0.5
-    if hasattr(cfg, "renderer"):
-        cfg = dataclasses.replace(cfg, renderer=dataclasses.replace(cfg.renderer, num_samples=num_samples))
-    else:
-        cfg = dataclasses.replace(cfg, render=dataclasses.replace(cfg.render, num_samples=num_samples))
+    cfg = dataclasses.replace(cfg, renderer=dataclasses.replace(cfg.renderer, num_samples=num_samples))
     torch.manual_seed(0)
     field = SceneField(cfg.field, cfg.background)
     with torch.no_grad():  # an object-like blob with some structure, not the near-empty init

@@ -179,7 +179,7 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
                 **overrides)
             tokenizer = open_clip.get_tokenizer(name)
     except (RuntimeError, OSError, ValueError) as err:
-        reason = (local_only_reason() if local_only else "") or f"{type(err).__name__}: {_first_line(err, 300)}"
+        reason = local_only_reason(local_only) or f"{type(err).__name__}: {_first_line(err, 300)}"
         raise ModelNotFoundError(_message(cfg, reason, hub_id)) from err
     finally:
         hf_constants.HF_HUB_OFFLINE = offline_before

@@ -17,15 +17,16 @@ kernels on CPU under Triton's interpreter (TRITON_INTERPRET=1, set before triton
 
 from __future__ import annotations
 
-import os
 
 import torch
 import triton
 import triton.language as tl
 
+from method.backends import triton_interpreting
+
 # Points per program. The interpreter runs programs one after another in Python, so it gets fewer,
 # larger blocks; the function computed does not depend on the block size.
-BLOCK = 512 if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") else 128
+BLOCK = 512 if triton_interpreting() else 128
 
 # tcnn's coherent_prime_hash factors of dimensions 1..3 (dimension 0's is 1).
 _P1: tl.constexpr = tl.constexpr(2654435761)

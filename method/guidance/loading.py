@@ -128,13 +128,14 @@ def hub_local_only(timeout: float = 3.0) -> bool:
     return hub_offline() or not _reachable(hub_endpoint(), timeout)
 
 
-def local_only_reason() -> str:
-    """Why a hub id was read from the cache only, for error messages ('' when it was not)."""
+def local_only_reason(local_only: bool) -> str:
+    """Why a hub id was read from the cache only (`local_only`: the mode the load used), for error messages;
+    '' when it was not. Takes the mode rather than probing again: a second probe may disagree and costs time."""
+    if not local_only:
+        return ""
     if hub_offline():
         return "HF_HUB_OFFLINE is set and the files are not in the local Hugging Face cache"
-    if hub_local_only():
-        return f"the hub ({hub_endpoint()}) is unreachable and the files are not in the local Hugging Face cache"
-    return ""
+    return f"the hub ({hub_endpoint()}) is unreachable and the files are not in the local Hugging Face cache"
 
 
 class _DropRootRecords(logging.Filter):
@@ -213,12 +214,13 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
     elif looks_like_path(source):
         error = "no such folder"
     else:
+        local = hub_local_only()
         try:
             with warnings.catch_warnings(), quiet_hub_logs():  # diffusers passes a deprecated argument to the hub
                 warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
-                return cls.from_pretrained(source, subfolder=subfolder, local_files_only=hub_local_only(), **kwargs)
+                return cls.from_pretrained(source, subfolder=subfolder, local_files_only=local, **kwargs)
         except (OSError, ValueError) as exc:  # hub clients raise OSError subclasses (offline, missing, network)
-            why = local_only_reason() or f"{type(exc).__name__}: {_first_line(exc)}"
+            why = local_only_reason(local) or f"{type(exc).__name__}: {_first_line(exc)}"
             error = f"while fetching '{subfolder or ''}': {why}"
     # raised outside the except block: the hub client's long chained trace is not the user's problem
     raise ModelNotFoundError(msg(error))
@@ -240,11 +242,13 @@ def download_file(source: str, filename: str, *, role: str, field: str, hint: st
         raise ModelNotFoundError(msg("no such file or folder"))
     from huggingface_hub import hf_hub_download
 
+    local = hub_local_only()
     try:
         with quiet_hub_logs():
-            return Path(hf_hub_download(source, filename, local_files_only=hub_local_only()))
+            return Path(hf_hub_download(source, filename, local_files_only=local))
     except Exception as exc:  # any hub failure (offline, missing, network) becomes the one clear error
-        error = f"while fetching '{filename}': {local_only_reason() or type(exc).__name__ + ': ' + _first_line(exc)}"
+        why = local_only_reason(local) or f"{type(exc).__name__}: {_first_line(exc)}"
+        error = f"while fetching '{filename}': {why}"
     raise ModelNotFoundError(msg(error))
 
 

@@ -98,8 +98,6 @@ class MVDreamConfig(PriorConfig):
     def timestep_range(self, stage: str | None) -> TimestepRange:
         if self.anneal == "none" or (stage is not None and stage not in self.anneal_stages):
             return TimestepRange(end=tuple(self.t_range))
-        if self.anneal not in ANNEAL_PRESETS:
-            raise ValueError(f"unknown anneal {self.anneal!r}; known: none, {', '.join(ANNEAL_PRESETS)}")
         start, steps = ANNEAL_PRESETS[self.anneal]
         return TimestepRange(end=tuple(self.t_range), start=start,
                              steps=steps if self.anneal_steps is None else self.anneal_steps)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .ldm_arch import SCHEDULE_BUFFERS, TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX, LDMUNetArch, LDMVAEArch
-from .loading import ConversionError
+from .loading import ConversionError, _first_line
 
 # --- key maps (through diffusers' converters) ----------------------------------------------------
 
@@ -214,7 +214,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
             return load_file(str(path))
         sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch / safetensors raise many types for a truncated or foreign file
-        error = f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        error = f"{path}: not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})"
     else:
         return sd.get("state_dict", sd) if isinstance(sd, dict) else sd
     raise ConversionError(error)

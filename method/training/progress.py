@@ -38,11 +38,12 @@ class Progress:
 
     def update(self, stage: str, step: int, stage_steps: int, record: dict) -> None:
         self.done += 1
-        losses = " ".join(f"{k[5:]}={v:.3g}" for k, v in record.items() if k.startswith("loss_"))
+        # formatted only when shown: most steps of a non-terminal run print nothing
+        losses = lambda: " ".join(f"{k[5:]}={v:.3g}" for k, v in record.items() if k.startswith("loss_"))  # noqa: E731
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_description(f"{stage} {step}/{stage_steps}")
-            self.bar.set_postfix_str(f"{record.get('update', '')} {losses}")
+            self.bar.set_postfix_str(f"{record.get('update', '')} {losses()}")
             return
         now = self.clock()
         if self.quiet or (now - self.last < self.heartbeat_s and step != stage_steps):
@@ -50,7 +51,7 @@ class Progress:
         self.last = now
         eta = self.eta_s()
         eta_text = "?" if eta is None else _duration(eta)
-        print(f"[{self.done}/{self.total}] {stage} step {step}/{stage_steps} {record.get('update', '')} {losses} "
+        print(f"[{self.done}/{self.total}] {stage} step {step}/{stage_steps} {record.get('update', '')} {losses()} "
               f"eta {eta_text}", file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -92,25 +92,6 @@ def test_methods_change_the_same_fields_in_every_profile(name):
             {"method"} if name != "4dfy" else set()), profile
 
 
-def test_the_stage_draws_of_the_ablations():
-    """Marginal update probabilities per stage, written down from the paper's Algorithm 1 (sequential draw)."""
-    table = {
-        "4dfy": [(1, 0, 0), (0.5, 0.5, 0), (0.5, 0.25, 0.25)],
-        "wo_3d": [(0, 1, 0), (0, 1, 0), (0, 0.5, 0.5)],
-        "wo_img": [(1, 0, 0), (1, 0, 0), (0.5, 0, 0.5)],
-        "wo_hybrid": [(1, 0, 0), (0.5, 0.5, 0), (0, 0, 1)],
-        "wo_3d_img": [None, None, (0, 0, 1)],
-        "single_stage": [None, None, (0.5, 0.25, 0.25)],
-    }
-    for name, rows in table.items():
-        cfg = resolve_config("paper", name)
-        for stage, row in zip(cfg.stages, rows):
-            assert (stage.steps == 0) == (row is None), (name, stage.name)
-            if row is not None:
-                probs = stage.update_probabilities()
-                assert (probs["3d"], probs["img"], probs["video"]) == pytest.approx(row), (name, stage.name)
-
-
 def test_profiles_differ_exactly_where_paper_and_release_differ():
     paper, release = load_profile("paper"), load_profile("release")
     assert diff(paper, release) == {"profile": ("paper", "release"), **RELEASE_CHANGES}

@@ -133,8 +133,10 @@ def test_unreachable_hub_fails_at_once_from_the_cache_without_log_lines(monkeypa
     _check(info.value, "cerspense/zeroscope_v2_576w", "ZeroscopeConfig.model")
     assert f"the hub ({hfc.ENDPOINT}) is unreachable" in str(info.value)
     assert calls and not [r for r in caplog.records if "huggingface" in r.name or r.name == "root"]
+    calls.clear()
     with pytest.raises(ModelNotFoundError, match="is unreachable"):
         loading.download_file("MVDream/MVDream", "sd-v2.1-base-4view.pt", role="MVDream", field="model")
+    assert len(calls) == 1  # one probe per load: the error reports the mode the load used, without a second
 
 
 def test_reachable_hub_is_not_treated_as_offline(monkeypatch):
@@ -149,9 +151,9 @@ def test_reachable_hub_is_not_treated_as_offline(monkeypatch):
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setattr(hfc, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
-        assert not loading.hub_local_only() and loading.local_only_reason() == ""
+        assert not loading.hub_local_only() and loading.local_only_reason(False) == ""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert loading.hub_local_only() and "HF_HUB_OFFLINE" in loading.local_only_reason()
+    assert loading.hub_local_only() and "HF_HUB_OFFLINE" in loading.local_only_reason(True)
 
 
 def test_reachability_failures_are_not_remembered_and_proxies_are_trusted(monkeypatch):
