@@ -160,11 +160,37 @@ class GenerateJob(submitit.helpers.Checkpointable):
                                f"{self.config_hash} where the sweep was planned; install the same versions of "
                                "fourdfy-bench and its plug-ins on every node")
         before = run_status(self.out)
-        manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache, progress=False,
-                            notes={"set": s.sets_for(self.method), "max_steps": s.max_steps})
+        try:
+            manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache,
+                                progress=False, notes={"set": s.sets_for(self.method), "max_steps": s.max_steps})
+        except Exception:
+            # submitit's pre-emption handler requeued this job and then exits by raising inside whatever runs; a
+            # library call (e.g. safetensors reading weights) can turn that into an ordinary error, which would
+            # mark the requeued job failed. End as the handler meant to: the resubmission resumes from last.pt.
+            if getattr(self, "_preempted", False):
+                raise SystemExit(_requeue_exit_code()) from None
+            raise
         return {"before": before, "config_hash": manifest["config_hash"], "resumes": len(manifest.get("resumes", [])),
                 "shared_from": (manifest.get("shared_from") or {}).get("stage"),
                 "seconds": round(sum(manifest.get("timings_s", {}).values()), 1)}
+
+
+    def checkpoint(self, *args, **kwargs):
+        """submitit calls this on pre-emption or time-out, before it requeues the job."""
+        self._preempted = True
+        return super().checkpoint(*args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_preempted", None)  # the resubmitted job starts afresh
+        return state
+
+
+def _requeue_exit_code() -> int:
+    """How submitit's handler ends a requeued job: the local executor restarts on its own code, SLURM on any."""
+    from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE, LocalJobEnvironment
+
+    return LOCAL_REQUEUE_RETURN_CODE if isinstance(submitit.JobEnvironment(), LocalJobEnvironment) else -1
 
 
 def _shared_depth(a, b) -> int:

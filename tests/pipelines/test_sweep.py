@@ -353,3 +353,36 @@ def test_a_prompts_file_outside_the_library_is_swept_by_its_texts(tmp_path):
     names = [line.split()[0] for line in res.output.strip().splitlines()[1:]]
     assert names == ["4dfy-a_red_fox_jumping", "4dfy-a_blue_whale_singing"]
     assert not runs.exists()
+
+
+def test_a_preemption_that_a_library_turns_into_an_error_still_requeues(monkeypatch, tmp_path):
+    """The pre-emption signal can land inside a library call that converts submitit's exit into an ordinary
+    error (seen: safetensors while loading a prior): the job must still end as requeued, not failed."""
+    import pickle
+
+    import pipelines.sweep as sweep_module
+    from pipelines.sweep import GenerateJob
+
+    spec = SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=tmp_path / "runs", max_steps=1, sets=SETS)
+    job_plan = plan(spec)[0]
+    job = GenerateJob(spec, "4dfy", job_plan.prompt, tmp_path / "run", tmp_path / "cache", job_plan.config_hash)
+
+    def interrupted(*args, **kwargs):
+        job.checkpoint()  # what submitit's SIGUSR2 handler calls first
+        raise OSError("Unable to load weights from checkpoint file")
+
+    monkeypatch.setattr(sweep_module, "generate", interrupted)
+    monkeypatch.setattr(sweep_module, "_requeue_exit_code", lambda: 144)
+    with pytest.raises(SystemExit) as exit_info:
+        job()
+    assert exit_info.value.code == 144
+    assert not getattr(pickle.loads(pickle.dumps(job)), "_preempted", False)  # the resubmission starts afresh
+
+    fresh = GenerateJob(spec, "4dfy", job_plan.prompt, tmp_path / "run", tmp_path / "cache", job_plan.config_hash)
+
+    def failing(*args, **kwargs):
+        raise OSError("a real failure")
+
+    monkeypatch.setattr(sweep_module, "generate", failing)
+    with pytest.raises(OSError, match="a real failure"):  # without a pre-emption: an ordinary failure
+        fresh()
