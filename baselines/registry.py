@@ -120,7 +120,9 @@ for _m in (
     Method("hexplane", "HexPlane backbone (six multi-scale planes) with capacity matched to the hash grids",
            transform=_hexplane),
     Method("single_stage", "stage 3 only, from scratch, with all three priors (0.5 / 0.25 / 0.25)",
-           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0}),
+           # from scratch, so every group trains (the low-VRAM profile's stage 3 would train the dynamic grid alone)
+           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0,
+                      "stages.stage3.trainable": None}),
     Method("single_grid", "one large 4D hash grid instead of static + dynamic grids", transform=_single_grid),
 ):
     register(_m)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Issue 13's open measurement, as one call of the device tool's `run` (carry `.whl`, the wheels the GPU
 # image lacks): paper-scale cost and peak memory on a compact, trained-like scene (`--scene ball`) with
-# the fastest frozen-weight options measured so far (bf16, channels_last). The dense-field figures to
-# compare with are in benchmarks/paper_scale_results_gpu.md. Writes logs and results under $OUT.
-# A second call can add options, e.g. EXTRA="--grad-max-samples 100000" (the release's stage-3 cap).
+# the fastest frozen-weight options measured so far (bf16, channels_last), for the `paper`, `release`
+# and `release-lowvram` profiles (the last with the release's own gradient budgets and stage-3 freeze;
+# about 11 distinct updates). The dense-field figures to compare with are in
+# benchmarks/paper_scale_results_gpu.md. Writes logs and results under $OUT.
+# A second call can add options, e.g. EXTRA="--grad-max-samples 100000" (a budget for every stage).
 set -u
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/pip.log" 2>&1

@@ -1,6 +1,6 @@
 """Paper-scale cost of one 4D-fy update of each type (3D / IMG / VID): seconds and peak memory, with
 full-size random-weight priors, the paper-size field and renderer, and the projected GPU-hours per
-prompt of the `paper` and `release` profiles, against the paper's A100 figures.
+prompt of the `paper`, `release` and `release-lowvram` profiles, against the paper's A100 figures.
 
     .venv/bin/python benchmarks/paper_scale.py --device cuda --out benchmarks/paper_scale_results
     .venv/bin/python benchmarks/paper_scale.py --size reduced --device cpu --out /tmp/ps   # same code, tiny
@@ -98,8 +98,11 @@ def build_prior_models(size: str, device: torch.device, dtype: torch.dtype) -> d
 def train_config(profile: str, device: torch.device, args):
     """The profile's 4dfy TrainConfig on `device` with the benchmark's frozen-model options."""
     from baselines import resolve_config
+    from method.training.profiles import low_vram
 
-    cfg = resolve_config(profile, "4dfy")
+    # tiny-lowvram (the reduced size's second profile): tiny's sizes with the low-VRAM changes
+    cfg = low_vram(resolve_config("tiny", "4dfy"), profile) if profile == "tiny-lowvram" else \
+        resolve_config(profile, "4dfy")
     guidance = {}
     for update, pc in cfg.guidance.items():
         half = pc.frozen.half_precision if args.precision == "profile" else args.precision != "fp32"
@@ -238,21 +241,76 @@ def mv_phases(stage) -> list[tuple[int, int, int, int]]:
     return out
 
 
+def cost_key(cfg, stage, update: str, size: int | None = None, groups: int | None = None) -> tuple:
+    """What one update's cost depends on, beyond the shared models, field and renderer: the batch, the
+    samples that keep gradients, the groups it trains and (video) the frames encoded with gradient. Updates
+    with equal keys are measured once, across stages and profiles."""
+    views = {"3d": 4 * (groups or 0), "img": cfg.render.img_batch, "video": cfg.render.video_frames}[update]
+    cap = stage.grad_cap(update, views, cfg.renderer.grad_max_samples)
+    trainable = stage.trainable or (cfg.video_groups if update == "video" else cfg.static_groups)
+    key = (update, size, groups) if update == "3d" else (update,)
+    key += (cap, tuple(sorted(trainable)))
+    if update == "video":
+        key += (cfg.guidance["video"].grad_frames,)
+    return key
+
+
+def plan(cfg) -> list[tuple[tuple, str, int, int]]:
+    """(cost key, update, stage index, step) of every distinct update a profile draws: one per MVDream batch
+    phase, IMG and VID per stage, measured at the phase's first step (IMG / VID: the stage's last)."""
+    out, seen = [], set()
+    for i, stage in enumerate(cfg.stages):
+        if stage.steps <= 0:
+            continue
+        probs = stage.update_probabilities()
+        items = [(cost_key(cfg, stage, "3d", size, groups), "3d", a) for a, _, size, groups in mv_phases(stage)
+                 ] if probs["3d"] > 0 else []
+        items += [(cost_key(cfg, stage, u), u, stage.steps - 1) for u in ("img", "video") if probs[u] > 0]
+        for key, update, step in items:
+            if key not in seen:
+                seen.add(key)
+                out.append((key, update, i, step))
+    return out
+
+
 def project(cfg, cost: dict) -> dict:
     """GPU-hours of the profile's stages from per-update costs: sum over stages and MVDream phases of
-    steps * sum_u P(u) * seconds(u). cost keys: ('3d', size, groups), 'img', 'video'."""
+    steps * sum_u P(u) * seconds(u), each update's seconds looked up by its `cost_key`."""
     stages, total = {}, 0.0
     for stage in cfg.stages:
         probs = stage.update_probabilities()
         seconds = 0.0
         for a, b, size, groups in mv_phases(stage):
-            per_step = probs["3d"] * cost[("3d", size, groups)] + probs["img"] * cost["img"] + \
-                probs["video"] * cost["video"]
+            per_step = sum(probs[u] * cost[cost_key(cfg, stage, u, size, groups)]
+                           for u in ("3d", "img", "video") if probs[u] > 0)
             seconds += (b - a) * per_step
         stages[stage.name] = {"steps": stage.steps, "s_per_it": seconds / max(stage.steps, 1),
                               "hours": seconds / 3600, "probabilities": probs}
         total += seconds
     return {"stages": stages, "gpu_hours": total / 3600}
+
+
+# what the priors are built from: equal across measured profiles, since one set of priors serves them all
+_MODEL_FIELDS = ("frozen", "model", "text_model", "lora_model", "lora_rank", "lora_alpha", "seed")
+
+
+@contextmanager
+def as_profile(trainer, cfg):
+    """Run the trainer (and its priors) under `cfg`: the models are shared, and what differs between profiles
+    (stages, budgets, groups, call-time guidance options such as the video's grad_frames) is read per call."""
+    saved = trainer.cfg, {u: p.cfg for u, p in trainer._priors.items()}
+    for u, prior in trainer._priors.items():
+        built, wanted = prior.cfg, cfg.guidance[u]
+        if any(getattr(built, f, None) != getattr(wanted, f, None) for f in _MODEL_FIELDS):
+            raise ValueError(f"profile {cfg.profile!r} builds its {u} prior differently; measure it on its own")
+        prior.cfg = wanted
+    trainer.cfg = cfg
+    try:
+        yield trainer
+    finally:
+        trainer.cfg = saved[0]
+        for u, prior in trainer._priors.items():
+            prior.cfg = saved[1][u]
 
 
 def run(args) -> dict:
@@ -264,8 +322,9 @@ def run(args) -> dict:
     started = time.perf_counter()
     deadline = started + args.budget_s
     torch.manual_seed(0)
-    # Reduced size runs the tiny profile (its steps and sizes); paper size projects each asked profile.
-    profiles = args.profiles if args.size == "paper" else ["tiny"]
+    # Reduced size runs the tiny profile (its steps and sizes), as is and with the low-VRAM changes;
+    # paper size projects each asked profile.
+    profiles = args.profiles if args.size == "paper" else ["tiny", "tiny-lowvram"]
     cfgs = {p: train_config(p, device, args) for p in profiles}
     cfg = cfgs[profiles[0]]
     models = build_prior_models(args.size, device, dtype)
@@ -276,31 +335,38 @@ def run(args) -> dict:
     trainer = Trainer(cfg, "a panda dancing", out_dir.name, priors=priors, progress=False, quiet=True)
     scene = {"scene": "dense"} if args.scene == "dense" else {"scene": "ball", **compact_scene(trainer,
                                                                                               args.ball_radius)}
-    names = [s.name for s in cfg.stages]
-    # The MVDream batches every profile uses (size, groups), the IMG/VID batches of stages 2 and 3.
-    mv_batches = sorted({(size, groups) for c in cfgs.values() for s in c.stages for *_, size, groups in mv_phases(s)})
-    plan = [(("3d", size, groups), "3d", names.index("stage2") if groups == 1 else 0,
-             stage_step_for(cfg, "stage2" if groups == 1 else "stage1", size, groups)) for size, groups in mv_batches]
-    plan += [("img", "img", names.index("stage2"), cfg.stages[names.index("stage2")].steps - 1),
-             ("video", "video", names.index("stage3"), cfg.stages[names.index("stage3")].steps - 1)]
-    results = {}
-    trainer._build_optimizer(names.index("stage3"))  # every prior's trainable parameters in the optimizer
-    for i, (key, update, stage_index, step) in enumerate(plan):
-        left = deadline - time.perf_counter()
-        share = left / (len(plan) - i)
-        try:
-            r = measure(trainer, update, stage_index, step, device, args.repeats, time.perf_counter() + share)
-        except torch.cuda.OutOfMemoryError as err:  # record it and measure the other updates
-            r = {"s_per_update": None, "repeats": 0, "error": f"out of memory: {str(err)[:200]}",
-                 "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20}
-            trainer.optimizer.zero_grad(set_to_none=True)
-            torch.cuda.empty_cache()
-        h, w = render_size(cfg, update, key)
-        r.update({"update": update, "render": f"{h}x{w}", "views": n_views(cfg, update, key)})
+    # every distinct update of every asked profile, measured once (under the first profile that draws it)
+    todo, seen = [], set()
+    for p, c in cfgs.items():
+        for key, update, stage_index, step in plan(c):
+            if key not in seen:
+                seen.add(key)
+                todo.append((p, key, update, stage_index, step))
+    results, built_for = {}, None
+    for i, (p, key, update, stage_index, step) in enumerate(todo):
+        share = (deadline - time.perf_counter()) / (len(todo) - i)
+        with as_profile(trainer, cfgs[p]):
+            if built_for != (p, stage_index):  # the stage's own optimizer: its LRs and trained priors
+                trainer._build_optimizer(stage_index)
+                built_for = (p, stage_index)
+            try:
+                r = measure(trainer, update, stage_index, step, device, args.repeats, time.perf_counter() + share)
+            except torch.cuda.OutOfMemoryError as err:  # record it and measure the other updates
+                r = {"s_per_update": None, "repeats": 0, "error": f"out of memory: {str(err)[:200]}",
+                     "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20}
+                trainer.optimizer.zero_grad(set_to_none=True)
+                torch.cuda.empty_cache()
+        h, w = render_size(cfgs[p], update, key)
+        r.update({"update": update, "profile": p, "stage": cfgs[p].stages[stage_index].name,
+                  "render": f"{h}x{w}", "views": n_views(cfgs[p], update, key)})
         results[key] = r
     out_dir.cleanup()
     costs = {k: v["s_per_update"] for k, v in results.items()}
     projections = {p: project(c, costs) for p, c in cfgs.items()} if None not in costs.values() else {}
+    peaks = {p: max((results[k]["peak_mb"] for k, *_ in plan(c) if results[k]["peak_mb"] is not None),
+                    default=None) for p, c in cfgs.items()}
+    for p in projections:
+        projections[p]["peak_mb"] = peaks[p]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "device": gpu or f"cpu ({torch.get_num_threads()} threads, {platform.machine()})",
@@ -312,18 +378,9 @@ def run(args) -> dict:
         "hash_grid_backend": trainer.field.encoder.static.resolve_backend(device)
         if hasattr(trainer.field.encoder, "static") else "n/a",
         "build_s": build_s, "wall_s": time.perf_counter() - started,
-        "updates": [{"key": list(k) if isinstance(k, tuple) else [k], **v} for k, v in results.items()],
+        "updates": [{"key": list(k), **v} for k, v in results.items()],
         "projection": projections,
     }
-
-
-def stage_step_for(cfg, stage_name: str, size: int, groups: int) -> int:
-    """A step of `stage_name` whose MVDream batch is (size, groups) (first such step, else the last)."""
-    stage = next(s for s in cfg.stages if s.name == stage_name)
-    for a, b, s, g in mv_phases(stage):
-        if (s, g) == (size, groups):
-            return a
-    return max(stage.steps - 1, 0)
 
 
 def render_size(cfg, update: str, key) -> tuple[int, int]:
@@ -340,19 +397,32 @@ def n_views(cfg, update: str, key) -> int:
             "video": cfg.render.video_frames}[update]
 
 
+def _describe(key: list) -> tuple[str, str, str]:
+    """(update name, samples with gradient, trained groups) of a cost key for the table."""
+    update = key[0]
+    name = {"3d": "3D (MVDream)", "img": "IMG (VSD + LoRA)", "video": "VID (Zeroscope)"}[update]
+    rest = key[3:] if update == "3d" else key[1:]
+    cap, groups = rest[0], rest[1]
+    if update == "3d":
+        name += f", {key[2]} group(s)"
+    if update == "video" and rest[2] is not None:
+        name += f", {rest[2]} frames encoded with gradient"
+    return name, "all" if cap is None else f"{cap:,}", ", ".join(groups)
+
+
 def markdown(res: dict, command: str) -> str:
     lines = [f"Device: **{res['device']}**, torch {res['torch']}, size `{res['size']}`, options "
              f"{res['options']}, hash grid backend `{res['hash_grid_backend']}`; models built in "
              f"{res['build_s']:.0f} s, whole run {res['wall_s']:.0f} s.", "", f"    {command}", "",
-             "| update | render | views | s / update | peak memory (GiB) | timed repeats |",
-             "|---|---|---|---|---|---|"]
+             "| update | first drawn in | render | views | samples with gradient | trains | s / update | "
+             "peak memory (GiB) | timed repeats |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for u in res["updates"]:
-        name = {"3d": "3D (MVDream)", "img": "IMG (VSD + LoRA)", "video": "VID (Zeroscope)"}[u["update"]]
-        if u["update"] == "3d":
-            name += f", {u['key'][2]} group(s)"
+        name, cap, groups = _describe(u["key"])
         peak = "n/a (CPU)" if u["peak_mb"] is None else f"{u['peak_mb'] / 1024:.1f}"
         secs = u.get("error", "?") if u["s_per_update"] is None else f"{u['s_per_update']:.3f}"
-        lines.append(f"| {name} | {u['render']} | {u['views']} | {secs} | {peak} | {u['repeats']} |")
+        lines.append(f"| {name} | {u['profile']} {u['stage']} | {u['render']} | {u['views']} | {cap} | {groups} | "
+                     f"{secs} | {peak} | {u['repeats']} |")
     if res["projection"]:
         lines += ["", "| profile | stage | steps | projected s/it | paper A100 s/it | ratio | hours |",
                   "|---|---|---|---|---|---|---|"]
@@ -365,14 +435,14 @@ def markdown(res: dict, command: str) -> str:
                          f"{s['s_per_it'] / ref:.2f}x | {s['hours']:.2f} |")
         lines.append(f"| {prof} | **total** | | | | | **{p['gpu_hours']:.2f} GPU-h** "
                      f"(paper: ~{PAPER_GPU_HOURS:.0f} on an A100) |")
-    peaks = [u["peak_mb"] for u in res["updates"] if u["peak_mb"] is not None]
-    if peaks:
-        peak_gb = max(peaks) * 2 ** 20 / 1e9  # the goal is in GB
-        for prof, p in res["projection"].items():
-            met = p["gpu_hours"] <= GOAL_GPU_HOURS and peak_gb <= GOAL_PEAK_GB
-            lines.append(f"\nGoal (issue 13, one H100): <= {GOAL_GPU_HOURS:.0f} GPU-h and <= {GOAL_PEAK_GB:.0f} GB per "
-                         f"prompt; `{prof}`: {p['gpu_hours']:.1f} GPU-h, {peak_gb:.1f} GB peak -> "
-                         f"{'met' if met else 'not met'} on this device.")
+    for prof, p in res["projection"].items():
+        if p.get("peak_mb") is None:
+            continue
+        peak_gb = p["peak_mb"] * 2 ** 20 / 1e9  # the goal is in GB
+        met = p["gpu_hours"] <= GOAL_GPU_HOURS and peak_gb <= GOAL_PEAK_GB
+        lines.append(f"\nGoal (issue 13, one H100): <= {GOAL_GPU_HOURS:.0f} GPU-h and <= {GOAL_PEAK_GB:.0f} GB per "
+                     f"prompt; `{prof}`: {p['gpu_hours']:.1f} GPU-h, {peak_gb:.1f} GB peak (its own updates) -> "
+                     f"{'met' if met else 'not met'} on this device.")
     return "\n".join(lines) + "\n"
 
 
@@ -388,8 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--size", choices=("paper", "reduced"), default="paper",
                     help="paper: full-size priors and the paper's renders; reduced: the tiny profile's sizes")
-    ap.add_argument("--profiles", nargs="+", default=["paper", "release"], choices=("paper", "release"),
-                    help="profiles to project (their step counts and draw probabilities)")
+    ap.add_argument("--profiles", nargs="+", default=["paper", "release", "release-lowvram"],
+                    choices=("paper", "release", "release-lowvram"),
+                    help="profiles to project (their step counts, draw probabilities, gradient budgets and "
+                         "trained groups); an update they share is measured once")
     ap.add_argument("--precision", choices=("profile", "fp32", "fp16", "bf16"), default="profile",
                     help="frozen weights on CUDA: each prior's configured precision (profile: fp32 MVDream, "
                          "fp16 VSD and Zeroscope, as the release), or one for all; CPU is always fp32")
@@ -401,8 +473,8 @@ def main(argv: list[str] | None = None) -> int:
                          "occupancy kept to a ball, like a trained object")
     ap.add_argument("--ball-radius", type=float, default=0.5, help="--scene ball: radius / box radius")
     ap.add_argument("--grad-max-samples", type=int, default=None,
-                    help="renderer.grad_max_samples: at most N samples per render carry gradients (the "
-                         "release's low-VRAM renderer: 100000 in stage 3, where the video update runs)")
+                    help="renderer.grad_max_samples for every profile: at most N samples per render carry "
+                         "gradients where a stage sets no budget of its own (release-lowvram's stages do)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed updates per type after one warm-up (0: a single call, warm-up included)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")

@@ -288,9 +288,14 @@ class VolumeRenderer(nn.Module):
     def render_images(self, field_fn: FieldFn, background_fn: BackgroundFn | None, cameras: Cameras,
                       times: Tensor, height: int, width: int, *, randomized: bool | None = None,
                       generator: torch.Generator | None = None, bg_colors: Tensor | None = None,
-                      bg_mask: Tensor | None = None, chunk: int | None = None) -> dict[str, Tensor]:
-        """`render_images` with this renderer's config and grid; randomized=None keeps `cfg.randomized`."""
-        return render_images(field_fn, background_fn, cameras, times, height, width, self._cfg(randomized),
+                      bg_mask: Tensor | None = None, chunk: int | None = None,
+                      grad_max_samples: int | None | str = "config") -> dict[str, Tensor]:
+        """`render_images` with this renderer's config and grid; randomized=None keeps `cfg.randomized`,
+        grad_max_samples='config' keeps `cfg.grad_max_samples` (a stage's own budget replaces it)."""
+        cfg = self._cfg(randomized)
+        if grad_max_samples != "config":
+            cfg = replace(cfg, grad_max_samples=grad_max_samples)
+        return render_images(field_fn, background_fn, cameras, times, height, width, cfg,
                              generator, self.grid, bg_colors, bg_mask, chunk)
 
     def _cfg(self, randomized: bool | None) -> RenderConfig:

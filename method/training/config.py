@@ -12,7 +12,7 @@ from dataclasses import field as dc_field
 from method import configs
 from method.background import BackgroundConfig
 from method.cameras import CameraRanges
-from method.fields import FieldConfig
+from method.fields import PARAM_GROUPS, FieldConfig
 from method.guidance.base import PriorConfig
 from method.render import RenderConfig
 
@@ -45,6 +45,28 @@ class StageConfig:
     """(from step within this stage, square size) milestones of the 4-view MVDream renders."""
     mv_groups: tuple[tuple[int, int], ...] = ((0, 1),)
     """(from step within this stage, number of 4-view groups) milestones of the MVDream batch."""
+    grad_max_samples: int | None = None
+    """The release's low-VRAM `train_max_nums` N: a render of B views keeps gradients on N // B random samples,
+    a video clip on N per frame (the release renders frames one by one); None: `renderer.grad_max_samples`."""
+    trainable: tuple[str, ...] | None = None
+    """Parameter groups every update of this stage trains (the release's low-VRAM stage 3 freezes all but
+    the dynamic grid: ('dynamic',)); None: the run's `static_groups` / `video_groups` by update type."""
+
+    def __post_init__(self) -> None:
+        if self.grad_max_samples is not None and self.grad_max_samples < 1:
+            raise ValueError(f"{self.name}: grad_max_samples must be >= 1 or None, got {self.grad_max_samples}")
+        if self.trainable is not None:
+            unknown = set(self.trainable) - set(PARAM_GROUPS)
+            if unknown or not self.trainable:
+                raise ValueError(f"{self.name}: trainable must name some of {PARAM_GROUPS}, got {self.trainable}")
+
+    def grad_cap(self, update: str, n_views: int, default: int | None) -> int | None:
+        """Samples of one training render that carry gradients (None: all), the release's low-VRAM budget:
+        N // B for B views rendered at one time, N per frame of a clip (`n_views` = frames for video)."""
+        n = self.grad_max_samples
+        if n is None:
+            return default
+        return n * n_views if update == "video" else max(n // n_views, 1)
 
     def update_probabilities(self) -> dict[str, float]:
         """Marginal probabilities of the sequential draw: 3D with p_3d, else IMG with p_img, else the rest.
@@ -241,20 +263,31 @@ class TrainConfig:
         return _hash(d)
 
 
-HASH_NEUTRAL = {("renderer", "grad_max_samples"): None}
+HASH_NEUTRAL = {("renderer", "grad_max_samples"): None, ("stages", "*", "grad_max_samples"): None,
+                ("stages", "*", "trainable"): None}
 """Options added after CONFIG_SCHEMA 2, with the value that changes nothing: left out of the hash while they
-hold it, so a run made before the option existed keeps its hash (and resumes). A new option goes here."""
+hold it, so a run made before the option existed keeps its hash (and resumes). A new option goes here;
+'*' stands for every entry of a list."""
+
+
+def _drop_neutral(node, path: tuple, neutral) -> None:
+    head, *rest = path
+    if not rest:
+        if isinstance(node, dict) and head in node and node[head] == neutral:
+            del node[head]
+        return
+    if head == "*":
+        children = node if isinstance(node, list) else []
+    else:
+        children = [node[head]] if isinstance(node, dict) and head in node else []
+    for child in children:
+        _drop_neutral(child, tuple(rest), neutral)
 
 
 def _hash(d: dict) -> str:
     d = json.loads(json.dumps(d, default=str))  # a deep copy of plain values
     for path, neutral in HASH_NEUTRAL.items():
-        *parents, key = path
-        node = d
-        for p in parents:
-            node = node.get(p, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict) and key in node and node[key] == neutral:
-            del node[key]
+        _drop_neutral(d, path, neutral)
     d = {"schema": CONFIG_SCHEMA, **d}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -1,5 +1,6 @@
 """Profiles: `paper` (the paper's text), `release` (the authors' configs where they differ from the
-text) and `tiny` (CPU: small grids, renders and random-weight tiny priors; about a minute per prompt).
+text), `release-lowvram` (the authors' low-VRAM configs: `low_vram`) and `tiny` (CPU: small grids,
+renders and random-weight tiny priors; about a minute per prompt).
 
 Where the paper is silent both profiles follow the release. Differences, each a config value
 (docs/fidelity.md has the full list with sources):
@@ -21,6 +22,8 @@ value away: `--set guidance.3d.loss=sds`.
 
 from __future__ import annotations
 
+import dataclasses
+
 from method.background import BackgroundConfig
 from method.fields import FieldConfig, HashGridConfig, HexPlaneConfig
 from method.guidance import MVDreamConfig, VSDConfig, ZeroscopeConfig
@@ -28,7 +31,7 @@ from method.render import RenderConfig
 
 from .config import Anneal, LearningRates, LossWeights, RenderSchedule, StageConfig, TrainConfig, replace
 
-PROFILES = ("paper", "release", "tiny")
+PROFILES = ("paper", "release", "release-lowvram", "tiny")
 
 # The release's MVDream batches per stage: stage 1 starts with 2 groups at 64^2, stage 2 with 1 group
 # at 64^2, both switching to 1 group at 256^2 at step 5000; stage 3 uses 256^2 from its first step.
@@ -74,6 +77,27 @@ def release() -> TrainConfig:
     })
 
 
+def low_vram(base: TrainConfig, profile: str) -> TrainConfig:
+    """`base` with the release's low-VRAM configs' changes (`fourdfy_stage_*_low_vram.yaml`), made for one
+    smaller GPU: the gradient-subset renderer (`train_max_nums` 2e6 in stages 1-2, 1e5 in stage 3), stage 3
+    with MVDream and video updates only (`prob_single_view_video` 1) that train the dynamic grid alone
+    (`freeze_static_modules`), no blob-sigma anneal, no random background colour, and 4 of the 16 frames
+    VAE-encoded with gradient (`low_ram_vae`). A different gradient estimator, not only less memory."""
+    s1, s2, s3 = base.stages
+    stages = (dataclasses.replace(s1, grad_max_samples=2_000_000),
+              dataclasses.replace(s2, grad_max_samples=2_000_000),
+              dataclasses.replace(s3, grad_max_samples=100_000, p_img=0.0, trainable=("dynamic",)))
+    return replace(base, profile=profile, stages=stages, blob_sigma={"stage3": Anneal(0.5, 0.5)}, **{
+        "background.random_color_prob": 0.0,
+        "guidance.video.grad_frames": 4,
+    })
+
+
+def release_lowvram() -> TrainConfig:
+    """The release profile with the authors' low-VRAM configs (`low_vram`)."""
+    return low_vram(release(), "release-lowvram")
+
+
 TINY_GRID = HashGridConfig(n_levels=8, n_features_per_level=2, log2_hashmap_size=14, base_resolution=8,
                            per_level_scale=1.5)
 # renders at the tiny priors' own input sizes (MVDream 16^2, VSD 32^2, Zeroscope 16x24): larger ones are resized away
@@ -108,6 +132,6 @@ def tiny() -> TrainConfig:
 
 def load_profile(name: str) -> TrainConfig:
     try:
-        return {"paper": paper, "release": release, "tiny": tiny}[name]()
+        return {"paper": paper, "release": release, "release-lowvram": release_lowvram, "tiny": tiny}[name]()
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None

@@ -121,13 +121,14 @@ class Trainer:
         return {g["name"]: g["lr"] for g in self.optimizer.param_groups} if self.optimizer else {}
 
     def render(self, cams: Cameras, times: Tensor, height: int, width: int, sigma: float, *,
-               training: bool, bg_colors: Tensor | None = None, bg_mask: Tensor | None = None) -> dict:
+               training: bool, bg_colors: Tensor | None = None, bg_mask: Tensor | None = None,
+               grad_max_samples: int | None | str = "config") -> dict:
         """Render through the run's renderer; training renders jitter samples from the run's generator."""
         field_fn = lambda x, t: self.field(x, t, sigma)  # noqa: E731
         return self.renderer.render_images(field_fn, self.field.background, cams.to(self.device),
                                            times.to(self.device), height, width, randomized=training,
                                            generator=self.generator if training else None,
-                                           bg_colors=bg_colors, bg_mask=bg_mask)
+                                           bg_colors=bg_colors, bg_mask=bg_mask, grad_max_samples=grad_max_samples)
 
     def _static_times(self, stage, n: int) -> Tensor:
         if stage.dynamic_time == "zero":
@@ -158,11 +159,17 @@ class Trainer:
             out["loss_opacity_entropy"] = -(o * torch.log(o) + (1 - o) * torch.log(1 - o)).mean()
         return out
 
+    def trainable_groups(self, stage, update: str) -> tuple[str, ...]:
+        """The field's parameter groups an `update` of `stage` trains (the stage's own list wins)."""
+        if stage.trainable is not None:
+            return stage.trainable
+        return self.cfg.video_groups if update == "video" else self.cfg.static_groups
+
     def train_step(self, stage_index: int, step: int) -> dict:
         """One update of Algorithm 1 (the step index is the step within the stage)."""
         cfg, stage = self.cfg, self.cfg.stages[stage_index]
         update = draw_update(stage, self.generator)
-        self.field.set_trainable(cfg.video_groups if update == "video" else cfg.static_groups)
+        self.field.set_trainable(self.trainable_groups(stage, update))
         sigma = cfg.sigma(stage.name, step)
         self.renderer.update(step, lambda x, t: self.field.density(x, t, sigma),
                              dynamic=stage.dynamic_time == "frame", generator=self.generator)
@@ -170,7 +177,9 @@ class Trainer:
         # one random-colour decision per image, per 4-view group, or per clip (not per frame)
         group = {"3d": 4, "img": 1, "video": len(cams)}[update]
         use, colors = draw_random_backgrounds(len(cams), group, cfg.background.random_color_prob, self.generator)
-        out = self.render(cams, times, h, w, sigma, training=True, bg_colors=colors, bg_mask=use)
+        cap = stage.grad_cap(update, len(cams), cfg.renderer.grad_max_samples)
+        out = self.render(cams, times, h, w, sigma, training=True, bg_colors=colors, bg_mask=use,
+                          grad_max_samples=cap)
         prior = self.prior(update)
         losses = dict(prior(out["rgb"], cams.to(self.device), self.prompt, step, generator=self.generator,
                             stage=stage.name, times=times))

@@ -87,7 +87,7 @@ def refuse_a_prompt_file(value: str) -> None:
 def generate(
     prompt: str = typer.Option(..., "--prompt", help="Prompt text, or a slug of the prompt library (prompts/*.txt)."),
     method: str = typer.Option("4dfy", "--method", help="Registered method (see `fourdfy methods`)."),
-    profile: str = typer.Option("tiny", "--profile", help="tiny (CPU, toy priors) | paper | release."),
+    profile: str = typer.Option("tiny", "--profile", help="tiny (CPU, toy priors) | paper | release | release-lowvram (the authors' low-VRAM configs)."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints, log, previews, manifest."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),

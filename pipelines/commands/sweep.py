@@ -15,7 +15,7 @@ def sweep(
     prompts_file: Path = typer.Option(None, "--prompts-file", help="Also every prompt of this file (one per line)."),
     params: Path = typer.Option(None, "--params", help="Take profile, seed, methods and prompts not given here from "
                                 "this params.yaml (exactly the runs of its DVC generate stages)."),
-    profile: str = typer.Option(None, "--profile", help="tiny | paper | release (default: --params' or tiny)."),
+    profile: str = typer.Option(None, "--profile", help="tiny | paper | release | release-lowvram (default: --params' or tiny)."),
     executor: str = typer.Option("local", "--executor", help="local (processes here) | slurm (sbatch)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: jobs write RUNS/PROFILE/METHOD/SLUG/ (DVC's)."),
     seed: int = typer.Option(None, "--seed", help="Seed of every run (default: --params' or 0)."),

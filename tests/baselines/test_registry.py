@@ -64,7 +64,7 @@ def test_unknown_method_lists_known_ones():
 
 
 def test_unknown_profile_is_a_clear_error():
-    with pytest.raises(ValueError, match="paper, release, tiny"):
+    with pytest.raises(ValueError, match="paper, release, release-lowvram, tiny"):
         load_profile("huge")
 
 
@@ -101,6 +101,29 @@ def test_profiles_differ_exactly_where_paper_and_release_differ():
         assert cfg.stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.25, "video": 0.25}
     # stage-3 static LR 1e-2 -> 1e-4 (S1) in both
     assert paper.stage("stage3").static_lr_scale * paper.lrs.static == pytest.approx(1e-4)
+
+
+# Where `release-lowvram` differs from `release`: the authors' fourdfy_stage_*_low_vram.yaml configs.
+LOWVRAM_CHANGES = {
+    "stages.stage1.grad_max_samples": (None, 2_000_000),  # train_max_nums
+    "stages.stage2.grad_max_samples": (None, 2_000_000),
+    "stages.stage3.grad_max_samples": (None, 100_000),
+    "stages.stage3.p_img": (0.5, 0.0),  # prob_single_view_video 1: 3D or video, no VSD
+    "stages.stage3.trainable": (None, ("dynamic",)),  # freeze_static_modules
+    "blob_sigma.stage3.end": (5.0, 0.5),  # sigma stays 0.5 (the anneal's end_val is its start)
+    "blob_sigma.stage3.steps": (50_000, 0),
+    "background.random_color_prob": (0.5, 0.0),  # random_aug false
+    "guidance.video.grad_frames": (None, 4),  # low_ram_vae
+}
+
+
+def test_lowvram_profile_differs_from_release_exactly_where_the_low_vram_configs_do():
+    release, low = load_profile("release"), load_profile("release-lowvram")
+    assert diff(release, low) == {"profile": ("release", "release-lowvram"), **LOWVRAM_CHANGES}
+    assert low.stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.0, "video": 0.5}
+    assert low.sigma("stage3", 50_000) == 0.5
+    # single_stage trains from scratch, so it lifts the stage-3 freeze
+    assert resolve_config("release-lowvram", "single_stage").stage("stage3").trainable is None
 
 
 def test_plugin_registration_and_collision():

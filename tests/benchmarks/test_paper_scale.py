@@ -13,12 +13,22 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import paper_scale  # noqa: E402
 
 
+def by_batch(cfg) -> dict:
+    """A profile's cost keys by (update, size, groups) / (update, stage): what the hand sums below name."""
+    return {k: key for key, update, stage_index, _ in paper_scale.plan(cfg)
+            for k in [(update, key[1], key[2]) if update == "3d" else (update,)]}
+
+
 def test_projection_matches_hand_sum_over_paper_stages():
     from baselines import resolve_config
 
     cfg = resolve_config("paper", "4dfy")
+    keys = by_batch(cfg)
+    # five distinct updates: the 256^2 MVDream batch costs the same in stages 1-3, IMG in stages 2 and 3
+    assert len(paper_scale.plan(cfg)) == 5
     a, b, c, d, e = 1.0, 2.0, 3.0, 5.0, 7.0
-    cost = {("3d", 64, 2): a, ("3d", 64, 1): b, ("3d", 256, 1): c, "img": d, "video": e}
+    cost = {keys[("3d", 64, 2)]: a, keys[("3d", 64, 1)]: b, keys[("3d", 256, 1)]: c, keys[("img",)]: d,
+            keys[("video",)]: e}
     got = paper_scale.project(cfg, cost)
     # paper: stage 1 (10k, 3D only): 5k steps of 2 groups at 64^2, then 1 group at 256^2;
     # stage 2 (10k, 3D 0.5 / IMG 0.5): 64^2 then 256^2 from 5k; stage 3 (100k): 0.5 / 0.25 / 0.25 at 256^2.
@@ -29,6 +39,29 @@ def test_projection_matches_hand_sum_over_paper_stages():
     assert got["stages"]["stage2"]["hours"] == pytest.approx(stage2 / 3600)
     assert got["stages"]["stage3"]["s_per_it"] == pytest.approx(stage3 / 100_000)
     assert got["gpu_hours"] == pytest.approx((stage1 + stage2 + stage3) / 3600)
+
+
+def test_lowvram_updates_are_measured_with_their_own_budgets_and_groups():
+    """release-lowvram: every update's cost key carries the stage's gradient budget per render call and what
+    it trains, so its stage-3 MVDream update (1e5 / 4 samples, dynamic grid only) is measured apart from
+    stage 2's (2e6 / 4, static grid), and the projection uses each stage's own."""
+    from baselines import resolve_config
+
+    static = ("background", "mlp", "static")
+    low = resolve_config("release-lowvram", "4dfy")
+    got = [key for key, *_ in paper_scale.plan(low)]
+    assert got == [("3d", 64, 2, 250_000, static), ("3d", 256, 1, 500_000, static), ("3d", 64, 1, 500_000, static),
+                   ("img", 2_000_000, static), ("3d", 256, 1, 25_000, ("dynamic",)),
+                   ("video", 1_600_000, ("dynamic",), 4)]
+    cost = {k: float(i + 1) for i, k in enumerate(got)}
+    proj = paper_scale.project(low, cost)
+    # stage 3: MVDream 0.5 and video 0.5, no VSD
+    assert proj["stages"]["stage3"]["s_per_it"] == pytest.approx(0.5 * 5.0 + 0.5 * 6.0)
+    # stage 2 (25k): one group at 64^2 until 5k, then 256^2; IMG at 0.5 throughout
+    assert proj["stages"]["stage2"]["hours"] == pytest.approx((5000 * (0.5 * 3 + 0.5 * 4) +
+                                                               20_000 * (0.5 * 2 + 0.5 * 4)) / 3600)
+    # the release shares none of these keys: its updates keep every sample's gradient
+    assert not set(got) & {key for key, *_ in paper_scale.plan(resolve_config("release", "4dfy"))}
 
 
 @pytest.mark.slow
@@ -43,13 +76,21 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
     assert res["options"]["grad_max_samples"] == 2000
     assert {u["update"] for u in res["updates"]} == {"3d", "img", "video"}
     assert all(u["s_per_update"] > 0 and u["repeats"] >= 1 for u in res["updates"])
-    # the projection is the tiny profile's steps times the measured costs
+    # the low-VRAM variant's stage-3 updates (dynamic grid only) were measured under it, with its budgets
+    low3 = {u["update"]: u for u in res["updates"] if (u["profile"], u["stage"]) == ("tiny-lowvram", "stage3")}
+    assert set(low3) == {"3d", "video"} and all(u["key"][-2 if u["update"] == "video" else -1] == ["dynamic"]
+                                                 for u in low3.values())
+    assert low3["video"]["key"][1] == 100_000 * 16 and low3["3d"]["key"][3] == 100_000 // 4
+    # each projection is its profile's steps times the measured costs
     from baselines import resolve_config
+    from method.training.config import replace
+    from method.training.profiles import low_vram
 
-    cfg = resolve_config("tiny", "4dfy")
-    cost = {tuple(u["key"]) if u["update"] == "3d" else u["update"]: u["s_per_update"] for u in res["updates"]}
-    expected = paper_scale.project(cfg, cost)["gpu_hours"]
-    assert res["projection"]["tiny"]["gpu_hours"] == pytest.approx(expected)
+    cost = {tuple(tuple(x) if isinstance(x, list) else x for x in u["key"]): u["s_per_update"]
+            for u in res["updates"]}
+    tiny = replace(resolve_config("tiny", "4dfy"), **{"renderer.grad_max_samples": 2000})
+    for name, cfg in (("tiny", tiny), ("tiny-lowvram", low_vram(tiny, "tiny-lowvram"))):
+        assert res["projection"][name]["gpu_hours"] == pytest.approx(paper_scale.project(cfg, cost)["gpu_hours"])
     md = out.with_suffix(".md").read_text()
     assert "cpu" in md and "VID (Zeroscope)" in md
 

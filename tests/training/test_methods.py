@@ -77,8 +77,9 @@ def test_each_update_type_runs_through_its_real_prior(update, tmp_path, priors):
 
 
 def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
-    """HASH_NEUTRAL: a run made before `renderer.grad_max_samples` existed keeps its hash (and resumes): the
-    hash of the dict without the key equals the hash with it at None; set, the option changes the hash."""
+    """HASH_NEUTRAL: a run made before `renderer.grad_max_samples` and the stages' `grad_max_samples` and
+    `trainable` existed keeps its hash (and resumes): the hash of the dict without the keys equals the hash
+    with them at None; set, each option changes the hash."""
     import dataclasses
 
     import hashlib
@@ -90,7 +91,10 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     cfg = build_config("tiny", "4dfy")
     d = cfg.to_dict()
     assert d["renderer"]["grad_max_samples"] is None and ("renderer", "grad_max_samples") in HASH_NEUTRAL
-    old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k != "grad_max_samples"}}
+    old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k != "grad_max_samples"},
+           "stages": [{k: v for k, v in s.items() if k not in ("grad_max_samples", "trainable")}
+                      for s in d["stages"]]}
+    assert all(s["grad_max_samples"] is None and s["trainable"] is None for s in d["stages"])
     old.pop("device")  # config_hash leaves the device out
     # the hash formula of the version before the option, written out here (not the code's _hash)
     before = hashlib.sha256(json.dumps({"schema": CONFIG_SCHEMA, **old}, sort_keys=True, default=str).encode())
@@ -98,4 +102,8 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     capped = build_config("tiny", "4dfy", sets=parse_sets(["renderer.grad_max_samples=1000"]))
     assert capped.config_hash() != cfg.config_hash()
     assert capped.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
+    for key, value in (("grad_max_samples", "1000"), ("trainable", '["dynamic"]')):
+        staged = build_config("tiny", "4dfy", sets=parse_sets([f"stages.stage3.{key}={value}"]))
+        assert staged.config_hash() != cfg.config_hash(), key
+        assert staged.stage_prefix_hash(2) == cfg.stage_prefix_hash(2), key  # stages 1-2 still shared
     assert dataclasses.replace(cfg, device="cpu").config_hash() == cfg.config_hash()

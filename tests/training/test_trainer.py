@@ -243,3 +243,59 @@ def test_shared_stages_train_once_and_a_derived_run_is_bit_identical_to_one_from
     assert md["shared_from"]["stage"] == "stage1"
     me = Trainer(full, "other blobs", tmp_path / "e", priors=oracle_priors(), progress=False, stage_cache=cache).run()
     assert me["shared_from"] is None
+
+
+def test_stage_gradient_budget_follows_the_release_per_render_call():
+    """The release's `train_max_nums` N: a call rendering B views at one time keeps N // B samples with
+    gradient; a clip is rendered frame by frame, N each; no stage value falls back to the renderer's."""
+    from method.training.config import StageConfig
+
+    stage = StageConfig("s", 1, p_3d=1.0, p_img=0.0, allow_video=False, grad_max_samples=100_000)
+    assert stage.grad_cap("3d", 4, default=None) == 25_000
+    assert stage.grad_cap("3d", 8, default=None) == 12_500
+    assert stage.grad_cap("img", 1, default=None) == 100_000
+    assert stage.grad_cap("video", 16, default=None) == 1_600_000
+    plain = StageConfig("s", 1, p_3d=1.0, p_img=0.0, allow_video=False)
+    assert plain.grad_cap("3d", 4, default=7) == 7 and plain.grad_cap("video", 16, default=None) is None
+    with pytest.raises(ValueError, match="grad_max_samples"):
+        StageConfig("s", 1, p_3d=1.0, p_img=0.0, allow_video=False, grad_max_samples=0)
+    with pytest.raises(ValueError, match="trainable"):
+        StageConfig("s", 1, p_3d=1.0, p_img=0.0, allow_video=False, trainable=("statc",))
+
+
+def _one_video_step_grads(cap):
+    """Field gradients of one stage-3 video update of the small oracle run with a stage budget."""
+    cfg = small_oracle_config(**{"stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0,
+                                 "stages.stage3.grad_max_samples": cap, "renderer.num_samples": 48})
+    tr = Trainer(cfg, "blobs", "unused", priors=oracle_priors(cfg), progress=False)
+    tr._build_optimizer(2)
+    grads = {}
+    step = tr.optimizer.step
+    tr.optimizer.step = lambda: grads.update(  # read the gradients at the moment the optimizer would use them
+        {n: p.grad.clone() for n, p in tr.field.named_parameters() if p.grad is not None}) or step()
+    assert tr.train_step(2, 0)["update"] == "video"
+    return grads
+
+
+def test_a_stage_budget_limits_which_samples_reach_the_grid():
+    full = _one_video_step_grads(None)
+    capped = _one_video_step_grads(1)  # one sample per frame keeps its gradient
+    key = "encoder.dynamic.params"
+    touched_full, touched_capped = int((full[key] != 0).sum()), int((capped[key] != 0).sum())
+    # each sample reaches at most 2^4 corners on each level of the 4D grid, times its features
+    cfg = small_oracle_config()
+    enc = cfg.field.dynamic_grid
+    bound = cfg.render.video_frames * 16 * enc.n_levels * enc.n_features_per_level
+    assert 0 < touched_capped <= bound < touched_full
+
+
+def test_a_stage_can_train_the_dynamic_grid_alone(tmp_path):
+    """The release's low-VRAM stage 3 (`freeze_static_modules`): every update, 3D ones included, trains only
+    the dynamic grid; the static grid, the heads and the background stay as stage 2 left them."""
+    cfg = small_oracle_config(**{"stages.stage3.trainable": ("dynamic",)})
+    Trainer(cfg, "blobs", tmp_path, priors=oracle_priors(cfg), progress=False).run()
+    s2, s3 = (params_of(tmp_path / "ckpt" / f"stage{i}.pt") for i in (2, 3))
+    counts = json.loads((tmp_path / "manifest.json").read_text())["update_counts"]["stage3"]
+    assert counts["3d"] > 0 and counts["video"] > 0
+    moved = {k for k in s3 if not torch.equal(s3[k], s2[k])}
+    assert moved and all(k.startswith("encoder.dynamic") for k in moved), moved
