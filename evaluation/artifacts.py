@@ -37,6 +37,7 @@ API:
                                               frame count and size against the manifest.
     find_artifacts(roots) -> {(method, slug): Artifact}   artifact folders under the roots
     read_json_object(path, error) -> dict     a JSON object file, or `error` naming the file
+    folder_reason(err, folder) -> str         an error's message without the folder path it starts with
     scan_artifacts(roots) -> (found, broken)   every artifact-like folder (manifest.json or
                                               video.mp4): the readable ones and {folder: reason}
     artifact_folder(root, method, slug) -> Path    where write_artifact puts it (names checked)
@@ -366,8 +367,10 @@ def find_artifacts(roots: Iterable[Path | str]) -> dict[tuple[str, str], Artifac
     return dict(sorted(found.items()))
 
 
-def _reason(err: ArtifactError, folder: Path) -> str:
-    """read_artifact's message without the folder it starts with (the caller names the folder)."""
+def folder_reason(err: Exception, folder: Path) -> str:
+    """The message of `err` (read_artifact's, read_json_object's) without the path of `folder` it starts
+    with, for callers that name the folder themselves: '<folder>/manifest.json: not valid JSON (...)' ->
+    'manifest.json: not valid JSON (...)'."""
     text = str(err)
     for prefix in (f"{folder}{os.sep}", f"{folder}: "):
         if text.startswith(prefix):
@@ -403,7 +406,7 @@ def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], A
             try:
                 art = read_artifact(folder)
             except ArtifactError as err:
-                broken[folder] = _reason(err, folder)
+                broken[folder] = folder_reason(err, folder)
                 continue
             key = (art.method, art.slug)
             if key in found:

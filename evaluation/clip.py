@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from method.fileio import write_atomic, write_text_atomic
 
 from .artifacts import Artifact, ArtifactError, sha256_file
 from .video import VideoError, decode_video
@@ -139,11 +140,8 @@ class ScoreCache:
         return scores
 
     def put(self, key: str, scores: np.ndarray) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"scores": [float(s) for s in scores]}))  # repr floats: exact round trip
-        os.replace(tmp, path)
+        text = json.dumps({"scores": [float(s) for s in scores]})  # repr floats: exact round trip
+        write_text_atomic(self._path(key), text)
 
 
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
@@ -244,9 +242,7 @@ def clip_table(prompts: pd.DataFrame, sets: dict[str, list[str]] | None = None) 
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: df.to_csv(f, index=False, float_format="%.6g"))
 
 
 def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig, model: str,
@@ -264,8 +260,6 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
     meta = {"model": model, "precision": precision, "primary": cfg.primary, "n_resamples": cfg.n_resamples, "confidence": cfg.confidence,
             "seed": cfg.seed, "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, "
             "then over prompts"}
-    tmp = out / ".clipscore.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out / "clipscore.json")
+    write_text_atomic(out / "clipscore.json", json.dumps(meta, indent=2) + "\n")
     paths["clipscore.json"] = out / "clipscore.json"
     return paths

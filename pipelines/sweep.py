@@ -33,6 +33,7 @@ from typing import Callable
 import submitit
 from submitit.core.utils import FailedJobError
 
+from method.fileio import write_atomic, write_text_atomic
 from pipelines.generate import as_set_values, build_config, finished_matches, generate, run_status
 from prompts import resolve_prompt, slugify
 
@@ -90,7 +91,7 @@ class SweepSpec:
     prompts: tuple[str, ...]
     """Prompt slugs of the prompt library, or prompt texts."""
     profile: str = "tiny"
-    """Profile of every run (tiny | paper | release)."""
+    """Profile of every run (tiny | paper | release | release-lowvram)."""
     runs: Path = Path("runs")
     """Root of the run folders: jobs write `<runs>/<profile>/<method>/<prompt slug>/`."""
     seed: int = 0
@@ -308,9 +309,7 @@ def _error_line(err: BaseException, state: str) -> tuple[str, str]:
 
 
 def _copy_log(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.write_bytes(src.read_bytes() if src.is_file() else b"")
-    tmp.replace(dst)
+    write_atomic(dst, lambda f: f.write(src.read_bytes() if src.is_file() else b""))
 
 
 def _relative(text: str, profile_dir: Path) -> str:
@@ -406,9 +405,7 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
                   "after": j.after, "config_hash": j.config_hash, "log": f"{SWEEP_DIR}/{j.name}.out",
                   **{k: v for k, v in results[j.name].items() if k != "seconds"}} for j in jobs],
     }
-    tmp = sweep_dir / ".sweep.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(sweep_dir / "sweep.json")
+    write_text_atomic(sweep_dir / "sweep.json", json.dumps(summary, indent=2) + "\n")
     summary["seconds"] = {j.name: results[j.name].get("seconds") for j in jobs}
     return summary
 

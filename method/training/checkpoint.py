@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+# re-exported: the trainer, the oracle and older callers write through `ckpt.*`
+from method.fileio import copy_atomic, write_atomic, write_text_atomic  # noqa: F401
 
 
 SCHEMA = 2
@@ -33,39 +34,11 @@ def check_compatible(data: dict, path: Path, config_hash: str, prompt: str) -> N
             f"config {data['config_hash']}, this run {config_hash}); use another --out or drop --resume")
 
 
-def write_atomic(path: Path, write) -> None:
-    """`write(binary file)` into a temporary file of a unique name in the same folder, then rename: a killed
-    run never leaves half a file, and parallel writers of the same file do not clash."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_atomic(obj: dict, path: Path) -> None:
     """torch.save `obj` to `path` atomically."""
     write_atomic(path, lambda f: torch.save(obj, f))
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """`text` (UTF-8) to `path` atomically."""
-    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    """A copy of the file `src` at `dst`, atomically."""
-    import shutil
-
-    with open(src, "rb") as source:
-        write_atomic(dst, lambda f: shutil.copyfileobj(source, f))
 
 
 def load(path: Path, mmap: bool = False) -> dict:

@@ -167,3 +167,18 @@ def test_scan_reports_every_artifact_like_folder(tmp_path):
     # find_artifacts keeps its contract: folders without a manifest are not its business
     found = find_artifacts([tmp_path / "r" / "4dfy", tmp_path / "r" / "mav3d"])
     assert list(found) == [("4dfy", "a_panda_dancing")]
+
+
+def test_folder_reason_drops_the_folder_a_message_starts_with(tmp_path):
+    folder = tmp_path / "4dfy" / "a_cat"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text("[1]")
+    with pytest.raises(ValueError) as err:
+        art_mod.read_json_object(folder / "manifest.json", ValueError)
+    assert art_mod.folder_reason(err.value, folder) == "manifest.json: expected a JSON object"
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(tmp_path)
+    assert art_mod.folder_reason(err.value, tmp_path) == "no manifest.json (not an artifact folder)"
+    # a message about another path is kept whole
+    other = ArtifactError(f"{tmp_path}-old/manifest.json: expected a JSON object")
+    assert art_mod.folder_reason(other, tmp_path) == str(other)

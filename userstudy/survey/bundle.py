@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from evaluation.artifacts import MANIFEST, VIDEO, folder_reason, read_json_object
+from evaluation.video import VideoError, decode_video, probe_video
 from prompts import PROMPT_DIR, load_prompts
 from userstudy.design import Design, design_from_dict
 
@@ -92,7 +94,12 @@ def _design_data(design: Design) -> dict:
 
 
 def _index_artifacts(roots: list[Path], problems: list[str]) -> dict[tuple[str, str], Path]:
-    """(method, slug) -> artifact folder over all roots; the same pair in two roots is a problem."""
+    """(method, slug) -> artifact folder over all roots; the same pair in two roots is a problem.
+
+    Keyed by the folder names, not by the manifests as `evaluation.artifacts.scan_artifacts` is: a folder
+    whose manifest is wrong, unreadable or missing is reported as that folder's problem (which
+    --allow-missing does not skip), not taken for a missing video.
+    """
     found: dict[tuple[str, str], Path] = {}
     for root in roots:
         if not root.is_dir():
@@ -110,25 +117,24 @@ def _index_artifacts(roots: list[Path], problems: list[str]) -> dict[tuple[str, 
 
 
 def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None) -> list[str]:
-    """Problems of one artifact folder (empty list = usable)."""
-    import av
+    """Problems of one artifact folder (empty list = usable).
 
+    Only the manifest keys a bundle relies on are checked (method, slug, prompt, size, frame count), not
+    `read_artifact`'s whole schema: a manifest holding just these keys is enough for a survey.
+    """
     where = f"{method}/{slug}"
     out = []
-    video, manifest_path = folder / "video.mp4", folder / "manifest.json"
+    video, manifest_path = folder / VIDEO, folder / MANIFEST
     if not video.is_file():
-        out.append(f"{where}: video.mp4 missing in {folder}")
+        out.append(f"{where}: {VIDEO} missing in {folder}")
     manifest = None
     if not manifest_path.is_file():
-        out.append(f"{where}: manifest.json missing in {folder}")
+        out.append(f"{where}: {MANIFEST} missing in {folder}")
     else:
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as err:
-            out.append(f"{where}: manifest.json cannot be read ({err})")
-            manifest = None
+            manifest = read_json_object(manifest_path, BundleError)
+        except BundleError as err:
+            out.append(f"{where}: {folder_reason(err, folder)}")
     if manifest is not None:
         for key, want in (("method", method), ("slug", slug)):
             if manifest.get(key) != want:
@@ -136,24 +142,19 @@ def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None) ->
         if prompt is not None and manifest.get("prompt") != prompt:
             out.append(f"{where}: manifest prompt {manifest.get('prompt')!r} differs from the prompt file's {prompt!r}")
     if video.is_file():
+        # probed and decoded as validate_artifact does: a stream that fails to decode is unplayable for raters
         try:
-            with av.open(str(video)) as container:
-                if not container.streams.video:
-                    raise ValueError("no video stream")
-                stream = container.streams.video[0]
-                width, height = stream.codec_context.width, stream.codec_context.height
-                codec = (stream.codec_context.name, getattr(stream.codec_context.format, "name", None))
-                if codec != ("h264", "yuv420p"):  # what every browser plays
-                    out.append(f"{where}: video.mp4 is {codec[0]}/{codec[1]}, the contract is h264/yuv420p")
-                n_packets = sum(1 for p in container.demux(stream) if p.size)
-            if n_packets == 0:
-                out.append(f"{where}: video.mp4 has no frames")
+            info = probe_video(video)
+            n_frames = len(decode_video(video))
+        except (VideoError, OSError) as err:
+            out.append(f"{where}: {VIDEO} cannot be read ({err})")
+        else:
+            if (info.codec, info.pix_fmt) != ("h264", "yuv420p"):  # what every browser plays
+                out.append(f"{where}: {VIDEO} is {info.codec}/{info.pix_fmt}, the contract is h264/yuv420p")
             if manifest is not None:
-                for key, got in (("width", width), ("height", height), ("n_frames", n_packets)):
+                for key, got in (("width", info.width), ("height", info.height), ("n_frames", n_frames)):
                     if key in manifest and manifest[key] != got:
-                        out.append(f"{where}: manifest {key} {manifest[key]!r} but video.mp4 has {got}")
-        except (av.error.FFmpegError, ValueError, OSError) as err:
-            out.append(f"{where}: video.mp4 cannot be read ({err})")
+                        out.append(f"{where}: manifest {key} {manifest[key]!r} but {VIDEO} has {got}")
     return out
 
 
@@ -265,7 +266,7 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
     # Prompt text of sections without a prompt set (and of checks) comes from the primary's manifest.
     for q in planned:
         if q["prompt"] is None:
-            manifest = json.loads((index[(q["method_a"], q["prompt_id"])] / "manifest.json").read_text("utf-8"))
+            manifest = read_json_object(index[(q["method_a"], q["prompt_id"])] / MANIFEST, BundleError)
             q["prompt"] = str(manifest.get("prompt") or q["prompt_id"])
     return planned, {key: index[key] for key in needed}, missing, left_out
 
@@ -286,7 +287,7 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
         names: dict[tuple[str, str], str] = {}
         for key, folder in sorted(folders.items()):
             part = media / "part.mp4"
-            _remux(folder / "video.mp4", part)
+            _remux(folder / VIDEO, part)
             name = hashlib.sha256(part.read_bytes()).hexdigest()[:32] + ".mp4"
             os.replace(part, media / name)  # identical videos share one file
             names[key] = name
