@@ -290,6 +290,19 @@ def project(cfg, cost: dict) -> dict:
     return {"stages": stages, "gpu_hours": total / 3600}
 
 
+def project_profiles(cfgs: dict, results: dict) -> dict:
+    """`project` of each profile whose own updates all completed (an out-of-memory update drops only the
+    profiles that draw it), with the largest peak among its updates."""
+    costs = {k: v["s_per_update"] for k, v in results.items()}
+    out = {}
+    for p, c in cfgs.items():
+        keys = [k for k, *_ in plan(c)]
+        if all(costs.get(k) is not None for k in keys):
+            peaks = [results[k]["peak_mb"] for k in keys if results[k]["peak_mb"] is not None]
+            out[p] = {**project(c, costs), "peak_mb": max(peaks, default=None)}
+    return out
+
+
 # what the priors are built from: equal across measured profiles, since one set of priors serves them all
 _MODEL_FIELDS = ("frozen", "model", "text_model", "lora_model", "lora_rank", "lora_alpha", "seed")
 
@@ -299,13 +312,14 @@ def as_profile(trainer, cfg):
     """Run the trainer (and its priors) under `cfg`: the models are shared, and what differs between profiles
     (stages, budgets, groups, call-time guidance options such as the video's grad_frames) is read per call."""
     saved = trainer.cfg, {u: p.cfg for u, p in trainer._priors.items()}
-    for u, prior in trainer._priors.items():
+    for u, prior in trainer._priors.items():  # checked before anything is swapped
         built, wanted = prior.cfg, cfg.guidance[u]
         if any(getattr(built, f, None) != getattr(wanted, f, None) for f in _MODEL_FIELDS):
             raise ValueError(f"profile {cfg.profile!r} builds its {u} prior differently; measure it on its own")
-        prior.cfg = wanted
-    trainer.cfg = cfg
     try:
+        for u, prior in trainer._priors.items():
+            prior.cfg = cfg.guidance[u]
+        trainer.cfg = cfg
         yield trainer
     finally:
         trainer.cfg = saved[0]
@@ -361,16 +375,11 @@ def run(args) -> dict:
                   "render": f"{h}x{w}", "views": n_views(cfgs[p], update, key)})
         results[key] = r
     out_dir.cleanup()
-    costs = {k: v["s_per_update"] for k, v in results.items()}
-    projections = {p: project(c, costs) for p, c in cfgs.items()} if None not in costs.values() else {}
-    peaks = {p: max((results[k]["peak_mb"] for k, *_ in plan(c) if results[k]["peak_mb"] is not None),
-                    default=None) for p, c in cfgs.items()}
-    for p in projections:
-        projections[p]["peak_mb"] = peaks[p]
+    projections = project_profiles(cfgs, results)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "device": gpu or f"cpu ({torch.get_num_threads()} threads, {platform.machine()})",
-        "size": args.size, "torch": torch.__version__,
+        "size": args.size, "torch": torch.__version__, "profiles": profiles,
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
                     "channels_last": args.channels_last, "compile": args.compile,
@@ -426,8 +435,9 @@ def markdown(res: dict, command: str) -> str:
     if res["projection"]:
         lines += ["", "| profile | stage | steps | projected s/it | paper A100 s/it | ratio | hours |",
                   "|---|---|---|---|---|---|---|"]
-    else:
-        lines += ["", "No projection: an update did not complete (see the table)."]
+    unprojected = [p for p in res["profiles"] if p not in res["projection"]]
+    if unprojected:
+        lines += ["", f"No projection for {', '.join(unprojected)}: an update it draws did not complete (see above)."]
     for prof, p in res["projection"].items():
         for name, s in p["stages"].items():
             ref = PAPER_S_PER_IT["stage 3" if name == "stage3" else "stages 1-2"]  # A100, paper S1

@@ -97,6 +97,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ConfigKeyError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if tp is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 2e6, as the release's YAML writes train_max_nums
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigKeyError(f"{where}: expected an integer, got {value!r}")
         return value

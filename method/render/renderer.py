@@ -59,9 +59,9 @@ class RenderConfig:
     occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)
     """Occupancy-grid settings (CUDA path)."""
     grad_max_samples: int | None = None
-    """With autograd on, at most this many samples per pass carry gradients, a random subset drawn from the
-    render's generator (the release's low-VRAM renderer: 2e6 in stages 1-2, 1e5 in stage 3); the others are
-    evaluated without a graph. Same image, less memory, a different (sparser) gradient. None: every sample."""
+    """With autograd on, at most this many samples per render call carry gradients (passes share it by their
+    rays), a random subset drawn from the render's generator (the release's low-VRAM renderer); the others
+    are evaluated without a graph. Same image, less memory, a different (sparser) gradient. None: all."""
 
     def __post_init__(self) -> None:
         if self.use_occupancy_grid not in ("auto", True, False):
@@ -217,13 +217,18 @@ def render_rays(field_fn: FieldFn, background_fn: BackgroundFn | None, origins: 
     parts: dict[str, list[Tensor]] = {"rgb": [], "opacity": [], "depth": []}
     if n_rays == 0:
         return {"rgb": origins.new_zeros(0, 3), "opacity": origins.new_zeros(0, 1), "depth": origins.new_zeros(0, 1)}
+    cap = cfg.grad_max_samples
     for start in range(0, n_rays, size):
         s = slice(start, start + size)
         o, d, t, u = origins[s], dirs[s], times[s], offsets[s]
+        part = cfg
+        if cap is not None and size < n_rays:  # the budget is the call's: passes share it by their rays
+            end = min(start + size, n_rays)
+            part = replace(cfg, grad_max_samples=max(1, cap * end // n_rays - cap * start // n_rays))
         if estimator is None:
-            fg = _foreground_dense(field_fn, o, d, t, u, cfg, generator)
+            fg = _foreground_dense(field_fn, o, d, t, u, part, generator)
         else:
-            fg = _foreground_grid(field_fn, o, d, t, u, cfg, estimator, generator)
+            fg = _foreground_grid(field_fn, o, d, t, u, part, estimator, generator)
         bg = _background(background_fn, d, None if bg_color is None else bg_color[s],
                          None if bg_mask is None else bg_mask[s])
         parts["rgb"].append(fg.rgb + bg.to(fg.rgb) * (1.0 - fg.opacity))

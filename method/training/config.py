@@ -165,7 +165,7 @@ class TrainConfig:
     """Everything a run needs; `config_hash` identifies it in manifests."""
 
     profile: str = "paper"
-    """Profile the config came from: paper, release or tiny."""
+    """Profile the config came from: paper, release, release-lowvram or tiny."""
     method: str = "4dfy"
     """Registered method (baselines/) whose overrides were applied."""
     stages: tuple[StageConfig, ...] = ()

@@ -122,8 +122,23 @@ def test_lowvram_profile_differs_from_release_exactly_where_the_low_vram_configs
     assert diff(release, low) == {"profile": ("release", "release-lowvram"), **LOWVRAM_CHANGES}
     assert low.stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.0, "video": 0.5}
     assert low.sigma("stage3", 50_000) == 0.5
-    # single_stage trains from scratch, so it lifts the stage-3 freeze
-    assert resolve_config("release-lowvram", "single_stage").stage("stage3").trainable is None
+
+
+
+def test_methods_that_train_from_scratch_lift_the_lowvram_freeze():
+    """Under release-lowvram a method whose stages 1-2 are skipped must not keep the stage-3 freeze (the
+    heads, background and static grid would stay at their random initialisation)."""
+    from_scratch = []
+    for name, method in METHODS.items():
+        if not method.trainable:
+            continue
+        cfg = resolve_config("release-lowvram", name)
+        if all(s.steps == 0 for s in cfg.stages[:2]):
+            from_scratch.append(name)
+            assert cfg.stage("stage3").trainable is None, name
+        else:
+            assert cfg.stage("stage3").trainable == ("dynamic",), name
+    assert {"single_stage", "wo_3d_img"} <= set(from_scratch)
 
 
 def test_plugin_registration_and_collision():

@@ -64,6 +64,39 @@ def test_lowvram_updates_are_measured_with_their_own_budgets_and_groups():
     assert not set(got) & {key for key, *_ in paper_scale.plan(resolve_config("release", "4dfy"))}
 
 
+def test_an_update_that_runs_out_of_memory_drops_only_the_profiles_that_draw_it():
+    from baselines import resolve_config
+
+    cfgs = {p: resolve_config(p, "4dfy") for p in ("release", "release-lowvram")}
+    results = {k: {"s_per_update": 1.0, "peak_mb": 100.0 * (i + 1)}
+               for i, k in enumerate({k for c in cfgs.values() for k, *_ in paper_scale.plan(c)})}
+    oom = next(k for k, *_ in paper_scale.plan(cfgs["release"]) if k[0] == "video")
+    results[oom] = {"s_per_update": None, "peak_mb": 1e6}
+    got = paper_scale.project_profiles(cfgs, results)
+    assert set(got) == {"release-lowvram"}
+    own = [k for k, *_ in paper_scale.plan(cfgs["release-lowvram"])]
+    assert got["release-lowvram"]["peak_mb"] == max(results[k]["peak_mb"] for k in own)
+
+
+def test_as_profile_swaps_and_restores_and_refuses_other_models_untouched():
+    import types
+
+    from baselines import resolve_config
+    from method.training.config import replace
+
+    release, low = resolve_config("release", "4dfy"), resolve_config("release-lowvram", "4dfy")
+    priors = {u: types.SimpleNamespace(cfg=pc) for u, pc in release.guidance.items()}
+    trainer = types.SimpleNamespace(cfg=release, _priors=priors)
+    with paper_scale.as_profile(trainer, low):
+        assert trainer.cfg is low and priors["video"].cfg.grad_frames == 4
+    assert trainer.cfg is release and all(priors[u].cfg is release.guidance[u] for u in priors)
+    other = replace(low, **{"guidance.video.model": "another/model"})
+    with pytest.raises(ValueError, match="video prior"):
+        with paper_scale.as_profile(trainer, other):
+            pass
+    assert trainer.cfg is release and all(priors[u].cfg is release.guidance[u] for u in priors)
+
+
 @pytest.mark.slow
 def test_reduced_size_cpu_run_writes_results(tmp_path):
     out = tmp_path / "ps"

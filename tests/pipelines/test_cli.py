@@ -84,6 +84,12 @@ def test_set_reaches_nested_and_prior_fields_and_rejects_bad_values():
     assert cfg.weights.sds_video == 0.3 and cfg.render.video_size == (8, 12)
     with pytest.raises(ConfigKeyError, match="expected an integer"):
         build_config("tiny", "4dfy", sets={"stages.stage3.steps": "many"})
+    with pytest.raises(ConfigKeyError, match="expected an integer"):
+        build_config("tiny", "4dfy", sets={"stages.stage3.steps": "2.5"})
+    # an integral float is an integer: the release's YAML writes train_max_nums as 2e6
+    budget = build_config("tiny", "4dfy", sets={"stages.stage1.grad_max_samples": "2e6"})
+    assert budget.stage("stage1").grad_max_samples == 2_000_000
+    assert isinstance(budget.stage("stage1").grad_max_samples, int)
     with pytest.raises(ConfigKeyError, match="KEY=VALUE"):
         parse_sets(["stages.stage3.steps"])
     capped = build_config("tiny", "4dfy", max_steps=3)

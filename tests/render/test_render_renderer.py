@@ -288,3 +288,26 @@ def test_gradient_subset_keeps_the_image_and_grads_only_the_subset():
     assert torch.equal(gen.get_state(), torch.Generator().manual_seed(5).get_state())
     with pytest.raises(ValueError, match="grad_max_samples"):
         RenderConfig(grad_max_samples=0)
+
+
+def test_gradient_budget_is_the_calls_and_chunks_share_it():
+    """With `train_chunk_rays` the passes split `grad_max_samples` by their rays: the render call keeps the
+    budget it was given, not one budget per pass."""
+    field = TinyField()
+    cams = cameras_from_spherical(torch.tensor([0.0, 120.0]), 20.0, 2.6, 40.0)
+    times = torch.tensor([0.2, 0.7])
+    cap = 301
+    with_grad = []
+
+    def counting(x, t):
+        if torch.is_grad_enabled():
+            with_grad.append(len(x))
+        return field(x, t)
+
+    for chunk in (None, 70, 33):
+        with_grad.clear()
+        cfg = RenderConfig(num_samples=96, randomized=False, grad_max_samples=cap, train_chunk_rays=chunk)
+        render_images(counting, lambda d: (d + 1) / 2, cams, times, 9, 11, cfg,
+                      generator=torch.Generator().manual_seed(5))
+        n_passes = 1 if chunk is None else -(-2 * 9 * 11 // chunk)
+        assert len(with_grad) == n_passes and sum(with_grad) == cap, (chunk, with_grad)
