@@ -242,17 +242,16 @@ def mv_phases(stage) -> list[tuple[int, int, int, int]]:
 
 
 def cost_key(cfg, stage, update: str, size: int | None = None, groups: int | None = None) -> tuple:
-    """What one update's cost depends on, beyond the shared models, field and renderer: the batch, the
-    samples that keep gradients, the groups it trains and (video) the frames encoded with gradient. Updates
-    with equal keys are measured once, across stages and profiles."""
-    views = {"3d": 4 * (groups or 0), "img": cfg.render.img_batch, "video": cfg.render.video_frames}[update]
+    """What one update's cost depends on, beyond the shared models, field and renderer: (update, render
+    height, width, views, samples with gradient, groups it trains, video frames encoded with gradient).
+    Updates with equal keys are measured once, across stages and profiles."""
+    r = cfg.render
+    h, w, views = {"3d": (size, size, 4 * (groups or 0)), "img": (r.img_resolution, r.img_resolution, r.img_batch),
+                   "video": (*r.video_size, r.video_frames)}[update]
     cap = stage.grad_cap(update, views, cfg.renderer.grad_max_samples)
     trainable = stage.trainable or (cfg.video_groups if update == "video" else cfg.static_groups)
-    key = (update, size, groups) if update == "3d" else (update,)
-    key += (cap, tuple(sorted(trainable)))
-    if update == "video":
-        key += (cfg.guidance["video"].grad_frames,)
-    return key
+    grad_frames = cfg.guidance["video"].grad_frames if update == "video" else None
+    return (update, h, w, views, cap, tuple(sorted(trainable)), grad_frames)
 
 
 def plan(cfg) -> list[tuple[tuple, str, int, int]]:
@@ -370,9 +369,8 @@ def run(args) -> dict:
                      "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20}
                 trainer.optimizer.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
-        h, w = render_size(cfgs[p], update, key)
         r.update({"update": update, "profile": p, "stage": cfgs[p].stages[stage_index].name,
-                  "render": f"{h}x{w}", "views": n_views(cfgs[p], update, key)})
+                  "render": f"{key[1]}x{key[2]}", "views": key[3]})
         results[key] = r
     out_dir.cleanup()
     projections = project_profiles(cfgs, results)
@@ -392,30 +390,14 @@ def run(args) -> dict:
     }
 
 
-def render_size(cfg, update: str, key) -> tuple[int, int]:
-    r = cfg.render
-    if update == "3d":
-        return key[1], key[1]
-    if update == "img":
-        return r.img_resolution, r.img_resolution
-    return r.video_size
-
-
-def n_views(cfg, update: str, key) -> int:
-    return {"3d": 4 * key[2] if update == "3d" else 0, "img": cfg.render.img_batch,
-            "video": cfg.render.video_frames}[update]
-
-
 def _describe(key: list) -> tuple[str, str, str]:
     """(update name, samples with gradient, trained groups) of a cost key for the table."""
-    update = key[0]
+    update, _, _, views, cap, groups, grad_frames = key
     name = {"3d": "3D (MVDream)", "img": "IMG (VSD + LoRA)", "video": "VID (Zeroscope)"}[update]
-    rest = key[3:] if update == "3d" else key[1:]
-    cap, groups = rest[0], rest[1]
     if update == "3d":
-        name += f", {key[2]} group(s)"
-    if update == "video" and rest[2] is not None:
-        name += f", {rest[2]} frames encoded with gradient"
+        name += f", {views // 4} group(s)"
+    if grad_frames is not None:
+        name += f", {grad_frames} frames encoded with gradient"
     return name, "all" if cap is None else f"{cap:,}", ", ".join(groups)
 
 

@@ -16,7 +16,7 @@ import paper_scale  # noqa: E402
 def by_batch(cfg) -> dict:
     """A profile's cost keys by (update, size, groups) / (update, stage): what the hand sums below name."""
     return {k: key for key, update, stage_index, _ in paper_scale.plan(cfg)
-            for k in [(update, key[1], key[2]) if update == "3d" else (update,)]}
+            for k in [(update, key[1], key[3] // 4) if update == "3d" else (update,)]}
 
 
 def test_projection_matches_hand_sum_over_paper_stages():
@@ -50,9 +50,10 @@ def test_lowvram_updates_are_measured_with_their_own_budgets_and_groups():
     static = ("background", "mlp", "static")
     low = resolve_config("release-lowvram", "4dfy")
     got = [key for key, *_ in paper_scale.plan(low)]
-    assert got == [("3d", 64, 2, 250_000, static), ("3d", 256, 1, 500_000, static), ("3d", 64, 1, 500_000, static),
-                   ("img", 2_000_000, static), ("3d", 256, 1, 25_000, ("dynamic",)),
-                   ("video", 1_600_000, ("dynamic",), 4)]
+    assert got == [("3d", 64, 64, 8, 250_000, static, None), ("3d", 256, 256, 4, 500_000, static, None),
+                   ("3d", 64, 64, 4, 500_000, static, None), ("img", 256, 256, 1, 2_000_000, static, None),
+                   ("3d", 256, 256, 4, 25_000, ("dynamic",), None),
+                   ("video", 160, 288, 16, 1_600_000, ("dynamic",), 4)]
     cost = {k: float(i + 1) for i, k in enumerate(got)}
     proj = paper_scale.project(low, cost)
     # stage 3: MVDream 0.5 and video 0.5, no VSD
@@ -111,9 +112,8 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
     assert all(u["s_per_update"] > 0 and u["repeats"] >= 1 for u in res["updates"])
     # the low-VRAM variant's stage-3 updates (dynamic grid only) were measured under it, with its budgets
     low3 = {u["update"]: u for u in res["updates"] if (u["profile"], u["stage"]) == ("tiny-lowvram", "stage3")}
-    assert set(low3) == {"3d", "video"} and all(u["key"][-2 if u["update"] == "video" else -1] == ["dynamic"]
-                                                 for u in low3.values())
-    assert low3["video"]["key"][1] == 100_000 * 16 and low3["3d"]["key"][3] == 100_000 // 4
+    assert set(low3) == {"3d", "video"} and all(u["key"][5] == ["dynamic"] for u in low3.values())
+    assert low3["video"]["key"][4] == 100_000 * 16 and low3["3d"]["key"][4] == 100_000 // 4
     # each projection is its profile's steps times the measured costs
     from baselines import resolve_config
     from method.training.config import replace
