@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from method.backends import resolve_device
 from method.guidance.loading import (ModelNotFoundError, _first_line, hub_local_only, local_only_reason,
                                      quiet_hub_logs)
 
@@ -137,8 +138,7 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
     if cfg.model == TINY_CLIP_ID:  # built on first use under $FOURDFY_CACHE, like the tiny priors
         cfg = dataclasses.replace(cfg, model=str(tiny_clip_folder()), pretrained=None)
 
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto"
-                                                                                 else cfg.device)
+    device = str(resolve_device(cfg.device))
     folder = _local_folder(cfg.model) if not cfg.model.startswith("hf-hub:") else None
     base = cfg.model.replace("/", "-")
     hub_id = None

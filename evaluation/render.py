@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from method.backends import resolve_device
 from prompts import slugify
 
 from .artifacts import Artifact, artifact_folder, refuse_existing, write_artifact
@@ -94,14 +95,6 @@ def depth_to_rgb(depth_sum: np.ndarray, opacity: np.ndarray, near: float, far: f
     v = np.clip((far - expected) / (far - near), 0.0, 1.0)
     rgb = colormaps["turbo"](v)[..., :3] * np.clip(opacity, 0.0, 1.0)[..., None]
     return np.round(rgb * 255.0).astype(np.uint8)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 @torch.no_grad()

@@ -67,6 +67,26 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def resolve_device(name: str):
+    """'auto' -> cuda when available, else cpu; 'cpu', 'cuda', 'cuda:N' -> that device, or a ValueError
+    saying what is missing (rather than the driver's message deep inside the first CUDA call)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but no CUDA device is available; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) "
+                             "are visible")
+    return device
+
+
 def tcnn_active() -> bool:
     """True when tiny-cuda-nn encodings will be used ("auto" backend on a CUDA device)."""
     return cuda_available() and tcnn_module() is not None

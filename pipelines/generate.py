@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from baselines import resolve_config
+from method.backends import resolve_device
 from method.configs import ConfigKeyError, set_keys
 from method.training import checkpoint as ckpt
 from method.training.config import TrainConfig
@@ -167,6 +168,7 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
             return json.loads((out / "manifest.json").read_text())
         else:
             trainer_resume = True
+    resolve_device(cfg.device)  # a device that is not there fails before the run folder is made
     out.mkdir(parents=True, exist_ok=True)
     if resume == "auto" and status == "empty":
         (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")

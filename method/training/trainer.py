@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from method.backends import resolve_device
 from method.background import draw_random_backgrounds
 from method.cameras import Cameras, sample_frame_times, sample_multiview_groups, sample_single_views, sample_video
 from method.fields import SceneField
@@ -29,12 +30,6 @@ from .progress import Progress
 
 OPACITY_CLAMP = 1e-3
 """Opacity is clamped to [c, 1 - c] in the entropy term, as the release does (log stays finite)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @dataclass
