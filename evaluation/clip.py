@@ -225,9 +225,9 @@ def summarize(prompts: pd.DataFrame, cfg: ScoreConfig = ScoreConfig()) -> pd.Dat
 
 def prompt_sets() -> dict[str, list[str]]:
     """{file stem: [slugs]} of the prompt files in the `prompts` package."""
-    from prompts import PROMPT_DIR, load_prompts
+    from prompts import library
 
-    return {f.stem: list(load_prompts(f)) for f in sorted(PROMPT_DIR.glob("*.txt"))}
+    return {name: list(prompts) for name, prompts in library().items()}
 
 
 def clip_table(prompts: pd.DataFrame, sets: dict[str, list[str]] | None = None) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts import PROMPT_DIR, load_prompts, resolve_prompt, slugify
+from prompts import library, resolve_prompt, slugify
 
 from .artifacts import Artifact, ArtifactError, artifact_folder, refuse_existing, sha256_file, write_artifact
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
@@ -68,8 +68,8 @@ def _strip_articles(slug: str) -> str:
 def default_prompts() -> dict[str, str]:
     """Every prompt of the project's prompt files (slug -> text)."""
     table: dict[str, str] = {}
-    for f in sorted(PROMPT_DIR.glob("*.txt")):
-        table.update(load_prompts(f))
+    for prompts in library().values():
+        table.update(prompts)
     return table
 
 

@@ -58,13 +58,23 @@ def load_prompts(path: Path | str) -> dict[str, str]:
     return prompts
 
 
+def library_files() -> list[Path]:
+    """The prompt files of the library (every `*.txt` in PROMPT_DIR), in name order."""
+    return sorted(PROMPT_DIR.glob("*.txt"))
+
+
+def library() -> dict[str, dict[str, str]]:
+    """{file stem (the prompt set's name, e.g. `mav3d_28`): {slug: prompt}} of the library's files."""
+    return {f.stem: load_prompts(f) for f in library_files()}
+
+
 def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
     """The prompt text itself, or the prompt of a slug from the prompt files (default: every
     `*.txt` in PROMPT_DIR). Free text is returned without reading any file; a file that cannot be
     loaded is skipped and named in the error only when the slug is found nowhere else."""
     if slugify(key) != key:  # looks like free text, not a slug
         return key
-    files = list(files) if files is not None else sorted(PROMPT_DIR.glob("*.txt"))
+    files = list(files) if files is not None else library_files()
     broken: list[str] = []
     for f in files:
         try:

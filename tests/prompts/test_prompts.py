@@ -1,6 +1,6 @@
 import pytest
 
-from prompts import PROMPT_DIR, PromptFileError, load_prompts, resolve_prompt, slugify
+from prompts import PROMPT_DIR, PromptFileError, library, load_prompts, resolve_prompt, slugify
 
 
 def test_paper_prompt_files():
@@ -11,6 +11,14 @@ def test_paper_prompt_files():
     assert slugify("A panda dancing.") == "a_panda_dancing"
     assert resolve_prompt("a_panda_dancing") == "A panda dancing."
     assert resolve_prompt("A cat on a mat.") == "A cat on a mat."
+
+
+def test_the_library_is_every_prompt_file_by_set_name():
+    lib = library()
+    assert {"mav3d_28", "ablation_5"} <= set(lib)
+    assert set(lib) == {p.stem for p in PROMPT_DIR.glob("*.txt")}
+    assert lib["mav3d_28"] == load_prompts(PROMPT_DIR / "mav3d_28.txt")
+    assert all(resolve_prompt(slug) == text for prompts in lib.values() for slug, text in prompts.items())
 
 
 def test_bad_prompt_files_are_clear_errors(tmp_path):
