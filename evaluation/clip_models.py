@@ -89,16 +89,17 @@ def _local_folder(name: str) -> Path | None:
 
 def _message(cfg: ClipConfig, reason: str, hub_id: str | None) -> str:
     what = f"model '{cfg.model}'" + (f", pretrained '{cfg.pretrained}'" if cfg.pretrained else "")
+    # the CLI shows this as one line: the command stays in backticks and each line ends a clause
     lines = [f"CLIP score: the weights of {what} were not found: {reason}.",
-             "  To provide them: on a machine with internet run"]
+             "  To provide them, on a machine with internet run:"]
     if hub_id:
-        lines.append(f"      hf download {hub_id.rstrip('/')} --local-dir /path/to/clip-weights")
-        lines.append("  copy the folder here and pass --pretrained /path/to/clip-weights/open_clip_pytorch_model.bin"
-                     " (QuickGELU is applied for OpenAI's weights),")
+        lines.append(f"      `hf download {hub_id.rstrip('/')} --local-dir /path/to/clip-weights`;")
+        lines.append("  then copy the folder here and pass --pretrained "
+                     "/path/to/clip-weights/open_clip_pytorch_model.bin (QuickGELU is applied for OpenAI's weights),")
         lines.append("  or keep the tag and copy the Hugging Face cache (HF_HOME / HF_HUB_CACHE) to this machine.")
     else:
-        lines.append("      hf download <org>/<repo> --local-dir /path/to/clip-weights")
-        lines.append("  and pass --clip-model /path/to/clip-weights (a folder with open_clip_config.json + weights).")
+        lines.append("      `hf download <org>/<repo> --local-dir /path/to/clip-weights`;")
+        lines.append("  then pass --clip-model /path/to/clip-weights (a folder with open_clip_config.json + weights).")
     lines.append("  Options: --clip-model (architecture, hf-hub:org/repo or folder), --pretrained (tag or file).")
     lines.append("  With HF_HUB_OFFLINE=1 only local files and that cache are read.")
     return "\n".join(lines)

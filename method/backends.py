@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata as md
@@ -65,6 +66,18 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """torch.manual_seed(seed) for the block; the caller's CPU and CUDA RNG states are restored after it
+    (manual_seed seeds every CUDA device too, so forking the CPU state alone would leave those changed)."""
+    import torch
+
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def resolve_device(name: str):

@@ -33,6 +33,11 @@ class GuidanceError(RuntimeError):
 class ModelNotFoundError(GuidanceError):
     """Weights of a prior could not be found locally and could not be fetched."""
 
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+        """The config field that names the weights ('MVDreamConfig.text_model'), when known."""
+
 
 class ConversionError(GuidanceError):
     """A checkpoint does not match the expected MVDream (LDM) layout."""
@@ -58,7 +63,7 @@ def resolve_model(source: str | os.PathLike, field: str = "") -> str:
     if name not in TINY_MODELS:
         where = f" (config field `{field}`)" if field else ""
         raise ModelNotFoundError(f"unknown tiny prior {source!r}{where}; known: "
-                                 + ", ".join(TINY_SCHEME + n for n in TINY_MODELS))
+                                 + ", ".join(TINY_SCHEME + n for n in TINY_MODELS), field or None)
     return str(build_tiny_priors(cache_dir() / "tiny-priors")[name])
 
 
@@ -178,10 +183,11 @@ def missing_model_message(source: str, role: str, field: str, reason: str = "", 
     repo = REMOVED_FROM_HUB.get(source, source if not looks_like_path(source) else (default_id or "<hub id>"))
     if looks_like_path(source) and default_id:
         name = default_id.split("/")[-1]
+    # the CLI shows this as one line: the command stays in backticks and each line ends a clause
     lines += [
-        "  To provide them: on a machine with internet run",
-        f"      hf download {repo}{' ' + filename if filename else ''} --local-dir /path/to/{name}",
-        f"  copy that folder here and set the config field `{field}` to the folder (or keep the hub id",
+        "  To provide them, on a machine with internet run:",
+        f"      `hf download {repo}{' ' + filename if filename else ''} --local-dir /path/to/{name}`;",
+        f"  then copy that folder here and set the config field `{field}` to the folder (or keep the hub id",
         "  and put the download into the Hugging Face cache this machine reads: HF_HOME / HF_HUB_CACHE).",
         "  With HF_HUB_OFFLINE=1 only local folders and that cache are read.",
     ]
@@ -205,7 +211,7 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
     if folder is not None:
         sub = folder / subfolder if subfolder else folder
         if not sub.is_dir():
-            raise ModelNotFoundError(msg(f"the folder has no '{subfolder}/' sub-folder"))
+            raise ModelNotFoundError(msg(f"the folder has no '{subfolder}/' sub-folder"), field)
         try:
             with quiet_progress():
                 return cls.from_pretrained(str(folder), subfolder=subfolder, **kwargs)
@@ -223,7 +229,7 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
             why = local_only_reason(local) or f"{type(exc).__name__}: {_first_line(exc)}"
             error = f"while fetching '{subfolder or ''}': {why}"
     # raised outside the except block: the hub client's long chained trace is not the user's problem
-    raise ModelNotFoundError(msg(error))
+    raise ModelNotFoundError(msg(error), field)
 
 
 def download_file(source: str, filename: str, *, role: str, field: str, hint: str = "",
@@ -237,9 +243,9 @@ def download_file(source: str, filename: str, *, role: str, field: str, hint: st
     if p.is_dir():
         if (p / filename).is_file():
             return p / filename
-        raise ModelNotFoundError(msg(f"the folder has no '{filename}'"))
+        raise ModelNotFoundError(msg(f"the folder has no '{filename}'"), field)
     if looks_like_path(source):
-        raise ModelNotFoundError(msg("no such file or folder"))
+        raise ModelNotFoundError(msg("no such file or folder"), field)
     from huggingface_hub import hf_hub_download
 
     local = hub_local_only()
@@ -249,7 +255,7 @@ def download_file(source: str, filename: str, *, role: str, field: str, hint: st
     except Exception as exc:  # any hub failure (offline, missing, network) becomes the one clear error
         why = local_only_reason(local) or f"{type(exc).__name__}: {_first_line(exc)}"
         error = f"while fetching '{filename}': {why}"
-    raise ModelNotFoundError(msg(error))
+    raise ModelNotFoundError(msg(error), field)
 
 
 def weights_dtype(device: torch.device | str, half_precision: bool) -> torch.dtype:

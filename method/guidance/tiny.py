@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from method.backends import seeded
+
 from .architectures import SCALED_LINEAR
 from .ldm_arch import LDMUNetArch, LDMVAEArch
 from .loading import TINY_SCHEME, quiet_progress
@@ -68,8 +70,7 @@ TINY_ANNEAL_STEPS = 40
 @contextmanager
 def _seeded(seed: int):
     """Initialise weights from a fixed seed without disturbing the caller's global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         yield
 
 

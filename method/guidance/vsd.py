@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from method.backends import seeded
 from method.cameras import Cameras
 
 from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
@@ -97,8 +98,7 @@ def add_lora_and_camera(unet, rank: int, alpha: float, camera_dim: int = 16, see
     from peft import LoraConfig
 
     unet.requires_grad_(False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
         time_embed_dim = unet.time_embedding.linear_2.out_features

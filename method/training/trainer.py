@@ -90,9 +90,10 @@ class Trainer:
                 raise ValueError(f"method {self.cfg.method!r} draws {update!r} updates but no prior is configured")
             try:
                 self._priors[update] = spec.build(str(self.device))
-            except GuidanceError as err:  # name the config key a user sets (--set guidance.<update>.model=...)
+            except GuidanceError as err:  # name the config key a user sets (--set guidance.<update>.<field>=...)
+                name = (getattr(err, "field", None) or "model").rpartition(".")[2]
                 raise type(err)(f"guidance.{update} ({type(spec).__name__}): {err} Set it with "
-                                f"`--set guidance.{update}.model=PATH`.") from None
+                                f"`--set guidance.{update}.{name}=PATH`.") from None
         return self._priors[update]
 
     def _build_optimizer(self, stage_index: int) -> None:
@@ -153,6 +154,11 @@ class Trainer:
             o = opacity.clamp(OPACITY_CLAMP, 1 - OPACITY_CLAMP)
             out["loss_opacity_entropy"] = -(o * torch.log(o) + (1 - o) * torch.log(1 - o)).mean()
         return out
+
+    def _updates_ahead(self) -> list[str]:
+        """Update types the stages still to run can draw, in a fixed order."""
+        ahead = [s for s in self.cfg.stages[self.state.stage_index:] if s.steps > 0]
+        return [u for u in ("3d", "img", "video") if any(s.update_probabilities()[u] > 0 for s in ahead)]
 
     def trainable_groups(self, stage, update: str) -> tuple[str, ...]:
         """The field's parameter groups an `update` of `stage` trains (the stage's own list wins)."""
@@ -324,6 +330,8 @@ class Trainer:
                                        "or choose another --out")
         else:
             self._start_from_cache()
+        for update in self._updates_ahead():  # missing weights fail now, not after hours of earlier stages
+            self.prior(update)
         total = sum(s.steps for s in self.cfg.stages)
         done = sum(s.steps for s in self.cfg.stages[:self.state.stage_index]) + self.state.step
         progress = Progress(total, done, self.cfg.heartbeat_s, enabled=self.progress, quiet=self.quiet)
@@ -334,8 +342,8 @@ class Trainer:
                 while self.state.stage_index < len(self.cfg.stages):
                     i = self.state.stage_index
                     stage = self.cfg.stages[i]
-                    if self.state.step == 0 or self.optimizer is None:
-                        self._build_optimizer(i)
+                    if stage.steps > 0 and (self.state.step == 0 or self.optimizer is None):
+                        self._build_optimizer(i)  # a skipped stage (0 steps) loads no prior of its own
                     t0 = time.perf_counter()
                     while self.state.step < stage.steps:
                         if stop_after is not None and executed >= stop_after:

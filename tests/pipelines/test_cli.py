@@ -157,6 +157,19 @@ def test_missing_real_weights_is_one_line_naming_the_model_and_the_fix(tmp_path)
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.stderr
     assert "MVDream/MVDream" in lines[0] and "--set guidance.3d.model=" in lines[0]
+    # the command a user copies stays delimited in the one line
+    assert "`hf download MVDream/MVDream sd-v2.1-base-4view.pt --local-dir /path/to/MVDream`; then" in lines[0]
+
+
+def test_the_missing_weights_hint_names_the_field_that_is_missing(tmp_path):
+    """MVDream's own weights found (a tiny one), its text encoder not: the hint names `text_model`."""
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "FOURDFY_CACHE": str(tmp_path / "cache")}
+    res = fourdfy("generate", "--prompt", "a_panda_dancing", "--profile", "release-lowvram", "--max-steps", "1",
+                  "--device", "cpu", "--set", "guidance.3d.model=fourdfy-tiny:mvdream", "--out", str(tmp_path / "run"),
+                  env=env)
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip()
+    assert "--set guidance.3d.text_model=PATH" in line and "--set guidance.3d.model=" not in line, line
 
 
 def test_a_typo_in_a_methods_override_fails_when_registered_listing_valid_keys():

@@ -299,3 +299,28 @@ def test_a_stage_can_train_the_dynamic_grid_alone(tmp_path):
     assert counts["3d"] > 0 and counts["video"] > 0
     moved = {k for k in s3 if not torch.equal(s3[k], s2[k])}
     assert moved and all(k.startswith("encoder.dynamic") for k in moved), moved
+
+
+def test_missing_weights_of_a_later_stage_fail_before_the_first_step(tmp_path, monkeypatch):
+    """Every prior the run will draw is loaded before stage 1: a missing video model is reported at once,
+    not after the hours of stages 1-2 (nothing trained, no checkpoint, no log)."""
+    from method.guidance.loading import ModelNotFoundError
+    from pipelines.generate import build_config
+
+    monkeypatch.setenv("FOURDFY_CACHE", str(tmp_path / "cache"))
+    cfg = build_config("tiny", "4dfy", max_steps=2, device="cpu",
+                       sets={"guidance.video.model": str(tmp_path / "no-such-zeroscope")})
+    tr = Trainer(cfg, "a panda dancing", tmp_path / "run", progress=False)
+    with pytest.raises(ModelNotFoundError, match="guidance.video.model"):
+        tr.run()
+    assert not (tmp_path / "run" / "ckpt").exists() and not (tmp_path / "run" / "log.jsonl").exists()
+    assert tr.state.stage_index == 0 and tr.state.step == 0
+
+
+def test_a_run_builds_only_the_priors_its_remaining_stages_draw(tmp_path):
+    cfg = small_oracle_config(**{"stages.stage1.steps": 0, "stages.stage2.steps": 0,
+                                 "stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0})
+    tr = Trainer(cfg, "blobs", tmp_path, priors={}, progress=False)
+    assert tr._updates_ahead() == ["video"]
+    tr.run()
+    assert set(tr._priors) == {"video"}
