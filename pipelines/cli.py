@@ -42,13 +42,17 @@ def _user_error_types() -> tuple[type, ...]:
     return (ValueError, OSError, RuntimeError, KeyError, LookupError, TypeError)
 
 
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _one_line(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     if isinstance(err, KeyError) and err.args:
         text = str(err.args[0])
     if isinstance(err, OSError) and err.filename:
         text = f"cannot use {err.filename}: {err.strerror or text}"
-    return " ".join(text.split())
+    return _one_line_text(text)
 
 
 def _verbose() -> bool:
@@ -100,8 +104,14 @@ class ErrorHandlingGroup(TyperGroup):
             if stop.exit_code == 2 and stop.__context__ is not None and _verbose():
                 traceback.print_exception(stop.__context__)
             raise
+        except click_exceptions.UsageError as err:
+            # one line, like every other error (typer would draw a box): what is wrong and where the help is
+            name = err.ctx.command_path if err.ctx is not None else ctx.command_path
+            typer.secho(f"error: {_one_line_text(err.format_message())} (see `{name} --help`)",
+                        fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
         except (click_exceptions.ClickException, typer.Abort):
-            raise  # usage errors: click prints them itself
+            raise  # other click exits (e.g. a closed pipe): click handles them itself
         except Exception as err:  # noqa: BLE001 - the single place that turns errors into one line
             if isinstance(err, OSError) and err.errno == errno.EPIPE:
                 raise  # the reader closed stdout (`fourdfy info | head -2`): typer's main ends quietly, exit 1

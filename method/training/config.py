@@ -216,6 +216,9 @@ class TrainConfig:
     """'auto' (cuda if available), 'cpu' or 'cuda'."""
 
     def __post_init__(self) -> None:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):  # names key checkpoints, logs, timings and update counts
+            raise ValueError(f"stage names must differ, got {names}")
         if self.renderer.box_radius != self.field.box_radius:
             raise ValueError(f"renderer.box_radius {self.renderer.box_radius} differs from field.box_radius "
                              f"{self.field.box_radius}: set both")

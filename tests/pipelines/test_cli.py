@@ -86,6 +86,8 @@ def test_set_reaches_nested_and_prior_fields_and_rejects_bad_values():
         build_config("tiny", "4dfy", sets={"stages.stage3.steps": "many"})
     with pytest.raises(ConfigKeyError, match="expected an integer"):
         build_config("tiny", "4dfy", sets={"stages.stage3.steps": "2.5"})
+    with pytest.raises(ValueError, match="stage names must differ"):  # they name checkpoints and logs
+        build_config("tiny", "4dfy", sets={"stages.stage3.name": "stage2"})
     # an integral float is an integer: the release's YAML writes train_max_nums as 2e6
     budget = build_config("tiny", "4dfy", sets={"stages.stage1.grad_max_samples": "2e6"})
     assert budget.stage("stage1").grad_max_samples == 2_000_000
@@ -317,3 +319,16 @@ def test_verbose_shows_where_a_commands_own_error_was_raised(tmp_path):
     res = runner.invoke(app, ["--verbose", *args])
     assert res.exit_code == 2 and res.stderr.startswith("error: "), res.stderr
     assert "Traceback (most recent call last)" in res.stderr and "RunError" in res.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["generate", "--prompt", "x"], "Missing option '--out'"),
+    (["generate", "--prompt", "x", "--out", "unused", "--max-steps", "abc"], "'--max-steps'"),
+    (["generat"], "Did you mean 'generate'"),
+])
+def test_usage_errors_are_one_line_naming_the_help(args, says):
+    res = fourdfy(*args)
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], res.stderr
+    assert lines[0].endswith("--help`)")
