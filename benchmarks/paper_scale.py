@@ -226,7 +226,7 @@ def measure(trainer, update: str, stage_index: int, step: int, device: torch.dev
                 if time.perf_counter() + elapsed > deadline:
                     break
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
-    return {"s_per_update": min(times), "repeats": len(times), "peak_mb": peak}
+    return {"s_per_update": min(times), "repeats": len(times), "peak_mb": peak, "warmup_included": repeats == 0}
 
 
 def mv_phases(stage) -> list[tuple[int, int, int, int]]:
@@ -405,15 +405,23 @@ def markdown(res: dict, command: str) -> str:
     lines = [f"Device: **{res['device']}**, torch {res['torch']}, size `{res['size']}`, options "
              f"{res['options']}, hash grid backend `{res['hash_grid_backend']}`; models built in "
              f"{res['build_s']:.0f} s, whole run {res['wall_s']:.0f} s.", "", f"    {command}", "",
-             "| update | first drawn in | render | views | samples with gradient | trains | s / update | "
+             "| update | first drawn in | render | views | gradient budget per render call | trains | s / update | "
              "peak memory (GiB) | timed repeats |",
              "|---|---|---|---|---|---|---|---|---|"]
     for u in res["updates"]:
         name, cap, groups = _describe(u["key"])
         peak = "n/a (CPU)" if u["peak_mb"] is None else f"{u['peak_mb'] / 1024:.1f}"
         secs = u.get("error", "?") if u["s_per_update"] is None else f"{u['s_per_update']:.3f}"
+        repeats = f"{u['repeats']}" if not u.get("warmup_included") else f"{u['repeats']} (warm-up included)"
         lines.append(f"| {name} | {u['profile']} {u['stage']} | {u['render']} | {u['views']} | {cap} | {groups} | "
-                     f"{secs} | {peak} | {u['repeats']} |")
+                     f"{secs} | {peak} | {repeats} |")
+    lines += ["", "Each distinct update is measured once, in the profile and stage named under \"first drawn in\"; "
+              "the other stages and profiles that draw the same update reuse that cost. The gradient budget is "
+              "what the stage allows (samples keeping gradients per render call), not a count: a render with "
+              "fewer samples keeps all of them."]
+    if res["device"].startswith("cpu"):
+        lines += ["", "**CPU smoke run**: these figures show that the script works; they are not costs, and the "
+                  "A100 comparison and GPU-hours below mean nothing for them."]
     if res["projection"]:
         lines += ["", "| profile | stage | steps | projected s/it | paper A100 s/it | ratio | hours |",
                   "|---|---|---|---|---|---|---|"]
@@ -450,8 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--size", choices=("paper", "reduced"), default="paper",
                     help="paper: full-size priors and the paper's renders; reduced: the tiny profile's sizes")
-    ap.add_argument("--profiles", nargs="+", default=["paper", "release", "release-lowvram"],
-                    choices=("paper", "release", "release-lowvram"),
+    ap.add_argument("--profiles", nargs="+", default=None, choices=("paper", "release", "release-lowvram"),
                     help="profiles to project (their step counts, draw probabilities, gradient budgets and "
                          "trained groups); an update they share is measured once")
     ap.add_argument("--precision", choices=("profile", "fp32", "fp16", "bf16"), default="profile",
@@ -472,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")
     ap.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
     args = ap.parse_args(argv)
+    if args.size == "reduced" and args.profiles is not None:
+        print("warning: --size reduced always measures tiny and tiny with the low-VRAM changes; --profiles is "
+              "for --size paper", file=sys.stderr)
+    args.profiles = args.profiles or ["paper", "release", "release-lowvram"]
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA device is visible; use --device cpu --size reduced", file=sys.stderr)
         return 2
