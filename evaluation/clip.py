@@ -154,7 +154,9 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
 
     rows = []
     texts: dict[str, object] = {}
-    for (method, slug), art in tqdm(artifacts.items(), disable=not progress, unit="video", desc="clipscore"):
+    # disable=None: the bar only on a terminal (not in DVC / SLURM logs); progress=False: never
+    for (method, slug), art in tqdm(artifacts.items(), disable=None if progress else True, unit="video",
+                                    desc="clipscore"):
         scores = key = None
         if cache is not None:
             try:

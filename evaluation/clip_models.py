@@ -136,6 +136,7 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
     import open_clip
     import torch
 
+    shown = cfg.model  # what the user asked for names the model in outputs, not the folder it resolves to
     if cfg.model == TINY_CLIP_ID:  # built on first use under $FOURDFY_CACHE, like the tiny priors
         cfg = dataclasses.replace(cfg, model=str(tiny_clip_folder()), pretrained=None)
 
@@ -189,7 +190,7 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
     quick_gelu = any(isinstance(m, open_clip.transformer.QuickGELU) for m in model.modules())
     if cfg.precision == "bf16":
         model.visual.to(torch.bfloat16)  # the text tower runs once per prompt: it stays fp32
-    desc = (_display(cfg.model) + (f" / {_display(pretrained)}" if pretrained else "")
+    desc = (_display(shown) + (f" / {_display(pretrained)}" if pretrained else "")
             + (" (QuickGELU)" if quick_gelu else " (GELU)") + (", bf16 image tower" if cfg.precision == "bf16" else ""))
     return LoadedClip(model=model, preprocess=preprocess, tokenizer=tokenizer, quick_gelu=quick_gelu,
                       description=desc, precision=cfg.precision)

@@ -153,7 +153,8 @@ def render_frames(field, run_cfg, cfg: EvalRenderConfig, progress: bool = False)
     chunk = cfg.chunk_rays or (rcfg.eval_chunk_rays if use_grid else dense_chunk)
     per_call = cfg.frames_per_chunk or max(1, chunk // (size * size))
     rgb, depth, opacity = [], [], []
-    bar = tqdm(total=len(cams), disable=not progress, unit="frame", desc=f"render {cfg.trajectory}")
+    # disable=None: the bar only on a terminal (not in DVC / SLURM logs); progress=False: never
+    bar = tqdm(total=len(cams), disable=None if progress else True, unit="frame", desc=f"render {cfg.trajectory}")
     for start in range(0, len(cams), per_call):
         sl = slice(start, start + per_call)
         out = renderer.render_images(field_fn, field.background, cams[sl].to(device), times[sl].to(device),

@@ -96,7 +96,12 @@ def read_votes(path: Path | str) -> pd.DataFrame:
         raise VotesError([("votes file not found", None)], source=str(path))
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+    except pd.errors.EmptyDataError as err:  # 0 bytes or blank lines only: pandas says "No columns to parse"
+        raise VotesError([(f"the votes file is empty; it needs a header line with the columns {','.join(COLUMNS)} "
+                           f"(optional: {','.join(OPTIONAL_COLUMNS)}) and then one row per judgment "
+                           "(`fourdfy survey export` or `fourdfy simulate-votes` writes one)", None)],
+                         source=str(path)) from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise VotesError([(f"cannot parse as CSV: {err}", None)], source=str(path)) from err
     return raw
 

@@ -24,7 +24,8 @@ def render(
     depth: bool = typer.Option(True, "--depth/--no-depth", help="Also write depth.mp4."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing artifact folder."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show the progress bar (on a terminal only; never in logs)."),
 ) -> None:
     """Render a trained run along the evaluation path into the artifact layout (video, depth, manifest)."""
     from evaluation.artifacts import ArtifactError
@@ -124,7 +125,8 @@ def clipscore(
                                   help="Image tower: fp32 (the paper's metric) | bf16 (~2x faster on CPU, ~0.1 off)."),
     cache: Path = typer.Option(None, "--cache",
                                help="Folder of per-video scores: unchanged videos are not scored again."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show the progress bar (on a terminal only; never in logs)."),
 ) -> None:
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`."""
     from evaluation.artifacts import ArtifactError, scan_artifacts

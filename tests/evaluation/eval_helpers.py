@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -61,3 +62,14 @@ def write_fake_run(folder: Path, prompt: str = "A panda dancing.", seed: int = 0
                 "config_hash": cfg.config_hash(), "config": cfg.to_dict()}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return folder
+
+
+class Stderr(io.StringIO):
+    """A stand-in for sys.stderr that is, or is not, a terminal (tqdm's `disable=None` asks `isatty()`)."""
+
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 import open_clip
 import pandas as pd
 import pytest
 import torch
-from eval_helpers import make_frames
+from eval_helpers import Stderr, make_frames
 from PIL import Image
 from scipy import stats
 
@@ -207,6 +208,20 @@ def test_score_artifacts_uses_the_decoded_videos(clip, tmp_path):
         assert pf[pf.method == m]["score"].to_numpy() == pytest.approx(ref)
     pp = per_prompt(pf)
     assert pp.set_index("method").loc["mav3d", "clip"] == pytest.approx(pf[pf.method == "mav3d"].score.mean())
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(clip, tmp_path, monkeypatch):
+    from evaluation.artifacts import find_artifacts, write_artifact
+
+    write_artifact(tmp_path, "4dfy", "A panda dancing.", make_frames(2, 32, 32), trajectory="orbit", fps=15,
+                   source={"kind": "import", "file": "x.mp4", "sha256": "0"})
+    arts = find_artifacts([tmp_path])
+    for tty, progress, shown in ((True, True, True), (False, True, False), (True, False, False)):
+        stream = Stderr(tty)
+        monkeypatch.setattr(sys, "stderr", stream)
+        score_artifacts(arts, clip, progress=progress)
+        monkeypatch.undo()
+        assert ("clipscore" in stream.getvalue()) == shown, (tty, progress)
 
 
 def test_the_tiny_clip_id_loads_the_cached_random_model(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -223,6 +224,30 @@ def test_clipscore_cache_and_precision_options(tmp_path, tiny_clip):
     assert '"precision": "bf16"' in (tmp_path / "c" / "clipscore.json").read_text()
     res = runner.invoke(app, args + ["--out", str(tmp_path / "d"), "--precision", "fp16"])
     assert res.exit_code == 2 and "precision must be one of fp32, bf16" in res.stderr
+
+
+def test_render_and_clipscore_show_no_bar_in_a_log_and_name_the_model_asked_for(fake_run, tmp_path, tiny_clip,
+                                                                              monkeypatch):
+    """Output not on a terminal (CliRunner's, a DVC or SLURM log): no progress bar, without --no-progress."""
+    from evaluation.clip_models import TINY_CLIP_ID
+
+    torch.set_num_threads(1)
+    res = runner.invoke(app, ["render", str(fake_run), "--out", str(tmp_path / "art"), "--frames", "2", "--size",
+                              "8", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "render orbit" not in res.stderr and "frame/s" not in res.stderr
+    # fourdfy-tiny:clip resolves to the session's tiny model (its cache folder is `seed0`)
+    monkeypatch.setenv("FOURDFY_CACHE", str(tiny_clip.parent.parent))
+    args = ["clipscore", str(tmp_path / "art"), "--clip-model", TINY_CLIP_ID, "--resamples", "200", "--device", "cpu"]
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output + res.stderr
+    assert "clipscore" not in res.stderr and "video/s" not in res.stderr
+    assert res.stdout.splitlines()[0] == "CLIP score (fourdfy-tiny:clip (QuickGELU)), 1 videos:"
+    # and the files record the same name, not the cache folder it resolves to
+    assert json.loads((tmp_path / "c" / "clipscore.json").read_text())["model"] == "fourdfy-tiny:clip (QuickGELU)"
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "d"), "--precision", "bf16"])
+    assert res.exit_code == 0, res.output + res.stderr
+    assert res.stdout.splitlines()[0] == "CLIP score (fourdfy-tiny:clip (QuickGELU), bf16 image tower), 1 videos:"
 
 
 def test_import_warns_about_a_method_name_close_to_a_known_one(tmp_path):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
 import torch
+from eval_helpers import Stderr
 from matplotlib import colormaps
 
 from evaluation.artifacts import ArtifactError, validate_artifact
@@ -164,3 +166,15 @@ def test_a_missing_run_folder_is_named_as_such(tmp_path):
         render_run(tmp_path / "nope", tmp_path / "eval", SMALL)
     with pytest.raises(RunError, match="no such run folder"):
         load_run(tmp_path / "nope")
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(fake_run, monkeypatch):
+    torch.set_num_threads(1)
+    cfg, field, _ = load_run(fake_run)
+    tiny = EvalRenderConfig(n_frames=2, size=4, device="cpu")
+    for tty, progress, shown in ((True, True, True), (False, True, False), (True, False, False)):
+        stream = Stderr(tty)
+        monkeypatch.setattr(sys, "stderr", stream)
+        render_frames(field, cfg, tiny, progress=progress)
+        monkeypatch.undo()
+        assert ("render orbit" in stream.getvalue()) == shown, (tty, progress)

@@ -65,6 +65,18 @@ def test_analyze_bad_votes_fails_with_rows_and_writes_nothing(tmp_path):
     assert res.exit_code == 2 and "design file not found" in res.output
 
 
+def test_analyze_an_empty_votes_file_is_one_line_in_our_words(tmp_path):
+    votes = tmp_path / "votes.csv"
+    votes.write_text("")
+    out = tmp_path / "res"
+    res = runner.invoke(app, ["analyze", "--votes", str(votes), "--out", str(out)])
+    assert res.exit_code == 2 and not out.exists()
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {votes}: the votes file is empty; it needs a header line "
+                                                   "with the columns rater_id,question_id,")
+    assert "No columns to parse" not in res.output
+
+
 def test_audit_command(tmp_path):
     out = tmp_path / "reports" / "audit.md"
     res = runner.invoke(app, ["audit", "--out", str(out)])

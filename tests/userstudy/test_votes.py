@@ -120,6 +120,17 @@ def test_empty_and_unreadable_files(tmp_path, small_design):
     assert str(err.value) == f"{tmp_path / 'missing.csv'}: votes file not found; nothing was analysed"
 
 
+def test_an_empty_file_says_so_and_lists_the_header_it_needs(tmp_path, small_design):
+    for text in ("", "\n\n"):  # 0 bytes, or blank lines only: pandas' own words are "No columns to parse"
+        path = tmp_path / "votes.csv"
+        path.write_text(text)
+        with pytest.raises(VotesError) as err:
+            load_votes(path, small_design)
+        message = str(err.value)
+        assert message.startswith(f"{path}: the votes file is empty")  # a read error names the path as given
+        assert ",".join(COLUMNS) in message and "No columns" not in message and "\n" not in message
+
+
 def test_csv_round_trip_keeps_every_row(tmp_path, tiny_votes, small_design):
     path = tmp_path / "votes.csv"
     tiny_votes.assign(extra="kept").to_csv(path, index=False)
