@@ -120,6 +120,37 @@ def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
     return True
 
 
+def _flat(d, prefix: str = "") -> dict:
+    """A config dict as {dotted key: value}; stages by their names, as `--set` writes them."""
+    if isinstance(d, list) and all(isinstance(x, dict) and "name" in x for x in d):
+        d = {x["name"]: x for x in d}
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, limit: int = 4) -> str:
+    """What differs between the run in `out` and this request, for the refusal message ('' if unknown:
+    a checkpoint written before checkpoints kept their config)."""
+    if status == "finished":
+        saved = json.loads((out / "manifest.json").read_text())
+    else:
+        saved = ckpt.load(out / "ckpt" / "last.pt", mmap=True)
+    parts = []
+    if saved.get("prompt") != prompt:
+        parts.append(f"prompt {saved.get('prompt')!r} there, {prompt!r} here")
+    if isinstance(saved.get("config"), dict):
+        there, here = _flat(saved["config"]), _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
+        keys = [k for k in sorted(set(there) | set(here)) if k != "device" and there.get(k) != here.get(k)]
+        parts += [f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in keys[:limit]]
+        if len(keys) > limit:
+            parts.append(f"and {len(keys) - limit} more setting(s)")
+    return "; ".join(parts)
+
+
 def check_final_checkpoint(out: Path) -> None:
     """A finished run is only done if `fourdfy render` can read its `ckpt/last.pt`; else a one-line error
     naming the stage checkpoint that rewrites it (`--resume-from`). Nothing is changed."""
@@ -161,21 +192,30 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
                 status = "empty"
             else:
                 what = "" if (out / PIPELINE_MARKER).is_file() else " (not made by the pipeline, so it is kept)"
+                differs = describe_mismatch(out, status, cfg, prompt)
                 raise ckpt.CheckpointMismatch(
-                    f"{out} holds a run with another config or prompt{what}; move it away or choose another --out")
+                    f"{out} holds a run with another config or prompt{what}"
+                    f"{' (' + differs + ')' if differs else ''}; move it away or choose another --out")
         elif status == "finished":
             check_final_checkpoint(out)
             return json.loads((out / "manifest.json").read_text())
         else:
             trainer_resume = True
     resolve_device(cfg.device)  # a device that is not there fails before the run folder is made
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if resume == "auto" and status == "empty":
         (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")
     quiet_libraries()
     trainer = Trainer(cfg, prompt, out, progress=progress, quiet=quiet, notes={"request": notes or {}},
                       stage_cache=stage_cache)
-    return trainer.run(resume=trainer_resume, init_from=init_from, resume_from=resume_from)
+    try:
+        return trainer.run(resume=trainer_resume, init_from=init_from, resume_from=resume_from)
+    except BaseException:
+        # a run that failed before writing anything (e.g. missing weights) leaves no folder behind
+        if created and out.is_dir() and {p.name for p in out.iterdir()} <= {PIPELINE_MARKER}:
+            shutil.rmtree(out)
+        raise
 
 
 def quiet_libraries() -> None:

@@ -197,6 +197,7 @@ class Trainer:
     # --- checkpoints --------------------------------------------------------------------------------
     def _checkpoint(self) -> dict:
         return {"schema": ckpt.SCHEMA, "config_hash": self.cfg.config_hash(), "method": self.cfg.method,
+                "config": self.cfg.to_dict(),  # lets a refused resume say which settings differ
                 "prompt": self.prompt, "state": self.state.as_dict(), "field": self.field.state_dict(),
                 "optimizer": self.optimizer.state_dict() if self.optimizer else None,
                 "priors": {u: p.state_dict() for u, p in self._priors.items() if p.trainable_parameters()},

@@ -332,3 +332,27 @@ def test_usage_errors_are_one_line_naming_the_help(args, says):
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], res.stderr
     assert lines[0].endswith("--help`)")
+
+
+def test_a_refused_resume_says_which_settings_differ(tmp_path, monkeypatch):
+    """The refusal names the differing keys, from the manifest of a finished run and from the checkpoint of
+    an unfinished one (nothing is changed in either)."""
+    from method.training import checkpoint as ckpt_mod
+    from method.training.trainer import Trainer
+    from pipelines.generate import build_config, generate
+
+    monkeypatch.setenv("FOURDFY_CACHE", str(tmp_path / "cache"))
+    base = build_config("tiny", "4dfy", max_steps=1, device="cpu")
+    other = build_config("tiny", "4dfy", max_steps=1, device="cpu", sets={"weights.sds_video": "0.3"})
+    finished = tmp_path / "finished"
+    generate(base, "a_panda_dancing", finished, quiet=True)
+    with pytest.raises(ckpt_mod.CheckpointMismatch, match=r"weights.sds_video 0.1 there, 0.3 here"):
+        generate(other, "a_panda_dancing", finished, resume="yes", quiet=True)
+    unfinished = tmp_path / "unfinished"
+    assert Trainer(base, "A panda dancing.", unfinished, progress=False, quiet=True).run(stop_after=1)["stopped"]
+    before = (unfinished / "ckpt" / "last.pt").read_bytes()
+    with pytest.raises(ckpt_mod.CheckpointMismatch) as err:
+        generate(other, "a_cat_singing", unfinished, resume="yes", quiet=True)
+    assert "weights.sds_video 0.1 there, 0.3 here" in str(err.value)
+    assert "prompt 'A panda dancing.' there, 'A cat singing.' here" in str(err.value)
+    assert (unfinished / "ckpt" / "last.pt").read_bytes() == before

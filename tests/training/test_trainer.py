@@ -315,6 +315,12 @@ def test_missing_weights_of_a_later_stage_fail_before_the_first_step(tmp_path, m
         tr.run()
     assert not (tmp_path / "run" / "ckpt").exists() and not (tmp_path / "run" / "log.jsonl").exists()
     assert tr.state.stage_index == 0 and tr.state.step == 0
+    # through `generate`, the folder it made for the run is gone again
+    from pipelines.generate import generate
+
+    with pytest.raises(ModelNotFoundError):
+        generate(cfg, "a panda dancing", tmp_path / "via-generate", quiet=True)
+    assert not (tmp_path / "via-generate").exists()
 
 
 def test_a_run_builds_only_the_priors_its_remaining_stages_draw(tmp_path):
