@@ -364,10 +364,9 @@ def write_votes_csv(engine: sa.Engine, out: Path | str) -> int:
     frame = export_votes(engine)
     if frame.empty:
         raise StoreError("the database holds no answers yet: nothing to export")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    from userstudy.outputs import atomic_write
+
+    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
     return len(frame)
 
 
