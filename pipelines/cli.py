@@ -83,8 +83,25 @@ def _fold_long_words_in_help() -> None:
     rich_utils._make_rich_text = make_folding
 
 
+def _usage_error(err, fallback_name: str) -> None:
+    """A usage error as one line, like every other error (typer would draw a box): what is wrong and
+    where the help is; exit 2."""
+    name = err.ctx.command_path if err.ctx is not None else fallback_name
+    typer.secho(f"error: {_one_line_text(err.format_message())} (see `{name} --help`)",
+                fg=typer.colors.RED, err=True)
+    raise typer.Exit(2) from None
+
+
 class ErrorHandlingGroup(TyperGroup):
     """Turns any exception of a command into `error: ...` (exit 2); the traceback only when verbose."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # the group's own options (`fourdfy --bogus`) are parsed here, before `invoke`
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click_exceptions.NoArgsIsHelpError:
+            raise
+        except click_exceptions.UsageError as err:
+            _usage_error(err, info_name or "fourdfy")
 
     def format_help(self, ctx, formatter):
         _fold_long_words_in_help()  # `fourdfy --help`, and no arguments
@@ -104,12 +121,10 @@ class ErrorHandlingGroup(TyperGroup):
             if stop.exit_code == 2 and stop.__context__ is not None and _verbose():
                 traceback.print_exception(stop.__context__)
             raise
+        except click_exceptions.NoArgsIsHelpError:
+            raise  # a group called bare: its help is the answer, not an error
         except click_exceptions.UsageError as err:
-            # one line, like every other error (typer would draw a box): what is wrong and where the help is
-            name = err.ctx.command_path if err.ctx is not None else ctx.command_path
-            typer.secho(f"error: {_one_line_text(err.format_message())} (see `{name} --help`)",
-                        fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
+            _usage_error(err, ctx.command_path)
         except (click_exceptions.ClickException, typer.Abort):
             raise  # other click exits (e.g. a closed pipe): click handles them itself
         except Exception as err:  # noqa: BLE001 - the single place that turns errors into one line

@@ -122,9 +122,9 @@ def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
 
 def _flat(d, prefix: str = "") -> dict:
     """A config dict as {dotted key: value}; stages by their names, as `--set` writes them."""
-    if isinstance(d, list) and all(isinstance(x, dict) and "name" in x for x in d):
+    if isinstance(d, list) and d and all(isinstance(x, dict) and "name" in x for x in d):
         d = {x["name"]: x for x in d}
-    if not isinstance(d, dict):
+    if not isinstance(d, dict) or not d:  # an empty mapping or list is a value of its own
         return {prefix[:-1]: d}
     out = {}
     for k, v in d.items():
@@ -207,12 +207,13 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
     if resume == "auto" and status == "empty":
         (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")
     quiet_libraries()
-    trainer = Trainer(cfg, prompt, out, progress=progress, quiet=quiet, notes={"request": notes or {}},
-                      stage_cache=stage_cache)
     try:
+        trainer = Trainer(cfg, prompt, out, progress=progress, quiet=quiet, notes={"request": notes or {}},
+                          stage_cache=stage_cache)
         return trainer.run(resume=trainer_resume, init_from=init_from, resume_from=resume_from)
     except BaseException:
-        # a run that failed before writing anything (e.g. missing weights) leaves no folder behind
+        # a run that failed before writing anything (missing weights, out of memory building the field, a
+        # Ctrl-C) leaves no folder behind; parent folders that mkdir made stay (they may be shared)
         if created and out.is_dir() and {p.name for p in out.iterdir()} <= {PIPELINE_MARKER}:
             shutil.rmtree(out)
         raise

@@ -106,7 +106,10 @@ class Trainer:
         specs = [("static", groups["static"], lrs.static * stage.static_lr_scale),
                  ("dynamic", groups["dynamic"], lrs.dynamic), ("mlp", groups["mlp"], lrs.mlp),
                  ("background", groups["background"], lrs.background)]
-        guidance_params = [p for u in sorted(self._priors) for p in self._priors[u].trainable_parameters()]
+        # the priors drawn so far, not every prior built up front: a stage checkpoint (shared through the
+        # stage cache with methods that never draw a later prior) keeps the layout of the stages it holds
+        drawn = self._updates_drawn(stage_index)
+        guidance_params = [p for u in sorted(drawn) for p in self._priors[u].trainable_parameters()]
         if guidance_params:
             specs.append(("guidance", guidance_params, lrs.guidance))
         param_groups = [{"params": ps, "lr": lr, "name": n} for n, ps, lr in specs if ps]
@@ -155,6 +158,12 @@ class Trainer:
             out["loss_opacity_entropy"] = -(o * torch.log(o) + (1 - o) * torch.log(1 - o)).mean()
         return out
 
+    def _updates_drawn(self, stage_index: int) -> list[str]:
+        """Update types stages 0..stage_index (those with steps) draw, whose priors are built."""
+        done = [s for s in self.cfg.stages[:stage_index + 1] if s.steps > 0]
+        return [u for u in ("3d", "img", "video")
+                if u in self._priors and any(s.update_probabilities()[u] > 0 for s in done)]
+
     def _updates_ahead(self) -> list[str]:
         """Update types the stages still to run can draw, in a fixed order."""
         ahead = [s for s in self.cfg.stages[self.state.stage_index:] if s.steps > 0]
@@ -200,7 +209,8 @@ class Trainer:
                 "config": self.cfg.to_dict(),  # lets a refused resume say which settings differ
                 "prompt": self.prompt, "state": self.state.as_dict(), "field": self.field.state_dict(),
                 "optimizer": self.optimizer.state_dict() if self.optimizer else None,
-                "priors": {u: p.state_dict() for u, p in self._priors.items() if p.trainable_parameters()},
+                "priors": {u: self._priors[u].state_dict() for u in self._updates_drawn(self.state.stage_index)
+                           if self._priors[u].trainable_parameters()},
                 "rng": ckpt.rng_state(self.generator), "timings": dict(self.timings),
                 "renderer": self.renderer.state_dict(), "resumes": list(self.resumes),
                 "shared_from": self.shared_from}
@@ -284,7 +294,7 @@ class Trainer:
         s = data["state"]
         self.state = RunState(s["stage_index"], s["step"], s["counts"])
         self.timings = dict(data["timings"])
-        if self.state.stage_index < len(self.cfg.stages):
+        if self.state.stage_index < len(self.cfg.stages) and self.cfg.stages[self.state.stage_index].steps > 0:
             self._build_optimizer(self.state.stage_index)
             if data["optimizer"] is not None and self.state.step > 0:
                 self.optimizer.load_state_dict(data["optimizer"])

@@ -325,6 +325,8 @@ def test_verbose_shows_where_a_commands_own_error_was_raised(tmp_path):
     (["generate", "--prompt", "x"], "Missing option '--out'"),
     (["generate", "--prompt", "x", "--out", "unused", "--max-steps", "abc"], "'--max-steps'"),
     (["generat"], "Did you mean 'generate'"),
+    (["--bogus"], "No such option: --bogus"),  # the root's own options are parsed before any command
+    (["survey", "buld"], "Did you mean 'build'"),
 ])
 def test_usage_errors_are_one_line_naming_the_help(args, says):
     res = fourdfy(*args)
@@ -356,3 +358,8 @@ def test_a_refused_resume_says_which_settings_differ(tmp_path, monkeypatch):
     assert "weights.sds_video 0.1 there, 0.3 here" in str(err.value)
     assert "prompt 'A panda dancing.' there, 'A cat singing.' here" in str(err.value)
     assert (unfinished / "ckpt" / "last.pt").read_bytes() == before
+
+
+def test_a_bare_group_shows_its_help_and_no_error():
+    res = fourdfy("survey")
+    assert "build" in res.stdout and res.stderr.strip() == ""

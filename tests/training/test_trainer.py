@@ -330,3 +330,17 @@ def test_a_run_builds_only_the_priors_its_remaining_stages_draw(tmp_path):
     assert tr._updates_ahead() == ["video"]
     tr.run()
     assert set(tr._priors) == {"video"}
+
+
+def test_stage_checkpoints_hold_only_the_priors_their_stages_drew(tmp_path, monkeypatch):
+    """Every prior is built before stage 1, but stage 1's checkpoint (shared through the stage cache with
+    methods that never draw VSD, e.g. wo_img) holds neither the LoRA nor a guidance optimizer group."""
+    from pipelines.generate import build_config
+
+    monkeypatch.setenv("FOURDFY_CACHE", str(tmp_path / "cache"))
+    cfg = build_config("tiny", "4dfy", max_steps=1, device="cpu")
+    tr = Trainer(cfg, "a panda dancing", tmp_path / "run", progress=False, quiet=True)
+    tr.run()
+    s1, s2 = (ckpt.load(tmp_path / "run" / "ckpt" / f"stage{i}.pt") for i in (1, 2))
+    assert s1["priors"] == {} and "guidance" not in {g["name"] for g in s1["optimizer"]["param_groups"]}
+    assert set(s2["priors"]) == {"img"} and "guidance" in {g["name"] for g in s2["optimizer"]["param_groups"]}
