@@ -183,6 +183,8 @@ def test_quiet_hub_logs_silences_the_hub_and_root_records_only(caplog):
     from method.guidance.loading import quiet_hub_logs
 
     caplog.set_level(logging.DEBUG)
+    # an in-process `fourdfy generate` in an earlier test of this worker may have set transformers to errors only
+    caplog.set_level(logging.DEBUG, logger="transformers")
     before = logging.getLogger("huggingface_hub").level
     with quiet_hub_logs():
         logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s")
