@@ -206,7 +206,6 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
     out.mkdir(parents=True, exist_ok=True)
     if resume == "auto" and status == "empty":
         (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")
-    quiet_libraries()
     try:
         trainer = Trainer(cfg, prompt, out, progress=progress, quiet=quiet, notes={"request": notes or {}},
                           stage_cache=stage_cache)
@@ -220,7 +219,8 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
 
 
 def quiet_libraries() -> None:
-    """Silence the model libraries' own progress bars and info logs (three per run otherwise)."""
+    """Silence the model libraries' own progress bars and info logs (three per run otherwise). Process-wide,
+    so the command line and sweep jobs call it, not `generate` (a notebook keeps the libraries' logs)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")

@@ -34,7 +34,8 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from method.fileio import write_atomic, write_text_atomic
-from pipelines.generate import as_set_values, build_config, finished_matches, generate, run_status
+from pipelines.generate import (as_set_values, build_config, finished_matches, generate, quiet_libraries,
+                                run_status)
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
@@ -161,6 +162,7 @@ class GenerateJob(submitit.helpers.Checkpointable):
                                f"{self.config_hash} where the sweep was planned; install the same versions of "
                                "fourdfy-bench and its plug-ins on every node")
         before = run_status(self.out)
+        quiet_libraries()  # a job is its own process: silence the model libraries as the CLI does
         try:
             manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache,
                                 progress=False, notes={"set": s.sets_for(self.method), "max_steps": s.max_steps})

@@ -115,12 +115,13 @@ def generate(
     from pipelines.generate import build_config, parse_sets
     from pipelines.generate import generate as run_generate
 
-    from pipelines.generate import read_sets
+    from pipelines.generate import quiet_libraries, read_sets
 
     refuse_a_prompt_file(prompt)
     set_values = {**(read_sets(sets_from) if sets_from else {}), **parse_sets(sets)}
     cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps)
     mode = "auto" if auto_resume else "yes" if resume else "no"
+    quiet_libraries()
     manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
                             progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps},
                             stage_cache=stage_cache)
