@@ -43,6 +43,30 @@ class OccupancyConfig:
     """Time at which the density is read while the scene is static (the release reads t = 0)."""
 
 
+def update_grid(estimator, cfg: OccupancyConfig, step_size: float, step: int, density_fn: DensityFn, *,
+                dynamic: bool, generator: torch.Generator | None = None) -> bool:
+    """Refresh a `nerfacc.OccGridEstimator` if `step` is an update step; returns whether it did.
+
+    Call once per training step before rendering. While `dynamic` the density is read at one
+    time t ~ U[0, 1) drawn from `generator`, else at `cfg.static_time`. (nerfacc draws the
+    positions inside the cells from torch's global generator; that cannot be redirected.) The update is
+    plain torch, so it runs on CPU too (tests); only sampling the grid needs nerfacc's CUDA kernels.
+    """
+    if step % cfg.update_every != 0:
+        return False
+    time = float(torch.rand((), generator=generator).item()) if dynamic else cfg.static_time
+
+    def occ_eval_fn(x: Tensor) -> Tensor:
+        # density * step is the first-order value of the alpha 1 - exp(-density * step)
+        t = x.new_full((x.shape[0], 1), time)
+        return density_fn(x, t).reshape(-1, 1) * step_size
+
+    estimator.train()  # nerfacc refuses updates in eval mode
+    estimator.update_every_n_steps(step=step, occ_eval_fn=occ_eval_fn, occ_thre=cfg.occ_thre,
+                                   ema_decay=cfg.ema_decay, warmup_steps=cfg.warmup_steps, n=cfg.update_every)
+    return True
+
+
 class OccupancyGrid(nn.Module):
     """A `nerfacc.OccGridEstimator` over [-r, r]^3 with explicit step and time for its updates."""
 
@@ -63,26 +87,9 @@ class OccupancyGrid(nn.Module):
 
     def update(self, step: int, density_fn: DensityFn, *, dynamic: bool,
                generator: torch.Generator | None = None) -> bool:
-        """Refresh the grid if `step` is an update step; returns whether it did.
-
-        Call once per training step before rendering. While `dynamic` the density is read at one
-        time t ~ U[0, 1) drawn from `generator`, else at `cfg.static_time`. (nerfacc draws the
-        positions inside the cells from torch's global generator; that cannot be redirected.)
-        """
-        if step % self.cfg.update_every != 0:
-            return False
-        time = float(torch.rand((), generator=generator).item()) if dynamic else self.cfg.static_time
-
-        def occ_eval_fn(x: Tensor) -> Tensor:
-            # density * step is the first-order value of the alpha 1 - exp(-density * step)
-            t = x.new_full((x.shape[0], 1), time)
-            return density_fn(x, t).reshape(-1, 1) * self.step_size
-
-        self.estimator.train()  # nerfacc refuses updates in eval mode
-        self.estimator.update_every_n_steps(
-            step=step, occ_eval_fn=occ_eval_fn, occ_thre=self.cfg.occ_thre,
-            ema_decay=self.cfg.ema_decay, warmup_steps=self.cfg.warmup_steps, n=self.cfg.update_every)
-        return True
+        """Refresh the grid if `step` is an update step; returns whether it did (`update_grid`)."""
+        return update_grid(self.estimator, self.cfg, self.step_size, step, density_fn, dynamic=dynamic,
+                           generator=generator)
 
     def fill(self) -> None:
         """Mark every cell occupied (no skipping; used by tests and for a fresh grid at evaluation)."""

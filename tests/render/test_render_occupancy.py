@@ -1,4 +1,5 @@
-"""The occupancy grid: a clear refusal on CPU; on CUDA, agreement with the dense path and its updates."""
+"""The occupancy grid: a clear refusal on CPU; its updates on a real nerfacc grid (CPU: they are plain torch);
+on CUDA, sampling that agrees with the dense path."""
 
 from dataclasses import replace
 
@@ -8,6 +9,8 @@ import torch
 from method import backends
 from method.cameras import cameras_from_spherical
 from method.render import OccupancyConfig, OccupancyGrid, RenderConfig, VolumeRenderer, render_images, render_rays
+from method.render.occupancy import update_grid
+from method.render.renderer import step_size
 
 cuda_only = pytest.mark.skipif(not backends.nerfacc_cuda_active(), reason="nerfacc's occupancy grid needs CUDA")
 
@@ -77,19 +80,45 @@ def test_update_marks_the_ball_and_pruned_render_stays_close():
     assert raw.mean() < 2e-2
 
 
-@cuda_only
+def cpu_estimator(cfg: OccupancyConfig):
+    """A real nerfacc grid on CPU: its updates are plain torch (only sampling needs the CUDA kernels)."""
+    import nerfacc
+
+    return nerfacc.OccGridEstimator(roi_aabb=[-1.0] * 3 + [1.0] * 3, resolution=cfg.resolution, levels=cfg.levels)
+
+
 def test_dynamic_update_reads_one_time_from_the_generator():
-    grid = OccupancyGrid(OccupancyConfig(), 1.0, 512, device="cuda")
+    cfg = OccupancyConfig()
+    est = cpu_estimator(cfg)
     seen = []
 
     def density(x, t):
         seen.append(t)
         return ball(x, t)[0]
 
-    grid.update(16, density, dynamic=True, generator=torch.Generator().manual_seed(7))
+    assert update_grid(est, cfg, step_size(512, 1.0), 16, density, dynamic=True,
+                       generator=torch.Generator().manual_seed(7))
     t_all = torch.cat(seen)
     expected = torch.rand((), generator=torch.Generator().manual_seed(7)).item()
     assert torch.allclose(t_all, torch.full_like(t_all, expected))
     seen.clear()
-    grid.update(32, density, dynamic=False)
-    assert (torch.cat(seen) == 0).all()
+    update_grid(est, cfg, step_size(512, 1.0), 32, density, dynamic=False)
+    assert (torch.cat(seen) == cfg.static_time).all()
+
+
+def test_updates_mark_the_ball_on_the_update_steps_only():
+    cfg = OccupancyConfig()
+    est = cpu_estimator(cfg)
+    density = lambda x, t: ball(x, t)[0]  # noqa: E731
+    before = est.binaries.clone()
+    assert not update_grid(est, cfg, step_size(256, 1.0), 5, density, dynamic=False)  # not a multiple of 16
+    assert torch.equal(est.binaries, before)
+    for step in range(0, 256, 16):  # the warm-up re-reads every cell at a new random point each time
+        assert update_grid(est, cfg, step_size(256, 1.0), step, density, dynamic=False)
+    occ = est.binaries[0]
+    centre = torch.stack(torch.meshgrid(*[torch.arange(32)] * 3, indexing="ij"), -1).float()
+    centre = (centre + 0.5) / 32 * 2 - 1  # cell centres in [-1, 1]^3
+    r = centre.norm(dim=-1)
+    cell = 2 / 32 * 3 ** 0.5 / 2  # half a cell diagonal
+    assert occ[r < 0.45 - cell].all()  # every cell inside the ball is kept
+    assert not occ[r > 0.45 + 0.15].any()  # and nothing clearly outside it
