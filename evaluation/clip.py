@@ -113,16 +113,17 @@ class ScoreCache:
     unreadable entry is a miss (and is rewritten).
     """
 
-    def __init__(self, root: Path | str, clip, batch_size: int):
+    def __init__(self, root: Path | str, clip):
         from .clip_models import model_fingerprint
 
         self.root = Path(root)
         device = next(clip.model.visual.parameters()).device
-        self.base = json.dumps([SCORE_VERSION, model_fingerprint(clip), batch_size, _device_identity(device)])
+        self.base = json.dumps([SCORE_VERSION, model_fingerprint(clip), _device_identity(device)])
         self.hits = self.misses = 0
 
-    def key(self, video: Path, prompt: str) -> str:
-        return hashlib.sha256(json.dumps([self.base, sha256_file(video), prompt]).encode()).hexdigest()
+    def key(self, video: Path, prompt: str, batch_size: int) -> str:
+        """The batch size is the one the scores are computed with (`score_artifacts` passes its own)."""
+        return hashlib.sha256(json.dumps([self.base, batch_size, sha256_file(video), prompt]).encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -160,7 +161,7 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
         scores = key = None
         if cache is not None:
             try:
-                key = cache.key(art.video_path, art.prompt)
+                key = cache.key(art.video_path, art.prompt, batch_size)
             except OSError as err:  # the same one-line error as when decoding finds no video
                 raise ArtifactError(f"{art.video_path}: {err.strerror or err}") from None
             scores = cache.get(key, art.n_frames)

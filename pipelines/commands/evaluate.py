@@ -147,7 +147,7 @@ def clipscore(
                          device=device, precision=precision)
         scfg = ScoreConfig(primary=primary, n_resamples=n_resamples, seed=seed)
         clip = load_clip(cfg)
-        store = ScoreCache(cache, clip, batch_size) if cache is not None else None
+        store = ScoreCache(cache, clip) if cache is not None else None
         per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store)
         paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision)
     except (ArtifactError, ModelNotFoundError, ValueError) as err:

@@ -270,7 +270,7 @@ def test_score_cache_reuses_unchanged_videos_and_misses_on_any_change(clip, tiny
         write_artifact(tmp_path / "art", m, "A panda dancing.", make_frames(3, 32, 32, seed=seed), source=src,
                        trajectory="orbit", fps=15)
     arts = find_artifacts([tmp_path / "art"])
-    cache = ScoreCache(tmp_path / "cache", clip, 64)
+    cache = ScoreCache(tmp_path / "cache", clip)
     first = score_artifacts(arts, clip, cache=cache)
     assert (cache.hits, cache.misses) == (0, 2) and len(list((tmp_path / "cache").rglob("*.json"))) == 2
 
@@ -279,7 +279,7 @@ def test_score_cache_reuses_unchanged_videos_and_misses_on_any_change(clip, tiny
 
     with monkeypatch.context() as mp:
         mp.setattr(clip_module, "decode_video", no_decoding)
-        again = ScoreCache(tmp_path / "cache", clip, 64)
+        again = ScoreCache(tmp_path / "cache", clip)
         second = score_artifacts(arts, clip, cache=again)
     assert again.hits == 2
     pd.testing.assert_frame_equal(first, second)  # exactly: the cache stores repr floats
@@ -288,28 +288,31 @@ def test_score_cache_reuses_unchanged_videos_and_misses_on_any_change(clip, tiny
     write_artifact(tmp_path / "art", "mav3d", "A panda dancing.", make_frames(3, 32, 32, seed=9), source=src,
                    trajectory="orbit", fps=15, overwrite=True)
     arts = find_artifacts([tmp_path / "art"])
-    c = ScoreCache(tmp_path / "cache", clip, 64)
+    c = ScoreCache(tmp_path / "cache", clip)
     score_artifacts(arts, clip, cache=c)
     assert (c.hits, c.misses) == (1, 1)
     art = arts[("4dfy", "a_panda_dancing")]
-    assert c.key(art.video_path, art.prompt) != c.key(art.video_path, "A panda singing.")
-    assert c.key(art.video_path, art.prompt) != ScoreCache(tmp_path / "cache", clip, 32).key(art.video_path, art.prompt)
+    key = c.key(art.video_path, art.prompt, 16)  # 16: score_artifacts' default batch
+    assert key != c.key(art.video_path, "A panda singing.", 16) and key != c.key(art.video_path, art.prompt, 32)
     bf16 = load_clip(ClipConfig(model=str(tiny_clip), device="cpu", precision="bf16"))
-    assert c.key(art.video_path, art.prompt) != ScoreCache(tmp_path / "cache", bf16, 64).key(art.video_path,
-                                                                                             art.prompt)
+    assert key != ScoreCache(tmp_path / "cache", bf16).key(art.video_path, art.prompt, 16)
+    # the batch the scores are computed with is the one keyed: another batch is a miss, not a stale hit
+    c4 = ScoreCache(tmp_path / "cache", clip)
+    score_artifacts(arts, clip, batch_size=2, cache=c4)
+    assert (c4.hits, c4.misses) == (0, 2)
     # a torn entry is a miss, and is rewritten
-    entry = c._path(c.key(art.video_path, art.prompt))
+    entry = c._path(c.key(art.video_path, art.prompt, 16))
     entry.write_text('{"scores": [1.0, ')
-    c2 = ScoreCache(tmp_path / "cache", clip, 64)
+    c2 = ScoreCache(tmp_path / "cache", clip)
     third = score_artifacts(arts, clip, cache=c2)
     assert (c2.hits, c2.misses) == (1, 1) and json.loads(entry.read_text())["scores"]
     assert third[third.method == "4dfy"].score.tolist() == first[first.method == "4dfy"].score.tolist()
     # an entry of the wrong length is a miss, not a hit; a missing video is the usual one-line error
     entry.write_text(json.dumps({"scores": [1.0, 2.0]}))
-    c3 = ScoreCache(tmp_path / "cache", clip, 64)
-    assert c3.get(c3.key(art.video_path, art.prompt), art.n_frames) is None and (c3.hits, c3.misses) == (0, 1)
+    c3 = ScoreCache(tmp_path / "cache", clip)
+    assert c3.get(c3.key(art.video_path, art.prompt, 16), art.n_frames) is None and (c3.hits, c3.misses) == (0, 1)
     art.video_path.unlink()
     from evaluation.artifacts import ArtifactError
 
     with pytest.raises(ArtifactError, match="video.mp4"):
-        score_artifacts(arts, clip, cache=ScoreCache(tmp_path / "cache", clip, 64))
+        score_artifacts(arts, clip, cache=ScoreCache(tmp_path / "cache", clip))
