@@ -106,9 +106,7 @@ for _m in (
     # the static LR stays at 1e-2 in stage 3 when there is no stage 1-2 geometry to protect
     Method("wo_3d_img", "video SDS only from scratch: stages 1-2 skipped, P_3D = P_IMG = 0",
            overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.p_3d": 0.0,
-                      "stages.stage3.p_img": 0.0, "stages.stage3.static_lr_scale": 1.0,
-                      # from scratch, so every group trains (lifts release-lowvram's stage-3 freeze)
-                      "stages.stage3.trainable": None}),
+                      "stages.stage3.p_img": 0.0, "stages.stage3.static_lr_scale": 1.0}),
     Method("wo_3d", "no 3D-aware prior (P_3D = 0): stages 1-2 use VSD only, stage 3 VSD or video",
            overrides={"stages.stage1.p_3d": 0.0, "stages.stage1.p_img": 1.0, "stages.stage2.p_3d": 0.0,
                       "stages.stage3.p_3d": 0.0,
@@ -122,9 +120,7 @@ for _m in (
     Method("hexplane", "HexPlane backbone (six multi-scale planes) with capacity matched to the hash grids",
            transform=_hexplane),
     Method("single_stage", "stage 3 only, from scratch, with all three priors (0.5 / 0.25 / 0.25)",
-           # from scratch, so every group trains (lifts release-lowvram's stage-3 freeze)
-           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0,
-                      "stages.stage3.trainable": None}),
+           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0}),
     Method("single_grid", "one large 4D hash grid instead of static + dynamic grids", transform=_single_grid),
 ):
     register(_m)

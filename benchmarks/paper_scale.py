@@ -249,7 +249,7 @@ def cost_key(cfg, stage, update: str, size: int | None = None, groups: int | Non
     h, w, views = {"3d": (size, size, 4 * (groups or 0)), "img": (r.img_resolution, r.img_resolution, r.img_batch),
                    "video": (*r.video_size, r.video_frames)}[update]
     cap = stage.grad_cap(update, views, cfg.renderer.grad_max_samples)
-    trainable = stage.trainable or (cfg.video_groups if update == "video" else cfg.static_groups)
+    trainable = cfg.trainable_groups(stage, update)
     grad_frames = cfg.guidance["video"].grad_frames if update == "video" else None
     return (update, h, w, views, cap, tuple(sorted(trainable)), grad_frames)
 

@@ -49,8 +49,9 @@ class StageConfig:
     """The release's low-VRAM `train_max_nums` N: a render of B views keeps gradients on N // B random samples,
     a video clip on N per frame (the release renders frames one by one); None: `renderer.grad_max_samples`."""
     trainable: tuple[str, ...] | None = None
-    """Parameter groups every update of this stage trains (the release's low-VRAM stage 3 freezes all but
-    the dynamic grid: ('dynamic',)); None: the run's `static_groups` / `video_groups` by update type."""
+    """Parameter groups every update of this stage trains once an earlier stage has trained (the release's
+    low-VRAM stage 3 freezes all but the dynamic grid: ('dynamic',)); None: the run's `static_groups` /
+    `video_groups` by update type (see `TrainConfig.trainable_groups`)."""
 
     def __post_init__(self) -> None:
         if self.grad_max_samples is not None and self.grad_max_samples < 1:
@@ -232,12 +233,19 @@ class TrainConfig:
     def sigma(self, stage: str, step: int) -> float:
         return self.blob_sigma.get(stage, Anneal(0.5, 0.5))(step)
 
-    def update_types_used(self) -> set[str]:
-        used = set()
-        for s in self.stages:
-            if s.steps > 0:
-                used |= {k for k, p in s.update_probabilities().items() if p > 0}
-        return used
+    def update_types_used(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """Update types that stages[start:stop] with steps can draw, in UPDATE_TYPES order."""
+        stages = [s for s in self.stages[start:stop] if s.steps > 0]
+        return [u for u in UPDATE_TYPES if any(s.update_probabilities()[u] > 0 for s in stages)]
+
+    def trainable_groups(self, stage: StageConfig, update: str) -> tuple[str, ...]:
+        """The field's parameter groups an `update` of `stage` trains. A stage's own `trainable` list applies
+        only after an earlier stage trained: a run that starts at that stage (single_stage, wo_3d_img)
+        trains from scratch, so every group by update type (`static_groups` / `video_groups`)."""
+        index = self.stages.index(stage)
+        if stage.trainable is not None and any(s.steps > 0 for s in self.stages[:index]):
+            return stage.trainable
+        return self.video_groups if update == "video" else self.static_groups
 
     def to_dict(self) -> dict:
         return configs.to_dict(self)

@@ -159,27 +159,14 @@ class Trainer:
         return out
 
     def _updates_drawn(self, stage_index: int) -> list[str]:
-        """Update types stages 0..stage_index (those with steps) draw, whose priors are built."""
-        done = [s for s in self.cfg.stages[:stage_index + 1] if s.steps > 0]
-        return [u for u in ("3d", "img", "video")
-                if u in self._priors and any(s.update_probabilities()[u] > 0 for s in done)]
-
-    def _updates_ahead(self) -> list[str]:
-        """Update types the stages still to run can draw, in a fixed order."""
-        ahead = [s for s in self.cfg.stages[self.state.stage_index:] if s.steps > 0]
-        return [u for u in ("3d", "img", "video") if any(s.update_probabilities()[u] > 0 for s in ahead)]
-
-    def trainable_groups(self, stage, update: str) -> tuple[str, ...]:
-        """The field's parameter groups an `update` of `stage` trains (the stage's own list wins)."""
-        if stage.trainable is not None:
-            return stage.trainable
-        return self.cfg.video_groups if update == "video" else self.cfg.static_groups
+        """Update types stages 0..stage_index draw (their priors are built)."""
+        return [u for u in self.cfg.update_types_used(0, stage_index + 1) if u in self._priors]
 
     def train_step(self, stage_index: int, step: int) -> dict:
         """One update of Algorithm 1 (the step index is the step within the stage)."""
         cfg, stage = self.cfg, self.cfg.stages[stage_index]
         update = draw_update(stage, self.generator)
-        self.field.set_trainable(self.trainable_groups(stage, update))
+        self.field.set_trainable(cfg.trainable_groups(stage, update))
         sigma = cfg.sigma(stage.name, step)
         self.renderer.update(step, lambda x, t: self.field.density(x, t, sigma),
                              dynamic=stage.dynamic_time == "frame", generator=self.generator)
@@ -341,7 +328,8 @@ class Trainer:
                                        "or choose another --out")
         else:
             self._start_from_cache()
-        for update in self._updates_ahead():  # missing weights fail now, not after hours of earlier stages
+        # every prior the remaining stages draw: missing weights fail now, not after hours of earlier stages
+        for update in self.cfg.update_types_used(self.state.stage_index):
             self.prior(update)
         total = sum(s.steps for s in self.cfg.stages)
         done = sum(s.steps for s in self.cfg.stages[:self.state.stage_index]) + self.state.step

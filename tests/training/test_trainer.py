@@ -327,7 +327,7 @@ def test_a_run_builds_only_the_priors_its_remaining_stages_draw(tmp_path):
     cfg = small_oracle_config(**{"stages.stage1.steps": 0, "stages.stage2.steps": 0,
                                  "stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0})
     tr = Trainer(cfg, "blobs", tmp_path, priors={}, progress=False)
-    assert tr._updates_ahead() == ["video"]
+    assert cfg.update_types_used(tr.state.stage_index) == ["video"]
     tr.run()
     assert set(tr._priors) == {"video"}
 
