@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+
+from method.fileio import write_text_atomic
 
 PAPER_S_PER_IT = {"stages 1-2": 0.72, "stage 3": 0.68}
 """Seconds per iteration on one A100 (80 GB) reported by the paper (supplement S1)."""
@@ -446,13 +447,6 @@ def markdown(res: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -494,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(res, command)
     print(md)
     if args.out is not None:
-        write_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=1, default=str))
-        write_atomic(args.out.with_suffix(".md"), md)
+        write_text_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=1, default=str))
+        write_text_atomic(args.out.with_suffix(".md"), md)
     return 0
 
 

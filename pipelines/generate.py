@@ -112,7 +112,7 @@ def finished_matches(out: Path, config_hash: str, prompt: str) -> bool:
 def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
     if status == "finished":
         return finished_matches(out, cfg.config_hash(), prompt)
-    data = ckpt.load(out / "ckpt" / "last.pt")
+    data = ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # only its header fields are read
     try:
         ckpt.check_compatible(data, out / "ckpt" / "last.pt", cfg.config_hash(), prompt)
     except ckpt.CheckpointMismatch:

@@ -108,9 +108,7 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], ClipSco
 
 
 def _clip_for(clip: dict, method: str, prompt_set: str) -> ClipScore:
-    got = clip.get((method, prompt_set), clip.get((method, ""), math.nan))
-    # plain floats (callers building the dict by hand) carry no counts
-    return got if isinstance(got, ClipScore) else ClipScore(float(got))
+    return clip.get((method, prompt_set), clip.get((method, ""), ClipScore(math.nan)))
 
 
 def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:

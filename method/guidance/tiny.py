@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -67,13 +66,6 @@ TINY_VIDEO_SIZE = (16, 24)
 TINY_ANNEAL_STEPS = 40
 
 
-@contextmanager
-def _seeded(seed: int):
-    """Initialise weights from a fixed seed without disturbing the caller's global RNG."""
-    with seeded(seed):
-        yield
-
-
 def build_tokenizer():
     """The CLIP BPE tokenizer (vocabulary 49408, 77 tokens) from open_clip's bundled vocabulary file."""
     from open_clip.tokenizer import SimpleTokenizer
@@ -89,21 +81,21 @@ def build_tokenizer():
 def _text_encoder(seed: int):
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    with _seeded(seed):
+    with seeded(seed):
         return CLIPTextModel(CLIPTextConfig(**TINY_TEXT))
 
 
 def _vae(seed: int):
     from diffusers import AutoencoderKL
 
-    with _seeded(seed):
+    with seeded(seed):
         return AutoencoderKL.from_config(TINY_VAE_ARCH.diffusers_config(sample_size=TINY_VSD_RESOLUTION))
 
 
 def _unet2d(arch: LDMUNetArch, seed: int):
     from diffusers import UNet2DConditionModel
 
-    with _seeded(seed):
+    with seeded(seed):
         return UNet2DConditionModel.from_config(arch.diffusers_config(sample_size=8))
 
 
@@ -153,7 +145,7 @@ def _build(root: Path, seed: int) -> None:
     torch.save({k: v.contiguous().clone() for k, v in ldm.items()}, root / "mvdream-ldm" / "sd-v2.1-base-4view.pt")
 
     video = root / "zeroscope"
-    with _seeded(seed + 7):
+    with seeded(seed + 7):
         UNet3DConditionModel.from_config(TINY_UNET3D).save_pretrained(video / "unet")
     _vae(seed + 8).save_pretrained(video / "vae")
     _write_text(video, tok, seed + 9)

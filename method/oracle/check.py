@@ -28,6 +28,7 @@ import torch
 from method.background import BackgroundConfig
 from method.cameras import CameraRanges, cameras_from_spherical
 from method.fields import FieldConfig, HashGridConfig, SceneField
+from method.fileio import write_text_atomic
 from method.render import RenderConfig, render_images
 from method.training import checkpoint as ckpt
 from method.training.config import Anneal, LossWeights, RenderSchedule, TrainConfig
@@ -246,7 +247,7 @@ def run_oracle(out: Path | str, steps: tuple[int, int, int] = DEFAULT_STEPS, siz
     draws = {u: list(trainer.prior(u).draws) for u in ("3d", "img", "video") if u in cfg.update_types_used()}
     metrics = evaluate(cfg, out, draws, eval_size)
     metrics["train_seconds"] = manifest.get("timings_s", {})
-    ckpt.write_text_atomic(Path(out) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(Path(out) / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import torch
 
-# re-exported: the trainer, the oracle and older callers write through `ckpt.*`
-from method.fileio import copy_atomic, write_atomic, write_text_atomic  # noqa: F401
+from method.fileio import write_atomic
 
 
 SCHEMA = 2

@@ -15,7 +15,7 @@ import torch
 from method import backends
 from method.cameras import OrbitConfig, cameras_from_spherical, orbit
 
-from .checkpoint import write_text_atomic
+from method.fileio import write_text_atomic
 
 MANIFEST_PACKAGES = ("fourdfy-bench", "torch", "diffusers", "transformers", "peft", "nerfacc", "tinycudann")
 

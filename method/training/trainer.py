@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from method.backends import resolve_device
+from method.fileio import copy_atomic, write_text_atomic
 from method.background import draw_random_backgrounds
 from method.cameras import Cameras, sample_frame_times, sample_multiview_groups, sample_single_views, sample_video
 from method.fields import SceneField
@@ -257,8 +258,8 @@ class Trainer:
             # the log first, then the checkpoint: a reader checks for the checkpoint and finds both
             # (parallel jobs may store the same stage at once: same bits, unique temporaries)
             log = self.out / "log.jsonl"
-            ckpt.write_text_atomic(target.with_suffix(".jsonl"), log.read_text() if log.exists() else "")
-            ckpt.copy_atomic(self.out / "ckpt" / f"{self.cfg.stages[index].name}.pt", target)
+            write_text_atomic(target.with_suffix(".jsonl"), log.read_text() if log.exists() else "")
+            copy_atomic(self.out / "ckpt" / f"{self.cfg.stages[index].name}.pt", target)
 
     def _start_from_cache(self) -> None:
         """Continue from the deepest cached stage this run shares (no-op without a cache or a match)."""

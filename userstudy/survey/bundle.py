@@ -75,8 +75,6 @@ class Bundle:
     """Questions in design order (raters see their own shuffled order)."""
     left_out: tuple[str, ...] = ()
     """Ids of the design's questions left out by `allow_missing` (a video missing)."""
-    missing: tuple[str, ...] = ()
-    """What `allow_missing` found missing (videos, decoys without videos), one line each."""
 
     def video_path(self, name: str) -> Path:
         return self.root / MEDIA_DIR / name
@@ -319,11 +317,9 @@ def load_bundle(path: Path | str) -> Bundle:
         design = design_from_dict(data["design"], source=str(file))
         bundle_id = str(data["bundle_id"])
         left_out = tuple(str(q) for q in data.get("left_out", ()))  # absent in bundles of older versions
-        missing_listed = tuple(str(m) for m in data.get("missing", ()))
     except (ValueError, KeyError, TypeError) as err:
         raise BundleError(f"{file}: cannot read the bundle ({err})") from err
     missing = sorted({v for q in questions for v in (q.video_a, q.video_b) if not (root / MEDIA_DIR / v).is_file()})
     if missing:
         raise BundleError(f"{root}: {len(missing)} video(s) missing under {MEDIA_DIR}/: {', '.join(missing)}")
-    return Bundle(root=root, bundle_id=bundle_id, design=design, questions=questions, left_out=left_out,
-                  missing=missing_listed)
+    return Bundle(root=root, bundle_id=bundle_id, design=design, questions=questions, left_out=left_out)
