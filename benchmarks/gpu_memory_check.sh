@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Issue 13's open measurement, as one call of the device tool's `run` (carry `.whl`, the wheels the GPU
 # image lacks): paper-scale cost and peak memory on a compact, trained-like scene (`--scene ball`) with
-# the fastest frozen-weight options measured so far (bf16, channels_last), for the `paper`, `release`
-# and `release-lowvram` profiles (the last with the release's own gradient budgets and stage-3 freeze;
-# about 11 distinct updates). The dense-field figures to compare with are in
-# benchmarks/paper_scale_results_gpu.md. Writes logs and results under $OUT.
-# A second call can add options, e.g. EXTRA="--grad-max-samples 100000" (a budget for every stage).
+# the fastest frozen-weight options measured so far (bf16, channels_last).
+#  1. `paper`, `release` and `release-lowvram` with activation checkpointing of the field and the VAE
+#     encoder (`--recompute-field --vae-checkpointing`: the same gradients, so `paper` keeps its quality);
+#  2. `paper` without them, on the same warm GPU: what the checkpointing saves and what it costs in time.
+# The dense-field figures to compare with are in benchmarks/paper_scale_results_gpu.md. Writes logs and
+# results under $OUT. A second call can add options to both runs, e.g. EXTRA="--grad-max-samples 100000".
 set -u
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/pip.log" 2>&1
@@ -14,6 +15,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu
 # nerfacc builds its CUDA kernels on first use (JIT, ~1 min); once, up front
 ( time timeout 240 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
   > "$OUT/nerfacc_build.log" 2>&1
-timeout 420 python3 benchmarks/paper_scale.py --device cuda --budget-s 300 --scene ball --ball-radius 0.5 \
-  --precision bf16 --channels-last ${EXTRA:-} --out "$OUT/paper_scale_ball" > "$OUT/paper_scale_ball.log" 2>&1
+common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels-last)
+timeout 300 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 200 --recompute-field --vae-checkpointing \
+  ${EXTRA:-} --out "$OUT/paper_scale_ball_lean" > "$OUT/paper_scale_ball_lean.log" 2>&1
+timeout 170 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 100 --profiles paper \
+  ${EXTRA:-} --out "$OUT/paper_scale_ball_plain" > "$OUT/paper_scale_ball_plain.log" 2>&1
 tail -n 30 "$OUT"/*.log

@@ -15,7 +15,8 @@ renderer figures are an upper bound of a trained scene's (which skips empty spac
 
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
 --no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile (torch.compile the UNets),
---grad-max-samples N (the release's gradient-subset renderer), --scene ball (the field's density kept
+--grad-max-samples N (the release's gradient-subset renderer), --recompute-field and --vae-checkpointing
+(activation checkpointing of the field and of the VAE encoder: the same gradients), --scene ball (the field's density kept
 to a ball of `--ball-radius` x the box radius, and on CUDA the occupancy grid's cells outside it
 empty: the renderer's cost on a compact, trained-like scene instead of the dense random field's
 upper bound).
@@ -107,11 +108,13 @@ def train_config(profile: str, device: torch.device, args):
     guidance = {}
     for update, pc in cfg.guidance.items():
         half = pc.frozen.half_precision if args.precision == "profile" else args.precision != "fp32"
-        frozen = dataclasses.replace(pc.frozen, half_precision=half, sdpa=not args.no_sdpa)
+        frozen = dataclasses.replace(pc.frozen, half_precision=half, sdpa=not args.no_sdpa,
+                                     vae_gradient_checkpointing=args.vae_checkpointing)
         # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
         ids = {f: f"random-weights/{f}" for f in ("model", "text_model", "lora_model") if hasattr(pc, f)}
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
-    renderer = dataclasses.replace(cfg.renderer, grad_max_samples=args.grad_max_samples)
+    renderer = dataclasses.replace(cfg.renderer, grad_max_samples=args.grad_max_samples,
+                                   recompute_field=args.recompute_field)
     return dataclasses.replace(cfg, guidance=guidance, device=str(device), renderer=renderer)
 
 
@@ -382,7 +385,8 @@ def run(args) -> dict:
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
                     "channels_last": args.channels_last, "compile": args.compile,
-                    "grad_max_samples": args.grad_max_samples, **scene},
+                    "grad_max_samples": args.grad_max_samples, "recompute_field": args.recompute_field,
+                    "vae_checkpointing": args.vae_checkpointing, **scene},
         "hash_grid_backend": trainer.field.encoder.static.resolve_backend(device)
         if hasattr(trainer.field.encoder, "static") else "n/a",
         "build_s": build_s, "wall_s": time.perf_counter() - started,
@@ -468,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grad-max-samples", type=int, default=None,
                     help="renderer.grad_max_samples for every profile: at most N samples per render carry "
                          "gradients where a stage sets no budget of its own (release-lowvram's stages do)")
+    ap.add_argument("--recompute-field", action="store_true",
+                    help="renderer.recompute_field: recompute the field in backward (same gradients, less memory)")
+    ap.add_argument("--vae-checkpointing", action="store_true",
+                    help="frozen.vae_gradient_checkpointing for every prior: recompute the VAE encoder's blocks in "
+                         "backward (same gradients, less memory)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed updates per type after one warm-up (0: a single call, warm-up included)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")

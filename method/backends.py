@@ -130,3 +130,23 @@ def package_version(name: str) -> str:
         return md.version(name)
     except md.PackageNotFoundError:
         return "not installed"
+
+
+def saved_for_backward_bytes(fn, *args, **kwargs):
+    """(fn(*args, **kwargs), bytes of the distinct tensor storages autograd saved for backward during the call).
+
+    A device-independent measure of the activation memory an update holds until its backward: tensors
+    saved inside an activation-checkpointed region are not counted, because they are recomputed.
+    """
+    import torch
+
+    storages: dict[tuple, int] = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        storages[(s.device.type, s.data_ptr())] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn(*args, **kwargs)
+    return out, sum(storages.values())

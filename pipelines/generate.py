@@ -27,6 +27,7 @@ from baselines import resolve_config
 from method.backends import resolve_device
 from method.configs import ConfigKeyError, set_keys
 from method.training import checkpoint as ckpt
+from method.training import profiles
 from method.training.config import TrainConfig
 from prompts import resolve_prompt
 
@@ -74,14 +75,18 @@ def as_set_values(mapping: dict) -> dict[str, str]:
 
 
 def build_config(profile: str, method: str, *, seed: int = 0, device: str = "auto", sets: dict | None = None,
-                 max_steps: int | None = None) -> TrainConfig:
-    """The resolved config of a run: profile, then the method's changes, then `--set` values, then `--max-steps`.
+                 max_steps: int | None = None, recompute: bool = False) -> TrainConfig:
+    """The resolved config of a run: profile, then the method's changes, then `--recompute`, then `--set`
+    values, then `--max-steps`.
 
     `sets` maps dotted keys to values (strings are parsed as JSON when they parse, e.g. numbers and
     lists); `max_steps` caps every stage's steps (a quick try of a method through all its stages).
-    Both change the config, so both are in its hash and in the run's manifest.
+    Both change the config, so both are in its hash and in the run's manifest. `recompute` switches on
+    activation checkpointing (`profiles.recompute`), which the hash leaves out.
     """
     cfg = resolve_config(profile, method)
+    if recompute:
+        cfg = profiles.recompute(cfg)
     cfg = set_keys(cfg, {"seed": seed, "device": device})
     if sets:
         cfg = set_keys(cfg, sets, parse=True)

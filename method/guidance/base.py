@@ -76,6 +76,9 @@ class FrozenModelOptions:
     """PyTorch scaled-dot-product attention in the UNets (False: diffusers' plain matmul-softmax attention)."""
     vae_slicing: bool = False
     """Encode the images / frames through the VAE one at a time (lower peak memory, same result)."""
+    vae_gradient_checkpointing: bool = False
+    """Recompute the VAE encoder's blocks in backward (diffusers' gradient checkpointing): the same gradients,
+    about 1/15 of the encoder's activations held (benchmarks/activation_memory.py), one more encoder pass."""
 
 
 def load_attr(spec: str):
@@ -172,11 +175,13 @@ class FrozenPrior(Guidance):
         return place(freeze(module), self.device, self.dtype)
 
     def apply_options(self, unets: list, vae) -> None:
-        """The FrozenModelOptions that act on modules: attention kind and VAE slicing."""
+        """The FrozenModelOptions that act on modules: attention kind, VAE slicing and checkpointing."""
         for unet in unets:
             use_sdpa(unet, self.cfg.frozen.sdpa)
         if self.cfg.frozen.vae_slicing:
             vae.enable_slicing()
+        if self.cfg.frozen.vae_gradient_checkpointing:
+            vae.enable_gradient_checkpointing()
 
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
         """The frozen CLIP text encoder (tokenizer/ + text_encoder/) of the model in `field`."""

@@ -13,11 +13,13 @@ the occupancy grid, which is updated only by an explicit `update(step, ...)`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from method import backends
 from method.cameras import Cameras
@@ -62,6 +64,10 @@ class RenderConfig:
     """With autograd on, at most this many samples per render call carry gradients (passes share it by their
     rays), a random subset drawn from the render's generator (the release's low-VRAM renderer); the others
     are evaluated without a graph. Same image, less memory, a different (sparser) gradient. None: all."""
+    recompute_field: bool = False
+    """With autograd on, keep only each sample's position and time for backward and evaluate the field again
+    there (activation checkpointing): the same gradients, without holding the field's activations
+    (benchmarks/activation_memory.py), for one more field forward per update."""
 
     def __post_init__(self) -> None:
         if self.use_occupancy_grid not in ("auto", True, False):
@@ -94,16 +100,20 @@ def _field(field_fn: FieldFn, x: Tensor, t: Tensor, cfg: RenderConfig,
            generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """field_fn at every sample; with autograd on and more than `cfg.grad_max_samples` samples, only a random
     subset of that many keeps its graph (autograd then saves the field's activations for those only)."""
-    n, cap = x.shape[0], cfg.grad_max_samples
-    if cap is None or n <= cap or not torch.is_grad_enabled():
+    if not torch.is_grad_enabled():
         return field_fn(x, t)
+    # non-reentrant checkpointing works when only the field's parameters (not x, t) need gradients
+    graph_fn = partial(checkpoint, field_fn, use_reentrant=False) if cfg.recompute_field else field_fn
+    n, cap = x.shape[0], cfg.grad_max_samples
+    if cap is None or n <= cap:
+        return graph_fn(x, t)
     # one draw from the run's generator seeds a generator where the samples live: the permutation of
     # millions of samples is then made on the GPU, not on the CPU and copied over
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator,
                              device=generator.device if generator is not None else "cpu"))
     order = torch.randperm(n, generator=torch.Generator(device=x.device).manual_seed(seed), device=x.device)
     keep, rest = order[:cap], order[cap:]
-    sigma_k, rgb_k = field_fn(x[keep], t[keep])
+    sigma_k, rgb_k = graph_fn(x[keep], t[keep])
     with torch.no_grad():
         sigma_r, rgb_r = field_fn(x[rest], t[rest])
     sigma = sigma_k.new_empty(n).index_copy(0, keep, sigma_k.reshape(-1)).index_copy(0, rest, sigma_r.reshape(-1))

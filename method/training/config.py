@@ -278,17 +278,25 @@ HASH_NEUTRAL = {("renderer", "grad_max_samples"): None, ("stages", "*", "grad_ma
                 ("stages", "*", "trainable"): None}
 """Options added after CONFIG_SCHEMA 2, with the value that changes nothing: left out of the hash while they
 hold it, so a run made before the option existed keeps its hash (and resumes). A new option goes here;
-'*' stands for every entry of a list."""
+'*' stands for every entry of a list or every value of a dict."""
+
+EXECUTION_ONLY = (("renderer", "recompute_field"), ("guidance", "*", "frozen", "vae_gradient_checkpointing"))
+"""Options that change how an update is computed, not what it computes (activation checkpointing: the same
+gradients): left out of the hash at any value, so a run can resume with them switched on or off."""
+
+
+_ANY = object()
 
 
 def _drop_neutral(node, path: tuple, neutral) -> None:
+    """Delete the key at `path` where it holds `neutral` (`_ANY`: whatever it holds)."""
     head, *rest = path
     if not rest:
-        if isinstance(node, dict) and head in node and node[head] == neutral:
+        if isinstance(node, dict) and head in node and (neutral is _ANY or node[head] == neutral):
             del node[head]
         return
     if head == "*":
-        children = node if isinstance(node, list) else []
+        children = node if isinstance(node, list) else list(node.values()) if isinstance(node, dict) else []
     else:
         children = [node[head]] if isinstance(node, dict) and head in node else []
     for child in children:
@@ -297,7 +305,7 @@ def _drop_neutral(node, path: tuple, neutral) -> None:
 
 def _hash(d: dict) -> str:
     d = json.loads(json.dumps(d, default=str))  # a deep copy of plain values
-    for path, neutral in HASH_NEUTRAL.items():
+    for path, neutral in [*HASH_NEUTRAL.items(), *((p, _ANY) for p in EXECUTION_ONLY)]:
         _drop_neutral(d, path, neutral)
     d = {"schema": CONFIG_SCHEMA, **d}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

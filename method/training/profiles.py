@@ -93,6 +93,16 @@ def low_vram(base: TrainConfig, profile: str) -> TrainConfig:
     })
 
 
+def recompute(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with activation checkpointing of the field (`renderer.recompute_field`) and of every prior's VAE
+    encoder (`frozen.vae_gradient_checkpointing`): the same gradients, far less held for backward, one more
+    field and encoder forward per update. Execution-only: the config hash does not change."""
+    changes = {"renderer.recompute_field": True}
+    changes.update({f"guidance.{u}.frozen.vae_gradient_checkpointing": True for u, pc in cfg.guidance.items()
+                    if hasattr(pc, "frozen")})  # a prior without a VAE (the oracle) has nothing to recompute
+    return replace(cfg, **changes)
+
+
 def release_lowvram() -> TrainConfig:
     """The release profile with the authors' low-VRAM configs (`low_vram`)."""
     return low_vram(release(), "release-lowvram")

@@ -104,6 +104,9 @@ def generate(
                                   "FILE:dotted.key (e.g. params.yaml:overrides.wo_hybrid, as the pipeline does); "
                                   "--set wins on the same key."),
     max_steps: int = typer.Option(None, "--max-steps", help="Cap every stage at N steps (a quick try of a method)."),
+    recompute: bool = typer.Option(False, "--recompute",
+                                   help="Recompute the field and the VAE encoders in backward (activation "
+                                        "checkpointing): the same gradients, much less GPU memory, slower."),
     stage_cache: Path = typer.Option(None, "--stage-cache",
                                      help="Share identical first stages between methods through this folder."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -119,7 +122,8 @@ def generate(
 
     refuse_a_prompt_file(prompt)
     set_values = {**(read_sets(sets_from) if sets_from else {}), **parse_sets(sets)}
-    cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps)
+    cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
+                       recompute=recompute)
     mode = "auto" if auto_resume else "yes" if resume else "no"
     quiet_libraries()
     manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,

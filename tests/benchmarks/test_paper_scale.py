@@ -103,11 +103,12 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
     out = tmp_path / "ps"
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--repeats", "0", "--budget-s", "20",
                              "--scene", "ball", "--ball-radius", "0.5", "--grad-max-samples", "2000",
-                             "--out", str(out)]) == 0
+                             "--recompute-field", "--vae-checkpointing", "--out", str(out)]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
     assert res["device"].startswith("cpu") and res["size"] == "reduced"
     assert res["options"]["scene"] == "ball" and 0 < res["options"]["occupied_fraction"] < 0.1
     assert res["options"]["grad_max_samples"] == 2000
+    assert res["options"]["recompute_field"] is True and res["options"]["vae_checkpointing"] is True
     assert {u["update"] for u in res["updates"]} == {"3d", "img", "video"}
     assert all(u["s_per_update"] > 0 and u["repeats"] >= 1 for u in res["updates"])
     # the low-VRAM variant's stage-3 updates (dynamic grid only) were measured under it, with its budgets
@@ -126,6 +127,18 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
         assert res["projection"][name]["gpu_hours"] == pytest.approx(paper_scale.project(cfg, cost)["gpu_hours"])
     md = out.with_suffix(".md").read_text()
     assert "cpu" in md and "VID (Zeroscope)" in md
+
+
+def test_memory_flags_reach_every_profiles_config():
+    import argparse
+
+    base = dict(precision="profile", no_sdpa=False, grad_max_samples=None)
+    for flags in (False, True):
+        args = argparse.Namespace(**base, recompute_field=flags, vae_checkpointing=flags)
+        for profile in ("paper", "release-lowvram", "tiny-lowvram"):
+            cfg = paper_scale.train_config(profile, "cpu", args)
+            assert cfg.renderer.recompute_field is flags
+            assert all(g.frozen.vae_gradient_checkpointing is flags for g in cfg.guidance.values())
 
 
 def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):

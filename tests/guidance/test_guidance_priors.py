@@ -186,3 +186,33 @@ def test_memory_options_do_not_change_results(tiny_root, make_rgb):
     la, lb = (v(make_rgb(4, 16, 24), vcams, "a corgi", 0,
                 generator=torch.Generator().manual_seed(1))["loss_sds_video"] for v in video)
     torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("update", ["3d", "img", "video"])
+def test_vae_gradient_checkpointing_gives_the_same_gradients_holding_less(tiny_root, make_rgb, update):
+    """FrozenModelOptions.vae_gradient_checkpointing: the VAE encoder's blocks are recomputed in backward
+    (diffusers' switch, really set); losses and the render's gradient are bit-identical, and the call holds
+    fewer bytes for backward."""
+    from method.backends import saved_for_backward_bytes
+    from method.guidance import MVDreamGuidance, VSDGuidance, ZeroscopeGuidance
+    from method.guidance.tiny import tiny_mvdream_config, tiny_vsd_config, tiny_zeroscope_config
+
+    make_cfg, cls = {"3d": (tiny_mvdream_config, MVDreamGuidance), "img": (tiny_vsd_config, VSDGuidance),
+                     "video": (tiny_zeroscope_config, ZeroscopeGuidance)}[update]
+    cams = {"3d": lambda: sample_multiview_groups(1, generator=torch.Generator().manual_seed(0)),
+            "img": lambda: sample_single_views(1, generator=torch.Generator().manual_seed(0)),
+            "video": lambda: cameras_from_spherical(torch.zeros(4), 0.0, 2.8, 40.0)}[update]()
+    shape = {"3d": (4, 16, 16), "img": (1, 32, 32), "video": (4, 16, 24)}[update]
+    results = []
+    for ckpt in (False, True):
+        prior = cls(make_cfg(frozen=FrozenModelOptions(vae_gradient_checkpointing=ckpt)))
+        assert prior.vae.encoder.gradient_checkpointing is ckpt
+        rgb = make_rgb(*shape)
+        out, saved = saved_for_backward_bytes(prior, rgb, cams, "a corgi", 0,
+                                              generator=torch.Generator().manual_seed(4), stage="stage2")
+        sum(out.values()).backward()
+        results.append((out, rgb.grad, saved))
+    (a, ga, sa), (b, gb, sb) = results
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(ga, gb) and ga.abs().sum() > 0
+    assert sb < sa

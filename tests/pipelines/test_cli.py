@@ -128,6 +128,25 @@ def test_set_and_max_steps_are_recorded_in_the_manifest(tiny_run):
     assert [s["steps"] for s in m["config"]["stages"]] == [2, 2, 2]
 
 
+def test_recompute_trains_the_same_weights_under_the_same_config_hash(tiny_run, tmp_path):
+    """`--recompute` (activation checkpointing of the field and the VAE encoders) is execution-only: the tiny
+    run through all three stages ends with bit-identical weights, and the manifest's hash is the same."""
+    import torch
+
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["generate", "--prompt", "a_panda_dancing", "--max-steps", "2", "--set", "heartbeat_s=0",
+                              "--set", "weights.sds_video=0.2", "--out", str(out), "--no-progress", "--recompute"])
+    assert res.exit_code == 0, res.output
+    plain, lean = (json.loads((d / "manifest.json").read_text()) for d in (tiny_run[0], out))
+    assert lean["config"]["renderer"]["recompute_field"] is True
+    assert all(g["frozen"]["vae_gradient_checkpointing"] for g in lean["config"]["guidance"].values())
+    assert plain["config"]["renderer"]["recompute_field"] is False
+    assert lean["config_hash"] == plain["config_hash"]
+    a, b = (torch.load(d / "ckpt" / "last.pt", map_location="cpu", weights_only=False)["field"]
+            for d in (tiny_run[0], out))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp_path):
     import shutil
 

@@ -227,16 +227,9 @@ def test_volume_renderer_uses_dense_path_on_cpu():
 
 def _saved_bytes(fn) -> tuple[object, int]:
     """fn()'s result and the bytes autograd saved for its backward (the activation memory a render holds)."""
-    total = 0
+    from method.backends import saved_for_backward_bytes
 
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return out, total
+    return saved_for_backward_bytes(fn)
 
 
 def test_gradient_subset_keeps_the_image_and_grads_only_the_subset():
@@ -311,3 +304,42 @@ def test_gradient_budget_is_the_calls_and_chunks_share_it():
                       generator=torch.Generator().manual_seed(5))
         n_passes = 1 if chunk is None else -(-2 * 9 * 11 // chunk)
         assert len(with_grad) == n_passes and sum(with_grad) == cap, (chunk, with_grad)
+
+
+@pytest.mark.parametrize("cap,chunk", [(None, None), (None, 70), (400, None)])
+def test_recomputing_the_field_gives_the_same_render_and_gradients(cap, chunk):
+    """recompute_field (activation checkpointing): bit-identical image and parameter gradients, alone, per chunk
+    and with a gradient budget; what the render keeps for backward shrinks to the samples' inputs."""
+    field = TinyField()
+    cams = cameras_from_spherical(torch.tensor([0.0, 120.0]), 20.0, 2.6, 40.0)
+    times = torch.tensor([0.2, 0.7])
+    calls = []
+
+    def counting(x, t):
+        calls.append(torch.is_grad_enabled())
+        return field(x, t)
+
+    results = []
+    for recompute in (False, True):
+        field.zero_grad()
+        calls.clear()
+        cfg = RenderConfig(num_samples=96, randomized=True, grad_max_samples=cap, train_chunk_rays=chunk,
+                           recompute_field=recompute)
+        out, saved = _saved_bytes(lambda: render_images(counting, lambda d: (d + 1) / 2, cams, times, 9, 11, cfg,
+                                                        generator=torch.Generator().manual_seed(5)))
+        forward_calls = len(calls)
+        (out["rgb"].square().sum() + out["depth"].sum()).backward()
+        results.append((out, [p.grad.clone() for p in field.parameters()], saved, forward_calls, len(calls)))
+    (plain, g_plain, s_plain, f_plain, n_plain), (lean, g_lean, s_lean, f_lean, n_lean) = results
+    for k in plain:
+        assert torch.equal(plain[k], lean[k]), k
+    for a, b in zip(g_plain, g_lean):
+        assert torch.equal(a, b)
+    assert f_lean == f_plain and n_plain == f_plain  # the same forward passes, and backward adds none ...
+    assert n_lean - f_lean == sum(1 for c in calls[:f_lean] if c)  # ... unless recomputing: one per graph pass
+    assert s_lean < (0.75 if cap is None else 1.0) * s_plain  # with a budget, the 400 samples' activations only
+    with torch.no_grad():  # no autograd: nothing to recompute, the field is called plainly
+        calls.clear()
+        render_images(counting, lambda d: (d + 1) / 2, cams, times, 9, 11,
+                      RenderConfig(num_samples=96, recompute_field=True), generator=torch.Generator().manual_seed(5))
+        assert calls == [False]

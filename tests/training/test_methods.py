@@ -91,9 +91,12 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     cfg = build_config("tiny", "4dfy")
     d = cfg.to_dict()
     assert d["renderer"]["grad_max_samples"] is None and ("renderer", "grad_max_samples") in HASH_NEUTRAL
-    old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k != "grad_max_samples"},
+    # the execution-only options (next test) are left out at any value
+    old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k not in ("grad_max_samples", "recompute_field")},
            "stages": [{k: v for k, v in s.items() if k not in ("grad_max_samples", "trainable")}
-                      for s in d["stages"]]}
+                      for s in d["stages"]],
+           "guidance": {u: {**g, "frozen": {k: v for k, v in g["frozen"].items() if k != "vae_gradient_checkpointing"}}
+                        for u, g in d["guidance"].items()}}
     assert all(s["grad_max_samples"] is None and s["trainable"] is None for s in d["stages"])
     old.pop("device")  # config_hash leaves the device out
     # the hash formula of the version before the option, written out here (not the code's _hash)
@@ -107,3 +110,19 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
         assert staged.config_hash() != cfg.config_hash(), key
         assert staged.stage_prefix_hash(2) == cfg.stage_prefix_hash(2), key  # stages 1-2 still shared
     assert dataclasses.replace(cfg, device="cpu").config_hash() == cfg.config_hash()
+
+
+def test_execution_only_options_never_change_the_config_hash():
+    """Activation checkpointing (the field's recompute, the VAE's) computes the same gradients, so a run can
+    resume with it switched on: the hashes stay, while an option next to them in the same dicts still counts."""
+    from pipelines.generate import build_config, parse_sets
+
+    cfg = build_config("tiny", "4dfy")
+    lean = build_config("tiny", "4dfy", sets=parse_sets(
+        ["renderer.recompute_field=true"] + [f"guidance.{u}.frozen.vae_gradient_checkpointing=true"
+                                             for u in ("3d", "img", "video")]))
+    assert lean.renderer.recompute_field and all(g.frozen.vae_gradient_checkpointing for g in lean.guidance.values())
+    assert lean.config_hash() == cfg.config_hash()
+    assert all(lean.stage_prefix_hash(n) == cfg.stage_prefix_hash(n) for n in (1, 2, 3))
+    for key in ("renderer.dense_pruning=true", "guidance.video.frozen.vae_slicing=true"):
+        assert build_config("tiny", "4dfy", sets=parse_sets([key])).config_hash() != cfg.config_hash(), key
