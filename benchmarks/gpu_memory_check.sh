@@ -3,7 +3,8 @@
 # image lacks): paper-scale cost and peak memory on a compact, trained-like scene (`--scene ball`) with
 # the fastest frozen-weight options measured so far (bf16, channels_last).
 #  1. `paper`, `release` and `release-lowvram` with activation checkpointing of the field and the VAE
-#     encoder (`--recompute-field --vae-checkpointing`: the same gradients, so `paper` keeps its quality);
+#     encoder (`--recompute-field --vae-checkpointing`: the same gradients up to float rounding, so `paper`
+#     keeps its training signal);
 #  2. `paper` without them, on the same warm GPU: what the checkpointing saves and what it costs in time.
 # The dense-field figures to compare with are in benchmarks/paper_scale_results_gpu.md. Writes logs and
 # results under $OUT. A second call can add options to both runs, e.g. EXTRA="--grad-max-samples 100000".

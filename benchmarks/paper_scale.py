@@ -16,7 +16,8 @@ renderer figures are an upper bound of a trained scene's (which skips empty spac
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
 --no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile (torch.compile the UNets),
 --grad-max-samples N (the release's gradient-subset renderer), --recompute-field and --vae-checkpointing
-(activation checkpointing of the field and of the VAE encoder: the same gradients), --scene ball (the field's density kept
+(activation checkpointing of the field and of the VAE encoder: what `fourdfy generate --recompute`
+sets), --scene ball (the field's density kept
 to a ball of `--ball-radius` x the box radius, and on CUDA the occupancy grid's cells outside it
 empty: the renderer's cost on a compact, trained-like scene instead of the dense random field's
 upper bound).
@@ -473,10 +474,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="renderer.grad_max_samples for every profile: at most N samples per render carry "
                          "gradients where a stage sets no budget of its own (release-lowvram's stages do)")
     ap.add_argument("--recompute-field", action="store_true",
-                    help="renderer.recompute_field: recompute the field in backward (same gradients, less memory)")
+                    help="renderer.recompute_field: recompute the field in backward, in regions (less memory)")
     ap.add_argument("--vae-checkpointing", action="store_true",
-                    help="frozen.vae_gradient_checkpointing for every prior: recompute the VAE encoder's blocks in "
-                         "backward (same gradients, less memory)")
+                    help="frozen.vae_gradient_checkpointing for every prior: the VAE encoder's blocks recomputed in "
+                         "backward, one image at a time (less memory)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed updates per type after one warm-up (0: a single call, warm-up included)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")

@@ -133,20 +133,30 @@ def package_version(name: str) -> str:
 
 
 def saved_for_backward_bytes(fn, *args, **kwargs):
-    """(fn(*args, **kwargs), bytes of the distinct tensor storages autograd saved for backward during the call).
+    """(fn(*args, **kwargs), bytes of the distinct tensor storages autograd saved for backward during the call
+    and still holds when it returns).
 
-    A device-independent measure of the activation memory an update holds until its backward: tensors
-    saved inside an activation-checkpointed region are not counted, because they are recomputed.
+    A device-independent measure of the activation memory an update holds until its backward: parameters
+    (resident anyway) are not counted, nor are tensors of graphs freed during the call, nor tensors saved
+    inside an activation-checkpointed region (they are recomputed in backward).
     """
+    import weakref
+
     import torch
 
-    storages: dict[tuple, int] = {}
+    saved = []
 
     def pack(t):
-        s = t.untyped_storage()
-        storages[(s.device.type, s.data_ptr())] = s.nbytes()
+        base = t if t._base is None else t._base
+        if not isinstance(base, torch.nn.Parameter):
+            saved.append(weakref.ref(t))
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn(*args, **kwargs)
+    storages: dict[tuple, int] = {}
+    for ref in saved:
+        if (t := ref()) is not None:
+            s = t.untyped_storage()
+            storages[(s.device.type, s.device.index, s.data_ptr())] = s.nbytes()
     return out, sum(storages.values())

@@ -77,8 +77,10 @@ class FrozenModelOptions:
     vae_slicing: bool = False
     """Encode the images / frames through the VAE one at a time (lower peak memory, same result)."""
     vae_gradient_checkpointing: bool = False
-    """Recompute the VAE encoder's blocks in backward (diffusers' gradient checkpointing): the same gradients,
-    about 1/15 of the encoder's activations held (benchmarks/activation_memory.py), one more encoder pass."""
+    """Recompute the VAE encoder's blocks in backward (diffusers' gradient checkpointing), one image at a time
+    (it slices, whatever `vae_slicing` says: a block recomputed for a whole batch would hold nearly what it
+    saved): about 1/14 of the encoder's activations held, one more encoder pass; the same gradients up to
+    float rounding (per-image convolutions; bit-identical for one image). benchmarks/activation_memory.py."""
 
 
 def load_attr(spec: str):
@@ -182,6 +184,7 @@ class FrozenPrior(Guidance):
             vae.enable_slicing()
         if self.cfg.frozen.vae_gradient_checkpointing:
             vae.enable_gradient_checkpointing()
+            vae.enable_slicing()
 
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
         """The frozen CLIP text encoder (tokenizer/ + text_encoder/) of the model in `field`."""

@@ -66,8 +66,12 @@ class RenderConfig:
     are evaluated without a graph. Same image, less memory, a different (sparser) gradient. None: all."""
     recompute_field: bool = False
     """With autograd on, keep only each sample's position and time for backward and evaluate the field again
-    there (activation checkpointing): the same gradients, without holding the field's activations
-    (benchmarks/activation_memory.py), for one more field forward per update."""
+    there, `recompute_chunk` samples at a time (activation checkpointing): the same gradients, without holding
+    the field's activations (benchmarks/activation_memory.py), for one more field forward per update."""
+    recompute_chunk: int = 262_144
+    """Samples per recomputed region: backward re-evaluates at most this many at once, which bounds the
+    recompute's own peak. A render with more samples than this sums its parameter gradients region by region:
+    equal to a plain render's up to float summation order (bit-identical with one region)."""
 
     def __post_init__(self) -> None:
         if self.use_occupancy_grid not in ("auto", True, False):
@@ -76,6 +80,8 @@ class RenderConfig:
             raise ValueError("num_samples must be >= 1 and box_radius > 0")
         if self.grad_max_samples is not None and self.grad_max_samples < 1:
             raise ValueError(f"grad_max_samples must be >= 1 or None, got {self.grad_max_samples}")
+        if self.recompute_chunk < 1:
+            raise ValueError(f"recompute_chunk must be >= 1, got {self.recompute_chunk}")
 
     @property
     def step_size(self) -> float:
@@ -96,14 +102,24 @@ def wants_occupancy_grid(cfg: RenderConfig, device: torch.device | str) -> bool:
 
 # --- foreground -----------------------------------------------------------------------------------
 
+def _recomputed(field_fn: FieldFn, chunk: int, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """field_fn(x, t) with activation checkpointing, one region per `chunk` samples: only x and t are kept,
+    and backward evaluates the regions again one after the other (so at most `chunk` samples' activations
+    exist at once). The non-reentrant form, which needs no input to require gradients."""
+    if x.shape[0] <= chunk:
+        return checkpoint(field_fn, x, t, use_reentrant=False)
+    parts = [checkpoint(field_fn, x[i:i + chunk], t[i:i + chunk], use_reentrant=False)
+             for i in range(0, x.shape[0], chunk)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 def _field(field_fn: FieldFn, x: Tensor, t: Tensor, cfg: RenderConfig,
            generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
     """field_fn at every sample; with autograd on and more than `cfg.grad_max_samples` samples, only a random
     subset of that many keeps its graph (autograd then saves the field's activations for those only)."""
     if not torch.is_grad_enabled():
         return field_fn(x, t)
-    # non-reentrant checkpointing works when only the field's parameters (not x, t) need gradients
-    graph_fn = partial(checkpoint, field_fn, use_reentrant=False) if cfg.recompute_field else field_fn
+    graph_fn = partial(_recomputed, field_fn, cfg.recompute_chunk) if cfg.recompute_field else field_fn
     n, cap = x.shape[0], cfg.grad_max_samples
     if cap is None or n <= cap:
         return graph_fn(x, t)

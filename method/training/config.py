@@ -259,7 +259,8 @@ class TrainConfig:
         """Hash of what determines the state after the first `n_stages` stages (for sharing them between methods).
 
         Everything but the later stages, the method's name and the output cadence (previews, logs) counts:
-        two configs with equal prefix hashes train bit-identical weights through those stages.
+        two configs with equal prefix hashes train bit-identical weights through those stages on the same
+        device with the same EXECUTION_ONLY options (which, like the device, only change float rounding).
         """
         d = self.to_dict()
         d["stages"] = d["stages"][:n_stages]
@@ -280,12 +281,34 @@ HASH_NEUTRAL = {("renderer", "grad_max_samples"): None, ("stages", "*", "grad_ma
 hold it, so a run made before the option existed keeps its hash (and resumes). A new option goes here;
 '*' stands for every entry of a list or every value of a dict."""
 
-EXECUTION_ONLY = (("renderer", "recompute_field"), ("guidance", "*", "frozen", "vae_gradient_checkpointing"))
-"""Options that change how an update is computed, not what it computes (activation checkpointing: the same
-gradients): left out of the hash at any value, so a run can resume with them switched on or off."""
 
+EXECUTION_ONLY = (("renderer", "recompute_field"), ("renderer", "recompute_chunk"),
+                  ("guidance", "*", "frozen", "vae_gradient_checkpointing"))
+"""Options that change how an update is computed, not what it computes (activation checkpointing), left out
+of the hash at any value like the device: a run can resume with them switched. Like the device, they may
+change float rounding (the field's regions, the VAE's per-image encoding), so a run resumed with them
+switched continues the same config, not bit-identically."""
 
 _ANY = object()
+
+
+def execution_options(d: dict) -> dict:
+    """The EXECUTION_ONLY values of a config dict (`TrainConfig.to_dict()`), by dotted key."""
+    found = {}
+
+    def walk(node, path: tuple, prefix: str) -> None:
+        head, *rest = path
+        items = node.items() if head == "*" and isinstance(node, dict) else \
+            [(head, node[head])] if isinstance(node, dict) and head in node else []
+        for key, child in items:
+            if rest:
+                walk(child, tuple(rest), f"{prefix}{key}.")
+            else:
+                found[f"{prefix}{key}"] = child
+
+    for path in EXECUTION_ONLY:
+        walk(d, path, "")
+    return found
 
 
 def _drop_neutral(node, path: tuple, neutral) -> None:

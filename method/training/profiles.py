@@ -94,12 +94,15 @@ def low_vram(base: TrainConfig, profile: str) -> TrainConfig:
 
 
 def recompute(cfg: TrainConfig) -> TrainConfig:
-    """`cfg` with activation checkpointing of the field (`renderer.recompute_field`) and of every prior's VAE
-    encoder (`frozen.vae_gradient_checkpointing`): the same gradients, far less held for backward, one more
-    field and encoder forward per update. Execution-only: the config hash does not change."""
+    """`cfg` with activation checkpointing of the field (`renderer.recompute_field`, in regions of
+    `recompute_chunk` samples) and of every prior's VAE encoder (`frozen.vae_gradient_checkpointing`, one
+    image at a time): far less memory, one more field and encoder forward per update, the same gradients up
+    to float rounding. Execution-only, like the device: the config hash does not change."""
     changes = {"renderer.recompute_field": True}
-    changes.update({f"guidance.{u}.frozen.vae_gradient_checkpointing": True for u, pc in cfg.guidance.items()
-                    if hasattr(pc, "frozen")})  # a prior without a VAE (the oracle) has nothing to recompute
+    # a prior without the option (the oracle, a plug-in without a VAE) has nothing to recompute
+    for u, pc in cfg.guidance.items():
+        if hasattr(getattr(pc, "frozen", None), "vae_gradient_checkpointing"):
+            changes[f"guidance.{u}.frozen.vae_gradient_checkpointing"] = True
     return replace(cfg, **changes)
 
 

@@ -106,7 +106,8 @@ def generate(
     max_steps: int = typer.Option(None, "--max-steps", help="Cap every stage at N steps (a quick try of a method)."),
     recompute: bool = typer.Option(False, "--recompute",
                                    help="Recompute the field and the VAE encoders in backward (activation "
-                                        "checkpointing): the same gradients, much less GPU memory, slower."),
+                                        "checkpointing): the same gradients up to float rounding, less GPU memory, "
+                                        "slower (docs/performance.md)."),
     stage_cache: Path = typer.Option(None, "--stage-cache",
                                      help="Share identical first stages between methods through this folder."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),

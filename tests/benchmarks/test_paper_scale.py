@@ -132,6 +132,8 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
 def test_memory_flags_reach_every_profiles_config():
     import argparse
 
+    from method.training import profiles
+
     base = dict(precision="profile", no_sdpa=False, grad_max_samples=None)
     for flags in (False, True):
         args = argparse.Namespace(**base, recompute_field=flags, vae_checkpointing=flags)
@@ -139,6 +141,8 @@ def test_memory_flags_reach_every_profiles_config():
             cfg = paper_scale.train_config(profile, "cpu", args)
             assert cfg.renderer.recompute_field is flags
             assert all(g.frozen.vae_gradient_checkpointing is flags for g in cfg.guidance.values())
+            # with both flags, everything `fourdfy generate --recompute` sets is set already
+            assert (profiles.recompute(cfg) == cfg) is flags
 
 
 def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):

@@ -191,7 +191,8 @@ def test_memory_options_do_not_change_results(tiny_root, make_rgb):
 @pytest.mark.parametrize("update", ["3d", "img", "video"])
 def test_vae_gradient_checkpointing_gives_the_same_gradients_holding_less(tiny_root, make_rgb, update):
     """FrozenModelOptions.vae_gradient_checkpointing: the VAE encoder's blocks are recomputed in backward
-    (diffusers' switch, really set); losses and the render's gradient are bit-identical, and the call holds
+    (diffusers' switch, really set), one image at a time; losses and the render's gradient equal the plain
+    batched encoding's (bit-identical for VSD's single view, up to rounding for batches), and the call holds
     fewer bytes for backward."""
     from method.backends import saved_for_backward_bytes
     from method.guidance import MVDreamGuidance, VSDGuidance, ZeroscopeGuidance
@@ -206,13 +207,16 @@ def test_vae_gradient_checkpointing_gives_the_same_gradients_holding_less(tiny_r
     results = []
     for ckpt in (False, True):
         prior = cls(make_cfg(frozen=FrozenModelOptions(vae_gradient_checkpointing=ckpt)))
-        assert prior.vae.encoder.gradient_checkpointing is ckpt
+        assert prior.vae.encoder.gradient_checkpointing is ckpt and prior.vae.use_slicing is ckpt
         rgb = make_rgb(*shape)
         out, saved = saved_for_backward_bytes(prior, rgb, cams, "a corgi", 0,
                                               generator=torch.Generator().manual_seed(4), stage="stage2")
         sum(out.values()).backward()
         results.append((out, rgb.grad, saved))
     (a, ga, sa), (b, gb, sb) = results
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert torch.equal(ga, gb) and ga.abs().sum() > 0
-    assert sb < sa
+    if shape[0] == 1:
+        assert all(torch.equal(a[k], b[k]) for k in a) and torch.equal(ga, gb)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gb, ga, rtol=1e-4, atol=1e-5 * float(ga.abs().max()))
+    assert ga.abs().sum() > 0 and sb < sa

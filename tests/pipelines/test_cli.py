@@ -128,23 +128,55 @@ def test_set_and_max_steps_are_recorded_in_the_manifest(tiny_run):
     assert [s["steps"] for s in m["config"]["stages"]] == [2, 2, 2]
 
 
-def test_recompute_trains_the_same_weights_under_the_same_config_hash(tiny_run, tmp_path):
-    """`--recompute` (activation checkpointing of the field and the VAE encoders) is execution-only: the tiny
-    run through all three stages ends with bit-identical weights, and the manifest's hash is the same."""
+def test_recompute_is_execution_only_and_the_field_in_one_region_is_exact(tiny_run, tmp_path, monkeypatch):
+    """The field recomputed in one region: the tiny run through all three stages really recomputes it and
+    ends with bit-identical weights. `--recompute` recomputes the VAE encoders as well, under the same config
+    hash, and a run stopped without it resumes with it."""
     import torch
+    import torch.utils.checkpoint as tuc
 
-    out = tmp_path / "run"
-    res = runner.invoke(app, ["generate", "--prompt", "a_panda_dancing", "--max-steps", "2", "--set", "heartbeat_s=0",
-                              "--set", "weights.sds_video=0.2", "--out", str(out), "--no-progress", "--recompute"])
+    import method.render.renderer as renderer
+
+    regions = []
+    plain_checkpoint = tuc.checkpoint
+
+    def counting(fn, *args, **kwargs):
+        regions.append(type(getattr(fn, "__self__", fn)).__name__)  # a VAE block's bound __call__, or the field
+        return plain_checkpoint(fn, *args, **kwargs)
+
+    monkeypatch.setattr(tuc, "checkpoint", counting)  # what diffusers' checkpointing calls
+    monkeypatch.setattr(renderer, "checkpoint", counting)
+    args = ["generate", "--prompt", "a_panda_dancing", "--max-steps", "2", "--set", "heartbeat_s=0",
+            "--set", "weights.sds_video=0.2", "--no-progress"]
+    exact = ["--set", "renderer.recompute_field=true", "--set", "renderer.recompute_chunk=1000000000"]
+    res = runner.invoke(app, [*args, *exact, "--out", str(tmp_path / "exact")])
     assert res.exit_code == 0, res.output
-    plain, lean = (json.loads((d / "manifest.json").read_text()) for d in (tiny_run[0], out))
+    assert set(regions) == {"function"} and len(regions) >= 6  # the field, in each of the 6 training renders
+    plain, lean = (json.loads((d / "manifest.json").read_text()) for d in (tiny_run[0], tmp_path / "exact"))
     assert lean["config"]["renderer"]["recompute_field"] is True
-    assert all(g["frozen"]["vae_gradient_checkpointing"] for g in lean["config"]["guidance"].values())
     assert plain["config"]["renderer"]["recompute_field"] is False
     assert lean["config_hash"] == plain["config_hash"]
     a, b = (torch.load(d / "ckpt" / "last.pt", map_location="cpu", weights_only=False)["field"]
-            for d in (tiny_run[0], out))
+            for d in (tiny_run[0], tmp_path / "exact"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # stopped after stage 2 without the option (its last checkpoint), resumed with --recompute
+    out = tmp_path / "lean"
+    (out / "ckpt").mkdir(parents=True)
+    stage2 = torch.load(tiny_run[0] / "ckpt" / "stage2.pt", map_location="cpu", weights_only=False)
+    torch.save(stage2, out / "ckpt" / "last.pt")
+    regions.clear()
+    res = runner.invoke(app, [*args, "--recompute", "--resume", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config_hash"] == plain["config_hash"]
+    assert all(g["frozen"]["vae_gradient_checkpointing"] for g in m["config"]["guidance"].values())
+    # the manifest says the resume switched them (the config shows only the last values)
+    assert m["resumes"][-1]["execution_changed"] == {
+        "renderer.recompute_field": [False, True],
+        **{f"guidance.{u}.frozen.vae_gradient_checkpointing": [False, True] for u in ("3d", "img", "video")}}
+    assert regions.count("function") >= 2  # stage 3's two renders
+    assert any(name.endswith(("DownBlock2D", "UNetMidBlock2D")) for name in regions), set(regions)
 
 
 def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp_path):

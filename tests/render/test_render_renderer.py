@@ -308,8 +308,9 @@ def test_gradient_budget_is_the_calls_and_chunks_share_it():
 
 @pytest.mark.parametrize("cap,chunk", [(None, None), (None, 70), (400, None)])
 def test_recomputing_the_field_gives_the_same_render_and_gradients(cap, chunk):
-    """recompute_field (activation checkpointing): bit-identical image and parameter gradients, alone, per chunk
-    and with a gradient budget; what the render keeps for backward shrinks to the samples' inputs."""
+    """recompute_field (activation checkpointing) in one region: bit-identical image and parameter gradients,
+    alone, per ray chunk and with a gradient budget; what the render keeps for backward shrinks to the
+    samples' inputs."""
     field = TinyField()
     cams = cameras_from_spherical(torch.tensor([0.0, 120.0]), 20.0, 2.6, 40.0)
     times = torch.tensor([0.2, 0.7])
@@ -343,3 +344,38 @@ def test_recomputing_the_field_gives_the_same_render_and_gradients(cap, chunk):
         render_images(counting, lambda d: (d + 1) / 2, cams, times, 9, 11,
                       RenderConfig(num_samples=96, recompute_field=True), generator=torch.Generator().manual_seed(5))
         assert calls == [False]
+
+
+def test_recompute_regions_bound_what_backward_evaluates_at_once():
+    """recompute_chunk: backward re-evaluates the field at most that many samples at a time (what bounds the
+    recompute's peak), and the result equals the plain render's up to float summation order."""
+    field = TinyField()
+    cams = cameras_from_spherical(torch.tensor([0.0, 120.0]), 20.0, 2.6, 40.0)
+    times = torch.tensor([0.2, 0.7])
+    sizes = []
+
+    def counting(x, t):
+        sizes.append((torch.is_grad_enabled(), len(x)))
+        return field(x, t)
+
+    results = []
+    for recompute in (False, True):
+        field.zero_grad()
+        sizes.clear()
+        cfg = RenderConfig(num_samples=96, recompute_field=recompute, recompute_chunk=1000)
+        out = render_images(counting, lambda d: (d + 1) / 2, cams, times, 9, 11, cfg,
+                            generator=torch.Generator().manual_seed(5))
+        n_forward = len(sizes)
+        (out["rgb"].square().sum() + out["depth"].sum()).backward()
+        results.append((out, [p.grad.clone() for p in field.parameters()], sizes[:n_forward], sizes[n_forward:]))
+    (plain, g_plain, fwd_plain, _), (lean, g_lean, fwd_lean, recomputed) = results
+    total = sum(n for _, n in fwd_plain)
+    assert len(fwd_plain) == 1 and total > 4 * 1000  # several regions
+    assert [n for _, n in fwd_lean] == [min(1000, total - i) for i in range(0, total, 1000)]
+    assert sorted(n for _, n in recomputed) == sorted(n for _, n in fwd_lean) and all(g for g, _ in recomputed)
+    for k in plain:
+        torch.testing.assert_close(lean[k], plain[k], rtol=0, atol=1e-6)
+    for a, b in zip(g_lean, g_plain):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * float(b.abs().max()))
+    with pytest.raises(ValueError, match="recompute_chunk"):
+        RenderConfig(recompute_chunk=0)

@@ -92,7 +92,7 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     d = cfg.to_dict()
     assert d["renderer"]["grad_max_samples"] is None and ("renderer", "grad_max_samples") in HASH_NEUTRAL
     # the execution-only options (next test) are left out at any value
-    old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k not in ("grad_max_samples", "recompute_field")},
+    old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k not in ("grad_max_samples", "recompute_field", "recompute_chunk")},
            "stages": [{k: v for k, v in s.items() if k not in ("grad_max_samples", "trainable")}
                       for s in d["stages"]],
            "guidance": {u: {**g, "frozen": {k: v for k, v in g["frozen"].items() if k != "vae_gradient_checkpointing"}}
@@ -113,15 +113,17 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
 
 
 def test_execution_only_options_never_change_the_config_hash():
-    """Activation checkpointing (the field's recompute, the VAE's) computes the same gradients, so a run can
-    resume with it switched on: the hashes stay, while an option next to them in the same dicts still counts."""
+    """Activation checkpointing (the field's recompute, the VAE's) changes how an update is computed, like the
+    device: the hashes stay at any value, so a run can resume with it switched; an option next to them in the
+    same dicts still counts."""
+    from method.training import profiles
     from pipelines.generate import build_config, parse_sets
 
     cfg = build_config("tiny", "4dfy")
-    lean = build_config("tiny", "4dfy", sets=parse_sets(
-        ["renderer.recompute_field=true"] + [f"guidance.{u}.frozen.vae_gradient_checkpointing=true"
-                                             for u in ("3d", "img", "video")]))
-    assert lean.renderer.recompute_field and all(g.frozen.vae_gradient_checkpointing for g in lean.guidance.values())
+    lean = build_config("tiny", "4dfy", sets=parse_sets(["renderer.recompute_chunk=1000"]), recompute=True)
+    assert lean.renderer.recompute_field and lean.renderer.recompute_chunk == 1000
+    assert all(g.frozen.vae_gradient_checkpointing for g in lean.guidance.values())
+    assert profiles.recompute(cfg) != cfg
     assert lean.config_hash() == cfg.config_hash()
     assert all(lean.stage_prefix_hash(n) == cfg.stage_prefix_hash(n) for n in (1, 2, 3))
     for key in ("renderer.dense_pruning=true", "guidance.video.frozen.vae_slicing=true"):
