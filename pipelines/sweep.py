@@ -105,6 +105,8 @@ class SweepSpec:
     """Per method, dotted keys -> values (params.yaml `overrides:`, as the DVC stages apply them); `sets` wins."""
     max_steps: int | None = None
     """Cap every stage at this many steps (quick tries); None: the profile's steps."""
+    recompute: bool = False
+    """Activation checkpointing in every run (`fourdfy generate --recompute`): less GPU memory, slower."""
 
     def sets_for(self, method: str) -> dict:
         """The `--set` values of one method's runs: its params.yaml overrides, then the sweep's own."""
@@ -156,7 +158,7 @@ class GenerateJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict:
         s = self.spec
         cfg = build_config(s.profile, self.method, seed=s.seed, device=s.device, sets=s.sets_for(self.method),
-                           max_steps=s.max_steps)
+                           max_steps=s.max_steps, recompute=s.recompute)
         if cfg.config_hash() != self.config_hash:
             raise RuntimeError(f"method {self.method!r} resolves to config {cfg.config_hash()} on this node but to "
                                f"{self.config_hash} where the sweep was planned; install the same versions of "
@@ -227,7 +229,7 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
             raise ValueError(f"method {name!r} has no trainer (videos only): bring its videos in with "
                              "`fourdfy import-videos` and leave it out of the sweep")
     configs = {m: build_config(spec.profile, m, seed=spec.seed, device=spec.device, sets=spec.sets_for(m),
-                               max_steps=spec.max_steps) for m in spec.methods}
+                               max_steps=spec.max_steps, recompute=spec.recompute) for m in spec.methods}
     texts = {}
     for p in spec.prompts:
         text = resolve_prompt(p)
@@ -402,7 +404,7 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
         raise
     summary = {
         "profile": spec.profile, "seed": spec.seed, "executor": ex.kind, "set": dict(spec.sets),
-        "max_steps": spec.max_steps,
+        "max_steps": spec.max_steps, "recompute": spec.recompute,
         "jobs": [{"name": j.name, "method": j.method, "prompt": j.slug, "run": f"{j.method}/{j.slug}",
                   "after": j.after, "config_hash": j.config_hash, "log": f"{SWEEP_DIR}/{j.name}.out",
                   **{k: v for k, v in results[j.name].items() if k != "seconds"}} for j in jobs],

@@ -21,6 +21,8 @@ def sweep(
     seed: int = typer.Option(None, "--seed", help="Seed of every run (default: --params' or 0)."),
     sets: list[str] = typer.Option([], "--set", help="Change a config field of every run: KEY=VALUE (repeatable)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Cap every stage at N steps (a quick try)."),
+    recompute: bool = typer.Option(False, "--recompute", help="Activation checkpointing in every run, as "
+                                   "`fourdfy generate --recompute`: less GPU memory, slower."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     parallel: int = typer.Option(1, "--array-parallelism", "--parallel",
                                  help="At most K jobs submitted and not yet ended at once."),
@@ -66,7 +68,7 @@ def sweep(
         extra[key.strip()] = value
     spec = SweepSpec(methods=tuple(expand_methods(method_list)), prompts=tuple(prompt_list), profile=profile,
                      runs=runs, seed=seed, device=device, sets=parse_sets(sets), max_steps=max_steps,
-                     method_sets=method_sets)
+                     method_sets=method_sets, recompute=recompute)
     ex = ExecutorSpec(kind=executor, parallel=parallel, timeout_min=timeout_min,
                       gpus=(1 if executor == "slurm" else 0) if gpus is None else gpus, partition=partition,
                       cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)

@@ -386,3 +386,25 @@ def test_a_preemption_that_a_library_turns_into_an_error_still_requeues(monkeypa
     monkeypatch.setattr(sweep_module, "generate", failing)
     with pytest.raises(OSError, match="a real failure"):  # without a pre-emption: an ordinary failure
         fresh()
+
+
+def test_recompute_reaches_every_jobs_config(monkeypatch, tmp_path):
+    """`fourdfy sweep --recompute`: each job trains with activation checkpointing (its config says so), under the
+    config hash the plan resolved (the options are execution-only)."""
+    import pipelines.sweep as sweep_module
+    from pipelines.sweep import GenerateJob
+
+    spec = SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=tmp_path / "runs", max_steps=1, recompute=True)
+    job_plan = plan(spec)[0]
+    assert job_plan.config_hash == plan(SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=tmp_path / "runs",
+                                                  max_steps=1))[0].config_hash
+    seen = []
+
+    def fake_generate(cfg, *args, **kwargs):
+        seen.append(cfg)
+        return {"config_hash": cfg.config_hash(), "timings_s": {}}
+
+    monkeypatch.setattr(sweep_module, "generate", fake_generate)
+    GenerateJob(spec, "4dfy", job_plan.prompt, tmp_path / "run", tmp_path / "cache", job_plan.config_hash)()
+    assert len(seen) == 1 and seen[0].renderer.recompute_field
+    assert all(g.frozen.vae_gradient_checkpointing for g in seen[0].guidance.values())
