@@ -14,11 +14,12 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .
 export PYTHONPATH=/tmp/site:$PWD MAX_JOBS=16 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.log" 2>&1
 # nerfacc builds its CUDA kernels on first use (JIT, ~1 min); once, up front
-( time timeout 240 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
+( time timeout 150 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
   > "$OUT/nerfacc_build.log" 2>&1
 common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels-last)
-timeout 300 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 200 --recompute-field --vae-checkpointing \
+# worst case 150 + 250 + 150 s, under the device tool's 600 s per command
+timeout 250 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 170 --recompute-field --vae-checkpointing \
   ${EXTRA:-} --out "$OUT/paper_scale_ball_lean" > "$OUT/paper_scale_ball_lean.log" 2>&1
-timeout 170 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 100 --profiles paper \
+timeout 150 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 80 --profiles paper \
   ${EXTRA:-} --out "$OUT/paper_scale_ball_plain" > "$OUT/paper_scale_ball_plain.log" 2>&1
 tail -n 30 "$OUT"/*.log

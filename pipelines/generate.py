@@ -28,7 +28,7 @@ from method.backends import resolve_device
 from method.configs import ConfigKeyError, set_keys
 from method.training import checkpoint as ckpt
 from method.training import profiles
-from method.training.config import TrainConfig
+from method.training.config import TrainConfig, execution_options
 from prompts import resolve_prompt
 
 PIPELINE_MARKER = ".pipeline-run"
@@ -149,7 +149,8 @@ def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, lim
         parts.append(f"prompt {saved.get('prompt')!r} there, {prompt!r} here")
     if isinstance(saved.get("config"), dict):
         there, here = _flat(saved["config"]), _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
-        keys = [k for k in sorted(set(there) | set(here)) if k != "device" and there.get(k) != here.get(k)]
+        ignored = {"device", *execution_options(saved["config"]), *execution_options(cfg.to_dict())}  # not hashed
+        keys = [k for k in sorted(set(there) | set(here)) if k not in ignored and there.get(k) != here.get(k)]
         parts += [f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in keys[:limit]]
         if len(keys) > limit:
             parts.append(f"and {len(keys) - limit} more setting(s)")

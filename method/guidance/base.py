@@ -75,7 +75,8 @@ class FrozenModelOptions:
     sdpa: bool = True
     """PyTorch scaled-dot-product attention in the UNets (False: diffusers' plain matmul-softmax attention)."""
     vae_slicing: bool = False
-    """Encode the images / frames through the VAE one at a time (lower peak memory, same result)."""
+    """Encode the images / frames through the VAE one at a time (lower peak memory; the same result up to float
+    rounding, since convolutions round differently per batch size)."""
     vae_gradient_checkpointing: bool = False
     """Recompute the VAE encoder's blocks in backward (diffusers' gradient checkpointing), one image at a time
     (it slices, whatever `vae_slicing` says: a block recomputed for a whole batch would hold nearly what it

@@ -110,7 +110,7 @@ def _recomputed(field_fn: FieldFn, chunk: int, x: Tensor, t: Tensor) -> tuple[Te
         return checkpoint(field_fn, x, t, use_reentrant=False)
     parts = [checkpoint(field_fn, x[i:i + chunk], t[i:i + chunk], use_reentrant=False)
              for i in range(0, x.shape[0], chunk)]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return tuple(torch.cat(outputs) for outputs in zip(*parts))
 
 
 def _field(field_fn: FieldFn, x: Tensor, t: Tensor, cfg: RenderConfig,

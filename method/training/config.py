@@ -260,13 +260,19 @@ class TrainConfig:
 
         Everything but the later stages, the method's name and the output cadence (previews, logs) counts:
         two configs with equal prefix hashes train bit-identical weights through those stages on the same
-        device with the same EXECUTION_ONLY options (which, like the device, only change float rounding).
+        device. EXECUTION_ONLY options count where they are set (they change float rounding), so a config
+        without them keeps the hash it always had.
         """
         d = self.to_dict()
         d["stages"] = d["stages"][:n_stages]
         for key in ("method", "device", "preview_every", "log_every", "heartbeat_s", "preview_frames"):
             d.pop(key, None)
-        return _hash(d)
+        digest = _hash(d)
+        execution = execution_options(d, set_only=True)
+        if execution:
+            text = digest + json.dumps(execution, sort_keys=True, default=str)
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return digest
 
     def config_hash(self) -> str:
         """Hash of the resolved config, device excluded (it does not change what is trained)."""
@@ -282,33 +288,47 @@ hold it, so a run made before the option existed keeps its hash (and resumes). A
 '*' stands for every entry of a list or every value of a dict."""
 
 
-EXECUTION_ONLY = (("renderer", "recompute_field"), ("renderer", "recompute_chunk"),
-                  ("guidance", "*", "frozen", "vae_gradient_checkpointing"))
-"""Options that change how an update is computed, not what it computes (activation checkpointing), left out
-of the hash at any value like the device: a run can resume with them switched. Like the device, they may
-change float rounding (the field's regions, the VAE's per-image encoding), so a run resumed with them
-switched continues the same config, not bit-identically."""
+EXECUTION_ONLY = {("renderer", "recompute_field"): False, ("renderer", "recompute_chunk"): 262_144,
+                  ("guidance", "*", "frozen", "vae_gradient_checkpointing"): False}
+"""Options that change how an update is computed, not what it computes (activation checkpointing), with their
+defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
+continues the same config, though not bit-identically (they change float rounding: the field's regions, the
+VAE's per-image encoding). `stage_prefix_hash` keeps the ones that are set, so stages are only shared between
+runs that compute them alike. '*' stands for every value of a dict."""
 
 _ANY = object()
 
 
-def execution_options(d: dict) -> dict:
-    """The EXECUTION_ONLY values of a config dict (`TrainConfig.to_dict()`), by dotted key."""
-    found = {}
+def _execution_items(d: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, value, default) of every EXECUTION_ONLY option present in a config dict."""
+    found = []
 
-    def walk(node, path: tuple, prefix: str) -> None:
+    def walk(node, path: tuple, prefix: str, default) -> None:
         head, *rest = path
         items = node.items() if head == "*" and isinstance(node, dict) else \
             [(head, node[head])] if isinstance(node, dict) and head in node else []
         for key, child in items:
             if rest:
-                walk(child, tuple(rest), f"{prefix}{key}.")
+                walk(child, tuple(rest), f"{prefix}{key}.", default)
             else:
-                found[f"{prefix}{key}"] = child
+                found.append((f"{prefix}{key}", child, default))
 
-    for path in EXECUTION_ONLY:
-        walk(d, path, "")
+    for path, default in EXECUTION_ONLY.items():
+        walk(d, path, "", default)
     return found
+
+
+def execution_options(d: dict, set_only: bool = False) -> dict:
+    """The EXECUTION_ONLY values of a config dict (`TrainConfig.to_dict()`) by dotted key (`set_only`: only
+    those that differ from their defaults)."""
+    return {k: v for k, v, default in _execution_items(d) if not set_only or v != default}
+
+
+def execution_changes(there: dict, here: dict) -> dict:
+    """{dotted key: [value there, value here]} of the EXECUTION_ONLY options that differ between two config
+    dicts; an option missing there (a config saved before it existed) held its default."""
+    old = execution_options(there)
+    return {k: [old.get(k, default), v] for k, v, default in _execution_items(here) if old.get(k, default) != v}
 
 
 def _drop_neutral(node, path: tuple, neutral) -> None:

@@ -24,7 +24,7 @@ from method.guidance.loading import GuidanceError
 from method.render import VolumeRenderer
 
 from . import checkpoint as ckpt
-from .config import TrainConfig, execution_options
+from .config import TrainConfig, execution_changes
 from .draw import draw_update
 from .outputs import peak_memory_mb, write_manifest, write_preview, write_preview_video
 from .progress import Progress
@@ -214,8 +214,7 @@ class Trainer:
         s = data["state"]
         entry = {"stage_index": s["stage_index"], "step": s["step"], "from": path.name}
         if isinstance(data.get("config"), dict):  # the hash leaves these out: say when a resume switched them
-            there, here = execution_options(data["config"]), execution_options(self.cfg.to_dict())
-            changed = {k: [there.get(k), v] for k, v in here.items() if there.get(k) != v}
+            changed = execution_changes(data["config"], self.cfg.to_dict())
             if changed:
                 entry["execution_changed"] = changed
         self.resumes = list(data.get("resumes", [])) + [entry]

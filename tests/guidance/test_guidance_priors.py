@@ -219,4 +219,4 @@ def test_vae_gradient_checkpointing_gives_the_same_gradients_holding_less(tiny_r
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gb, ga, rtol=1e-4, atol=1e-5 * float(ga.abs().max()))
-    assert ga.abs().sum() > 0 and sb < sa
+    assert ga.abs().sum() > 0 and sb < 0.8 * sa, (sb, sa)

@@ -408,3 +408,16 @@ def test_recompute_reaches_every_jobs_config(monkeypatch, tmp_path):
     GenerateJob(spec, "4dfy", job_plan.prompt, tmp_path / "run", tmp_path / "cache", job_plan.config_hash)()
     assert len(seen) == 1 and seen[0].renderer.recompute_field
     assert all(g.frozen.vae_gradient_checkpointing for g in seen[0].guidance.values())
+
+
+def test_stages_are_shared_only_between_runs_that_compute_them_alike():
+    """4dfy and wo_hybrid share stages 1-2; with --recompute on one of them only (per-method overrides) they
+    share none, so a run's result never depends on which one finished first."""
+    from method.training import profiles
+    from pipelines.generate import build_config
+    from pipelines.sweep import _shared_depth
+
+    a, b = build_config("tiny", "4dfy"), build_config("tiny", "wo_hybrid")
+    assert _shared_depth(a, b) == 2
+    assert _shared_depth(profiles.recompute(a), b) == 0 == _shared_depth(a, profiles.recompute(b))
+    assert _shared_depth(profiles.recompute(a), profiles.recompute(b)) == 2

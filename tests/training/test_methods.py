@@ -125,6 +125,32 @@ def test_execution_only_options_never_change_the_config_hash():
     assert all(g.frozen.vae_gradient_checkpointing for g in lean.guidance.values())
     assert profiles.recompute(cfg) != cfg
     assert lean.config_hash() == cfg.config_hash()
-    assert all(lean.stage_prefix_hash(n) == cfg.stage_prefix_hash(n) for n in (1, 2, 3))
+    # stages are shared only between runs that compute them alike; a plain config keeps its prefix hashes
+    assert all(lean.stage_prefix_hash(n) != cfg.stage_prefix_hash(n) for n in (1, 2, 3))
+    sharing = build_config("tiny", "wo_hybrid", recompute=True)
+    assert sharing.stage_prefix_hash(2) == profiles.recompute(build_config("tiny", "4dfy")).stage_prefix_hash(2)
+    assert build_config("tiny", "wo_hybrid").stage_prefix_hash(2) == cfg.stage_prefix_hash(2)
     for key in ("renderer.dense_pruning=true", "guidance.video.frozen.vae_slicing=true"):
         assert build_config("tiny", "4dfy", sets=parse_sets([key])).config_hash() != cfg.config_hash(), key
+
+
+def test_execution_changes_name_what_a_resume_switched_and_nothing_else():
+    """A checkpoint saved before the options existed has none of their keys: they held their defaults, so
+    resuming it plainly changes nothing, and resuming with --recompute records exactly the switched ones."""
+    from method.training import profiles
+    from method.training.config import execution_changes, execution_options
+    from pipelines.generate import build_config
+
+    cfg = build_config("tiny", "4dfy")
+    old = cfg.to_dict()
+    del old["renderer"]["recompute_field"], old["renderer"]["recompute_chunk"]
+    for g in old["guidance"].values():
+        del g["frozen"]["vae_gradient_checkpointing"]
+    assert execution_options(old) == {}
+    assert execution_changes(old, cfg.to_dict()) == {}
+    assert execution_changes(cfg.to_dict(), cfg.to_dict()) == {}
+    lean = profiles.recompute(cfg).to_dict()
+    expected = {"renderer.recompute_field": [False, True],
+                **{f"guidance.{u}.frozen.vae_gradient_checkpointing": [False, True] for u in ("3d", "img", "video")}}
+    assert execution_changes(old, lean) == expected == execution_changes(cfg.to_dict(), lean)
+    assert execution_options(lean, set_only=True) == {k: True for k in expected}
