@@ -137,6 +137,8 @@ class PlannedJob:
     """Name of the job this one waits for (the leader of its stage-sharing group), or None."""
     shared_stages: int
     """Stages this job can load from its leader through the stage cache (0: none)."""
+    shared_checkpoint: Path | None = None
+    """The stage-cache file those stages are loaded from (the leader writes it when it trains them)."""
 
 
 class GenerateJob(submitit.helpers.Checkpointable):
@@ -256,6 +258,9 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
         leader = max(group, key=lambda x: (sum(depth[(x, y)] for y in group if y != x), -order.index(x)))
         for x in group:
             leader_of[x] = None if x == leader else leader
+    from method.training.trainer import cached_stage_path
+
+    cache = spec.profile_dir / STAGE_CACHE
     jobs = []
     for slug, text in texts.items():
         # leaders first, so that with parallel=1 the order of submission is the order of need
@@ -264,7 +269,9 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
             jobs.append(PlannedJob(name=f"{m}-{slug}", method=m, prompt=text, slug=slug,
                                    out=spec.profile_dir / m / slug, config_hash=configs[m].config_hash(),
                                    after=None if lead is None else f"{lead}-{slug}",
-                                   shared_stages=0 if lead is None else depth[(lead, m)]))
+                                   shared_stages=0 if lead is None else depth[(lead, m)],
+                                   shared_checkpoint=None if lead is None or not depth[(lead, m)] else
+                                   cache / cached_stage_path(configs[m], text, depth[(lead, m)] - 1)))
     return jobs
 
 
@@ -417,11 +424,17 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
 def plan_table(jobs: list[PlannedJob]) -> str:
     """The plan as a plain-text table: submission order, who waits for whom, what is already finished."""
     rows = [("job", "waits for", "shared stages", "status")]
+    skipped = {j.name for j in jobs if _finished_same(j)}
     for j in jobs:
         status = {"empty": "to train", "unfinished": "unfinished (resumes if same config)",
                   "finished": "finished with another config (replaced if the pipeline made it)"}[run_status(j.out)]
-        status = "finished (skipped)" if _finished_same(j) else status
-        rows.append((j.name, j.after or "", str(j.shared_stages) if j.after else "", status))
+        status = "finished (skipped)" if j.name in skipped else status
+        shared = str(j.shared_stages) if j.after else ""
+        if j.after in skipped and j.shared_checkpoint is not None and not j.shared_checkpoint.is_file():
+            # the leader will not run again, and its stages were not cached for this job's key (e.g. the leader
+            # trained without --recompute, or the cache was removed)
+            shared = "0 (not cached)"
+        rows.append((j.name, j.after or "", shared, status))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows)
 

@@ -45,6 +45,18 @@ class RunState:
         return {"stage_index": self.stage_index, "step": self.step, "counts": self.counts}
 
 
+def stage_cache_key(cfg: TrainConfig, prompt: str, n_stages: int) -> str:
+    """The stage cache's folder name for the first `n_stages` stages of `cfg` on `prompt`."""
+    import hashlib
+
+    return hashlib.sha256(f"{cfg.stage_prefix_hash(n_stages)}\n{prompt}".encode()).hexdigest()[:16]
+
+
+def cached_stage_path(cfg: TrainConfig, prompt: str, index: int) -> Path:
+    """Where, inside a stage cache, the checkpoint after stage `index` of `cfg` on `prompt` is stored."""
+    return Path(stage_cache_key(cfg, prompt, index + 1)) / f"{cfg.stages[index].name}.pt"
+
+
 class Trainer:
     """Algorithm 1 over a `SceneField`, driven entirely by the config.
 
@@ -244,19 +256,18 @@ class Trainer:
 
     # --- stages shared between runs ----------------------------------------------------------------
     def _cache_key(self, n_stages: int) -> str:
-        import hashlib
-
-        text = f"{self.cfg.stage_prefix_hash(n_stages)}\n{self.prompt}"
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return stage_cache_key(self.cfg, self.prompt, n_stages)
 
     def _cached_stage(self, index: int) -> Path:
-        return self.stage_cache / self._cache_key(index + 1) / f"{self.cfg.stages[index].name}.pt"
+        return self.stage_cache / cached_stage_path(self.cfg, self.prompt, index)
 
     def _share_stage(self, index: int) -> None:
         """Store the checkpoint and log of stages [0, index] for runs with the same first stages (called right
         after the stage's own checkpoint is saved: that file is copied, not serialised again)."""
         if self.stage_cache is None or index >= len(self.cfg.stages) - 1:
             return
+        if any(r.get("execution_changed") and (r["stage_index"], r["step"]) != (0, 0) for r in self.resumes):
+            return  # resumed with other execution options: the stage's weights were computed both ways
         target = self._cached_stage(index)
         if not target.exists():
             # the log first, then the checkpoint: a reader checks for the checkpoint and finds both

@@ -107,7 +107,8 @@ def generate(
     recompute: bool = typer.Option(False, "--recompute",
                                    help="Recompute the field and the VAE encoders in backward (activation "
                                         "checkpointing): the same gradients up to float rounding, less GPU memory, "
-                                        "slower (docs/performance.md)."),
+                                        "slower. The config hash stays, so it can be switched on with --resume "
+                                        "(docs/performance.md)."),
     stage_cache: Path = typer.Option(None, "--stage-cache",
                                      help="Share identical first stages between methods through this folder."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -128,7 +129,8 @@ def generate(
     mode = "auto" if auto_resume else "yes" if resume else "no"
     quiet_libraries()
     manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
-                            progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps},
+                            progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
+                                                                **({"recompute": True} if recompute else {})},
                             stage_cache=stage_cache)
     typer.echo(f"done: {out} (config {manifest['config_hash']}, " +
                ", ".join(f"{k} {v:.0f}s" for k, v in manifest["timings_s"].items()) + ")")

@@ -179,6 +179,23 @@ def test_recompute_is_execution_only_and_the_field_in_one_region_is_exact(tiny_r
     assert any(name.endswith(("DownBlock2D", "UNetMidBlock2D")) for name in regions), set(regions)
 
 
+def test_a_resume_that_switches_recompute_shares_no_stage(tiny_run, tmp_path):
+    """Stages computed partly without and partly with --recompute are never put in the stage cache under
+    either key; the same resume without the switch does share its stage 2 (so the check can fail)."""
+    import shutil
+
+    args = ["generate", "--prompt", "a_panda_dancing", "--max-steps", "2", "--set", "heartbeat_s=0",
+            "--set", "weights.sds_video=0.2", "--no-progress", "--resume"]
+    for name, extra in (("switched", ["--recompute"]), ("same", [])):
+        out, cache = tmp_path / name, tmp_path / f"cache-{name}"
+        (out / "ckpt").mkdir(parents=True)
+        shutil.copy(tiny_run[0] / "ckpt" / "stage1.pt", out / "ckpt" / "last.pt")  # stopped after stage 1
+        res = runner.invoke(app, [*args, *extra, "--out", str(out), "--stage-cache", str(cache)])
+        assert res.exit_code == 0, res.output
+        shared = sorted(p.name for p in cache.rglob("*.pt")) if cache.exists() else []
+        assert (shared == []) if extra else ("stage2.pt" in shared), (name, shared)
+
+
 def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp_path):
     import shutil
 

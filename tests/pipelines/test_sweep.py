@@ -421,3 +421,27 @@ def test_stages_are_shared_only_between_runs_that_compute_them_alike():
     assert _shared_depth(a, b) == 2
     assert _shared_depth(profiles.recompute(a), b) == 0 == _shared_depth(a, profiles.recompute(b))
     assert _shared_depth(profiles.recompute(a), profiles.recompute(b)) == 2
+
+
+def test_dry_run_says_when_a_finished_leaders_stages_are_not_cached_for_a_follower(tmp_path, monkeypatch):
+    """A leader that will not run again (finished) shares only what the stage cache holds under the follower's
+    key: e.g. a leader trained without --recompute leaves nothing for a follower with it."""
+    import pipelines.sweep as sweep_module
+    from pipelines.sweep import plan_table
+
+    spec = SweepSpec(methods=("4dfy", "wo_hybrid"), prompts=(SLUG,), runs=tmp_path / "runs", max_steps=1,
+                     recompute=True)
+    jobs = plan(spec)
+    follower = next(j for j in jobs if j.after)
+    assert follower.method == "wo_hybrid" and follower.shared_stages == 2
+    assert follower.shared_checkpoint.parent.parent == tmp_path / "runs" / "tiny" / ".stage-cache"
+    monkeypatch.setattr(sweep_module, "_finished_same", lambda j: j.method == "4dfy")
+
+    def shared_column():
+        row = next(line for line in plan_table(jobs).splitlines() if line.startswith(follower.name))
+        return row.split("  ")[2:4]
+
+    assert "0 (not cached)" in " ".join(shared_column())
+    follower.shared_checkpoint.parent.mkdir(parents=True)
+    follower.shared_checkpoint.write_bytes(b"")
+    assert "0 (not cached)" not in " ".join(shared_column())
