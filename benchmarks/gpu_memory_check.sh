@@ -7,7 +7,8 @@
 #     keeps its training signal);
 #  2. `paper` without them, on the same warm GPU: what the checkpointing saves and what it costs in time.
 # The dense-field figures to compare with are in benchmarks/paper_scale_results_gpu.md. Writes logs and
-# results under $OUT. A second call can add options to both runs, e.g. EXTRA="--grad-max-samples 100000".
+# results under $OUT. A second call can add options to both runs, e.g. EXTRA="--compile-field" (torch.compile of
+# the hash grids and MLPs, never measured yet) or EXTRA="--grad-max-samples 100000".
 set -u
 mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/pip.log" 2>&1

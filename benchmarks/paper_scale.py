@@ -15,6 +15,8 @@ renderer figures are an upper bound of a trained scene's (which skips empty spac
 
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
 --no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile (torch.compile the UNets),
+--compile-field (torch.compile the field, dynamic shapes; CUDA graphs do not fit a sample count that
+changes every step),
 --grad-max-samples N (the release's gradient-subset renderer), --recompute-field and --vae-checkpointing
 (activation checkpointing of the field and of the VAE encoder: what `fourdfy generate --recompute`
 sets), --scene ball (the field's density kept
@@ -353,6 +355,10 @@ def run(args) -> dict:
     trainer = Trainer(cfg, "a panda dancing", out_dir.name, priors=priors, progress=False, quiet=True)
     scene = {"scene": "dense"} if args.scene == "dense" else {"scene": "ball", **compact_scene(trainer,
                                                                                               args.ball_radius)}
+    if args.compile_field:
+        # dynamic shapes: the number of samples changes every render. No CUDA graphs (mode reduce-overhead):
+        # they would record a new graph for every sample count.
+        trainer.field.forward = torch.compile(trainer.field.forward, dynamic=True)
     # every distinct update of every asked profile, measured once (under the first profile that draws it)
     todo, seen = [], set()
     for p, c in cfgs.items():
@@ -385,7 +391,7 @@ def run(args) -> dict:
         "size": args.size, "torch": torch.__version__, "profiles": profiles,
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
-                    "channels_last": args.channels_last, "compile": args.compile,
+                    "channels_last": args.channels_last, "compile": args.compile, "compile_field": args.compile_field,
                     "grad_max_samples": args.grad_max_samples, "recompute_field": args.recompute_field,
                     "vae_checkpointing": args.vae_checkpointing, **scene},
         "hash_grid_backend": trainer.field.encoder.static.resolve_backend(device)
@@ -466,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sdpa", action="store_true", help="diffusers' plain attention instead of SDPA")
     ap.add_argument("--channels-last", action="store_true", help="UNets in channels_last memory format")
     ap.add_argument("--compile", action="store_true", help="torch.compile the UNets (adds compile time)")
+    ap.add_argument("--compile-field", action="store_true",
+                    help="torch.compile the field (hash grids, MLPs) with dynamic shapes (adds compile time)")
     ap.add_argument("--scene", choices=("dense", "ball"), default="dense",
                     help="dense: the random field as built (the renderer's upper bound); ball: density and "
                          "occupancy kept to a ball, like a trained object")

@@ -103,12 +103,13 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
     out = tmp_path / "ps"
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--repeats", "0", "--budget-s", "20",
                              "--scene", "ball", "--ball-radius", "0.5", "--grad-max-samples", "2000",
-                             "--recompute-field", "--vae-checkpointing", "--out", str(out)]) == 0
+                             "--recompute-field", "--vae-checkpointing", "--compile-field", "--out", str(out)]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
     assert res["device"].startswith("cpu") and res["size"] == "reduced"
     assert res["options"]["scene"] == "ball" and 0 < res["options"]["occupied_fraction"] < 0.1
     assert res["options"]["grad_max_samples"] == 2000
     assert res["options"]["recompute_field"] is True and res["options"]["vae_checkpointing"] is True
+    assert res["options"]["compile_field"] is True
     assert {u["update"] for u in res["updates"]} == {"3d", "img", "video"}
     assert all(u["s_per_update"] > 0 and u["repeats"] >= 1 for u in res["updates"])
     # the low-VRAM variant's stage-3 updates (dynamic grid only) were measured under it, with its budgets
