@@ -13,7 +13,7 @@ from method import configs
 from method.background import BackgroundConfig
 from method.cameras import CameraRanges
 from method.fields import PARAM_GROUPS, FieldConfig
-from method.guidance.base import PriorConfig
+from method.guidance.base import FrozenModelOptions, PriorConfig
 from method.render import RenderConfig
 
 CONFIG_SCHEMA = 2
@@ -288,34 +288,39 @@ hold it, so a run made before the option existed keeps its hash (and resumes). A
 '*' stands for every entry of a list or every value of a dict."""
 
 
-EXECUTION_ONLY = {("renderer", "recompute_field"): False, ("renderer", "recompute_chunk"): 262_144,
-                  ("guidance", "*", "frozen", "vae_gradient_checkpointing"): False}
+EXECUTION_ONLY = {("renderer", "recompute_field"): RenderConfig.recompute_field,
+                  ("renderer", "recompute_chunk"): RenderConfig.recompute_chunk,
+                  ("guidance", "*", "frozen", "vae_gradient_checkpointing"):
+                      FrozenModelOptions.vae_gradient_checkpointing}
 """Options that change how an update is computed, not what it computes (activation checkpointing), with their
 defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
 continues the same config, though not bit-identically (they change float rounding: the field's regions, the
 VAE's per-image encoding). `stage_prefix_hash` keeps the ones that are set, so stages are only shared between
-runs that compute them alike. '*' stands for every value of a dict."""
+runs that compute them alike."""
 
 _ANY = object()
 
 
+def _leaves(node, path: tuple, prefix: str = ""):
+    """(dotted key, container, key) of every entry of a config dict that `path` names; '*' stands for every
+    entry of a list or every value of a dict."""
+    head, *rest = path
+    if not rest:
+        if isinstance(node, dict) and head in node:
+            yield f"{prefix}{head}", node, head
+        return
+    if head == "*":
+        children = enumerate(node) if isinstance(node, list) else node.items() if isinstance(node, dict) else []
+    else:
+        children = [(head, node[head])] if isinstance(node, dict) and head in node else []
+    for key, child in children:
+        yield from _leaves(child, tuple(rest), f"{prefix}{key}.")
+
+
 def _execution_items(d: dict) -> list[tuple[str, object, object]]:
     """(dotted key, value, default) of every EXECUTION_ONLY option present in a config dict."""
-    found = []
-
-    def walk(node, path: tuple, prefix: str, default) -> None:
-        head, *rest = path
-        items = node.items() if head == "*" and isinstance(node, dict) else \
-            [(head, node[head])] if isinstance(node, dict) and head in node else []
-        for key, child in items:
-            if rest:
-                walk(child, tuple(rest), f"{prefix}{key}.", default)
-            else:
-                found.append((f"{prefix}{key}", child, default))
-
-    for path, default in EXECUTION_ONLY.items():
-        walk(d, path, "", default)
-    return found
+    return [(k, node[key], default) for path, default in EXECUTION_ONLY.items()
+            for k, node, key in _leaves(d, path)]
 
 
 def execution_options(d: dict, set_only: bool = False) -> dict:
@@ -332,18 +337,10 @@ def execution_changes(there: dict, here: dict) -> dict:
 
 
 def _drop_neutral(node, path: tuple, neutral) -> None:
-    """Delete the key at `path` where it holds `neutral` (`_ANY`: whatever it holds)."""
-    head, *rest = path
-    if not rest:
-        if isinstance(node, dict) and head in node and (neutral is _ANY or node[head] == neutral):
-            del node[head]
-        return
-    if head == "*":
-        children = node if isinstance(node, list) else list(node.values()) if isinstance(node, dict) else []
-    else:
-        children = [node[head]] if isinstance(node, dict) and head in node else []
-    for child in children:
-        _drop_neutral(child, tuple(rest), neutral)
+    """Delete the entries at `path` that hold `neutral` (`_ANY`: whatever they hold)."""
+    for _, container, key in list(_leaves(node, path)):
+        if neutral is _ANY or container[key] == neutral:
+            del container[key]
 
 
 def _hash(d: dict) -> str:
