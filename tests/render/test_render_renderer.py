@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from method.cameras import cameras_from_spherical
+from method.backends import saved_for_backward_bytes
 from method.render import RenderConfig, VolumeRenderer, rays_from_cameras, render_images, render_rays
 
 def black(d):
@@ -225,13 +226,6 @@ def test_volume_renderer_uses_dense_path_on_cpu():
     torch.testing.assert_close(out_rays["opacity"].reshape(1, 5, 5, 1), out["opacity"])
 
 
-def _saved_bytes(fn) -> tuple[object, int]:
-    """fn()'s result and the bytes autograd saved for its backward (the activation memory a render holds)."""
-    from method.backends import saved_for_backward_bytes
-
-    return saved_for_backward_bytes(fn)
-
-
 def test_gradient_subset_keeps_the_image_and_grads_only_the_subset():
     """grad_max_samples: same image; gradients equal those of the full render with every sample outside the
     drawn subset detached (an independent reference: the full graph, masked); less saved for backward."""
@@ -245,8 +239,8 @@ def test_gradient_subset_keeps_the_image_and_grads_only_the_subset():
 
     def run(cfg, fn):
         field.zero_grad()
-        out, saved = _saved_bytes(lambda: render_images(fn, bgf, cams, times, 9, 11, cfg,
-                                                        generator=torch.Generator().manual_seed(5)))
+        out, saved = saved_for_backward_bytes(render_images, fn, bgf, cams, times, 9, 11, cfg,
+                                              generator=torch.Generator().manual_seed(5))
         (out["rgb"].square().sum() + out["depth"].sum()).backward()
         return out, [p.grad.clone() for p in field.parameters()], saved
 
@@ -326,8 +320,8 @@ def test_recomputing_the_field_gives_the_same_render_and_gradients(cap, chunk):
         calls.clear()
         cfg = RenderConfig(num_samples=96, randomized=True, grad_max_samples=cap, train_chunk_rays=chunk,
                            recompute_field=recompute)
-        out, saved = _saved_bytes(lambda: render_images(counting, lambda d: (d + 1) / 2, cams, times, 9, 11, cfg,
-                                                        generator=torch.Generator().manual_seed(5)))
+        out, saved = saved_for_backward_bytes(render_images, counting, lambda d: (d + 1) / 2, cams, times, 9, 11,
+                                              cfg, generator=torch.Generator().manual_seed(5))
         forward_calls = len(calls)
         (out["rgb"].square().sum() + out["depth"].sum()).backward()
         results.append((out, [p.grad.clone() for p in field.parameters()], saved, forward_calls, len(calls)))
