@@ -7,16 +7,17 @@
 #     keeps its training signal);
 #  2. `paper` without them, on the same warm GPU: what the checkpointing saves and what it costs in time.
 # The dense-field figures to compare with are in benchmarks/paper_scale_results_gpu.md. Writes logs and
-# results under $OUT. A second call can add options to both runs, e.g. EXTRA="--compile-field" (torch.compile of
-# the hash grids and MLPs, never measured yet) or EXTRA="--grad-max-samples 100000".
+# results under $OUT (seven files: the device tool brings back at most eight). A second call can add options to
+# both runs, e.g. EXTRA="--grad-max-samples 100000" or EXTRA="--tf32". (`--compile-field` was measured on an H100:
+# slower, and refused with --recompute-field; benchmarks/paper_scale_results_h100.md.)
 set -u
 mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/pip.log" 2>&1
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/setup.log" 2>&1
 export PYTHONPATH=/tmp/site:$PWD MAX_JOBS=16 PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.log" 2>&1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/setup.log" 2>&1
 # nerfacc builds its CUDA kernels on first use (JIT, ~1 min); once, up front
 ( time timeout 150 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
-  > "$OUT/nerfacc_build.log" 2>&1
+  >> "$OUT/setup.log" 2>&1
 common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels-last)
 # worst case 150 + 250 + 150 s, under the device tool's 600 s per command
 timeout 250 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 170 --recompute-field --vae-checkpointing \

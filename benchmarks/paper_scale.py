@@ -17,13 +17,16 @@ Options (one flag each; each changes only what it names): --precision profile|fp
 --no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile (torch.compile the UNets),
 --compile-field (torch.compile the field, dynamic shapes; CUDA graphs do not fit a sample count that
 changes every step),
---grad-max-samples N (the release's gradient-subset renderer), --recompute-field and --vae-checkpointing
-(activation checkpointing of the field and of the VAE encoder: what `fourdfy generate --recompute`
-sets), --scene ball (the field's density kept
+--grad-max-samples N (the release's gradient-subset renderer), --recompute-field [--recompute-chunk N] and
+--vae-checkpointing (activation checkpointing of the field and of the VAE encoder: what `fourdfy generate
+--recompute` sets), --tf32 (TF32 matrix products: the trainer's default; without it plain float32),
+--phases (one more update of each type timed by part, with each part's peak memory), --scene ball (the field's density kept
 to a ball of `--ball-radius` x the box radius, and on CUDA the occupancy grid's cells outside it
 empty: the renderer's cost on a compact, trained-like scene instead of the dense random field's
 upper bound).
-`--budget-s` bounds the measuring: repeats stop when the budget would be exceeded (at least one
+Every measured update starts from the scene, occupancy grid and camera draws of the first (`snapshot`): the
+steps themselves train the field, which would change the sample count, and with it the cost, from one
+repeat, update and option to the next. `--budget-s` bounds the measuring: repeats stop when the budget would be exceeded (at least one
 timed repeat per update after a warm-up). Writes `<out>.json` and `<out>.md`; prints a results block.
 """
 
@@ -117,8 +120,12 @@ def train_config(profile: str, device: torch.device, args):
         ids = {f: f"random-weights/{f}" for f in ("model", "text_model", "lora_model") if hasattr(pc, f)}
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
     renderer = dataclasses.replace(cfg.renderer, grad_max_samples=args.grad_max_samples,
-                                   recompute_field=args.recompute_field)
-    return dataclasses.replace(cfg, guidance=guidance, device=str(device), renderer=renderer)
+                                   recompute_field=args.recompute_field,
+                                   **({"recompute_chunk": args.recompute_chunk} if args.recompute_chunk else {}))
+    # the benchmark's baseline is plain float32 matrix products (as its committed baselines); --tf32 measures
+    # the trainer's default
+    return dataclasses.replace(cfg, guidance=guidance, device=str(device), renderer=renderer,
+                               tf32=getattr(args, "tf32", False))
 
 
 def build_priors(cfg, models: dict[str, dict], device: torch.device, args) -> dict:
@@ -213,9 +220,26 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def snapshot(trainer):
+    """A function that puts the field, the renderer's occupancy grid and the trainer's generator back to their
+    state now. Every measured update starts from it: an update's cost depends on how many samples the scene
+    gives, and training steps (random priors' gradients are large) would change that from one repeat, update
+    and option to the next. Restored, every option is measured on the same scene and the same cameras."""
+    field = {k: v.detach().clone() for k, v in trainer.field.state_dict().items()}
+    renderer = {k: v.detach().clone() for k, v in trainer.renderer.state_dict().items()}
+    rng = trainer.generator.get_state()
+
+    def restore():
+        trainer.field.load_state_dict(field)
+        trainer.renderer.load_state_dict(renderer)
+        trainer.generator.set_state(rng)
+    return restore
+
+
 def measure(trainer, update: str, stage_index: int, step: int, device: torch.device, repeats: int,
-            deadline: float) -> dict:
-    """Warm-up + up to `repeats` timed updates (fewer when the deadline is near): best seconds, peak MB."""
+            deadline: float, restore=lambda: None) -> dict:
+    """Warm-up + up to `repeats` timed updates (fewer when the deadline is near), each from the state `restore`
+    puts back: best seconds, peak MB."""
     times = []
     with forced_update(update):
         if device.type == "cuda":
@@ -223,6 +247,7 @@ def measure(trainer, update: str, stage_index: int, step: int, device: torch.dev
         # repeats == 0: one call, timed with its warm-up costs (the CPU smoke test)
         first_timed = 0 if repeats == 0 else 1
         for i in range(1 if repeats == 0 else repeats + 1):
+            restore()
             sync(device)
             t0 = time.perf_counter()
             trainer.train_step(stage_index, step)
@@ -234,6 +259,89 @@ def measure(trainer, update: str, stage_index: int, step: int, device: torch.dev
                     break
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
     return {"s_per_update": min(times), "repeats": len(times), "peak_mb": peak, "warmup_included": repeats == 0}
+
+
+PHASES = ("render", "VAE encode", "UNet forward", "backward", "prior update", "optimizer step")
+"""What `--phases` times inside one update (see `phase_timers`); the rest of the step is "other"."""
+
+
+@contextmanager
+def phase_timers(trainer, prior, device: torch.device):
+    """Time the parts of one `train_step` and record the peak memory each reaches: the trainer's render, the
+    prior's VAE encoder (gradient and no-gradient encodes), its UNets' forward passes, the loss's backward, the
+    prior's own update (VSD's LoRA step) and the optimizer step. Only the outermost part is timed (a UNet
+    forward inside the LoRA step counts as "prior update"), and the device is synchronised at each border, so
+    the parts add up to the step. Yields a dict filled with {part: {"s", "peak_mb"}} (peak: CUDA only), and the
+    number of field samples the render evaluated under {"render": {"samples"}}."""
+    found = {}
+    active = []
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            if active:  # nested: counted in the outer part
+                return fn(*a, **k)
+            active.append(name)
+            sync(device)
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                sync(device)
+                entry = found.setdefault(name, {"s": 0.0, "peak_mb": None})
+                entry["s"] += time.perf_counter() - t0
+                if device.type == "cuda":
+                    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
+                    entry["peak_mb"] = max(entry["peak_mb"] or 0.0, peak)
+                active.pop()
+        return wrapper
+
+    def counted(fn):  # the samples the render's forward evaluates (not backward's recomputation)
+        def wrapper(x, *a, **k):
+            if active == ["render"]:
+                found["render"]["samples"] = found["render"].get("samples", 0) + x.shape[0]
+            return fn(x, *a, **k)
+        return wrapper
+
+    # instance attributes shadow the class's methods; removed afterwards
+    patched = [(trainer, "render"), (prior.vae, "encode"), (prior, "update"), (trainer.optimizer, "step")]
+    patched += [(m, "forward") for name in ("unet", "unet_lora") if (m := getattr(prior, name, None)) is not None]
+    names = {"render": "render", "encode": "VAE encode", "update": "prior update", "step": "optimizer step",
+             "forward": "UNet forward"}
+    saved = [(obj, attr, obj.__dict__.get(attr)) for obj, attr in [*patched, (trainer.field, "forward")]]
+    backward = torch.Tensor.backward
+    try:
+        for obj, attr in patched:
+            setattr(obj, attr, timed(names[attr], getattr(obj, attr)))
+        found["render"] = {"s": 0.0, "peak_mb": None}
+        trainer.field.forward = counted(trainer.field.forward)
+        torch.Tensor.backward = timed("backward", backward)
+        yield found
+    finally:
+        torch.Tensor.backward = backward
+        for obj, attr, old in saved:
+            if old is None:
+                delattr(obj, attr)
+            else:
+                setattr(obj, attr, old)
+
+
+def measure_phases(trainer, update: str, stage_index: int, step: int, device: torch.device,
+                   restore=lambda: None) -> dict:
+    """One more update of `update` with `phase_timers`: {part: {"s", "peak_mb"}}, with "other" the rest."""
+    prior = trainer.prior(update)
+    restore()
+    with forced_update(update), phase_timers(trainer, prior, device) as found:
+        sync(device)
+        t0 = time.perf_counter()
+        trainer.train_step(stage_index, step)
+        sync(device)
+        total = time.perf_counter() - t0
+    out = {name: found[name] for name in PHASES if name in found}
+    samples = out["render"].pop("samples", 0)
+    out["other"] = {"s": max(total - sum(v["s"] for v in out.values()), 0.0), "peak_mb": None}
+    return {"total_s": total, "parts": out, "field_samples": samples}
 
 
 def mv_phases(stage) -> list[tuple[int, int, int, int]]:
@@ -359,6 +467,7 @@ def run(args) -> dict:
         # dynamic shapes: the number of samples changes every render. No CUDA graphs (mode reduce-overhead):
         # they would record a new graph for every sample count.
         trainer.field.forward = torch.compile(trainer.field.forward, dynamic=True)
+    restore = snapshot(trainer)
     # every distinct update of every asked profile, measured once (under the first profile that draws it)
     todo, seen = [], set()
     for p, c in cfgs.items():
@@ -374,7 +483,10 @@ def run(args) -> dict:
                 trainer._build_optimizer(stage_index)
                 built_for = (p, stage_index)
             try:
-                r = measure(trainer, update, stage_index, step, device, args.repeats, time.perf_counter() + share)
+                r = measure(trainer, update, stage_index, step, device, args.repeats, time.perf_counter() + share,
+                            restore)
+                if args.phases:
+                    r["phases"] = measure_phases(trainer, update, stage_index, step, device, restore)
             except torch.cuda.OutOfMemoryError as err:  # record it and measure the other updates
                 r = {"s_per_update": None, "repeats": 0, "error": f"out of memory: {str(err)[:200]}",
                      "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20}
@@ -393,7 +505,8 @@ def run(args) -> dict:
                     "sdpa": not args.no_sdpa,
                     "channels_last": args.channels_last, "compile": args.compile, "compile_field": args.compile_field,
                     "grad_max_samples": args.grad_max_samples, "recompute_field": args.recompute_field,
-                    "vae_checkpointing": args.vae_checkpointing, **scene},
+                    "recompute_chunk": cfg.renderer.recompute_chunk if args.recompute_field else None,
+                    "vae_checkpointing": args.vae_checkpointing, "tf32": args.tf32, **scene},
         "hash_grid_backend": trainer.field.encoder.static.resolve_backend(device)
         if hasattr(trainer.field.encoder, "static") else "n/a",
         "build_s": build_s, "wall_s": time.perf_counter() - started,
@@ -431,6 +544,25 @@ def markdown(res: dict, command: str) -> str:
               "the other stages and profiles that draw the same update reuse that cost. The gradient budget is "
               "what the stage allows (samples keeping gradients per render call), not a count: a render with "
               "fewer samples keeps all of them."]
+    phased = [u for u in res["updates"] if u.get("phases")]
+    if phased:
+        lines += ["", "Where one more update of each type spends its time (`--phases`: the device synchronised at "
+                  "each border, so the parts add up to a step a little slower than the one above), and the peak "
+                  "memory each part reaches:", "",
+                  "| update | first drawn in | field samples | " + " | ".join(PHASES) + " | other | total |",
+                  "|---|---|---|" + "---|" * (len(PHASES) + 2)]
+        for u in phased:
+            parts = u["phases"]["parts"]
+
+            def cell(name):
+                if name not in parts:
+                    return "-"
+                part = parts[name]
+                peak = "" if part["peak_mb"] is None else f" ({part['peak_mb'] / 1024:.1f} GiB)"
+                return f"{part['s']:.3f}{peak}"
+            lines.append(f"| {_describe(u['key'])[0]} | {u['profile']} {u['stage']} | "
+                         f"{u['phases']['field_samples']:,} | "
+                         + " | ".join(cell(n) for n in (*PHASES, "other")) + f" | {u['phases']['total_s']:.3f} |")
     if res["device"].startswith("cpu"):
         lines += ["", "**CPU smoke run**: these figures show that the script works; they are not costs, and the "
                   "A100 comparison and GPU-hours below mean nothing for them."]
@@ -483,9 +615,18 @@ def main(argv: list[str] | None = None) -> int:
                          "gradients where a stage sets no budget of its own (release-lowvram's stages do)")
     ap.add_argument("--recompute-field", action="store_true",
                     help="renderer.recompute_field: recompute the field in backward, in regions (less memory)")
+    ap.add_argument("--recompute-chunk", type=int, default=None,
+                    help="renderer.recompute_chunk: samples per recomputed region (default: the renderer's)")
     ap.add_argument("--vae-checkpointing", action="store_true",
                     help="frozen.vae_gradient_checkpointing for every prior: the VAE encoder's blocks recomputed in "
                          "backward, one image at a time (less memory)")
+    ap.add_argument("--phases", action="store_true",
+                    help="one more update of each type, timed by part (render, VAE, UNets, backward, ...) with each "
+                         "part's peak memory")
+    ap.add_argument("--tf32", action="store_true",
+                    help="TensorFloat-32 for float32 matrix products on CUDA (the field's MLPs, VSD's LoRA): the "
+                         "trainer's default `tf32`; without it, plain float32 (convolutions use TF32 either way, "
+                         "PyTorch's default)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed updates per type after one warm-up (0: a single call, warm-up included)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")
@@ -501,6 +642,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.size == "paper" and not args.device.startswith("cuda"):
         print("warning: paper size on CPU needs ~25 GB of memory and hours; --size reduced is the CPU check",
               file=sys.stderr)
+    if args.compile_field and args.recompute_field and args.device.startswith("cuda"):
+        # measured on an H100 (torch 2.11, Triton grid): backward then finds no graph ("element 0 of tensors
+        # does not require grad"); --compile-field alone was slower than eager there anyway
+        print("error: --compile-field with --recompute-field loses the field's gradient on CUDA; use one of them",
+              file=sys.stderr)
+        return 2
     res = run(args)
     command = "python benchmarks/paper_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = markdown(res, command)

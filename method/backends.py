@@ -45,6 +45,22 @@ def triton_failed(err: BaseException) -> None:
                   "using the pure-PyTorch hash grid (same function, slower)")
 
 
+@contextlib.contextmanager
+def matmul_tf32(enabled: bool):
+    """PyTorch's process-wide `torch.backends.cuda.matmul.allow_tf32` set to `enabled` inside, restored after, so
+    a training step's choice does not leak into what runs next (evaluation, CLIP scores). Only cuBLAS reads it:
+    on CPU nothing changes."""
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        matmul.allow_tf32 = before
+
+
 def hash_grid_backend(device) -> str:
     """The hash-grid backend `backend="auto"` picks on `device`: 'tcnn', 'triton' or 'torch'.
 

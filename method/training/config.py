@@ -215,6 +215,9 @@ class TrainConfig:
     """Seed of every random draw of the run."""
     device: str = "auto"
     """'auto' (cuda if available), 'cpu' or 'cuda'."""
+    tf32: bool = True
+    """TensorFloat-32 for float32 matrix products in training steps on CUDA (the field's MLPs, VSD's LoRA): faster
+    on Ampere and newer; 10-bit mantissas, as the paper's fp16 tiny-cuda-nn field. Execution-only (not hashed)."""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -291,9 +294,10 @@ hold it, so a run made before the option existed keeps its hash (and resumes). A
 EXECUTION_ONLY = {("renderer", "recompute_field"): RenderConfig.recompute_field,
                   ("renderer", "recompute_chunk"): RenderConfig.recompute_chunk,
                   ("guidance", "*", "frozen", "vae_gradient_checkpointing"):
-                      FrozenModelOptions.vae_gradient_checkpointing}
-"""Options that change how an update is computed, not what it computes (activation checkpointing), with their
-defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
+                      FrozenModelOptions.vae_gradient_checkpointing,
+                  ("tf32",): TrainConfig.tf32}
+"""Options that change how an update is computed, not what it computes (activation checkpointing, TF32 matrix
+products), with their defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
 continues the same config, though not bit-identically (they change float rounding: the field's regions, the
 VAE's per-image encoding). `stage_prefix_hash` keeps the ones that are set, so stages are only shared between
 runs that compute them alike."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from method.backends import resolve_device
+from method.backends import matmul_tf32, resolve_device
 from method.fileio import copy_atomic, write_text_atomic
 from method.background import draw_random_backgrounds
 from method.cameras import Cameras, sample_frame_times, sample_multiview_groups, sample_single_views, sample_video
@@ -176,7 +176,12 @@ class Trainer:
         return [u for u in self.cfg.update_types_used(0, stage_index + 1) if u in self._priors]
 
     def train_step(self, stage_index: int, step: int) -> dict:
-        """One update of Algorithm 1 (the step index is the step within the stage)."""
+        """One update of Algorithm 1 (the step index is the step within the stage), with TF32 matrix products
+        as `cfg.tf32` says."""
+        with matmul_tf32(self.cfg.tf32):
+            return self._train_step(stage_index, step)
+
+    def _train_step(self, stage_index: int, step: int) -> dict:
         cfg, stage = self.cfg, self.cfg.stages[stage_index]
         update = draw_update(stage, self.generator)
         self.field.set_trainable(cfg.trainable_groups(stage, update))

@@ -103,7 +103,8 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
     out = tmp_path / "ps"
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--repeats", "0", "--budget-s", "20",
                              "--scene", "ball", "--ball-radius", "0.5", "--grad-max-samples", "2000",
-                             "--recompute-field", "--vae-checkpointing", "--compile-field", "--out", str(out)]) == 0
+                             "--recompute-field", "--vae-checkpointing", "--compile-field", "--phases",
+                             "--out", str(out)]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
     assert res["device"].startswith("cpu") and res["size"] == "reduced"
     assert res["options"]["scene"] == "ball" and 0 < res["options"]["occupied_fraction"] < 0.1
@@ -128,6 +129,50 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
         assert res["projection"][name]["gpu_hours"] == pytest.approx(paper_scale.project(cfg, cost)["gpu_hours"])
     md = out.with_suffix(".md").read_text()
     assert "cpu" in md and "VID (Zeroscope)" in md
+    # --phases: every update timed by part; the parts and "other" add up to the step
+    for u in res["updates"]:
+        parts = u["phases"]["parts"]
+        assert {"render", "VAE encode", "UNet forward", "backward", "optimizer step"} <= set(parts)
+        assert sum(p["s"] for p in parts.values()) == pytest.approx(u["phases"]["total_s"])
+    assert "| update | first drawn in | field samples | render | VAE encode |" in md
+    assert all(u["phases"]["field_samples"] > 0 for u in res["updates"])
+
+
+@pytest.mark.slow
+def test_every_measured_update_starts_from_one_scene_and_phase_timers_leave_nothing_behind(tmp_path):
+    """`snapshot` puts field, occupancy grid and camera generator back, so a repeat computes the same step
+    (on CPU bit for bit) while without it the next step differs; `phase_timers` removes its wrappers."""
+    import argparse
+
+    import torch
+
+    from method.training.trainer import Trainer
+
+    args = argparse.Namespace(precision="profile", no_sdpa=False, grad_max_samples=None, recompute_field=False,
+                              recompute_chunk=None, vae_checkpointing=False, channels_last=False, compile=False)
+    device = torch.device("cpu")
+    cfg = paper_scale.train_config("tiny", device, args)
+    priors = paper_scale.build_priors(cfg, paper_scale.build_prior_models("reduced", device, torch.float32),
+                                      device, args)
+    trainer = Trainer(cfg, "a panda dancing", tmp_path, priors=priors, progress=False, quiet=True)
+    stage = len(cfg.stages) - 1
+    trainer._build_optimizer(stage)
+    restore = paper_scale.snapshot(trainer)
+    with paper_scale.forced_update("video"):
+        first = trainer.train_step(stage, 10)
+        drifted = trainer.train_step(stage, 10)
+        restore()
+        again = trainer.train_step(stage, 10)
+    assert again == first and drifted != first
+    backward, prior = torch.Tensor.backward, trainer.prior("video")
+    found = paper_scale.measure_phases(trainer, "video", stage, 10, device, restore)
+    assert found["parts"]["render"]["s"] > 0 and found["parts"]["backward"]["s"] > 0
+    # the tiny video render's samples, counted once: the dense CPU path evaluates every in-box lattice sample
+    h, w = cfg.render.video_size
+    assert 0 < found["field_samples"] <= cfg.render.video_frames * h * w * (cfg.renderer.num_samples + 1)
+    assert torch.Tensor.backward is backward and "forward" not in vars(trainer.field)
+    assert "render" not in vars(trainer) and "encode" not in vars(prior.vae) and "forward" not in vars(prior.unet)
+    assert "step" not in vars(trainer.optimizer) and "update" not in vars(prior)
 
 
 def test_memory_flags_reach_every_profiles_config():
@@ -135,7 +180,7 @@ def test_memory_flags_reach_every_profiles_config():
 
     from method.training import profiles
 
-    base = dict(precision="profile", no_sdpa=False, grad_max_samples=None)
+    base = dict(precision="profile", no_sdpa=False, grad_max_samples=None, recompute_chunk=None)
     for flags in (False, True):
         args = argparse.Namespace(**base, recompute_field=flags, vae_checkpointing=flags)
         for profile in ("paper", "release-lowvram", "tiny-lowvram"):

@@ -99,6 +99,7 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
                         for u, g in d["guidance"].items()}}
     assert all(s["grad_max_samples"] is None and s["trainable"] is None for s in d["stages"])
     old.pop("device")  # config_hash leaves the device out
+    old.pop("tf32")  # and the execution-only TF32 choice
     # the hash formula of the version before the option, written out here (not the code's _hash)
     before = hashlib.sha256(json.dumps({"schema": CONFIG_SCHEMA, **old}, sort_keys=True, default=str).encode())
     assert before.hexdigest()[:16] == cfg.config_hash()
@@ -132,6 +133,10 @@ def test_execution_only_options_never_change_the_config_hash():
     assert build_config("tiny", "wo_hybrid").stage_prefix_hash(2) == cfg.stage_prefix_hash(2)
     for key in ("renderer.dense_pruning=true", "guidance.video.frozen.vae_slicing=true"):
         assert build_config("tiny", "4dfy", sets=parse_sets([key])).config_hash() != cfg.config_hash(), key
+    # TF32 matrix products: on by default, so plain configs keep every hash; off is counted only for stages
+    plain32 = build_config("tiny", "4dfy", sets=parse_sets(["tf32=false"]))
+    assert cfg.tf32 and plain32.config_hash() == cfg.config_hash()
+    assert plain32.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
 
 
 def test_execution_changes_name_what_a_resume_switched_and_nothing_else():
@@ -146,6 +151,7 @@ def test_execution_changes_name_what_a_resume_switched_and_nothing_else():
     del old["renderer"]["recompute_field"], old["renderer"]["recompute_chunk"]
     for g in old["guidance"].values():
         del g["frozen"]["vae_gradient_checkpointing"]
+    del old["tf32"]
     assert execution_options(old) == {}
     assert execution_changes(old, cfg.to_dict()) == {}
     assert execution_changes(cfg.to_dict(), cfg.to_dict()) == {}

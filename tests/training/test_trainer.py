@@ -344,3 +344,23 @@ def test_stage_checkpoints_hold_only_the_priors_their_stages_drew(tmp_path, monk
     s1, s2 = (ckpt.load(tmp_path / "run" / "ckpt" / f"stage{i}.pt") for i in (1, 2))
     assert s1["priors"] == {} and "guidance" not in {g["name"] for g in s1["optimizer"]["param_groups"]}
     assert set(s2["priors"]) == {"img"} and "guidance" in {g["name"] for g in s2["optimizer"]["param_groups"]}
+
+
+@pytest.mark.parametrize("tf32", [True, False])
+def test_a_training_step_runs_with_the_configs_tf32_choice_and_restores_the_flag(tf32):
+    """`tf32` sets PyTorch's process-wide TF32 flag for matrix products during a step only (cuBLAS reads it; here
+    it is read back where the field runs), and the flag is back to what it was afterwards."""
+    cfg = small_oracle_config(tf32=tf32)
+    tr = Trainer(cfg, "blobs", "unused", priors=oracle_priors(cfg), progress=False)
+    tr._build_optimizer(0)
+    seen = []
+    tr.field.register_forward_hook(lambda *_: seen.append(torch.backends.cuda.matmul.allow_tf32))
+    matmul = torch.backends.cuda.matmul
+    for before in (False, True):
+        matmul.allow_tf32 = before
+        try:
+            tr.train_step(0, 0)
+            assert matmul.allow_tf32 is before
+        finally:
+            matmul.allow_tf32 = False
+    assert seen and set(seen) == {tf32}
