@@ -121,7 +121,8 @@ def train_config(profile: str, device: torch.device, args):
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
     renderer = dataclasses.replace(cfg.renderer, grad_max_samples=args.grad_max_samples,
                                    recompute_field=args.recompute_field,
-                                   **({"recompute_chunk": args.recompute_chunk} if args.recompute_chunk else {}))
+                                   **({} if getattr(args, "recompute_chunk", None) is None
+                                      else {"recompute_chunk": args.recompute_chunk}))
     # the benchmark's baseline is plain float32 matrix products (as its committed baselines); --tf32 measures
     # the trainer's default
     return dataclasses.replace(cfg, guidance=guidance, device=str(device), renderer=renderer,
@@ -221,18 +222,28 @@ def sync(device: torch.device) -> None:
 
 
 def snapshot(trainer):
-    """A function that puts the field, the renderer's occupancy grid and the trainer's generator back to their
-    state now. Every measured update starts from it: an update's cost depends on how many samples the scene
-    gives, and training steps (random priors' gradients are large) would change that from one repeat, update
-    and option to the next. Restored, every option is measured on the same scene and the same cameras."""
-    field = {k: v.detach().clone() for k, v in trainer.field.state_dict().items()}
-    renderer = {k: v.detach().clone() for k, v in trainer.renderer.state_dict().items()}
+    """A function that puts the field, the renderer's occupancy grid, the trainer's generator and torch's global
+    generators (nerfacc jitters the grid's update points with them) back to their state now. Every measured update
+    starts from it: an update's cost depends on how many samples the scene gives, and training steps (random
+    priors' gradients are large) would change that from one repeat, update and option to the next. Restored,
+    every option is measured on the same scene and the same cameras. The copies are kept on the CPU, so they
+    add nothing to the GPU peaks. Not restored: the optimizer's moments and VSD's LoRA, which change values, not
+    costs."""
+    def copy(module):
+        return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+    field, renderer = copy(trainer.field), copy(trainer.renderer)
     rng = trainer.generator.get_state()
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
 
     def restore():
         trainer.field.load_state_dict(field)
         trainer.renderer.load_state_dict(renderer)
         trainer.generator.set_state(rng)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
     return restore
 
 
@@ -261,18 +272,19 @@ def measure(trainer, update: str, stage_index: int, step: int, device: torch.dev
     return {"s_per_update": min(times), "repeats": len(times), "peak_mb": peak, "warmup_included": repeats == 0}
 
 
-PHASES = ("render", "VAE encode", "UNet forward", "backward", "prior update", "optimizer step")
+PHASES = ("render", "VAE encode", "UNet forward", "backward", "optimizer step")
 """What `--phases` times inside one update (see `phase_timers`); the rest of the step is "other"."""
 
 
 @contextmanager
 def phase_timers(trainer, prior, device: torch.device):
     """Time the parts of one `train_step` and record the peak memory each reaches: the trainer's render, the
-    prior's VAE encoder (gradient and no-gradient encodes), its UNets' forward passes, the loss's backward, the
-    prior's own update (VSD's LoRA step) and the optimizer step. Only the outermost part is timed (a UNet
-    forward inside the LoRA step counts as "prior update"), and the device is synchronised at each border, so
-    the parts add up to the step. Yields a dict filled with {part: {"s", "peak_mb"}} (peak: CUDA only), and the
-    number of field samples the render evaluated under {"render": {"samples"}}."""
+    prior's VAE encoder (gradient and no-gradient encodes), its UNets' forward passes (VSD's LoRA UNet too: its
+    loss is part of the step's), the loss's backward and the optimizer step. Only the outermost part is timed
+    (a call inside another part counts there), and the device is synchronised at each border, so the parts add
+    up to the step. Yields a dict filled with {part: {"s", "peak_mb"}} (peak: CUDA only), and under
+    {"render": {"samples"}} the number of field samples the render evaluated with gradient (not the occupancy
+    grid's no-gradient pruning, nor backward's recomputation)."""
     found = {}
     active = []
 
@@ -299,16 +311,15 @@ def phase_timers(trainer, prior, device: torch.device):
 
     def counted(fn):  # the samples the render's forward evaluates (not backward's recomputation)
         def wrapper(x, *a, **k):
-            if active == ["render"]:
+            if active == ["render"] and torch.is_grad_enabled():
                 found["render"]["samples"] = found["render"].get("samples", 0) + x.shape[0]
             return fn(x, *a, **k)
         return wrapper
 
     # instance attributes shadow the class's methods; removed afterwards
-    patched = [(trainer, "render"), (prior.vae, "encode"), (prior, "update"), (trainer.optimizer, "step")]
+    patched = [(trainer, "render"), (prior.vae, "encode"), (trainer.optimizer, "step")]
     patched += [(m, "forward") for name in ("unet", "unet_lora") if (m := getattr(prior, name, None)) is not None]
-    names = {"render": "render", "encode": "VAE encode", "update": "prior update", "step": "optimizer step",
-             "forward": "UNet forward"}
+    names = {"render": "render", "encode": "VAE encode", "step": "optimizer step", "forward": "UNet forward"}
     saved = [(obj, attr, obj.__dict__.get(attr)) for obj, attr in [*patched, (trainer.field, "forward")]]
     backward = torch.Tensor.backward
     try:
@@ -322,7 +333,7 @@ def phase_timers(trainer, prior, device: torch.device):
         torch.Tensor.backward = backward
         for obj, attr, old in saved:
             if old is None:
-                delattr(obj, attr)
+                vars(obj).pop(attr, None)  # also when patching stopped halfway
             else:
                 setattr(obj, attr, old)
 
@@ -341,7 +352,7 @@ def measure_phases(trainer, update: str, stage_index: int, step: int, device: to
     out = {name: found[name] for name in PHASES if name in found}
     samples = out["render"].pop("samples", 0)
     out["other"] = {"s": max(total - sum(v["s"] for v in out.values()), 0.0), "peak_mb": None}
-    return {"total_s": total, "parts": out, "field_samples": samples}
+    return {"total_s": total, "parts": out, "samples_with_grad": samples}
 
 
 def mv_phases(stage) -> list[tuple[int, int, int, int]]:
@@ -485,13 +496,18 @@ def run(args) -> dict:
             try:
                 r = measure(trainer, update, stage_index, step, device, args.repeats, time.perf_counter() + share,
                             restore)
-                if args.phases:
-                    r["phases"] = measure_phases(trainer, update, stage_index, step, device, restore)
             except torch.cuda.OutOfMemoryError as err:  # record it and measure the other updates
                 r = {"s_per_update": None, "repeats": 0, "error": f"out of memory: {str(err)[:200]}",
                      "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20}
                 trainer.optimizer.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
+            if args.phases and r["s_per_update"] is not None:
+                try:  # a failure here keeps the measurement above
+                    r["phases"] = measure_phases(trainer, update, stage_index, step, device, restore)
+                except torch.cuda.OutOfMemoryError as err:
+                    r["phases"] = {"error": f"out of memory: {str(err)[:200]}"}
+                    trainer.optimizer.zero_grad(set_to_none=True)
+                    torch.cuda.empty_cache()
         r.update({"update": update, "profile": p, "stage": cfgs[p].stages[stage_index].name,
                   "render": f"{key[1]}x{key[2]}", "views": key[3]})
         results[key] = r
@@ -544,12 +560,12 @@ def markdown(res: dict, command: str) -> str:
               "the other stages and profiles that draw the same update reuse that cost. The gradient budget is "
               "what the stage allows (samples keeping gradients per render call), not a count: a render with "
               "fewer samples keeps all of them."]
-    phased = [u for u in res["updates"] if u.get("phases")]
+    phased = [u for u in res["updates"] if u.get("phases") and "error" not in u["phases"]]
     if phased:
         lines += ["", "Where one more update of each type spends its time (`--phases`: the device synchronised at "
                   "each border, so the parts add up to a step a little slower than the one above), and the peak "
                   "memory each part reaches:", "",
-                  "| update | first drawn in | field samples | " + " | ".join(PHASES) + " | other | total |",
+                  "| update | first drawn in | samples with gradient | " + " | ".join(PHASES) + " | other | total |",
                   "|---|---|---|" + "---|" * (len(PHASES) + 2)]
         for u in phased:
             parts = u["phases"]["parts"]
@@ -561,7 +577,7 @@ def markdown(res: dict, command: str) -> str:
                 peak = "" if part["peak_mb"] is None else f" ({part['peak_mb'] / 1024:.1f} GiB)"
                 return f"{part['s']:.3f}{peak}"
             lines.append(f"| {_describe(u['key'])[0]} | {u['profile']} {u['stage']} | "
-                         f"{u['phases']['field_samples']:,} | "
+                         f"{u['phases']['samples_with_grad']:,} | "
                          + " | ".join(cell(n) for n in (*PHASES, "other")) + f" | {u['phases']['total_s']:.3f} |")
     if res["device"].startswith("cpu"):
         lines += ["", "**CPU smoke run**: these figures show that the script works; they are not costs, and the "
@@ -642,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.size == "paper" and not args.device.startswith("cuda"):
         print("warning: paper size on CPU needs ~25 GB of memory and hours; --size reduced is the CPU check",
               file=sys.stderr)
+    if args.recompute_chunk is not None and (args.recompute_chunk < 1 or not args.recompute_field):
+        print("error: --recompute-chunk takes a positive number of samples, with --recompute-field", file=sys.stderr)
+        return 2
     if args.compile_field and args.recompute_field and args.device.startswith("cuda"):
         # measured on an H100 (torch 2.11, Triton grid): backward then finds no graph ("element 0 of tensors
         # does not require grad"); --compile-field alone was slower than eager there anyway

@@ -47,18 +47,34 @@ def triton_failed(err: BaseException) -> None:
 
 @contextlib.contextmanager
 def matmul_tf32(enabled: bool):
-    """PyTorch's process-wide `torch.backends.cuda.matmul.allow_tf32` set to `enabled` inside, restored after, so
-    a training step's choice does not leak into what runs next (evaluation, CLIP scores). Only cuBLAS reads it:
-    on CPU nothing changes."""
+    """With `enabled`, TF32 for CUDA float32 matrix products inside (`torch.backends.cuda.matmul.allow_tf32`), put
+    back afterwards, so a training step's choice does not leak into what runs next (evaluation, CLIP scores).
+    A process already at TF32 or lower ('high' / 'medium' float32 matmul precision) is left as it is, and so is
+    one whose precisions were set through PyTorch's per-backend API, which the legacy flag cannot read back.
+    CPU matrix products never read the flag."""
     import torch
 
-    matmul = torch.backends.cuda.matmul
-    before = matmul.allow_tf32
-    matmul.allow_tf32 = enabled
+    if not enabled:
+        yield
+        return
+    try:
+        before = torch.get_float32_matmul_precision()
+    except RuntimeError:  # precisions set per backend (`fp32_precision`): theirs to keep
+        warn_once("tf32-per-backend", "tf32=true left alone: this process sets float32 matmul precision per "
+                  "backend (torch.backends.cuda.matmul.fp32_precision)")
+        yield
+        return
+    if before != "highest":
+        yield
+        return
+    # set and put back through the same (legacy) flag: switching APIs midway leaves a state that PyTorch refuses
+    # to read back. Afterwards torch >= 2.9 reports cuBLAS's precision as 'ieee' where it may have said 'none'
+    # (follow the global 'highest'): the same full float32.
+    torch.backends.cuda.matmul.allow_tf32 = True
     try:
         yield
     finally:
-        matmul.allow_tf32 = before
+        torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def hash_grid_backend(device) -> str:

@@ -215,7 +215,7 @@ class TrainConfig:
     """Seed of every random draw of the run."""
     device: str = "auto"
     """'auto' (cuda if available), 'cpu' or 'cuda'."""
-    tf32: bool = True
+    tf32: bool = False
     """TensorFloat-32 for float32 matrix products in training steps on CUDA (the field's MLPs, VSD's LoRA): faster
     on Ampere and newer; 10-bit mantissas, as the paper's fp16 tiny-cuda-nn field. Execution-only (not hashed)."""
 

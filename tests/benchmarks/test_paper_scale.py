@@ -134,8 +134,8 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
         parts = u["phases"]["parts"]
         assert {"render", "VAE encode", "UNet forward", "backward", "optimizer step"} <= set(parts)
         assert sum(p["s"] for p in parts.values()) == pytest.approx(u["phases"]["total_s"])
-    assert "| update | first drawn in | field samples | render | VAE encode |" in md
-    assert all(u["phases"]["field_samples"] > 0 for u in res["updates"])
+    assert "| update | first drawn in | samples with gradient | render | VAE encode |" in md
+    assert all(u["phases"]["samples_with_grad"] > 0 for u in res["updates"])
 
 
 @pytest.mark.slow
@@ -169,10 +169,15 @@ def test_every_measured_update_starts_from_one_scene_and_phase_timers_leave_noth
     assert found["parts"]["render"]["s"] > 0 and found["parts"]["backward"]["s"] > 0
     # the tiny video render's samples, counted once: the dense CPU path evaluates every in-box lattice sample
     h, w = cfg.render.video_size
-    assert 0 < found["field_samples"] <= cfg.render.video_frames * h * w * (cfg.renderer.num_samples + 1)
+    assert 0 < found["samples_with_grad"] <= cfg.render.video_frames * h * w * (cfg.renderer.num_samples + 1)
     assert torch.Tensor.backward is backward and "forward" not in vars(trainer.field)
     assert "render" not in vars(trainer) and "encode" not in vars(prior.vae) and "forward" not in vars(prior.unet)
-    assert "step" not in vars(trainer.optimizer) and "update" not in vars(prior)
+    assert "step" not in vars(trainer.optimizer)
+    # a forward the benchmark itself put on the field (the compact scene's mask) is put back, not removed
+    paper_scale.compact_scene(trainer, 0.5)
+    masked = vars(trainer.field)["forward"]
+    found = paper_scale.measure_phases(trainer, "video", stage, 10, device, restore)
+    assert vars(trainer.field)["forward"] is masked and found["samples_with_grad"] > 0
 
 
 def test_memory_flags_reach_every_profiles_config():
@@ -189,6 +194,12 @@ def test_memory_flags_reach_every_profiles_config():
             assert all(g.frozen.vae_gradient_checkpointing is flags for g in cfg.guidance.values())
             # with both flags, everything `fourdfy generate --recompute` sets is set already
             assert (profiles.recompute(cfg) == cfg) is flags
+
+
+@pytest.mark.parametrize("flags", [["--recompute-chunk", "0", "--recompute-field"], ["--recompute-chunk", "1000"]])
+def test_a_recompute_chunk_that_would_change_nothing_is_refused(capsys, flags):
+    assert paper_scale.main(["--size", "reduced", "--device", "cpu", *flags]) == 2
+    assert "--recompute-chunk" in capsys.readouterr().err
 
 
 def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):

@@ -348,19 +348,54 @@ def test_stage_checkpoints_hold_only_the_priors_their_stages_drew(tmp_path, monk
 
 @pytest.mark.parametrize("tf32", [True, False])
 def test_a_training_step_runs_with_the_configs_tf32_choice_and_restores_the_flag(tf32):
-    """`tf32` sets PyTorch's process-wide TF32 flag for matrix products during a step only (cuBLAS reads it; here
-    it is read back where the field runs), and the flag is back to what it was afterwards."""
+    """`tf32` turns PyTorch's process-wide TF32 flag for matrix products on during a step only (cuBLAS reads it;
+    here it is read back where the field runs); a process already at TF32 keeps it, and after the step the flag
+    is what it was."""
     cfg = small_oracle_config(tf32=tf32)
     tr = Trainer(cfg, "blobs", "unused", priors=oracle_priors(cfg), progress=False)
     tr._build_optimizer(0)
     seen = []
     tr.field.register_forward_hook(lambda *_: seen.append(torch.backends.cuda.matmul.allow_tf32))
     matmul = torch.backends.cuda.matmul
-    for before in (False, True):
-        matmul.allow_tf32 = before
-        try:
+    original = matmul.allow_tf32
+    try:
+        for before in (False, True):
+            matmul.allow_tf32 = before
+            seen.clear()
             tr.train_step(0, 0)
-            assert matmul.allow_tf32 is before
-        finally:
-            matmul.allow_tf32 = False
-    assert seen and set(seen) == {tf32}
+            assert seen and set(seen) == {tf32 or before}
+            assert matmul.allow_tf32 is before and torch.get_float32_matmul_precision() == \
+                ("high" if before else "highest")
+    finally:
+        matmul.allow_tf32 = original
+
+
+def test_tf32_leaves_lower_precisions_and_per_backend_settings_alone():
+    """'medium' (bf16 allowed) is below TF32: a step keeps it. An explicit per-backend 'ieee' comes back after the
+    step; a per-backend setting that the legacy flag cannot read back is left alone, with a warning."""
+    from method import backends
+
+    original = torch.get_float32_matmul_precision()
+    matmul = torch.backends.cuda.matmul
+    try:
+        torch.set_float32_matmul_precision("medium")
+        with backends.matmul_tf32(True):
+            assert torch.get_float32_matmul_precision() == "medium"
+        assert torch.get_float32_matmul_precision() == "medium"
+        torch.set_float32_matmul_precision("highest")
+        if hasattr(matmul, "fp32_precision"):  # the per-backend API (torch >= 2.9)
+            matmul.fp32_precision = "ieee"
+            with backends.matmul_tf32(True):
+                assert matmul.allow_tf32
+            assert matmul.fp32_precision == "ieee"
+            matmul.fp32_precision = "none"
+            matmul.fp32_precision = "tf32"  # with the global 'highest': unreadable through the legacy API
+            backends._warned.discard("tf32-per-backend")
+            with pytest.warns(RuntimeWarning, match="per backend"):
+                with backends.matmul_tf32(True):
+                    pass
+            assert matmul.fp32_precision == "tf32"
+    finally:
+        if hasattr(matmul, "fp32_precision"):
+            matmul.fp32_precision = "none"
+        torch.set_float32_matmul_precision(original)
