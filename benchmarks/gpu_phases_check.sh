@@ -4,8 +4,8 @@
 # UNets, backward, optimizer timed apart, with each part's peak memory), for the plain configuration and
 # each memory option alone and together, on one warm GPU so the figures compare (every update starts
 # from the same scene and cameras). Worst case 120 + 60 + 70 s per configuration: five by default, 530 s,
-# under the device tool's 600. Writes setup.log, runs.log and one <run>.md per configuration under $OUT (the
-# tool brings back 8 files: six configurations at most). Call 3 of paper_scale_results_h100.md ran an earlier
+# under the device tool's 600, so five at most (the tool's 8-file limit would allow six). Writes setup.log,
+# runs.log and one <run>.md per configuration under $OUT. Call 3 of paper_scale_results_h100.md ran an earlier
 # version of this script (six configurations, no snapshot, no warm-up run).
 set -u
 mkdir -p "$OUT"
@@ -19,12 +19,13 @@ common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels
 run() {  # name, extra flags...
   local name=$1; shift
   echo "=== $name: $*" >> "$OUT/runs.log"
-  timeout 70 python3 benchmarks/paper_scale.py "${common[@]}" "$@" --out "$OUT/$name" >> "$OUT/runs.log" 2>&1
+  timeout -k 5 70 python3 benchmarks/paper_scale.py "${common[@]}" "$@" --out "$OUT/$name" >> "$OUT/runs.log" 2>&1
   rm -f "$OUT/$name.json"
 }
-# a throwaway first run: Triton's kernels and cuDNN's first use are paid here, not by the first configuration
-# (on the H100 the first one got fewer timed repeats and slower figures; paper_scale_results_h100.md)
-timeout 60 python3 benchmarks/paper_scale.py "${common[@]}" --repeats 0 --budget-s 5 > /dev/null 2>&1
+# a throwaway first run compiles Triton's kernels into its on-disk cache, so the first configuration does not pay
+# for that (on the H100 it got fewer timed repeats and slower figures; paper_scale_results_h100.md); each run
+# still pays its own process's first use of cuDNN and cuBLAS in its warm-up step
+timeout -k 5 60 python3 benchmarks/paper_scale.py "${common[@]}" --repeats 0 --budget-s 5 > /dev/null 2>&1
 # arguments "name:flags" choose the configurations (in order); without any, the five below
 configs=("$@")
 [ ${#configs[@]} -gt 0 ] || configs=(plain: plain_tf32:--tf32 field_recompute:--recompute-field

@@ -19,7 +19,7 @@ Options (one flag each; each changes only what it names): --precision profile|fp
 changes every step),
 --grad-max-samples N (the release's gradient-subset renderer), --recompute-field [--recompute-chunk N] and
 --vae-checkpointing (activation checkpointing of the field and of the VAE encoder: what `fourdfy generate
---recompute` sets), --tf32 (TF32 matrix products: the trainer's default; without it plain float32),
+--recompute` sets), --tf32 (TF32 matrix products, as the trainer's `--set tf32=true`; off by default),
 --phases (one more update of each type timed by part, with each part's peak memory), --scene ball (the field's density kept
 to a ball of `--ball-radius` x the box radius, and on CUDA the occupancy grid's cells outside it
 empty: the renderer's cost on a compact, trained-like scene instead of the dense random field's
@@ -123,8 +123,7 @@ def train_config(profile: str, device: torch.device, args):
                                    recompute_field=args.recompute_field,
                                    **({} if getattr(args, "recompute_chunk", None) is None
                                       else {"recompute_chunk": args.recompute_chunk}))
-    # the benchmark's baseline is plain float32 matrix products (as its committed baselines); --tf32 measures
-    # the trainer's default
+    # plain float32 matrix products unless --tf32 (the trainer's `tf32`, off by default)
     return dataclasses.replace(cfg, guidance=guidance, device=str(device), renderer=renderer,
                                tf32=getattr(args, "tf32", False))
 
@@ -640,8 +639,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="one more update of each type, timed by part (render, VAE, UNets, backward, ...) with each "
                          "part's peak memory")
     ap.add_argument("--tf32", action="store_true",
-                    help="TensorFloat-32 for float32 matrix products on CUDA (the field's MLPs, VSD's LoRA): the "
-                         "trainer's default `tf32`; without it, plain float32 (convolutions use TF32 either way, "
+                    help="TensorFloat-32 for float32 matrix products on CUDA (the field's MLPs, VSD's LoRA), as the "
+                         "trainer's `--set tf32=true`; without it, plain float32 (convolutions use TF32 either way, "
                          "PyTorch's default)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed updates per type after one warm-up (0: a single call, warm-up included)")

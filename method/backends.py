@@ -62,8 +62,7 @@ def matmul_tf32(enabled: bool):
     except RuntimeError:  # precisions set per backend (`fp32_precision`): theirs to keep
         warn_once("tf32-per-backend", "tf32=true left alone: this process sets float32 matmul precision per "
                   "backend (torch.backends.cuda.matmul.fp32_precision)")
-        yield
-        return
+        before = None  # the step runs outside this handler, so its own errors do not chain to this one
     if before != "highest":
         yield
         return
