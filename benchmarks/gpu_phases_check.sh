@@ -5,7 +5,8 @@
 # each memory option alone and together, on one warm GPU so the figures compare (every update starts
 # from the same scene and cameras). Worst case 120 + 60 + 70 s per configuration: five by default, 530 s,
 # under the device tool's 600, so five at most (the tool's 8-file limit would allow six). Writes setup.log,
-# runs.log and one <run>.md per configuration under $OUT. Call 3 of paper_scale_results_h100.md ran an earlier
+# runs.log and one <run>.md per configuration under $OUT. RUN_TIMEOUT=S gives each configuration S seconds
+# instead of 70 (e.g. for --compile, whose compilation is paid in the warm-up step). Call 3 of paper_scale_results_h100.md ran an earlier
 # version of this script (six configurations, no snapshot, no warm-up run).
 set -u
 mkdir -p "$OUT"
@@ -19,7 +20,7 @@ common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels
 run() {  # name, extra flags...
   local name=$1; shift
   echo "=== $name: $*" >> "$OUT/runs.log"
-  timeout -k 5 70 python3 benchmarks/paper_scale.py "${common[@]}" "$@" --out "$OUT/$name" >> "$OUT/runs.log" 2>&1
+  timeout -k 5 "${RUN_TIMEOUT:-70}" python3 benchmarks/paper_scale.py "${common[@]}" "$@" --out "$OUT/$name" >> "$OUT/runs.log" 2>&1
   rm -f "$OUT/$name.json"
 }
 # a throwaway first run compiles Triton's kernels into its on-disk cache, so the first configuration does not pay

@@ -14,7 +14,8 @@ Random weights cost the same as trained ones; the occupancy grid of a random fie
 renderer figures are an upper bound of a trained scene's (which skips empty space).
 
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
---no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile (torch.compile the UNets),
+--no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile [3d img video] (torch.compile the
+UNets: all, or the named updates'),
 --compile-field (torch.compile the field, dynamic shapes; CUDA graphs do not fit a sample count that
 changes every step),
 --grad-max-samples N (the release's gradient-subset renderer), --recompute-field [--recompute-chunk N] and
@@ -128,6 +129,12 @@ def train_config(profile: str, device: torch.device, args):
                                tf32=getattr(args, "tf32", False))
 
 
+def compiles(args, update: str) -> bool:
+    """Whether `--compile` asks for `update`'s UNets: `--compile` alone compiles all, `--compile video` one."""
+    chosen = getattr(args, "compile", None)
+    return chosen is not None and chosen is not False and (chosen in ([], True) or update in chosen)
+
+
 def build_priors(cfg, models: dict[str, dict], device: torch.device, args) -> dict:
     """The guidance objects of the three update types from in-memory models, with the options applied."""
     from method.guidance.base import load_attr
@@ -149,7 +156,7 @@ def build_priors(cfg, models: dict[str, dict], device: torch.device, args) -> di
                 # channels_last is a 4D (NCHW) layout: the video UNet's 3D convolutions keep theirs
                 if all(p.dim() != 5 for p in unet.parameters()):
                     unet.to(memory_format=torch.channels_last)
-        if args.compile:
+        if compiles(args, update):
             for unet in unets:
                 unet.forward = torch.compile(unet.forward)
         priors[update] = prior
@@ -518,7 +525,8 @@ def run(args) -> dict:
         "size": args.size, "torch": torch.__version__, "profiles": profiles,
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
-                    "channels_last": args.channels_last, "compile": args.compile, "compile_field": args.compile_field,
+                    "channels_last": args.channels_last, "compile": [u for u in ("3d", "img", "video") if compiles(args, u)] or False,
+                    "compile_field": args.compile_field,
                     "grad_max_samples": args.grad_max_samples, "recompute_field": args.recompute_field,
                     "recompute_chunk": cfg.renderer.recompute_chunk if args.recompute_field else None,
                     "vae_checkpointing": args.vae_checkpointing, "tf32": args.tf32, **scene},
@@ -618,7 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                          "fp16 VSD and Zeroscope, as the release), or one for all; CPU is always fp32")
     ap.add_argument("--no-sdpa", action="store_true", help="diffusers' plain attention instead of SDPA")
     ap.add_argument("--channels-last", action="store_true", help="UNets in channels_last memory format")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the UNets (adds compile time)")
+    ap.add_argument("--compile", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
+                    help="torch.compile the UNets (adds compile time): all, or those of the updates named "
+                         "(e.g. --compile video: Zeroscope's UNet3D only)")
     ap.add_argument("--compile-field", action="store_true",
                     help="torch.compile the field (hash grids, MLPs) with dynamic shapes (adds compile time)")
     ap.add_argument("--scene", choices=("dense", "ball"), default="dense",

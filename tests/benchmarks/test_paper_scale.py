@@ -202,6 +202,15 @@ def test_a_recompute_chunk_that_would_change_nothing_is_refused(capsys, flags):
     assert "--recompute-chunk" in capsys.readouterr().err
 
 
+def test_compile_takes_all_unets_or_the_named_updates():
+    import argparse
+
+    for given, wanted in ((None, set()), ([], {"3d", "img", "video"}), (["video"], {"video"}),
+                          (["3d", "img"], {"3d", "img"}), (False, set())):
+        args = argparse.Namespace(compile=given)
+        assert {u for u in ("3d", "img", "video") if paper_scale.compiles(args, u)} == wanted, given
+
+
 def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setattr(paper_scale.torch.cuda, "is_available", lambda: False)
     assert paper_scale.main(["--device", "cuda"]) == 2
