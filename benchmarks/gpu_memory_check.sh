@@ -11,13 +11,7 @@
 # both runs, e.g. EXTRA="--grad-max-samples 100000" or EXTRA="--tf32". (`--compile-field` was measured on an H100:
 # slower, and refused with --recompute-field; benchmarks/paper_scale_results_h100.md.)
 set -u
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/setup.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD MAX_JOBS=16 PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/setup.log" 2>&1
-# nerfacc builds its CUDA kernels on first use (JIT, ~1 min); once, up front
-( time timeout 150 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
-  >> "$OUT/setup.log" 2>&1
+source benchmarks/gpu_setup.sh
 common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels-last)
 # worst case 150 + 250 + 150 s, under the device tool's 600 s per command
 timeout 250 python3 benchmarks/paper_scale.py "${common[@]}" --budget-s 170 --recompute-field --vae-checkpointing \

@@ -3,18 +3,13 @@
 # the `paper` profile on the compact scene (bf16, channels_last), each run with `--phases` (render, VAE,
 # UNets, backward, optimizer timed apart, with each part's peak memory), for the plain configuration and
 # each memory option alone and together, on one warm GPU so the figures compare (every update starts
-# from the same scene and cameras). Worst case 120 + 60 + 70 s per configuration: five by default, 530 s,
-# under the device tool's 600, so five at most (the tool's 8-file limit would allow six). Writes setup.log,
+# from the same scene and cameras). Worst case 150 (set-up) + 60 + 70 s per configuration: five by default,
+# 560 s, under the device tool's 600, so five at most (the tool's 8-file limit would allow six). Writes setup.log,
 # runs.log and one <run>.md per configuration under $OUT. RUN_TIMEOUT=S gives each configuration S seconds
 # instead of 70 (e.g. for --compile, whose compilation is paid in the warm-up step). Call 3 of paper_scale_results_h100.md ran an earlier
 # version of this script (six configurations, no snapshot, no warm-up run).
 set -u
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl > "$OUT/setup.log" 2>&1
-export PYTHONPATH=/tmp/site:$PWD MAX_JOBS=16 PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/setup.log" 2>&1
-( time timeout 120 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
-  >> "$OUT/setup.log" 2>&1
+source benchmarks/gpu_setup.sh
 common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels-last --profiles paper
         --budget-s 35 --phases)
 run() {  # name, extra flags...
