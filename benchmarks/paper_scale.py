@@ -238,18 +238,15 @@ def snapshot(trainer):
     def copy(module):
         return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
+    from method.training import checkpoint as ckpt
+
     field, renderer = copy(trainer.field), copy(trainer.renderer)
-    rng = trainer.generator.get_state()
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    rng = ckpt.rng_state(trainer.generator)  # what a checkpoint keeps: the run's and torch's generators
 
     def restore():
         trainer.field.load_state_dict(field)
         trainer.renderer.load_state_dict(renderer)
-        trainer.generator.set_state(rng)
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
+        ckpt.restore_rng(trainer.generator, rng)
     return restore
 
 
@@ -527,9 +524,11 @@ def run(args) -> dict:
                     "sdpa": not args.no_sdpa,
                     "channels_last": args.channels_last, "compile": [u for u in ("3d", "img", "video") if compiles(args, u)] or False,
                     "compile_field": args.compile_field,
-                    "grad_max_samples": args.grad_max_samples, "recompute_field": args.recompute_field,
-                    "recompute_chunk": cfg.renderer.recompute_chunk if args.recompute_field else None,
-                    "vae_checkpointing": args.vae_checkpointing, "tf32": args.tf32, **scene},
+                    # what the trained config holds, not the flags that asked for it
+                    "grad_max_samples": args.grad_max_samples, "recompute_field": cfg.renderer.recompute_field,
+                    "recompute_chunk": cfg.renderer.recompute_chunk if cfg.renderer.recompute_field else None,
+                    "vae_checkpointing": all(p.cfg.frozen.vae_gradient_checkpointing for p in priors.values()),
+                    "tf32": cfg.tf32, **scene},
         "hash_grid_backend": trainer.field.encoder.static.resolve_backend(device)
         if hasattr(trainer.field.encoder, "static") else "n/a",
         "build_s": build_s, "wall_s": time.perf_counter() - started,
