@@ -6,16 +6,19 @@
 # from the same scene and cameras). Worst case 150 (set-up) + 60 + 70 s per configuration: five by default,
 # 560 s, under the device tool's 600, so five at most (the tool's 8-file limit would allow six). Writes setup.log,
 # runs.log and one <run>.md per configuration under $OUT. RUN_TIMEOUT=S gives each configuration S seconds
-# instead of 70 (e.g. for --compile, whose compilation is paid in the warm-up step). Call 3 of paper_scale_results_h100.md ran an earlier
-# version of this script (six configurations, no snapshot, no warm-up run).
+# instead of 70; one whose flags compile UNets, VAE encoders or the field (--compile, --compile-vae: the compilation is paid
+# in its warm-up step; --compile-field too) gets COMPILE_TIMEOUT=S instead (default 200). Call 3 of paper_scale_results_h100.md ran an
+# earlier version of this script (six configurations, no snapshot, no warm-up run).
 set -u
 source benchmarks/gpu_setup.sh
 common=(--device cuda --scene ball --ball-radius 0.5 --precision bf16 --channels-last --profiles paper
         --budget-s 35 --phases)
 run() {  # name, extra flags...
   local name=$1; shift
-  echo "=== $name: $*" >> "$OUT/runs.log"
-  timeout -k 5 "${RUN_TIMEOUT:-70}" python3 benchmarks/paper_scale.py "${common[@]}" "$@" --out "$OUT/$name" >> "$OUT/runs.log" 2>&1
+  local limit=${RUN_TIMEOUT:-70}
+  [[ " $* " == *" --compile"[\ -]* ]] && limit=${COMPILE_TIMEOUT:-200}
+  echo "=== $name ($limit s at most): $*" >> "$OUT/runs.log"
+  timeout -k 5 "$limit" python3 benchmarks/paper_scale.py "${common[@]}" "$@" --out "$OUT/$name" >> "$OUT/runs.log" 2>&1
   rm -f "$OUT/$name.json"
 }
 # a throwaway first run compiles Triton's kernels into its on-disk cache, so the first configuration does not pay

@@ -15,7 +15,9 @@ renderer figures are an upper bound of a trained scene's (which skips empty spac
 
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
 --no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile [3d img video] (torch.compile the
-UNets: all, or the named updates'),
+UNets: all, or the named updates'), --compile-vae [3d img video] (the VAE encoders, likewise); these are the
+priors' own `frozen` options (`half_dtype`, `channels_last`, `compile`, `compile_vae_encoder`), so a run
+gets what is measured with `--set 'guidance.*.frozen.<option>=...'`,
 --compile-field (torch.compile the field, dynamic shapes; CUDA graphs do not fit a sample count that
 changes every step),
 --grad-max-samples N (the release's gradient-subset renderer), --recompute-field [--recompute-chunk N] and
@@ -95,7 +97,7 @@ def build_prior_models(size: str, device: torch.device, dtype: torch.dtype) -> d
         "img": {"unet": made(lambda: UNet2DConditionModel.from_config(sd_unet)),
                 "vae": made(lambda: AutoencoderKL.from_config(vae_cfg)),
                 "scheduler_config": dict(A.SD21_BASE_SCHEDULER),
-                # the LoRA model runs in float32 weights for its trainable adapters; frozen base cast below
+                # the prior casts it like its other frozen parts; its LoRA adapters stay float32, as in a run
                 "unet_lora": made(lambda: UNet2DConditionModel.from_config(lora_unet)),
                 "lora_scheduler_config": dict(A.SD21_SCHEDULER), **sd_text},
         "video": {"unet": made(lambda: UNet3DConditionModel.from_config(unet3d)),
@@ -115,8 +117,13 @@ def train_config(profile: str, device: torch.device, args):
     guidance = {}
     for update, pc in cfg.guidance.items():
         half = pc.frozen.half_precision if args.precision == "profile" else args.precision != "fp32"
+        # the product's own options (FrozenModelOptions), so what is measured is what a run can ask for
         frozen = dataclasses.replace(pc.frozen, half_precision=half, sdpa=not args.no_sdpa,
-                                     vae_gradient_checkpointing=args.vae_checkpointing)
+                                     vae_gradient_checkpointing=args.vae_checkpointing,
+                                     half_dtype="bfloat16" if args.precision == "bf16" else pc.frozen.half_dtype,
+                                     channels_last=getattr(args, "channels_last", False),
+                                     compile=compiles(args, update),
+                                     compile_vae_encoder=compiles(args, update, "compile_vae"))
         # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
         ids = {f: f"random-weights/{f}" for f in ("model", "text_model", "lora_model") if hasattr(pc, f)}
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
@@ -129,37 +136,22 @@ def train_config(profile: str, device: torch.device, args):
                                tf32=getattr(args, "tf32", False))
 
 
-def compiles(args, update: str) -> bool:
-    """Whether `--compile` asks for `update`'s UNets: `--compile` alone compiles all, `--compile video` one."""
-    chosen = getattr(args, "compile", None)
+def compiles(args, update: str, flag: str = "compile") -> bool:
+    """Whether `--compile` (or `--compile-vae`, flag "compile_vae") asks for `update`'s UNets (VAE encoder): the
+    flag alone takes all updates, `--compile video` one."""
+    chosen = getattr(args, flag, None)
     return chosen is not None and chosen is not False and (chosen in ([], True) or update in chosen)
 
 
-def build_priors(cfg, models: dict[str, dict], device: torch.device, args) -> dict:
-    """The guidance objects of the three update types from in-memory models, with the options applied."""
+def build_priors(cfg, models: dict[str, dict], device: torch.device) -> dict:
+    """The guidance objects of the three update types from in-memory models; each applies its config's
+    `frozen` options (precision, attention, layout, compilation, VAE checkpointing) as in a run."""
     from method.guidance.base import load_attr
 
     priors = {}
     for update, pc in cfg.guidance.items():
         cls = load_attr(type(pc).target)
-        prior = cls(pc, str(device), models=models[update])
-        unets = [m for name in ("unet", "unet_lora") if (m := getattr(prior, name, None)) is not None]
-        if args.precision == "bf16":  # FrozenModelOptions knows fp16 only: recast the frozen parts
-            for module in unets + [prior.vae]:
-                for p in module.parameters():
-                    if not p.requires_grad:
-                        p.data = p.data.to(torch.bfloat16)
-            prior.dtype = torch.bfloat16
-            prior.prompts.dtype = torch.bfloat16  # cached text embeddings are cast on use
-        if args.channels_last:
-            for unet in unets:
-                # channels_last is a 4D (NCHW) layout: the video UNet's 3D convolutions keep theirs
-                if all(p.dim() != 5 for p in unet.parameters()):
-                    unet.to(memory_format=torch.channels_last)
-        if compiles(args, update):
-            for unet in unets:
-                unet.forward = torch.compile(unet.forward)
-        priors[update] = prior
+        priors[update] = cls(pc, str(device), models=models[update])  # applies pc.frozen's options
     return priors
 
 
@@ -470,7 +462,7 @@ def run(args) -> dict:
     cfgs = {p: train_config(p, device, args) for p in profiles}
     cfg = cfgs[profiles[0]]
     models = build_prior_models(args.size, device, dtype)
-    priors = build_priors(cfg, models, device, args)
+    priors = build_priors(cfg, models, device)
     del models
     build_s = time.perf_counter() - started
     out_dir = tempfile.TemporaryDirectory(prefix="paper-scale-")  # the trainer's run folder (unused)
@@ -522,7 +514,9 @@ def run(args) -> dict:
         "size": args.size, "torch": torch.__version__, "profiles": profiles,
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
-                    "channels_last": args.channels_last, "compile": [u for u in ("3d", "img", "video") if compiles(args, u)] or False,
+                    "channels_last": all(p.cfg.frozen.channels_last for p in priors.values()),
+                    "compile": [u for u, p in priors.items() if p.cfg.frozen.compile] or False,
+                    "compile_vae": [u for u, p in priors.items() if p.cfg.frozen.compile_vae_encoder] or False,
                     "compile_field": args.compile_field,
                     # what the trained config holds, not the flags that asked for it
                     "grad_max_samples": args.grad_max_samples, "recompute_field": cfg.renderer.recompute_field,
@@ -628,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
                     help="torch.compile the UNets (adds compile time): all, or those of the updates named "
                          "(e.g. --compile video: Zeroscope's UNet3D only)")
+    ap.add_argument("--compile-vae", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
+                    help="torch.compile the VAE encoders, forward and backward (adds compile time): all, or those "
+                         "of the updates named")
     ap.add_argument("--compile-field", action="store_true",
                     help="torch.compile the field (hash grids, MLPs) with dynamic shapes (adds compile time)")
     ap.add_argument("--scene", choices=("dense", "ball"), default="dense",

@@ -177,6 +177,10 @@ def _field_type(node: Any, name: str) -> Any:
 def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool) -> Any:
     name, rest = parts[0], parts[1:]
     children = _children(node)
+    if name == "*" and children and rest:  # every entry of a group: each must have the rest of the key
+        for child in children:
+            node = _set(node, [child, *rest], value, root, key.replace("*", child, 1), parse)
+        return node
     if name not in children:
         raise ConfigKeyError(_unknown_message(root, key))
     if rest:
@@ -207,7 +211,8 @@ def parse_value(text: str) -> Any:
 
 
 def set_key(obj: Any, key: str, value: Any, parse: bool = False) -> Any:
-    """A copy of `obj` with the field at dotted `key` set (typed and checked); `parse` reads strings as JSON."""
+    """A copy of `obj` with the field at dotted `key` set (typed and checked); `parse` reads strings as JSON.
+    A `*` part stands for every entry of that group ('guidance.*.frozen.half_dtype', 'stages.*.steps')."""
     return _set(obj, key.split("."), value, obj, key, parse)
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .loading import freeze, load_pretrained, place, use_sdpa, weights_dtype
+from .loading import HALF_DTYPES, freeze, load_pretrained, place, use_sdpa, weights_dtype
 from .prompts import PromptProcessor
 
 
@@ -71,7 +71,9 @@ class FrozenModelOptions:
     """How the frozen pretrained parts (UNets, VAE, text encoder) run: precision, attention, memory."""
 
     half_precision: bool = True
-    """Frozen weights in float16 on CUDA (always float32 on CPU); trainable LoRA / camera MLP stay float32."""
+    """Frozen weights in `half_dtype` on CUDA (always float32 on CPU); trainable LoRA / camera MLP stay float32."""
+    half_dtype: str = "float16"
+    """The half type on CUDA: float16 (the release) or bfloat16 (float32's exponent range, tensor-core speed)."""
     sdpa: bool = True
     """PyTorch scaled-dot-product attention in the UNets (False: diffusers' plain matmul-softmax attention)."""
     vae_slicing: bool = False
@@ -82,6 +84,18 @@ class FrozenModelOptions:
     (it slices, whatever `vae_slicing` says: a block recomputed for a whole batch would hold nearly what it
     saved): about 1/14 of the encoder's activations held, one more encoder pass; the same gradients up to
     float rounding (per-image convolutions; bit-identical for one image). benchmarks/activation_memory.py."""
+    channels_last: bool = False
+    """The 2D UNets in channels_last (NHWC) memory format, faster convolutions on tensor-core GPUs; Zeroscope's
+    UNet3D keeps its layout (its temporal convolutions are 3D)."""
+    compile: bool = False
+    """torch.compile the UNets' forward passes: the first updates are slow while it compiles (on CPU it needs a
+    C compiler); the same function up to float rounding."""
+    compile_vae_encoder: bool = False
+    """torch.compile the VAE encoder, which runs with gradient (forward and backward compiled), likewise."""
+
+    def __post_init__(self):
+        if self.half_dtype not in HALF_DTYPES:
+            raise ValueError(f"frozen.half_dtype must be one of {sorted(HALF_DTYPES)}, got {self.half_dtype!r}")
 
 
 def load_attr(spec: str):
@@ -152,7 +166,7 @@ class FrozenPrior(Guidance):
         super().__init__()
         self.cfg = cfg
         self.device = torch.device(device)
-        self.dtype = weights_dtype(self.device, cfg.frozen.half_precision)
+        self.dtype = weights_dtype(self.device, cfg.frozen.half_precision, cfg.frozen.half_dtype)
 
     def _kw(self, field: str, hint: str = "") -> dict:
         cls = type(self.cfg)
@@ -177,15 +191,26 @@ class FrozenPrior(Guidance):
     def frozen(self, module: torch.nn.Module) -> torch.nn.Module:
         return place(freeze(module), self.device, self.dtype)
 
-    def apply_options(self, unets: list, vae) -> None:
-        """The FrozenModelOptions that act on modules: attention kind, VAE slicing and checkpointing."""
+    def apply_options(self, unets: list, vae, attention: bool = True) -> None:
+        """The FrozenModelOptions that act on modules: attention kind (unless `attention` is False: a prior that
+        installs its own processors), VAE slicing and checkpointing, memory format, compilation."""
+        frozen = self.cfg.frozen
         for unet in unets:
-            use_sdpa(unet, self.cfg.frozen.sdpa)
-        if self.cfg.frozen.vae_slicing:
+            if attention:
+                use_sdpa(unet, frozen.sdpa)
+            # channels_last is a rank-4 layout: a module with 3D convolutions cannot take it
+            if frozen.channels_last and all(p.dim() != 5 for p in unet.parameters()):
+                unet.to(memory_format=torch.channels_last)
+            if frozen.compile:
+                # an instance attribute: the module's call and its state dict stay the module's own
+                unet.forward = torch.compile(unet.forward)
+        if frozen.vae_slicing:
             vae.enable_slicing()
-        if self.cfg.frozen.vae_gradient_checkpointing:
+        if frozen.vae_gradient_checkpointing:
             vae.enable_gradient_checkpointing()
             vae.enable_slicing()
+        if frozen.compile_vae_encoder:
+            vae.encoder.forward = torch.compile(vae.encoder.forward)
 
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
         """The frozen CLIP text encoder (tokenizer/ + text_encoder/) of the model in `field`."""

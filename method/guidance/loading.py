@@ -258,9 +258,16 @@ def download_file(source: str, filename: str, *, role: str, field: str, hint: st
     raise ModelNotFoundError(msg(error), field)
 
 
-def weights_dtype(device: torch.device | str, half_precision: bool) -> torch.dtype:
-    """fp16 for frozen models on CUDA when asked; fp32 on CPU (CPU fp16 kernels are slow and lossy)."""
-    return torch.float16 if half_precision and torch.device(device).type == "cuda" else torch.float32
+HALF_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+"""The half types frozen weights may use on CUDA (`FrozenModelOptions.half_dtype`)."""
+
+
+def weights_dtype(device: torch.device | str, half_precision: bool, half_dtype: str = "float16") -> torch.dtype:
+    """`half_dtype` (fp16 or bf16) for frozen models on CUDA when asked; fp32 on CPU (CPU half kernels are slow
+    and, for fp16, lossy)."""
+    if half_dtype not in HALF_DTYPES:
+        raise ValueError(f"half_dtype must be one of {sorted(HALF_DTYPES)}, got {half_dtype!r}")
+    return HALF_DTYPES[half_dtype] if half_precision and torch.device(device).type == "cuda" else torch.float32
 
 
 def place(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

@@ -128,7 +128,7 @@ class MVDreamGuidance(FrozenPrior):
         if self.unet.config.get("class_embed_type") != "projection":
             raise ConversionError(f"{cfg.model}: the UNet has no camera embedding, so it is not an MVDream model")
         install_multiview_attention(self.unet, sdpa=cfg.frozen.sdpa)
-        self.apply_options([], self.vae)
+        self.apply_options([self.unet], self.vae, attention=False)
         self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
         if self.schedule.prediction_type != "epsilon":
             raise ValueError("MVDream is an epsilon-prediction model")

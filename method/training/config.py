@@ -285,7 +285,7 @@ class TrainConfig:
 
 
 HASH_NEUTRAL = {("renderer", "grad_max_samples"): None, ("stages", "*", "grad_max_samples"): None,
-                ("stages", "*", "trainable"): None}
+                ("stages", "*", "trainable"): None, ("guidance", "*", "frozen", "half_dtype"): "float16"}
 """Options added after CONFIG_SCHEMA 2, with the value that changes nothing: left out of the hash while they
 hold it, so a run made before the option existed keeps its hash (and resumes). A new option goes here;
 '*' stands for every entry of a list or every value of a dict."""
@@ -295,9 +295,12 @@ EXECUTION_ONLY = {("renderer", "recompute_field"): RenderConfig.recompute_field,
                   ("renderer", "recompute_chunk"): RenderConfig.recompute_chunk,
                   ("guidance", "*", "frozen", "vae_gradient_checkpointing"):
                       FrozenModelOptions.vae_gradient_checkpointing,
+                  ("guidance", "*", "frozen", "channels_last"): FrozenModelOptions.channels_last,
+                  ("guidance", "*", "frozen", "compile"): FrozenModelOptions.compile,
+                  ("guidance", "*", "frozen", "compile_vae_encoder"): FrozenModelOptions.compile_vae_encoder,
                   ("tf32",): TrainConfig.tf32}
 """Options that change how an update is computed, not what it computes (activation checkpointing, TF32 matrix
-products), with their defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
+products, memory format, compilation), with their defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
 continues the same config, though not bit-identically (they change float rounding: the field's regions, the
 VAE's per-image encoding). `stage_prefix_hash` keeps the ones that are set, so stages are only shared between
 runs that compute them alike."""

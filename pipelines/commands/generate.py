@@ -99,7 +99,8 @@ def generate(
                                           "last.pt is damaged)."),
     init_from: Path = typer.Option(None, "--init-from", help="Start from another run's stage checkpoint."),
     sets: list[str] = typer.Option([], "--set", help="Change any config field: KEY=VALUE with a dotted key, e.g. "
-                                   "stages.stage3.steps=20 or guidance.video.guidance_scale=50 (repeatable)."),
+                                   "stages.stage3.steps=20 or guidance.video.guidance_scale=50; * for every entry of a "
+                                   "group: guidance.*.frozen.channels_last=true (repeatable)."),
     sets_from: str = typer.Option(None, "--set-from", help="Read KEY: VALUE changes from a YAML mapping, "
                                   "FILE:dotted.key (e.g. params.yaml:overrides.wo_hybrid, as the pipeline does); "
                                   "--set wins on the same key."),

@@ -153,7 +153,7 @@ def test_every_measured_update_starts_from_one_scene_and_phase_timers_leave_noth
     device = torch.device("cpu")
     cfg = paper_scale.train_config("tiny", device, args)
     priors = paper_scale.build_priors(cfg, paper_scale.build_prior_models("reduced", device, torch.float32),
-                                      device, args)
+                                      device)
     trainer = Trainer(cfg, "a panda dancing", tmp_path, priors=priors, progress=False, quiet=True)
     stage = len(cfg.stages) - 1
     trainer._build_optimizer(stage)
@@ -209,6 +209,35 @@ def test_compile_takes_all_unets_or_the_named_updates():
                           (["3d", "img"], {"3d", "img"}), (False, set())):
         args = argparse.Namespace(compile=given)
         assert {u for u in ("3d", "img", "video") if paper_scale.compiles(args, u)} == wanted, given
+
+
+def test_speed_flags_are_the_priors_own_options():
+    """--precision bf16, --channels-last, --compile and --compile-vae set the run config's `frozen` options (what
+    `--set 'guidance.*.frozen...'` gives a run), in every profile; `profile` keeps each prior's precision."""
+    import argparse
+
+    from pipelines.generate import build_config, parse_sets
+
+    args = argparse.Namespace(precision="bf16", no_sdpa=False, grad_max_samples=None, recompute_field=False,
+                              recompute_chunk=None, vae_checkpointing=False, channels_last=True, compile=["video"],
+                              compile_vae=[])
+    for profile in ("paper", "release-lowvram"):
+        cfg = paper_scale.train_config(profile, "cpu", args)
+        frozen = {u: g.frozen for u, g in cfg.guidance.items()}
+        assert all(f.half_precision and f.half_dtype == "bfloat16" and f.channels_last and f.compile_vae_encoder
+                   for f in frozen.values())
+        assert {u for u, f in frozen.items() if f.compile} == {"video"}
+    sets = ["guidance.*.frozen.half_precision=true", "guidance.*.frozen.half_dtype=bfloat16",
+            "guidance.*.frozen.channels_last=true", "guidance.video.frozen.compile=true",
+            "guidance.*.frozen.compile_vae_encoder=true"]
+    run = build_config("paper", "4dfy", sets=parse_sets(sets))
+    assert {u: g.frozen for u, g in run.guidance.items()} == {
+        u: g.frozen for u, g in paper_scale.train_config("paper", "cpu", args).guidance.items()}
+    plain = argparse.Namespace(**{**vars(args), "precision": "profile", "channels_last": False, "compile": None,
+                                  "compile_vae": None})
+    cfg = paper_scale.train_config("paper", "cpu", plain)
+    assert {u: g.frozen for u, g in cfg.guidance.items()} == {
+        u: g.frozen for u, g in build_config("paper", "4dfy").guidance.items()}
 
 
 def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):

@@ -86,6 +86,14 @@ def test_precision_defaults_follow_the_release():
     assert VSDConfig().frozen.half_precision is True and ZeroscopeConfig().frozen.half_precision is True
     assert weights_dtype("cuda", True) == torch.float16 and weights_dtype("cuda", False) == torch.float32
     assert weights_dtype("cpu", True) == torch.float32
+    # bfloat16 is asked for by name and used on CUDA only; the default half type stays the release's float16
+    assert all(c().frozen.half_dtype == "float16" for c in CONFIGS)
+    assert weights_dtype("cuda", True, "bfloat16") == torch.bfloat16
+    assert weights_dtype("cuda", False, "bfloat16") == torch.float32 and weights_dtype("cpu", True, "bfloat16") == torch.float32
+    with pytest.raises(ValueError, match="half_dtype"):
+        FrozenModelOptions(half_dtype="float8")
+    with pytest.raises(ValueError, match="half_dtype"):
+        weights_dtype("cuda", True, "fp16")
 
 
 def test_build_prior_builds_what_the_config_names(mvdream):

@@ -99,6 +99,24 @@ def test_set_reaches_nested_and_prior_fields_and_rejects_bad_values():
     assert capped.config_hash() != build_config("tiny", "4dfy").config_hash()
 
 
+def test_set_with_a_star_sets_every_entry_of_a_group():
+    """`*` stands for every prior / stage: the same as setting each by name, and each must have the key."""
+    from method.configs import ConfigKeyError
+    from pipelines.generate import build_config, parse_sets
+
+    star = build_config("tiny", "4dfy", sets=parse_sets(["guidance.*.frozen.half_dtype=bfloat16", "stages.*.steps=4"]))
+    named = build_config("tiny", "4dfy", sets=parse_sets(
+        [f"guidance.{u}.frozen.half_dtype=bfloat16" for u in ("3d", "img", "video")]
+        + [f"stages.{s}.steps=4" for s in ("stage1", "stage2", "stage3")]))
+    assert star == named and star.config_hash() == named.config_hash()
+    assert {g.frozen.half_dtype for g in star.guidance.values()} == {"bfloat16"}
+    assert star.guidance["3d"].guidance_scale == build_config("tiny", "4dfy").guidance["3d"].guidance_scale
+    with pytest.raises(ConfigKeyError, match="guidance.3d.frozen.half_dtpye"):  # the first entry's key named
+        build_config("tiny", "4dfy", sets=parse_sets(["guidance.*.frozen.half_dtpye=bfloat16"]))
+    with pytest.raises(ValueError, match="half_dtype must be one of"):
+        build_config("tiny", "4dfy", sets=parse_sets(["guidance.*.frozen.half_dtype=float8"]))
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One real `fourdfy generate --profile tiny` with 2 steps per stage, run as a user would (subprocess)."""

@@ -12,6 +12,8 @@ from method.training.config import replace
 from method.training.trainer import Trainer
 
 TRAINABLE = [name for name, m in METHODS.items() if m.trainable]
+NEWER_FROZEN = ("vae_gradient_checkpointing", "half_dtype", "channels_last", "compile", "compile_vae_encoder")
+"""FrozenModelOptions fields added after CONFIG_SCHEMA 2: a config saved before them has none."""
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,7 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k not in ("grad_max_samples", "recompute_field", "recompute_chunk")},
            "stages": [{k: v for k, v in s.items() if k not in ("grad_max_samples", "trainable")}
                       for s in d["stages"]],
-           "guidance": {u: {**g, "frozen": {k: v for k, v in g["frozen"].items() if k != "vae_gradient_checkpointing"}}
+           "guidance": {u: {**g, "frozen": {k: v for k, v in g["frozen"].items() if k not in NEWER_FROZEN}}
                         for u, g in d["guidance"].items()}}
     assert all(s["grad_max_samples"] is None and s["trainable"] is None for s in d["stages"])
     old.pop("device")  # config_hash leaves the device out
@@ -111,6 +113,10 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
         assert staged.config_hash() != cfg.config_hash(), key
         assert staged.stage_prefix_hash(2) == cfg.stage_prefix_hash(2), key  # stages 1-2 still shared
     assert dataclasses.replace(cfg, device="cpu").config_hash() == cfg.config_hash()
+    # the half type: left out at the release's float16, counted when it is bfloat16 (it changes the numbers)
+    assert all(g["frozen"]["half_dtype"] == "float16" for g in d["guidance"].values())
+    bf16 = build_config("tiny", "4dfy", sets=parse_sets(["guidance.video.frozen.half_dtype=bfloat16"]))
+    assert bf16.config_hash() != cfg.config_hash() and bf16.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
 
 
 def test_execution_only_options_never_change_the_config_hash():
@@ -137,6 +143,12 @@ def test_execution_only_options_never_change_the_config_hash():
     fast = build_config("tiny", "4dfy", sets=parse_sets(["tf32=true"]))
     assert not cfg.tf32 and fast.config_hash() == cfg.config_hash()
     assert fast.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
+    # the frozen parts' memory format and compilation likewise
+    for option in ("channels_last", "compile", "compile_vae_encoder"):
+        set_ = build_config("tiny", "4dfy", sets=parse_sets([f"guidance.*.frozen.{option}=true"]))
+        assert all(getattr(g.frozen, option) for g in set_.guidance.values()), option
+        assert set_.config_hash() == cfg.config_hash(), option
+        assert set_.stage_prefix_hash(1) != cfg.stage_prefix_hash(1), option
 
 
 def test_execution_changes_name_what_a_resume_switched_and_nothing_else():
@@ -150,7 +162,8 @@ def test_execution_changes_name_what_a_resume_switched_and_nothing_else():
     old = cfg.to_dict()
     del old["renderer"]["recompute_field"], old["renderer"]["recompute_chunk"]
     for g in old["guidance"].values():
-        del g["frozen"]["vae_gradient_checkpointing"]
+        for key in NEWER_FROZEN:
+            del g["frozen"][key]
     del old["tf32"]
     assert execution_options(old) == {}
     assert execution_changes(old, cfg.to_dict()) == {}
