@@ -23,7 +23,8 @@ changes every step),
 --grad-max-samples N (the release's gradient-subset renderer), --recompute-field [--recompute-chunk N] and
 --vae-checkpointing (activation checkpointing of the field and of the VAE encoder: what `fourdfy generate
 --recompute` sets), --tf32 (TF32 matrix products, as the trainer's `--set tf32=true`; off by default),
---phases (one more update of each type timed by part, with each part's peak memory), --scene ball (the field's density kept
+--phases (one more update of each type timed by part, with each part's peak memory), --ops N (one more under
+torch.profiler: the N most expensive operators and how busy the GPU was), --scene ball (the field's density kept
 to a ball of `--ball-radius` x the box radius, and on CUDA the occupancy grid's cells outside it
 empty: the renderer's cost on a compact, trained-like scene instead of the dense random field's
 upper bound).
@@ -333,6 +334,37 @@ def phase_timers(trainer, prior, device: torch.device):
                 setattr(obj, attr, old)
 
 
+def measure_ops(trainer, update: str, stage_index: int, step: int, device: torch.device, top: int,
+                restore=lambda: None) -> dict:
+    """One more update of `update` under torch.profiler: its `top` operators by self time on the device (CUDA) or
+    the CPU, and how busy the device was (the kernels' self time over the step's wall time; a step far from 1 is
+    bound by the CPU's launching and Python, not by the GPU's arithmetic)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    restore()
+    with forced_update(update), profile(activities=[ProfilerActivity.CPU]
+                                        + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        sync(device)
+        t0 = time.perf_counter()
+        trainer.train_step(stage_index, step)
+        sync(device)
+        wall = time.perf_counter() - t0
+    from torch.autograd import DeviceType
+
+    events = prof.key_averages()
+    # the operators (CPU-side events); on CUDA each one's self time is that of the kernels it launched itself.
+    # The kernels are events of their own as well, so the device's busy time sums those alone.
+    ops = [e for e in events if e.device_type == DeviceType.CPU]
+    self_time = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
+    busy = sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU) if cuda else \
+        sum(e.self_cpu_time_total for e in ops)
+    rows = [{"op": e.key, "calls": e.count, "self_ms": self_time(e) / 1e3, "cpu_ms": e.cpu_time_total / 1e3}
+            for e in sorted(ops, key=self_time, reverse=True)[:top]]
+    busy /= 1e6  # microseconds -> s
+    return {"wall_s": wall, "time_on": "device" if cuda else "cpu", "self_total_s": busy, "top": rows}
+
+
 def measure_phases(trainer, update: str, stage_index: int, step: int, device: torch.device,
                    restore=lambda: None) -> dict:
     """One more update of `update` with `phase_timers`: {part: {"s", "peak_mb"}}, with "other" the rest."""
@@ -503,6 +535,13 @@ def run(args) -> dict:
                     r["phases"] = {"error": f"out of memory: {str(err)[:200]}"}
                     trainer.optimizer.zero_grad(set_to_none=True)
                     torch.cuda.empty_cache()
+            if args.ops and r["s_per_update"] is not None:
+                try:  # likewise
+                    r["ops"] = measure_ops(trainer, update, stage_index, step, device, args.ops, restore)
+                except torch.cuda.OutOfMemoryError as err:
+                    r["ops"] = {"error": f"out of memory: {str(err)[:200]}"}
+                    trainer.optimizer.zero_grad(set_to_none=True)
+                    torch.cuda.empty_cache()
         r.update({"update": update, "profile": p, "stage": cfgs[p].stages[stage_index].name,
                   "render": f"{key[1]}x{key[2]}", "views": key[3]})
         results[key] = r
@@ -579,6 +618,17 @@ def markdown(res: dict, command: str) -> str:
             lines.append(f"| {_describe(u['key'])[0]} | {u['profile']} {u['stage']} | "
                          f"{u['phases']['samples_with_grad']:,} | "
                          + " | ".join(cell(n) for n in (*PHASES, "other")) + f" | {u['phases']['total_s']:.3f} |")
+    for u in res["updates"]:
+        ops = u.get("ops")
+        if not ops or "error" in ops:
+            continue
+        on = "GPU" if ops["time_on"] == "device" else "CPU"
+        lines += ["", f"**{_describe(u['key'])[0]}** ({u['profile']} {u['stage']}) under torch.profiler (`--ops`): "
+                  f"one step of {ops['wall_s']:.3f} s, {ops['self_total_s']:.3f} s of it in operators on the {on} "
+                  f"({ops['self_total_s'] / max(ops['wall_s'], 1e-12):.0%}); the top {len(ops['top'])} by "
+                  f"self time on the {on}:", "", f"| operator | calls | self ms ({on}) | CPU ms (with children) |",
+                  "|---|--:|--:|--:|"]
+        lines += [f"| `{r['op'][:80]}` | {r['calls']} | {r['self_ms']:.1f} | {r['cpu_ms']:.1f} |" for r in ops["top"]]
     if res["device"].startswith("cpu"):
         lines += ["", "**CPU smoke run**: these figures show that the script works; they are not costs, and the "
                   "A100 comparison and GPU-hours below mean nothing for them."]
@@ -644,6 +694,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", action="store_true",
                     help="one more update of each type, timed by part (render, VAE, UNets, backward, ...) with each "
                          "part's peak memory")
+    ap.add_argument("--ops", type=int, default=0, metavar="N",
+                    help="one more update of each type under torch.profiler: its N most expensive operators (self "
+                         "time on the GPU, or the CPU) and how busy the device was")
     ap.add_argument("--tf32", action="store_true",
                     help="TensorFloat-32 for float32 matrix products on CUDA (the field's MLPs, VSD's LoRA), as the "
                          "trainer's `--set tf32=true`; without it, plain float32 (convolutions use TF32 either way, "
@@ -663,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.size == "paper" and not args.device.startswith("cuda"):
         print("warning: paper size on CPU needs ~25 GB of memory and hours; --size reduced is the CPU check",
               file=sys.stderr)
+    if args.ops < 0:
+        print("error: --ops takes a number of operators to list (0: none)", file=sys.stderr)
+        return 2
     if args.recompute_chunk is not None and (args.recompute_chunk < 1 or not args.recompute_field):
         print("error: --recompute-chunk takes a positive number of samples, with --recompute-field", file=sys.stderr)
         return 2

@@ -103,7 +103,7 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
     out = tmp_path / "ps"
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--repeats", "0", "--budget-s", "20",
                              "--scene", "ball", "--ball-radius", "0.5", "--grad-max-samples", "2000",
-                             "--recompute-field", "--vae-checkpointing", "--compile-field", "--phases",
+                             "--recompute-field", "--vae-checkpointing", "--compile-field", "--phases", "--ops", "4",
                              "--out", str(out)]) == 0
     res = json.loads(out.with_suffix(".json").read_text())
     assert res["device"].startswith("cpu") and res["size"] == "reduced"
@@ -136,6 +136,14 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
         assert sum(p["s"] for p in parts.values()) == pytest.approx(u["phases"]["total_s"])
     assert "| update | first drawn in | samples with gradient | render | VAE encode |" in md
     assert all(u["phases"]["samples_with_grad"] > 0 for u in res["updates"])
+    # --ops: one more profiled step per update, its top operators by self time, which fit inside the step
+    for u in res["updates"]:
+        ops = u["ops"]
+        assert ops["time_on"] == "cpu" and len(ops["top"]) == 4
+        selfs = [r["self_ms"] for r in ops["top"]]
+        assert selfs == sorted(selfs, reverse=True) and selfs[0] > 0
+        assert sum(selfs) / 1e3 <= ops["self_total_s"] <= ops["wall_s"] * 1.05
+    assert md.count("under torch.profiler (`--ops`)") == len(res["updates"])
 
 
 @pytest.mark.slow
@@ -200,6 +208,11 @@ def test_memory_flags_reach_every_profiles_config():
 def test_a_recompute_chunk_that_would_change_nothing_is_refused(capsys, flags):
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", *flags]) == 2
     assert "--recompute-chunk" in capsys.readouterr().err
+
+
+def test_a_negative_operator_count_is_refused(capsys):
+    assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--ops", "-1"]) == 2
+    assert "--ops" in capsys.readouterr().err
 
 
 def test_compile_takes_all_unets_or_the_named_updates():
