@@ -98,8 +98,11 @@ def _device_identity(device) -> list:
     import torch
 
     if device.type == "cuda":
-        return ["cuda", torch.cuda.get_device_name(device), torch.backends.cuda.matmul.allow_tf32,
-                torch.backends.cudnn.allow_tf32]
+        try:  # the legacy flags, as keys have always held them
+            tf32 = [torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32]
+        except RuntimeError:  # precisions set per backend, which the legacy flags refuse to read back
+            tf32 = [torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision]
+        return ["cuda", torch.cuda.get_device_name(device), *tf32]
     return [device.type, torch.backends.cpu.get_cpu_capability()]
 
 

@@ -316,3 +316,32 @@ def test_score_cache_reuses_unchanged_videos_and_misses_on_any_change(clip, tiny
 
     with pytest.raises(ArtifactError, match="video.mp4"):
         score_artifacts(arts, clip, cache=ScoreCache(tmp_path / "cache", clip))
+
+
+def test_cuda_identity_reads_tf32_whichever_api_set_it():
+    """The score cache's CUDA identity holds the TF32 state: the legacy flags as before, and in a process that
+    set its precisions through PyTorch's per-backend API (where reading the legacy flags raises) the per-backend
+    values, so a key is still made and TF32 on / off still differ. Run in a subprocess: the flags are global."""
+    import subprocess
+    from pathlib import Path
+
+    code = """
+import json, torch
+from evaluation.clip import _device_identity
+torch.cuda.get_device_name = lambda device=None: "a GPU"
+out = [_device_identity(torch.device("cuda"))]
+torch.backends.cuda.matmul.allow_tf32 = True
+out.append(_device_identity(torch.device("cuda")))
+torch.backends.cuda.matmul.fp32_precision = "tf32"
+torch.backends.cudnn.conv.fp32_precision = "ieee"
+out.append(_device_identity(torch.device("cuda")))
+torch.backends.cuda.matmul.fp32_precision = "ieee"
+out.append(_device_identity(torch.device("cuda")))
+print(json.dumps(out))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr[-2000:]
+    plain, legacy_on, split_on, split_off = json.loads(res.stdout.splitlines()[-1])
+    assert plain[:2] == ["cuda", "a GPU"] and plain[2] is False and legacy_on[2] is True
+    assert split_on[2:] == ["tf32", "ieee"] and split_off[2:] == ["ieee", "ieee"]
