@@ -24,7 +24,8 @@ run() {  # name, extra flags...
 # a throwaway first run compiles Triton's kernels into its on-disk cache, so the first configuration does not pay
 # for that (on the H100 it got fewer timed repeats and slower figures; paper_scale_results_h100.md); each run
 # still pays its own process's first use of cuDNN and cuBLAS in its warm-up step
-timeout -k 5 60 python3 benchmarks/paper_scale.py "${common[@]}" --repeats 0 --budget-s 5 > /dev/null 2>&1
+# (WARMUP=0 skips it: for a single configuration, whose own warm-up step pays the same)
+[ "${WARMUP:-1}" = 0 ] || timeout -k 5 60 python3 benchmarks/paper_scale.py "${common[@]}" --repeats 0 --budget-s 5 > /dev/null 2>&1
 # arguments "name:flags" choose the configurations (in order); without any, the five below
 configs=("$@")
 [ ${#configs[@]} -gt 0 ] || configs=(plain: plain_tf32:--tf32 field_recompute:--recompute-field
