@@ -203,14 +203,14 @@ class FrozenPrior(Guidance):
                 unet.to(memory_format=torch.channels_last)
             if frozen.compile:
                 # an instance attribute: the module's call and its state dict stay the module's own
-                unet.forward = torch.compile(unet.forward)
+                unet.forward = compiled(unet.forward)
         if frozen.vae_slicing:
             vae.enable_slicing()
         if frozen.vae_gradient_checkpointing:
             vae.enable_gradient_checkpointing()
             vae.enable_slicing()
         if frozen.compile_vae_encoder:
-            vae.encoder.forward = torch.compile(vae.encoder.forward)
+            vae.encoder.forward = compiled(vae.encoder.forward)
 
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
         """The frozen CLIP text encoder (tokenizer/ + text_encoder/) of the model in `field`."""
@@ -218,6 +218,14 @@ class FrozenPrior(Guidance):
         return PromptProcessor(getattr(self.cfg, field), self.device, self.dtype, role=f"{self.label} text encoder",
                                field=kw["field"], tokenizer=models.get("tokenizer"),
                                text_encoder=models.get("text_encoder"), default_id=kw["default_id"])
+
+
+def compiled(fn):
+    """`torch.compile(fn)` with a static graph per input shape. Each prior calls its parts with a few fixed shapes
+    (per stage and batch), but the priors share diffusers' classes, whose compiled code PyTorch caches per
+    function: without `dynamic=False` the second prior's shapes would make the graphs symbolic (slower kernels;
+    with torch 2.14 on CPU, the VAE encoder's then fails to compile)."""
+    return torch.compile(fn, dynamic=False)
 
 
 def resize_nchw(rgb: Tensor, size: tuple[int, int]) -> Tensor:
