@@ -121,7 +121,8 @@ def train_config(profile: str, device: torch.device, args):
         # the product's own options (FrozenModelOptions), so what is measured is what a run can ask for
         frozen = dataclasses.replace(pc.frozen, half_precision=half, sdpa=not args.no_sdpa,
                                      vae_gradient_checkpointing=args.vae_checkpointing,
-                                     half_dtype="bfloat16" if args.precision == "bf16" else pc.frozen.half_dtype,
+                                     half_dtype={"bf16": "bfloat16", "fp16": "float16"}.get(args.precision,
+                                                                                            pc.frozen.half_dtype),
                                      channels_last=getattr(args, "channels_last", False),
                                      compile=compiles(args, update),
                                      compile_vae_encoder=compiles(args, update, "compile_vae"))
@@ -352,17 +353,26 @@ def measure_ops(trainer, update: str, stage_index: int, step: int, device: torch
         wall = time.perf_counter() - t0
     from torch.autograd import DeviceType
 
-    events = prof.key_averages()
+    return {"wall_s": wall, **ops_summary(prof.key_averages(), cuda, top)}
+
+
+def ops_summary(events, cuda: bool, top: int) -> dict:
+    """From a profile's `key_averages()`: the `top` operators by self time on the device (cuda) or the CPU, and
+    the total time the device (or the CPU thread) spent in operators, "self_total_s"."""
+    from torch.autograd import DeviceType
+
+    def annotation(e):  # a record_function span (optimizer step, compiled region): it covers kernels counted already
+        return getattr(e, "is_user_annotation", False)
+
     # the operators (CPU-side events); on CUDA each one's self time is that of the kernels it launched itself.
     # The kernels are events of their own as well, so the device's busy time sums those alone.
     ops = [e for e in events if e.device_type == DeviceType.CPU]
     self_time = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
-    busy = sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU) if cuda else \
-        sum(e.self_cpu_time_total for e in ops)
+    busy = sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU and not annotation(e)) \
+        if cuda else sum(e.self_cpu_time_total for e in ops)
     rows = [{"op": e.key, "calls": e.count, "self_ms": self_time(e) / 1e3, "cpu_ms": e.cpu_time_total / 1e3}
             for e in sorted(ops, key=self_time, reverse=True)[:top]]
-    busy /= 1e6  # microseconds -> s
-    return {"wall_s": wall, "time_on": "device" if cuda else "cpu", "self_total_s": busy, "top": rows}
+    return {"time_on": "device" if cuda else "cpu", "self_total_s": busy / 1e6, "top": rows}  # microseconds -> s
 
 
 def measure_phases(trainer, update: str, stage_index: int, step: int, device: torch.device,
@@ -479,7 +489,9 @@ def as_profile(trainer, cfg):
             prior.cfg = saved[1][u]
 
 
-def run(args) -> dict:
+def run(args, on_update=lambda res: None) -> dict:
+    """Measure every update the asked profiles draw; `on_update` gets the results so far after each update (so
+    a run cut short by a time limit still leaves what it measured)."""
     from method.training.trainer import Trainer
 
     device = torch.device(args.device)
@@ -545,8 +557,15 @@ def run(args) -> dict:
         r.update({"update": update, "profile": p, "stage": cfgs[p].stages[stage_index].name,
                   "render": f"{key[1]}x{key[2]}", "views": key[3]})
         results[key] = r
+        if i + 1 < len(todo):
+            on_update(summary(args, device, profiles, priors, cfg, scene, trainer, build_s, started, results, cfgs,
+                              len(todo)))
     out_dir.cleanup()
-    projections = project_profiles(cfgs, results)
+    return summary(args, device, profiles, priors, cfg, scene, trainer, build_s, started, results, cfgs, len(todo))
+
+
+def summary(args, device, profiles, priors, cfg, scene, trainer, build_s, started, results, cfgs, planned) -> dict:
+    """The results of `run` so far: options, the measured updates and the projections they allow."""
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "device": gpu or f"cpu ({torch.get_num_threads()} threads, {platform.machine()})",
@@ -566,7 +585,8 @@ def run(args) -> dict:
         if hasattr(trainer.field.encoder, "static") else "n/a",
         "build_s": build_s, "wall_s": time.perf_counter() - started,
         "updates": [{"key": list(k), **v} for k, v in results.items()],
-        "projection": projections,
+        "planned_updates": planned,
+        "projection": project_profiles(cfgs, results),
     }
 
 
@@ -623,12 +643,17 @@ def markdown(res: dict, command: str) -> str:
         if not ops or "error" in ops:
             continue
         on = "GPU" if ops["time_on"] == "device" else "CPU"
+        # the profiler slows the step it records, so its share of the unprofiled update is given too
         lines += ["", f"**{_describe(u['key'])[0]}** ({u['profile']} {u['stage']}) under torch.profiler (`--ops`): "
                   f"one step of {ops['wall_s']:.3f} s, {ops['self_total_s']:.3f} s of it in operators on the {on} "
-                  f"({ops['self_total_s'] / max(ops['wall_s'], 1e-12):.0%}); the top {len(ops['top'])} by "
-                  f"self time on the {on}:", "", f"| operator | calls | self ms ({on}) | CPU ms (with children) |",
-                  "|---|--:|--:|--:|"]
+                  f"({ops['self_total_s'] / max(ops['wall_s'], 1e-12):.0%} of the profiled step, "
+                  f"{ops['self_total_s'] / max(u['s_per_update'], 1e-12):.0%} of the unprofiled update's "
+                  f"{u['s_per_update']:.3f} s); the top {len(ops['top'])} by self time on the {on}:", "",
+                  f"| operator | calls | self ms ({on}) | CPU ms (with children) |", "|---|--:|--:|--:|"]
         lines += [f"| `{r['op'][:80]}` | {r['calls']} | {r['self_ms']:.1f} | {r['cpu_ms']:.1f} |" for r in ops["top"]]
+    if len(res["updates"]) < res.get("planned_updates", 0):
+        lines += ["", f"**Partial**: {len(res['updates'])} of {res['planned_updates']} updates measured when this "
+                  "was written; the run did not finish (a time limit?)."]
     if res["device"].startswith("cpu"):
         lines += ["", "**CPU smoke run**: these figures show that the script works; they are not costs, and the "
                   "A100 comparison and GPU-hours below mean nothing for them."]
@@ -716,6 +741,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.size == "paper" and not args.device.startswith("cuda"):
         print("warning: paper size on CPU needs ~25 GB of memory and hours; --size reduced is the CPU check",
               file=sys.stderr)
+    if args.precision in ("fp16", "bf16") and not args.device.startswith("cuda"):
+        print(f"warning: --precision {args.precision} applies on CUDA only, as in a run; the CPU computes in fp32",
+              file=sys.stderr)
     if args.ops < 0:
         print("error: --ops takes a number of operators to list (0: none)", file=sys.stderr)
         return 2
@@ -728,13 +756,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --compile-field with --recompute-field loses the field's gradient on CUDA; use one of them",
               file=sys.stderr)
         return 2
-    res = run(args)
     command = "python benchmarks/paper_scale.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = markdown(res, command)
-    print(md)
-    if args.out is not None:
-        write_text_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=1, default=str))
-        write_text_atomic(args.out.with_suffix(".md"), md)
+
+    def write(res: dict) -> None:
+        if args.out is not None:
+            write_text_atomic(args.out.with_suffix(".json"), json.dumps(res, indent=1, default=str))
+            write_text_atomic(args.out.with_suffix(".md"), markdown(res, command))
+
+    res = run(args, on_update=write)
+    write(res)
+    print(markdown(res, command))
     return 0
 
 

@@ -177,7 +177,10 @@ def _field_type(node: Any, name: str) -> Any:
 def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool) -> Any:
     name, rest = parts[0], parts[1:]
     children = _children(node)
-    if name == "*" and children and rest:  # every entry of a group: each must have the rest of the key
+    if name == "*":  # every entry of a group (the priors, the stages): each must have the rest of the key
+        if not rest or dataclasses.is_dataclass(node) or not children:
+            raise ConfigKeyError(f"{key!r}: '*' stands for every entry of a group (guidance.*, stages.*) and "
+                                 "needs a key after it, e.g. guidance.*.frozen.channels_last")
         for child in children:
             node = _set(node, [child, *rest], value, root, key.replace("*", child, 1), parse)
         return node

@@ -201,7 +201,7 @@ class FrozenPrior(Guidance):
             # channels_last is a rank-4 layout: a module with 3D convolutions cannot take it
             if frozen.channels_last and all(p.dim() != 5 for p in unet.parameters()):
                 unet.to(memory_format=torch.channels_last)
-            if frozen.compile:
+            if frozen.compile and "forward" not in vars(unet):  # not twice (one module shared by two priors)
                 # an instance attribute: the module's call and its state dict stay the module's own
                 unet.forward = compiled(unet.forward)
         if frozen.vae_slicing:
@@ -209,7 +209,7 @@ class FrozenPrior(Guidance):
         if frozen.vae_gradient_checkpointing:
             vae.enable_gradient_checkpointing()
             vae.enable_slicing()
-        if frozen.compile_vae_encoder:
+        if frozen.compile_vae_encoder and "forward" not in vars(vae.encoder):
             vae.encoder.forward = compiled(vae.encoder.forward)
 
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
@@ -220,11 +220,20 @@ class FrozenPrior(Guidance):
                                text_encoder=models.get("text_encoder"), default_id=kw["default_id"])
 
 
+COMPILED_GRAPHS_PER_FUNCTION = 64
+"""Room for the static graphs of every prior's shapes and gradient modes (PyTorch's default, 8, is near what the
+`paper` profile's priors need between them; past it, new shapes would silently run uncompiled)."""
+
+
 def compiled(fn):
     """`torch.compile(fn)` with a static graph per input shape. Each prior calls its parts with a few fixed shapes
     (per stage and batch), but the priors share diffusers' classes, whose compiled code PyTorch caches per
     function: without `dynamic=False` the second prior's shapes would make the graphs symbolic (slower kernels;
-    with torch 2.14 on CPU, the VAE encoder's then fails to compile)."""
+    with torch 2.14 on CPU, the VAE encoder's then fails to compile). All those graphs count against one limit
+    per function, which is raised here (process-wide: only when a run asks for compilation)."""
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_GRAPHS_PER_FUNCTION)
     return torch.compile(fn, dynamic=False)
 
 

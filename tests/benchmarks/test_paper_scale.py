@@ -129,6 +129,7 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
         assert res["projection"][name]["gpu_hours"] == pytest.approx(paper_scale.project(cfg, cost)["gpu_hours"])
     md = out.with_suffix(".md").read_text()
     assert "cpu" in md and "VID (Zeroscope)" in md
+    assert res["planned_updates"] == len(res["updates"]) and "**Partial**" not in md
     # --phases: every update timed by part; the parts and "other" add up to the step
     for u in res["updates"]:
         parts = u["phases"]["parts"]
@@ -208,6 +209,35 @@ def test_memory_flags_reach_every_profiles_config():
 def test_a_recompute_chunk_that_would_change_nothing_is_refused(capsys, flags):
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", *flags]) == 2
     assert "--recompute-chunk" in capsys.readouterr().err
+
+
+def test_ops_summary_counts_each_kernel_once():
+    """On CUDA the busy time sums the kernels only: not the operators that launched them (their self device time
+    is those kernels' time again) nor the GPU-side spans of record_function (the optimizer step), which cover
+    kernels counted already; the operators are ranked by the kernel time they launched themselves."""
+    from types import SimpleNamespace as Event
+
+    from torch.autograd import DeviceType
+
+    cpu, gpu = DeviceType.CPU, DeviceType.CUDA
+    events = [Event(key="aten::mm", device_type=cpu, count=3, self_device_time_total=300.0, self_cpu_time_total=40.0,
+                    cpu_time_total=50.0, is_user_annotation=False),
+              Event(key="aten::add", device_type=cpu, count=1, self_device_time_total=100.0,
+                    self_cpu_time_total=60.0, cpu_time_total=60.0, is_user_annotation=False),
+              Event(key="Optimizer.step#AdamW.step", device_type=cpu, count=1, self_device_time_total=0.0,
+                    self_cpu_time_total=5.0, cpu_time_total=70.0, is_user_annotation=True),
+              Event(key="sm90_gemm", device_type=gpu, count=3, self_device_time_total=300.0,
+                    self_cpu_time_total=0.0, cpu_time_total=0.0, is_user_annotation=False),
+              Event(key="add_kernel", device_type=gpu, count=1, self_device_time_total=100.0,
+                    self_cpu_time_total=0.0, cpu_time_total=0.0, is_user_annotation=False),
+              Event(key="Optimizer.step#AdamW.step", device_type=gpu, count=1, self_device_time_total=100.0,
+                    self_cpu_time_total=0.0, cpu_time_total=0.0, is_user_annotation=True)]
+    on_gpu = paper_scale.ops_summary(events, cuda=True, top=2)
+    assert on_gpu["self_total_s"] == pytest.approx(400e-6) and on_gpu["time_on"] == "device"
+    assert [r["op"] for r in on_gpu["top"]] == ["aten::mm", "aten::add"] and on_gpu["top"][0]["self_ms"] == 0.3
+    on_cpu = paper_scale.ops_summary(events, cuda=False, top=3)
+    assert on_cpu["self_total_s"] == pytest.approx(105e-6)
+    assert [r["op"] for r in on_cpu["top"]] == ["aten::add", "aten::mm", "Optimizer.step#AdamW.step"]
 
 
 def test_a_negative_operator_count_is_refused(capsys):
@@ -313,3 +343,25 @@ def test_compact_scene_masks_the_density_and_marks_the_grid():
     assert torch.equal(after_rgb, before_rgb) and torch.equal(dens, after_d)
     assert torch.equal(est.binaries, paper_scale.ball_cells(est.aabbs, est.resolution, info["ball_radius"]))
     assert 0 < info["occupied_fraction"] < 1 and info["occupied_fraction"] == est.binaries.float().mean().item()
+
+
+def test_a_run_cut_short_leaves_what_it_measured(tmp_path, monkeypatch):
+    """After each update the results so far are written, marked partial, so a run killed by a time limit (as on
+    the lent GPUs) still returns its measurements."""
+    calls = []
+
+    def fake_measure(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # what a time limit's signal would do
+        calls.append(args[1])
+        return {"s_per_update": 0.5, "repeats": 1, "peak_mb": None, "warmup_included": False}
+
+    monkeypatch.setattr(paper_scale, "measure", fake_measure)
+    out = tmp_path / "ps"
+    with pytest.raises(KeyboardInterrupt):
+        paper_scale.main(["--size", "reduced", "--device", "cpu", "--repeats", "0", "--out", str(out)])
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert [u["update"] for u in res["updates"]] == calls and len(calls) == 2
+    assert res["planned_updates"] > 2 and res["projection"] == {}  # no profile has all its updates yet
+    md = out.with_suffix(".md").read_text()
+    assert f"**Partial**: 2 of {res['planned_updates']} updates measured" in md

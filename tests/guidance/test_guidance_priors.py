@@ -262,3 +262,29 @@ def test_layout_and_compile_options_compute_the_same_function(tiny_root, make_rg
         torch.testing.assert_close(lb, la, rtol=1e-4, atol=1e-6)
         assert ga.abs().sum() > 0
         torch.testing.assert_close(gb, ga, rtol=1e-3, atol=1e-4 * float(ga.abs().max()))
+
+
+def test_bfloat16_frozen_parts_keep_the_trained_parts_float32(tiny_root, make_rgb, monkeypatch):
+    """half_dtype=bfloat16 (CUDA only in a run; here the CPU is made to take it): every frozen weight of VSD's
+    UNets, VAE and text encoder is bfloat16, while the LoRA and camera-MLP parameters it trains stay float32 and
+    get float32 gradients from a finite loss."""
+    from method.guidance import VSDGuidance
+    from method.guidance import base
+    from method.guidance.loading import weights_dtype
+    from method.guidance.tiny import tiny_vsd_config
+
+    monkeypatch.setattr(base, "weights_dtype", lambda device, half, half_dtype="float16":
+                        weights_dtype("cuda", half, half_dtype))
+    g = VSDGuidance(tiny_vsd_config(frozen=FrozenModelOptions(half_precision=True, half_dtype="bfloat16")))
+    trained = {id(p) for p in g.trainable_parameters()}
+    assert trained and all(p.dtype == torch.float32 for p in g.trainable_parameters())
+    frozen = [p for m in (g.unet, g.unet_lora, g.vae, g.prompts._encoder) for p in m.parameters()
+              if id(p) not in trained]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
+    rgb = make_rgb(1, 32, 32)
+    out = g(rgb, sample_single_views(1, generator=torch.Generator().manual_seed(0)), "a corgi", 0,
+            generator=torch.Generator().manual_seed(2))
+    (out["loss_vsd"] + out["loss_lora"]).backward()
+    assert all(torch.isfinite(v) for v in out.values()) and rgb.grad.abs().sum() > 0
+    grads = [p.grad for p in g.trainable_parameters() if p.grad is not None]
+    assert grads and all(x.dtype == torch.float32 for x in grads) and any(x.abs().sum() > 0 for x in grads)
