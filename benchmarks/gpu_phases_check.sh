@@ -35,4 +35,5 @@ for c in "${configs[@]}"; do
 done
 for f in "$OUT"/*.md; do
   echo "== $(basename "$f")"; grep -A7 "^| update | first drawn in | samples with gradient |" "$f"; grep "^Goal" "$f"
+  grep "^\*\*Partial" "$f"  # a run its limit cut short
 done

@@ -24,7 +24,8 @@ changes every step),
 --vae-checkpointing (activation checkpointing of the field and of the VAE encoder: what `fourdfy generate
 --recompute` sets), --tf32 (TF32 matrix products, as the trainer's `--set tf32=true`; off by default),
 --phases (one more update of each type timed by part, with each part's peak memory), --ops N (one more under
-torch.profiler: the N most expensive operators and how busy the GPU was), --scene ball (the field's density kept
+torch.profiler: the N most expensive operators, and the device's busy time against the profiled step and the
+unprofiled update), --scene ball (the field's density kept
 to a ball of `--ball-radius` x the box radius, and on CUDA the occupancy grid's cells outside it
 empty: the renderer's cost on a compact, trained-like scene instead of the dense random field's
 upper bound).
@@ -351,8 +352,6 @@ def measure_ops(trainer, update: str, stage_index: int, step: int, device: torch
         trainer.train_step(stage_index, step)
         sync(device)
         wall = time.perf_counter() - t0
-    from torch.autograd import DeviceType
-
     return {"wall_s": wall, **ops_summary(prof.key_averages(), cuda, top)}
 
 
@@ -366,7 +365,9 @@ def ops_summary(events, cuda: bool, top: int) -> dict:
 
     # the operators (CPU-side events); on CUDA each one's self time is that of the kernels it launched itself.
     # The kernels are events of their own as well, so the device's busy time sums those alone.
-    ops = [e for e in events if e.device_type == DeviceType.CPU]
+    # The record_function spans are left out on both sides: on the GPU they repeat kernels, on the CPU their own
+    # time is Python around operators, not an operator's.
+    ops = [e for e in events if e.device_type == DeviceType.CPU and not annotation(e)]
     self_time = (lambda e: e.self_device_time_total) if cuda else (lambda e: e.self_cpu_time_total)
     busy = sum(e.self_device_time_total for e in events if e.device_type != DeviceType.CPU and not annotation(e)) \
         if cuda else sum(e.self_cpu_time_total for e in ops)
@@ -662,7 +663,9 @@ def markdown(res: dict, command: str) -> str:
                   "|---|---|---|---|---|---|---|"]
     unprojected = [p for p in res["profiles"] if p not in res["projection"]]
     if unprojected:
-        lines += ["", f"No projection for {', '.join(unprojected)}: an update it draws did not complete (see above)."]
+        why = "an update it draws is not measured yet" if len(res["updates"]) < res.get("planned_updates", 0) \
+            else "an update it draws did not complete (see above)"
+        lines += ["", f"No projection for {', '.join(unprojected)}: {why}."]
     for prof, p in res["projection"].items():
         for name, s in p["stages"].items():
             ref = PAPER_S_PER_IT["stage 3" if name == "stage3" else "stages 1-2"]  # A100, paper S1
@@ -729,7 +732,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3,
                     help="timed updates per type after one warm-up (0: a single call, warm-up included)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="measuring stops early to fit this budget")
-    ap.add_argument("--out", type=Path, default=None, help="write <out>.json and <out>.md")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="write <out>.json and <out>.md, rewritten after every update (marked partial until the end)")
     args = ap.parse_args(argv)
     if args.size == "reduced" and args.profiles is not None:
         print("warning: --size reduced always measures tiny and tiny with the low-VRAM changes; --profiles is "

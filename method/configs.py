@@ -178,9 +178,12 @@ def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bo
     name, rest = parts[0], parts[1:]
     children = _children(node)
     if name == "*":  # every entry of a group (the priors, the stages): each must have the rest of the key
-        if not rest or dataclasses.is_dataclass(node) or not children:
-            raise ConfigKeyError(f"{key!r}: '*' stands for every entry of a group (guidance.*, stages.*) and "
-                                 "needs a key after it, e.g. guidance.*.frozen.channels_last")
+        if not rest:
+            raise ConfigKeyError(f"{key!r}: '*' needs a key after it, e.g. guidance.*.frozen.channels_last")
+        if dataclasses.is_dataclass(node) or not children:
+            where = key[:key.index("*")].rstrip(".") or "the config"
+            raise ConfigKeyError(f"{key!r}: {where} is not a group of named entries; '*' stands for every entry "
+                                 "of one (guidance.*, stages.*)")
         for child in children:
             node = _set(node, [child, *rest], value, root, key.replace("*", child, 1), parse)
         return node

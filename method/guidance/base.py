@@ -201,7 +201,7 @@ class FrozenPrior(Guidance):
             # channels_last is a rank-4 layout: a module with 3D convolutions cannot take it
             if frozen.channels_last and all(p.dim() != 5 for p in unet.parameters()):
                 unet.to(memory_format=torch.channels_last)
-            if frozen.compile and "forward" not in vars(unet):  # not twice (one module shared by two priors)
+            if frozen.compile and not is_compiled(unet):  # not twice (one module shared by two priors)
                 # an instance attribute: the module's call and its state dict stay the module's own
                 unet.forward = compiled(unet.forward)
         if frozen.vae_slicing:
@@ -209,7 +209,7 @@ class FrozenPrior(Guidance):
         if frozen.vae_gradient_checkpointing:
             vae.enable_gradient_checkpointing()
             vae.enable_slicing()
-        if frozen.compile_vae_encoder and "forward" not in vars(vae.encoder):
+        if frozen.compile_vae_encoder and not is_compiled(vae.encoder):
             vae.encoder.forward = compiled(vae.encoder.forward)
 
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
@@ -234,7 +234,14 @@ def compiled(fn):
     import torch._dynamo.config as dynamo_config
 
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_GRAPHS_PER_FUNCTION)
-    return torch.compile(fn, dynamic=False)
+    out = torch.compile(fn, dynamic=False)
+    out.fourdfy_compiled = True
+    return out
+
+
+def is_compiled(module) -> bool:
+    """Whether `module.forward` is already `compiled` (another wrapper of forward does not count)."""
+    return getattr(vars(module).get("forward"), "fourdfy_compiled", False)
 
 
 def resize_nchw(rgb: Tensor, size: tuple[int, int]) -> Tensor:
