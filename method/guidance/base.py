@@ -195,6 +195,8 @@ class FrozenPrior(Guidance):
         """The FrozenModelOptions that act on modules: attention kind (unless `attention` is False: a prior that
         installs its own processors), VAE slicing and checkpointing, memory format, compilation."""
         frozen = self.cfg.frozen
+        if (frozen.compile or frozen.compile_vae_encoder) and self.device.type == "cpu":
+            check_cpu_compiler(f"{self.label} (frozen.compile / frozen.compile_vae_encoder)")
         for unet in unets:
             if attention:
                 use_sdpa(unet, frozen.sdpa)
@@ -237,6 +239,21 @@ def compiled(fn):
     out = torch.compile(fn, dynamic=False)
     out.fourdfy_compiled = True
     return out
+
+
+def check_cpu_compiler(what: str) -> None:
+    """Fail before training when torch.compile cannot build CPU kernels: inductor needs a C++ compiler there,
+    and without one it would fail at the first update, inside the run."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # another PyTorch layout: let torch.compile speak for itself
+        return
+    try:
+        get_cpp_compiler()
+    except Exception as err:
+        raise RuntimeError(f"{what}: torch.compile on the CPU needs a C++ compiler, and none was found "
+                           f"({type(err).__name__}); install g++ (or set CXX), or leave the compile options "
+                           "off") from None
 
 
 def is_compiled(module) -> bool:

@@ -292,3 +292,24 @@ def test_bfloat16_frozen_parts_keep_the_trained_parts_float32(tiny_root, make_rg
     assert all(torch.isfinite(v) for v in out.values()) and rgb.grad.abs().sum() > 0
     grads = [p.grad for p in g.trainable_parameters() if p.grad is not None]
     assert grads and all(x.dtype == torch.float32 for x in grads) and any(x.abs().sum() > 0 for x in grads)
+
+
+def test_compile_on_a_cpu_without_a_compiler_fails_before_training(tiny_root, monkeypatch):
+    """torch.compile's CPU kernels need a C++ compiler: without one the prior refuses to build, naming the option,
+    instead of failing at the first update; without the compile options nothing is checked."""
+    import torch._inductor.cpp_builder as cpp_builder
+    from torch._inductor import exc
+
+    from method.guidance import MVDreamGuidance
+    from method.guidance.tiny import tiny_mvdream_config
+
+    def missing():
+        raise exc.InvalidCxxCompiler
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", missing)
+    for option in ("compile", "compile_vae_encoder"):
+        with pytest.raises(RuntimeError, match="needs a C\\+\\+ compiler") as err:
+            MVDreamGuidance(tiny_mvdream_config(frozen=FrozenModelOptions(half_precision=False, **{option: True})))
+        assert "MVDream" in str(err.value) and "frozen.compile" in str(err.value)
+    plain = MVDreamGuidance(tiny_mvdream_config())
+    assert "forward" not in vars(plain.unet)
