@@ -245,6 +245,16 @@ def snapshot(trainer):
     return restore
 
 
+def timed_step(trainer, stage_index: int, step: int, device: torch.device, restore) -> float:
+    """Seconds of one `train_step` from the state `restore` puts back, the device synchronised on both sides."""
+    restore()
+    sync(device)
+    t0 = time.perf_counter()
+    trainer.train_step(stage_index, step)
+    sync(device)
+    return time.perf_counter() - t0
+
+
 def measure(trainer, update: str, stage_index: int, step: int, device: torch.device, repeats: int,
             deadline: float, restore=lambda: None) -> dict:
     """Warm-up + up to `repeats` timed updates (fewer when the deadline is near), each from the state `restore`
@@ -256,12 +266,7 @@ def measure(trainer, update: str, stage_index: int, step: int, device: torch.dev
         # repeats == 0: one call, timed with its warm-up costs (the CPU smoke test)
         first_timed = 0 if repeats == 0 else 1
         for i in range(1 if repeats == 0 else repeats + 1):
-            restore()
-            sync(device)
-            t0 = time.perf_counter()
-            trainer.train_step(stage_index, step)
-            sync(device)
-            elapsed = time.perf_counter() - t0
+            elapsed = timed_step(trainer, stage_index, step, device, restore)
             if i >= first_timed:
                 times.append(elapsed)
                 if time.perf_counter() + elapsed > deadline:
@@ -344,14 +349,9 @@ def measure_ops(trainer, update: str, stage_index: int, step: int, device: torch
     from torch.profiler import ProfilerActivity, profile
 
     cuda = device.type == "cuda"
-    restore()
     with forced_update(update), profile(activities=[ProfilerActivity.CPU]
                                         + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
-        sync(device)
-        t0 = time.perf_counter()
-        trainer.train_step(stage_index, step)
-        sync(device)
-        wall = time.perf_counter() - t0
+        wall = timed_step(trainer, stage_index, step, device, restore)
     return {"wall_s": wall, **ops_summary(prof.key_averages(), cuda, top)}
 
 
@@ -380,13 +380,8 @@ def measure_phases(trainer, update: str, stage_index: int, step: int, device: to
                    restore=lambda: None) -> dict:
     """One more update of `update` with `phase_timers`: {part: {"s", "peak_mb"}}, with "other" the rest."""
     prior = trainer.prior(update)
-    restore()
     with forced_update(update), phase_timers(trainer, prior, device) as found:
-        sync(device)
-        t0 = time.perf_counter()
-        trainer.train_step(stage_index, step)
-        sync(device)
-        total = time.perf_counter() - t0
+        total = timed_step(trainer, stage_index, step, device, restore)
     out = {name: found[name] for name in PHASES if name in found}
     samples = out["render"].pop("samples", 0)
     out["other"] = {"s": max(total - sum(v["s"] for v in out.values()), 0.0), "peak_mb": None}
@@ -533,44 +528,48 @@ def run(args, on_update=lambda res: None) -> dict:
             if built_for != (p, stage_index):  # the stage's own optimizer: its LRs and trained priors
                 trainer._build_optimizer(stage_index)
                 built_for = (p, stage_index)
-            try:
-                r = measure(trainer, update, stage_index, step, device, args.repeats, time.perf_counter() + share,
-                            restore)
-            except torch.cuda.OutOfMemoryError as err:  # record it and measure the other updates
-                r = {"s_per_update": None, "repeats": 0, "error": f"out of memory: {str(err)[:200]}",
-                     "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20}
-                trainer.optimizer.zero_grad(set_to_none=True)
-                torch.cuda.empty_cache()
-            if args.phases and r["s_per_update"] is not None:
-                try:  # a failure here keeps the measurement above
-                    r["phases"] = measure_phases(trainer, update, stage_index, step, device, restore)
-                except torch.cuda.OutOfMemoryError as err:
-                    r["phases"] = {"error": f"out of memory: {str(err)[:200]}"}
-                    trainer.optimizer.zero_grad(set_to_none=True)
-                    torch.cuda.empty_cache()
-            if args.ops and r["s_per_update"] is not None:
-                try:  # likewise
-                    r["ops"] = measure_ops(trainer, update, stage_index, step, device, args.ops, restore)
-                except torch.cuda.OutOfMemoryError as err:
-                    r["ops"] = {"error": f"out of memory: {str(err)[:200]}"}
-                    trainer.optimizer.zero_grad(set_to_none=True)
-                    torch.cuda.empty_cache()
+            r = out_of_memory_as_error(
+                trainer, device, lambda: measure(trainer, update, stage_index, step, device, args.repeats,
+                                                 time.perf_counter() + share, restore))
+            if "error" in r:  # record it and measure the other updates
+                r.update({"s_per_update": None, "repeats": 0,
+                          "peak_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20})
+            else:  # a failure in these keeps the measurement above
+                if args.phases:
+                    r["phases"] = out_of_memory_as_error(
+                        trainer, device, lambda: measure_phases(trainer, update, stage_index, step, device, restore))
+                if args.ops:
+                    r["ops"] = out_of_memory_as_error(
+                        trainer, device, lambda: measure_ops(trainer, update, stage_index, step, device, args.ops,
+                                                             restore))
         r.update({"update": update, "profile": p, "stage": cfgs[p].stages[stage_index].name,
                   "render": f"{key[1]}x{key[2]}", "views": key[3]})
         results[key] = r
         if i + 1 < len(todo):
-            on_update(summary(args, device, profiles, priors, cfg, scene, trainer, build_s, started, results, cfgs,
-                              len(todo)))
+            on_update(summary(args, device, trainer, cfg, cfgs, scene, build_s, started, results, len(todo)))
     out_dir.cleanup()
-    return summary(args, device, profiles, priors, cfg, scene, trainer, build_s, started, results, cfgs, len(todo))
+    return summary(args, device, trainer, cfg, cfgs, scene, build_s, started, results, len(todo))
 
 
-def summary(args, device, profiles, priors, cfg, scene, trainer, build_s, started, results, cfgs, planned) -> dict:
-    """The results of `run` so far: options, the measured updates and the projections they allow."""
+def out_of_memory_as_error(trainer, device: torch.device, fn) -> dict:
+    """`fn()`, or {"error"} when the GPU ran out of memory, with the step's gradients and cached blocks freed so
+    the next measurement starts clean."""
+    try:
+        return fn()
+    except torch.cuda.OutOfMemoryError as err:
+        trainer.optimizer.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        return {"error": f"out of memory: {str(err)[:200]}"}
+
+
+def summary(args, device, trainer, cfg, cfgs, scene, build_s, started, results, planned) -> dict:
+    """The results of `run` so far: options (what the trained config `cfg` and the trainer's priors hold), the
+    measured updates and the projections they allow."""
+    priors = trainer._priors
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "device": gpu or f"cpu ({torch.get_num_threads()} threads, {platform.machine()})",
-        "size": args.size, "torch": torch.__version__, "profiles": profiles,
+        "size": args.size, "torch": torch.__version__, "profiles": list(cfgs),
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
                     "channels_last": all(p.cfg.frozen.channels_last for p in priors.values()),

@@ -191,15 +191,14 @@ class FrozenPrior(Guidance):
     def frozen(self, module: torch.nn.Module) -> torch.nn.Module:
         return place(freeze(module), self.device, self.dtype)
 
-    def apply_options(self, unets: list, vae, attention: bool = True) -> None:
-        """The FrozenModelOptions that act on modules: attention kind (unless `attention` is False: a prior that
-        installs its own processors), VAE slicing and checkpointing, memory format, compilation."""
+    def apply_options(self, unets: list, vae) -> None:
+        """The FrozenModelOptions that act on modules: attention kind, VAE slicing and checkpointing, memory
+        format, compilation."""
         frozen = self.cfg.frozen
         if (frozen.compile or frozen.compile_vae_encoder) and self.device.type == "cpu":
             check_cpu_compiler(f"{self.label} (frozen.compile / frozen.compile_vae_encoder)")
         for unet in unets:
-            if attention:
-                use_sdpa(unet, frozen.sdpa)
+            use_sdpa(unet, frozen.sdpa)
             # channels_last is a rank-4 layout: a module with 3D convolutions cannot take it
             if frozen.channels_last and all(p.dim() != 5 for p in unet.parameters()):
                 unet.to(memory_format=torch.channels_last)

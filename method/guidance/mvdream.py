@@ -127,8 +127,8 @@ class MVDreamGuidance(FrozenPrior):
         self.unet, self.vae = parts["unet"], parts["vae"]
         if self.unet.config.get("class_embed_type") != "projection":
             raise ConversionError(f"{cfg.model}: the UNet has no camera embedding, so it is not an MVDream model")
-        install_multiview_attention(self.unet, sdpa=cfg.frozen.sdpa)
-        self.apply_options([self.unet], self.vae, attention=False)
+        self.apply_options([self.unet], self.vae)
+        install_multiview_attention(self.unet, sdpa=cfg.frozen.sdpa)  # replaces every processor apply_options set
         self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
         if self.schedule.prediction_type != "epsilon":
             raise ValueError("MVDream is an epsilon-prediction model")

@@ -260,9 +260,6 @@ class Trainer:
         log.write_text("".join(f"{line}\n" for line in keep))
 
     # --- stages shared between runs ----------------------------------------------------------------
-    def _cache_key(self, n_stages: int) -> str:
-        return stage_cache_key(self.cfg, self.prompt, n_stages)
-
     def _cached_stage(self, index: int) -> Path:
         return self.stage_cache / cached_stage_path(self.cfg, self.prompt, index)
 
@@ -290,7 +287,7 @@ class Trainer:
             if self.cfg.stages[index].steps > 0 and path.is_file() and path.with_suffix(".jsonl").is_file():
                 data = ckpt.load(path)
                 self._load_state(data)
-                self.shared_from = {"stage": self.cfg.stages[index].name, "key": self._cache_key(index + 1),
+                self.shared_from = {"stage": self.cfg.stages[index].name, "key": stage_cache_key(self.cfg, self.prompt, index + 1),
                                     "method": data["method"]}
                 (self.out / "log.jsonl").write_text(path.with_suffix(".jsonl").read_text())
                 return

