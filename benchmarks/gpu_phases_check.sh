@@ -33,6 +33,8 @@ configs=("$@")
 for c in "${configs[@]}"; do
   if [[ $c == *:* ]]; then run "${c%%:*}" ${c#*:}; else run "$c"; fi  # "name" alone: no flags
 done
+# SAVE_CACHE=1: bring back torch.compile's cache for the next call to carry (gpu_setup.sh)
+[ "${SAVE_CACHE:-0}" = 0 ] || save_compile_cache
 for f in "$OUT"/*.md; do
   echo "== $(basename "$f")"; grep -A7 "^| update | first drawn in | samples with gradient |" "$f"; grep "^Goal" "$f"
   grep "^\*\*Partial" "$f"  # a run its limit cut short

@@ -367,3 +367,37 @@ def test_a_run_cut_short_leaves_what_it_measured(tmp_path, monkeypatch):
     md = out.with_suffix(".md").read_text()
     assert f"**Partial**: 2 of {res['planned_updates']} updates measured" in md
     assert "is not measured yet" in md and "did not complete" not in md
+
+
+def test_warm_ups_do_not_take_the_repeats_budget(monkeypatch):
+    """A warm-up that compiles for minutes (torch.compile's first call) leaves the update its repeats: the budget
+    counts from the warm-up's end, and `run` shares what the timed repeats have not used among the updates left."""
+    clock = [0.0]
+    steps = []
+
+    def fake_step(trainer, stage_index, step, device, restore):
+        took = 100.0 if not steps else 1.0  # the first call compiles
+        steps.append(took)
+        clock[0] += took
+        return took
+
+    monkeypatch.setattr(paper_scale, "timed_step", fake_step)
+    monkeypatch.setattr(paper_scale.time, "perf_counter", lambda: clock[0])
+    r = paper_scale.measure(None, "3d", 0, 0, paper_scale.torch.device("cpu"), repeats=5, budget_s=3.5)
+    # repeats end at 101, 102, 103; a fourth would end at 104, past 100 + 3.5
+    assert r["repeats"] == 3 and r["timed_s"] == 3.0 and r["s_per_update"] == 1.0 and len(steps) == 4
+
+
+def test_run_shares_the_budget_left_by_the_timed_repeats(tmp_path, monkeypatch):
+    shares = []
+
+    def fake_measure(trainer, update, stage_index, step, device, repeats, budget_s, restore):
+        shares.append(budget_s)
+        return {"s_per_update": 0.5, "repeats": 1, "peak_mb": None, "warmup_included": False, "timed_s": 4.0}
+
+    monkeypatch.setattr(paper_scale, "measure", fake_measure)
+    out = tmp_path / "ps"
+    assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--budget-s", "40", "--out", str(out)]) == 0
+    n = json.loads(out.with_suffix(".json").read_text())["planned_updates"]
+    assert len(shares) == n > 2
+    assert shares == pytest.approx([max(0.0, 40 - 4.0 * i) / (n - i) for i in range(n)])
