@@ -13,13 +13,29 @@ export PYTHONPATH=/tmp/site:$PWD MAX_JOBS=16 PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-cache TRITON_CACHE_DIR=/tmp/inductor-cache/triton
 mkdir -p /tmp/inductor-cache
 if compgen -G ".inductor-cache/inductor-cache.tgz.*" > /dev/null; then
-  cat .inductor-cache/inductor-cache.tgz.* | tar -xzf - -C /tmp && echo "compile cache: unpacked" \
-    "$(du -sh /tmp/inductor-cache | cut -f1)" >> "$OUT/setup.log"
+  # a damaged or incomplete set of parts fails gzip's check: then start cold rather than from a partial cache
+  if ( set -o pipefail; cat .inductor-cache/inductor-cache.tgz.* | tar -xzf - -C /tmp ) >> "$OUT/setup.log" 2>&1; then
+    echo "compile cache: unpacked $(du -sh /tmp/inductor-cache | cut -f1)" >> "$OUT/setup.log"
+  else
+    echo "compile cache: the carried parts did not unpack; compiling cold" >> "$OUT/setup.log"
+    rm -rf /tmp/inductor-cache && mkdir -p /tmp/inductor-cache
+  fi
 fi
-save_compile_cache() {  # the cache as 15 MiB parts under $OUT (the tool's limit is 16 MiB a file, 8 files)
-  tar -C /tmp -czf - inductor-cache | split -b 15m -d - "$OUT/inductor-cache.tgz."
-  echo "compile cache: $(du -sh /tmp/inductor-cache | cut -f1), $(ls "$OUT"/inductor-cache.tgz.* | wc -l) part(s)" \
-    >> "$OUT/setup.log"
+save_compile_cache() {
+  # as 15 MiB parts under $OUT, only when all of them can come back: the device tool returns 8 files of at most
+  # 16 MiB, 64 MiB in all (and carries 64 MiB, wheels and repository included: about 50 MiB are left for it)
+  local tgz=/tmp/inductor-cache.tgz files used size parts
+  tar -C /tmp -czf "$tgz" inductor-cache
+  files=$(find "$OUT" -type f | wc -l); used=$(du -cb $(find "$OUT" -type f) 2> /dev/null | tail -1 | cut -f1)
+  size=$(stat -c %s "$tgz"); parts=$(( (size + 15728639) / 15728640 ))
+  if (( files + parts > 8 || used + size > 60 * 1048576 || size > 50 * 1048576 )); then
+    echo "compile cache: $((size / 1048576)) MiB compressed in $parts part(s), too much to bring back with" \
+      "the $files file(s) already under \$OUT; not saved" >> "$OUT/setup.log"
+  else
+    split -b 15m -d "$tgz" "$OUT/inductor-cache.tgz."
+    echo "compile cache: $((size / 1048576)) MiB compressed, $parts part(s)" >> "$OUT/setup.log"
+  fi
+  rm -f "$tgz"
 }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"

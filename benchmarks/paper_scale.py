@@ -125,7 +125,7 @@ def train_config(profile: str, device: torch.device, args):
                                      vae_gradient_checkpointing=args.vae_checkpointing,
                                      half_dtype={"bf16": "bfloat16", "fp16": "float16"}.get(args.precision,
                                                                                             pc.frozen.half_dtype),
-                                     channels_last=getattr(args, "channels_last", False),
+                                     channels_last=args.channels_last,
                                      compile=compiles(args, update),
                                      compile_vae_encoder=compiles(args, update, "compile_vae"))
         # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
@@ -133,18 +133,18 @@ def train_config(profile: str, device: torch.device, args):
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
     renderer = dataclasses.replace(cfg.renderer, grad_max_samples=args.grad_max_samples,
                                    recompute_field=args.recompute_field,
-                                   **({} if getattr(args, "recompute_chunk", None) is None
+                                   **({} if args.recompute_chunk is None
                                       else {"recompute_chunk": args.recompute_chunk}))
     # plain float32 matrix products unless --tf32 (the trainer's `tf32`, off by default)
     return dataclasses.replace(cfg, guidance=guidance, device=str(device), renderer=renderer,
-                               tf32=getattr(args, "tf32", False))
+                               tf32=args.tf32)
 
 
 def compiles(args, update: str, flag: str = "compile") -> bool:
     """Whether `--compile` (or `--compile-vae`, flag "compile_vae") asks for `update`'s UNets (VAE encoder): the
     flag alone takes all updates, `--compile video` one."""
-    chosen = getattr(args, flag, None)
-    return chosen is not None and chosen is not False and (chosen in ([], True) or update in chosen)
+    chosen = getattr(args, flag)
+    return chosen is not None and (chosen == [] or update in chosen)
 
 
 def build_priors(cfg, models: dict[str, dict], device: torch.device) -> dict:
@@ -690,7 +690,8 @@ def markdown(res: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options, every one with its default (what `train_config` and `run` read)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--size", choices=("paper", "reduced"), default="paper",
@@ -742,7 +743,11 @@ def main(argv: list[str] | None = None) -> int:
                          "to fit it")
     ap.add_argument("--out", type=Path, default=None,
                     help="write <out>.json and <out>.md, rewritten after every update (marked partial until the end)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.size == "reduced" and args.profiles is not None:
         print("warning: --size reduced always measures tiny and tiny with the low-VRAM changes; --profiles is "
               "for --size paper", file=sys.stderr)
@@ -758,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     if args.ops < 0:
         print("error: --ops takes a number of operators to list (0: none)", file=sys.stderr)
+        return 2
+    if args.repeats < 0:
+        print("error: --repeats takes a number of timed updates (0: one call, its warm-up included)", file=sys.stderr)
         return 2
     if args.recompute_chunk is not None and (args.recompute_chunk < 1 or not args.recompute_field):
         print("error: --recompute-chunk takes a positive number of samples, with --recompute-field", file=sys.stderr)

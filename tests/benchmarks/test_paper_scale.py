@@ -151,14 +151,11 @@ def test_reduced_size_cpu_run_writes_results(tmp_path):
 def test_every_measured_update_starts_from_one_scene_and_phase_timers_leave_nothing_behind(tmp_path):
     """`snapshot` puts field, occupancy grid and camera generator back, so a repeat computes the same step
     (on CPU bit for bit) while without it the next step differs; `phase_timers` removes its wrappers."""
-    import argparse
-
     import torch
 
     from method.training.trainer import Trainer
 
-    args = argparse.Namespace(precision="profile", no_sdpa=False, grad_max_samples=None, recompute_field=False,
-                              recompute_chunk=None, vae_checkpointing=False, channels_last=False, compile=False)
+    args = paper_scale.parse_args(["--size", "reduced", "--device", "cpu"])
     device = torch.device("cpu")
     cfg = paper_scale.train_config("tiny", device, args)
     priors = paper_scale.build_priors(cfg, paper_scale.build_prior_models("reduced", device, torch.float32),
@@ -190,13 +187,10 @@ def test_every_measured_update_starts_from_one_scene_and_phase_timers_leave_noth
 
 
 def test_memory_flags_reach_every_profiles_config():
-    import argparse
-
     from method.training import profiles
 
-    base = dict(precision="profile", no_sdpa=False, grad_max_samples=None, recompute_chunk=None)
     for flags in (False, True):
-        args = argparse.Namespace(**base, recompute_field=flags, vae_checkpointing=flags)
+        args = paper_scale.parse_args(["--recompute-field", "--vae-checkpointing"] if flags else [])
         for profile in ("paper", "release-lowvram", "tiny-lowvram"):
             cfg = paper_scale.train_config(profile, "cpu", args)
             assert cfg.renderer.recompute_field is flags
@@ -241,30 +235,26 @@ def test_ops_summary_counts_each_kernel_once():
     assert [r["op"] for r in on_cpu["top"]] == ["aten::add", "aten::mm"]
 
 
-def test_a_negative_operator_count_is_refused(capsys):
-    assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--ops", "-1"]) == 2
-    assert "--ops" in capsys.readouterr().err
+@pytest.mark.parametrize("flag", ["--ops", "--repeats"])
+def test_a_negative_count_is_refused(capsys, flag):
+    assert paper_scale.main(["--size", "reduced", "--device", "cpu", flag, "-1"]) == 2
+    assert f"error: {flag}" in capsys.readouterr().err
 
 
 def test_compile_takes_all_unets_or_the_named_updates():
-    import argparse
-
-    for given, wanted in ((None, set()), ([], {"3d", "img", "video"}), (["video"], {"video"}),
-                          (["3d", "img"], {"3d", "img"}), (False, set())):
-        args = argparse.Namespace(compile=given)
+    for given, wanted in (([], set()), (["--compile"], {"3d", "img", "video"}), (["--compile", "video"], {"video"}),
+                          (["--compile", "3d", "img"], {"3d", "img"})):
+        args = paper_scale.parse_args(given)
         assert {u for u in ("3d", "img", "video") if paper_scale.compiles(args, u)} == wanted, given
+        assert not any(paper_scale.compiles(args, u, "compile_vae") for u in ("3d", "img", "video"))
 
 
 def test_speed_flags_are_the_priors_own_options():
     """--precision bf16, --channels-last, --compile and --compile-vae set the run config's `frozen` options (what
     `--set 'guidance.*.frozen...'` gives a run), in every profile; `profile` keeps each prior's precision."""
-    import argparse
-
     from pipelines.generate import build_config, parse_sets
 
-    args = argparse.Namespace(precision="bf16", no_sdpa=False, grad_max_samples=None, recompute_field=False,
-                              recompute_chunk=None, vae_checkpointing=False, channels_last=True, compile=["video"],
-                              compile_vae=[])
+    args = paper_scale.parse_args(["--precision", "bf16", "--channels-last", "--compile", "video", "--compile-vae"])
     for profile in ("paper", "release-lowvram"):
         cfg = paper_scale.train_config(profile, "cpu", args)
         frozen = {u: g.frozen for u, g in cfg.guidance.items()}
@@ -277,9 +267,7 @@ def test_speed_flags_are_the_priors_own_options():
     run = build_config("paper", "4dfy", sets=parse_sets(sets))
     assert {u: g.frozen for u, g in run.guidance.items()} == {
         u: g.frozen for u, g in paper_scale.train_config("paper", "cpu", args).guidance.items()}
-    plain = argparse.Namespace(**{**vars(args), "precision": "profile", "channels_last": False, "compile": None,
-                                  "compile_vae": None})
-    cfg = paper_scale.train_config("paper", "cpu", plain)
+    cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args([]))
     assert {u: g.frozen for u, g in cfg.guidance.items()} == {
         u: g.frozen for u, g in build_config("paper", "4dfy").guidance.items()}
 
