@@ -703,7 +703,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="frozen weights on CUDA: each prior's configured precision (profile: fp32 MVDream, "
                          "fp16 VSD and Zeroscope, as the release), or one for all; CPU is always fp32")
     ap.add_argument("--no-sdpa", action="store_true", help="diffusers' plain attention instead of SDPA")
-    ap.add_argument("--channels-last", action="store_true", help="UNets in channels_last memory format")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
+                    help="the 2D UNets in channels_last memory format (--no-channels-last undoes an earlier "
+                         "--channels-last, as in gpu_phases_check.sh's configurations)")
     ap.add_argument("--compile", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
                     help="torch.compile the UNets (adds compile time): all, or those of the updates named "
                          "(e.g. --compile video: Zeroscope's UNet3D only)")

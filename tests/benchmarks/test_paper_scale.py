@@ -267,9 +267,10 @@ def test_speed_flags_are_the_priors_own_options():
     run = build_config("paper", "4dfy", sets=parse_sets(sets))
     assert {u: g.frozen for u, g in run.guidance.items()} == {
         u: g.frozen for u, g in paper_scale.train_config("paper", "cpu", args).guidance.items()}
-    cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args([]))
-    assert {u: g.frozen for u, g in cfg.guidance.items()} == {
-        u: g.frozen for u, g in build_config("paper", "4dfy").guidance.items()}
+    for plain in ([], ["--channels-last", "--no-channels-last"]):  # the last of the two wins
+        cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args(plain))
+        assert {u: g.frozen for u, g in cfg.guidance.items()} == {
+            u: g.frozen for u, g in build_config("paper", "4dfy").guidance.items()}
 
 
 def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):
