@@ -33,9 +33,13 @@ configs=("$@")
 for c in "${configs[@]}"; do
   if [[ $c == *:* ]]; then run "${c%%:*}" ${c#*:}; else run "$c"; fi  # "name" alone: no flags
 done
+# TESTS=1: also the CUDA-only tests of the priors (compiled against eager in bf16, all three priors), 240 s at most
+[ "${TESTS:-0}" = 0 ] || timeout -k 5 240 python3 -m pytest -q -p no:cacheprovider -rs tests/guidance -k cuda \
+  > "$OUT/tests_cuda.log" 2>&1
 # SAVE_CACHE=1: bring back torch.compile's cache for the next call to carry (gpu_setup.sh)
 [ "${SAVE_CACHE:-0}" = 0 ] || save_compile_cache
 for f in "$OUT"/*.md; do
   echo "== $(basename "$f")"; grep -A7 "^| update | first drawn in | samples with gradient |" "$f"; grep "^Goal" "$f"
   grep "^\*\*Partial" "$f"  # a run its limit cut short
 done
+[ -f "$OUT/tests_cuda.log" ] && tail -n 5 "$OUT/tests_cuda.log"
