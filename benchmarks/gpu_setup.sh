@@ -25,7 +25,9 @@ save_compile_cache() {
   # as 15 MiB parts under $OUT, only when all of them can come back: the device tool returns 8 files of at most
   # 16 MiB, 64 MiB in all (and carries 64 MiB, wheels and repository included: about 50 MiB are left for it)
   local tgz=/tmp/inductor-cache.tgz files used size parts
-  tar -C /tmp -czf "$tgz" inductor-cache
+  if ! tar -C /tmp -czf "$tgz" inductor-cache 2>> "$OUT/setup.log"; then
+    echo "compile cache: packing failed; not saved" >> "$OUT/setup.log"; rm -f "$tgz"; return
+  fi
   files=$(find "$OUT" -type f | wc -l); used=$(du -cb $(find "$OUT" -type f) 2> /dev/null | tail -1 | cut -f1)
   size=$(stat -c %s "$tgz"); parts=$(( (size + 15728639) / 15728640 ))
   if (( files + parts > 8 || used + size > 60 * 1048576 || size > 50 * 1048576 )); then
