@@ -685,7 +685,7 @@ def markdown(res: dict, command: str) -> str:
         peak_gb = p["peak_mb"] * 2 ** 20 / 1e9  # the goal is in GB
         met = p["gpu_hours"] <= GOAL_GPU_HOURS and peak_gb <= GOAL_PEAK_GB
         lines.append(f"\nGoal (issue 13, one H100): <= {GOAL_GPU_HOURS:.0f} GPU-h and <= {GOAL_PEAK_GB:.0f} GB per "
-                     f"prompt; `{prof}`: {p['gpu_hours']:.1f} GPU-h, {peak_gb:.1f} GB peak (its own updates) -> "
+                     f"prompt; `{prof}`: {p['gpu_hours']:.2f} GPU-h, {peak_gb:.1f} GB peak (its own updates) -> "
                      f"{'met' if met else 'not met'} on this device.")
     return "\n".join(lines) + "\n"
 
