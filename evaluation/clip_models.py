@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,11 @@ def _display(source: str) -> str:
 def _local_folder(name: str) -> Path | None:
     path = Path(name[len("local-dir:"):] if name.startswith("local-dir:") else name).expanduser()
     return path if path.is_dir() else None
+
+
+def _openai_hub(open_clip, base: str) -> str | None:
+    """The hub repo of `base`'s OpenAI weights (the file a bare --pretrained checkpoint usually is), if any."""
+    return (open_clip.get_pretrained_cfg(base, "openai") or {}).get("hf_hub")
 
 
 def _message(cfg: ClipConfig, reason: str, hub_id: str | None) -> str:
@@ -161,7 +167,7 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
             tag = open_clip.get_pretrained_cfg(base, pretrained)
             if not tag:
                 if pretrained.startswith(("/", ".", "~")) or os.sep in pretrained:
-                    raise ModelNotFoundError(_message(cfg, f"no such file {pretrained}", None))
+                    raise ModelNotFoundError(_message(cfg, f"no such file {pretrained}", _openai_hub(open_clip, base)))
                 tags = ", ".join(t for m, t in open_clip.list_pretrained() if m == base)
                 raise ValueError(f"unknown pretrained tag {pretrained!r} for {base} (known: {tags})")
             hub_id = tag.get("hf_hub")
@@ -180,7 +186,12 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
                 name, pretrained=pretrained, device=device, force_quick_gelu=bool(quick_gelu), require_pretrained=True,
                 **overrides)
             tokenizer = open_clip.get_tokenizer(name)
-    except (RuntimeError, OSError, ValueError) as err:
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:
+        if pretrained and os.path.isfile(pretrained):
+            # torch's own message for a file it cannot unpickle advises weights_only=False: wrong for a damaged file
+            reason = (f"the file {pretrained} is not a readable {base} checkpoint (damaged, cut short or another "
+                      f"format: {type(err).__name__})")
+            raise ModelNotFoundError(_message(cfg, reason, _openai_hub(open_clip, base))) from err
         reason = local_only_reason(local_only) or f"{type(err).__name__}: {_first_line(err, 300)}"
         raise ModelNotFoundError(_message(cfg, reason, hub_id)) from err
     finally:

@@ -56,6 +56,9 @@ class ImportReport:
     """Slugs of the prompt list that no file matched."""
     fuzzy: dict[str, str] = field(default_factory=dict)
     """file name -> slug for matches made by the article rule."""
+    unknown_prompts: dict[str, str] = field(default_factory=dict)
+    """file name -> prompt text, for mapped prompts found in none of the project's prompt files (imported as
+    given: a prompt of one's own, or a typo that no table row will meet)."""
 
 
 def _strip_articles(slug: str) -> str:
@@ -159,6 +162,8 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         texts = {f: t for f, t in pairs.items()}
         targets = {f: slugify(t) for f, t in texts.items()}
         wanted = {slugify(t): t for t in texts.values()}
+        known = default_prompts()
+        report.unknown_prompts = {f.name: t for f, t in texts.items() if slugify(t) not in known}
         listed = set(pairs)
         report.unmatched_files = sorted(f.name for f in src.iterdir()
                                         if f.suffix.lower() in VIDEO_EXTENSIONS and f not in listed)

@@ -114,10 +114,15 @@ def serve(
 def export(
     db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB)."),
     out: Path = typer.Option(..., "--out", help="Votes CSV to write (the format `fourdfy analyze` reads)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (e.g. an earlier "
+                                   "export of the same study)."),
 ) -> None:
     """Export every stored answer as a votes CSV."""
     from userstudy.survey.store import StoreError, default_url, open_existing, write_votes_csv
 
+    if out.exists() and not overwrite:  # it may hold another study's votes: never replaced unasked
+        _fail(f"{out} already exists; give --overwrite to replace it (e.g. re-exporting the same study) or "
+              "choose another --out")
     try:
         url = db or default_url(None)
         n = write_votes_csv(open_existing(url), out)

@@ -146,6 +146,16 @@ def test_missing_weights_offline_name_model_option_and_fix(tmp_path, monkeypatch
         load_clip(ClipConfig(model=str(tmp_path), device="cpu"))
     with pytest.raises(ValueError, match="unknown pretrained tag"):
         load_clip(ClipConfig(pretrained="no_such_tag", device="cpu"))
+    # a checkpoint file that is missing, or damaged: the architecture's OpenAI weights are named, and torch's advice
+    # to load an unreadable file with weights_only=False is not passed on
+    with pytest.raises(ModelNotFoundError, match="no such file") as err:
+        load_clip(ClipConfig(pretrained=str(tmp_path / "gone.bin"), device="cpu"))
+    assert "hf download timm/vit_base_patch32_clip_224.openai" in str(err.value)
+    (tmp_path / "garbage.bin").write_bytes(b"not a checkpoint at all" * 100)
+    with pytest.raises(ModelNotFoundError, match="is not a readable ViT-B-32 checkpoint") as err:
+        load_clip(ClipConfig(pretrained=str(tmp_path / "garbage.bin"), device="cpu"))
+    assert "hf download timm/vit_base_patch32_clip_224.openai" in str(err.value)
+    assert "weights_only" not in str(err.value)
 
 
 # --- statistics ----------------------------------------------------------------------------------------

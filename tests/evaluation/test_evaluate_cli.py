@@ -260,3 +260,21 @@ def test_import_warns_about_a_method_name_close_to_a_known_one(tmp_path):
     for name in ("mav3d", "my_new_method"):  # a known name, and a new one far from all: no warning
         res = runner.invoke(app, ["import-videos", str(src), "--method", name, "--out", str(tmp_path / name)])
         assert res.exit_code == 0 and "warning" not in res.stderr
+
+
+def test_import_warns_about_a_mapped_prompt_in_no_prompt_file(tmp_path):
+    """A --map row whose prompt is in none of prompts/*.txt is imported as given (a prompt of one's own), with a
+    warning naming it and, for a likely typo, the closest known prompt: no table row would ever meet it."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("x.mp4", "y.mp4", "z.mp4"):
+        encode_video(src / name, make_frames(2, 16, 16))
+    m = tmp_path / "map.csv"
+    m.write_text("file,prompt\nx.mp4,a panda dncing\ny.mp4,a_panda_dancing\nz.mp4,My own prompt about a lighthouse.\n")
+    res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o"),
+                              "--map", str(m)])
+    assert res.exit_code == 0, res.output
+    assert "warning: 2 mapped prompt(s) are in none of prompts/*.txt" in res.stderr
+    assert "x.mp4: 'a panda dncing' (closest known prompt: 'A panda dancing.')" in res.stderr
+    assert "z.mp4: 'My own prompt about a lighthouse.'\n" in res.stderr and "y.mp4" not in res.stderr
+    assert (tmp_path / "o" / "mav3d" / "a_panda_dncing" / "manifest.json").is_file()  # still imported

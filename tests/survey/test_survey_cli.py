@@ -47,7 +47,11 @@ def test_build_export_analyze(study_inputs, tmp_path):
             store.submit_answer(engine, r, q, dict.fromkeys(CRITERIA, side), seconds=3, now=at(1))
 
     votes = tmp_path / "votes.csv"
+    votes.write_text("another study's votes\n")
     res = runner.invoke(app, ["survey", "export", "--db", db, "--out", str(votes)])
+    assert res.exit_code != 0 and "--overwrite" in res.output  # an existing file is not replaced unasked
+    assert votes.read_text() == "another study's votes\n"
+    res = runner.invoke(app, ["survey", "export", "--db", db, "--out", str(votes), "--overwrite"])
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(votes, dtype=str, keep_default_na=False)
     assert list(frame.columns[:len(COLUMNS)]) == list(COLUMNS)

@@ -1,0 +1,39 @@
+"""dvc.yaml's import stages: a video added to a method's `videos:` folder makes its stage out of date, so the next
+`dvc repro` imports it (before, the stage depended on the importer's code alone and never saw new videos)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def changed_deps(project: Path, target: str) -> dict:
+    """`dvc status` of one stage, run as a user would in `project`: {path: change} of its dependencies that differ
+    from dvc.lock."""
+    status = json.loads(subprocess.run([sys.executable, "-m", "dvc", "status", target, "--json"], cwd=project,
+                                       capture_output=True, text=True, check=True).stdout)
+    out = {}
+    for entry in status.get(target, []):
+        if isinstance(entry, dict):
+            out.update(entry.get("changed deps", {}))
+    return out
+
+
+def test_a_video_added_to_a_methods_folder_makes_its_import_stage_out_of_date(tmp_path):
+    # the pipeline's definition, lock and the import stage's own dependencies, in a project of their own
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", "evaluation", "data/videos"):
+        src, dst = ROOT / name, tmp_path / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+    folder = "data/videos/mav3d"
+    assert folder not in changed_deps(tmp_path, "import@mav3d")  # as dvc.lock recorded it
+    (tmp_path / folder / "a_panda_dancing.mp4").write_bytes(b"a new video")
+    assert changed_deps(tmp_path, "import@mav3d").get(folder) == "modified"
