@@ -18,6 +18,8 @@ run a user trained by hand into a pipeline folder is never deleted.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -167,6 +169,27 @@ def check_final_checkpoint(out: Path) -> None:
                                    f"checkpoint: {err}") from None
 
 
+class RunInUse(ckpt.CheckpointError):
+    """Another process is training into the run folder."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: Path):
+    """Hold an exclusive lock on `folder` (an existing directory; flock on its inode, so nothing is written into
+    it) while the block runs, or raise RunInUse at once when another process holds it. The lock ends with the
+    process, so a killed run leaves none behind."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInUse(f"{folder} is being trained by another process; wait for it to end (then --resume "
+                           "continues it if it stopped early) or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "no",
              resume_from: Path | str | None = None, init_from: Path | str | None = None, progress: bool = True,
              quiet: bool = False, notes: dict | None = None, stage_cache: Path | str | None = None) -> dict:
@@ -175,13 +198,24 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
     `notes` (e.g. the `--set` values as typed) are stored in the manifest under `request`.
     `stage_cache`: a folder where runs leave their stage checkpoints for runs whose first stages are
     identical (decided from the resolved configs), which then start from them (see `Trainer`).
+    The run folder is locked while this runs: a second process on the same folder fails at once (`RunInUse`).
     """
-    from method.training.trainer import Trainer
-
     if resume not in RESUME_MODES:
         raise ValueError(f"resume must be one of {RESUME_MODES}, got {resume!r}")
     prompt = resolve_prompt(prompt)
     out = Path(out)
+    with contextlib.ExitStack() as held:
+        if out.is_dir():  # before its state is read: a run in progress there is neither resumed nor replaced
+            held.enter_context(run_folder_lock(out))
+        return _generate(cfg, prompt, out, held, resume=resume, resume_from=resume_from, init_from=init_from,
+                         progress=progress, quiet=quiet, notes=notes, stage_cache=stage_cache)
+
+
+def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitStack, *, resume, resume_from,
+              init_from, progress, quiet, notes, stage_cache) -> dict:
+    """`generate` with `out`'s lock in `held` when it existed; a folder made here is locked as it is made."""
+    from method.training.trainer import Trainer
+
     status = run_status(out)
     trainer_resume = False
     if resume_from is not None:
@@ -194,7 +228,8 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
                 "continue it or choose another --out")
         if not same:
             if resume == "auto" and (out / PIPELINE_MARKER).is_file():
-                shutil.rmtree(out)  # the pipeline's own run, made with other settings
+                for child in out.iterdir():  # the pipeline's own run, made with other settings; the folder
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()  # itself stays, and locked
                 status = "empty"
             else:
                 what = "" if (out / PIPELINE_MARKER).is_file() else " (not made by the pipeline, so it is kept)"
@@ -210,6 +245,8 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
     resolve_device(cfg.device)  # a device that is not there fails before the run folder is made
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    if created:
+        held.enter_context(run_folder_lock(out))
     if resume == "auto" and status == "empty":
         (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")
     try:

@@ -457,3 +457,21 @@ def test_a_refused_resume_says_which_settings_differ(tmp_path, monkeypatch):
 def test_a_bare_group_shows_its_help_and_no_error():
     res = fourdfy("survey")
     assert "build" in res.stdout and res.stderr.strip() == ""
+
+
+def test_a_run_folder_another_process_trains_is_refused_at_once_and_left_untouched(tmp_path):
+    """Two `generate`s on one --out (one resuming the other's run, say) would both write its checkpoints: the
+    second fails before reading or writing anything. The lock is flock on the folder itself, so it leaves no file
+    behind and ends with its holder (a killed run's --resume works: tests/training/test_resume_kill.py)."""
+    from pipelines.generate import run_folder_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "ckpt.pt").write_bytes(b"another run's checkpoint")
+    with run_folder_lock(out):  # as the training process holds it
+        res = runner.invoke(app, ["generate", "--profile", "tiny", "--prompt", "a panda dancing", "--device", "cpu",
+                                  "--out", str(out), "--resume"])
+    assert res.exit_code == 2 and "is being trained by another process" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt"] and (out / "ckpt.pt").read_bytes().startswith(b"another")
+    with run_folder_lock(out):  # released by its holder: free again
+        pass
