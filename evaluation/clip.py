@@ -148,19 +148,30 @@ class ScoreCache:
         write_text_atomic(self._path(key), text)
 
 
+def _counted(items, counter):
+    """`items`, counting each one done once the loop's body for it has run."""
+    try:
+        for item in items:
+            yield item
+            counter.update()
+    finally:
+        counter.close()
+
+
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
-                    progress: bool = False, cache: ScoreCache | None = None) -> pd.DataFrame:
+                    progress: bool = False, cache: ScoreCache | None = None,
+                    heartbeat_s: float | None = None) -> pd.DataFrame:
     """per_frame table: method, slug, prompt, frame, score (one row per decoded frame).
 
     With `cache`, a video whose key is cached is not decoded or encoded again.
     """
-    from tqdm.auto import tqdm
+    from evaluation.progress import Counter
 
     rows = []
     texts: dict[str, object] = {}
-    # disable=None: the bar only on a terminal (not in DVC / SLURM logs); progress=False: never
-    for (method, slug), art in tqdm(artifacts.items(), disable=None if progress else True, unit="video",
-                                    desc="clipscore"):
+    # the bar only on a terminal and when asked; elsewhere a line every heartbeat_s seconds, if given
+    counter = Counter(len(artifacts), "clipscore", "video", bar=progress, heartbeat_s=heartbeat_s)
+    for (method, slug), art in _counted(artifacts.items(), counter):
         scores = key = None
         if cache is not None:
             try:

@@ -126,11 +126,11 @@ def build_eval_grid(estimator, density_fn, times: torch.Tensor, step_size: float
 
 
 @torch.no_grad()
-def render_frames(field, run_cfg, cfg: EvalRenderConfig, progress: bool = False) -> dict:
+def render_frames(field, run_cfg, cfg: EvalRenderConfig, progress: bool = False,
+                  heartbeat_s: float | None = None) -> dict:
     """Render the trajectory: rgb (N, H, W, 3) uint8, depth_sum and opacity (N, H, W) float32,
     c2w (N, 4, 4) and times (N,) as numpy arrays."""
-    from tqdm.auto import tqdm
-
+    from evaluation.progress import Counter
     from method.render import VolumeRenderer, wants_occupancy_grid
 
     from .runs import eval_render_config, final_sigma
@@ -153,8 +153,8 @@ def render_frames(field, run_cfg, cfg: EvalRenderConfig, progress: bool = False)
     chunk = cfg.chunk_rays or (rcfg.eval_chunk_rays if use_grid else dense_chunk)
     per_call = cfg.frames_per_chunk or max(1, chunk // (size * size))
     rgb, depth, opacity = [], [], []
-    # disable=None: the bar only on a terminal (not in DVC / SLURM logs); progress=False: never
-    bar = tqdm(total=len(cams), disable=None if progress else True, unit="frame", desc=f"render {cfg.trajectory}")
+    # the bar only on a terminal and when asked; elsewhere a line every heartbeat_s seconds, if given
+    bar = Counter(len(cams), f"render {cfg.trajectory}", "frame", bar=progress, heartbeat_s=heartbeat_s)
     for start in range(0, len(cams), per_call):
         sl = slice(start, start + per_call)
         out = renderer.render_images(field_fn, field.background, cams[sl].to(device), times[sl].to(device),
@@ -169,7 +169,7 @@ def render_frames(field, run_cfg, cfg: EvalRenderConfig, progress: bool = False)
 
 
 def render_run(run_dir: Path | str, out_root: Path | str, cfg: EvalRenderConfig = EvalRenderConfig(),
-               progress: bool = False, overwrite: bool = False) -> Artifact:
+               progress: bool = False, overwrite: bool = False, heartbeat_s: float | None = None) -> Artifact:
     """Render a finished run and write its artifact `<out_root>/<method>/<slug>/`.
 
     An existing artifact folder is refused before anything is loaded or rendered (unless `overwrite`).
@@ -182,7 +182,7 @@ def render_run(run_dir: Path | str, out_root: Path | str, cfg: EvalRenderConfig 
     refuse_existing(artifact_folder(out_root, manifest["method"], slugify(manifest["prompt"])), overwrite)
     device = resolve_device(cfg.device)
     run_cfg, field, manifest = load_run(run_dir, device=str(device))
-    out = render_frames(field, run_cfg, cfg, progress=progress)
+    out = render_frames(field, run_cfg, cfg, progress=progress, heartbeat_s=heartbeat_s)
     depth_rgb = None
     if cfg.depth:
         r = run_cfg.field.box_radius

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+HEARTBEAT_S = 30.0
+"""Seconds between the progress lines `render` and `clipscore` print when no bar is shown (logs, DVC)."""
+
 
 def _fail(message: str) -> None:
     # one line: multi-line library messages (missing weights) are joined
@@ -25,7 +28,7 @@ def render(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing artifact folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
-                                  help="Show the progress bar (on a terminal only; never in logs)."),
+                                  help="Show the progress bar on a terminal (elsewhere, a line every 30 s)."),
 ) -> None:
     """Render a trained run along the evaluation path into the artifact layout (video, depth, manifest)."""
     from evaluation.artifacts import ArtifactError
@@ -34,7 +37,7 @@ def render(
 
     try:
         cfg = EvalRenderConfig(trajectory=trajectory, n_frames=frames, size=size, fps=fps, depth=depth, device=device)
-        art = render_run(run, out, cfg, progress=progress, overwrite=overwrite)
+        art = render_run(run, out, cfg, progress=progress, overwrite=overwrite, heartbeat_s=HEARTBEAT_S)
     except (RunError, ArtifactError, ValueError) as err:
         _fail(str(err))
     typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.height}x{art.width}, {art.trajectory})")
@@ -138,7 +141,7 @@ def clipscore(
     cache: Path = typer.Option(None, "--cache",
                                help="Folder of per-video scores: unchanged videos are not scored again."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
-                                  help="Show the progress bar (on a terminal only; never in logs)."),
+                                  help="Show the progress bar on a terminal (elsewhere, a line every 30 s)."),
 ) -> None:
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`."""
     from evaluation.artifacts import ArtifactError, scan_artifacts
@@ -160,7 +163,7 @@ def clipscore(
         scfg = ScoreConfig(primary=primary, n_resamples=n_resamples, seed=seed)
         clip = load_clip(cfg)
         store = ScoreCache(cache, clip) if cache is not None else None
-        per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store)
+        per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store, heartbeat_s=HEARTBEAT_S)
         paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision)
     except (ArtifactError, ModelNotFoundError, ValueError) as err:
         _fail(str(err))

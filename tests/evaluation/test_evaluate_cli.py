@@ -228,20 +228,24 @@ def test_clipscore_cache_and_precision_options(tmp_path, tiny_clip):
 
 def test_render_and_clipscore_show_no_bar_in_a_log_and_name_the_model_asked_for(fake_run, tmp_path, tiny_clip,
                                                                               monkeypatch):
-    """Output not on a terminal (CliRunner's, a DVC or SLURM log): no progress bar, without --no-progress."""
+    """Output not on a terminal (CliRunner's, a DVC or SLURM log): no progress bar, without --no-progress, but
+    plain progress lines (every 30 s, and one at the end)."""
     from evaluation.clip_models import TINY_CLIP_ID
 
     torch.set_num_threads(1)
     res = runner.invoke(app, ["render", str(fake_run), "--out", str(tmp_path / "art"), "--frames", "2", "--size",
                               "8", "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    assert "render orbit" not in res.stderr and "frame/s" not in res.stderr
+    assert "frame/s" not in res.stderr and "\r" not in res.stderr
+    assert [ln for ln in res.stderr.splitlines() if ln.startswith("render orbit: ")][-1].startswith(
+        "render orbit: 2/2 frame(s), 0m")
     # fourdfy-tiny:clip resolves to the session's tiny model (its cache folder is `seed0`)
     monkeypatch.setenv("FOURDFY_CACHE", str(tiny_clip.parent.parent))
     args = ["clipscore", str(tmp_path / "art"), "--clip-model", TINY_CLIP_ID, "--resamples", "200", "--device", "cpu"]
     res = runner.invoke(app, args + ["--out", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output + res.stderr
-    assert "clipscore" not in res.stderr and "video/s" not in res.stderr
+    assert "video/s" not in res.stderr and "\r" not in res.stderr
+    assert res.stderr.splitlines()[-1].startswith("clipscore: 1/1 video(s), 0m")
     assert res.stdout.splitlines()[0] == "CLIP score (fourdfy-tiny:clip (QuickGELU)), 1 videos:"
     # and the files record the same name, not the cache folder it resolves to
     assert json.loads((tmp_path / "c" / "clipscore.json").read_text())["model"] == "fourdfy-tiny:clip (QuickGELU)"
