@@ -30,7 +30,7 @@ from method.backends import resolve_device
 from method.configs import ConfigKeyError, set_keys
 from method.training import checkpoint as ckpt
 from method.training import profiles
-from method.training.config import TrainConfig, execution_options
+from method.training.config import TrainConfig, config_differences
 from prompts import resolve_prompt
 
 PIPELINE_MARKER = ".pipeline-run"
@@ -127,18 +127,6 @@ def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
     return True
 
 
-def _flat(d, prefix: str = "") -> dict:
-    """A config dict as {dotted key: value}; stages by their names, as `--set` writes them."""
-    if isinstance(d, list) and d and all(isinstance(x, dict) and "name" in x for x in d):
-        d = {x["name"]: x for x in d}
-    if not isinstance(d, dict) or not d:  # an empty mapping or list is a value of its own
-        return {prefix[:-1]: d}
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}."))
-    return out
-
-
 def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, limit: int = 4) -> str:
     """What differs between the run in `out` and this request, for the refusal message ('' if unknown:
     a checkpoint written before checkpoints kept their config)."""
@@ -150,12 +138,7 @@ def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, lim
     if saved.get("prompt") != prompt:
         parts.append(f"prompt {saved.get('prompt')!r} there, {prompt!r} here")
     if isinstance(saved.get("config"), dict):
-        there, here = _flat(saved["config"]), _flat(json.loads(json.dumps(cfg.to_dict(), default=str)))
-        ignored = {"device", *execution_options(saved["config"]), *execution_options(cfg.to_dict())}  # not hashed
-        keys = [k for k in sorted(set(there) | set(here)) if k not in ignored and there.get(k) != here.get(k)]
-        parts += [f"{k} {there.get(k)!r} there, {here.get(k)!r} here" for k in keys[:limit]]
-        if len(keys) > limit:
-            parts.append(f"and {len(keys) - limit} more setting(s)")
+        parts += config_differences(saved["config"], cfg.to_dict(), limit)
     return "; ".join(parts)
 
 

@@ -117,7 +117,10 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
-        raise VotesError([(f"missing column(s) {', '.join(missing)} (required: {', '.join(COLUMNS)})", None)],
+        # one header cell holding the column names: the file was written with another delimiter
+        other = next((d for d in (";", "\t", "|") if len(raw.columns) == 1 and d in str(raw.columns[0])), None)
+        hint = f"; the header is one cell split by {other!r}: votes files are comma-separated" if other else ""
+        raise VotesError([(f"missing column(s) {', '.join(missing)} (required: {', '.join(COLUMNS)}){hint}", None)],
                          source=source)
     if raw.empty:
         raise VotesError([("no judgments (the file has a header only)", None)], source=source)

@@ -21,16 +21,25 @@ class CheckpointMismatch(CheckpointError):
     """A checkpoint belongs to another run: other config, prompt, or an older version of the suite."""
 
 
-def check_compatible(data: dict, path: Path, config_hash: str, prompt: str) -> None:
-    """Raise `CheckpointMismatch` unless `data` was written by this exact run (config and prompt)."""
+def check_compatible(data: dict, path: Path, config_hash: str, prompt: str, config: dict | None = None) -> None:
+    """Raise `CheckpointMismatch` unless `data` was written by this exact run (config and prompt); with this
+    run's `config` dict, the message names the settings that differ."""
     if data.get("schema") != SCHEMA:
         raise CheckpointMismatch(
             f"{path} was written by an older version of fourdfy-bench (checkpoint layout {data.get('schema', 1)}, "
             f"this version reads {SCHEMA}); its config cannot be matched: start a new run in another --out")
     if data["config_hash"] != config_hash or data["prompt"] != prompt:
+        from method.training.config import config_differences
+
+        differs = []
+        if data["prompt"] != prompt:
+            differs.append(f"prompt {data['prompt']!r} there, {prompt!r} here")
+        if config is not None and isinstance(data.get("config"), dict):
+            differs += config_differences(data["config"], config)
         raise CheckpointMismatch(
-            f"{path} was written by a different run (method {data['method']!r}, prompt {data['prompt']!r}, "
-            f"config {data['config_hash']}, this run {config_hash}); use another --out or drop --resume")
+            f"{path} was written by a different run (method {data['method']!r}, config {data['config_hash']}, "
+            f"this run {config_hash}{': ' + '; '.join(differs) if differs else ''}); give the same settings, "
+            "a checkpoint of this run's config, or another --out")
 
 
 def save_atomic(obj: dict, path: Path) -> None:

@@ -362,3 +362,30 @@ def replace(obj, **changes):
     """A copy with fields set by dotted keys ('weights.sds_video', 'stages.stage3.steps',
     'guidance.img.guidance_scale'), each checked against the config schema (see `method.configs`)."""
     return configs.set_keys(obj, changes)
+
+
+def _flat(d, prefix: str = "") -> dict:
+    """A config dict as {dotted key: value}; stages by their names, as `--set` writes them."""
+    if isinstance(d, list) and d and all(isinstance(x, dict) and "name" in x for x in d):
+        d = {x["name"]: x for x in d}
+    if not isinstance(d, dict) or not d:  # an empty mapping or list is a value of its own
+        return {prefix[:-1]: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}."))
+    return out
+
+
+def config_differences(there: dict, here: dict, limit: int = 4) -> list[str]:
+    """The hashed settings that differ between two config dicts (`TrainConfig.to_dict()`, e.g. a checkpoint's
+    and this run's), as "key 'there' there, 'here' here" phrases, at most `limit` and then a count."""
+    import json
+
+    a, b = _flat(json.loads(json.dumps(there, default=str))), _flat(json.loads(json.dumps(here, default=str)))
+    ignored = {"device", *execution_options(there), *execution_options(here)}  # not hashed
+    keys = [k for k in sorted(set(a) | set(b)) if k not in ignored and a.get(k) != b.get(k)]
+    parts = [f"{k} {a.get(k)!r} there, {b.get(k)!r} here" for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"and {len(keys) - limit} more setting(s)")
+    return parts
+

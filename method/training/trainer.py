@@ -226,7 +226,7 @@ class Trainer:
 
     def _resume_from(self, path: Path) -> None:
         data = ckpt.load(path)
-        ckpt.check_compatible(data, path, self.cfg.config_hash(), self.prompt)
+        ckpt.check_compatible(data, path, self.cfg.config_hash(), self.prompt, self.cfg.to_dict())
         self._load_state(data)
         s = data["state"]
         entry = {"stage_index": s["stage_index"], "step": s["step"], "from": path.name}

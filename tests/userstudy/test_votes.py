@@ -32,6 +32,15 @@ def test_valid_votes_are_typed_and_scored(tiny_votes, small_design):
 def test_missing_column_is_named(tiny_votes, small_design):
     err = _error(tiny_votes.drop(columns=["criterion"]), small_design)
     assert "missing column(s) criterion" in str(err)
+    assert "comma-separated" not in str(err)
+
+
+def test_a_votes_file_with_another_delimiter_says_so(tiny_votes, small_design, tmp_path):
+    path = tmp_path / "votes.csv"
+    tiny_votes.to_csv(path, sep=";", index=False)
+    with pytest.raises(VotesError) as info:
+        load_votes(path, small_design)
+    assert "one cell split by ';': votes files are comma-separated" in str(info.value)
 
 
 @pytest.mark.parametrize("column,value,message", [
