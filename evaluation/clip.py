@@ -148,16 +148,6 @@ class ScoreCache:
         write_text_atomic(self._path(key), text)
 
 
-def _counted(items, counter):
-    """`items`, counting each one done once the loop's body for it has run."""
-    try:
-        for item in items:
-            yield item
-            counter.update()
-    finally:
-        counter.close()
-
-
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
                     progress: bool = False, cache: ScoreCache | None = None,
                     heartbeat_s: float | None = None) -> pd.DataFrame:
@@ -171,7 +161,7 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
     texts: dict[str, object] = {}
     # the bar only on a terminal and when asked; elsewhere a line every heartbeat_s seconds, if given
     counter = Counter(len(artifacts), "clipscore", "video", bar=progress, heartbeat_s=heartbeat_s)
-    for (method, slug), art in _counted(artifacts.items(), counter):
+    for (method, slug), art in counter.iterate(artifacts.items()):
         scores = key = None
         if cache is not None:
             try:

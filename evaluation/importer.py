@@ -25,6 +25,7 @@ video's duration (the fps is scaled by n_frames / source frames).
 from __future__ import annotations
 
 import csv
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,9 +57,9 @@ class ImportReport:
     """Slugs of the prompt list that no file matched."""
     fuzzy: dict[str, str] = field(default_factory=dict)
     """file name -> slug for matches made by the article rule."""
-    unknown_prompts: dict[str, str] = field(default_factory=dict)
-    """file name -> prompt text, for mapped prompts found in none of the project's prompt files (imported as
-    given: a prompt of one's own, or a typo that no table row will meet)."""
+    unknown_prompts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    """file name -> (prompt text, closest known prompt or None), for mapped prompts found in none of the project's
+    prompt files (imported as given: a prompt of one's own, or a typo that no table row will meet)."""
 
 
 def _strip_articles(slug: str) -> str:
@@ -163,7 +164,10 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         targets = {f: slugify(t) for f, t in texts.items()}
         wanted = {slugify(t): t for t in texts.values()}
         known = default_prompts()
-        report.unknown_prompts = {f.name: t for f, t in texts.items() if slugify(t) not in known}
+        for f, t in texts.items():
+            if slugify(t) not in known:
+                close = difflib.get_close_matches(t, list(known.values()), n=1, cutoff=0.8)
+                report.unknown_prompts[f.name] = (t, close[0] if close else None)
         listed = set(pairs)
         report.unmatched_files = sorted(f.name for f in src.iterdir()
                                         if f.suffix.lower() in VIDEO_EXTENSIONS and f not in listed)

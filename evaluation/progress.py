@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TextIO
 
-from method.training.progress import _duration
+from method.training.progress import duration
 
 
 class Counter:
@@ -40,10 +40,19 @@ class Counter:
             return
         self.last = now
         rate = (now - self.t0) / self.done if self.done else 0.0
-        tail = f", eta {_duration(rate * (self.total - self.done))}" if self.done < self.total else \
-            f", {_duration(now - self.t0)}"
+        tail = f", eta {duration(rate * (self.total - self.done))}" if self.done < self.total else \
+            f", {duration(now - self.t0)}"
         print(f"{self.desc}: {self.done}/{self.total} {self.unit}(s){tail}", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    def iterate(self, items):
+        """`items`, each counted once the loop's body for it has run; closed at the end."""
+        try:
+            for item in items:
+                yield item
+                self.update()
+        finally:
+            self.close()

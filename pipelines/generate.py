@@ -30,7 +30,7 @@ from method.backends import resolve_device
 from method.configs import ConfigKeyError, set_keys
 from method.training import checkpoint as ckpt
 from method.training import profiles
-from method.training.config import TrainConfig, config_differences
+from method.training.config import TrainConfig, run_differences
 from prompts import resolve_prompt
 
 PIPELINE_MARKER = ".pipeline-run"
@@ -134,12 +134,7 @@ def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, lim
         saved = json.loads((out / "manifest.json").read_text())
     else:
         saved = ckpt.load(out / "ckpt" / "last.pt", mmap=True)
-    parts = []
-    if saved.get("prompt") != prompt:
-        parts.append(f"prompt {saved.get('prompt')!r} there, {prompt!r} here")
-    if isinstance(saved.get("config"), dict):
-        parts += config_differences(saved["config"], cfg.to_dict(), limit)
-    return "; ".join(parts)
+    return "; ".join(run_differences(saved, cfg.to_dict(), prompt, limit))
 
 
 def check_final_checkpoint(out: Path) -> None:

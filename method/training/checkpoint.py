@@ -29,13 +29,9 @@ def check_compatible(data: dict, path: Path, config_hash: str, prompt: str, conf
             f"{path} was written by an older version of fourdfy-bench (checkpoint layout {data.get('schema', 1)}, "
             f"this version reads {SCHEMA}); its config cannot be matched: start a new run in another --out")
     if data["config_hash"] != config_hash or data["prompt"] != prompt:
-        from method.training.config import config_differences
+        from method.training.config import run_differences
 
-        differs = []
-        if data["prompt"] != prompt:
-            differs.append(f"prompt {data['prompt']!r} there, {prompt!r} here")
-        if config is not None and isinstance(data.get("config"), dict):
-            differs += config_differences(data["config"], config)
+        differs = run_differences(data, config, prompt)
         raise CheckpointMismatch(
             f"{path} was written by a different run (method {data['method']!r}, config {data['config_hash']}, "
             f"this run {config_hash}{': ' + '; '.join(differs) if differs else ''}); give the same settings, "

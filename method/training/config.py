@@ -379,8 +379,6 @@ def _flat(d, prefix: str = "") -> dict:
 def config_differences(there: dict, here: dict, limit: int = 4) -> list[str]:
     """The hashed settings that differ between two config dicts (`TrainConfig.to_dict()`, e.g. a checkpoint's
     and this run's), as "key 'there' there, 'here' here" phrases, at most `limit` and then a count."""
-    import json
-
     a, b = _flat(json.loads(json.dumps(there, default=str))), _flat(json.loads(json.dumps(here, default=str)))
     ignored = {"device", *execution_options(there), *execution_options(here)}  # not hashed
     keys = [k for k in sorted(set(a) | set(b)) if k not in ignored and a.get(k) != b.get(k)]
@@ -389,3 +387,13 @@ def config_differences(there: dict, here: dict, limit: int = 4) -> list[str]:
         parts.append(f"and {len(keys) - limit} more setting(s)")
     return parts
 
+
+def run_differences(saved: dict, config: dict | None, prompt: str, limit: int = 4) -> list[str]:
+    """What differs between a saved run (a checkpoint's or manifest's `prompt` and `config`) and this request:
+    the prompt, then `config_differences` (none when either config is missing: early checkpoints kept none)."""
+    parts = []
+    if saved.get("prompt") != prompt:
+        parts.append(f"prompt {saved.get('prompt')!r} there, {prompt!r} here")
+    if config is not None and isinstance(saved.get("config"), dict):
+        parts += config_differences(saved["config"], config, limit)
+    return parts

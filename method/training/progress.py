@@ -50,7 +50,7 @@ class Progress:
             return
         self.last = now
         eta = self.eta_s()
-        eta_text = "?" if eta is None else _duration(eta)
+        eta_text = "?" if eta is None else duration(eta)
         print(f"[{self.done}/{self.total}] {stage} step {step}/{stage_steps} {record.get('update', '')} {losses()} "
               f"eta {eta_text}", file=self.stream, flush=True)
 
@@ -59,7 +59,8 @@ class Progress:
             self.bar.close()
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """`1h05m` or `4m09s`, as the progress lines print a duration."""
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)

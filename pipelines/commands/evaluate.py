@@ -90,16 +90,10 @@ def import_videos(
     for name, slug in sorted(report.fuzzy.items()):
         typer.echo(f"matched {name} -> {slug} (leading articles ignored)")
     if report.unknown_prompts:
-        import difflib
-
-        from evaluation.importer import default_prompts
-
-        known = list(default_prompts().values())
         typer.secho(f"warning: {len(report.unknown_prompts)} mapped prompt(s) are in none of prompts/*.txt, so no "
                     "Table 2 or 3 row will use them (a typo?):", fg=typer.colors.YELLOW, err=True)
-        for name, text in sorted(report.unknown_prompts.items()):
-            close = difflib.get_close_matches(text, known, n=1, cutoff=0.8)
-            typer.secho(f"  {name}: {text!r}" + (f" (closest known prompt: {close[0]!r})" if close else ""),
+        for name, (text, close) in sorted(report.unknown_prompts.items()):
+            typer.secho(f"  {name}: {text!r}" + (f" (closest known prompt: {close!r})" if close else ""),
                         fg=typer.colors.YELLOW, err=True)
     for art in report.imported:
         typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, {art.height}x{art.width})")

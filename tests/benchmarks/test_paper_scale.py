@@ -382,11 +382,13 @@ def test_run_shares_the_budget_left_by_the_timed_repeats(tmp_path, monkeypatch):
 
     def fake_measure(trainer, update, stage_index, step, device, repeats, budget_s, restore):
         shares.append(budget_s)
-        return {"s_per_update": 0.5, "repeats": 1, "peak_mb": None, "warmup_included": False, "timed_s": 4.0}
+        return {"s_per_update": 0.5, "repeats": 1, "peak_mb": None, "warmup_included": False, "timed_s": 12.0}
 
     monkeypatch.setattr(paper_scale, "measure", fake_measure)
     out = tmp_path / "ps"
     assert paper_scale.main(["--size", "reduced", "--device", "cpu", "--budget-s", "40", "--out", str(out)]) == 0
     n = json.loads(out.with_suffix(".json").read_text())["planned_updates"]
-    assert len(shares) == n > 2
-    assert shares == pytest.approx([max(0.0, 40 - 4.0 * i) / (n - i) for i in range(n)])
+    # the reduced size's seven updates; each fake update times 12 s of repeats, so the fourth finds 4 s left and
+    # the rest none (a share never goes negative)
+    assert n == len(shares) == 7
+    assert shares == pytest.approx([40 / 7, 28 / 6, 16 / 5, 4 / 4, 0.0, 0.0, 0.0])

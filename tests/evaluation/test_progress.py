@@ -25,5 +25,14 @@ def test_lines_every_heartbeat_and_at_the_end():
                      "render orbit: 6/6 frame(s), 1m10s"]       # the end, with the time taken
 
 
+def test_iterate_counts_each_item_after_its_body():
+    clock = [0.0]
+    stream = io.StringIO()
+    c = Counter(2, "clipscore", "video", heartbeat_s=30.0, stream=stream, clock=lambda: clock[0])
+    for _ in c.iterate(["a", "b"]):
+        clock[0] += 40.0  # the body's time, counted when the next item is asked for
+    assert stream.getvalue().splitlines() == ["clipscore: 1/2 video(s), eta 0m40s", "clipscore: 2/2 video(s), 1m20s"]
+
+
 def test_no_heartbeat_prints_nothing():
     assert run(3, None, [100, 100, 100]) == []
