@@ -128,8 +128,6 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     if "line" in raw.columns:
         raise VotesError([("a column named 'line' is reserved (it reports CSV line numbers)", None)], source=source)
     df.insert(0, "line", np.arange(len(df)) + 2)
-    df["criterion"] = df["criterion"].str.lower()
-    df["choice"] = df["choice"].str.lower()
     problems: list[tuple[str, pd.DataFrame]] = []
     row_bad = pd.Series(False, index=df.index)
 
@@ -144,12 +142,15 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
         bad = df[col] == ""
         if bad.any():
             flag(f"empty {col}", bad, (*ident, col))
-    bad = ~df["criterion"].isin(CRITERIA)
+    # case-insensitive, but a bad value is shown as the file has it ('L', not 'l')
+    bad = ~df["criterion"].str.lower().isin(CRITERIA)
     if bad.any():
         flag(f"unknown criterion (allowed: {', '.join(CRITERIA)})", bad, ident)
-    bad = ~df["choice"].isin(CHOICES)
+    bad = ~df["choice"].str.lower().isin(CHOICES)
     if bad.any():
         flag(f"unknown choice (allowed: {', '.join(CHOICES)})", bad, (*ident, "choice"))
+    df["criterion"] = df["criterion"].str.lower()
+    df["choice"] = df["choice"].str.lower()
     is_check = df["is_attention_check"].str.lower()
     bad = ~is_check.isin(_TRUE | _FALSE)
     if bad.any():

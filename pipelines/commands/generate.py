@@ -121,13 +121,16 @@ def generate(
     from pipelines.generate import build_config, parse_sets
     from pipelines.generate import generate as run_generate
 
-    from pipelines.generate import quiet_libraries, read_sets
+    from pipelines.generate import quiet_libraries, read_sets, run_status
 
     refuse_a_prompt_file(prompt)
     set_values = {**(read_sets(sets_from) if sets_from else {}), **parse_sets(sets)}
     cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
                        recompute=recompute)
     mode = "auto" if auto_resume else "yes" if resume else "no"
+    if resume and resume_from is None and run_status(out) == "empty":
+        # --resume starts a run where there is none (a resubmitted job's first try); say so, for a mistyped --out
+        typer.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
     quiet_libraries()
     manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
                             progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,

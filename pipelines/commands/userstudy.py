@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import typer
@@ -102,8 +103,9 @@ def audit(
         _fail(str(err))
     claims = check_claims(design=d)
     bad = sorted(set(claims.loc[claims["verdict"] == "contradicted", "claim"]))
-    for i in bad:
-        typer.echo(f"contradicted: {CLAIMS[i].where}: {CLAIMS[i].quote[:90]}")
+    for i in bad:  # shortened on a word boundary; the report has each quote whole, with the reason
+        typer.echo(f"contradicted: {CLAIMS[i].where}: {textwrap.shorten(CLAIMS[i].quote, 110, placeholder=' ...')}")
+    typer.echo(f"{len(bad)} of {len(CLAIMS)} claims contradicted; each quote in full, and why: {out}")
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
 
 

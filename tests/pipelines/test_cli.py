@@ -386,7 +386,19 @@ def test_resume_of_a_finished_run_checks_the_checkpoint_render_reads(tiny_run, t
     assert res.exit_code == 0, res.output
     repaired = torch.load(last, map_location="cpu", weights_only=False)["field"]
     assert all(torch.equal(intact[k], repaired[k]) for k in intact)
-    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+    res = runner.invoke(app, [*args, "--resume"])
+    assert res.exit_code == 0 and "nothing to resume" not in res.output, res.output
+
+
+def test_resume_where_there_is_no_run_starts_one_and_says_so(tmp_path):
+    """`--resume` on an empty or missing folder trains (a resubmitted job's first try), but a mistyped --out
+    should not pass unnoticed: one note names the folder."""
+    out = tmp_path / "run-typo"
+    res = runner.invoke(app, ["generate", "--prompt", "a_panda_dancing", "--max-steps", "1", "--set", "heartbeat_s=0",
+                              "--out", str(out), "--no-progress", "--quiet", "--resume"])
+    assert res.exit_code == 0, res.output
+    assert f"note: nothing to resume in {out}; starting a new run there" in res.output
+    assert (out / "manifest.json").is_file()
 
 
 def test_help_wraps_long_words_instead_of_cutting_them():

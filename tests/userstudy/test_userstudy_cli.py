@@ -82,6 +82,17 @@ def test_audit_command(tmp_path):
     res = runner.invoke(app, ["audit", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "roughly on par" in res.output
+    from userstudy.audit import CLAIMS
+
+    shown = [line for line in res.output.splitlines() if line.startswith("contradicted: ")]
+    assert shown
+    for line in shown:  # a long quote is cut after a whole word, and marked; the report has it whole
+        quotes = [line.removeprefix(f"contradicted: {c.where}: ") for c in CLAIMS]
+        if not any(text == c.quote for text, c in zip(quotes, CLAIMS)):
+            heads = [text.removesuffix(" ...") for text in quotes]
+            assert any(head != text and c.quote.startswith(head) and c.quote[len(head)] == " "
+                       for head, text, c in zip(heads, quotes, CLAIMS)), line
+    assert f"{len(shown)} of {len(CLAIMS)} claims contradicted; each quote in full, and why: {out}" in res.output
     assert "0.3919" in out.read_text()
     assert {p.name for p in (tmp_path / "reports" / "paper").iterdir()} == {
         "cvpr2024_table2.csv", "cvpr2024_table3.csv", "arxiv_v1_table2.csv", "reported_pvalues.csv"}

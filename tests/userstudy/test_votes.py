@@ -46,6 +46,7 @@ def test_a_votes_file_with_another_delimiter_says_so(tiny_votes, small_design, t
 @pytest.mark.parametrize("column,value,message", [
     ("criterion", "realism", "unknown criterion"),
     ("choice", "both", "unknown choice"),
+    ("choice", "L", "unknown choice"),  # shown as written, not lowered to 'l'
     ("is_attention_check", "maybe", "is_attention_check is not true/false"),
     ("answered_at", "yesterday", "answered_at is not an ISO 8601 time"),
 ])
@@ -56,6 +57,8 @@ def test_bad_values_list_their_lines(tiny_votes, small_design, column, value, me
     assert message in str(err)
     assert list(err.rows["line"]) == [3, 6]  # CSV lines: header = 1, first data row = 2
     assert value in str(err)
+    if column in err.rows.columns:
+        assert set(err.rows[column]) == {value}
 
 
 def test_method_not_in_design(tiny_votes, small_design):
