@@ -9,7 +9,7 @@
   primary) on the prompts both have, with its bootstrap interval.
 - `clip.csv` (`method,clip,prompt_set,n_prompts,n_set`): for every prompt file of the `prompts`
   package and every method with at least one of its prompts, the mean over those prompts; this is
-  the file `fourdfy analyze --clip` reads (columns method, clip, prompt_set).
+  the file `fourdfy analyze --clip` reads (it uses method, clip, prompt_set).
 """
 
 from __future__ import annotations

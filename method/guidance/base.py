@@ -23,6 +23,8 @@ class PriorConfig:
     """
 
     target: ClassVar[str] = ""
+    loss_weights: ClassVar[tuple[str, ...]] = ()
+    """The `LossWeights` fields of the losses its `Guidance` returns (`loss_<name>`; tested against `loss_names`)."""
     KINDS: ClassVar[dict[str, str]] = {
         "mvdream": "method.guidance.mvdream:MVDreamConfig",
         "vsd": "method.guidance.vsd:VSDConfig",

@@ -44,6 +44,7 @@ class MVDreamConfig(PriorConfig):
     """MVDream 3D-aware SDS (defaults: the release's stage-1 settings)."""
 
     target: ClassVar[str] = "method.guidance.mvdream:MVDreamGuidance"
+    loss_weights: ClassVar[tuple[str, ...]] = ("sds",)
 
     kind: str = "mvdream"
     """Discriminator of the prior configs in saved configs; always 'mvdream'."""

@@ -39,6 +39,7 @@ class VSDConfig(PriorConfig):
     """VSD with a LoRA-finetuned particle model (defaults: the release's stage-2/3 settings)."""
 
     target: ClassVar[str] = "method.guidance.vsd:VSDGuidance"
+    loss_weights: ClassVar[tuple[str, ...]] = ("vsd", "lora")
 
     kind: str = "vsd"
     """Discriminator of the prior configs in saved configs; always 'vsd'."""

@@ -33,6 +33,7 @@ class ZeroscopeConfig(PriorConfig):
     """Zeroscope video SDS (defaults: the release's stage-3 settings)."""
 
     target: ClassVar[str] = "method.guidance.zeroscope:ZeroscopeGuidance"
+    loss_weights: ClassVar[tuple[str, ...]] = ("sds_video",)
 
     kind: str = "zeroscope"
     """Discriminator of the prior configs in saved configs; always 'zeroscope'."""

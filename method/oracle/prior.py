@@ -60,6 +60,10 @@ class OracleConfig(PriorConfig):
     quadrature_nodes: int = 48
     """Gauss-Legendre nodes per blob of the exact target render."""
 
+    @property
+    def loss_weights(self) -> tuple[str, ...]:
+        return (self.loss_name,)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         oracle_scene(self.scene)

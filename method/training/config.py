@@ -261,15 +261,25 @@ class TrainConfig:
     def stage_prefix_hash(self, n_stages: int) -> str:
         """Hash of what determines the state after the first `n_stages` stages (for sharing them between methods).
 
-        Everything but the later stages, the method's name and the output cadence (previews, logs) counts:
-        two configs with equal prefix hashes train bit-identical weights through those stages on the same
-        device. EXECUTION_ONLY options count where they are set (they change float rounding), so a config
-        without them keeps the hash it always had.
+        Everything but the later stages, the method's name, the output cadence (previews, logs) and what only
+        updates these stages never draw read counts: two configs with equal prefix hashes train bit-identical
+        weights through those stages on the same device. What the undrawn updates read: their priors (built
+        when first drawn), the weights of those priors' losses, and for video the clip size. So a method that
+        changes only the video loss shares stages 1-2 with 4dfy. EXECUTION_ONLY options count where they are
+        set (they change float rounding), so a config without them keeps the hash it always had.
         """
         d = self.to_dict()
         d["stages"] = d["stages"][:n_stages]
         for key in ("method", "device", "preview_every", "log_every", "heartbeat_s", "preview_frames"):
             d.pop(key, None)
+        drawn = set(self.update_types_used(0, n_stages))
+        read = {w for u in drawn if u in self.guidance for w in self.guidance[u].loss_weights}
+        for update in set(self.guidance) - drawn:
+            for weight in set(self.guidance[update].loss_weights) - read:
+                d["weights"].pop(weight, None)
+            d["guidance"].pop(update)
+        if "video" not in drawn:
+            d["render"].pop("video_size", None)
         digest = _hash(d)
         execution = execution_options(d, set_only=True)
         if execution:

@@ -1,6 +1,6 @@
 """Profiles: `paper` (the paper's text), `release` (the authors' configs where they differ from the
 text), `release-lowvram` (the authors' low-VRAM configs: `low_vram`) and `tiny` (CPU: small grids,
-renders and random-weight tiny priors; about a minute per prompt).
+renders and random-weight tiny priors; about 30 s per prompt on 2 cores, benchmarks/tiny_generate.md).
 
 Where the paper is silent both profiles follow the release. Differences, each a config value
 (docs/fidelity.md has the full list with sources):

@@ -112,7 +112,7 @@ def generate(
                                         "(docs/performance.md)."),
     stage_cache: Path = typer.Option(None, "--stage-cache",
                                      help="Share identical first stages between methods through this folder."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Live bar on a terminal (heartbeat lines are printed either way)."),
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but the final line."),

@@ -76,8 +76,9 @@ def build_warnings(bundle, out: Path) -> list[str]:
 @survey_app.command("serve")
 def serve(
     bundle: Path = typer.Argument(..., help="Bundle folder from `fourdfy survey build`."),
-    db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB, else "
-                           "sqlite:///<bundle>/survey.sqlite); e.g. postgresql+psycopg://user:pw@host/db."),
+    db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB, else db_url in "
+                           ".streamlit/secrets.toml, else sqlite:///<bundle>/survey.sqlite); e.g. "
+                           "postgresql+psycopg://user:pw@host/db."),
     port: int = typer.Option(8501, "--port", help="HTTP port."),
     address: str = typer.Option("127.0.0.1", "--address", help="Interface to listen on (0.0.0.0 = all; put "
                                 "a TLS reverse proxy in front for a public study)."),
@@ -112,7 +113,8 @@ def serve(
 
 @survey_app.command("export")
 def export(
-    db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB)."),
+    db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB, else db_url in "
+                           ".streamlit/secrets.toml)."),
     out: Path = typer.Option(..., "--out", help="Votes CSV to write (the format `fourdfy analyze` reads)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (e.g. an earlier "
                                    "export of the same study)."),

@@ -13,8 +13,9 @@ def sweep(
     prompts: list[str] = typer.Option([], "--prompts",
                                       help="Prompt slugs (prompts/*.txt), comma-separated or repeated."),
     prompts_file: Path = typer.Option(None, "--prompts-file", help="Also every prompt of this file (one per line)."),
-    params: Path = typer.Option(None, "--params", help="Take profile, seed, methods and prompts not given here from "
-                                "this params.yaml (exactly the runs of its DVC generate stages)."),
+    params: Path = typer.Option(None, "--params", help="Take profile, seed, methods, prompts and each method's "
+                                "overrides: not given here from this params.yaml (exactly the runs of its DVC "
+                                "generate stages)."),
     profile: str = typer.Option(None, "--profile", help="tiny | paper | release | release-lowvram (default: --params' or tiny)."),
     executor: str = typer.Option("local", "--executor", help="local (processes here) | slurm (sbatch)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: jobs write RUNS/PROFILE/METHOD/SLUG/ (DVC's)."),
@@ -23,7 +24,7 @@ def sweep(
     max_steps: int = typer.Option(None, "--max-steps", help="Cap every stage at N steps (a quick try)."),
     recompute: bool = typer.Option(False, "--recompute", help="Activation checkpointing in every run, as "
                                    "`fourdfy generate --recompute`: less GPU memory, slower."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     parallel: int = typer.Option(1, "--array-parallelism", "--parallel",
                                  help="At most K jobs submitted and not yet ended at once."),
     timeout_min: int = typer.Option(24 * 60, "--timeout-min",

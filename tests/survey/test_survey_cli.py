@@ -8,6 +8,7 @@ import time
 import urllib.request
 
 import pandas as pd
+import pytest
 import yaml
 from survey_helpers import REPO, STUDY, at, free_port
 from typer.testing import CliRunner
@@ -88,16 +89,47 @@ def test_export_errors(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "error:" in res.output
 
 
-def test_serve(bundle, tmp_path):
+def test_export_reads_db_url_from_streamlit_secrets(bundle, tmp_path, monkeypatch):
+    """With no --db and no $FOURDFY_SURVEY_DB, `db_url` in ./.streamlit/secrets.toml (where the app reads
+    it) names the database; a file that is not TOML is one error line, and nothing is written."""
+    monkeypatch.delenv("FOURDFY_SURVEY_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "study.sqlite"
+    engine = store.make_engine(f"sqlite:///{db}")
+    store.init_db(engine, bundle.bundle_id)
+    r = store.create_rater(engine, bundle.questions, at(0), seed=1)
+    item = store.next_assignment(engine, r)[0]
+    store.submit_answer(engine, r, bundle.by_id[item.question_id], dict.fromkeys(CRITERIA, "left"), seconds=3,
+                        now=at(1))
+    (tmp_path / ".streamlit").mkdir()
+    secrets_file = tmp_path / ".streamlit" / "secrets.toml"
+    secrets_file.write_text(f'admin_password = "x"\ndb_url = "sqlite:///{db}"\n')
+    res = runner.invoke(app, ["survey", "export", "--out", "votes.csv"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "votes.csv")) == len(CRITERIA)
+    secrets_file.write_text('db_url = "sqlite:///unterminated\n')
+    res = runner.invoke(app, ["survey", "export", "--out", "again.csv"])
+    assert res.exit_code == 2 and f"{secrets_file} is not valid TOML" in res.output, res.output
+    assert not (tmp_path / "again.csv").exists()
+
+
+@pytest.mark.parametrize("given_by", ["--db", "secrets.toml"])
+def test_serve(bundle, tmp_path, given_by):
     bad = subprocess.run([sys.executable, "-m", "pipelines.cli", "survey", "serve", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error:") and "not a survey bundle" in bad.stderr
     port = free_port()
     db = tmp_path / "served.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "survey", "serve", str(bundle.root),
-                             "--db", f"sqlite:///{db}", "--port", str(port)],
+    args = ["--db", f"sqlite:///{db}"]
+    if given_by == "secrets.toml":  # where the docs put it, next to where the server runs
+        (tmp_path / ".streamlit").mkdir()
+        (tmp_path / ".streamlit" / "secrets.toml").write_text(f'db_url = "sqlite:///{db}"\n')
+        args = []
+    env = {k: v for k, v in os.environ.items() if k != "FOURDFY_SURVEY_DB"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "survey", "serve", str(bundle.root), *args,
+                             "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**env, "PYTHONPATH": str(REPO)})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -115,8 +115,12 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     assert dataclasses.replace(cfg, device="cpu").config_hash() == cfg.config_hash()
     # the half type: left out at the release's float16, counted when it is bfloat16 (it changes the numbers)
     assert all(g["frozen"]["half_dtype"] == "float16" for g in d["guidance"].values())
-    bf16 = build_config("tiny", "4dfy", sets=parse_sets(["guidance.video.frozen.half_dtype=bfloat16"]))
+    bf16 = build_config("tiny", "4dfy", sets=parse_sets(["guidance.3d.frozen.half_dtype=bfloat16"]))
     assert bf16.config_hash() != cfg.config_hash() and bf16.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
+    # the video prior's: counted from stage 3 on, the first stage that draws it
+    bf16 = build_config("tiny", "4dfy", sets=parse_sets(["guidance.video.frozen.half_dtype=bfloat16"]))
+    assert bf16.config_hash() != cfg.config_hash()
+    assert [bf16.stage_prefix_hash(n) == cfg.stage_prefix_hash(n) for n in (1, 2, 3)] == [True, True, False]
 
 
 def test_execution_only_options_never_change_the_config_hash():
@@ -173,3 +177,36 @@ def test_execution_changes_name_what_a_resume_switched_and_nothing_else():
                 **{f"guidance.{u}.frozen.vae_gradient_checkpointing": [False, True] for u in ("3d", "img", "video")}}
     assert execution_changes(old, lean) == expected == execution_changes(cfg.to_dict(), lean)
     assert execution_options(lean, set_only=True) == {k: True for k in expected}
+
+
+@pytest.mark.parametrize("key,value,shared", [
+    # read by video updates only, which stage 3 is the first to draw
+    ("weights.sds_video", "0.3", [True, True, False]),
+    ("guidance.video.guidance_scale", "50", [True, True, False]),
+    ("render.video_size", "[8,12]", [True, True, False]),
+    # the IMG prior and its losses: drawn from stage 2 on
+    ("guidance.img.guidance_scale", "5", [True, False, False]),
+    ("weights.lora", "0.5", [True, False, False]),
+    # read from stage 1 on: the 3D prior, its loss, the regularisers, the frame count (kept: it samples times)
+    ("weights.sds", "2", [False, False, False]),
+    ("weights.sparsity", "1", [False, False, False]),
+    ("render.video_frames", "8", [False, False, False]),
+])
+def test_the_stage_prefix_hash_leaves_out_what_only_undrawn_updates_read(key, value, shared):
+    from pipelines.generate import build_config, parse_sets
+
+    cfg = build_config("tiny", "4dfy")
+    other = build_config("tiny", "4dfy", sets=parse_sets([f"{key}={value}"]))
+    assert other.config_hash() != cfg.config_hash()
+    assert [other.stage_prefix_hash(n) == cfg.stage_prefix_hash(n) for n in (1, 2, 3)] == shared
+
+
+def test_a_weight_an_earlier_prior_also_reads_stays_in_the_prefix_hash():
+    """A loss weight is left out only when no drawn prior returns that loss (here the stage-2 prior does)."""
+    from method.training.config import replace
+    from oracle_setup import small_oracle_config
+
+    cfg = small_oracle_config(**{"guidance.img.loss_name": "sds_video"})
+    assert cfg.guidance["video"].loss_weights == ("sds_video",)
+    heavier = replace(cfg, **{"weights.sds_video": 5.0})
+    assert [heavier.stage_prefix_hash(n) == cfg.stage_prefix_hash(n) for n in (1, 2, 3)] == [True, False, False]

@@ -247,6 +247,29 @@ def test_shared_stages_train_once_and_a_derived_run_is_bit_identical_to_one_from
     assert me["shared_from"] is None
 
 
+def test_a_method_that_changes_only_the_video_prior_shares_stages_1_2_bit_identically(tmp_path):
+    """Stages 1-2 draw no video update, so the video prior's config, its loss weight and the clip size do not
+    enter their prefix hash: such a variant loads 4dfy's stage 2 and ends bit-identical to training from
+    scratch. Its built priors come from its own config (the changed video prior pulls towards another scene)."""
+    from method.training.config import replace
+
+    cache = tmp_path / "stage-cache"
+    full = small_oracle_config()
+    variant = replace(full, method="strong_video", **{"weights.sds_video": 3.0, "render.video_size": (4, 6),
+                                                      "guidance.video.scene": "recolored"})
+    assert [variant.stage_prefix_hash(n) == full.stage_prefix_hash(n) for n in (1, 2, 3)] == [True, True, False]
+    Trainer(full, "blobs", tmp_path / "a", priors=oracle_priors(), progress=False, stage_cache=cache).run()
+    shared = Trainer(variant, "blobs", tmp_path / "b", priors=oracle_priors(variant), progress=False,
+                     stage_cache=cache).run()
+    assert shared["shared_from"]["stage"] == "stage2" and shared["shared_from"]["method"] == "4dfy"
+    scratch = Trainer(variant, "blobs", tmp_path / "c", priors=oracle_priors(variant), progress=False).run()
+    a, b = params_of(tmp_path / "c" / "ckpt" / "last.pt"), params_of(tmp_path / "b" / "ckpt" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert shared["update_counts"] == scratch["update_counts"] and scratch["update_counts"]["stage3"]["video"] > 0
+    full_last = params_of(tmp_path / "a" / "ckpt" / "last.pt")  # and stage 3 did train it differently
+    assert not all(torch.equal(full_last[k], b[k]) for k in b)
+
+
 def test_stage_gradient_budget_follows_the_release_per_render_call():
     """The release's `train_max_nums` N: a call rendering B views at one time keeps N // B samples with
     gradient; a clip is rendered frame by frame, N each; no stage value falls back to the renderer's."""

@@ -116,13 +116,36 @@ class Assignment:
     """Method of the right video for this rater."""
 
 
+def secrets_files() -> list[Path]:
+    """The files Streamlit reads its secrets from, the later one winning: `~/.streamlit/secrets.toml`, then
+    `.streamlit/secrets.toml` in the current folder."""
+    return [Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml"]
+
+
+def secret(key: str, files: Sequence[Path] | None = None) -> str:
+    """`key` of the secrets files (`secrets_files()`), as the survey app reads it, else ''."""
+    import tomllib  # Python 3.11+, as Streamlit itself needs
+
+    value = ""
+    for path in secrets_files() if files is None else files:
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise StoreError(f"{path} is not valid TOML: {err}") from None
+        value = str(data.get(key, "") or "").strip() or value
+    return value
+
+
 def default_url(bundle_root: Path | str | None = None) -> str:
-    """`$FOURDFY_SURVEY_DB`, else a SQLite file `survey.sqlite` in the bundle folder."""
-    url = os.environ.get(DB_ENV, "").strip()
+    """`$FOURDFY_SURVEY_DB`, else `db_url` in the secrets files (`secrets_files()`), else a SQLite file
+    `survey.sqlite` in the bundle folder (an error where there is no bundle: export)."""
+    url = os.environ.get(DB_ENV, "").strip() or secret("db_url")
     if url:
         return url
     if bundle_root is None:
-        raise StoreError(f"no database given: pass --db URL or set {DB_ENV}")
+        raise StoreError(f"no database given: pass --db URL, set {DB_ENV} or db_url in .streamlit/secrets.toml")
     return f"sqlite:///{Path(bundle_root) / 'survey.sqlite'}"
 
 
