@@ -36,8 +36,9 @@ def effective_design(params: dict) -> dict:
     base = yaml.safe_load(Path(study.get("design", "userstudy/designs/paper.yaml")).read_text())
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
     listed |= set(base.get("comparisons", []))
-    extra = [m for m in [*params.get("generate", {}).get("methods", []), *(params.get("videos") or {})]
-             if m not in listed]
+    gen = params.get("generate", {})
+    trained = [*gen.get("methods", []), *(gen.get("extra") or {}).get("methods", [])]
+    extra = [m for m in [*trained, *(params.get("videos") or {})] if m not in listed]
     extra = list(dict.fromkeys(extra))
     if extra:
         prompt_set = study.get("added_prompt_set", "ablation_5")

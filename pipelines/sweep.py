@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -107,6 +107,10 @@ class SweepSpec:
     """Cap every stage at this many steps (quick tries); None: the profile's steps."""
     recompute: bool = False
     """Activation checkpointing in every run (`fourdfy generate --recompute`): less GPU memory, slower."""
+    extra_methods: tuple[str, ...] = ()
+    """A second block of runs, extra_methods x extra_prompts (params.yaml `generate.extra`; empty: none)."""
+    extra_prompts: tuple[str, ...] = ()
+    """The second block's prompts (slugs or texts)."""
 
     def sets_for(self, method: str) -> dict:
         """The `--set` values of one method's runs: its params.yaml overrides, then the sweep's own."""
@@ -215,8 +219,24 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
     """Resolve every config (bad methods, keys or prompts fail here, before anything is submitted) and order the jobs.
 
     Per prompt, jobs connected by shared first stages form a group; its leader is the job sharing the most
-    stages with the others (first listed on ties) and every other job of the group waits for it.
+    stages with the others (first listed on ties) and every other job of the group waits for it. The extra
+    block's jobs follow the main block's; a run in both is an error, as DVC's overlapping outputs are.
     """
+    jobs = _plan_block(spec)
+    if spec.extra_methods and spec.extra_prompts:
+        names = {j.name for j in jobs}
+        extra = _plan_block(replace(spec, methods=spec.extra_methods, prompts=spec.extra_prompts,
+                                    extra_methods=(), extra_prompts=()))
+        both = [j.name for j in extra if j.name in names]
+        if both:
+            raise ValueError(f"run(s) {', '.join(both)} are in both generate and generate.extra; list each "
+                             "(method, prompt) in one block")
+        jobs += extra
+    return jobs
+
+
+def _plan_block(spec: SweepSpec) -> list[PlannedJob]:
+    """`plan` of spec.methods x spec.prompts."""
     from baselines import get_method
 
     if not spec.methods:
@@ -479,8 +499,13 @@ def read_params(path: Path | str) -> dict:
         raise ValueError(f"{path}: overrides must map a method to a mapping of config keys to values")
     # the same typed parsing as `--set-from params.yaml:overrides.<method>` in the DVC stages
     method_sets = {str(m): as_set_values(sets or {}) for m, sets in overrides.items()}
+    extra = gen.get("extra") or {}
+    if not (isinstance(extra, dict) and all(isinstance(extra.get(k, []), list) for k in ("methods", "prompts"))):
+        raise ValueError(f"{path}: generate.extra must have methods / prompts lists")
     return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
-            "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets}
+            "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets,
+            "extra_methods": [str(m) for m in extra.get("methods", [])],
+            "extra_prompts": [str(p) for p in extra.get("prompts", [])]}
 
 
 def split_list(items: list[str]) -> list[str]:

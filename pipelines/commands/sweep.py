@@ -14,8 +14,8 @@ def sweep(
                                       help="Prompt slugs (prompts/*.txt), comma-separated or repeated."),
     prompts_file: Path = typer.Option(None, "--prompts-file", help="Also every prompt of this file (one per line)."),
     params: Path = typer.Option(None, "--params", help="Take profile, seed, methods, prompts and each method's "
-                                "overrides: not given here from this params.yaml (exactly the runs of its DVC "
-                                "generate stages)."),
+                                "overrides: not given here from this params.yaml (with neither --methods nor "
+                                "--prompts: exactly the runs of its DVC generate stages, generate.extra's too)."),
     profile: str = typer.Option(None, "--profile", help="tiny | paper | release | release-lowvram (default: --params' or tiny)."),
     executor: str = typer.Option("local", "--executor", help="local (processes here) | slurm (sbatch)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: jobs write RUNS/PROFILE/METHOD/SLUG/ (DVC's)."),
@@ -52,9 +52,12 @@ def sweep(
     prompt_list = split_list(prompts) + (list(load_prompts(prompts_file).values()) if prompts_file is not None else [])
     method_list = split_list(methods)
     method_sets: dict = {}
+    extra_methods, extra_prompts = [], []
     if params is not None:
         p = read_params(params)
         method_sets = p["overrides"]
+        if not method_list and not prompt_list:  # exactly the DVC stages' runs: generate.extra's block too
+            extra_methods, extra_prompts = p["extra_methods"], p["extra_prompts"]
         method_list = method_list or p["methods"]
         prompt_list = prompt_list or p["prompts"]
         profile = profile if profile is not None else p["profile"]
@@ -69,7 +72,9 @@ def sweep(
         extra[key.strip()] = value
     spec = SweepSpec(methods=tuple(expand_methods(method_list)), prompts=tuple(prompt_list), profile=profile,
                      runs=runs, seed=seed, device=device, sets=parse_sets(sets), max_steps=max_steps,
-                     method_sets=method_sets, recompute=recompute)
+                     method_sets=method_sets, recompute=recompute,
+                     extra_methods=tuple(expand_methods(extra_methods)) if extra_methods else (),
+                     extra_prompts=tuple(extra_prompts))
     ex = ExecutorSpec(kind=executor, parallel=parallel, timeout_min=timeout_min,
                       gpus=(1 if executor == "slurm" else 0) if gpus is None else gpus, partition=partition,
                       cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)

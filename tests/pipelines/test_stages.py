@@ -33,6 +33,15 @@ def test_methods_the_design_lacks_get_rows_without_editing_it(tmp_path):
     assert added.prompt_set == "ablation_5"
 
 
+def test_a_method_trained_only_in_the_extra_block_gets_a_row_too(tmp_path):
+    path = _params(tmp_path)
+    params = yaml.safe_load(path.read_text())
+    params["generate"]["extra"] = {"methods": ["4dfy", "extra_only"], "prompts": ["a_cat_singing"]}
+    path.write_text(yaml.safe_dump(params))
+    design = load_design(stages.write_design(path, tmp_path / "design.yaml"))
+    assert design.tables[0].sections[-1].rows == ("4dfy", "my_plugin", "extra_only", "other_system")
+
+
 def test_votes_are_simulated_and_labelled_unless_a_real_export_is_named(tmp_path):
     design_path = stages.write_design(_params(tmp_path), tmp_path / "design.yaml")
     votes = stages.write_votes(_params(tmp_path), design_path, tmp_path / "votes.csv")
@@ -72,3 +81,26 @@ def test_summary_lists_rows_without_videos_and_plots_clip_with_intervals(tmp_pat
     assert "SYNTHETIC" in text and "MAV3D" in text.split("Rows without videos")[1]
     assert json.loads((tmp_path / "pipeline.json").read_text()) == summary
     assert (tmp_path / "reports" / "clip_scores.png").stat().st_size > 1000
+
+
+def test_the_documented_paper_params_train_the_papers_63_runs():
+    """docs/pipeline.md's params for the paper: the ablations on the 5 ablation prompts, 4dfy also on the 23
+    other MAV3D prompts, every trainable built-in method, and no run in both blocks."""
+    import re
+    from pathlib import Path
+
+    from baselines import METHODS
+    from prompts import load_prompts
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "pipeline.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "extra:" in b)
+    gen = yaml.safe_load(block)["generate"]
+    mav3d = list(load_prompts(root / "prompts" / "mav3d_28.txt"))
+    five = list(load_prompts(root / "prompts" / "ablation_5.txt"))
+    assert gen["prompts"] == five
+    assert gen["extra"] == {"methods": ["4dfy"], "prompts": [s for s in mav3d if s not in five]}
+    assert set(gen["methods"]) == {n for n, m in METHODS.items() if m.trainable and m.source == "built-in"}
+    runs = {(m, p) for m in gen["methods"] for p in gen["prompts"]} | {(m, p) for m in gen["extra"]["methods"]
+                                                                       for p in gen["extra"]["prompts"]}
+    assert len(runs) == 63 == len(gen["methods"]) * 5 + 23

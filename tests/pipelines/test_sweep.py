@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -445,3 +447,55 @@ def test_dry_run_says_when_a_finished_leaders_stages_are_not_cached_for_a_follow
     follower.shared_checkpoint.parent.mkdir(parents=True)
     follower.shared_checkpoint.write_bytes(b"")
     assert "0 (not cached)" not in " ".join(shared_column())
+
+
+def _dvc_project_with(tmp_path, extra: dict):
+    """dvc.yaml and params.yaml of the repository in a project of their own, with `generate.extra` set."""
+    import shutil
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    tmp_path.mkdir(parents=True)
+    shutil.copy2(root / "dvc.yaml", tmp_path / "dvc.yaml")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["generate"]["extra"] = extra
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+    return tmp_path
+
+
+def _dvc(project, *args):
+    return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, capture_output=True, text=True)
+
+
+def test_the_extra_block_gives_the_same_runs_to_dvc_and_to_sweep_params(tmp_path):
+    """params.yaml's generate.extra (the paper: 4dfy on Table 2's other prompts, the ablations on 5) adds
+    generate_extra@ and render_extra@ stages with the generate stage's command, and `sweep --params` plans
+    exactly the runs of both blocks. A run in both blocks is refused by both."""
+    import yaml
+
+    project = _dvc_project_with(tmp_path / "p", {"methods": ["4dfy"], "prompts": ["a_space_shuttle_launching", "a_corgi_playing_with_a_ball"]})
+    listed = _dvc(project, "stage", "list", "--name-only")
+    assert listed.returncode == 0, listed.stderr
+    names = listed.stdout.split()
+    assert {"generate_extra@4dfy-a_space_shuttle_launching", "generate_extra@4dfy-a_corgi_playing_with_a_ball",
+            "render_extra@4dfy-a_space_shuttle_launching", "render_extra@4dfy-a_corgi_playing_with_a_ball"} <= set(names)
+    dvc_yaml = yaml.safe_load((project / "dvc.yaml").read_text())
+    assert dvc_yaml["stages"]["generate_extra"]["cmd"] == dvc_yaml["stages"]["generate"]["cmd"]
+    assert dvc_yaml["stages"]["render_extra"]["outs"] == dvc_yaml["stages"]["render"]["outs"]
+    runs = {n.split("@", 1)[1] for n in names if n.startswith(("generate@", "generate_extra@"))}
+    res = CliRunner().invoke(app, ["sweep", "--params", str(project / "params.yaml"), "--runs",
+                                   str(tmp_path / "runs"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    planned = {line.split()[0] for line in res.output.strip().splitlines()[1:]}
+    assert planned == runs and len(runs) == len(yaml.safe_load((project / "params.yaml").read_text())
+                                                 ["generate"]["methods"]) + 2
+
+    both = _dvc_project_with(tmp_path / "q", {"methods": ["4dfy"], "prompts": ["a_panda_dancing"]})
+    clash = _dvc(both, "dag")  # builds the graph, where DVC checks outputs
+    assert clash.returncode != 0 and "generate_extra@4dfy-a_panda_dancing" in clash.stderr, clash.stderr
+    res = CliRunner().invoke(app, ["sweep", "--params", str(both / "params.yaml"), "--runs",
+                                   str(tmp_path / "runs"), "--dry-run"])
+    assert res.exit_code == 2 and "4dfy-a_panda_dancing are in both generate and generate.extra" in res.output
