@@ -55,6 +55,8 @@ class ImportReport:
     """Video files that match no prompt."""
     unmatched_prompts: list[str] = field(default_factory=list)
     """Slugs of the prompt list that no file matched."""
+    no_video: list[str] = field(default_factory=list)
+    """Slugs of the prompt list with no imported video: no file matched, or the file that did failed."""
     fuzzy: dict[str, str] = field(default_factory=dict)
     """file name -> slug for matches made by the article rule."""
     unknown_prompts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
@@ -194,6 +196,7 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         except (VideoError, ArtifactError) as err:
             report.failed[f.name] = str(err)
     if all_or_nothing and report.failed:
+        report.no_video = sorted(wanted)
         return report
     for f, data in loaded.items():
         extra = {"source_frames": data["n_source"], "source_codec": data["codec"], "source_pix_fmt": data["pix_fmt"],
@@ -208,4 +211,5 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
             report.failed[f.name] = str(err)
             continue
         report.imported.append(art)
+    report.no_video = sorted(set(wanted) - {a.slug for a in report.imported})
     return report

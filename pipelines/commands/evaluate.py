@@ -99,10 +99,11 @@ def import_videos(
         typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, {art.height}x{art.width})")
     if report.unmatched_files:
         typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}")
-    if report.unmatched_prompts and (prompts is not None or mapping is not None):
-        typer.echo(f"prompts without a video ({len(report.unmatched_prompts)}): {', '.join(report.unmatched_prompts)}")
-    elif report.unmatched_prompts:
-        typer.echo(f"{len(report.unmatched_prompts)} prompts of prompts/*.txt have no video here")
+    # a prompt whose file failed (errors below) has no video either
+    if report.no_video and (prompts is not None or mapping is not None):
+        typer.echo(f"prompts without a video ({len(report.no_video)}): {', '.join(report.no_video)}")
+    elif report.no_video:
+        typer.echo(f"{len(report.no_video)} prompts of prompts/*.txt have no video here")
     for name, reason in sorted(report.failed.items()):
         typer.secho(f"error: {name}: {reason}", fg=typer.colors.RED, err=True)
     if report.failed:

@@ -136,8 +136,16 @@ def generate(
                             progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
                                                                 **({"recompute": True} if recompute else {})},
                             stage_cache=stage_cache)
-    typer.echo(f"done: {out} (config {manifest['config_hash']}, " +
-               ", ".join(f"{k} {v:.0f}s" for k, v in manifest["timings_s"].items()) + ")")
+    typer.echo(f"done: {out} (config {manifest['config_hash']}, {stage_times(manifest)})")
+
+
+def stage_times(manifest: dict) -> str:
+    """'stage1 3s, stage2 3s, stage3 37s', stages loaded from the stage cache marked as such (not trained here)."""
+    names = [s["name"] for s in manifest["config"]["stages"]]
+    shared = manifest.get("shared_from") or {}
+    upto = names.index(shared["stage"]) + 1 if shared.get("stage") in names else 0
+    return ", ".join(f"{k} {v:.0f}s" + (f" (shared from {shared.get('method')})" if k in names[:upto] else "")
+                     for k, v in manifest["timings_s"].items())
 
 
 def oracle(

@@ -3,6 +3,7 @@ the resume rules of `generate`, and quiet logs with a heartbeat when the output 
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -217,6 +218,20 @@ def test_a_resume_that_switches_recompute_shares_no_stage(tiny_run, tmp_path):
         assert res.exit_code == 0, res.output
         shared = sorted(p.name for p in cache.rglob("*.pt")) if cache.exists() else []
         assert (shared == []) if extra else ("stage2.pt" in shared), (name, shared)
+
+
+def test_the_done_line_marks_stages_loaded_from_the_stage_cache(tmp_path):
+    """A run that loads stages 1-2 from another method's cached stages says so, rather than list their times
+    as if it had trained them."""
+    cache = tmp_path / "cache"
+    args = ["generate", "--prompt", "a_panda_dancing", "--max-steps", "2", "--set", "heartbeat_s=0", "--no-progress",
+            "--stage-cache", str(cache)]
+    first = runner.invoke(app, [*args, "--method", "4dfy", "--out", str(tmp_path / "a")])
+    assert first.exit_code == 0 and "shared" not in first.output, first.output
+    second = runner.invoke(app, [*args, "--method", "wo_hybrid", "--out", str(tmp_path / "b")])
+    assert second.exit_code == 0, second.output
+    done = next(line for line in second.output.splitlines() if line.startswith("done: "))
+    assert re.search(r"stage1 \d+s \(shared from 4dfy\), stage2 \d+s \(shared from 4dfy\), stage3 \d+s\)$", done), done
 
 
 def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp_path):
