@@ -31,7 +31,7 @@ PARTIAL_TEX = r"$^\ddagger$"
 
 
 class ClipError(ValueError):
-    """A CLIP-score CSV is malformed or names methods outside the design."""
+    """A CLIP-score CSV is malformed."""
 
 
 class ClipScore(NamedTuple):
@@ -51,7 +51,7 @@ class ClipScore(NamedTuple):
 COUNT_COLUMNS = ("n_prompts", "n_set")
 
 
-def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], ClipScore]:
+def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
     """Read a `method,clip[,prompt_set,n_prompts,n_set]` CSV (as `fourdfy clipscore` writes) ->
     {(method, prompt_set or ""): ClipScore}. Files without the count columns (or with empty counts)
     load with counts None."""
@@ -88,10 +88,6 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], ClipSco
     bad = counts["n_prompts"] > counts["n_set"]  # NaN compares False: only rows giving both
     if bad.any():
         problems.append(("n_prompts is larger than n_set", raw[bad]))
-    known = set(design.comparisons) | {design.primary}
-    bad = ~raw["method"].isin(known)
-    if bad.any():
-        problems.append((f"method not in the design ({', '.join(sorted(known))})", raw[bad]))
     bad = raw.duplicated(["method", "prompt_set"], keep=False)
     if bad.any():
         problems.append(("more than one CLIP value for a method (and prompt_set)", raw[bad]))
@@ -105,6 +101,12 @@ def load_clip(path: Path | str, design: Design) -> dict[tuple[str, str], ClipSco
 
     return {(m, s): ClipScore(float(v), _count(n), _count(k))
             for m, s, v, n, k in zip(raw["method"], raw["prompt_set"], value, counts["n_prompts"], counts["n_set"])}
+
+
+def clip_outside(clip: dict, design: Design) -> list[str]:
+    """Methods with a CLIP value that no row of `design` shows (`clipscore` scores every artifact folder)."""
+    known = set(design.comparisons) | {design.primary}
+    return sorted({m for m, _ in clip} - known)
 
 
 def _clip_for(clip: dict, method: str, prompt_set: str) -> ClipScore:

@@ -175,7 +175,8 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     bad = np.where(check, ~ok_check, ~ok_pair) & ~same & (df["method_left"] != "") & (df["method_right"] != "")
     if bad.any():
         flag(f"method not in the design (primary {design.primary}; comparisons "
-             f"{', '.join(design.comparisons)}; attention-check decoys {', '.join(design.check.decoys) or '-'})",
+             f"{', '.join(design.comparisons)}; attention-check decoys {', '.join(design.check.decoys) or '-'}); "
+             "a method of your own needs a design that lists it (--design; docs/userstudy.md, \"Design file\")",
              bad, (*ident, "method_left", "method_right", "is_attention_check"))
 
     # Attention checks: the right answer.

@@ -38,13 +38,13 @@ def analyze(
     from userstudy.analysis import analyze as run_analysis
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_file_target, check_replaceable
-    from userstudy.tables import ClipError, load_clip, write_outputs
+    from userstudy.tables import ClipError, clip_outside, load_clip, write_outputs
     from userstudy.votes import VotesError, load_votes
 
     try:
         d = load_design(design)
         v = load_votes(votes, d)
-        clip_values = load_clip(clip, d) if clip else None
+        clip_values = load_clip(clip) if clip else None
         check_replaceable(out)  # refuse before the (slow) bootstrap, not after
         if metrics is not None:
             check_file_target(metrics)
@@ -70,6 +70,11 @@ def analyze(
     for r in t.itertuples():
         typer.echo(f"  {r.comparison:<14} {r.criterion:<10} n={r.n:<5} {r.pct_primary:5.1f}% "
                    f"[{r.ci_low:4.1f}, {r.ci_high:4.1f}]  p_holm={r.p_holm:.2g}{'  *' if r.significant else ''}")
+    outside = clip_outside(clip_values or {}, d)
+    if outside:
+        typer.secho(f"note: no row of the design shows {', '.join(outside)}, so their CLIP scores are not in the "
+                    "tables; to report a method, give --design a design that lists it (docs/userstudy.md, "
+                    "\"Design file\")", fg=typer.colors.YELLOW, err=True)
     partial = [f"{m} ({s or 'all'}: {c.n_prompts} of {c.n_set})" for (m, s), c in (clip_values or {}).items()
                if c.partial]
     if partial:  # a demo run's CLIP must not pass for the paper's full-set mean

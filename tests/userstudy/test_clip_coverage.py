@@ -26,14 +26,14 @@ def analysis(paper_design):
 def test_counts_are_kept_and_old_files_still_load(tmp_path, paper_design):
     path = tmp_path / "clip.csv"
     path.write_text(CLIP)
-    clip = load_clip(path, paper_design)
+    clip = load_clip(path)
     assert clip[("4dfy", "mav3d_28")] == ClipScore(21.268, 1, 28) and clip[("4dfy", "mav3d_28")].partial
     assert not clip[("mav3d", "mav3d_28")].partial
     path.write_text("method,clip,prompt_set\n4dfy,21.268,mav3d_28\n")  # before the count columns
-    assert load_clip(path, paper_design) == {("4dfy", "mav3d_28"): ClipScore(21.268, None, None)}
+    assert load_clip(path) == {("4dfy", "mav3d_28"): ClipScore(21.268, None, None)}
     path.write_text("method,clip,n_prompts,n_set\n4dfy,21.3,,\nmav3d,30,x,28\nwo_3d,20,6,5\n")
     with pytest.raises(ClipError) as info:
-        load_clip(path, paper_design)
+        load_clip(path)
     assert "n_prompts is not a whole number" in str(info.value) and "larger than n_set" in str(info.value)
 
 
@@ -41,7 +41,7 @@ def test_partial_values_are_marked_in_every_table_format(tmp_path, analysis, pap
     path = tmp_path / "clip.csv"
     path.write_text(CLIP)
     out = tmp_path / "res"
-    write_outputs(analysis, out, source="votes.csv", clip=load_clip(path, paper_design))
+    write_outputs(analysis, out, source="votes.csv", clip=load_clip(path))
     md = (out / "table2.md").read_text()
     assert "| 4D-fy | 21.3‡ |" in md and "| MAV3D | 30.5 |" in md  # 30.5 covers all 28: no mark
     assert "| 4D-fy | 22.0 |" in md  # the ablation section's 4D-fy value is complete
@@ -60,7 +60,7 @@ def test_a_clip_file_without_counts_marks_nothing(tmp_path, analysis, paper_desi
     path = tmp_path / "clip.csv"
     path.write_text("method,clip,prompt_set\n4dfy,21.268,mav3d_28\n")
     out = tmp_path / "res"
-    write_outputs(analysis, out, source="votes.csv", clip=load_clip(path, paper_design))
+    write_outputs(analysis, out, source="votes.csv", clip=load_clip(path))
     md = (out / "table2.md").read_text()
     assert "| 4D-fy | 21.3 |" in md and "‡" not in md
     table = pd.read_csv(out / "table2.csv")

@@ -10,7 +10,7 @@ import pytest
 
 from userstudy.analysis import AnalysisConfig, analyze
 from userstudy.simulate import PanelConfig, simulate_votes
-from userstudy.tables import ClipError, load_clip, write_outputs
+from userstudy.tables import ClipError, clip_outside, load_clip, write_outputs
 from userstudy.votes import validate_votes
 
 REQUIRED = ["comparison", "criterion", "n", "k", "pct_primary", "chi2", "p_chi2", "p_binom", "ci_low", "ci_high",
@@ -31,7 +31,7 @@ def outputs(panel, paper_design, tmp_path_factory):
     clip.write_text("method,clip,prompt_set\nmav3d,33.9,\n4dfy,34.2,mav3d_28\n4dfy,35.0,ablation_5\n"
                     "wo_3d_img,29.3,\nsingle_grid,25.5,\n")
     a = analyze(validate_votes(panel, paper_design), paper_design, AnalysisConfig(n_boot=300))
-    paths = write_outputs(a, out / "res", source="votes.csv", clip=load_clip(clip, paper_design))
+    paths = write_outputs(a, out / "res", source="votes.csv", clip=load_clip(clip))
     return a, out / "res", paths
 
 
@@ -145,7 +145,7 @@ def test_plot_data_long_format(outputs):
 def test_outputs_are_reproducible_and_path_free(panel, paper_design, outputs, tmp_path):
     a, res, paths = outputs
     again = write_outputs(analyze(validate_votes(panel, paper_design), paper_design, AnalysisConfig(n_boot=300)),
-                          tmp_path / "again", source="votes.csv", clip=load_clip(res.parent / "clip.csv", paper_design))
+                          tmp_path / "again", source="votes.csv", clip=load_clip(res.parent / "clip.csv"))
     for p, q in zip(sorted(paths), sorted(again)):
         assert p.name == q.name and p.read_bytes() == q.read_bytes(), p.name
     for p in paths:
@@ -167,15 +167,18 @@ def test_clip_file_errors(tmp_path, paper_design):
     bad = tmp_path / "clip.csv"
     bad.write_text("method,clip\nmav3d,abc\nghost,30\nmav3d,31\n")
     with pytest.raises(ClipError) as info:
-        load_clip(bad, paper_design)
+        load_clip(bad)
     msg = str(info.value)
-    assert "not a number" in msg and "ghost" in msg and "more than one CLIP value" in msg
+    assert "not a number" in msg and "more than one CLIP value" in msg and "ghost" not in msg
+    # a method the design does not show is no error (clipscore scores every artifact), only not reported
+    bad.write_text("method,clip\nmav3d,31\nghost,30\n")
+    assert clip_outside(load_clip(bad), paper_design) == ["ghost"]
     bad.write_text("name,score\n")
     with pytest.raises(ClipError, match="missing column"):
-        load_clip(bad, paper_design)
+        load_clip(bad)
     bad.write_bytes("method,clip\nmav3d,33.9 \u00b10.1\n".encode("latin-1"))
     with pytest.raises(ClipError, match=r"clip\.csv: cannot read as a UTF-8 CSV"):
-        load_clip(bad, paper_design)
+        load_clip(bad)
 
 
 def test_plot_of_a_unanimous_cell(outputs, tmp_path):

@@ -32,11 +32,13 @@ def test_simulate_then_analyze(tmp_path):
     raw = pd.read_csv(votes, dtype=str, keep_default_na=False)
     assert raw.rater_id.str.startswith("synthetic-").all() and set(raw.source) == {"synthetic"}
     clip = tmp_path / "clip.csv"
-    clip.write_text("method,clip\nmav3d,33.9\n4dfy,34.2\n")
+    # a plug-in method clipscore also scored: no row shows it, so a note, and the tables go on
+    clip.write_text("method,clip\nmav3d,33.9\n4dfy,34.2\nmy_plugin,30.0\n")
     out = tmp_path / "res"
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--clip", str(clip), "--out", str(out),
                               "--n-boot", "200"])
     assert res.exit_code == 0, res.output
+    assert "note: no row of the design shows my_plugin, so their CLIP scores are not in the tables" in res.output
     assert "SYNTHETIC DATA" in res.output and "mav3d" in res.output
     for name in ("table2.md", "table2.tex", "table2.csv", "table3.md", "table.csv", "metrics.json", "report.md",
                  "preference.png", "plot_preference.csv"):
@@ -59,6 +61,7 @@ def test_analyze_bad_votes_fails_with_rows_and_writes_nothing(tmp_path):
     assert res.exit_code == 2
     assert "unknown criterion" in res.output and "apperance" in res.output
     assert "method not in the design" in res.output and "sora" in res.output
+    assert "a method of your own needs a design that lists it (--design" in res.output
     assert not out.exists()
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--design", str(tmp_path / "none.yaml"),
                               "--out", str(out)])
