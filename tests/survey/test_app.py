@@ -159,3 +159,30 @@ def test_admin_wrong_and_right_password(env, monkeypatch):
         primary_left = votes["method_left"].iloc[0] == "4dfy"
         assert list(table["n"]) == [1] * 5 and list(table["for_primary"]) == [int(primary_left)] * 5
     assert at.get("download_button")
+
+
+def test_a_database_error_shows_raters_a_note_and_loses_nothing(env, bundle):
+    """While the database fails (a PostgreSQL restart, a full disk; here the answers table is gone), a rater sees
+    one plain note, not Streamlit's error page; the answers stored before are kept, and once the database is back
+    the same link resumes where it was."""
+    from sqlalchemy import text
+
+    from userstudy.survey.app import UNAVAILABLE
+
+    at = start()
+    token = _token(at)
+    pos = position(at)
+    at = answer(at, dict(zip(CRITERIA_TEXT, ["Left"] * 5)))
+    at.button(key=f"submit_{pos}").click().run()
+    assert len(store.export_votes(env)) == 5
+    saved = store.export_votes(env)
+    with env.begin() as conn:  # the database fails: the answers table is renamed away
+        conn.execute(text("ALTER TABLE answers RENAME TO answers_away"))
+    at = run({"t": token})
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == [UNAVAILABLE]
+    with env.begin() as conn:  # back
+        conn.execute(text("ALTER TABLE answers_away RENAME TO answers"))
+    at = run({"t": token})
+    assert not at.warning and f"Question 2 of {len(bundle.questions)}" in at.get("progress")[0].proto.text
+    assert store.export_votes(env).equals(saved)

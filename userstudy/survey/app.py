@@ -16,10 +16,12 @@ from __future__ import annotations
 import hmac
 import os
 import re
+import sys
 import time
 from datetime import datetime, timezone
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from userstudy.survey import store
 from userstudy.survey.bundle import load_bundle
@@ -46,6 +48,8 @@ _START_VIDEOS = """<script>
 </script>"""
 SIDE_LABELS = {"Left": "left", "Right": "right"}
 EXTERNAL_ID_PARAMS = ("pid", "PROLIFIC_PID", "workerId")  # crowd platforms append one of these to the link
+UNAVAILABLE = ("The study is unavailable for a moment. The answers you have submitted are saved. Please wait a "
+               "minute, then press the button again or reload this page to continue where you left off.")
 
 
 def _setting(env: str, secret: str) -> str:
@@ -181,8 +185,19 @@ def main() -> None:
         st.stop()
     bundle = _bundle(bundle_path)
     url = _setting(store.DB_ENV, "db_url") or store.default_url(bundle.root)
-    engine = _engine(url, bundle.bundle_id)
+    notice = st.empty()  # at the top of the page, above whatever was drawn before an error
+    try:
+        _page(_engine(url, bundle.bundle_id), bundle)
+    except SQLAlchemyError as err:
+        # the database is down or unreachable: a rater gets a plain note, not Streamlit's error page; every
+        # submitted answer was committed, and the same link resumes once it is back
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"survey: database error: {type(err).__name__}: {first}", file=sys.stderr, flush=True)
+        notice.warning(UNAVAILABLE)
 
+
+def _page(engine, bundle) -> None:
+    """The page a request asks for: admin, consent, a question or the completion code."""
     if st.query_params.get("view") == "admin":
         _admin(engine, bundle)
         return
