@@ -43,6 +43,8 @@ class Method:
     """False for methods we only have videos of (MAV3D)."""
     source: str = "built-in"
     """Where the method was registered from (built-in, or the entry point's distribution)."""
+    label: str = ""
+    """Its name in the tables the pipeline makes (a design's label); "" shows the name itself."""
 
     def apply(self, cfg: TrainConfig) -> TrainConfig:
         if not self.trainable:
@@ -78,6 +80,8 @@ def _single_grid(cfg: TrainConfig) -> TrainConfig:
 METHODS: dict[str, Method] = {}
 _LOADED: set[str] = set()
 """Entry points already registered (loading is idempotent)."""
+_ERRORS: dict[str, str] = {}
+"""Entry point name -> its load error (see `load_entry_points`)."""
 
 
 def register(method: Method, overwrite: bool = False) -> Method:
@@ -126,40 +130,66 @@ for _m in (
     register(_m)
 
 
-def load_entry_points() -> list[str]:
-    """Register the methods other installed packages declare under `fourdfy.methods`; returns their names."""
+def load_entry_points(strict: bool = True) -> list[str]:
+    """Register the methods other installed packages declare under `fourdfy.methods`; returns their names.
+
+    A broken entry point raises, naming itself; with `strict=False` it is skipped and its error returned by
+    `plugin_errors()` instead (so that one broken plug-in does not stop work with the other methods).
+    """
     names = []
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _LOADED:
             continue
-        dist = getattr(ep, "dist", None)
-        where = f"entry point {ep.name!r} of {dist.name if dist else ep.value}"
         try:
-            obj = ep.load()
-            found = obj() if callable(obj) and not isinstance(obj, Method) else obj
-        except Exception as err:  # a broken plug-in must name itself, not crash deep inside
-            raise ValueError(f"{where} ({ep.value}) cannot be loaded: {type(err).__name__}: {err}") from None
-        _LOADED.add(ep.name)
-        for m in found if isinstance(found, (list, tuple)) else [found]:
-            if not isinstance(m, Method):
-                raise ValueError(f"{where} ({ep.value}) gave {type(m).__name__}, not a baselines.Method")
-            if m.name in METHODS and METHODS[m.name].source == f"{where}":
-                continue
-            try:
-                register(Method(**{**m.__dict__, "source": where}))
-            except ValueError as err:
-                raise ValueError(f"{where}: {err}") from None
-            names.append(m.name)
+            names += _load_entry_point(ep)
+        except ValueError as err:
+            _ERRORS[ep.name] = str(err)
+            if strict:
+                raise
     return names
 
 
+def _load_entry_point(ep) -> list[str]:
+    dist = getattr(ep, "dist", None)
+    where = f"entry point {ep.name!r} of {dist.name if dist else ep.value}"
+    try:
+        obj = ep.load()
+        found = obj() if callable(obj) and not isinstance(obj, Method) else obj
+    except Exception as err:  # a broken plug-in must name itself, not crash deep inside
+        raise ValueError(f"{where} ({ep.value}) cannot be loaded: {type(err).__name__}: {err}") from None
+    found = found if isinstance(found, (list, tuple)) else [found]
+    bad = [m for m in found if not isinstance(m, Method)]
+    if bad:
+        raise ValueError(f"{where} ({ep.value}) gave {type(bad[0]).__name__}, not a baselines.Method")
+    names = []
+    for m in found:
+        if m.name in METHODS and METHODS[m.name].source == f"{where}":
+            continue
+        try:
+            register(Method(**{**m.__dict__, "source": where}))
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        names.append(m.name)
+    _LOADED.add(ep.name)
+    return names
+
+
+def plugin_errors() -> dict[str, str]:
+    """Entry point name -> why it could not be loaded, for those `load_entry_points(strict=False)` skipped."""
+    return dict(_ERRORS)
+
+
 def get_method(name: str) -> Method:
-    load_entry_points()
+    """The registered method `name`. Built-ins need no plug-in loaded; a broken plug-in fails only a request
+    that could be for it (an unknown name), and the error names it."""
+    if name not in METHODS:
+        load_entry_points(strict=False)
     try:
         return METHODS[name]
     except KeyError:
         known = ", ".join(sorted(METHODS))
-        raise ValueError(f"unknown method {name!r}; known methods: {known}") from None
+        broken = "".join(f"; {err}" for err in plugin_errors().values())
+        raise ValueError(f"unknown method {name!r}; known methods: {known}{broken}") from None
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:

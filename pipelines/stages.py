@@ -40,6 +40,9 @@ def effective_design(params: dict) -> dict:
     trained = [*gen.get("methods", []), *(gen.get("extra") or {}).get("methods", [])]
     extra = [m for m in [*trained, *(params.get("videos") or {})] if m not in listed]
     extra = list(dict.fromkeys(extra))
+    labels = base.setdefault("methods", {}) if extra else {}
+    for m, label in registered_labels(extra).items():
+        labels.setdefault(m, {"label": label})
     if extra:
         prompt_set = study.get("added_prompt_set", "ablation_5")
         if "tables" in base:
@@ -49,6 +52,14 @@ def effective_design(params: dict) -> dict:
         else:
             base["comparisons"] = [*base["comparisons"], *extra]
     return base
+
+
+def registered_labels(names: list[str]) -> dict[str, str]:
+    """The table labels registered methods (plug-ins) give themselves (`Method.label`), for `names`."""
+    from baselines import METHODS, load_entry_points
+
+    load_entry_points(strict=False)  # a broken plug-in fails the stages that train it, not the design
+    return {n: METHODS[n].label for n in names if n in METHODS and METHODS[n].label}
 
 
 def write_design(params_path: Path, out: Path) -> Path:

@@ -154,22 +154,20 @@ def _clip_text(row, dash: str, partial_mark: str) -> str:
 
 
 def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
-    """'<label> (<section>): n of N' for every partial CLIP value, each (row, section) once."""
+    """'<label> (<prompt set>): n of N' for every partial CLIP value, each once (the primary's row in two
+    sections over one prompt set is one value)."""
     notes = []
-    seen = set()
     for _, r in rows.iterrows():
         if r["kind"] == "heading" or not r.get("clip_partial"):
             continue
-        key = (r["section"], r["method"])
-        if key in seen:
-            continue
-        seen.add(key)
         where = r["prompt_set"] or r["heading"]  # the set names the N of "n of N"
         label = r["label_latex"] if latex else r["label"]
         if where:
             where = latex_escape(where) if latex else where
             label += f" ({where})"
-        notes.append(f"{label}: {int(r['clip_n_prompts'])} of {int(r['clip_n_set'])}")
+        note = f"{label}: {int(r['clip_n_prompts'])} of {int(r['clip_n_set'])}"
+        if note not in notes:
+            notes.append(note)
     return notes
 
 

@@ -33,6 +33,16 @@ def test_methods_the_design_lacks_get_rows_without_editing_it(tmp_path):
     assert added.prompt_set == "ablation_5"
 
 
+def test_an_added_method_shows_the_label_it_registers(tmp_path, monkeypatch):
+    from baselines import METHODS, Method
+
+    monkeypatch.setitem(METHODS, "my_plugin", Method("my_plugin", "a plug-in", label="w/ my loss"))
+    design = load_design(stages.write_design(_params(tmp_path), tmp_path / "design.yaml"))
+    assert design.label("my_plugin") == "w/ my loss"
+    assert design.label("other_system") == "other_system"  # videos only, registered nowhere: its name
+    assert design.label("mav3d") == "MAV3D"  # the design's own labels stay
+
+
 def test_a_method_trained_only_in_the_extra_block_gets_a_row_too(tmp_path):
     path = _params(tmp_path)
     params = yaml.safe_load(path.read_text())

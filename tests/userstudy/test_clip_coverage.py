@@ -78,3 +78,27 @@ def test_analyze_command_shows_partial_clip(tmp_path):
     assert res.exit_code == 0, res.output
     assert "1 CLIP value(s) cover only part of their prompt set (marked ‡" in res.output
     assert "21.3‡" in (tmp_path / "r" / "table2.md").read_text()
+
+
+def test_a_partial_value_shown_in_two_sections_over_one_prompt_set_is_noted_once(tmp_path):
+    """The pipeline appends an 'Added methods' section over ablation_5 that repeats 4D-fy's row: one value, one
+    note (not '4D-fy (ablation_5): 1 of 5; 4D-fy (ablation_5): 1 of 5')."""
+    import yaml
+
+    from userstudy.design import load_design
+
+    data = yaml.safe_load(open("userstudy/designs/paper.yaml").read())
+    first = next(iter(data["tables"].values()))
+    first["sections"].append({"heading": "Added methods", "prompt_set": "ablation_5", "rows": ["4dfy", "my_plugin"]})
+    path = tmp_path / "design.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    design = load_design(path)
+    raw = simulate_votes(design, PanelConfig(n_raters=3, default_rate=0.7, seed=1))
+    result = analyze(validate_votes(raw, design), design, AnalysisConfig(n_boot=100))
+    clip = tmp_path / "clip.csv"
+    clip.write_text("method,clip,prompt_set,n_prompts,n_set\n4dfy,22.0,ablation_5,1,5\nmy_plugin,20.9,ablation_5,5,5\n")
+    out = tmp_path / "res"
+    write_outputs(result, out, source="votes.csv", clip=load_clip(clip))
+    md = (out / "table2.md").read_text()
+    assert md.count("| 4D-fy | 22.0‡ |") == 2  # the ablation section's row and the added section's
+    assert md.count("4D-fy (ablation_5): 1 of 5") == 1

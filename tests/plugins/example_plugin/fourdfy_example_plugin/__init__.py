@@ -12,6 +12,7 @@ STRONG_VIDEO = Method(
     "strong_video",
     "4D-fy with the video SDS loss weighted 0.3 instead of 0.1 (example plug-in)",
     overrides={"weights.sds_video": 0.3},
+    label="w/ video SDS x3",  # its name in the tables (default: strong_video)
 )
 
 
