@@ -81,6 +81,25 @@ def _fold_long_words_in_help() -> None:
 
     make_folding._fourdfy_folds = True
     rich_utils._make_rich_text = make_folding
+    # option names (`--max-failed-checks`) likewise: folded onto a second line where a narrow terminal has no
+    # room for them, not cut to `--max-failed-chec…`
+    for name in ("highlighter", "negative_highlighter"):
+        plain = getattr(rich_utils, name, None)
+        if plain is not None:
+            setattr(rich_utils, name, _Folding(plain))
+
+
+class _Folding:
+    """A rich highlighter whose texts made from a string (option names) fold rather than end in an ellipsis."""
+
+    def __init__(self, highlighter):
+        self.highlighter = highlighter
+
+    def __call__(self, text):
+        made = self.highlighter(text)
+        if isinstance(text, str) and hasattr(made, "overflow"):
+            made.overflow = "fold"
+        return made
 
 
 def _usage_error(err, fallback_name: str) -> None:
