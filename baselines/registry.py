@@ -84,12 +84,8 @@ _ERRORS: dict[str, str] = {}
 """Entry point name -> its load error (see `load_entry_points`)."""
 
 
-def register(method: Method, overwrite: bool = False) -> Method:
-    """Add a method to the registry (a name collision raises unless overwrite=True).
-
-    Its overrides are checked against the config schema now, so a typo fails here with the list of
-    valid keys rather than deep inside `fourdfy generate`.
-    """
+def _check(method: Method, overwrite: bool = False) -> None:
+    """What `register` refuses: a name already taken, an override key the config schema does not have."""
     if method.name in METHODS and not overwrite:
         raise ValueError(f"method {method.name!r} is already registered (by {METHODS[method.name].source})")
     if method.trainable and method.overrides:
@@ -99,6 +95,15 @@ def register(method: Method, overwrite: bool = False) -> Method:
             set_keys(paper(), method.overrides)  # the schema with every stage and prior present
         except ConfigKeyError as err:
             raise ValueError(f"method {method.name!r}: {err}") from None
+
+
+def register(method: Method, overwrite: bool = False) -> Method:
+    """Add a method to the registry (a name collision raises unless overwrite=True).
+
+    Its overrides are checked against the config schema now, so a typo fails here with the list of
+    valid keys rather than deep inside `fourdfy generate`.
+    """
+    _check(method, overwrite)
     METHODS[method.name] = method
     return method
 
@@ -140,12 +145,14 @@ def load_entry_points(strict: bool = True) -> list[str]:
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _LOADED:
             continue
-        try:
-            names += _load_entry_point(ep)
-        except ValueError as err:
-            _ERRORS[ep.name] = str(err)
-            if strict:
-                raise
+        if ep.name not in _ERRORS:  # a broken one is imported once per process
+            try:
+                names += _load_entry_point(ep)
+                continue
+            except ValueError as err:
+                _ERRORS[ep.name] = str(err)
+        if strict:
+            raise ValueError(_ERRORS[ep.name])
     return names
 
 
@@ -161,15 +168,19 @@ def _load_entry_point(ep) -> list[str]:
     bad = [m for m in found if not isinstance(m, Method)]
     if bad:
         raise ValueError(f"{where} ({ep.value}) gave {type(bad[0]).__name__}, not a baselines.Method")
-    names = []
-    for m in found:
-        if m.name in METHODS and METHODS[m.name].source == f"{where}":
-            continue
-        try:
-            register(Method(**{**m.__dict__, "source": where}))
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
-        names.append(m.name)
+    # all of its methods or none: every one is checked before any is registered
+    new = [Method(**{**m.__dict__, "source": where}) for m in found]
+    names = [m.name for m in new]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    try:
+        if twice:
+            raise ValueError(f"method(s) {', '.join(map(repr, twice))} given twice")
+        for m in new:
+            _check(m)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    for m in new:
+        METHODS[m.name] = m
     _LOADED.add(ep.name)
     return names
 

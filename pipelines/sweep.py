@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -218,49 +218,68 @@ def _shared_depth(a, b) -> int:
 def plan(spec: SweepSpec) -> list[PlannedJob]:
     """Resolve every config (bad methods, keys or prompts fail here, before anything is submitted) and order the jobs.
 
-    Per prompt, jobs connected by shared first stages form a group; its leader is the job sharing the most
-    stages with the others (first listed on ties) and every other job of the group waits for it. The extra
-    block's jobs follow the main block's; a run in both is an error, as DVC's overlapping outputs are.
+    Per prompt, the jobs of both blocks (methods x prompts, and extra_methods x extra_prompts) connected by
+    shared first stages form a group; its leader is the job sharing the most stages with the others (first
+    listed on ties) and every other job of the group waits for it. A run in both blocks is an error, as DVC's
+    overlapping outputs are.
     """
-    jobs = _plan_block(spec)
-    if spec.extra_methods and spec.extra_prompts:
-        names = {j.name for j in jobs}
-        extra = _plan_block(replace(spec, methods=spec.extra_methods, prompts=spec.extra_prompts,
-                                    extra_methods=(), extra_prompts=()))
-        both = [j.name for j in extra if j.name in names]
-        if both:
-            raise ValueError(f"run(s) {', '.join(both)} are in both generate and generate.extra; list each "
-                             "(method, prompt) in one block")
-        jobs += extra
-    return jobs
-
-
-def _plan_block(spec: SweepSpec) -> list[PlannedJob]:
-    """`plan` of spec.methods x spec.prompts."""
     from baselines import get_method
 
     if not spec.methods:
         raise ValueError("no methods given: --methods 4dfy,wo_hybrid (or 'all'; see `fourdfy methods`)")
     if not spec.prompts:
         raise ValueError("no prompts given: --prompts a_panda_dancing,... (slugs of prompts/*.txt) or --prompts-file")
-    if len(set(spec.methods)) != len(spec.methods):
-        raise ValueError(f"a method is listed twice in --methods {','.join(spec.methods)}")
-    for name in spec.methods:
-        m = get_method(name)
-        if not m.trainable:
+    blocks = [(spec.methods, spec.prompts)]
+    if spec.extra_methods and spec.extra_prompts:
+        blocks.append((spec.extra_methods, spec.extra_prompts))
+    texts: dict[str, str] = {}
+    methods_of: dict[str, list[str]] = {}  # slug -> its methods, in listed order (main block first)
+    for block, (methods, prompts) in enumerate(blocks):
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"a method is listed twice in --methods {','.join(methods)}")
+        slugs = []
+        for p in prompts:
+            text = resolve_prompt(p)
+            slug = slugify(text)  # a library slug is the slug of its text
+            if slug in slugs:
+                raise ValueError(f"prompt {p!r} is listed twice (slug {slug!r})")
+            slugs.append(slug)
+            texts[slug] = text
+        for slug in slugs:
+            listed = methods_of.setdefault(slug, [])
+            both = [f"{m}-{slug}" for m in methods if m in listed]
+            if both:
+                raise ValueError(f"run(s) {', '.join(both)} are in both generate and generate.extra; list each "
+                                 "(method, prompt) in one block")
+            listed += methods
+    order = list(dict.fromkeys(m for methods, _ in blocks for m in methods))
+    for name in order:
+        if not get_method(name).trainable:
             raise ValueError(f"method {name!r} has no trainer (videos only): bring its videos in with "
                              "`fourdfy import-videos` and leave it out of the sweep")
     configs = {m: build_config(spec.profile, m, seed=spec.seed, device=spec.device, sets=spec.sets_for(m),
-                               max_steps=spec.max_steps, recompute=spec.recompute) for m in spec.methods}
-    texts = {}
-    for p in spec.prompts:
-        text = resolve_prompt(p)
-        slug = slugify(text)  # a library slug is the slug of its text
-        if slug in texts:
-            raise ValueError(f"prompt {p!r} is listed twice (slug {slug!r})")
-        texts[slug] = text
-    order = list(spec.methods)
+                               max_steps=spec.max_steps, recompute=spec.recompute) for m in order}
     depth = {(a, b): _shared_depth(configs[a], configs[b]) for a in order for b in order if a != b}
+    from method.training.trainer import cached_stage_path
+
+    cache = spec.profile_dir / STAGE_CACHE
+    jobs = []
+    for slug, methods in methods_of.items():
+        leader_of = _leaders(methods, depth)
+        # leaders first, so that with parallel=1 the order of submission is the order of need
+        for m in sorted(methods, key=lambda x: (leader_of[x] is not None, methods.index(x))):
+            lead = leader_of[m]
+            jobs.append(PlannedJob(name=f"{m}-{slug}", method=m, prompt=texts[slug], slug=slug,
+                                   out=spec.profile_dir / m / slug, config_hash=configs[m].config_hash(),
+                                   after=None if lead is None else f"{lead}-{slug}",
+                                   shared_stages=0 if lead is None else depth[(lead, m)],
+                                   shared_checkpoint=None if lead is None or not depth[(lead, m)] else
+                                   cache / cached_stage_path(configs[m], texts[slug], depth[(lead, m)] - 1)))
+    return jobs
+
+
+def _leaders(order: list[str], depth: dict) -> dict[str, str | None]:
+    """Each method's leader among `order` (None: it leads), over the groups connected by shared stages."""
     leader_of: dict[str, str | None] = {}
     seen: set[str] = set()
     for m in order:  # connected components under "shares at least one stage"
@@ -278,21 +297,7 @@ def _plan_block(spec: SweepSpec) -> list[PlannedJob]:
         leader = max(group, key=lambda x: (sum(depth[(x, y)] for y in group if y != x), -order.index(x)))
         for x in group:
             leader_of[x] = None if x == leader else leader
-    from method.training.trainer import cached_stage_path
-
-    cache = spec.profile_dir / STAGE_CACHE
-    jobs = []
-    for slug, text in texts.items():
-        # leaders first, so that with parallel=1 the order of submission is the order of need
-        for m in sorted(order, key=lambda x: (leader_of[x] is not None, order.index(x))):
-            lead = leader_of[m]
-            jobs.append(PlannedJob(name=f"{m}-{slug}", method=m, prompt=text, slug=slug,
-                                   out=spec.profile_dir / m / slug, config_hash=configs[m].config_hash(),
-                                   after=None if lead is None else f"{lead}-{slug}",
-                                   shared_stages=0 if lead is None else depth[(lead, m)],
-                                   shared_checkpoint=None if lead is None or not depth[(lead, m)] else
-                                   cache / cached_stage_path(configs[m], text, depth[(lead, m)] - 1)))
-    return jobs
+    return leader_of
 
 
 def make_executor(ex: ExecutorSpec, folder: Path):

@@ -66,6 +66,8 @@ class OracleConfig(PriorConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.loss_name not in ("sds", "vsd", "lora", "sds_video"):  # a regulariser's weight is not a prior's
+            raise ValueError(f"OracleConfig.loss_name must be sds, vsd, lora or sds_video, got {self.loss_name!r}")
         oracle_scene(self.scene)
         self.timestep_range("stage1")
 

@@ -264,9 +264,10 @@ class TrainConfig:
         Everything but the later stages, the method's name, the output cadence (previews, logs) and what only
         updates these stages never draw read counts: two configs with equal prefix hashes train bit-identical
         weights through those stages on the same device. What the undrawn updates read: their priors (built
-        when first drawn), the weights of those priors' losses, and for video the clip size. So a method that
-        changes only the video loss shares stages 1-2 with 4dfy. EXECUTION_ONLY options count where they are
-        set (they change float rounding), so a config without them keeps the hash it always had.
+        before training, to fail early on missing weights, but never called, and training draws from no global
+        RNG), the weights of those priors' losses, and for video the clip size. So a method that changes only
+        the video loss shares stages 1-2 with 4dfy. EXECUTION_ONLY options count where they are set in what
+        the stages use (they change float rounding).
         """
         d = self.to_dict()
         d["stages"] = d["stages"][:n_stages]
@@ -312,8 +313,8 @@ EXECUTION_ONLY = {("renderer", "recompute_field"): RenderConfig.recompute_field,
 """Options that change how an update is computed, not what it computes (activation checkpointing, TF32 matrix
 products, memory format, compilation), with their defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
 continues the same config, though not bit-identically (they change float rounding: the field's regions, the
-VAE's per-image encoding). `stage_prefix_hash` keeps the ones that are set, so stages are only shared between
-runs that compute them alike."""
+VAE's per-image encoding). `stage_prefix_hash` keeps the ones that are set (on the priors its stages draw), so
+stages are only shared between runs that compute them alike."""
 
 _ANY = object()
 

@@ -152,3 +152,36 @@ def test_plugin_registration_and_collision():
             register(m)
     finally:
         METHODS.pop("my_method", None)
+
+
+class _EntryPoint:
+    """What importlib.metadata gives for one `fourdfy.methods` entry point (load() -> its object)."""
+
+    def __init__(self, name, obj):
+        self.name, self.value, self.dist, self._obj = name, f"pkg:{name}", None, obj
+        self.loads = 0
+
+    def load(self):
+        self.loads += 1
+        return self._obj
+
+
+def test_a_plugin_registers_all_its_methods_or_none_and_is_imported_once(monkeypatch):
+    """One of two methods clashing with a built-in: neither is registered (half a plug-in would train), the
+    built-ins still resolve, the error is kept and given again in strict mode without importing it again."""
+    from baselines import registry
+
+    broken = _EntryPoint("pair", [Method("fine_one", "ok"), Method("4dfy", "clashes with the built-in")])
+    good = _EntryPoint("good", Method("good_one", "ok", label="Good"))
+    monkeypatch.setattr(registry.md, "entry_points", lambda group: [broken, good])
+    monkeypatch.setattr(registry, "_LOADED", set())
+    monkeypatch.setattr(registry, "_ERRORS", {})
+    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
+    assert registry.get_method("4dfy").source == "built-in"  # needs no plug-in at all
+    assert broken.loads == 0
+    with pytest.raises(ValueError, match="unknown method 'fine_one'.*'4dfy' is already registered"):
+        registry.get_method("fine_one")
+    assert "fine_one" not in registry.METHODS and registry.get_method("good_one").label == "Good"
+    with pytest.raises(ValueError, match="entry point 'pair'.*already registered"):
+        registry.load_entry_points()  # strict: the kept error
+    assert broken.loads == 1 and good.loads == 1

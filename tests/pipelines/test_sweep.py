@@ -499,3 +499,12 @@ def test_the_extra_block_gives_the_same_runs_to_dvc_and_to_sweep_params(tmp_path
     res = CliRunner().invoke(app, ["sweep", "--params", str(both / "params.yaml"), "--runs",
                                    str(tmp_path / "runs"), "--dry-run"])
     assert res.exit_code == 2 and "4dfy-a_panda_dancing are in both generate and generate.extra" in res.output
+
+
+def test_runs_of_both_blocks_on_one_prompt_share_stages():
+    """wo_hybrid in the main block and 4dfy in the extra one, on the same prompt: one group, so stages 1-2 are
+    trained once (planning the blocks apart made both leaders, training them twice in parallel)."""
+    jobs = plan(SweepSpec(methods=("wo_hybrid",), prompts=(SLUG,), extra_methods=("4dfy",), extra_prompts=(SLUG,)))
+    by_name = {j.name: j for j in jobs}
+    assert set(by_name) == {f"wo_hybrid-{SLUG}", f"4dfy-{SLUG}"}
+    assert by_name[f"4dfy-{SLUG}"].after == f"wo_hybrid-{SLUG}" and by_name[f"4dfy-{SLUG}"].shared_stages == 2

@@ -15,6 +15,13 @@ from survey_helpers import APP, PROMPTS, STUDY, free_port, pg_data_dir, start_pg
 from userstudy.design import design_from_dict
 
 
+@pytest.fixture(autouse=True)
+def no_operator_secrets(tmp_path_factory, monkeypatch):
+    """The survey reads `db_url` from ~/.streamlit/secrets.toml and ./.streamlit/secrets.toml, where an operator
+    keeps the real study's: tests (and the servers they start) see an empty home instead."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
 @pytest.fixture(scope="session")
 def study_design():
     return design_from_dict(STUDY)

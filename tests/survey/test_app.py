@@ -162,9 +162,9 @@ def test_admin_wrong_and_right_password(env, monkeypatch):
 
 
 def test_a_database_error_shows_raters_a_note_and_loses_nothing(env, bundle):
-    """While the database fails (a PostgreSQL restart, a full disk; here the answers table is gone), a rater sees
-    one plain note, not Streamlit's error page; the answers stored before are kept, and once the database is back
-    the same link resumes where it was."""
+    """While the database fails (a PostgreSQL restart, a lock held too long; here the answers table is gone, which
+    SQLite reports as the OperationalError a lost server raises), a rater sees one plain note, not Streamlit's
+    error page; the answers stored before are kept, and once the database is back the same link resumes."""
     from sqlalchemy import text
 
     from userstudy.survey.app import UNAVAILABLE

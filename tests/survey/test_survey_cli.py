@@ -80,6 +80,7 @@ def test_build_errors_are_one_line_each(study_inputs, tmp_path):
 
 def test_export_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("FOURDFY_SURVEY_DB", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
     res = runner.invoke(app, ["survey", "export", "--out", str(tmp_path / "v.csv")])
     assert res.exit_code == 2 and "no database given" in res.output
     res = runner.invoke(app, ["survey", "export", "--db", f"sqlite:///{tmp_path / 'none.sqlite'}",
@@ -107,6 +108,14 @@ def test_export_reads_db_url_from_streamlit_secrets(bundle, tmp_path, monkeypatc
     res = runner.invoke(app, ["survey", "export", "--out", "votes.csv"])
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(tmp_path / "votes.csv")) == len(CRITERIA)
+    # ~/.streamlit/secrets.toml counts too, and the folder's own file wins over it (Streamlit's order)
+    home = tmp_path / "home"
+    (home / ".streamlit").mkdir(parents=True)
+    (home / ".streamlit" / "secrets.toml").write_text('db_url = "sqlite:///from-home.sqlite"\n')
+    monkeypatch.setenv("HOME", str(home))
+    assert store.default_url(None) == f"sqlite:///{db}"
+    secrets_file.write_text('admin_password = "x"\n')
+    assert store.default_url(None) == "sqlite:///from-home.sqlite"
     secrets_file.write_text('db_url = "sqlite:///unterminated\n')
     res = runner.invoke(app, ["survey", "export", "--out", "again.csv"])
     assert res.exit_code == 2 and f"{secrets_file} is not valid TOML" in res.output, res.output

@@ -424,3 +424,20 @@ def test_tf32_leaves_lower_precisions_and_per_backend_settings_alone():
         if hasattr(matmul, "fp32_precision"):
             matmul.fp32_precision = "none"
         torch.set_float32_matmul_precision(original)
+
+
+def test_with_priors_built_from_the_config_a_video_variant_is_bit_identical_through_the_stage_cache(tmp_path):
+    """As the previous test, but through `generate` on the tiny profile: every prior is built from its config
+    before stage 1 (the variant's video prior differs), so building one must not change what stages 1-2 train."""
+    from pipelines.generate import build_config, generate, parse_sets
+
+    cache = tmp_path / "cache"
+    full = build_config("tiny", "4dfy", max_steps=3)
+    variant = build_config("tiny", "4dfy", max_steps=3, sets=parse_sets(
+        ["weights.sds_video=0.3", "guidance.video.guidance_scale=50", "render.video_size=[8,12]"]))
+    generate(full, "a_panda_dancing", tmp_path / "a", stage_cache=cache, quiet=True)
+    shared = generate(variant, "a_panda_dancing", tmp_path / "b", stage_cache=cache, quiet=True)
+    assert shared["shared_from"]["stage"] == "stage2"
+    generate(variant, "a_panda_dancing", tmp_path / "c", quiet=True)
+    a, b = params_of(tmp_path / "c" / "ckpt" / "last.pt"), params_of(tmp_path / "b" / "ckpt" / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -87,7 +87,9 @@ def test_a_partial_value_shown_in_two_sections_over_one_prompt_set_is_noted_once
 
     from userstudy.design import load_design
 
-    data = yaml.safe_load(open("userstudy/designs/paper.yaml").read())
+    from pathlib import Path
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "userstudy" / "designs" / "paper.yaml").read_text())
     first = next(iter(data["tables"].values()))
     first["sections"].append({"heading": "Added methods", "prompt_set": "ablation_5", "rows": ["4dfy", "my_plugin"]})
     path = tmp_path / "design.yaml"

@@ -18,10 +18,12 @@ import os
 import re
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 
 import streamlit as st
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from userstudy.survey import store
 from userstudy.survey.bundle import load_bundle
@@ -184,15 +186,15 @@ def main() -> None:
         st.error("No survey bundle configured (set FOURDFY_SURVEY_BUNDLE or use `fourdfy survey serve BUNDLE`).")
         st.stop()
     bundle = _bundle(bundle_path)
-    url = _setting(store.DB_ENV, "db_url") or store.default_url(bundle.root)
+    url = store.default_url(bundle.root)  # $FOURDFY_SURVEY_DB (what `serve` sets), else secrets, else SQLite
     notice = st.empty()  # at the top of the page, above whatever was drawn before an error
     try:
         _page(_engine(url, bundle.bundle_id), bundle)
-    except SQLAlchemyError as err:
-        # the database is down or unreachable: a rater gets a plain note, not Streamlit's error page; every
-        # submitted answer was committed, and the same link resumes once it is back
-        first = str(err).splitlines()[0] if str(err) else ""
-        print(f"survey: database error: {type(err).__name__}: {first}", file=sys.stderr, flush=True)
+    except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout):
+        # the database is down, unreachable or locked (not a bug: those reach Streamlit's error page): a rater
+        # gets a plain note; every submitted answer was committed, and the same link resumes once it is back
+        print("survey: database error:", file=sys.stderr)
+        traceback.print_exc()
         notice.warning(UNAVAILABLE)
 
 
