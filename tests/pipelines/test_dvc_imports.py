@@ -37,3 +37,25 @@ def test_a_video_added_to_a_methods_folder_makes_its_import_stage_out_of_date(tm
     assert folder not in changed_deps(tmp_path, "import@mav3d")  # as dvc.lock recorded it
     (tmp_path / folder / "a_panda_dancing.mp4").write_bytes(b"a new video")
     assert changed_deps(tmp_path, "import@mav3d").get(folder) == "modified"
+
+
+def test_the_import_stage_records_each_methods_camera_path(tmp_path):
+    """`videos:` gives a folder and the camera path its videos show; the stage passes both (it used to label
+    every imported video an orbit)."""
+    import yaml
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "evaluation", tmp_path / "evaluation", ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert params["videos"]["mav3d"] == {"folder": "data/videos/mav3d", "trajectory": "orbit"}
+    params["videos"]["released"] = {"folder": "data/videos/released", "trajectory": "motion_smooth"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "data" / "videos" / "released").mkdir(parents=True)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+    res = subprocess.run([sys.executable, "-m", "dvc", "repro", "--dry", "--single-item", "import@released"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    cmd = next(line for line in res.stdout.splitlines() if "import-videos" in line)
+    assert "import-videos data/videos/released --method released" in cmd and "--trajectory motion_smooth" in cmd

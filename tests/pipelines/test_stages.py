@@ -16,7 +16,8 @@ from userstudy.design import load_design
 def _params(tmp_path, **study):
     params = {"seed": 0, "profile": "tiny",
               "generate": {"methods": ["4dfy", "wo_hybrid", "my_plugin"], "prompts": ["a_panda_dancing"]},
-              "videos": {"mav3d": "data/videos/mav3d", "other_system": "x"},
+              "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"},
+                         "other_system": {"folder": "x", "trajectory": "unknown"}},
               "study": {"design": "userstudy/designs/paper.yaml", "raters": 2, "rates": "paper", **study}}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
