@@ -25,6 +25,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,9 +184,7 @@ class GenerateJob(submitit.helpers.Checkpointable):
             if getattr(self, "_preempted", False):
                 raise SystemExit(_requeue_exit_code()) from None
             raise
-        return {"before": before, "config_hash": manifest["config_hash"], "resumes": len(manifest.get("resumes", [])),
-                "shared_from": (manifest.get("shared_from") or {}).get("stage"),
-                "seconds": round(sum(manifest.get("timings_s", {}).values()), 1)}
+        return {"before": before, "config_hash": manifest["config_hash"], **run_facts(manifest)}
 
 
     def checkpoint(self, *args, **kwargs):
@@ -325,6 +326,12 @@ def make_executor(ex: ExecutorSpec, folder: Path):
     return executor
 
 
+def run_facts(manifest: dict) -> dict:
+    """What the summary shows of a run: its resumes, the stage it loaded from the stage cache, its seconds."""
+    return {"resumes": len(manifest.get("resumes", [])), "shared_from": (manifest.get("shared_from") or {}).get("stage"),
+            "seconds": round(sum(manifest.get("timings_s", {}).values()), 1)}
+
+
 def _finished_same(job: PlannedJob) -> bool:
     """The run folder already holds this job's finished run (nothing to submit)."""
     return finished_matches(job.out, job.config_hash, job.prompt)
@@ -363,8 +370,49 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    with _sweep_lock(sweep_dir):
+    with _sweep_lock(sweep_dir), _terminate_as_interrupt():
         return _run(spec, ex, jobs, echo, on_submit)
+
+
+@contextlib.contextmanager
+def _controller_output(path: Path, active: bool):
+    """Let the local job's controller process, started inside, inherit `path` as its stdout and stderr: a Ctrl-C
+    reaches it too, and its traceback belongs in a log, not under the sweep's one-line error (the job's own
+    output goes to its log files either way)."""
+    if not active:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(path, "ab") as log:
+            for fd in (1, 2):
+                os.dup2(log.fileno(), fd)
+            yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (`kill`, a supervisor) ends the sweep as Ctrl-C does, so its local jobs are stopped too (left
+    running, they would hold their run folders and make the next sweep fail on them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @contextlib.contextmanager
@@ -390,8 +438,9 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
     results: dict[str, dict] = {}
     pending = []
     for j in jobs:
-        if _finished_same(j):
-            results[j.name] = {"state": "done", "note": "already finished (not submitted)"}
+        if _finished_same(j):  # what it did is in its manifest: the summary keeps showing it
+            facts = run_facts(json.loads((j.out / "manifest.json").read_text()))
+            results[j.name] = {"state": "done", "note": "already finished (not submitted)", **facts}
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
@@ -405,7 +454,9 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
                 if j.after is not None and j.after not in results:
                     continue  # its leader has not ended yet: it would train the shared stages again
                 executor.update_parameters(name=f"fourdfy-{j.name}")
-                sj = executor.submit(GenerateJob(spec, j.method, j.prompt, j.out.resolve(), stage_cache, j.config_hash))
+                with _controller_output(sweep_dir / "submitit" / "local-controllers.log", ex.kind == "local"):
+                    sj = executor.submit(GenerateJob(spec, j.method, j.prompt, j.out.resolve(), stage_cache,
+                                                     j.config_hash))
                 running[j.name] = (j, sj)
                 pending.remove(j)
                 echo(f"submitted {j.name} (job {sj.job_id})")
@@ -432,7 +483,10 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
     except KeyboardInterrupt:
         if ex.kind == "local":
             for _, sj in running.values():
-                sj.cancel()
+                sj.cancel()  # SIGINT: the job stops at once, its run resumes from its last checkpoint
+            end = time.monotonic() + 60
+            while any(not sj.done() for _, sj in running.values()) and time.monotonic() < end:
+                time.sleep(0.2)  # gone before the sweep ends, so the same command can start again at once
         raise
     summary = {
         "profile": spec.profile, "seed": spec.seed, "executor": ex.kind, "set": dict(spec.sets),

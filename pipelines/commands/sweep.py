@@ -81,7 +81,15 @@ def sweep(
     if dry_run:
         typer.echo(plan_table(plan(spec)))
         return
-    summary = run_sweep(spec, ex, echo=typer.echo)
+    try:
+        summary = run_sweep(spec, ex, echo=typer.echo)
+    except KeyboardInterrupt:
+        what = ("its local jobs were stopped; run the same command again to resume them" if executor == "local"
+                else "its SLURM jobs keep running (squeue --me); run the same command again once they end, or "
+                     "after scancel")
+        typer.secho(f"error: sweep interrupted: {what} (finished runs are skipped, stopped ones resume from their "
+                    "last checkpoint)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(130) from None
     typer.echo(summary_table(summary))
     typer.echo(f"summary: {runs / profile / 'sweep' / 'sweep.json'}")
     bad = [j for j in summary["jobs"] if j["state"] != "done"]

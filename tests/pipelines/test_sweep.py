@@ -187,7 +187,11 @@ def test_a_preempted_job_is_requeued_by_submitit_in_the_same_job(scenario):
 
 @pytest.mark.slow
 def test_a_second_sweep_skips_finished_runs(scenario):
-    assert _job(scenario["second"], f"wo_hybrid-{SLUG}")["note"] == "already finished (not submitted)"
+    skipped, first = _job(scenario["second"], f"wo_hybrid-{SLUG}"), _job(scenario["first"], f"wo_hybrid-{SLUG}")
+    assert skipped["note"] == "already finished (not submitted)"
+    # what the run did stays in the summary (read from its manifest), as the sweep that trained it showed it
+    assert (skipped["resumes"], skipped["shared_from"]) == (first["resumes"], first["shared_from"])
+    assert first["shared_from"] is not None
 
 
 def test_a_failing_job_is_collected_with_its_error(tmp_path):
@@ -508,3 +512,34 @@ def test_runs_of_both_blocks_on_one_prompt_share_stages():
     by_name = {j.name: j for j in jobs}
     assert set(by_name) == {f"wo_hybrid-{SLUG}", f"4dfy-{SLUG}"}
     assert by_name[f"4dfy-{SLUG}"].after == f"wo_hybrid-{SLUG}" and by_name[f"4dfy-{SLUG}"].shared_stages == 2
+
+
+def test_a_terminated_local_sweep_stops_its_jobs_and_the_same_command_resumes(tmp_path):
+    """`kill` (SIGTERM) on the sweep ends it as Ctrl-C does: one error line, its local job stopped (left running,
+    it held its run folder and the next sweep failed on it), and the same command then finishes the run."""
+    from pipelines.generate import RunInUse, run_folder_lock
+
+    runs = tmp_path / "runs"
+    run = runs / "tiny" / "4dfy" / SLUG
+    args = [sys.executable, "-m", "pipelines.cli", "sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
+            "--max-steps", "40", "--set", "heartbeat_s=0", "--set", "checkpoint_every=5"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 300
+    while not (run / "ckpt" / "last.pt").exists():  # training, with a checkpoint to resume from
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: sweep interrupted: its local jobs were stopped"), err
+    assert "Traceback" not in err
+    try:
+        with run_folder_lock(run):  # nothing trains it any more
+            pass
+    except RunInUse:
+        raise AssertionError("the sweep's job still trains the run after the sweep ended")
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["resumes"], "the second sweep started the run over instead of resuming it"
