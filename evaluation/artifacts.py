@@ -382,13 +382,15 @@ def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], A
     """Every artifact-like folder under the roots, one with manifest.json or video.mp4 (a root may be one).
 
     Returns ({(method, slug): Artifact} of the readable ones, {folder: reason} of the others: a
-    video.mp4 without manifest.json, a malformed manifest, a second folder for a (method, slug)).
+    video.mp4 without manifest.json, a malformed manifest, and every folder of a (method, slug) that
+    more than one holds, each naming the others (neither is the right one by being found first).
     Unlike find_artifacts, nothing is skipped silently and one bad folder does not stop the scan;
     hidden folders (temporaries of an interrupted write) are still skipped. A root that is not a
     folder is an ArtifactError. The manifests are read, the videos are not (validate_artifact does).
     """
     found: dict[tuple[str, str], Artifact] = {}
     broken: dict[Path, str] = {}
+    claims: dict[tuple[str, str], list[Path]] = {}
     seen: set[Path] = set()  # overlapping roots reach a folder twice
     for root in roots:
         root = Path(root)
@@ -408,10 +410,12 @@ def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], A
             except ArtifactError as err:
                 broken[folder] = folder_reason(err, folder)
                 continue
-            key = (art.method, art.slug)
-            if key in found:
-                broken[folder] = (f"a second artifact for method {art.method!r}, prompt {art.slug!r} "
-                                  f"(the first is {found[key].folder})")
-                continue
-            found[key] = art
+            claims.setdefault((art.method, art.slug), []).append(folder)
+            found[(art.method, art.slug)] = art
+    for (method, slug), folders in claims.items():
+        if len(folders) > 1:
+            del found[(method, slug)]
+            for folder in folders:
+                others = ", ".join(str(f) for f in folders if f != folder)
+                broken[folder] = f"method {method!r} and prompt {slug!r} are also the artifact in {others}"
     return dict(sorted(found.items())), broken

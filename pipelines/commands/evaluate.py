@@ -149,8 +149,8 @@ def clipscore(
         if broken:  # scoring the readable rest would silently drop these prompts from the means
             listed = "; ".join(f"{folder}: {reason}" for folder, reason in list(broken.items())[:3])
             listed += f"; and {len(broken) - 3} more" if len(broken) > 3 else ""
-            _fail(f"{len(broken)} incomplete artifact folder(s), fix or remove them before scoring "
-                  f"(`fourdfy validate-artifacts` checks them): {listed}")
+            _fail(f"{len(broken)} artifact folder(s) that cannot be scored (incomplete, or two for one method and "
+                  f"prompt); fix or remove them first (`fourdfy validate-artifacts` checks them): {listed}")
         if not arts:
             _fail(_nothing_found(artifacts))
         cfg = ClipConfig(model=model, pretrained=pretrained or None, activation=activation, batch_size=batch_size,
@@ -187,7 +187,7 @@ def validate_artifacts(
 ) -> None:
     """Check every folder holding manifest.json or video.mp4 (manifest, names, videos decoded and counted);
     exit 1 if any is invalid."""
-    from evaluation.artifacts import ArtifactError, scan_artifacts, validate_artifact
+    from evaluation.artifacts import ArtifactError, read_artifact, scan_artifacts, validate_artifact
 
     try:
         arts, broken = scan_artifacts(artifacts)
@@ -195,17 +195,16 @@ def validate_artifacts(
         _fail(str(err))
     if not arts and not broken:
         _fail(_nothing_found(artifacts))
-    entries: dict = {**broken, **{art.folder: art for art in arts.values()}}
-    bad = len(broken)
-    for folder in sorted(entries):  # one line as each is checked: decoding every video takes a while
-        entry = entries[folder]
-        if isinstance(entry, str):
-            typer.echo(f"BAD {folder}: {entry}")
-            continue
-        problems = validate_artifact(folder)
+    bad = 0
+    for folder in sorted({*broken, *(art.folder for art in arts.values())}):  # a line as each is checked
+        problems = [broken[folder]] if folder in broken else []
+        try:  # its own defects too, a folder sharing its method and prompt with another included
+            read_artifact(folder)
+            problems += validate_artifact(folder)
+        except ArtifactError:
+            pass  # unreadable manifest: its reason is the one above
         bad += bool(problems)
-        typer.echo(f"{'ok ' if not problems else 'BAD'} {entry.method}/{entry.slug}" +
-                   ("" if not problems else ": " + "; ".join(problems)))
+        typer.echo(f"{'ok ' if not problems else 'BAD'} {folder}" + ("" if not problems else ": " + "; ".join(problems)))
     if bad:
         raise typer.Exit(1)
 

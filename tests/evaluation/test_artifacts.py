@@ -156,12 +156,16 @@ def test_scan_reports_every_artifact_like_folder(tmp_path):
     (tmp_path / "r" / "4dfy" / ".a_cat.tmp-x").mkdir()
     (tmp_path / "r" / "4dfy" / ".a_cat.tmp-x" / "video.mp4").write_bytes(b"")  # hidden temporary: skipped
     twin = _write(tmp_path / "r2", method="4dfy")
-    found, broken = scan_artifacts([tmp_path / "r", tmp_path / "r", tmp_path / "r2"])  # overlapping roots
+    found, broken = scan_artifacts([tmp_path / "r", tmp_path / "r"])  # overlapping roots: each folder once
     assert list(found) == [("4dfy", "a_panda_dancing")] and found[("4dfy", "a_panda_dancing")].folder == good.folder
-    assert sorted(broken) == [loose, torn.folder, twin.folder]
+    assert sorted(broken) == [loose, torn.folder]
     assert broken[loose].startswith("video.mp4 without manifest.json")
     assert broken[torn.folder].startswith("manifest.json: not valid JSON")
-    assert "second artifact for method '4dfy'" in broken[twin.folder] and str(good.folder) in broken[twin.folder]
+    # two folders for one (method, prompt): both named, each pointing at the other; neither is found
+    found, broken = scan_artifacts([tmp_path / "r", tmp_path / "r2"])
+    assert ("4dfy", "a_panda_dancing") not in found and {good.folder, twin.folder} <= set(broken)
+    assert broken[twin.folder] == f"method '4dfy' and prompt 'a_panda_dancing' are also the artifact in {good.folder}"
+    assert broken[good.folder].endswith(f"also the artifact in {twin.folder}")
     with pytest.raises(ArtifactError, match="no such folder"):
         scan_artifacts([tmp_path / "nope"])
     # find_artifacts keeps its contract: folders without a manifest are not its business

@@ -82,10 +82,28 @@ def test_validate_artifacts_reports_every_artifact_like_folder(tmp_path):
     res = runner.invoke(app, ["validate-artifacts", str(root)])
     assert res.exit_code == 1, res.output
     lines = res.stdout.splitlines()
-    assert lines[0] == "ok  4dfy/a_cat_singing" and len(lines) == 3
+    assert lines[0] == f"ok  {root / '4dfy' / 'a_cat_singing'}" and len(lines) == 3
     assert lines[1].startswith(f"BAD {torn}: manifest.json: not valid JSON")  # reported, and the check went on
     assert lines[2] == f"BAD {loose}: video.mp4 without manifest.json (not written by `fourdfy render` or " \
                        "`fourdfy import-videos`)"
+    # a copy filed under another prompt's folder, and a cut video with another method's manifest: every folder
+    # gets all its own problems, the duplicate's too, and neither copy is taken for the right one
+    import shutil
+
+    good = root / "4dfy" / "a_cat_singing"
+    copy = root / "4dfy" / "a_dog_riding_a_skateboard"
+    shutil.copytree(good, copy)
+    cut = root / "single_grid" / "a_cat_singing"
+    shutil.copytree(good, cut)
+    (cut / "video.mp4").write_bytes((cut / "video.mp4").read_bytes()[:300])
+    res = runner.invoke(app, ["validate-artifacts", str(root / "4dfy"), str(root / "single_grid")])
+    assert res.exit_code == 1, res.output
+    lines = {line.split(":")[0]: line for line in res.stdout.splitlines()}
+    assert set(lines) == {f"BAD {good}", f"BAD {copy}", f"BAD {cut}"}
+    assert "also the artifact in" in lines[f"BAD {good}"] and str(copy) in lines[f"BAD {good}"]
+    assert "folder name 'a_dog_riding_a_skateboard' differs from the slug" in lines[f"BAD {copy}"]
+    assert "parent folder 'single_grid' differs from the method '4dfy'" in lines[f"BAD {cut}"]
+    assert "video.mp4" in lines[f"BAD {cut}"].split("parent folder")[1]  # its cut video, reported too
 
 
 def test_clipscore_refuses_incomplete_folders(tmp_path, tiny_clip):
@@ -102,7 +120,7 @@ def test_clipscore_refuses_incomplete_folders(tmp_path, tiny_clip):
     res = runner.invoke(app, args)
     assert res.exit_code == 2
     (line,) = _errors(res)
-    assert line.startswith("error: 1 incomplete artifact folder(s)") and f"{loose}: video.mp4 without manifest" in line
+    assert line.startswith("error: 1 artifact folder(s) that cannot be scored") and f"{loose}: video.mp4 without manifest" in line
     assert not (tmp_path / "s").exists()  # nothing written, not a score over the rest
     (loose / "video.mp4").unlink()
     res = runner.invoke(app, args)
