@@ -157,10 +157,12 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
     comps = cfg.comparisons or design.comparisons
     unknown = sorted(set(comps) - set(design.comparisons))
     if unknown:
-        raise ValueError(f"comparison(s) not in the design: {', '.join(unknown)}")
+        raise ValueError(f"comparison(s) not in the design: {', '.join(unknown)} (the design's: "
+                         f"{', '.join(design.comparisons)})")
     unknown = sorted(set(cfg.rates) - set(design.comparisons))
     if unknown:
-        raise ValueError(f"rates given for comparison(s) not in the design: {', '.join(unknown)}")
+        raise ValueError(f"rates given for comparison(s) not in the design: {', '.join(unknown)} (the design's: "
+                         f"{', '.join(design.comparisons)})")
     if cfg.attention_checks and not design.check.decoys:
         raise ValueError("attention checks need a decoy method in the design (attention_check.decoys); "
                          "add one or simulate without checks (--checks 0)")

@@ -87,7 +87,10 @@ def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.nda
     """Two-sided p of H0 rate = 0.5 with a rater-cluster-robust standard error (t with R-1 df).
 
     Arrays of shape (..., clusters); clusters with n = 0 count as absent. The variance is the
-    ratio-estimator sandwich R/(R-1) * sum_r (k_r - p n_r)^2 / N^2.
+    ratio-estimator sandwich R/(R-1) * sum_r (k_r - p n_r)^2 / N^2. Where it is zero with 0 < p < 1 (every
+    rater at the same rate, by chance in a small panel: 2 raters of 5 judgments each do so a quarter of the
+    time under H0) it estimates nothing, and the binomial variance p(1-p)/N stands in; taking it as zero
+    rejected every such panel.
     """
     k = np.asarray(k_by_cluster, dtype=float)
     n = np.asarray(n_by_cluster, dtype=float)
@@ -98,11 +101,11 @@ def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.nda
         p = k.sum(-1) / total
         resid = np.where(present, k - p[..., None] * n, 0.0)
         var = r / (r - 1) * (resid**2).sum(-1) / total**2
+        var = np.where((var == 0) & (p > 0) & (p < 1), p * (1 - p) / total, var)
         t = (p - 0.5) / np.sqrt(var)
         out = 2 * sps.t.sf(np.abs(t), df=np.maximum(r - 1, 1))
-    # Every rater unanimous at the same rate: zero variance; the data leave no doubt unless p = 0.5.
-    out = np.where((var == 0) & (p != 0.5), 0.0, out)
-    out = np.where((var == 0) & (p == 0.5), 1.0, out)
+    # Every judgment the same way (p = 0 or 1): zero variance, and the data leave no doubt.
+    out = np.where(var == 0, 0.0, out)
     return np.where(r >= 2, out, np.nan)
 
 

@@ -163,11 +163,12 @@ def oracle(
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         metrics_out.write_text(json.dumps({k: v for k, v in metrics.items() if k != "train_seconds"}, indent=2) + "\n")
+    width = max(map(len, metrics["passed"]), default=0)
     for key, passed in metrics["passed"].items():
         mark = "ok " if passed else "LOW"
         value = metrics.get(key)
         shown = f"{value:7.2f}" if isinstance(value, (int, float)) else str(value)
-        typer.echo(f"{mark} {key:<24} {shown}  (threshold {metrics['thresholds'].get(key)})")
+        typer.echo(f"{mark} {key:<{width}} {shown}  (threshold {metrics['thresholds'].get(key)})")
     if not all(metrics["passed"].values()):
         raise typer.Exit(1)
 

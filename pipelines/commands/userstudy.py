@@ -214,7 +214,9 @@ def power(
     target: float = typer.Option(0.8, "--target", help="Wanted power."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
     family: int = typer.Option(1, "--family", help="Number of tests corrected together (plans at alpha/family)."),
-    icc: float = typer.Option(0.0, "--icc", help="Rater heterogeneity (between-rater share of variance)."),
+    icc: float = typer.Option(0.05, "--icc", help="Rater heterogeneity (between-rater share of variance): "
+                              "modest by default, as simulate-votes; 0 = identical raters (the paper's test "
+                              "assumes it)."),
     unanswered: float = typer.Option(0.0, "--unanswered", help="Probability a sub-question is skipped."),
     max_raters: int = typer.Option(100, "--max-raters", help="Largest panel size tried."),
     sims: int = typer.Option(2000, "--sims", help="Simulated panels per panel size."),

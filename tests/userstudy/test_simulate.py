@@ -121,7 +121,7 @@ def test_global_layout_confounds_position(paper_design):
 
 
 @pytest.mark.parametrize("cfg,message", [
-    (PanelConfig(comparisons=("dreamfusion",)), "not in the design"),
+    (PanelConfig(comparisons=("dreamfusion",)), "not in the design: dreamfusion \\(the design.s: mav3d"),
     (PanelConfig(rates={"dreamfusion": 0.6}), "not in the design"),
     (PanelConfig(rates={"mav3d": {"looks": 0.6}}), "unknown criterion"),
     (PanelConfig(rater_icc=1.0), "below 1"),

@@ -122,6 +122,10 @@ def test_cluster_wald_by_hand():
 
     assert stats.cluster_wald_p(k, n) == pytest.approx(2 * student.sf(abs(t), 3), rel=1e-12)
     assert stats.cluster_wald_p(np.array([5, 5]), np.array([5, 5])) == 0.0  # unanimous raters
+    # raters agreeing on a rate between 0 and 1: the binomial variance stands in for the zero sandwich
+    se = math.sqrt(0.8 * 0.2 / 10)
+    assert stats.cluster_wald_p(np.array([4, 4]), np.array([5, 5])) == pytest.approx(
+        2 * student.sf(0.3 / se, 1), rel=1e-12)
     assert np.isnan(stats.cluster_wald_p(np.array([3]), np.array([5])))  # one rater: no variance estimate
 
 
