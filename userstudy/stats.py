@@ -87,10 +87,11 @@ def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.nda
     """Two-sided p of H0 rate = 0.5 with a rater-cluster-robust standard error (t with R-1 df).
 
     Arrays of shape (..., clusters); clusters with n = 0 count as absent. The variance is the
-    ratio-estimator sandwich R/(R-1) * sum_r (k_r - p n_r)^2 / N^2. Where it is zero with 0 < p < 1 (every
-    rater at the same rate, by chance in a small panel: 2 raters of 5 judgments each do so a quarter of the
-    time under H0) it estimates nothing, and the binomial variance p(1-p)/N stands in; taking it as zero
-    rejected every such panel.
+    ratio-estimator sandwich R/(R-1) * sum_r (k_r - p n_r)^2 / N^2, its residuals computed exactly (as
+    (k_r N - K n_r) / N), so that it is zero exactly when every rater has the same rate. Such a panel (by chance
+    in a small one: 2 raters of 5 judgments each are a quarter of the time under H0) leaves the between-rater
+    variance unestimated: with 0 < p < 1 the binomial variance p(1-p)/N stands in, and with every judgment one
+    way the p is the exact binomial one, 2 * 0.5^N. (Taking the zero as certainty rejected all such panels.)
     """
     k = np.asarray(k_by_cluster, dtype=float)
     n = np.asarray(n_by_cluster, dtype=float)
@@ -99,13 +100,12 @@ def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.nda
     total = n.sum(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = k.sum(-1) / total
-        resid = np.where(present, k - p[..., None] * n, 0.0)
-        var = r / (r - 1) * (resid**2).sum(-1) / total**2
+        scaled = np.where(present, k * total[..., None] - k.sum(-1)[..., None] * n, 0.0)  # exact for counts
+        var = r / (r - 1) * (scaled**2).sum(-1) / total**4
         var = np.where((var == 0) & (p > 0) & (p < 1), p * (1 - p) / total, var)
         t = (p - 0.5) / np.sqrt(var)
         out = 2 * sps.t.sf(np.abs(t), df=np.maximum(r - 1, 1))
-    # Every judgment the same way (p = 0 or 1): zero variance, and the data leave no doubt.
-    out = np.where(var == 0, 0.0, out)
+    out = np.where(var == 0, np.minimum(1.0, 2 * 0.5**total), out)  # every judgment one way
     return np.where(r >= 2, out, np.nan)
 
 

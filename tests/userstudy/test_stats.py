@@ -121,7 +121,11 @@ def test_cluster_wald_by_hand():
     from scipy.stats import t as student
 
     assert stats.cluster_wald_p(k, n) == pytest.approx(2 * student.sf(abs(t), 3), rel=1e-12)
-    assert stats.cluster_wald_p(np.array([5, 5]), np.array([5, 5])) == 0.0  # unanimous raters
+    assert stats.cluster_wald_p(np.array([5, 5]), np.array([5, 5])) == pytest.approx(2 * 0.5**10)  # unanimous
+    assert stats.cluster_wald_p(np.array([0, 0]), np.array([1, 1])) == 0.5  # exact binomial, not certainty
+    # equal rates that float rounding would leave a hair above zero (15 of 22 twice): treated as equal
+    assert stats.cluster_wald_p(np.array([15, 15]), np.array([22, 22])) == pytest.approx(
+        2 * student.sf((15 / 22 - 0.5) / math.sqrt(15 / 22 * 7 / 22 / 44), 1), rel=1e-12)
     # raters agreeing on a rate between 0 and 1: the binomial variance stands in for the zero sandwich
     se = math.sqrt(0.8 * 0.2 / 10)
     assert stats.cluster_wald_p(np.array([4, 4]), np.array([5, 5])) == pytest.approx(
