@@ -37,8 +37,8 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from method.fileio import write_atomic, write_text_atomic
-from pipelines.generate import (as_set_values, build_config, finished_matches, generate, quiet_libraries,
-                                run_status)
+from pipelines.generate import (RunInUse, as_set_values, build_config, finished_matches, generate,
+                                quiet_libraries, run_folder_lock, run_status)
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
@@ -326,6 +326,20 @@ def make_executor(ex: ExecutorSpec, folder: Path):
     return executor
 
 
+def _released(folder: Path, until: float) -> bool:
+    """Whether no process trains `folder` (its run-folder lock is free) by the monotonic time `until`."""
+    while True:
+        try:
+            with run_folder_lock(folder):
+                return True
+        except RunInUse:
+            if time.monotonic() >= until:
+                return False
+            time.sleep(0.2)
+        except FileNotFoundError:
+            return True  # never made: nothing trains it
+
+
 def run_facts(manifest: dict) -> dict:
     """What the summary shows of a run: its resumes, the stage it loaded from the stage cache, its seconds."""
     return {"resumes": len(manifest.get("resumes", [])), "shared_from": (manifest.get("shared_from") or {}).get("stage"),
@@ -370,49 +384,81 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    with _sweep_lock(sweep_dir), _terminate_as_interrupt():
-        return _run(spec, ex, jobs, echo, on_submit)
+    interrupts = _Interrupts()
+    with _sweep_lock(sweep_dir), interrupts.installed():
+        return _run(spec, ex, jobs, echo, on_submit, interrupts)
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended the sweep; `held`: run folders a stopped local job's process still trains."""
+
+    def __init__(self, held: list[Path] | None = None):
+        super().__init__()
+        self.held = list(held or [])
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM as KeyboardInterrupt, except while a job is being started and recorded: then the
+    signal waits until it is recorded, so that an interrupted sweep stops it too. (Blocking the signals instead
+    would pass the block on to the job's processes, which then could not be stopped.) Main thread only."""
+
+    def __init__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        self.holding = False
+        self.pending = False
+
+    def _handle(self, signum, frame):
+        if self.holding:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        if not self.active:
+            yield self
+            return
+        before = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in before.items():
+                signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def _controller_output(path: Path, active: bool):
-    """Let the local job's controller process, started inside, inherit `path` as its stdout and stderr: a Ctrl-C
-    reaches it too, and its traceback belongs in a log, not under the sweep's one-line error (the job's own
-    output goes to its log files either way)."""
-    if not active:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
+def _controller_output(log: Path, active: bool):
+    """A local job's controller process, started inside, inherits `log` as its stdout and stderr: a Ctrl-C
+    reaches it as well, and its traceback belongs in a log, not under the sweep's one-line error (the job's own
+    output goes to its log files either way). Main thread only: file descriptors are the process's."""
+    saved: list[int] = []
+    if active and threading.current_thread() is threading.main_thread():
+        log.parent.mkdir(parents=True, exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with contextlib.suppress(OSError):  # a closed stdout or stderr: nothing to redirect
+            saved = [os.dup(1), os.dup(2)]
+        if saved:
+            with open(log, "ab") as f:
+                for fd in (1, 2):
+                    os.dup2(f.fileno(), fd)
     try:
-        with open(path, "ab") as log:
-            for fd in (1, 2):
-                os.dup2(log.fileno(), fd)
-            yield
+        yield
     finally:
         for fd, copy in zip((1, 2), saved):
             os.dup2(copy, fd)
             os.close(copy)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (`kill`, a supervisor) ends the sweep as Ctrl-C does, so its local jobs are stopped too (left
-    running, they would hold their run folders and make the next sweep fail on them)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    before = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 @contextlib.contextmanager
@@ -430,7 +476,7 @@ def _sweep_lock(sweep_dir: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit) -> dict:
+def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit, interrupts: "_Interrupts") -> dict:
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
     executor = make_executor(ex, (sweep_dir / "submitit").resolve())
@@ -454,10 +500,11 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
                 if j.after is not None and j.after not in results:
                     continue  # its leader has not ended yet: it would train the shared stages again
                 executor.update_parameters(name=f"fourdfy-{j.name}")
-                with _controller_output(sweep_dir / "submitit" / "local-controllers.log", ex.kind == "local"):
-                    sj = executor.submit(GenerateJob(spec, j.method, j.prompt, j.out.resolve(), stage_cache,
-                                                     j.config_hash))
-                running[j.name] = (j, sj)
+                with interrupts.held():
+                    with _controller_output(sweep_dir / "submitit" / "local-controllers.log", ex.kind == "local"):
+                        sj = executor.submit(GenerateJob(spec, j.method, j.prompt, j.out.resolve(), stage_cache,
+                                                         j.config_hash))
+                    running[j.name] = (j, sj)
                 pending.remove(j)
                 echo(f"submitted {j.name} (job {sj.job_id})")
                 if on_submit is not None:
@@ -481,13 +528,17 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
             if pending or running:
                 time.sleep(ex.poll_seconds)
     except KeyboardInterrupt:
+        held = []
         if ex.kind == "local":
             for _, sj in running.values():
                 sj.cancel()  # SIGINT: the job stops at once, its run resumes from its last checkpoint
+            # gone before the sweep ends, so that the same command can start again at once: the controllers,
+            # then the training processes themselves (a controller interrupted twice may leave its task)
             end = time.monotonic() + 60
             while any(not sj.done() for _, sj in running.values()) and time.monotonic() < end:
-                time.sleep(0.2)  # gone before the sweep ends, so the same command can start again at once
-        raise
+                time.sleep(0.2)
+            held = [j.out for j, _ in running.values() if not _released(j.out, until=end)]
+        raise SweepInterrupted(held) from None
     summary = {
         "profile": spec.profile, "seed": spec.seed, "executor": ex.kind, "set": dict(spec.sets),
         "max_steps": spec.max_steps, "recompute": spec.recompute,

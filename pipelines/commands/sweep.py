@@ -83,10 +83,14 @@ def sweep(
         return
     try:
         summary = run_sweep(spec, ex, echo=typer.echo)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        held = getattr(err, "held", [])
         what = ("its local jobs were stopped; run the same command again to resume them" if executor == "local"
                 else "its SLURM jobs keep running (squeue --me); run the same command again once they end, or "
                      "after scancel")
+        if held:
+            what = (f"a process still trains {', '.join(map(str, held))} (its job did not stop); end it before "
+                    "running the same command again")
         typer.secho(f"error: sweep interrupted: {what} (finished runs are skipped, stopped ones resume from their "
                     "last checkpoint)", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None

@@ -6,6 +6,7 @@ sweep the 4dfy job is SIGKILLed after stage 1; the second sweep resubmits it and
 sends before pre-emption or time-out) after stage 2. Each test checks one consequence.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -523,13 +524,17 @@ def test_a_terminated_local_sweep_stops_its_jobs_and_the_same_command_resumes(tm
     run = runs / "tiny" / "4dfy" / SLUG
     args = [sys.executable, "-m", "pipelines.cli", "sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
             "--max-steps", "40", "--set", "heartbeat_s=0", "--set", "checkpoint_every=5"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    end = time.monotonic() + 300
-    while not (run / "ckpt" / "last.pt").exists():  # training, with a checkpoint to resume from
-        assert proc.poll() is None and time.monotonic() < end, proc.communicate()
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        end = time.monotonic() + 300
+        while not (run / "ckpt" / "last.pt").exists():  # training, with a checkpoint to resume from
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:  # a failed check leaves no sweep, controller or job behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, out + err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1].startswith("error: sweep interrupted: its local jobs were stopped"), err
