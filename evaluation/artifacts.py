@@ -343,6 +343,23 @@ def validate_artifact(folder: Path | str) -> list[str]:
     return problems
 
 
+def artifact_folders(root: Path, names: tuple[str, ...]) -> list[Path]:
+    """Folders under `root` (itself included) holding a file of `names`, sorted; hidden ones (temporaries of an
+    interrupted write) left out. Symlinked folders are followed (a method's videos linked in from elsewhere),
+    each real folder once, so a link loop ends."""
+    found, visited = [], set()
+    for here, dirs, files in os.walk(root, followlinks=True):
+        real = Path(here).resolve()
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(n in files for n in names):
+            found.append(Path(here))
+    return sorted(found)
+
+
 def find_artifacts(roots: Iterable[Path | str]) -> dict[tuple[str, str], Artifact]:
     """{(method, slug): Artifact} for every artifact folder under the roots (a root may itself be one).
 
@@ -354,11 +371,8 @@ def find_artifacts(roots: Iterable[Path | str]) -> dict[tuple[str, str], Artifac
         root = Path(root)
         if not root.is_dir():
             raise ArtifactError(f"{root}: no such folder")
-        for manifest in sorted(root.rglob(MANIFEST)):
-            rel = manifest.parent.relative_to(root).parts
-            if any(p.startswith(".") for p in rel):
-                continue
-            art = read_artifact(manifest.parent)
+        for folder in artifact_folders(root, (MANIFEST,)):
+            art = read_artifact(folder)
             key = (art.method, art.slug)
             if key in found and found[key].folder.resolve() != art.folder.resolve():
                 raise ArtifactError(f"two artifacts for method {art.method!r}, prompt {art.slug!r}: "
@@ -396,9 +410,8 @@ def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], A
         root = Path(root)
         if not root.is_dir():
             raise ArtifactError(f"{root}: no such folder")
-        folders = {p.parent for name in (MANIFEST, VIDEO) for p in root.rglob(name)}
-        for folder in sorted(folders):
-            if any(p.startswith(".") for p in folder.relative_to(root).parts) or folder.resolve() in seen:
+        for folder in artifact_folders(root, (MANIFEST, VIDEO)):
+            if folder.resolve() in seen:
                 continue
             seen.add(folder.resolve())
             if not (folder / MANIFEST).exists():

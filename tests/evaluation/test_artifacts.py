@@ -186,3 +186,16 @@ def test_folder_reason_drops_the_folder_a_message_starts_with(tmp_path):
     # a message about another path is kept whole
     other = ArtifactError(f"{tmp_path}-old/manifest.json: expected a JSON object")
     assert art_mod.folder_reason(other, tmp_path) == str(other)
+
+
+def test_linked_method_folders_are_found_and_a_link_loop_ends(tmp_path):
+    """A method's artifacts linked in from elsewhere count (rglob skipped them, so clipscore silently dropped the
+    method while the survey, which follows links, showed it); a link back up the tree is walked once."""
+    elsewhere = _write(tmp_path / "elsewhere", method="mav3d")
+    root = tmp_path / "eval"
+    _write(root, method="4dfy")
+    (root / "mav3d").symlink_to(elsewhere.folder.parent, target_is_directory=True)
+    (root / "4dfy" / "loop").symlink_to(root, target_is_directory=True)
+    found, broken = scan_artifacts([root])
+    assert sorted(found) == [("4dfy", "a_panda_dancing"), ("mav3d", "a_panda_dancing")] and not broken
+    assert sorted(find_artifacts([root])) == sorted(found)
