@@ -93,6 +93,16 @@ def test_every_problem_listed_once(study_inputs, tmp_path):
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
+def test_a_root_given_twice_is_one_set_of_artifacts_and_a_real_copy_is_a_problem(study_inputs, tmp_path):
+    arts, prompts_dir, design = study_inputs
+    built = build_bundle(design, [arts, arts], tmp_path / "out", prompts_dir=prompts_dir)  # no false duplicate
+    assert len(built.questions) == len(load_bundle(tmp_path / "out").questions)
+    twin = tmp_path / "twin"
+    shutil.copytree(arts / "mav3d", twin / "mav3d")
+    with pytest.raises(BundleError, match="mav3d/a_panda_dancing: found in two artifact folders"):
+        build_bundle(design, [arts, twin], tmp_path / "out2", prompts_dir=prompts_dir)
+
+
 def test_missing_decoy_and_existing_output(study_inputs, tmp_path, bundle):
     arts, prompts_dir, design = study_inputs
     no_decoy = tmp_path / "arts"

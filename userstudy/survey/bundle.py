@@ -107,6 +107,8 @@ def _index_artifacts(roots: list[Path], problems: list[str]) -> dict[tuple[str, 
         for method_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             for slug_dir in sorted(p for p in method_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 key = (method_dir.name, slug_dir.name)
+                if key in found and found[key].resolve() == slug_dir.resolve():
+                    continue  # the same folder reached through a root given twice (or a link): one artifact
                 if key in found:
                     problems.append(f"{key[0]}/{key[1]}: found in two artifact folders ({found[key]} and {slug_dir})")
                     continue
