@@ -108,12 +108,17 @@ def run_status(out: Path) -> str:
     return "empty"
 
 
+def finished_manifest(out: Path, config_hash: str, prompt: str) -> dict | None:
+    """The manifest of the finished run of this config hash and prompt in `out`, else None."""
+    if run_status(out) != "finished":
+        return None
+    m = json.loads((out / "manifest.json").read_text())
+    return m if m.get("config_hash") == config_hash and m.get("prompt") == prompt else None
+
+
 def finished_matches(out: Path, config_hash: str, prompt: str) -> bool:
     """`out` holds a finished run of this config hash and prompt."""
-    if run_status(out) != "finished":
-        return False
-    m = json.loads((out / "manifest.json").read_text())
-    return m.get("config_hash") == config_hash and m.get("prompt") == prompt
+    return finished_manifest(out, config_hash, prompt) is not None
 
 
 def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:

@@ -37,8 +37,8 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from method.fileio import write_atomic, write_text_atomic
-from pipelines.generate import (RunInUse, as_set_values, build_config, finished_matches, generate,
-                                quiet_libraries, run_folder_lock, run_status)
+from pipelines.generate import (RunInUse, as_set_values, build_config, finished_manifest, finished_matches,
+                                generate, quiet_libraries, run_folder_lock, run_status)
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
@@ -441,9 +441,10 @@ class _Interrupts:
 def _controller_output(log: Path, active: bool):
     """A local job's controller process, started inside, inherits `log` as its stdout and stderr: a Ctrl-C
     reaches it as well, and its traceback belongs in a log, not under the sweep's one-line error (the job's own
-    output goes to its log files either way). Main thread only: file descriptors are the process's."""
+    output goes to its log files either way). `active` only in the main thread: file descriptors are the
+    process's."""
     saved: list[int] = []
-    if active and threading.current_thread() is threading.main_thread():
+    if active:  # the caller's main thread only
         log.parent.mkdir(parents=True, exist_ok=True)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -484,9 +485,9 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
     results: dict[str, dict] = {}
     pending = []
     for j in jobs:
-        if _finished_same(j):  # what it did is in its manifest: the summary keeps showing it
-            facts = run_facts(json.loads((j.out / "manifest.json").read_text()))
-            results[j.name] = {"state": "done", "note": "already finished (not submitted)", **facts}
+        done = finished_manifest(j.out, j.config_hash, j.prompt)
+        if done is not None:  # what it did is in its manifest: the summary keeps showing it
+            results[j.name] = {"state": "done", "note": "already finished (not submitted)", **run_facts(done)}
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
@@ -501,7 +502,8 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
                     continue  # its leader has not ended yet: it would train the shared stages again
                 executor.update_parameters(name=f"fourdfy-{j.name}")
                 with interrupts.held():
-                    with _controller_output(sweep_dir / "submitit" / "local-controllers.log", ex.kind == "local"):
+                    with _controller_output(sweep_dir / "submitit" / "local-controllers.log",
+                                            ex.kind == "local" and interrupts.active):
                         sj = executor.submit(GenerateJob(spec, j.method, j.prompt, j.out.resolve(), stage_cache,
                                                          j.config_hash))
                     running[j.name] = (j, sj)

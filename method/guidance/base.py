@@ -14,6 +14,10 @@ from .loading import HALF_DTYPES, freeze, load_pretrained, place, use_sdpa, weig
 from .prompts import PromptProcessor
 
 
+PRIOR_LOSS_WEIGHTS = ("sds", "vsd", "lora", "sds_video")
+"""The `LossWeights` fields that weight priors' losses (the others weight regularisers)."""
+
+
 class PriorConfig:
     """Base of every prior's typed config (MVDream, VSD, Zeroscope, the oracle).
 
@@ -23,7 +27,7 @@ class PriorConfig:
     """
 
     target: ClassVar[str] = ""
-    loss_weights: ClassVar[tuple[str, ...]] = ()
+    loss_weights: ClassVar[tuple[str, ...]] = ()  # a subset of PRIOR_LOSS_WEIGHTS
     """The `LossWeights` fields of the losses its `Guidance` returns (`loss_<name>`; tested against `loss_names`)."""
     KINDS: ClassVar[dict[str, str]] = {
         "mvdream": "method.guidance.mvdream:MVDreamConfig",

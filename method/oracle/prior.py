@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from method.cameras import Cameras
-from method.guidance.base import Guidance, PriorConfig
+from method.guidance.base import PRIOR_LOSS_WEIGHTS, Guidance, PriorConfig
 from method.guidance.common import TimestepRange, randn, scaled_linear_alphas_cumprod, sds_loss
 
 from .scene import OracleScene
@@ -46,7 +46,7 @@ class OracleConfig(PriorConfig):
     kind: str = "oracle"
     """Discriminator of the prior configs."""
     loss_name: str = "sds"
-    """The loss is returned as `loss_<loss_name>` and weighted by that LossWeights field (sds, vsd, sds_video)."""
+    """The loss is returned as `loss_<loss_name>` and weighted by that LossWeights field (one of PRIOR_LOSS_WEIGHTS)."""
     scene: str = "base"
     """Target scene: 'base' or 'recolored' (marker blob magenta), so that different priors can pull differently."""
     t_range: tuple[float, float] = (0.02, 0.98)
@@ -66,8 +66,9 @@ class OracleConfig(PriorConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.loss_name not in ("sds", "vsd", "lora", "sds_video"):  # a regulariser's weight is not a prior's
-            raise ValueError(f"OracleConfig.loss_name must be sds, vsd, lora or sds_video, got {self.loss_name!r}")
+        if self.loss_name not in PRIOR_LOSS_WEIGHTS:  # a regulariser's weight is not a prior's
+            raise ValueError(f"OracleConfig.loss_name must be one of {', '.join(PRIOR_LOSS_WEIGHTS)}, "
+                             f"got {self.loss_name!r}")
         oracle_scene(self.scene)
         self.timestep_range("stage1")
 

@@ -116,10 +116,11 @@ def test_guidance_accepts_prebuilt_models(tiny_root, make_rgb):
 def test_each_prior_config_names_the_loss_weights_of_the_losses_its_guidance_returns(tiny_root):
     """`PriorConfig.loss_weights` lets the stage-prefix hash leave out the weights of priors a stage never draws
     without building them; it must say what the built guidance returns."""
+    from method.guidance.base import PRIOR_LOSS_WEIGHTS
     from method.oracle.prior import OracleConfig
 
     for spec in (tiny_mvdream_config(), tiny_vsd_config(), tiny_zeroscope_config(), OracleConfig(),
                  OracleConfig(loss_name="sds_video")):
         guidance = spec.build("cpu")
         assert guidance.loss_names == tuple(f"loss_{w}" for w in spec.loss_weights), type(spec).__name__
-        assert spec.loss_weights
+        assert spec.loss_weights and set(spec.loss_weights) <= set(PRIOR_LOSS_WEIGHTS)

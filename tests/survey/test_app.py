@@ -132,6 +132,17 @@ def test_admin_off_without_password(env):
     assert not at.text_input and not at.get("download_button")
 
 
+def test_admin_password_from_the_secrets_file(env, tmp_path):
+    """`admin_password` in ./.streamlit/secrets.toml (env's cwd) opens the page, read as `db_url` is."""
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('admin_password = "from-file"\n')
+    at = run({"view": "admin"})
+    assert not at.error
+    at.text_input(key="admin_password").input("from-file").run()
+    at.button(key="admin_login").click().run()
+    assert {m.label for m in at.metric} >= {"Raters started", "Judgments"}
+
+
 def test_admin_wrong_and_right_password(env, monkeypatch):
     monkeypatch.setenv("FOURDFY_SURVEY_ADMIN_PASSWORD", "s3cret-ü")
     rater = start()

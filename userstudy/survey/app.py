@@ -55,13 +55,9 @@ UNAVAILABLE = ("The study is unavailable for a moment. The answers you have subm
 
 
 def _setting(env: str, secret: str) -> str:
-    """An environment variable, else a key of `.streamlit/secrets.toml`, else ''."""
-    value = os.environ.get(env, "").strip()
-    if value:
-        return value
-    if st.secrets.load_if_toml_exists():
-        return str(st.secrets.get(secret, "") or "").strip()
-    return ""
+    """An environment variable, else a key of the secrets files (read as `serve` and `export` read `db_url`),
+    else ''."""
+    return os.environ.get(env, "").strip() or store.secret(secret)
 
 
 @st.cache_resource(show_spinner=False)
