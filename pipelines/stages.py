@@ -1,6 +1,10 @@
 """Glue of the DVC pipeline that is not a user command: the study design the pipeline uses, the votes
 it analyses, and the report summary. Run as `python -m pipelines.stages <step> ...` from dvc.yaml.
 
+- `methods`: `build/methods/`, what the pipeline's methods are as data: `config/<name>.json` (the profile's
+  resolved config of each trained method) and `labels.json` (the table labels they register). Installed
+  plug-ins live outside the repository, where DVC cannot see them, so the stage runs on every repro; the
+  generate and design stages depend on its files and rerun only when a method's definition really changed.
 - `design`: the design file of params.yaml plus a row for every method the pipeline trains or
   imports that the design does not list yet (a plug-in baseline, a folder of videos), so a new
   method reaches Table 2 without editing the pipeline or the design.
@@ -60,6 +64,39 @@ def registered_labels(names: list[str]) -> dict[str, str]:
 
     load_entry_points(strict=False)  # a broken plug-in fails the stages that train it, not the design
     return {n: METHODS[n].label for n in names if n in METHODS and METHODS[n].label}
+
+
+def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
+    """(trained, video-only) method names of params.yaml: both generate blocks, then `videos:` keys."""
+    gen = params.get("generate", {})
+    trained = list(dict.fromkeys([*gen.get("methods", []), *(gen.get("extra") or {}).get("methods", [])]))
+    return trained, [m for m in (params.get("videos") or {}) if m not in trained]
+
+
+def write_methods(params_path: Path, out: Path) -> Path:
+    """`out/config/<name>.json` for every trained method and `out/labels.json`; a file is rewritten only when
+    its content changes, and files of methods no longer named are removed. An unknown or untrainable method
+    fails here, before anything is trained, with the registry's message (a broken plug-in named in it)."""
+    from baselines import get_method, resolve_config
+    from userstudy.outputs import atomic_write
+
+    params = _params(params_path)
+    trained, videos = pipeline_methods(params)
+    configs = {m: json.dumps(resolve_config(str(params.get("profile", "tiny")), m).to_dict(), indent=1,
+                             sort_keys=True) + "\n" for m in trained}
+    labels = {m: get_method(m).label for m in trained}
+    labels.update(registered_labels(videos))
+    files = {Path("config") / f"{m}.json": text for m, text in configs.items()}
+    files[Path("labels.json")] = json.dumps(labels, indent=1, sort_keys=True) + "\n"
+    for rel, text in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text() != text:
+            atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
+    for old in (out / "config").glob("*.json"):
+        if Path("config") / old.name not in files:
+            old.unlink()
+    return out
 
 
 def write_design(params_path: Path, out: Path) -> Path:
@@ -165,6 +202,9 @@ def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], c
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="step", required=True)
+    m = sub.add_parser("methods")
+    m.add_argument("--params", type=Path, default=Path("params.yaml"))
+    m.add_argument("--out", type=Path, required=True)
     d = sub.add_parser("design")
     d.add_argument("--params", type=Path, default=Path("params.yaml"))
     d.add_argument("--out", type=Path, required=True)
@@ -181,7 +221,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args(argv)
-    if args.step == "design":
+    if args.step == "methods":
+        try:
+            write_methods(args.params, args.out)
+        except (ValueError, KeyError) as err:  # an unknown, broken or untrainable method: one line, nothing trained
+            print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
+            raise SystemExit(2) from None
+    elif args.step == "design":
         write_design(args.params, args.out)
     elif args.step == "votes":
         try:

@@ -115,3 +115,50 @@ def test_the_documented_paper_params_train_the_papers_63_runs():
     runs = {(m, p) for m in gen["methods"] for p in gen["prompts"]} | {(m, p) for m in gen["extra"]["methods"]
                                                                        for p in gen["extra"]["prompts"]}
     assert len(runs) == 63 == len(gen["methods"]) * 5 + 23
+
+
+def test_the_methods_step_writes_each_trained_methods_config_and_every_label(tmp_path, monkeypatch):
+    """`build/methods/`: one resolved config per trained method (what its generate stage depends on) and the
+    labels (what the design depends on). Changing one method's definition changes its file alone; a method no
+    longer named loses its file."""
+    from baselines import METHODS, Method, resolve_config
+
+    monkeypatch.setitem(METHODS, "my_plugin", Method("my_plugin", "a plug-in", overrides={"weights.sds_video": 0.3},
+                                                     label="w/ my loss"))
+    params = _params(tmp_path)
+    out = stages.write_methods(params, tmp_path / "methods")
+    files = sorted(p.name for p in (out / "config").iterdir())
+    assert files == ["4dfy.json", "my_plugin.json", "wo_hybrid.json"]
+    assert json.loads((out / "config" / "my_plugin.json").read_text()) == resolve_config("tiny", "my_plugin").to_dict()
+    assert json.loads((out / "config" / "my_plugin.json").read_text())["weights"]["sds_video"] == 0.3
+    assert json.loads((out / "labels.json").read_text()) == {"4dfy": "", "wo_hybrid": "", "my_plugin": "w/ my loss"}
+    before = {p.name: p.read_bytes() for p in (out / "config").iterdir()}
+
+    monkeypatch.setitem(METHODS, "my_plugin", Method("my_plugin", "a plug-in", overrides={"weights.sds_video": 0.5},
+                                                     label="w/ my loss"))
+    stages.write_methods(params, out)
+    after = {p.name: p.read_bytes() for p in (out / "config").iterdir()}
+    assert [n for n in before if before[n] != after[n]] == ["my_plugin.json"]
+    assert (out / "labels.json").read_text() == json.dumps({"4dfy": "", "my_plugin": "w/ my loss", "wo_hybrid": ""},
+                                                            indent=1) + "\n"
+
+    raw = yaml.safe_load(params.read_text())
+    raw["generate"]["methods"] = ["4dfy"]
+    raw["profile"] = "paper"
+    params.write_text(yaml.safe_dump(raw))
+    stages.write_methods(params, out)
+    assert sorted(p.name for p in (out / "config").iterdir()) == ["4dfy.json"]
+    assert json.loads((out / "config" / "4dfy.json").read_text())["profile"] == "paper"
+
+
+@pytest.mark.parametrize("method, says", [("no_such_method", "unknown method 'no_such_method'"),
+                                           ("mav3d", "cannot be trained here")])
+def test_the_methods_step_refuses_a_method_it_cannot_train_in_one_line(tmp_path, capsys, method, says):
+    params = _params(tmp_path)
+    raw = yaml.safe_load(params.read_text())
+    raw["generate"]["methods"] = ["4dfy", method]
+    params.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SystemExit) as exit_:
+        stages.main(["methods", "--params", str(params), "--out", str(tmp_path / "methods")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and says in err[0], err

@@ -115,3 +115,60 @@ def test_a_typo_in_a_plugin_override_is_a_one_line_error_naming_the_key(tmp_path
     res = _fourdfy("generate", "--method", "typo", "--prompt", "a_panda_dancing", "--out", str(tmp_path / "r"),
                    site=site)
     assert res.returncode == 2 and "'weights.sds_vide'" in res.stderr and not (tmp_path / "r").exists()
+
+
+def test_dvc_reruns_only_the_stages_of_a_plugin_method_whose_definition_changed(tmp_path):
+    """An installed plug-in lives outside the repository, where DVC's dependencies cannot point. The `methods`
+    stage runs on every repro and writes each method's resolved config and label; editing the plug-in's override
+    makes its generate stage out of date and no other, and editing its label makes the design stage out of date."""
+    import yaml
+
+    site = tmp_path / "site"  # its own install: the test edits it
+    _pip_install(HERE / "example_plugin", site)
+    root = Path(__file__).resolve().parents[2]
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "method", "prompts", "pipelines", "userstudy/designs"):
+        src, dst = root / name, project / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["generate"]["methods"] = ["4dfy", "strong_video"]
+    params["overrides"] = {"4dfy": {}, "strong_video": {}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / ".dvc").mkdir()
+    (project / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
+           "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+
+    def dvc(*args):
+        res = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    def out_of_date(*stages):
+        status = json.loads(dvc("status", *stages, "--json"))
+        return {s for s, changes in status.items() if changes != ["always changed"]}
+
+    dvc("repro", "--single-item", "methods")
+    config = json.loads((project / "build/methods/config/strong_video.json").read_text())
+    assert config["weights"]["sds_video"] == 0.3
+    gen = {m: f"generate@{m}-a_panda_dancing" for m in ("4dfy", "strong_video")}
+    for stage in gen.values():  # as if trained: its output there, its dependencies recorded in dvc.lock
+        (project / "runs/tiny" / stage.split("@")[1].replace("-", "/", 1)).mkdir(parents=True)
+    (project / "build/design.yaml").write_text("# stand-in\n")
+    dvc("commit", "--force", *gen.values(), "design")
+    assert out_of_date(*gen.values(), "design") == set()
+
+    installed = next(site.glob("fourdfy_example_plugin/__init__.py"))
+    installed.write_text(installed.read_text().replace('"weights.sds_video": 0.3', '"weights.sds_video": 0.5'))
+    dvc("repro", "--single-item", "methods")
+    assert out_of_date(*gen.values(), "design") == {gen["strong_video"]}
+
+    dvc("commit", "--force", gen["strong_video"])
+    installed.write_text(installed.read_text().replace('label="w/ video SDS x3"', 'label="w/ video SDS x5"'))
+    dvc("repro", "--single-item", "methods")
+    assert out_of_date(*gen.values(), "design") == {"design"}
