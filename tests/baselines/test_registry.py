@@ -185,3 +185,37 @@ def test_a_plugin_registers_all_its_methods_or_none_and_is_imported_once(monkeyp
     with pytest.raises(ValueError, match="entry point 'pair'.*already registered"):
         registry.load_entry_points()  # strict: the kept error
     assert broken.loads == 1 and good.loads == 1
+
+
+def _fidelity_sets(topic: str) -> dict:
+    """The `--set` values docs/fidelity.md gives for the other reading of `topic` (a bullet's bold heading)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "fidelity.md").read_text()
+    bullet = text.split(f"**{topic}**", 1)[1].split("\n- **", 1)[0]
+    code = " ".join(re.findall(r"`([^`]*--set[^`]*)`", bullet.replace("\n", " ")))
+    words = shlex.split(code)
+    return dict(w.split("=", 1) for a, w in zip(words, words[1:]) if a == "--set")
+
+
+def test_fidelity_docs_other_readings_are_the_sets_they_claim():
+    """docs/fidelity.md's `--set` lines for the paper-literal MVDream resolution and for `single_stage` with the
+    first stage's anneals parse and change what the page says: 256x256 in one group from the first step, and
+    MVDream and VSD starting stage 3 at [0.02, 0.98], annealed to [0.02, 0.5] by step 5000."""
+    from pipelines.generate import build_config
+
+    sets = _fidelity_sets("MVDream's warm-up resolution.")
+    base, cfg = build_config("paper", "4dfy"), build_config("paper", "4dfy", sets=sets)
+    assert base.stages[0].mv_resolution[0] == (0, 64) and base.stages[1].mv_resolution[0] == (0, 64)
+    assert cfg.stages[0].mv_resolution == ((0, 256),) and cfg.stages[0].mv_groups == ((0, 1),)
+    assert cfg.stages[1].mv_resolution == ((0, 256),) and cfg.stages[2] == base.stages[2]
+
+    sets = _fidelity_sets("`single_stage` and the anneal.")
+    base, cfg = build_config("paper", "single_stage"), build_config("paper", "single_stage", sets=sets)
+    for prior in ("3d", "img"):
+        plain = base.guidance[prior].timestep_range("stage3")
+        annealed = cfg.guidance[prior].timestep_range("stage3")
+        assert plain.fractions(0) == pytest.approx((0.02, 0.5))
+        assert annealed.fractions(0) == pytest.approx((0.02, 0.98)) and annealed.fractions(5000) == pytest.approx((0.02, 0.5))
