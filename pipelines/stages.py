@@ -107,21 +107,37 @@ def write_design(params_path: Path, out: Path) -> Path:
     return out
 
 
-def write_votes(params_path: Path, design_path: Path, out: Path) -> Path:
-    """Copy the real study's votes (validated) or simulate a panel from the published rates."""
+def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path | None = None) -> Path:
+    """Copy the real study's votes (validated) or simulate a panel from the published rates.
+
+    `study.votes` names one export or a list of them (one per survey: their raters are kept apart,
+    `userstudy.votes.combine_surveys`). With `exports` (the folder DVC tracks), every named file must lie in it,
+    so that a new export is seen by the next repro."""
     from userstudy.design import load_design
     from userstudy.outputs import atomic_write
     from userstudy.simulate import check_votes_target
-    from userstudy.votes import load_votes
+    from userstudy.votes import combine_surveys, load_votes
 
     params = _params(params_path)
     study = params.get("study", {})
     design = load_design(design_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     real = study.get("votes") or ""
-    if real:
-        load_votes(real, design)  # validates every row against the design; nothing is written on error
-        atomic_write(out, lambda tmp: shutil.copyfile(real, tmp))
+    named = [str(v) for v in real] if isinstance(real, list) else [str(real)] if real else []
+    if exports is not None:
+        outside = [v for v in named if not Path(v).resolve().is_relative_to(Path(exports).resolve())]
+        if outside:
+            raise ValueError(f"study.votes: {', '.join(outside)} is not under {exports}/, the folder DVC tracks for "
+                             f"exports; move it there (e.g. {Path(exports) / Path(outside[0]).name}) so that the next "
+                             "`dvc repro` sees a new export")
+    if len(named) == 1:
+        load_votes(named[0], design)  # validates every row against the design; nothing is written on error
+        atomic_write(out, lambda tmp: shutil.copyfile(named[0], tmp))
+        return out
+    if named:
+        frame = combine_surveys(named, design)
+        load_votes(named, design)  # the combination validated as `analyze` will read it
+        atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
         return out
     # same rule as `fourdfy simulate-votes --overwrite`: an earlier simulated panel may go, real votes
     # (e.g. an export copied here by hand) may not; checked before the panel is drawn
@@ -212,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--params", type=Path, default=Path("params.yaml"))
     v.add_argument("--design", type=Path, required=True)
     v.add_argument("--out", type=Path, required=True)
+    v.add_argument("--exports", type=Path, default=None, help="the folder DVC tracks for real votes exports")
     s = sub.add_parser("summary")
     s.add_argument("--params", type=Path, default=Path("params.yaml"))
     s.add_argument("--design", type=Path, required=True)
@@ -231,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         write_design(args.params, args.out)
     elif args.step == "votes":
         try:
-            write_votes(args.params, args.design, args.out)
+            write_votes(args.params, args.design, args.out, args.exports)
         except ValueError as err:  # bad design or votes, an output that may not be replaced: no traceback
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None

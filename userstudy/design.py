@@ -24,6 +24,7 @@ the fixed output names (`RESERVED_OUTPUTS`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -129,6 +130,16 @@ class Design:
         if lab is None:
             return _latex_escape(method) if latex else method
         return lab.latex if latex else lab.label
+
+    def select_tables(self, names: list[str] | tuple[str, ...]) -> "Design":
+        """This design with only the tables `names` (in the design's order): one survey per table, as the
+        paper ran Table 2's 53 questions as one survey. An unknown name is a `DesignError` listing the tables."""
+        known = [t.name for t in self.tables]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise DesignError(f"no table {', '.join(map(repr, unknown))} in design {self.name or 'design'!r}; "
+                              f"its tables: {', '.join(known)}")
+        return dataclasses.replace(self, tables=tuple(t for t in self.tables if t.name in set(names)))
 
     def section_of(self, method: str) -> tuple[Table, Section]:
         for table in self.tables:

@@ -244,7 +244,48 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     return Votes(frame=df, duplicates_merged=merged, source=source)
 
 
-def load_votes(path: Path | str, design: Design) -> Votes:
-    """Read and validate a votes CSV."""
+def survey_labels(paths: list[Path]) -> list[str]:
+    """What marks each file's raters when several are combined: the file names without `.csv`, or the paths
+    as given when two names are the same."""
+    stems = [p.stem for p in paths]
+    return stems if len(set(stems)) == len(stems) else [str(p) for p in paths]
+
+
+def combine_surveys(paths: list[Path | str], design: Design) -> pd.DataFrame:
+    """Several votes files (one export per survey, e.g. Table 2's and Table 3's) as one raw votes frame.
+
+    Each file is validated on its own first, so its errors name it and its own lines. A survey numbers its
+    raters from 1 (`rater-00001`), so every rater id gets `@<label>` (`survey_labels`): the same id in two
+    files is two raters, and attention checks and rater-level statistics stay per survey. The same file given
+    twice (identical bytes) is an error.
+    """
+    import hashlib
+
+    paths = [Path(p) for p in paths]
+    seen: dict[str, Path] = {}
+    frames = []
+    for path, label in zip(paths, survey_labels(paths)):
+        raw = read_votes(path)
+        validate_votes(raw, design, source=path.name)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen:
+            raise VotesError([(f"the same votes as {seen[digest]} (a file given twice?)", None)], source=str(path))
+        seen[digest] = path
+        raw = raw.copy()
+        raw.columns = [str(c).strip() for c in raw.columns]
+        raw["rater_id"] = raw["rater_id"].str.strip() + f"@{label}"
+        frames.append(raw)
+    return pd.concat(frames, ignore_index=True).fillna("")
+
+
+def load_votes(path: Path | str | list[Path | str], design: Design) -> Votes:
+    """Read and validate a votes CSV, or several (`combine_surveys`) as one."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            if not path:
+                raise VotesError([("no votes file given", None)])
+            return validate_votes(combine_surveys(path, design), design,
+                                  source=", ".join(Path(p).name for p in path))
+        path = path[0]
     path = Path(path)
     return validate_votes(read_votes(path), design, source=path.name)

@@ -28,6 +28,8 @@ def build(
                                      "design names (default: the project's prompts/)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Leave out questions without both videos "
                                        "and list them in the bundle (the pipeline's few-prompt demo runs)."),
+    tables: list[str] = typer.Option([], "--tables", help="Only the comparisons of these tables of the design "
+                                     "(repeatable; default: all). The paper's survey: --tables table2."),
 ) -> None:
     """Build a survey bundle: questions from the design, attention checks, videos under opaque names."""
     from prompts import PROMPT_DIR
@@ -36,6 +38,8 @@ def build(
 
     try:
         d = load_design(design)
+        if tables:
+            d = d.select_tables(tables)
         bundle = build_bundle(d, artifacts, out, prompts_dir=prompts_dir or PROMPT_DIR, allow_missing=allow_missing)
     except (DesignError, BundleError) as err:
         _fail(str(err))

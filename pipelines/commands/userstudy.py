@@ -14,7 +14,9 @@ def _fail(message: str) -> None:
 
 
 def analyze(
-    votes: Path = typer.Option(..., "--votes", help="Votes CSV (one row per judgment; see README)."),
+    votes: list[Path] = typer.Option(..., "--votes", help="Votes CSV (one row per judgment; see README). Repeat "
+                                     "it for the exports of several surveys (e.g. one per table): their raters "
+                                     "are kept apart."),
     design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
                                 "userstudy/designs/paper.yaml)."),
     clip: Path = typer.Option(None, "--clip", help="Optional CSV method,clip[,prompt_set,n_prompts,n_set] for the "
@@ -57,7 +59,8 @@ def analyze(
                                                  unanswered_fails=unanswered_fails))
     result = run_analysis(v, d, cfg)
     try:
-        paths = write_outputs(result, out, source=votes.name, clip=clip_values, metrics_path=metrics)
+        paths = write_outputs(result, out, source=", ".join(p.name for p in votes), clip=clip_values,
+                              metrics_path=metrics)
     except OutputError as err:
         _fail(str(err))
     s = result.summary

@@ -59,3 +59,21 @@ def test_the_import_stage_records_each_methods_camera_path(tmp_path):
     assert res.returncode == 0, res.stderr
     cmd = next(line for line in res.stdout.splitlines() if "import-videos" in line)
     assert "import-videos data/videos/released --method released" in cmd and "--trajectory motion_smooth" in cmd
+
+
+def test_a_new_export_in_data_study_makes_the_votes_stage_out_of_date(tmp_path):
+    """Real votes live in data/study/, the folder the votes stage depends on: exporting a new file there (or
+    replacing one) makes the stage out of date, so the next `dvc repro` analyses it (a path named only in
+    params.yaml would not be seen)."""
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml", "data/study"):
+        src, dst = ROOT / name, tmp_path / name
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+    assert "data/study" not in changed_deps(tmp_path, "votes")  # as dvc.lock recorded it
+    (tmp_path / "data/study/votes.csv").write_text("rater_id,question_id\n")
+    assert changed_deps(tmp_path, "votes").get("data/study") == "modified"

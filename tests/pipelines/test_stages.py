@@ -69,6 +69,37 @@ def test_votes_are_simulated_and_labelled_unless_a_real_export_is_named(tmp_path
     assert not (tmp_path / "v3.csv").exists()
 
 
+def test_a_list_of_exports_is_combined_with_each_surveys_raters_apart_and_must_lie_where_dvc_looks(tmp_path):
+    """study.votes may name one export per survey: the votes stage writes them as one file whose rater ids name
+    their survey (both surveys' `lab-r001` stay two raters), validated as `analyze` reads it. With `--exports`,
+    a file outside the folder DVC tracks is refused, naming the folder, and nothing is written."""
+    from userstudy.design import load_design
+    from userstudy.votes import load_votes
+
+    design_path = stages.write_design(_params(tmp_path), tmp_path / "design.yaml")
+    frame = pd.read_csv(stages.write_votes(_params(tmp_path), design_path, tmp_path / "sim.csv"), dtype=str)
+    exports = tmp_path / "study"
+    exports.mkdir()
+    real = frame.assign(rater_id=frame["rater_id"].str.replace("synthetic-", "lab-"), source="survey")
+    mav3d = real["method_left"].eq("mav3d") | real["method_right"].eq("mav3d")
+    checks = real["is_attention_check"].eq("true")
+    real[mav3d | checks].to_csv(exports / "table2.csv", index=False)
+    real[~mav3d].to_csv(exports / "ablations.csv", index=False)  # its own copy of the checks
+    named = [str(exports / "table2.csv"), str(exports / "ablations.csv")]
+    out = stages.write_votes(_params(tmp_path, votes=named), design_path, tmp_path / "v.csv", exports=exports)
+    combined = pd.read_csv(out, dtype=str)
+    assert len(combined) == (mav3d | checks).sum() + (~mav3d).sum()
+    assert set(combined["rater_id"]) == {f"{r}@{s}" for r in real["rater_id"].unique() for s in ("table2", "ablations")}
+    votes = load_votes(out, load_design(design_path))
+    assert votes.frame["rater_id"].nunique() == 2 * real["rater_id"].nunique() and not votes.synthetic
+
+    elsewhere = tmp_path / "elsewhere.csv"
+    real.to_csv(elsewhere, index=False)
+    with pytest.raises(ValueError, match=f"not under {exports}/"):
+        stages.write_votes(_params(tmp_path, votes=str(elsewhere)), design_path, tmp_path / "v4.csv", exports=exports)
+    assert not (tmp_path / "v4.csv").exists()
+
+
 def test_summary_lists_rows_without_videos_and_plots_clip_with_intervals(tmp_path):
     params = _params(tmp_path)
     design_path = stages.write_design(params, tmp_path / "design.yaml")

@@ -157,3 +157,56 @@ def test_serve(bundle, tmp_path, given_by):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_one_survey_per_table_and_both_exports_analysed_together(study_inputs, tmp_path):
+    """The paper ran Table 2's comparisons as one survey: `survey build --tables` keeps a design's named tables,
+    and `analyze` takes each survey's export with its own `--votes`. Both surveys number their raters from 1;
+    the analysis keeps them apart (5 raters, not 3), and an export given twice is refused."""
+    arts, prompts_dir, _ = study_inputs
+    two_tables = {**STUDY, "tables": {"t2": {"sections": [STUDY["tables"]["t"]["sections"][0]]},
+                                      "t3": {"sections": [STUDY["tables"]["t"]["sections"][1]]}}}
+    design = tmp_path / "design.yaml"
+    design.write_text(yaml.safe_dump(two_tables, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(app, ["survey", "build", "--design", str(design), "--artifacts", str(arts),
+                              "--prompts-dir", str(prompts_dir), "--out", str(tmp_path / "b"), "--tables", "t4"])
+    assert res.exit_code == 2 and "no table 't4'" in res.output and "t2, t3" in res.output, res.output
+    assert not (tmp_path / "b").exists()
+
+    exports = {}
+    for table, n_raters, prefer_primary in (("t2", 3, True), ("t3", 2, False)):
+        out = tmp_path / f"bundle_{table}"
+        res = runner.invoke(app, ["survey", "build", "--design", str(design), "--artifacts", str(arts),
+                                  "--prompts-dir", str(prompts_dir), "--out", str(out), "--tables", table])
+        assert res.exit_code == 0, res.output
+        bundle = load_bundle(out)
+        compared = {q.method_b for q in bundle.questions if not q.is_attention_check}
+        assert compared == ({"mav3d"} if table == "t2" else {"wo_3d"})
+        assert sum(q.is_attention_check for q in bundle.questions) == 1  # each survey keeps its attention check
+        db = f"sqlite:///{tmp_path / f'{table}.sqlite'}"
+        engine = store.make_engine(db)
+        store.init_db(engine, bundle.bundle_id)
+        for seed in range(n_raters):
+            r = store.create_rater(engine, bundle.questions, at(0), seed=seed)
+            while (item := store.next_assignment(engine, r)[0]) is not None:
+                q = bundle.by_id[item.question_id]
+                shown_left = item.method_left == q.method_a
+                side = "left" if shown_left == (prefer_primary or q.is_attention_check) else "right"
+                store.submit_answer(engine, r, q, dict.fromkeys(CRITERIA, side), seconds=3, now=at(1))
+        exports[table] = tmp_path / f"votes_{table}.csv"
+        res = runner.invoke(app, ["survey", "export", "--db", db, "--out", str(exports[table])])
+        assert res.exit_code == 0, res.output
+    assert set(pd.read_csv(exports["t2"], dtype=str)["rater_id"]) >= set(pd.read_csv(exports["t3"], dtype=str)["rater_id"])
+
+    res = runner.invoke(app, ["analyze", "--votes", str(exports["t2"]), "--votes", str(exports["t3"]), "--design",
+                              str(design), "--out", str(tmp_path / "report"), "--n-boot", "200"])
+    assert res.exit_code == 0, res.output
+    assert "from 5 raters analysed (0 excluded" in res.output
+    table = pd.read_csv(tmp_path / "report" / "table.csv").set_index(["comparison", "criterion"])
+    for criterion in CRITERIA:
+        assert table.loc[("mav3d", criterion), "n"] == 3 * 3 and table.loc[("mav3d", criterion), "pct_primary"] == 100
+        assert table.loc[("wo_3d", criterion), "n"] == 2 and table.loc[("wo_3d", criterion), "pct_primary"] == 0
+
+    res = runner.invoke(app, ["analyze", "--votes", str(exports["t2"]), "--votes", str(exports["t2"]), "--design",
+                              str(design), "--out", str(tmp_path / "twice"), "--n-boot", "200"])
+    assert res.exit_code == 2 and "given twice" in res.output and not (tmp_path / "twice").exists(), res.output

@@ -67,3 +67,18 @@ def test_short_form_table_and_prompts():
     d = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"], "prompt_set": "ablation_5", "n_prompts": 3})
     assert [t.name for t in d.tables] == ["comparisons"]
     assert d.tables[0].sections[0].prompt_set == "ablation_5" and d.tables[0].sections[0].n_prompts == 3
+
+
+def test_the_papers_survey_is_table2s_53_questions(paper_design):
+    """S2: "a single survey consisting of 53 questions" (28 against MAV3D, 5 per ablation of Table 2);
+    Table 3's comparisons are another 10. `select_tables` gives the survey of the named tables."""
+    from prompts import PROMPT_DIR, load_prompts
+
+    def n_questions(design):
+        return sum(len(load_prompts(PROMPT_DIR / f"{s.prompt_set}.txt")) * sum(m != design.primary for m in s.rows)
+                   for t in design.tables for s in t.sections)
+
+    table2 = paper_design.select_tables(["table2"])
+    assert n_questions(table2) == 53 and n_questions(paper_design) == 63
+    assert table2.comparisons == paper_design.comparisons[:6] and table2.check == paper_design.check
+    assert paper_design.select_tables(["table3"]).comparisons == ("single_stage", "single_grid")

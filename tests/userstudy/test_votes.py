@@ -149,3 +149,25 @@ def test_csv_round_trip_keeps_every_row(tmp_path, tiny_votes, small_design):
     v = load_votes(path, small_design)
     assert len(v.frame) == len(tiny_votes) and (v.frame["extra"] == "kept").all()
     assert v.source == "votes.csv"
+
+
+def test_several_files_keep_their_raters_apart_and_their_own_errors(tiny_votes, small_design, tmp_path):
+    """Each survey's export is validated on its own, so an error names its file and its line there; the
+    combination marks every rater id with its file, so `r1` of two surveys is two raters."""
+    first, second, bad = tmp_path / "survey_a.csv", tmp_path / "survey_b.csv", tmp_path / "survey_c.csv"
+    tiny_votes.to_csv(first, index=False)
+    tiny_votes.assign(answered_at="").to_csv(second, index=False)
+    v = load_votes([first, second], small_design)
+    assert len(v.frame) == 2 * len(tiny_votes) and v.source == "survey_a.csv, survey_b.csv"
+    assert v.frame["rater_id"].nunique() == 2 * tiny_votes["rater_id"].nunique()
+    assert {r.split("@")[1] for r in v.frame["rater_id"]} == {"survey_a", "survey_b"}
+    broken = tiny_votes.copy()
+    broken.loc[3, "criterion"] = "beauty"
+    broken.to_csv(bad, index=False)
+    with pytest.raises(VotesError) as info:
+        load_votes([first, bad], small_design)
+    assert info.value.source == "survey_c.csv" and list(info.value.rows["line"]) == [5]
+    again = tmp_path / "again.csv"
+    again.write_bytes(first.read_bytes())
+    with pytest.raises(VotesError, match="the same votes as .*survey_a.csv"):
+        load_votes([first, again], small_design)
