@@ -1,6 +1,7 @@
 """Hash-grid encoding throughput (points/s, forward+backward) at paper settings, against the PyTorch
 backend as it was before the CPU rewrite (kept here verbatim) measured in the same run, with the
-Triton / tcnn backends on CUDA; and the renderer's rays/s for a 256x256 frame at 512 samples
+Triton / tcnn backends on CUDA (Triton also with its backward's atomic adds in Triton's default acq_rel order,
+`triton_acq_rel`, the reference for the relaxed adds it uses); and the renderer's rays/s for a 256x256 frame at 512 samples
 through the real 4D-fy field (static 3D + dynamic 4D grids + heads).
 
     .venv/bin/python benchmarks/encoding.py [--points 65536] [--repeats 3] [--device cpu|cuda]
@@ -131,6 +132,14 @@ def bench_encodings(n_points: int, repeats: int, device: torch.device, profile: 
                 row[f"{backend}_pts_s"] = n_points / timed(step(other), device, repeats)
             except RuntimeError:  # backend not available on this machine
                 continue
+            if backend == "triton":  # its reference in the same run: the atomic adds in Triton's default order
+                from method.encodings import triton_hashgrid as tg
+
+                tg.ATOMIC_SEM = "acq_rel"
+                try:
+                    row["triton_acq_rel_pts_s"] = n_points / timed(step(other), device, repeats)
+                finally:
+                    tg.ATOMIC_SEM = "relaxed"
         rows.append(row)
     return rows
 
@@ -159,7 +168,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     results = bench_encodings(args.points, args.repeats, device, args.profile)
     for r in results:
-        extra = "".join(f" ({b} {r[b + '_pts_s']:,.0f})" for b in ("triton", "tcnn") if b + "_pts_s" in r)
+        extra = "".join(f" ({b} {r[b + '_pts_s']:,.0f})" for b in ("triton", "triton_acq_rel", "tcnn")
+                        if b + "_pts_s" in r)
         same = ("bit-identical to before + fmaf positions" if r["bitwise_vs_before_with_fma"] else "DIFFERENT") + \
             f"; max diff vs before {r['max_diff_vs_before']:.1e}"
         print(f"| {r['encoding']} | {r['ours_pts_s']:,.0f}{extra} | {r['before_pts_s']:,.0f} | "

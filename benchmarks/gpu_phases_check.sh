@@ -31,6 +31,12 @@ run() {  # name, extra flags...
 # still pays its own process's first use of cuDNN and cuBLAS in its warm-up step
 # (WARMUP=0 skips it: for a single configuration, whose own warm-up step pays the same)
 [ "${WARMUP:-1}" = 0 ] || timeout -k 5 60 python3 benchmarks/paper_scale.py "${common[@]}" --repeats 0 --budget-s 5 > /dev/null 2>&1
+# ENCODING=1: first the hash grids alone (benchmarks/encoding.py: Triton with relaxed atomic adds against Triton's
+# default acq_rel order, in the same run), 60 s at most, into encoding.log
+if [ "${ENCODING:-0}" != 0 ]; then
+  timeout -k 5 60 python3 benchmarks/encoding.py --device cuda --skip-render > "$OUT/encoding.log" 2>&1
+  echo "exit status $?" >> "$OUT/encoding.log"
+fi
 # arguments "name:flags" choose the configurations (in order); without any, the five below
 configs=("$@")
 [ ${#configs[@]} -gt 0 ] || configs=(plain: plain_tf32:--tf32 field_recompute:--recompute-field
@@ -56,4 +62,5 @@ for f in "$OUT"/*.md; do
   grep "^\*\*Partial" "$f"  # a run its limit cut short
 done
 if [ -f "$OUT/tests_cuda.log" ]; then tail -n 5 "$OUT/tests_cuda.log"; fi
+if [ -f "$OUT/encoding.log" ]; then tail -n 6 "$OUT/encoding.log"; fi
 exit 0  # the figures above and the files under $OUT are the result, not the last grep's status

@@ -37,10 +37,13 @@ _P3: tl.constexpr = tl.constexpr(3674653429)
 @triton.jit
 def _hashgrid_kernel(x_ptr, params_ptr, out_ptr, grad_out_ptr, grad_params_ptr, scale_ptr, res_ptr, offset_ptr,
                      size_ptr, hashed_ptr, N, L: tl.constexpr, D: tl.constexpr, F: tl.constexpr,
-                     BLOCK: tl.constexpr, BACKWARD: tl.constexpr):
+                     BLOCK: tl.constexpr, BACKWARD: tl.constexpr, SEM: tl.constexpr = "relaxed"):
     """Forward (out = grid(x)) or, with BACKWARD, grad_params += dL/dout scattered to the corners.
 
     Written as one kernel without helper calls: the interpreter pays per call, the compiler inlines.
+    `SEM` is the atomic adds' memory order. The sum needs none, so "relaxed" (as inductor's scatter-adds):
+    Triton's default, "acq_rel", puts a GPU-wide barrier and an L1 invalidation around every add
+    (`tests/encodings/test_hashgrid_triton.py` reads the machine code). `benchmarks/encoding.py` times both.
     """
     level = tl.program_id(1)
     n = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -122,7 +125,7 @@ def _hashgrid_kernel(x_ptr, params_ptr, out_ptr, grad_out_ptr, grad_params_ptr, 
         row = (offset + (tl.where(is_hashed, hashed, dense) % size).to(tl.int64)) * F
         ptr = row[:, None] + feat[None, :]
         if BACKWARD:
-            tl.atomic_add(grad_params_ptr + ptr, w[:, None] * g, mask=mask[:, None])
+            tl.atomic_add(grad_params_ptr + ptr, w[:, None] * g, mask=mask[:, None], sem=SEM)
         else:
             acc = acc + w[:, None] * tl.load(params_ptr + ptr, mask=mask[:, None], other=0.0)
     if not BACKWARD:
@@ -142,6 +145,10 @@ class LevelTables:
 
     def args(self):
         return self.scale, self.res, self.offset, self.size, self.hashed
+
+
+# The backward's atomic memory order (the kernel's SEM); benchmarks/encoding.py sets "acq_rel" for its reference.
+ATOMIC_SEM = "relaxed"
 
 
 class TritonHashGrid(torch.autograd.Function):
@@ -170,5 +177,5 @@ class TritonHashGrid(torch.autograd.Function):
             grid = (triton.cdiv(n, BLOCK), tables.n_levels)
             _hashgrid_kernel[grid](x, grad_params, grad_params, grad_out.float().contiguous(), grad_params,
                                    *tables.args(), n, L=tables.n_levels, D=d, F=n_features, BLOCK=BLOCK,
-                                   BACKWARD=True)
+                                   BACKWARD=True, SEM=ATOMIC_SEM)
         return None, grad_params, None, None
