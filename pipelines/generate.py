@@ -121,6 +121,24 @@ def finished_matches(out: Path, config_hash: str, prompt: str) -> bool:
     return finished_manifest(out, config_hash, prompt) is not None
 
 
+def other_run(out: Path, config_hash: str, prompt: str) -> str | None:
+    """'finished' or 'unfinished' when `out` holds a run of another config or prompt (what `--auto-resume`
+    replaces when the pipeline made it), else None (empty, the same run, or a checkpoint `generate` itself
+    will report as unreadable)."""
+    status = run_status(out)
+    if status == "finished":
+        return None if finished_matches(out, config_hash, prompt) else "finished"
+    if status == "unfinished":
+        try:
+            data = ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # its header fields only
+            ckpt.check_compatible(data, out / "ckpt" / "last.pt", config_hash, prompt)
+        except ckpt.CheckpointMismatch:
+            return "unfinished"
+        except ckpt.CheckpointError:
+            return None
+    return None
+
+
 def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
     if status == "finished":
         return finished_matches(out, cfg.config_hash(), prompt)

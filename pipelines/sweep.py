@@ -37,7 +37,8 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from method.fileio import write_atomic, write_text_atomic
-from pipelines.generate import (RunInUse, as_set_values, build_config, finished_manifest, finished_matches,
+from pipelines.generate import (RunInUse, as_set_values, build_config, describe_mismatch, finished_manifest,
+                                finished_matches, other_run,
                                 generate, quiet_libraries, run_folder_lock, run_status)
 from prompts import resolve_prompt, slugify
 
@@ -114,6 +115,8 @@ class SweepSpec:
     """A second block of runs, extra_methods x extra_prompts (params.yaml `generate.extra`; empty: none)."""
     extra_prompts: tuple[str, ...] = ()
     """The second block's prompts (slugs or texts)."""
+    replace: bool = False
+    """Retrain the pipeline's runs whose folder holds a run of another config; without it the sweep refuses them."""
 
     def sets_for(self, method: str) -> dict:
         """The `--set` values of one method's runs: its params.yaml overrides, then the sweep's own."""
@@ -173,6 +176,8 @@ class GenerateJob(submitit.helpers.Checkpointable):
                                f"{self.config_hash} where the sweep was planned; install the same versions of "
                                "fourdfy-bench and its plug-ins on every node")
         before = run_status(self.out)
+        if other_run(self.out, self.config_hash, self.prompt) is not None:
+            before = f"other-{before}"  # generate replaces it (the sweep checked --replace before submitting)
         quiet_libraries()  # a job is its own process: silence the model libraries as the CLI does
         try:
             manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache,
@@ -386,7 +391,30 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
     sweep_dir.mkdir(parents=True, exist_ok=True)
     interrupts = _Interrupts()
     with _sweep_lock(sweep_dir), interrupts.installed():
+        if not spec.replace:
+            _refuse_other_runs(spec, jobs)
         return _run(spec, ex, jobs, echo, on_submit, interrupts)
+
+
+def _refuse_other_runs(spec: SweepSpec, jobs: list[PlannedJob], show: int = 5) -> None:
+    """A run folder holding a run of another config (a changed --set, --max-steps or profile value) would be
+    retrained from scratch, and a finished run may have cost GPU-hours: refuse, naming each and what differs,
+    unless `replace`. Nothing has been submitted yet."""
+    stale = [(j, kind) for j in jobs if (kind := other_run(j.out, j.config_hash, j.prompt)) is not None]
+    if not stale:
+        return
+    lines = []
+    for j, kind in stale[:show]:
+        cfg = build_config(spec.profile, j.method, seed=spec.seed, device=spec.device, sets=spec.sets_for(j.method),
+                           max_steps=spec.max_steps, recompute=spec.recompute)
+        differs = describe_mismatch(j.out, kind, cfg, j.prompt, limit=3)
+        lines.append(f"{j.out} ({'a finished' if kind == 'finished' else 'an unfinished'} run"
+                     f"{': ' + differs if differs else ''})")
+    more = f" and {len(stale) - show} more" if len(stale) > show else ""
+    raise ValueError(f"{len(stale)} run folder(s) hold a run of another config, which this sweep would train "
+                     f"again from scratch: {'; '.join(lines)}{more}. Give --replace to retrain them (runs the "
+                     "pipeline made are replaced; others are kept and their jobs fail), or choose another --runs; "
+                     "nothing was submitted")
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -520,7 +548,9 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
                 err = sj.exception()
                 if err is None:
                     r = sj.result()
-                    note = {"finished": "already finished", "unfinished": "resumed a killed run"}.get(r["before"], "")
+                    note = {"finished": "already finished", "unfinished": "resumed a killed run",
+                            "other-finished": "replaced a finished run of another config",
+                            "other-unfinished": "replaced an unfinished run of another config"}.get(r["before"], "")
                     results[name] = {"state": "done", "note": note, "resumes": r["resumes"],
                                      "shared_from": r["shared_from"], "seconds": r["seconds"]}
                 else:
@@ -553,14 +583,17 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
     return summary
 
 
-def plan_table(jobs: list[PlannedJob]) -> str:
+def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
     """The plan as a plain-text table: submission order, who waits for whom, what is already finished."""
     rows = [("job", "waits for", "shared stages", "status")]
     skipped = {j.name for j in jobs if _finished_same(j)}
     for j in jobs:
-        status = {"empty": "to train", "unfinished": "unfinished (resumes if same config)",
-                  "finished": "finished with another config (replaced if the pipeline made it)"}[run_status(j.out)]
-        status = "finished (skipped)" if j.name in skipped else status
+        other = other_run(j.out, j.config_hash, j.prompt)
+        status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
+            run_status(j.out)]
+        if other is not None:
+            status = (f"{other} with another config: "
+                      + ("replaced if the pipeline made it (--replace)" if replace else "refused (--replace retrains it)"))
         shared = str(j.shared_stages) if j.after else ""
         if j.after in skipped and j.shared_checkpoint is not None and not j.shared_checkpoint.is_file():
             # the leader will not run again, and its stages were not cached for this job's key (e.g. the leader

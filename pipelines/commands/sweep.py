@@ -36,6 +36,8 @@ def sweep(
     slurm_args: list[str] = typer.Option([], "--slurm-arg", help="Extra sbatch option KEY=VALUE, e.g. account=lab, "
                                          "qos=high, constraint=a100 (repeatable)."),
     max_requeues: int = typer.Option(3, "--max-requeues", help="Time-outs after which a job is not requeued again."),
+    replace: bool = typer.Option(False, "--replace", help="Retrain runs whose folder holds a run of another config "
+                                 "(e.g. after changing --set or --max-steps); without it the sweep refuses them."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Print the jobs in order (who waits for whom) and submit nothing."),
 ) -> None:
@@ -74,12 +76,12 @@ def sweep(
                      runs=runs, seed=seed, device=device, sets=parse_sets(sets), max_steps=max_steps,
                      method_sets=method_sets, recompute=recompute,
                      extra_methods=tuple(expand_methods(extra_methods)) if extra_methods else (),
-                     extra_prompts=tuple(extra_prompts))
+                     extra_prompts=tuple(extra_prompts), replace=replace)
     ex = ExecutorSpec(kind=executor, parallel=parallel, timeout_min=timeout_min,
                       gpus=(1 if executor == "slurm" else 0) if gpus is None else gpus, partition=partition,
                       cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)
     if dry_run:
-        typer.echo(plan_table(plan(spec)))
+        typer.echo(plan_table(plan(spec), replace=replace))
         return
     try:
         summary = run_sweep(spec, ex, echo=typer.echo)

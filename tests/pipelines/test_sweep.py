@@ -201,7 +201,7 @@ def test_a_failing_job_is_collected_with_its_error(tmp_path):
     hand.mkdir(parents=True)
     (hand / "manifest.json").write_text(json.dumps({"config_hash": "0" * 16, "prompt": "A panda dancing."}))
     res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
-                                   "--max-steps", "1"])
+                                   "--max-steps", "1", "--replace"])
     assert res.exit_code == 2
     assert "error: 1 of 1 jobs did not finish (4dfy-a_panda_dancing)" in res.output
     job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
@@ -210,6 +210,37 @@ def test_a_failing_job_is_collected_with_its_error(tmp_path):
     assert job["error"].startswith(f"CheckpointMismatch: 4dfy/{SLUG} holds")  # relative to runs/tiny
     assert "CheckpointMismatch" in (runs / "tiny" / "sweep" / f"4dfy-{SLUG}.err").read_text()
     assert json.loads((hand / "manifest.json").read_text())["config_hash"] == "0" * 16  # kept
+
+
+def test_a_finished_run_of_another_config_is_retrained_only_with_replace(tmp_path):
+    """Sweeping again with other settings (here --max-steps) would train the pipeline's finished run again from
+    scratch, which at paper scale throws away GPU-hours: the sweep refuses before submitting anything, naming the
+    run and what differs, and the dry run says so; with --replace it retrains it and its summary says it replaced
+    a run."""
+    runs = tmp_path / "runs"
+    base = ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs), "--set", "preview_frames=0"]
+    res = CliRunner().invoke(app, [*base, "--max-steps", "2"])
+    assert res.exit_code == 0, res.output
+    manifest = runs / "tiny" / "4dfy" / SLUG / "manifest.json"
+    before = manifest.read_bytes()
+
+    res = CliRunner().invoke(app, [*base, "--max-steps", "1", "--dry-run"])
+    assert res.exit_code == 0 and "finished with another config: refused (--replace retrains it)" in res.output
+    res = CliRunner().invoke(app, [*base, "--max-steps", "1"])
+    assert res.exit_code == 2, res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith("error: 1 run folder(s) hold a run of another config") and "--replace" in line
+    assert f"4dfy/{SLUG} (a finished run: stages.stage1.steps 2 there, 1 here;" in line, line
+    assert manifest.read_bytes() == before  # kept, and no job was started
+    assert json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["max_steps"] == 2
+
+    res = CliRunner().invoke(app, [*base, "--max-steps", "1", "--replace", "--dry-run"])
+    assert "finished with another config: replaced if the pipeline made it (--replace)" in res.output
+    res = CliRunner().invoke(app, [*base, "--max-steps", "1", "--replace"])
+    assert res.exit_code == 0, res.output
+    job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
+    assert (job["state"], job["note"]) == ("done", "replaced a finished run of another config")
+    assert json.loads(manifest.read_text())["config"]["stages"][0]["steps"] == 1
 
 
 def test_slurm_jobs_get_the_requested_resources_and_the_requeue_signal(tmp_path, monkeypatch):
