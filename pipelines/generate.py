@@ -233,7 +233,8 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
                     shutil.rmtree(child) if child.is_dir() else child.unlink()  # itself stays, and locked
                 status = "empty"
             else:
-                what = "" if (out / PIPELINE_MARKER).is_file() else " (not made by the pipeline, so it is kept)"
+                # only --auto-resume replaces runs, and only the pipeline's: say why this one stays
+                what = " (not made by the pipeline, so it is kept)" if resume == "auto" else ""
                 differs = describe_mismatch(out, status, cfg, prompt)
                 raise ckpt.CheckpointMismatch(
                     f"{out} holds a run with another config or prompt{what}"

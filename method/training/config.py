@@ -54,6 +54,24 @@ class StageConfig:
     `video_groups` by update type (see `TrainConfig.trainable_groups`)."""
 
     def __post_init__(self) -> None:
+        key = f"stages.{self.name}"  # as `--set` names the fields
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise ValueError(f"{key}.steps must be an integer >= 0 (0 skips the stage), got {self.steps!r}")
+        for field_name in ("p_3d", "p_img"):
+            value = getattr(self, field_name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{key}.{field_name} is a probability, from 0 to 1; got {value!r}")
+        if not self.static_lr_scale >= 0.0:
+            raise ValueError(f"{key}.static_lr_scale must be >= 0, got {self.static_lr_scale!r}")
+        if self.dynamic_time not in ("zero", "frame"):
+            raise ValueError(f"{key}.dynamic_time must be 'zero' or 'frame', got {self.dynamic_time!r}")
+        for field_name in ("mv_resolution", "mv_groups"):
+            milestones = getattr(self, field_name)
+            starts = [m[0] for m in milestones]
+            if (not milestones or starts[0] != 0 or starts != sorted(set(starts))
+                    or any(m[1] < 1 for m in milestones)):
+                raise ValueError(f"{key}.{field_name} takes [from step, value] pairs, the first from step 0, steps "
+                                 f"increasing, values >= 1; got {milestones!r}")
         if self.grad_max_samples is not None and self.grad_max_samples < 1:
             raise ValueError(f"{self.name}: grad_max_samples must be >= 1 or None, got {self.grad_max_samples}")
         if self.trainable is not None:

@@ -124,6 +124,11 @@ def generate(
     from pipelines.generate import quiet_libraries, read_sets, run_status
 
     refuse_a_prompt_file(prompt)
+    if stage_cache is not None and stage_cache.exists() and not stage_cache.is_dir():
+        # found only when stage 1 ends and tries to store its checkpoint there
+        raise ValueError(f"--stage-cache {stage_cache} is a file; give a folder (made if missing)")
+    if resume and auto_resume:
+        raise ValueError("--resume and --auto-resume are two different rules; give one (docs/pipeline.md)")
     set_values = {**(read_sets(sets_from) if sets_from else {}), **parse_sets(sets)}
     cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
                        recompute=recompute)
@@ -132,10 +137,17 @@ def generate(
         # --resume starts a run where there is none (a resubmitted job's first try); say so, for a mistyped --out
         typer.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
     quiet_libraries()
-    manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
-                            progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
-                                                                **({"recompute": True} if recompute else {})},
-                            stage_cache=stage_cache)
+    try:
+        manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
+                                progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
+                                                                    **({"recompute": True} if recompute else {})},
+                                stage_cache=stage_cache)
+    except KeyboardInterrupt:
+        last = out / "ckpt" / "last.pt"
+        what = (f"the same command with --resume continues from {last}" if last.is_file()
+                else "no checkpoint was written yet, so the same command starts it again")
+        typer.secho(f"error: interrupted; {what}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(130) from None
     typer.echo(f"done: {out} (config {manifest['config_hash']}, {stage_times(manifest)})")
 
 

@@ -100,6 +100,24 @@ def test_set_reaches_nested_and_prior_fields_and_rejects_bad_values():
     assert capped.config_hash() != build_config("tiny", "4dfy").config_hash()
 
 
+@pytest.mark.parametrize("key, value, says", [
+    ("stages.stage3.steps", "-5", "stages.stage3.steps must be an integer >= 0"),
+    ("stages.stage2.p_3d", "1.5", "stages.stage2.p_3d is a probability, from 0 to 1; got 1.5"),
+    ("stages.stage3.p_img", "-0.1", "stages.stage3.p_img is a probability"),
+    ("stages.stage1.dynamic_time", "later", "stages.stage1.dynamic_time must be 'zero' or 'frame'"),
+    ("stages.stage1.mv_resolution", "[[100, 64]]", "the first from step 0"),
+    ("stages.stage1.mv_groups", "[[0, 0]]", "values >= 1"),
+])
+def test_impossible_stage_values_are_refused_before_a_run_folder_is_made(tmp_path, key, value, says):
+    """A negative step count used to train with a negative ETA, a probability of 1.5 trained as if it were 1:
+    the stage config refuses them, naming the `--set` key, and no run folder is made."""
+    out = tmp_path / "run"
+    res = runner.invoke(app, ["generate", "--method", "4dfy", "--prompt", "a_panda_dancing", "--set",
+                              f"{key}={value}", "--out", str(out)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and res.output.startswith("error: "), res.output
+    assert says in res.output and not out.exists()
+
+
 def test_set_with_a_star_sets_every_entry_of_a_group():
     """`*` stands for every prior / stage: the same as setting each by name, and each must have the key."""
     from method.configs import ConfigKeyError
@@ -250,6 +268,9 @@ def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp
     with pytest.raises(CheckpointMismatch, match="not made by the pipeline"):
         generate(other, "a_panda_dancing", out, resume="auto", quiet=True)
     assert (out / "ckpt" / "last.pt").read_bytes() == before  # kept
+    with pytest.raises(CheckpointMismatch) as refused:  # --resume never replaces: no word on who made it
+        generate(other, "a_panda_dancing", out, resume="yes", quiet=True)
+    assert "another config" in str(refused.value) and "pipeline" not in str(refused.value)
     (out / PIPELINE_MARKER).write_text("made by the pipeline\n")
     m = generate(other, "a_panda_dancing", out, resume="auto", quiet=True)  # the pipeline's own: replaced
     assert m["config_hash"] == other.config_hash()
@@ -508,3 +529,37 @@ def test_a_run_folder_another_process_trains_is_refused_at_once_and_left_untouch
     assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt"] and (out / "ckpt.pt").read_bytes().startswith(b"another")
     with run_folder_lock(out):  # released by its holder: free again
         pass
+
+
+def test_ctrl_c_says_how_to_continue_and_bad_flag_pairs_fail_before_training(tmp_path):
+    """Ctrl-C used to end `generate` with exit 130 and no word: it now names the checkpoint `--resume` continues
+    from. A --stage-cache that is a file (found only when stage 1 ended) and --resume with --auto-resume are
+    refused before anything is trained."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "pipelines.cli", "generate", "--method", "4dfy", "--prompt", "a_panda_dancing",
+           "--out", str(out), "--no-progress", "--set", "checkpoint_every=1", "--set", "preview_frames=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 300
+        while not (out / "ckpt" / "last.pt").exists():
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == (f"error: interrupted; the same command with --resume continues from "
+                                             f"{out / 'ckpt' / 'last.pt'}")
+    cache = tmp_path / "cache-file"
+    cache.write_text("not a folder")
+    for extra, says in ((["--stage-cache", str(cache)], "--stage-cache"), (["--resume", "--auto-resume"], "give one")):
+        res = runner.invoke(app, ["generate", "--method", "4dfy", "--prompt", "a_panda_dancing", "--out",
+                                  str(tmp_path / "other"), *extra])
+        assert res.exit_code == 2 and says in res.output and not (tmp_path / "other").exists(), res.output
