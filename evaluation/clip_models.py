@@ -56,7 +56,7 @@ class ClipConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)

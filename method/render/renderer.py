@@ -76,8 +76,11 @@ class RenderConfig:
     def __post_init__(self) -> None:
         if self.use_occupancy_grid not in ("auto", True, False):
             raise ValueError(f"use_occupancy_grid must be 'auto', True or False, got {self.use_occupancy_grid!r}")
-        if self.num_samples < 1 or self.box_radius <= 0:
-            raise ValueError("num_samples must be >= 1 and box_radius > 0")
+        # named as `fourdfy generate --set` names them (the trainer's renderer is `renderer.`)
+        if self.num_samples < 1:
+            raise ValueError(f"renderer.num_samples must be >= 1, got {self.num_samples}")
+        if self.box_radius <= 0:
+            raise ValueError(f"renderer.box_radius must be > 0, got {self.box_radius}")
         if self.grad_max_samples is not None and self.grad_max_samples < 1:
             raise ValueError(f"grad_max_samples must be >= 1 or None, got {self.grad_max_samples}")
         if self.recompute_chunk < 1:

@@ -563,3 +563,14 @@ def test_ctrl_c_says_how_to_continue_and_bad_flag_pairs_fail_before_training(tmp
         res = runner.invoke(app, ["generate", "--method", "4dfy", "--prompt", "a_panda_dancing", "--out",
                                   str(tmp_path / "other"), *extra])
         assert res.exit_code == 2 and says in res.output and not (tmp_path / "other").exists(), res.output
+
+
+def test_renderer_and_clip_settings_are_named_as_the_user_gives_them(tmp_path):
+    """`--set renderer.num_samples=0` and `clipscore --batch-size 0` used to say `num_samples must be >= 1 and
+    box_radius > 0` and `batch_size must be >= 1`: the errors name the key and option the user typed."""
+    res = runner.invoke(app, ["generate", "--method", "4dfy", "--prompt", "a_panda_dancing", "--set",
+                              "renderer.num_samples=0", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and res.output.strip() == "error: renderer.num_samples must be >= 1, got 0"
+    res = runner.invoke(app, ["clipscore", str(tmp_path), "--batch-size", "0", "--out", str(tmp_path / "clip")])
+    assert res.exit_code == 2 and "error: --batch-size must be >= 1, got 0" in res.output
+    assert not (tmp_path / "clip").exists()
