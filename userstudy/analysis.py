@@ -60,6 +60,39 @@ class Analysis:
     """The votes contain simulated raters."""
 
 
+class AnalysisError(ValueError):
+    """Nothing is left to analyse (every rater excluded, or no judgment besides attention checks)."""
+
+    def __init__(self, message: str, all_excluded: int = 0, rule: str = ""):
+        super().__init__(message)
+        self.all_excluded = all_excluded
+        """The number of raters when the attention-check rule excluded every one (else 0)."""
+        self.rule = rule
+        """That rule, in words (for a message naming the CLI's options)."""
+
+
+def check_config(config: AnalysisConfig, names: dict[str, str] | None = None) -> None:
+    """Raise ValueError for impossible settings (before any work). `names` maps the field names
+    (alpha, n_boot, seed, max_failed, max_failed_share) to what the message calls them (the CLI: its
+    options); by default the messages use the field names."""
+    def n(field: str) -> str:
+        return (names or {}).get(field, field)
+
+    rule = config.exclusion
+    if not 0.0 < config.alpha < 1.0:  # 0 gives NaN intervals, >= 1 inverted ones and every cell significant
+        raise ValueError(f"{n('alpha')} must lie strictly between 0 and 1 (e.g. 0.05), got {config.alpha:g}")
+    if config.n_boot < 100:
+        raise ValueError(f"{n('n_boot')} must be at least 100, got {config.n_boot}")
+    if config.seed < 0:
+        raise ValueError(f"{n('seed')} must be a non-negative integer, got {config.seed}")
+    if rule.max_failed is not None and rule.max_failed < 0:
+        raise ValueError(f"{n('max_failed')} must be 0 or more (failed attention-check judgments tolerated), "
+                         f"got {rule.max_failed}")
+    if not 0.0 <= rule.max_failed_share <= 1.0:
+        raise ValueError(f"{n('max_failed_share')} must lie in [0, 1] (1 = no share rule), "
+                         f"got {rule.max_failed_share:g}")
+
+
 def rater_summary(votes: Votes, rule: ExclusionRule) -> pd.DataFrame:
     """Per rater: judgments, unanswered, attention checks taken and failed, excluded and why."""
     f = votes.frame
@@ -86,6 +119,15 @@ def rater_summary(votes: Votes, rule: ExclusionRule) -> pd.DataFrame:
                       + f" (share above {rule.max_failed_share:g})", reason)
     out["reason"] = np.where(out["excluded"], reason, np.where(out["checks"] == 0, "no attention checks", ""))
     return out.reset_index()
+
+
+def _rule_text(rule: ExclusionRule) -> str:
+    parts = []
+    if rule.max_failed is not None:
+        parts.append(f"more than {rule.max_failed} failed attention-check judgments")
+    if rule.max_failed_share < 1.0:
+        parts.append(f"a failed share of attention-check judgments above {rule.max_failed_share:g}")
+    return " or ".join(parts) + (", unanswered checks counted as failed" if rule.unanswered_fails else "")
 
 
 def _seed_for(seed: int, *names: str) -> np.random.Generator:
@@ -189,10 +231,20 @@ def _agreement(main: pd.DataFrame) -> pd.DataFrame:
 def analyze(votes: Votes, design: Design, config: AnalysisConfig | None = None) -> Analysis:
     """Run the whole analysis on validated votes."""
     config = config or AnalysisConfig()
+    check_config(config)
     f = votes.frame
     raters = rater_summary(votes, config.exclusion)
     excluded = set(raters.loc[raters["excluded"], "rater_id"])
     main = f[~f["is_attention_check"] & ~f["rater_id"].isin(excluded)]
+    # checked before the bootstrap: with no judgment left every table would be empty
+    if len(raters) and len(excluded) == len(raters):
+        rule = _rule_text(config.exclusion)
+        raise AnalysisError(f"all {len(raters)} raters were excluded by the attention-check rule ({rule}); loosen "
+                            "the rule (ExclusionRule max_failed_share, max_failed)", all_excluded=len(raters),
+                            rule=rule)
+    if main.empty:
+        left = f" of the {len(raters) - len(excluded)} raters not excluded" if excluded else ""
+        raise AnalysisError(f"no judgments to analyse: every row{left} is an attention check")
     table = _cell_rows(main, design, config)
     per_prompt = _per_prompt(main, design, config.alpha)
     agreement = _agreement(main)

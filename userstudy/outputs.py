@@ -7,12 +7,16 @@
   design that no longer has Table 3) do not linger. An existing folder is replaced only when it is
   empty or holds exactly the files listed by the `report.md` of an earlier `fourdfy analyze` run;
   anything else in it is refused, never deleted.
+- `check_metrics_target(path, inputs)`: the `--metrics` file of `analyze` lies outside the folder, so
+  it gets its own guard: never one of the input files, and an existing file only when it is an earlier
+  metrics file (`is_metrics_file`).
 - Every failure to write (read-only folder, a file where a folder should be, ...) is an
   `OutputError` whose message is one line naming the path and what to do.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -70,6 +74,63 @@ def check_file_target(path: Path | str) -> Path:
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file path")
     check_folder_target(path.parent)
+    return path
+
+
+METRICS_KEYS = ("synthetic", "data", "preference", "kappa")
+"""The top-level keys of the metrics JSON that `fourdfy analyze` writes (`userstudy.tables.metrics`)."""
+_METRICS_MAX_BYTES = 16 << 20  # far above any design's metrics; a bigger file is not ours (and not read whole)
+
+
+def is_metrics_file(path: Path | str) -> bool:
+    """True when `path` holds what `fourdfy analyze` writes as metrics: a JSON object with the keys
+    `METRICS_KEYS` (`data` and `preference` objects). An empty file also counts: nothing is lost."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return True
+        if size > _METRICS_MAX_BYTES:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (isinstance(data, dict) and all(k in data for k in METRICS_KEYS)
+            and isinstance(data["data"], dict) and isinstance(data["preference"], dict))
+
+
+def check_metrics_target(path: Path | str, inputs: list[tuple[str, Path | str | None]] = (),
+                         out_dir: Path | str | None = None) -> Path:
+    """Check (writing nothing) that metrics may be written to `path`: a file path that is none of the
+    `inputs` ((option, path) pairs, e.g. ("--votes", "votes.csv"); the same file under another name,
+    symlink or hard link, counts) and is new, empty or an earlier metrics file (`is_metrics_file`).
+    Anything else is refused with an OutputError: a metrics file must never take the place of data.
+    Inside `out_dir` the folder's own guard applies instead (`check_replaceable`: only files of an
+    earlier analysis are there, and the analysis refuses a name it writes itself)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"--metrics {path} is a folder; give a file path")
+    check_file_target(path)
+    if not path.exists():
+        return path
+    for option, given in inputs:
+        if given is None:
+            continue
+        try:
+            same = os.path.samefile(path, given)
+        except OSError:  # an input that is not there was reported where it is read
+            same = False
+        if same:
+            raise OutputError(f"--metrics {path} is the {option} file {given}; the metrics would overwrite it: "
+                              "give --metrics another path")
+    if out_dir is not None:
+        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(out_dir))
+        if not rel.startswith(os.pardir):
+            return path
+    if not is_metrics_file(path):
+        raise OutputError(f"--metrics {path} exists and is not a metrics file of `fourdfy analyze` (a JSON object "
+                          f"with the keys {', '.join(METRICS_KEYS)}); only such a file is replaced: move it or "
+                          "give --metrics another path")
     return path
 
 

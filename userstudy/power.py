@@ -49,17 +49,32 @@ class PowerConfig:
     """Seed of the simulation."""
 
 
-def _check(cfg: PowerConfig) -> None:
+def check_config(cfg: PowerConfig, names: dict[str, str] | None = None) -> None:
+    """Raise ValueError for impossible settings. `names` maps field names (rate, prompts, ...) to
+    what the message calls them (the CLI: its options); by default the messages use the field names."""
+    def n(field: str) -> str:
+        return (names or {}).get(field, field)
+
     if not 0 < cfg.rate < 1 or cfg.rate == 0.5:
-        raise ValueError("rate must lie in (0, 1) and differ from 0.5")
-    if not 0 < cfg.target < 1 or not 0 < cfg.alpha < 1:
-        raise ValueError("target and alpha must lie in (0, 1)")
-    if cfg.prompts < 1 or cfg.family < 1 or cfg.sims < 10:
-        raise ValueError("prompts and family must be >= 1, sims >= 10")
-    if not 2 <= cfg.min_raters <= cfg.max_raters:
-        raise ValueError("need 2 <= min_raters <= max_raters")
-    if not 0 <= cfg.rater_icc < 1 or not 0 <= cfg.unanswered < 1:
-        raise ValueError("rater_icc and unanswered must lie in [0, 1)")
+        raise ValueError(f"{n('rate')} must lie in (0, 1) and differ from 0.5, got {cfg.rate:g}")
+    for name in ("target", "alpha"):
+        if not 0 < getattr(cfg, name) < 1:
+            raise ValueError(f"{n(name)} must lie strictly between 0 and 1, got {getattr(cfg, name):g}")
+    for name in ("prompts", "family"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{n(name)} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.sims < 10:
+        raise ValueError(f"{n('sims')} must be at least 10, got {cfg.sims}")
+    if cfg.min_raters < 2:
+        raise ValueError(f"{n('min_raters')} must be at least 2, got {cfg.min_raters}")
+    if cfg.max_raters < cfg.min_raters:
+        raise ValueError(f"{n('max_raters')} must be at least {cfg.min_raters} (the smallest panel tried), "
+                         f"got {cfg.max_raters}")
+    for name in ("rater_icc", "unanswered"):
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ValueError(f"{n(name)} must lie in [0, 1), got {getattr(cfg, name):g}")
+    if cfg.seed < 0:
+        raise ValueError(f"{n('seed')} must be a non-negative integer, got {cfg.seed}")
 
 
 def power_approx(cfg: PowerConfig, n_raters: np.ndarray) -> np.ndarray:
@@ -76,7 +91,7 @@ def power_approx(cfg: PowerConfig, n_raters: np.ndarray) -> np.ndarray:
 
 def power_table(cfg: PowerConfig) -> pd.DataFrame:
     """Power per panel size: simulated (chi2, cluster) and approximate."""
-    _check(cfg)
+    check_config(cfg)
     rng = np.random.default_rng(cfg.seed)
     level = cfg.alpha / cfg.family
     rows = []

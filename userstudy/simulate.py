@@ -66,28 +66,39 @@ class PanelConfig:
         return float(r)
 
 
-def check_config(cfg: PanelConfig) -> None:
-    """Raise ValueError for impossible settings."""
+def check_config(cfg: PanelConfig, names: dict[str, str] | None = None) -> None:
+    """Raise ValueError for impossible settings. `names` maps field names (n_raters, rater_icc, ...)
+    to what the message calls them (the CLI: its options); by default the messages use the field names."""
+    def n(field: str) -> str:
+        return (names or {}).get(field, field)
+
     if cfg.n_raters < 1:
-        raise ValueError("n_raters must be at least 1")
+        raise ValueError(f"{n('n_raters')} must be at least 1, got {cfg.n_raters}")
     for name in ("rater_icc", "position_bias", "careless_share", "lapse", "unanswered", "default_rate"):
         v = getattr(cfg, name)
         if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {v}")
+            raise ValueError(f"{n(name)} must lie in [0, 1], got {v:g}")
     if cfg.rater_icc >= 1.0:
-        raise ValueError("rater_icc must be below 1")
+        raise ValueError(f"{n('rater_icc')} must be below 1 (at 1 every rater always prefers the same method), "
+                         f"got {cfg.rater_icc:g}")
+    if cfg.unanswered >= 1.0:  # every sub-question skipped: a votes file without one answered judgment
+        raise ValueError(f"{n('unanswered')} must be below 1 (the probability a sub-question is skipped; "
+                         f"1 leaves nothing answered), got {cfg.unanswered:g}")
     if cfg.layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {cfg.layout!r} (use {' or '.join(LAYOUTS)})")
+        raise ValueError(f"{n('layout')}: unknown layout {cfg.layout!r} (use {' or '.join(LAYOUTS)})")
     if cfg.attention_checks < 0:
-        raise ValueError("attention_checks must be >= 0")
+        raise ValueError(f"{n('attention_checks')} must be 0 or more, got {cfg.attention_checks}")
+    if cfg.seed < 0:
+        raise ValueError(f"{n('seed')} must be a non-negative integer, got {cfg.seed}")
     for comp, r in cfg.rates.items():
         vals = r.values() if isinstance(r, dict) else [r]
         if isinstance(r, dict):
             bad = sorted(set(r) - set(CRITERIA))
             if bad:
-                raise ValueError(f"rates[{comp}]: unknown criterion {', '.join(bad)}")
+                raise ValueError(f"{n('rates')}: unknown criterion {', '.join(bad)} for {comp} "
+                                 f"(allowed: {', '.join(CRITERIA)})")
         if not all(0.0 <= float(v) <= 1.0 for v in vals):
-            raise ValueError(f"rates[{comp}]: rates must lie in [0, 1]")
+            raise ValueError(f"{n('rates')}: the rates of {comp} must lie in [0, 1]")
 
 
 def rater_rates(rng: np.random.Generator, p: float, icc: float, size) -> np.ndarray:

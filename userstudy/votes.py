@@ -16,7 +16,10 @@ Columns (CSV, header required, extra columns are kept):
 
 `validate_votes` checks everything against a `Design` and raises one `VotesError` that lists every
 offending row (by its line in the CSV, header = line 1). Nothing is dropped silently: identical
-repeated rows are merged and counted; everything else that is wrong is an error.
+repeated rows are merged and counted; everything else that is wrong is an error, including a repeat
+that matches only once criterion and choice are case-folded (`Appearance` where `structure` belongs
+must not vanish as a duplicate of the `appearance` row). Questions a rater answered without all five
+criteria are listed in `Votes.incomplete` (not an error: a survey may ask fewer).
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class Votes:
     """Identical repeated rows (same rater, question, criterion and choice) counted once."""
     source: str = "votes"
     """Where the votes came from (file name)."""
+    incomplete: pd.DataFrame | None = None
+    """Questions of a rater without a row for every criterion: rater_id, question_id, `missing`
+    (the criteria without a row, comma-separated), `line` (the question's first row); empty if none."""
 
     @property
     def synthetic(self) -> bool:
@@ -149,6 +155,8 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     bad = ~df["choice"].str.lower().isin(CHOICES)
     if bad.any():
         flag(f"unknown choice (allowed: {', '.join(CHOICES)})", bad, (*ident, "choice"))
+    # as written: a repeat is identical only when it is spelled the same (see the duplicates below)
+    df["_as_written"] = df["criterion"] + "\x1f" + df["choice"]
     df["criterion"] = df["criterion"].str.lower()
     df["choice"] = df["choice"].str.lower()
     is_check = df["is_attention_check"].str.lower()
@@ -208,7 +216,15 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
         if conflict.any():
             problems.append(("the same rater answered the same sub-question more than once, differently",
                              _rows(df, conflict, (*ident, "choice", "answered_at"))))
-        exact = df.duplicated([*ident, "choice"], keep="first") & ~conflict
+        n_spellings = df.groupby(list(ident))["_as_written"].transform("nunique")
+        respelled = dup & ~conflict & (n_spellings > 1)
+        if respelled.any():  # shown as written, else both rows read `appearance`
+            crit, choice = df["_as_written"].str.split("\x1f", n=1, expand=True).T.to_numpy()
+            problems.append(("the same rater answered the same sub-question in rows that match only when case is "
+                             "ignored (criterion or choice spelled differently); is one of them another criterion?",
+                             _rows(df.assign(criterion=crit, choice=choice), respelled,
+                                   (*ident, "choice", "answered_at"))))
+        exact = df.duplicated([*ident, "choice"], keep="first") & ~conflict & ~respelled
         merged = int(exact.sum())
         df = df.loc[~exact]
 
@@ -231,7 +247,13 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
         raise VotesError(problems, source=source)
     assert len(full) == len(df) + merged  # nothing else removed
 
-    df = df.drop(columns="_pair").reset_index(drop=True)
+    df = df.drop(columns=["_pair", "_as_written"]).reset_index(drop=True)
+    have = df.groupby(["rater_id", "question_id"], sort=False).agg(criteria=("criterion", set), line=("line", "min"))
+    lacking = have[have["criteria"].map(len) < len(CRITERIA)]
+    incomplete = pd.DataFrame({
+        "rater_id": lacking.index.get_level_values(0), "question_id": lacking.index.get_level_values(1),
+        "missing": [", ".join(c for c in CRITERIA if c not in got) for got in lacking["criteria"]],
+        "line": lacking["line"].to_numpy()}).sort_values("line", ignore_index=True)
     df["answered"] = df["choice"] != "none"
     df["comparison"] = np.where(df["is_attention_check"], "",
                                 np.where(df["method_left"] == design.primary, df["method_right"], df["method_left"]))
@@ -241,7 +263,7 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     df["chose_primary"] = chose.where(df["answered"] & ~df["is_attention_check"])
     passed = (df["choice"] == df["expected_choice"]).astype(float)
     df["check_passed"] = passed.where(df["is_attention_check"])
-    return Votes(frame=df, duplicates_merged=merged, source=source)
+    return Votes(frame=df, duplicates_merged=merged, source=source, incomplete=incomplete)
 
 
 def survey_labels(paths: list[Path]) -> list[str]:

@@ -13,8 +13,26 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+# The settings' field names -> the options that set them, so that messages name what the user typed.
+ANALYZE_OPTIONS = {"alpha": "--alpha", "n_boot": "--n-boot", "seed": "--seed", "max_failed": "--max-failed-checks",
+                   "max_failed_share": "--max-failed-share"}
+SIMULATE_OPTIONS = {"n_raters": "--raters", "rates": "--rates", "rater_icc": "--icc",
+                    "position_bias": "--position-bias", "careless_share": "--careless", "lapse": "--lapse",
+                    "attention_checks": "--checks", "unanswered": "--unanswered", "layout": "--layout",
+                    "seed": "--seed"}
+POWER_OPTIONS = {"rate": "--rate", "prompts": "--prompts", "target": "--target", "alpha": "--alpha",
+                 "family": "--family", "rater_icc": "--icc", "unanswered": "--unanswered", "max_raters": "--max-raters",
+                 "sims": "--sims", "seed": "--seed"}
+
+
+def _input_file(option: str, path: Path | None, what: str) -> None:
+    """A folder given for an input file is named as such (the readers would call it "not found")."""
+    if path is not None and path.is_dir():
+        _fail(f"{option} {path} is a folder; give the {what} file")
+
+
 def analyze(
-    votes: list[Path] = typer.Option(..., "--votes", help="Votes CSV (one row per judgment; see README). Repeat "
+    votes: list[Path] = typer.Option(..., "--votes", metavar="<path>", help="Votes CSV (one row per judgment; see README). Repeat "
                                      "it for the exports of several surveys (e.g. one per table): their raters "
                                      "are kept apart."),
     design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
@@ -36,33 +54,55 @@ def analyze(
 ) -> None:
     """Analyse a votes file: statistics per comparison and criterion, the paper's tables (Markdown,
     LaTeX, CSV), metrics.json, plot data and a report."""
-    from userstudy.analysis import AnalysisConfig, ExclusionRule
+    from userstudy.analysis import AnalysisConfig, AnalysisError, ExclusionRule, check_config
     from userstudy.analysis import analyze as run_analysis
     from userstudy.design import DesignError, load_design
-    from userstudy.outputs import OutputError, check_file_target, check_replaceable
+    from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
     from userstudy.tables import ClipError, clip_outside, load_clip, write_outputs
     from userstudy.votes import VotesError, load_votes
 
+    cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
+                         exclusion=ExclusionRule(max_failed=max_failed, max_failed_share=max_failed_share,
+                                                 unanswered_fails=unanswered_fails))
+    try:
+        check_config(cfg, ANALYZE_OPTIONS)  # before any file is read
+    except ValueError as err:
+        _fail(str(err))
+    for path in votes:
+        _input_file("--votes", path, "votes CSV")
+    _input_file("--clip", clip, "CLIP CSV")
+    _input_file("--design", design, "design YAML/JSON")
     try:
         d = load_design(design)
         v = load_votes(votes, d)
         clip_values = load_clip(clip) if clip else None
         check_replaceable(out)  # refuse before the (slow) bootstrap, not after
-        if metrics is not None:
-            check_file_target(metrics)
+        if metrics is not None:  # never an input, never a file analyze did not write
+            check_metrics_target(metrics, [("--votes", p) for p in votes] + [("--clip", clip), ("--design", design)],
+                                 out_dir=out)
     except (DesignError, VotesError, ClipError, OutputError) as err:
         _fail(str(err))
-    if n_boot < 100:
-        _fail("--n-boot must be at least 100")
-    cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
-                         exclusion=ExclusionRule(max_failed=max_failed, max_failed_share=max_failed_share,
-                                                 unanswered_fails=unanswered_fails))
-    result = run_analysis(v, d, cfg)
+    try:
+        result = run_analysis(v, d, cfg)
+    except AnalysisError as err:  # raised before the bootstrap: nothing is written
+        if not err.all_excluded:
+            _fail(str(err))
+        also = " or count unanswered checks as missing (--unanswered-missing)" if unanswered_fails else ""
+        _fail(f"all {err.all_excluded} raters were excluded by the attention-check rule ({err.rule}); loosen "
+              f"--max-failed-share/--max-failed-checks{also}")
     try:
         paths = write_outputs(result, out, source=", ".join(p.name for p in votes), clip=clip_values,
                               metrics_path=metrics)
     except OutputError as err:
         _fail(str(err))
+    incomplete = v.incomplete if v.incomplete is not None else []
+    if len(incomplete):  # a survey export has all five; a missing one may be a row mislabelled as another
+        first = incomplete.iloc[0]
+        where = f" (first row on line {first.line})" if len(votes) == 1 else ""  # lines of one file only
+        typer.secho(f"note: {len(incomplete)} question(s) of a rater lack a row for some criterion, e.g. rater "
+                    f"{first.rater_id}, question {first.question_id}{where}: no {first.missing}; a survey "
+                    "export has all five, so check the criterion column of those rows", fg=typer.colors.YELLOW,
+                    err=True)
     s = result.summary
     if result.synthetic:
         typer.secho("SYNTHETIC DATA: the votes come from simulated raters.", fg=typer.colors.YELLOW)
@@ -188,7 +228,7 @@ def simulate_votes(
     """Write a SYNTHETIC votes file drawn from given preference rates (for demos, tests and power)."""
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_file_target
-    from userstudy.simulate import PanelConfig, check_votes_target, write_votes
+    from userstudy.simulate import PanelConfig, check_config, check_votes_target, write_votes
     from userstudy.simulate import simulate_votes as simulate
 
     try:
@@ -202,6 +242,7 @@ def simulate_votes(
                           careless_share=careless, lapse=lapse, attention_checks=checks, unanswered=unanswered,
                           layout=layout, seed=seed,
                           comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None)
+        check_config(cfg, SIMULATE_OPTIONS)
         frame = simulate(d, cfg)
         # after the settings are checked (their errors come first), before anything is written
         check_votes_target(out, overwrite=overwrite)
@@ -229,15 +270,16 @@ def power(
     """How many raters does a preference need? Power of the paper's chi-square test and of a
     rater-robust test on simulated panels."""
     from userstudy.outputs import OutputError, atomic_write, check_file_target
-    from userstudy.power import PowerConfig, power_table, raters_needed
+    from userstudy.power import PowerConfig, check_config, power_table, raters_needed
 
-    if out is not None:
-        try:
-            check_file_target(out)  # before the simulation, not after
-        except OutputError as err:
-            _fail(str(err))
     cfg = PowerConfig(rate=rate, prompts=prompts, target=target, alpha=alpha, family=family, rater_icc=icc,
                       unanswered=unanswered, max_raters=max_raters, sims=sims, seed=seed)
+    try:
+        check_config(cfg, POWER_OPTIONS)
+        if out is not None:
+            check_file_target(out)  # before the simulation, not after
+    except ValueError as err:  # OutputError too
+        _fail(str(err))
     try:
         table = power_table(cfg)
     except ValueError as err:
