@@ -41,7 +41,9 @@ API:
     scan_artifacts(roots) -> (found, broken)   every artifact-like folder (manifest.json or
                                               video.mp4): the readable ones and {folder: reason}
     artifact_folder(root, method, slug) -> Path    where write_artifact puts it (names checked)
-    refuse_existing(target, overwrite)        the "already exists" error, for checks before costly work
+    refuse_existing(target, overwrite)        the "already exists" error (or a file in the way), for checks
+                                              before costly work
+    check_writable_folder(folder), check_method_name(method)   the same checks for a whole import
     ArtifactError(ValueError)
 """
 
@@ -158,10 +160,29 @@ def artifact_folder(root: Path | str, method: str, slug: str) -> Path:
     return Path(root) / method / slug
 
 
+def check_method_name(method: str) -> None:
+    """ArtifactError when `method` cannot be the name of a method folder."""
+    _check_name("method", method)
+
+
+def check_writable_folder(folder: Path | str) -> None:
+    """ArtifactError when `folder` (an artifact root or method folder to write into) cannot be made: a file is
+    in its place or above it, or the nearest existing folder is not writable. Creates nothing."""
+    folder = Path(folder)
+    base = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not base.is_dir():
+        what = "" if base == folder else f", so {folder} cannot be made"
+        raise ArtifactError(f"{base} is a file, not a folder{what}; give --out a folder, new or existing")
+    if base != folder and not os.access(base, os.W_OK | os.X_OK):
+        raise ArtifactError(f"cannot create {folder}: {base} is not writable; give --out another folder")
+
+
 def refuse_existing(target: Path, overwrite: bool) -> None:
-    """ArtifactError if `target` exists and may not be replaced (callers check before costly work)."""
+    """ArtifactError if `target` exists and may not be replaced, or cannot be made where it is (a file in the
+    way); callers check before costly work."""
     if target.exists() and not overwrite:
         raise ArtifactError(f"{target} already exists (pass --overwrite to replace it)")
+    check_writable_folder(target.parent)
 
 
 def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, source: dict, trajectory: str,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,12 @@ import pandas as pd
 from method.fileio import write_atomic, write_text_atomic
 
 from .artifacts import Artifact, ArtifactError, sha256_file
-from .video import VideoError, decode_video
+from .video import VideoError, decode_video, probe_video
 
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """Statistics of `fourdfy clipscore`."""
+    """Statistics of `fourdfy clipscore` (checked when made: before any video is scored)."""
 
     primary: str = "4dfy"
     """Method the paired differences are taken against."""
@@ -42,6 +43,15 @@ class ScoreConfig:
     """Interval level."""
     seed: int = 0
     """Seed of the bootstrap."""
+
+    def __post_init__(self) -> None:
+        if self.n_resamples < 2:  # 0 and below fail in scipy, 1 gives no interval (NaN)
+            raise ValueError(f"--resamples must be >= 2 (a bootstrap interval needs resamples; default 10000), "
+                             f"got {self.n_resamples}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0 (numpy's generators take no negative seed), got {self.seed}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
 
 
 def preprocess_frames(frames: np.ndarray, preprocess):
@@ -148,6 +158,14 @@ class ScoreCache:
         write_text_atomic(self._path(key), text)
 
 
+def _declared_frames(path: Path) -> int:
+    """The frame count the container declares (0: unknown or unreadable; decoding then says why)."""
+    try:
+        return probe_video(path).frames
+    except VideoError:
+        return 0
+
+
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
                     progress: bool = False, cache: ScoreCache | None = None,
                     heartbeat_s: float | None = None) -> pd.DataFrame:
@@ -168,7 +186,9 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
                 key = cache.key(art.video_path, art.prompt, batch_size)
             except OSError as err:  # the same one-line error as when decoding finds no video
                 raise ArtifactError(f"{art.video_path}: {err.strerror or err}") from None
-            scores = cache.get(key, art.n_frames)
+            # a video cut short (scores cached before decoding checked the count) is decoded, to say so
+            if _declared_frames(art.video_path) in (0, art.n_frames):
+                scores = cache.get(key, art.n_frames)
         if scores is not None:
             rows += [(method, slug, art.prompt, k, float(s)) for k, s in enumerate(scores)]
             continue
@@ -184,7 +204,7 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
         if cache is not None:
             cache.put(key, scores)
         rows += [(method, slug, art.prompt, k, float(s)) for k, s in enumerate(scores)]
-    return pd.DataFrame(rows, columns=["method", "slug", "prompt", "frame", "score"])
+    return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS["per_frame.csv"]))
 
 
 def per_prompt(per_frame: pd.DataFrame) -> pd.DataFrame:
@@ -227,7 +247,7 @@ def summarize(prompts: pd.DataFrame, cfg: ScoreConfig = ScoreConfig()) -> pd.Dat
                 dl, dh = bootstrap_mean_ci(d, cfg)
                 row.update(n_shared=len(shared), diff_vs_primary=float(d.mean()), diff_ci_low=dl, diff_ci_high=dh)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS["summary.csv"]))
 
 
 def prompt_sets() -> dict[str, list[str]]:
@@ -245,7 +265,87 @@ def clip_table(prompts: pd.DataFrame, sets: dict[str, list[str]] | None = None) 
         for method, g in prompts[prompts["slug"].isin(slugs)].groupby("method", sort=True):
             rows.append({"method": method, "clip": float(g["clip"].mean()), "prompt_set": name,
                          "n_prompts": len(g), "n_set": len(slugs)})
-    return pd.DataFrame(rows, columns=["method", "clip", "prompt_set", "n_prompts", "n_set"])
+    return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS["clip.csv"]))
+
+
+OUTPUT_COLUMNS = {
+    "per_frame.csv": ("method", "slug", "prompt", "frame", "score"),
+    "per_prompt.csv": ("method", "slug", "prompt", "n_frames", "clip"),
+    "summary.csv": ("method", "n_prompts", "clip", "ci_low", "ci_high", "primary", "n_shared", "diff_vs_primary",
+                    "diff_ci_low", "diff_ci_high"),
+    "clip.csv": ("method", "clip", "prompt_set", "n_prompts", "n_set"),
+}
+"""The tables `write_outputs` writes and their columns."""
+META = "clipscore.json"
+OUTPUT_FILES = (*OUTPUT_COLUMNS, META)
+"""Every file `fourdfy clipscore` writes in its --out folder."""
+
+
+class OutputFolderError(ValueError):
+    """The --out folder of clipscore cannot take its outputs (a file, or it holds files clipscore did not write)."""
+
+
+@dataclass(frozen=True)
+class EarlierOutputs:
+    """What an --out folder held before this run (`check_out_dir`)."""
+
+    files: tuple[str, ...] = ()
+    """Outputs of an earlier clipscore run that this run replaces."""
+    methods: tuple[str, ...] | None = None
+    """Methods of the earlier per-prompt scores (None: none, or not readable)."""
+
+
+def _written_by_clipscore(path: Path) -> bool:
+    """Whether `path` (named like an output) looks like clipscore's: its columns (a subset, for files of
+    earlier versions) or, for clipscore.json, a JSON object with 'model' and 'score'. Empty counts (nothing lost)."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        with open(path, encoding="utf-8") as f:
+            if path.name == META:
+                data = json.loads(f.read(1 << 20))
+                return isinstance(data, dict) and {"model", "score"} <= set(data)
+            header = f.readline().strip().split(",")
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return "method" in header and set(header) <= set(OUTPUT_COLUMNS[path.name])
+
+
+def _earlier_methods(out: Path) -> tuple[str, ...] | None:
+    for name in ("per_prompt.csv", "summary.csv", "clip.csv"):
+        try:
+            methods = pd.read_csv(out / name, usecols=["method"], keep_default_na=False)["method"]
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue
+        return tuple(sorted(set(map(str, methods))))
+    return None
+
+
+def check_out_dir(out_dir: Path | str) -> EarlierOutputs:
+    """Check, before any scoring and creating nothing, that the outputs can go to `out_dir`: a folder (or one
+    that can be made) holding nothing but outputs of an earlier clipscore run (and hidden files such as DVC's
+    .gitignore, left alone). Returns what those earlier outputs were, to report what this run replaces."""
+    out = Path(out_dir)
+    base = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not base.is_dir():
+        what = "" if base == out else f", so {out} cannot be made"
+        raise OutputFolderError(f"--out: {base} is a file, not a folder{what}; give --out a folder")
+    if base != out:
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise OutputFolderError(f"--out: cannot create {out}: {base} is not writable; give another --out")
+        return EarlierOutputs()
+    try:
+        entries = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise OutputFolderError(f"--out {out}: cannot read it ({err.strerror}); give another --out") from None
+    foreign = [e for e in entries if e not in OUTPUT_FILES or not (out / e).is_file()]
+    foreign += [e for e in entries if e not in foreign and not _written_by_clipscore(out / e)]
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        raise OutputFolderError(f"--out {out} holds files `fourdfy clipscore` did not write ({shown}); its outputs "
+                                "would overwrite or sit among them: give a new or empty folder, or the --out of an "
+                                "earlier clipscore run")
+    return EarlierOutputs(files=tuple(e for e in OUTPUT_FILES if e in entries), methods=_earlier_methods(out))
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -267,6 +367,6 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
     meta = {"model": model, "precision": precision, "primary": cfg.primary, "n_resamples": cfg.n_resamples, "confidence": cfg.confidence,
             "seed": cfg.seed, "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, "
             "then over prompts"}
-    write_text_atomic(out / "clipscore.json", json.dumps(meta, indent=2) + "\n")
-    paths["clipscore.json"] = out / "clipscore.json"
+    write_text_atomic(out / META, json.dumps(meta, indent=2) + "\n")
+    paths[META] = out / META
     return paths

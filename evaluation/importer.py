@@ -10,8 +10,9 @@ Matching a file to a prompt:
   `baby_panda_eating_ice_cream.mp4` -> "A baby panda eating ice cream."). Anything else is
   reported as unmatched, never guessed.
 
-Per file: the target folder is checked first (an existing one is refused without `overwrite`),
-then the video is decoded completely. A missing, empty, corrupt or non-video file is reported
+Per file: the target folder is checked first (an existing one is left as it is without `overwrite`,
+and reported apart from the failures), then the video is decoded completely. A missing, empty, corrupt,
+truncated (fewer frames than its container declares) or non-video file is reported
 with its reason and nothing is written for it; the other files are still imported, unless
 `all_or_nothing`, which checks every file first and writes nothing if any fails.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,8 @@ import numpy as np
 
 from prompts import library, resolve_prompt, slugify
 
-from .artifacts import Artifact, ArtifactError, artifact_folder, refuse_existing, sha256_file, write_artifact
+from .artifacts import (Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
+                        refuse_existing, sha256_file, write_artifact)
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
@@ -50,13 +53,16 @@ class ImportReport:
     imported: list[Artifact] = field(default_factory=list)
     """Artifacts written."""
     failed: dict[str, str] = field(default_factory=dict)
-    """file name -> reason it was not imported."""
+    """file name -> reason it was not imported (a bad file, two files for one prompt)."""
+    existing: dict[str, str] = field(default_factory=dict)
+    """file name -> slug, for files whose artifact folder exists and was left as it is (no `overwrite`)."""
     unmatched_files: list[str] = field(default_factory=list)
     """Video files that match no prompt."""
     unmatched_prompts: list[str] = field(default_factory=list)
     """Slugs of the prompt list that no file matched."""
     no_video: list[str] = field(default_factory=list)
-    """Slugs of the prompt list with no imported video: no file matched, or the file that did failed."""
+    """Slugs of the prompt list with no video: no file matched, or the file that did failed (not those in
+    `existing`, which have one)."""
     fuzzy: dict[str, str] = field(default_factory=dict)
     """file name -> slug for matches made by the article rule."""
     unknown_prompts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
@@ -107,7 +113,7 @@ def read_mapping(path: Path, src: Path) -> dict[Path, str]:
     """{file: prompt text} from a CSV with columns file,prompt."""
     if not path.is_file():
         raise VideoImportError(f"mapping file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM would hide the "file" column
         reader = csv.DictReader(f)
         cols = [c.strip() for c in reader.fieldnames or []]
         if "file" not in cols or "prompt" not in cols:
@@ -159,6 +165,13 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         raise VideoImportError(f"source folder not found: {src}")
     if n_frames is not None and n_frames < 1:
         raise VideoImportError(f"--frames must be >= 1, got {n_frames}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):  # 0 is no "keep the file's": that is leaving it out
+        raise VideoImportError(f"--fps must be a positive number, got {fps} (leave it out to keep each file's rate)")
+    try:  # once here, not once per file
+        check_method_name(method)
+        check_writable_folder(Path(out_root) / method)
+    except ArtifactError as err:
+        raise VideoImportError(str(err)) from None
     report = ImportReport()
     if mapping is not None:
         pairs = read_mapping(Path(mapping), src)
@@ -189,14 +202,18 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     report.unmatched_prompts = sorted(set(wanted) - set(by_slug))
     loaded: dict[Path, dict] = {}
     for f in sorted(texts):
+        slug = slugify(texts[f])
+        # a taken folder is known before decoding, and counts for all_or_nothing like a bad file
+        if artifact_folder(out_root, method, slug).exists() and not overwrite:
+            report.existing[f.name] = slug
+            continue
         try:
-            # a taken folder is known before decoding, and counts for all_or_nothing like a bad file
-            refuse_existing(artifact_folder(out_root, method, slugify(texts[f])), overwrite)
+            refuse_existing(artifact_folder(out_root, method, slug), overwrite)
             loaded[f] = _load(f, n_frames, fps)
         except (VideoError, ArtifactError) as err:
             report.failed[f.name] = str(err)
-    if all_or_nothing and report.failed:
-        report.no_video = sorted(wanted)
+    if all_or_nothing and (report.failed or report.existing):
+        report.no_video = sorted(set(wanted) - set(report.existing.values()))
         return report
     for f, data in loaded.items():
         extra = {"source_frames": data["n_source"], "source_codec": data["codec"], "source_pix_fmt": data["pix_fmt"],
@@ -211,5 +228,5 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
             report.failed[f.name] = str(err)
             continue
         report.imported.append(art)
-    report.no_video = sorted(set(wanted) - {a.slug for a in report.imported})
+    report.no_video = sorted(set(wanted) - {a.slug for a in report.imported} - set(report.existing.values()))
     return report

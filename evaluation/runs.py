@@ -19,6 +19,10 @@ class RunError(ValueError):
 def read_run_manifest(run_dir: Path | str) -> dict:
     """The manifest of a finished run, checked for the keys evaluation needs (no checkpoint is read)."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        hint = f" ({run_dir.parent})" if run_dir.name == "manifest.json" else ""
+        raise RunError(f"{run_dir} is a file; give the run folder{hint}, the one `fourdfy generate` wrote with "
+                       "manifest.json and ckpt/ in it")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run folder")
     path = run_dir / "manifest.json"

@@ -1,12 +1,14 @@
 """The prompt library: the paper's prompt files beside this module (`mav3d_28.txt`, `ablation_5.txt`).
 
-Prompt files: UTF-8 text, one prompt per line, '#' comments; each prompt gets a filesystem-safe slug.
+Prompt files: UTF-8 text (a leading byte-order mark is dropped; LF or CRLF), one prompt per line, '#'
+comments; each prompt gets a filesystem-safe slug.
 Your own prompt file can sit beside the paper's: its slugs then work wherever a slug is accepted.
 A problem in one file (not UTF-8, a duplicated prompt) is reported when a slug is looked up and not
 found elsewhere; it never blocks free-text prompts or slugs found in the other files."""
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
@@ -30,6 +32,9 @@ def _read_lines(path: Path) -> list[str]:
         data = path.read_bytes()
     except OSError as err:
         raise PromptFileError(f"cannot read prompt file {path}: {err.strerror}") from None
+    # a byte-order mark (Windows editors write one) would end up in the first prompt's text; CRLF is split below
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
     try:
         return data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
@@ -41,6 +46,9 @@ def _read_lines(path: Path) -> list[str]:
 def load_prompts(path: Path | str) -> dict[str, str]:
     """slug -> prompt, in file order."""
     path = Path(path)
+    if path.is_dir():
+        raise PromptFileError(f"{path} is a folder, not a prompt file; give a prompt file (one prompt per line, "
+                              "e.g. prompts/ablation_5.txt)")
     if not path.is_file():
         raise PromptFileError(f"prompt file not found: {path} (see prompts/ for the paper's lists)")
     prompts: dict[str, str] = {}

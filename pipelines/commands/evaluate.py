@@ -99,14 +99,20 @@ def import_videos(
         typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, {art.height}x{art.width})")
     if report.unmatched_files:
         typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}")
-    # a prompt whose file failed (errors below) has no video either
+    if report.existing:
+        typer.echo(f"already in {out / method}, left as they are ({len(report.existing)}): "
+                   f"{', '.join(sorted(report.existing.values()))}")
+    # a prompt whose file failed (errors below) has no video either; one already imported has
     if report.no_video and (prompts is not None or mapping is not None):
         typer.echo(f"prompts without a video ({len(report.no_video)}): {', '.join(report.no_video)}")
     elif report.no_video:
         typer.echo(f"{len(report.no_video)} prompts of prompts/*.txt have no video here")
     for name, reason in sorted(report.failed.items()):
         typer.secho(f"error: {name}: {reason}", fg=typer.colors.RED, err=True)
-    if report.failed:
+    if report.existing:
+        typer.secho(f"error: {len(report.existing)} artifact folder(s) of these videos already exist in "
+                    f"{out / method}; pass --overwrite to replace them", fg=typer.colors.RED, err=True)
+    if report.failed or report.existing:
         if all_or_nothing:
             typer.secho("error: --all-or-nothing: nothing was imported", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
@@ -127,7 +133,8 @@ def clipscore(
     pretrained: str = typer.Option("openai", "--pretrained", help="open_clip tag or checkpoint file."),
     activation: str = typer.Option("auto", "--activation", help="auto | quickgelu | gelu (OpenAI weights: QuickGELU)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Frames per forward pass (16: fastest on CPU, where the weights stay in cache)."),
-    primary: str = typer.Option("4dfy", "--primary", help="Method the paired differences are taken against."),
+    primary: str = typer.Option(None, "--primary", help="Method the paired differences are taken against "
+                                "(default 4dfy, when an artifact has it); given, it must be a method found."),
     n_resamples: int = typer.Option(10_000, "--resamples", help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
@@ -138,12 +145,20 @@ def clipscore(
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Show the progress bar on a terminal (elsewhere, a line every 30 s)."),
 ) -> None:
-    """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`."""
+    """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`.
+    --out may hold the outputs of an earlier run, which are replaced (and listed); anything else there is refused."""
     from evaluation.artifacts import ArtifactError, scan_artifacts
-    from evaluation.clip import ScoreCache, ScoreConfig, score_artifacts, write_outputs
+    from evaluation.clip import ScoreCache, ScoreConfig, check_out_dir, score_artifacts, write_outputs
     from evaluation.clip_models import ClipConfig, load_clip
     from method.guidance.loading import ModelNotFoundError
 
+    try:  # the options and --out first: scoring takes minutes
+        cfg = ClipConfig(model=model, pretrained=pretrained or None, activation=activation, batch_size=batch_size,
+                         device=device, precision=precision)
+        scfg = ScoreConfig(primary=primary or "4dfy", n_resamples=n_resamples, seed=seed)
+        earlier = check_out_dir(out)
+    except ValueError as err:
+        _fail(str(err))
     try:
         arts, broken = scan_artifacts(artifacts)
         if broken:  # scoring the readable rest would silently drop these prompts from the means
@@ -153,9 +168,9 @@ def clipscore(
                   f"prompt); fix or remove them first (`fourdfy validate-artifacts` checks them): {listed}")
         if not arts:
             _fail(_nothing_found(artifacts))
-        cfg = ClipConfig(model=model, pretrained=pretrained or None, activation=activation, batch_size=batch_size,
-                         device=device, precision=precision)
-        scfg = ScoreConfig(primary=primary, n_resamples=n_resamples, seed=seed)
+        methods = sorted({m for m, _ in arts})
+        if primary is not None and primary not in methods:  # else no paired difference, silently
+            _fail(f"--primary {primary!r}: no artifact has this method; the methods found are {', '.join(methods)}")
         clip = load_clip(cfg)
         store = ScoreCache(cache, clip) if cache is not None else None
         per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store, heartbeat_s=HEARTBEAT_S)
@@ -172,14 +187,22 @@ def clipscore(
 
     for r in summary.itertuples():
         diff = "" if pd.isna(r.diff_vs_primary) else (
-            f"  {r.diff_vs_primary:+.2f} vs {primary} on {r.n_shared} {ci(r.diff_ci_low, r.diff_ci_high, '+')}")
+            f"  {r.diff_vs_primary:+.2f} vs {scfg.primary} on {r.n_shared} {ci(r.diff_ci_low, r.diff_ci_high, '+')}")
         typer.echo(f"  {r.method:<16} {r.clip:6.2f} {ci(r.ci_low, r.ci_high)} over {r.n_prompts} prompt(s){diff}")
     sets = pd.read_csv(paths["clip.csv"], keep_default_na=False)
     partial = sets[sets.n_prompts < sets.n_set]
     for r in partial.itertuples():
         typer.echo(f"note: {r.method} has {r.n_prompts} of the {r.n_set} prompts of {r.prompt_set}; "
                    "its clip.csv row is the mean over those only")
+    if scfg.primary not in methods:
+        typer.echo(f"note: no artifact of {scfg.primary}, so no paired differences (--primary names another method)")
     typer.echo(f"wrote {', '.join(paths)} to {out}")
+    if earlier.files:
+        typer.echo(f"replaced the earlier outputs in {out}: {', '.join(earlier.files)}")
+    gone = sorted(set(earlier.methods or ()) - set(methods))
+    if gone:
+        typer.secho(f"warning: the earlier outputs in {out} held methods these do not: {', '.join(gone)} (their "
+                    "scores are gone; give their artifact roots too to keep them)", fg=typer.colors.YELLOW, err=True)
 
 
 def validate_artifacts(

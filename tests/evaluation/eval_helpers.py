@@ -73,3 +73,28 @@ class Stderr(io.StringIO):
 
     def isatty(self) -> bool:
         return self.tty
+
+
+def write_cut_faststart_video(path: Path, n: int = 24, size: int = 32) -> int:
+    """An H.264 mp4 of `n` noise frames with its index at the front (`movflags=faststart`, remuxed with PyAV),
+    cut to half its bytes: it still opens and decodes its first frames without an error. Returns `n`, the
+    frame count its container still declares."""
+    import av
+
+    from evaluation.video import encode_video
+
+    path = Path(path)
+    whole, fast = path.with_suffix(".whole.mp4"), path.with_suffix(".fast.mp4")
+    encode_video(whole, np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8))
+    with av.open(str(whole)) as src, av.open(str(fast), "w", format="mp4", options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:  # the demuxer's final empty packet
+                packet.stream = stream
+                dst.mux(packet)
+    data = fast.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # the index is at the front, as in the tester's file
+    path.write_bytes(data[:len(data) // 2])
+    whole.unlink()
+    fast.unlink()
+    return n

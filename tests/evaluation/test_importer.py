@@ -170,8 +170,8 @@ def test_an_existing_artifact_is_refused_before_decoding(tmp_path, monkeypatch):
     real_load = imp._load
     monkeypatch.setattr(imp, "_load", lambda path, *a: decoded.append(path.name) or real_load(path, *a))
     r = import_videos(d, "mav3d", tmp_path / "out", all_or_nothing=True)
-    assert list(r.failed) == ["a_panda_dancing.mp4"] and "already exists (pass --overwrite" in r.failed[
-        "a_panda_dancing.mp4"]
+    assert r.existing == {"a_panda_dancing.mp4": "a_panda_dancing"} and not r.failed  # kept apart from failures
+    assert "a_panda_dancing" not in r.no_video  # it has a video: the one already there
     assert decoded == ["a_cat_singing.mp4"]  # the taken one was not decoded
     assert r.imported == [] and not (tmp_path / "out" / "mav3d" / "a_cat_singing").exists()  # all or nothing
     r = import_videos(d, "mav3d", tmp_path / "out", overwrite=True)

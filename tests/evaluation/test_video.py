@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from fractions import Fraction
 
 import av
@@ -12,7 +13,7 @@ import pytest
 from evaluation.video import (VideoError, decode_video, encode_video, pad_even, probe_video, resample_indices,
                               to_uint8)
 
-from eval_helpers import make_frames
+from eval_helpers import make_frames, write_cut_faststart_video
 
 
 def test_round_trip_keeps_count_size_and_pixels(tmp_path):
@@ -80,6 +81,35 @@ def test_decode_errors_name_the_reason(tmp_path):
                          ("cut.mp4", "not a readable video|corrupt"), ("missing.mp4", "not found")]:
         with pytest.raises(VideoError, match=reason):
             decode_video(tmp_path / name)
+
+
+def test_a_cut_video_with_its_index_in_front_is_truncated_not_short(tmp_path):
+    """Cut in half, a faststart file still opens and its first frames decode without an error: only the frame
+    count its container declares shows that the rest is missing."""
+    declared = write_cut_faststart_video(tmp_path / "cut.mp4")
+    with av.open(str(tmp_path / "cut.mp4")) as c:
+        assert c.streams.video[0].frames == declared
+    with pytest.raises(VideoError) as err:
+        decode_video(tmp_path / "cut.mp4")
+    m = re.fullmatch(rf"truncated video: (\d+) frame\(s\) decoded of the {declared} its container declares; .*",
+                     str(err.value))
+    assert m and 0 < int(m.group(1)) < declared, str(err.value)
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt", [("v.avi", "mpeg4", "yuv420p"), ("v.mov", "png", "rgb24"),
+                                                ("v.mkv", "libx264", "yuv420p"), ("v.gif", "gif", "rgb8")])
+def test_whole_videos_of_every_container_decode_the_count_they_declare(tmp_path, name, codec, pix_fmt):
+    """No false 'truncated' for whole files, whether the container declares a count (avi, mov, gif) or not (mkv)."""
+    frames = make_frames(7, 16, 16)
+    with av.open(str(tmp_path / name), "w") as c:
+        s = c.add_stream(codec, rate=15)
+        s.width, s.height, s.pix_fmt = 16, 16, pix_fmt
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    assert len(decode_video(tmp_path / name)) == 7
 
 
 def test_audio_only_file_has_no_video_stream(tmp_path):

@@ -41,6 +41,25 @@ def test_non_utf8_prompt_file_is_named(tmp_path):
         load_prompts(bad)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_prompt(tmp_path):
+    """Windows editors start UTF-8 files with a BOM (and end lines with CRLF): it is no part of the text."""
+    mine = tmp_path / "mine.txt"
+    mine.write_bytes(b"\xef\xbb\xbfA panda dancing.\r\n# a comment\r\nA goat drinking beer.\r\n")
+    assert load_prompts(mine) == {"a_panda_dancing": "A panda dancing.",
+                                  "a_goat_drinking_beer": "A goat drinking beer."}
+    assert resolve_prompt("a_panda_dancing", [mine]) == "A panda dancing."  # the slug lookups read the same way
+    mine.write_bytes(b"\xef\xbb\xbf# comment first\nA cat.\n")
+    assert load_prompts(mine) == {"a_cat": "A cat."}  # a BOM before a comment does not make it a prompt
+    mine.write_bytes(b"\xef\xbb\xbfA cat.\nA caf\xe9.\n")  # Latin-1 after a BOM
+    with pytest.raises(PromptFileError, match=r"mine\.txt:2: not UTF-8 text \(byte 0xe9\)"):  # lines still counted
+        load_prompts(mine)
+
+
+def test_a_folder_is_not_a_prompt_file(tmp_path):
+    with pytest.raises(PromptFileError, match=rf"^{tmp_path} is a folder, not a prompt file; give a prompt file"):
+        load_prompts(tmp_path)
+
+
 def test_broken_prompt_file_blocks_only_its_own_slugs(tmp_path):
     dup = tmp_path / "a_dup.txt"
     dup.write_text("A dog.\na dog\nA cow.\n")
