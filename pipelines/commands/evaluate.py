@@ -40,6 +40,11 @@ def render(
         art = render_run(run, out, cfg, progress=progress, overwrite=overwrite, heartbeat_s=HEARTBEAT_S)
     except (RunError, ArtifactError, ValueError) as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        # the artifact folder is written whole at the end, so there is nothing partial to clean up or resume
+        typer.secho("error: interrupted; no artifact was written (an earlier one is kept); run the command again "
+                    "to render", fg=typer.colors.RED, err=True)
+        raise typer.Exit(130) from None
     typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.height}x{art.width}, {art.trajectory})")
 
 

@@ -320,3 +320,20 @@ def test_clipscore_says_which_earlier_outputs_and_methods_it_replaces(two_method
     assert "note: no artifact of 4dfy, so no paired differences (--primary names another method)" in res.stdout
     assert f"replaced the earlier outputs in {out}: clipscore.json" in res.stdout.splitlines()
     assert "warning" not in res.stderr  # no earlier scores, so no method disappeared
+
+
+def test_render_interrupted_says_nothing_was_written(tmp_path, monkeypatch):
+    """Ctrl-C during `render` used to exit 130 without a word; the artifact folder is written whole at the end,
+    so the line says nothing was written and an earlier artifact is kept."""
+    from typer.testing import CliRunner
+
+    import evaluation.render
+    from pipelines.cli import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluation.render, "render_run", interrupted)
+    res = CliRunner().invoke(app, ["render", str(tmp_path), "--out", str(tmp_path / "art")])
+    assert res.exit_code == 130 and res.output.strip().startswith("error: interrupted; no artifact was written")
+    assert not (tmp_path / "art").exists()
