@@ -93,11 +93,21 @@ def serve(
     from userstudy.survey.bundle import BundleError, load_bundle
     from userstudy.survey.store import DB_ENV, StoreError, default_url, init_db, make_engine
 
+    if not 1 <= port <= 65535:
+        _fail(f"--port {port} is not a TCP port: give one from 1 to 65535 (e.g. 8501)")
     try:
         b = load_bundle(bundle)
+    except BundleError as err:
+        _fail(str(err))
+    except OSError as err:
+        _fail(f"cannot read the bundle {bundle}: {err.strerror or err}")
+    # before the database is created and anything is announced: Streamlit's own failures here are a
+    # traceback (bad address) or come after "survey on ..." (busy port)
+    _check_listen(address, port)
+    try:
         url = db or default_url(b.root)
         init_db(make_engine(url), b.bundle_id)  # fail here, with one line, rather than in the browser
-    except (BundleError, StoreError) as err:
+    except StoreError as err:
         _fail(str(err))
     except Exception as err:  # a database that cannot be reached: name it, no traceback
         _fail(f"cannot open the database: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
@@ -109,10 +119,41 @@ def serve(
            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
            "--client.showErrorDetails", "none", "--client.toolbarMode", "minimal"]
-    typer.echo(f"survey on http://{address}:{port}/ (admin: /?view=admin); Ctrl-C stops it", err=True)
+    host = f"[{address}]" if ":" in address else address  # an IPv6 address in a URL
+    typer.echo(f"survey on http://{host}:{port}/ (admin: /?view=admin); Ctrl-C stops it", err=True)
     sys.stdout.flush()
     # Become the streamlit process, so that Ctrl-C and a supervisor's SIGTERM reach the server itself.
     os.execve(sys.executable, cmd, env)
+
+
+def _check_listen(address: str, port: int) -> None:
+    """Fail with one line unless the server can listen on `address`:`port`: checked by binding a socket
+    briefly as Streamlit's server binds its own (one socket, IPv6 when the address has a colon,
+    SO_REUSEADDR, so a port in TIME_WAIT still passes), then closing it."""
+    import errno
+    import socket
+
+    if not address.strip():
+        _fail("--address is empty: give the interface to listen on, e.g. 127.0.0.1 (this machine) or 0.0.0.0 (all)")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        socket.getaddrinfo(address, port, family, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as err:
+        _fail(f"--address {address} does not resolve ({getattr(err, 'strerror', None) or err}): give an IP address "
+              "of this machine, e.g. 127.0.0.1 or 0.0.0.0")
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            if os.name != "nt":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            _fail(f"--port {port} is already in use on {address} (another server?): stop it or choose another --port")
+        if err.errno == errno.EADDRNOTAVAIL:
+            _fail(f"--address {address} is not an address of this machine: give one of its IP addresses, e.g. "
+                  "127.0.0.1 or 0.0.0.0")
+        _fail(f"cannot listen on {address} port {port}: {err.strerror or err}; choose another --port (ports below "
+              "1024 need root) or --address")
 
 
 @survey_app.command("export")
@@ -124,20 +165,41 @@ def export(
                                    "export of the same study)."),
 ) -> None:
     """Export every stored answer as a votes CSV."""
-    from userstudy.survey.store import StoreError, default_url, open_existing, write_votes_csv
+    from userstudy.outputs import OutputError
+    from userstudy.survey.store import StoreError, default_url, open_existing, sqlite_files, write_votes_csv
 
+    try:
+        url = db or default_url(None)
+    except StoreError as err:
+        _fail(str(err))
+    # Writing the CSV over the database (or its journal) would destroy every answer: refused even with --overwrite.
+    db_files = sqlite_files(url)
+    if any(_same_file(out, f) for f in db_files):
+        _fail(f"--out {out} is the survey database {db_files[0]} itself (or its journal): exporting there would "
+              "replace every stored answer; choose another --out, e.g. votes.csv")
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; the export writes one CSV file: give a file path, e.g. {out / 'votes.csv'}")
     if out.exists() and not overwrite:  # it may hold another study's votes: never replaced unasked
         _fail(f"{out} already exists; give --overwrite to replace it (e.g. re-exporting the same study) or "
               "choose another --out")
     try:
-        url = db or default_url(None)
         n = write_votes_csv(open_existing(url), out)
-    except StoreError as err:
+    except (StoreError, OutputError) as err:
         _fail(str(err))
     except Exception as err:  # unreachable server, not a survey database
         _fail(f"cannot read the survey database: {type(err).__name__}: "
               f"{str(err).splitlines()[0] if str(err) else ''}")
     typer.echo(f"{n} judgments -> {out}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: after resolving links and `..`, or as hard links of one inode."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def register(app: typer.Typer) -> None:

@@ -91,8 +91,25 @@ def _design_data(design: Design) -> dict:
             "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)}}
 
 
-def _index_artifacts(roots: list[Path], problems: list[str]) -> dict[tuple[str, str], Path]:
+ROOT_LAYOUT = "<method>/<prompt_slug>/"
+
+
+def _empty_root_note(root: Path) -> str:
+    """Why an existing artifacts root yields no artifact: named in the error, since a wrong --artifacts
+    otherwise only shows up as every video missing."""
+    if (root / MANIFEST).is_file() or (root / VIDEO).is_file():
+        return (f"--artifacts {root} holds {MANIFEST}/{VIDEO} itself (one artifact or a run folder): give the "
+                f"folder that holds {ROOT_LAYOUT} folders")
+    if any((p / MANIFEST).is_file() or (p / VIDEO).is_file() for p in root.iterdir() if p.is_dir()):
+        return (f"--artifacts {root} holds artifact folders directly (one method's?): give its parent, the folder "
+                f"that holds {ROOT_LAYOUT} folders")
+    return f"--artifacts {root} holds no {ROOT_LAYOUT} artifact folders"
+
+
+def _index_artifacts(roots: list[Path], problems: list[str], empty: list[Path] | None = None
+                     ) -> dict[tuple[str, str], Path]:
     """(method, slug) -> artifact folder over all roots; the same pair in two roots is a problem.
+    Existing roots without any artifact folder are appended to `empty`.
 
     Keyed by the folder names, not by the manifests as `evaluation.artifacts.scan_artifacts` is: a folder
     whose manifest is wrong, unreadable or missing is reported as that folder's problem (which
@@ -100,12 +117,17 @@ def _index_artifacts(roots: list[Path], problems: list[str]) -> dict[tuple[str, 
     """
     found: dict[tuple[str, str], Path] = {}
     for root in roots:
-        if not root.is_dir():
-            problems.append(f"artifacts folder not found: {root}")
+        if not root.exists():
+            problems.append(f"artifacts folder not found: {root} (--artifacts names a folder holding {ROOT_LAYOUT})")
             continue
+        if not root.is_dir():
+            problems.append(f"--artifacts {root} is a file, not a folder: give the folder holding {ROOT_LAYOUT}")
+            continue
+        n_seen = 0
         # hidden folders are temporaries of an interrupted artifact write: never part of a study
         for method_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             for slug_dir in sorted(p for p in method_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                n_seen += 1
                 key = (method_dir.name, slug_dir.name)
                 if key in found and found[key].resolve() == slug_dir.resolve():
                     continue  # the same folder reached through a root given twice (or a link): one artifact
@@ -113,6 +135,8 @@ def _index_artifacts(roots: list[Path], problems: list[str]) -> dict[tuple[str, 
                     problems.append(f"{key[0]}/{key[1]}: found in two artifact folders ({found[key]} and {slug_dir})")
                     continue
                 found[key] = slug_dir
+        if empty is not None and not n_seen:
+            empty.append(root)
     return found
 
 
@@ -202,7 +226,8 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
             problems.append(text)
             n_absent += 1
 
-    index = _index_artifacts(roots, problems)
+    empty_roots: list[Path] = []
+    index = _index_artifacts(roots, problems, empty_roots)
     planned: list[dict] = []
     needed: dict[tuple[str, str], str | None] = {}  # (method, slug) -> expected prompt text
     for table in design.tables:
@@ -254,11 +279,12 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
         planned = [q for q, ok in zip(planned, complete) if ok]
         needed = {k: v for k, v in needed.items() if k in index}
         if not planned and not problems:
-            problems.append("no question has videos of both its methods")
+            problems.append(f"no question has videos of both its methods (looked in {', '.join(str(r) for r in roots)})")
     if problems:
-        hint = ""
+        # an existing root that yields nothing is the likely cause of the missing videos: say so
+        hint = "".join(f"\n{_empty_root_note(r)}" for r in empty_roots)
         if n_absent:
-            hint = "\n" + ALLOW_MISSING_HINT
+            hint += "\n" + ALLOW_MISSING_HINT
             if n_absent < len(problems):
                 hint += f" The other {len(problems) - n_absent} problem(s) must be fixed either way."
         raise BundleError(f"{len(problems)} problem(s) with the survey videos, no bundle written:\n"

@@ -149,6 +149,19 @@ def default_url(bundle_root: Path | str | None = None) -> str:
     return f"sqlite:///{Path(bundle_root) / 'survey.sqlite'}"
 
 
+def sqlite_files(url: str) -> list[Path]:
+    """The files of a SQLite database URL: the database, then its -wal, -shm and -journal siblings
+    (none for another backend, an in-memory database or a URL that does not parse)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return []
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return []
+    db = Path(parsed.database)
+    return [db] + [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
 def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sa.Engine:
     """Engine for a SQLite or PostgreSQL URL (`postgresql://` is given the psycopg 3 driver)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
