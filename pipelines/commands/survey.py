@@ -28,7 +28,7 @@ def build(
                                      "design names (default: the project's prompts/)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Leave out questions without both videos "
                                        "and list them in the bundle (the pipeline's few-prompt demo runs)."),
-    tables: list[str] = typer.Option([], "--tables", help="Only the comparisons of these tables of the design "
+    tables: list[str] = typer.Option([], "--tables", metavar="<name>", help="Only the comparisons of these tables of the design "
                                      "(repeatable; default: all). The paper's survey: --tables table2."),
 ) -> None:
     """Build a survey bundle: questions from the design, attention checks, videos under opaque names."""

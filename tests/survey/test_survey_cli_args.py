@@ -175,3 +175,16 @@ def test_build_names_an_artifacts_root_that_yields_nothing(study_inputs, tmp_pat
     res = _build(tmp_path, prompts_dir, [arts, empty], *allow_missing)
     assert res.exit_code == 0 and "5 questions" in res.output, res.output
     shutil.rmtree(tmp_path / "b")
+
+
+def test_build_lists_a_missing_prompt_set_once(study_inputs, tmp_path):
+    """Two sections on one prompt set with no such file: one line for the set (it was listed per section)."""
+    arts, _, _ = study_inputs
+    shared = {**STUDY, "tables": {"t": {"sections": [{"prompt_set": "set3", "rows": ["4dfy", "mav3d"]},
+                                                     {"prompt_set": "set3", "rows": ["4dfy", "wo_3d"]}]}}}
+    design = tmp_path / "design.yaml"
+    design.write_text(yaml.safe_dump(shared, allow_unicode=True), encoding="utf-8")
+    res = CliRunner().invoke(app, ["survey", "build", "--design", str(design), "--artifacts", str(arts),
+                                   "--prompts-dir", str(tmp_path / "nonexist"), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and res.output.count("prompt set 'set3'") == 1, res.output
+    assert not (tmp_path / "b").exists()

@@ -230,14 +230,19 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
     index = _index_artifacts(roots, problems, empty_roots)
     planned: list[dict] = []
     needed: dict[tuple[str, str], str | None] = {}  # (method, slug) -> expected prompt text
+    prompt_sets: dict[str, dict[str, str] | None] = {}  # read once: several sections share one set
     for table in design.tables:
         for section in table.sections:
             prompts: dict[str, str] | None = None
             if section.prompt_set:
-                try:
-                    prompts = load_prompts(prompts_dir / f"{section.prompt_set}.txt")
-                except ValueError as err:
-                    problems.append(f"prompt set {section.prompt_set!r}: {err}")
+                if section.prompt_set not in prompt_sets:
+                    try:
+                        prompt_sets[section.prompt_set] = load_prompts(prompts_dir / f"{section.prompt_set}.txt")
+                    except ValueError as err:
+                        prompt_sets[section.prompt_set] = None
+                        problems.append(f"prompt set {section.prompt_set!r}: {err}")
+                prompts = prompt_sets[section.prompt_set]
+                if prompts is None:  # its error is listed once
                     continue
             for method in section.rows:
                 if method == design.primary:
