@@ -30,6 +30,12 @@ def _snapshot(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _stored(path) -> int:
+    """Samples (non-empty packets) the file holds, as a plain PyAV demux loop finds them."""
+    with av.open(str(path)) as c:
+        return sum(bool(p.size) for p in c.demux(c.streams.video[0]))
+
+
 def _decodable(path) -> int:
     """Frames a plain PyAV loop gets out of `path` before the end or an error."""
     n = 0
@@ -52,9 +58,9 @@ def test_import_refuses_a_cut_video_naming_it_and_both_counts(tmp_path):
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(out), "--prompts", ABLATION])
     assert res.exit_code == 2
     (line,) = _errors(res)
-    m = re.fullmatch(rf"error: a_goat_drinking_beer\.mp4: truncated video: (\d+) frame\(s\) decoded of the "
-                     rf"{declared} its container declares; .*", line)
-    assert m and 0 < int(m.group(1)) < declared, line
+    m = re.fullmatch(rf"error: a_goat_drinking_beer\.mp4: truncated video: (\d+) of the {declared} frame\(s\) its "
+                     rf"container declares are in the file \((\d+) decoded\); .*", line)
+    assert m and 0 < int(m.group(2)) <= int(m.group(1)) < declared, line
     assert "imported" not in res.stdout and not (out / "mav3d" / "a_goat_drinking_beer").exists()
 
 
@@ -66,20 +72,20 @@ def test_validate_and_clipscore_refuse_an_artifact_whose_video_is_cut(tmp_path, 
     art = write_artifact(root, "mav3d", "A goat drinking beer.", make_frames(4, 32, 32), source=SRC,
                          trajectory="unknown", fps=15)
     declared = write_cut_faststart_video(art.video_path)
-    decodable = _decodable(art.video_path)
+    decodable, stored = _decodable(art.video_path), _stored(art.video_path)
     manifest = json.loads((art.folder / "manifest.json").read_text())
     (art.folder / "manifest.json").write_text(json.dumps({**manifest, "n_frames": decodable}))
     res = runner.invoke(app, ["validate-artifacts", str(root)])
     assert res.exit_code == 1
-    assert res.stdout.splitlines() == [f"BAD {art.folder}: video.mp4: truncated video: {decodable} frame(s) decoded "
-                                       f"of the {declared} its container declares; the file is cut short (copy or "
-                                       "export it again)"]
+    assert res.stdout.splitlines() == [f"BAD {art.folder}: video.mp4: truncated video: {stored} of the {declared} "
+                                       f"frame(s) its container declares are in the file ({decodable} decoded); the "
+                                       "file is cut short (copy or export it again)"]
     scored = []
     monkeypatch.setattr(clip_mod, "score_frames", lambda *a, **k: scored.append(1) / 0)
     args = ["clipscore", str(root), "--out", str(tmp_path / "clip"), "--clip-model", str(tiny_clip), "--resamples",
             "200", "--device", "cpu", "--no-progress"]
-    expected = [f"error: {art.video_path}: truncated video: {decodable} frame(s) decoded of the {declared} its "
-                "container declares; the file is cut short (copy or export it again)"]
+    expected = [f"error: {art.video_path}: truncated video: {stored} of the {declared} frame(s) its container "
+                f"declares are in the file ({decodable} decoded); the file is cut short (copy or export it again)"]
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and scored == [] and _errors(res) == expected
     assert not (tmp_path / "clip").exists()

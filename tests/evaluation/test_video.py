@@ -91,9 +91,33 @@ def test_a_cut_video_with_its_index_in_front_is_truncated_not_short(tmp_path):
         assert c.streams.video[0].frames == declared
     with pytest.raises(VideoError) as err:
         decode_video(tmp_path / "cut.mp4")
-    m = re.fullmatch(rf"truncated video: (\d+) frame\(s\) decoded of the {declared} its container declares; .*",
-                     str(err.value))
-    assert m and 0 < int(m.group(1)) < declared, str(err.value)
+    m = re.fullmatch(rf"truncated video: (\d+) of the {declared} frame\(s\) its container declares are in the file "
+                     rf"\((\d+) decoded\); .*", str(err.value))
+    assert m and 0 < int(m.group(2)) <= int(m.group(1)) < declared, str(err.value)
+
+
+def test_a_file_trimmed_without_reencoding_is_whole(tmp_path):
+    """A stream-copy trim (`ffmpeg -ss ... -c copy`) keeps the samples before the cut and marks them to be dropped
+    (an edit list): the file declares 30 frames and decodes 25, and it is whole. The check counts the samples in
+    the file, not the frames decoded."""
+    from evaluation.video import encode_video
+
+    whole, trimmed = tmp_path / "whole.mp4", tmp_path / "trimmed.mp4"
+    frames = np.random.default_rng(0).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
+    encode_video(whole, frames)
+    with av.open(str(whole)) as src, av.open(str(trimmed), "w", format="mp4") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        shift = None
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:  # the demuxer's final empty packet
+                continue
+            shift = 5 * packet.duration if shift is None else shift
+            packet.pts, packet.dts = packet.pts - shift, packet.dts - shift  # 5 frames before the start: dropped
+            packet.stream = stream
+            dst.mux(packet)
+    with av.open(str(trimmed)) as c:
+        assert c.streams.video[0].frames == 30
+    assert len(decode_video(trimmed)) == 25
 
 
 @pytest.mark.parametrize("name,codec,pix_fmt", [("v.avi", "mpeg4", "yuv420p"), ("v.mov", "png", "rgb24"),
