@@ -37,7 +37,7 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from method.fileio import write_atomic, write_text_atomic
-from pipelines.generate import (RunInUse, as_set_values, build_config, describe_mismatch, finished_manifest,
+from pipelines.generate import (PIPELINE_MARKER, RunInUse, as_set_values, build_config, describe_mismatch, finished_manifest,
                                 finished_matches, other_run,
                                 generate, quiet_libraries, run_folder_lock, run_status)
 from prompts import resolve_prompt, slugify
@@ -178,6 +178,8 @@ class GenerateJob(submitit.helpers.Checkpointable):
         before = run_status(self.out)
         if other_run(self.out, self.config_hash, self.prompt) is not None:
             before = f"other-{before}"  # generate replaces it (the sweep checked --replace before submitting)
+        # a requeued attempt finds the first one's run: the summary reports what the first attempt found
+        before = self.__dict__.setdefault("_before", before)
         quiet_libraries()  # a job is its own process: silence the model libraries as the CLI does
         try:
             manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache,
@@ -391,30 +393,33 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
     sweep_dir.mkdir(parents=True, exist_ok=True)
     interrupts = _Interrupts()
     with _sweep_lock(sweep_dir), interrupts.installed():
-        if not spec.replace:
-            _refuse_other_runs(spec, jobs)
+        _refuse_other_runs(spec, jobs)
         return _run(spec, ex, jobs, echo, on_submit, interrupts)
 
 
 def _refuse_other_runs(spec: SweepSpec, jobs: list[PlannedJob], show: int = 5) -> None:
     """A run folder holding a run of another config (a changed --set, --max-steps or profile value) would be
     retrained from scratch, and a finished run may have cost GPU-hours: refuse, naming each and what differs,
-    unless `replace`. Nothing has been submitted yet."""
+    unless `spec.replace`. A run trained by hand is never replaced (its job could only fail): refused either way.
+    Nothing has been submitted yet."""
     stale = [(j, kind) for j in jobs if (kind := other_run(j.out, j.config_hash, j.prompt)) is not None]
-    if not stale:
+    by_hand = [(j, kind) for j, kind in stale if not (j.out / PIPELINE_MARKER).is_file()]
+    refused = by_hand if spec.replace else stale
+    if not refused:
         return
     lines = []
-    for j, kind in stale[:show]:
+    for j, kind in refused[:show]:
         cfg = build_config(spec.profile, j.method, seed=spec.seed, device=spec.device, sets=spec.sets_for(j.method),
                            max_steps=spec.max_steps, recompute=spec.recompute)
         differs = describe_mismatch(j.out, kind, cfg, j.prompt, limit=3)
-        lines.append(f"{j.out} ({'a finished' if kind == 'finished' else 'an unfinished'} run"
+        hand = ", trained by hand" if (j, kind) in by_hand else ""
+        lines.append(f"{j.out} ({'a finished' if kind == 'finished' else 'an unfinished'} run{hand}"
                      f"{': ' + differs if differs else ''})")
-    more = f" and {len(stale) - show} more" if len(stale) > show else ""
-    raise ValueError(f"{len(stale)} run folder(s) hold a run of another config, which this sweep would train "
-                     f"again from scratch: {'; '.join(lines)}{more}. Give --replace to retrain them (runs the "
-                     "pipeline made are replaced; others are kept and their jobs fail), or choose another --runs; "
-                     "nothing was submitted")
+    more = f" and {len(refused) - show} more" if len(refused) > show else ""
+    how = ("Move the runs trained by hand away (the sweep never replaces them) or choose another --runs"
+           if by_hand else "Give --replace to retrain them, or choose another --runs")
+    raise ValueError(f"{len(refused)} run folder(s) hold a run of another config, which this sweep would train again "
+                     f"from scratch: {'; '.join(lines)}{more}. {how}; nothing was submitted")
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -592,8 +597,11 @@ def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
         status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
             run_status(j.out)]
         if other is not None:
-            status = (f"{other} with another config: "
-                      + ("replaced if the pipeline made it (--replace)" if replace else "refused (--replace retrains it)"))
+            if not (j.out / PIPELINE_MARKER).is_file():
+                status = f"{other} with another config, trained by hand: refused (move it away)"
+            else:
+                status = f"{other} with another config: " + ("replaced (--replace)" if replace
+                                                             else "refused (--replace retrains it)")
         shared = str(j.shared_stages) if j.after else ""
         if j.after in skipped and j.shared_checkpoint is not None and not j.shared_checkpoint.is_file():
             # the leader will not run again, and its stages were not cached for this job's key (e.g. the leader

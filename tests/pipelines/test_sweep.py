@@ -196,20 +196,39 @@ def test_a_second_sweep_skips_finished_runs(scenario):
 
 
 def test_a_failing_job_is_collected_with_its_error(tmp_path):
+    from pipelines.generate import run_folder_lock
+
     runs = tmp_path / "runs"
-    hand = runs / "tiny" / "4dfy" / SLUG  # a run trained by hand with other settings: never replaced
-    hand.mkdir(parents=True)
-    (hand / "manifest.json").write_text(json.dumps({"config_hash": "0" * 16, "prompt": "A panda dancing."}))
-    res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
-                                   "--max-steps", "1", "--replace"])
+    busy = runs / "tiny" / "4dfy" / SLUG  # another process trains into this folder: the job fails on its lock
+    busy.mkdir(parents=True)
+    with run_folder_lock(busy):
+        res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
+                                       "--max-steps", "1"])
     assert res.exit_code == 2
     assert "error: 1 of 1 jobs did not finish (4dfy-a_panda_dancing)" in res.output
     job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
     assert job["state"] == "failed"
-    assert job["error"].startswith("CheckpointMismatch: ") and "not made by the pipeline" in job["error"]
-    assert job["error"].startswith(f"CheckpointMismatch: 4dfy/{SLUG} holds")  # relative to runs/tiny
-    assert "CheckpointMismatch" in (runs / "tiny" / "sweep" / f"4dfy-{SLUG}.err").read_text()
+    assert job["error"].startswith(f"RunInUse: 4dfy/{SLUG} is being trained by another process")  # relative path
+    assert "RunInUse" in (runs / "tiny" / "sweep" / f"4dfy-{SLUG}.err").read_text()
+    assert list(busy.iterdir()) == []  # nothing written into it
+
+
+def test_a_run_trained_by_hand_is_never_replaced_even_with_replace(tmp_path):
+    runs = tmp_path / "runs"
+    hand = runs / "tiny" / "4dfy" / SLUG  # a run trained by hand with other settings, no pipeline marker
+    hand.mkdir(parents=True)
+    (hand / "manifest.json").write_text(json.dumps({"config_hash": "0" * 16, "prompt": "A panda dancing."}))
+    base = ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs), "--max-steps", "1"]
+    res = CliRunner().invoke(app, [*base, "--replace", "--dry-run"])
+    assert "finished with another config, trained by hand: refused (move it away)" in res.output
+    for extra in ([], ["--replace"]):
+        res = CliRunner().invoke(app, [*base, *extra])
+        assert res.exit_code == 2, res.output
+        line = res.output.strip().splitlines()[-1]
+        assert "(a finished run, trained by hand" in line and "Move the runs trained by hand away" in line, line
+        assert line.endswith("nothing was submitted")
     assert json.loads((hand / "manifest.json").read_text())["config_hash"] == "0" * 16  # kept
+    assert not (runs / "tiny" / "sweep" / "sweep.json").exists()
 
 
 def test_a_finished_run_of_another_config_is_retrained_only_with_replace(tmp_path):
@@ -235,7 +254,7 @@ def test_a_finished_run_of_another_config_is_retrained_only_with_replace(tmp_pat
     assert json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["max_steps"] == 2
 
     res = CliRunner().invoke(app, [*base, "--max-steps", "1", "--replace", "--dry-run"])
-    assert "finished with another config: replaced if the pipeline made it (--replace)" in res.output
+    assert "finished with another config: replaced (--replace)" in res.output
     res = CliRunner().invoke(app, [*base, "--max-steps", "1", "--replace"])
     assert res.exit_code == 0, res.output
     job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
