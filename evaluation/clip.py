@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import pandas as pd
 
 from method.fileio import write_atomic, write_text_atomic
 
-from .artifacts import Artifact, ArtifactError, sha256_file
+from .artifacts import Artifact, ArtifactError, check_writable_folder, sha256_file
 from .video import VideoError, decode_video, probe_video
 
 
@@ -326,13 +325,11 @@ def check_out_dir(out_dir: Path | str) -> EarlierOutputs:
     that can be made) holding nothing but outputs of an earlier clipscore run (and hidden files such as DVC's
     .gitignore, left alone). Returns what those earlier outputs were, to report what this run replaces."""
     out = Path(out_dir)
-    base = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not base.is_dir():
-        what = "" if base == out else f", so {out} cannot be made"
-        raise OutputFolderError(f"--out: {base} is a file, not a folder{what}; give --out a folder")
-    if base != out:
-        if not os.access(base, os.W_OK | os.X_OK):
-            raise OutputFolderError(f"--out: cannot create {out}: {base} is not writable; give another --out")
+    try:
+        check_writable_folder(out)  # a file in its place or above it, or a folder it cannot be made in
+    except ArtifactError as err:
+        raise OutputFolderError(f"--out: {err}") from None
+    if not out.exists():
         return EarlierOutputs()
     try:
         entries = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))

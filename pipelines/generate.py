@@ -126,25 +126,20 @@ def other_run(out: Path, config_hash: str, prompt: str) -> str | None:
     replaces when the pipeline made it), else None (empty, the same run, or a checkpoint `generate` itself
     will report as unreadable)."""
     status = run_status(out)
-    if status == "finished":
-        return None if finished_matches(out, config_hash, prompt) else "finished"
-    if status == "unfinished":
-        try:
-            data = ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # its header fields only
-            ckpt.check_compatible(data, out / "ckpt" / "last.pt", config_hash, prompt)
-        except ckpt.CheckpointMismatch:
-            return "unfinished"
-        except ckpt.CheckpointError:
-            return None
-    return None
+    if status == "empty":
+        return None
+    try:
+        return None if _same_run(out, status, config_hash, prompt) else status
+    except ckpt.CheckpointError:
+        return None
 
 
-def _same_run(out: Path, status: str, cfg: TrainConfig, prompt: str) -> bool:
+def _same_run(out: Path, status: str, config_hash: str, prompt: str) -> bool:
     if status == "finished":
-        return finished_matches(out, cfg.config_hash(), prompt)
+        return finished_matches(out, config_hash, prompt)
     data = ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # only its header fields are read
     try:
-        ckpt.check_compatible(data, out / "ckpt" / "last.pt", cfg.config_hash(), prompt)
+        ckpt.check_compatible(data, out / "ckpt" / "last.pt", config_hash, prompt)
     except ckpt.CheckpointMismatch:
         return False
     return True
@@ -222,7 +217,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
     if resume_from is not None:
         trainer_resume = True
     elif status != "empty":
-        same = _same_run(out, status, cfg, prompt)
+        same = _same_run(out, status, cfg.config_hash(), prompt)
         if resume == "no":
             raise ckpt.CheckpointError(
                 f"{out} already holds a{'' if status == 'unfinished' else ' finished'} run; pass --resume to "

@@ -40,10 +40,8 @@ def effective_design(params: dict) -> dict:
     base = yaml.safe_load(Path(study.get("design", "userstudy/designs/paper.yaml")).read_text())
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
     listed |= set(base.get("comparisons", []))
-    gen = params.get("generate", {})
-    trained = [*gen.get("methods", []), *(gen.get("extra") or {}).get("methods", [])]
-    extra = [m for m in [*trained, *(params.get("videos") or {})] if m not in listed]
-    extra = list(dict.fromkeys(extra))
+    trained, videos = pipeline_methods(params)
+    extra = [m for m in [*trained, *videos] if m not in listed]
     labels = base.setdefault("methods", {}) if extra else {}
     for m, label in registered_labels(extra).items():
         labels.setdefault(m, {"label": label})
@@ -62,7 +60,9 @@ def registered_labels(names: list[str]) -> dict[str, str]:
     """The table labels registered methods (plug-ins) give themselves (`Method.label`), for `names`."""
     from baselines import METHODS, load_entry_points
 
-    load_entry_points(strict=False)  # a broken plug-in fails the stages that train it, not the design
+    # strict=False: a broken plug-in named only under `videos:` gets no label rather than an error (one named in
+    # a generate block has already stopped the repro in the `methods` stage, naming it)
+    load_entry_points(strict=False)
     return {n: METHODS[n].label for n in names if n in METHODS and METHODS[n].label}
 
 
@@ -116,7 +116,7 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
     from userstudy.design import load_design
     from userstudy.outputs import atomic_write
     from userstudy.simulate import check_votes_target
-    from userstudy.votes import combine_surveys, load_votes
+    from userstudy.votes import combine_surveys, load_votes, validate_votes
 
     params = _params(params_path)
     study = params.get("study", {})
@@ -135,8 +135,8 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
         atomic_write(out, lambda tmp: shutil.copyfile(named[0], tmp))
         return out
     if named:
-        frame = combine_surveys(named, design)
-        load_votes(named, design)  # the combination validated as `analyze` will read it
+        frame = combine_surveys(named, design)  # each file validated on its own
+        validate_votes(frame, design, source=", ".join(named))  # and together, as `analyze` will read them
         atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
         return out
     # same rule as `fourdfy simulate-votes --overwrite`: an earlier simulated panel may go, real votes

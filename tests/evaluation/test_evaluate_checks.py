@@ -279,7 +279,7 @@ def test_clipscore_into_a_file_is_refused_before_scoring(two_methods, tmp_path, 
     target.write_text("keep me")
     res = runner.invoke(app, ["clipscore", str(two_methods["4dfy"]), "--out", str(target)])
     assert res.exit_code == 2 and no_scoring == []
-    assert _errors(res) == [f"error: --out: {target} is a file, not a folder; give --out a folder"]
+    assert _errors(res) == [f"error: --out: {target} is a file, not a folder; give --out a folder, new or existing"]
     assert target.read_text() == "keep me"
 
 
