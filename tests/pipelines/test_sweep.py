@@ -384,18 +384,20 @@ def test_a_slurm_sweep_runs_through_sbatch_and_srun_and_collects_the_error(tmp_p
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SLURM_STATE", str(tmp_path / "slurm"))
+    from pipelines.generate import run_folder_lock
+
     runs = tmp_path / "runs"
-    hand = runs / "tiny" / "4dfy" / SLUG  # a hand-made run with other settings: the job fails at once, no training
-    hand.mkdir(parents=True)
-    (hand / "manifest.json").write_text(json.dumps({"config_hash": "0" * 16, "prompt": "A panda dancing."}))
+    busy = runs / "tiny" / "4dfy" / SLUG  # another process trains into it: the job fails at once, no training
+    busy.mkdir(parents=True)
     spec = SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=runs, max_steps=1)
-    summary = run_sweep(spec, ExecutorSpec(kind="slurm", gpus=1, partition="gpu", timeout_min=30, poll_s=0.2),
-                        echo=lambda s: None)
+    with run_folder_lock(busy):
+        summary = run_sweep(spec, ExecutorSpec(kind="slurm", gpus=1, partition="gpu", timeout_min=30, poll_s=0.2),
+                            echo=lambda s: None)
     job = summary["jobs"][0]
     logs = runs / "tiny" / "sweep"
     seen = "".join(p.read_text() for p in sorted(logs.glob(f"4dfy-{SLUG}.*")) if p.is_file())
     # (once, under a loaded CI run, this job ended 'killed', with no result: the logs say why if it recurs)
-    assert job["state"] == "failed" and job["error"].startswith(f"CheckpointMismatch: 4dfy/{SLUG} holds"), \
+    assert job["state"] == "failed" and job["error"].startswith(f"RunInUse: 4dfy/{SLUG} is being trained"), \
         (job, seen[-3000:])
     script = next((tmp_path / "slurm").glob("*.sh")).read_text()  # what sbatch received
     assert "#SBATCH --partition=gpu" in script and "#SBATCH --signal=USR2@120" in script
