@@ -16,15 +16,9 @@ from userstudy.outputs import METRICS_KEYS
 from userstudy.power import PowerConfig, power_table
 from userstudy.simulate import PanelConfig, simulate_votes
 from userstudy.votes import VotesError, validate_votes
+from userstudy_helpers import one_error_line
 
 runner = CliRunner()
-
-
-def _one_error_line(res) -> str:
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def test_metrics_may_not_be_an_input(votes, tmp_path, option):
     args = ["analyze", "--out", str(out), "--n-boot", "100", "--metrics", str(inputs[option])]
     for opt, path in inputs.items():
         args += [opt, str(path)]
-    line = _one_error_line(runner.invoke(app, args))
+    line = one_error_line(runner.invoke(app, args))
     assert line == (f"error: --metrics {inputs[option]} is the {option} file {inputs[option]}; the metrics would "
                     "overwrite it: give --metrics another path")
     assert {p: p.read_bytes() for p in inputs.values()} == before
@@ -68,7 +62,7 @@ def test_metrics_may_not_be_an_input_by_another_name(votes, tmp_path):
     copy.write_bytes(votes.read_bytes())
     link = tmp_path / "link.json"
     link.symlink_to(copy)
-    line = _one_error_line(_analyze(copy, tmp_path / "res", "--metrics", str(link)))
+    line = one_error_line(_analyze(copy, tmp_path / "res", "--metrics", str(link)))
     assert f"is the --votes file {copy}" in line
     assert copy.read_bytes() == votes.read_bytes() and link.is_symlink()
 
@@ -87,7 +81,7 @@ def test_metrics_replaces_only_an_earlier_metrics_file(votes, tmp_path):
     for text in ("rater_id,choice\nr1,left\n", '{"kappa": {}}\n', "[1, 2]\n"):  # data, other JSON
         other = tmp_path / "other.json"
         other.write_text(text)
-        line = _one_error_line(_analyze(votes, tmp_path / "b", "--metrics", str(other)))
+        line = one_error_line(_analyze(votes, tmp_path / "b", "--metrics", str(other)))
         assert line == (f"error: --metrics {other} exists and is not a metrics file of `fourdfy analyze` (a JSON "
                         "object with the keys synthetic, data, preference, kappa); only such a file is replaced: "
                         "move it or give --metrics another path")
@@ -109,7 +103,7 @@ def test_analyze_settings_are_checked_first(tmp_path, args, message):
     """Checked before any file is read: a votes file that does not exist is not even looked at."""
     out = tmp_path / "res"
     res = runner.invoke(app, ["analyze", "--votes", str(tmp_path / "missing.csv"), "--out", str(out), *args])
-    assert _one_error_line(res).startswith(f"error: {message}")
+    assert one_error_line(res).startswith(f"error: {message}")
     assert not out.exists()
 
 
@@ -120,11 +114,11 @@ def test_all_raters_excluded_is_one_clear_error(tmp_path):
                               "--lapse", "1", "--out", str(votes)])
     assert res.exit_code == 0, res.output
     out, metrics = tmp_path / "res", tmp_path / "metrics.json"
-    line = _one_error_line(_analyze(votes, out, "--metrics", str(metrics)))
+    line = one_error_line(_analyze(votes, out, "--metrics", str(metrics)))
     assert line == ("error: all 3 raters were excluded by the attention-check rule (a failed share of "
                     "attention-check judgments above 0.2); loosen --max-failed-share/--max-failed-checks")
     assert not out.exists() and not metrics.exists()
-    line = _one_error_line(_analyze(votes, out, "--max-failed-share", "1", "--max-failed-checks", "0"))
+    line = one_error_line(_analyze(votes, out, "--max-failed-share", "1", "--max-failed-checks", "0"))
     assert "(more than 0 failed attention-check judgments)" in line and not out.exists()
     res = _analyze(votes, out, "--max-failed-share", "1")  # no rule: everybody analysed
     assert res.exit_code == 0, res.output
@@ -140,7 +134,7 @@ def test_votes_of_attention_checks_only_are_one_clear_error(tiny_votes, tmp_path
     out = tmp_path / "res"
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--design", str(design), "--out", str(out),
                               "--n-boot", "100", "--max-failed-share", "1"])
-    assert _one_error_line(res) == "error: no judgments to analyse: every row is an attention check"
+    assert one_error_line(res) == "error: no judgments to analyse: every row is an attention check"
     assert not out.exists()
 
 
@@ -175,7 +169,7 @@ def test_library_keeps_its_own_names(paper_design):
 def test_simulate_settings_name_the_option(tmp_path, args, message):
     out = tmp_path / "v.csv"
     res = runner.invoke(app, ["simulate-votes", "--out", str(out), *args])
-    assert _one_error_line(res).startswith(f"error: {message}")
+    assert one_error_line(res).startswith(f"error: {message}")
     assert not out.exists()
 
 
@@ -198,7 +192,7 @@ def test_simulate_almost_all_unanswered_still_answers_something(tmp_path):
 def test_power_settings_name_the_option(tmp_path, args, message):
     out = tmp_path / "power.csv"
     res = runner.invoke(app, ["power", "--out", str(out), *args])
-    assert _one_error_line(res).startswith(f"error: {message}")
+    assert one_error_line(res).startswith(f"error: {message}")
     assert not out.exists()
 
 
@@ -244,6 +238,6 @@ def test_a_folder_for_an_input_is_called_a_folder(votes, tmp_path, option, what)
     folder.mkdir()
     out = tmp_path / "res"
     args = ["analyze", "--out", str(out)] + ([] if option == "--votes" else ["--votes", str(votes)])
-    line = _one_error_line(runner.invoke(app, args + [option, str(folder)]))
+    line = one_error_line(runner.invoke(app, args + [option, str(folder)]))
     assert line == f"error: {option} {folder} is a folder; give the {what} file"
     assert not out.exists() and os.listdir(folder) == []

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from prompts import PROMPT_DIR, load_prompts
 from userstudy.outputs import listed_files
+from userstudy_helpers import one_error_line
 
 runner = CliRunner()
 SHORT = ("primary: 4dfy\ncomparisons: [mav3d, wo_3d]\n"
@@ -24,13 +25,6 @@ SHORT = ("primary: 4dfy\ncomparisons: [mav3d, wo_3d]\n"
 
 def _files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-
-
-def _one_error_line(res) -> str:
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +69,7 @@ def test_the_minimal_short_design_simulates(tmp_path):
     v = pd.read_csv(votes, dtype=str)
     assert (v["is_attention_check"] == "false").all() and v["prompt_id"].nunique() == 28
     res = runner.invoke(app, ["simulate-votes", "--design", str(design), "--checks", "1", "--out", str(votes)])
-    assert "--checks 0" in _one_error_line(res)
+    assert "--checks 0" in one_error_line(res)
 
 
 def test_short_design_prompt_count_from_the_design(tmp_path):
@@ -119,7 +113,7 @@ def test_layout_table_may_not_take_a_fixed_output_name(short_votes, tmp_path):
                       "attention_check: {correct_method: 4dfy, decoys: [attention_decoy]}\n")
     out = tmp_path / "res"
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--design", str(design), "--out", str(out)])
-    line = _one_error_line(res)
+    line = one_error_line(res)
     assert "tables.raters" in line and "fixed output" in line and "rename the table" in line
     assert not out.exists()
 
@@ -136,7 +130,7 @@ def test_metrics_inside_the_output_folder_is_listed_once(short_votes, tmp_path):
     assert f"wrote {len(on_disk)} files" in res.output
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--design", str(design), "--out", str(out),
                               "--n-boot", "100", "--metrics", str(out / "table.csv")])
-    assert "would replace the output table.csv" in _one_error_line(res)
+    assert "would replace the output table.csv" in one_error_line(res)
     assert (out / "dvc" / "metrics.json").is_file()  # the earlier outputs are untouched
 
 
@@ -167,11 +161,11 @@ def test_a_folder_with_other_files_is_never_replaced(short_votes, tmp_path):
     args = ["analyze", "--votes", str(votes), "--design", str(design), "--out", str(out), "--n-boot", "100"]
     out.mkdir()
     (out / "thesis.tex").write_text("mine")
-    assert "not empty and holds no report" in _one_error_line(runner.invoke(app, args))
+    assert "not empty and holds no report" in one_error_line(runner.invoke(app, args))
     (out / "thesis.tex").unlink()
     assert runner.invoke(app, args).exit_code == 0
     (out / "notes.txt").write_text("mine")  # added by hand after the analysis
-    line = _one_error_line(runner.invoke(app, args))
+    line = one_error_line(runner.invoke(app, args))
     assert "did not write (notes.txt)" in line
     assert (out / "notes.txt").read_text() == "mine" and (out / "report.md").is_file()
 
@@ -196,7 +190,7 @@ def test_a_file_in_the_way(short_votes, tmp_path):
     ]
     for args in cases:
         res = runner.invoke(app, args)
-        line = _one_error_line(res)
+        line = one_error_line(res)
         assert "blocker" in line or str(tmp_path) in line, line
     assert blocker.read_text() == "a file, not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]  # nothing half-written
