@@ -200,7 +200,8 @@ def get_method(name: str) -> Method:
     except KeyError:
         known = ", ".join(sorted(METHODS))
         broken = "".join(f"; {err}" for err in plugin_errors().values())
-        raise ValueError(f"unknown method {name!r}; known methods: {known}{broken}") from None
+        raise ValueError(f"unknown method {name!r}; known methods: {known}{broken} (a plug-in's method needs its "
+                         "package installed in this environment: docs/adding-a-baseline.md)") from None
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:

@@ -197,9 +197,8 @@ def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], c
     summary = {"profile": _params(params_path).get("profile"), "synthetic_votes": bool(synthetic), "rows": rows}
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(summary, indent=2) + "\n")
-    lines = ["# Pipeline summary", "",
-             ("**SYNTHETIC DATA**: the preferences come from a simulated panel, not from real raters.\n"
-              if synthetic else ""),
+    banner = ["**SYNTHETIC DATA**: the preferences come from a simulated panel, not from real raters.", ""]
+    lines = ["# Pipeline summary", "", *(banner if synthetic else []),
              "| method | videos (prompts) | CLIP | votes (judgments) | status |", "|---|---|---|---|---|"]
     lines += [f"| {r['label']} | {r['videos']} | {'yes' if r['clip'] else 'no'} | {r['votes']} | {r['status']} |"
               for r in rows]

@@ -524,7 +524,9 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
-    echo(f"sweep: {len(jobs)} runs ({len(jobs) - len(pending)} already finished), executor {ex.kind}, "
+    replacing = sum(other_run(j.out, j.config_hash, j.prompt) is not None for j in pending)
+    echo(f"sweep: {len(jobs)} runs ({len(jobs) - len(pending)} already finished"
+         f"{f', {replacing} replacing a run of another config' if replacing else ''}), executor {ex.kind}, "
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
     try:
         while pending or running:

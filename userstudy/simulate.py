@@ -188,8 +188,9 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
         for slug in prompt_ids(section.prompt_set, section.n_prompts):
             questions.append((comp, slug))
     Q = len(questions)
-    width = max(2, len(str(Q + cfg.attention_checks)))
-    qids = np.array([f"q{i:0{width}d}" for i in range(1, Q + 1)])
+    # the survey bundle's question ids (`<method>__<slug>`, `check__<decoy>__...`): the same question has the same
+    # id in every file, so files simulated per table can be analysed together as survey exports are
+    qids = np.array([f"{comp}__{slug}" for comp, slug in questions])
     if cfg.layout == "global":
         primary_left = np.broadcast_to(rng.random((1, Q)) < 0.5, (R, Q))
     else:
@@ -227,7 +228,7 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
             choice = np.where(answered, np.where(picks_left, "left", "right"), "none")
             frames.append(pd.DataFrame({
                 "rater_id": np.repeat(raters, C),
-                "question_id": np.tile([f"q{Q + j:0{width}d}" for j in range(1, C + 1)], R),
+                "question_id": np.tile([f"check__{decoy}__attention_check_{j}" for j in range(1, C + 1)], R),
                 "prompt_id": np.tile([f"attention_check_{j}" for j in range(1, C + 1)], R),
                 "method_left": np.where(correct_left, correct, decoy).ravel(),
                 "method_right": np.where(correct_left, decoy, correct).ravel(),

@@ -221,6 +221,8 @@ def simulate_votes(
     unanswered: float = typer.Option(0.01, "--unanswered", help="Probability a sub-question is skipped."),
     layout: str = typer.Option("per_rater", "--layout", help="per_rater | global (one shuffle for all)."),
     comparisons: str = typer.Option("", "--comparisons", help="Comma-separated subset of the design's comparisons."),
+    tables: list[str] = typer.Option([], "--tables", metavar="<name>", help="Only the comparisons of these tables "
+                                     "(repeatable), as `survey build --tables` builds one survey per table."),
     seed: int = typer.Option(0, "--seed", help="Seed of every draw."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file of simulated "
                                    "votes (a file holding real votes is never replaced)."),
@@ -234,6 +236,8 @@ def simulate_votes(
     try:
         check_file_target(out)
         d = load_design(design)
+        if tables:
+            d = d.select_tables(tables)
         if checks is None:
             checks = 2 if d.check.decoys else 0
             if not checks:

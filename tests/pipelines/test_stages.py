@@ -182,7 +182,8 @@ def test_the_methods_step_writes_each_trained_methods_config_and_every_label(tmp
     assert json.loads((out / "config" / "4dfy.json").read_text())["profile"] == "paper"
 
 
-@pytest.mark.parametrize("method, says", [("no_such_method", "unknown method 'no_such_method'"),
+@pytest.mark.parametrize("method, says", [("no_such_method", "unknown method 'no_such_method'; known methods: 4dfy"),
+                                           ("no_such_method", "needs its package installed in this environment"),
                                            ("mav3d", "cannot be trained here")])
 def test_the_methods_step_refuses_a_method_it_cannot_train_in_one_line(tmp_path, capsys, method, says):
     params = _params(tmp_path)

@@ -257,6 +257,7 @@ def test_a_finished_run_of_another_config_is_retrained_only_with_replace(tmp_pat
     assert "finished with another config: replaced (--replace)" in res.output
     res = CliRunner().invoke(app, [*base, "--max-steps", "1", "--replace"])
     assert res.exit_code == 0, res.output
+    assert "sweep: 1 runs (0 already finished, 1 replacing a run of another config)" in res.output
     job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
     assert (job["state"], job["note"]) == ("done", "replaced a finished run of another config")
     assert json.loads(manifest.read_text())["config"]["stages"][0]["steps"] == 1

@@ -144,3 +144,37 @@ def test_checks_need_a_decoy():
     d = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"], "prompt_set": "ablation_5", "n_prompts": 6})
     with pytest.raises(ValueError, match="n_prompts 6 is more than the 5 prompts of ablation_5.txt"):
         simulate_votes(d, PanelConfig())
+
+
+def test_panels_simulated_per_table_are_analysed_together_like_survey_exports(tmp_path):
+    """`simulate-votes --tables` simulates the survey of those tables, with the survey bundle's question ids
+    (`<method>__<slug>`, `check__<decoy>__...`): the paper's Table 2 survey has 53 questions, and two panels, one
+    per table, are analysed together with two --votes as two exports are (numbered q01... in every file, they
+    clashed)."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    runner = CliRunner()
+    t2, t3 = tmp_path / "t2.csv", tmp_path / "t3.csv"
+    for table, out, seed in (("table2", t2, "0"), ("table3", t3, "1")):
+        res = runner.invoke(app, ["simulate-votes", "--tables", table, "--raters", "3", "--seed", seed, "--out",
+                                  str(out)])
+        assert res.exit_code == 0, res.output
+    first = pd.read_csv(t2, dtype=str)
+    plain = first[first["is_attention_check"] == "false"]
+    assert plain["question_id"].nunique() == 53
+    assert (plain["question_id"] == plain["method_left"].where(plain["method_left"] != "4dfy", plain["method_right"])
+            + "__" + plain["prompt_id"]).all()
+    third = pd.read_csv(t3, dtype=str).query("is_attention_check == 'false'")
+    assert set(third["method_left"]) | set(third["method_right"]) == {"4dfy", "single_stage", "single_grid"}
+    res = runner.invoke(app, ["analyze", "--votes", str(t2), "--votes", str(t3), "--out", str(tmp_path / "o"),
+                              "--n-boot", "200"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "o" / "table.csv")
+    assert set(table.loc[table["n"] > 0, "comparison"]) == {"mav3d", "wo_3d_img", "wo_3d", "wo_img", "wo_hybrid",
+                                                             "hexplane", "single_stage", "single_grid"}
+    import re
+
+    kept, excluded = map(int, re.search(r"from (\d+) raters analysed \((\d+) excluded", res.output).groups())
+    assert kept + excluded == 6  # each file's 3 raters are their own
