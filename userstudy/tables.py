@@ -411,6 +411,20 @@ def _metrics_target(out_dir: Path, metrics_path: Path | str | None) -> tuple[str
     return Path(rel).as_posix(), None
 
 
+def output_names(design) -> set[str]:
+    """The files `write_outputs` writes into its folder for `design`, besides metrics.json."""
+    per_table = {f"{t.name}.{ext}" for t in design.tables for ext in ("md", "tex", "csv")}
+    return {"table.csv", "per_prompt.csv", "raters.csv", "agreement.csv", "plot_preference.csv", "preference.png",
+            REPORT} | per_table
+
+
+def check_metrics_name(out_dir: Path | str, metrics_path: Path | str | None, design) -> None:
+    """OutputError, before any work, when `--metrics` would take the place of another output in `out_dir`."""
+    name, _ = _metrics_target(Path(out_dir), metrics_path)
+    if metrics_path is not None and name in output_names(design):
+        raise OutputError(f"--metrics {metrics_path} would replace the output {name}; give another file name")
+
+
 def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: dict | None = None,
                   metrics_path: Path | str | None = None) -> list[Path]:
     """Write every output of `fourdfy analyze` into a fresh out_dir, replacing an earlier analysis

@@ -58,7 +58,7 @@ def analyze(
     from userstudy.analysis import analyze as run_analysis
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
-    from userstudy.tables import ClipError, clip_outside, load_clip, write_outputs
+    from userstudy.tables import ClipError, check_metrics_name, clip_outside, load_clip, write_outputs
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
@@ -80,6 +80,7 @@ def analyze(
         if metrics is not None:  # never an input, never a file analyze did not write
             check_metrics_target(metrics, [("--votes", p) for p in votes] + [("--clip", clip), ("--design", design)],
                                  out_dir=out)
+            check_metrics_name(out, metrics, d)  # nor one of the outputs in --out
     except (DesignError, VotesError, ClipError, OutputError) as err:
         _fail(str(err))
     try:

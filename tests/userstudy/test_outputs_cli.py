@@ -118,7 +118,11 @@ def test_layout_table_may_not_take_a_fixed_output_name(short_votes, tmp_path):
     assert not out.exists()
 
 
-def test_metrics_inside_the_output_folder_is_listed_once(short_votes, tmp_path):
+def test_metrics_inside_the_output_folder_is_listed_once(short_votes, tmp_path, monkeypatch):
+    import userstudy.analysis
+    from userstudy.design import load_design
+    from userstudy.tables import output_names
+
     design, votes = short_votes
     out = tmp_path / "res"
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--design", str(design), "--out", str(out),
@@ -128,6 +132,9 @@ def test_metrics_inside_the_output_folder_is_listed_once(short_votes, tmp_path):
     assert "dvc/metrics.json" in on_disk and "metrics.json" not in on_disk
     assert sorted(listed_files(out / "report.md")) == on_disk
     assert f"wrote {len(on_disk)} files" in res.output
+    assert set(on_disk) - {"dvc/metrics.json"} == output_names(load_design(design))  # what the early check knows
+    # refused before the analysis runs (it used to be refused after the bootstrap)
+    monkeypatch.setattr(userstudy.analysis, "analyze", lambda *a, **k: pytest.fail("the analysis ran"))
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--design", str(design), "--out", str(out),
                               "--n-boot", "100", "--metrics", str(out / "table.csv")])
     assert "would replace the output table.csv" in one_error_line(res)
