@@ -62,6 +62,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from method.fileio import folder_blocker
 from prompts import slugify
 
 from .video import VideoError, decode_video, encode_video, probe_video
@@ -169,12 +170,13 @@ def check_writable_folder(folder: Path | str) -> None:
     """ArtifactError when `folder` (an artifact root or method folder to write into) cannot be made: a file is
     in its place or above it, or the nearest existing folder is not writable. Creates nothing."""
     folder = Path(folder)
-    base = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
-    if not base.is_dir():
+    blocked = folder_blocker(folder)
+    if blocked is not None and blocked[1] == "file":
+        base = blocked[0]
         what = "" if base == folder else f", so {folder} cannot be made"
         raise ArtifactError(f"{base} is a file, not a folder{what}; give --out a folder, new or existing")
-    if base != folder and not os.access(base, os.W_OK | os.X_OK):
-        raise ArtifactError(f"cannot create {folder}: {base} is not writable; give --out another folder")
+    if blocked is not None:
+        raise ArtifactError(f"cannot create {folder}: {blocked[0]} is not writable; give --out another folder")
 
 
 def refuse_existing(target: Path, overwrite: bool) -> None:

@@ -48,3 +48,16 @@ def copy_atomic(src: Path, dst: Path) -> None:
 
     with open(src, "rb") as source:
         write_atomic(dst, lambda f: shutil.copyfileobj(source, f))
+
+
+def folder_blocker(folder: Path | str) -> tuple[Path, str] | None:
+    """Why `folder` cannot be used or made as a folder, creating nothing: (the nearest existing path, "file") when a
+    file stands in its place or above it, (that folder, "not writable") when something must be made in a folder
+    that cannot be written; None when nothing is in the way. Callers word the error for their own option."""
+    folder = Path(folder)
+    base = next((p for p in (folder, *folder.parents) if p.exists()), Path(os.curdir))
+    if not base.is_dir():
+        return base, "file"
+    if base != folder and not os.access(base, os.W_OK | os.X_OK):
+        return base, "not writable"
+    return None

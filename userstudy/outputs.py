@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from method.fileio import folder_blocker
+
 REPORT = "report.md"
 """The report of `fourdfy analyze`; its `## Files` section lists every file the run wrote."""
 _FILES_HEADING = "## Files"
@@ -39,22 +41,26 @@ def _oserror(path: Path, err: OSError) -> OutputError:
     return OutputError(f"cannot write {path}: {reason}; choose another output path or make it writable")
 
 
-def _first_existing(path: Path) -> Path:
-    for p in (path, *path.parents):
-        if p.exists():
-            return p
-    return Path(os.curdir)
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: after resolving links and `..` (either may not exist yet), or as hard links
+    of one inode."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_folder_target(folder: Path | str) -> Path:
     """Check (creating nothing) that `folder` is a folder or can be made: no file in the way, and
     the nearest existing folder is writable when something must be made in it."""
     folder = Path(folder)
-    base = _first_existing(folder)
-    if not base.is_dir():
-        raise OutputError(f"{base} is a file, not a folder; move it or choose another output path")
-    if base != folder and not os.access(base, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {folder}: {base} is not writable; choose another output path")
+    blocked = folder_blocker(folder)
+    if blocked is not None and blocked[1] == "file":
+        raise OutputError(f"{blocked[0]} is a file, not a folder; move it or choose another output path")
+    if blocked is not None:
+        raise OutputError(f"cannot write {folder}: {blocked[0]} is not writable; choose another output path")
     return folder
 
 
@@ -114,13 +120,7 @@ def check_metrics_target(path: Path | str, inputs: list[tuple[str, Path | str | 
     if not path.exists():
         return path
     for option, given in inputs:
-        if given is None:
-            continue
-        try:
-            same = os.path.samefile(path, given)
-        except OSError:  # an input that is not there was reported where it is read
-            same = False
-        if same:
+        if given is not None and same_file(path, Path(given)):
             raise OutputError(f"--metrics {path} is the {option} file {given}; the metrics would overwrite it: "
                               "give --metrics another path")
     if out_dir is not None:

@@ -434,9 +434,10 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
     from userstudy.plots import plot_data, plot_png
 
     out_dir = Path(out_dir)
+    check_metrics_name(out_dir, metrics_path, analysis.design)  # fail before anything is written
     metrics_name, metrics_outside = _metrics_target(out_dir, metrics_path)
     if metrics_outside is not None:
-        check_file_target(metrics_outside)  # fail before anything is written
+        check_file_target(metrics_outside)
     syn = analysis.synthetic
     d = analysis.design
     metrics_text = json.dumps(metrics(analysis), indent=2) + "\n"
@@ -471,9 +472,6 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
         _csv(plot_data(analysis), "plot_preference.csv")
         plot_png(analysis, _claim("preference.png"))
         if metrics_name is not None:
-            if metrics_name == REPORT or metrics_name in written:
-                raise OutputError(f"--metrics {metrics_path} would replace the output {metrics_name}; "
-                                  "give another file name")
             _text(metrics_text, metrics_name)
         names = written + [REPORT]
         _text(report_markdown(analysis, source, names, metrics_outside=metrics_outside is not None,

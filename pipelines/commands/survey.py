@@ -165,7 +165,7 @@ def export(
                                    "export of the same study)."),
 ) -> None:
     """Export every stored answer as a votes CSV."""
-    from userstudy.outputs import OutputError
+    from userstudy.outputs import OutputError, same_file
     from userstudy.survey.store import StoreError, default_url, open_existing, sqlite_files, write_votes_csv
 
     try:
@@ -174,7 +174,7 @@ def export(
         _fail(str(err))
     # Writing the CSV over the database (or its journal) would destroy every answer: refused even with --overwrite.
     db_files = sqlite_files(url)
-    if any(_same_file(out, f) for f in db_files):
+    if any(same_file(out, f) for f in db_files):
         _fail(f"--out {out} is the survey database {db_files[0]} itself (or its journal): exporting there would "
               "replace every stored answer; choose another --out, e.g. votes.csv")
     if out.is_dir():
@@ -190,16 +190,6 @@ def export(
         _fail(f"cannot read the survey database: {type(err).__name__}: "
               f"{str(err).splitlines()[0] if str(err) else ''}")
     typer.echo(f"{n} judgments -> {out}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: after resolving links and `..`, or as hard links of one inode."""
-    try:
-        if a.resolve() == b.resolve():
-            return True
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def register(app: typer.Typer) -> None:
