@@ -36,7 +36,7 @@ import numpy as np
 from prompts import library, resolve_prompt, slugify
 
 from .artifacts import (Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
-                        refuse_existing, sha256_file, write_artifact)
+                        sha256_file, write_artifact)
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
@@ -203,18 +203,17 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     loaded: dict[Path, dict] = {}
     for f in sorted(texts):
         slug = slugify(texts[f])
-        # a taken folder is known before decoding, and counts for all_or_nothing like a bad file
+        # a taken folder is known before decoding, and counts for all_or_nothing like a bad file (the method
+        # folder itself was checked writable above)
         if artifact_folder(out_root, method, slug).exists() and not overwrite:
             report.existing[f.name] = slug
             continue
         try:
-            refuse_existing(artifact_folder(out_root, method, slug), overwrite)
             loaded[f] = _load(f, n_frames, fps)
         except (VideoError, ArtifactError) as err:
             report.failed[f.name] = str(err)
     if all_or_nothing and (report.failed or report.existing):
-        report.no_video = sorted(set(wanted) - set(report.existing.values()))
-        return report
+        loaded = {}  # nothing is written
     for f, data in loaded.items():
         extra = {"source_frames": data["n_source"], "source_codec": data["codec"], "source_pix_fmt": data["pix_fmt"],
                  "source_size": list(map(int, data["size"])), "copied": data["copy"] is not None}

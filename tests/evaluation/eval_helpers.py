@@ -98,3 +98,8 @@ def write_cut_faststart_video(path: Path, n: int = 24, size: int = 32) -> int:
     whole.unlink()
     fast.unlink()
     return n
+
+
+def error_lines(res) -> list[str]:
+    """The non-blank stderr lines of a CLI result (each refusal is one `error:` line)."""
+    return [ln for ln in res.stderr.splitlines() if ln.strip()]

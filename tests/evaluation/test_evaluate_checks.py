@@ -9,7 +9,7 @@ import re
 import av
 import pandas as pd
 import pytest
-from eval_helpers import make_frames, write_cut_faststart_video
+from eval_helpers import error_lines, make_frames, write_cut_faststart_video
 from typer.testing import CliRunner
 
 from evaluation.artifacts import write_artifact
@@ -20,10 +20,6 @@ from prompts import PROMPT_DIR
 runner = CliRunner()
 SRC = {"kind": "import", "file": "x", "sha256": "0"}
 ABLATION = str(PROMPT_DIR / "ablation_5.txt")
-
-
-def _errors(res) -> list[str]:
-    return [ln for ln in res.stderr.splitlines() if ln.strip()]
 
 
 def _snapshot(folder):
@@ -57,7 +53,7 @@ def test_import_refuses_a_cut_video_naming_it_and_both_counts(tmp_path):
     out = tmp_path / "art"
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(out), "--prompts", ABLATION])
     assert res.exit_code == 2
-    (line,) = _errors(res)
+    (line,) = error_lines(res)
     m = re.fullmatch(rf"error: a_goat_drinking_beer\.mp4: truncated video: (\d+) of the {declared} frame\(s\) its "
                      rf"container declares are in the file \((\d+) decoded\); .*", line)
     assert m and 0 < int(m.group(2)) <= int(m.group(1)) < declared, line
@@ -87,7 +83,7 @@ def test_validate_and_clipscore_refuse_an_artifact_whose_video_is_cut(tmp_path, 
     expected = [f"error: {art.video_path}: truncated video: {stored} of the {declared} frame(s) its container "
                 f"declares are in the file ({decodable} decoded); the file is cut short (copy or export it again)"]
     res = runner.invoke(app, args)
-    assert res.exit_code == 2 and scored == [] and _errors(res) == expected
+    assert res.exit_code == 2 and scored == [] and error_lines(res) == expected
     assert not (tmp_path / "clip").exists()
     # scores a --cache kept from before the count was checked are not taken for it either
     from evaluation.clip_models import ClipConfig, load_clip
@@ -97,7 +93,7 @@ def test_validate_and_clipscore_refuse_an_artifact_whose_video_is_cut(tmp_path, 
     cache.put(key, [30.0] * decodable)
     assert cache.get(key, decodable) is not None  # the entry is one the scoring would find
     res = runner.invoke(app, args + ["--cache", str(tmp_path / "cache")])
-    assert res.exit_code == 2 and scored == [] and _errors(res) == expected
+    assert res.exit_code == 2 and scored == [] and error_lines(res) == expected
     assert not (tmp_path / "clip").exists()
 
 
@@ -132,7 +128,7 @@ def test_a_folder_given_as_prompt_file_is_named_as_such(tmp_path):
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "art"),
                               "--prompts", str(PROMPT_DIR)])
     assert res.exit_code == 2
-    assert _errors(res) == [f"error: {PROMPT_DIR} is a folder, not a prompt file; give a prompt file (one prompt per "
+    assert error_lines(res) == [f"error: {PROMPT_DIR} is a folder, not a prompt file; give a prompt file (one prompt per "
                             "line, e.g. prompts/ablation_5.txt)"]
     assert not (tmp_path / "art").exists()
 
@@ -153,7 +149,7 @@ def test_import_checks_fps_once_before_decoding(three, tmp_path, fps):
     out = tmp_path / "art"
     res = runner.invoke(app, ["import-videos", str(three), "--method", "mav3d", "--out", str(out), "--fps", fps])
     assert res.exit_code == 2
-    assert _errors(res) == [f"error: --fps must be a positive number, got {float(fps)} (leave it out to keep each "
+    assert error_lines(res) == [f"error: --fps must be a positive number, got {float(fps)} (leave it out to keep each "
                             "file's rate)"]
     assert not out.exists()
 
@@ -161,7 +157,7 @@ def test_import_checks_fps_once_before_decoding(three, tmp_path, fps):
 def test_import_names_a_bad_method_once(three, tmp_path):
     res = runner.invoke(app, ["import-videos", str(three), "--method", "", "--out", str(tmp_path / "art")])
     assert res.exit_code == 2
-    assert _errors(res) == ["error: method '' cannot be a folder name (no '/', no leading '.', not empty)"]
+    assert error_lines(res) == ["error: method '' cannot be a folder name (no '/', no leading '.', not empty)"]
     assert not (tmp_path / "art").exists()
 
 
@@ -170,7 +166,7 @@ def test_import_into_a_file_is_refused_before_decoding(three, tmp_path):
     target.write_text("keep me")
     res = runner.invoke(app, ["import-videos", str(three), "--method", "mav3d", "--out", str(target)])
     assert res.exit_code == 2
-    assert _errors(res) == [f"error: {target} is a file, not a folder, so {target / 'mav3d'} cannot be made; give "
+    assert error_lines(res) == [f"error: {target} is a file, not a folder, so {target / 'mav3d'} cannot be made; give "
                             "--out a folder, new or existing"]
     assert target.read_text() == "keep me"
 
@@ -187,7 +183,7 @@ def test_import_reports_existing_artifacts_as_such_not_as_missing_videos(three, 
     without = next(ln for ln in res.stdout.splitlines() if ln.startswith("prompts without a video"))
     assert without == ("prompts without a video (2): 3d_rendering_of_a_fox_playing_videogame, "
                        "a_baby_panda_eating_ice_cream")
-    assert _errors(res) == [f"error: 3 artifact folder(s) of these videos already exist in {out / 'mav3d'}; pass "
+    assert error_lines(res) == [f"error: 3 artifact folder(s) of these videos already exist in {out / 'mav3d'}; pass "
                             "--overwrite to replace them"]
     assert _snapshot(out) == before
 
@@ -206,13 +202,13 @@ def no_render(monkeypatch):
 def test_render_checks_fps_and_out_before_rendering(fake_run, tmp_path, no_render):
     out = tmp_path / "art"
     res = runner.invoke(app, ["render", str(fake_run), "--out", str(out), "--fps", "0", "--device", "cpu"])
-    assert res.exit_code == 2 and _errors(res) == ["error: --fps must be a positive number, got 0.0"]
+    assert res.exit_code == 2 and error_lines(res) == ["error: --fps must be a positive number, got 0.0"]
     assert not out.exists()
     target = tmp_path / "notes.txt"
     target.write_text("keep me")
     res = runner.invoke(app, ["render", str(fake_run), "--out", str(target), "--device", "cpu"])
     assert res.exit_code == 2
-    assert _errors(res) == [f"error: {target} is a file, not a folder, so {target / '4dfy'} cannot be made; give "
+    assert error_lines(res) == [f"error: {target} is a file, not a folder, so {target / '4dfy'} cannot be made; give "
                             "--out a folder, new or existing"]
     assert target.read_text() == "keep me" and no_render == []
 
@@ -220,7 +216,7 @@ def test_render_checks_fps_and_out_before_rendering(fake_run, tmp_path, no_rende
 def test_render_of_a_manifest_file_asks_for_its_run_folder(fake_run, tmp_path, no_render):
     res = runner.invoke(app, ["render", str(fake_run / "manifest.json"), "--out", str(tmp_path / "art")])
     assert res.exit_code == 2
-    assert _errors(res) == [f"error: {fake_run / 'manifest.json'} is a file; give the run folder ({fake_run}), the one "
+    assert error_lines(res) == [f"error: {fake_run / 'manifest.json'} is a file; give the run folder ({fake_run}), the one "
                             "`fourdfy generate` wrote with manifest.json and ckpt/ in it"]
     assert no_render == [] and not (tmp_path / "art").exists()
 
@@ -255,7 +251,7 @@ def test_clipscore_checks_resamples_first(two_methods, tmp_path, no_scoring, n):
     out = tmp_path / "clip"
     res = runner.invoke(app, ["clipscore", str(two_methods["4dfy"]), "--out", str(out), "--resamples", n])
     assert res.exit_code == 2 and no_scoring == []
-    assert _errors(res) == [f"error: --resamples must be >= 2 (a bootstrap interval needs resamples; default 10000), "
+    assert error_lines(res) == [f"error: --resamples must be >= 2 (a bootstrap interval needs resamples; default 10000), "
                             f"got {n}"]
     assert not out.exists()
 
@@ -263,14 +259,14 @@ def test_clipscore_checks_resamples_first(two_methods, tmp_path, no_scoring, n):
 def test_clipscore_checks_seed_first(two_methods, tmp_path, no_scoring):
     res = runner.invoke(app, ["clipscore", str(two_methods["4dfy"]), "--out", str(tmp_path / "clip"), "--seed", "-1"])
     assert res.exit_code == 2 and no_scoring == [] and not (tmp_path / "clip").exists()
-    assert _errors(res) == ["error: --seed must be >= 0 (numpy's generators take no negative seed), got -1"]
+    assert error_lines(res) == ["error: --seed must be >= 0 (numpy's generators take no negative seed), got -1"]
 
 
 def test_clipscore_primary_must_be_a_method_found(two_methods, tmp_path, no_scoring):
     out = tmp_path / "clip"
     res = runner.invoke(app, ["clipscore", *map(str, two_methods.values()), "--out", str(out), "--primary", "4dfyy"])
     assert res.exit_code == 2 and no_scoring == []
-    assert _errors(res) == ["error: --primary '4dfyy': no artifact has this method; the methods found are 4dfy, mav3d"]
+    assert error_lines(res) == ["error: --primary '4dfyy': no artifact has this method; the methods found are 4dfy, mav3d"]
     assert not out.exists()
 
 
@@ -279,7 +275,7 @@ def test_clipscore_into_a_file_is_refused_before_scoring(two_methods, tmp_path, 
     target.write_text("keep me")
     res = runner.invoke(app, ["clipscore", str(two_methods["4dfy"]), "--out", str(target)])
     assert res.exit_code == 2 and no_scoring == []
-    assert _errors(res) == [f"error: --out: {target} is a file, not a folder; give --out a folder, new or existing"]
+    assert error_lines(res) == [f"error: --out: {target} is a file, not a folder; give --out a folder, new or existing"]
     assert target.read_text() == "keep me"
 
 
@@ -296,7 +292,7 @@ def test_clipscore_refuses_an_out_holding_files_it_did_not_write(two_methods, tm
     before = _snapshot(out)
     res = runner.invoke(app, ["clipscore", str(two_methods["4dfy"]), "--out", str(out)])
     assert res.exit_code == 2 and no_scoring == []
-    assert _errors(res) == [f"error: --out {out} holds files `fourdfy clipscore` did not write ({name}); its outputs "
+    assert error_lines(res) == [f"error: --out {out} holds files `fourdfy clipscore` did not write ({name}); its outputs "
                             "would overwrite or sit among them: give a new or empty folder, or the --out of an earlier "
                             "clipscore run"]
     assert _snapshot(out) == before
@@ -314,7 +310,7 @@ def test_clipscore_says_which_earlier_outputs_and_methods_it_replaces(two_method
     assert res.exit_code == 0, res.output + res.stderr
     assert (f"replaced the earlier outputs in {out}: per_frame.csv, per_prompt.csv, summary.csv, clip.csv, "
             "clipscore.json") in res.stdout.splitlines()
-    assert _errors(res)[-1] == (f"warning: the earlier outputs in {out} held methods these do not: mav3d (their "
+    assert error_lines(res)[-1] == (f"warning: the earlier outputs in {out} held methods these do not: mav3d (their "
                                 "scores are gone; give their artifact roots too to keep them)")
     assert set(pd.read_csv(out / "summary.csv")["method"]) == {"4dfy"}
     assert (out / ".gitignore").read_text() == "/per_frame.csv\n"  # left alone

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from eval_helpers import make_frames
+from eval_helpers import error_lines, make_frames
 from typer.testing import CliRunner
 
 from evaluation.video import encode_video
@@ -17,10 +17,6 @@ from pipelines.cli import app
 from prompts import PROMPT_DIR, load_prompts
 
 runner = CliRunner()
-
-
-def _errors(res) -> list[str]:
-    return [ln for ln in res.stderr.splitlines() if ln.strip()]
 
 
 def test_commands_are_registered_and_light():
@@ -47,16 +43,16 @@ def test_render_command(fake_run, tmp_path, monkeypatch):
     monkeypatch.setattr(render_mod, "render_frames", lambda *a, **k: rendered.append(1) / 0)
     res = runner.invoke(app, args)  # exists: refused with one line, before any frame is rendered
     assert res.exit_code == 2 and rendered == []
-    assert _errors(res) == [f"error: {out / '4dfy' / 'a_panda_dancing'} already exists (pass --overwrite to "
+    assert error_lines(res) == [f"error: {out / '4dfy' / 'a_panda_dancing'} already exists (pass --overwrite to "
                             "replace it)"]
     monkeypatch.undo()
     res = runner.invoke(app, ["validate-artifacts", str(out)])
     assert res.exit_code == 0 and res.output.startswith("ok ")
     res = runner.invoke(app, ["render", str(tmp_path / "nope"), "--out", str(out)])
-    assert res.exit_code == 2 and _errors(res) == [f"error: {tmp_path / 'nope'}: no such run folder"]
+    assert res.exit_code == 2 and error_lines(res) == [f"error: {tmp_path / 'nope'}: no such run folder"]
     (tmp_path / "empty").mkdir()
     res = runner.invoke(app, ["render", str(tmp_path / "empty"), "--out", str(out)])
-    assert res.exit_code == 2 and _errors(res) == [f"error: {tmp_path / 'empty'}: no manifest.json (not a finished "
+    assert res.exit_code == 2 and error_lines(res) == [f"error: {tmp_path / 'empty'}: no manifest.json (not a finished "
                                                    "run; `fourdfy generate` writes it at the end)"]
 
 
@@ -67,10 +63,10 @@ def test_validate_artifacts_reports_every_artifact_like_folder(tmp_path):
     root.mkdir()
     res = runner.invoke(app, ["validate-artifacts", str(root)])  # empty: not a silent success
     nothing = [f"error: no artifacts under {root}; make them with `fourdfy render` or `fourdfy import-videos`"]
-    assert res.exit_code == 2 and _errors(res) == nothing and res.stdout == ""
+    assert res.exit_code == 2 and error_lines(res) == nothing and res.stdout == ""
     encode_video(root / "a_panda_dancing.mp4", make_frames(2, 16, 16))  # plain videos are no artifacts
     res = runner.invoke(app, ["validate-artifacts", str(root)])
-    assert res.exit_code == 2 and _errors(res) == nothing
+    assert res.exit_code == 2 and error_lines(res) == nothing
     src = {"kind": "import", "file": "x", "sha256": "0"}
     write_artifact(root, "4dfy", "A cat singing.", make_frames(2, 16, 16), source=src, trajectory="orbit", fps=15)
     torn = write_artifact(root, "mav3d", "A cat singing.", make_frames(2, 16, 16), source=src, trajectory="orbit",
@@ -119,7 +115,7 @@ def test_clipscore_refuses_incomplete_folders(tmp_path, tiny_clip):
             "200", "--device", "cpu", "--no-progress"]
     res = runner.invoke(app, args)
     assert res.exit_code == 2
-    (line,) = _errors(res)
+    (line,) = error_lines(res)
     assert line.startswith("error: 1 artifact folder(s) that cannot be scored") and f"{loose}: video.mp4 without manifest" in line
     assert not (tmp_path / "s").exists()  # nothing written, not a score over the rest
     (loose / "video.mp4").unlink()
@@ -127,7 +123,7 @@ def test_clipscore_refuses_incomplete_folders(tmp_path, tiny_clip):
     assert res.exit_code == 0, res.output + res.stderr
     (tmp_path / "none").mkdir()
     res = runner.invoke(app, ["clipscore", str(tmp_path / "none"), "--out", str(tmp_path / "t")])
-    assert res.exit_code == 2 and _errors(res) == [f"error: no artifacts under {tmp_path / 'none'}; make them with "
+    assert res.exit_code == 2 and error_lines(res) == [f"error: no artifacts under {tmp_path / 'none'}; make them with "
                                                    "`fourdfy render` or `fourdfy import-videos`"]
 
 
@@ -145,11 +141,11 @@ def test_import_reports_and_exit_codes(tmp_path):
     # the panda's file failed, so it has no video either (4 of the 5, not 3)
     line = next(x for x in res.stdout.splitlines() if x.startswith("prompts without a video"))
     assert line.startswith("prompts without a video (4): ") and "a_panda_dancing" in line
-    assert _errors(res) == ["error: a_panda_dancing.mp4: not a readable video (Invalid data found when processing "
+    assert error_lines(res) == ["error: a_panda_dancing.mp4: not a readable video (Invalid data found when processing "
                             "input)"]
     assert (tmp_path / "o" / "mav3d" / "a_dog_riding_a_skateboard" / "manifest.json").is_file()
     res = runner.invoke(app, ["import-videos", str(tmp_path / "none"), "--method", "m", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and _errors(res) == [f"error: source folder not found: {tmp_path / 'none'}"]
+    assert res.exit_code == 2 and error_lines(res) == [f"error: source folder not found: {tmp_path / 'none'}"]
 
 
 def test_clipscore_offline_without_weights_is_one_clear_line(tmp_path, monkeypatch):
@@ -163,7 +159,7 @@ def test_clipscore_offline_without_weights_is_one_clear_line(tmp_path, monkeypat
     monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     res = runner.invoke(app, ["clipscore", str(tmp_path / "a"), "--out", str(tmp_path / "s"), "--no-progress"])
     assert res.exit_code == 2
-    (line,) = _errors(res)
+    (line,) = error_lines(res)
     assert line.startswith("error: CLIP score: the weights of model 'ViT-B-32', pretrained 'openai' were not found")
     assert "hf download timm/vit_base_patch32_clip_224.openai" in line
     res = runner.invoke(app, ["clipscore", str(tmp_path / "empty"), "--out", str(tmp_path / "s")])
@@ -216,7 +212,7 @@ def test_import_of_a_folder_without_videos_is_an_error_unless_allowed(tmp_path):
     src = tmp_path / "empty"
     src.mkdir()
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "no video of" in _errors(res)[0]
+    assert res.exit_code == 2 and "no video of" in error_lines(res)[0]
     assert not (tmp_path / "o").exists()
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o"),
                               "--allow-empty"])
