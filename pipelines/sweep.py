@@ -37,9 +37,8 @@ import submitit
 from submitit.core.utils import FailedJobError
 
 from method.fileio import write_atomic, write_text_atomic
-from pipelines.generate import (PIPELINE_MARKER, RunInUse, as_set_values, build_config, describe_mismatch, finished_manifest,
-                                finished_matches, other_run,
-                                generate, quiet_libraries, run_folder_lock, run_status)
+from pipelines.generate import (PIPELINE_MARKER, RunInUse, as_set_values, build_config, describe_mismatch,
+                                finished_manifest, generate, other_run, quiet_libraries, run_folder_lock, run_status)
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
@@ -175,11 +174,13 @@ class GenerateJob(submitit.helpers.Checkpointable):
             raise RuntimeError(f"method {self.method!r} resolves to config {cfg.config_hash()} on this node but to "
                                f"{self.config_hash} where the sweep was planned; install the same versions of "
                                "fourdfy-bench and its plug-ins on every node")
-        before = run_status(self.out)
-        if other_run(self.out, self.config_hash, self.prompt) is not None:
-            before = f"other-{before}"  # generate replaces it (the sweep checked --replace before submitting)
         # a requeued attempt finds the first one's run: the summary reports what the first attempt found
-        before = self.__dict__.setdefault("_before", before)
+        if "_before" not in self.__dict__:
+            before = run_status(self.out)
+            if other_run(self.out, self.config_hash, self.prompt) is not None:
+                before = f"other-{before}"  # generate replaces it (the sweep checked --replace before submitting)
+            self._before = before
+        before = self._before
         quiet_libraries()  # a job is its own process: silence the model libraries as the CLI does
         try:
             manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache,
@@ -353,11 +354,6 @@ def run_facts(manifest: dict) -> dict:
             "seconds": round(sum(manifest.get("timings_s", {}).values()), 1)}
 
 
-def _finished_same(job: PlannedJob) -> bool:
-    """The run folder already holds this job's finished run (nothing to submit)."""
-    return finished_matches(job.out, job.config_hash, job.prompt)
-
-
 def _error_line(err: BaseException, state: str) -> tuple[str, str]:
     """(state, one-line error) of a job that did not return."""
     if isinstance(err, FailedJobError):
@@ -393,31 +389,42 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
     sweep_dir.mkdir(parents=True, exist_ok=True)
     interrupts = _Interrupts()
     with _sweep_lock(sweep_dir), interrupts.installed():
-        _refuse_other_runs(spec, jobs)
-        return _run(spec, ex, jobs, echo, on_submit, interrupts)
+        stale = _other_runs(jobs)
+        _refuse_other_runs(spec, jobs, stale)
+        return _run(spec, ex, jobs, echo, on_submit, interrupts, replacing=len(stale))
 
 
-def _refuse_other_runs(spec: SweepSpec, jobs: list[PlannedJob], show: int = 5) -> None:
+def _other_runs(jobs: list[PlannedJob]) -> dict[str, tuple[str, bool]]:
+    """Jobs whose run folder holds a run of another config: name -> ('finished' | 'unfinished', trained by hand).
+    A run trained by hand (no pipeline marker) is never replaced: its job could only fail."""
+    return {j.name: (kind, not (j.out / PIPELINE_MARKER).is_file()) for j in jobs
+            if (kind := other_run(j.out, j.config_hash, j.prompt)) is not None}
+
+
+def _refused(stale: dict[str, tuple[str, bool]], replace: bool) -> dict[str, tuple[str, bool]]:
+    """The stale runs a sweep refuses: all of them, or with --replace those trained by hand."""
+    return {n: (kind, hand) for n, (kind, hand) in stale.items() if hand or not replace}
+
+
+def _refuse_other_runs(spec: SweepSpec, jobs: list[PlannedJob], stale: dict[str, tuple[str, bool]],
+                       show: int = 5) -> None:
     """A run folder holding a run of another config (a changed --set, --max-steps or profile value) would be
     retrained from scratch, and a finished run may have cost GPU-hours: refuse, naming each and what differs,
-    unless `spec.replace`. A run trained by hand is never replaced (its job could only fail): refused either way.
-    Nothing has been submitted yet."""
-    stale = [(j, kind) for j in jobs if (kind := other_run(j.out, j.config_hash, j.prompt)) is not None]
-    by_hand = [(j, kind) for j, kind in stale if not (j.out / PIPELINE_MARKER).is_file()]
-    refused = by_hand if spec.replace else stale
+    unless `spec.replace` (runs trained by hand: either way). Nothing has been submitted yet."""
+    refused = _refused(stale, spec.replace)
     if not refused:
         return
     lines = []
-    for j, kind in refused[:show]:
+    for j in [j for j in jobs if j.name in refused][:show]:
+        kind, hand = refused[j.name]
         cfg = build_config(spec.profile, j.method, seed=spec.seed, device=spec.device, sets=spec.sets_for(j.method),
                            max_steps=spec.max_steps, recompute=spec.recompute)
         differs = describe_mismatch(j.out, kind, cfg, j.prompt, limit=3)
-        hand = ", trained by hand" if (j, kind) in by_hand else ""
-        lines.append(f"{j.out} ({'a finished' if kind == 'finished' else 'an unfinished'} run{hand}"
-                     f"{': ' + differs if differs else ''})")
+        lines.append(f"{j.out} ({'a finished' if kind == 'finished' else 'an unfinished'} run"
+                     f"{', trained by hand' if hand else ''}{': ' + differs if differs else ''})")
     more = f" and {len(refused) - show} more" if len(refused) > show else ""
     how = ("Move the runs trained by hand away (the sweep never replaces them) or choose another --runs"
-           if by_hand else "Give --replace to retrain them, or choose another --runs")
+           if any(hand for _, hand in refused.values()) else "Give --replace to retrain them, or choose another --runs")
     raise ValueError(f"{len(refused)} run folder(s) hold a run of another config, which this sweep would train again "
                      f"from scratch: {'; '.join(lines)}{more}. {how}; nothing was submitted")
 
@@ -510,7 +517,8 @@ def _sweep_lock(sweep_dir: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit, interrupts: "_Interrupts") -> dict:
+def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit, interrupts: "_Interrupts",
+         replacing: int = 0) -> dict:
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
     executor = make_executor(ex, (sweep_dir / "submitit").resolve())
@@ -524,7 +532,6 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
-    replacing = sum(other_run(j.out, j.config_hash, j.prompt) is not None for j in pending)
     echo(f"sweep: {len(jobs)} runs ({len(jobs) - len(pending)} already finished"
          f"{f', {replacing} replacing a run of another config' if replacing else ''}), executor {ex.kind}, "
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
@@ -593,17 +600,18 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
 def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
     """The plan as a plain-text table: submission order, who waits for whom, what is already finished."""
     rows = [("job", "waits for", "shared stages", "status")]
-    skipped = {j.name for j in jobs if _finished_same(j)}
+    stale = _other_runs(jobs)
+    refused = _refused(stale, replace)
+    states = {j.name: run_status(j.out) for j in jobs}
+    skipped = {n for n, st in states.items() if st == "finished" and n not in stale}
     for j in jobs:
-        other = other_run(j.out, j.config_hash, j.prompt)
         status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
-            run_status(j.out)]
-        if other is not None:
-            if not (j.out / PIPELINE_MARKER).is_file():
-                status = f"{other} with another config, trained by hand: refused (move it away)"
-            else:
-                status = f"{other} with another config: " + ("replaced (--replace)" if replace
-                                                             else "refused (--replace retrains it)")
+            states[j.name]]
+        if j.name in stale:
+            kind, hand = stale[j.name]
+            status = (f"{kind} with another config, trained by hand: refused (move it away)" if hand else
+                      f"{kind} with another config: "
+                      + ("refused (--replace retrains it)" if j.name in refused else "replaced (--replace)"))
         shared = str(j.shared_stages) if j.after else ""
         if j.after in skipped and j.shared_checkpoint is not None and not j.shared_checkpoint.is_file():
             # the leader will not run again, and its stages were not cached for this job's key (e.g. the leader

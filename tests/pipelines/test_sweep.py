@@ -487,10 +487,9 @@ def test_stages_are_shared_only_between_runs_that_compute_them_alike():
     assert _shared_depth(profiles.recompute(a), profiles.recompute(b)) == 2
 
 
-def test_dry_run_says_when_a_finished_leaders_stages_are_not_cached_for_a_follower(tmp_path, monkeypatch):
+def test_dry_run_says_when_a_finished_leaders_stages_are_not_cached_for_a_follower(tmp_path):
     """A leader that will not run again (finished) shares only what the stage cache holds under the follower's
     key: e.g. a leader trained without --recompute leaves nothing for a follower with it."""
-    import pipelines.sweep as sweep_module
     from pipelines.sweep import plan_table
 
     spec = SweepSpec(methods=("4dfy", "wo_hybrid"), prompts=(SLUG,), runs=tmp_path / "runs", max_steps=1,
@@ -499,7 +498,9 @@ def test_dry_run_says_when_a_finished_leaders_stages_are_not_cached_for_a_follow
     follower = next(j for j in jobs if j.after)
     assert follower.method == "wo_hybrid" and follower.shared_stages == 2
     assert follower.shared_checkpoint.parent.parent == tmp_path / "runs" / "tiny" / ".stage-cache"
-    monkeypatch.setattr(sweep_module, "_finished_same", lambda j: j.method == "4dfy")
+    leader = next(j for j in jobs if j.method == "4dfy")  # finished: its manifest, of its config and prompt
+    leader.out.mkdir(parents=True)
+    (leader.out / "manifest.json").write_text(json.dumps({"config_hash": leader.config_hash, "prompt": leader.prompt}))
 
     def shared_column():
         row = next(line for line in plan_table(jobs).splitlines() if line.startswith(follower.name))
