@@ -34,17 +34,20 @@ def _params(path: Path) -> dict:
     return yaml.safe_load(Path(path).read_text()) or {}
 
 
-def effective_design(params: dict) -> dict:
-    """The design dict of params['study']['design'] extended with the pipeline's other methods."""
+def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict:
+    """The design dict of params['study']['design'] extended with the pipeline's other methods; their labels from
+    `labels` (the `methods` stage's labels.json), else from the registry."""
     study = params.get("study", {})
     base = yaml.safe_load(Path(study.get("design", "userstudy/designs/paper.yaml")).read_text())
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
     listed |= set(base.get("comparisons", []))
     trained, videos = pipeline_methods(params)
     extra = [m for m in [*trained, *videos] if m not in listed]
-    labels = base.setdefault("methods", {}) if extra else {}
-    for m, label in registered_labels(extra).items():
-        labels.setdefault(m, {"label": label})
+    names = base.setdefault("methods", {}) if extra else {}
+    found = registered_labels(extra) if labels is None and extra else labels or {}
+    for m in extra:
+        if found.get(m):
+            names.setdefault(m, {"label": found[m]})
     if extra:
         prompt_set = study.get("added_prompt_set", "ablation_5")
         if "tables" in base:
@@ -99,8 +102,9 @@ def write_methods(params_path: Path, out: Path) -> Path:
     return out
 
 
-def write_design(params_path: Path, out: Path) -> Path:
-    design = effective_design(_params(params_path))
+def write_design(params_path: Path, out: Path, labels_path: Path | None = None) -> Path:
+    labels = json.loads(Path(labels_path).read_text()) if labels_path is not None else None
+    design = effective_design(_params(params_path), labels)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("# written by `python -m pipelines.stages design` from params.yaml; edit the source design\n"
                    + yaml.safe_dump(design, sort_keys=False, allow_unicode=True))
@@ -223,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("design")
     d.add_argument("--params", type=Path, default=Path("params.yaml"))
     d.add_argument("--out", type=Path, required=True)
+    d.add_argument("--labels", type=Path, default=None, help="labels.json of the methods step (default: the registry)")
     v = sub.add_parser("votes")
     v.add_argument("--params", type=Path, default=Path("params.yaml"))
     v.add_argument("--design", type=Path, required=True)
@@ -244,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
             raise SystemExit(2) from None
     elif args.step == "design":
-        write_design(args.params, args.out)
+        write_design(args.params, args.out, args.labels)
     elif args.step == "votes":
         try:
             write_votes(args.params, args.design, args.out, args.exports)

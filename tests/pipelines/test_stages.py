@@ -42,6 +42,14 @@ def test_an_added_method_shows_the_label_it_registers(tmp_path, monkeypatch):
     assert design.label("my_plugin") == "w/ my loss"
     assert design.label("other_system") == "other_system"  # videos only, registered nowhere: its name
     assert design.label("mav3d") == "MAV3D"  # the design's own labels stay
+    # the pipeline's design stage reads the labels the `methods` stage wrote (what DVC tracks), not the registry
+    labels = tmp_path / "labels.json"
+    stages.write_methods(_params(tmp_path), tmp_path / "methods")
+    written = json.loads((tmp_path / "methods" / "labels.json").read_text())
+    assert written["my_plugin"] == "w/ my loss"
+    labels.write_text(json.dumps({**written, "my_plugin": "as the file says"}))
+    design = load_design(stages.write_design(_params(tmp_path), tmp_path / "d2.yaml", labels))
+    assert design.label("my_plugin") == "as the file says" and design.label("mav3d") == "MAV3D"
 
 
 def test_a_method_trained_only_in_the_extra_block_gets_a_row_too(tmp_path):
