@@ -27,7 +27,7 @@ import pandas as pd
 from method.fileio import write_atomic, write_text_atomic
 
 from .artifacts import Artifact, ArtifactError, check_writable_folder, sha256_file
-from .video import VideoError, decode_video, probe_video
+from .video import VideoError, decode_video, sample_counts
 
 
 @dataclass(frozen=True)
@@ -157,12 +157,13 @@ class ScoreCache:
         write_text_atomic(self._path(key), text)
 
 
-def _declared_frames(path: Path) -> int:
-    """The frame count the container declares (0: unknown or unreadable; decoding then says why)."""
+def _whole(path: Path) -> bool:
+    """Whether the file holds every sample its container declares (False when unreadable: decoding says why)."""
     try:
-        return probe_video(path).frames
+        declared, stored = sample_counts(path)
     except VideoError:
-        return 0
+        return False
+    return stored >= declared
 
 
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
@@ -185,8 +186,9 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
                 key = cache.key(art.video_path, art.prompt, batch_size)
             except OSError as err:  # the same one-line error as when decoding finds no video
                 raise ArtifactError(f"{art.video_path}: {err.strerror or err}") from None
-            # a video cut short (scores cached before decoding checked the count) is decoded, to say so
-            if _declared_frames(art.video_path) in (0, art.n_frames):
+            # a video cut short (scores cached before decoding checked the count) is decoded, to say so; samples,
+            # not the declared count against the manifest: a stream-copy trim declares frames it does not show
+            if _whole(art.video_path):
                 scores = cache.get(key, art.n_frames)
         if scores is not None:
             rows += [(method, slug, art.prompt, k, float(s)) for k, s in enumerate(scores)]

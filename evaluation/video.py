@@ -148,6 +148,24 @@ def probe_video(path: Path | str) -> VideoInfo:
         container.close()
 
 
+def sample_counts(path: Path | str) -> tuple[int, int]:
+    """(declared, stored): the frame count the container declares (0 where it does not say) and the samples the
+    file holds, read without decoding them. stored < declared: the file is cut short."""
+    import av
+
+    container = _open(Path(path))
+    stream = container.streams.video[0]
+    stored = 0
+    try:
+        for packet in container.demux(stream):
+            stored += bool(packet.size)  # the demuxer's last packet is an empty one that flushes the decoder
+    except av.FFmpegError as err:
+        raise VideoError(f"corrupt video: reading failed after {stored} sample(s) ({_reason(err)})") from None
+    finally:
+        container.close()
+    return stream.frames, stored
+
+
 def decode_video(path: Path | str) -> np.ndarray:
     """All frames as RGB uint8 (N, H, W, 3); VideoError(reason) for anything that is not a whole video."""
     import av

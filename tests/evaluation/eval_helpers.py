@@ -100,6 +100,30 @@ def write_cut_faststart_video(path: Path, n: int = 24, size: int = 32) -> int:
     return n
 
 
+def write_trimmed_video(path: Path, n: int = 30, drop: int = 5, size: int = 32) -> None:
+    """What a stream-copy trim (`ffmpeg -ss ... -c copy`) writes: an H.264 mp4 of `n` noise frames whose first
+    `drop` samples lie before the start, so its edit list tells the decoder to drop them. The file declares `n`
+    frames, decodes `n - drop` and is whole."""
+    import av
+
+    from evaluation.video import encode_video
+
+    path = Path(path)
+    whole = path.with_suffix(".whole.mp4")
+    encode_video(whole, np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8))
+    with av.open(str(whole)) as src, av.open(str(path), "w", format="mp4") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        shift = None
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:  # the demuxer's final empty packet
+                continue
+            shift = drop * packet.duration if shift is None else shift
+            packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+            packet.stream = stream
+            dst.mux(packet)
+    whole.unlink()
+
+
 def error_lines(res) -> list[str]:
     """The non-blank stderr lines of a CLI result (each refusal is one `error:` line)."""
     return [ln for ln in res.stderr.splitlines() if ln.strip()]

@@ -11,7 +11,7 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from eval_helpers import Stderr, make_frames
+from eval_helpers import Stderr, make_frames, write_trimmed_video
 from PIL import Image
 from scipy import stats
 
@@ -268,6 +268,32 @@ def test_bf16_image_tower_is_close_to_fp32_and_labelled(tiny_clip, tmp_path):
     assert json.loads((tmp_path / "clipscore.json").read_text())["precision"] == "bf16"
     with pytest.raises(ValueError, match="precision"):
         ClipConfig(precision="fp16")
+
+
+def test_score_cache_reuses_a_trimmed_video_copied_at_import(clip, tmp_path, monkeypatch):
+    """A stream-copy trim declares frames its edit list drops. The import copies it as is; the cache's guard
+    against cut files counts the samples in the file, so the second run does not decode it again."""
+    import evaluation.clip as clip_module
+    from evaluation.artifacts import find_artifacts
+    from evaluation.clip import ScoreCache
+    from evaluation.importer import import_videos
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_trimmed_video(src / "a_panda_dancing.mp4", n=12, drop=4)
+    import_videos(src, "mav3d", tmp_path / "art", prompts={"a_panda_dancing": "A panda dancing."})
+    arts = find_artifacts([tmp_path / "art"])
+    (art,) = arts.values()
+    assert art.manifest["extra"]["copied"] and art.n_frames == 8  # copied as is: it declares 12
+    first = score_artifacts(arts, clip, cache=ScoreCache(tmp_path / "cache", clip))
+
+    def no_decoding(path):
+        raise AssertionError(f"{path} decoded although cached")
+
+    monkeypatch.setattr(clip_module, "decode_video", no_decoding)
+    again = ScoreCache(tmp_path / "cache", clip)
+    pd.testing.assert_frame_equal(first, score_artifacts(arts, clip, cache=again))
+    assert (again.hits, again.misses) == (1, 0)
 
 
 def test_score_cache_reuses_unchanged_videos_and_misses_on_any_change(clip, tiny_clip, tmp_path, monkeypatch):

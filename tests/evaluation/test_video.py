@@ -13,7 +13,7 @@ import pytest
 from evaluation.video import (VideoError, decode_video, encode_video, pad_even, probe_video, resample_indices,
                               to_uint8)
 
-from eval_helpers import make_frames, write_cut_faststart_video
+from eval_helpers import make_frames, write_cut_faststart_video, write_trimmed_video
 
 
 def test_round_trip_keeps_count_size_and_pixels(tmp_path):
@@ -100,21 +100,8 @@ def test_a_file_trimmed_without_reencoding_is_whole(tmp_path):
     """A stream-copy trim (`ffmpeg -ss ... -c copy`) keeps the samples before the cut and marks them to be dropped
     (an edit list): the file declares 30 frames and decodes 25, and it is whole. The check counts the samples in
     the file, not the frames decoded."""
-    from evaluation.video import encode_video
-
-    whole, trimmed = tmp_path / "whole.mp4", tmp_path / "trimmed.mp4"
-    frames = np.random.default_rng(0).integers(0, 256, (30, 32, 32, 3), dtype=np.uint8)
-    encode_video(whole, frames)
-    with av.open(str(whole)) as src, av.open(str(trimmed), "w", format="mp4") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        shift = None
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is None:  # the demuxer's final empty packet
-                continue
-            shift = 5 * packet.duration if shift is None else shift
-            packet.pts, packet.dts = packet.pts - shift, packet.dts - shift  # 5 frames before the start: dropped
-            packet.stream = stream
-            dst.mux(packet)
+    trimmed = tmp_path / "trimmed.mp4"
+    write_trimmed_video(trimmed, n=30, drop=5)
     with av.open(str(trimmed)) as c:
         assert c.streams.video[0].frames == 30
     assert len(decode_video(trimmed)) == 25
