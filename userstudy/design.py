@@ -277,6 +277,9 @@ def load_design(path: Path | str | None = None) -> Design:
     import yaml
 
     path = Path(path) if path is not None else PAPER_DESIGN
+    if path.is_dir():
+        raise DesignError(f"{path} is a folder, not a design file (the paper's is {PAPER_DESIGN.name} in "
+                          "userstudy/designs)")
     if not path.is_file():
         raise DesignError(f"design file not found: {path} (the paper's is {PAPER_DESIGN.name} in userstudy/designs)")
     try:

@@ -57,7 +57,8 @@ def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
     load with counts None."""
     path = Path(path)
     if not path.is_file():
-        raise ClipError(f"CLIP file not found: {path}")
+        raise ClipError(f"{path} is a folder, not a CLIP file (clipscore writes clip.csv in its --out folder)"
+                        if path.is_dir() else f"CLIP file not found: {path}")
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:

@@ -99,7 +99,8 @@ def read_votes(path: Path | str) -> pd.DataFrame:
     """Read a votes CSV as strings (no value is converted or dropped) with a `line` column."""
     path = Path(path)
     if not path.is_file():
-        raise VotesError([("votes file not found", None)], source=str(path))
+        raise VotesError([("is a folder, not a votes file" if path.is_dir() else "votes file not found", None)],
+                         source=str(path))
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
     except pd.errors.EmptyDataError as err:  # 0 bytes or blank lines only: pandas says "No columns to parse"

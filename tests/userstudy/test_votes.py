@@ -132,6 +132,23 @@ def test_empty_and_unreadable_files(tmp_path, small_design):
     assert str(err.value) == f"{tmp_path / 'missing.csv'}: votes file not found; nothing was analysed"
 
 
+def test_a_folder_given_to_the_readers_is_named_as_such(tmp_path, small_design):
+    """The Python readers say so too, not only the CLI (which checks before calling them)."""
+    from userstudy.design import DesignError, load_design
+    from userstudy.tables import ClipError, load_clip
+
+    with pytest.raises(VotesError) as err:
+        load_votes(tmp_path, small_design)
+    assert str(err.value) == f"{tmp_path}: is a folder, not a votes file; nothing was analysed"
+    with pytest.raises(DesignError, match=r"is a folder, not a design file \(the paper's is paper.yaml"):
+        load_design(tmp_path)
+    with pytest.raises(ClipError) as err:
+        load_clip(tmp_path)
+    assert str(err.value) == f"{tmp_path} is a folder, not a CLIP file (clipscore writes clip.csv in its --out folder)"
+    with pytest.raises(ClipError, match="CLIP file not found"):
+        load_clip(tmp_path / "clip.csv")
+
+
 def test_an_empty_file_says_so_and_lists_the_header_it_needs(tmp_path, small_design):
     for text in ("", "\n\n"):  # 0 bytes, or blank lines only: pandas' own words are "No columns to parse"
         path = tmp_path / "votes.csv"
