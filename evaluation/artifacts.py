@@ -415,6 +415,22 @@ def folder_reason(err: Exception, folder: Path) -> str:
     return text
 
 
+RUN_REASON = ("a training run (`fourdfy generate` wrote it), not an evaluation video: render it first with "
+              "`fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS")
+"""What `scan_artifacts` says of a run folder given where artifacts are expected."""
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` is a training run (a manifest with the run's config and hash, no video)."""
+    if (folder / VIDEO).exists():
+        return False
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "config_hash" in manifest and "schema" not in manifest
+
+
 def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], Artifact], dict[Path, str]]:
     """Every artifact-like folder under the roots, one with manifest.json or video.mp4 (a root may be one).
 
@@ -440,6 +456,9 @@ def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], A
             if not (folder / MANIFEST).exists():
                 broken[folder] = (f"{VIDEO} without {MANIFEST} (not written by `fourdfy render` or "
                                   "`fourdfy import-videos`)")
+                continue
+            if is_run_folder(folder):
+                broken[folder] = RUN_REASON
                 continue
             try:
                 art = read_artifact(folder)

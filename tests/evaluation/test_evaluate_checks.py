@@ -339,3 +339,33 @@ def test_render_interrupted_says_nothing_was_written(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["render", str(tmp_path), "--out", str(tmp_path / "art")])
     assert res.exit_code == 130 and res.output.strip().startswith("error: interrupted; no artifact was written")
     assert not (tmp_path / "art").exists()
+
+
+# --- the runs folder given where artifacts are expected ------------------------------------------------------------
+
+def test_clipscore_and_validate_name_training_runs_given_for_artifacts(tmp_path, fake_run, tiny_clip):
+    """`fourdfy generate`'s folders have a manifest.json too: they are named as runs to render, not as artifacts
+    whose manifests lack a dozen keys."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        shutil.copytree(fake_run, runs / name)
+    res = runner.invoke(app, ["clipscore", str(runs), "--out", str(tmp_path / "clip"), "--clip-model", str(tiny_clip),
+                              "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 2
+    assert error_lines(res) == [f"error: 2 training run(s) given, not evaluation videos ({runs / 'a'}, {runs / 'b'}): "
+                                "render each with `fourdfy render RUN --out ARTIFACTS`, then score ARTIFACTS"]
+    assert not (tmp_path / "clip").exists()
+    res = runner.invoke(app, ["validate-artifacts", str(runs)])
+    assert res.exit_code == 1
+    assert res.stdout.splitlines() == [f"BAD {runs / n}: a training run (`fourdfy generate` wrote it), not an "
+                                       "evaluation video: render it first with `fourdfy render RUN --out ARTIFACTS` "
+                                       "and give ARTIFACTS" for n in ("a", "b")]
+    # beside real artifacts, a run is one of the folders that cannot be scored, named as a run
+    write_artifact(runs, "mav3d", "A goat drinking beer.", make_frames(2, 16, 16), source=SRC, trajectory="unknown",
+                   fps=15)
+    res = runner.invoke(app, ["clipscore", str(runs), "--out", str(tmp_path / "clip"), "--clip-model", str(tiny_clip),
+                              "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 2 and "cannot be scored" in res.stderr and "a training run (`fourdfy generate`" in res.stderr
+    assert not (tmp_path / "clip").exists()
