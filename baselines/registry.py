@@ -198,10 +198,14 @@ def get_method(name: str) -> Method:
     try:
         return METHODS[name]
     except KeyError:
+        import difflib
+
         known = ", ".join(sorted(METHODS))
+        close = difflib.get_close_matches(name, list(METHODS), n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
         broken = "".join(f"; {err}" for err in plugin_errors().values())
-        raise ValueError(f"unknown method {name!r}; known methods: {known}{broken} (a plug-in's method needs its "
-                         "package installed in this environment: docs/adding-a-baseline.md)") from None
+        raise ValueError(f"unknown method {name!r}{guess}; known methods: {known}{broken} (a plug-in's method needs "
+                         "its package installed in this environment: docs/adding-a-baseline.md)") from None
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:

@@ -220,8 +220,10 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
         same = _same_run(out, status, cfg.config_hash(), prompt)
         if resume == "no":
             raise ckpt.CheckpointError(
-                f"{out} already holds a{'' if status == 'unfinished' else ' finished'} run; pass --resume to "
-                "continue it or choose another --out")
+                f"{out} already holds an unfinished run; pass --resume to continue it or choose another --out"
+                if status == "unfinished" else
+                f"{out} already holds a finished run (render it: `fourdfy render {out}`); choose another --out, "
+                "or move it away to train it again")
         if not same:
             if resume == "auto" and (out / PIPELINE_MARKER).is_file():
                 for child in out.iterdir():  # the pipeline's own run, made with other settings; the folder

@@ -82,8 +82,11 @@ def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
     loaded is skipped and named in the error only when the slug is found nowhere else."""
     if slugify(key) != key:  # looks like free text, not a slug
         return key
+    import difflib
+
     files = list(files) if files is not None else library_files()
     broken: list[str] = []
+    slugs: list[str] = []
     for f in files:
         try:
             table = load_prompts(f)
@@ -92,7 +95,30 @@ def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
             continue
         if key in table:
             return table[key]
+        slugs += table
     names = ", ".join(Path(f).name for f in files) or "no prompt files"
+    close = difflib.get_close_matches(key, slugs, n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
     hint = f"; skipped unreadable prompt file(s): {' | '.join(broken)}" if broken else ""
-    raise PromptFileError(f"no prompt with slug {key!r} in {names}{hint} "
+    raise PromptFileError(f"no prompt with slug {key!r}{guess} in {names}{hint} "
                           "(give the prompt text itself, or a slug from these files)")
+
+
+def library_twin(text: str) -> str | None:
+    """The library prompt with the slug of free text `text` when their texts differ ('A panda dancing' ->
+    'A panda dancing.'), else None. Videos are paired by slug, so such a run is compared with the library
+    prompt's runs although it was trained, and will be scored, on other words."""
+    try:
+        slug = slugify(text)
+    except PromptFileError:
+        return None
+    if slug == text:  # a slug, not free text: resolve_prompt looks it up
+        return None
+    for f in library_files():
+        try:
+            other = load_prompts(f).get(slug)
+        except PromptFileError:
+            continue
+        if other is not None and other != text.strip():
+            return other
+    return None

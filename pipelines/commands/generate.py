@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from pathlib import Path
 
@@ -122,8 +123,14 @@ def generate(
     from pipelines.generate import generate as run_generate
 
     from pipelines.generate import quiet_libraries, read_sets, run_status
+    from prompts import library_twin, slugify
 
     refuse_a_prompt_file(prompt)
+    twin = library_twin(prompt)
+    if twin is not None:
+        typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; runs "
+                   "are paired by slug in the survey and CLIP tables, so this one would be compared with that "
+                   f"prompt's runs (--prompt {slugify(prompt)} trains the library prompt itself)", err=True)
     if stage_cache is not None and stage_cache.exists() and not stage_cache.is_dir():
         # found only when stage 1 ends and tries to store its checkpoint there
         raise ValueError(f"--stage-cache {stage_cache} is a file; give a folder (made if missing)")
@@ -138,17 +145,44 @@ def generate(
         typer.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
     quiet_libraries()
     try:
-        manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
-                                progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
-                                                                    **({"recompute": True} if recompute else {})},
-                                stage_cache=stage_cache)
-    except KeyboardInterrupt:
+        with _sigterm_as_interrupt():
+            manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
+                                    progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
+                                                                        **({"recompute": True} if recompute else {})},
+                                    stage_cache=stage_cache)
+    except KeyboardInterrupt as err:
         last = out / "ckpt" / "last.pt"
         what = (f"the same command with --resume continues from {last}" if last.is_file()
                 else "no checkpoint was written yet, so the same command starts it again")
-        typer.secho(f"error: interrupted; {what}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(130) from None
+        stopped = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        typer.secho(f"error: {stopped}; {what}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
     typer.echo(f"done: {out} (config {manifest['config_hash']}, {stage_times(manifest)})")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a scheduler's time limit) raised where the run is, as Ctrl-C's KeyboardInterrupt is."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops `generate` as Ctrl-C does: the run's lock and temporaries are released the same way, and the
+    user is told how to resume (Python's default for SIGTERM ends the process without a word)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def stage_times(manifest: dict) -> str:

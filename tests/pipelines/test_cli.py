@@ -274,8 +274,32 @@ def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp
     (out / PIPELINE_MARKER).write_text("made by the pipeline\n")
     m = generate(other, "a_panda_dancing", out, resume="auto", quiet=True)  # the pipeline's own: replaced
     assert m["config_hash"] == other.config_hash()
-    with pytest.raises(Exception, match="already holds a finished run"):
+    with pytest.raises(Exception) as refused:  # no "pass --resume": resuming a finished run trains nothing
         generate(other, "a_panda_dancing", out, resume="no", quiet=True)
+    assert str(refused.value) == (f"{out} already holds a finished run (render it: `fourdfy render {out}`); choose "
+                                  "another --out, or move it away to train it again")
+
+
+def test_near_misses_and_a_library_prompt_in_other_words_are_named(tmp_path):
+    """A mistyped method or slug gets a "did you mean"; free text whose slug is a library prompt's with other words
+    (no full stop) trains, with a note: runs are paired by slug, so it would be compared with that prompt's runs."""
+    res = runner.invoke(app, ["generate", "--method", "4dyf", "--prompt", "a_panda_dancing", "--out",
+                              str(tmp_path / "a")])
+    assert res.exit_code == 2 and "unknown method '4dyf' (did you mean '4dfy'?); known methods:" in res.output
+    res = runner.invoke(app, ["generate", "--prompt", "a_panda_dancin", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2
+    assert "no prompt with slug 'a_panda_dancin' (did you mean 'a_panda_dancing'?) in" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    from prompts import library_twin
+
+    assert library_twin("A panda dancing") == "A panda dancing."
+    assert library_twin("A panda dancing.") is None and library_twin("a_panda_dancing") is None
+    assert library_twin("A cat juggling knives.") is None  # no library prompt has its slug
+    res = runner.invoke(app, ["generate", "--prompt", "A panda dancing", "--max-steps", "1", "--no-progress",
+                              "--set", "preview_frames=0", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    assert ("note: --prompt 'A panda dancing' has the slug a_panda_dancing of the library prompt 'A panda dancing.'; "
+            "runs are paired by slug") in res.stderr
 
 
 def test_missing_real_weights_is_one_line_naming_the_model_and_the_fix(tmp_path):
@@ -532,7 +556,7 @@ def test_a_run_folder_another_process_trains_is_refused_at_once_and_left_untouch
 
 
 def test_ctrl_c_says_how_to_continue_and_bad_flag_pairs_fail_before_training(tmp_path):
-    """Ctrl-C used to end `generate` with exit 130 and no word: it now names the checkpoint `--resume` continues
+    """Ctrl-C and SIGTERM used to end `generate` with no word: they now name the checkpoint `--resume` continues
     from. A --stage-cache that is a file (found only when stage 1 ended) and --resume with --auto-resume are
     refused before anything is trained."""
     import signal
@@ -540,23 +564,33 @@ def test_ctrl_c_says_how_to_continue_and_bad_flag_pairs_fail_before_training(tmp
     import sys
     import time
 
+    import torch
+
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "pipelines.cli", "generate", "--method", "4dfy", "--prompt", "a_panda_dancing",
            "--out", str(out), "--no-progress", "--set", "checkpoint_every=1", "--set", "preview_frames=0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        end = time.monotonic() + 300
-        while not (out / "ckpt" / "last.pt").exists():
-            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == (f"error: interrupted; the same command with --resume continues from "
-                                             f"{out / 'ckpt' / 'last.pt'}")
+    # SIGTERM (`kill`, a scheduler's limit) ended it without a word, as Ctrl-C once did; the second stop is of the
+    # run the first left, resumed
+    for sig, code, stopped, extra in ((signal.SIGINT, 130, "interrupted", []),
+                                      (signal.SIGTERM, 143, "terminated (SIGTERM)", ["--resume"])):
+        last = out / "ckpt" / "last.pt"
+        before = last.stat().st_mtime_ns if last.exists() else None
+        proc = subprocess.Popen(cmd + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            end = time.monotonic() + 300
+            while not last.exists() or last.stat().st_mtime_ns == before:  # this process's own checkpoint
+                assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+                time.sleep(0.2)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == code, err
+        # the checkpoint the second run wrote records that it continued the first's
+        assert len(torch.load(last, map_location="cpu", weights_only=False)["resumes"]) == len(extra)
+        assert err.strip().splitlines()[-1] == (f"error: {stopped}; the same command with --resume continues from "
+                                                 f"{out / 'ckpt' / 'last.pt'}")
     cache = tmp_path / "cache-file"
     cache.write_text("not a folder")
     for extra, says in ((["--stage-cache", str(cache)], "--stage-cache"), (["--resume", "--auto-resume"], "give one")):
