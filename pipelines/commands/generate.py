@@ -36,15 +36,17 @@ def info() -> None:
 
 
 def methods() -> None:
-    """List the registered methods (Table 2 / Table 3 rows and plug-ins) with one-line descriptions."""
+    """List the registered methods (Table 2 / Table 3 rows and plug-ins) with one-line descriptions, and the label
+    a plug-in gives its row in the tables."""
     from baselines import METHODS, load_entry_points
 
     load_entry_points()
     width = max(len(n) for n in METHODS)
     for name, m in METHODS.items():
         note = "" if m.trainable else "  [videos only]"
+        label = f"  [label {m.label!r}]" if m.label else ""  # the built-ins' labels are the paper design's
         origin = "" if m.source == "built-in" else f"  [{m.source}]"
-        typer.echo(f"{name:<{width}}  {m.description}{note}{origin}")
+        typer.echo(f"{name:<{width}}  {m.description}{note}{label}{origin}")
 
 
 PATH_SUFFIXES = (".txt", ".csv", ".yaml", ".yml", ".json", ".tsv")

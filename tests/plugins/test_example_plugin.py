@@ -45,6 +45,7 @@ def test_fourdfy_methods_lists_the_plugin_methods_with_their_source(site):
     assert res.returncode == 0, res.stderr
     lines = {line.split()[0]: line for line in res.stdout.splitlines() if line.strip()}
     assert "weighted 0.3" in lines["strong_video"]
+    assert "[label 'w/ video SDS x3']" in lines["strong_video"]  # its row's name in the tables
     assert "[entry point 'strong_video' of fourdfy-example-plugin]" in lines["strong_video"]
     assert "[videos only]" in lines["videos_only_example"]
     assert "of fourdfy-example-plugin]" in lines["videos_only_example"]
