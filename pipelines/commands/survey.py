@@ -46,6 +46,8 @@ def build(
     n_checks = sum(q.is_attention_check for q in bundle.questions)
     typer.echo(f"bundle {bundle.bundle_id}: {len(bundle.questions)} questions ({n_checks} attention checks), "
                f"{len({v for q in bundle.questions for v in (q.video_a, q.video_b)})} videos -> {out}")
+    for line in bundle.notes:  # unlike videos are allowed (published videos of another method) but shown
+        typer.echo(f"note: {line}", err=True)
     for line in build_warnings(bundle, out):
         typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
 
@@ -91,7 +93,7 @@ def serve(
 ) -> None:
     """Serve the survey with `streamlit run` (admin page at /?view=admin when a password is set)."""
     from userstudy.survey.bundle import BundleError, load_bundle
-    from userstudy.survey.store import DB_ENV, StoreError, default_url, init_db, make_engine
+    from userstudy.survey.store import DB_ENV, StoreError, default_url, init_db, make_engine, redact, shown_url
 
     if not 1 <= port <= 65535:
         _fail(f"--port {port} is not a TCP port: give one from 1 to 65535 (e.g. 8501)")
@@ -104,13 +106,16 @@ def serve(
     # before the database is created and anything is announced: Streamlit's own failures here are a
     # traceback (bad address) or come after "survey on ..." (busy port)
     _check_listen(address, port)
+    url = ""
     try:
         url = db or default_url(b.root)
         init_db(make_engine(url), b.bundle_id)  # fail here, with one line, rather than in the browser
     except StoreError as err:
         _fail(str(err))
     except Exception as err:  # a database that cannot be reached: name it, no traceback
-        _fail(f"cannot open the database: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        # the URL's password never reaches the terminal (it may come from $FOURDFY_SURVEY_DB or secrets.toml)
+        _fail(redact(f"cannot open the database {shown_url(url)}: {type(err).__name__}: "
+                     f"{str(err).splitlines()[0] if str(err) else ''}", url))
     env = {**os.environ, "FOURDFY_SURVEY_BUNDLE": str(b.root.resolve()), DB_ENV: url}
     if completion_code is not None:
         env["FOURDFY_SURVEY_COMPLETION_CODE"] = completion_code
@@ -120,7 +125,8 @@ def serve(
            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
            "--client.showErrorDetails", "none", "--client.toolbarMode", "minimal"]
     host = f"[{address}]" if ":" in address else address  # an IPv6 address in a URL
-    typer.echo(f"survey on http://{host}:{port}/ (admin: /?view=admin); Ctrl-C stops it", err=True)
+    typer.echo(f"survey on http://{host}:{port}/ (admin: /?view=admin), database {shown_url(url)}; Ctrl-C stops it",
+               err=True)
     sys.stdout.flush()
     # Become the streamlit process, so that Ctrl-C and a supervisor's SIGTERM reach the server itself.
     os.execve(sys.executable, cmd, env)
@@ -166,7 +172,8 @@ def export(
 ) -> None:
     """Export every stored answer as a votes CSV."""
     from userstudy.outputs import OutputError, same_file
-    from userstudy.survey.store import StoreError, default_url, open_existing, sqlite_files, write_votes_csv
+    from userstudy.survey.store import (StoreError, default_url, open_existing, redact, shown_url, sqlite_files,
+                                        write_votes_csv)
 
     try:
         url = db or default_url(None)
@@ -187,8 +194,8 @@ def export(
     except (StoreError, OutputError) as err:
         _fail(str(err))
     except Exception as err:  # unreachable server, not a survey database
-        _fail(f"cannot read the survey database: {type(err).__name__}: "
-              f"{str(err).splitlines()[0] if str(err) else ''}")
+        _fail(redact(f"cannot read the survey database {shown_url(url)}: {type(err).__name__}: "
+                     f"{str(err).splitlines()[0] if str(err) else ''}", url))
     typer.echo(f"{n} judgments -> {out}")
 
 

@@ -41,7 +41,8 @@ def test_layout_is_seeded_per_rater(engine, bundle):
     for s in range(30):
         lay = store.draw_layout(ids, s)
         assert sorted(q for q, _ in lay) == sorted(ids)
-        assert sum(sw for _, sw in lay) == len(ids) // 2  # balanced sides for every rater
+        # balanced sides for every rater, to within the odd question (5 questions here: 2 or 3 swapped)
+        assert sum(sw for _, sw in lay) in (len(ids) // 2, (len(ids) + 1) // 2)
     r = store.create_rater(engine, bundle.questions, at(0), seed=1)
     items, done = store.progress(engine, r)
     assert done == set()

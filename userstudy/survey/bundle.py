@@ -11,6 +11,8 @@ width, height, n_frames, ...). Questions: the primary method against each compar
 that comparison's section (`prompt_set` names `<prompts_dir>/<prompt_set>.txt`; a section without
 one uses every prompt for which both methods have artifacts), plus one attention check per decoy
 artifact (the design's `attention_check.correct_method` against the decoy, on the same prompt).
+The two videos of a question must carry the same prompt text; differences in frame count, size, fps or
+trajectory are allowed and summarised per method pair (`Bundle.notes`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from evaluation.artifacts import MANIFEST, VIDEO, folder_reason, read_json_object
@@ -75,6 +77,8 @@ class Bundle:
     """Questions in design order (raters see their own shuffled order)."""
     left_out: tuple[str, ...] = ()
     """Ids of the design's questions left out by `allow_missing` (a video missing)."""
+    notes: tuple[str, ...] = ()
+    """Per method pair, how its videos differ (frames, size, fps, trajectory); allowed, but worth knowing."""
 
     def video_path(self, name: str) -> Path:
         return self.root / MEDIA_DIR / name
@@ -140,12 +144,15 @@ def _index_artifacts(roots: list[Path], problems: list[str], empty: list[Path] |
     return found
 
 
-def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None) -> list[str]:
-    """Problems of one artifact folder (empty list = usable).
+def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None, facts: dict | None = None) -> list[str]:
+    """Problems of one artifact folder (empty list = usable). `facts`, when given, receives what the
+    videos of a question are compared by: the manifest's `prompt` and `trajectory`, and the video's
+    `frames`, `size` (WxH) and `fps`.
 
     Only the manifest keys a bundle relies on are checked (method, slug, prompt, size, frame count), not
     `read_artifact`'s whole schema: a manifest holding just these keys is enough for a survey.
     """
+    facts = {} if facts is None else facts
     where = f"{method}/{slug}"
     out = []
     video, manifest_path = folder / VIDEO, folder / MANIFEST
@@ -165,6 +172,9 @@ def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None) ->
                 out.append(f"{where}: manifest {key} is {manifest.get(key)!r}, the folder says {want!r}")
         if prompt is not None and manifest.get("prompt") != prompt:
             out.append(f"{where}: manifest prompt {manifest.get('prompt')!r} differs from the prompt file's {prompt!r}")
+        for key in ("prompt", "trajectory"):
+            if isinstance(manifest.get(key), str):
+                facts[key] = manifest[key]
     if video.is_file():
         # probed and decoded as validate_artifact does: a stream that fails to decode is unplayable for raters
         try:
@@ -173,6 +183,7 @@ def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None) ->
         except (VideoError, OSError) as err:
             out.append(f"{where}: {VIDEO} cannot be read ({err})")
         else:
+            facts.update(frames=n_frames, size=f"{info.width}x{info.height}", fps=f"{info.fps:g}")
             if (info.codec, info.pix_fmt) != ("h264", "yuv420p"):  # what every browser plays
                 out.append(f"{where}: {VIDEO} is {info.codec}/{info.pix_fmt}, the contract is h264/yuv420p")
             if manifest is not None:
@@ -205,9 +216,10 @@ ALLOW_MISSING_HINT = ("For a partial demo bundle, rerun with --allow-missing: qu
 
 
 def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT_DIR, allow_missing: bool = False
-                   ) -> tuple[list[dict], dict[tuple[str, str], Path], list[str], list[str]]:
+                   ) -> tuple[list[dict], dict[tuple[str, str], Path], list[str], list[str], list[str]]:
     """Questions (method pairs and prompts), the artifact folder of every video they need, what is
-    missing, and the ids of the questions left out for it.
+    missing, the ids of the questions left out for it, and notes on how the paired videos differ
+    (`pair_notes`).
 
     Raises `BundleError` listing every missing or mismatched video (ending with a hint at
     `--allow-missing` when videos are missing). With `allow_missing` (the pipeline's demo runs, which
@@ -270,12 +282,14 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
                             "method_a": check.correct_method, "method_b": decoy, "is_attention_check": True})
             for m in (check.correct_method, decoy):
                 needed.setdefault((m, slug), None)
+    facts: dict[tuple[str, str], dict] = {}
     for (method, slug), text in sorted(needed.items()):
         folder = index.get((method, slug))
         if folder is None:
             _absent(f"{method}/{slug}: missing (looked in {', '.join(str(r) for r in roots)})")
             continue
-        problems.extend(_check_artifact(folder, method, slug, text))
+        problems.extend(_check_artifact(folder, method, slug, text, facts.setdefault((method, slug), {})))
+    problems.extend(_prompt_mismatches(planned, facts))
     left_out: list[str] = []
     if allow_missing:
         complete = [(q["method_a"], q["prompt_id"]) in index and (q["method_b"], q["prompt_id"]) in index
@@ -299,7 +313,57 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
         if q["prompt"] is None:
             manifest = read_json_object(index[(q["method_a"], q["prompt_id"])] / MANIFEST, BundleError)
             q["prompt"] = str(manifest.get("prompt") or q["prompt_id"])
-    return planned, {key: index[key] for key in needed}, missing, left_out
+    return planned, {key: index[key] for key in needed}, missing, left_out, pair_notes(planned, facts)
+
+
+def _prompt_mismatches(planned: list[dict], facts: dict[tuple[str, str], dict]) -> list[str]:
+    """A question whose two videos were made for different prompt texts (e.g. "A panda dancing" and "A
+    panda dancing."): raters would see one text for both. Questions with a prompt file are left out
+    here: each video is compared with the file's text, and a mismatch is listed there."""
+    out = []
+    for q in planned:
+        if q["prompt"] is not None:
+            continue
+        a = facts.get((q["method_a"], q["prompt_id"]), {}).get("prompt")
+        b = facts.get((q["method_b"], q["prompt_id"]), {}).get("prompt")
+        if a is not None and b is not None and a != b:
+            out.append(f"{q['prompt_id']}: the prompt texts differ, {q['method_a']} has {a!r} and {q['method_b']} "
+                       f"has {b!r}: render both for the same text (or fix the manifest's prompt)")
+    return out
+
+
+_COMPARED = ("frames", "size", "fps", "trajectory")
+
+
+def pair_notes(planned: list[dict], facts: dict[tuple[str, str], dict]) -> list[str]:
+    """One line per method pair whose videos differ in frame count, size, fps or trajectory, e.g.
+    `mymethod vs myvid: frames 8 vs 124, size 32x32 vs 256x256 (1 question)`. Not an error: the paper
+    compared its renders with MAV3D's published videos. Attention checks are left out (their decoy is
+    meant to differ)."""
+    pairs: dict[tuple[str, str], list[dict]] = {}
+    for q in planned:
+        if not q["is_attention_check"]:
+            pairs.setdefault((q["method_a"], q["method_b"]), []).append(q)
+    notes = []
+    for (ma, mb), questions in pairs.items():
+        seen: dict[str, tuple[set, set]] = {}  # key -> (values of ma, values of mb) where they differ
+        n_differ = 0
+        for q in questions:
+            fa, fb = facts.get((ma, q["prompt_id"]), {}), facts.get((mb, q["prompt_id"]), {})
+            differ = [k for k in _COMPARED if k in fa and k in fb and fa[k] != fb[k]]
+            n_differ += bool(differ)
+            for k in differ:
+                va, vb = seen.setdefault(k, (set(), set()))
+                va.add(fa[k])
+                vb.add(fb[k])
+        if not n_differ:
+            continue
+        parts = [f"{k} {'/'.join(map(str, sorted(seen[k][0])))} vs {'/'.join(map(str, sorted(seen[k][1])))}"
+                 for k in _COMPARED if k in seen]
+        count = (f"{n_differ} question{'s' if n_differ != 1 else ''}" if n_differ == len(questions)
+                 else f"{n_differ} of {len(questions)} questions")
+        notes.append(f"{ma} vs {mb}: {', '.join(parts)} ({count})")
+    return notes
 
 
 def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | str,
@@ -309,7 +373,7 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
     out = Path(out)
     if out.exists():
         raise BundleError(f"{out} already exists (a bundle may be in use: choose a new folder)")
-    planned, folders, missing, left_out = plan_questions(design, roots, Path(prompts_dir), allow_missing)
+    planned, folders, missing, left_out, notes = plan_questions(design, roots, Path(prompts_dir), allow_missing)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -333,7 +397,7 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return load_bundle(out)
+    return replace(load_bundle(out), notes=tuple(notes))
 
 
 def load_bundle(path: Path | str) -> Bundle:

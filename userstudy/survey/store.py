@@ -154,12 +154,46 @@ def sqlite_files(url: str) -> list[Path]:
     (none for another backend, an in-memory database or a URL that does not parse)."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return []
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return []
     db = Path(parsed.database)
     return [db] + [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+def shown_url(url: str | sa.URL) -> str:
+    """A database URL as messages show it: the password masked (`user:***@host`). A URL that does not parse
+    cannot be masked, so it is not shown at all (it may hold a password)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "(a database URL that does not parse)"
+
+
+def redact(text: str, url: str | sa.URL) -> str:
+    """`text` (e.g. a driver's error message) with the URL's password masked wherever it appears."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return text
+    if parsed.password:
+        text = text.replace(str(url), shown_url(parsed))
+        if len(str(parsed.password)) >= 4:  # a shorter one would mask letters all over the message
+            text = text.replace(str(parsed.password), "***")
+    return text
+
+
+def _driver_missing(parsed: sa.URL, err: ImportError) -> StoreError:
+    """One line for a URL whose DBAPI module is not installed (`postgresql+psycopg2://` without psycopg2)."""
+    module = err.name or parsed.get_driver_name()
+    if parsed.get_backend_name() == "postgresql":
+        fix = (f"this project uses psycopg 3, so write the URL as postgresql+psycopg://... "
+               f"({shown_url(parsed.set(drivername='postgresql+psycopg'))}), or install {module}")
+    else:
+        fix = f"install {module}, or use sqlite:///FILE (Python's own sqlite3) or postgresql+psycopg://..."
+    return StoreError(f"the database driver of {shown_url(parsed)} is not installed (no Python module {module!r}): "
+                      f"{fix}")
 
 
 def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sa.Engine:
@@ -168,12 +202,16 @@ def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sa.Engine:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as err:
-        raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///survey.sqlite or "
-                         "postgresql+psycopg://user@host/db)") from err
+    except (sa.exc.ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
+        # not echoed: a URL that does not parse cannot have its password masked
+        raise StoreError("the database URL does not parse (e.g. sqlite:///survey.sqlite or "
+                         "postgresql+psycopg://user:password@host:5432/db)") from err
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout_ms / 1000})
+        try:
+            engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout_ms / 1000})
+        except ImportError as err:
+            raise _driver_missing(parsed, err) from None
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
@@ -192,7 +230,10 @@ def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sa.Engine:
 
         return engine
     if backend == "postgresql":
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=40)  # < max_connections 100
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=40)  # < max_connections 100
+        except ImportError as err:
+            raise _driver_missing(parsed, err) from None
     raise StoreError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql+psycopg://...")
 
 
@@ -219,8 +260,8 @@ def init_db(engine: sa.Engine, bundle_id: str) -> None:
         if bound is None:
             conn.execute(sa.insert(study).values(id=1, bundle_id=bundle_id))
         elif bound != bundle_id:
-            raise StoreError(f"this database holds answers of bundle {bound}, not {bundle_id}: "
-                             "give each bundle its own database")
+            raise StoreError(f"the database {shown_url(engine.url)} holds answers of bundle {bound}, not "
+                             f"{bundle_id}: give each bundle its own database")
 
 
 def open_existing(url: str) -> sa.Engine:
@@ -230,10 +271,10 @@ def open_existing(url: str) -> sa.Engine:
     if parsed_sqlite:
         path = sa.engine.make_url(url).database
         if not path or path == ":memory:" or not Path(path).is_file():
-            raise StoreError(f"no survey database at {url} (the file does not exist)")
+            raise StoreError(f"no survey database at {shown_url(url)} (the file does not exist)")
     engine = make_engine(url)
     if not sa.inspect(engine).has_table(schema_version.name):
-        raise StoreError(f"{url} is not a survey database (no {schema_version.name} table)")
+        raise StoreError(f"{shown_url(url)} is not a survey database (no {schema_version.name} table)")
     with engine.connect() as conn:
         version = conn.execute(sa.select(schema_version.c.version)).scalars().all()
     if version != [SCHEMA_VERSION]:
@@ -242,12 +283,18 @@ def open_existing(url: str) -> sa.Engine:
 
 
 def draw_layout(question_ids: Sequence[str], seed: int) -> list[tuple[str, bool]]:
-    """A rater's order and sides: (question id, swapped) per position. Half the questions (rounded
-    down) show the first method on the right, so every rater sees each side equally often."""
+    """A rater's order and sides: (question id, swapped) per position. Half the questions show the first
+    method on the right, so every rater sees each side equally often; with an odd number, the odd
+    question's side is drawn at random too (each rater balanced to within one question, and every
+    question swapped for half the raters in expectation: a fixed side would confound a 1-question
+    survey's method with its position)."""
     rng = random.Random(seed)
     order = list(question_ids)
     rng.shuffle(order)
-    swaps = [i < len(order) // 2 for i in range(len(order))]
+    n = len(order)
+    swaps = [i < n // 2 for i in range(n)]
+    if n % 2:  # drawn only for odd n, so even-sized layouts stay what they were for a seed
+        swaps[-1] = rng.random() < 0.5
     rng.shuffle(swaps)
     return list(zip(order, swaps))
 
