@@ -107,3 +107,23 @@ def test_unlike_videos_build_with_one_note_per_method_pair(tmp_path):
     notes = [ln for ln in res.stderr.splitlines() if ln.startswith("note: ")]
     assert notes == ["note: 4dfy vs myvid: frames 16 vs 24/30, size 32x32 vs 48x48, fps 8 vs 12, trajectory orbit vs "
                      f"motion_smooth ({len(slugs)} questions)"], res.output
+
+
+def test_training_runs_given_as_artifacts_are_named_as_runs_to_render(tmp_path):
+    """`--artifacts runs` used to list every video as missing and each run's `ckpt/` as a prompt folder."""
+    import json
+
+    runs = tmp_path / "runs"
+    for name in ("4dfy", "mav3d"):
+        (runs / name / "ckpt").mkdir(parents=True)
+        (runs / name / "ckpt" / "last.pt").write_bytes(b"weights")
+        (runs / name / "manifest.json").write_text(json.dumps({"method": name, "prompt": "A panda dancing.",
+                                                               "config_hash": "abc", "config": {}}))
+    for arts, says in ((runs, f"--artifacts {runs} holds training runs (`fourdfy generate` wrote them: 4dfy, mav3d), "
+                              "not evaluation videos: render each with `fourdfy render RUN --out ARTIFACTS` and give "
+                              "ARTIFACTS"),
+                       (runs / "4dfy", f"--artifacts {runs / '4dfy'} is a training run (`fourdfy generate` wrote it), "
+                                       "not evaluation videos: render each with")):
+        res = _build(tmp_path, NO_PROMPT_SET, arts)
+        assert res.exit_code == 2 and says in res.output, res.output
+        assert "ckpt" not in res.output and _nothing_written(tmp_path)

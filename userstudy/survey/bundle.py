@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from evaluation.artifacts import MANIFEST, VIDEO, folder_reason, read_json_object
+from evaluation.artifacts import MANIFEST, VIDEO, folder_reason, is_run_folder, read_json_object
 from evaluation.video import VideoError, decode_video, probe_video
 from prompts import PROMPT_DIR, load_prompts
 from userstudy.design import Design, design_from_dict
@@ -101,6 +101,13 @@ ROOT_LAYOUT = "<method>/<prompt_slug>/"
 def _empty_root_note(root: Path) -> str:
     """Why an existing artifacts root yields no artifact: named in the error, since a wrong --artifacts
     otherwise only shows up as every video missing."""
+    render = "render each with `fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS"
+    if is_run_folder(root):
+        return f"--artifacts {root} is a training run (`fourdfy generate` wrote it), not evaluation videos: {render}"
+    runs = sorted(p.name for p in root.iterdir() if p.is_dir() and is_run_folder(p))
+    if runs:
+        return (f"--artifacts {root} holds training runs (`fourdfy generate` wrote them: {', '.join(runs[:3])}"
+                f"{', ...' if len(runs) > 3 else ''}), not evaluation videos: {render}")
     if (root / MANIFEST).is_file() or (root / VIDEO).is_file():
         return (f"--artifacts {root} holds {MANIFEST}/{VIDEO} itself (one artifact or a run folder): give the "
                 f"folder that holds {ROOT_LAYOUT} folders")
@@ -130,6 +137,8 @@ def _index_artifacts(roots: list[Path], problems: list[str], empty: list[Path] |
         n_seen = 0
         # hidden folders are temporaries of an interrupted artifact write: never part of a study
         for method_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if is_run_folder(method_dir):  # its ckpt/ is no prompt of a method (_empty_root_note names it)
+                continue
             for slug_dir in sorted(p for p in method_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 n_seen += 1
                 key = (method_dir.name, slug_dir.name)
