@@ -8,8 +8,10 @@
   interval over prompts (`scipy.stats.bootstrap`, BCa); and the paired difference (method -
   primary) on the prompts both have, with its bootstrap interval.
 - `clip.csv` (`method,clip,prompt_set,n_prompts,n_set`): for every prompt file of the `prompts`
-  package and every method with at least one of its prompts, the mean over those prompts; this is
-  the file `fourdfy analyze --clip` reads (it uses method, clip, prompt_set).
+  package and every method with at least one of its prompts, the mean over those prompts; and per
+  method one row `all` over every prompt it was scored on (n_set: the prompts scored over all
+  methods), for a design that names no prompt set (your own prompts). This is the file
+  `fourdfy analyze --clip` reads (it uses method, clip, prompt_set; the counts mark partial means).
 """
 
 from __future__ import annotations
@@ -258,14 +260,26 @@ def prompt_sets() -> dict[str, list[str]]:
     return {name: list(prompts) for name, prompts in library().items()}
 
 
+ALL_PROMPTS = "all"
+"""prompt_set of the clip.csv rows over every prompt scored (what a design section without prompt_set takes)."""
+
+
 def clip_table(prompts: pd.DataFrame, sets: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """Rows method, clip, prompt_set, n_prompts, n_set for `fourdfy analyze --clip`."""
+    """Rows method, clip, prompt_set, n_prompts, n_set for `fourdfy analyze --clip`: one per prompt set and
+    method with prompts in it, then one `all` per method over every prompt it has (n_set: the distinct
+    prompts scored over all methods), so prompts outside the library still reach the tables."""
     sets = prompt_sets() if sets is None else sets
     rows = []
     for name, slugs in sets.items():
         for method, g in prompts[prompts["slug"].isin(slugs)].groupby("method", sort=True):
             rows.append({"method": method, "clip": float(g["clip"].mean()), "prompt_set": name,
                          "n_prompts": len(g), "n_set": len(slugs)})
+    # a prompt file named `all` keeps its name: a design naming `prompt_set: all` means that file
+    if ALL_PROMPTS not in sets:
+        n_set = prompts["slug"].nunique()
+        for method, g in prompts.groupby("method", sort=True):
+            rows.append({"method": method, "clip": float(g["clip"].mean()), "prompt_set": ALL_PROMPTS,
+                         "n_prompts": g["slug"].nunique(), "n_set": n_set})
     return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS["clip.csv"]))
 
 

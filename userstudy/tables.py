@@ -110,8 +110,45 @@ def clip_outside(clip: dict, design: Design) -> list[str]:
     return sorted({m for m, _ in clip} - known)
 
 
+ALL_PROMPTS = "all"
+"""prompt_set of clip.csv's rows over every prompt a method was scored on (`evaluation.clip.ALL_PROMPTS`)."""
+
+
+def clip_key(clip: dict, method: str, prompt_set: str) -> tuple[str, str] | None:
+    """Which value of `clip` a section over `prompt_set` shows for `method` (None: none). A section naming its
+    prompt set takes that set's row; one without takes the row over every prompt scored (`all`); either then
+    a row without prompt_set (a hand-written file without the column). Another set's mean is never taken."""
+    for key in ((method, prompt_set or ALL_PROMPTS), (method, "")):
+        if key in clip:
+            return key
+    return None
+
+
 def _clip_for(clip: dict, method: str, prompt_set: str) -> ClipScore:
-    return clip.get((method, prompt_set), clip.get((method, ""), ClipScore(math.nan)))
+    key = clip_key(clip, method, prompt_set)
+    return ClipScore(math.nan) if key is None else clip[key]
+
+
+def clip_shown(clip: dict, design: Design) -> list[tuple[str, str]]:
+    """The keys of `clip` whose values the design's tables show, each once, in table order."""
+    keys = [clip_key(clip, m, s.prompt_set) for t in design.tables for s in t.sections for m in s.rows]
+    return list(dict.fromkeys(k for k in keys if k is not None))
+
+
+def clip_unmatched(clip: dict, design: Design) -> dict[str, tuple[list[str], list[str]]]:
+    """{method: (the prompt sets its sections name, the prompt sets `clip` has for it)} for each method of
+    the design's tables with CLIP values of which some section shows none ("" names a section without
+    prompt_set, which shows the `all` row)."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for t in design.tables:
+        for s in t.sections:
+            for m in s.rows:
+                have = [ps for mm, ps in clip if mm == m]
+                if have and clip_key(clip, m, s.prompt_set) is None:
+                    wanted = out.setdefault(m, ([], have))[0]
+                    if s.prompt_set not in wanted:
+                        wanted.append(s.prompt_set)
+    return out
 
 
 def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:

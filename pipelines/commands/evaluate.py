@@ -153,7 +153,7 @@ def clipscore(
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`.
     --out may hold the outputs of an earlier run, which are replaced (and listed); anything else there is refused."""
     from evaluation.artifacts import RUN_REASON, ArtifactError, scan_artifacts
-    from evaluation.clip import ScoreCache, ScoreConfig, check_out_dir, score_artifacts, write_outputs
+    from evaluation.clip import ALL_PROMPTS, ScoreCache, ScoreConfig, check_out_dir, score_artifacts, write_outputs
     from evaluation.clip_models import ClipConfig, load_clip
     from method.guidance.loading import ModelNotFoundError
 
@@ -202,7 +202,8 @@ def clipscore(
     sets = pd.read_csv(paths["clip.csv"], keep_default_na=False)
     partial = sets[sets.n_prompts < sets.n_set]
     for r in partial.itertuples():
-        typer.echo(f"note: {r.method} has {r.n_prompts} of the {r.n_set} prompts of {r.prompt_set}; "
+        where = "scored (its `all` row)" if r.prompt_set == ALL_PROMPTS else f"of {r.prompt_set}"
+        typer.echo(f"note: {r.method} has {r.n_prompts} of the {r.n_set} prompts {where}; "
                    "its clip.csv row is the mean over those only")
     if scfg.primary not in methods:
         typer.echo(f"note: no artifact of {scfg.primary}, so no paired differences (--primary names another method)")

@@ -31,6 +31,28 @@ def _input_file(option: str, path: Path | None, what: str) -> None:
         _fail(f"{option} {path} is a folder; give the {what} file")
 
 
+def with_registered_labels(design):
+    """`design` with, for each method it gives no label, the label its registered method gives itself
+    (`baselines.Method.label`, entry-point plug-ins included); a method with neither keeps its key."""
+    import dataclasses
+
+    from userstudy.design import MethodLabel, latex_escape
+
+    missing = [m for m in design.methods if m not in design.labels]
+    if not missing:  # the paper's design labels every method: no need to import the registry (and torch)
+        return design
+    try:
+        from pipelines.stages import registered_labels
+
+        found = registered_labels(missing)
+    except ImportError:  # labels are cosmetic: without the registry the tables show the keys, as before
+        return design
+    if not found:
+        return design
+    labels = {**design.labels, **{m: MethodLabel(label=lab, latex=latex_escape(lab)) for m, lab in found.items()}}
+    return dataclasses.replace(design, labels=labels)
+
+
 def analyze(
     votes: list[Path] = typer.Option(..., "--votes", metavar="<path>", help="Votes CSV (one row per judgment; see README). Repeat "
                                      "it for the exports of several surveys (e.g. one per table): their raters "
@@ -58,7 +80,8 @@ def analyze(
     from userstudy.analysis import analyze as run_analysis
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
-    from userstudy.tables import ClipError, check_metrics_name, clip_outside, load_clip, write_outputs
+    from userstudy.tables import (ClipError, check_metrics_name, clip_outside, clip_shown, clip_unmatched,
+                                  load_clip, write_outputs)
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
@@ -73,7 +96,7 @@ def analyze(
     _input_file("--clip", clip, "CLIP CSV")
     _input_file("--design", design, "design YAML/JSON")
     try:
-        d = load_design(design)
+        d = with_registered_labels(load_design(design))
         v = load_votes(votes, d)
         clip_values = load_clip(clip) if clip else None
         check_replaceable(out)  # refuse before the (slow) bootstrap, not after
@@ -111,6 +134,9 @@ def analyze(
                f"({s['raters_excluded']} excluded, {s['unanswered']} unanswered, "
                f"{s['duplicates_merged']} duplicates merged)")
     t = result.table[result.table["n"] > 0]
+    primary = d.label(d.primary) + (f" ({d.primary})" if d.label(d.primary) != d.primary else "")
+    if len(t):  # the percentages are the primary's share, whichever method a row names
+        typer.echo(f"  % of answered judgments preferring {primary} over each method [Wilson 95%]:")
     for r in t.itertuples():
         typer.echo(f"  {r.comparison:<14} {r.criterion:<10} n={r.n:<5} {r.pct_primary:5.1f}% "
                    f"[{r.ci_low:4.1f}, {r.ci_high:4.1f}]  p_holm={r.p_holm:.2g}{'  *' if r.significant else ''}")
@@ -119,13 +145,29 @@ def analyze(
         typer.secho(f"note: no row of the design shows {', '.join(outside)}, so their CLIP scores are not in the "
                     "tables; to report a method, give --design a design that lists it (docs/userstudy.md, "
                     "\"Design file\")", fg=typer.colors.YELLOW, err=True)
-    partial = [f"{m} ({s or 'all'}: {c.n_prompts} of {c.n_set})" for (m, s), c in (clip_values or {}).items()
-               if c.partial]
+    unmatched = clip_unmatched(clip_values or {}, d)
+    if unmatched:  # an empty CLIP cell must say why: the file has the method, but not for the section's prompts
+        groups: dict = {}  # methods missing the same sets, named together
+        for m, (want, have) in unmatched.items():
+            groups.setdefault((tuple(want), tuple(have)), []).append(m)
+
+        def wanted(w: str) -> str:
+            return f"prompt set {w}" if w else "`all` (it names no prompt_set)"
+
+        what = "; ".join(f"{', '.join(ms)}: the design's section wants {', '.join(map(wanted, want))}, clip.csv "
+                         f"has {', '.join(have)}" for (want, have), ms in groups.items())
+        rerun = ("; a clip.csv of the current `fourdfy clipscore` has `all`, the mean over every prompt scored"
+                 if any("" in want for want, _ in groups) else "")
+        typer.secho(f"note: no CLIP value in the tables for {what}. `prompt_set:` in the design chooses which "
+                    f"prompt set a section shows{rerun} (docs/userstudy.md, \"Design file\")",
+                    fg=typer.colors.YELLOW, err=True)
+    shown = clip_shown(clip_values or {}, d)  # values in no table (other prompt sets) are not the tables' concern
+    partial = [f"{m} ({s or 'all'}: {clip_values[m, s].n_prompts} of {clip_values[m, s].n_set})"
+               for m, s in shown if clip_values[m, s].partial]
     if partial:  # a demo run's CLIP must not pass for the paper's full-set mean
         more = f" and {len(partial) - 3} more" if len(partial) > 3 else ""
-        typer.secho(f"note: {len(partial)} CLIP value(s) cover only part of their prompt set (marked ‡ "
-                    f"where the tables show them; counts in report.md): {', '.join(partial[:3])}{more}",
-                    fg=typer.colors.YELLOW)
+        typer.secho(f"note: {len(partial)} CLIP value(s) in the tables cover only part of their prompt set "
+                    f"(marked ‡; counts in report.md): {', '.join(partial[:3])}{more}", fg=typer.colors.YELLOW)
     inside = [p for p in paths if p.parent == out or out in p.parents]
     extra = [str(p) for p in paths if p not in inside]
     typer.echo(f"wrote {len(inside)} files to {out}" + (f" and {', '.join(extra)}" if extra else ""))
@@ -248,12 +290,19 @@ def simulate_votes(
                           layout=layout, seed=seed,
                           comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None)
         check_config(cfg, SIMULATE_OPTIONS)
+        # the paper has rates only for its own comparisons (4D-fy vs MAV3D and the ablations)
+        unpublished = [c for c in cfg.comparisons or d.comparisons if c not in cfg.rates] if rates == "paper" else []
         frame = simulate(d, cfg)
         # after the settings are checked (their errors come first), before anything is written
         check_votes_target(out, overwrite=overwrite)
         write_votes(frame, out)
     except ValueError as err:  # DesignError, OutputError, PromptFileError and bad settings
         _fail(str(err))
+    if unpublished:
+        typer.secho(f"note: no published rate for {', '.join(unpublished)} (the paper's Tables 2/3 compare 4D-fy "
+                    f"with MAV3D and its ablations): simulated at {cfg.default_rate:g}, no preference; give rates "
+                    "with --rates (a number for every cell, or a CSV comparison,rate[,criterion])",
+                    fg=typer.colors.YELLOW)
     typer.echo(f"wrote {len(frame)} SYNTHETIC judgments ({raters} simulated raters) to {out}")
 
 

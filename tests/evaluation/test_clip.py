@@ -194,6 +194,9 @@ def test_clip_table_rows_per_prompt_set():
     pp = _prompts_table()
     sets = {"five": list(pp.slug.unique()), "two": ["a_panda_dancing", "a_cat_singing"]}
     t = clip_table(pp, sets).set_index(["method", "prompt_set"])
+    every = t.xs("all", level="prompt_set")  # the rows over every prompt scored (tests/evaluation/test_clip_table.py)
+    assert list(every.index) == sorted(pp.method.unique())
+    t = t.drop(index="all", level="prompt_set")
     for (m, name), row in t.iterrows():
         g = pp[(pp.method == m) & pp.slug.isin(sets[name])]
         assert row["clip"] == pytest.approx(g["clip"].mean()) and row["n_prompts"] == len(g)

@@ -185,7 +185,7 @@ def test_table2_clip_column_end_to_end(tmp_path, tiny_clip):
     clip = pd.read_csv(tmp_path / "clip" / "clip.csv", keep_default_na=False)
     mav = clip[(clip.method == "mav3d") & (clip.prompt_set == "mav3d_28")]
     assert mav["clip"].iloc[0] == pytest.approx(per_prompt[per_prompt.method == "mav3d"]["clip"].mean(), rel=1e-5)
-    assert set(clip.prompt_set) == {"mav3d_28", "ablation_5"}
+    assert set(clip.prompt_set) == {"mav3d_28", "ablation_5", "all"}
     votes = tmp_path / "v.csv"
     res = runner.invoke(app, ["simulate-votes", "--rates", "paper", "--raters", "4", "--out", str(votes)])
     assert res.exit_code == 0, res.output

@@ -76,7 +76,7 @@ def test_analyze_command_shows_partial_clip(tmp_path):
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--clip", str(clip), "--out", str(tmp_path / "r"),
                               "--n-boot", "100"])
     assert res.exit_code == 0, res.output
-    assert "1 CLIP value(s) cover only part of their prompt set (marked ‡" in res.output
+    assert "1 CLIP value(s) in the tables cover only part of their prompt set (marked ‡" in res.output
     assert "21.3‡" in (tmp_path / "r" / "table2.md").read_text()
 
 
