@@ -45,7 +45,7 @@ def render(
         typer.secho("error: interrupted; no artifact was written (an earlier one is kept); run the command again "
                     "to render", fg=typer.colors.RED, err=True)
         raise typer.Exit(130) from None
-    typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.height}x{art.width}, {art.trajectory})")
+    typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.width}x{art.height} px, {art.trajectory})")
 
 
 def _warn_unknown_method(method: str) -> None:
@@ -101,24 +101,26 @@ def import_videos(
             typer.secho(f"  {name}: {text!r}" + (f" (closest known prompt: {close!r})" if close else ""),
                         fg=typer.colors.YELLOW, err=True)
     for art in report.imported:
-        typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, {art.height}x{art.width})")
+        typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, {art.width}x{art.height} px)")
     if report.unmatched_files:
         typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}")
     if report.existing:
         typer.echo(f"already in {out / method}, left as they are ({len(report.existing)}): "
                    f"{', '.join(sorted(report.existing.values()))}")
+    aborted = all_or_nothing and bool(report.failed or report.existing)  # nothing written: no count of the rest
     # a prompt whose file failed (errors below) has no video either; one already imported has
-    if report.no_video and (prompts is not None or mapping is not None):
-        typer.echo(f"prompts without a video ({len(report.no_video)}): {', '.join(report.no_video)}")
-    elif report.no_video:
-        typer.echo(f"{len(report.no_video)} prompts of prompts/*.txt have no video here")
+    if report.no_video and not aborted:
+        if prompts is not None or mapping is not None:
+            typer.echo(f"prompts without a video ({len(report.no_video)}): {', '.join(report.no_video)}")
+        else:
+            typer.echo(f"{len(report.no_video)} prompts of prompts/*.txt have no video here")
     for name, reason in sorted(report.failed.items()):
         typer.secho(f"error: {name}: {reason}", fg=typer.colors.RED, err=True)
     if report.existing:
         typer.secho(f"error: {len(report.existing)} artifact folder(s) of these videos already exist in "
                     f"{out / method}; pass --overwrite to replace them", fg=typer.colors.RED, err=True)
     if report.failed or report.existing:
-        if all_or_nothing:
+        if aborted:
             typer.secho("error: --all-or-nothing: nothing was imported", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     if not report.imported:

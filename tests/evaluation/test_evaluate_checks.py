@@ -188,6 +188,21 @@ def test_import_reports_existing_artifacts_as_such_not_as_missing_videos(three, 
     assert _snapshot(out) == before
 
 
+def test_an_aborted_all_or_nothing_import_does_not_count_every_prompt_as_without_video(three, tmp_path):
+    """One bad file among three: --all-or-nothing writes nothing, and used to add "28 prompts ... have no video
+    here" although the others matched. The sizes it prints are width x height."""
+    (three / "a_cat_singing.mp4").write_bytes(b"not a video")
+    out = tmp_path / "art"
+    res = runner.invoke(app, ["import-videos", str(three), "--method", "mav3d", "--out", str(out), "--all-or-nothing"])
+    assert res.exit_code == 2 and "have no video here" not in res.stdout and "without a video" not in res.stdout
+    assert error_lines(res)[-1] == "error: --all-or-nothing: nothing was imported" and not out.exists()
+    encode_video(three / "a_cat_singing.mp4", make_frames(2, 16, 24))
+    res = runner.invoke(app, ["import-videos", str(three), "--method", "mav3d", "--out", str(out), "--all-or-nothing"])
+    assert res.exit_code == 0
+    assert f"imported a_cat_singing.mp4 -> {out / 'mav3d' / 'a_cat_singing'} (2 frames, 24x16 px)" in res.stdout
+    assert "24 prompts of prompts/*.txt have no video here" in res.stdout
+
+
 # --- render: checks before the checkpoint is loaded or a frame rendered --------------------------------------------
 
 @pytest.fixture()
