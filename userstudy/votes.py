@@ -212,11 +212,20 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     dup = df.duplicated(list(ident), keep=False)
     merged = 0
     if dup.any():
-        n_choices = df.groupby(list(ident))["choice"].transform("nunique")
-        conflict = dup & (n_choices > 1)
+        # what an answer says: the choice AND the sides it refers to ("left" under A|B is a vote for A, under B|A
+        # for B) and the prompt; a repeat differing in any of them is a conflict, never merged (answered_at may
+        # differ: a form submitted twice)
+        content = df["choice"]
+        for col in ("method_left", "method_right", "prompt_id", "is_attention_check", "expected_choice"):
+            content = content + "\x1f" + df[col].astype(str)
+        df = df.assign(_content=content)
+        n_contents = df.groupby(list(ident))["_content"].transform("nunique")
+        conflict = dup & (n_contents > 1)
         if conflict.any():
-            problems.append(("the same rater answered the same sub-question more than once, differently",
-                             _rows(df, conflict, (*ident, "choice", "answered_at"))))
+            problems.append(("the same rater answered the same sub-question more than once, differently (another "
+                             "choice, sides or prompt)",
+                             _rows(df, conflict, (*ident, "choice", "method_left", "method_right", "prompt_id",
+                                                  "answered_at"))))
         n_spellings = df.groupby(list(ident))["_as_written"].transform("nunique")
         respelled = dup & ~conflict & (n_spellings > 1)
         if respelled.any():  # shown as written, else both rows read `appearance`
@@ -225,9 +234,9 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
                              "ignored (criterion or choice spelled differently); is one of them another criterion?",
                              _rows(df.assign(criterion=crit, choice=choice), respelled,
                                    (*ident, "choice", "answered_at"))))
-        exact = df.duplicated([*ident, "choice"], keep="first") & ~conflict & ~respelled
+        exact = df.duplicated([*ident, "_content"], keep="first") & ~conflict & ~respelled
         merged = int(exact.sum())
-        df = df.loc[~exact]
+        df = df.loc[~exact].drop(columns="_content")
 
     # A question is one prompt and one pair of methods for everybody; one layout per rater.
     pair = np.where(df["method_left"] < df["method_right"], df["method_left"] + " | " + df["method_right"],

@@ -82,6 +82,26 @@ def test_conflicting_repeat_fails_identical_repeat_is_merged(tiny_votes, small_d
     assert sorted(err.rows["line"]) == [2, len(tiny_votes) + 2]
 
 
+@pytest.mark.parametrize("change", ["sides", "prompt", "attention_flag"])
+def test_a_repeat_with_the_same_choice_but_other_sides_or_prompt_is_a_conflict(tiny_votes, small_design, change):
+    """`left` under A|B is a vote for A, under B|A for B: the same choice word is not the same answer. Such a repeat
+    was merged as identical (and counted once, for whichever row came first)."""
+    row = tiny_votes.iloc[[0]].copy()
+    if change == "sides":
+        row[["method_left", "method_right"]] = row[["method_right", "method_left"]].to_numpy()
+    elif change == "prompt":
+        row["prompt_id"] = "another_prompt"
+    else:
+        row["is_attention_check"] = "true" if row["is_attention_check"].iloc[0].lower() in ("false", "0") else "false"
+    err = _error(pd.concat([tiny_votes, row], ignore_index=True), small_design)
+    assert err.problems[0][0].startswith("the same rater answered the same sub-question more than once, differently")
+    assert sorted(err.problems[0][1]["line"]) == [2, len(tiny_votes) + 2]
+    # a second submission of the very same answer (another time stamp) is still one judgment
+    again = tiny_votes.iloc[[0]].assign(answered_at="2030-01-01T00:00:00Z")
+    v = validate_votes(pd.concat([tiny_votes, again], ignore_index=True), small_design)
+    assert v.duplicates_merged == 1 and len(v.frame) == len(tiny_votes)
+
+
 def test_every_problem_is_reported_at_once(tiny_votes, small_design):
     raw = tiny_votes.copy()
     raw.loc[0, "criterion"] = "realism"
