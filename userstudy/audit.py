@@ -96,7 +96,9 @@ class Claim:
     """What it asserts about each cell: significant_for_4dfy | not_significant | significant_favours_4dfy |
     s2_exception | share_of_raters."""
     cells: tuple[tuple[str, str], ...] = ()
-    """(method, criterion) cells it speaks about (empty = every cell of the version)."""
+    """(method, criterion) cells it speaks about (empty = every cell of `table`, or of the version)."""
+    table: str = ""
+    """The design's table it speaks about when `cells` is empty (`table2`: the 53-question survey); "" = all."""
 
 
 CLAIMS = (
@@ -109,7 +111,7 @@ CLAIMS = (
           "not_significant", (("mav3d", "motion"),)),
     Claim("cvpr2024", "Supplement S2",
           "... with the exception of comparing motion quality between 4D-fy and MAV3D—all p-values are well "
-          "below 0.05.", "s2_exception"),
+          "below 0.05.", "s2_exception", table="table2"),
     Claim("cvpr2024", "Supplement S2",
           "All statistically significant results indicated that users preferred videos rendered using 4D-fy "
           "over MAV3D.", "significant_favours_4dfy",
@@ -128,7 +130,7 @@ CLAIMS = (
           "significant_for_4dfy", tuple(("single_grid", c) for c in CRITERIA)),
     Claim("cvpr2024", "Table 2 caption (wording)",
           "The numbers reported for human preference are the percentages of users who voted for our method ...",
-          "share_of_raters"),
+          "share_of_raters", table="table2"),
 )
 
 
@@ -170,6 +172,9 @@ def check_claims(implied: pd.DataFrame | None = None, design: Design | None = No
         if claim.cells:
             key = cells["method"] + "/" + cells["criterion"]
             cells = cells[key.isin([f"{m}/{c}" for m, c in claim.cells])]
+        elif claim.table:  # S2's survey and Table 2's caption are about Table 2's cells, not the supplement's S4
+            (table,) = [t for t in design.tables if t.name == claim.table]
+            cells = cells[cells["method"].isin([m for s in table.sections for m in s.rows])]
         for _, cell in cells.iterrows():
             ok, why = _judge(claim.expect, cell, design)
             rows.append({"claim": i, "where": claim.where, "method": cell["method"], "criterion": cell["criterion"],

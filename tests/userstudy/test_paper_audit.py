@@ -81,6 +81,15 @@ def test_claims_flagged():
         zip(ok["where"], ok["method"], ok["criterion"]))
     assert not bad["where"].str.contains("S4").any()
 
+    # S2 describes the 53-question survey and the caption is Table 2's: their claims cover Table 2's 30 cells, not
+    # also the supplement's Table 3 (S4), whose single_stage / single_grid cells they used to count
+    table2 = {"mav3d", "wo_3d_img", "wo_3d", "wo_img", "wo_hybrid", "hexplane"}
+    scoped = [i for i, c in enumerate(audit.CLAIMS) if c.table == "table2"]
+    assert {audit.CLAIMS[i].where for i in scoped} == {"Supplement S2", "Table 2 caption (wording)"}
+    for i in scoped:
+        rows = claims[claims["claim"] == i]
+        assert set(rows["method"]) == table2 and len(rows) == 30
+
 
 def test_stage3_probabilities():
     s3 = audit.stage3_probabilities(0.5, 0.5)
