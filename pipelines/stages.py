@@ -76,14 +76,44 @@ def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
     return trained, [m for m in (params.get("videos") or {}) if m not in trained]
 
 
+def check_trained_methods(params: dict, params_path: Path) -> None:
+    """ValueError naming every method of the generate blocks the pipeline cannot train, all at once: an
+    unknown name (the registry's did-you-mean, and a broken plug-in's error) or a videos-only method."""
+    from baselines import get_method
+
+    gen = params.get("generate") or {}
+    known_tail, parts = "", []
+    for key, names in (("generate.methods", gen.get("methods") or []),
+                       ("generate.extra.methods", (gen.get("extra") or {}).get("methods") or [])):
+        bad = []
+        for name in dict.fromkeys(map(str, names)):
+            try:
+                method = get_method(name)
+            except ValueError as err:
+                # "unknown method 'x' (did you mean 'y'?); known methods: ...": the list once, after all names
+                head, sep, tail = str(err).partition("; known methods: ")
+                bad.append(head)
+                known_tail = known_tail or (sep + tail if sep else "")
+                continue
+            if not method.trainable:
+                bad.append(f"method {name!r} cannot be trained here (videos only: list it under `videos:` instead "
+                           f"and bring its videos in with `fourdfy import-videos SRC --method {name} --out DIR`)")
+        if bad:
+            parts.append(f"{key} names {len(bad)} method{'s' if len(bad) > 1 else ''} the pipeline cannot train: "
+                         + ", ".join(bad))
+    if parts:
+        raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
+
+
 def write_methods(params_path: Path, out: Path) -> Path:
     """`out/config/<name>.json` for every trained method and `out/labels.json`; a file is rewritten only when
-    its content changes, and files of methods no longer named are removed. An unknown or untrainable method
-    fails here, before anything is trained, with the registry's message (a broken plug-in named in it)."""
+    its content changes, and files of methods no longer named are removed. Unknown or untrainable methods
+    fail here, all named in one message, before anything is trained or written (a broken plug-in named too)."""
     from baselines import get_method, resolve_config
     from userstudy.outputs import atomic_write
 
     params = _params(params_path)
+    check_trained_methods(params, params_path)
     trained, videos = pipeline_methods(params)
     configs = {m: json.dumps(resolve_config(str(params.get("profile", "tiny")), m).to_dict(), indent=1,
                              sort_keys=True) + "\n" for m in trained}

@@ -63,13 +63,18 @@ def _build_map(ldm_shapes: dict, converted: dict[str, Tensor], target_shapes: di
                          ("model parameters nothing maps to", missing)):
         if items:
             problems.append(f"{len(items)} {label}, e.g. {list(items)[:5]}")
-    out = {}
+    out, reshaped = {}, []
     for dkey, lkey in mapped.items():
         if dkey in target_shapes:
             ls, ds = ldm_shapes[lkey], target_shapes[dkey]
             if _squeeze(ls) != _squeeze(ds) or torch.Size(ls).numel() != torch.Size(ds).numel():
-                problems.append(f"shape of {lkey} {ls} != {dkey} {ds}")
+                reshaped.append(f"{lkey} {ls} != {dkey} {ds}")
             out[lkey] = (dkey, ds)
+    if reshaped:
+        # summarised: one line per key ran to ~10 kB for a wrong head count and hid the cause
+        problems.append(f"{len(reshaped)} keys with another shape in the diffusers model, e.g. "
+                        f"{'; '.join(reshaped[:3])} (likely cause: the channels per attention head do not fit "
+                        "the layer widths, so the attention layers come out narrower)")
     if problems:
         raise ConversionError(f"{what}: the key map is not one-to-one:\n  " + "\n  ".join(problems))
     return out
@@ -165,15 +170,53 @@ def check_schedule(state_dict: dict[str, Tensor], scheduler_config: dict, atol: 
         raise ConversionError("the checkpoint's noise schedule (alphas_cumprod) differs from the scheduler config")
 
 
+def attention_widths(unet_shapes: dict[str, tuple[int, ...]]) -> list[int]:
+    """The distinct widths (channels) of the UNet's attention layers, read from `attn1.to_q` (no prefix)."""
+    return sorted({s[0] for k, s in unet_shapes.items() if k.endswith(".attn1.to_q.weight") and s})
+
+
+def check_head_channels(unet_shapes: dict[str, tuple[int, ...]], num_head_channels: int,
+                        option: str = "num_head_channels") -> None:
+    """ConversionError unless `num_head_channels` divides every attention width of the UNet.
+
+    The head count is not stored in the weights (it only splits q/k/v), so any common divisor
+    converts; one that does not divide a width gives heads of 0 (ZeroDivisionError in diffusers) or
+    narrower attention layers (every shape mismatched).
+    """
+    import math
+
+    widths = attention_widths(unet_shapes)
+    bad = [w for w in widths if w % num_head_channels]
+    if not bad:
+        return
+    from .tiny import TINY_MVDREAM_ARCH
+
+    g = math.gcd(*widths)
+    fits = [d for d in range(1, g + 1) if g % d == 0]
+    raise ConversionError(
+        f"{option} {num_head_channels} does not divide the attention width {', '.join(map(str, bad))} of the "
+        f"checkpoint (its widths: {', '.join(map(str, widths))}); values that divide all of them: "
+        f"{', '.join(map(str, fits))}. The weights do not record the head size, so use the one the model was "
+        f"trained with: 64 for MVDream's sd-v2.1-base-4view.pt (SD 2.x), {TINY_MVDREAM_ARCH.num_head_channels} "
+        "for fourdfy-tiny:mvdream-ldm")
+
+
 def ldm_to_diffusers(state_dict: dict[str, Tensor], unet_arch: LDMUNetArch | None = None,
                      vae_arch: LDMVAEArch | None = None, num_head_channels: int = 64,
-                     vae_norm_num_groups: int = 32) -> ConvertedMVDream:
-    """Convert an MVDream LDM state dict. Architectures default to what the weights imply."""
+                     vae_norm_num_groups: int = 32,
+                     head_channels_option: str = "guidance.3d.num_head_channels") -> ConvertedMVDream:
+    """Convert an MVDream LDM state dict. Architectures default to what the weights imply.
+
+    `head_channels_option` names where the user sets `num_head_channels`, for the error message.
+    """
     unet_sd, vae_sd, skipped, unknown = _split(state_dict)
     if unknown:
         raise ConversionError(f"{len(unknown)} keys belong to no known part of an MVDream checkpoint, "
                               f"e.g. {unknown[:5]}")
     shapes = {k: tuple(v.shape) for k, v in unet_sd.items()}
+    # before building anything: a head size that does not divide the widths fails deep inside diffusers
+    check_head_channels(shapes, unet_arch.num_head_channels if unet_arch else num_head_channels,
+                        head_channels_option)
     unet_arch = unet_arch or LDMUNetArch.infer(shapes, num_head_channels)
     vae_arch = vae_arch or LDMVAEArch.infer({k: tuple(v.shape) for k, v in vae_sd.items()}, vae_norm_num_groups)
     _check_keys(unet_sd, unet_arch.keys(), "the UNet (model.diffusion_model.*)")
@@ -255,7 +298,7 @@ def save_mvdream_folder(out_dir: str | Path, unet, vae, scheduler_config: dict, 
 
 
 def convert_file(ckpt: str | Path, out_dir: str | Path, num_head_channels: int = 64,
-                 scheduler_config: dict | None = None) -> Path:
+                 scheduler_config: dict | None = None, head_channels_option: str = "--num-head-channels") -> Path:
     """Convert `sd-v2.1-base-4view.pt` (or a tiny file in its layout) to our diffusers-style folder.
 
     `out_dir` must not exist yet; the folder is written beside it and renamed into place when
@@ -269,7 +312,7 @@ def convert_file(ckpt: str | Path, out_dir: str | Path, num_head_channels: int =
     sd = load_state_dict_file(ckpt)
     scheduler_config = scheduler_config or SD21_BASE_SCHEDULER
     check_schedule(sd, scheduler_config)
-    conv = ldm_to_diffusers(sd, num_head_channels=num_head_channels)
+    conv = ldm_to_diffusers(sd, num_head_channels=num_head_channels, head_channels_option=head_channels_option)
     unet, vae = build_from_converted(conv)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))

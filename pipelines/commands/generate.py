@@ -198,9 +198,11 @@ def stage_times(manifest: dict) -> str:
 
 def oracle(
     out: Path = typer.Option(..., "--out", help="Folder for checkpoints and metrics.json."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the training's random draws (field initialisation, "
+                             "cameras, timesteps); the scene itself is fixed."),
     metrics_out: Path = typer.Option(None, "--metrics", help="Also write the metrics to this JSON file."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Live bar on a terminal (heartbeat lines are printed either way)."),
 ) -> None:
     """End-to-end check with exact priors for a known 4D scene; writes metrics.json (PSNR per stage)."""
     import json

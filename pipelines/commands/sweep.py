@@ -13,9 +13,11 @@ def sweep(
     prompts: list[str] = typer.Option([], "--prompts",
                                       help="Prompt slugs (prompts/*.txt), comma-separated or repeated."),
     prompts_file: Path = typer.Option(None, "--prompts-file", help="Also every prompt of this file (one per line)."),
-    params: Path = typer.Option(None, "--params", help="Take profile, seed, methods, prompts and each method's "
-                                "overrides: not given here from this params.yaml (with neither --methods nor "
-                                "--prompts: exactly the runs of its DVC generate stages, generate.extra's too)."),
+    params: Path = typer.Option(None, "--params", help="Read the DVC pipeline's params.yaml: its overrides.<method> "
+                                "always apply; its profile, seed, generate.methods and generate.prompts are used "
+                                "where --profile, --seed, --methods, --prompts are not given. With neither "
+                                "--methods nor --prompts the sweep is exactly the runs of its DVC generate stages "
+                                "(generate.extra's included)."),
     profile: str = typer.Option(None, "--profile", help="tiny | paper | release | release-lowvram (default: --params' or tiny)."),
     executor: str = typer.Option("local", "--executor", help="local (processes here) | slurm (sbatch)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: jobs write RUNS/PROFILE/METHOD/SLUG/ (DVC's)."),
