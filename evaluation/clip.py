@@ -366,8 +366,12 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig, model: str,
-                  precision: str = "fp32") -> dict[str, Path]:
-    """per_frame.csv, per_prompt.csv, summary.csv, clip.csv and clipscore.json in out_dir."""
+                  precision: str = "fp32", random_weights: bool | None = None) -> dict[str, Path]:
+    """per_frame.csv, per_prompt.csv, summary.csv, clip.csv and clipscore.json in out_dir.
+
+    clipscore.json records `model` (the description, `LoadedClip.description`), `precision` and
+    `random_weights` (True for the random-weight tiny CLIP: `fourdfy analyze` then flags its tables); by
+    default that is read from the description, which for the tiny model starts with its id."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pp = per_prompt(per_frame)
@@ -377,9 +381,13 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
     for name, df in tables.items():
         _write_csv(df, out / name)
         paths[name] = out / name
-    meta = {"model": model, "precision": precision, "primary": cfg.primary, "n_resamples": cfg.n_resamples, "confidence": cfg.confidence,
-            "seed": cfg.seed, "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, "
-            "then over prompts"}
+    if random_weights is None:
+        from .clip_models import TINY_CLIP_ID  # loaded already where a model scored the frames
+
+        random_weights = model.startswith(TINY_CLIP_ID)
+    meta = {"model": model, "precision": precision, "random_weights": bool(random_weights), "primary": cfg.primary,
+            "n_resamples": cfg.n_resamples, "confidence": cfg.confidence, "seed": cfg.seed,
+            "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, then over prompts"}
     write_text_atomic(out / META, json.dumps(meta, indent=2) + "\n")
     paths[META] = out / META
     return paths

@@ -75,6 +75,8 @@ class LoadedClip:
     """Model, weights, activation and precision, for reports."""
     precision: str = "fp32"
     """Arithmetic of the image tower ('fp32' or 'bf16'); the text tower is always fp32."""
+    random_weights: bool = False
+    """The random-weight tiny CLIP of demos and tests (its scores mean nothing), by id or by its folder."""
 
 
 def _display(source: str) -> str:
@@ -204,7 +206,16 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
     desc = (_display(shown) + (f" / {_display(pretrained)}" if pretrained else "")
             + (" (QuickGELU)" if quick_gelu else " (GELU)") + (", bf16 image tower" if cfg.precision == "bf16" else ""))
     return LoadedClip(model=model, preprocess=preprocess, tokenizer=tokenizer, quick_gelu=quick_gelu,
-                      description=desc, precision=cfg.precision)
+                      description=desc, precision=cfg.precision, random_weights=_is_tiny(folder))
+
+
+def _is_tiny(folder: Path | None) -> bool:
+    """Whether a local folder holds the tiny model's architecture (`tiny_clip_folder` writes only random weights
+    of it), however it is named or reached."""
+    try:
+        return json.loads((folder / "open_clip_config.json").read_text())["model_cfg"] == TINY_MODEL_CFG
+    except (TypeError, OSError, ValueError, KeyError):  # TypeError: no folder (a hub or built-in model)
+        return False
 
 
 def model_fingerprint(clip: LoadedClip) -> str:

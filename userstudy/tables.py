@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +29,13 @@ NOT_SIG_TEX = r"$^\dagger$"
 # A CLIP value over fewer prompts than its section's set; not the dagger, which marks significance.
 PARTIAL_MD = "‡"
 PARTIAL_TEX = r"$^\ddagger$"
+TINY_CLIP_MD = "> **RANDOM-WEIGHT TINY CLIP**: the CLIP scores are meaningless, for demos only."
+TINY_CLIP_TEXT = "RANDOM-WEIGHT TINY CLIP: the CLIP scores are meaningless, for demos only."
+CLIP_META = "clipscore.json"
+"""What `fourdfy clipscore` writes beside clip.csv: the model and precision (`evaluation.clip.META`)."""
+TINY_CLIP_ID = "fourdfy-tiny:clip"
+"""`evaluation.clip_models.TINY_CLIP_ID` (not imported: that module loads torch); the model description of
+the random-weight tiny CLIP starts with it, for a clipscore.json written before its `random_weights` key."""
 
 
 class ClipError(ValueError):
@@ -49,6 +57,59 @@ class ClipScore(NamedTuple):
 
 
 COUNT_COLUMNS = ("n_prompts", "n_set")
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """Which CLIP model made the CLIP values, from the clipscore.json beside clip.csv (`load_clip_source`);
+    `model` None: not recorded (a hand-written clip.csv)."""
+
+    model: str | None = None
+    """The model description clipscore printed (architecture / weights (activation)[, bf16 image tower])."""
+    precision: str | None = None
+    """'fp32' or 'bf16' (image tower); None when the file does not say."""
+    random_weights: bool = False
+    """The random-weight tiny CLIP of the demos and tests: its scores mean nothing."""
+
+
+def load_clip_source(clip_path: Path | str) -> ClipSource:
+    """The model and precision of a CLIP file: its folder's clipscore.json, as `fourdfy clipscore` writes
+    beside clip.csv; ClipSource() (not recorded) when there is none. ClipError when it cannot be read."""
+    # beside the path as given, else beside the file a link points to (clipscore wrote both in one folder)
+    metas = [Path(clip_path).parent / CLIP_META, Path(clip_path).resolve().parent / CLIP_META]
+    meta = next((m for m in metas if m.exists()), None)
+    if meta is None:
+        return ClipSource()
+    fix = (f"give the clip.csv of a `fourdfy clipscore` run, or move {CLIP_META} away (the tables then say the "
+           "CLIP source is not recorded)")
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else type(err).__name__
+        raise ClipError(f"{meta} (beside --clip) cannot be read as JSON ({reason}); {fix}") from None
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, str) or not model.strip():
+        raise ClipError(f"{meta} (beside --clip) names no CLIP model (no \"model\" text); {fix}")
+    precision = data.get("precision")
+    precision = precision.strip() if isinstance(precision, str) and precision.strip() else None
+    flag = data.get("random_weights")
+    # clipscore records the flag; older files only the description, which starts with the tiny model's id
+    tiny = flag if isinstance(flag, bool) else model.startswith(TINY_CLIP_ID)
+    return ClipSource(model=model.strip(), precision=precision, random_weights=tiny)
+
+
+def clip_source_text(source: ClipSource | None) -> str:
+    """One short phrase for the tables' notes: "CLIP: <model>, <precision>." or "CLIP source not recorded"."""
+    if source is None or source.model is None:
+        return f"CLIP source not recorded (no {CLIP_META} beside the CLIP file)."
+    text = f"CLIP: {source.model}"
+    if source.precision is None:
+        text += ", precision not recorded"
+    elif source.precision not in source.model:  # a bf16 description already says "bf16 image tower"
+        text += f", {source.precision}"
+    if source.precision == "bf16":  # docs/evaluation.md: bf16 scores match fp32 only to about one decimal
+        text += " (not to be compared with fp32 scores)"
+    return text + "."
 
 
 def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
@@ -209,11 +270,21 @@ def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     return notes
 
 
-def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool) -> str:
+def shows_clip(rows: pd.DataFrame) -> bool:
+    """Whether a table's rows (`layout`) hold any CLIP value (then its notes name the CLIP source)."""
+    return "clip" in rows and bool(rows["clip"].notna().any())
+
+
+def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool,
+                   clip_source: ClipSource | None = None) -> str:
+    """`clip_source`: the model of the CLIP values, named in the notes when the table shows any."""
     head = ["Method", "CLIP", *(CRITERION_ABBR[c] for c in CRITERIA)]
     out = []
     if synthetic:
         out += [BANNER_MD, ""]
+    with_clip = shows_clip(rows)
+    if with_clip and clip_source is not None and clip_source.random_weights:
+        out += [TINY_CLIP_MD, ""]
     caption = table.caption or f"Human preference for {primary_label}."
     out += [f"**{table.name}.** {caption}", "", "| " + " | ".join(head) + " |",
             "|:--|" + "--:|" * (len(head) - 1)]
@@ -233,19 +304,30 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
     if notes:
         out += ["", f"{PARTIAL_MD} CLIP is the mean over only part of the section's prompts (n of N prompts): "
                 + "; ".join(notes) + "."]
+    if with_clip:
+        out += ["", clip_source_text(clip_source)]
     return "\n".join(out) + "\n"
 
 
-def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool, source: str) -> str:
+def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool, source: str,
+                clip_source: ClipSource | None = None) -> str:
     ncol = 2 + len(CRITERIA)
     caption = latex_escape(table.caption or f"Human preference for {primary_label}.")
     caption += (f" {NOT_SIG_TEX}: not significant at $p<0.05$ after Holm correction (chi-square test). "
                 f"Percentages are of answered judgments.")
+    with_clip = shows_clip(rows)
+    tiny = with_clip and clip_source is not None and clip_source.random_weights
+    if with_clip:
+        caption += " " + latex_escape(clip_source_text(clip_source))
+    if tiny:
+        caption = r"\textbf{" + latex_escape(TINY_CLIP_TEXT) + "} " + caption
     if synthetic:
         caption = r"\textbf{" + latex_escape(BANNER_TEXT) + "} " + caption
     out = [f"% Generated by `fourdfy analyze` from {latex_escape(source)}. Needs \\usepackage{{booktabs}}."]
     if synthetic:
         out.append("% " + BANNER_TEXT)
+    if tiny:
+        out.append("% " + TINY_CLIP_TEXT)
     out += [r"\begin{table}[t]", r"\centering", r"\caption{" + caption + "}",
             r"\label{tab:" + table.name + "}",
             r"\begin{tabular}{l" + "c" * (ncol - 1) + "}", r"\toprule",
@@ -307,19 +389,25 @@ METRIC_FIELDS = ("n", "k", "pct_primary", "ci_low", "ci_high", "boot_low", "boot
                  "p_binom", "p_cluster", "p_holm", "significant", "n_unanswered", "left_share")
 
 
-def metrics(analysis: Analysis) -> dict:
-    """Hierarchical metrics (comparison -> criterion -> value) for `dvc metrics show`."""
+def metrics(analysis: Analysis, clip_source: ClipSource | None = None) -> dict:
+    """Hierarchical metrics (comparison -> criterion -> value) for `dvc metrics show`; with `clip_source`
+    (a --clip was given) also the CLIP model it came from (nulls: not recorded)."""
     pref: dict = {}
     for _, r in analysis.table.iterrows():
         cell = {f: _num(r[f]) for f in METRIC_FIELDS}
         cell["significant"] = int(bool(r["significant"])) if r["n"] > 0 else None
         pref.setdefault(r["comparison"], {})[r["criterion"]] = cell
-    return {
+    out = {
         "synthetic": int(analysis.synthetic),
         "data": {k: _num(v) for k, v in analysis.summary.items()},
         "preference": pref,
         "kappa": {r["criterion"]: _num(r["kappa"]) for _, r in analysis.agreement.iterrows()},
     }
+    if clip_source is not None:
+        recorded = clip_source.model is not None
+        out["clip"] = {"model": clip_source.model, "precision": clip_source.precision,
+                       "random_weights": int(clip_source.random_weights) if recorded else None}
+    return out
 
 
 def _fmt_p(p) -> str:
@@ -350,9 +438,9 @@ def _count_text(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else str(int(x))
 
 
-def clip_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
-    """The report's `## CLIP` section: every CLIP value of the tables with the prompts it covers
-    (empty when no table has a CLIP value)."""
+def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | None = None) -> list[str]:
+    """The report's `## CLIP` section: the model (`clip_source`), every CLIP value of the tables with the
+    prompts it covers (empty when no table has a CLIP value)."""
     lines = []
     for name, rows in layouts.items():
         for _, r in rows.iterrows():
@@ -364,7 +452,7 @@ def clip_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
                          f"{n} | {k} | {'yes' if r['clip_partial'] else 'no'} |")
     if not lines:
         return []
-    return ["## CLIP", "",
+    return ["## CLIP", "", clip_source_text(clip_source), "",
             "| table | section | method | CLIP | prompts | of the set | partial |", "|:--|:--|:--|--:|--:|--:|:--|",
             *lines, "",
             f"A partial value (marked {PARTIAL_MD} in the tables) is a mean over fewer prompts than the section's "
@@ -372,15 +460,18 @@ def clip_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
 
 
 def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_outside: bool = False,
-                    clip_lines: list[str] | None = None) -> str:
+                    clip_lines: list[str] | None = None, tiny_clip: bool = False) -> str:
     """The Markdown report; `files` are the names written into the output folder (listed once each,
-    and read back by the next run to know what it may replace); `clip_lines` from `clip_section`."""
+    and read back by the next run to know what it may replace); `clip_lines` from `clip_section`;
+    `tiny_clip`: the tables show scores of the random-weight tiny CLIP (a banner, as for synthetic votes)."""
     a, d, cfg = analysis, analysis.design, analysis.config
     s = a.summary
     rule = cfg.exclusion
     out = ["# User-study analysis", ""]
     if a.synthetic:
         out += [BANNER_MD, ""]
+    if tiny_clip:
+        out += [TINY_CLIP_MD, ""]
     out += [f"Votes `{source}`, design `{d.name or 'custom'}` (primary `{d.primary}`; comparisons "
             f"{', '.join(f'`{c}`' for c in d.comparisons)}).",
             f"Bootstrap: {cfg.n_boot} rater resamples per cell, seed {cfg.seed}; alpha {cfg.alpha}.", "",
@@ -464,11 +555,12 @@ def check_metrics_name(out_dir: Path | str, metrics_path: Path | str | None, des
 
 
 def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: dict | None = None,
-                  metrics_path: Path | str | None = None) -> list[Path]:
+                  metrics_path: Path | str | None = None, clip_source: ClipSource | None = None) -> list[Path]:
     """Write every output of `fourdfy analyze` into a fresh out_dir, replacing an earlier analysis
     there (see `userstudy.outputs.replace_folder`); metrics.json goes into out_dir unless
     metrics_path is given (e.g. to keep DVC metrics outside a DVC-tracked output folder). Returns
-    the paths written, each once; report.md lists the same files."""
+    the paths written, each once; report.md lists the same files. `clip_source` (`load_clip_source`)
+    names the CLIP model in the notes; with `clip` but no source, they say it is not recorded."""
     from userstudy.plots import plot_data, plot_png
 
     out_dir = Path(out_dir)
@@ -478,7 +570,9 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
         check_file_target(metrics_outside)
     syn = analysis.synthetic
     d = analysis.design
-    metrics_text = json.dumps(metrics(analysis), indent=2) + "\n"
+    if clip is not None and clip_source is None:
+        clip_source = ClipSource()  # values without a clipscore.json: their model is not recorded
+    metrics_text = json.dumps(metrics(analysis, clip_source if clip is not None else None), indent=2) + "\n"
 
     def build(folder: Path) -> list[str]:
         written: list[str] = []
@@ -504,16 +598,18 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
         layouts = {}
         for table in d.tables:
             rows = layouts[table.name] = layout(analysis, table, clip)
-            _text(table_markdown(rows, table, d.label(d.primary), syn), f"{table.name}.md")
-            _text(table_latex(rows, table, d.label(d.primary), syn, source), f"{table.name}.tex")
+            _text(table_markdown(rows, table, d.label(d.primary), syn, clip_source), f"{table.name}.md")
+            _text(table_latex(rows, table, d.label(d.primary), syn, source, clip_source), f"{table.name}.tex")
             _csv(table_csv(rows, syn), f"{table.name}.csv")
         _csv(plot_data(analysis), "plot_preference.csv")
         plot_png(analysis, _claim("preference.png"))
         if metrics_name is not None:
             _text(metrics_text, metrics_name)
         names = written + [REPORT]
+        tiny = (clip_source is not None and clip_source.random_weights
+                and any(shows_clip(rows) for rows in layouts.values()))
         _text(report_markdown(analysis, source, names, metrics_outside=metrics_outside is not None,
-                              clip_lines=clip_section(layouts)), REPORT)
+                              clip_lines=clip_section(layouts, clip_source), tiny_clip=tiny), REPORT)
         return names
 
     names = replace_folder(out_dir, build)

@@ -186,7 +186,7 @@ def clipscore(
         clip = load_clip(cfg)
         store = ScoreCache(cache, clip) if cache is not None else None
         per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store, heartbeat_s=HEARTBEAT_S)
-        paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision)
+        paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision, clip.random_weights)
     except (ArtifactError, ModelNotFoundError, ValueError) as err:
         _fail(str(err))
     import pandas as pd

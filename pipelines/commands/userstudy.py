@@ -54,13 +54,14 @@ def with_registered_labels(design):
 
 
 def analyze(
-    votes: list[Path] = typer.Option(..., "--votes", metavar="<path>", help="Votes CSV (one row per judgment; see README). Repeat "
-                                     "it for the exports of several surveys (e.g. one per table): their raters "
-                                     "are kept apart."),
+    votes: list[Path] = typer.Option(..., "--votes", metavar="<path>", help="Votes CSV (one row per judgment; "
+                                     "format: docs/userstudy.md, \"Votes format\"). Repeat it for the exports of "
+                                     "several surveys (e.g. one per table): their raters are kept apart."),
     design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
                                 "userstudy/designs/paper.yaml)."),
     clip: Path = typer.Option(None, "--clip", help="Optional CSV method,clip[,prompt_set,n_prompts,n_set] for the "
-                              "CLIP column (`fourdfy clipscore`'s clip.csv; partial means are marked)."),
+                              "CLIP column (`fourdfy clipscore`'s clip.csv; partial means are marked; the model "
+                              "and precision in its clipscore.json are named in the tables)."),
     out: Path = typer.Option(..., "--out", help="Output folder (tables, metrics.json, plots, report.md)."),
     metrics: Path = typer.Option(None, "--metrics", help="Write metrics.json here instead of into --out "
                                  "(for a DVC metrics file outside a tracked output folder)."),
@@ -80,8 +81,8 @@ def analyze(
     from userstudy.analysis import analyze as run_analysis
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
-    from userstudy.tables import (ClipError, check_metrics_name, clip_outside, clip_shown, clip_unmatched,
-                                  load_clip, write_outputs)
+    from userstudy.tables import (TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_outside, clip_shown,
+                                  clip_source_text, clip_unmatched, load_clip, load_clip_source, write_outputs)
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
@@ -99,6 +100,7 @@ def analyze(
         d = with_registered_labels(load_design(design))
         v = load_votes(votes, d)
         clip_values = load_clip(clip) if clip else None
+        clip_source = load_clip_source(clip) if clip else None  # the clipscore.json beside it, if any
         check_replaceable(out)  # refuse before the (slow) bootstrap, not after
         if metrics is not None:  # never an input, never a file analyze did not write
             check_metrics_target(metrics, [("--votes", p) for p in votes] + [("--clip", clip), ("--design", design)],
@@ -116,7 +118,7 @@ def analyze(
               f"--max-failed-share/--max-failed-checks{also}")
     try:
         paths = write_outputs(result, out, source=", ".join(p.name for p in votes), clip=clip_values,
-                              metrics_path=metrics)
+                              metrics_path=metrics, clip_source=clip_source)
     except OutputError as err:
         _fail(str(err))
     incomplete = v.incomplete if v.incomplete is not None else []
@@ -168,6 +170,10 @@ def analyze(
         more = f" and {len(partial) - 3} more" if len(partial) > 3 else ""
         typer.secho(f"note: {len(partial)} CLIP value(s) in the tables cover only part of their prompt set "
                     f"(marked ‡; counts in report.md): {', '.join(partial[:3])}{more}", fg=typer.colors.YELLOW)
+    if shown:  # nor a demo model's or a bf16 run's for the paper's fp32 ViT-B-32
+        if clip_source.random_weights:
+            typer.secho(TINY_CLIP_TEXT, fg=typer.colors.YELLOW)
+        typer.echo(clip_source_text(clip_source))
     inside = [p for p in paths if p.parent == out or out in p.parents]
     extra = [str(p) for p in paths if p not in inside]
     typer.echo(f"wrote {len(inside)} files to {out}" + (f" and {', '.join(extra)}" if extra else ""))

@@ -1,6 +1,7 @@
 """clip.csv's `all` rows: per method, the mean over every prompt it was scored on, so that prompts outside
 the `prompts` library (and designs without prompt_set) still get a CLIP value in `fourdfy analyze`."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -55,3 +56,76 @@ def test_clipscore_outputs_have_all_rows_that_analyze_reads(tmp_path):
     clip = load_clip(paths["clip.csv"])
     assert tables.ALL_PROMPTS == ALL_PROMPTS  # the name analyze looks up for a section without prompt_set
     assert clip[("mine", "all")] == ClipScore(pytest.approx(12.5), 2, 4) and clip[("mine", "all")].partial
+
+
+def test_clipscore_json_records_the_model_and_analyze_names_it(tmp_path, tiny_clip, monkeypatch):
+    """clipscore.json says whether the model has random weights (the tiny CLIP's description, as load_clip gives
+    it), and `fourdfy analyze --clip` reads it from beside clip.csv: a banner in the tables for the tiny model."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from evaluation.clip_models import TINY_CLIP_ID, ClipConfig
+    from evaluation.clip_models import load_clip as load_model
+    from pipelines.cli import app
+
+    assert tables.TINY_CLIP_ID == TINY_CLIP_ID  # analyze's fallback for clipscore.json files without the flag
+    monkeypatch.setenv("FOURDFY_CACHE", str(tiny_clip.parent.parent))  # the session's tiny model
+    tiny = load_model(ClipConfig(model=TINY_CLIP_ID, device="cpu"))
+    frames = pd.DataFrame([{"method": m, "slug": s, "prompt": s.replace("_", " "), "frame": k, "score": c + k}
+                           for m, s, c in PER_PROMPT for k in (0, 1)])
+    write_outputs(tmp_path / "tiny", frames, ScoreConfig(n_resamples=50), tiny.description, tiny.precision)
+    meta = json.loads((tmp_path / "tiny" / "clipscore.json").read_text())
+    assert meta["random_weights"] is True and meta["model"] == tiny.description
+    write_outputs(tmp_path / "vit", frames, ScoreConfig(n_resamples=50), "ViT-B-32 / openai (QuickGELU)")
+    assert json.loads((tmp_path / "vit" / "clipscore.json").read_text())["random_weights"] is False
+    # a caller that knows better (a tiny model loaded from its folder is described by the folder's name)
+    write_outputs(tmp_path / "dir", frames, ScoreConfig(n_resamples=50), "seed0 (QuickGELU)", random_weights=True)
+    assert json.loads((tmp_path / "dir" / "clipscore.json").read_text())["random_weights"] is True
+
+    runner = CliRunner()
+    votes = tmp_path / "votes.csv"
+    res = runner.invoke(app, ["simulate-votes", "--out", str(votes), "--raters", "3", "--comparisons", "mav3d",
+                              "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    for name, banner in (("tiny", True), ("vit", False)):
+        out = tmp_path / f"tables-{name}"
+        res = runner.invoke(app, ["analyze", "--votes", str(votes), "--clip", str(tmp_path / name / "clip.csv"),
+                                  "--out", str(out), "--n-boot", "100"])
+        assert res.exit_code == 0, res.output
+        md = (out / "table2.md").read_text()
+        model = json.loads((tmp_path / name / "clipscore.json").read_text())["model"]
+        assert ("RANDOM-WEIGHT TINY CLIP" in md) == banner and f"CLIP: {model}, fp32." in md
+        assert ("RANDOM-WEIGHT TINY CLIP" in (out / "report.md").read_text()) == banner
+
+
+def test_the_tiny_model_given_by_its_folder_is_recorded_as_random_weights(tmp_path, tiny_clip):
+    """By path, the tiny CLIP is described by its folder's name ("seed0 (QuickGELU)"): load_clip recognises it by
+    its architecture and clipscore records the flag that makes analyze flag the tables."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from evaluation.artifacts import write_artifact
+    from evaluation.clip_models import ClipConfig
+    from evaluation.clip_models import load_clip as load_model
+    from pipelines.cli import app
+
+    assert load_model(ClipConfig(model=str(tiny_clip), device="cpu")).random_weights
+    from evaluation.clip_models import _is_tiny
+
+    other = tmp_path / "other"
+    other.mkdir()
+    config = json.loads((tiny_clip / "open_clip_config.json").read_text())
+    config["model_cfg"]["embed_dim"] = 512  # another architecture: real weights as far as the check can tell
+    (other / "open_clip_config.json").write_text(json.dumps(config))
+    assert _is_tiny(tiny_clip) and not _is_tiny(other) and not _is_tiny(None)
+    src = {"kind": "import", "file": "x.mp4", "sha256": "0"}
+    rng = np.random.default_rng(0)
+    write_artifact(tmp_path / "art", "4dfy", "A panda dancing.", rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8),
+                   source=src, trajectory="orbit", fps=15)
+    res = CliRunner().invoke(app, ["clipscore", str(tmp_path / "art"), "--clip-model", str(tiny_clip), "--out",
+                                   str(tmp_path / "clip"), "--device", "cpu", "--no-progress", "--resamples", "50"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "clip" / "clipscore.json").read_text())
+    assert meta["random_weights"] is True and not meta["model"].startswith("fourdfy-tiny")
