@@ -57,7 +57,9 @@ def plot_png(analysis: Analysis, path: Path | str) -> Path:
     axes[0].set_yticks(y)
     axes[0].set_yticklabels([design.label(c) for c in comps])
     axes[0].invert_yaxis()
-    title = "Preference with 95% intervals (black: Wilson, grey: rater bootstrap)"
+    from userstudy.tables import coverage_text
+
+    title = f"Preference with {coverage_text(analysis.config.alpha)} intervals (black: Wilson, grey: rater bootstrap)"
     if analysis.synthetic:
         title = "SYNTHETIC DATA (simulated raters) - " + title
     fig.suptitle(title, fontsize=10, color="tab:red" if analysis.synthetic else "black")

@@ -242,7 +242,27 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
 def _pct(value: float, sig, pct: str, mark: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{value:.0f}{pct}" + ("" if sig else mark)
+    text = f"{value:.0f}"
+    # rounding must not print a unanimous-looking 100% (or 0%) when some judgment went the other way
+    if text == "100" and value < 100:
+        text = "99"
+    elif text == "0" and value > 0:
+        text = "1"
+    return text + pct + ("" if sig else mark)
+
+
+def level_text(alpha: float) -> str:
+    """The significance level as the captions print it (0.05)."""
+    return f"{alpha:g}"
+
+
+def coverage_text(alpha: float) -> str:
+    """The intervals' coverage, 1 - alpha, as a percent (95%)."""
+    return f"{100 * (1 - alpha):.10g}%"
+
+
+HOLM_FAMILY = "over every comparison and criterion of the analysis (all its tables together)"
+"""The Holm family, as the captions say it (`analysis._cell_rows`: every cell with judgments)."""
 
 
 def _clip_text(row, dash: str, partial_mark: str) -> str:
@@ -276,7 +296,7 @@ def shows_clip(rows: pd.DataFrame) -> bool:
 
 
 def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool,
-                   clip_source: ClipSource | None = None) -> str:
+                   clip_source: ClipSource | None = None, alpha: float = 0.05) -> str:
     """`clip_source`: the model of the CLIP values, named in the notes when the table shows any."""
     head = ["Method", "CLIP", *(CRITERION_ABBR[c] for c in CRITERIA)]
     out = []
@@ -297,9 +317,9 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
             cells.append(DASH_MD if r["kind"] == "primary"
                          else _pct(r[crit], r[f"{crit}_significant"], "%", NOT_SIG_MD))
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", f"Percent of answered judgments preferring {primary_label}; {NOT_SIG_MD} = not significant at "
-            "0.05 after Holm correction over all comparisons and criteria (chi-square test as in the paper); "
-            "n, intervals and p-values in `table.csv`."]
+    out += ["", f"Percent of answered judgments preferring {primary_label} (never rounded to 0% or 100% unless "
+            f"unanimous); {NOT_SIG_MD} = not significant at {level_text(alpha)} after Holm correction {HOLM_FAMILY} "
+            "(chi-square test as in the paper); n, intervals and p-values in `table.csv`."]
     notes = _partial_notes(rows, latex=False)
     if notes:
         out += ["", f"{PARTIAL_MD} CLIP is the mean over only part of the section's prompts (n of N prompts): "
@@ -310,11 +330,11 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
 
 
 def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool, source: str,
-                clip_source: ClipSource | None = None) -> str:
+                clip_source: ClipSource | None = None, alpha: float = 0.05) -> str:
     ncol = 2 + len(CRITERIA)
     caption = latex_escape(table.caption or f"Human preference for {primary_label}.")
-    caption += (f" {NOT_SIG_TEX}: not significant at $p<0.05$ after Holm correction (chi-square test). "
-                f"Percentages are of answered judgments.")
+    caption += (f" {NOT_SIG_TEX}: not significant at $p<{level_text(alpha)}$ after Holm correction "
+                f"{latex_escape(HOLM_FAMILY)} (chi-square test). Percentages are of answered judgments.")
     with_clip = shows_clip(rows)
     tiny = with_clip and clip_source is not None and clip_source.random_weights
     if with_clip:
@@ -467,6 +487,7 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
     a, d, cfg = analysis, analysis.design, analysis.config
     s = a.summary
     rule = cfg.exclusion
+    cover = coverage_text(cfg.alpha)
     out = ["# User-study analysis", ""]
     if a.synthetic:
         out += [BANNER_MD, ""]
@@ -491,7 +512,7 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
         out += ["", "| excluded rater | attention-check judgments | failed | reason |", "|:--|--:|--:|:--|"]
         out += [f"| {r.rater_id} | {r.checks} | {r.checks_failed} | {r.reason} |" for r in excl.itertuples()]
     out += ["", "## Preference for " + d.label(d.primary), "",
-            "| comparison | criterion | n | k | % primary | Wilson 95% | rater bootstrap (BCa) 95% | chi2 | p (chi2) "
+            f"| comparison | criterion | n | k | % primary | Wilson {cover} | rater bootstrap (BCa) {cover} | chi2 | p (chi2) "
             "| p (binomial) | p (rater-robust) | p (Holm) | significant | left share | unanswered |",
             "|:--|:--|--:|--:|--:|:--|:--|--:|--:|--:|--:|--:|:--|--:|--:|"]
     for r in a.table.itertuples():
@@ -598,8 +619,9 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
         layouts = {}
         for table in d.tables:
             rows = layouts[table.name] = layout(analysis, table, clip)
-            _text(table_markdown(rows, table, d.label(d.primary), syn, clip_source), f"{table.name}.md")
-            _text(table_latex(rows, table, d.label(d.primary), syn, source, clip_source), f"{table.name}.tex")
+            alpha = analysis.config.alpha
+            _text(table_markdown(rows, table, d.label(d.primary), syn, clip_source, alpha), f"{table.name}.md")
+            _text(table_latex(rows, table, d.label(d.primary), syn, source, clip_source, alpha), f"{table.name}.tex")
             _csv(table_csv(rows, syn), f"{table.name}.csv")
         _csv(plot_data(analysis), "plot_preference.csv")
         plot_png(analysis, _claim("preference.png"))

@@ -138,7 +138,8 @@ def analyze(
     t = result.table[result.table["n"] > 0]
     primary = d.label(d.primary) + (f" ({d.primary})" if d.label(d.primary) != d.primary else "")
     if len(t):  # the percentages are the primary's share, whichever method a row names
-        typer.echo(f"  % of answered judgments preferring {primary} over each method [Wilson 95%]:")
+        typer.echo(f"  % of answered judgments preferring {primary} over each method [Wilson "
+                   f"{100 * (1 - cfg.alpha):.10g}%]:")
     for r in t.itertuples():
         typer.echo(f"  {r.comparison:<14} {r.criterion:<10} n={r.n:<5} {r.pct_primary:5.1f}% "
                    f"[{r.ci_low:4.1f}, {r.ci_high:4.1f}]  p_holm={r.p_holm:.2g}{'  *' if r.significant else ''}")
