@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 
+PAPER_PRIMARY = "4dfy"
+"""The method whose preference the paper's published rates are (`--rates paper` applies them only for it)."""
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -217,6 +220,8 @@ def _parse_rates(spec: str, design) -> dict:
 
     if spec == "paper":
         rates: dict = {}
+        if design.primary != PAPER_PRIMARY:  # the published shares are of raters preferring 4D-fy, no other method
+            return rates
         for t in published.TABLES:
             if t.version != "cvpr2024":
                 continue
@@ -306,8 +311,10 @@ def simulate_votes(
     except ValueError as err:  # DesignError, OutputError, PromptFileError and bad settings
         _fail(str(err))
     if unpublished:
-        typer.secho(f"note: no published rate for {', '.join(unpublished)} (the paper's Tables 2/3 compare 4D-fy "
-                    f"with MAV3D and its ablations): simulated at {cfg.default_rate:g}, no preference; give rates "
+        whose = ("the paper's Tables 2/3 compare 4D-fy with MAV3D and its ablations" if d.primary == PAPER_PRIMARY
+                 else f"the paper's rates are preferences for 4D-fy, and this design's primary is {d.primary}")
+        typer.secho(f"note: no published rate for {', '.join(unpublished)} ({whose}): simulated at "
+                    f"{cfg.default_rate:g}, no preference; give rates "
                     "with --rates (a number for every cell, or a CSV comparison,rate[,criterion])",
                     fg=typer.colors.YELLOW)
     typer.echo(f"wrote {len(frame)} SYNTHETIC judgments ({raters} simulated raters) to {out}")

@@ -110,8 +110,8 @@ def test_simulate_names_the_comparisons_without_a_published_rate(own, tmp_path):
     votes = tmp_path / "votes.csv"
     res = runner.invoke(app, ["simulate-votes", "--design", str(design), "--raters", "2", "--out", str(votes)])
     assert res.exit_code == 0, res.output
-    assert ("note: no published rate for 4dfy (the paper's Tables 2/3 compare 4D-fy with MAV3D and its "
-            "ablations): simulated at 0.5, no preference; give rates with --rates") in res.output
+    assert ("note: no published rate for 4dfy (the paper's rates are preferences for 4D-fy, and this design's "
+            "primary is mymethod): simulated at 0.5, no preference; give rates with --rates") in res.output
     assert votes.is_file() and "wrote" in res.output
     # given rates, or the paper's own comparisons: no note
     res = runner.invoke(app, ["simulate-votes", "--design", str(design), "--rates", "0.6", "--raters", "2",
@@ -125,6 +125,16 @@ def test_simulate_names_the_comparisons_without_a_published_rate(own, tmp_path):
     res = runner.invoke(app, ["simulate-votes", "--design", str(paper_plus), "--raters", "2",
                               "--out", str(tmp_path / "v4.csv")])
     assert res.exit_code == 0 and "note: no published rate for my_plugin (" in res.output
+    # another primary against MAV3D: 4D-fy's published rate against MAV3D is not its rate
+    other = tmp_path / "other.yaml"
+    other.write_text("primary: wo_3d\ncomparisons: [mav3d]\n")
+    res = runner.invoke(app, ["simulate-votes", "--design", str(other), "--raters", "40", "--seed", "1",
+                              "--out", str(tmp_path / "v5.csv")])
+    assert res.exit_code == 0 and "note: no published rate for mav3d (" in res.output
+    votes5 = pd.read_csv(tmp_path / "v5.csv")
+    main = votes5[~votes5.is_attention_check.astype(str).str.lower().isin(["true", "1"]) & (votes5.choice != "none")]
+    chose = (main.choice == "left") == (main.method_left == "wo_3d")
+    assert abs(chose.mean() - 0.5) < 0.05  # no preference, not 4D-fy's published 64-92% against MAV3D
 
 
 def test_the_console_says_whose_share_the_percentages_are(own, tmp_path):
