@@ -344,7 +344,7 @@ def _video_problems(path: Path, art: Artifact, label: str) -> list[str]:
     if n != art.n_frames:
         problems.append(f"{label} has {n} frames, the manifest says {art.n_frames}")
     if (h, w) != (art.height, art.width):
-        problems.append(f"{label} is {h}x{w}, the manifest says {art.height}x{art.width}")
+        problems.append(f"{label} is {w}x{h} px, the manifest says {art.width}x{art.height}")
     return problems
 
 
@@ -415,8 +415,9 @@ def folder_reason(err: Exception, folder: Path) -> str:
     return text
 
 
-RUN_REASON = ("a training run (`fourdfy generate` wrote it), not an evaluation video: render it first with "
-              "`fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS")
+RENDER_HINT = "render each with `fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS"
+"""What to do with training runs given where evaluation videos are expected."""
+RUN_REASON = f"a training run (`fourdfy generate` wrote it), not an evaluation video: {RENDER_HINT}"
 """What `scan_artifacts` says of a run folder given where artifacts are expected."""
 
 

@@ -155,6 +155,7 @@ def sample_counts(path: Path | str) -> tuple[int, int]:
 
     container = _open(Path(path))
     stream = container.streams.video[0]
+    declared = stream.frames  # read while the container is open: closing it frees the stream
     stored = 0
     try:
         for packet in container.demux(stream):
@@ -163,7 +164,7 @@ def sample_counts(path: Path | str) -> tuple[int, int]:
         raise VideoError(f"corrupt video: reading failed after {stored} sample(s) ({_reason(err)})") from None
     finally:
         container.close()
-    return stream.frames, stored
+    return declared, stored
 
 
 def decode_video(path: Path | str) -> np.ndarray:

@@ -222,8 +222,8 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
             raise ckpt.CheckpointError(
                 f"{out} already holds an unfinished run; pass --resume to continue it or choose another --out"
                 if status == "unfinished" else
-                f"{out} already holds a finished run (render it: `fourdfy render {out}`); choose another --out, "
-                "or move it away to train it again")
+                f"{out} already holds a finished run (render it: `fourdfy render {out} --out ARTIFACTS`); choose "
+                "another --out, or move it away to train it again")
         if not same:
             if resume == "auto" and (out / PIPELINE_MARKER).is_file():
                 for child in out.iterdir():  # the pipeline's own run, made with other settings; the folder

@@ -154,7 +154,7 @@ def clipscore(
 ) -> None:
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`.
     --out may hold the outputs of an earlier run, which are replaced (and listed); anything else there is refused."""
-    from evaluation.artifacts import RUN_REASON, ArtifactError, scan_artifacts
+    from evaluation.artifacts import RENDER_HINT, RUN_REASON, ArtifactError, scan_artifacts
     from evaluation.clip import ALL_PROMPTS, ScoreCache, ScoreConfig, check_out_dir, score_artifacts, write_outputs
     from evaluation.clip_models import ClipConfig, load_clip
     from method.guidance.loading import ModelNotFoundError
@@ -171,8 +171,7 @@ def clipscore(
         runs = [str(f) for f, reason in broken.items() if reason == RUN_REASON]
         if runs and len(runs) == len(broken) and not arts:  # the runs folder given for the artifacts one
             _fail(f"{len(runs)} training run(s) given, not evaluation videos ({', '.join(runs[:3])}"
-                  f"{', ...' if len(runs) > 3 else ''}): render each with `fourdfy render RUN --out ARTIFACTS`, "
-                  "then score ARTIFACTS")
+                  f"{', ...' if len(runs) > 3 else ''}): {RENDER_HINT}")
         if broken:  # scoring the readable rest would silently drop these prompts from the means
             listed = "; ".join(f"{folder}: {reason}" for folder, reason in list(broken.items())[:3])
             listed += f"; and {len(broken) - 3} more" if len(broken) > 3 else ""

@@ -83,7 +83,7 @@ def test_copying_a_file_keeps_its_bytes(tmp_path):
 
 @pytest.mark.parametrize("edit,expected", [
     (lambda m: m.update(n_frames=5), "has 4 frames, the manifest says 5"),
-    (lambda m: m.update(width=32), "manifest says 16x32"),
+    (lambda m: m.update(width=32), "is 24x16 px, the manifest says 32x16"),  # width x height
     (lambda m: m.update(times=[0.0, 1.0]), "'times' has 2 entries for 4 frames"),
     (lambda m: m.update(slug="other"), "is not the prompt's slug"),
     (lambda m: m.pop("source"), "lacks 'source'"),

@@ -370,12 +370,12 @@ def test_clipscore_and_validate_name_training_runs_given_for_artifacts(tmp_path,
                               "--device", "cpu", "--no-progress"])
     assert res.exit_code == 2
     assert error_lines(res) == [f"error: 2 training run(s) given, not evaluation videos ({runs / 'a'}, {runs / 'b'}): "
-                                "render each with `fourdfy render RUN --out ARTIFACTS`, then score ARTIFACTS"]
+                                "render each with `fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS"]
     assert not (tmp_path / "clip").exists()
     res = runner.invoke(app, ["validate-artifacts", str(runs)])
     assert res.exit_code == 1
     assert res.stdout.splitlines() == [f"BAD {runs / n}: a training run (`fourdfy generate` wrote it), not an "
-                                       "evaluation video: render it first with `fourdfy render RUN --out ARTIFACTS` "
+                                       "evaluation video: render each with `fourdfy render RUN --out ARTIFACTS` "
                                        "and give ARTIFACTS" for n in ("a", "b")]
     # beside real artifacts, a run is one of the folders that cannot be scored, named as a run
     write_artifact(runs, "mav3d", "A goat drinking beer.", make_frames(2, 16, 16), source=SRC, trajectory="unknown",

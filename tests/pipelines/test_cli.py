@@ -277,8 +277,8 @@ def test_resume_rules_never_delete_a_run_the_pipeline_did_not_make(tiny_run, tmp
     assert m["config_hash"] == other.config_hash()
     with pytest.raises(Exception) as refused:  # no "pass --resume": resuming a finished run trains nothing
         generate(other, "a_panda_dancing", out, resume="no", quiet=True)
-    assert str(refused.value) == (f"{out} already holds a finished run (render it: `fourdfy render {out}`); choose "
-                                  "another --out, or move it away to train it again")
+    assert str(refused.value) == (f"{out} already holds a finished run (render it: `fourdfy render {out} --out "
+                                  "ARTIFACTS`); choose another --out, or move it away to train it again")
 
 
 def test_near_misses_and_a_library_prompt_in_other_words_are_named(tmp_path):

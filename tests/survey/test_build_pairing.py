@@ -110,20 +110,28 @@ def test_unlike_videos_build_with_one_note_per_method_pair(tmp_path):
 
 
 def test_training_runs_given_as_artifacts_are_named_as_runs_to_render(tmp_path):
-    """`--artifacts runs` used to list every video as missing and each run's `ckpt/` as a prompt folder."""
+    """`--artifacts runs` used to list every video as missing and each run's `ckpt/` as a prompt folder. Runs by
+    hand lie at runs/<name>/, the pipeline's at runs/<profile>/<method>/<slug>/ (the artifacts' own layout)."""
     import json
 
-    runs = tmp_path / "runs"
+    def run(folder):
+        (folder / "ckpt").mkdir(parents=True)
+        (folder / "ckpt" / "last.pt").write_bytes(b"weights")
+        (folder / "manifest.json").write_text(json.dumps({"method": folder.name, "prompt": "A panda dancing.",
+                                                          "config_hash": "abc", "config": {}}))
+
+    runs, pipeline = tmp_path / "runs", tmp_path / "pipeline-runs"
     for name in ("4dfy", "mav3d"):
-        (runs / name / "ckpt").mkdir(parents=True)
-        (runs / name / "ckpt" / "last.pt").write_bytes(b"weights")
-        (runs / name / "manifest.json").write_text(json.dumps({"method": name, "prompt": "A panda dancing.",
-                                                               "config_hash": "abc", "config": {}}))
-    for arts, says in ((runs, f"--artifacts {runs} holds training runs (`fourdfy generate` wrote them: 4dfy, mav3d), "
-                              "not evaluation videos: render each with `fourdfy render RUN --out ARTIFACTS` and give "
-                              "ARTIFACTS"),
-                       (runs / "4dfy", f"--artifacts {runs / '4dfy'} is a training run (`fourdfy generate` wrote it), "
-                                       "not evaluation videos: render each with")):
+        run(runs / name)
+        run(pipeline / "tiny" / name / PANDA)
+    render = "not evaluation videos: render each with `fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS"
+    cases = ((runs, f"--artifacts {runs} holds training runs (`fourdfy generate` wrote them: 4dfy, mav3d), {render}"),
+             (runs / "4dfy", f"--artifacts {runs / '4dfy'} is a training run (`fourdfy generate` wrote it), {render}"),
+             (pipeline / "tiny", f"--artifacts {pipeline / 'tiny'} holds training runs (`fourdfy generate` wrote "
+                                 f"them: 4dfy/{PANDA}, mav3d/{PANDA}), {render}"),
+             (pipeline, f"--artifacts {pipeline} holds training runs (`fourdfy generate` wrote them: "
+                        f"tiny/4dfy/{PANDA}, tiny/mav3d/{PANDA}), {render}"))
+    for arts, says in cases:
         res = _build(tmp_path, NO_PROMPT_SET, arts)
         assert res.exit_code == 2 and says in res.output, res.output
-        assert "ckpt" not in res.output and _nothing_written(tmp_path)
+        assert "ckpt" not in res.output and "manifest" not in res.output and _nothing_written(tmp_path)

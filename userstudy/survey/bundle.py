@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from evaluation.artifacts import MANIFEST, VIDEO, folder_reason, is_run_folder, read_json_object
+from evaluation.artifacts import MANIFEST, RENDER_HINT, VIDEO, folder_reason, is_run_folder, read_json_object
 from evaluation.video import VideoError, decode_video, probe_video
 from prompts import PROMPT_DIR, load_prompts
 from userstudy.design import Design, design_from_dict
@@ -98,16 +98,25 @@ def _design_data(design: Design) -> dict:
 ROOT_LAYOUT = "<method>/<prompt_slug>/"
 
 
+def _runs_note(root: Path) -> str | None:
+    """The training runs under an artifacts root, named (None: none), for the error: a runs folder given for the
+    artifacts one otherwise shows up as every video missing. Runs lie at runs/<name>/ (by hand) or
+    runs/<profile>/<method>/<slug>/ (the pipeline), so up to three levels down."""
+    if not root.is_dir():
+        return None
+    if is_run_folder(root):
+        return f"--artifacts {root} is a training run (`fourdfy generate` wrote it), not evaluation videos: {RENDER_HINT}"
+    runs = sorted(p.relative_to(root).as_posix() for pattern in ("*/", "*/*/", "*/*/*/") for p in root.glob(pattern)
+                  if is_run_folder(p))
+    if not runs:
+        return None
+    return (f"--artifacts {root} holds training runs (`fourdfy generate` wrote them: {', '.join(runs[:3])}"
+            f"{', ...' if len(runs) > 3 else ''}), not evaluation videos: {RENDER_HINT}")
+
+
 def _empty_root_note(root: Path) -> str:
     """Why an existing artifacts root yields no artifact: named in the error, since a wrong --artifacts
     otherwise only shows up as every video missing."""
-    render = "render each with `fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS"
-    if is_run_folder(root):
-        return f"--artifacts {root} is a training run (`fourdfy generate` wrote it), not evaluation videos: {render}"
-    runs = sorted(p.name for p in root.iterdir() if p.is_dir() and is_run_folder(p))
-    if runs:
-        return (f"--artifacts {root} holds training runs (`fourdfy generate` wrote them: {', '.join(runs[:3])}"
-                f"{', ...' if len(runs) > 3 else ''}), not evaluation videos: {render}")
     if (root / MANIFEST).is_file() or (root / VIDEO).is_file():
         return (f"--artifacts {root} holds {MANIFEST}/{VIDEO} itself (one artifact or a run folder): give the "
                 f"folder that holds {ROOT_LAYOUT} folders")
@@ -140,6 +149,8 @@ def _index_artifacts(roots: list[Path], problems: list[str], empty: list[Path] |
             if is_run_folder(method_dir):  # its ckpt/ is no prompt of a method (_empty_root_note names it)
                 continue
             for slug_dir in sorted(p for p in method_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                if is_run_folder(slug_dir):  # the pipeline's runs/<profile>: named once by _empty_root_note
+                    continue
                 n_seen += 1
                 key = (method_dir.name, slug_dir.name)
                 if key in found and found[key].resolve() == slug_dir.resolve():
@@ -310,7 +321,8 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
             problems.append(f"no question has videos of both its methods (looked in {', '.join(str(r) for r in roots)})")
     if problems:
         # an existing root that yields nothing is the likely cause of the missing videos: say so
-        hint = "".join(f"\n{_empty_root_note(r)}" for r in empty_roots)
+        runs = {r: _runs_note(r) for r in roots}
+        hint = "".join(f"\n{runs[r] or _empty_root_note(r)}" for r in roots if runs[r] or r in empty_roots)
         if n_absent:
             hint += "\n" + ALLOW_MISSING_HINT
             if n_absent < len(problems):
