@@ -35,19 +35,21 @@ def _params(path: Path) -> dict:
 
 
 def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict:
-    """The design dict of params['study']['design'] extended with the pipeline's other methods; their labels from
-    `labels` (the `methods` stage's labels.json), else from the registry."""
+    """The design dict of params['study']['design'] extended with the pipeline's other methods. A pipeline method
+    the design gives no label (an added one, or one a design of your own lists without a label) takes it from
+    `labels` (the `methods` stage's labels.json, which DVC tracks), else from the registry."""
     study = params.get("study", {})
     base = yaml.safe_load(Path(study.get("design", "userstudy/designs/paper.yaml")).read_text())
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
     listed |= set(base.get("comparisons", []))
     trained, videos = pipeline_methods(params)
     extra = [m for m in [*trained, *videos] if m not in listed]
-    names = base.setdefault("methods", {}) if extra else {}
-    found = registered_labels(extra) if labels is None and extra else labels or {}
-    for m in extra:
+    own = base.get("methods") or {}
+    unlabelled = [m for m in [*trained, *videos] if not (own.get(m) or {}).get("label")]
+    found = registered_labels(unlabelled) if labels is None and unlabelled else labels or {}
+    for m in unlabelled:
         if found.get(m):
-            names.setdefault(m, {"label": found[m]})
+            base.setdefault("methods", {}).setdefault(m, {})["label"] = found[m]
     if extra:
         prompt_set = study.get("added_prompt_set", "ablation_5")
         if "tables" in base:
@@ -176,11 +178,11 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
     # same rule as `fourdfy simulate-votes --overwrite`: an earlier simulated panel may go, real votes
     # (e.g. an export copied here by hand) may not; checked before the panel is drawn
     check_votes_target(out, overwrite=True)
-    from pipelines.commands.userstudy import _parse_rates
-    from userstudy.simulate import PanelConfig, simulate_votes
+    from userstudy.simulate import PanelConfig, parse_rates, simulate_votes
     from userstudy.simulate import write_votes as write_simulated
 
-    cfg = PanelConfig(n_raters=int(study.get("raters", 26)), rates=_parse_rates(str(study.get("rates", "paper")), design),
+    rates = parse_rates(str(study.get("rates", "paper")), design)
+    cfg = PanelConfig(n_raters=int(study.get("raters", 26)), rates=rates,
                       seed=int(params.get("seed", 0)))
     write_simulated(simulate_votes(design, cfg), out)
     return out

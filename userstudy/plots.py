@@ -1,4 +1,4 @@
-"""Plot data (long format, for `dvc plots`) and a PNG of preference rates with 95% intervals."""
+"""Plot data (long format, for `dvc plots`) and a PNG of preference rates with their intervals (1 - alpha)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def plot_data(analysis: Analysis) -> pd.DataFrame:
 
 def plot_png(analysis: Analysis, path: Path | str) -> Path:
     """One panel per criterion: % preferring the primary per comparison, Wilson (black) and rater
-    bootstrap (grey) 95% intervals, 50% line."""
+    bootstrap (grey) intervals at the analysis's coverage (1 - alpha), 50% line."""
     import matplotlib
 
     matplotlib.use("Agg")

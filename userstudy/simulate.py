@@ -287,3 +287,55 @@ def check_votes_target(path: Path | str, overwrite: bool = False) -> Path:
 def write_votes(frame: pd.DataFrame, path: Path | str) -> Path:
     """Write a votes table as CSV, atomically (creating the folder; OutputError if it cannot)."""
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, lineterminator="\n"))
+
+
+PAPER_PRIMARY = "4dfy"
+"""The method whose preference the paper's published rates are (`--rates paper` applies them only for it)."""
+
+
+def parse_rates(spec: str, design: Design) -> dict:
+    """'paper' | a number | a CSV comparison,rate[,criterion] -> PanelConfig.rates (a row with a
+    criterion overrides a row without one; criteria not given keep the default rate 0.5)."""
+    from userstudy import published
+
+    if spec == "paper":
+        rates: dict = {}
+        if design.primary != PAPER_PRIMARY:  # the published shares are of raters preferring 4D-fy, no other method
+            return rates
+        for t in published.TABLES:
+            if t.version != "cvpr2024":
+                continue
+            for r in t.rows:
+                if r.pct is not None and r.method in design.comparisons:
+                    rates[r.method] = {c: p / 100 for c, p in zip(CRITERIA, r.pct)}
+        return rates
+    try:
+        value = float(spec)
+    except ValueError:
+        value = None
+    if value is not None:
+        return {c: value for c in design.comparisons}
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--rates: {spec!r} is not 'paper', a number, or an existing CSV file")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"comparison", "rate"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))} (comparison,rate[,criterion])")
+    rates: dict = {}
+    specific = []
+    for i, row in frame.iterrows():
+        crit = row.get("criterion", "") or ""
+        try:
+            rate = float(row["rate"])
+        except ValueError:
+            raise ValueError(f"{path} line {i + 2}: rate {row['rate']!r} is not a number") from None
+        if crit and crit not in CRITERIA:
+            raise ValueError(f"{path} line {i + 2}: unknown criterion {crit!r}")
+        if crit:
+            specific.append((row["comparison"], crit, rate))
+        else:  # a row without criterion sets every criterion of the comparison
+            rates.setdefault(row["comparison"], {}).update({c: rate for c in CRITERIA})
+    for comp, crit, rate in specific:  # rows naming a criterion win over blanket rows
+        rates.setdefault(comp, {})[crit] = rate
+    return rates

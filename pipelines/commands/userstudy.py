@@ -7,10 +7,6 @@ from pathlib import Path
 
 import typer
 
-
-PAPER_PRIMARY = "4dfy"
-"""The method whose preference the paper's published rates are (`--rates paper` applies them only for it)."""
-
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -29,7 +25,7 @@ POWER_OPTIONS = {"rate": "--rate", "prompts": "--prompts", "target": "--target",
 
 
 def _input_file(option: str, path: Path | None, what: str) -> None:
-    """A folder given for an input file is named as such (the readers would call it "not found")."""
+    """A folder given for an input file is named as such, by the option that gave it (the readers name the path)."""
     if path is not None and path.is_dir():
         _fail(f"{option} {path} is a folder; give the {what} file")
 
@@ -85,7 +81,8 @@ def analyze(
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
     from userstudy.tables import (TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_outside, clip_shown,
-                                  clip_source_text, clip_unmatched, load_clip, load_clip_source, write_outputs)
+                                  clip_source_text, clip_unmatched, coverage_text, load_clip, load_clip_source,
+                                  write_outputs)
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
@@ -142,7 +139,7 @@ def analyze(
     primary = d.label(d.primary) + (f" ({d.primary})" if d.label(d.primary) != d.primary else "")
     if len(t):  # the percentages are the primary's share, whichever method a row names
         typer.echo(f"  % of answered judgments preferring {primary} over each method [Wilson "
-                   f"{100 * (1 - cfg.alpha):.10g}%]:")
+                   f"{coverage_text(cfg.alpha)}]:")
     for r in t.itertuples():
         typer.echo(f"  {r.comparison:<14} {r.criterion:<10} n={r.n:<5} {r.pct_primary:5.1f}% "
                    f"[{r.ci_low:4.1f}, {r.ci_high:4.1f}]  p_holm={r.p_holm:.2g}{'  *' if r.significant else ''}")
@@ -210,57 +207,6 @@ def audit(
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}")
 
 
-def _parse_rates(spec: str, design) -> dict:
-    """'paper' | a number | a CSV comparison,rate[,criterion] -> PanelConfig.rates (a row with a
-    criterion overrides a row without one; criteria not given keep the default rate 0.5)."""
-    import pandas as pd
-
-    from userstudy import published
-    from userstudy.votes import CRITERIA
-
-    if spec == "paper":
-        rates: dict = {}
-        if design.primary != PAPER_PRIMARY:  # the published shares are of raters preferring 4D-fy, no other method
-            return rates
-        for t in published.TABLES:
-            if t.version != "cvpr2024":
-                continue
-            for r in t.rows:
-                if r.pct is not None and r.method in design.comparisons:
-                    rates[r.method] = {c: p / 100 for c, p in zip(CRITERIA, r.pct)}
-        return rates
-    try:
-        value = float(spec)
-    except ValueError:
-        value = None
-    if value is not None:
-        return {c: value for c in design.comparisons}
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"--rates: {spec!r} is not 'paper', a number, or an existing CSV file")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"comparison", "rate"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))} (comparison,rate[,criterion])")
-    rates: dict = {}
-    specific = []
-    for i, row in frame.iterrows():
-        crit = row.get("criterion", "") or ""
-        try:
-            rate = float(row["rate"])
-        except ValueError:
-            raise ValueError(f"{path} line {i + 2}: rate {row['rate']!r} is not a number") from None
-        if crit and crit not in CRITERIA:
-            raise ValueError(f"{path} line {i + 2}: unknown criterion {crit!r}")
-        if crit:
-            specific.append((row["comparison"], crit, rate))
-        else:  # a row without criterion sets every criterion of the comparison
-            rates.setdefault(row["comparison"], {}).update({c: rate for c in CRITERIA})
-    for comp, crit, rate in specific:  # rows naming a criterion win over blanket rows
-        rates.setdefault(comp, {})[crit] = rate
-    return rates
-
-
 def simulate_votes(
     out: Path = typer.Option(..., "--out", help="Votes CSV to write (labelled synthetic)."),
     design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's)."),
@@ -285,7 +231,8 @@ def simulate_votes(
     """Write a SYNTHETIC votes file drawn from given preference rates (for demos, tests and power)."""
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_file_target
-    from userstudy.simulate import PanelConfig, check_config, check_votes_target, write_votes
+    from userstudy.simulate import (PAPER_PRIMARY, PanelConfig, check_config, check_votes_target, parse_rates,
+                                    write_votes)
     from userstudy.simulate import simulate_votes as simulate
 
     try:
@@ -297,7 +244,7 @@ def simulate_votes(
             checks = 2 if d.check.decoys else 0
             if not checks:
                 typer.echo("note: no attention checks simulated (the design names no attention_check.decoys)")
-        cfg = PanelConfig(n_raters=raters, rates=_parse_rates(rates, d), rater_icc=icc, position_bias=position_bias,
+        cfg = PanelConfig(n_raters=raters, rates=parse_rates(rates, d), rater_icc=icc, position_bias=position_bias,
                           careless_share=careless, lapse=lapse, attention_checks=checks, unanswered=unanswered,
                           layout=layout, seed=seed,
                           comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None)

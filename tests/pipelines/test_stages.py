@@ -52,6 +52,22 @@ def test_an_added_method_shows_the_label_it_registers(tmp_path, monkeypatch):
     assert design.label("my_plugin") == "as the file says" and design.label("mav3d") == "MAV3D"
 
 
+def test_a_design_of_your_own_takes_the_labels_it_does_not_give(tmp_path):
+    """A study.design listing a plug-in without a label shows the label labels.json holds: renaming it there (what
+    DVC tracks) changes build/design.yaml, so the tables follow. A label the design gives stays."""
+    own = tmp_path / "mine.yaml"
+    own.write_text(yaml.safe_dump({"name": "mine", "primary": "4dfy", "comparisons": ["my_plugin", "wo_hybrid"],
+                                   "methods": {"wo_hybrid": {"label": "mine says"}}}))
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"4dfy": "", "wo_hybrid": "", "my_plugin": "w/ my loss", "mav3d": ""}))
+    params = _params(tmp_path, design=str(own))
+    design = load_design(stages.write_design(params, tmp_path / "design.yaml", labels))
+    assert design.label("my_plugin") == "w/ my loss" and design.label("wo_hybrid") == "mine says"
+    labels.write_text(json.dumps({"4dfy": "", "wo_hybrid": "", "my_plugin": "renamed", "mav3d": ""}))
+    design = load_design(stages.write_design(params, tmp_path / "design.yaml", labels))
+    assert design.label("my_plugin") == "renamed"
+
+
 def test_a_method_trained_only_in_the_extra_block_gets_a_row_too(tmp_path):
     path = _params(tmp_path)
     params = yaml.safe_load(path.read_text())
