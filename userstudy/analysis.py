@@ -24,6 +24,8 @@ class ExclusionRule:
     """...or more than this share of their attention-check judgments (1.0 = no share rule)."""
     unanswered_fails: bool = False
     """An unanswered attention-check sub-question counts as failed (else it is only missing)."""
+    unfinished: bool = False
+    """Also exclude raters the votes mark as not having finished the survey (`rater_completed` false)."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,17 @@ def rater_summary(votes: Votes, rule: ExclusionRule) -> pd.DataFrame:
     by_count = out["checks_failed"] > (rule.max_failed if rule.max_failed is not None else np.inf)
     by_share = share > rule.max_failed_share
     out["failed_share"] = share
-    out["excluded"] = by_count | by_share
+    # True / False / None (unknown: votes without rater_completed), one value per rater (validated)
+    completed = f.groupby("rater_id")["rater_completed"].agg(lambda s: next((v for v in s if v is not None), None))
+    out["completed"] = completed.reindex(out.index)
+    by_unfinished = (out["completed"] == False) & rule.unfinished  # noqa: E712 (None stays unknown)
+    out["excluded"] = by_count | by_share | by_unfinished
     of = " of " + taken.astype(str) + " attention-check judgments"
     reason = np.where(by_count, "failed " + out["checks_failed"].astype(str) + of
                       + f" (more than {rule.max_failed})", "")
     reason = np.where(~by_count & by_share, "failed " + out["checks_failed"].astype(str) + of
                       + f" (share above {rule.max_failed_share:g})", reason)
+    reason = np.where(~by_count & ~by_share & by_unfinished, "did not finish the survey", reason)
     out["reason"] = np.where(out["excluded"], reason, np.where(out["checks"] == 0, "no attention checks", ""))
     return out.reset_index()
 
@@ -127,6 +134,8 @@ def _rule_text(rule: ExclusionRule) -> str:
         parts.append(f"more than {rule.max_failed} failed attention-check judgments")
     if rule.max_failed_share < 1.0:
         parts.append(f"a failed share of attention-check judgments above {rule.max_failed_share:g}")
+    if rule.unfinished:
+        parts.append("an unfinished survey")
     return " or ".join(parts) + (", unanswered checks counted as failed" if rule.unanswered_fails else "")
 
 
@@ -257,6 +266,9 @@ def analyze(votes: Votes, design: Design, config: AnalysisConfig | None = None) 
         "raters_total": int(len(raters)),
         "raters_excluded": int(len(excluded)),
         "raters_analyzed": int(len(raters) - len(excluded)),
+        # None: the votes do not say (not a survey export)
+        "raters_unfinished": (int((raters["completed"] == False).sum())  # noqa: E712
+                              if raters["completed"].notna().any() else None),
         "judgments_excluded": int((~f["is_attention_check"] & f["rater_id"].isin(excluded)).sum()),
         "judgments_analyzed": int(len(main)),
         "answered": int(main["answered"].sum()),

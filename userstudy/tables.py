@@ -448,6 +448,8 @@ def exclusion_text(rule) -> str:
         parts.append(f"more than {rule.max_failed} failed attention-check judgments")
     if rule.max_failed_share < 1.0:
         parts.append(f"a failed share of attention-check judgments above {rule.max_failed_share:g}")
+    if rule.unfinished:
+        parts.append("an unfinished survey (rater_completed false)")
     if not parts:
         return "none (no rater is excluded)"
     return ("exclude raters with " + " or ".join(parts)
@@ -503,6 +505,9 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
             f"- Exclusion rule: {exclusion_text(rule)}.",
             f"- Excluded: {s['raters_excluded']} raters ({s['judgments_excluded']} judgments); "
             f"analysed: {s['raters_analyzed']} raters, {s['judgments_analyzed']} judgments.",
+            *([] if not s.get("raters_unfinished") else [
+                f"- Raters who did not finish the survey: {s['raters_unfinished']} ("
+                + ("excluded" if rule.unfinished else "analysed; `--exclude-unfinished` drops them") + ")."]),
             f"- Unanswered sub-questions: {s['unanswered']}, excluded from n (the authors' template counted "
             "them in N; its p-value is `p_chi2_template` in `table.csv`).",
             f"- Questions where every rater saw the primary on the same side: {s['questions_fixed_layout']} of "

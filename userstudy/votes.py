@@ -13,6 +13,8 @@ Columns (CSV, header required, extra columns are kept):
     answered_at         ISO 8601 time of the answer (may be empty)
     expected_choice     optional: left | right, the right answer of an attention check
     source              optional: e.g. `survey` or `synthetic`
+    rater_completed     optional: true | false (or empty: unknown), whether the rater finished the survey
+                        (`fourdfy survey export` writes it); the same for every row of a rater
 
 `validate_votes` checks everything against a `Design` and raises one `VotesError` that lists every
 offending row (by its line in the CSV, header = line 1). Nothing is dropped silently: identical
@@ -34,7 +36,7 @@ from userstudy.design import Design
 
 COLUMNS = ("rater_id", "question_id", "prompt_id", "method_left", "method_right", "criterion", "choice",
            "is_attention_check", "answered_at")
-OPTIONAL_COLUMNS = ("expected_choice", "source")
+OPTIONAL_COLUMNS = ("expected_choice", "source", "rater_completed")
 CRITERIA = ("appearance", "structure", "motion", "text", "overall")
 CRITERION_ABBR = {"appearance": "AQ", "structure": "SQ", "motion": "MQ", "text": "TA", "overall": "Overall"}
 CHOICES = ("left", "right", "none")
@@ -165,6 +167,14 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     if bad.any():
         flag("is_attention_check is not true/false", bad, (*ident, "is_attention_check"))
     df["is_attention_check"] = is_check.isin(_TRUE)
+    if "rater_completed" in df.columns:
+        done = df["rater_completed"].str.strip().str.lower()
+        bad = (done != "") & ~done.isin(_TRUE | _FALSE)
+        if bad.any():
+            flag("rater_completed is not true/false (or empty)", bad, (*ident, "rater_completed"))
+        df["rater_completed"] = np.where(done.isin(_TRUE), True, np.where(done.isin(_FALSE), False, None))
+    else:
+        df["rater_completed"] = None  # unknown: not a survey export
     stamps = pd.to_datetime(df["answered_at"].where(df["answered_at"] != ""), format="ISO8601",
                             errors="coerce", utc=True)
     bad = (df["answered_at"] != "") & stamps.isna()
@@ -249,6 +259,10 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
             problems.append((f"question_id with more than one {what} across rows",
                              _rows(df, n > 1, ("question_id", "rater_id", "criterion", "prompt_id",
                                                "method_left", "method_right", "is_attention_check"))))
+    n = df.groupby("rater_id")["rater_completed"].transform("nunique")  # None is not counted
+    if (n > 1).any():
+        problems.append(("one rater marked both as having finished the survey and not (rater_completed)",
+                         _rows(df, n > 1, ("rater_id", "question_id", "criterion", "rater_completed"))))
     n = df.groupby(["rater_id", "question_id"])["method_left"].transform("nunique")
     if (n > 1).any():
         problems.append(("one rater saw one question with two different left/right layouts",

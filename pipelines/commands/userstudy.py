@@ -73,6 +73,9 @@ def analyze(
                                            help="Exclude raters failing more than this share of their checks."),
     unanswered_fails: bool = typer.Option(False, "--unanswered-fails/--unanswered-missing",
                                           help="Count unanswered attention checks as failed."),
+    exclude_unfinished: bool = typer.Option(False, "--exclude-unfinished/--keep-unfinished",
+                                            help="Exclude raters who did not finish the survey (the export's "
+                                            "rater_completed column)."),
 ) -> None:
     """Analyse a votes file: statistics per comparison and criterion, the paper's tables (Markdown,
     LaTeX, CSV), metrics.json, plot data and a report."""
@@ -87,7 +90,7 @@ def analyze(
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
                          exclusion=ExclusionRule(max_failed=max_failed, max_failed_share=max_failed_share,
-                                                 unanswered_fails=unanswered_fails))
+                                                 unanswered_fails=unanswered_fails, unfinished=exclude_unfinished))
     try:
         check_config(cfg, ANALYZE_OPTIONS)  # before any file is read
     except ValueError as err:
@@ -114,6 +117,7 @@ def analyze(
         if not err.all_excluded:
             _fail(str(err))
         also = " or count unanswered checks as missing (--unanswered-missing)" if unanswered_fails else ""
+        also += " or keep unfinished raters (--keep-unfinished)" if exclude_unfinished else ""
         _fail(f"all {err.all_excluded} raters were excluded by the attention-check rule ({err.rule}); loosen "
               f"--max-failed-share/--max-failed-checks{also}")
     try:
@@ -135,6 +139,9 @@ def analyze(
     typer.echo(f"{s['judgments_analyzed']} judgments from {s['raters_analyzed']} raters analysed "
                f"({s['raters_excluded']} excluded, {s['unanswered']} unanswered, "
                f"{s['duplicates_merged']} duplicates merged)")
+    if s.get("raters_unfinished") and not exclude_unfinished:
+        typer.secho(f"note: {s['raters_unfinished']} rater(s) did not finish the survey; their judgments are analysed "
+                    "(--exclude-unfinished drops them)", fg=typer.colors.YELLOW, err=True)
     t = result.table[result.table["n"] > 0]
     primary = d.label(d.primary) + (f" ({d.primary})" if d.label(d.primary) != d.primary else "")
     if len(t):  # the percentages are the primary's share, whichever method a row names
