@@ -128,7 +128,7 @@ def rater_summary(votes: Votes, rule: ExclusionRule) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _rule_text(rule: ExclusionRule) -> str:
+def rule_text(rule: ExclusionRule) -> str:
     parts = []
     if rule.max_failed is not None:
         parts.append(f"more than {rule.max_failed} failed attention-check judgments")
@@ -247,7 +247,7 @@ def analyze(votes: Votes, design: Design, config: AnalysisConfig | None = None) 
     main = f[~f["is_attention_check"] & ~f["rater_id"].isin(excluded)]
     # checked before the bootstrap: with no judgment left every table would be empty
     if len(raters) and len(excluded) == len(raters):
-        rule = _rule_text(config.exclusion)
+        rule = rule_text(config.exclusion)
         raise AnalysisError(f"all {len(raters)} raters were excluded by the attention-check rule ({rule}); loosen "
                             "the rule (ExclusionRule max_failed_share, max_failed)", all_excluded=len(raters),
                             rule=rule)

@@ -170,7 +170,7 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (e.g. an earlier "
                                    "export of the same study)."),
 ) -> None:
-    """Export every stored answer as a votes CSV."""
+    """Export every stored answer as a votes CSV (with `rater_completed`: whether its rater finished)."""
     from userstudy.outputs import OutputError, same_file
     from userstudy.survey.store import (StoreError, default_url, open_existing, redact, shown_url, sqlite_files,
                                         write_votes_csv)

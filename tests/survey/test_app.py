@@ -40,14 +40,23 @@ def start(query=None):
     return at
 
 
+def qkey(at):
+    """The key part of the question shown (`<position>_<digest>`): its radios are `r_<qkey>_<criterion>`."""
+    return next(b.key for b in at.button if b.key.startswith("submit_")).split("_", 1)[1]
+
+
 def position(at):
-    return int(next(b.key for b in at.button if b.key.startswith("submit_")).split("_")[1])
+    return int(qkey(at).split("_")[0])
+
+
+def submit_key(at):
+    return f"submit_{qkey(at)}"
 
 
 def answer(at, picks):
-    pos = position(at)
+    q = qkey(at)
     for crit, side in picks.items():
-        at.radio(key=f"r_{pos}_{crit}").set_value(side)
+        at.radio(key=f"r_{q}_{crit}").set_value(side)
     return at.run()
 
 
@@ -63,13 +72,13 @@ def test_consent_answer_resume_complete(env, bundle):
     assert all(r.value is None for r in at.radio)  # forced choice, no default
 
     # Submit stays disabled until all five are answered.
-    pos0 = position(at)
+    sub0 = submit_key(at)
     picks = dict(zip(CRITERIA_TEXT, ["Left", "Right", "Left", "Left", "Right"]))
     answer(at, dict(list(picks.items())[:4]))
-    assert at.button(key=f"submit_{pos0}").disabled
+    assert at.button(key=sub0).disabled
     answer(at, {"overall": "Right"})
-    assert not at.button(key=f"submit_{pos0}").disabled
-    at.button(key=f"submit_{pos0}").click().run()
+    assert not at.button(key=sub0).disabled
+    at.button(key=sub0).click().run()
     assert f"Question 2 of {n}" in at.get("progress")[0].proto.text
     items, done = store.progress(env, rater)
     first = items[0]
@@ -83,9 +92,9 @@ def test_consent_answer_resume_complete(env, bundle):
     assert f"Question 2 of {n}" in again.get("progress")[0].proto.text
     assert position(again) == 1
     for _ in range(n - 1):
-        pos = position(again)
+        sub = submit_key(again)
         answer(again, dict.fromkeys(CRITERIA_TEXT, "Left"))
-        again.button(key=f"submit_{pos}").click().run()
+        again.button(key=sub).click().run()
     assert "Thank you!" in [t.value for t in again.title]
     assert "CODE-123" in [c.value for c in again.code]
     assert len(store.export_votes(env)) == 5 * n
@@ -100,9 +109,9 @@ def test_two_raters_are_isolated(env, bundle):
     a, b = start(), start()
     ta, tb = _token(a), _token(b)
     assert ta != tb and len(ta) >= 32
-    pos = position(a)
+    sub = submit_key(a)
     answer(a, dict.fromkeys(CRITERIA_TEXT, "Right"))
-    a.button(key=f"submit_{pos}").click().run()
+    a.button(key=sub).click().run()
     rb = store.get_rater(env, tb)
     assert store.progress(env, rb)[1] == set()  # b still at its first question
     assert f"Question 1 of {len(bundle.questions)}" in b.run().get("progress")[0].proto.text
@@ -110,10 +119,12 @@ def test_two_raters_are_isolated(env, bundle):
 
 def test_crowd_id_continues_the_same_rater(env):
     first = start({"PROLIFIC_PID": "abc ü"})
-    pos = position(first)
+    sub = submit_key(first)
     answer(first, dict.fromkeys(CRITERIA_TEXT, "Left"))
-    first.button(key=f"submit_{pos}").click().run()
-    again = start({"PROLIFIC_PID": "abc ü"})  # the platform's link opened a second time
+    first.button(key=sub).click().run()
+    # the platform's link opened a second time: the same rater continues, without a second consent
+    again = run({"PROLIFIC_PID": "abc ü"})
+    assert not again.checkbox  # no consent page
     other = start({"PROLIFIC_PID": "xyz"})
     t1, t2, t3 = (_token(a) for a in (first, again, other))
     assert t1 == t2 and t3 != t1
@@ -138,7 +149,7 @@ def test_admin_password_from_the_secrets_file(env, tmp_path):
     (tmp_path / ".streamlit" / "secrets.toml").write_text('admin_password = "from-file"\n')
     at = run({"view": "admin"})
     assert not at.error
-    at.text_input(key="admin_password").input("from-file").run()
+    at.text_input(key="admin_password").input("from-file")  # in the login form: sent with its button
     at.button(key="admin_login").click().run()
     assert {m.label for m in at.metric} >= {"Raters started", "Judgments"}
 
@@ -146,16 +157,16 @@ def test_admin_password_from_the_secrets_file(env, tmp_path):
 def test_admin_wrong_and_right_password(env, monkeypatch):
     monkeypatch.setenv("FOURDFY_SURVEY_ADMIN_PASSWORD", "s3cret-ü")
     rater = start()
-    pos = position(rater)
+    sub = submit_key(rater)
     answer(rater, dict.fromkeys(CRITERIA_TEXT, "Left"))
-    rater.button(key=f"submit_{pos}").click().run()
+    rater.button(key=sub).click().run()
 
     at = run({"view": "admin"})
-    at.text_input(key="admin_password").input("wrong").run()
+    at.text_input(key="admin_password").input("wrong")  # in the login form: sent with its button
     at.button(key="admin_login").click().run()
     assert "Wrong password." in [e.value for e in at.error]
     assert not at.dataframe and not at.metric
-    at.text_input(key="admin_password").input("s3cret-ü").run()
+    at.text_input(key="admin_password").input("s3cret-ü")  # in the login form: sent with its button
     at.button(key="admin_login").click().run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Raters started"] == "1" and metrics["Raters completed"] == "0" and metrics["Judgments"] == "5"
@@ -168,7 +179,8 @@ def test_admin_wrong_and_right_password(env, monkeypatch):
         assert len(checks) == (1 if failed else 0)
     else:
         primary_left = votes["method_left"].iloc[0] == "4dfy"
-        assert list(table["n"]) == [1] * 5 and list(table["for_primary"]) == [int(primary_left)] * 5
+        assert list(table["Judgments"]) == [1] * 5 and list(table["For 4dfy"]) == [int(primary_left)] * 5
+        assert list(table["% for 4dfy"]) == [100.0 * primary_left] * 5
     assert at.get("download_button")
 
 
@@ -182,9 +194,9 @@ def test_a_database_error_shows_raters_a_note_and_loses_nothing(env, bundle):
 
     at = start()
     token = _token(at)
-    pos = position(at)
+    sub = submit_key(at)
     at = answer(at, dict(zip(CRITERIA_TEXT, ["Left"] * 5)))
-    at.button(key=f"submit_{pos}").click().run()
+    at.button(key=sub).click().run()
     assert len(store.export_votes(env)) == 5
     saved = store.export_votes(env)
     with env.begin() as conn:  # the database fails: the answers table is renamed away

@@ -135,3 +135,12 @@ def test_training_runs_given_as_artifacts_are_named_as_runs_to_render(tmp_path):
         res = _build(tmp_path, NO_PROMPT_SET, arts)
         assert res.exit_code == 2 and says in res.output, res.output
         assert "ckpt" not in res.output and "manifest" not in res.output and _nothing_written(tmp_path)
+
+
+def test_the_bundle_keeps_the_design_labels_the_admin_tally_shows(study_inputs, tmp_path):
+    arts, prompts_dir, _ = study_inputs
+    design = {**NO_PROMPT_SET, "methods": {"4dfy": {"label": "4D-fy"}, "mav3d": {"label": "MAV3D", "latex": "MAV3D"}}}
+    res = _build(tmp_path, design, arts)
+    assert res.exit_code == 0, res.output
+    d = load_bundle(tmp_path / "b").design
+    assert d.label("4dfy") == "4D-fy" and d.label("mav3d") == "MAV3D" and d.label("attention_decoy") == "attention_decoy"

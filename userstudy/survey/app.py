@@ -7,12 +7,14 @@ FOURDFY_SURVEY_BUNDLE (bundle folder, required), FOURDFY_SURVEY_DB [db_url] (def
 `survey.sqlite` in the bundle), FOURDFY_SURVEY_COMPLETION_CODE [completion_code],
 FOURDFY_SURVEY_ADMIN_PASSWORD [admin_password] (none set -> the admin page is off).
 
-Pages: `/` consent, questions and completion; `/?t=<token>` resumes a rater; `/?view=admin` the
-admin page. The browser only ever sees the prompt, opaque media URLs and the rater's token.
+Pages: `/` consent, questions and completion; `/?t=<token>` resumes a rater (so does `/` again in the
+same browser tab, e.g. after Back, and a platform link `/?PROLIFIC_PID=...` already started); `/?view=admin`
+the admin page. The browser only ever sees the prompt, opaque media URLs and the rater's token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import re
@@ -20,6 +22,7 @@ import sys
 import time
 import traceback
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import streamlit as st
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -32,7 +35,11 @@ from userstudy.survey.texts import CRITERIA_TEXT
 # Streamlit autoplays a video only the first time its element mounts in a page; a remount (reruns
 # shuffle the element tree) leaves it paused at 0. This constant script starts every new video
 # element once, muted; a rater may still pause it with the controls.
-_START_VIDEOS = """<script>
+# Streamlit also keeps the page's scroll position across reruns, so after Submit the next question would
+# open where the last one's Submit button was, its "Question k of n" and prompt out of view: the same
+# script scrolls the page (Streamlit scrolls its <main data-testid="stMain">, not the window) to the top
+# whenever the progress text changes, i.e. whenever another question is shown.
+_PAGE_SCRIPT = """<script>
 (function () {
   const start = () => document.querySelectorAll('video[data-testid="stVideo"]').forEach((v) => {
     if (v.dataset.started) return;
@@ -41,15 +48,46 @@ _START_VIDEOS = """<script>
     const p = v.play();
     if (p) p.catch(() => {});
   });
-  start();
-  if (!window.__startVideos) {
-    window.__startVideos = new MutationObserver(start);
-    window.__startVideos.observe(document.body, {childList: true, subtree: true});
+  const toTop = () => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    if (main) main.scrollTo(0, 0);
+    window.scrollTo(0, 0);
+  };
+  const question = () => {
+    const bar = document.querySelector('[data-testid="stProgress"]');
+    return bar ? bar.innerText : null;
+  };
+  const check = () => {
+    start();
+    const q = question();
+    if (q !== null && q !== window.__surveyQuestion) {
+      window.__surveyQuestion = q;
+      toTop();
+    }
+  };
+  check();
+  if (!window.__surveyObserver) {
+    window.__surveyObserver = new MutationObserver(check);
+    window.__surveyObserver.observe(document.body, {childList: true, subtree: true, characterData: true});
   }
 })();
 </script>"""
+# Streamlit stacks columns below 640 px, which would put the "Left" video above the "Right" one on a
+# phone: the row of the two videos (the container keyed VIDEO_ROW) stays side by side at any width.
+VIDEO_ROW = "survey_videos"
+_VIDEO_ROW_CSS = f"""<style>
+.st-key-{VIDEO_ROW} [data-testid="stHorizontalBlock"] {{ flex-wrap: nowrap !important; }}
+.st-key-{VIDEO_ROW} [data-testid="stColumn"] {{
+  flex: 1 1 0 !important; min-width: 0 !important; width: auto !important;
+}}
+</style>"""
+# session_state keys of one browser tab: the rater's token, the question shown last, the question submitted
+# last, and a question shown because the one before was answered in another tab
+TOKEN_KEY, SHOWN_KEY, SUBMITTED_KEY, MOVED_KEY = "rater_token", "shown_question", "submitted_question", "moved_question"
 SIDE_LABELS = {"Left": "left", "Right": "right"}
 EXTERNAL_ID_PARAMS = ("pid", "PROLIFIC_PID", "workerId")  # crowd platforms append one of these to the link
+ANSWERED_ELSEWHERE = ("That question was already answered (in another tab or window); this is the next one. "
+                      "Nothing you chose on it here was recorded.")
 UNAVAILABLE = ("The study is unavailable for a moment. The answers you have submitted are saved. Please wait a "
                "minute, then press the button again or reload this page to continue where you left off.")
 
@@ -81,6 +119,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _external_id() -> str:
+    """The crowd platform's participant id on the link ('' when none)."""
+    return next((str(st.query_params[p]) for p in EXTERNAL_ID_PARAMS if p in st.query_params), "")[:200]
+
+
 def _consent(engine, bundle) -> None:
     st.title("Video comparison study")
     st.markdown(
@@ -91,47 +134,78 @@ def _consent(engine, bundle) -> None:
         st.markdown(f"- **{title}:** {text}")
     st.markdown(
         "All five choices are required. There are no right or wrong answers except for a few check "
-        "questions with an obvious answer. Your progress is saved after every question: keep the link of "
-        "the next page to continue later. We record your choices and the time you spend per question, "
-        "nothing else; participation is voluntary and you may stop at any time.")
+        "questions with an obvious answer. Your progress is saved after every question: the question pages "
+        "show your personal link, keep it to continue later. We record your choices and the time you spend "
+        "per question, nothing else; participation is voluntary and you may stop at any time.")
     agreed = st.checkbox("I have read the instructions and agree to take part.", key="consent")
     if st.button("Start", key="start", disabled=not agreed, type="primary"):
-        external = next((str(st.query_params[p]) for p in EXTERNAL_ID_PARAMS if p in st.query_params), "")
-        external = external[:200]
+        external = _external_id()
         rater = (store.rater_for_external_id(engine, external)
                  or store.create_rater(engine, bundle.questions, _now(), external_id=external))
+        st.session_state[TOKEN_KEY] = rater.token
         st.query_params.clear()
         st.query_params["t"] = rater.token
         st.rerun()
 
 
+def _question_key(rater, item) -> str:
+    """Widget-key part naming this rater's question: a question shown in place of another (answered in a
+    second tab) gets fresh widgets, and no choice carries over. A digest, so that the page's HTML (Streamlit
+    writes keys into class names) carries no question id."""
+    digest = hashlib.sha256(f"{rater.token}\0{item.question_id}".encode("utf-8")).hexdigest()[:12]
+    return f"{item.position}_{digest}"
+
+
 def _question(engine, bundle, rater, item, n_done: int, n_all: int) -> None:
     question = bundle.by_id[item.question_id]
-    timer = f"shown_{rater.token}_{item.position}"
+    qkey = _question_key(rater, item)
+    timer = f"shown_{qkey}"
     st.session_state.setdefault(timer, time.monotonic())
+    # This browser tab showed another question of this rater last and did not submit it: it was answered
+    # elsewhere (a second tab). Say so for as long as this question is shown (a notice vanishing at the next
+    # click would shift the choices under the rater's finger).
+    shown = st.session_state.get(SHOWN_KEY)  # (token, question key)
+    if (shown is not None and shown[0] == rater.token and shown[1] != qkey
+            and shown[1] != st.session_state.get(SUBMITTED_KEY)):
+        st.session_state[MOVED_KEY] = qkey
+    st.session_state[SHOWN_KEY] = (rater.token, qkey)
     st.progress(n_done / n_all, text=f"Question {n_done + 1} of {n_all}")
+    if st.session_state.get(MOVED_KEY) == qkey:
+        st.info(ANSWERED_ELSEWHERE)
     st.markdown(f"**Prompt:** {_escape_markdown(question.prompt)}")
     videos = {question.method_a: question.video_a, question.method_b: question.video_b}
-    left, right = st.columns(2, gap="medium")
+    with st.container(key=VIDEO_ROW):
+        left, right = st.columns(2, gap="medium")
     for col, side, method in ((left, "Left", item.method_left), (right, "Right", item.method_right)):
         with col:
             st.caption(side)
             st.video(str(bundle.video_path(videos[method])), format="video/mp4", loop=True, muted=True,
                      autoplay=True)
-    st.html(_START_VIDEOS, unsafe_allow_javascript=True)
+    st.html(_PAGE_SCRIPT + _VIDEO_ROW_CSS, unsafe_allow_javascript=True)
     st.markdown("Choose the video you prefer for each criterion:")
     picks = {}
     for crit, (title, text) in CRITERIA_TEXT.items():
         picks[crit] = st.radio(title, list(SIDE_LABELS), index=None, horizontal=True, help=text,
-                               key=f"r_{item.position}_{crit}")
+                               key=f"r_{qkey}_{crit}")
     missing = [CRITERIA_TEXT[c][0] for c, v in picks.items() if v is None]
     if missing:
         st.caption(f"Still to answer: {', '.join(missing)}.")
-    if st.button("Submit and continue", key=f"submit_{item.position}", disabled=bool(missing), type="primary"):
+    if st.button("Submit and continue", key=f"submit_{qkey}", disabled=bool(missing), type="primary"):
         choices = {c: SIDE_LABELS[v] for c, v in picks.items()}
         seconds = time.monotonic() - st.session_state[timer]
         store.submit_answer(engine, rater, question, choices, seconds=seconds, now=_now())
+        st.session_state[SUBMITTED_KEY] = qkey
         st.rerun()
+    st.caption("Your personal link to continue later (your answers so far are saved):")
+    st.code(_personal_link(rater.token), language=None)
+
+
+def _personal_link(token: str) -> str:
+    """The rater's link as their browser reaches the app (through any proxy); relative where unknown."""
+    base = st.context.url or ""  # scheme, host and path, without the query
+    if base and not urlsplit(base).path:
+        base += "/"
+    return f"{base}?t={token}"
 
 
 def _completion(code: str) -> None:
@@ -142,6 +216,21 @@ def _completion(code: str) -> None:
         st.code(code, language=None)
 
 
+def _tally_table(t: dict, design) -> "pd.DataFrame":
+    """The admin table as people read it: the design's labels, percentages to one decimal."""
+    import pandas as pd
+
+    primary = design.label(design.primary)
+    table = t["table"]
+    return pd.DataFrame({
+        "Comparison": [f"{primary} vs {design.label(m)}" for m in table["comparison"]],
+        "Criterion": [CRITERIA_TEXT.get(c, (c,))[0] for c in table["criterion"]],
+        "Judgments": table["n"].astype(int),
+        f"For {primary}": table["for_primary"].astype(int),
+        f"% for {primary}": table["pct_primary"].astype(float).round(1),
+    })
+
+
 def _admin(engine, bundle) -> None:
     st.title("Survey admin")
     expected = _setting("FOURDFY_SURVEY_ADMIN_PASSWORD", "admin_password")
@@ -150,24 +239,38 @@ def _admin(engine, bundle) -> None:
                  "(set FOURDFY_SURVEY_ADMIN_PASSWORD or admin_password in .streamlit/secrets.toml).")
         return
     if not st.session_state.get("admin_ok"):
-        given = st.text_input("Password", type="password", key="admin_password")
-        if st.button("Log in", key="admin_login"):
+        with st.form("admin_login_form", border=False):  # Enter in the field submits the form
+            given = st.text_input("Password", type="password", key="admin_password")
+            submitted = st.form_submit_button("Log in", key="admin_login")
+        if submitted:
             if hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
                 st.session_state["admin_ok"] = True
                 st.rerun()
             time.sleep(1.0)  # slows down guessing
             st.error("Wrong password.")
         return
-    t = store.tally(engine, bundle.design)
+    design = bundle.design
+    t = store.tally(engine, design)
     a, b, c, d = st.columns(4)
     a.metric("Raters started", t["raters_started"])
     b.metric("Raters completed", t["raters_completed"])
     c.metric("Judgments", t["judgments"])
     d.metric("Median s / question", "-" if t["median_seconds"] != t["median_seconds"] else f"{t['median_seconds']:.1f}")
-    st.subheader(f"Preference for {bundle.design.primary} (attention checks excluded)")
-    st.dataframe(t["table"], hide_index=True, key="admin_table")
+    primary = design.label(design.primary)
+    if t["exclusion_error"]:
+        st.subheader(f"Preference for {_escape_markdown(primary)}: all raters, before exclusions")
+        st.caption(f"The attention-check rule of `fourdfy analyze` could not be applied: {t['exclusion_error']}")
+    else:
+        n_out = len(t["excluded"])
+        st.subheader(f"Preference for {_escape_markdown(primary)}")
+        st.caption(f"Attention checks left out, and the {n_out} rater(s) that `fourdfy analyze` excludes by "
+                   f"default ({t['rule']}); `fourdfy analyze` gives the final numbers and their intervals.")
+    st.dataframe(_tally_table(t, design), hide_index=True, key="admin_table",
+                 column_config={f"% for {primary}": st.column_config.NumberColumn(format="%.1f")})
     st.subheader("Raters who failed attention checks")
-    st.dataframe(t["check_failures"], hide_index=True, key="admin_checks")
+    failures = t["check_failures"].rename(columns={"rater_id": "Rater", "failed": "Failed judgments",
+                                                   "checks": "Check judgments", "excluded": "Excluded"})
+    st.dataframe(failures, hide_index=True, key="admin_checks")
     if t["judgments"]:
         st.download_button("Export votes.csv", store.export_votes(engine).to_csv(index=False).encode("utf-8"),
                            file_name="votes.csv", mime="text/csv", key="admin_export")
@@ -201,17 +304,36 @@ def _page(engine, bundle) -> None:
         return
     token = st.query_params.get("t")
     if not token:
-        _consent(engine, bundle)
-        return
+        rater = _known_rater(engine)
+        if rater is None:
+            _consent(engine, bundle)
+            return
+        # a rater who started already continues (no second consent, no second rater): the link gets
+        # their token back
+        token = rater.token
+        st.query_params.clear()
+        st.query_params["t"] = token
     rater = store.get_rater(engine, token)
     if rater is None:
         st.error("This link is not valid. Open the study link you were given without the part after '?'.")
         return
+    st.session_state[TOKEN_KEY] = rater.token
     item, n_done, n_all = store.next_assignment(engine, rater)
     if item is None:
         _completion(_setting("FOURDFY_SURVEY_COMPLETION_CODE", "completion_code"))
         return
     _question(engine, bundle, rater, item, n_done, n_all)
+
+
+def _known_rater(engine):
+    """The rater a link without a token belongs to, or None (consent first): the crowd platform's id on
+    the link names one; without one, the rater this browser tab was showing (the browser's Back button
+    returns to the link without the token, in the same Streamlit session)."""
+    external = _external_id()
+    if external:  # a platform id decides, so that another participant on this tab is never continued as the last
+        return store.rater_for_external_id(engine, external)
+    remembered = st.session_state.get(TOKEN_KEY)
+    return store.get_rater(engine, remembered) if remembered else None
 
 
 if __name__ == "__main__":  # streamlit runs this file as __main__; importing it does nothing

@@ -89,10 +89,12 @@ class Bundle:
 
 
 def _design_data(design: Design) -> dict:
-    """The parts of a design the votes validator needs, in the short design form."""
+    """The parts of a design the votes validator and the admin tally need, in the short design form (labels
+    included: the tally names methods as the tables do)."""
     check = design.check
     return {"name": design.name or "survey", "primary": design.primary, "comparisons": list(design.comparisons),
-            "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)}}
+            "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)},
+            "methods": {m: {"label": lab.label, "latex": lab.latex} for m, lab in design.labels.items()}}
 
 
 ROOT_LAYOUT = "<method>/<prompt_slug>/"

@@ -417,7 +417,10 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-VOTES_COLUMNS = COLUMNS + OPTIONAL_COLUMNS + ("position", "seconds", "external_id", "prompt")
+# `rater_completed` (true/false): whether the rater finished the survey, so that an analysis can tell finished
+# raters from abandoned ones (dict.fromkeys: votes.py may list it among its optional columns)
+VOTES_COLUMNS = tuple(dict.fromkeys(COLUMNS + OPTIONAL_COLUMNS + ("position", "seconds", "external_id", "prompt",
+                                                                 "rater_completed")))
 
 
 def export_votes(engine: sa.Engine):
@@ -426,8 +429,8 @@ def export_votes(engine: sa.Engine):
     import pandas as pd
 
     order = {c: i for i, c in enumerate(CRITERIA)}
-    stmt = (sa.select(answers, raters.c.external_id).join(raters, raters.c.id == answers.c.rater_id)
-            .order_by(answers.c.rater_id, answers.c.position))
+    stmt = (sa.select(answers, raters.c.external_id, raters.c.completed_at.label("rater_completed_at"))
+            .join(raters, raters.c.id == answers.c.rater_id).order_by(answers.c.rater_id, answers.c.position))
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
     records = [{
@@ -436,7 +439,8 @@ def export_votes(engine: sa.Engine):
         "choice": r["choice"], "is_attention_check": "true" if r["is_attention_check"] else "false",
         "answered_at": _iso(r["answered_at"]), "expected_choice": r["expected_choice"], "source": "survey",
         "position": str(r["position"]), "seconds": f"{r['seconds']:.3f}", "external_id": r["external_id"],
-        "prompt": r["prompt"], "_k": (r["rater_id"], r["position"], order[r["criterion"]])} for r in rows]
+        "prompt": r["prompt"], "rater_completed": "false" if r["rater_completed_at"] is None else "true",
+        "_k": (r["rater_id"], r["position"], order[r["criterion"]])} for r in rows]
     records.sort(key=lambda rec: rec["_k"])
     return pd.DataFrame([{k: v for k, v in rec.items() if k != "_k"} for rec in records], columns=list(VOTES_COLUMNS))
 
@@ -455,21 +459,36 @@ def write_votes_csv(engine: sa.Engine, out: Path | str) -> int:
 
 def tally(engine: sa.Engine, design) -> dict:
     """What the admin page shows: raters started/completed, per comparison and criterion the share of
-    answers for the primary, attention-check failures, median seconds per question."""
+    answers for the primary, attention-check failures, median seconds per question. The raters that
+    `fourdfy analyze` excludes by default (`ExclusionRule()`) are left out of the preference table, as there;
+    `excluded` lists them, `rule` says the rule, `exclusion_error` why it could not be applied ('' if it was:
+    otherwise the table holds all raters)."""
     import pandas as pd
+
+    from userstudy.analysis import ExclusionRule, rule_text, rater_summary
+    from userstudy.votes import VotesError, validate_votes
 
     with engine.connect() as conn:
         started = conn.execute(sa.select(sa.func.count()).select_from(raters)).scalar_one()
         completed = conn.execute(sa.select(sa.func.count()).select_from(raters)
                                  .where(raters.c.completed_at.is_not(None))).scalar_one()
     votes = export_votes(engine)
+    rule = ExclusionRule()
     out = {"raters_started": started, "raters_completed": completed, "judgments": len(votes),
            "table": pd.DataFrame(columns=["comparison", "criterion", "n", "for_primary", "pct_primary"]),
-           "check_failures": pd.DataFrame(columns=["rater_id", "failed", "checks"]), "median_seconds": float("nan")}
+           "check_failures": pd.DataFrame(columns=["rater_id", "failed", "checks", "excluded"]),
+           "median_seconds": float("nan"), "excluded": [], "rule": rule_text(rule), "exclusion_error": ""}
     if votes.empty:
         return out
+    try:
+        summary = rater_summary(validate_votes(votes, design, source="survey database"), rule)
+        excluded = set(summary.loc[summary["excluded"], "rater_id"])
+    except VotesError as err:  # e.g. a design edited after the bundle was built: still show every answer
+        out["exclusion_error"] = str(err).splitlines()[0]
+        excluded = set()
+    out["excluded"] = sorted(excluded)
     primary = design.primary
-    main = votes[votes["is_attention_check"] == "false"]
+    main = votes[(votes["is_attention_check"] == "false") & ~votes["rater_id"].isin(excluded)]
     if len(main):
         comparison = main["method_left"].where(main["method_left"] != primary, main["method_right"])
         primary_side = (main["method_left"] == primary).map({True: "left", False: "right"})
@@ -483,6 +502,7 @@ def tally(engine: sa.Engine, design) -> dict:
     if len(checks):
         failed = (checks["choice"] != checks["expected_choice"]).groupby(checks["rater_id"]).agg(["sum", "size"])
         failed = failed.reset_index().rename(columns={"sum": "failed", "size": "checks"})
+        failed["excluded"] = failed["rater_id"].isin(excluded)
         out["check_failures"] = failed[failed["failed"] > 0].reset_index(drop=True)
     per_question = votes.drop_duplicates(["rater_id", "question_id"])["seconds"].astype(float)
     out["median_seconds"] = float(per_question.median())
