@@ -261,7 +261,7 @@ def coverage_text(alpha: float) -> str:
     return f"{100 * (1 - alpha):.10g}%"
 
 
-HOLM_FAMILY = "over every comparison and criterion of the analysis (all its tables together)"
+HOLM_FAMILY = "over every comparison and criterion of the analysis, all its tables together"
 """The Holm family, as the captions say it (`analysis._cell_rows`: every cell with judgments)."""
 
 
