@@ -113,3 +113,18 @@ def live_server(bundle, tmp_path):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture()
+def app_env(bundle, tmp_path, monkeypatch):
+    """The environment `fourdfy survey serve` gives the app (bundle, a SQLite database, a completion code, no
+    admin password, no secrets.toml); returns the database's engine."""
+    from userstudy.survey import store
+
+    db = f"sqlite:///{tmp_path / 'app.sqlite'}"
+    monkeypatch.setenv("FOURDFY_SURVEY_BUNDLE", str(bundle.root))
+    monkeypatch.setenv("FOURDFY_SURVEY_DB", db)
+    monkeypatch.setenv("FOURDFY_SURVEY_COMPLETION_CODE", "CODE-123")
+    monkeypatch.delenv("FOURDFY_SURVEY_ADMIN_PASSWORD", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
+    return store.make_engine(db)

@@ -121,3 +121,30 @@ def partial_artifacts(arts: Path, dest: Path) -> Path:
     shutil.rmtree(dest / "mav3d" / "a_panda_dancing")
     shutil.rmtree(dest / "attention_decoy")
     return dest
+
+
+# --- the app under streamlit.testing.v1.AppTest -------------------------------------------------------------------
+
+def app_run(query=None):
+    """The survey app run once by AppTest, with `query` as the link's query parameters."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def app_token(at) -> str:
+    """The rater token on the app's link (`?t=`)."""
+    t = at.query_params["t"]
+    return t[0] if isinstance(t, list) else t
+
+
+def app_start(query=None):
+    """A new rater: the consent page (Start disabled until consent), consent, Start."""
+    at = app_run(query)
+    assert at.button(key="start").disabled  # consent first
+    at.checkbox(key="consent").check().run()
+    at.button(key="start").click().run()
+    return at

@@ -2,42 +2,10 @@
 completion, isolation, admin page refused without a password and with a wrong one."""
 
 import pytest
-from survey_helpers import APP
-from streamlit.testing.v1 import AppTest
+from survey_helpers import app_run as run, app_start as start, app_token as _token
 
 from userstudy.survey import store
 from userstudy.survey.texts import CRITERIA_TEXT
-
-
-@pytest.fixture()
-def env(bundle, tmp_path, monkeypatch):
-    db = f"sqlite:///{tmp_path / 'app.sqlite'}"
-    monkeypatch.setenv("FOURDFY_SURVEY_BUNDLE", str(bundle.root))
-    monkeypatch.setenv("FOURDFY_SURVEY_DB", db)
-    monkeypatch.setenv("FOURDFY_SURVEY_COMPLETION_CODE", "CODE-123")
-    monkeypatch.delenv("FOURDFY_SURVEY_ADMIN_PASSWORD", raising=False)
-    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
-    return store.make_engine(db)
-
-
-def run(query=None):
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
-
-
-def _token(at):
-    t = at.query_params["t"]
-    return t[0] if isinstance(t, list) else t
-
-
-def start(query=None):
-    at = run(query)
-    assert at.button(key="start").disabled  # consent first
-    at.checkbox(key="consent").check().run()
-    at.button(key="start").click().run()
-    return at
 
 
 def qkey(at):
@@ -60,10 +28,10 @@ def answer(at, picks):
     return at.run()
 
 
-def test_consent_answer_resume_complete(env, bundle):
+def test_consent_answer_resume_complete(app_env, bundle):
     at = start({"PROLIFIC_PID": "p'); DROP TABLE raters;--"})
     token = _token(at)
-    rater = store.get_rater(env, token)
+    rater = store.get_rater(app_env, token)
     assert rater is not None and rater.external_id == "p'); DROP TABLE raters;--"
     n = len(bundle.questions)
     assert f"Question 1 of {n}" in at.get("progress")[0].proto.text
@@ -80,10 +48,10 @@ def test_consent_answer_resume_complete(env, bundle):
     assert not at.button(key=sub0).disabled
     at.button(key=sub0).click().run()
     assert f"Question 2 of {n}" in at.get("progress")[0].proto.text
-    items, done = store.progress(env, rater)
+    items, done = store.progress(app_env, rater)
     first = items[0]
     assert done == {first.question_id}
-    votes = store.export_votes(env)
+    votes = store.export_votes(app_env)
     assert list(votes["choice"]) == ["left", "right", "left", "left", "right"]
     assert set(votes["method_left"]) == {first.method_left}
 
@@ -97,27 +65,27 @@ def test_consent_answer_resume_complete(env, bundle):
         again.button(key=sub).click().run()
     assert "Thank you!" in [t.value for t in again.title]
     assert "CODE-123" in [c.value for c in again.code]
-    assert len(store.export_votes(env)) == 5 * n
-    assert store.get_rater(env, token).completed
+    assert len(store.export_votes(app_env)) == 5 * n
+    assert store.get_rater(app_env, token).completed
     # Reopening a completed link shows the completion page again, nothing is added.
     done_again = run({"t": token})
     assert "CODE-123" in [c.value for c in done_again.code]
-    assert len(store.export_votes(env)) == 5 * n
+    assert len(store.export_votes(app_env)) == 5 * n
 
 
-def test_two_raters_are_isolated(env, bundle):
+def test_two_raters_are_isolated(app_env, bundle):
     a, b = start(), start()
     ta, tb = _token(a), _token(b)
     assert ta != tb and len(ta) >= 32
     sub = submit_key(a)
     answer(a, dict.fromkeys(CRITERIA_TEXT, "Right"))
     a.button(key=sub).click().run()
-    rb = store.get_rater(env, tb)
-    assert store.progress(env, rb)[1] == set()  # b still at its first question
+    rb = store.get_rater(app_env, tb)
+    assert store.progress(app_env, rb)[1] == set()  # b still at its first question
     assert f"Question 1 of {len(bundle.questions)}" in b.run().get("progress")[0].proto.text
 
 
-def test_crowd_id_continues_the_same_rater(env):
+def test_crowd_id_continues_the_same_rater(app_env):
     first = start({"PROLIFIC_PID": "abc ü"})
     sub = submit_key(first)
     answer(first, dict.fromkeys(CRITERIA_TEXT, "Left"))
@@ -131,20 +99,20 @@ def test_crowd_id_continues_the_same_rater(env):
     assert "Question 2 of" in again.get("progress")[0].proto.text
 
 
-def test_bad_token(env):
+def test_bad_token(app_env):
     at = run({"t": "' OR '1'='1"})
     assert "not valid" in at.error[0].value
     assert not at.get("video")
 
 
-def test_admin_off_without_password(env):
+def test_admin_off_without_password(app_env):
     at = run({"view": "admin"})
     assert "admin page is off" in at.error[0].value
     assert not at.text_input and not at.get("download_button")
 
 
-def test_admin_password_from_the_secrets_file(env, tmp_path):
-    """`admin_password` in ./.streamlit/secrets.toml (env's cwd) opens the page, read as `db_url` is."""
+def test_admin_password_from_the_secrets_file(app_env, tmp_path):
+    """`admin_password` in ./.streamlit/secrets.toml (app_env's cwd) opens the page, read as `db_url` is."""
     (tmp_path / ".streamlit").mkdir()
     (tmp_path / ".streamlit" / "secrets.toml").write_text('admin_password = "from-file"\n')
     at = run({"view": "admin"})
@@ -154,7 +122,7 @@ def test_admin_password_from_the_secrets_file(env, tmp_path):
     assert {m.label for m in at.metric} >= {"Raters started", "Judgments"}
 
 
-def test_admin_wrong_and_right_password(env, monkeypatch):
+def test_admin_wrong_and_right_password(app_env, monkeypatch):
     monkeypatch.setenv("FOURDFY_SURVEY_ADMIN_PASSWORD", "s3cret-ü")
     rater = start()
     sub = submit_key(rater)
@@ -170,7 +138,7 @@ def test_admin_wrong_and_right_password(env, monkeypatch):
     at.button(key="admin_login").click().run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Raters started"] == "1" and metrics["Raters completed"] == "0" and metrics["Judgments"] == "5"
-    votes = store.export_votes(env)
+    votes = store.export_votes(app_env)
     table = at.dataframe[0].value
     checks = at.dataframe[1].value
     if votes["is_attention_check"].iloc[0] == "true":  # the first question this rater drew was the check
@@ -184,7 +152,7 @@ def test_admin_wrong_and_right_password(env, monkeypatch):
     assert at.get("download_button")
 
 
-def test_a_database_error_shows_raters_a_note_and_loses_nothing(env, bundle):
+def test_a_database_error_shows_raters_a_note_and_loses_nothing(app_env, bundle):
     """While the database fails (a PostgreSQL restart, a lock held too long; here the answers table is gone, which
     SQLite reports as the OperationalError a lost server raises), a rater sees one plain note, not Streamlit's
     error page; the answers stored before are kept, and once the database is back the same link resumes."""
@@ -197,15 +165,15 @@ def test_a_database_error_shows_raters_a_note_and_loses_nothing(env, bundle):
     sub = submit_key(at)
     at = answer(at, dict(zip(CRITERIA_TEXT, ["Left"] * 5)))
     at.button(key=sub).click().run()
-    assert len(store.export_votes(env)) == 5
-    saved = store.export_votes(env)
-    with env.begin() as conn:  # the database fails: the answers table is renamed away
+    assert len(store.export_votes(app_env)) == 5
+    saved = store.export_votes(app_env)
+    with app_env.begin() as conn:  # the database fails: the answers table is renamed away
         conn.execute(text("ALTER TABLE answers RENAME TO answers_away"))
     at = run({"t": token})
     assert not at.exception, at.exception
     assert [w.value for w in at.warning] == [UNAVAILABLE]
-    with env.begin() as conn:  # back
+    with app_env.begin() as conn:  # back
         conn.execute(text("ALTER TABLE answers_away RENAME TO answers"))
     at = run({"t": token})
     assert not at.warning and f"Question 2 of {len(bundle.questions)}" in at.get("progress")[0].proto.text
-    assert store.export_votes(env).equals(saved)
+    assert store.export_votes(app_env).equals(saved)

@@ -9,8 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from survey_helpers import APP, at as t_at
-from streamlit.testing.v1 import AppTest
+from survey_helpers import app_run as run, app_start as start, app_token as token_of, at as t_at
 from typer.testing import CliRunner
 
 from pipelines.cli import app as cli
@@ -18,36 +17,6 @@ from userstudy.survey import store
 from userstudy.survey.app import ANSWERED_ELSEWHERE
 from userstudy.survey.texts import CRITERIA_TEXT
 from userstudy.votes import CRITERIA
-
-
-@pytest.fixture()
-def env(bundle, tmp_path, monkeypatch):
-    db = f"sqlite:///{tmp_path / 'app.sqlite'}"
-    monkeypatch.setenv("FOURDFY_SURVEY_BUNDLE", str(bundle.root))
-    monkeypatch.setenv("FOURDFY_SURVEY_DB", db)
-    monkeypatch.setenv("FOURDFY_SURVEY_COMPLETION_CODE", "CODE-123")
-    monkeypatch.delenv("FOURDFY_SURVEY_ADMIN_PASSWORD", raising=False)
-    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
-    return store.make_engine(db)
-
-
-def run(query=None):
-    at = AppTest.from_file(str(APP), default_timeout=30)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
-
-
-def token_of(at):
-    t = at.query_params["t"]
-    return t[0] if isinstance(t, list) else t
-
-
-def start(query=None):
-    at = run(query)
-    at.checkbox(key="consent").check().run()
-    at.button(key="start").click().run()
-    return at
 
 
 def qkey(at):
@@ -72,7 +41,7 @@ def n_raters(engine):
         return conn.execute(sa.select(sa.func.count()).select_from(store.raters)).scalar_one()
 
 
-def test_link_without_token_in_the_same_session_continues_the_rater(env, bundle):
+def test_link_without_token_in_the_same_session_continues_the_rater(app_env, bundle):
     """The browser's Back button after a submit returns to the bare link in the same Streamlit session: the
     rater continues where they were (token back on the link), and no second rater is created."""
     at = start()
@@ -85,15 +54,15 @@ def test_link_without_token_in_the_same_session_continues_the_rater(env, bundle)
     assert shown(at).startswith("Question 2 of") and token_of(at) == token
     answer_and_submit(at)
     assert shown(at).startswith("Question 3 of")
-    assert n_raters(env) == 1
-    assert set(store.export_votes(env)["rater_id"]) == {"rater-00001"}
+    assert n_raters(app_env) == 1
+    assert set(store.export_votes(app_env)["rater_id"]) == {"rater-00001"}
     # another browser (a new session) on the bare link is a new participant: consent first
     other = run()
     assert len(other.checkbox) == 1 and not other.get("progress")
-    assert n_raters(env) == 1
+    assert n_raters(app_env) == 1
 
 
-def test_platform_link_reopened_goes_straight_to_the_rater(env, bundle):
+def test_platform_link_reopened_goes_straight_to_the_rater(app_env, bundle):
     """A finished participant reopening the platform's link sees the completion code at once (no consent page
     first); an unknown id on a tab that showed another rater gets the consent page, not that rater."""
     at = start({"PROLIFIC_PID": "P-1"})
@@ -108,10 +77,10 @@ def test_platform_link_reopened_goes_straight_to_the_rater(env, bundle):
     at.query_params["PROLIFIC_PID"] = "P-2"  # another participant's link on the same tab
     at.run()
     assert len(at.checkbox) == 1 and not at.get("progress")
-    assert n_raters(env) == 1 and len(store.export_votes(env)) == 5 * len(bundle.questions)
+    assert n_raters(app_env) == 1 and len(store.export_votes(app_env)) == 5 * len(bundle.questions)
 
 
-def test_question_answered_in_another_tab(env, bundle):
+def test_question_answered_in_another_tab(app_env, bundle):
     """Tab B still shows question 1 when tab A submits it. B's next click shows question 2 with a notice and
     fresh widgets: the choices made on question 1 in B are not recorded, nor carried to question 2."""
     a = start()
@@ -125,7 +94,7 @@ def test_question_answered_in_another_tab(env, bundle):
     answer_and_submit(a, "Left")
     q2 = qkey(a)
     assert q2 != q1 and q2.split("_")[0] != q1.split("_")[0]
-    first = store.export_votes(env)
+    first = store.export_votes(app_env)
     assert list(first["choice"]) == ["left"] * 5
 
     b.radio(key=f"r_{q1}_overall").set_value("Right").run()  # B's click on question 1's widgets
@@ -133,13 +102,13 @@ def test_question_answered_in_another_tab(env, bundle):
     assert [i.value for i in b.info] == [ANSWERED_ELSEWHERE]
     assert all(r.value is None for r in b.radio), "a choice carried over to the next question"
     assert b.button(key=f"submit_{q2}").disabled
-    assert store.export_votes(env).equals(first)
+    assert store.export_votes(app_env).equals(first)
     # the notice stays while question 2 is shown (no layout jump under the rater's finger), then goes
     b.radio(key=f"r_{q2}_appearance").set_value("Right").run()
     assert [i.value for i in b.info] == [ANSWERED_ELSEWHERE]
     answer_and_submit(b, "Right")
     assert shown(b).startswith("Question 3 of") and not b.info
-    votes = store.export_votes(env)
+    votes = store.export_votes(app_env)
     assert list(votes["choice"]) == ["left"] * 5 + ["right"] * 5 and votes["position"].tolist() == ["0"] * 5 + ["1"] * 5
 
     # a full set of choices submitted from a stale tab after the question was answered elsewhere: not recorded
@@ -151,11 +120,11 @@ def test_question_answered_in_another_tab(env, bundle):
     answer_and_submit(b, "Right")  # question 3 answered in tab B
     c.button(key=f"submit_{q3}").click().run()
     assert shown(c).startswith("Question 4 of") and [i.value for i in c.info] == [ANSWERED_ELSEWHERE]
-    votes = store.export_votes(env)
+    votes = store.export_votes(app_env)
     assert len(votes) == 15 and list(votes["choice"][10:]) == ["right"] * 5
 
 
-def test_widget_keys_name_no_question(env, bundle):
+def test_widget_keys_name_no_question(app_env, bundle):
     """Keys are written into the page's class names: they carry a digest, never a question id or method."""
     at = start()
     keys = [w.key for w in list(at.radio) + list(at.button)]
@@ -163,7 +132,7 @@ def test_widget_keys_name_no_question(env, bundle):
     assert keys and not [k for k in keys for w in words if w in k]
 
 
-def test_personal_link_on_the_question_page(env):
+def test_personal_link_on_the_question_page(app_env):
     at = run()
     assert "personal link" in " ".join(m.value for m in at.markdown)  # the consent page says where it is
     at.checkbox(key="consent").check().run()
@@ -187,7 +156,7 @@ def labelled_bundle(bundle, tmp_path):
     return load_bundle(root)
 
 
-def test_admin_tally_labels_rounding_and_exclusion(env, labelled_bundle, tmp_path, monkeypatch):
+def test_admin_tally_labels_rounding_and_exclusion(app_env, labelled_bundle, tmp_path, monkeypatch):
     """The admin table uses the design's labels, one decimal, and leaves out the raters `fourdfy analyze`
     excludes by default, so its percentages are analyze's."""
     b = labelled_bundle
@@ -238,7 +207,7 @@ def test_admin_tally_labels_rounding_and_exclusion(env, labelled_bundle, tmp_pat
     assert got == [66.7] * 5
 
 
-def test_admin_wrong_password_then_enter(env, monkeypatch):
+def test_admin_wrong_password_then_enter(app_env, monkeypatch):
     """The password field is in a form (Enter submits it in a browser): a wrong one is refused and shows nothing."""
     monkeypatch.setenv("FOURDFY_SURVEY_ADMIN_PASSWORD", "pw")
     at = run({"view": "admin"})
