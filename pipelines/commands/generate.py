@@ -128,11 +128,6 @@ def generate(
     from prompts import library_twin, slugify
 
     refuse_a_prompt_file(prompt)
-    twin = library_twin(prompt)
-    if twin is not None:
-        typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; runs "
-                   "are paired by slug in the survey and CLIP tables, so this one would be compared with that "
-                   f"prompt's runs (--prompt {slugify(prompt)} trains the library prompt itself)", err=True)
     if stage_cache is not None and stage_cache.exists() and not stage_cache.is_dir():
         # found only when stage 1 ends and tries to store its checkpoint there
         raise ValueError(f"--stage-cache {stage_cache} is a file; give a folder (made if missing)")
@@ -160,6 +155,12 @@ def generate(
         typer.secho(f"error: {stopped}; {what}", fg=typer.colors.RED, err=True)
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
     typer.echo(f"done: {out} (config {manifest['config_hash']}, {stage_times(manifest)})")
+    # after the run, so that an error stays the one line on stderr; it matters when the runs are paired
+    twin = library_twin(prompt)
+    if twin is not None:
+        typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; runs "
+                   "are paired by slug in the survey and CLIP tables, so this one would be compared with that "
+                   f"prompt's runs (--prompt {slugify(prompt)} trains the library prompt itself)", err=True)
 
 
 class Terminated(KeyboardInterrupt):
