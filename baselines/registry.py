@@ -190,6 +190,16 @@ def plugin_errors() -> dict[str, str]:
     return dict(_ERRORS)
 
 
+class UnknownMethodError(ValueError):
+    """No registered method has this name; `head` names it (with a did-you-mean), `tail` lists the known methods
+    and any broken plug-in, so that a caller naming several unknown methods can list those once."""
+
+    def __init__(self, head: str, tail: str):
+        super().__init__(head + tail)
+        self.head = head
+        self.tail = tail
+
+
 def get_method(name: str) -> Method:
     """The registered method `name`. Built-ins need no plug-in loaded; a broken plug-in fails only a request
     that could be for it (an unknown name), and the error names it."""
@@ -204,8 +214,9 @@ def get_method(name: str) -> Method:
         close = difflib.get_close_matches(name, list(METHODS), n=1)
         guess = f" (did you mean {close[0]!r}?)" if close else ""
         broken = "".join(f"; {err}" for err in plugin_errors().values())
-        raise ValueError(f"unknown method {name!r}{guess}; known methods: {known}{broken} (a plug-in's method needs "
-                         "its package installed in this environment: docs/adding-a-baseline.md)") from None
+        raise UnknownMethodError(f"unknown method {name!r}{guess}",
+                                 f"; known methods: {known}{broken} (a plug-in's method needs its package installed "
+                                 "in this environment: docs/adding-a-baseline.md)") from None
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:

@@ -81,7 +81,7 @@ def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
 def check_trained_methods(params: dict, params_path: Path) -> None:
     """ValueError naming every method of the generate blocks the pipeline cannot train, all at once: an
     unknown name (the registry's did-you-mean, and a broken plug-in's error) or a videos-only method."""
-    from baselines import get_method
+    from baselines import UnknownMethodError, get_method
 
     gen = params.get("generate") or {}
     known_tail, parts = "", []
@@ -91,11 +91,9 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
         for name in dict.fromkeys(map(str, names)):
             try:
                 method = get_method(name)
-            except ValueError as err:
-                # "unknown method 'x' (did you mean 'y'?); known methods: ...": the list once, after all names
-                head, sep, tail = str(err).partition("; known methods: ")
-                bad.append(head)
-                known_tail = known_tail or (sep + tail if sep else "")
+            except UnknownMethodError as err:  # the known methods listed once, after every unknown name
+                bad.append(err.head)
+                known_tail = err.tail
                 continue
             if not method.trainable:
                 bad.append(f"method {name!r} cannot be trained here (videos only: list it under `videos:` instead "
