@@ -128,15 +128,21 @@ def rater_summary(votes: Votes, rule: ExclusionRule) -> pd.DataFrame:
     return out.reset_index()
 
 
-def rule_text(rule: ExclusionRule) -> str:
+def rule_parts(rule: ExclusionRule) -> list[str]:
+    """The conditions that exclude a rater, in words (empty: none)."""
     parts = []
     if rule.max_failed is not None:
         parts.append(f"more than {rule.max_failed} failed attention-check judgments")
     if rule.max_failed_share < 1.0:
         parts.append(f"a failed share of attention-check judgments above {rule.max_failed_share:g}")
     if rule.unfinished:
-        parts.append("an unfinished survey")
-    return " or ".join(parts) + (", unanswered checks counted as failed" if rule.unanswered_fails else "")
+        parts.append("an unfinished survey (rater_completed false)")
+    return parts
+
+
+def rule_text(rule: ExclusionRule) -> str:
+    """The rule in one phrase, for messages and the admin tally."""
+    return " or ".join(rule_parts(rule)) + (", unanswered checks counted as failed" if rule.unanswered_fails else "")
 
 
 def _seed_for(seed: int, *names: str) -> np.random.Generator:

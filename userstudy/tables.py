@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from userstudy.analysis import Analysis
+from userstudy.analysis import Analysis, rule_parts
 from userstudy.design import Design, Table, latex_escape
 from userstudy.outputs import REPORT, OutputError, check_file_target, files_section, replace_folder, write_text
 from userstudy.stats import binom_p
@@ -443,13 +443,8 @@ def _fmt_ci(lo, hi) -> str:
 
 
 def exclusion_text(rule) -> str:
-    parts = []
-    if rule.max_failed is not None:
-        parts.append(f"more than {rule.max_failed} failed attention-check judgments")
-    if rule.max_failed_share < 1.0:
-        parts.append(f"a failed share of attention-check judgments above {rule.max_failed_share:g}")
-    if rule.unfinished:
-        parts.append("an unfinished survey (rater_completed false)")
+    """The rule as the report states it."""
+    parts = rule_parts(rule)
     if not parts:
         return "none (no rater is excluded)"
     return ("exclude raters with " + " or ".join(parts)
