@@ -430,11 +430,13 @@ def _refuse_other_runs(spec: SweepSpec, jobs: list[PlannedJob], stale: dict[str,
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM ended the sweep; `held`: run folders a stopped local job's process still trains."""
+    """Ctrl-C or SIGTERM ended the sweep; `held`: run folders a stopped local job's process still trains;
+    `terminated`: it was SIGTERM (`kill`, a scheduler), which the command reports as `generate` does (exit 143)."""
 
-    def __init__(self, held: list[Path] | None = None):
+    def __init__(self, held: list[Path] | None = None, terminated: bool = False):
         super().__init__()
         self.held = list(held or [])
+        self.terminated = terminated
 
 
 class _Interrupts:
@@ -446,8 +448,10 @@ class _Interrupts:
         self.active = threading.current_thread() is threading.main_thread()
         self.holding = False
         self.pending = False
+        self.terminated = False
 
     def _handle(self, signum, frame):
+        self.terminated = self.terminated or signum == signal.SIGTERM
         if self.holding:
             self.pending = True
         else:
@@ -584,7 +588,7 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
             while any(not sj.done() for _, sj in running.values()) and time.monotonic() < end:
                 time.sleep(0.2)
             held = [j.out for j, _ in running.values() if not _released(j.out, until=end)]
-        raise SweepInterrupted(held) from None
+        raise SweepInterrupted(held, terminated=interrupts.terminated) from None
     summary = {
         "profile": spec.profile, "seed": spec.seed, "executor": ex.kind, "set": dict(spec.sets),
         "max_steps": spec.max_steps, "recompute": spec.recompute,

@@ -95,9 +95,11 @@ def sweep(
         if held:
             what = (f"a process still trains {', '.join(map(str, held))} (its job did not stop); end it before "
                     "running the same command again")
-        typer.secho(f"error: sweep interrupted: {what} (finished runs are skipped, stopped ones resume from their "
+        terminated = getattr(err, "terminated", False)
+        stopped = "terminated (SIGTERM)" if terminated else "interrupted"
+        typer.secho(f"error: sweep {stopped}: {what} (finished runs are skipped, stopped ones resume from their "
                     "last checkpoint)", fg=typer.colors.RED, err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if terminated else 130) from None
     typer.echo(summary_table(summary))
     typer.echo(f"summary: {runs / profile / 'sweep' / 'sweep.json'}")
     bad = [j for j in summary["jobs"] if j["state"] != "done"]
