@@ -93,7 +93,8 @@ def serve(
 ) -> None:
     """Serve the survey with `streamlit run` (admin page at /?view=admin when a password is set)."""
     from userstudy.survey.bundle import BundleError, load_bundle
-    from userstudy.survey.store import DB_ENV, StoreError, default_url, init_db, make_engine, redact, shown_url
+    from userstudy.survey.store import (DB_ENV, StoreError, default_url, init_db, make_engine, redact, shown_url,
+                                        url_source)
 
     if not 1 <= port <= 65535:
         _fail(f"--port {port} is not a TCP port: give one from 1 to 65535 (e.g. 8501)")
@@ -109,7 +110,7 @@ def serve(
     url = ""
     try:
         url = db or default_url(b.root)
-        init_db(make_engine(url), b.bundle_id)  # fail here, with one line, rather than in the browser
+        init_db(make_engine(url, source=url_source(db)), b.bundle_id)  # fail here, with one line, rather than in the browser
     except StoreError as err:
         _fail(str(err))
     except Exception as err:  # a database that cannot be reached: name it, no traceback
@@ -173,7 +174,7 @@ def export(
     """Export every stored answer as a votes CSV (with `rater_completed`: whether its rater finished)."""
     from userstudy.outputs import OutputError, same_file
     from userstudy.survey.store import (StoreError, default_url, open_existing, redact, shown_url, sqlite_files,
-                                        write_votes_csv)
+                                        url_source, write_votes_csv)
 
     try:
         url = db or default_url(None)
@@ -190,7 +191,7 @@ def export(
         _fail(f"{out} already exists; give --overwrite to replace it (e.g. re-exporting the same study) or "
               "choose another --out")
     try:
-        n = write_votes_csv(open_existing(url), out)
+        n = write_votes_csv(open_existing(url, source=url_source(db)), out)
     except (StoreError, OutputError) as err:
         _fail(str(err))
     except Exception as err:  # unreachable server, not a survey database

@@ -105,13 +105,38 @@ def test_an_unreachable_server_or_unparsable_url_never_shows_the_password(bundle
     monkeypatch.delenv(store.DB_ENV, raising=False)
     nobody = free_port()  # nothing listens there: the connection is refused at once
     cases = [(f"postgresql+psycopg://survey:{SECRET}@127.0.0.1:{nobody}/survey", f"survey:***@127.0.0.1:{nobody}"),
-             (f"postgresql://survey:{SECRET}@db.example.org:notaport/survey", "the database URL does not parse")]
+             (f"postgresql://survey:{SECRET}@db.example.org:notaport/survey",
+              "the database URL (from --db) does not parse")]
     for url, expected in cases:
         args = [str(bundle.root), "--port", str(free_port())] if command == "serve" else ["--out", "votes.csv"]
         res = runner.invoke(app, ["survey", command, *args, "--db", url])
         assert res.exit_code == 2, res.output
         assert expected in _error_line(res), res.output
         assert SECRET not in res.output
+    assert not (tmp_path / "votes.csv").exists() and fake_exec == []
+
+
+@pytest.mark.parametrize("command", ["export", "serve"])
+@pytest.mark.parametrize("given_by", ["env", "secrets"])
+def test_an_unparsable_url_not_given_by_db_names_where_it_came_from(bundle, tmp_path, monkeypatch, fake_exec, command,
+                                                                    given_by):
+    """The URL itself is not echoed (its password could not be masked), so the message says where it was set."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(store.DB_ENV, raising=False)
+    url = f"postgresql://survey:{SECRET}@db.example.org:notaport/survey"
+    secrets = tmp_path / ".streamlit" / "secrets.toml"
+    if given_by == "env":
+        monkeypatch.setenv(store.DB_ENV, url)
+        source = f"${store.DB_ENV}"
+    else:
+        secrets.parent.mkdir()
+        secrets.write_text(f'db_url = "{url}"\n')
+        source = f"db_url in {secrets}"
+    args = [str(bundle.root), "--port", str(free_port())] if command == "serve" else ["--out", "votes.csv"]
+    res = runner.invoke(app, ["survey", command, *args])
+    assert res.exit_code == 2, res.output
+    assert f"the database URL (from {source}) does not parse" in _error_line(res), res.output
+    assert SECRET not in res.output
     assert not (tmp_path / "votes.csv").exists() and fake_exec == []
 
 

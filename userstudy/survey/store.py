@@ -149,6 +149,19 @@ def default_url(bundle_root: Path | str | None = None) -> str:
     return f"sqlite:///{Path(bundle_root) / 'survey.sqlite'}"
 
 
+def url_source(db_option: str | None = None, files: Sequence[Path] | None = None) -> str:
+    """Where `default_url` (or a `--db` option) took the database URL from, for messages that cannot echo the URL
+    itself: '--db', '$FOURDFY_SURVEY_DB', 'db_url in <secrets file>', or 'the default SQLite file'."""
+    if db_option:
+        return "--db"
+    if os.environ.get(DB_ENV, "").strip():
+        return f"${DB_ENV}"
+    for path in reversed(secrets_files() if files is None else files):  # the later file wins, as in `secret`
+        if path.is_file() and secret("db_url", [path]):
+            return f"db_url in {path}"
+    return "the default SQLite file"
+
+
 def sqlite_files(url: str) -> list[Path]:
     """The files of a SQLite database URL: the database, then its -wal, -shm and -journal siblings
     (none for another backend, an in-memory database or a URL that does not parse)."""
@@ -196,15 +209,17 @@ def _driver_missing(parsed: sa.URL, err: ImportError) -> StoreError:
                       f"{fix}")
 
 
-def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sa.Engine:
-    """Engine for a SQLite or PostgreSQL URL (`postgresql://` is given the psycopg 3 driver)."""
+def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, source: str = "") -> sa.Engine:
+    """Engine for a SQLite or PostgreSQL URL (`postgresql://` is given the psycopg 3 driver); `source` names
+    where the URL came from (`url_source`) in the error for one that does not parse."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
         parsed = sa.engine.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
         # not echoed: a URL that does not parse cannot have its password masked
-        raise StoreError("the database URL does not parse (e.g. sqlite:///survey.sqlite or "
+        where = f" (from {source})" if source else ""
+        raise StoreError(f"the database URL{where} does not parse (e.g. sqlite:///survey.sqlite or "
                          "postgresql+psycopg://user:password@host:5432/db)") from err
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -264,15 +279,15 @@ def init_db(engine: sa.Engine, bundle_id: str) -> None:
                              f"{bundle_id}: give each bundle its own database")
 
 
-def open_existing(url: str) -> sa.Engine:
+def open_existing(url: str, source: str = "") -> sa.Engine:
     """Engine of a survey database that must already exist (for export): a missing SQLite file or a
-    database without the survey tables is an error, not silently created."""
-    parsed_sqlite = url.startswith("sqlite")
-    if parsed_sqlite:
-        path = sa.engine.make_url(url).database
+    database without the survey tables is an error, not silently created. `source` as for `make_engine`."""
+    engine = make_engine(url, source=source)  # first: a URL that does not parse is named by its source
+    if engine.url.get_backend_name() == "sqlite":
+        path = engine.url.database
         if not path or path == ":memory:" or not Path(path).is_file():
+            engine.dispose()
             raise StoreError(f"no survey database at {shown_url(url)} (the file does not exist)")
-    engine = make_engine(url)
     if not sa.inspect(engine).has_table(schema_version.name):
         raise StoreError(f"{shown_url(url)} is not a survey database (no {schema_version.name} table)")
     with engine.connect() as conn:
