@@ -1,42 +1,23 @@
-"""Writing and reading rendered videos (mp4 through imageio-ffmpeg)."""
+"""The generator's preview video (`preview.mp4` of a run), written with the suite's PyAV encoder (method/video.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-
-class VideoError(RuntimeError):
-    """A video cannot be read (missing, corrupt, or not a video)."""
+from method.video import encode_video, pad_even, to_uint8
 
 
 def write_video(path: Path, frames: torch.Tensor, fps: int = 15) -> None:
-    """frames (N, H, W, 3) in [0, 1] -> H.264 mp4 (yuv420p, readable everywhere)."""
-    import imageio.v2 as imageio
+    """frames (N, H, W, 3) in [0, 1] -> H.264 yuv420p mp4, the same bytes for the same frames.
 
-    arr = (frames.clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # macro_block_size=1 keeps odd sizes (tiny renders) instead of silently resizing them
-    with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1,
-                            ffmpeg_log_level="error", output_params=["-pix_fmt", "yuv420p"]) as w:
-        for frame in arr:
-            w.append_data(frame)
-
-
-def read_video(path: Path) -> np.ndarray:
-    """(N, H, W, 3) uint8 frames; a clear VideoError for a missing or corrupt file."""
-    import imageio.v2 as imageio
-
+    An odd height or width gets one repeated last row / column (yuv420p needs even sizes), so a render at
+    an odd size (render.eval_size=33) gives a 34x34 video whose first 33x33 pixels are the render.
+    """
+    # NaN pixels of a diverged render become black, as they did before: the preview is written after training,
+    # just before the manifest, and must not fail the run
+    arr = frames.detach().float().clamp(0, 1).nan_to_num(0.0).cpu().numpy()
     path = Path(path)
-    if not path.is_file():
-        raise VideoError(f"video not found: {path}")
-    try:
-        with imageio.get_reader(path, format="ffmpeg") as reader:
-            frames = np.stack([np.asarray(f) for f in reader])
-    except Exception as err:
-        raise VideoError(f"cannot decode video {path}: {err}") from None
-    if frames.ndim != 4 or frames.shape[0] == 0:
-        raise VideoError(f"{path} holds no frames")
-    return frames
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode_video(path, pad_even(to_uint8(arr)), fps=fps)

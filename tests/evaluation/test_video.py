@@ -145,3 +145,16 @@ def test_resample_indices_match_the_nearest_earlier_frame(n_src, n_dst):
         t = Fraction(k, n_dst)
         ref = max(j for j in range(n_src) if Fraction(j, n_src) <= t)
         assert got[k] == ref
+
+
+def test_evaluation_uses_the_generators_video_stack(tmp_path):
+    """One video stack: evaluation's encoder, decoder and error are method.video's, so a VideoError raised below
+    evaluation/ is caught by evaluation's callers under the name they import."""
+    import evaluation.video as ev
+    import method.video as mv
+
+    for name in ("EncodeConfig", "VideoError", "VideoInfo", "decode_video", "encode_video", "pad_even", "probe_video",
+                 "sample_counts", "to_uint8"):
+        assert getattr(ev, name) is getattr(mv, name), name
+    with pytest.raises(VideoError, match="no frames"):
+        mv.encode_video(tmp_path / "none.mp4", np.zeros((0, 2, 2, 3), np.uint8))

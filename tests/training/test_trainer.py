@@ -112,17 +112,19 @@ def test_outputs_manifest_log_previews(tmp_path):
             "peak_memory_mb"} <= set(manifest)
     assert str(tmp_path) not in (tmp_path / "manifest.json").read_text()  # no absolute paths
     assert sorted(p.name for p in (tmp_path / "previews").iterdir())[:1] == ["stage1_000002.png"]
-    from method.training.video import read_video
-    frames = read_video(tmp_path / "preview.mp4")
+    from method.video import decode_video
+    frames = decode_video(tmp_path / "preview.mp4")
     assert frames.shape == (16, 8, 8, 3)  # the orbit preview: preview_frames at the preview size
 
 
 def test_corrupt_video_and_checkpoint_are_clear_errors(tmp_path):
-    from method.training.video import VideoError, read_video
+    from method.video import VideoError, decode_video
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    with pytest.raises(VideoError, match="cannot decode"):
-        read_video(bad)
+    with pytest.raises(VideoError, match="not a readable video"):
+        decode_video(bad)
+    with pytest.raises(VideoError, match="file not found"):
+        decode_video(tmp_path / "missing.mp4")
     badck = tmp_path / "bad.pt"
     badck.write_bytes(b"garbage")
     with pytest.raises(ckpt.CheckpointError, match="cannot read"):
