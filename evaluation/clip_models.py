@@ -23,7 +23,7 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-from method.backends import resolve_device
+from method.backends import resolve_device, seeded
 from method.guidance.loading import (ModelNotFoundError, _first_line, hub_local_only, local_only_reason,
                                      quiet_hub_logs)
 
@@ -265,8 +265,8 @@ def tiny_clip_folder(root: Path | str | None = None, seed: int = 0) -> Path:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny_clip-", dir=folder.parent))
-    torch.manual_seed(seed)
-    model = open_clip.model.CLIP(**TINY_MODEL_CFG)
+    with seeded(seed):  # the caller's global RNG is left as it was
+        model = open_clip.model.CLIP(**TINY_MODEL_CFG)
     torch.save(model.state_dict(), tmp / "open_clip_pytorch_model.bin")
     config = {"model_cfg": TINY_MODEL_CFG,
               "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],

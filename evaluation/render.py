@@ -194,8 +194,7 @@ def render_run(run_dir: Path | str, out_root: Path | str, cfg: EvalRenderConfig 
                 if k not in ("device", "frames_per_chunk", "chunk_rays")}
     extra = {"render": settings, "blob_sigma": out["sigma"], "occupancy_grid": out["grid"],
              "profile": manifest.get("profile"), "device": device.type,
-             "num_samples": run_cfg.renderer.num_samples if hasattr(run_cfg, "renderer")
-             else run_cfg.render.num_samples}
+             "num_samples": run_cfg.renderer.num_samples}
     return write_artifact(out_root, manifest["method"], manifest["prompt"], out["rgb"],
                           source={"kind": "render", "run": run_dir.resolve().name,
                                   "config_hash": manifest["config_hash"]},

@@ -71,12 +71,7 @@ def load_run(run_dir: Path | str, device: str = "cpu"):
 
 def eval_render_config(cfg):
     """The run's renderer settings for evaluation: no jitter, the field's box."""
-    from method.render import RenderConfig
-
-    base = getattr(cfg, "renderer", None)
-    if base is None:  # configs before RenderConfig moved into TrainConfig
-        base = RenderConfig(num_samples=cfg.render.num_samples)
-    return dataclasses.replace(base, box_radius=cfg.field.box_radius, randomized=False)
+    return dataclasses.replace(cfg.renderer, box_radius=cfg.field.box_radius, randomized=False)
 
 
 def final_sigma(cfg) -> float:

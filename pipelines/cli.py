@@ -182,13 +182,7 @@ COMMAND_MODULES = ("pipelines.commands.generate", "pipelines.commands.evaluate",
                    "pipelines.commands.userstudy", "pipelines.commands.sweep", "pipelines.commands.convert")
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as _err:  # a command module being added; never hide other import errors
-        if _err.name != _name:
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(_name).register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

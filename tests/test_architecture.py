@@ -32,3 +32,22 @@ def test_the_contract_catches_a_backwards_import(tmp_path):
                          env={"PYTHONPATH": str(tmp_path), "PATH": ""})
     assert res.returncode != 0
     assert "method._backwards" in res.stdout and "pipelines.cli" in res.stdout
+
+
+def test_lazy_module_attr_strings_in_the_generator_stay_in_its_layer():
+    """`load_attr("package.module:Attr")` imports by name, which import-linter cannot see: every such string in
+    method/ (prior kinds, guidance targets, model-part loaders) names method/ itself or a third-party package."""
+    import ast
+    import re
+
+    spec = re.compile(r"^([A-Za-z_]\w*)(\.\w+)*:[A-Za-z_]\w*$")
+    upper = {"baselines", "prompts", "evaluation", "userstudy", "pipelines"}
+    found, bad = [], []
+    for path in sorted((ROOT / "method").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and spec.match(node.value):
+                found.append(node.value)
+                if node.value.split(".")[0].split(":")[0] in upper:
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
+    assert "method.guidance.vsd:VSDConfig" in found and "diffusers:UNet3DConditionModel" in found, found
+    assert not bad, "upward imports by name:\n" + "\n".join(bad)

@@ -47,7 +47,9 @@ class Analysis:
     """Everything `analyze` found; `tables.write_outputs` turns it into files."""
 
     design: Design
+    """The design the votes were checked against (comparisons, labels, tables)."""
     config: AnalysisConfig
+    """The settings the analysis ran with (alpha, bootstrap, seed, exclusion rule)."""
     table: pd.DataFrame
     """One row per (comparison, criterion), in design order."""
     per_prompt: pd.DataFrame

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from method.backends import seeded
 from method.background import BackgroundConfig
 from method.cameras import CameraRanges, cameras_from_spherical
 from method.fields import FieldConfig, HashGridConfig, SceneField
@@ -99,8 +100,8 @@ def _load(cfg: TrainConfig, path: Path) -> SceneField:
 
 
 def _initial_field(cfg: TrainConfig) -> SceneField:
-    torch.manual_seed(cfg.seed)  # as the trainer initialises its field
-    return SceneField(cfg.field, cfg.background)
+    with seeded(cfg.seed):  # as the trainer initialises its field
+        return SceneField(cfg.field, cfg.background)
 
 
 def _group(field: SceneField, name: str) -> torch.Tensor:

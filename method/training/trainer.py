@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from method.backends import matmul_tf32, resolve_device
+from method.backends import matmul_tf32, resolve_device, seeded
 from method.fileio import copy_atomic, write_text_atomic
 from method.background import draw_random_backgrounds
 from method.cameras import Cameras, sample_frame_times, sample_multiview_groups, sample_single_views, sample_video
@@ -38,8 +38,11 @@ class RunState:
     """Where the run is: index into cfg.stages, step within that stage, update counts per stage."""
 
     stage_index: int = 0
+    """Index into cfg.stages of the stage being trained."""
     step: int = 0
+    """Steps done within that stage."""
     counts: dict | None = None
+    """Updates of each type per stage: {stage: {"3d": n, "img": n, "video": n}}."""
 
     def as_dict(self) -> dict:
         return {"stage_index": self.stage_index, "step": self.step, "counts": self.counts}
@@ -85,9 +88,9 @@ class Trainer:
         self.notes = dict(notes or {})
         self.stage_cache = None if stage_cache is None else Path(stage_cache)
         self.shared_from: dict | None = None
-        torch.manual_seed(cfg.seed)  # network initialisation
-        self.field = SceneField(cfg.field, cfg.background).to(self.device)
-        self.renderer = VolumeRenderer(cfg.renderer, self.device)
+        with seeded(cfg.seed):  # network initialisation, leaving the caller's global RNG as it was
+            self.field = SceneField(cfg.field, cfg.background).to(self.device)
+            self.renderer = VolumeRenderer(cfg.renderer, self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self._priors = dict(priors or {})
         self.state = RunState(counts={s.name: {"3d": 0, "img": 0, "video": 0} for s in cfg.stages})
