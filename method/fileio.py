@@ -37,6 +37,23 @@ def write_atomic(path: Path, write) -> None:
         raise
 
 
+def fill_atomic(path: Path, fill) -> None:
+    """As `write_atomic`, for writers that take a path (pandas, shutil, matplotlib): `fill(temporary path)`
+    writes the temporary file, which is then fsynced and renamed over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _new_temporary(path)
+    os.close(fd)
+    try:
+        fill(tmp)
+        with open(tmp, "rb+") as f:  # what `fill` wrote reaches the disk before the rename
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """`text` (UTF-8) to `path` atomically."""
     write_atomic(path, lambda f: f.write(text.encode("utf-8")))

@@ -20,6 +20,7 @@ it analyses, and the report summary. Run as `python -m pipelines.stages <step> .
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -146,14 +147,21 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
 
     `study.votes` names one export or a list of them (one per survey: their raters are kept apart,
     `userstudy.votes.combine_surveys`). With `exports` (the folder DVC tracks), every named file must lie in it,
-    so that a new export is seen by the next repro."""
+    so that a new export is seen by the next repro. The simulated panel is `study.raters` raters at the
+    `study.rates` seeded with `seed`, its other settings `study.panel` (`userstudy.simulate.panel_config`): the
+    panel `fourdfy simulate-votes --rates R --raters N --seed S` draws when both leave the rest at the defaults."""
     from userstudy.design import load_design
     from userstudy.outputs import atomic_write
-    from userstudy.simulate import check_votes_target
+    from userstudy.simulate import PANEL_KNOBS, check_config, check_votes_target, panel_config, parse_rates
+    from userstudy.simulate import simulate_votes
+    from userstudy.simulate import write_votes as write_simulated
     from userstudy.votes import combine_surveys, load_votes, validate_votes
 
     params = _params(params_path)
     study = params.get("study", {})
+    # study.panel is checked even when real votes are named, so that a misspelt knob never waits unseen for the
+    # next simulated panel
+    panel = panel_config(study.get("panel"))
     design = load_design(design_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     real = study.get("votes") or ""
@@ -176,12 +184,13 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
     # same rule as `fourdfy simulate-votes --overwrite`: an earlier simulated panel may go, real votes
     # (e.g. an export copied here by hand) may not; checked before the panel is drawn
     check_votes_target(out, overwrite=True)
-    from userstudy.simulate import PanelConfig, parse_rates, simulate_votes
-    from userstudy.simulate import write_votes as write_simulated
-
     rates = parse_rates(str(study.get("rates", "paper")), design)
-    cfg = PanelConfig(n_raters=int(study.get("raters", 26)), rates=rates,
-                      seed=int(params.get("seed", 0)))
+    # the knobs study.panel leaves out keep PanelConfig's defaults, the ones `fourdfy simulate-votes` uses too
+    cfg = dataclasses.replace(panel, n_raters=int(study.get("raters", 26)), rates=rates,
+                              seed=int(params.get("seed", 0)))
+    # messages name the params.yaml key to edit
+    check_config(cfg, {"n_raters": "study.raters", "rates": "study.rates", "seed": "seed",
+                       **{k: f"study.panel.{k}" for k in PANEL_KNOBS}})
     write_simulated(simulate_votes(design, cfg), out)
     return out
 

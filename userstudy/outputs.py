@@ -1,7 +1,7 @@
 """Writing outputs without half-written files or silent leftovers.
 
-- `atomic_write(path, fill)`: `fill` writes a temporary sibling, which then replaces `path` in one
-  rename, so a reader never sees a partial file and a failure leaves the old file as it was.
+- `atomic_write(path, fill)`: `fill` writes a temporary sibling, which `method.fileio` fsyncs and renames
+  into place, so a reader never sees a partial file and a failure leaves the old file as it was.
 - `replace_folder(out_dir, build)`: `build` fills a fresh temporary sibling folder, which then takes
   the place of `out_dir`, so files of an earlier run that this run does not write (a `table3.md` of a
   design that no longer has Table 3) do not linger. An existing folder is replaced only when it is
@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from method import fileio
 from method.fileio import folder_blocker
 
 REPORT = "report.md"
@@ -139,25 +140,27 @@ def _temp_sibling(path: Path, kind: str) -> Path:
 
 
 def atomic_write(path: Path | str, fill: Callable[[Path], None]) -> Path:
-    """Write `path` through a temporary sibling that `fill(tmp)` writes; rename it into place."""
+    """Write `path` through a temporary sibling that `fill(tmp)` writes (`method.fileio.fill_atomic`: fsynced,
+    renamed into place). On any error `path` is left as it was and no file is left behind; an OSError becomes an
+    OutputError naming `path`."""
     path = check_file_target(path)
     ensure_folder(path.parent)
-    tmp = _temp_sibling(path, "tmp")
     try:
-        fill(tmp)
-        os.replace(tmp, path)
+        fileio.fill_atomic(path, fill)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise _oserror(path, err) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
 def write_text(path: Path | str, text: str) -> Path:
-    """Atomic UTF-8 text write."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    """Atomic UTF-8 text write (`method.fileio`); an OSError becomes an OutputError naming `path`."""
+    path = check_file_target(path)
+    ensure_folder(path.parent)
+    try:
+        fileio.write_text_atomic(path, text)
+    except OSError as err:
+        raise _oserror(path, err) from None
+    return path
 
 
 def listed_files(report: Path) -> list[str] | None:

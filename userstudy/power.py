@@ -97,6 +97,8 @@ def power_table(cfg: PowerConfig) -> pd.DataFrame:
     rows = []
     grid = np.arange(cfg.min_raters, cfg.max_raters + 1)
     for r in grid:
+        # the totals of `simulate.simulate_counts`'s model (no careless raters) drawn directly, two draws per
+        # rater rather than one per judgment: see its docstring
         p_r = rater_rates(rng, cfg.rate, cfg.rater_icc, (cfg.sims, r))
         n = rng.binomial(cfg.prompts, 1 - cfg.unanswered, size=(cfg.sims, r))
         k = rng.binomial(n, p_r)

@@ -31,7 +31,8 @@ LAYOUTS = ("per_rater", "global")
 
 @dataclass(frozen=True)
 class PanelConfig:
-    """A simulated panel of raters."""
+    """A simulated panel of raters; the defaults are the modestly imperfect panel that both `fourdfy
+    simulate-votes` and the pipeline's votes stage simulate unless told otherwise."""
 
     n_raters: int = 26
     """Raters in the panel (the paper: 26)."""
@@ -39,17 +40,18 @@ class PanelConfig:
     """True preference for the primary per comparison: {comparison: rate} or {comparison: {criterion: rate}}."""
     default_rate: float = 0.5
     """True rate of every cell not in `rates`."""
-    rater_icc: float = 0.0
+    rater_icc: float = 0.05
     """Between-rater share of variance (0 = identical raters; 0.05 is modest, 0.2 strong)."""
-    position_bias: float = 0.0
+    position_bias: float = 0.1
     """Pull towards the left video, 0..1 (see the module docstring)."""
-    careless_share: float = 0.0
+    careless_share: float = 0.05
     """Expected share of raters answering at random."""
-    lapse: float = 0.0
+    lapse: float = 0.02
     """Probability that an attentive rater fails an attention-check sub-question."""
-    attention_checks: int = 0
-    """Attention-check questions per rater (five sub-questions each); needs a decoy in the design."""
-    unanswered: float = 0.0
+    attention_checks: int | None = None
+    """Attention-check questions per rater (five sub-questions each); needs a decoy in the design. None:
+    `DEFAULT_ATTENTION_CHECKS` when the design names a decoy, else 0 (`checks_per_rater`)."""
+    unanswered: float = 0.01
     """Probability that a sub-question is left unanswered."""
     layout: str = "per_rater"
     """Left/right order: `per_rater` (each rater a fresh random order) or `global` (one shuffle for
@@ -64,6 +66,48 @@ class PanelConfig:
         if isinstance(r, dict):
             r = r.get(criterion, self.default_rate)
         return float(r)
+
+
+DEFAULT_ATTENTION_CHECKS = 2
+"""Attention-check questions per rater of a panel that leaves `attention_checks` unset, when the design names
+a decoy (the authors' survey has two)."""
+
+PANEL_KNOBS = ("rater_icc", "position_bias", "careless_share", "lapse", "attention_checks", "unanswered", "layout")
+"""The fields of `PanelConfig` that params.yaml's `study.panel` may set (the pipeline sets the others from
+`study.raters`, `study.rates` and `seed`, and simulates every comparison of the design)."""
+
+
+def checks_per_rater(cfg: PanelConfig, design: Design) -> int:
+    """The attention-check questions per rater `cfg` asks for in `design`: its own number, or when it gives
+    none, `DEFAULT_ATTENTION_CHECKS` if the design names an attention-check decoy, else 0."""
+    if cfg.attention_checks is not None:
+        return cfg.attention_checks
+    return DEFAULT_ATTENTION_CHECKS if design.check.decoys else 0
+
+
+def panel_config(knobs: dict | None, where: str = "study.panel", **given) -> PanelConfig:
+    """A `PanelConfig` from a mapping of `PANEL_KNOBS` to values (e.g. params.yaml's `study.panel`; a knob not
+    given keeps PanelConfig's default) and the other fields in `given`. ValueError, naming `where` and the key,
+    for an unknown key or a value of the wrong type (the ranges are `check_config`'s)."""
+    knobs = {} if knobs is None else knobs
+    if not isinstance(knobs, dict):
+        raise ValueError(f"{where} must be a mapping of panel settings ({', '.join(PANEL_KNOBS)}), got {knobs!r}")
+    unknown = [str(k) for k in knobs if k not in PANEL_KNOBS]
+    if unknown:
+        raise ValueError(f"{where}: unknown key {', '.join(unknown)} (valid: {', '.join(PANEL_KNOBS)})")
+    values = {}
+    for key, value in knobs.items():
+        if key == "layout":
+            ok = isinstance(value, str)
+        elif key == "attention_checks":  # null: the default rule (`checks_per_rater`)
+            ok = value is None or (isinstance(value, int) and not isinstance(value, bool))
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            want = {"layout": f"one of {', '.join(LAYOUTS)}", "attention_checks": "a whole number"}.get(key, "a number")
+            raise ValueError(f"{where}.{key} must be {want}, got {value!r}")
+        values[key] = float(value) if key not in ("layout", "attention_checks") else value
+    return PanelConfig(**values, **given)
 
 
 def check_config(cfg: PanelConfig, names: dict[str, str] | None = None) -> None:
@@ -86,7 +130,7 @@ def check_config(cfg: PanelConfig, names: dict[str, str] | None = None) -> None:
                          f"1 leaves nothing answered), got {cfg.unanswered:g}")
     if cfg.layout not in LAYOUTS:
         raise ValueError(f"{n('layout')}: unknown layout {cfg.layout!r} (use {' or '.join(LAYOUTS)})")
-    if cfg.attention_checks < 0:
+    if cfg.attention_checks is not None and cfg.attention_checks < 0:
         raise ValueError(f"{n('attention_checks')} must be 0 or more, got {cfg.attention_checks}")
     if cfg.seed < 0:
         raise ValueError(f"{n('seed')} must be a non-negative integer, got {cfg.seed}")
@@ -123,8 +167,12 @@ def simulate_counts(p: float, n_raters: int, n_prompts: int, cfg: PanelConfig, n
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Votes for the primary and answered judgments per rater, for many panels of one cell.
 
-    The same model as `simulate_votes` without attention checks (careless raters stay in);
-    returns k, n of shape (n_panels, n_raters). Used by the coverage tests and `power`."""
+    The same model as `simulate_votes` without attention checks (careless raters stay in), one draw per
+    judgment; returns k, n of shape (n_panels, n_raters). Used by the coverage tests. `power.power_table`
+    does not call it: it draws each rater's totals as binomials (n ~ Bin(prompts, 1 - unanswered),
+    k ~ Bin(n, p_r)), which is this model's distribution without careless raters (a per-rater left/right
+    order leaves a rater's total binomial whatever the position bias) but another random stream, and
+    two draws per rater instead of one per judgment (power draws `sims` panels for every panel size)."""
     shape = (n_panels, n_raters)
     p_r = rater_rates(rng, p, cfg.rater_icc, shape)
     careless = rng.random(shape) < cfg.careless_share
@@ -174,7 +222,8 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"rates given for comparison(s) not in the design: {', '.join(unknown)} (the design's: "
                          f"{', '.join(design.comparisons)})")
-    if cfg.attention_checks and not design.check.decoys:
+    checks = checks_per_rater(cfg, design)
+    if checks and not design.check.decoys:
         raise ValueError("attention checks need a decoy method in the design (attention_check.decoys); "
                          "add one or simulate without checks (--checks 0)")
     rng = np.random.default_rng(cfg.seed)
@@ -216,8 +265,8 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
             "criterion": crit, "choice": choice.ravel(), "is_attention_check": "false",
             "expected_choice": "", "_q": np.tile(np.arange(Q), R), "_r": np.repeat(np.arange(R), Q), "_c": ci,
         }))
-    if cfg.attention_checks:
-        C = cfg.attention_checks
+    if checks:
+        C = checks
         decoy = design.check.decoys[0]
         correct = design.check.correct_method
         correct_left = rng.random((R, C)) < 0.5

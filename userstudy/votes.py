@@ -120,8 +120,31 @@ def _rows(frame: pd.DataFrame, mask, cols: tuple[str, ...]) -> pd.DataFrame:
     return frame.loc[np.asarray(mask, dtype=bool), list(dict.fromkeys(cols))].sort_values("line")
 
 
-def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> Votes:
-    """Check raw votes (strings) against the design; raise `VotesError` listing every offending row."""
+_IDENT = ("rater_id", "question_id", "criterion")
+"""What names one judgment: a rater's answer to one criterion of one question."""
+
+
+class _Problems:
+    """What validation found so far (what is wrong, the offending rows), and which rows have a problem of their
+    own: the checks across rows skip those, so that one bad row does not cascade into more errors."""
+
+    def __init__(self, index: pd.Index):
+        self.found: list[tuple[str, pd.DataFrame]] = []
+        self.row_bad = pd.Series(False, index=index)
+
+    def flag(self, df: pd.DataFrame, what: str, mask, cols: tuple[str, ...]) -> None:
+        """A problem of single rows: shown as the rows read now, and marked bad."""
+        self.found.append((what, _rows(df, mask, cols)))
+        self.row_bad = self.row_bad | np.asarray(mask, dtype=bool)
+
+    def add(self, what: str, rows: pd.DataFrame) -> None:
+        """A problem across rows (the rows are already picked)."""
+        self.found.append((what, rows))
+
+
+def _table(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The raw table as stripped strings with a `line` column (its CSV line); VotesError when it cannot be
+    votes at all (a required column missing, no rows, a column named `line`)."""
     raw = raw.copy()
     raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in COLUMNS if c not in raw.columns]
@@ -137,41 +160,37 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     if "line" in raw.columns:
         raise VotesError([("a column named 'line' is reserved (it reports CSV line numbers)", None)], source=source)
     df.insert(0, "line", np.arange(len(df)) + 2)
-    problems: list[tuple[str, pd.DataFrame]] = []
-    row_bad = pd.Series(False, index=df.index)
+    return df
 
-    def flag(what: str, mask, cols: tuple[str, ...]) -> None:
-        nonlocal row_bad
-        problems.append((what, _rows(df, mask, cols)))
-        row_bad = row_bad | np.asarray(mask, dtype=bool)
 
-    ident = ("rater_id", "question_id", "criterion")
-
+def _check_values(df: pd.DataFrame, problems: _Problems) -> None:
+    """Per row: every field readable. Types the columns in place: criterion and choice lower-cased (as written
+    kept in `_as_written`), is_attention_check and rater_completed (None: unknown) booleans."""
     for col in ("rater_id", "question_id", "prompt_id", "method_left", "method_right"):
         bad = df[col] == ""
         if bad.any():
-            flag(f"empty {col}", bad, (*ident, col))
+            problems.flag(df, f"empty {col}", bad, (*_IDENT, col))
     # case-insensitive, but a bad value is shown as the file has it ('L', not 'l')
     bad = ~df["criterion"].str.lower().isin(CRITERIA)
     if bad.any():
-        flag(f"unknown criterion (allowed: {', '.join(CRITERIA)})", bad, ident)
+        problems.flag(df, f"unknown criterion (allowed: {', '.join(CRITERIA)})", bad, _IDENT)
     bad = ~df["choice"].str.lower().isin(CHOICES)
     if bad.any():
-        flag(f"unknown choice (allowed: {', '.join(CHOICES)})", bad, (*ident, "choice"))
-    # as written: a repeat is identical only when it is spelled the same (see the duplicates below)
+        problems.flag(df, f"unknown choice (allowed: {', '.join(CHOICES)})", bad, (*_IDENT, "choice"))
+    # as written: a repeat is identical only when it is spelled the same (`_merge_duplicates`)
     df["_as_written"] = df["criterion"] + "\x1f" + df["choice"]
     df["criterion"] = df["criterion"].str.lower()
     df["choice"] = df["choice"].str.lower()
     is_check = df["is_attention_check"].str.lower()
     bad = ~is_check.isin(_TRUE | _FALSE)
     if bad.any():
-        flag("is_attention_check is not true/false", bad, (*ident, "is_attention_check"))
+        problems.flag(df, "is_attention_check is not true/false", bad, (*_IDENT, "is_attention_check"))
     df["is_attention_check"] = is_check.isin(_TRUE)
     if "rater_completed" in df.columns:
         done = df["rater_completed"].str.strip().str.lower()
         bad = (done != "") & ~done.isin(_TRUE | _FALSE)
         if bad.any():
-            flag("rater_completed is not true/false (or empty)", bad, (*ident, "rater_completed"))
+            problems.flag(df, "rater_completed is not true/false (or empty)", bad, (*_IDENT, "rater_completed"))
         df["rater_completed"] = np.where(done.isin(_TRUE), True, np.where(done.isin(_FALSE), False, None))
     else:
         df["rater_completed"] = None  # unknown: not a survey export
@@ -179,11 +198,15 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
                             errors="coerce", utc=True)
     bad = (df["answered_at"] != "") & stamps.isna()
     if bad.any():
-        flag("answered_at is not an ISO 8601 time", bad, (*ident, "answered_at"))
+        problems.flag(df, "answered_at is not an ISO 8601 time", bad, (*_IDENT, "answered_at"))
 
+
+def _check_methods(df: pd.DataFrame, design: Design, problems: _Problems) -> None:
+    """Per row: two different methods, each in the design (a question: the primary against one of its
+    comparisons; an attention check: any two methods of the design)."""
     same = (df["method_left"] == df["method_right"]) & (df["method_left"] != "")
     if same.any():
-        flag("the same method on both sides", same, (*ident, "method_left", "method_right"))
+        problems.flag(df, "the same method on both sides", same, (*_IDENT, "method_left", "method_right"))
     check = df["is_attention_check"]
     left_p = df["method_left"] == design.primary
     right_p = df["method_right"] == design.primary
@@ -193,62 +216,68 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     ok_check = df["method_left"].isin(known) & df["method_right"].isin(known)
     bad = np.where(check, ~ok_check, ~ok_pair) & ~same & (df["method_left"] != "") & (df["method_right"] != "")
     if bad.any():
-        flag(f"method not in the design (primary {design.primary}; comparisons "
-             f"{', '.join(design.comparisons)}; attention-check decoys {', '.join(design.check.decoys) or '-'}); "
-             "a method of your own needs a design that lists it (--design; docs/userstudy.md, \"Design file\")",
-             bad, (*ident, "method_left", "method_right", "is_attention_check"))
+        problems.flag(df, f"method not in the design (primary {design.primary}; comparisons "
+                      f"{', '.join(design.comparisons)}; attention-check decoys "
+                      f"{', '.join(design.check.decoys) or '-'}); a method of your own needs a design that lists it "
+                      "(--design; docs/userstudy.md, \"Design file\")",
+                      bad, (*_IDENT, "method_left", "method_right", "is_attention_check"))
 
-    # Attention checks: the right answer.
+
+def _attention_answers(df: pd.DataFrame, design: Design, problems: _Problems) -> None:
+    """Per row: the right answer of each attention check, in place as `expected_choice` ("" on other rows): the
+    file's own where it gives one, else the side of the design's correct method."""
+    check = df["is_attention_check"]
     expected = pd.Series("", index=df.index)
     if "expected_choice" in df.columns:
         given = df["expected_choice"].str.lower()
         bad = check & (given != "") & ~given.isin(("left", "right"))
         if bad.any():
-            flag("expected_choice is not left/right", bad, (*ident, "expected_choice"))
+            problems.flag(df, "expected_choice is not left/right", bad, (*_IDENT, "expected_choice"))
         expected = given.where(given.isin(("left", "right")), "")
     correct = design.check.correct_method
     inferred = np.where(df["method_left"] == correct, "left", np.where(df["method_right"] == correct, "right", ""))
     expected = expected.where(expected != "", pd.Series(inferred, index=df.index)).where(check, "")
     bad = check & (expected == "")
     if bad.any():
-        flag(f"attention check without a right answer (no expected_choice and neither side is {correct})",
-             bad, (*ident, "method_left", "method_right"))
+        problems.flag(df, f"attention check without a right answer (no expected_choice and neither side is {correct})",
+                      bad, (*_IDENT, "method_left", "method_right"))
     df["expected_choice"] = expected
 
-    # Checks across rows run on the rows that passed the checks above (no cascades of errors).
-    full = df
-    df = df.loc[~row_bad]
-    # One answer per rater, question and criterion.
-    dup = df.duplicated(list(ident), keep=False)
-    merged = 0
-    if dup.any():
-        # what an answer says: the choice AND the sides it refers to ("left" under A|B is a vote for A, under B|A
-        # for B) and the prompt; a repeat differing in any of them is a conflict, never merged (answered_at may
-        # differ: a form submitted twice)
-        content = df["choice"]
-        for col in ("method_left", "method_right", "prompt_id", "is_attention_check", "expected_choice"):
-            content = content + "\x1f" + df[col].astype(str)
-        df = df.assign(_content=content)
-        n_contents = df.groupby(list(ident))["_content"].transform("nunique")
-        conflict = dup & (n_contents > 1)
-        if conflict.any():
-            problems.append(("the same rater answered the same sub-question more than once, differently (another "
-                             "choice, sides or prompt)",
-                             _rows(df, conflict, (*ident, "choice", "method_left", "method_right", "prompt_id",
-                                                  "answered_at"))))
-        n_spellings = df.groupby(list(ident))["_as_written"].transform("nunique")
-        respelled = dup & ~conflict & (n_spellings > 1)
-        if respelled.any():  # shown as written, else both rows read `appearance`
-            crit, choice = df["_as_written"].str.split("\x1f", n=1, expand=True).T.to_numpy()
-            problems.append(("the same rater answered the same sub-question in rows that match only when case is "
-                             "ignored (criterion or choice spelled differently); is one of them another criterion?",
-                             _rows(df.assign(criterion=crit, choice=choice), respelled,
-                                   (*ident, "choice", "answered_at"))))
-        exact = df.duplicated([*ident, "_content"], keep="first") & ~conflict & ~respelled
-        merged = int(exact.sum())
-        df = df.loc[~exact].drop(columns="_content")
 
-    # A question is one prompt and one pair of methods for everybody; one layout per rater.
+def _merge_duplicates(df: pd.DataFrame, problems: _Problems) -> tuple[pd.DataFrame, int]:
+    """One answer per rater, question and criterion: identical repeats merged into the first (returned with
+    their number); repeats that differ, or match only once case is ignored, are problems."""
+    dup = df.duplicated(list(_IDENT), keep=False)
+    if not dup.any():
+        return df, 0
+    # what an answer says: the choice AND the sides it refers to ("left" under A|B is a vote for A, under B|A
+    # for B) and the prompt; a repeat differing in any of them is a conflict, never merged (answered_at may
+    # differ: a form submitted twice)
+    content = df["choice"]
+    for col in ("method_left", "method_right", "prompt_id", "is_attention_check", "expected_choice"):
+        content = content + "\x1f" + df[col].astype(str)
+    df = df.assign(_content=content)
+    n_contents = df.groupby(list(_IDENT))["_content"].transform("nunique")
+    conflict = dup & (n_contents > 1)
+    if conflict.any():
+        problems.add("the same rater answered the same sub-question more than once, differently (another "
+                     "choice, sides or prompt)",
+                     _rows(df, conflict, (*_IDENT, "choice", "method_left", "method_right", "prompt_id",
+                                          "answered_at")))
+    n_spellings = df.groupby(list(_IDENT))["_as_written"].transform("nunique")
+    respelled = dup & ~conflict & (n_spellings > 1)
+    if respelled.any():  # shown as written, else both rows read `appearance`
+        crit, choice = df["_as_written"].str.split("\x1f", n=1, expand=True).T.to_numpy()
+        problems.add("the same rater answered the same sub-question in rows that match only when case is "
+                     "ignored (criterion or choice spelled differently); is one of them another criterion?",
+                     _rows(df.assign(criterion=crit, choice=choice), respelled, (*_IDENT, "choice", "answered_at")))
+    exact = df.duplicated([*_IDENT, "_content"], keep="first") & ~conflict & ~respelled
+    return df.loc[~exact].drop(columns="_content"), int(exact.sum())
+
+
+def _check_consistency(df: pd.DataFrame, problems: _Problems) -> None:
+    """Across rows: a question is one prompt and one pair of methods for everybody; a rater finished the survey
+    or did not; one layout per rater and question."""
     pair = np.where(df["method_left"] < df["method_right"], df["method_left"] + " | " + df["method_right"],
                     df["method_right"] + " | " + df["method_left"])
     df = df.assign(_pair=pair)
@@ -256,28 +285,32 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
                       ("is_attention_check", "attention-check flag")):
         n = df.groupby("question_id")[col].transform("nunique")
         if (n > 1).any():
-            problems.append((f"question_id with more than one {what} across rows",
-                             _rows(df, n > 1, ("question_id", "rater_id", "criterion", "prompt_id",
-                                               "method_left", "method_right", "is_attention_check"))))
+            problems.add(f"question_id with more than one {what} across rows",
+                         _rows(df, n > 1, ("question_id", "rater_id", "criterion", "prompt_id",
+                                           "method_left", "method_right", "is_attention_check")))
     n = df.groupby("rater_id")["rater_completed"].transform("nunique")  # None is not counted
     if (n > 1).any():
-        problems.append(("one rater marked both as having finished the survey and not (rater_completed)",
-                         _rows(df, n > 1, ("rater_id", "question_id", "criterion", "rater_completed"))))
+        problems.add("one rater marked both as having finished the survey and not (rater_completed)",
+                     _rows(df, n > 1, ("rater_id", "question_id", "criterion", "rater_completed")))
     n = df.groupby(["rater_id", "question_id"])["method_left"].transform("nunique")
     if (n > 1).any():
-        problems.append(("one rater saw one question with two different left/right layouts",
-                         _rows(df, n > 1, ("rater_id", "question_id", "criterion", "method_left", "method_right"))))
-    if problems:
-        raise VotesError(problems, source=source)
-    assert len(full) == len(df) + merged  # nothing else removed
+        problems.add("one rater saw one question with two different left/right layouts",
+                     _rows(df, n > 1, ("rater_id", "question_id", "criterion", "method_left", "method_right")))
 
-    df = df.drop(columns=["_pair", "_as_written"]).reset_index(drop=True)
+
+def _incomplete(df: pd.DataFrame) -> pd.DataFrame:
+    """`Votes.incomplete`: the questions of a rater without a row for every criterion."""
     have = df.groupby(["rater_id", "question_id"], sort=False).agg(criteria=("criterion", set), line=("line", "min"))
     lacking = have[have["criteria"].map(len) < len(CRITERIA)]
-    incomplete = pd.DataFrame({
+    return pd.DataFrame({
         "rater_id": lacking.index.get_level_values(0), "question_id": lacking.index.get_level_values(1),
         "missing": [", ".join(c for c in CRITERIA if c not in got) for got in lacking["criteria"]],
         "line": lacking["line"].to_numpy()}).sort_values("line", ignore_index=True)
+
+
+def _add_derived(df: pd.DataFrame, design: Design) -> None:
+    """The columns the analysis reads, in place: answered, comparison, primary_side, chose_primary (1/0, NaN if
+    unanswered or a check), check_passed (1/0 on checks, else NaN)."""
     df["answered"] = df["choice"] != "none"
     df["comparison"] = np.where(df["is_attention_check"], "",
                                 np.where(df["method_left"] == design.primary, df["method_right"], df["method_left"]))
@@ -287,6 +320,25 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     df["chose_primary"] = chose.where(df["answered"] & ~df["is_attention_check"])
     passed = (df["choice"] == df["expected_choice"]).astype(float)
     df["check_passed"] = passed.where(df["is_attention_check"])
+
+
+def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> Votes:
+    """Check raw votes (strings) against the design; raise `VotesError` listing every offending row."""
+    df = _table(raw, source)
+    problems = _Problems(df.index)
+    _check_values(df, problems)
+    _check_methods(df, design, problems)
+    _attention_answers(df, design, problems)
+    # Checks across rows run on the rows that passed the checks above (no cascades of errors).
+    full = df
+    df, merged = _merge_duplicates(df.loc[~problems.row_bad], problems)
+    _check_consistency(df, problems)
+    if problems.found:
+        raise VotesError(problems.found, source=source)
+    assert len(full) == len(df) + merged  # nothing else removed
+    df = df.drop(columns=["_as_written"]).reset_index(drop=True)
+    incomplete = _incomplete(df)
+    _add_derived(df, design)
     return Votes(frame=df, duplicates_merged=merged, source=source, incomplete=incomplete)
 
 

@@ -220,14 +220,22 @@ def simulate_votes(
     rates: str = typer.Option("paper", "--rates", help="True preference for the primary: 'paper' (CVPR Table 2/3), "
                               "a number for every cell, or a CSV comparison,rate[,criterion]."),
     raters: int = typer.Option(26, "--raters", help="Panel size."),
-    icc: float = typer.Option(0.05, "--icc", help="Rater heterogeneity (between-rater share of variance)."),
-    position_bias: float = typer.Option(0.1, "--position-bias", help="Pull towards the left video, 0..1."),
-    careless: float = typer.Option(0.05, "--careless", help="Expected share of raters answering at random."),
-    lapse: float = typer.Option(0.02, "--lapse", help="Attentive raters' error rate on attention checks."),
+    # the panel's knobs default to None, "PanelConfig's default" (the votes stage of dvc.yaml simulates the same
+    # panel); the help texts say those values, and a test holds them to PanelConfig
+    icc: float = typer.Option(None, "--icc", help="Rater heterogeneity (between-rater share of variance; "
+                              "default: 0.05)."),
+    position_bias: float = typer.Option(None, "--position-bias", help="Pull towards the left video, 0..1 "
+                                        "(default: 0.1)."),
+    careless: float = typer.Option(None, "--careless", help="Expected share of raters answering at random "
+                                   "(default: 0.05)."),
+    lapse: float = typer.Option(None, "--lapse", help="Attentive raters' error rate on attention checks "
+                                "(default: 0.02)."),
     checks: int = typer.Option(None, "--checks", help="Attention-check questions per rater (default: 2 when "
                                "the design names an attention-check decoy, else 0)."),
-    unanswered: float = typer.Option(0.01, "--unanswered", help="Probability a sub-question is skipped."),
-    layout: str = typer.Option("per_rater", "--layout", help="per_rater | global (one shuffle for all)."),
+    unanswered: float = typer.Option(None, "--unanswered", help="Probability a sub-question is skipped "
+                                     "(default: 0.01)."),
+    layout: str = typer.Option(None, "--layout", help="per_rater | global (one shuffle for all; default: "
+                               "per_rater)."),
     comparisons: str = typer.Option("", "--comparisons", help="Comma-separated subset of the design's comparisons."),
     tables: list[str] = typer.Option([], "--tables", metavar="<name>", help="Only the comparisons of these tables "
                                      "(repeatable), as `survey build --tables` builds one survey per table."),
@@ -247,14 +255,13 @@ def simulate_votes(
         d = load_design(design)
         if tables:
             d = d.select_tables(tables)
-        if checks is None:
-            checks = 2 if d.check.decoys else 0
-            if not checks:
-                typer.echo("note: no attention checks simulated (the design names no attention_check.decoys)")
-        cfg = PanelConfig(n_raters=raters, rates=parse_rates(rates, d), rater_icc=icc, position_bias=position_bias,
-                          careless_share=careless, lapse=lapse, attention_checks=checks, unanswered=unanswered,
-                          layout=layout, seed=seed,
-                          comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None)
+        if checks is None and not d.check.decoys:  # PanelConfig's default then asks for none
+            typer.echo("note: no attention checks simulated (the design names no attention_check.decoys)")
+        knobs = {"rater_icc": icc, "position_bias": position_bias, "careless_share": careless, "lapse": lapse,
+                 "attention_checks": checks, "unanswered": unanswered, "layout": layout}
+        cfg = PanelConfig(n_raters=raters, rates=parse_rates(rates, d), seed=seed,
+                          comparisons=tuple(c.strip() for c in comparisons.split(",") if c.strip()) or None,
+                          **{k: v for k, v in knobs.items() if v is not None})
         check_config(cfg, SIMULATE_OPTIONS)
         # the paper has rates only for its own comparisons (4D-fy vs MAV3D and the ablations)
         unpublished = [c for c in cfg.comparisons or d.comparisons if c not in cfg.rates] if rates == "paper" else []

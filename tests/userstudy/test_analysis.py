@@ -9,6 +9,7 @@ import pytest
 from userstudy.analysis import AnalysisConfig, ExclusionRule, analyze
 from userstudy.simulate import PanelConfig, simulate_votes
 from userstudy.votes import CRITERIA, validate_votes
+from userstudy_helpers import ideal_panel
 
 KEEP_ALL = AnalysisConfig(n_boot=500, exclusion=ExclusionRule(max_failed_share=1.0))
 
@@ -99,7 +100,7 @@ def test_chi2_column_equals_the_authors_formula(simulated):
 
 def test_holm_never_rejects_more_than_unadjusted(paper_design):
     for seed in range(4):
-        cfg = PanelConfig(n_raters=8, default_rate=0.58, rater_icc=0.05, seed=seed)
+        cfg = ideal_panel(n_raters=8, default_rate=0.58, rater_icc=0.05, seed=seed)
         v = validate_votes(simulate_votes(paper_design, cfg), paper_design)
         t = analyze(v, paper_design, AnalysisConfig(n_boot=200)).table
         assert (t.p_holm >= t.p_chi2 - 1e-15).all()

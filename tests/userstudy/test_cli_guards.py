@@ -16,7 +16,7 @@ from userstudy.outputs import METRICS_KEYS
 from userstudy.power import PowerConfig, power_table
 from userstudy.simulate import PanelConfig, simulate_votes
 from userstudy.votes import VotesError, validate_votes
-from userstudy_helpers import one_error_line
+from userstudy_helpers import ideal_panel, one_error_line
 
 runner = CliRunner()
 
@@ -139,7 +139,7 @@ def test_votes_of_attention_checks_only_are_one_clear_error(tiny_votes, tmp_path
 
 
 def test_library_keeps_its_own_names(paper_design):
-    v = validate_votes(simulate_votes(paper_design, PanelConfig(n_raters=2, attention_checks=1, lapse=1.0,
+    v = validate_votes(simulate_votes(paper_design, ideal_panel(n_raters=2, attention_checks=1, lapse=1.0,
                                                                 comparisons=("mav3d",))), paper_design)
     with pytest.raises(AnalysisError, match=r"all 2 raters were excluded .*max_failed_share") as info:
         analyze(v, paper_design, AnalysisConfig(n_boot=100))

@@ -7,9 +7,10 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from userstudy.analysis import AnalysisConfig, analyze
-from userstudy.simulate import PanelConfig, simulate_votes
+from userstudy.simulate import simulate_votes
 from userstudy.tables import ClipError, ClipScore, load_clip, write_outputs
 from userstudy.votes import validate_votes
+from userstudy_helpers import ideal_panel
 
 runner = CliRunner()
 # 4D-fy rendered 1 of the 28 MAV3D prompts; the ablation values cover their whole set
@@ -19,7 +20,7 @@ CLIP = ("method,clip,prompt_set,n_prompts,n_set\n"
 
 @pytest.fixture(scope="module")
 def analysis(paper_design):
-    raw = simulate_votes(paper_design, PanelConfig(n_raters=3, default_rate=0.7, seed=1))
+    raw = simulate_votes(paper_design, ideal_panel(n_raters=3, default_rate=0.7, seed=1))
     return analyze(validate_votes(raw, paper_design), paper_design, AnalysisConfig(n_boot=100))
 
 
@@ -95,7 +96,7 @@ def test_a_partial_value_shown_in_two_sections_over_one_prompt_set_is_noted_once
     path = tmp_path / "design.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     design = load_design(path)
-    raw = simulate_votes(design, PanelConfig(n_raters=3, default_rate=0.7, seed=1))
+    raw = simulate_votes(design, ideal_panel(n_raters=3, default_rate=0.7, seed=1))
     result = analyze(validate_votes(raw, design), design, AnalysisConfig(n_boot=100))
     clip = tmp_path / "clip.csv"
     clip.write_text("method,clip,prompt_set,n_prompts,n_set\n4dfy,22.0,ablation_5,1,5\nmy_plugin,20.9,ablation_5,5,5\n")

@@ -7,8 +7,10 @@ import pytest
 from userstudy import stats
 from userstudy.analysis import AnalysisConfig, ExclusionRule, _seed_for, analyze
 from userstudy.design import design_from_dict
-from userstudy.simulate import PanelConfig, simulate_counts, simulate_votes
+from userstudy.simulate import (DEFAULT_ATTENTION_CHECKS, PanelConfig, checks_per_rater, panel_config,
+                                simulate_counts, simulate_votes)
 from userstudy.votes import validate_votes
+from userstudy_helpers import ideal_panel
 
 N_SIMS = 200
 
@@ -25,7 +27,7 @@ def _rater_bootstrap(k, n, n_boot, rng):
 @pytest.mark.parametrize("p", [0.41, 0.52, 0.67, 0.92])
 def test_wilson_covers_with_homogeneous_raters(p):
     rng = np.random.default_rng(100)
-    k, n = simulate_counts(p, 26, 28, PanelConfig(unanswered=0.02), N_SIMS, rng)
+    k, n = simulate_counts(p, 26, 28, ideal_panel(unanswered=0.02), N_SIMS, rng)
     lo, hi = stats.wilson(k.sum(1), n.sum(1))
     assert _coverage(lo, hi, p) >= 0.90
 
@@ -34,7 +36,7 @@ def test_wilson_covers_with_homogeneous_raters(p):
 @pytest.mark.parametrize("p,prompts", [(0.41, 28), (0.52, 28), (0.67, 28), (0.92, 28), (0.70, 5), (0.88, 5)])
 def test_rater_bootstrap_covers_with_heterogeneous_raters(p, prompts):
     rng = np.random.default_rng(200)
-    cfg = PanelConfig(rater_icc=0.05, position_bias=0.2, unanswered=0.02)
+    cfg = ideal_panel(rater_icc=0.05, position_bias=0.2, unanswered=0.02)
     k, n = simulate_counts(p, 26, prompts, cfg, N_SIMS, rng)
     lo, hi = _rater_bootstrap(k, n, 1000, rng)
     assert _coverage(lo, hi, p) >= 0.90
@@ -43,7 +45,7 @@ def test_rater_bootstrap_covers_with_heterogeneous_raters(p, prompts):
 def test_wilson_alone_undercovers_when_raters_differ():
     """Why the rater bootstrap is there: with strong heterogeneity the independence interval is too narrow."""
     rng = np.random.default_rng(300)
-    k, n = simulate_counts(0.67, 26, 28, PanelConfig(rater_icc=0.2), N_SIMS, rng)
+    k, n = simulate_counts(0.67, 26, 28, ideal_panel(rater_icc=0.2), N_SIMS, rng)
     lo, hi = stats.wilson(k.sum(1), n.sum(1))
     assert _coverage(lo, hi, 0.67) < 0.8
     blo, bhi = _rater_bootstrap(k, n, 1000, rng)
@@ -52,7 +54,7 @@ def test_wilson_alone_undercovers_when_raters_differ():
 
 def test_analysis_intervals_are_the_tested_ones(paper_design):
     """The cells of `analyze` use exactly the interval functions the coverage tests check."""
-    raw = simulate_votes(paper_design, PanelConfig(rater_icc=0.1, default_rate=0.7, comparisons=("mav3d",), seed=5))
+    raw = simulate_votes(paper_design, ideal_panel(rater_icc=0.1, default_rate=0.7, comparisons=("mav3d",), seed=5))
     v = validate_votes(raw, paper_design)
     a = analyze(v, paper_design, AnalysisConfig(n_boot=300, seed=9))
     f = v.frame
@@ -68,9 +70,9 @@ def test_analysis_intervals_are_the_tested_ones(paper_design):
 
 def test_rate_is_preserved_and_position_bias_shows_as_left_share(paper_design):
     rng = np.random.default_rng(7)
-    k, n = simulate_counts(0.7, 400, 28, PanelConfig(rater_icc=0.1, position_bias=0.3), 1, rng)
+    k, n = simulate_counts(0.7, 400, 28, ideal_panel(rater_icc=0.1, position_bias=0.3), 1, rng)
     assert k.sum() / n.sum() == pytest.approx(0.7, abs=0.015)
-    raw = simulate_votes(paper_design, PanelConfig(n_raters=200, default_rate=0.7, position_bias=0.3,
+    raw = simulate_votes(paper_design, ideal_panel(n_raters=200, default_rate=0.7, position_bias=0.3,
                                                    comparisons=("mav3d",), seed=3))
     a = analyze(validate_votes(raw, paper_design), paper_design, AnalysisConfig(n_boot=100))
     t = a.table[a.table.n > 0]
@@ -78,7 +80,7 @@ def test_rate_is_preserved_and_position_bias_shows_as_left_share(paper_design):
     left = (t.left_share * t.n).sum() / t.n.sum()
     assert left == pytest.approx(0.5 + 0.3 * 0.3, abs=0.02)  # 0.5 + b min(p, 1-p)
     assert (t.pct_primary_when_left > t.pct_primary_when_right).all()
-    unbiased = simulate_votes(paper_design, PanelConfig(n_raters=200, default_rate=0.7, comparisons=("mav3d",),
+    unbiased = simulate_votes(paper_design, ideal_panel(n_raters=200, default_rate=0.7, comparisons=("mav3d",),
                                                         seed=3))
     u = analyze(validate_votes(unbiased, paper_design), paper_design, AnalysisConfig(n_boot=100)).table
     u = u[u.n > 0]
@@ -86,7 +88,7 @@ def test_rate_is_preserved_and_position_bias_shows_as_left_share(paper_design):
 
 
 def test_attention_checks_remove_careless_raters(paper_design):
-    cfg = PanelConfig(n_raters=60, rates={"mav3d": 0.92}, careless_share=0.3, lapse=0.0, attention_checks=2,
+    cfg = ideal_panel(n_raters=60, rates={"mav3d": 0.92}, careless_share=0.3, lapse=0.0, attention_checks=2,
                       comparisons=("mav3d",), seed=4)
     v = validate_votes(simulate_votes(paper_design, cfg), paper_design)
     with_rule = analyze(v, paper_design, AnalysisConfig(n_boot=100))
@@ -97,10 +99,10 @@ def test_attention_checks_remove_careless_raters(paper_design):
 
 
 def test_labelled_synthetic_and_deterministic(paper_design):
-    cfg = PanelConfig(n_raters=5, attention_checks=1, unanswered=0.1, seed=1)
+    cfg = ideal_panel(n_raters=5, attention_checks=1, unanswered=0.1, seed=1)
     a, b = simulate_votes(paper_design, cfg), simulate_votes(paper_design, cfg)
     pd.testing.assert_frame_equal(a, b)
-    assert not a.equals(simulate_votes(paper_design, PanelConfig(n_raters=5, attention_checks=1, seed=2)))
+    assert not a.equals(simulate_votes(paper_design, ideal_panel(n_raters=5, attention_checks=1, seed=2)))
     assert a.rater_id.str.startswith("synthetic-").all() and (a.source == "synthetic").all()
     assert validate_votes(a, paper_design).synthetic
     # Questions: 28 vs MAV3D + 5 per ablation x 7 + 1 check; each with five criteria.
@@ -110,11 +112,11 @@ def test_labelled_synthetic_and_deterministic(paper_design):
 
 
 def test_global_layout_confounds_position(paper_design):
-    cfg = PanelConfig(n_raters=10, layout="global", comparisons=("mav3d",), seed=0)
+    cfg = ideal_panel(n_raters=10, layout="global", comparisons=("mav3d",), seed=0)
     a = analyze(validate_votes(simulate_votes(paper_design, cfg), paper_design), paper_design,
                 AnalysisConfig(n_boot=100))
     assert a.summary["questions_fixed_layout"] == a.summary["questions"] == 28
-    cfg = PanelConfig(n_raters=10, comparisons=("mav3d",), seed=0)
+    cfg = ideal_panel(n_raters=10, comparisons=("mav3d",), seed=0)
     b = analyze(validate_votes(simulate_votes(paper_design, cfg), paper_design), paper_design,
                 AnalysisConfig(n_boot=100))
     assert b.summary["questions_fixed_layout"] == 0
@@ -144,6 +146,28 @@ def test_checks_need_a_decoy():
     d = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"], "prompt_set": "ablation_5", "n_prompts": 6})
     with pytest.raises(ValueError, match="n_prompts 6 is more than the 5 prompts of ablation_5.txt"):
         simulate_votes(d, PanelConfig())
+
+
+def test_the_default_panel_asks_for_checks_only_when_the_design_has_a_decoy(paper_design):
+    """One rule for the default number of attention checks, used by the CLI and the votes stage alike."""
+    no_decoy = design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"]})
+    assert PanelConfig().attention_checks is None
+    assert checks_per_rater(PanelConfig(), paper_design) == DEFAULT_ATTENTION_CHECKS == 2
+    assert checks_per_rater(PanelConfig(), no_decoy) == 0
+    assert checks_per_rater(PanelConfig(attention_checks=1), paper_design) == 1
+    raw = simulate_votes(paper_design, PanelConfig(n_raters=2, comparisons=("mav3d",)))
+    assert raw.loc[raw.is_attention_check == "true", "question_id"].nunique() == 2
+    raw = simulate_votes(no_decoy, PanelConfig(n_raters=2))
+    assert (raw.is_attention_check == "false").all()
+
+
+def test_panel_config_takes_only_panel_settings():
+    cfg = panel_config({"rater_icc": 0, "layout": "global"}, n_raters=3, seed=2)
+    assert (cfg.rater_icc, cfg.layout, cfg.n_raters, cfg.seed, cfg.careless_share) == (0.0, "global", 3, 2, 0.05)
+    with pytest.raises(ValueError, match=r"^study.panel: unknown key n_raters \(valid: rater_icc, position_bias, "):
+        panel_config({"n_raters": 3})
+    with pytest.raises(ValueError, match=r"^study.panel.lapse must be a number, got True"):
+        panel_config({"lapse": True})
 
 
 def test_panels_simulated_per_table_are_analysed_together_like_survey_exports(tmp_path):

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from userstudy.analysis import AnalysisConfig, analyze
-from userstudy.simulate import PanelConfig, simulate_votes
+from userstudy.simulate import simulate_votes
 from userstudy.tables import ClipError, clip_outside, load_clip, write_outputs
 from userstudy.votes import validate_votes
+from userstudy_helpers import ideal_panel
 
 REQUIRED = ["comparison", "criterion", "n", "k", "pct_primary", "chi2", "p_chi2", "p_binom", "ci_low", "ci_high",
             "p_holm", "significant"]
@@ -19,7 +20,7 @@ REQUIRED = ["comparison", "criterion", "n", "k", "pct_primary", "chi2", "p_chi2"
 
 @pytest.fixture(scope="module")
 def panel(paper_design):
-    cfg = PanelConfig(rates={"mav3d": {"motion": 0.45, "text": 0.52}}, default_rate=0.8, rater_icc=0.05,
+    cfg = ideal_panel(rates={"mav3d": {"motion": 0.45, "text": 0.52}}, default_rate=0.8, rater_icc=0.05,
                       attention_checks=1, unanswered=0.02, seed=3)
     return simulate_votes(paper_design, cfg)
 

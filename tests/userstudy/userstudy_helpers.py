@@ -7,3 +7,16 @@ def one_error_line(res) -> str:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     return lines[0]
+
+
+IDEAL_PANEL = {"rater_icc": 0.0, "position_bias": 0.0, "careless_share": 0.0, "lapse": 0.0, "attention_checks": 0,
+               "unanswered": 0.0}
+"""PanelConfig settings of a panel without the imperfections its defaults simulate (heterogeneous, position-biased,
+careless raters, checks, skips): a test that checks one effect starts from this panel and sets only that one."""
+
+
+def ideal_panel(**settings):
+    """A `PanelConfig` of `IDEAL_PANEL` with `settings` on top."""
+    from userstudy.simulate import PanelConfig
+
+    return PanelConfig(**{**IDEAL_PANEL, **settings})
