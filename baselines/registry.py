@@ -70,7 +70,8 @@ def _hexplane(cfg: TrainConfig) -> TrainConfig:
 
 
 def _single_grid(cfg: TrainConfig) -> TrainConfig:
-    # One "large" 4D grid: twice the table size, about the two grids' combined capacity.
+    # One "large" 4D grid: twice the table size, about the two grids' combined capacity. It is the `dynamic`
+    # group, so stages 1-2 train it at t = 0 and stage 3's static-LR drop leaves it at 1e-2 (docs/fidelity.md).
     return replace(cfg, **{"field.representation": "single_grid",
                            "field.dynamic_grid.log2_hashmap_size": cfg.field.dynamic_grid.log2_hashmap_size + 1,
                            # no static part: static updates must train the one grid

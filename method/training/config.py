@@ -52,6 +52,12 @@ class StageConfig:
     """Parameter groups every update of this stage trains once an earlier stage has trained (the release's
     low-VRAM stage 3 freezes all but the dynamic grid: ('dynamic',)); None: the run's `static_groups` /
     `video_groups` by update type (see `TrainConfig.trainable_groups`)."""
+    weights: dict[str, float] = dc_field(default_factory=dict)
+    """Loss weights of this stage that differ from the run's `weights`, by `LossWeights` field name (the release's
+    low-VRAM stage 1: {'sparsity': 0, 'opacity_entropy': 0}); {}: the run's `weights` throughout."""
+    video_lr_scale: float = 1.0
+    """Multiplier of every group's learning rate for the optimizer step of a video update (S1's "total learning
+    rate 0.1" read as a learning rate; 1: the release's reading, `weights.sds_video` 0.1 as a loss weight)."""
 
     def __post_init__(self) -> None:
         key = f"stages.{self.name}"  # as `--set` names the fields
@@ -78,6 +84,17 @@ class StageConfig:
             unknown = set(self.trainable) - set(PARAM_GROUPS)
             if unknown or not self.trainable:
                 raise ValueError(f"{self.name}: trainable must name some of {PARAM_GROUPS}, got {self.trainable}")
+        # floats, as a config read back from a manifest holds them, so the hash does not depend on 0 vs 0.0
+        object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
+        names = [f.name for f in dataclasses.fields(LossWeights)]
+        unknown = sorted(set(self.weights) - set(names))
+        if unknown:
+            raise ValueError(f"{key}.weights names no loss weight {unknown}; valid: {', '.join(names)}")
+        start = self.weights.get("opacity_entropy_from", 0)
+        if not float(start).is_integer() or start < 0:
+            raise ValueError(f"{key}.weights.opacity_entropy_from is a step, an integer >= 0; got {start!r}")
+        if not self.video_lr_scale >= 0.0:
+            raise ValueError(f"{key}.video_lr_scale must be >= 0, got {self.video_lr_scale!r}")
 
     def grad_cap(self, update: str, n_views: int, default: int | None) -> int | None:
         """Samples of one training render that carry gradients (None: all), the release's low-VRAM budget:
@@ -234,8 +251,9 @@ class TrainConfig:
     device: str = "auto"
     """'auto' (cuda if available), 'cpu' or 'cuda'."""
     tf32: bool = False
-    """TensorFloat-32 for float32 matrix products in training steps on CUDA (the field's MLPs, VSD's LoRA): faster
-    on Ampere and newer; 10-bit mantissas, as the paper's fp16 tiny-cuda-nn field. Execution-only (not hashed)."""
+    """TensorFloat-32 for float32 matrix products in training steps on CUDA (the field's MLPs, VSD's LoRA, MVDream at
+    its float32 default): faster on Ampere and newer; 10-bit mantissas, where the release runs float32.
+    Execution-only (not hashed)."""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -250,6 +268,13 @@ class TrainConfig:
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    def loss_weights(self, stage: StageConfig) -> LossWeights:
+        """The loss weights of `stage`'s updates: the run's `weights` with the stage's own `weights` applied."""
+        if not stage.weights:
+            return self.weights
+        kinds = {f.name: type(getattr(self.weights, f.name)) for f in dataclasses.fields(LossWeights)}
+        return dataclasses.replace(self.weights, **{k: kinds[k](v) for k, v in stage.weights.items()})
 
     def sigma(self, stage: str, step: int) -> float:
         return self.blob_sigma.get(stage, Anneal(0.5, 0.5))(step)
@@ -283,9 +308,9 @@ class TrainConfig:
         updates these stages never draw read counts: two configs with equal prefix hashes train bit-identical
         weights through those stages on the same device. What the undrawn updates read: their priors (built
         before training, to fail early on missing weights, but never called, and training draws from no global
-        RNG), the weights of those priors' losses, and for video the clip size. So a method that changes only
-        the video loss shares stages 1-2 with 4dfy. EXECUTION_ONLY options count where they are set in what
-        the stages use (they change float rounding).
+        RNG), the weights of those priors' losses (the run's and the stages' own), and for video the clip size and
+        the stages' `video_lr_scale`. So a method that changes only the video loss shares stages 1-2 with 4dfy.
+        EXECUTION_ONLY options count where they are set in what the stages use (they change float rounding).
         """
         d = self.to_dict()
         d["stages"] = d["stages"][:n_stages]
@@ -295,10 +320,13 @@ class TrainConfig:
         read = {w for u in drawn if u in self.guidance for w in self.guidance[u].loss_weights}
         for update in set(self.guidance) - drawn:
             for weight in set(self.guidance[update].loss_weights) - read:
-                d["weights"].pop(weight, None)
+                for weights in (d["weights"], *(s.get("weights", {}) for s in d["stages"])):
+                    weights.pop(weight, None)
             d["guidance"].pop(update)
         if "video" not in drawn:
             d["render"].pop("video_size", None)
+            for s in d["stages"]:
+                s.pop("video_lr_scale", None)
         digest = _hash(d)
         execution = execution_options(d, set_only=True)
         if execution:
@@ -314,7 +342,8 @@ class TrainConfig:
 
 
 HASH_NEUTRAL = {("renderer", "grad_max_samples"): None, ("stages", "*", "grad_max_samples"): None,
-                ("stages", "*", "trainable"): None, ("guidance", "*", "frozen", "half_dtype"): "float16"}
+                ("stages", "*", "trainable"): None, ("stages", "*", "weights"): {},
+                ("stages", "*", "video_lr_scale"): 1.0, ("guidance", "*", "frozen", "half_dtype"): "float16"}
 """Options added after CONFIG_SCHEMA 2, with the value that changes nothing: left out of the hash while they
 hold it, so a run made before the option existed keeps its hash (and resumes). A new option goes here;
 '*' stands for every entry of a list or every value of a dict."""

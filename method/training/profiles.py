@@ -2,14 +2,15 @@
 text), `release-lowvram` (the authors' low-VRAM configs: `low_vram`) and `tiny` (CPU: small grids,
 renders and random-weight tiny priors; about 30 s per prompt on 2 cores, benchmarks/tiny_generate.md).
 
-Where the paper is silent both profiles follow the release. Differences, each a config value
-(docs/fidelity.md has the full list with sources):
+Where the paper is silent both profiles follow the release, except the elevation sampler: `paper` samples
+what the release's code says it does (uniformly on the sphere band), `release` copies its formula. Differences,
+each a config value (docs/fidelity.md has the full list with sources):
 
 | what                         | paper                         | release                            |
 |------------------------------|-------------------------------|------------------------------------|
 | stage-2 steps                | 10k                           | 25k                                |
 | stage-1 MVDream t anneal     | [0.02,0.98]->[0.02,0.5], 5k   | min 0.98->0.02, max 0.98->0.5, 8k  |
-| video CFG                    | u + s (c - u)                 | c + s (c - u)                      |
+| video CFG                    | u + s (c - u)                 | c + s (c - u) = u + (s+1)(c - u)   |
 | elevation sampler            | sin(el) uniform on the band   | the release's asin(2u - 1) branch  |
 | stage-3 draw                 | P, P*P_IMG, 1-P*P_IMG (!= 1)  | sequential 0.5 / 0.25 / 0.25       |
 
@@ -17,7 +18,8 @@ Both profiles use the sequential draw, since the paper's stated probabilities do
 Both use MVDream's x0 "recon" loss with std rescale 0.5: Eq. 3 writes generic SDS with w(t), but
 the authors' code, which produced the paper's numbers, uses the recon loss, whose gradient is 2-7x
 larger over t in [20, 500]; reproducing the tables needs the loss that made them. Eq. 3 stays one
-value away: `--set guidance.3d.loss=sds`.
+value away: `--set guidance.3d.loss=sds`. Both read S1's video "total learning rate 0.1" as the release's loss
+weight (`weights.sds_video`); the learning-rate reading is `stages.stage3.video_lr_scale` (docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -78,15 +80,18 @@ def release() -> TrainConfig:
 
 
 def low_vram(base: TrainConfig, profile: str) -> TrainConfig:
-    """`base` with the release's low-VRAM configs' changes (`fourdfy_stage_*_low_vram.yaml`), made for one
-    smaller GPU: the gradient-subset renderer (`train_max_nums` 2e6 in stages 1-2, 1e5 in stage 3), stage 3
-    with MVDream and video updates only (`prob_single_view_video` 1) that train the dynamic grid alone
+    """`base` with the changes of the release's current low-VRAM configs (`fourdfy_stage_*_low_vram.yaml` at
+    its HEAD), made for one smaller GPU: the gradient-subset renderer (`train_max_nums` 2e6 in stages 1-2, 1e5
+    in stage 3), no sparsity or opacity-entropy loss in stage 1, a 200k-step stage 3 of MVDream (0.75) and video
+    (0.25) updates only (`prob_multi_view` 0.75, `prob_single_view_video` 1) that train the dynamic grid alone
     (`freeze_static_modules`), no blob-sigma anneal, no random background colour, and 4 of the 16 frames
-    VAE-encoded with gradient (`low_ram_vae`). A different gradient estimator, not only less memory."""
+    VAE-encoded with gradient (`low_ram_vae`). A different gradient estimator, not only less memory. Not
+    copied: stage 3's `precision: 16-mixed` (the field and trainer run float32; docs/fidelity.md)."""
     s1, s2, s3 = base.stages
-    stages = (dataclasses.replace(s1, grad_max_samples=2_000_000),
+    stages = (dataclasses.replace(s1, grad_max_samples=2_000_000, weights={"sparsity": 0.0, "opacity_entropy": 0.0}),
               dataclasses.replace(s2, grad_max_samples=2_000_000),
-              dataclasses.replace(s3, grad_max_samples=100_000, p_img=0.0, trainable=("dynamic",)))
+              dataclasses.replace(s3, steps=200_000, grad_max_samples=100_000, p_3d=0.75, p_img=0.0,
+                                  trainable=("dynamic",)))
     return replace(base, profile=profile, stages=stages, blob_sigma={"stage3": Anneal(0.5, 0.5)}, **{
         "background.random_color_prob": 0.0,
         "guidance.video.grad_frames": 4,

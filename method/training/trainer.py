@@ -24,7 +24,7 @@ from method.guidance.loading import GuidanceError
 from method.render import VolumeRenderer
 
 from . import checkpoint as ckpt
-from .config import TrainConfig, execution_changes
+from .config import LossWeights, TrainConfig, execution_changes
 from .draw import draw_update
 from .outputs import peak_memory_mb, write_manifest, write_preview, write_preview_video
 from .progress import Progress
@@ -166,8 +166,8 @@ class Trainer:
         cams, times = sample_video(r.video_frames, ranges, self.generator)
         return cams, times, r.video_size[0], r.video_size[1]
 
-    def _regularisers(self, opacity: Tensor, step: int) -> dict[str, Tensor]:
-        w = self.cfg.weights
+    def _regularisers(self, opacity: Tensor, step: int, weights: LossWeights | None = None) -> dict[str, Tensor]:
+        w = self.cfg.weights if weights is None else weights
         out = {"loss_sparsity": torch.sqrt(opacity ** 2 + 0.01).mean()}
         if w.opacity_entropy > 0 and step >= w.opacity_entropy_from:
             o = opacity.clamp(OPACITY_CLAMP, 1 - OPACITY_CLAMP)
@@ -201,15 +201,31 @@ class Trainer:
         prior = self.prior(update)
         losses = dict(prior(out["rgb"], cams.to(self.device), self.prompt, step, generator=self.generator,
                             stage=stage.name, times=times))
-        losses.update(self._regularisers(out["opacity"], step))
-        total = sum(getattr(cfg.weights, k[len("loss_"):]) * v for k, v in losses.items())
+        weights = cfg.loss_weights(stage)
+        losses.update(self._regularisers(out["opacity"], step, weights))
+        total = sum(getattr(weights, k[len("loss_"):]) * v for k, v in losses.items())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        self.optimizer.step()
+        self._optimizer_step(stage.video_lr_scale if update == "video" else 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         prior.update(step)
         self.state.counts[stage.name][update] += 1
         return {"update": update, "sigma": sigma, **{k: float(v.detach()) for k, v in losses.items()}}
+
+    def _optimizer_step(self, lr_scale: float) -> None:
+        """One optimizer step with every group's learning rate times `lr_scale` (`StageConfig.video_lr_scale`),
+        put back afterwards, so the schedule, the log and the checkpoints keep the configured rates."""
+        if lr_scale == 1.0:
+            self.optimizer.step()
+            return
+        rates = [g["lr"] for g in self.optimizer.param_groups]
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["lr"] * lr_scale
+        try:
+            self.optimizer.step()
+        finally:
+            for g, lr in zip(self.optimizer.param_groups, rates):
+                g["lr"] = lr
 
     # --- checkpoints --------------------------------------------------------------------------------
     def _checkpoint(self) -> dict:

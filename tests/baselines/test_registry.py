@@ -103,11 +103,18 @@ def test_profiles_differ_exactly_where_paper_and_release_differ():
     assert paper.stage("stage3").static_lr_scale * paper.lrs.static == pytest.approx(1e-4)
 
 
-# Where `release-lowvram` differs from `release`: the authors' fourdfy_stage_*_low_vram.yaml configs.
+# Where `release-lowvram` differs from `release`: the authors' fourdfy_stage_*_low_vram.yaml configs as of the
+# release's HEAD (13abf47; d5dba8a changed them from the first version, 7e09c67).
 LOWVRAM_CHANGES = {
     "stages.stage1.grad_max_samples": (None, 2_000_000),  # train_max_nums
     "stages.stage2.grad_max_samples": (None, 2_000_000),
     "stages.stage3.grad_max_samples": (None, 100_000),
+    # stage 1: lambda_sparsity 0, lambda_opaque 0 (stages 2-3 keep 10 and the entropy schedule)
+    "stages.stage1.weights": ({}, MISSING),
+    "stages.stage1.weights.sparsity": (MISSING, 0.0),
+    "stages.stage1.weights.opacity_entropy": (MISSING, 0.0),
+    "stages.stage3.steps": (100_000, 200_000),  # max_steps
+    "stages.stage3.p_3d": (0.5, 0.75),  # prob_multi_view
     "stages.stage3.p_img": (0.5, 0.0),  # prob_single_view_video 1: 3D or video, no VSD
     "stages.stage3.trainable": (None, ("dynamic",)),  # freeze_static_modules
     "blob_sigma.stage3.end": (5.0, 0.5),  # sigma stays 0.5 (the anneal's end_val is its start)
@@ -120,8 +127,12 @@ LOWVRAM_CHANGES = {
 def test_lowvram_profile_differs_from_release_exactly_where_the_low_vram_configs_do():
     release, low = load_profile("release"), load_profile("release-lowvram")
     assert diff(release, low) == {"profile": ("release", "release-lowvram"), **LOWVRAM_CHANGES}
-    assert low.stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.0, "video": 0.5}
+    assert low.stage("stage3").update_probabilities() == {"3d": 0.75, "img": 0.0, "video": 0.25}
     assert low.sigma("stage3", 50_000) == 0.5
+    # the loss weights each stage trains with: stage 1 without the regularisers, stages 2-3 with the release's
+    s1, s2, s3 = (low.loss_weights(s) for s in low.stages)
+    assert (s1.sparsity, s1.opacity_entropy) == (0.0, 0.0)
+    assert s2 == s3 == low.weights == release.weights and (s2.sparsity, s2.opacity_entropy) == (10.0, 1000.0)
 
 
 
@@ -223,3 +234,29 @@ def test_fidelity_docs_other_readings_are_the_sets_they_claim():
         annealed = cfg.guidance[prior].timestep_range("stage3")
         assert plain.fractions(0) == pytest.approx((0.02, 0.5))
         assert annealed.fractions(0) == pytest.approx((0.02, 0.98)) and annealed.fractions(5000) == pytest.approx((0.02, 0.5))
+
+
+def test_fidelity_docs_sets_for_the_entropy_start_the_video_lr_and_the_first_lowvram_configs():
+    """The `--set` lines of docs/fidelity.md for the paper profile's stage-2 entropy term, S1's learning-rate
+    reading of the video weight and the first version of the low-VRAM configs change what the page says."""
+    from pipelines.generate import build_config
+
+    sets = _fidelity_sets("The opacity-entropy start.")
+    base, cfg = build_config("paper", "4dfy"), build_config("paper", "4dfy", sets=sets)
+    stage2 = cfg.loss_weights(cfg.stage("stage2"))
+    assert base.loss_weights(base.stage("stage2")).opacity_entropy_from == 10_000 == base.stage("stage2").steps
+    assert stage2.opacity_entropy_from == 5000 and stage2.opacity_entropy == 1000.0
+    assert cfg.loss_weights(cfg.stage("stage3")) == base.weights  # stage 3 as before
+
+    sets = _fidelity_sets("The video update's \"total learning rate 0.1\".")
+    cfg = build_config("paper", "4dfy", sets=sets)
+    assert base.weights.sds_video == 0.1 and base.stage("stage3").video_lr_scale == 1.0
+    assert cfg.weights.sds_video == 1.0 and cfg.stage("stage3").video_lr_scale == 0.1
+    assert diff(base, cfg).keys() == {"weights.sds_video", "stages.stage3.video_lr_scale"}
+
+    sets = _fidelity_sets("The first version of the configs.")
+    first = build_config("release-lowvram", "4dfy", sets=sets)
+    assert [s.grad_max_samples for s in first.stages] == [100_000, 100_000, 100_000]
+    assert first.loss_weights(first.stages[0]) == first.weights and first.weights.sparsity == 10.0
+    assert first.stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.0, "video": 0.5}
+    assert first.stage("stage3").steps == 300_000

@@ -56,8 +56,8 @@ def test_lowvram_updates_are_measured_with_their_own_budgets_and_groups():
                    ("video", 160, 288, 16, 1_600_000, ("dynamic",), 4)]
     cost = {k: float(i + 1) for i, k in enumerate(got)}
     proj = paper_scale.project(low, cost)
-    # stage 3: MVDream 0.5 and video 0.5, no VSD
-    assert proj["stages"]["stage3"]["s_per_it"] == pytest.approx(0.5 * 5.0 + 0.5 * 6.0)
+    # stage 3: MVDream 0.75 and video 0.25, no VSD
+    assert proj["stages"]["stage3"]["s_per_it"] == pytest.approx(0.75 * 5.0 + 0.25 * 6.0)
     # stage 2 (25k): one group at 64^2 until 5k, then 256^2; IMG at 0.5 throughout
     assert proj["stages"]["stage2"]["hours"] == pytest.approx((5000 * (0.5 * 3 + 0.5 * 4) +
                                                                20_000 * (0.5 * 2 + 0.5 * 4)) / 3600)

@@ -79,9 +79,9 @@ def test_each_update_type_runs_through_its_real_prior(update, tmp_path, priors):
 
 
 def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
-    """HASH_NEUTRAL: a run made before `renderer.grad_max_samples` and the stages' `grad_max_samples` and
-    `trainable` existed keeps its hash (and resumes): the hash of the dict without the keys equals the hash
-    with them at None; set, each option changes the hash."""
+    """HASH_NEUTRAL: a run made before `renderer.grad_max_samples` and the stages' `grad_max_samples`,
+    `trainable`, `weights` and `video_lr_scale` existed keeps its hash (and resumes): the hash of the dict without
+    the keys equals the hash with them at their neutral values; set, each option changes the hash."""
     import dataclasses
 
     import hashlib
@@ -95,11 +95,13 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     assert d["renderer"]["grad_max_samples"] is None and ("renderer", "grad_max_samples") in HASH_NEUTRAL
     # the execution-only options (next test) are left out at any value
     old = {**d, "renderer": {k: v for k, v in d["renderer"].items() if k not in ("grad_max_samples", "recompute_field", "recompute_chunk")},
-           "stages": [{k: v for k, v in s.items() if k not in ("grad_max_samples", "trainable")}
+           "stages": [{k: v for k, v in s.items()
+                       if k not in ("grad_max_samples", "trainable", "weights", "video_lr_scale")}
                       for s in d["stages"]],
            "guidance": {u: {**g, "frozen": {k: v for k, v in g["frozen"].items() if k not in NEWER_FROZEN}}
                         for u, g in d["guidance"].items()}}
-    assert all(s["grad_max_samples"] is None and s["trainable"] is None for s in d["stages"])
+    assert all(s["grad_max_samples"] is None and s["trainable"] is None and s["weights"] == {}
+               and s["video_lr_scale"] == 1.0 for s in d["stages"])
     old.pop("device")  # config_hash leaves the device out
     old.pop("tf32")  # and the execution-only TF32 choice
     # the hash formula of the version before the option, written out here (not the code's _hash)
@@ -108,7 +110,8 @@ def test_an_option_at_its_neutral_value_leaves_the_config_hash_alone():
     capped = build_config("tiny", "4dfy", sets=parse_sets(["renderer.grad_max_samples=1000"]))
     assert capped.config_hash() != cfg.config_hash()
     assert capped.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
-    for key, value in (("grad_max_samples", "1000"), ("trainable", '["dynamic"]')):
+    for key, value in (("grad_max_samples", "1000"), ("trainable", '["dynamic"]'), ("weights", '{"sparsity": 0}'),
+                       ("video_lr_scale", "0.1")):
         staged = build_config("tiny", "4dfy", sets=parse_sets([f"stages.stage3.{key}={value}"]))
         assert staged.config_hash() != cfg.config_hash(), key
         assert staged.stage_prefix_hash(2) == cfg.stage_prefix_hash(2), key  # stages 1-2 still shared
