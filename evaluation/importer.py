@@ -139,6 +139,9 @@ def _load(path: Path, n_frames: int | None, fps: float | None) -> dict:
     frames = decode_video(path)
     src_fps = fps or info.fps or 15.0
     n_src = len(frames)
+    if n_src < 2:  # e.g. a PNG or JPEG renamed .mp4: one picture, which CLIP and the survey would take as a video
+        raise VideoError(f"{path.name} holds {n_src} frame ({info.codec} in {info.container.split(',')[0]}): "
+                         "a still image, not a video")
     out = {"copy": None, "frames": None, "fps": src_fps, "n_source": n_src, "size": frames.shape[1:3],
            "codec": info.codec, "pix_fmt": info.pix_fmt}
     if n_frames is not None and n_frames != n_src:

@@ -176,3 +176,22 @@ def test_an_existing_artifact_is_refused_before_decoding(tmp_path, monkeypatch):
     assert r.imported == [] and not (tmp_path / "out" / "mav3d" / "a_cat_singing").exists()  # all or nothing
     r = import_videos(d, "mav3d", tmp_path / "out", overwrite=True)
     assert sorted(a.slug for a in r.imported) == ["a_cat_singing", "a_panda_dancing"] and not r.failed
+
+
+def test_a_still_image_renamed_mp4_is_refused_and_keeps_the_earlier_artifact(tmp_path):
+    """A PNG named like a video decodes as one frame: refused as a still image, and with --overwrite the good
+    artifact already imported for that prompt stays."""
+    from PIL import Image
+
+    good, still, out = tmp_path / "good", tmp_path / "still", tmp_path / "out"
+    good.mkdir()
+    still.mkdir()
+    encode_video(good / "a_panda_dancing.mp4", make_frames(6, 16, 16))
+    Image.fromarray(make_frames(1, 16, 16)[0]).save(still / "a_panda_dancing.mp4", format="PNG")
+    first = import_videos(good, "mav3d", out)
+    assert [a.slug for a in first.imported] == ["a_panda_dancing"]
+    before = (out / "mav3d" / "a_panda_dancing" / "video.mp4").read_bytes()
+    r = import_videos(still, "mav3d", out, overwrite=True)
+    assert r.imported == [] and "a still image, not a video" in r.failed["a_panda_dancing.mp4"], r.failed
+    assert "holds 1 frame (png" in r.failed["a_panda_dancing.mp4"], r.failed
+    assert (out / "mav3d" / "a_panda_dancing" / "video.mp4").read_bytes() == before
