@@ -210,10 +210,30 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
     return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS["per_frame.csv"]))
 
 
-def per_prompt(per_frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean score over frames: method, slug, prompt, n_frames, clip."""
+TRACE_COLUMNS = ("config_hash", "width", "height")
+"""What per_prompt.csv says of each scored artifact besides its score: the config hash of the run it was rendered
+from (empty for an imported video) and its frame size (n_frames is the frame count)."""
+
+
+def artifact_facts(artifacts: dict[tuple[str, str], Artifact]) -> pd.DataFrame:
+    """method, slug, kind, config_hash (None for imports), width, height, n_frames of each artifact, sorted."""
+    rows = [{"method": m, "slug": s, "kind": a.source.get("kind"),
+             "config_hash": a.source.get("config_hash") if a.source.get("kind") == "render" else None,
+             "width": a.width, "height": a.height, "n_frames": a.n_frames}
+            for (m, s), a in sorted(artifacts.items())]
+    return pd.DataFrame(rows, columns=["method", "slug", "kind", "config_hash", "width", "height", "n_frames"])
+
+
+def per_prompt(per_frame: pd.DataFrame, facts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean score over frames: method, slug, prompt, n_frames, clip, then each artifact's config_hash, width and
+    height from `facts` (`artifact_facts`; empty where not given)."""
     g = per_frame.groupby(["method", "slug", "prompt"], sort=True)["score"]
-    return g.agg(n_frames="size", clip="mean").reset_index()
+    table = g.agg(n_frames="size", clip="mean").reset_index()
+    if facts is None:
+        facts = artifact_facts({})
+    trace = facts[["method", "slug", *TRACE_COLUMNS]].astype({"width": "Int64", "height": "Int64"})
+    table = table.merge(trace, on=["method", "slug"], how="left", validate="one_to_one")
+    return table[list(OUTPUT_COLUMNS["per_prompt.csv"])]
 
 
 def bootstrap_mean_ci(values: np.ndarray, cfg: ScoreConfig) -> tuple[float, float]:
@@ -285,7 +305,7 @@ def clip_table(prompts: pd.DataFrame, sets: dict[str, list[str]] | None = None) 
 
 OUTPUT_COLUMNS = {
     "per_frame.csv": ("method", "slug", "prompt", "frame", "score"),
-    "per_prompt.csv": ("method", "slug", "prompt", "n_frames", "clip"),
+    "per_prompt.csv": ("method", "slug", "prompt", "n_frames", "clip", *TRACE_COLUMNS),
     "summary.csv": ("method", "n_prompts", "clip", "ci_low", "ci_high", "primary", "n_shared", "diff_vs_primary",
                     "diff_ci_low", "diff_ci_high"),
     "clip.csv": ("method", "clip", "prompt_set", "n_prompts", "n_set"),
@@ -318,7 +338,7 @@ def _written_by_clipscore(path: Path) -> bool:
             return True
         with open(path, encoding="utf-8") as f:
             if path.name == META:
-                data = json.loads(f.read(1 << 20))
+                data = json.loads(f.read(1 << 24))  # ample for the `artifacts` list of thousands of videos
                 return isinstance(data, dict) and {"model", "score"} <= set(data)
             header = f.readline().strip().split(",")
     except (OSError, UnicodeDecodeError, ValueError):
@@ -366,15 +386,19 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig, model: str,
-                  precision: str = "fp32", random_weights: bool | None = None) -> dict[str, Path]:
+                  precision: str = "fp32", random_weights: bool | None = None,
+                  artifacts: dict[tuple[str, str], Artifact] | None = None) -> dict[str, Path]:
     """per_frame.csv, per_prompt.csv, summary.csv, clip.csv and clipscore.json in out_dir.
 
     clipscore.json records `model` (the description, `LoadedClip.description`), `precision` and
     `random_weights` (True for the random-weight tiny CLIP: `fourdfy analyze` then flags its tables); by
-    default that is read from the description, which for the tiny model starts with its id."""
+    default that is read from the description, which for the tiny model starts with its id. With the scored
+    `artifacts`, per_prompt.csv and clipscore.json's `artifacts` list say what each score was made from: the
+    config hash (null for an imported video), the frame size and count."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pp = per_prompt(per_frame)
+    facts = artifact_facts(artifacts or {})
+    pp = per_prompt(per_frame, facts)
     tables = {"per_frame.csv": per_frame, "per_prompt.csv": pp, "summary.csv": summarize(pp, cfg),
               "clip.csv": clip_table(pp)}
     paths = {}
@@ -387,7 +411,10 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
         random_weights = model.startswith(TINY_CLIP_ID)
     meta = {"model": model, "precision": precision, "random_weights": bool(random_weights), "primary": cfg.primary,
             "n_resamples": cfg.n_resamples, "confidence": cfg.confidence, "seed": cfg.seed,
-            "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, then over prompts"}
+            "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, then over prompts",
+            # JSON nulls, not NaN: pandas' missing values would make the file invalid JSON
+            "artifacts": [{k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                          for row in facts.to_dict("records")]}
     write_text_atomic(out / META, json.dumps(meta, indent=2) + "\n")
     paths[META] = out / META
     return paths

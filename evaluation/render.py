@@ -3,7 +3,9 @@
 `render_run(run_dir, out_root, EvalRenderConfig())` loads the run (`evaluation.runs.load_run`),
 renders every frame along the trajectory with the run's own renderer settings, no sample jitter,
 the learned background (no random-colour augmentation) and the density-bias sigma the last stage
-ended with, then writes `<out>/<method>/<slug>/` (video.mp4, depth.mp4, manifest.json).
+ended with, then writes `<out>/<method>/<slug>/` (video.mp4, depth.mp4, manifest.json). The manifest's
+`source` says which run made it (`evaluation.runs.render_source`: folder, config hash, seed, `--set` values,
+`--max-steps`, steps trained per stage).
 
 Deterministic: no random draw enters; the same run gives the same frames (bytes before encoding)
 whatever the chunking (tested on CPU; CUDA kernels were not checked for bitwise repeatability here).
@@ -176,7 +178,7 @@ def render_run(run_dir: Path | str, out_root: Path | str, cfg: EvalRenderConfig 
 
     An existing artifact folder is refused before anything is loaded or rendered (unless `overwrite`).
     """
-    from .runs import load_run, read_run_manifest
+    from .runs import load_run, read_run_manifest, render_source
 
     run_dir = Path(run_dir)
     manifest = read_run_manifest(run_dir)
@@ -196,7 +198,6 @@ def render_run(run_dir: Path | str, out_root: Path | str, cfg: EvalRenderConfig 
              "profile": manifest.get("profile"), "device": device.type,
              "num_samples": run_cfg.renderer.num_samples}
     return write_artifact(out_root, manifest["method"], manifest["prompt"], out["rgb"],
-                          source={"kind": "render", "run": run_dir.resolve().name,
-                                  "config_hash": manifest["config_hash"]},
+                          source=render_source(run_dir, manifest),
                           trajectory=cfg.trajectory, fps=cfg.fps, times=out["times"], cameras=out["c2w"],
                           depth_frames=depth_rgb, extra=extra, overwrite=overwrite)

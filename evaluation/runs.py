@@ -1,7 +1,9 @@
 """Loading a trained run folder for evaluation: the ONE place that knows a run's layout.
 
 A run folder (written by `fourdfy generate`) holds `manifest.json` (key `config`: the resolved
-TrainConfig as a dict, `config_hash`) and `ckpt/last.pt` (key `field`: the SceneField state dict).
+TrainConfig as a dict, `config_hash`; `seed`, `profile`, `update_counts` per stage, and `request`: the
+`--set` values and `--max-steps` as given) and `ckpt/last.pt` (key `field`: the SceneField state dict).
+`render_source` turns a run into the `source` of the artifact rendered from it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,56 @@ def read_run_manifest(run_dir: Path | str) -> dict:
         if key not in manifest:
             raise RunError(f"{path}: lacks '{key}'")
     return manifest
+
+
+def run_path(run_dir: Path | str, manifest: dict) -> str:
+    """The run folder described without making it absolute: `<profile>/<method>/<name>` when its two parent
+    folders are named after the run's profile and method (the pipeline's and sweeps' `<runs>/<profile>/<method>/
+    <prompt slug>` layout, whatever the runs root), else the folder's own name. Always '/'-separated."""
+    parts = Path(run_dir).resolve().parts
+    if len(parts) >= 4 and parts[-3] == manifest.get("profile") and parts[-2] == manifest.get("method"):
+        return "/".join(parts[-3:])
+    return parts[-1]
+
+
+def _trained_steps(manifest: dict) -> dict[str, int] | None:
+    """Steps trained per stage (the sum of the run's update counts), or None when the manifest has no counts."""
+    counts = manifest.get("update_counts")
+    # anything else (a hand-edited manifest) is not worth an error after minutes of rendering: not recorded
+    if not isinstance(counts, dict) or not all(isinstance(c, dict) and all(type(n) is int for n in c.values())
+                                               for c in counts.values()):
+        return None
+    return {stage: sum(c.values()) for stage, c in counts.items()}
+
+
+def render_source(run_dir: Path | str, manifest: dict) -> dict:
+    """The artifact `source` of a render of this run: what made it, with no absolute path and no time.
+
+    `run` stays the folder's own name (what readers of older artifacts know); `run_path` says more
+    (`run_path` above). `set` holds the `--set`/`--set-from` values the run was asked for (the pipeline's
+    params.yaml overrides included), {} for none; it and `max_steps` are null where the run's manifest
+    records no request (`fourdfy oracle`, older runs). `variant`: the base and keys of a method defined in
+    params.yaml's overrides, else null. `steps`: per stage, the steps trained, or null."""
+    request = manifest.get("request")
+    recorded = isinstance(request, dict)
+    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    return {
+        "kind": "render", "run": Path(run_dir).resolve().name, "run_path": run_path(run_dir, manifest),
+        "config_hash": manifest["config_hash"], "profile": manifest.get("profile", config.get("profile")),
+        "seed": manifest.get("seed", config.get("seed")),
+        "set": dict(request.get("set") or {}) if recorded else None,
+        "max_steps": request.get("max_steps") if recorded else None,
+        "variant": _variant(request.get("variant") if recorded else None),
+        "steps": _trained_steps(manifest),
+    }
+
+
+def _variant(note) -> dict | None:
+    """A variant method's base and keys (`request.variant` of a run of a params.yaml `overrides:` entry with
+    `base:`), or None. Its `from` is left out: a `--set-from` path may be absolute."""
+    if not isinstance(note, dict):
+        return None
+    return {"base": note.get("base"), "set": note.get("set")}
 
 
 def load_run(run_dir: Path | str, device: str = "cpu"):

@@ -185,7 +185,8 @@ def clipscore(
         clip = load_clip(cfg)
         store = ScoreCache(cache, clip) if cache is not None else None
         per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store, heartbeat_s=HEARTBEAT_S)
-        paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision, clip.random_weights)
+        paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision, clip.random_weights,
+                              artifacts=arts)
     except (ArtifactError, ModelNotFoundError, ValueError) as err:
         _fail(str(err))
     import pandas as pd
@@ -201,11 +202,8 @@ def clipscore(
             f"  {r.diff_vs_primary:+.2f} vs {scfg.primary} on {r.n_shared} {ci(r.diff_ci_low, r.diff_ci_high, '+')}")
         typer.echo(f"  {r.method:<16} {r.clip:6.2f} {ci(r.ci_low, r.ci_high)} over {r.n_prompts} prompt(s){diff}")
     sets = pd.read_csv(paths["clip.csv"], keep_default_na=False)
-    partial = sets[sets.n_prompts < sets.n_set]
-    for r in partial.itertuples():
-        where = "scored (its `all` row)" if r.prompt_set == ALL_PROMPTS else f"of {r.prompt_set}"
-        typer.echo(f"note: {r.method} has {r.n_prompts} of the {r.n_set} prompts {where}; "
-                   "its clip.csv row is the mean over those only")
+    for line in _partial_notes(sets[sets.n_prompts < sets.n_set], ALL_PROMPTS):
+        typer.echo(line)
     if scfg.primary not in methods:
         typer.echo(f"note: no artifact of {scfg.primary}, so no paired differences (--primary names another method)")
     typer.echo(f"wrote {', '.join(paths)} to {out}")
@@ -215,6 +213,24 @@ def clipscore(
     if gone:
         typer.secho(f"warning: the earlier outputs in {out} held methods these do not: {', '.join(gone)} (their "
                     "scores are gone; give their artifact roots too to keep them)", fg=typer.colors.YELLOW, err=True)
+
+
+def _partial_notes(partial, all_name: str) -> list[str]:
+    """One `note:` per prompt set (in clip.csv's order) naming every method that holds only part of it, with
+    its count: a line per method and set repeated itself for every method of a small pipeline."""
+    lines = []
+    for name in dict.fromkeys(partial.prompt_set):
+        rows = partial[partial.prompt_set == name]
+        one = len(rows) == 1
+        # n_set is the same on every row of a set: its size (for `all`, the prompts scored over all methods)
+        where = f"of the {rows.n_set.iloc[0]} prompts " + (
+            f"scored ({'its' if one else 'their'} `all` row{'' if one else 's'})" if name == all_name else f"of {name}")
+        groups = [f"{', '.join(g.method)} {'has' if len(g) == 1 else 'have'} {n}"
+                  for n, g in rows.groupby("n_prompts", sort=False)]
+        head = f"{groups[0]} {where}" if len(groups) == 1 else f"{where}, " + " and ".join(groups)
+        rest = "its clip.csv row is the mean" if one else "their clip.csv rows are the means"
+        lines.append(f"note: {head}; {rest} over those only")
+    return lines
 
 
 def validate_artifacts(

@@ -31,7 +31,10 @@ def test_artifact_has_frames_size_manifest(rendered, fake_run):
     run_manifest = json.loads((fake_run / "manifest.json").read_text())
     assert a.folder.parts[-2:] == ("4dfy", "a_panda_dancing")
     assert (a.n_frames, a.height, a.width, a.trajectory, a.fps) == (3, 12, 12, "orbit", 15.0)
-    assert a.source == {"kind": "render", "run": fake_run.name, "config_hash": run_manifest["config_hash"]}
+    # the fake run records no --set / --max-steps request and no update counts (tests/evaluation/test_provenance.py)
+    assert a.source == {"kind": "render", "run": fake_run.name, "run_path": fake_run.name,
+                        "config_hash": run_manifest["config_hash"], "profile": "tiny", "seed": 0, "set": None,
+                        "max_steps": None, "variant": None, "steps": None}
     from method.cameras import OrbitConfig, orbit
 
     assert a.times == pytest.approx(orbit(OrbitConfig(n_frames=3))[1].tolist())  # the suite's orbit timing
