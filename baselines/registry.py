@@ -12,15 +12,23 @@ method is registered; `transform` is a function `(TrainConfig) -> TrainConfig` f
 on the profile. A method that cannot be trained here (MAV3D: no public code) is registered with
 `trainable=False` and contributes videos only (`fourdfy import-videos`). Display labels of the tables
 come from the study design (userstudy/designs/), not from here.
+
+Variants as data: an entry of params.yaml's `overrides:` with the reserved key `base:` (`VARIANT_KEYS`) defines
+a method of its own, `variant(name, entry)`: the base's overrides, then the entry's dotted keys, then the
+base's transform (`register_variants` registers those of a whole `overrides:` mapping, with the checks of
+`register`). Every caller (the `methods` stage, `fourdfy generate --set-from`, `fourdfy sweep --params`,
+`fourdfy methods --params`) builds them here, so a variant resolves to the same config everywhere.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from method.configs import ConfigKeyError, set_keys
+from method.configs import ConfigKeyError, get_key, set_key, set_keys, valid_keys
 from method.fields import HashGridConfig, hexplane_matching
 from method.training.config import TrainConfig, replace
 
@@ -45,6 +53,8 @@ class Method:
     """Where the method was registered from (built-in, or the entry point's distribution)."""
     label: str = ""
     """Its name in the tables the pipeline makes (a design's label); "" shows the name itself."""
+    base: str = ""
+    """The method a variant was built from (`variant`: an `overrides:` entry with `base:`); "" for the others."""
 
     def apply(self, cfg: TrainConfig) -> TrainConfig:
         if not self.trainable:
@@ -218,6 +228,138 @@ def get_method(name: str) -> Method:
         raise UnknownMethodError(f"unknown method {name!r}{guess}",
                                  f"; known methods: {known}{broken} (a plug-in's method needs its package installed "
                                  "in this environment: docs/adding-a-baseline.md)") from None
+
+
+VARIANT_KEYS = ("base", "label", "description")
+"""Reserved keys of an entry of params.yaml's `overrides:`, next to its dotted config keys: `base:` (a registered
+method) makes the entry a variant of its own name, `label:` is a method's name in the tables, `description:` a
+variant's line in `fourdfy methods`."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A variant's name: it names run folders, artifact folders and DVC stages (`generate@<name>-<prompt>`)."""
+
+
+def config_keys(entry: dict | None) -> dict:
+    """The dotted config keys of an `overrides:` entry (its reserved keys left out)."""
+    return {str(k): v for k, v in (entry or {}).items() if k not in VARIANT_KEYS}
+
+
+def _typed(schema: TrainConfig, key: str, value):
+    """`value` as `--set KEY=VALUE` reads it from YAML (`--set-from`): a non-string as JSON, a string parsed as
+    JSON where the field is not a string (so YAML's `1e-3`, a string to YAML, is a number), typed by the schema."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    probe = set_key(schema, key, text, parse=True)
+    if "*" in key:  # the value every entry of the group now holds: read it at the first one
+        first = re.compile("^" + re.escape(key).replace(r"\*", r"[^.]+") + r"(?=\.|$)")
+        key = next(m.group(0) for k in valid_keys(probe) if (m := first.match(k)))
+    return get_key(probe, key)
+
+
+def _check_reserved(entry: dict, where: str) -> None:
+    for key in VARIANT_KEYS:
+        if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
+            raise ValueError(f"{where}: {key}: must be a non-empty string, got {entry[key]!r}")
+
+
+def _refuse_shadowing(name: str, where: str, source: str) -> None:
+    """A variant may not take the name of a method registered elsewhere (built-in, plug-in, another file's
+    variant); its own file may define it again (the file read after an edit)."""
+    if name not in METHODS:
+        load_entry_points(strict=False)  # a plug-in's name counts as taken
+    old = METHODS.get(name)
+    if old is None or (old.base and old.source == source):
+        return
+    what = f"variant of {old.base} from {old.source}" if old.base else old.source
+    fix = "give the variant another name" + ("" if old.base else
+                                             f", or drop base: to change the config of {old.source} {name!r}")
+    raise ValueError(f"{where}: base: defines a method {name!r}, but {name!r} is already registered ({what}: "
+                     f"{old.description}); {fix}")
+
+
+def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
+    """The method an `overrides:` entry with `base:` defines (not registered: `register_variant`): the base's
+    overrides, then the entry's dotted keys, then the base's transform, trainable as the base is. Values are
+    read as `--set-from` reads them; an unknown key, or a base no registered method has, is an error naming
+    `source` and the entry (a did-you-mean `UnknownMethodError` for the base)."""
+    where = f"{source}: overrides.{name}"
+    if not isinstance(entry, dict) or "base" not in entry:
+        raise ValueError(f"{where}: a variant needs base: (the registered method it changes), e.g. base: 4dfy")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{where}: {name!r} cannot name a method (it names run folders and DVC stages); use "
+                         "letters, digits, '_', '-' and '.', starting with a letter or digit")
+    _check_reserved(entry, where)
+    try:
+        base = get_method(entry["base"])
+    except UnknownMethodError as err:
+        raise UnknownMethodError(f"{where}: base: {err.head}", err.tail) from None
+    if not base.trainable:
+        raise ValueError(f"{where}: base: {base.name!r} cannot be trained here (videos only); a variant changes the "
+                         "config of a trained method")
+    keys = config_keys(entry)
+    from method.training.profiles import paper
+
+    schema = paper()  # every stage and prior present, as `register` checks
+    try:
+        typed = {k: _typed(schema, k, v) for k, v in keys.items()}
+    except ConfigKeyError as err:
+        raise ValueError(f"{where}: {err}") from None
+    changes = ", ".join(f"{k}={v}" for k, v in keys.items()) or "no changes"
+    return Method(name, entry.get("description") or f"variant of {base.name}: {changes}",
+                  overrides={**base.overrides, **typed}, transform=base.transform, trainable=True, source=source,
+                  label=entry.get("label") or "", base=base.name)
+
+
+def register_variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
+    """`variant(name, entry, source)`, registered. The name of a method registered elsewhere is an error naming
+    both; the same file may register it again (a changed definition replaces its own earlier one)."""
+    _refuse_shadowing(name, f"{source}: overrides.{name}", source)
+    method = variant(name, entry, source)
+    return register(method, overwrite=name in METHODS)
+
+
+def check_entry(name: str, entry: dict | None, source: str = "params.yaml") -> None:
+    """The reserved keys of an `overrides:` entry without `base:`: `label:` may relabel the method (a string),
+    `description:` belongs to a variant (the method's own registration describes it)."""
+    if not entry:
+        return
+    where = f"{source}: overrides.{name}"
+    _check_reserved(entry, where)
+    if "description" in entry:
+        if name not in METHODS:
+            load_entry_points(strict=False)
+        fix = (f"drop it ({name!r} is described where it is registered: `fourdfy methods`), or define a variant "
+               f"under a new name with base: {name}" if name in METHODS else
+               f"add base: METHOD to define {name!r} as a variant of METHOD")
+        raise ValueError(f"{where}: description: belongs to a variant (an entry with base:); {fix}")
+
+
+def register_variants(overrides: dict | None, source: str = "params.yaml") -> list[str]:
+    """Register every variant of an `overrides:` mapping (its entries with `base:`; a variant may be the base of
+    another) and check the reserved keys of its other entries; returns the variants' names. Registering the
+    same mapping again changes nothing."""
+    if not overrides:
+        return []
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{source}: overrides must map a method to a mapping of config keys to values")
+    pending = {}
+    for name, entry in overrides.items():
+        name = str(name)
+        if entry is not None and not isinstance(entry, dict):
+            raise ValueError(f"{source}: overrides.{name} must be a mapping of config keys to values, got {entry!r}")
+        if entry and "base" in entry:
+            _refuse_shadowing(name, f"{source}: overrides.{name}", source)
+            pending[name] = entry
+        else:
+            check_entry(name, entry, source)
+    done = []
+    while pending:
+        ready = [n for n, e in pending.items() if str(e["base"]) not in pending]
+        if not ready:
+            raise ValueError(f"{source}: overrides: the variants {', '.join(map(repr, pending))} are each other's "
+                             "base: (a cycle); base one of them on a registered method")
+        for name in ready:
+            register_variant(name, pending.pop(name), source)
+            done.append(name)
+    return done
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:

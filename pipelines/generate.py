@@ -48,8 +48,8 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def read_sets(spec: str) -> dict[str, str]:
-    """`FILE:dotted.key` -> the mapping at that key of a YAML file, as `--set` values (empty mapping: none)."""
+def _read_entry(spec: str) -> tuple[str, str, dict]:
+    """`FILE:dotted.key` -> (FILE, key, the mapping at that key; {} for an empty one)."""
     import yaml
 
     path, _, key = spec.partition(":")
@@ -63,10 +63,50 @@ def read_sets(spec: str) -> dict[str, str]:
             raise ValueError(f"--set-from: {path} has no key {key!r}")
         node = node[part]
     if node is None:
-        return {}
+        return path, key, {}
     if not isinstance(node, dict):
         raise ValueError(f"--set-from: {path}:{key} must be a mapping of config keys to values, got {node!r}")
-    return as_set_values(node)
+    return path, key, node
+
+
+def read_sets(spec: str) -> dict[str, str]:
+    """`FILE:dotted.key` -> the mapping at that key of a YAML file, as `--set` values (empty mapping: none). The
+    reserved keys of an `overrides:` entry (`base`, `label`, `description`: baselines.VARIANT_KEYS) are not
+    config keys and are left out (`read_set_from` is what a run reads: it also defines a variant)."""
+    from baselines import config_keys
+
+    return as_set_values(config_keys(_read_entry(spec)[2]))
+
+
+def read_set_from(spec: str, method: str) -> tuple[dict[str, str], dict]:
+    """`--set-from FILE:KEY` for a run of `method`: (its `--set` values, the manifest's note of the variant the
+    entry defines, else {}).
+
+    An entry with `base:` (an `overrides:` entry of params.yaml, as the generate stages pass it) defines the
+    variant named by KEY's last part, which must be `method`: it is registered (`baselines.register_variant`), and
+    its dotted keys are then the method's own, applied in the method's order (before its base's transform) and
+    not again as `--set` values. Another entry gives its dotted keys as `--set` values (`label:` only names the
+    method in the tables)."""
+    from baselines import check_entry, config_keys, register_variant
+
+    path, key, entry = _read_entry(spec)
+    name = key.rsplit(".", 1)[-1] if key else method
+    if "base" not in entry:
+        check_entry(name, entry, path)
+        return as_set_values(config_keys(entry)), {}
+    if name != method:
+        raise ValueError(f"--set-from {spec} defines the variant {name!r} (base: {entry['base']}); train it with "
+                         f"--method {name}, or give --set-from the entry of {method!r}")
+    register_variant(name, entry, path)
+    return {}, variant_note(entry, spec)
+
+
+def variant_note(entry: dict, spec: str) -> dict:
+    """What a run's manifest records (under `request`) of the variant it trains: its base, its keys as `--set`
+    values, and where it was defined (`FILE:overrides.NAME`)."""
+    from baselines import config_keys
+
+    return {"base": str(entry["base"]), "set": as_set_values(config_keys(entry)), "from": spec}
 
 
 def as_set_values(mapping: dict) -> dict[str, str]:

@@ -2,7 +2,8 @@
 it analyses, and the report summary. Run as `python -m pipelines.stages <step> ...` from dvc.yaml.
 
 - `methods`: `build/methods/`, what the pipeline's methods are as data: `config/<name>.json` (the profile's
-  resolved config of each trained method) and `labels.json` (the table labels they register). Installed
+  resolved config of each trained method, the variants params.yaml's `overrides:` defines included) and
+  `labels.json` (the table labels they register, or params.yaml's `label:` of them). Installed
   plug-ins live outside the repository, where DVC cannot see them, so the stage runs on every repro; the
   generate and design stages depend on its files and rerun only when a method's definition really changed.
 - `design`: the design file of params.yaml plus a row for every method the pipeline trains or
@@ -38,7 +39,8 @@ def _params(path: Path) -> dict:
 def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict:
     """The design dict of params['study']['design'] extended with the pipeline's other methods. A pipeline method
     the design gives no label (an added one, or one a design of your own lists without a label) takes it from
-    `labels` (the `methods` stage's labels.json, which DVC tracks), else from the registry."""
+    `labels` (the `methods` stage's labels.json, which DVC tracks), else from the registry; a `label:` of its
+    entry in params.yaml's `overrides:` (also in labels.json) wins over the design's."""
     study = params.get("study", {})
     base = yaml.safe_load(Path(study.get("design", "userstudy/designs/paper.yaml")).read_text())
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
@@ -46,11 +48,15 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
     trained, videos = pipeline_methods(params)
     extra = [m for m in [*trained, *videos] if m not in listed]
     own = base.get("methods") or {}
-    unlabelled = [m for m in [*trained, *videos] if not (own.get(m) or {}).get("label")]
+    # params.yaml's `label:` (overrides.<method>.label) wins over the design's: it is this pipeline's own choice
+    given = {m: label for m, label in params_labels(params).items() if m in trained or m in videos}
+    unlabelled = [m for m in [*trained, *videos] if not (own.get(m) or {}).get("label") and m not in given]
     found = registered_labels(unlabelled) if labels is None and unlabelled else labels or {}
     for m in unlabelled:
         if found.get(m):
             base.setdefault("methods", {}).setdefault(m, {})["label"] = found[m]
+    for m, label in given.items():
+        base.setdefault("methods", {}).setdefault(m, {})["label"] = label
     if extra:
         prompt_set = study.get("added_prompt_set", "ablation_5")
         if "tables" in base:
@@ -72,6 +78,15 @@ def registered_labels(names: list[str]) -> dict[str, str]:
     return {n: METHODS[n].label for n in names if n in METHODS and METHODS[n].label}
 
 
+def params_labels(params: dict) -> dict[str, str]:
+    """The `label:` params.yaml's `overrides:` gives a method (a variant, or a registered method relabelled)."""
+    overrides = params.get("overrides")
+    if not isinstance(overrides, dict):
+        return {}
+    return {str(m): e["label"] for m, e in overrides.items()
+            if isinstance(e, dict) and isinstance(e.get("label"), str) and e["label"]}
+
+
 def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
     """(trained, video-only) method names of params.yaml: both generate blocks, then `videos:` keys."""
     gen = params.get("generate", {})
@@ -81,9 +96,12 @@ def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
 
 def check_trained_methods(params: dict, params_path: Path) -> None:
     """ValueError naming every method of the generate blocks the pipeline cannot train, all at once: an
-    unknown name (the registry's did-you-mean, and a broken plug-in's error) or a videos-only method."""
-    from baselines import UnknownMethodError, get_method
+    unknown name (the registry's did-you-mean, and a broken plug-in's error) or a videos-only method. The variants
+    of params.yaml's `overrides:` are registered first (a bad one is an error naming its entry)."""
+    from baselines import UnknownMethodError, get_method, register_variants
 
+    register_variants(params.get("overrides"), source=str(params_path))
+    overrides = params.get("overrides") or {}
     gen = params.get("generate") or {}
     known_tail, parts = "", []
     for key, names in (("generate.methods", gen.get("methods") or []),
@@ -93,8 +111,12 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
             try:
                 method = get_method(name)
             except UnknownMethodError as err:  # the known methods listed once, after every unknown name
-                bad.append(err.head)
-                known_tail = err.tail
+                # config keys under an unknown name: meant as a variant (an empty entry may be a plug-in's)
+                entry = overrides.get(name) if isinstance(overrides, dict) else None
+                bad.append(err.head + (f" (overrides.{name} has no base:; add e.g. base: 4dfy to define it as a "
+                                       "variant)" if isinstance(entry, dict) and entry else ""))
+                known_tail = (f"{err.tail}; a variant of a registered method is an entry of overrides: with base: "
+                              "(docs/pipeline.md)")
                 continue
             if not method.trainable:
                 bad.append(f"method {name!r} cannot be trained here (videos only: list it under `videos:` instead "
@@ -120,6 +142,7 @@ def write_methods(params_path: Path, out: Path) -> Path:
                              sort_keys=True) + "\n" for m in trained}
     labels = {m: get_method(m).label for m in trained}
     labels.update(registered_labels(videos))
+    labels.update({m: label for m, label in params_labels(params).items() if m in trained or m in videos})
     files = {Path("config") / f"{m}.json": text for m, text in configs.items()}
     files[Path("labels.json")] = json.dumps(labels, indent=1, sort_keys=True) + "\n"
     for rel, text in files.items():

@@ -106,6 +106,11 @@ class SweepSpec:
     """Dotted config keys -> values as typed (`--set`); recorded in each manifest as `fourdfy generate` does."""
     method_sets: dict = field(default_factory=dict)
     """Per method, dotted keys -> values (params.yaml `overrides:`, as the DVC stages apply them); `sets` wins."""
+    variants: dict = field(default_factory=dict)
+    """Methods defined as data: name -> its params.yaml `overrides:` entry with `base:` (baselines.variant);
+    registered where the sweep is planned and again in each job's process, whose registry starts without them."""
+    variants_from: str = "params.yaml"
+    """The file `variants` were read from (named in their errors and in each run's manifest)."""
     max_steps: int | None = None
     """Cap every stage at this many steps (quick tries); None: the profile's steps."""
     recompute: bool = False
@@ -120,6 +125,21 @@ class SweepSpec:
     def sets_for(self, method: str) -> dict:
         """The `--set` values of one method's runs: its params.yaml overrides, then the sweep's own."""
         return {**self.method_sets.get(method, {}), **self.sets}
+
+    def register_variants(self) -> None:
+        """Register `variants` (as `fourdfy generate --set-from FILE:overrides.NAME` does for one of them)."""
+        from baselines import register_variants
+
+        register_variants(self.variants, source=self.variants_from)
+
+    def notes_for(self, method: str) -> dict:
+        """What each run of `method` records in its manifest, as `fourdfy generate` does."""
+        from pipelines.generate import variant_note
+
+        notes = {"set": self.sets_for(method), "max_steps": self.max_steps}
+        if method in self.variants:
+            notes["variant"] = variant_note(self.variants[method], f"{self.variants_from}:overrides.{method}")
+        return notes
 
     @property
     def profile_dir(self) -> Path:
@@ -168,6 +188,7 @@ class GenerateJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         s = self.spec
+        s.register_variants()
         cfg = build_config(s.profile, self.method, seed=s.seed, device=s.device, sets=s.sets_for(self.method),
                            max_steps=s.max_steps, recompute=s.recompute)
         if cfg.config_hash() != self.config_hash:
@@ -184,7 +205,7 @@ class GenerateJob(submitit.helpers.Checkpointable):
         quiet_libraries()  # a job is its own process: silence the model libraries as the CLI does
         try:
             manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache,
-                                progress=False, notes={"set": s.sets_for(self.method), "max_steps": s.max_steps})
+                                progress=False, notes=s.notes_for(self.method))
         except Exception:
             # submitit's pre-emption handler requeued this job and then exits by raising inside whatever runs; a
             # library call (e.g. safetensors reading weights) can turn that into an ordinary error, which would
@@ -234,6 +255,7 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
     """
     from baselines import get_method
 
+    spec.register_variants()
     if not spec.methods:
         raise ValueError("no methods given: --methods 4dfy,wo_hybrid (or 'all'; see `fourdfy methods`)")
     if not spec.prompts:
@@ -648,8 +670,12 @@ def expand_methods(names: list[str]) -> list[str]:
 
 
 def read_params(path: Path | str) -> dict:
-    """profile, seed, methods and prompts of the DVC pipeline's params.yaml (what its generate stages train)."""
+    """profile, seed, methods and prompts of the DVC pipeline's params.yaml (what its generate stages train), each
+    method's `overrides:` as `--set` values, and the variants it defines (`variants`: name -> its entry, whose
+    keys are the variant's own, so they are not among its `overrides`)."""
     import yaml
+
+    from baselines import check_entry, config_keys
 
     path = Path(path)
     try:
@@ -665,12 +691,16 @@ def read_params(path: Path | str) -> dict:
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) or v is None for v in overrides.values()):
         raise ValueError(f"{path}: overrides must map a method to a mapping of config keys to values")
     # the same typed parsing as `--set-from params.yaml:overrides.<method>` in the DVC stages
-    method_sets = {str(m): as_set_values(sets or {}) for m, sets in overrides.items()}
+    variants = {str(m): entry for m, entry in overrides.items() if entry and "base" in entry}
+    for m, entry in overrides.items():
+        if str(m) not in variants:
+            check_entry(str(m), entry, str(path))  # `label:` names a method, no config key; `description:` is refused
+    method_sets = {str(m): as_set_values(config_keys(sets)) for m, sets in overrides.items() if str(m) not in variants}
     extra = gen.get("extra") or {}
     if not (isinstance(extra, dict) and all(isinstance(extra.get(k, []), list) for k in ("methods", "prompts"))):
         raise ValueError(f"{path}: generate.extra must have methods / prompts lists")
     return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
-            "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets,
+            "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets, "variants": variants,
             "extra_methods": [str(m) for m in extra.get("methods", [])],
             "extra_prompts": [str(p) for p in extra.get("prompts", [])]}
 

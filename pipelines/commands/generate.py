@@ -35,18 +35,44 @@ def info() -> None:
                f" ({'dense PyTorch sampling + nerfacc compositing' if not backends.nerfacc_cuda_active() else 'packed'})")
 
 
-def methods() -> None:
+def methods(
+    params: Path = typer.Option(None, "--params", help="Also list the variants this params.yaml defines (entries of "
+                                "overrides: with base:), with their base and changes, and the labels it gives."),
+) -> None:
     """List the registered methods (Table 2 / Table 3 rows and plug-ins) with one-line descriptions, and the label
-    a plug-in gives its row in the tables."""
-    from baselines import METHODS, load_entry_points
+    a plug-in gives its row in the tables; with --params, also a params.yaml's variants."""
+    from baselines import METHODS, config_keys, load_entry_points, register_variants
 
     load_entry_points()
+    entries = read_overrides(params) if params is not None else {}
+    register_variants(entries, source=str(params))
     width = max(len(n) for n in METHODS)
     for name, m in METHODS.items():
+        entry = entries.get(name) or {}
         note = "" if m.trainable else "  [videos only]"
-        label = f"  [label {m.label!r}]" if m.label else ""  # the built-ins' labels are the paper design's
+        label = entry.get("label") or m.label
+        label = f"  [label {label!r}]" if label else ""  # the built-ins' labels are the paper design's
         origin = "" if m.source == "built-in" else f"  [{m.source}]"
+        if m.base and "description" in entry:  # the default description of a variant already says this
+            changes = ", ".join(f"{k}={v}" for k, v in config_keys(entry).items()) or "no changes"
+            origin = f"  [variant of {m.base}: {changes}; {m.source}]"
         typer.echo(f"{name:<{width}}  {m.description}{note}{label}{origin}")
+
+
+def read_overrides(path: Path) -> dict:
+    """The `overrides:` mapping of a params.yaml ({} where it has none); a file that cannot be read is an error."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ValueError(f"--params: cannot read {path} ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"--params: {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    overrides = data.get("overrides") if isinstance(data, dict) else None
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ValueError(f"--params: {path}: overrides must map a method to a mapping of config keys to values")
+    return overrides or {}
 
 
 PATH_SUFFIXES = (".txt", ".csv", ".yaml", ".yml", ".json", ".tsv")
@@ -106,7 +132,8 @@ def generate(
                                    "group: guidance.*.frozen.channels_last=true (repeatable)."),
     sets_from: str = typer.Option(None, "--set-from", help="Read KEY: VALUE changes from a YAML mapping, "
                                   "FILE:dotted.key (e.g. params.yaml:overrides.wo_hybrid, as the pipeline does); "
-                                  "--set wins on the same key."),
+                                  "--set wins on the same key. An entry with base: defines the variant --method "
+                                  "names (docs/pipeline.md)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Cap every stage at N steps (a quick try of a method)."),
     recompute: bool = typer.Option(False, "--recompute",
                                    help="Recompute the field and the VAE encoders in backward (activation "
@@ -121,10 +148,11 @@ def generate(
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but the final line."),
 ) -> None:
     """Train one prompt with one method (Algorithm 1) and write checkpoints, log, previews, manifest."""
+    from baselines import UnknownMethodError
     from pipelines.generate import build_config, parse_sets
     from pipelines.generate import generate as run_generate
 
-    from pipelines.generate import quiet_libraries, read_sets, run_status
+    from pipelines.generate import quiet_libraries, read_set_from, run_status
     from prompts import library_twin, slugify
 
     refuse_a_prompt_file(prompt)
@@ -133,9 +161,17 @@ def generate(
         raise ValueError(f"--stage-cache {stage_cache} is a file; give a folder (made if missing)")
     if resume and auto_resume:
         raise ValueError("--resume and --auto-resume are two different rules; give one (docs/pipeline.md)")
-    set_values = {**(read_sets(sets_from) if sets_from else {}), **parse_sets(sets)}
-    cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
-                       recompute=recompute)
+    # an entry with base: registers the variant `method` names (its keys are then the method's, applied once)
+    file_sets, variant = read_set_from(sets_from, method) if sets_from else ({}, {})
+    set_values = {**file_sets, **parse_sets(sets)}
+    try:
+        cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
+                           recompute=recompute)
+    except UnknownMethodError as err:
+        if sets_from:  # the variant's entry, if any, was read already
+            raise
+        raise UnknownMethodError(err.head, f"{err.tail}; a variant of params.yaml's overrides: trains with "
+                                 f"--set-from params.yaml:overrides.{method}") from None
     mode = "auto" if auto_resume else "yes" if resume else "no"
     if resume and resume_from is None and run_status(out) == "empty":
         # --resume starts a run where there is none (a resubmitted job's first try); say so, for a mistyped --out
@@ -145,6 +181,7 @@ def generate(
         with _sigterm_as_interrupt():
             manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
                                     progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
+                                                                        **({"variant": variant} if variant else {}),
                                                                         **({"recompute": True} if recompute else {})},
                                     stage_cache=stage_cache)
     except KeyboardInterrupt as err:

@@ -17,7 +17,8 @@ def sweep(
                                 "always apply; its profile, seed, generate.methods and generate.prompts are used "
                                 "where --profile, --seed, --methods, --prompts are not given. With neither "
                                 "--methods nor --prompts the sweep is exactly the runs of its DVC generate stages "
-                                "(generate.extra's included)."),
+                                "(generate.extra's included). An entry of overrides: with base: defines a variant "
+                                "(docs/pipeline.md)."),
     profile: str = typer.Option(None, "--profile", help="tiny | paper | release | release-lowvram (default: --params' or tiny)."),
     executor: str = typer.Option("local", "--executor", help="local (processes here) | slurm (sbatch)."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Run root: jobs write RUNS/PROFILE/METHOD/SLUG/ (DVC's)."),
@@ -47,6 +48,7 @@ def sweep(
 
     Killed or pre-empted jobs resume from their last checkpoint (run the same command again: finished runs are skipped). Logs: RUNS/PROFILE/sweep/<method>-<slug>.{out,err}; summary: RUNS/PROFILE/sweep/sweep.json; guide: docs/cluster.md.
     """
+    from baselines import register_variants
     from pipelines.generate import parse_sets
     from pipelines.sweep import (ExecutorSpec, SweepSpec, expand_methods, plan, plan_table, read_params, run_sweep,
                                  split_list, summary_table)
@@ -55,11 +57,13 @@ def sweep(
     # texts, not slugs: a file outside prompts/ has slugs the library does not know
     prompt_list = split_list(prompts) + (list(load_prompts(prompts_file).values()) if prompts_file is not None else [])
     method_list = split_list(methods)
-    method_sets: dict = {}
+    method_sets, variants = {}, {}
     extra_methods, extra_prompts = [], []
     if params is not None:
         p = read_params(params)
-        method_sets = p["overrides"]
+        method_sets, variants = p["overrides"], p["variants"]
+        # before --methods all is expanded, which then includes them; a bad entry fails here, naming it
+        register_variants(variants, source=str(params))
         if not method_list and not prompt_list:  # exactly the DVC stages' runs: generate.extra's block too
             extra_methods, extra_prompts = p["extra_methods"], p["extra_prompts"]
         method_list = method_list or p["methods"]
@@ -76,7 +80,8 @@ def sweep(
         extra[key.strip()] = value
     spec = SweepSpec(methods=tuple(expand_methods(method_list)), prompts=tuple(prompt_list), profile=profile,
                      runs=runs, seed=seed, device=device, sets=parse_sets(sets), max_steps=max_steps,
-                     method_sets=method_sets, recompute=recompute,
+                     method_sets=method_sets, variants=variants,
+                     variants_from=str(params or "params.yaml"), recompute=recompute,
                      extra_methods=tuple(expand_methods(extra_methods)) if extra_methods else (),
                      extra_prompts=tuple(extra_prompts), replace=replace)
     ex = ExecutorSpec(kind=executor, parallel=parallel, timeout_min=timeout_min,
