@@ -10,6 +10,10 @@
 - `check_metrics_target(path, inputs)`: the `--metrics` file of `analyze` lies outside the folder, so
   it gets its own guard: never one of the input files, and an existing file only when it is an earlier
   metrics file (`is_metrics_file`).
+- `check_own_file(path, overwrite, is_own, kind)`: a single output file of a command (`power --out`,
+  `audit --out`): a new path is written; an existing file only with `--overwrite`, and only when it is
+  this command's own kind of output (`is_own`; an empty file counts, nothing is lost); anything else is
+  refused even with `--overwrite` (the rule of `simulate-votes --out`).
 - Every failure to write (read-only folder, a file where a folder should be, ...) is an
   `OutputError` whose message is one line naming the path and what to do.
 """
@@ -81,6 +85,35 @@ def check_file_target(path: Path | str) -> Path:
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file path")
     check_folder_target(path.parent)
+    return path
+
+
+def first_line(path: Path | str, limit: int = 4096) -> str | None:
+    """The first line of a text file without its line end ("" for an empty file; None: not readable as UTF-8
+    text). Reads at most `limit` bytes, so a large foreign file is not read whole."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(limit)
+        return head.decode("utf-8").splitlines()[0] if head else ""
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+
+
+def check_own_file(path: Path | str, overwrite: bool, is_own: Callable[[Path], bool], kind: str,
+                   option: str = "--out") -> Path:
+    """Check (writing nothing) that a command may write its output file `path`: a new file, or with
+    `overwrite` an existing one for which `is_own(path)` holds (an earlier output of the same command;
+    `kind` names it in messages, e.g. "a power table of `fourdfy power`"). A file that is not its own
+    kind is refused even with `overwrite`: an output must never take the place of data."""
+    path = check_file_target(path)
+    if not path.exists():
+        return path
+    if not is_own(path):
+        raise OutputError(f"{option} {path} exists and is not {kind}; it is never replaced, even with "
+                          f"--overwrite: move it or choose another {option}")
+    if not overwrite:
+        raise OutputError(f"{option} {path} already exists ({kind}); give --overwrite to replace it or choose "
+                          f"another {option}")
     return path
 
 

@@ -13,6 +13,7 @@ rejects "no preference":
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,6 +111,23 @@ def power_table(cfg: PowerConfig) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["power_approx"] = power_approx(cfg, grid)
     return out
+
+
+CSV_COLUMNS = ("n_raters", "judgments", "power_chi2", "power_cluster", "power_approx", "synthetic")
+"""The columns of the CSV `fourdfy power --out` writes (`csv_frame`), in order: its header identifies the file."""
+
+
+def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """`power_table`'s rows as `fourdfy power --out` writes them: labelled synthetic, columns `CSV_COLUMNS`."""
+    return table.assign(synthetic=True)[list(CSV_COLUMNS)]
+
+
+def is_power_file(path: Path | str) -> bool:
+    """True when `path` is a power table `fourdfy power` wrote (its header is `CSV_COLUMNS`) or is empty: the
+    only files `power --out --overwrite` replaces."""
+    from userstudy.outputs import first_line
+
+    return first_line(path) in ("", ",".join(CSV_COLUMNS))
 
 
 def raters_needed(table: pd.DataFrame, column: str, target: float) -> int | None:

@@ -5,7 +5,9 @@ for 4D-fy; 26 raters; 28 prompts against MAV3D, 5 prompts per ablation.
 First arXiv version: 17 prompts against MAV3D, 26 raters; percentages are votes for the OTHER
 method; the text reports p(TA) = 0.0174 and p(MQ) = 0.3919.
 
-`write_csvs` exports them to `reports/paper/` (one CSV per table, one for reported p-values).
+`write_csvs` exports them to `reports/paper/` (one CSV per table, one for reported p-values); `check_csv_targets`
+says beforehand whether it may (`fourdfy audit --paper-dir`: an existing file of those names is replaced only with
+--overwrite, and only when it is such an export).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from userstudy.outputs import atomic_write, ensure_folder
+from userstudy.outputs import OutputError, atomic_write, check_file_target, check_folder_target, ensure_folder, first_line
 from userstudy.votes import CRITERIA
 
 
@@ -105,15 +107,45 @@ def table_frame(t: PublishedTable) -> pd.DataFrame:
     return frame
 
 
+REPORTED_P_COLUMNS = ("version", "method", "criterion", "p_reported")
+"""The columns of `reported_pvalues.csv`."""
+REPORTED_P_CSV = "reported_pvalues.csv"
+
+
+def csv_names() -> dict[str, tuple[str, ...]]:
+    """The file names `write_csvs` writes, each with its columns (whose header line identifies the file)."""
+    return {**{f"{t.name}.csv": CSV_COLUMNS for t in TABLES}, REPORTED_P_CSV: REPORTED_P_COLUMNS}
+
+
+def check_csv_targets(out_dir: Path | str, overwrite: bool = False, option: str = "--paper-dir") -> list[Path]:
+    """Check (writing nothing) that `write_csvs(out_dir)` may write: each of its files (`csv_names`) is new, or,
+    with `overwrite`, an earlier export of the published tables (the same header; an empty file counts). A file of
+    one of those names that is anything else is refused even with `overwrite`; other files in `out_dir` are
+    never touched. OutputError naming the files."""
+    out_dir = check_folder_target(out_dir)
+    paths = [check_file_target(Path(out_dir) / name) for name in csv_names()]
+    existing = [p for p in paths if p.exists()]
+    foreign = [p.name for p in existing if first_line(p) not in ("", ",".join(csv_names()[p.name]))]
+    if foreign:
+        raise OutputError(f"{option} {out_dir} holds {', '.join(foreign)}, not the published tables `fourdfy audit` "
+                          "writes there; such a file is never replaced, even with --overwrite: move it or choose "
+                          f"another {option}")
+    if existing and not overwrite:
+        raise OutputError(f"{option} {out_dir} already holds {', '.join(p.name for p in existing)} (published "
+                          f"tables of an earlier `fourdfy audit`); give --overwrite to replace them or choose "
+                          f"another {option}")
+    return paths
+
+
 def reported_p_frame() -> pd.DataFrame:
-    return pd.DataFrame([{"version": v, "method": m, "criterion": c, "p_reported": p}
-                         for (v, m, c), p in REPORTED_P.items()])
+    return pd.DataFrame([dict(zip(REPORTED_P_COLUMNS, (v, m, c, p))) for (v, m, c), p in REPORTED_P.items()],
+                        columns=list(REPORTED_P_COLUMNS))
 
 
 def write_csvs(out_dir: Path | str) -> list[Path]:
     """Write every published table (and the reported p-values) as CSV into out_dir, each atomically."""
     out_dir = ensure_folder(out_dir)
-    frames = [(f"{t.name}.csv", table_frame(t)) for t in TABLES] + [("reported_pvalues.csv", reported_p_frame())]
+    frames = [(f"{t.name}.csv", table_frame(t)) for t in TABLES] + [(REPORTED_P_CSV, reported_p_frame())]
     paths = []
     for name, frame in frames:
         paths.append(atomic_write(out_dir / name,

@@ -367,7 +367,17 @@ def parse_rates(spec: str, design: Design) -> dict:
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"--rates: {spec!r} is not 'paper', a number, or an existing CSV file")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    want = "a CSV with the header comparison,rate[,criterion] and one row per comparison"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:  # pandas: "No columns to parse from file", which names no file
+        raise ValueError(f"--rates {path} is empty; give {want} (or 'paper', or a number)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"--rates {path} cannot be read as CSV ({' '.join(str(err).split())}); give {want}") from None
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas makes the extra leading fields an index
+        raise ValueError(f"--rates {path} has rows with more fields than its header; give {want}")
+    if frame.empty:  # a header only would silently simulate every cell at the default rate
+        raise ValueError(f"--rates {path} has no rows (a header only); give {want}")
     missing = {"comparison", "rate"} - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))} (comparison,rate[,criterion])")

@@ -9,15 +9,17 @@ Columns (CSV, header required, extra columns are kept):
     method_right        method of the right video
     criterion           appearance | structure | motion | text | overall
     choice              left | right | none   (none = sub-question left unanswered)
-    is_attention_check  true | false  (also 1/0, yes/no)
+    is_attention_check  true | false  (any case; nothing else: a `yes` or `1` is an error naming it)
     answered_at         ISO 8601 time of the answer (may be empty)
     expected_choice     optional: left | right, the right answer of an attention check
     source              optional: e.g. `survey` or `synthetic`
-    rater_completed     optional: true | false (or empty: unknown), whether the rater finished the survey
+    rater_completed     optional: true | false (any case, or empty: unknown), whether the rater finished the survey
                         (`fourdfy survey export` writes it); the same for every row of a rater
 
 `validate_votes` checks everything against a `Design` and raises one `VotesError` that lists every
-offending row (by its line in the CSV, header = line 1). Nothing is dropped silently: identical
+offending row (by its line in the CSV, header = line 1): among others, a question must show the primary on one
+side, and its prompt must be one of its comparison's prompt set (when the design names one and `prompts/` has its
+file). Nothing is dropped silently: identical
 repeated rows are merged and counted; everything else that is wrong is an error, including a repeat
 that matches only once criterion and choice are case-folded (`Appearance` where `structure` belongs
 must not vanish as a duplicate of the `appearance` row). Questions a rater answered without all five
@@ -41,8 +43,10 @@ CRITERIA = ("appearance", "structure", "motion", "text", "overall")
 CRITERION_ABBR = {"appearance": "AQ", "structure": "SQ", "motion": "MQ", "text": "TA", "overall": "Overall"}
 CHOICES = ("left", "right", "none")
 SYNTHETIC_PREFIX = "synthetic-"
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
+# the flags' only values (docs/userstudy.md, "Votes format"; every writer of the suite writes these): a `yes` is
+# named as an error rather than read, so that a stray value is never taken for a flag
+_TRUE = {"true"}
+_FALSE = {"false"}
 _SHOW_ROWS = 20
 
 
@@ -184,13 +188,15 @@ def _check_values(df: pd.DataFrame, problems: _Problems) -> None:
     is_check = df["is_attention_check"].str.lower()
     bad = ~is_check.isin(_TRUE | _FALSE)
     if bad.any():
-        problems.flag(df, "is_attention_check is not true/false", bad, (*_IDENT, "is_attention_check"))
+        problems.flag(df, f"is_attention_check is not true/false (found {_values(df.loc[bad, 'is_attention_check'])};"
+                      " the column holds only true or false)", bad, (*_IDENT, "is_attention_check"))
     df["is_attention_check"] = is_check.isin(_TRUE)
     if "rater_completed" in df.columns:
         done = df["rater_completed"].str.strip().str.lower()
         bad = (done != "") & ~done.isin(_TRUE | _FALSE)
         if bad.any():
-            problems.flag(df, "rater_completed is not true/false (or empty)", bad, (*_IDENT, "rater_completed"))
+            problems.flag(df, f"rater_completed is not true/false (or empty) (found "
+                          f"{_values(df.loc[bad, 'rater_completed'])})", bad, (*_IDENT, "rater_completed"))
         df["rater_completed"] = np.where(done.isin(_TRUE), True, np.where(done.isin(_FALSE), False, None))
     else:
         df["rater_completed"] = None  # unknown: not a survey export
@@ -199,6 +205,12 @@ def _check_values(df: pd.DataFrame, problems: _Problems) -> None:
     bad = (df["answered_at"] != "") & stamps.isna()
     if bad.any():
         problems.flag(df, "answered_at is not an ISO 8601 time", bad, (*_IDENT, "answered_at"))
+
+
+def _values(column: pd.Series, k: int = 3) -> str:
+    """The distinct values of `column` as the file has them, quoted: the first `k`, in file order."""
+    seen = list(dict.fromkeys(column))
+    return ", ".join(repr(v) for v in seen[:k]) + (f" and {len(seen) - k} more" if len(seen) > k else "")
 
 
 def _check_methods(df: pd.DataFrame, design: Design, problems: _Problems) -> None:
@@ -215,12 +227,54 @@ def _check_methods(df: pd.DataFrame, design: Design, problems: _Problems) -> Non
     known = set(design.methods)
     ok_check = df["method_left"].isin(known) & df["method_right"].isin(known)
     bad = np.where(check, ~ok_check, ~ok_pair) & ~same & (df["method_left"] != "") & (df["method_right"] != "")
+    # two methods of the design, but the primary on neither side: saying "not in the design" would be wrong
+    unpaired = bad & ~check & ~left_p & ~right_p & ok_check
+    if unpaired.any():
+        problems.flag(df, f"the primary {design.primary} is on neither side (a question compares {design.primary} "
+                      "with one of its comparisons; a question between two other methods is not part of the study, "
+                      "and an attention check needs is_attention_check=true)",
+                      unpaired, (*_IDENT, "method_left", "method_right", "is_attention_check"))
+    bad = bad & ~unpaired
     if bad.any():
         problems.flag(df, f"method not in the design (primary {design.primary}; comparisons "
                       f"{', '.join(design.comparisons)}; attention-check decoys "
                       f"{', '.join(design.check.decoys) or '-'}); a method of your own needs a design that lists it "
                       "(--design; docs/userstudy.md, \"Design file\")",
                       bad, (*_IDENT, "method_left", "method_right", "is_attention_check"))
+
+
+def _check_prompts(df: pd.DataFrame, design: Design, problems: _Problems) -> None:
+    """Per question row (not a check, no problem of its own): its prompt is one of its comparison's prompt set,
+    the design's `prompt_set` of the comparison's section, read from `prompts/<prompt_set>.txt` (every prompt of
+    the file, as `fourdfy survey build` asks them). A section without a prompt_set, or whose set has no file in
+    `prompts/` (generic ids of `simulate-votes`, a set of another folder), accepts any prompt."""
+    from prompts import PROMPT_DIR, PromptFileError, load_prompts
+
+    sets: dict[str, list[str]] = {}  # prompt set -> its comparisons, in design order
+    for comp in design.comparisons:
+        prompt_set = design.section_of(comp)[1].prompt_set
+        if prompt_set:
+            sets.setdefault(prompt_set, []).append(comp)
+    question = ~df["is_attention_check"] & ~problems.row_bad
+    comparison = pd.Series(np.where(df["method_left"] == design.primary, df["method_right"], df["method_left"]),
+                           index=df.index)
+    for name, comps in sets.items():
+        rows = question & comparison.isin(comps)
+        path = PROMPT_DIR / f"{name}.txt"
+        if not rows.any() or not path.is_file():
+            continue
+        try:
+            slugs = load_prompts(path)
+        except PromptFileError as err:
+            problems.add(f"prompt set {name!r} of {', '.join(comps)} cannot be read, so its rows cannot be checked: "
+                         f"{err}", None)
+            continue
+        bad = rows & ~df["prompt_id"].isin(slugs)
+        if bad.any():
+            problems.flag(df, f"prompt_id not in the prompt set {name} of its comparison {', '.join(comps)} "
+                          f"(prompts/{name}.txt, the design's prompt_set; a prompt of your own needs a design "
+                          "whose section names its prompt set, or none)",
+                          bad, (*_IDENT, "prompt_id", "method_left", "method_right"))
 
 
 def _attention_answers(df: pd.DataFrame, design: Design, problems: _Problems) -> None:
@@ -328,6 +382,7 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     problems = _Problems(df.index)
     _check_values(df, problems)
     _check_methods(df, design, problems)
+    _check_prompts(df, design, problems)
     _attention_answers(df, design, problems)
     # Checks across rows run on the rows that passed the checks above (no cascades of errors).
     full = df

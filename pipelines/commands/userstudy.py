@@ -64,7 +64,7 @@ def analyze(
     out: Path = typer.Option(..., "--out", help="Output folder (tables, metrics.json, plots, report.md)."),
     metrics: Path = typer.Option(None, "--metrics", help="Write metrics.json here instead of into --out "
                                  "(for a DVC metrics file outside a tracked output folder)."),
-    n_boot: int = typer.Option(2000, "--n-boot", help="Rater-bootstrap resamples per cell."),
+    n_boot: int = typer.Option(2000, "--n-boot", help="Rater-bootstrap resamples per cell (at least 100)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level (after Holm)."),
     max_failed: int = typer.Option(None, "--max-failed-checks",
@@ -193,6 +193,8 @@ def audit(
                                    help="Where to write the published tables as CSV (default: <out folder>/paper)."),
     design: Path = typer.Option(None, "--design", help="Design whose method labels are printed (default: the "
                                 "paper's, userstudy/designs/paper.yaml)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files of an earlier audit (--out and "
+                                   "the --paper-dir CSVs; any other file is never replaced)."),
 ) -> None:
     """Audit the paper's user-study numbers (both versions): implied chi-square and p, contradicted
     claims, stage-3 probabilities."""
@@ -203,7 +205,7 @@ def audit(
     paper_dir = paper_dir if paper_dir is not None else out.parent / "paper"
     try:
         d = load_design(design)
-        paths = write_audit(out, paper_dir, design=d)
+        paths = write_audit(out, paper_dir, design=d, overwrite=overwrite)
     except (DesignError, OutputError) as err:
         _fail(str(err))
     claims = check_claims(design=d)
@@ -295,18 +297,21 @@ def power(
     sims: int = typer.Option(2000, "--sims", help="Simulated panels per panel size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulation."),
     out: Path = typer.Option(None, "--out", help="Optional CSV of power per panel size."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file of an earlier "
+                                   "`fourdfy power` (any other file is never replaced)."),
 ) -> None:
     """How many raters does a preference need? Power of the paper's chi-square test and of a
     rater-robust test on simulated panels."""
-    from userstudy.outputs import OutputError, atomic_write, check_file_target
-    from userstudy.power import PowerConfig, check_config, power_table, raters_needed
+    from userstudy.outputs import OutputError, atomic_write, check_own_file
+    from userstudy.power import PowerConfig, check_config, csv_frame, is_power_file, power_table, raters_needed
 
     cfg = PowerConfig(rate=rate, prompts=prompts, target=target, alpha=alpha, family=family, rater_icc=icc,
                       unanswered=unanswered, max_raters=max_raters, sims=sims, seed=seed)
     try:
         check_config(cfg, POWER_OPTIONS)
         if out is not None:
-            check_file_target(out)  # before the simulation, not after
+            # before the simulation, not after
+            check_own_file(out, overwrite, is_power_file, "a power table of `fourdfy power`")
     except ValueError as err:  # OutputError too
         _fail(str(err))
     try:
@@ -320,7 +325,7 @@ def power(
         need = raters_needed(table, col, target)
         typer.echo(f"  {what:<42} {'> ' + str(max_raters) if need is None else need} raters")
     if out is not None:
-        frame = table.assign(synthetic=True)
+        frame = csv_frame(table)
         try:
             atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.4f"))
         except OutputError as err:

@@ -77,6 +77,13 @@ def test_an_empty_clip_cell_says_which_sets_the_file_has(own, tmp_path):
     assert "for 4dfy: the design's section wants prompt set my_prompts, clip.csv has ablation_5, mav3d_28" \
         in res.stderr
     named.write_text(OWN + "prompt_set: mav3d_28\n")
+    # a prompt set of the library is checked: its votes are on its prompts (prompt_01 is no MAV3D prompt)
+    res = _analyze(votes, named, old, tmp_path / "res3")
+    assert res.exit_code == 2 and "prompt_id not in the prompt set mav3d_28 of its comparison 4dfy" in res.stderr
+    votes = tmp_path / "votes_mav3d.csv"
+    res = runner.invoke(app, ["simulate-votes", "--design", str(named), "--rates", "0.7", "--raters", "4",
+                              "--out", str(votes)])
+    assert res.exit_code == 0, res.output
     res = _analyze(votes, named, old, tmp_path / "res3")
     assert res.exit_code == 0, res.output
     assert "no CLIP value" not in res.output and "| 4dfy | 25.0‡ |" in (tmp_path / "res3" / "comparisons.md").read_text()

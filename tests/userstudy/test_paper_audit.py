@@ -106,7 +106,8 @@ def test_audit_markdown_content():
 
 
 def test_checked_in_outputs_are_current(tmp_path):
-    """reports/audit.md and reports/paper/*.csv are what `fourdfy audit` writes (regenerate if this fails)."""
+    """reports/audit.md and reports/paper/*.csv are what `fourdfy audit` writes (regenerate with `fourdfy audit
+    --overwrite` if this fails)."""
     assert (REPO / "reports" / "audit.md").read_text(encoding="utf-8") == audit.audit_markdown()
     for path in published.write_csvs(tmp_path):
         assert (REPO / "reports" / "paper" / path.name).read_bytes() == path.read_bytes(), path.name
