@@ -1,11 +1,20 @@
 """Atomic file writes, torch-free so every layer (the user study included) can use them: a file is
-written to a temporary sibling of a unique name, fsynced and renamed into place."""
+written to a temporary sibling of a unique name, fsynced and renamed into place. A failed write is an OSError
+naming the file written, not its temporary; a full disk is one with errno ENOSPC, whatever the writer raised."""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import shutil
 from pathlib import Path
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""errnos of a full disk or an exhausted quota."""
+
+_NEARLY_FULL = 1 << 20
+"""Bytes free under which a writer's failure with no OSError behind it is taken for a full disk."""
 
 
 def _new_temporary(path: Path) -> tuple[int, Path]:
@@ -17,12 +26,50 @@ def _new_temporary(path: Path) -> tuple[int, Path]:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
         except FileExistsError:  # another writer's temporary by chance: draw another name
             continue
+        except OSError as err:  # a read-only folder, no inode left: about `path`, the temporary means nothing to a user
+            raise OSError(err.errno, err.strerror, str(path)) from err
+
+
+def _disk_full_cause(err: BaseException) -> OSError | None:
+    """The disk-full OSError that `err` was raised over, if any: torch.save's writer, for one, turns ENOSPC into
+    `RuntimeError: [enforce fail at inline_container.cc:...] unexpected pos`, with the OSError as its context."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _DISK_FULL:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _names(err: OSError, tmp: Path) -> bool:
+    """Whether `err` is about the temporary (names it, or no file at all)."""
+    return err.filename is None or str(err.filename) == str(tmp)
+
+
+def _write_error(err: BaseException, path: Path, tmp: Path) -> OSError | None:
+    """The OSError to raise instead of `err`, raised while writing `path` through `tmp` (still on disk, so a full
+    disk still reads full): one naming `path` for an OSError about the temporary, and one with errno ENOSPC for a
+    full disk hidden behind another exception; None: `err` as it is."""
+    if not isinstance(err, Exception):  # Ctrl-C, SystemExit: not a write error
+        return None
+    if isinstance(err, OSError):
+        return OSError(err.errno, err.strerror, str(path)) if err.errno is not None and _names(err, tmp) else None
+    full = _disk_full_cause(err)
+    if full is not None:
+        return OSError(full.errno, full.strerror, str(path) if _names(full, tmp) else full.filename)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) if free < _NEARLY_FULL else None
 
 
 def write_atomic(path: Path, write) -> None:
     """`write(binary file)` into a temporary file of a unique name in the same folder, fsync, then rename: a
     killed run never leaves half a file, parallel writers of the same file do not clash, and on any error
-    the temporary is removed and `path` is left as it was. The file's mode follows the umask."""
+    the temporary is removed and `path` is left as it was. The file's mode follows the umask. An error is an
+    OSError naming `path` where it is about the file (see `_write_error`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _new_temporary(path)
@@ -32,8 +79,11 @@ def write_atomic(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        mapped = _write_error(err, path, tmp)
         tmp.unlink(missing_ok=True)
+        if mapped is not None:
+            raise mapped from err
         raise
 
 
@@ -49,8 +99,11 @@ def fill_atomic(path: Path, fill) -> None:
         with open(tmp, "rb+") as f:  # what `fill` wrote reaches the disk before the rename
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        mapped = _write_error(err, path, tmp)
         tmp.unlink(missing_ok=True)
+        if mapped is not None:
+            raise mapped from err
         raise
 
 

@@ -1,7 +1,8 @@
 """The prompt library: the paper's prompt files beside this module (`mav3d_28.txt`, `ablation_5.txt`).
 
 Prompt files: UTF-8 text (a leading byte-order mark is dropped; LF or CRLF), one prompt per line, '#'
-comments; each prompt gets a filesystem-safe slug.
+comments; each prompt gets a filesystem-safe slug (`slugify`: letters and digits of any script, accents of
+Latin, Greek and Cyrillic letters dropped; an ASCII prompt's slug is what it always was).
 Your own prompt file can sit beside the paper's: its slugs then work wherever a slug is accepted.
 A problem in one file (not UTF-8, a duplicated prompt) is reported when a slug is looked up and not
 found elsewhere; it never blocks free-text prompts or slugs found in the other files."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from pathlib import Path
 
 PROMPT_DIR = Path(__file__).resolve().parent
@@ -19,9 +21,32 @@ class PromptFileError(ValueError):
     """A prompt file is missing, not UTF-8, empty, or has duplicate prompts; or a slug is unknown."""
 
 
+def _accent_base(ch: str) -> bool:
+    """Whether combining marks after `ch` are accents to drop: after Latin, Greek and Cyrillic letters (below
+    U+0530, and U+1E00-U+1FFF). Other scripts' marks are spelling and stay (Devanagari vowel signs, the kana
+    voicing mark that tells パンダ from ハンタ)."""
+    return ch < "\u0530" or "\u1e00" <= ch <= "\u1fff"
+
+
 def slugify(prompt: str) -> str:
-    """'A panda dancing.' -> 'a_panda_dancing' (stable: used in run folders and DVC stage names)."""
-    slug = re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_")
+    """'A panda dancing.' -> 'a_panda_dancing', 'Ein Bär tanzt.' -> 'ein_bar_tanzt', '一只熊猫在跳舞。' ->
+    '一只熊猫在跳舞' (stable: used in run folders and DVC stage names).
+
+    Letters and digits of any script are kept, casefolded; every other run of characters becomes one '_'. NFKD
+    first, so accents of Latin, Greek and Cyrillic letters are dropped (ä -> a) and compatibility forms are plain
+    (ﬁ -> fi, full-width Ａ -> a); the slug is NFC (composed), so a slug is its own slug. On ASCII text this is
+    exactly the old rule `[^a-z0-9]+ -> _`, so the slugs of existing runs do not change."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", prompt).casefold())
+    out: list[str] = []
+    base = " "  # the letter the next combining mark belongs to
+    for ch in text:
+        if unicodedata.category(ch).startswith("M"):  # a combining mark (accent, vowel sign)
+            if out and out[-1] != "_" and not _accent_base(base):
+                out.append(ch)  # a mark of a letter that was kept, in a script where it is spelling
+            continue
+        base = ch
+        out.append(ch if ch.isalnum() else "_")
+    slug = unicodedata.normalize("NFC", re.sub(r"_+", "_", "".join(out)).strip("_"))
     if not slug:
         raise PromptFileError(f"prompt {prompt!r} has no letters or digits")
     return slug
@@ -52,15 +77,18 @@ def load_prompts(path: Path | str) -> dict[str, str]:
     if not path.is_file():
         raise PromptFileError(f"prompt file not found: {path} (see prompts/ for the paper's lists)")
     prompts: dict[str, str] = {}
+    first_line: dict[str, int] = {}
     for lineno, line in enumerate(_read_lines(path), 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
         slug = slugify(text)
         if slug in prompts:
-            raise PromptFileError(f"{path}:{lineno}: duplicate prompt {text!r} (same slug as {prompts[slug]!r}); "
-                                  "delete one of the two lines")
+            raise PromptFileError(f"{path}:{lineno}: duplicate prompt {text!r} (same slug {slug!r} as "
+                                  f"{prompts[slug]!r} on line {first_line[slug]}; slugs ignore case, accents and "
+                                  "punctuation); delete one of the two lines or reword one")
         prompts[slug] = text
+        first_line[slug] = lineno
     if not prompts:
         raise PromptFileError(f"{path} holds no prompts (one per line; '#' starts a comment)")
     return prompts
@@ -79,7 +107,9 @@ def library() -> dict[str, dict[str, str]]:
 def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
     """The prompt text itself, or the prompt of a slug from the prompt files (default: every
     `*.txt` in PROMPT_DIR). Free text is returned without reading any file; a file that cannot be
-    loaded is skipped and named in the error only when the slug is found nowhere else."""
+    loaded is skipped and named in the error only when the slug is found nowhere else. A non-ASCII key that is
+    its own slug and is in no file is free text: scripts without case or spaces (一只熊猫在跳舞) write whole
+    prompts that way."""
     if slugify(key) != key:  # looks like free text, not a slug
         return key
     import difflib
@@ -96,6 +126,8 @@ def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
         if key in table:
             return table[key]
         slugs += table
+    if not key.isascii():  # slugs typed by hand are the library's ASCII ones; this is a prompt's text
+        return key
     names = ", ".join(Path(f).name for f in files) or "no prompt files"
     close = difflib.get_close_matches(key, slugs, n=1)
     guess = f" (did you mean {close[0]!r}?)" if close else ""

@@ -39,7 +39,8 @@ def check_compatible(data: dict, path: Path, config_hash: str, prompt: str, conf
 
 
 def save_atomic(obj: dict, path: Path) -> None:
-    """torch.save `obj` to `path` atomically."""
+    """torch.save `obj` to `path` atomically; a full disk is an OSError with errno ENOSPC naming `path` (torch's
+    own error for it, `[enforce fail at inline_container.cc] unexpected pos`, hides the cause: method.fileio)."""
     write_atomic(path, lambda f: torch.save(obj, f))
 
 
