@@ -395,7 +395,7 @@ def find_artifacts(roots: Iterable[Path | str]) -> dict[tuple[str, str], Artifac
     for root in roots:
         root = Path(root)
         if not root.is_dir():
-            raise ArtifactError(f"{root}: no such folder")
+            raise ArtifactError(f"{root}: " + ("a file, not a folder of artifacts" if root.exists() else "no such folder"))
         for folder in artifact_folders(root, (MANIFEST,)):
             art = read_artifact(folder)
             key = (art.method, art.slug)
@@ -451,7 +451,7 @@ def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], A
     for root in roots:
         root = Path(root)
         if not root.is_dir():
-            raise ArtifactError(f"{root}: no such folder")
+            raise ArtifactError(f"{root}: " + ("a file, not a folder of artifacts" if root.exists() else "no such folder"))
         for folder in artifact_folders(root, (MANIFEST, VIDEO)):
             if folder.resolve() in seen:
                 continue

@@ -165,9 +165,10 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     """Import the videos of `src` (a folder) for `method`; see the module docstring for the rules."""
     src = Path(src)
     if not src.is_dir():
-        raise VideoImportError(f"source folder not found: {src}")
-    if n_frames is not None and n_frames < 1:
-        raise VideoImportError(f"--frames must be >= 1, got {n_frames}")
+        what = "is a file, not a folder (give the folder that holds the videos)" if src.exists() else "not found"
+        raise VideoImportError(f"source folder {src} {what}")
+    if n_frames is not None and n_frames < 2:  # one frame would be a still image, which an import refuses
+        raise VideoImportError(f"--frames must be at least 2, got {n_frames}")
     if fps is not None and not (math.isfinite(fps) and fps > 0):  # 0 is no "keep the file's": that is leaving it out
         raise VideoImportError(f"--fps must be a positive number, got {fps} (leave it out to keep each file's rate)")
     try:  # once here, not once per file

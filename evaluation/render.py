@@ -73,8 +73,10 @@ class EvalRenderConfig:
             raise ValueError(f"unknown trajectory {self.trajectory!r}; choose one of {', '.join(TRAJECTORIES)}")
         if self.size < 2 or self.size % 2:
             raise ValueError(f"--size must be an even number >= 2 (H.264 yuv420p), got {self.size}")
-        if self.n_frames < (2 if self.trajectory == "orbit" else 8):
-            raise ValueError(f"{self.trajectory} needs more frames than {self.n_frames}")
+        least = 2 if self.trajectory == "orbit" else 8
+        if self.n_frames < least:
+            raise ValueError(f"--frames must be at least {least} for the {self.trajectory} trajectory, got "
+                             f"{self.n_frames}")
         if not (math.isfinite(self.fps) and self.fps > 0):  # else known only when the video is written
             raise ValueError(f"--fps must be a positive number, got {self.fps}")
         if self.grid not in ("auto", "off"):

@@ -145,7 +145,13 @@ def test_import_reports_and_exit_codes(tmp_path):
                             "input)"]
     assert (tmp_path / "o" / "mav3d" / "a_dog_riding_a_skateboard" / "manifest.json").is_file()
     res = runner.invoke(app, ["import-videos", str(tmp_path / "none"), "--method", "m", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and error_lines(res) == [f"error: source folder not found: {tmp_path / 'none'}"]
+    assert res.exit_code == 2 and error_lines(res) == [f"error: source folder {tmp_path / 'none'} not found"]
+    # a video file given where its folder belongs is named as such, not as missing
+    video = tmp_path / "o" / "mav3d" / "a_dog_riding_a_skateboard" / "video.mp4"
+    res = runner.invoke(app, ["import-videos", str(video), "--method", "m", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2 and error_lines(res) == [
+        f"error: source folder {video} is a file, not a folder (give the folder that holds the videos)"]
+    assert not (tmp_path / "p").exists()
 
 
 def test_clipscore_offline_without_weights_is_one_clear_line(tmp_path, monkeypatch):
@@ -164,6 +170,9 @@ def test_clipscore_offline_without_weights_is_one_clear_line(tmp_path, monkeypat
     assert "hf download timm/vit_base_patch32_clip_224.openai" in line
     res = runner.invoke(app, ["clipscore", str(tmp_path / "empty"), "--out", str(tmp_path / "s")])
     assert res.exit_code == 2 and "no such folder" in res.stderr
+    res = runner.invoke(app, ["clipscore", str(tmp_path / "a" / "4dfy" / "a_cat_singing" / "video.mp4"),
+                              "--out", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "video.mp4: a file, not a folder of artifacts" in res.stderr
 
 
 @pytest.mark.slow

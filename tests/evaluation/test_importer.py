@@ -154,8 +154,10 @@ def load_prompts_files():
 
 
 def test_missing_source_folder(tmp_path):
-    with pytest.raises(VideoImportError, match="source folder not found"):
+    with pytest.raises(VideoImportError, match="source folder .* not found"):
         import_videos(tmp_path / "nope", "m", tmp_path / "out")
+    with pytest.raises(VideoImportError, match="--frames must be at least 2, got 1"):
+        import_videos(tmp_path, "m", tmp_path / "out", n_frames=1)
 
 
 def test_an_existing_artifact_is_refused_before_decoding(tmp_path, monkeypatch):

@@ -181,3 +181,10 @@ def test_the_progress_bar_shows_on_a_terminal_only(fake_run, monkeypatch):
         render_frames(field, cfg, tiny, progress=progress)
         monkeypatch.undo()
         assert ("render orbit" in stream.getvalue()) == shown, (tty, progress)
+
+
+def test_too_few_frames_names_the_option_and_its_minimum():
+    from evaluation.render import EvalRenderConfig
+
+    with pytest.raises(ValueError, match="^--frames must be at least 2 for the orbit trajectory, got 1$"):
+        EvalRenderConfig(n_frames=1)
