@@ -84,7 +84,7 @@ def test_serve_masks_the_password_in_errors_and_in_its_announcement(bundle, pg_s
                               "--port", str(free_port())])
     assert res.exit_code == 2, res.output
     line = _error_line(res)
-    assert "holds answers of bundle another-bundle" in line and "postgres:***@" in line, line
+    assert "belongs to bundle another-bundle (no answers yet)" in line and "postgres:***@" in line, line
     assert SECRET not in res.output and fake_exec == []
 
     # the same password in $FOURDFY_SURVEY_DB, on a fresh database: the server starts, its line names the

@@ -130,7 +130,12 @@ def test_schema_version_and_bundle_binding(engine, bundle, db_url):
     with engine.connect() as conn:
         assert conn.execute(sa.select(store.schema_version.c.version)).scalars().all() == [store.SCHEMA_VERSION]
     store.init_db(engine, bundle.bundle_id)  # idempotent
-    with pytest.raises(StoreError, match="another bundle|holds answers of bundle"):
+    with pytest.raises(StoreError, match=f"belongs to bundle {bundle.bundle_id} \\(no answers yet\\), not 0000"):
+        store.init_db(engine, "0" * 16)
+    r = store.create_rater(engine, bundle.questions, at(0), seed=5)
+    store.submit_answer(engine, r, bundle.by_id[store.next_assignment(engine, r)[0].question_id], ALL_LEFT,
+                        seconds=1, now=at(1))
+    with pytest.raises(StoreError, match=f"holds answers of 1 rater\\(s\\) to bundle {bundle.bundle_id}, not 0000"):
         store.init_db(engine, "0" * 16)
     with engine.begin() as conn:
         conn.execute(sa.update(store.schema_version).values(version=99))

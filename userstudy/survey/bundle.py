@@ -329,7 +329,7 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
             hint += "\n" + ALLOW_MISSING_HINT
             if n_absent < len(problems):
                 hint += f" The other {len(problems) - n_absent} problem(s) must be fixed either way."
-        raise BundleError(f"{len(problems)} problem(s) with the survey videos, no bundle written:\n"
+        raise BundleError(f"{len(problems)} problem(s) with the survey's videos or prompts, no bundle written:\n"
                           + "\n".join(f"- {p}" for p in problems) + hint)
     # Prompt text of sections without a prompt set (and of checks) comes from the primary's manifest.
     for q in planned:

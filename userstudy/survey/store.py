@@ -275,8 +275,11 @@ def init_db(engine: sa.Engine, bundle_id: str) -> None:
         if bound is None:
             conn.execute(sa.insert(study).values(id=1, bundle_id=bundle_id))
         elif bound != bundle_id:
-            raise StoreError(f"the database {shown_url(engine.url)} holds answers of bundle {bound}, not "
-                             f"{bundle_id}: give each bundle its own database")
+            n = conn.execute(sa.select(sa.func.count(sa.distinct(answers.c.rater_id)))).scalar_one()
+            held = (f"holds answers of {n} rater(s) to bundle {bound}" if n
+                    else f"belongs to bundle {bound} (no answers yet)")
+            raise StoreError(f"the database {shown_url(engine.url)} {held}, not {bundle_id}: give each bundle its "
+                             "own database")
 
 
 def open_existing(url: str, source: str = "") -> sa.Engine:
