@@ -234,8 +234,9 @@ VARIANT_KEYS = ("base", "label", "description")
 """Reserved keys of an entry of params.yaml's `overrides:`, next to its dotted config keys: `base:` (a registered
 method) makes the entry a variant of its own name, `label:` is a method's name in the tables, `description:` a
 variant's line in `fourdfy methods`."""
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-"""A variant's name: it names run folders, artifact folders and DVC stages (`generate@<name>-<prompt>`)."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+"""A variant's name: it names run folders, artifact folders and DVC stages (`generate@<name>-<prompt>`), and is a
+key of `--set-from FILE:overrides.<name>`, which splits on dots (so `4dfy_v0_3`, not `4dfy_v0.3`)."""
 
 
 def config_keys(entry: dict | None) -> dict:
@@ -284,8 +285,9 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
     if not isinstance(entry, dict) or "base" not in entry:
         raise ValueError(f"{where}: a variant needs base: (the registered method it changes), e.g. base: 4dfy")
     if not _NAME.fullmatch(name):
-        raise ValueError(f"{where}: {name!r} cannot name a method (it names run folders and DVC stages); use "
-                         "letters, digits, '_', '-' and '.', starting with a letter or digit")
+        raise ValueError(f"{where}: {name!r} cannot name a method (it names run folders and DVC stages, and "
+                         "--set-from splits its key on dots); use letters, digits, '_' and '-', starting with a "
+                         "letter or digit (e.g. 4dfy_video0_3)")
     _check_reserved(entry, where)
     try:
         base = get_method(entry["base"])

@@ -58,6 +58,8 @@ def _write_error(err: BaseException, path: Path, tmp: Path) -> OSError | None:
     full = _disk_full_cause(err)
     if full is not None:
         return OSError(full.errno, full.strerror, str(path) if _names(full, tmp) else full.filename)
+    if not isinstance(err, RuntimeError):  # a writer's own bug (TypeError, ...) is never blamed on the disk
+        return None
     try:
         free = shutil.disk_usage(path.parent).free
     except OSError:

@@ -94,7 +94,8 @@ def first_line(path: Path | str, limit: int = 4096) -> str | None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(limit)
-        return head.decode("utf-8").splitlines()[0] if head else ""
+        # split before decoding: the limit may cut a multi-byte character further on
+        return head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8") if head else ""
     except (OSError, UnicodeDecodeError, IndexError):
         return None
 

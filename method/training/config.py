@@ -437,7 +437,13 @@ def _flat(d, prefix: str = "") -> dict:
 def config_differences(there: dict, here: dict, limit: int = 4) -> list[str]:
     """The hashed settings that differ between two config dicts (`TrainConfig.to_dict()`, e.g. a checkpoint's
     and this run's), as "key 'there' there, 'here' here" phrases, at most `limit` and then a count."""
-    a, b = _flat(json.loads(json.dumps(there, default=str))), _flat(json.loads(json.dumps(here, default=str)))
+    def hashed(d: dict) -> dict:  # an option holding its neutral value counts as absent, as in the hash
+        d = json.loads(json.dumps(d, default=str))
+        for path, neutral in HASH_NEUTRAL.items():
+            _drop_neutral(d, path, neutral)
+        return _flat(d)
+
+    a, b = hashed(there), hashed(here)
     ignored = {"device", *execution_options(there), *execution_options(here)}  # not hashed
     keys = [k for k in sorted(set(a) | set(b)) if k not in ignored and a.get(k) != b.get(k)]
     parts = [f"{k} {a.get(k)!r} there, {b.get(k)!r} here" for k in keys[:limit]]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from method.fileio import fill_atomic
 from method.video import encode_video, pad_even, to_uint8
 
 
@@ -18,6 +19,6 @@ def write_video(path: Path, frames: torch.Tensor, fps: int = 15) -> None:
     # NaN pixels of a diverged render become black, as they did before: the preview is written after training,
     # just before the manifest, and must not fail the run
     arr = frames.detach().float().clamp(0, 1).nan_to_num(0.0).cpu().numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    encode_video(path, pad_even(to_uint8(arr)), fps=fps)
+    frames8 = pad_even(to_uint8(arr))
+    # atomic, as every other file of a run: a killed run never leaves half a video (the container is mp4 by name)
+    fill_atomic(Path(path), lambda tmp: encode_video(tmp, frames8, fps=fps))

@@ -94,6 +94,8 @@ def test_a_label_relabels_a_registered_method_without_changing_it():
     ({"v": {"base": "mav3d"}}, "overrides.v: base: 'mav3d' cannot be trained here (videos only)"),
     ({"a": {"base": "b"}, "b": {"base": "a"}}, "the variants 'a', 'b' are each other's base: (a cycle)"),
     ({"v/x": {"base": "4dfy"}}, "'v/x' cannot name a method"),
+    # --set-from FILE:overrides.<name> splits on dots, so such a variant could never be trained
+    ({"4dfy_v0.3": {"base": "4dfy"}}, "'4dfy_v0.3' cannot name a method"),
     ({"v": {"base": "4dfy", "label": 3}}, "overrides.v: label: must be a non-empty string, got 3"),
 ])
 def test_bad_entries_are_errors_naming_the_file_and_the_entry(entries, says):

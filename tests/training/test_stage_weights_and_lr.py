@@ -127,3 +127,16 @@ def test_stage_weights_read_back_from_a_manifest_keep_the_hash():
     assert again.config_hash() == low.config_hash()
     ints = small_oracle_config(**{"stages.stage1.weights": {"sparsity": 0}})
     assert TrainConfig.from_dict(ints.to_dict()).config_hash() == ints.config_hash()
+
+
+def test_resume_differences_ignore_options_a_saved_config_lacks_at_their_neutral_value():
+    """A config saved before StageConfig.weights / video_lr_scale existed lacks those keys: the differences
+    named to the user are the real ones, not the new options at their neutral values."""
+    from method.training.config import config_differences, replace
+    from method.training.profiles import tiny
+
+    here = replace(tiny(), **{"weights.sds_video": 0.3}).to_dict()
+    there = tiny().to_dict()
+    for s in there["stages"]:  # as a manifest written before the options existed
+        del s["weights"], s["video_lr_scale"]
+    assert config_differences(there, here) == ["weights.sds_video 0.1 there, 0.3 here"]

@@ -103,3 +103,13 @@ def test_audit_out_may_not_be_one_of_the_paper_csvs(tmp_path):
 def test_n_boot_help_says_its_minimum():
     res = runner.invoke(app, ["analyze", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "Rater-bootstrap resamples per cell (at least 100)." in res.output
+
+
+def test_first_line_is_read_when_the_read_limit_cuts_a_character_further_on(tmp_path):
+    """The audit report holds non-ASCII text (chi-square, nabla): a two-byte character cut by the 4096-byte read
+    limit must not make the command's own report look foreign."""
+    from userstudy.outputs import first_line
+
+    report = tmp_path / "audit.md"
+    report.write_bytes(b"# Title\n" + b"x" * (4096 - 8 - 1) + "\u00b2".encode())  # '²' straddles the limit
+    assert first_line(report) == "# Title"
