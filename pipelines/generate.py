@@ -48,15 +48,43 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _read_entry(spec: str) -> tuple[str, str, dict]:
-    """`FILE:dotted.key` -> (FILE, key, the mapping at that key; {} for an empty one)."""
+def yaml_error_text(err: Exception) -> str:
+    """A YAML parse error in one line: `line L, column C: problem (context that starts at line L', column C')`,
+    without PyYAML's source echo and its `in "<unicode string>"` (the caller names the file)."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(err).split())
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context:
+        where = f" that starts at line {start.line + 1}, column {start.column + 1}" if start is not None else ""
+        text += f" ({context}{where})"
+    return text
+
+
+def read_yaml(path: Path | str, head: str = ""):
+    """The data of a YAML file. A file that cannot be read, is not UTF-8 text or is not valid YAML is a ValueError
+    of one line naming it (and the line and column of a YAML error), `head` (e.g. "--set-from: ") before it."""
     import yaml
 
-    path, _, key = spec.partition(":")
+    path = Path(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{head}{path} is not a UTF-8 text file (byte 0x{err.object[err.start]:02x} at offset "
+                         f"{err.start}); give a YAML file") from None
     except OSError as err:
-        raise ValueError(f"--set-from: cannot read {path} ({err.strerror})") from None
+        raise ValueError(f"{head}cannot read {path} ({err.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{head}{path} is not valid YAML: {yaml_error_text(err)}") from None
+
+
+def _read_entry(spec: str) -> tuple[str, str, dict]:
+    """`FILE:dotted.key` -> (FILE, key, the mapping at that key; {} for an empty one)."""
+    path, _, key = spec.partition(":")
+    data = read_yaml(path, "--set-from: ") or {}
     node = data
     for part in filter(None, key.split(".")):
         if not isinstance(node, dict) or part not in node:
@@ -107,6 +135,33 @@ def variant_note(entry: dict, spec: str) -> dict:
     from baselines import config_keys
 
     return {"base": str(entry["base"]), "set": as_set_values(config_keys(entry)), "from": spec}
+
+
+def unknown_override_names(overrides: dict | None, skip=()) -> tuple[list[str], str]:
+    """The entries of an `overrides:` mapping that name no method, each as the registry says it (with a
+    did-you-mean), and the registry's list of known methods ('' when all are known). A variant (an entry with
+    `base:`) names its own method and must be registered before (`baselines.register_variants`); names in
+    `skip` are not checked (e.g. params.yaml's `videos:`, which a `label:` may name, and names reported
+    elsewhere). Without this check such an entry (a typo, `wo_hybird:`) is ignored without a word."""
+    from baselines import UnknownMethodError, get_method
+
+    bad, tail = [], ""
+    for name in map(str, overrides or {}):
+        if name in skip:
+            continue
+        try:
+            get_method(name)
+        except UnknownMethodError as err:
+            bad.append(err.head)
+            tail = err.tail
+    return bad, tail
+
+
+def unknown_overrides_text(bad: list[str]) -> str:
+    """The message part for `unknown_override_names`' names (the caller adds the file and the known methods)."""
+    return (f"overrides: has {len(bad)} entr{'ies' if len(bad) > 1 else 'y'} of no registered method or variant, "
+            f"which would be ignored: {', '.join(bad)}; correct the name, or add base: METHOD to define a variant "
+            "of that name (docs/pipeline.md)")
 
 
 def as_set_values(mapping: dict) -> dict[str, str]:
@@ -205,6 +260,37 @@ def check_final_checkpoint(out: Path) -> None:
                                    f"checkpoint: {err}") from None
 
 
+def _readable(path: Path) -> str | None:
+    """None when torch can read the checkpoint `path` (tensors mapped, not read), else why not."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # truncated or foreign file
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def check_init_from(path: Path) -> None:
+    """`--init-from` names a readable checkpoint; else one line saying what fits it: another intact stage
+    checkpoint beside it. (`ckpt.load`'s hint for a damaged `last.pt` names `--resume-from`, which continues that
+    run in its own folder: not what starting a new run from it means.)"""
+    if path.is_file():
+        why = _readable(path)
+        if why is None:
+            return
+        what = f"cannot read checkpoint {path} ({why})"
+    else:
+        what = f"checkpoint not found: {path}" + (" (a folder; give a .pt file in it)" if path.is_dir() else "")
+    folder = path if path.is_dir() else path.parent
+    intact = [p for p in sorted(folder.glob("stage*.pt")) if p != path and _readable(p) is None]
+    hint = (f"; intact stage checkpoints of that run: {', '.join(p.name for p in intact)}: start from one of them "
+            f"with --init-from {intact[-1]}" if intact else
+            "; give another run's stage checkpoint (RUN/ckpt/stageN.pt), or leave --init-from out to train "
+            "every stage")
+    raise ckpt.CheckpointError(f"--init-from: {what}{hint}")
+
+
 class RunInUse(ckpt.CheckpointError):
     """Another process is training into the run folder."""
 
@@ -240,6 +326,8 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
         raise ValueError(f"resume must be one of {RESUME_MODES}, got {resume!r}")
     prompt = resolve_prompt(prompt)
     out = Path(out)
+    if init_from is not None and resume_from is None:  # what the trainer reads; before the run folder is made
+        check_init_from(Path(init_from))
     with contextlib.ExitStack() as held:
         if out.is_dir():  # before its state is read: a run in progress there is neither resumed nor replaced
             held.enter_context(run_folder_lock(out))

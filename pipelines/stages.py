@@ -33,7 +33,14 @@ ADDED_HEADING = "Added methods"
 
 
 def _params(path: Path) -> dict:
-    return yaml.safe_load(Path(path).read_text()) or {}
+    """params.yaml's data; a file that cannot be read or parsed is a ValueError of one line naming it (and the line
+    and column of a YAML error)."""
+    from pipelines.generate import read_yaml
+
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must be a mapping of parameters (profile:, generate:, ...), got {data!r:.60}")
+    return data
 
 
 def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict:
@@ -41,8 +48,10 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
     the design gives no label (an added one, or one a design of your own lists without a label) takes it from
     `labels` (the `methods` stage's labels.json, which DVC tracks), else from the registry; a `label:` of its
     entry in params.yaml's `overrides:` (also in labels.json) wins over the design's."""
+    from pipelines.generate import read_yaml
+
     study = params.get("study", {})
-    base = yaml.safe_load(Path(study.get("design", "userstudy/designs/paper.yaml")).read_text())
+    base = read_yaml(study.get("design", "userstudy/designs/paper.yaml"), "study.design: ")
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
     listed |= set(base.get("comparisons", []))
     trained, videos = pipeline_methods(params)
@@ -96,14 +105,17 @@ def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
 
 def check_trained_methods(params: dict, params_path: Path) -> None:
     """ValueError naming every method of the generate blocks the pipeline cannot train, all at once: an
-    unknown name (the registry's did-you-mean, and a broken plug-in's error) or a videos-only method. The variants
-    of params.yaml's `overrides:` are registered first (a bad one is an error naming its entry)."""
+    unknown name (the registry's did-you-mean, and a broken plug-in's error) or a videos-only method; also an
+    entry of `overrides:` that names no method (a typo), and a trained method without an entry there (its generate
+    stages read it). The variants of params.yaml's `overrides:` are registered first (a bad one is an error naming
+    its entry)."""
     from baselines import UnknownMethodError, get_method, register_variants
+    from pipelines.generate import unknown_override_names, unknown_overrides_text
 
     register_variants(params.get("overrides"), source=str(params_path))
     overrides = params.get("overrides") or {}
     gen = params.get("generate") or {}
-    known_tail, parts = "", []
+    known_tail, parts, trainable = "", [], []
     for key, names in (("generate.methods", gen.get("methods") or []),
                        ("generate.extra.methods", (gen.get("extra") or {}).get("methods") or [])):
         bad = []
@@ -118,12 +130,31 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
                 known_tail = (f"{err.tail}; a variant of a registered method is an entry of overrides: with base: "
                               "(docs/pipeline.md)")
                 continue
-            if not method.trainable:
+            if method.trainable:
+                trainable.append(name)
+            else:
                 bad.append(f"method {name!r} cannot be trained here (videos only: list it under `videos:` instead "
                            f"and bring its videos in with `fourdfy import-videos SRC --method {name} --out DIR`)")
         if bad:
             parts.append(f"{key} names {len(bad)} method{'s' if len(bad) > 1 else ''} the pipeline cannot train: "
                          + ", ".join(bad))
+    # an entry of no method (a typo, `wo_hybird:`) would be ignored; names of the generate blocks are reported
+    # above, those of `videos:` may take a label: without being registered
+    trained, videos = pipeline_methods(params)
+    stray, tail = unknown_override_names(overrides if isinstance(overrides, dict) else {},
+                                         skip={*map(str, trained), *map(str, videos)})
+    if stray:
+        parts.append(unknown_overrides_text(stray))
+        known_tail = known_tail or tail
+    # each generate stage reads --set-from params.yaml:overrides.<method> and DVC tracks that key as a parameter:
+    # both fail on a missing key (DVC only after the run), so say it here, before anything trains
+    entries = overrides if isinstance(overrides, dict) else {}
+    missing = [m for m in dict.fromkeys(trainable) if m not in entries]
+    if missing:
+        parts.append(f"generate names {len(missing)} method{'s' if len(missing) > 1 else ''} with no entry under "
+                     f"overrides: ({', '.join(missing)}), which its generate stages read (--set-from params.yaml:"
+                     f"overrides.<method>, a DVC parameter); add {', '.join(f'`{m}: {{}}`' for m in missing)} under "
+                     "overrides:")
     if parts:
         raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
 
@@ -304,22 +335,20 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args(argv)
-    if args.step == "methods":
-        try:
+    # what a user can cause (a params.yaml that cannot be read or parsed, an unknown, broken or untrainable method,
+    # bad design or votes, an output that may not be replaced) is one line and exit 2, as in `fourdfy`
+    try:
+        if args.step == "methods":
             write_methods(args.params, args.out)
-        except (ValueError, KeyError) as err:  # an unknown, broken or untrainable method: one line, nothing trained
-            print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
-            raise SystemExit(2) from None
-    elif args.step == "design":
-        write_design(args.params, args.out, args.labels)
-    elif args.step == "votes":
-        try:
+        elif args.step == "design":
+            write_design(args.params, args.out, args.labels)
+        elif args.step == "votes":
             write_votes(args.params, args.design, args.out, args.exports)
-        except ValueError as err:  # bad design or votes, an output that may not be replaced: no traceback
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-    else:
-        write_summary(args.params, args.design, args.artifacts, args.clip, args.votes, args.out, args.metrics)
+        else:
+            write_summary(args.params, args.design, args.artifacts, args.clip, args.votes, args.out, args.metrics)
+    except (ValueError, KeyError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

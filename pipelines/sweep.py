@@ -38,10 +38,15 @@ from submitit.core.utils import FailedJobError
 
 from method.fileio import write_atomic, write_text_atomic
 from pipelines.generate import (PIPELINE_MARKER, RunInUse, as_set_values, build_config, describe_mismatch,
-                                finished_manifest, generate, other_run, quiet_libraries, run_folder_lock, run_status)
+                                finished_manifest, generate, other_run, quiet_libraries, read_yaml, run_folder_lock,
+                                run_status, unknown_override_names, unknown_overrides_text)
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
+BUSY_HOW = ("e.g. a job of an earlier sweep that was killed with SIGKILL: on this machine `ps -ef | grep submitit` "
+            "lists it and `kill -INT PID` stops it at its last checkpoint (a job ignores SIGTERM), on SLURM "
+            "`squeue --me` and `scancel JOBID`")
+"""How to find the process that still trains a run folder (named in the sweep's refusals)."""
 SWEEP_DIR = "sweep"
 STAGE_CACHE = ".stage-cache"
 
@@ -206,12 +211,15 @@ class GenerateJob(submitit.helpers.Checkpointable):
         try:
             manifest = generate(cfg, self.prompt, self.out, resume="auto", stage_cache=self.stage_cache,
                                 progress=False, notes=s.notes_for(self.method))
-        except Exception:
+        except Exception as err:
             # submitit's pre-emption handler requeued this job and then exits by raising inside whatever runs; a
             # library call (e.g. safetensors reading weights) can turn that into an ordinary error, which would
             # mark the requeued job failed. End as the handler meant to: the resubmission resumes from last.pt.
             if getattr(self, "_preempted", False):
                 raise SystemExit(_requeue_exit_code()) from None
+            if isinstance(err, RunInUse):  # taken after the sweep checked it: say what fits a sweep (no --out)
+                raise RunInUse(f"{self.out} is being trained by another process; wait for it to end or end it "
+                               f"({BUSY_HOW}), then run the same sweep again") from None
             raise
         return {"before": before, "config_hash": manifest["config_hash"], **run_facts(manifest)}
 
@@ -331,6 +339,13 @@ def _leaders(order: list[str], depth: dict) -> dict[str, str | None]:
     return leader_of
 
 
+def check_executor(ex: ExecutorSpec) -> None:
+    """The executor can submit here (SLURM: sbatch on PATH); checked before the sweep makes any folder."""
+    if ex.kind == "slurm" and shutil.which("sbatch") is None:
+        raise RuntimeError("--executor slurm needs SLURM's sbatch on PATH: run the sweep on the cluster's login "
+                           "node, or use --executor local")
+
+
 def make_executor(ex: ExecutorSpec, folder: Path):
     """A submitit executor for `ex.kind` with the job resources set (logs and pickles under `folder/<job id>`)."""
     params: dict = {"timeout_min": ex.timeout_min, "gpus_per_node": ex.gpus, "tasks_per_node": 1, "nodes": 1}
@@ -339,9 +354,7 @@ def make_executor(ex: ExecutorSpec, folder: Path):
         executor = submitit.LocalExecutor(folder / "%j", max_num_timeout=ex.max_requeues)
         executor.update_parameters(signal_delay_s=ex.signal_delay_s, **params)
         return executor
-    if shutil.which("sbatch") is None:
-        raise RuntimeError("--executor slurm needs SLURM's sbatch on PATH: run the sweep on the cluster's login "
-                           "node, or use --executor local")
+    check_executor(ex)
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm", slurm_max_num_timeout=ex.max_requeues)
     if ex.cpus_per_task is not None:
         params["cpus_per_task"] = ex.cpus_per_task
@@ -406,14 +419,50 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
     `on_submit(job, submitit_job)` is called after each submission (tests use it to interrupt a job).
     """
     jobs = plan(spec)
+    check_executor(ex)
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
     sweep_dir.mkdir(parents=True, exist_ok=True)
     interrupts = _Interrupts()
+    # (the lock file stays after the sweep: an flock ends with its process, so a leftover file blocks nothing)
     with _sweep_lock(sweep_dir), interrupts.installed():
-        stale = _other_runs(jobs)
-        _refuse_other_runs(spec, jobs, stale)
-        return _run(spec, ex, jobs, echo, on_submit, interrupts, replacing=len(stale))
+        try:
+            _refuse_busy_runs(jobs)
+            stale = _other_runs(jobs)
+            _refuse_other_runs(spec, jobs, stale)
+            return _run(spec, ex, jobs, echo, on_submit, interrupts, stale=stale)
+        finally:
+            # submitit's local job controller makes the executor's folder pattern itself, unformatted: a stray empty
+            # `%j` (also one an earlier, killed sweep left)
+            with contextlib.suppress(OSError):
+                (sweep_dir / "submitit" / "%j").rmdir()
+
+
+def busy_runs(jobs: list[PlannedJob]) -> list[Path]:
+    """The run folders of `jobs` another process trains now (their run-folder lock is held)."""
+    busy = []
+    for j in jobs:
+        try:
+            with run_folder_lock(j.out):
+                pass
+        except RunInUse:
+            busy.append(j.out)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # not made yet: nothing trains it
+    return busy
+
+
+def _refuse_busy_runs(jobs: list[PlannedJob], show: int = 5) -> None:
+    """A run folder that a process still trains (a job of an earlier sweep that was killed with SIGKILL keeps
+    running) would get a second job, which fails on its lock while the jobs waiting for it start without the
+    stages it was to share: refuse the whole sweep before submitting anything."""
+    busy = busy_runs(jobs)
+    if not busy:
+        return
+    more = f" and {len(busy) - show} more" if len(busy) > show else ""
+    raise RuntimeError(f"{len(busy)} run folder(s) of this sweep are being trained by another process: "
+                       f"{', '.join(map(str, busy[:show]))}{more}. Wait for that process to end or end it "
+                       f"({BUSY_HOW}), then run the same command again; nothing was submitted")
 
 
 def _other_runs(jobs: list[PlannedJob]) -> dict[str, tuple[str, bool]]:
@@ -544,10 +593,26 @@ def _sweep_lock(sweep_dir: Path):
 
 
 def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit, interrupts: "_Interrupts",
-         replacing: int = 0) -> dict:
+         stale: dict | None = None) -> dict:
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
-    executor = make_executor(ex, (sweep_dir / "submitit").resolve())
+    return _run_jobs(spec, ex, jobs, echo, on_submit, interrupts, stale or {}, (sweep_dir / "submitit").resolve())
+
+
+def _live_log(sj, sweep_dir: Path, submitit_dir: Path) -> Path:
+    """Where a submitted job's stderr (its heartbeat lines) grows while it runs, under the sweep folder as given."""
+    err = Path(sj.paths.stderr)
+    try:
+        return sweep_dir / "submitit" / err.relative_to(submitit_dir)
+    except ValueError:  # pragma: no cover - submitit keeps its logs under the executor's folder
+        return err
+
+
+def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit,
+              interrupts: "_Interrupts", stale: dict, submitit_dir: Path) -> dict:
+    profile_dir = spec.profile_dir
+    sweep_dir = profile_dir / SWEEP_DIR
+    executor = make_executor(ex, submitit_dir)
     stage_cache = (profile_dir / STAGE_CACHE).resolve()
     results: dict[str, dict] = {}
     pending = []
@@ -558,8 +623,11 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
-    echo(f"sweep: {len(jobs)} runs ({len(jobs) - len(pending)} already finished"
-         f"{f', {replacing} replacing a run of another config' if replacing else ''}), executor {ex.kind}, "
+    resuming = sum(1 for j in pending if j.name not in stale and run_status(j.out) == "unfinished")
+    counts = [f"{len(jobs) - len(pending)} already finished"]
+    counts += [f"{resuming} to resume"] if resuming else []
+    counts += [f"{len(stale)} replacing a run of another config"] if stale else []
+    echo(f"sweep: {len(jobs)} run{'' if len(jobs) == 1 else 's'} ({', '.join(counts)}), executor {ex.kind}, "
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
     try:
         while pending or running:
@@ -576,7 +644,7 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
                                                          j.config_hash))
                     running[j.name] = (j, sj)
                 pending.remove(j)
-                echo(f"submitted {j.name} (job {sj.job_id})")
+                echo(f"submitted {j.name} (job {sj.job_id}); live log: {_live_log(sj, sweep_dir, submitit_dir)}")
                 if on_submit is not None:
                     on_submit(j, sj)
             for name, (j, sj) in list(running.items()):
@@ -588,7 +656,7 @@ def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_sub
                 err = sj.exception()
                 if err is None:
                     r = sj.result()
-                    note = {"finished": "already finished", "unfinished": "resumed a killed run",
+                    note = {"finished": "already finished", "unfinished": "resumed an unfinished run",
                             "other-finished": "replaced a finished run of another config",
                             "other-unfinished": "replaced an unfinished run of another config"}.get(r["before"], "")
                     results[name] = {"state": "done", "note": note, "resumes": r["resumes"],
@@ -630,10 +698,13 @@ def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
     refused = _refused(stale, replace)
     states = {j.name: run_status(j.out) for j in jobs}
     skipped = {n for n, st in states.items() if st == "finished" and n not in stale}
+    busy = set(busy_runs(jobs))
     for j in jobs:
         status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
             states[j.name]]
-        if j.name in stale:
+        if j.out in busy:
+            status = "being trained by another process: refused (wait for it or end it)"
+        elif j.name in stale:
             kind, hand = stale[j.name]
             status = (f"{kind} with another config, trained by hand: refused (move it away)" if hand else
                       f"{kind} with another config: "
@@ -673,17 +744,10 @@ def read_params(path: Path | str) -> dict:
     """profile, seed, methods and prompts of the DVC pipeline's params.yaml (what its generate stages train), each
     method's `overrides:` as `--set` values, and the variants it defines (`variants`: name -> its entry, whose
     keys are the variant's own, so they are not among its `overrides`)."""
-    import yaml
-
     from baselines import check_entry, config_keys
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ValueError(f"cannot read {path}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    data = read_yaml(path, "--params: ") or {}
     gen = data.get("generate") if isinstance(data, dict) else None
     if not (isinstance(gen, dict) and isinstance(gen.get("methods"), list) and isinstance(gen.get("prompts"), list)):
         raise ValueError(f"{path} has no generate.methods / generate.prompts lists (the DVC pipeline's params file)")
@@ -696,6 +760,12 @@ def read_params(path: Path | str) -> dict:
         if str(m) not in variants:
             check_entry(str(m), entry, str(path))  # `label:` names a method, no config key; `description:` is refused
     method_sets = {str(m): as_set_values(config_keys(sets)) for m, sets in overrides.items() if str(m) not in variants}
+    # an entry of no method (a typo, `wo_hybird:`) would be ignored without a word; the methods stage refuses it too
+    # (variants name their own method; names of `videos:` may take a label: without being registered)
+    videos = data.get("videos") if isinstance(data.get("videos"), dict) else {}
+    bad, known = unknown_override_names(overrides, skip={*variants, *map(str, videos)})
+    if bad:
+        raise ValueError(f"{path}: {unknown_overrides_text(bad)}{known}")
     extra = gen.get("extra") or {}
     if not (isinstance(extra, dict) and all(isinstance(extra.get(k, []), list) for k in ("methods", "prompts"))):
         raise ValueError(f"{path}: generate.extra must have methods / prompts lists")

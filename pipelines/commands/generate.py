@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import platform
 from pathlib import Path
 
@@ -61,14 +63,9 @@ def methods(
 
 def read_overrides(path: Path) -> dict:
     """The `overrides:` mapping of a params.yaml ({} where it has none); a file that cannot be read is an error."""
-    import yaml
+    from pipelines.generate import read_yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ValueError(f"--params: cannot read {path} ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"--params: {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    data = read_yaml(path, "--params: ") or {}
     overrides = data.get("overrides") if isinstance(data, dict) else None
     if overrides is not None and not isinstance(overrides, dict):
         raise ValueError(f"--params: {path}: overrides must map a method to a mapping of config keys to values")
@@ -121,8 +118,8 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     auto_resume: bool = typer.Option(False, "--auto-resume",
-                                     help="What the pipeline does: resume a killed run, skip a finished one, replace "
-                                          "only a run the pipeline made with other settings."),
+                                     help="What the pipeline does: resume an unfinished run, skip a finished one, "
+                                          "replace only a run the pipeline made with other settings."),
     resume_from: Path = typer.Option(None, "--resume-from",
                                      help="Continue from this checkpoint of the run (e.g. RUN/ckpt/stage2.pt when "
                                           "last.pt is damaged)."),
@@ -152,7 +149,7 @@ def generate(
     from pipelines.generate import build_config, parse_sets
     from pipelines.generate import generate as run_generate
 
-    from pipelines.generate import quiet_libraries, read_set_from, run_status
+    from pipelines.generate import quiet_libraries, read_set_from, run_folder_lock, run_status
     from prompts import library_twin, slugify
 
     refuse_a_prompt_file(prompt)
@@ -174,8 +171,13 @@ def generate(
                                  f"--set-from params.yaml:overrides.{method}") from None
     mode = "auto" if auto_resume else "yes" if resume else "no"
     if resume and resume_from is None and run_status(out) == "empty":
+        if out.is_dir():  # a run starting there has no checkpoint yet: its refusal alone, not this note first
+            with run_folder_lock(out):
+                pass
         # --resume starts a run where there is none (a resubmitted job's first try); say so, for a mistyped --out
         typer.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
+    # a finished run that `generate` only checks and returns: not trained now, and the done line says so
+    before = _finished_manifest_text(out) if mode != "no" and resume_from is None else None
     quiet_libraries()
     try:
         with _sigterm_as_interrupt():
@@ -191,13 +193,31 @@ def generate(
         stopped = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         typer.secho(f"error: {stopped}; {what}", fg=typer.colors.RED, err=True)
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
-    typer.echo(f"done: {out} (config {manifest['config_hash']}, {stage_times(manifest)})")
+    if before is not None and _json_or_none(before) == manifest:
+        typer.echo(f"done: {out} was already finished (config {manifest['config_hash']}); nothing was trained")
+    else:
+        typer.echo(f"done: {out} (config {manifest['config_hash']}, {stage_times(manifest)})")
     # after the run, so that an error stays the one line on stderr; it matters when the runs are paired
     twin = library_twin(prompt)
     if twin is not None:
         typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; runs "
                    "are paired by slug in the survey and CLIP tables, so this one would be compared with that "
                    f"prompt's runs (--prompt {slugify(prompt)} trains the library prompt itself)", err=True)
+
+
+def _finished_manifest_text(out: Path) -> str | None:
+    """The text of `out`'s manifest.json where a finished run is (None: none, or not readable as text)."""
+    try:
+        return (out / "manifest.json").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _json_or_none(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 class Terminated(KeyboardInterrupt):
@@ -238,19 +258,27 @@ def oracle(
     out: Path = typer.Option(..., "--out", help="Folder for checkpoints and metrics.json."),
     seed: int = typer.Option(0, "--seed", help="Seed of the training's random draws (field initialisation, "
                              "cameras, timesteps); the scene itself is fixed."),
-    metrics_out: Path = typer.Option(None, "--metrics", help="Also write the metrics to this JSON file."),
+    metrics_out: Path = typer.Option(None, "--metrics", help="Also write the metrics to this JSON file (an existing "
+                                     "file only when it is an earlier one of `fourdfy oracle`)."),
     progress: bool = typer.Option(True, "--progress/--no-progress",
                                   help="Live bar on a terminal (heartbeat lines are printed either way)."),
 ) -> None:
     """End-to-end check with exact priors for a known 4D scene; writes metrics.json (PSNR per stage)."""
-    import json
-
+    from method.fileio import write_text_atomic
     from method.oracle.check import run_oracle
 
+    # both before the training (minutes), which a bad --metrics used to waste. No --resume: the schedule check
+    # needs every prior draw of the run, and a resumed run has not seen those before the stop
+    if (out / "ckpt" / "last.pt").exists():
+        raise ValueError(f"--out {out} already holds a run (ckpt/last.pt); the oracle check always trains from "
+                         "scratch: choose another --out, or remove that folder to run the check again")
+    if metrics_out is not None:
+        check_oracle_metrics_target(metrics_out)
     metrics = run_oracle(out, seed=seed, progress=progress)
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        metrics_out.write_text(json.dumps({k: v for k, v in metrics.items() if k != "train_seconds"}, indent=2) + "\n")
+        write_text_atomic(metrics_out, json.dumps({k: v for k, v in metrics.items() if k != "train_seconds"},
+                                                  indent=2) + "\n")
     width = max(map(len, metrics["passed"]), default=0)
     for key, passed in metrics["passed"].items():
         mark = "ok " if passed else "LOW"
@@ -259,6 +287,47 @@ def oracle(
         typer.echo(f"{mark} {key:<{width}} {shown}  (threshold {metrics['thresholds'].get(key)})")
     if not all(metrics["passed"].values()):
         raise typer.Exit(1)
+
+
+ORACLE_METRICS_KEYS = ("passed", "thresholds")
+"""Top-level keys (each a mapping) of the metrics JSON that `fourdfy oracle` writes (`method.oracle.check.evaluate`)."""
+
+
+def is_oracle_metrics(path: Path) -> bool:
+    """`path` holds what `fourdfy oracle --metrics` writes (a JSON object with `ORACLE_METRICS_KEYS` mappings), or
+    nothing (an empty file: nothing is lost). A large file is not one of ours and is not read whole."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        if path.stat().st_size > 1 << 20:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not UTF-8, not JSON
+        return False
+    return isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in ORACLE_METRICS_KEYS)
+
+
+def check_oracle_metrics_target(path: Path) -> None:
+    """`oracle --metrics`, as `analyze --metrics` is checked (userstudy.outputs.check_metrics_target): a file path
+    whose folder can be made and written, and new, empty or an earlier oracle metrics file; anything else is
+    refused, never replaced (a metrics file must not take the place of data). Writes nothing."""
+    from userstudy.outputs import check_file_target
+
+    if path.is_dir():
+        raise ValueError(f"--metrics {path} is a folder; give a file path, e.g. {path / 'oracle.json'}")
+    try:
+        check_file_target(path)
+    except ValueError as err:  # OutputError: a file in the way of its folder, or a folder that is not writable
+        raise ValueError(f"--metrics: {err}") from None
+    # check_file_target judges an existing folder by what is above it: this one must take a new file
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--metrics: cannot write {path}: {folder} is not writable; make it writable or give "
+                         "--metrics another path")
+    if path.exists() and not is_oracle_metrics(path):
+        raise ValueError(f"--metrics {path} exists and is not a metrics file of `fourdfy oracle` (a JSON object with "
+                         f"{' and '.join(ORACLE_METRICS_KEYS)} mappings); only such a file is replaced: move it or "
+                         "give --metrics another path")
 
 
 def register(app: typer.Typer) -> None:

@@ -46,7 +46,7 @@ def sweep(
 ) -> None:
     """Train methods x prompts as submitit jobs into RUNS/PROFILE/METHOD/SLUG (then `dvc commit` or `dvc repro`).
 
-    Killed or pre-empted jobs resume from their last checkpoint (run the same command again: finished runs are skipped). Logs: RUNS/PROFILE/sweep/<method>-<slug>.{out,err}; summary: RUNS/PROFILE/sweep/sweep.json; guide: docs/cluster.md.
+    Killed or pre-empted jobs resume from their last checkpoint (run the same command again: finished runs are skipped). Logs: RUNS/PROFILE/sweep/<method>-<slug>.{out,err} once a job has ended (while it runs: the live log printed as it is submitted); summary: RUNS/PROFILE/sweep/sweep.json; guide: docs/cluster.md.
     """
     from baselines import register_variants
     from pipelines.generate import parse_sets
@@ -112,7 +112,8 @@ def sweep(
         names = ", ".join(j["name"] for j in bad)
         typer.secho(f"error: {len(bad)} of {len(summary['jobs'])} jobs did not finish ({names});"
                     f" see {runs / profile / 'sweep'}/<job>.err, fix the cause and run the same command again "
-                    "(finished runs are skipped, killed ones resume)", fg=typer.colors.RED, err=True)
+                    "(finished runs are skipped, unfinished ones resume from their last checkpoint)",
+                    fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
 
 

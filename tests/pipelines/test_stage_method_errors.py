@@ -18,7 +18,8 @@ def _params(tmp_path, methods, extra=()):
     params = {"seed": 0, "profile": "tiny",
               "generate": {"methods": list(methods), "prompts": ["a_panda_dancing"],
                            "extra": {"methods": list(extra), "prompts": ["a_cat_singing"] if extra else []}},
-              "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"}}}
+              "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"}},
+              "overrides": {str(m): {} for m in [*methods, *extra]}}  # each generate stage reads its entry
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -77,3 +78,73 @@ def test_good_names_still_write_the_stage_output(tmp_path):
     params = _params(tmp_path, ["4dfy", "wo_hybrid"])
     out = stages.write_methods(params, tmp_path / "methods")
     assert sorted(p.name for p in (out / "config").iterdir()) == ["4dfy.json", "wo_hybrid.json"]
+
+
+@pytest.fixture
+def registry():
+    """The registry as it was: a variant registered by a test does not reach the next one."""
+    from baselines import METHODS
+
+    saved = dict(METHODS)
+    yield METHODS
+    METHODS.clear()
+    METHODS.update(saved)
+
+
+def test_a_misspelt_overrides_entry_is_refused_with_a_did_you_mean(tmp_path, capsys, registry):
+    """`wo_hybird:` under overrides: was ignored without a word (only `generate@wo_hybrid` failed, later, on
+    `--set-from ... has no key`); a variant, a registered method and a name of `videos:` are entries of methods."""
+    params = _params(tmp_path, ["4dfy", "wo_hybrid", "video03"])
+    raw = yaml.safe_load(params.read_text())
+    raw["overrides"] = {"4dfy": {}, "wo_hybird": {"weights.sds_video": 0.3}, "wo_hybrid": {},
+                        "video03": {"base": "4dfy", "weights.sds_video": 0.3}, "mav3d": {"label": "MAV3D (ours)"}}
+    params.write_text(yaml.safe_dump(raw))
+    out, before = _earlier_output(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        stages.main(["methods", "--params", str(params), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {params}: overrides: has 1 entry of no registered method or variant, which "
+                             "would be ignored: unknown method 'wo_hybird' (did you mean 'wo_hybrid'?)"), err[0]
+    assert "video03" not in err[0].split("known methods")[0] and "mav3d" not in err[0].split("known methods")[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_trained_method_without_an_overrides_entry_is_named_with_the_key_to_add(tmp_path, capsys):
+    """Its generate stage passes --set-from params.yaml:overrides.<method> and DVC needs the key as a parameter:
+    both fail on a missing entry, DVC only after the run; the methods stage says it first."""
+    params = _params(tmp_path, ["4dfy", "wo_hybrid", "mav3d"])
+    raw = yaml.safe_load(params.read_text())
+    raw["overrides"] = {"4dfy": {}, "mav3d": {}}
+    params.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SystemExit) as exit_:
+        stages.main(["methods", "--params", str(params), "--out", str(tmp_path / "methods")])
+    line = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2, line
+    assert "generate names 1 method with no entry under overrides: (wo_hybrid)" in line, line
+    assert "add `wo_hybrid: {}` under overrides:" in line
+    assert "method 'mav3d' cannot be trained here" in line  # reported as untrainable, not as missing an entry
+    assert not (tmp_path / "methods").exists()
+    raw["overrides"]["wo_hybrid"] = None  # `wo_hybrid:` with nothing after it is an entry (DVC sees the key)
+    raw["generate"]["methods"] = ["4dfy", "wo_hybrid"]
+    params.write_text(yaml.safe_dump(raw))
+    stages.write_methods(params, tmp_path / "methods")
+
+
+@pytest.mark.parametrize("step", ["methods", "design"])
+def test_a_params_file_that_is_not_yaml_is_one_error_line_from_the_stage_command(tmp_path, step):
+    """As dvc.yaml runs it, in a subprocess: no traceback, the file with line and column, exit 2."""
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: tiny\ngenerate:\n  methods: [4dfy\n  prompts: [a_panda_dancing]\n")
+    res = subprocess.run([sys.executable, "-m", "pipelines.stages", step, "--params", str(params),
+                          "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith(f"error: {params} is not valid YAML: line 4, column 10: expected ',' or ']'"), lines
+    binary = tmp_path / "blob.yaml"
+    binary.write_bytes(b"\xac\xed\x00\x05")
+    with pytest.raises(SystemExit) as exit_:
+        stages.main([step, "--params", str(binary), "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    assert not (tmp_path / "out").exists()

@@ -18,7 +18,8 @@ def _params(tmp_path, **study):
               "generate": {"methods": ["4dfy", "wo_hybrid", "my_plugin"], "prompts": ["a_panda_dancing"]},
               "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"},
                          "other_system": {"folder": "x", "trajectory": "unknown"}},
-              "study": {"design": "userstudy/designs/paper.yaml", "raters": 2, "rates": "paper", **study}}
+              "study": {"design": "userstudy/designs/paper.yaml", "raters": 2, "rates": "paper", **study},
+              "overrides": {"4dfy": {}, "wo_hybrid": {}, "my_plugin": {}}}  # each generate stage reads its entry
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -216,6 +217,7 @@ def test_the_methods_step_refuses_a_method_it_cannot_train_in_one_line(tmp_path,
     params = _params(tmp_path)
     raw = yaml.safe_load(params.read_text())
     raw["generate"]["methods"] = ["4dfy", method]
+    raw["overrides"] = {"4dfy": {}, method: {}}
     params.write_text(yaml.safe_dump(raw))
     with pytest.raises(SystemExit) as exit_:
         stages.main(["methods", "--params", str(params), "--out", str(tmp_path / "methods")])

@@ -195,12 +195,15 @@ def test_a_second_sweep_skips_finished_runs(scenario):
     assert first["shared_from"] is not None
 
 
-def test_a_failing_job_is_collected_with_its_error(tmp_path):
+def test_a_failing_job_is_collected_with_its_error(tmp_path, monkeypatch):
+    import pipelines.sweep as sweep_module
     from pipelines.generate import run_folder_lock
 
     runs = tmp_path / "runs"
     busy = runs / "tiny" / "4dfy" / SLUG  # another process trains into this folder: the job fails on its lock
     busy.mkdir(parents=True)
+    # as if that process took the folder after the sweep checked it (the sweep refuses a folder held before)
+    monkeypatch.setattr(sweep_module, "busy_runs", lambda jobs: [])
     with run_folder_lock(busy):
         res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
                                        "--max-steps", "1"])
@@ -209,6 +212,7 @@ def test_a_failing_job_is_collected_with_its_error(tmp_path):
     job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
     assert job["state"] == "failed"
     assert job["error"].startswith(f"RunInUse: 4dfy/{SLUG} is being trained by another process")  # relative path
+    assert job["error"].endswith("then run the same sweep again") and "--out" not in job["error"]  # a sweep's advice
     assert "RunInUse" in (runs / "tiny" / "sweep" / f"4dfy-{SLUG}.err").read_text()
     assert list(busy.iterdir()) == []  # nothing written into it
 
@@ -257,7 +261,7 @@ def test_a_finished_run_of_another_config_is_retrained_only_with_replace(tmp_pat
     assert "finished with another config: replaced (--replace)" in res.output
     res = CliRunner().invoke(app, [*base, "--max-steps", "1", "--replace"])
     assert res.exit_code == 0, res.output
-    assert "sweep: 1 runs (0 already finished, 1 replacing a run of another config)" in res.output
+    assert "sweep: 1 run (0 already finished, 1 replacing a run of another config)" in res.output
     job = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"][0]
     assert (job["state"], job["note"]) == ("done", "replaced a finished run of another config")
     assert json.loads(manifest.read_text())["config"]["stages"][0]["steps"] == 1
@@ -387,9 +391,12 @@ def test_a_slurm_sweep_runs_through_sbatch_and_srun_and_collects_the_error(tmp_p
     monkeypatch.setenv("FAKE_SLURM_STATE", str(tmp_path / "slurm"))
     from pipelines.generate import run_folder_lock
 
+    import pipelines.sweep as sweep_module
+
     runs = tmp_path / "runs"
     busy = runs / "tiny" / "4dfy" / SLUG  # another process trains into it: the job fails at once, no training
     busy.mkdir(parents=True)
+    monkeypatch.setattr(sweep_module, "busy_runs", lambda jobs: [])  # taken after the sweep's own check
     spec = SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=runs, max_steps=1)
     with run_folder_lock(busy):
         summary = run_sweep(spec, ExecutorSpec(kind="slurm", gpus=1, partition="gpu", timeout_min=30, poll_s=0.2),
