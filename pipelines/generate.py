@@ -125,8 +125,30 @@ def read_set_from(spec: str, method: str) -> tuple[dict[str, str], dict]:
     if name != method:
         raise ValueError(f"--set-from {spec} defines the variant {name!r} (base: {entry['base']}); train it with "
                          f"--method {name}, or give --set-from the entry of {method!r}")
+    _register_bases(path, key, entry)
     register_variant(name, entry, path)
     return {}, variant_note(entry, spec)
+
+
+def _register_bases(path: str, key: str, entry: dict) -> None:
+    """Register the variants `entry`'s base chain passes through, from the same mapping (a variant may be the base
+    of another; this process knows only the registered methods). A chain that leaves the mapping, or a cycle,
+    ends there and `register_variant` names the problem."""
+    from baselines import METHODS, register_variant
+
+    parent_key = key.rsplit(".", 1)[0] if "." in key else ""
+    parent = read_yaml(path, "--set-from: ") or {}
+    for part in filter(None, parent_key.split(".")):
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict):
+        return
+    chain, base = [], str(entry["base"])
+    while (base not in METHODS and base not in chain and isinstance(parent.get(base), dict)
+           and "base" in parent[base]):
+        chain.append(base)
+        base = str(parent[base]["base"])
+    for name in reversed(chain):
+        register_variant(name, parent[name], path)
 
 
 def variant_note(entry: dict, spec: str) -> dict:

@@ -124,6 +124,21 @@ def test_a_variants_keys_apply_once_before_its_bases_transform(tmp_path):
     assert read_set_from(f"{params}:overrides.4dfy", "4dfy") == ({"weights.sds_video": "0.2"}, {})
 
 
+def test_a_variant_of_a_variant_resolves_in_a_fresh_registry_as_the_generate_stage_reads_it(tmp_path, registry):
+    """The generate stage's process knows only the registered methods: `--set-from FILE:overrides.v2` with
+    v2's base a variant of the same file registers the chain first, and v2 resolves as the methods stage has it."""
+    from baselines import register_variants, resolve_config
+
+    params = _params(tmp_path, v2={"base": "video03", "weights.sparsity": 5.0})
+    sets, note = read_set_from(f"{params}:overrides.v2", "v2")
+    assert sets == {} and note["base"] == "video03" and "video03" in registry
+    got = build_config("tiny", "v2", sets=sets)
+    assert got.weights.sds_video == 0.3 and got.weights.sparsity == 5.0
+    registry.pop("v2"), registry.pop("video03")
+    register_variants(yaml.safe_load(params.read_text())["overrides"], source=str(params))
+    assert resolve_config("tiny", "v2").config_hash() == got.config_hash()
+
+
 def test_generate_refuses_a_variants_entry_for_another_method_and_base_on_a_builtin(tmp_path):
     params = _params(tmp_path, wo_hybrid={"base": "4dfy", "weights.sds_video": 0.3})
     res = runner.invoke(app, ["generate", "--method", "4dfy", "--prompt", SLUG, "--out", str(tmp_path / "a"),

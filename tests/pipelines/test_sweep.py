@@ -113,7 +113,7 @@ def test_plan_orders_stage_sharing_jobs_from_the_resolved_configs():
 
 
 def test_params_overrides_reach_each_methods_jobs_as_in_the_dvc_stages(tmp_path):
-    from pipelines.generate import build_config, read_sets
+    from pipelines.generate import build_config, read_set_from
     from pipelines.sweep import read_params
 
     params = tmp_path / "params.yaml"
@@ -122,7 +122,9 @@ def test_params_overrides_reach_each_methods_jobs_as_in_the_dvc_stages(tmp_path)
     p = read_params(params)
     spec = SweepSpec(methods=tuple(p["methods"]), prompts=tuple(p["prompts"]), method_sets=p["overrides"])
     by = {j.method: j for j in plan(spec)}
-    dvc_like = build_config("tiny", "wo_hybrid", sets=read_sets(f"{params}:overrides.wo_hybrid"))
+    # what `fourdfy generate --set-from params.yaml:overrides.wo_hybrid` reads in the DVC stage
+    sets, _ = read_set_from(f"{params}:overrides.wo_hybrid", "wo_hybrid")
+    dvc_like = build_config("tiny", "wo_hybrid", sets=sets)
     assert by["wo_hybrid"].config_hash == dvc_like.config_hash() != build_config("tiny", "wo_hybrid").config_hash()
     assert by["4dfy"].config_hash == build_config("tiny", "4dfy").config_hash()
 
