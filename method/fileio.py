@@ -72,21 +72,11 @@ def write_atomic(path: Path, write) -> None:
     killed run never leaves half a file, parallel writers of the same file do not clash, and on any error
     the temporary is removed and `path` is left as it was. The file's mode follows the umask. An error is an
     OSError naming `path` where it is about the file (see `_write_error`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _new_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        mapped = _write_error(err, path, tmp)
-        tmp.unlink(missing_ok=True)
-        if mapped is not None:
-            raise mapped from err
-        raise
+
+    fill_atomic(path, fill)
 
 
 def fill_atomic(path: Path, fill) -> None:

@@ -6,8 +6,21 @@ OpenMP threads that compete for busy cores wait on each other (one hash-grid ste
 
 import os
 
+import pytest
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the CLI subprocesses the tests start
 
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture()
+def registry():
+    """The method registry as it was: methods a test registers (variants, plug-ins) do not reach the next one."""
+    from baselines import METHODS
+
+    saved = dict(METHODS)
+    yield METHODS
+    METHODS.clear()
+    METHODS.update(saved)

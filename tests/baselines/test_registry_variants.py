@@ -9,13 +9,7 @@ from method.configs import get_key, valid_keys
 SRC = "my/params.yaml"
 
 
-@pytest.fixture(autouse=True)
-def registry():
-    """The registry as it was: variants registered by a test do not reach the next one."""
-    saved = dict(METHODS)
-    yield METHODS
-    METHODS.clear()
-    METHODS.update(saved)
+pytestmark = pytest.mark.usefixtures("registry")  # tests/conftest.py: variants do not outlive a test
 
 
 def diff(a, b) -> dict:

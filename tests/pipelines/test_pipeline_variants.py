@@ -25,13 +25,7 @@ QUIET = {"preview_frames": "0", "heartbeat_s": "0"}
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def registry():
-    """The registry as it was: variants registered by a test do not reach the next one."""
-    saved = dict(METHODS)
-    yield METHODS
-    METHODS.clear()
-    METHODS.update(saved)
+pytestmark = pytest.mark.usefixtures("registry")  # tests/conftest.py: variants do not outlive a test
 
 
 def _params(tmp_path, methods=("4dfy", "video03"), **overrides):

@@ -80,16 +80,6 @@ def test_good_names_still_write_the_stage_output(tmp_path):
     assert sorted(p.name for p in (out / "config").iterdir()) == ["4dfy.json", "wo_hybrid.json"]
 
 
-@pytest.fixture
-def registry():
-    """The registry as it was: a variant registered by a test does not reach the next one."""
-    from baselines import METHODS
-
-    saved = dict(METHODS)
-    yield METHODS
-    METHODS.clear()
-    METHODS.update(saved)
-
 
 def test_a_misspelt_overrides_entry_is_refused_with_a_did_you_mean(tmp_path, capsys, registry):
     """`wo_hybird:` under overrides: was ignored without a word (only `generate@wo_hybrid` failed, later, on
