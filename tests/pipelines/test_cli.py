@@ -576,7 +576,10 @@ def test_ctrl_c_says_how_to_continue_and_bad_flag_pairs_fail_before_training(tmp
                                       (signal.SIGTERM, 143, "terminated (SIGTERM)", ["--resume"])):
         last = out / "ckpt" / "last.pt"
         before = last.stat().st_mtime_ns if last.exists() else None
-        proc = subprocess.Popen(cmd + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Ctrl-C as on a terminal: a test run started in the background (`cmd &` in a script) ignores SIGINT, and
+        # the child would inherit that
+        proc = subprocess.Popen(cmd + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             end = time.monotonic() + 300
             while not last.exists() or last.stat().st_mtime_ns == before:  # this process's own checkpoint
