@@ -42,6 +42,18 @@ def _disk_full_cause(err: BaseException) -> OSError | None:
     return None
 
 
+def _interrupt_behind(err: BaseException) -> BaseException | None:
+    """A Ctrl-C or SIGTERM (KeyboardInterrupt) or SystemExit behind `err`: torch.save turns one raised in its file's
+    write into `RuntimeError: ... unexpected pos`, with the interrupt only as the context."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if not isinstance(err, Exception):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def _names(err: OSError, tmp: Path) -> bool:
     """Whether `err` is about the temporary (names it, or no file at all)."""
     return err.filename is None or str(err.filename) == str(tmp)
@@ -92,8 +104,11 @@ def fill_atomic(path: Path, fill) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
-        mapped = _write_error(err, path, tmp)
+        stop = _interrupt_behind(err)
+        mapped = None if stop is not None else _write_error(err, path, tmp)
         tmp.unlink(missing_ok=True)
+        if stop is not None and stop is not err:  # stopped, as the user asked, not a write error
+            raise stop from None
         if mapped is not None:
             raise mapped from err
         raise

@@ -57,3 +57,32 @@ def test_a_taken_temporary_name_is_not_reused(tmp_path, monkeypatch):
     fileio.write_text_atomic(tmp_path / "x.txt", "mine")
     assert (tmp_path / "x.txt").read_text() == "mine"
     assert (tmp_path / ".x.txt.aaaa.tmp").read_text() == "another writer's"
+
+
+def test_a_ctrl_c_inside_torch_save_is_the_interrupt_not_a_write_error(tmp_path):
+    """torch.save turns a KeyboardInterrupt raised in its file's write into `RuntimeError: unexpected pos`; a
+    checkpoint write stopped by Ctrl-C (or SIGTERM's subclass) must stop the command as an interrupt, keeping the
+    earlier file and leaving no temporary."""
+    import torch
+
+    class Terminated(KeyboardInterrupt):
+        pass
+
+    class Interrupting:
+        def __init__(self, f):
+            self.f, self.calls = f, 0
+
+        def write(self, b):
+            self.calls += 1
+            if self.calls == 3:
+                raise Terminated()
+            return self.f.write(b)
+
+        def flush(self):
+            self.f.flush()
+
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"earlier")
+    with pytest.raises(Terminated):
+        fileio.write_atomic(path, lambda f: torch.save({"x": torch.zeros(10_000)}, Interrupting(f)))
+    assert path.read_bytes() == b"earlier" and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
