@@ -109,6 +109,18 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+def answer_all(engine, bundle, rater, side_for, now: datetime, seconds: float = 3) -> None:
+    """Answer every question left to `rater` through the store, all five criteria on the side
+    `side_for(question, primary_side)` names (`primary_side`: where the question's method_a, the primary, is shown)."""
+    from userstudy.survey import store
+    from userstudy.votes import CRITERIA
+
+    while (item := store.next_assignment(engine, rater)[0]) is not None:
+        q = bundle.by_id[item.question_id]
+        side = side_for(q, "left" if item.method_left == q.method_a else "right")
+        store.submit_answer(engine, rater, q, dict.fromkeys(CRITERIA, side), seconds=seconds, now=now)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,14 +9,13 @@ import shutil
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from survey_helpers import app_run as run, app_start as start, app_token as token_of, at as t_at
+from survey_helpers import answer_all, app_run as run, app_start as start, app_token as token_of, at as t_at
 from typer.testing import CliRunner
 
 from pipelines.cli import app as cli
 from userstudy.survey import store
 from userstudy.survey.app import ANSWERED_ELSEWHERE
 from userstudy.survey.texts import CRITERIA_TEXT
-from userstudy.votes import CRITERIA
 
 
 def qkey(at):
@@ -168,17 +167,15 @@ def test_admin_tally_labels_rounding_and_exclusion(app_env, labelled_bundle, tmp
     store.init_db(engine, b.bundle_id)
     for k in range(4):
         r = store.create_rater(engine, b.questions, t_at(0), seed=k)
-        while (item := store.next_assignment(engine, r)[0]) is not None:
-            q = b.by_id[item.question_id]
-            primary_side = "left" if item.method_left == q.method_a else "right"
+        def side_for(q, primary_side, k=k):
             other_side = "right" if primary_side == "left" else "left"
             if q.is_attention_check:  # rater 3 fails the check (and is excluded by analyze's default rule)
-                side = other_side if k == 3 else primary_side
-            elif q.method_b == "mav3d":  # raters 0 and 3 prefer MAV3D: 2 of 3 kept raters for 4D-fy
-                side = other_side if k in (0, 3) else primary_side
-            else:
-                side = primary_side
-            store.submit_answer(engine, r, q, dict.fromkeys(CRITERIA, side), seconds=2, now=t_at(1))
+                return other_side if k == 3 else primary_side
+            if q.method_b == "mav3d":  # raters 0 and 3 prefer MAV3D: 2 of 3 kept raters for 4D-fy
+                return other_side if k in (0, 3) else primary_side
+            return primary_side
+
+        answer_all(engine, b, r, side_for, now=t_at(1), seconds=2)
 
     at = run({"view": "admin"})
     at.text_input(key="admin_password").input("pw")

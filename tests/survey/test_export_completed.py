@@ -4,7 +4,7 @@ ones, and the file still goes through `fourdfy analyze`."""
 import json
 
 import pandas as pd
-from survey_helpers import at
+from survey_helpers import answer_all, at
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -19,10 +19,7 @@ def test_export_marks_finished_and_abandoned_raters(bundle, tmp_path):
     engine = store.make_engine(db)
     store.init_db(engine, bundle.bundle_id)
     finished = store.create_rater(engine, bundle.questions, at(0), seed=1)
-    while (item := store.next_assignment(engine, finished)[0]) is not None:
-        q = bundle.by_id[item.question_id]
-        side = "left" if item.method_left == q.method_a else "right"  # the primary: passes the check
-        store.submit_answer(engine, finished, q, dict.fromkeys(CRITERIA, side), seconds=3, now=at(1))
+    answer_all(engine, bundle, finished, lambda q, primary: primary, now=at(1))  # the primary: passes the check
     abandoned = store.create_rater(engine, bundle.questions, at(0), seed=2)
     item = store.next_assignment(engine, abandoned)[0]
     store.submit_answer(engine, abandoned, bundle.by_id[item.question_id], dict.fromkeys(CRITERIA, "left"),

@@ -10,7 +10,7 @@ import urllib.request
 import pandas as pd
 import pytest
 import yaml
-from survey_helpers import REPO, STUDY, at, free_port
+from survey_helpers import REPO, STUDY, answer_all, at, free_port
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -41,11 +41,8 @@ def test_build_export_analyze(study_inputs, tmp_path):
     store.init_db(engine, bundle.bundle_id)
     for seed in range(6):
         r = store.create_rater(engine, bundle.questions, at(0), seed=seed)
-        while (item := store.next_assignment(engine, r)[0]) is not None:
-            q = bundle.by_id[item.question_id]
-            # every rater prefers the primary on every criterion, wherever it is shown
-            side = "left" if item.method_left == q.method_a else "right"
-            store.submit_answer(engine, r, q, dict.fromkeys(CRITERIA, side), seconds=3, now=at(1))
+        # every rater prefers the primary on every criterion, wherever it is shown
+        answer_all(engine, bundle, r, lambda q, primary: primary, now=at(1))
 
     votes = tmp_path / "votes.csv"
     votes.write_text("another study's votes\n")
@@ -188,11 +185,8 @@ def test_one_survey_per_table_and_both_exports_analysed_together(study_inputs, t
         store.init_db(engine, bundle.bundle_id)
         for seed in range(n_raters):
             r = store.create_rater(engine, bundle.questions, at(0), seed=seed)
-            while (item := store.next_assignment(engine, r)[0]) is not None:
-                q = bundle.by_id[item.question_id]
-                shown_left = item.method_left == q.method_a
-                side = "left" if shown_left == (prefer_primary or q.is_attention_check) else "right"
-                store.submit_answer(engine, r, q, dict.fromkeys(CRITERIA, side), seconds=3, now=at(1))
+            answer_all(engine, bundle, r, lambda q, primary: primary if prefer_primary or q.is_attention_check
+                       else ("right" if primary == "left" else "left"), now=at(1))
         exports[table] = tmp_path / f"votes_{table}.csv"
         res = runner.invoke(app, ["survey", "export", "--db", db, "--out", str(exports[table])])
         assert res.exit_code == 0, res.output
