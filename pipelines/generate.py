@@ -81,20 +81,20 @@ def read_yaml(path: Path | str, head: str = ""):
         raise ValueError(f"{head}{path} is not valid YAML: {yaml_error_text(err)}") from None
 
 
-def _read_entry(spec: str) -> tuple[str, str, dict]:
-    """`FILE:dotted.key` -> (FILE, key, the mapping at that key; {} for an empty one)."""
+def _read_entry(spec: str) -> tuple[str, str, dict, dict]:
+    """`FILE:dotted.key` -> (FILE, key, the mapping at that key ({} for an empty one), the mapping holding it)."""
     path, _, key = spec.partition(":")
     data = read_yaml(path, "--set-from: ") or {}
-    node = data
+    node = parent = data
     for part in filter(None, key.split(".")):
         if not isinstance(node, dict) or part not in node:
             raise ValueError(f"--set-from: {path} has no key {key!r}")
-        node = node[part]
+        parent, node = node, node[part]
     if node is None:
-        return path, key, {}
+        return path, key, {}, parent
     if not isinstance(node, dict):
         raise ValueError(f"--set-from: {path}:{key} must be a mapping of config keys to values, got {node!r}")
-    return path, key, node
+    return path, key, node, parent
 
 
 def read_sets(spec: str) -> dict[str, str]:
@@ -117,7 +117,7 @@ def read_set_from(spec: str, method: str) -> tuple[dict[str, str], dict]:
     method in the tables)."""
     from baselines import check_entry, config_keys, register_variant
 
-    path, key, entry = _read_entry(spec)
+    path, key, entry, parent = _read_entry(spec)
     name = key.rsplit(".", 1)[-1] if key else method
     if "base" not in entry:
         check_entry(name, entry, path)
@@ -125,23 +125,17 @@ def read_set_from(spec: str, method: str) -> tuple[dict[str, str], dict]:
     if name != method:
         raise ValueError(f"--set-from {spec} defines the variant {name!r} (base: {entry['base']}); train it with "
                          f"--method {name}, or give --set-from the entry of {method!r}")
-    _register_bases(path, key, entry)
+    _register_bases(path, parent, entry)
     register_variant(name, entry, path)
     return {}, variant_note(entry, spec)
 
 
-def _register_bases(path: str, key: str, entry: dict) -> None:
-    """Register the variants `entry`'s base chain passes through, from the same mapping (a variant may be the base
-    of another; this process knows only the registered methods). A chain that leaves the mapping, or a cycle,
-    ends there and `register_variant` names the problem."""
+def _register_bases(path: str, parent: dict, entry: dict) -> None:
+    """Register the variants `entry`'s base chain passes through, from `parent`, the mapping holding `entry` (a
+    variant may be the base of another; this process knows only the registered methods). A chain that leaves the
+    mapping, or a cycle, ends there and `register_variant` names the problem."""
     from baselines import METHODS, register_variant
 
-    parent_key = key.rsplit(".", 1)[0] if "." in key else ""
-    parent = read_yaml(path, "--set-from: ") or {}
-    for part in filter(None, parent_key.split(".")):
-        parent = parent.get(part) if isinstance(parent, dict) else None
-    if not isinstance(parent, dict):
-        return
     chain, base = [], str(entry["base"])
     while (base not in METHODS and base not in chain and isinstance(parent.get(base), dict)
            and "base" in parent[base]):

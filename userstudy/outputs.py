@@ -187,14 +187,8 @@ def atomic_write(path: Path | str, fill: Callable[[Path], None]) -> Path:
 
 
 def write_text(path: Path | str, text: str) -> Path:
-    """Atomic UTF-8 text write (`method.fileio`); an OSError becomes an OutputError naming `path`."""
-    path = check_file_target(path)
-    ensure_folder(path.parent)
-    try:
-        fileio.write_text_atomic(path, text)
-    except OSError as err:
-        raise _oserror(path, err) from None
-    return path
+    """Atomic UTF-8 text write (`atomic_write`)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def listed_files(report: Path) -> list[str] | None:

@@ -435,10 +435,9 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-# `rater_completed` (true/false): whether the rater finished the survey, so that an analysis can tell finished
-# raters from abandoned ones (dict.fromkeys: votes.py may list it among its optional columns)
-VOTES_COLUMNS = tuple(dict.fromkeys(COLUMNS + OPTIONAL_COLUMNS + ("position", "seconds", "external_id", "prompt",
-                                                                 "rater_completed")))
+# OPTIONAL_COLUMNS include `rater_completed` (true/false): whether the rater finished the survey, so that an
+# analysis can tell finished raters from abandoned ones
+VOTES_COLUMNS = COLUMNS + OPTIONAL_COLUMNS + ("position", "seconds", "external_id", "prompt")
 
 
 def export_votes(engine: sa.Engine):
