@@ -1,6 +1,8 @@
-"""Atomic file writes, torch-free so every layer (the user study included) can use them: a file is
-written to a temporary sibling of a unique name, fsynced and renamed into place. A failed write is an OSError
-naming the file written, not its temporary; a full disk is one with errno ENOSPC, whatever the writer raised."""
+"""File helpers, torch-free so every layer (the user study included) can use them.
+
+Atomic writes: a file is written to a temporary sibling of a unique name, fsynced and renamed into place. A failed
+write is an OSError naming the file written, not its temporary; a full disk is one with errno ENOSPC, whatever the
+writer raised. `yaml_error_text`: a YAML parse error as one line, for every reader of a YAML file."""
 
 from __future__ import annotations
 
@@ -138,3 +140,20 @@ def folder_blocker(folder: Path | str) -> tuple[Path, str] | None:
     if base != folder and not os.access(base, os.W_OK | os.X_OK):
         return base, "not writable"
     return None
+
+
+def yaml_error_text(err: Exception) -> str:
+    """A YAML parse error in one line, `line L, column C: problem (context at line L', column C')` (1-based), without
+    PyYAML's multi-line echo of the source and its `in "<unicode string>"`: the caller names the file."""
+    def one_line(text) -> str:
+        return " ".join(str(text).split())
+
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or not problem:
+        return one_line(str(err).splitlines()[0] if str(err) else type(err).__name__)
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {one_line(problem)}"
+    context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
+    if context:  # e.g. "while parsing a flow sequence" that a bracket opened on another line
+        where = f" at line {start.line + 1}, column {start.column + 1}" if start is not None else ""
+        text += f" ({one_line(context)}{where})"
+    return text

@@ -28,6 +28,7 @@ from pathlib import Path
 from baselines import resolve_config
 from method.backends import resolve_device
 from method.configs import ConfigKeyError, set_keys
+from method.fileio import yaml_error_text
 from method.training import checkpoint as ckpt
 from method.training import profiles
 from method.training.config import TrainConfig, run_differences
@@ -46,20 +47,6 @@ def parse_sets(items: list[str]) -> dict[str, str]:
             raise ConfigKeyError(f"--set needs KEY=VALUE (e.g. stages.stage3.steps=20), got {item!r}")
         out[key.strip()] = value
     return out
-
-
-def yaml_error_text(err: Exception) -> str:
-    """A YAML parse error in one line: `line L, column C: problem (context that starts at line L', column C')`,
-    without PyYAML's source echo and its `in "<unicode string>"` (the caller names the file)."""
-    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
-    if mark is None or not problem:
-        return " ".join(str(err).split())
-    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
-    context, start = getattr(err, "context", None), getattr(err, "context_mark", None)
-    if context:
-        where = f" that starts at line {start.line + 1}, column {start.column + 1}" if start is not None else ""
-        text += f" ({context}{where})"
-    return text
 
 
 def read_yaml(path: Path | str, head: str = ""):

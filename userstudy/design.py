@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from method.fileio import yaml_error_text
+
 DESIGN_DIR = Path(__file__).resolve().parent / "designs"
 PAPER_DESIGN = DESIGN_DIR / "paper.yaml"
 
@@ -292,22 +294,7 @@ def load_design(path: Path | str | None = None) -> Design:
         raise DesignError(f"{path}: cannot parse as JSON at line {err.lineno}, column {err.colno}: {err.msg}; fix the "
                           "file (docs/userstudy.md, \"Design file\")") from None
     except yaml.YAMLError as err:
-        raise DesignError(f"{path}: {_yaml_problem(err)}; fix the file (docs/userstudy.md, \"Design file\")") from None
+        raise DesignError(f"{path}: cannot parse as YAML: {yaml_error_text(err)}; fix the file (docs/userstudy.md, "
+                          "\"Design file\")") from None
     return design_from_dict(data, source=path.name)
 
-
-def _yaml_problem(err) -> str:
-    """A YAML parser error as one line with its line and column (1-based), instead of the parser's multi-line
-    message that quotes the file."""
-    def one_line(text) -> str:
-        return " ".join(str(text).split())
-
-    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
-    if mark is None or not problem:
-        return f"cannot parse as YAML: {one_line(str(err).splitlines()[0] if str(err) else type(err).__name__)}"
-    out = f"cannot parse as YAML at line {mark.line + 1}, column {mark.column + 1}: {one_line(problem)}"
-    context, cmark = getattr(err, "context", None), getattr(err, "context_mark", None)
-    if context:  # e.g. "while parsing a flow sequence" that the bracket opened on another line
-        where = f" at line {cmark.line + 1}, column {cmark.column + 1}" if cmark is not None else ""
-        out += f" ({one_line(context)}{where})"
-    return out

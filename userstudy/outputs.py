@@ -80,11 +80,18 @@ def ensure_folder(folder: Path | str) -> Path:
 
 
 def check_file_target(path: Path | str) -> Path:
-    """Check (creating nothing) that `path` can become a file: not a folder, its folder can be made."""
+    """Check (creating nothing) that `path` can become a file: not a folder, its folder can be made, and the
+    nearest existing folder can be written (a file is always written there as a new temporary sibling, even
+    when it replaces one)."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file path")
     check_folder_target(path.parent)
+    # check_folder_target asks for write access only where a folder must be made; a file needs it in its own
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path(os.curdir))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {folder} is not writable; choose another output path or make it "
+                          "writable")
     return path
 
 

@@ -319,11 +319,6 @@ def check_oracle_metrics_target(path: Path) -> None:
         check_file_target(path)
     except ValueError as err:  # OutputError: a file in the way of its folder, or a folder that is not writable
         raise ValueError(f"--metrics: {err}") from None
-    # check_file_target judges an existing folder by what is above it: this one must take a new file
-    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"--metrics: cannot write {path}: {folder} is not writable; make it writable or give "
-                         "--metrics another path")
     if path.exists() and not is_oracle_metrics(path):
         raise ValueError(f"--metrics {path} exists and is not a metrics file of `fourdfy oracle` (a JSON object with "
                          f"{' and '.join(ORACLE_METRICS_KEYS)} mappings); only such a file is replaced: move it or "

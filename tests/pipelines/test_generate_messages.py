@@ -166,7 +166,7 @@ def test_oracle_metrics_in_a_read_only_folder_is_refused_before_training(tmp_pat
         assert proc.returncode == 2, proc.stdout + proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0] == (f"error: --metrics: cannot write {ro / 'oracle.json'}: {ro} is not "
-                                                "writable; make it writable or give --metrics another path"), lines
+                                                "writable; choose another output path or make it writable"), lines
         assert not (base / "or").exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -113,7 +113,7 @@ def test_a_params_file_that_is_not_yaml_names_its_line_and_column(tmp_path):
     res = runner.invoke(app, ["sweep", "--params", str(params), "--dry-run"])
     assert res.exit_code == 2
     assert res.output.strip() == (f"error: --params: {params} is not valid YAML: line 3, column 10: expected ',' or "
-                                  "']', but got ':' (while parsing a flow sequence that starts at line 2, column 12)")
+                                  "']', but got ':' (while parsing a flow sequence at line 2, column 12)")
 
 
 def test_a_stray_pattern_folder_of_an_earlier_killed_sweep_is_removed(tmp_path):

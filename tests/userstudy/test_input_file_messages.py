@@ -22,7 +22,7 @@ def test_a_design_that_is_not_yaml_is_one_line_with_line_and_column(tmp_path, co
     votes.write_text("rater_id\n")
     args = [a.format(votes=votes, out=out) for a in command]
     line = one_error_line(runner.invoke(app, [*args, "--design", str(design)]))
-    assert line == (f"error: {design}: cannot parse as YAML at line 3, column 1: expected ',' or ']', but got "
+    assert line == (f"error: {design}: cannot parse as YAML: line 3, column 1: expected ',' or ']', but got "
                     "'<stream end>' (while parsing a flow sequence at line 2, column 14); fix the file "
                     "(docs/userstudy.md, \"Design file\")")
     assert not out.exists()
