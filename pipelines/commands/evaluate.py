@@ -1,4 +1,4 @@
-"""`fourdfy` commands of the evaluation: render, import-videos, clipscore, validate-artifacts."""
+"""`fourdfy` commands of the evaluation: render, import-videos, clipscore, validate-artifacts, figure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 HEARTBEAT_S = 30.0
-"""Seconds between the progress lines `render` and `clipscore` print when no bar is shown (logs, DVC)."""
+"""Seconds between the progress lines `render`, `clipscore` and `figure` print when no bar is shown (logs, DVC)."""
 
 
 def _fail(message: str) -> None:
@@ -260,6 +260,92 @@ def validate_artifacts(
         raise typer.Exit(1)
 
 
+def _name_list(option: str, value: str | None) -> list[str] | None:
+    """`a,b` -> ['a', 'b'] (blanks around names dropped); None when not given."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        _fail(f"{option} {value!r} names nothing; give names separated by commas, e.g. {option} 4dfy,mav3d")
+    return names
+
+
+def _read_labels(path: Path | None) -> dict[str, str]:
+    """--labels: a JSON object {method: label} (the `methods` stage's build/methods/labels.json is one)."""
+    if path is None:
+        return {}
+    from evaluation.artifacts import read_json_object
+    from evaluation.figure import FigureError
+
+    if not path.is_file():
+        _fail(f"--labels {path}: " + ("a folder; give the JSON file" if path.is_dir() else "no such file"))
+    try:
+        data = read_json_object(path, FigureError)
+    except FigureError as err:
+        _fail(f"--labels {err}")
+    bad = [k for k, v in data.items() if not isinstance(v, str)]
+    if bad:
+        _fail(f"--labels {path}: the label of {bad[0]!r} is not a string; give an object of method: label")
+    return data
+
+
+def _design_labels(path: Path | None) -> dict[str, str]:
+    """--design: {method: label} of the methods a design labels (those the tables name by more than their name)."""
+    if path is None:
+        return {}
+    from userstudy.design import DesignError, load_design
+
+    try:
+        return {m: lab.label for m, lab in load_design(path).labels.items()}
+    except DesignError as err:
+        _fail(f"--design {err}")
+
+
+def figure(
+    artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders, as `fourdfy clipscore` takes them "
+                                           "(<root>/<method>/<prompt slug>/video.mp4 + manifest.json)."),
+    out: Path = typer.Option(..., "--out", help="Folder for one <prompt slug>.png per prompt."),
+    methods: str = typer.Option(None, "--methods", help="Rows, comma-separated, in this order (default: every "
+                                "method found, in the registry's order). A registered method without videos gets "
+                                "\"no video\" rows."),
+    prompts: str = typer.Option(None, "--prompts", help="Prompt slugs, comma-separated (default: every prompt of "
+                                "the methods shown)."),
+    columns: int = typer.Option(4, "--columns", help="Frames per row, evenly spaced over each video (the first "
+                                "and the last included)."),
+    labels: Path = typer.Option(None, "--labels", help="JSON {method: row label}, e.g. build/methods/labels.json "
+                                "(default: a method's registered table label, else its name)."),
+    design: Path = typer.Option(None, "--design", help="Row labels of a user-study design, as the tables name the "
+                                "methods (e.g. userstudy/designs/paper.yaml: \"w/o ∇L_3D\"); --labels wins where "
+                                "both name a method."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace figures an earlier `fourdfy figure` wrote "
+                                   "(a file of another origin is never replaced)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show the progress bar on a terminal (elsewhere, a line every 30 s)."),
+) -> None:
+    """The paper's qualitative figure: per prompt, a grid of frames of each method's evaluation video (rows =
+    methods, columns = evenly spaced moments of the video), written to OUT/<prompt slug>.png."""
+    from evaluation.artifacts import ArtifactError
+    from evaluation.figure import FigureConfig, FigureError, make_figures, select_artifacts
+
+    method_names, slugs = _name_list("--methods", methods), _name_list("--prompts", prompts)
+    try:  # the options, the manifests and --out are checked before any video is decoded
+        cfg = FigureConfig(columns=columns, labels={**_design_labels(design), **_read_labels(labels)})
+        selection = select_artifacts(artifacts, method_names, slugs)
+        figures = make_figures(selection, out, cfg, overwrite=overwrite, progress=progress, heartbeat_s=HEARTBEAT_S)
+    except (FigureError, ArtifactError, ValueError) as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        # the figures are written only once all are composed, each atomically: nothing partial to clean up
+        typer.secho("error: interrupted; each figure file is whole, new or as it was; run the command again to "
+                    "write them all", fg=typer.colors.RED, err=True)
+        raise typer.Exit(130) from None
+    for fig in figures:
+        rows = f"{len(fig.rows)} method(s) x {cfg.columns} frame(s)"
+        missing = f"; no video: {', '.join(fig.missing)}" if fig.missing else ""
+        again = "; replaced the earlier one" if fig.replaced else ""
+        typer.echo(f"wrote {fig.path} ({rows}{missing}{again})")
+
+
 def _nothing_found(roots: list[Path]) -> str:
     return (f"no artifacts under {', '.join(map(str, roots))}; "
             "make them with `fourdfy render` or `fourdfy import-videos`")
@@ -271,3 +357,4 @@ def register(app: typer.Typer) -> None:
     app.command("import-videos")(import_videos)
     app.command("clipscore")(clipscore)
     app.command("validate-artifacts")(validate_artifacts)
+    app.command("figure")(figure)

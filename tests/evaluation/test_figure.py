@@ -1,0 +1,262 @@
+"""`fourdfy figure` (evaluation/figure.py): the paper's qualitative figure from real tiny artifacts. Every cell is
+checked against an independent PyAV decode of the artifact's video.mp4."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from eval_helpers import error_lines, make_frames
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from evaluation.artifacts import write_artifact
+from evaluation.figure import (MISSING_FILL, RESAMPLE, FigureConfig, FigureError, frame_indices, make_figures,
+                               select_artifacts)
+from pipelines.cli import app
+
+runner = CliRunner()
+SOURCE = {"kind": "render", "run": "r", "config_hash": "0" * 16}
+PANDA, CAT = "A panda dancing.", "A cat singing."
+
+
+def add(root, method, prompt, n, h=32, w=48, seed=0):
+    return write_artifact(root, method, prompt, make_frames(n, h, w, seed=seed), source=SOURCE, trajectory="orbit",
+                          fps=15)
+
+
+def independent_decode(path) -> np.ndarray:
+    """Every frame of a video with PyAV directly, not through the suite's decoder."""
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        chunks.append((kind, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    """Two roots as the pipeline has them: rendered methods (other frame counts, one of another size) and an
+    import under a name of its own; the cat prompt has 4dfy only."""
+    base = tmp_path_factory.mktemp("figure")
+    rendered, imported = base / "rendered", base / "imported"
+    add(rendered, "wo_hybrid", PANDA, 7, seed=10)
+    add(rendered, "4dfy", PANDA, 10, seed=0)
+    add(rendered, "4dfy", CAT, 5, seed=30)
+    add(imported, "aaa_import", PANDA, 9, h=16, w=24, seed=20)  # another size: resized to the first video's
+    return rendered, imported
+
+
+def test_frame_indices_are_evenly_spaced_first_and_last_included():
+    assert frame_indices(64, 4) == [0, 21, 42, 63]  # the pipeline's 64-frame orbit
+    assert frame_indices(10, 4) == [0, 3, 6, 9]
+    assert frame_indices(5, 4) == [0, 1, 3, 4]  # 4/3 -> 1, 8/3 -> 3
+    assert frame_indices(6, 3) == [0, 2, 5]  # 2.5 rounds half to even, as Python's round
+    assert frame_indices(2, 4) == [0, 0, 1, 1]  # more columns than frames: repeated, none invented
+    assert frame_indices(7, 1) == [0]
+
+
+def test_every_cell_is_the_decoded_frame_in_registry_order(roots, tmp_path):
+    cfg = FigureConfig(labels={"wo_hybrid": "w/o hybrid SDS"})
+    sel = select_artifacts(roots)
+    # registry order (4dfy before wo_hybrid), then unregistered names: not alphabetical
+    assert sel.methods == ("4dfy", "wo_hybrid", "aaa_import") and sel.prompts == ("a_cat_singing", "a_panda_dancing")
+    figs = {f.slug: f for f in make_figures(sel, tmp_path, cfg)}
+    fig = figs["a_panda_dancing"]
+    assert fig.path == tmp_path / "a_panda_dancing.png" and fig.prompt == PANDA
+    assert [(r.method, r.label, r.frames) for r in fig.rows] == [
+        ("4dfy", "4dfy", (0, 3, 6, 9)), ("wo_hybrid", "w/o hybrid SDS", (0, 2, 4, 6)),
+        ("aaa_import", "aaa_import", (0, 3, 5, 8))]
+    image = np.asarray(Image.open(fig.path).convert("RGB"))
+    assert image.shape[:2] == (fig.layout.height, fig.layout.width) and fig.layout.cell_size == (48, 32)
+    for r, row in enumerate(fig.rows):
+        decoded = independent_decode(roots[r == 2] / row.method / "a_panda_dancing" / "video.mp4")
+        for c, k in enumerate(row.frames):
+            left, top, right, bottom = fig.layout.cell_box(r, c)
+            cell = image[top:bottom, left:right]
+            expected = decoded[k]
+            if expected.shape[:2] != (32, 48):  # only the resize, with the figure's own filter
+                expected = np.asarray(Image.fromarray(expected).resize((48, 32), RESAMPLE))
+            assert np.array_equal(cell, expected), (row.method, k)
+            if k + 1 < len(decoded) and decoded[k + 1].shape[:2] == (32, 48):  # the frame, not a neighbour
+                assert not np.array_equal(cell, decoded[k + 1])
+        label = image[fig.layout.cell_box(r, 0)[1]:fig.layout.cell_box(r, 0)[3], :fig.layout.grid_origin[0]]
+        assert (label < 128).any()  # the row label is drawn
+    assert (image[:fig.layout.grid_origin[1]] < 128).any()  # and the title
+
+
+def test_a_method_without_a_video_gets_a_marked_row(roots, tmp_path):
+    fig = {f.slug: f for f in make_figures(select_artifacts(roots), tmp_path)}["a_cat_singing"]
+    assert fig.missing == ["wo_hybrid", "aaa_import"] and fig.rows[0].frames == (0, 1, 3, 4)
+    image = np.asarray(Image.open(fig.path).convert("RGB"))
+    for r in (1, 2):
+        left, top = fig.layout.cell_box(r, 0)[:2]
+        right, bottom = fig.layout.cell_box(r, 3)[2:]
+        row = image[top:bottom, left:right]
+        assert tuple(row[0, 0]) == MISSING_FILL and tuple(row[-1, -1]) == MISSING_FILL
+        assert (row < 128).any()  # "no video" written in it
+    # a registered method named without any video: "no video" rows; a name neither found nor registered: an error
+    sel = select_artifacts(roots, methods=["mav3d", "4dfy"], prompts=["a_panda_dancing"])
+    assert sel.methods == ("mav3d", "4dfy") and [f.missing for f in make_figures(sel, tmp_path / "m")] == [["mav3d"]]
+    with pytest.raises(FigureError, match=r"method '4dfyy' \(did you mean '4dfy'\?\)"):
+        select_artifacts(roots, methods=["4dfyy"])
+    with pytest.raises(FigureError, match="none of mav3d has an artifact"):
+        select_artifacts(roots, methods=["mav3d"])  # no method of the figure has a video: nothing to show
+    with pytest.raises(FigureError, match="no video of prompt 'a_cat_singing'"):
+        select_artifacts(roots, methods=["wo_hybrid"], prompts=["a_cat_singing"])
+
+
+def test_reruns_are_byte_identical_with_no_time_or_path(roots, tmp_path):
+    first = make_figures(select_artifacts(roots), tmp_path / "a")
+    again = make_figures(select_artifacts(roots), tmp_path / "b")
+    for x, y in zip(first, again):
+        data = x.path.read_bytes()
+        assert data == y.path.read_bytes()
+        kinds = [k for k, _ in png_chunks(data)]
+        assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and set(kinds) == {b"IHDR", b"tEXt", b"IDAT", b"IEND"}
+        assert [v for k, v in png_chunks(data) if k == b"tEXt"] == [b"Software\x00fourdfy figure"]
+        pixels = zlib.decompress(b"".join(v for k, v in png_chunks(data) if k == b"IDAT"))
+        assert str(tmp_path).encode() not in data and len(pixels) > 0
+
+
+def test_a_corrupt_video_or_another_prompts_manifest_is_one_line_and_writes_nothing(roots, tmp_path):
+    rendered = tmp_path / "rendered"
+    shutil.copytree(roots[0], rendered)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["figure", str(rendered), "--out", str(out), "--no-progress"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    video = rendered / "wo_hybrid" / "a_panda_dancing" / "video.mp4"  # the later figure: the cat's is composed
+    video.write_bytes(video.read_bytes()[:len(video.read_bytes()) // 2])
+    res = runner.invoke(app, ["figure", str(rendered), "--out", str(out), "--overwrite"])
+    assert res.exit_code == 2 and len(error_lines(res)) == 1, res.output
+    assert error_lines(res)[0].startswith(f"error: {video.parent}: video.mp4: ")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing replaced, nothing half-written
+    res = runner.invoke(app, ["figure", str(rendered), "--out", str(tmp_path / "fresh")])
+    assert res.exit_code == 2 and not (tmp_path / "fresh").exists()  # the cat's figure, composed first, is not written
+
+    # a manifest of another prompt in a folder: the artifact check names the folder
+    add(tmp_path / "other", "4dfy", PANDA, 4)
+    wrong = tmp_path / "other" / "4dfy" / "a_panda_dancing" / "manifest.json"
+    manifest = json.loads(wrong.read_text())
+    wrong.write_text(json.dumps({**manifest, "prompt": CAT, "slug": "a_cat_singing"}))
+    res = runner.invoke(app, ["figure", str(tmp_path / "other"), "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and error_lines(res) == [
+        f"error: {wrong.parent}: folder name 'a_panda_dancing' differs from the slug 'a_cat_singing' "
+        "(`fourdfy validate-artifacts` checks every folder)"]
+    assert not (tmp_path / "o2").exists()
+
+
+def test_cli_writes_replaces_only_its_own_figures_and_fails_in_one_line(roots, tmp_path):
+    out = tmp_path / "figs"
+    args = ["figure", *map(str, roots), "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines() == [
+        f"wrote {out / 'a_cat_singing.png'} (3 method(s) x 4 frame(s); no video: wo_hybrid, aaa_import)",
+        f"wrote {out / 'a_panda_dancing.png'} (3 method(s) x 4 frame(s))"]
+    assert "figure: 4/4 video(s)" in res.stderr  # the heartbeat's closing line, as render and clipscore print
+    # an existing figure is replaced only with --overwrite
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and error_lines(res) == [
+        f"error: 2 figures already exist ({out / 'a_cat_singing.png'}, {out / 'a_panda_dancing.png'}) "
+        "(pass --overwrite to replace them)"]
+    res = runner.invoke(app, [*args, "--overwrite", "--prompts", "a_panda_dancing", "--columns", "2"])
+    assert res.exit_code == 0 and res.stdout.splitlines() == [
+        f"wrote {out / 'a_panda_dancing.png'} (3 method(s) x 2 frame(s); replaced the earlier one)"]
+    # a file of that name that `fourdfy figure` did not write: never replaced, --overwrite or not
+    (out / "a_cat_singing.png").write_bytes(b"my own drawing")
+    Image.new("RGB", (4, 4)).save(out / "a_panda_dancing.png")  # a PNG, but not one of ours
+    res = runner.invoke(app, [*args, "--overwrite"])
+    assert res.exit_code == 2 and error_lines(res) == [
+        f"error: {out / 'a_cat_singing.png'}, {out / 'a_panda_dancing.png'} are in the way of the figures and not "
+        "written by `fourdfy figure` (never replaced, --overwrite or not): move them away or give another --out"]
+    assert (out / "a_cat_singing.png").read_bytes() == b"my own drawing"
+
+    def fails(extra: list[str], message: str, roots_given=None) -> None:
+        given = list(map(str, roots)) if roots_given is None else roots_given
+        res = runner.invoke(app, ["figure", *given, "--out", str(tmp_path / "new"), *extra])
+        assert res.exit_code == 2 and error_lines(res) == [f"error: {message}"], res.output
+
+    fails(["--columns", "0"], "--columns must be a whole number >= 1 (default 4), got 0")
+    fails(["--methods", " , "], "--methods ' , ' names nothing; give names separated by commas, e.g. --methods "
+          "4dfy,mav3d")
+    fails(["--prompts", "a_panda_dance"], f"--prompts: no video of prompt 'a_panda_dance' (did you mean "
+          f"'a_panda_dancing'?) under {roots[0]}, {roots[1]} (of the methods shown); the prompts found are "
+          "a_cat_singing, a_panda_dancing")
+    fails(["--labels", str(tmp_path / "nope.json")], f"--labels {tmp_path / 'nope.json'}: no such file")
+    (tmp_path / "labels.json").write_text('{"4dfy": 1}')
+    fails(["--labels", str(tmp_path / "labels.json")], f"--labels {tmp_path / 'labels.json'}: the label of '4dfy' "
+          "is not a string; give an object of method: label")
+    (tmp_path / "empty").mkdir()
+    fails([], f"no artifacts under {tmp_path / 'empty'}; make them with `fourdfy render` or `fourdfy "
+          "import-videos`", [str(tmp_path / "empty")])
+    (tmp_path / "file").write_text("")
+    fails(["--out", str(tmp_path / "file")], f"--out: {tmp_path / 'file'} is a file, not a folder; give --out a "
+          "folder, new or existing")
+    assert not (tmp_path / "new").exists()
+
+
+def test_labels_file_names_the_rows(roots, tmp_path):
+    """The pipeline passes the `methods` stage's labels.json (a method's registered label or params.yaml's
+    `label:`; "" for none)."""
+    (tmp_path / "labels.json").write_text(json.dumps({"4dfy": "", "wo_hybrid": "w/o hybrid SDS"}))
+    res = runner.invoke(app, ["figure", str(roots[0]), "--out", str(tmp_path / "o"), "--labels",
+                              str(tmp_path / "labels.json"), "--prompts", "a_panda_dancing", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    sel = select_artifacts([roots[0]], prompts=["a_panda_dancing"])
+    fig = make_figures(sel, tmp_path / "p", FigureConfig(labels={"4dfy": "", "wo_hybrid": "w/o hybrid SDS"}))[0]
+    assert [r.label for r in fig.rows] == ["4dfy", "w/o hybrid SDS"]
+    assert (tmp_path / "o" / "a_panda_dancing.png").read_bytes() == fig.path.read_bytes()
+
+
+def test_design_labels_name_the_rows_as_the_tables_do(roots, tmp_path):
+    """--design: a design's labels ("w/o ∇L_3D") label the rows, as the tables name the methods; --labels wins
+    where both name a method; a broken design is one line."""
+    design = tmp_path / "design.yaml"
+    design.write_text("primary: 4dfy\ncomparisons: [wo_hybrid]\n"
+                      "methods:\n  4dfy: {label: 4D-fy}\n  wo_hybrid: {label: \"w/o ∇L_3D\"}\n")
+    args = ["figure", str(roots[0]), "--prompts", "a_panda_dancing", "--no-progress", "--design", str(design)]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    sel = select_artifacts([roots[0]], prompts=["a_panda_dancing"])
+    fig = make_figures(sel, tmp_path / "p", FigureConfig(labels={"4dfy": "4D-fy", "wo_hybrid": "w/o ∇L_3D"}))[0]
+    assert [r.label for r in fig.rows] == ["4D-fy", "w/o ∇L_3D"]
+    assert (tmp_path / "o" / "a_panda_dancing.png").read_bytes() == fig.path.read_bytes()
+    (tmp_path / "labels.json").write_text(json.dumps({"4dfy": "Ours"}))
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "o2"), "--labels", str(tmp_path / "labels.json")])
+    fig = make_figures(sel, tmp_path / "p2", FigureConfig(labels={"4dfy": "Ours", "wo_hybrid": "w/o ∇L_3D"}))[0]
+    assert res.exit_code == 0 and (tmp_path / "o2" / "a_panda_dancing.png").read_bytes() == fig.path.read_bytes()
+    design.write_text("primary: [\n")
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "o3")])
+    assert res.exit_code == 2 and len(error_lines(res)) == 1 and error_lines(res)[0].startswith(
+        f"error: --design {design}: cannot parse as YAML: line 2")
+    assert not (tmp_path / "o3").exists()
+
+
+def test_the_font_draws_the_labels_of_the_paper_and_non_latin_prompts():
+    """"∇" (the ablations' labels), Greek and Cyrillic are real glyphs, not the box every missing character gets
+    (Pillow's own bundled font draws that box for each of them)."""
+    from evaluation.figure import _font
+
+    font = _font(24)
+    def drawn(char: str) -> bytes:
+        image = Image.new("L", (48, 48))
+        ImageDraw.Draw(image).text((8, 8), char, font=font, fill=255)
+        return image.tobytes()
+
+    missing = drawn("\U0010fffd")
+    for char in "∇λЖ":
+        assert any(drawn(char)) and drawn(char) != missing, char
