@@ -11,6 +11,8 @@ Resume rules (the same everywhere):
 
 (*) after checking that its final checkpoint `ckpt/last.pt` (what `fourdfy render` reads) loads; a damaged
 one is an error that names the intact stage checkpoint to rewrite it from with `--resume-from`.
+`--resume-from` itself continues a run from one of its stage checkpoints; a finished run whose `last.pt` is
+intact is refused (it would be trained again and replaced: `--init-from` starts a new run from it instead).
 
 A run made by `resume="auto"` carries a `.pipeline-run` marker; only such runs are ever replaced, so a
 run a user trained by hand into a pipeline folder is never deleted.
@@ -346,6 +348,14 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
     status = run_status(out)
     trainer_resume = False
     if resume_from is not None:
+        last = out / "ckpt" / "last.pt"
+        if status == "finished" and last.is_file() and _readable(last) is None:
+            # --resume-from rewrites a damaged final checkpoint; on an intact finished run it would train its
+            # later stages again and replace the result (on CUDA not bit-identically)
+            raise ckpt.CheckpointError(
+                f"{out} already holds a finished run, and its final checkpoint is intact: --resume-from "
+                f"{resume_from} would train it again and replace it; to train from that checkpoint with other "
+                f"settings, start a new run: --init-from {resume_from} --out ANOTHER_FOLDER")
         trainer_resume = True
     elif status != "empty":
         same = _same_run(out, status, cfg.config_hash(), prompt)

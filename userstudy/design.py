@@ -141,7 +141,10 @@ class Design:
         if unknown:
             raise DesignError(f"no table {', '.join(map(repr, unknown))} in design {self.name or 'design'!r}; "
                               f"its tables: {', '.join(known)}")
-        return dataclasses.replace(self, tables=tuple(t for t in self.tables if t.name in set(names)))
+        chosen = dataclasses.replace(self, tables=tuple(t for t in self.tables if t.name in set(names)))
+        # labels of the other tables' methods go too: a design may label only its own methods (a survey bundle
+        # stores the selection as a design, which is checked when read back)
+        return dataclasses.replace(chosen, labels={m: lab for m, lab in self.labels.items() if m in chosen.methods})
 
     def section_of(self, method: str) -> tuple[Table, Section]:
         for table in self.tables:

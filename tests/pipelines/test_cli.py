@@ -447,6 +447,16 @@ def test_resume_of_a_finished_run_checks_the_checkpoint_render_reads(tiny_run, t
     assert res.exit_code == 0, res.output
     repaired = torch.load(last, map_location="cpu", weights_only=False)["field"]
     assert all(torch.equal(intact[k], repaired[k]) for k in intact)
+    # once repaired, the run is finished and intact: --resume-from would train it again and replace it
+    before = digest()
+    stage2 = out / "ckpt" / "stage2.pt"
+    res = runner.invoke(app, [*args, "--resume-from", str(stage2)])
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert res.exit_code == 2 and lines == [
+        f"error: {out} already holds a finished run, and its final checkpoint is intact: --resume-from {stage2} "
+        f"would train it again and replace it; to train from that checkpoint with other settings, start a new "
+        f"run: --init-from {stage2} --out ANOTHER_FOLDER"], res.output
+    assert digest() == before
     res = runner.invoke(app, [*args, "--resume"])
     assert res.exit_code == 0 and "nothing to resume" not in res.output, res.output
 

@@ -82,3 +82,16 @@ def test_the_papers_survey_is_table2s_53_questions(paper_design):
     assert n_questions(table2) == 53 and n_questions(paper_design) == 63
     assert table2.comparisons == paper_design.comparisons[:6] and table2.check == paper_design.check
     assert paper_design.select_tables(["table3"]).comparisons == ("single_stage", "single_grid")
+
+
+def test_a_selected_table_is_a_valid_design_of_its_own(paper_design):
+    """`survey build --tables table2` stores the selection in its bundle as a design, which is checked when read
+    back: Table 3's labels must not stay behind (they did, and the bundle could be neither built nor served)."""
+    from userstudy.design import design_from_dict
+    from userstudy.survey.bundle import _design_data
+
+    for name in ("table2", "table3"):
+        chosen = paper_design.select_tables([name])
+        back = design_from_dict(_design_data(chosen), source="bundle")
+        assert set(back.labels) <= set(back.methods) and back.comparisons == chosen.comparisons
+        assert all(back.label(m) == paper_design.label(m) for m in chosen.methods)
