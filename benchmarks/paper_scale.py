@@ -114,9 +114,15 @@ def train_config(profile: str, device: torch.device, args):
     from baselines import resolve_config
     from method.training.profiles import low_vram
 
-    # tiny-lowvram (the reduced size's second profile): tiny's sizes with the low-VRAM changes
-    cfg = low_vram(resolve_config("tiny", "4dfy"), profile) if profile == "tiny-lowvram" else \
-        resolve_config(profile, "4dfy")
+    # tiny-lowvram (the reduced size's second profile): tiny's sizes and step counts with the low-VRAM changes
+    # (low_vram's 200k-step stage 3 is the release's length: at tiny's sizes it projected a meaningless total)
+    if profile == "tiny-lowvram":
+        tiny = resolve_config("tiny", "4dfy")
+        cfg = low_vram(tiny, profile)
+        s1, s2, s3 = cfg.stages
+        cfg = dataclasses.replace(cfg, stages=(s1, s2, dataclasses.replace(s3, steps=tiny.stages[2].steps)))
+    else:
+        cfg = resolve_config(profile, "4dfy")
     guidance = {}
     for update, pc in cfg.guidance.items():
         half = pc.frozen.half_precision if args.precision == "profile" else args.precision != "fp32"
