@@ -21,7 +21,8 @@ def _fail(message: str) -> None:
 def build(
     artifacts: list[Path] = typer.Option(..., "--artifacts", help="Artifact folder(s) <root>/<method>/<slug>/"
                                          "{video.mp4,manifest.json}; repeat the option for several."),
-    out: Path = typer.Option(..., "--out", help="New bundle folder (must not exist)."),
+    out: Path = typer.Option(..., "--out", help="New bundle folder (must not exist: an existing one may hold the "
+                             "survey's votes, in survey.sqlite)."),
     design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
                                 "userstudy/designs/paper.yaml)."),
     prompts_dir: Path = typer.Option(None, "--prompts-dir", help="Folder of the <prompt_set>.txt files the "
@@ -36,6 +37,8 @@ def build(
     from userstudy.design import DesignError, load_design
     from userstudy.survey.bundle import BundleError, build_bundle
 
+    if out.exists():  # before any work; the votes a served bundle holds are named, never lost to a rebuild
+        _fail(existing_out_message(out))
     try:
         d = load_design(design)
         if tables:
@@ -50,6 +53,31 @@ def build(
         typer.echo(f"note: {line}", err=True)
     for line in build_warnings(bundle, out):
         typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
+
+
+def existing_out_message(out: Path) -> str:
+    """Why `build --out` refuses an existing folder, in one line: a served bundle folder holds the survey's
+    database (`serve`'s default SQLite file), whose votes would go with the folder; the line says how many
+    and how to export them before anything is removed."""
+    from userstudy.survey.store import DEFAULT_SQLITE, SQLITE_SUFFIXES, answer_counts
+
+    dbs = sorted((p for p in out.iterdir() if p.is_file() and p.suffix.lower() in SQLITE_SUFFIXES),
+                 key=lambda p: (p.name != DEFAULT_SQLITE, p.name)) if out.is_dir() else []
+    if not dbs:
+        return f"--out {out} already exists (a bundle may be in use): build into a new folder, e.g. --out {out}-2"
+    db = dbs[0]
+    counts = answer_counts(db)
+    if counts is None:
+        held = "a database file"
+    elif counts[2]:
+        held = (f"the survey database with {counts[2]} judgment(s) ({counts[1]} answered question(s)) of "
+                f"{counts[0]} rater(s)")
+    else:
+        held = f"the survey database, with no answers yet ({counts[0]} rater(s) started)"
+    others = f" (and {len(dbs) - 1} other database file(s))" if len(dbs) > 1 else ""
+    return (f"--out {out} already exists and holds {held} ({db}{others}): removing the folder deletes it. "
+            f"Build into a new folder (e.g. --out {out}-2); to keep the votes, export them first: "
+            f"fourdfy survey export --db sqlite:///{db.as_posix()} --out {(out.parent / 'votes.csv').as_posix()}")
 
 
 def build_warnings(bundle, out: Path) -> list[str]:
@@ -81,6 +109,7 @@ def build_warnings(bundle, out: Path) -> list[str]:
 
 @survey_app.command("serve")
 def serve(
+    ctx: typer.Context,
     bundle: Path = typer.Argument(..., help="Bundle folder from `fourdfy survey build`."),
     db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB, else db_url in "
                            ".streamlit/secrets.toml, else sqlite:///<bundle>/survey.sqlite); e.g. "
@@ -107,10 +136,10 @@ def serve(
     # before the database is created and anything is announced: Streamlit's own failures here are a
     # traceback (bad address) or come after "survey on ..." (busy port)
     _check_listen(address, port)
-    url = ""
+    url, source = "", ""
     try:
-        url = db or default_url(b.root)
-        init_db(make_engine(url, source=url_source(db)), b.bundle_id)  # fail here, with one line, rather than in the browser
+        url, source = db or default_url(b.root), url_source(db)
+        init_db(make_engine(url, source=source), b.bundle_id)  # fail here, with one line, rather than in the browser
     except StoreError as err:
         _fail(str(err))
     except Exception as err:  # a database that cannot be reached: name it, no traceback
@@ -118,6 +147,12 @@ def serve(
         _fail(redact(f"cannot open the database {shown_url(url)}: {type(err).__name__}: "
                      f"{str(err).splitlines()[0] if str(err) else ''}", url))
     env = {**os.environ, "FOURDFY_SURVEY_BUNDLE": str(b.root.resolve()), DB_ENV: url}
+    if source.startswith("db_url in "):
+        # The app reads the same secrets file itself (same folder, same home): the URL, which may hold a
+        # password, stays out of the server's environment (readable in /proc/<pid>/environ).
+        del env[DB_ENV]
+    if ctx.find_root().params.get("verbose"):  # `fourdfy --verbose`: database errors' tracebacks in the server log
+        env["FOURDFY_VERBOSE"] = "1"
     if completion_code is not None:
         env["FOURDFY_SURVEY_COMPLETION_CODE"] = completion_code
     app = Path(__file__).resolve().parents[2] / "userstudy" / "survey" / "app.py"
@@ -166,7 +201,8 @@ def _check_listen(address: str, port: int) -> None:
 @survey_app.command("export")
 def export(
     db: str = typer.Option(None, "--db", help="Database URL (default: $FOURDFY_SURVEY_DB, else db_url in "
-                           ".streamlit/secrets.toml)."),
+                           ".streamlit/secrets.toml). A SQLite file is sqlite:///PATH; `survey serve` without "
+                           "--db kept the votes in sqlite:///<bundle>/survey.sqlite."),
     out: Path = typer.Option(..., "--out", help="Votes CSV to write (the format `fourdfy analyze` reads)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (e.g. an earlier "
                                    "export of the same study)."),

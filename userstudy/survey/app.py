@@ -82,14 +82,18 @@ _VIDEO_ROW_CSS = f"""<style>
 }}
 </style>"""
 # session_state keys of one browser tab: the rater's token, the question shown last, the question submitted
-# last, and a question shown because the one before was answered in another tab
+# last, a question shown because the one before was answered in another tab, and the choices (radio key ->
+# side) made on the question shown when the database failed, shown again once it is back
 TOKEN_KEY, SHOWN_KEY, SUBMITTED_KEY, MOVED_KEY = "rater_token", "shown_question", "submitted_question", "moved_question"
+KEPT_KEY = "kept_choices"
+RETRY_KEY = "retry"
 SIDE_LABELS = {"Left": "left", "Right": "right"}
 EXTERNAL_ID_PARAMS = ("pid", "PROLIFIC_PID", "workerId")  # crowd platforms append one of these to the link
 ANSWERED_ELSEWHERE = ("That question was already answered (in another tab or window); this is the next one. "
                       "Nothing you chose on it here was recorded.")
-UNAVAILABLE = ("The study is unavailable for a moment. The answers you have submitted are saved. Please wait a "
-               "minute, then press the button again or reload this page to continue where you left off.")
+UNAVAILABLE = ("The study is unavailable for a moment. The answers you have submitted are saved, and this page keeps "
+               "the choices you made on the question you were answering. Please wait a minute, then press "
+               "*Try again* to continue where you left off (reloading the page continues too, without those choices).")
 
 
 def _setting(env: str, secret: str) -> str:
@@ -184,17 +188,25 @@ def _question(engine, bundle, rater, item, n_done: int, n_all: int) -> None:
     st.html(_PAGE_SCRIPT + _VIDEO_ROW_CSS, unsafe_allow_javascript=True)
     st.markdown("Choose the video you prefer for each criterion:")
     picks = {}
+    kept = st.session_state.get(KEPT_KEY, {})  # choices made here before a database outage (this question's keys only)
     for crit, (title, text) in CRITERIA_TEXT.items():
-        picks[crit] = st.radio(title, list(SIDE_LABELS), index=None, horizontal=True, help=text,
-                               key=f"r_{qkey}_{crit}")
+        key = f"r_{qkey}_{crit}"
+        index = list(SIDE_LABELS).index(kept[key]) if kept.get(key) in SIDE_LABELS else None
+        picks[crit] = st.radio(title, list(SIDE_LABELS), index=index, horizontal=True, help=text, key=key)
     missing = [CRITERIA_TEXT[c][0] for c, v in picks.items() if v is None]
     if missing:
         st.caption(f"Still to answer: {', '.join(missing)}.")
     if st.button("Submit and continue", key=f"submit_{qkey}", disabled=bool(missing), type="primary"):
         choices = {c: SIDE_LABELS[v] for c, v in picks.items()}
         seconds = time.monotonic() - st.session_state[timer]
-        store.submit_answer(engine, rater, question, choices, seconds=seconds, now=_now())
-        st.session_state[SUBMITTED_KEY] = qkey
+        if store.submit_answer(engine, rater, question, choices, seconds=seconds, now=_now()):
+            st.session_state[SUBMITTED_KEY] = qkey
+        else:
+            # Another tab's answer to this question was committed first (both tabs showed it when their Submit
+            # arrived): the first answer stays, and this tab's next question says that these choices were not
+            # recorded (the notice is shown for a question left without this tab's submit).
+            st.session_state.pop(SUBMITTED_KEY, None)
+        st.session_state.pop(KEPT_KEY, None)
         st.rerun()
     st.caption("Your personal link to continue later (your answers so far are saved):")
     st.code(_personal_link(rater.token), language=None)
@@ -285,16 +297,30 @@ def main() -> None:
         st.error("No survey bundle configured (set FOURDFY_SURVEY_BUNDLE or use `fourdfy survey serve BUNDLE`).")
         st.stop()
     bundle = _bundle(bundle_path)
-    url = store.default_url(bundle.root)  # $FOURDFY_SURVEY_DB (what `serve` sets), else secrets, else SQLite
-    notice = st.empty()  # at the top of the page, above whatever was drawn before an error
+    url = store.default_url(bundle.root)  # $FOURDFY_SURVEY_DB (`serve --db`), else secrets, else SQLite
+    notice = st.container()  # at the top of the page, above whatever was drawn before an error
     try:
         _page(_engine(url, bundle.bundle_id), bundle)
-    except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout):
+    except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout) as err:
         # the database is down, unreachable or locked (not a bug: those reach Streamlit's error page): a rater
-        # gets a plain note; every submitted answer was committed, and the same link resumes once it is back
-        print("survey: database error:", file=sys.stderr)
-        traceback.print_exc()
-        notice.warning(UNAVAILABLE)
+        # gets a plain note and a button to retry; every submitted answer was committed, and the same link
+        # resumes once it is back. The question's radios may not have been drawn in this run, so Streamlit
+        # drops their values at its end: they are kept here and given back when the question is shown again.
+        kept = {k: v for k, v in st.session_state.items() if str(k).startswith("r_") and v in SIDE_LABELS}
+        st.session_state[KEPT_KEY] = {**st.session_state.get(KEPT_KEY, {}), **kept}
+        _log_database_error(err, url)
+        with notice:
+            st.warning(UNAVAILABLE)
+            st.button("Try again", key=RETRY_KEY, type="primary")  # a click reruns the page
+
+
+def _log_database_error(err: BaseException, url: str) -> None:
+    """One server-log line per database error (the password of the URL masked); the traceback too with
+    FOURDFY_VERBOSE=1 (what `fourdfy --verbose survey serve` sets)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    print(store.redact(f"survey: database error: {type(err).__name__}: {text}", url), file=sys.stderr, flush=True)
+    if os.environ.get("FOURDFY_VERBOSE") == "1":
+        traceback.print_exception(err, file=sys.stderr)
 
 
 def _page(engine, bundle) -> None:

@@ -27,6 +27,9 @@ SIDES = ("left", "right")
 SCHEMA_VERSION = 1
 DB_ENV = "FOURDFY_SURVEY_DB"
 BUSY_TIMEOUT_MS = 30_000
+DEFAULT_SQLITE = "survey.sqlite"
+"""The database file `serve` uses in the bundle folder when no other database is named."""
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
 metadata = sa.MetaData()
 
@@ -146,7 +149,7 @@ def default_url(bundle_root: Path | str | None = None) -> str:
         return url
     if bundle_root is None:
         raise StoreError(f"no database given: pass --db URL, set {DB_ENV} or db_url in .streamlit/secrets.toml")
-    return f"sqlite:///{Path(bundle_root) / 'survey.sqlite'}"
+    return f"sqlite:///{Path(bundle_root) / DEFAULT_SQLITE}"
 
 
 def url_source(db_option: str | None = None, files: Sequence[Path] | None = None) -> str:
@@ -197,6 +200,43 @@ def redact(text: str, url: str | sa.URL) -> str:
     return text
 
 
+def path_hint(value: str) -> str:
+    """For a database option given as a file path instead of a URL (`--db study/survey.sqlite`): the
+    `sqlite:///` URL to write instead ('' when the value does not look like a path: it is never echoed
+    then, since a URL may hold a password). A bundle folder points at its default database."""
+    if "://" in value or not value.strip():
+        return ""
+    path = Path(value)
+    if path.is_dir() and (path / DEFAULT_SQLITE).is_file():
+        path = path / DEFAULT_SQLITE
+    elif not (path.is_file() or (path.suffix.lower() in SQLITE_SUFFIXES and "@" not in value)):
+        return ""  # ("@": rather a URL without its scheme, whose password must not be echoed)
+    return f"sqlite:///{path.as_posix()}"
+
+
+def answer_counts(path: Path | str) -> tuple[int, int, int] | None:
+    """(raters, answered questions, judgments) of the SQLite survey database at `path`, for messages about a
+    folder that holds one; None when it is no survey database or cannot be read. Only reads (its content stays
+    as it is; closing the last connection may checkpoint its WAL, as any reader's does)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    # read-write but never created (mode=rw): a read-only connection to a WAL database leaves -wal/-shm files behind
+    uri = f"file:{quote(Path(path).resolve().as_posix())}?mode=rw"
+    engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=5))
+    try:
+        with engine.connect() as conn:
+            n_raters = conn.execute(sa.select(sa.func.count()).select_from(raters)).scalar_one()
+            pairs = sa.select(answers.c.rater_id, answers.c.question_id).distinct().subquery()
+            n_questions = conn.execute(sa.select(sa.func.count()).select_from(pairs)).scalar_one()
+            n_judgments = conn.execute(sa.select(sa.func.count()).select_from(answers)).scalar_one()
+    except sa.exc.DBAPIError:  # not a survey database (no such table), locked, not a database at all
+        return None
+    finally:
+        engine.dispose()
+    return n_raters, n_questions, n_judgments
+
+
 def _driver_missing(parsed: sa.URL, err: ImportError) -> StoreError:
     """One line for a URL whose DBAPI module is not installed (`postgresql+psycopg2://` without psycopg2)."""
     module = err.name or parsed.get_driver_name()
@@ -219,6 +259,9 @@ def make_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, source: str = 
     except (sa.exc.ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
         # not echoed: a URL that does not parse cannot have its password masked
         where = f" (from {source})" if source else ""
+        hint = path_hint(url)
+        if hint:  # a file path, not a URL: say the URL to write
+            raise StoreError(f"the database{where} must be a URL, not a file path: write {hint}") from err
         raise StoreError(f"the database URL{where} does not parse (e.g. sqlite:///survey.sqlite or "
                          "postgresql+psycopg://user:password@host:5432/db)") from err
     backend = parsed.get_backend_name()
