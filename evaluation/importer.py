@@ -40,6 +40,16 @@ from .artifacts import (Artifact, ArtifactError, artifact_folder, check_method_n
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
+AUTHOR_FOLDERS = {"ours": "4dfy", "ours_w_hexplane": "hexplane", "ours_wo_hybrid_sds": "wo_hybrid",
+                  "ours_wo_sds": "wo_3d", "ours_wo_vsd": "wo_img", "ours_wo_sds_vsd": "wo_3d_img"}
+"""Method folders of the authors' example videos (`video-generation-study-example/example/*`, docs/evaluation.md)
+-> the registered method each holds; `mav3d` is named alike in both."""
+
+
+def authors_method(name: str) -> str | None:
+    """The registered method an authors' example folder name stands for (`ours` -> `4dfy`; case and `-` for `_`
+    ignored), None for any other name."""
+    return AUTHOR_FOLDERS.get(name.strip().lower().replace("-", "_"))
 
 
 class VideoImportError(ValueError):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from userstudy.analysis import Analysis, rule_parts
-from userstudy.design import Design, Table, latex_escape
+from userstudy.design import Design, Section, Table, latex_escape
 from userstudy.outputs import REPORT, OutputError, check_file_target, files_section, replace_folder, write_text
 from userstudy.stats import binom_p
 from userstudy.votes import CRITERIA, CRITERION_ABBR
@@ -29,6 +29,9 @@ NOT_SIG_TEX = r"$^\dagger$"
 # A CLIP value over fewer prompts than its section's set; not the dagger, which marks significance.
 PARTIAL_MD = "‡"
 PARTIAL_TEX = r"$^\ddagger$"
+# A comparison whose preferences come from votes on fewer prompts than its section's set (after the label)
+PREF_PARTIAL_MD = "§"
+PREF_PARTIAL_TEX = r"$^{\S}$"
 TINY_CLIP_MD = "> **RANDOM-WEIGHT TINY CLIP**: the CLIP scores are meaningless, for demos only."
 TINY_CLIP_TEXT = "RANDOM-WEIGHT TINY CLIP: the CLIP scores are meaningless, for demos only."
 CLIP_META = "clipscore.json"
@@ -212,16 +215,47 @@ def clip_unmatched(clip: dict, design: Design) -> dict[str, tuple[list[str], lis
     return out
 
 
+def prompt_set_size(section: Section) -> int | None:
+    """How many prompts a section's comparisons are judged on: the design's `n_prompts` when it gives one (a study
+    on the first n prompts of its set, as `simulate-votes` draws them), else the prompts of its file
+    `prompts/<prompt_set>.txt` (what `survey build` asks, votes are checked against and clipscore's n_set counts).
+    None for a section without `prompt_set` (any prompt is accepted, so no set to fall short of), or one whose
+    size nothing says."""
+    from prompts import PROMPT_DIR, PromptFileError, load_prompts
+
+    if not section.prompt_set:
+        return None
+    if section.n_prompts:
+        return section.n_prompts
+    path = PROMPT_DIR / f"{section.prompt_set}.txt"
+    if not path.is_file():
+        return None
+    try:
+        return len(load_prompts(path))
+    except PromptFileError:  # the votes check names a broken file; the tables only lose the count
+        return None
+
+
+def voted_prompts(analysis: Analysis) -> dict[str, int]:
+    """{comparison: distinct prompts with at least one answered judgment, any criterion} among the analysed
+    judgments (attention checks and excluded raters left out, as in every statistic)."""
+    pp = analysis.per_prompt
+    answered = pp[pp["n"] > 0]
+    return {str(c): int(n) for c, n in answered.groupby("comparison")["prompt_id"].nunique().items()}
+
+
 def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:
     """Rows of one paper table: headings, the primary's CLIP row, one row per comparison."""
     clip = clip or {}
     design = analysis.design
     stats = analysis.table.set_index(["comparison", "criterion"])
+    voted = voted_prompts(analysis)
     rows = []
     for s_idx, section in enumerate(table.sections):
         if section.heading:
             rows.append({"kind": "heading", "section": s_idx, "method": "", "label": section.heading,
                          "label_latex": latex_escape(section.heading)})
+        n_set = prompt_set_size(section)
         for method in section.rows:
             score = _clip_for(clip, method, section.prompt_set)
             row = {"kind": "primary" if method == design.primary else "comparison", "section": s_idx,
@@ -229,6 +263,11 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
                    "clip": score.value, "clip_n_prompts": score.n_prompts, "clip_n_set": score.n_set,
                    "clip_partial": score.partial and not math.isnan(score.value),
                    "heading": section.heading, "prompt_set": section.prompt_set}
+            # the prompts the preferences cover, of the section's set; a comparison without votes (a survey of
+            # another table) shows n/a and gets no mark, nor does a set of unknown size
+            n_voted = voted.get(method, 0) if method != design.primary else None
+            row.update(pref_n_prompts=n_voted, pref_n_set=n_set if method != design.primary else None,
+                       pref_partial=bool(n_voted and n_set is not None and n_voted < n_set))
             if method != design.primary:
                 for crit in CRITERIA:
                     cell = stats.loc[(method, crit)]
@@ -272,6 +311,34 @@ def _clip_text(row, dash: str, partial_mark: str) -> str:
     return f"{value:.1f}" + (partial_mark if row.get("clip_partial") else "")
 
 
+def _pref_partial(row) -> bool:
+    """Whether a `layout` row's preferences cover only part of its section's prompts (headings: False)."""
+    flag = row.get("pref_partial")
+    return isinstance(flag, (bool, np.bool_)) and bool(flag)
+
+
+def _label_text(row, latex: bool) -> str:
+    """The method label of a row, marked when its preferences cover only part of the section's prompts."""
+    if latex:
+        return row["label_latex"] + (PREF_PARTIAL_TEX if _pref_partial(row) else "")
+    return row["label"] + (PREF_PARTIAL_MD if _pref_partial(row) else "")
+
+
+def _pref_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
+    """'<label> (<prompt set>): n of N' for every comparison whose preferences cover part of its set."""
+    notes = []
+    for _, r in rows.iterrows():
+        if r["kind"] == "heading" or not _pref_partial(r):
+            continue
+        label = r["label_latex"] if latex else r["label"]
+        where = latex_escape(r["prompt_set"]) if latex else r["prompt_set"]
+        notes.append(f"{label} ({where}): {int(r['pref_n_prompts'])} of {int(r['pref_n_set'])}")
+    return notes
+
+
+PREF_NOTE = "Preferences from votes on only part of the section's prompts (n of N prompts): "
+
+
 def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     """'<label> (<prompt set>): n of N' for every partial CLIP value, each once (the primary's row in two
     sections over one prompt set is one value)."""
@@ -312,7 +379,7 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
         if r["kind"] == "heading":
             out.append(f"| *{r['label']}* |" + " |" * (len(head) - 1))
             continue
-        cells = [r["label"], _clip_text(r, DASH_MD, PARTIAL_MD)]
+        cells = [_label_text(r, latex=False), _clip_text(r, DASH_MD, PARTIAL_MD)]
         for crit in CRITERIA:
             cells.append(DASH_MD if r["kind"] == "primary"
                          else _pct(r[crit], r[f"{crit}_significant"], "%", NOT_SIG_MD))
@@ -324,6 +391,9 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
     if notes:
         out += ["", f"{PARTIAL_MD} CLIP is the mean over only part of the section's prompts (n of N prompts): "
                 + "; ".join(notes) + "."]
+    notes = _pref_notes(rows, latex=False)
+    if notes:
+        out += ["", f"{PREF_PARTIAL_MD} {PREF_NOTE}" + "; ".join(notes) + "."]
     if with_clip:
         out += ["", clip_source_text(clip_source)]
     return "\n".join(out) + "\n"
@@ -363,7 +433,7 @@ def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic:
             first = False
             continue
         first = False
-        cells = [r["label_latex"], _clip_text(r, DASH_TEX, PARTIAL_TEX)]
+        cells = [_label_text(r, latex=True), _clip_text(r, DASH_TEX, PARTIAL_TEX)]
         for crit in CRITERIA:
             cells.append(DASH_TEX if r["kind"] == "primary"
                          else _pct(r[crit], r[f"{crit}_significant"], r"\%", NOT_SIG_TEX))
@@ -373,6 +443,10 @@ def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic:
     if notes:
         out += [r"\par\smallskip{\footnotesize " + PARTIAL_TEX + " CLIP is the mean over only part of the "
                 "section's prompts (n of N prompts): " + "; ".join(notes) + r".\par}"]
+    notes = _pref_notes(rows, latex=True)
+    if notes:
+        out += [r"\par\smallskip{\footnotesize " + PREF_PARTIAL_TEX + " " + PREF_NOTE + "; ".join(notes)
+                + r".\par}"]
     out += [r"\end{table}"]
     return "\n".join(out) + "\n"
 
@@ -388,6 +462,10 @@ def table_csv(rows: pd.DataFrame, synthetic: bool) -> pd.DataFrame:
         out[crit] = body[crit].round(1) if crit in body else np.nan
     for crit in CRITERIA:
         out[f"n_{crit}"] = body[f"{crit}_n"].astype("Int64") if f"{crit}_n" in body else pd.NA
+    # the prompts a comparison's preferences cover, of its section's set (empty: the primary's row; a set of
+    # unknown size, e.g. a section without prompt_set)
+    for col in ("pref_n_prompts", "pref_n_set"):
+        out[col] = pd.array(body[col], dtype="Int64") if col in body else pd.NA
     out["synthetic"] = synthetic
     return out
 
@@ -476,10 +554,28 @@ def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | Non
             "prompt set, e.g. a demo run that rendered one prompt; n/a: the CLIP file gives no counts.", ""]
 
 
+def pref_coverage_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
+    """The report's lines on comparisons whose preferences cover only part of their section's prompts (marked
+    in the tables), with the counts; empty when every comparison with votes covers its whole set, so that a
+    full study's report stays as it was."""
+    lines = [f"| {name} | {r['label']} | {r['prompt_set']} | {int(r['pref_n_prompts'])} | {int(r['pref_n_set'])} |"
+             for name, rows in layouts.items() for _, r in rows.iterrows()
+             if r["kind"] != "heading" and _pref_partial(r)]
+    if not lines:
+        return []
+    return [f"Preferences from votes on only part of the section's prompt set (marked {PREF_PARTIAL_MD} in the "
+            "tables; every comparison's counts are `pref_n_prompts`/`pref_n_set` of `<table>.csv`): these "
+            "percentages are not the comparison over the whole set.", "",
+            "| table | comparison | prompt set | prompts with votes | of the set |", "|:--|:--|:--|--:|--:|",
+            *lines, ""]
+
+
 def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_outside: bool = False,
-                    clip_lines: list[str] | None = None, tiny_clip: bool = False) -> str:
+                    clip_lines: list[str] | None = None, tiny_clip: bool = False,
+                    pref_lines: list[str] | None = None) -> str:
     """The Markdown report; `files` are the names written into the output folder (listed once each,
     and read back by the next run to know what it may replace); `clip_lines` from `clip_section`;
+    `pref_lines` from `pref_coverage_section` (under the preference table);
     `tiny_clip`: the tables show scores of the random-weight tiny CLIP (a banner, as for synthetic votes)."""
     a, d, cfg = analysis, analysis.design, analysis.config
     s = a.summary
@@ -525,8 +621,9 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
                    f"{'yes' if r.significant else 'no'} | {r.left_share:.2f} | {r.n_unanswered} |")
     out += ["", "Holm's correction runs over every cell of this table (the paper's chi-square p-values). "
             "The rater bootstrap and the rater-robust p treat each rater's judgments as one cluster; the "
-            "chi-square, binomial and Wilson figures assume independent judgments, as the paper did.",
-            "", "## Agreement (Fleiss' kappa; subjects = questions, categories = primary / other)", "",
+            "chi-square, binomial and Wilson figures assume independent judgments, as the paper did.", "",
+            *(pref_lines or []),
+            "## Agreement (Fleiss' kappa; subjects = questions, categories = primary / other)", "",
             "| criterion | kappa | questions used | questions | ratings per question |", "|:--|--:|--:|--:|--:|"]
     for r in a.agreement.itertuples():
         k = "n/a" if math.isnan(r.kappa) else f"{r.kappa:.3f}"
@@ -631,7 +728,8 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
         tiny = (clip_source is not None and clip_source.random_weights
                 and any(shows_clip(rows) for rows in layouts.values()))
         _text(report_markdown(analysis, source, names, metrics_outside=metrics_outside is not None,
-                              clip_lines=clip_section(layouts, clip_source), tiny_clip=tiny), REPORT)
+                              clip_lines=clip_section(layouts, clip_source), tiny_clip=tiny,
+                              pref_lines=pref_coverage_section(layouts)), REPORT)
         return names
 
     names = replace_folder(out_dir, build)

@@ -48,20 +48,65 @@ def render(
     typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.width}x{art.height} px, {art.trajectory})")
 
 
-def _warn_unknown_method(method: str) -> None:
-    """A warning when `method` is not a method of the paper's design but close to one: a typo would only surface
-    at `fourdfy analyze`. A name far from all of them is a new method: no warning (nor a torch import for it)."""
-    import difflib
-
+def _paper_methods():
+    """(the paper's design, its methods: primary first, then the comparisons in design order)."""
     from userstudy.design import load_design
 
     design = load_design()
-    known = sorted({design.primary, *design.comparisons})
-    close = difflib.get_close_matches(method, known, n=1, cutoff=0.8)
-    if method not in known and close:
+    return design, list(dict.fromkeys([design.primary, *design.comparisons]))
+
+
+def _warn_unknown_method(method: str) -> None:
+    """A warning when `method` is not a method of the paper's design but close to one: a typo would only surface
+    at `fourdfy analyze`. A name far from all of them gets `_own_name_note` after the import instead."""
+    import difflib
+
+    from evaluation.importer import authors_method
+
+    _, known = _paper_methods()
+    close = difflib.get_close_matches(method, sorted(known), n=1, cutoff=0.8)
+    if method not in known and close and authors_method(method) is None:  # the authors' names get their own note
         typer.secho(f"warning: method {method!r} is not in the paper's design; did you mean {close[0]!r}? (a new "
                     "method's name is fine: `fourdfy analyze` needs it in its design)", fg=typer.colors.YELLOW,
                     err=True)
+
+
+def _registered(method: str) -> bool:
+    """Whether the method registry (built-ins and plug-ins) has `method`. Loads it, and torch with it: asked only
+    for a name outside the paper's design."""
+    try:
+        from baselines import METHODS, load_entry_points
+
+        load_entry_points(strict=False)  # a broken plug-in is `fourdfy methods`' to report, not the import's
+    except ImportError:
+        return False
+    return method in METHODS
+
+
+def _own_name_note(method: str) -> str | None:
+    """One line for videos imported under a name that is neither a method of the paper's design, nor a near miss
+    of one (`_warn_unknown_method`), nor a registered method: allowed (a new baseline with videos only), but
+    `survey build` and the tables know the methods by the design's names, so the line lists them, and for a folder
+    name of the authors' example (`ours`) names the method it holds. None when the name needs no note."""
+    import difflib
+
+    from evaluation.importer import authors_method
+
+    design, known = _paper_methods()
+    target = authors_method(method)
+    if method in known or (target is None and difflib.get_close_matches(method, known, n=1, cutoff=0.8)):
+        return None
+    if _registered(method):
+        return None
+    own = f"{method!r} is neither a method of the paper's design nor a registered one: its videos are imported " \
+          "under a name of its own"
+    names = f"the paper's design names its methods {', '.join(known)} (`fourdfy methods` lists them)"
+    if target is not None and target in known:
+        label = design.label(target)
+        return (f"warning: {own}. It is the authors' example folder name for {label}, which is {target!r} here: "
+                f"to compare these videos as {label}, import them with --method {target} ({names})")
+    return (f"note: {own} (a new baseline: `survey build` and `fourdfy analyze` need a design that lists it); "
+            f"{names}")
 
 
 def import_videos(
@@ -92,6 +137,9 @@ def import_videos(
                             trajectory=trajectory, all_or_nothing=all_or_nothing, overwrite=overwrite)
     except (VideoImportError, PromptFileError, ValueError) as err:
         _fail(str(err))
+    note = _own_name_note(method) if report.imported else None  # nothing imported: nothing named
+    if note is not None:
+        typer.secho(note, fg=typer.colors.YELLOW, err=True)
     for name, slug in sorted(report.fuzzy.items()):
         typer.echo(f"matched {name} -> {slug} (leading articles ignored)")
     if report.unknown_prompts:

@@ -1,0 +1,78 @@
+"""import-videos under a name that is no method of the paper's design, no near miss of one and not registered:
+imported as asked (a new baseline with videos only), with one line saying so and naming the design's methods;
+the authors' example folder names (`ours` ...) are told which method they hold."""
+
+from __future__ import annotations
+
+import pytest
+from eval_helpers import error_lines, make_frames
+from typer.testing import CliRunner
+
+from baselines import METHODS, Method
+from evaluation.importer import AUTHOR_FOLDERS, authors_method
+from evaluation.video import encode_video
+from pipelines.cli import app
+from userstudy.design import load_design
+
+runner = CliRunner()
+PAPER_METHODS = "4dfy, mav3d, wo_3d_img, wo_3d, wo_img, wo_hybrid, hexplane, single_stage, single_grid"
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    encode_video(folder / "a_panda_dancing.mp4", make_frames(2, 16, 16))
+    return folder
+
+
+def _import(src, method, out):
+    res = runner.invoke(app, ["import-videos", str(src), "--method", method, "--out", str(out)])
+    assert res.exit_code == 0, res.output + res.stderr
+    assert (out / method / "a_panda_dancing" / "manifest.json").is_file()  # imported as asked, never refused
+    return error_lines(res)
+
+
+def test_the_authors_folder_name_ours_is_told_it_is_4dfy(src, tmp_path):
+    lines = _import(src, "ours", tmp_path / "o")
+    assert lines == [
+        "warning: 'ours' is neither a method of the paper's design nor a registered one: its videos are imported "
+        "under a name of its own. It is the authors' example folder name for 4D-fy, which is '4dfy' here: to "
+        "compare these videos as 4D-fy, import them with --method 4dfy (the paper's design names its methods "
+        f"{PAPER_METHODS} (`fourdfy methods` lists them))"]
+
+
+@pytest.mark.parametrize("folder,method", [("ours_wo_sds", "wo_3d"), ("ours_w_hexplane", "hexplane"),
+                                           ("Ours-WO-VSD", "wo_img")])
+def test_the_other_authors_folder_names(src, tmp_path, folder, method):
+    (line,) = _import(src, folder, tmp_path / "o")
+    assert f"which is {method!r} here" in line and f"import them with --method {method} " in line
+
+
+def test_the_authors_names_are_the_paper_designs_methods():
+    """docs/evaluation.md's mapping of the example's folders points at methods the design compares."""
+    design = load_design()
+    assert set(AUTHOR_FOLDERS.values()) <= {design.primary, *design.comparisons}
+    assert authors_method("mav3d") is None and authors_method("OURS") == "4dfy"
+
+
+def test_a_new_name_gets_a_note_listing_the_designs_names(src, tmp_path):
+    lines = _import(src, "my_new_method", tmp_path / "o")
+    assert lines == [
+        "note: 'my_new_method' is neither a method of the paper's design nor a registered one: its videos are "
+        "imported under a name of its own (a new baseline: `survey build` and `fourdfy analyze` need a design that "
+        f"lists it); the paper's design names its methods {PAPER_METHODS} (`fourdfy methods` lists them)"]
+
+
+def test_known_registered_and_near_miss_names_get_no_note(src, tmp_path, monkeypatch):
+    assert _import(src, "mav3d", tmp_path / "a") == []
+    (line,) = _import(src, "mav3dd", tmp_path / "b")  # the near-miss warning alone
+    assert "did you mean 'mav3d'?" in line
+    monkeypatch.setitem(METHODS, "my_plugin", Method("my_plugin", "a plug-in's videos", trainable=False))
+    assert _import(src, "my_plugin", tmp_path / "c") == []
+
+
+def test_no_note_when_nothing_was_imported(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = runner.invoke(app, ["import-videos", str(empty), "--method", "ours", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and len(error_lines(res)) == 1 and "no video of" in error_lines(res)[0]
