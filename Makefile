@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make repro   - set up .venv and rebuild every table/figure (dvc repro; params.yaml: profile tiny)"
 	@echo "make test    - set up .venv and run the test suite"
-	@echo "make bench   - run the benchmarks in benchmarks/"
+	@echo "make bench   - run the CPU hash-grid benchmark (benchmarks/encoding.py; the others: docs/performance.md)"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

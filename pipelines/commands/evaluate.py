@@ -177,6 +177,8 @@ def import_videos(
             typer.echo(f"no video of {src} matched a prompt: {out / method} is empty ({method} will be reported "
                        "as missing)")
             return
+        if not report.unmatched_files and mapping is None:
+            _fail(_no_videos_in(src))
         _fail(f"no video of {src} matched a prompt (name files by prompt slug or give --map)")
 
 
@@ -306,6 +308,16 @@ def validate_artifacts(
         typer.echo(f"{'ok ' if not problems else 'BAD'} {folder}" + ("" if not problems else ": " + "; ".join(problems)))
     if bad:
         raise typer.Exit(1)
+
+
+def _no_videos_in(src: Path) -> str:
+    """The error for a source folder that holds no video file at all (not one of unmatched names)."""
+    from evaluation.video import VIDEO_EXTENSIONS
+
+    others = sorted(f.name for f in src.iterdir()) if src.is_dir() else []
+    holds = f"it holds {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}" if others else "it is empty"
+    return (f"no video file in {src} ({holds}); import-videos reads {', '.join(VIDEO_EXTENSIONS)} files "
+            "named by prompt (docs/evaluation.md)")
 
 
 def _name_list(option: str, value: str | None) -> list[str] | None:

@@ -76,3 +76,24 @@ def test_no_note_when_nothing_was_imported(tmp_path):
     empty.mkdir()
     res = runner.invoke(app, ["import-videos", str(empty), "--method", "ours", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and len(error_lines(res)) == 1 and "no video of" in error_lines(res)[0]
+
+
+def test_a_folder_without_any_video_file_says_so_not_that_names_did_not_match(tmp_path):
+    """A fresh clone's data/videos/<method>/ holds only a README: "no video matched a prompt" sent the user to
+    rename files that are not there."""
+    folder = tmp_path / "mav3d"
+    folder.mkdir()
+    (folder / "README.txt").write_text("put the videos here\n")
+    res = runner.invoke(app, ["import-videos", str(folder), "--method", "mav3d", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and error_lines(res) == [
+        f"error: no video file in {folder} (it holds README.txt); import-videos reads .mp4, .mov, .m4v, .mkv, .webm, "
+        ".avi, .gif files named by prompt (docs/evaluation.md)"], res.output
+    (folder / "README.txt").unlink()
+    res = runner.invoke(app, ["import-videos", str(folder), "--method", "mav3d", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and error_lines(res)[0].startswith(f"error: no video file in {folder} (it is empty)")
+    # a video under a name that matches no prompt keeps the naming advice
+    encode_video(folder / "not_a_prompt_at_all.mp4", make_frames(2, 16, 16))
+    res = runner.invoke(app, ["import-videos", str(folder), "--method", "mav3d", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and error_lines(res)[-1] == (
+        f"error: no video of {folder} matched a prompt (name files by prompt slug or give --map)"), res.output
+    assert not (tmp_path / "o").exists()
