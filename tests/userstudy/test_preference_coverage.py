@@ -145,4 +145,7 @@ def test_analyze_command_marks_partial_preferences(tmp_path):
     _keep_prompts(raw, "mav3d", 5).to_csv(votes, index=False)
     res = runner.invoke(app, ["analyze", "--votes", str(votes), "--out", str(tmp_path / "r"), "--n-boot", "100"])
     assert res.exit_code == 0, res.output
+    # the console says so too, as it does for partial CLIP values
+    assert (f"note: 1 comparison(s) have votes on only part of their prompt set (marked {MARK_MD}; counts in "
+            "report.md): mav3d (mav3d_28: 5 of 28)") in res.stdout, res.stdout
     assert f"| MAV3D{MARK_MD} |" in (tmp_path / "r" / "table2.md").read_text()
