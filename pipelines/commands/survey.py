@@ -47,8 +47,12 @@ def build(
     except (DesignError, BundleError) as err:
         _fail(str(err))
     n_checks = sum(q.is_attention_check for q in bundle.questions)
-    typer.echo(f"bundle {bundle.bundle_id}: {len(bundle.questions)} questions ({n_checks} attention checks), "
-               f"{len({v for q in bundle.questions for v in (q.video_a, q.video_b)})} videos -> {out}")
+    n_videos = len({v for q in bundle.questions for v in (q.video_a, q.video_b)})  # = the files in media/
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    typer.echo(f"bundle {bundle.bundle_id}: {count(len(bundle.questions), 'question')} "
+               f"({count(n_checks, 'attention check')}), {count(n_videos, 'video')} -> {out}")
     for line in bundle.notes:  # unlike videos are allowed (published videos of another method) but shown
         typer.echo(f"note: {line}", err=True)
     for line in build_warnings(bundle, out):
@@ -122,6 +126,7 @@ def serve(
 ) -> None:
     """Serve the survey with `streamlit run` (admin page at /?view=admin when a password is set)."""
     from userstudy.survey.bundle import BundleError, load_bundle
+    from userstudy.survey.hosting import dvc_database_message
     from userstudy.survey.store import (DB_ENV, StoreError, default_url, init_db, make_engine, redact, shown_url,
                                         url_source)
 
@@ -139,6 +144,16 @@ def serve(
     url, source = "", ""
     try:
         url, source = db or default_url(b.root), url_source(db)
+    except StoreError as err:
+        _fail(str(err))
+    # a database inside a DVC stage's output (the pipeline's build/survey, served without --db) is deleted with it
+    # by the next `dvc repro`: never created there; one served before this check is only warned about
+    placement = dvc_database_message(url, source)
+    if placement is not None and placement[0]:
+        _fail(placement[1])
+    if placement is not None:
+        typer.secho(f"warning: {placement[1]}", fg=typer.colors.YELLOW, err=True)
+    try:
         init_db(make_engine(url, source=source), b.bundle_id)  # fail here, with one line, rather than in the browser
     except StoreError as err:
         _fail(str(err))

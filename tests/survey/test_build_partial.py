@@ -58,7 +58,7 @@ def test_allow_missing_counts_left_out_attention_checks(study_inputs, tmp_path):
     shutil.rmtree(partial / "4dfy" / "a_goat_drinking_beer")  # its mav3d question and check go
     res = _build(tmp_path, prompts_dir, partial, tmp_path / "b", "--allow-missing")
     assert res.exit_code == 0, res.output
-    assert "4 questions (1 attention checks)" in res.stdout
+    assert "4 questions (1 attention check)" in res.stdout
     warnings = _warnings(res)
     assert len(warnings) == 2, res.stderr
     assert "left out 1 of 4 questions" in warnings[0]

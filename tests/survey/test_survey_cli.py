@@ -33,7 +33,7 @@ def test_build_export_analyze(study_inputs, tmp_path):
     res = runner.invoke(app, ["survey", "build", "--design", str(design), "--artifacts", str(arts),
                               "--prompts-dir", str(prompts_dir), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "5 questions (1 attention checks)" in res.output
+    assert "5 questions (1 attention check)" in res.output
     bundle = load_bundle(out)
 
     db = f"sqlite:///{tmp_path / 'votes.sqlite'}"

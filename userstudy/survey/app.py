@@ -130,8 +130,9 @@ def _external_id() -> str:
 
 def _consent(engine, bundle) -> None:
     st.title("Video comparison study")
+    n = len(bundle.questions)
     st.markdown(
-        f"You will see **{len(bundle.questions)} questions**. Each shows a text prompt and two short looping "
+        f"You will see **{n} question{'' if n == 1 else 's'}**. Each shows a text prompt and two short looping "
         "videos generated from it. For each question, choose the better video (left or right) for each of "
         "five criteria:")
     for title, text in CRITERIA_TEXT.values():

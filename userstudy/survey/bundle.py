@@ -3,7 +3,8 @@
 A bundle is a folder::
 
     bundle.json        server-side only: design, questions, which opaque video shows which method
-    media/<hash>.mp4   the videos, remuxed without metadata, named by the SHA-256 of their bytes
+    media/<hash>.mp4   the videos of its questions, remuxed without metadata, each named by the first 32 hex
+                       characters of the SHA-256 of its bytes
 
 Artifacts follow the evaluation contract: one folder per (method, prompt),
 `<root>/<method>/<prompt_slug>/` holding `video.mp4` and `manifest.json` (keys method, prompt, slug,
@@ -20,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -318,7 +319,9 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
                     for q in planned]
         left_out = [q["question_id"] for q, ok in zip(planned, complete) if not ok]
         planned = [q for q, ok in zip(planned, complete) if ok]
-        needed = {k: v for k, v in needed.items() if k in index}
+        # only the videos of the questions kept: a left-out question's one video would sit unused in media/
+        used = {(q[m], q["prompt_id"]) for q in planned for m in ("method_a", "method_b")}
+        needed = {k: v for k, v in needed.items() if k in used}
         if not planned and not problems:
             problems.append(f"no question has videos of both its methods (looked in {', '.join(str(r) for r in roots)})")
     if problems:
@@ -389,6 +392,20 @@ def pair_notes(planned: list[dict], facts: dict[tuple[str, str], dict]) -> list[
     return notes
 
 
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new, uniquely named folder with the mode a plain mkdir gives (0777 less the umask): renamed into the
+    bundle, it must be as readable as its media/ (tempfile.mkdtemp's 0700 would lock out a web server run by
+    another user)."""
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free temporary folder name {prefix}* in {parent}")
+
+
 def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | str,
                  prompts_dir: Path | str = PROMPT_DIR, allow_missing: bool = False) -> Bundle:
     """Build a bundle folder at `out` (must not exist); written atomically (a temporary folder renamed)."""
@@ -398,7 +415,7 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
         raise BundleError(f"{out} already exists (a bundle may be in use: choose a new folder)")
     planned, folders, missing, left_out, notes = plan_questions(design, roots, Path(prompts_dir), allow_missing)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = _new_folder(out.parent, f".{out.name}.")
     try:
         media = tmp / MEDIA_DIR
         media.mkdir()

@@ -30,6 +30,8 @@ BUSY_TIMEOUT_MS = 30_000
 DEFAULT_SQLITE = "survey.sqlite"
 """The database file `serve` uses in the bundle folder when no other database is named."""
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+DEFAULT_SOURCE = "the default SQLite file"
+"""What `url_source` says when no URL was given anywhere and `serve` uses the bundle's own database."""
 
 metadata = sa.MetaData()
 
@@ -162,7 +164,7 @@ def url_source(db_option: str | None = None, files: Sequence[Path] | None = None
     for path in reversed(secrets_files() if files is None else files):  # the later file wins, as in `secret`
         if path.is_file() and secret("db_url", [path]):
             return f"db_url in {path}"
-    return "the default SQLite file"
+    return DEFAULT_SOURCE
 
 
 def sqlite_files(url: str) -> list[Path]:
