@@ -419,6 +419,12 @@ def folder_reason(err: Exception, folder: Path) -> str:
 
 RENDER_HINT = "render each with `fourdfy render RUN --out ARTIFACTS` and give ARTIFACTS"
 """What to do with training runs given where evaluation videos are expected."""
+def nothing_found(roots) -> str:
+    """What to say when artifact roots hold no artifact at all."""
+    return (f"no artifacts under {', '.join(map(str, roots))}; "
+            "make them with `fourdfy render` or `fourdfy import-videos`")
+
+
 RUN_REASON = f"a training run (`fourdfy generate` wrote it), not an evaluation video: {RENDER_HINT}"
 """What `scan_artifacts` says of a run folder given where artifacts are expected."""
 

@@ -9,7 +9,8 @@
 - Frames: the decoded video.mp4 of each artifact (what raters see and CLIP scores), through the suite's PyAV
   decoder, after the artifact's own checks (`validate_artifact`: a corrupt video or the manifest of another
   prompt is an error naming the folder). A cell holds the frame as decoded; only a frame of another size than the
-  cell (the first video's size, or `cell_size`) is resized (Pillow, bicubic).
+  cell (the first video's size, or `cell_size`) is resized (Pillow, bicubic) to fit it with its aspect ratio kept,
+  centred on the background: never stretched.
 - Title: the prompt text (from the manifests).
 - Files: `<out>/<prompt slug>.png`, composed with Pillow and written atomically once every figure is composed (a
   bad video writes nothing). No time and no path go into a file, and it carries one PNG text chunk, `Software:
@@ -29,6 +30,7 @@ from __future__ import annotations
 import difflib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -40,8 +42,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from method.fileio import write_atomic
 
-from .artifacts import (RENDER_HINT, RUN_REASON, Artifact, ArtifactError, check_writable_folder, scan_artifacts,
-                        validate_artifact)
+from .artifacts import (RENDER_HINT, RUN_REASON, Artifact, ArtifactError, check_writable_folder, nothing_found,
+                        scan_artifacts, validate_artifact)
 from .video import VideoError, decode_video
 
 SOFTWARE = "fourdfy figure"
@@ -165,7 +167,7 @@ def select_artifacts(roots: Sequence[Path | str], methods: Sequence[str] | None 
                           f"and prompt); fix or remove them first (`fourdfy validate-artifacts` checks them): {listed}")
     where = ", ".join(map(str, roots))
     if not found:
-        raise FigureError(f"no artifacts under {where}; make them with `fourdfy render` or `fourdfy import-videos`")
+        raise FigureError(nothing_found(roots))
     have = {m for m, _ in found}
     if methods is None:
         rows = registry_order(have)
@@ -321,10 +323,21 @@ def compose(rows: Sequence[tuple[str, np.ndarray | None]], title: str, cell_size
             continue
         for c, frame in enumerate(frames):
             cell = Image.fromarray(np.ascontiguousarray(frame), "RGB")
-            if cell.size != (cw, ch):
-                cell = cell.resize((cw, ch), RESAMPLE)
-            image.paste(cell, layout.cell_box(r, c)[:2])
+            x, y = layout.cell_box(r, c)[:2]
+            if cell.size != (cw, ch):  # fitted, never stretched: another aspect ratio is centred on the background
+                cell, (dx, dy) = fit(cell, (cw, ch))
+                x, y = x + dx, y + dy
+            image.paste(cell, (x, y))
     return image, layout
+
+
+def fit(cell: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]]:
+    """`cell` resized (bicubic) to the largest size within `size` that keeps its aspect ratio, and its offset in
+    the `size` box that centres it."""
+    (w, h), (cw, ch) = cell.size, size
+    scale = min(cw / w, ch / h)
+    fw, fh = max(1, min(cw, round(w * scale))), max(1, min(ch, round(h * scale)))
+    return cell.resize((fw, fh), RESAMPLE), ((cw - fw) // 2, (ch - fh) // 2)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -394,7 +407,8 @@ def make_figures(selection: Selection, out: Path | str, cfg: FigureConfig = Figu
             cell_size = cfg.cell_size or (first.shape[2], first.shape[1])
             prompt = next(selection.artifacts[(m, slug)].prompt for m in selection.methods
                           if (m, slug) in selection.artifacts)
-            title = cfg.title.replace("{prompt}", prompt).replace("{slug}", slug)
+            # one pass: a prompt that itself contains "{slug}" stays as written
+            title = re.sub(r"\{(prompt|slug)\}", lambda m: {"prompt": prompt, "slug": slug}[m[1]], cfg.title)
             image, layout = compose(cells, title, cell_size, cfg.font_size)
             made.append((Figure(slug=slug, prompt=prompt, path=figure_path(out, slug), rows=tuple(rows),
                                 layout=layout, replaced=figure_path(out, slug) in earlier), png_bytes(image)))

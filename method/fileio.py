@@ -129,12 +129,19 @@ def copy_atomic(src: Path, dst: Path) -> None:
         write_atomic(dst, lambda f: shutil.copyfileobj(source, f))
 
 
+def nearest_existing(path: Path | str) -> Path:
+    """`path` itself if it exists, else its nearest existing parent (the current folder for a relative path none
+    of whose parts exist)."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists()), Path(os.curdir))
+
+
 def folder_blocker(folder: Path | str) -> tuple[Path, str] | None:
     """Why `folder` cannot be used or made as a folder, creating nothing: (the nearest existing path, "file") when a
     file stands in its place or above it, (that folder, "not writable") when something must be made in a folder
     that cannot be written; None when nothing is in the way. Callers word the error for their own option."""
     folder = Path(folder)
-    base = next((p for p in (folder, *folder.parents) if p.exists()), Path(os.curdir))
+    base = nearest_existing(folder)
     if not base.is_dir():
         return base, "file"
     if base != folder and not os.access(base, os.W_OK | os.X_OK):

@@ -88,7 +88,7 @@ def check_file_target(path: Path | str) -> Path:
         raise OutputError(f"{path} is a folder; give a file path")
     check_folder_target(path.parent)
     # check_folder_target asks for write access only where a folder must be made; a file needs it in its own
-    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path(os.curdir))
+    folder = fileio.nearest_existing(path.parent)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {path}: {folder} is not writable; choose another output path or make it "
                           "writable")

@@ -244,6 +244,20 @@ def voted_prompts(analysis: Analysis) -> dict[str, int]:
     return {str(c): int(n) for c, n in answered.groupby("comparison")["prompt_id"].nunique().items()}
 
 
+def covers_part(n_voted: int | None, n_set: int | None) -> bool:
+    """Whether preferences from votes on `n_voted` prompts cover only part of a set of `n_set` (a comparison
+    without votes shows n/a, and a set of unknown size has nothing to fall short of: neither is marked)."""
+    return bool(n_voted and n_set is not None and n_voted < n_set)
+
+
+def partial_preferences(analysis: Analysis) -> list[tuple[str, str, int, int]]:
+    """(method, prompt set, prompts with votes, prompts of the set) of every comparison of the design's tables
+    whose preferences cover only part of its section's prompts: what the tables mark."""
+    design, voted = analysis.design, voted_prompts(analysis)
+    return [(m, sec.prompt_set, voted[m], n_set) for t in design.tables for sec in t.sections for m in sec.rows
+            if m != design.primary and covers_part(voted.get(m, 0), n_set := prompt_set_size(sec))]
+
+
 def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:
     """Rows of one paper table: headings, the primary's CLIP row, one row per comparison."""
     clip = clip or {}
@@ -267,7 +281,7 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
             # another table) shows n/a and gets no mark, nor does a set of unknown size
             n_voted = voted.get(method, 0) if method != design.primary else None
             row.update(pref_n_prompts=n_voted, pref_n_set=n_set if method != design.primary else None,
-                       pref_partial=bool(n_voted and n_set is not None and n_voted < n_set))
+                       pref_partial=covers_part(n_voted, n_set))
             if method != design.primary:
                 for crit in CRITERIA:
                     cell = stats.loc[(method, crit)]

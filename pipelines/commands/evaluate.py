@@ -83,7 +83,7 @@ def _registered(method: str) -> bool:
     return method in METHODS
 
 
-def _own_name_note(method: str) -> str | None:
+def _own_name_note(method: str, folder: Path) -> str | None:
     """One line for videos imported under a name that is neither a method of the paper's design, nor a near miss
     of one (`_warn_unknown_method`), nor a registered method: allowed (a new baseline with videos only), but
     `survey build` and the tables know the methods by the design's names, so the line lists them, and for a folder
@@ -104,7 +104,8 @@ def _own_name_note(method: str) -> str | None:
     if target is not None and target in known:
         label = design.label(target)
         return (f"warning: {own}. It is the authors' example folder name for {label}, which is {target!r} here: "
-                f"to compare these videos as {label}, import them with --method {target} ({names})")
+                f"to compare these videos as {label}, import them with --method {target} and remove {folder}, "
+                f"which `survey build` and the pipeline would take for another method ({names})")
     return (f"note: {own} (a new baseline: `survey build` and `fourdfy analyze` need a design that lists it); "
             f"{names}")
 
@@ -137,7 +138,7 @@ def import_videos(
                             trajectory=trajectory, all_or_nothing=all_or_nothing, overwrite=overwrite)
     except (VideoImportError, PromptFileError, ValueError) as err:
         _fail(str(err))
-    note = _own_name_note(method) if report.imported else None  # nothing imported: nothing named
+    note = _own_name_note(method, out / method) if report.imported else None  # nothing imported: nothing named
     if note is not None:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
     for name, slug in sorted(report.fuzzy.items()):
@@ -204,7 +205,7 @@ def clipscore(
 ) -> None:
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`.
     --out may hold the outputs of an earlier run, which are replaced (and listed); anything else there is refused."""
-    from evaluation.artifacts import RENDER_HINT, RUN_REASON, ArtifactError, scan_artifacts
+    from evaluation.artifacts import RENDER_HINT, RUN_REASON, ArtifactError, nothing_found, scan_artifacts
     from evaluation.clip import ALL_PROMPTS, ScoreCache, ScoreConfig, check_out_dir, score_artifacts, write_outputs
     from evaluation.clip_models import ClipConfig, load_clip
     from method.guidance.loading import ModelNotFoundError
@@ -228,7 +229,7 @@ def clipscore(
             _fail(f"{len(broken)} artifact folder(s) that cannot be scored (incomplete, or two for one method and "
                   f"prompt); fix or remove them first (`fourdfy validate-artifacts` checks them): {listed}")
         if not arts:
-            _fail(_nothing_found(artifacts))
+            _fail(nothing_found(artifacts))
         methods = sorted({m for m, _ in arts})
         if primary is not None and primary not in methods:  # else no paired difference, silently
             _fail(f"--primary {primary!r}: no artifact has this method; the methods found are {', '.join(methods)}")
@@ -288,14 +289,14 @@ def validate_artifacts(
 ) -> None:
     """Check every folder holding manifest.json or video.mp4 (manifest, names, videos decoded and counted);
     exit 1 if any is invalid."""
-    from evaluation.artifacts import ArtifactError, read_artifact, scan_artifacts, validate_artifact
+    from evaluation.artifacts import ArtifactError, nothing_found, read_artifact, scan_artifacts, validate_artifact
 
     try:
         arts, broken = scan_artifacts(artifacts)
     except ArtifactError as err:
         _fail(str(err))
     if not arts and not broken:
-        _fail(_nothing_found(artifacts))
+        _fail(nothing_found(artifacts))
     bad = 0
     for folder in sorted({*broken, *(art.folder for art in arts.values())}):  # a line as each is checked
         problems = [broken[folder]] if folder in broken else []
@@ -389,7 +390,9 @@ def figure(
 
     method_names, slugs = _name_list("--methods", methods), _name_list("--prompts", prompts)
     try:  # the options, the manifests and --out are checked before any video is decoded
-        cfg = FigureConfig(columns=columns, labels={**_design_labels(design), **_read_labels(labels)})
+        # "" in a labels file means "no label of its own" (labels.json gives it to every built-in): not a blank row
+        given = {m: lab for m, lab in _read_labels(labels).items() if lab}
+        cfg = FigureConfig(columns=columns, labels={**_design_labels(design), **given})
         selection = select_artifacts(artifacts, method_names, slugs)
         figures = make_figures(selection, out, cfg, overwrite=overwrite, progress=progress, heartbeat_s=HEARTBEAT_S)
     except (FigureError, ArtifactError, ValueError) as err:
@@ -404,11 +407,6 @@ def figure(
         missing = f"; no video: {', '.join(fig.missing)}" if fig.missing else ""
         again = "; replaced the earlier one" if fig.replaced else ""
         typer.echo(f"wrote {fig.path} ({rows}{missing}{again})")
-
-
-def _nothing_found(roots: list[Path]) -> str:
-    return (f"no artifacts under {', '.join(map(str, roots))}; "
-            "make them with `fourdfy render` or `fourdfy import-videos`")
 
 
 def register(app: typer.Typer) -> None:

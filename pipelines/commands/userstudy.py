@@ -85,7 +85,7 @@ def analyze(
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
     from userstudy.tables import (PREF_PARTIAL_MD, TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_outside,
                                   clip_shown, clip_source_text, clip_unmatched, coverage_text, load_clip,
-                                  load_clip_source, prompt_set_size, voted_prompts, write_outputs)
+                                  load_clip_source, partial_preferences, write_outputs)
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
@@ -179,10 +179,7 @@ def analyze(
         typer.secho(f"note: {len(partial)} CLIP value(s) in the tables cover only part of their prompt set "
                     f"(marked ‡; counts in report.md): {', '.join(partial[:3])}{more}", fg=typer.colors.YELLOW)
     # likewise preferences from votes on part of a section's prompts (marked in the tables)
-    voted = voted_prompts(result)
-    pref_partial = [f"{m} ({sec.prompt_set}: {voted[m]} of {n_set})" for t in d.tables for sec in t.sections
-                    for m in sec.rows if m != d.primary and (n_set := prompt_set_size(sec)) is not None
-                    and 0 < voted.get(m, 0) < n_set]
+    pref_partial = [f"{m} ({ps}: {n} of {n_set})" for m, ps, n, n_set in partial_preferences(result)]
     if pref_partial:
         more = f" and {len(pref_partial) - 3} more" if len(pref_partial) > 3 else ""
         typer.secho(f"note: {len(pref_partial)} comparison(s) have votes on only part of their prompt set (marked "

@@ -221,7 +221,7 @@ def test_import_of_a_folder_without_videos_is_an_error_unless_allowed(tmp_path):
     src = tmp_path / "empty"
     src.mkdir()
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "no video of" in error_lines(res)[0]
+    assert res.exit_code == 2 and "no video file in" in error_lines(res)[0]
     assert not (tmp_path / "o").exists()
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o"),
                               "--allow-empty"])

@@ -210,7 +210,7 @@ def test_cli_writes_replaces_only_its_own_figures_and_fails_in_one_line(roots, t
 
 
 def test_labels_file_names_the_rows(roots, tmp_path):
-    """The pipeline passes the `methods` stage's labels.json (a method's registered label or params.yaml's
+    """A labels file such as the `methods` stage's labels.json (a method's registered label or params.yaml's
     `label:`; "" for none)."""
     (tmp_path / "labels.json").write_text(json.dumps({"4dfy": "", "wo_hybrid": "w/o hybrid SDS"}))
     res = runner.invoke(app, ["figure", str(roots[0]), "--out", str(tmp_path / "o"), "--labels",
@@ -260,3 +260,53 @@ def test_the_font_draws_the_labels_of_the_paper_and_non_latin_prompts():
     missing = drawn("\U0010fffd")
     for char in "∇λЖ":
         assert any(drawn(char)) and drawn(char) != missing, char
+
+
+def test_labels_file_blanks_do_not_wipe_the_design_labels(roots, tmp_path):
+    """labels.json gives "" to every built-in ("no label of its own"): with --design as well, the design's label
+    stays."""
+    design = tmp_path / "design.yaml"
+    design.write_text("primary: 4dfy\ncomparisons: [wo_hybrid]\nmethods:\n  4dfy: {label: 4D-fy}\n"
+                      "  wo_hybrid: {label: w/o hybrid SDS}\n")
+    (tmp_path / "labels.json").write_text(json.dumps({"4dfy": "", "wo_hybrid": ""}))
+    res = runner.invoke(app, ["figure", str(roots[0]), "--prompts", "a_panda_dancing", "--no-progress", "--design",
+                              str(design), "--labels", str(tmp_path / "labels.json"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    sel = select_artifacts([roots[0]], prompts=["a_panda_dancing"])
+    fig = make_figures(sel, tmp_path / "p", FigureConfig(labels={"4dfy": "4D-fy", "wo_hybrid": "w/o hybrid SDS"}))[0]
+    assert (tmp_path / "o" / "a_panda_dancing.png").read_bytes() == fig.path.read_bytes()
+
+
+def test_another_aspect_ratio_is_fitted_not_stretched(tmp_path):
+    """A portrait import beside a landscape render: scaled to the cell's height with its aspect ratio, centred on
+    the background, the margins untouched."""
+    from evaluation.figure import BACKGROUND, fit
+
+    root = tmp_path / "a"
+    add(root, "4dfy", PANDA, 5, h=32, w=48, seed=1)
+    portrait = add(root, "wo_hybrid", PANDA, 5, h=48, w=32, seed=2)
+    fig = make_figures(select_artifacts([root]), tmp_path / "o", FigureConfig(columns=2))[0]
+    image = np.asarray(Image.open(fig.path).convert("RGB"))
+    frames = independent_decode(portrait.folder / "video.mp4")
+    x0, y0, x1, y1 = fig.layout.cell_box(1, 1)  # row 2 (wo_hybrid), its last frame
+    fitted, (dx, dy) = fit(Image.fromarray(frames[-1]), (x1 - x0, y1 - y0))
+    assert fitted.size == (21, 32) and (dx, dy) == (13, 0)  # 32x48 into 48x32: height-bound, aspect kept
+    cell = image[y0:y1, x0:x1]
+    assert np.array_equal(cell[dy:dy + 32, dx:dx + 21], np.asarray(fitted))
+    assert (cell[:, :dx] == BACKGROUND).all() and (cell[:, dx + 21:] == BACKGROUND).all()
+    # the reference resize: bicubic to (21, 32) from the decoded frame, as Pillow does it
+    assert np.array_equal(np.asarray(fitted), np.asarray(Image.fromarray(frames[-1]).resize((21, 32), RESAMPLE)))
+
+
+def test_a_prompt_with_braces_keeps_them_in_the_title(tmp_path):
+    """The title template is filled in one pass: a prompt text holding "{slug}" is not rewritten."""
+    from evaluation.figure import FigureConfig as Cfg
+
+    from evaluation.figure import compose, load_frames, png_bytes
+
+    root = tmp_path / "a"
+    art = add(root, "4dfy", "A sign reading {slug}.", 3)
+    templated = make_figures(select_artifacts([root]), tmp_path / "o", Cfg())[0]
+    # the same figure composed with the prompt as its literal title
+    image, _ = compose([("4dfy", load_frames(art, 4)[1])], "A sign reading {slug}.", (48, 32), None)
+    assert templated.path.read_bytes() == png_bytes(image)

@@ -37,7 +37,8 @@ def test_the_authors_folder_name_ours_is_told_it_is_4dfy(src, tmp_path):
     assert lines == [
         "warning: 'ours' is neither a method of the paper's design nor a registered one: its videos are imported "
         "under a name of its own. It is the authors' example folder name for 4D-fy, which is '4dfy' here: to "
-        "compare these videos as 4D-fy, import them with --method 4dfy (the paper's design names its methods "
+        f"compare these videos as 4D-fy, import them with --method 4dfy and remove {tmp_path / 'o' / 'ours'}, which "
+        "`survey build` and the pipeline would take for another method (the paper's design names its methods "
         f"{PAPER_METHODS} (`fourdfy methods` lists them))"]
 
 
@@ -75,7 +76,8 @@ def test_no_note_when_nothing_was_imported(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     res = runner.invoke(app, ["import-videos", str(empty), "--method", "ours", "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and len(error_lines(res)) == 1 and "no video of" in error_lines(res)[0]
+    assert res.exit_code == 2 and len(error_lines(res)) == 1 and "no video file in" in error_lines(res)[0]
+    assert not any(line.startswith(("warning:", "note:")) for line in res.output.splitlines()), res.output
 
 
 def test_a_folder_without_any_video_file_says_so_not_that_names_did_not_match(tmp_path):
