@@ -128,3 +128,17 @@ def app_env(bundle, tmp_path, monkeypatch):
     monkeypatch.delenv("FOURDFY_SURVEY_ADMIN_PASSWORD", raising=False)
     monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
     return store.make_engine(db)
+
+
+@pytest.fixture()
+def fake_exec(monkeypatch):
+    """`serve` ends by exec-ing Streamlit; record the environment it passes instead of replacing the test
+    process."""
+    calls = []
+
+    def _exec(path, args, env):
+        calls.append(env)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", _exec)
+    return calls

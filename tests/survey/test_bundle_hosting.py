@@ -19,18 +19,6 @@ from userstudy.survey.hosting import dvc_output_stage
 runner = CliRunner()
 
 
-@pytest.fixture()
-def fake_exec(monkeypatch):
-    """`serve` ends by exec-ing Streamlit; record the environment instead of replacing the test process."""
-    calls = []
-
-    def _exec(path, args, env):
-        calls.append(env)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(os, "execve", _exec)
-    return calls
-
 
 def _project(root, outs, params=None):
     """A DVC project folder: dvc.yaml with a `survey_bundle` stage writing `outs`, params.yaml, data/study/."""

@@ -42,18 +42,6 @@ def pg_url_with_password(pg_server):
     return _new_pg_database(pg_server)
 
 
-@pytest.fixture()
-def fake_exec(monkeypatch):
-    """`serve` ends by exec-ing Streamlit; record the call instead of replacing the test process."""
-    calls = []
-
-    def _exec(path, args, env):
-        calls.append(env)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(os, "execve", _exec)
-    return calls
-
 
 @pytest.mark.parametrize("given_by", ["--db", "env"])
 def test_export_of_a_database_without_survey_tables_masks_the_password(pg_url_with_password, tmp_path, monkeypatch,

@@ -217,18 +217,6 @@ def test_database_outage_keeps_the_choices_and_logs_one_line(bundle, tmp_path, m
 
 # --- 4. a URL from the secrets file stays out of the server's environment -----------------------------------------
 
-@pytest.fixture()
-def fake_exec(monkeypatch):
-    """`serve` ends by exec-ing Streamlit; record the environment instead of replacing the test process."""
-    calls = []
-
-    def _exec(path, args, env):
-        calls.append(env)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(os, "execve", _exec)
-    return calls
-
 
 def test_serve_leaves_a_secrets_file_url_to_the_app(bundle, pg_server, tmp_path, monkeypatch, fake_exec):
     """docs/survey.md: the secrets file keeps the password out of the process list. `serve` does not copy that
