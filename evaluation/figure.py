@@ -248,7 +248,9 @@ class Layout:
     """Where things go in a figure (pixels, origin at the top left)."""
 
     width: int
+    """Of the whole image."""
     height: int
+    """Of the whole image."""
     cell_size: tuple[int, int]
     """(width, height) of a cell."""
     grid_origin: tuple[int, int]
@@ -354,7 +356,9 @@ class FigureRow:
     """One row of a figure."""
 
     method: str
+    """The method's name."""
     label: str
+    """The label drawn on the left."""
     frames: tuple[int, ...] | None
     """Indices of the decoded frames shown; None: no video."""
     n_frames: int | None
@@ -366,10 +370,15 @@ class Figure:
     """One written figure."""
 
     slug: str
+    """The prompt's slug (the file's name)."""
     prompt: str
+    """The prompt text (the title)."""
     path: Path
+    """`<out>/<slug>.png`."""
     rows: tuple[FigureRow, ...]
+    """The rows, top to bottom."""
     layout: Layout
+    """Where the title, labels and cells lie in the image."""
     replaced: bool = False
     """Whether it replaced the figure of an earlier `fourdfy figure`."""
 
