@@ -149,10 +149,11 @@ for _m in (
 def load_entry_points(strict: bool = True) -> list[str]:
     """Register the methods other installed packages declare under `fourdfy.methods`; returns their names.
 
-    A broken entry point raises, naming itself; with `strict=False` it is skipped and its error returned by
+    Broken entry points raise one error naming each of them (all at once: fixing them one run at a time is
+    slow), after the good ones are registered; with `strict=False` they are skipped and their errors returned by
     `plugin_errors()` instead (so that one broken plug-in does not stop work with the other methods).
     """
-    names = []
+    names, broken = [], []
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _LOADED:
             continue
@@ -162,8 +163,10 @@ def load_entry_points(strict: bool = True) -> list[str]:
                 continue
             except ValueError as err:
                 _ERRORS[ep.name] = str(err)
-        if strict:
-            raise ValueError(_ERRORS[ep.name])
+        broken.append(_ERRORS[ep.name])
+    if strict and broken:
+        raise ValueError(broken[0] if len(broken) == 1 else
+                         f"{len(broken)} plug-in entry points cannot be loaded: " + "; ".join(broken))
     return names
 
 
@@ -220,6 +223,9 @@ def get_method(name: str) -> Method:
         return METHODS[name]
     except KeyError:
         import difflib
+
+        if name in _ERRORS:  # the plug-in of this name is installed but broken: not an unknown name
+            raise ValueError(f"method {name!r} is a plug-in that cannot be registered: {_ERRORS[name]}") from None
 
         known = ", ".join(sorted(METHODS))
         close = difflib.get_close_matches(name, list(METHODS), n=1)

@@ -202,6 +202,31 @@ def test_a_plugin_registers_all_its_methods_or_none_and_is_imported_once(monkeyp
     assert broken.loads == 1 and good.loads == 1
 
 
+def test_every_broken_plugin_is_named_at_once_and_a_broken_plugins_own_name_is_not_unknown(monkeypatch):
+    """Three broken entry points: the strict error names all three (one fix per run was slow), the good one is
+    registered all the same; asking for a broken plug-in's method says it is broken, not unknown."""
+    from baselines import registry
+
+    eps = [_EntryPoint("typo", Method("typo", "bad key", overrides={"weights.sds_vide": 0.5})),
+           _EntryPoint("dup", Method("hexplane", "clashes with the built-in")),
+           _EntryPoint("good", Method("good_one", "ok")),
+           _EntryPoint("missing", 42)]
+    monkeypatch.setattr(registry.md, "entry_points", lambda group: eps)
+    monkeypatch.setattr(registry, "_LOADED", set())
+    monkeypatch.setattr(registry, "_ERRORS", {})
+    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
+    with pytest.raises(ValueError) as err:
+        registry.load_entry_points()
+    text = str(err.value)
+    assert text.startswith("3 plug-in entry points cannot be loaded: ")
+    assert all(f"entry point {n!r}" in text for n in ("typo", "dup", "missing")), text
+    assert "good_one" in registry.METHODS
+    with pytest.raises(ValueError, match="method 'typo' is a plug-in that cannot be registered: entry point 'typo'"
+                       ) as err:
+        registry.get_method("typo")
+    assert not isinstance(err.value, registry.UnknownMethodError) and "sds_vide" in str(err.value)
+
+
 def _fidelity_sets(topic: str) -> dict:
     """The `--set` values docs/fidelity.md gives for the other reading of `topic` (a bullet's bold heading)."""
     import re
