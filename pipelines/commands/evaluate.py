@@ -374,7 +374,8 @@ def figure(
     columns: int = typer.Option(4, "--columns", help="Frames per row, evenly spaced over each video (the first "
                                 "and the last included)."),
     labels: Path = typer.Option(None, "--labels", help="JSON {method: row label}, e.g. build/methods/labels.json "
-                                "(default: a method's registered table label, else its name)."),
+                                "(\"\": no label of its own; default: --design's label, else the method's "
+                                "registered table label, else its name)."),
     design: Path = typer.Option(None, "--design", help="Row labels of a user-study design, as the tables name the "
                                 "methods (e.g. userstudy/designs/paper.yaml: \"w/o ∇L_3D\"); --labels wins where "
                                 "both name a method."),
