@@ -40,10 +40,12 @@ def build(
     if out.exists():  # before any work; the votes a served bundle holds are named, never lost to a rebuild
         _fail(existing_out_message(out))
     try:
-        d = load_design(design)
+        full = d = load_design(design)
         if tables:
             d = d.select_tables(tables)
-        bundle = build_bundle(d, artifacts, out, prompts_dir=prompts_dir or PROMPT_DIR, allow_missing=allow_missing)
+        # the other tables' methods are listed by the design: their artifacts are left out by --tables, not unlisted
+        bundle = build_bundle(d, artifacts, out, prompts_dir=prompts_dir or PROMPT_DIR, allow_missing=allow_missing,
+                              listed_methods=(*full.methods, full.check.correct_method))
     except (DesignError, BundleError) as err:
         _fail(str(err))
     n_checks = sum(q.is_attention_check for q in bundle.questions)
@@ -86,10 +88,16 @@ def existing_out_message(out: Path) -> str:
 
 def build_warnings(bundle, out: Path) -> list[str]:
     """What a partial bundle lacks: left-out questions and missing attention checks, one line each
-    (a demo bundle must not pass for the full study)."""
-    from userstudy.survey.bundle import BUNDLE_FILE, CHECK_ID_PREFIX
+    (a demo bundle must not pass for the full study); and questions showing the same video twice."""
+    from userstudy.survey.bundle import BUNDLE_FILE, CHECK_ID_PREFIX, few
 
     warnings = []
+    # same remuxed bytes on both sides: raters would judge one clip against itself
+    same = [q.question_id for q in bundle.questions if q.video_a == q.video_b]
+    if same:
+        warnings.append(f"{len(same)} question(s) show the same video twice ({few(same)}): the two methods' videos are "
+                        "byte-identical (a run whose method change never took effect, e.g. a video-only change with "
+                        "too few steps?); render them again or leave the method out")
     listed = out / BUNDLE_FILE
     dropped = [q for q in bundle.left_out if not q.startswith(CHECK_ID_PREFIX)]
     if dropped:

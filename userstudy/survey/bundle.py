@@ -79,7 +79,8 @@ class Bundle:
     left_out: tuple[str, ...] = ()
     """Ids of the design's questions left out by `allow_missing` (a video missing)."""
     notes: tuple[str, ...] = ()
-    """Per method pair, how its videos differ (frames, size, fps, trajectory); allowed, but worth knowing."""
+    """Per method pair, how its videos differ (frames, size, fps, trajectory); allowed, but worth knowing. First,
+    when there are any, a line naming the artifacts' methods the design has no question for (`unlisted_note`)."""
 
     def video_path(self, name: str) -> Path:
         return self.root / MEDIA_DIR / name
@@ -234,15 +235,31 @@ def _remux(src: Path, dst: Path) -> None:
             out.mux(packet)
 
 
+def few(names: list[str], n: int = 3) -> str:
+    """`a, b, c and 2 more`: a list named in one line without flooding it."""
+    shown = ", ".join(names[:n])
+    return f"{shown} and {len(names) - n} more" if len(names) > n else shown
+
+
+def unlisted_note(methods: list[str]) -> str:
+    """Why the artifacts of `methods` (sorted, non-empty) are not in the bundle: a user's own method next to
+    the paper's design is otherwise dropped without a word."""
+    return (f"artifacts of {few(methods)} left out: the design lists no question for "
+            f"{'this method' if len(methods) == 1 else 'these methods'}; give --design a design that lists them "
+            f"(docs/userstudy.md, \"Design file\")")
+
+
 ALLOW_MISSING_HINT = ("For a partial demo bundle, rerun with --allow-missing: questions without both videos are "
                       "then left out and listed in bundle.json; the full build needs every video of the design.")
 
 
-def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT_DIR, allow_missing: bool = False
+def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT_DIR, allow_missing: bool = False,
+                   listed_methods: tuple[str, ...] = ()
                    ) -> tuple[list[dict], dict[tuple[str, str], Path], list[str], list[str], list[str]]:
     """Questions (method pairs and prompts), the artifact folder of every video they need, what is
-    missing, the ids of the questions left out for it, and notes on how the paired videos differ
-    (`pair_notes`).
+    missing, the ids of the questions left out for it, and notes: the artifacts' methods the design lists
+    no question for (`unlisted_note`; `listed_methods` also count as listed, e.g. those of the tables
+    `--tables` left out), then how the paired videos differ (`pair_notes`).
 
     Raises `BundleError` listing every missing or mismatched video (ending with a hint at
     `--allow-missing` when videos are missing). With `allow_missing` (the pipeline's demo runs, which
@@ -263,6 +280,8 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
 
     empty_roots: list[Path] = []
     index = _index_artifacts(roots, problems, empty_roots)
+    listed = {*design.methods, design.check.correct_method, *listed_methods}  # decoys included
+    unlisted = sorted({m for (m, _) in index} - listed)
     planned: list[dict] = []
     needed: dict[tuple[str, str], str | None] = {}  # (method, slug) -> expected prompt text
     prompt_sets: dict[str, dict[str, str] | None] = {}  # read once: several sections share one set
@@ -323,7 +342,8 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
         used = {(q[m], q["prompt_id"]) for q in planned for m in ("method_a", "method_b")}
         needed = {k: v for k, v in needed.items() if k in used}
         if not planned and not problems:
-            problems.append(f"no question has videos of both its methods (looked in {', '.join(str(r) for r in roots)})")
+            problems.append(f"no question has videos of both its methods (looked in {', '.join(str(r) for r in roots)})"
+                            + (f"; {unlisted_note(unlisted)}" if unlisted else ""))
     if problems:
         # an existing root that yields nothing is the likely cause of the missing videos: say so
         runs = {r: _runs_note(r) for r in roots}
@@ -339,7 +359,8 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
         if q["prompt"] is None:
             manifest = read_json_object(index[(q["method_a"], q["prompt_id"])] / MANIFEST, BundleError)
             q["prompt"] = str(manifest.get("prompt") or q["prompt_id"])
-    return planned, {key: index[key] for key in needed}, missing, left_out, pair_notes(planned, facts)
+    notes = ([unlisted_note(unlisted)] if unlisted else []) + pair_notes(planned, facts)
+    return planned, {key: index[key] for key in needed}, missing, left_out, notes
 
 
 def _prompt_mismatches(planned: list[dict], facts: dict[tuple[str, str], dict]) -> list[str]:
@@ -407,13 +428,16 @@ def _new_folder(parent: Path, prefix: str) -> Path:
 
 
 def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | str,
-                 prompts_dir: Path | str = PROMPT_DIR, allow_missing: bool = False) -> Bundle:
-    """Build a bundle folder at `out` (must not exist); written atomically (a temporary folder renamed)."""
+                 prompts_dir: Path | str = PROMPT_DIR, allow_missing: bool = False,
+                 listed_methods: tuple[str, ...] = ()) -> Bundle:
+    """Build a bundle folder at `out` (must not exist); written atomically (a temporary folder renamed).
+    `listed_methods`: methods not to note as unlisted beyond the design's (see `plan_questions`)."""
     roots = [Path(r) for r in artifact_roots]
     out = Path(out)
     if out.exists():
         raise BundleError(f"{out} already exists (a bundle may be in use: choose a new folder)")
-    planned, folders, missing, left_out, notes = plan_questions(design, roots, Path(prompts_dir), allow_missing)
+    planned, folders, missing, left_out, notes = plan_questions(design, roots, Path(prompts_dir), allow_missing,
+                                                                 tuple(listed_methods))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_folder(out.parent, f".{out.name}.")
     try:
