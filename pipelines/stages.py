@@ -115,6 +115,7 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
     register_variants(params.get("overrides"), source=str(params_path))
     overrides = params.get("overrides") or {}
     gen = params.get("generate") or {}
+    videos = {str(m) for m in (params.get("videos") or {})} if isinstance(params.get("videos"), dict) else set()
     known_tail, parts, trainable = "", [], []
     for key, names in (("generate.methods", gen.get("methods") or []),
                        ("generate.extra.methods", (gen.get("extra") or {}).get("methods") or [])):
@@ -123,6 +124,10 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
             try:
                 method = get_method(name)
             except UnknownMethodError as err:  # the known methods listed once, after every unknown name
+                if name in videos:  # not a typo: a name of its own for imported videos
+                    bad.append(f"method {name!r} is a `videos:` method (videos only) and cannot be trained: remove it "
+                               f"from {key}")
+                    continue
                 # config keys under an unknown name: meant as a variant (an empty entry may be a plug-in's)
                 entry = overrides.get(name) if isinstance(overrides, dict) else None
                 bad.append(err.head + (f" (overrides.{name} has no base:; add e.g. base: 4dfy to define it as a "
@@ -130,7 +135,12 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
                 known_tail = (f"{err.tail}; a variant of a registered method is an entry of overrides: with base: "
                               "(docs/pipeline.md)")
                 continue
-            if method.trainable:
+            if method.trainable and name in videos:
+                # trained and rendered, then imported too: two artifacts for one method and prompt, which fails
+                # `clipscore` only after all the training
+                bad.append(f"method {name!r} is both in {key} (trained) and under `videos:` (imported); keep it in "
+                           "one of the two places")
+            elif method.trainable:
                 trainable.append(name)
             else:
                 bad.append(f"method {name!r} cannot be trained here (videos only: list it under `videos:` instead "
@@ -159,6 +169,25 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
         raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
 
 
+def note_unused_video_plugins(trained: list[str], videos: list[str]) -> None:
+    """One `note:` line on stderr for installed plug-in methods that are videos only and have no `videos:` entry:
+    they reach neither labels.json nor the design's rows, which would otherwise go unnoticed (built-ins such as
+    MAV3D are rows of the design already and show up as "missing videos" in the summary)."""
+    from baselines import METHODS, load_entry_points
+
+    load_entry_points(strict=False)
+    named = {*map(str, trained), *map(str, videos)}
+    unused = [n for n, m in sorted(METHODS.items()) if not m.trainable and m.source != "built-in" and n not in named]
+    if unused:
+        many = len(unused) > 1
+        print(f"note: plug-in method{'s' if many else ''} {', '.join(map(repr, unused))} (videos only) "
+              f"{'have' if many else 'has'} no entry under `videos:` in params.yaml, so "
+              f"{'they are' if many else 'it is'} left out of labels.json and the design; to include "
+              f"{'them' if many else 'it'}, add "
+              + ", ".join(f"`{n}: {{folder: DIR, trajectory: ...}}`" for n in unused) + " under `videos:`",
+              file=sys.stderr)
+
+
 def write_methods(params_path: Path, out: Path) -> Path:
     """`out/config/<name>.json` for every trained method and `out/labels.json`; a file is rewritten only when
     its content changes, and files of methods no longer named are removed. Unknown or untrainable methods
@@ -169,6 +198,7 @@ def write_methods(params_path: Path, out: Path) -> Path:
     params = _params(params_path)
     check_trained_methods(params, params_path)
     trained, videos = pipeline_methods(params)
+    note_unused_video_plugins(trained, videos)
     configs = {m: json.dumps(resolve_config(str(params.get("profile", "tiny")), m).to_dict(), indent=1,
                              sort_keys=True) + "\n" for m in trained}
     labels = {m: get_method(m).label for m in trained}
