@@ -103,7 +103,7 @@ def test_a_typo_in_a_plugin_override_is_a_one_line_error_naming_the_key(tmp_path
     assert "'weights.sds_vide'" in lines[0] and "'typo'" in lines[0]
     assert "Traceback" not in res.stderr
     # a broken plug-in stops only what could be it: the built-in methods still resolve; a request for the
-    # broken one (an unknown name to the registry) gets the plug-in's own error
+    # broken one is told that it is broken (not unknown) and why
     code = ("from baselines import get_method\n"
             "print(get_method('4dfy').name)\n"
             "try:\n    get_method('typo')\nexcept ValueError as err:\n    print(err)\n")
@@ -112,7 +112,8 @@ def test_a_typo_in_a_plugin_override_is_a_one_line_error_naming_the_key(tmp_path
     assert res.returncode == 0, res.stderr
     first, second = res.stdout.strip().splitlines()
     assert first == "4dfy"
-    assert second.startswith("unknown method 'typo'") and "'weights.sds_vide'" in second
+    assert second.startswith("method 'typo' is a plug-in that cannot be registered: entry point 'typo' of "
+                             "fourdfy-bad-plugin") and "'weights.sds_vide'" in second
     res = _fourdfy("generate", "--method", "typo", "--prompt", "a_panda_dancing", "--out", str(tmp_path / "r"),
                    site=site)
     assert res.returncode == 2 and "'weights.sds_vide'" in res.stderr and not (tmp_path / "r").exists()
