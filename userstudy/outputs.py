@@ -239,15 +239,16 @@ def check_replaceable(out_dir: Path | str) -> None:
     listed = listed_files(out_dir / REPORT)
     if listed is None:
         raise OutputError(f"{out_dir} is not empty and holds no report of an earlier `fourdfy analyze` "
-                          f"({_some(entries)}); choose a new or empty folder (it would be replaced)")
+                          f"({few(entries)}); choose a new or empty folder (it would be replaced)")
     ours = {n.split("/")[0] for n in listed}
     foreign = [e for e in entries if e not in ours]
     if foreign:
         raise OutputError(f"{out_dir} holds files an earlier `fourdfy analyze` did not write "
-                          f"({_some(foreign)}); move them or choose another folder (it would be replaced)")
+                          f"({few(foreign)}); move them or choose another folder (it would be replaced)")
 
 
-def _some(names: list[str], k: int = 4) -> str:
+def few(names: list[str], k: int = 4) -> str:
+    """`a, b, c, d and 2 more`: a list named in one line without flooding it."""
     return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
 
 

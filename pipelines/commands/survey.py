@@ -89,13 +89,14 @@ def existing_out_message(out: Path) -> str:
 def build_warnings(bundle, out: Path) -> list[str]:
     """What a partial bundle lacks: left-out questions and missing attention checks, one line each
     (a demo bundle must not pass for the full study); and questions showing the same video twice."""
-    from userstudy.survey.bundle import BUNDLE_FILE, CHECK_ID_PREFIX, few
+    from userstudy.outputs import few
+    from userstudy.survey.bundle import BUNDLE_FILE, CHECK_ID_PREFIX
 
     warnings = []
     # same remuxed bytes on both sides: raters would judge one clip against itself
     same = [q.question_id for q in bundle.questions if q.video_a == q.video_b]
     if same:
-        warnings.append(f"{len(same)} question(s) show the same video twice ({few(same)}): the two methods' videos are "
+        warnings.append(f"{len(same)} question(s) show the same video twice ({few(same, 3)}): the two methods' videos are "
                         "byte-identical (a run whose method change never took effect, e.g. a video-only change with "
                         "too few steps?); render them again or leave the method out")
     listed = out / BUNDLE_FILE

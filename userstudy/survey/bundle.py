@@ -30,6 +30,7 @@ from evaluation.artifacts import MANIFEST, RENDER_HINT, VIDEO, folder_reason, is
 from evaluation.video import VideoError, decode_video, probe_video
 from prompts import PROMPT_DIR, load_prompts
 from userstudy.design import Design, design_from_dict
+from userstudy.outputs import few
 
 BUNDLE_FILE = "bundle.json"
 MEDIA_DIR = "media"
@@ -235,16 +236,12 @@ def _remux(src: Path, dst: Path) -> None:
             out.mux(packet)
 
 
-def few(names: list[str], n: int = 3) -> str:
-    """`a, b, c and 2 more`: a list named in one line without flooding it."""
-    shown = ", ".join(names[:n])
-    return f"{shown} and {len(names) - n} more" if len(names) > n else shown
 
 
 def unlisted_note(methods: list[str]) -> str:
     """Why the artifacts of `methods` (sorted, non-empty) are not in the bundle: a user's own method next to
     the paper's design is otherwise dropped without a word."""
-    return (f"artifacts of {few(methods)} left out: the design lists no question for "
+    return (f"artifacts of {few(methods, 3)} left out: the design lists no question for "
             f"{'this method' if len(methods) == 1 else 'these methods'}; give --design a design that lists them "
             f"(docs/userstudy.md, \"Design file\")")
 
