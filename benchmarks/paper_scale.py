@@ -14,7 +14,8 @@ Random weights cost the same as trained ones; the occupancy grid of a random fie
 renderer figures are an upper bound of a trained scene's (which skips empty space).
 
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
---no-sdpa (diffusers' plain attention), --channels-last (UNets), --compile [3d img video] (torch.compile the
+--no-sdpa (diffusers' plain attention), --channels-last [3d img] (the 2D UNets: all, or the named updates'),
+--compile [3d img video] (torch.compile the
 UNets: all, or the named updates'), --compile-vae [3d img video] (the VAE encoders, likewise); these are the
 priors' own `frozen` options (`half_dtype`, `channels_last`, `compile`, `compile_vae_encoder`), so a run
 gets what is measured with `--set 'guidance.*.frozen.<option>=...'`,
@@ -131,7 +132,7 @@ def train_config(profile: str, device: torch.device, args):
                                      vae_gradient_checkpointing=args.vae_checkpointing,
                                      half_dtype={"bf16": "bfloat16", "fp16": "float16"}.get(args.precision,
                                                                                             pc.frozen.half_dtype),
-                                     channels_last=args.channels_last,
+                                     channels_last=compiles(args, update, "channels_last"),
                                      compile=compiles(args, update),
                                      compile_vae_encoder=compiles(args, update, "compile_vae"))
         # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
@@ -147,8 +148,8 @@ def train_config(profile: str, device: torch.device, args):
 
 
 def compiles(args, update: str, flag: str = "compile") -> bool:
-    """Whether `--compile` (or `--compile-vae`, flag "compile_vae") asks for `update`'s UNets (VAE encoder): the
-    flag alone takes all updates, `--compile video` one."""
+    """Whether `--compile` (or `--compile-vae` / `--channels-last`, flag "compile_vae" / "channels_last") asks for
+    `update`'s UNets (VAE encoder): the flag alone takes all updates, `--compile video` one."""
     chosen = getattr(args, flag)
     return chosen is not None and (chosen == [] or update in chosen)
 
@@ -585,7 +586,7 @@ def summary(args, device, trainer, cfg, cfgs, scene, build_s, started, results, 
         "size": args.size, "torch": torch.__version__, "profiles": list(cfgs),
         "options": {"precision": {u: str(p.dtype).replace("torch.", "") for u, p in priors.items()},
                     "sdpa": not args.no_sdpa,
-                    "channels_last": all(p.cfg.frozen.channels_last for p in priors.values()),
+                    "channels_last": [u for u, p in priors.items() if p.cfg.frozen.channels_last] or False,
                     "compile": [u for u, p in priors.items() if p.cfg.frozen.compile] or False,
                     "compile_vae": [u for u, p in priors.items() if p.cfg.frozen.compile_vae_encoder] or False,
                     "compile_field": args.compile_field,
@@ -709,9 +710,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="frozen weights on CUDA: each prior's configured precision (profile: fp32 MVDream, "
                          "fp16 VSD and Zeroscope, as the release), or one for all; CPU is always fp32")
     ap.add_argument("--no-sdpa", action="store_true", help="diffusers' plain attention instead of SDPA")
-    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
-                    help="the 2D UNets in channels_last memory format (--no-channels-last undoes an earlier "
-                         "--channels-last, as in gpu_phases_check.sh's configurations)")
+    ap.add_argument("--channels-last", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
+                    help="the 2D UNets in channels_last memory format: all, or those of the updates named (e.g. "
+                         "--channels-last img: VSD's only; Zeroscope's UNet3D keeps its layout either way)")
+    ap.add_argument("--no-channels-last", dest="channels_last", action="store_const", const=None,
+                    help="undo an earlier --channels-last (as in gpu_phases_check.sh's configurations)")
     ap.add_argument("--compile", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
                     help="torch.compile the UNets (adds compile time): all, or those of the updates named "
                          "(e.g. --compile video: Zeroscope's UNet3D only)")

@@ -271,6 +271,9 @@ def test_speed_flags_are_the_priors_own_options():
     run = build_config("paper", "4dfy", sets=parse_sets(sets))
     assert {u: g.frozen for u, g in run.guidance.items()} == {
         u: g.frozen for u, g in paper_scale.train_config("paper", "cpu", args).guidance.items()}
+    # per update, like --compile: eager MVDream in NCHW beside VSD in channels_last (measured on the H100)
+    cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args(["--channels-last", "img", "--tf32"]))
+    assert {u for u, g in cfg.guidance.items() if g.frozen.channels_last} == {"img"}
     for plain in ([], ["--channels-last", "--no-channels-last"]):  # the last of the two wins
         cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args(plain))
         assert {u: g.frozen for u, g in cfg.guidance.items()} == {
