@@ -51,3 +51,16 @@ def test_lazy_module_attr_strings_in_the_generator_stay_in_its_layer():
                     bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
     assert "method.guidance.vsd:VSDConfig" in found and "diffusers:UNet3DConditionModel" in found, found
     assert not bad, "upward imports by name:\n" + "\n".join(bad)
+
+
+def test_pytest_typed_alone_finds_the_packages_not_the_test_folders():
+    """`pytest` as a console script does not put the working directory on sys.path (`python -m pytest` does), and
+    tests/prompts/ and tests/baselines/ are folders without __init__.py named like the packages: without the
+    repository root on pytest's own `pythonpath`, `import prompts` found the test folder. `python -P` drops the
+    working directory from sys.path as the console script does."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    res = subprocess.run([sys.executable, "-P", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "tests/prompts", "tests/baselines/test_registry_variants.py"],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "tests/prompts/test_prompts.py::" in res.stdout and " error" not in res.stdout.splitlines()[-1]
