@@ -769,6 +769,14 @@ def read_params(path: Path | str) -> dict:
     extra = gen.get("extra") or {}
     if not (isinstance(extra, dict) and all(isinstance(extra.get(k, []), list) for k in ("methods", "prompts"))):
         raise ValueError(f"{path}: generate.extra must have methods / prompts lists")
+    # as the DVC methods stage refuses it (pipelines.stages.check_trained_methods), but before the GPU-hours: a
+    # method trained here and also imported under `videos:` has two artifacts per prompt, and the pipeline the
+    # sweep feeds stops at it
+    both = [m for m in dict.fromkeys(map(str, [*gen["methods"], *extra.get("methods", [])])) if m in map(str, videos)]
+    if both:
+        raise ValueError(f"{path}: " + ", ".join(
+            f"method {m!r} is both in generate (trained) and under `videos:` (imported)" for m in both)
+            + "; keep each in one of the two places (a `videos:` method is brought in with `fourdfy import-videos`)")
     return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
             "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets, "variants": variants,
             "extra_methods": [str(m) for m in extra.get("methods", [])],

@@ -129,3 +129,22 @@ def test_a_stray_pattern_folder_of_an_earlier_killed_sweep_is_removed(tmp_path):
     with run_folder_lock(busy), pytest.raises(RuntimeError, match="being trained by another process"):
         run_sweep(SweepSpec(methods=("4dfy",), prompts=(SLUG,), runs=runs), ExecutorSpec(), echo=lambda s: None)
     assert not stray.exists()
+
+
+def test_a_method_both_trained_and_under_videos_is_refused_before_any_job(tmp_path):
+    """The DVC methods stage refuses such a params.yaml; `sweep --params` trains the same matrix for it, so it refuses
+    it too, before submitting anything (not after the GPU-hours, when the pipeline stops at it)."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "profile": "tiny", "seed": 0,
+        "generate": {"methods": ["4dfy", "hexplane"], "prompts": ["a_panda_dancing"],
+                     "extra": {"methods": ["wo_hybrid"], "prompts": []}},
+        "overrides": {"4dfy": {}, "hexplane": {}, "wo_hybrid": {}},
+        "videos": {"hexplane": {"folder": "data/videos/hexplane"}, "wo_hybrid": {"folder": "x"},
+                   "mav3d": {"folder": "data/videos/mav3d"}}}))
+    res = runner.invoke(app, ["sweep", "--params", str(params), "--runs", str(tmp_path / "runs"), "--dry-run"])
+    assert res.exit_code != 0
+    assert ("method 'hexplane' is both in generate (trained) and under `videos:` (imported), method 'wo_hybrid' is "
+            "both") in res.output
+    assert "'4dfy'" not in res.output and "'mav3d'" not in res.output
+    assert not (tmp_path / "runs").exists()
