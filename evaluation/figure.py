@@ -12,10 +12,13 @@
   cell (the first video's size, or `cell_size`) is resized (Pillow, bicubic) to fit it with its aspect ratio kept,
   centred on the background: never stretched.
 - Title: the prompt text (from the manifests).
-- Files: `<out>/<prompt slug>.png`, composed with Pillow and written atomically once every figure is composed (a
-  bad video writes nothing). No time and no path go into a file, and it carries one PNG text chunk, `Software:
-  fourdfy figure`, so the same inputs give byte-identical files and a file of that name that `fourdfy figure` did
-  not write is recognised and never replaced.
+- Files: `<out>/<prompt slug>.png`, composed with Pillow. Each figure is written as soon as it is composed (one
+  figure in memory at a time, however many prompts) to a hidden temporary beside its file, `.<slug>.png.<random
+  hex>.tmp`, and all are renamed into place only once every figure is composed: a bad video, an error or Ctrl-C
+  removes the temporaries and replaces nothing. No time and no path go into a file, and it carries one PNG text
+  chunk, `Software: fourdfy figure`, so the same inputs give byte-identical files and a file of that name that
+  `fourdfy figure` did not write is recognised and never replaced. A temporary that a killed process left (`kill`)
+  is never read, counted or reused (its name is random and created exclusively): delete it at will.
 
 API:
     FigureConfig                              columns, cell size, labels, title, font size
@@ -23,6 +26,7 @@ API:
     check_outputs(out, slugs, overwrite) -> [Path]          the figures this run replaces (checked, nothing written)
     make_figures(selection, out, cfg, ...) -> [Figure]      decode, compose, write
     frame_indices(n_frames, columns), compose(...), png_bytes(image), written_by_figure(path)
+    stage_png(path, image) -> temporary                     the PNG beside `path`, to rename over it or remove
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
-from method.fileio import write_atomic
+# the temporaries and write-error mapping of write_atomic, for files renamed into place only once all are written
+from method.fileio import new_temporary, write_error
 
 from .artifacts import (RENDER_HINT, RUN_REASON, Artifact, ArtifactError, check_writable_folder, nothing_found,
                         scan_artifacts, validate_artifact)
@@ -342,13 +347,47 @@ def fit(cell: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, tuple[in
     return cell.resize((fw, fh), RESAMPLE), ((cw - fw) // 2, (ch - fh) // 2)
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """The PNG file of `image`: its pixels and the `Software` chunk, nothing else (no time, no path)."""
+def save_png(image: Image.Image, f) -> None:
+    """Write the PNG file of `image` to the binary file `f`: its pixels and the `Software` chunk, nothing else (no
+    time, no path)."""
     info = PngInfo()
     info.add_text("Software", SOFTWARE)
+    image.save(f, format="PNG", pnginfo=info)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The bytes `save_png` writes."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG", pnginfo=info)
+    save_png(image, buf)
     return buf.getvalue()
+
+
+def stage_png(path: Path, image: Image.Image) -> Path:
+    """Write `image`'s PNG (`save_png`) to a new hidden temporary beside `path`, fsynced, and return the temporary,
+    for the caller to rename over `path` (os.replace) or remove. On any error or interrupt the temporary is removed;
+    a write error is an OSError naming `path`, as `write_atomic`'s are."""
+    fd, tmp = new_temporary(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            save_png(image, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename
+    except BaseException as err:
+        mapped = write_error(err, path, tmp)
+        tmp.unlink(missing_ok=True)
+        if mapped is not None:
+            raise mapped from err
+        raise
+    return tmp
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist, deepest first."""
+    missing = []
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 @dataclass(frozen=True)
@@ -388,42 +427,70 @@ class Figure:
         return [r.method for r in self.rows if r.frames is None]
 
 
+def _stage_figure(selection: Selection, slug: str, out: Path, cfg: FigureConfig, labels: Mapping[str, str],
+                  earlier: set[Path], counter) -> tuple[Figure, Path]:
+    """Decode and compose the figure of `slug` and write it to its temporary (`stage_png`): (figure, temporary).
+    Its frames and image go when this returns, so the next figure's do not join them."""
+    rows, cells = [], []
+    for method in selection.methods:
+        art = selection.artifacts.get((method, slug))
+        if art is None:
+            rows.append(FigureRow(method, labels[method], None, None))
+            cells.append((labels[method], None))
+            continue
+        idx, frames = load_frames(art, cfg.columns)
+        rows.append(FigureRow(method, labels[method], tuple(idx), art.n_frames))
+        cells.append((labels[method], frames))
+        counter.update()
+    first = next(f for _, f in cells if f is not None)  # select_artifacts: every prompt has a video
+    cell_size = cfg.cell_size or (first.shape[2], first.shape[1])
+    prompt = next(selection.artifacts[(m, slug)].prompt for m in selection.methods
+                  if (m, slug) in selection.artifacts)
+    # one pass: a prompt that itself contains "{slug}" stays as written
+    title = re.sub(r"\{(prompt|slug)\}", lambda m: {"prompt": prompt, "slug": slug}[m[1]], cfg.title)
+    image, layout = compose(cells, title, cell_size, cfg.font_size)
+    path = figure_path(out, slug)
+    fig = Figure(slug=slug, prompt=prompt, path=path, rows=tuple(rows), layout=layout, replaced=path in earlier)
+    return fig, stage_png(path, image)
+
+
 def make_figures(selection: Selection, out: Path | str, cfg: FigureConfig = FigureConfig(), overwrite: bool = False,
                  progress: bool = False, heartbeat_s: float | None = None) -> list[Figure]:
-    """Write `<out>/<slug>.png` for every prompt of `selection` (`check_outputs` first); every figure is composed
-    before the first is written, so a video that fails its checks leaves `out` as it was."""
+    """Write `<out>/<slug>.png` for every prompt of `selection` (`check_outputs` first). Each figure goes to a
+    hidden temporary as soon as it is composed (`stage_png`: one figure in memory at a time), and the temporaries
+    are renamed into place only once every figure is composed: a video that fails its checks, any other error or an
+    interrupt removes them (and the folders this call made), leaving `out` as it was."""
     from .progress import Counter
 
     out = Path(out)
     earlier = set(check_outputs(out, selection.prompts, overwrite))
     labels = row_labels(selection.methods, cfg.labels)
-    counter = Counter(len(selection.artifacts), "figure", "video", bar=progress, heartbeat_s=heartbeat_s)
-    made: list[tuple[Figure, bytes]] = []
+    created = _missing_folders(out)
+    staged: list[tuple[Figure, Path]] = []
+    renamed, finished = 0, False
     try:
-        for slug in selection.prompts:
-            rows, cells = [], []
-            for method in selection.methods:
-                art = selection.artifacts.get((method, slug))
-                if art is None:
-                    rows.append(FigureRow(method, labels[method], None, None))
-                    cells.append((labels[method], None))
-                    continue
-                idx, frames = load_frames(art, cfg.columns)
-                rows.append(FigureRow(method, labels[method], tuple(idx), art.n_frames))
-                cells.append((labels[method], frames))
-                counter.update()
-            first = next(f for _, f in cells if f is not None)  # select_artifacts: every prompt has a video
-            cell_size = cfg.cell_size or (first.shape[2], first.shape[1])
-            prompt = next(selection.artifacts[(m, slug)].prompt for m in selection.methods
-                          if (m, slug) in selection.artifacts)
-            # one pass: a prompt that itself contains "{slug}" stays as written
-            title = re.sub(r"\{(prompt|slug)\}", lambda m: {"prompt": prompt, "slug": slug}[m[1]], cfg.title)
-            image, layout = compose(cells, title, cell_size, cfg.font_size)
-            made.append((Figure(slug=slug, prompt=prompt, path=figure_path(out, slug), rows=tuple(rows),
-                                layout=layout, replaced=figure_path(out, slug) in earlier), png_bytes(image)))
+        out.mkdir(parents=True, exist_ok=True)
+        counter = Counter(len(selection.artifacts), "figure", "video", bar=progress, heartbeat_s=heartbeat_s)
+        try:
+            for slug in selection.prompts:
+                staged.append(_stage_figure(selection, slug, out, cfg, labels, earlier, counter))
+        finally:
+            counter.close()
+        check_outputs(out, selection.prompts, overwrite)  # again: another writer may have put a file there meanwhile
+        for fig, tmp in staged:
+            try:
+                os.replace(tmp, fig.path)
+            except OSError as err:  # about the figure: its temporary's hidden name means nothing to a user
+                raise OSError(err.errno, err.strerror, str(fig.path)) from err
+            renamed += 1
+        finished = True
     finally:
-        counter.close()
-    check_outputs(out, selection.prompts, overwrite)  # again: another writer may have put a file there meanwhile
-    for fig, data in made:
-        write_atomic(fig.path, lambda f, data=data: f.write(data))
-    return [fig for fig, _ in made]
+        for _, tmp in staged[renamed:]:  # not renamed: an error or an interrupt
+            tmp.unlink(missing_ok=True)
+        if not finished:
+            for folder in created:  # deepest first; one that another writer put a file in meanwhile stays
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+    return [fig for fig, _ in staged]

@@ -19,7 +19,7 @@ _NEARLY_FULL = 1 << 20
 """Bytes free under which a writer's failure with no OSError behind it is taken for a full disk."""
 
 
-def _new_temporary(path: Path) -> tuple[int, Path]:
+def new_temporary(path: Path) -> tuple[int, Path]:
     """A new empty hidden file of a unique name beside `path`, open for writing. Created with mode 0o666
     like any new file, so the umask applies (mkstemp's fixed 0o600 would survive the rename)."""
     while True:
@@ -61,7 +61,7 @@ def _names(err: OSError, tmp: Path) -> bool:
     return err.filename is None or str(err.filename) == str(tmp)
 
 
-def _write_error(err: BaseException, path: Path, tmp: Path) -> OSError | None:
+def write_error(err: BaseException, path: Path, tmp: Path) -> OSError | None:
     """The OSError to raise instead of `err`, raised while writing `path` through `tmp` (still on disk, so a full
     disk still reads full): one naming `path` for an OSError about the temporary, and one with errno ENOSPC for a
     full disk hidden behind another exception; None: `err` as it is."""
@@ -85,7 +85,7 @@ def write_atomic(path: Path, write) -> None:
     """`write(binary file)` into a temporary file of a unique name in the same folder, fsync, then rename: a
     killed run never leaves half a file, parallel writers of the same file do not clash, and on any error
     the temporary is removed and `path` is left as it was. The file's mode follows the umask. An error is an
-    OSError naming `path` where it is about the file (see `_write_error`)."""
+    OSError naming `path` where it is about the file (see `write_error`)."""
     def fill(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             write(f)
@@ -98,7 +98,7 @@ def fill_atomic(path: Path, fill) -> None:
     writes the temporary file, which is then fsynced and renamed over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _new_temporary(path)
+    fd, tmp = new_temporary(path)
     os.close(fd)
     try:
         fill(tmp)
@@ -107,7 +107,7 @@ def fill_atomic(path: Path, fill) -> None:
         os.replace(tmp, path)
     except BaseException as err:
         stop = _interrupt_behind(err)
-        mapped = None if stop is not None else _write_error(err, path, tmp)
+        mapped = None if stop is not None else write_error(err, path, tmp)
         tmp.unlink(missing_ok=True)
         if stop is not None and stop is not err:  # stopped, as the user asked, not a write error
             raise stop from None

@@ -310,3 +310,194 @@ def test_a_prompt_with_braces_keeps_them_in_the_title(tmp_path):
     # the same figure composed with the prompt as its literal title
     image, _ = compose([("4dfy", load_frames(art, 4)[1])], "A sign reading {slug}.", (48, 32), None)
     assert templated.path.read_bytes() == png_bytes(image)
+
+
+# ---- writing: each figure to a hidden temporary as it is composed, all renamed into place only at the end ----
+
+BIRD = "A bird flying."
+SLUGS = ("a_bird_flying", "a_cat_singing", "a_panda_dancing")
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """Three prompts (sorted: bird, cat, panda), two methods."""
+    root = tmp_path_factory.mktemp("three") / "rendered"
+    for k, prompt in enumerate((BIRD, CAT, PANDA)):
+        add(root, "4dfy", prompt, 5, seed=k)
+        add(root, "wo_hybrid", prompt, 6, seed=10 + k)
+    return root
+
+
+def hidden(folder) -> list[str]:
+    """The hidden files of `folder` (where the temporaries go)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def temporary_of(slug: str, name: str) -> bool:
+    """Whether `name` is the temporary of `slug`'s figure: `.<slug>.png.<12 hex>.tmp`."""
+    head, tail = f".{slug}.png.", ".tmp"
+    token = name[len(head):-len(tail)]
+    return name.startswith(head) and name.endswith(tail) and len(token) == 12 and set(token) <= set("0123456789abcdef")
+
+
+def snapshot(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_each_figure_is_on_disk_before_the_next_is_composed(three, tmp_path, monkeypatch):
+    """Only one figure is in memory at a time: when a figure is composed, every earlier one is already a whole file
+    (a hidden temporary, the final name still free), and those very bytes are what is renamed into place."""
+    import evaluation.figure as figure
+
+    out, seen = tmp_path / "out", []
+    real = figure.compose
+
+    def spying(*args, **kwargs):
+        if out.exists():
+            seen.append({n: (out / n).read_bytes() for n in hidden(out)})
+            assert not list(out.glob("*.png"))  # nothing in place before every figure is composed
+        else:  # the first figure: nothing written yet
+            seen.append({})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(figure, "compose", spying)
+    figs = make_figures(select_artifacts([three]), out)
+    assert [f.slug for f in figs] == list(SLUGS) and len(seen) == 3
+    for k, temporaries in enumerate(seen):
+        assert len(temporaries) == k, (k, list(temporaries))  # the earlier figures, each written already
+        for slug, (name, data) in zip(SLUGS, sorted(temporaries.items())):
+            assert temporary_of(slug, name)
+            assert [v for kind, v in png_chunks(data) if kind == b"tEXt"] == [b"Software\x00fourdfy figure"]
+            assert data == (out / f"{slug}.png").read_bytes()  # whole when written, renamed as it was
+    assert hidden(out) == [] and sorted(snapshot(out)) == [f"{s}.png" for s in SLUGS]
+
+
+def test_a_failure_on_the_second_prompt_writes_nothing_and_leaves_no_temporaries(three, tmp_path, monkeypatch):
+    """The first figure is already a temporary when the second prompt's video fails its checks: the temporary goes,
+    the earlier figures stay byte-identical (--overwrite or not), and a folder the run made is removed again."""
+    import evaluation.figure as figure
+
+    root = tmp_path / "rendered"
+    shutil.copytree(three, root)
+    out = tmp_path / "out"
+    make_figures(select_artifacts([root]), out)
+    (out / "notes.txt").write_text("mine")
+    before = snapshot(out)
+    video = root / "wo_hybrid" / SLUGS[1] / "video.mp4"
+    video.write_bytes(video.read_bytes()[:len(video.read_bytes()) // 2])
+
+    at_failure = []
+    real = figure.load_frames
+
+    def watching(art, columns):
+        if art.folder == video.parent:
+            at_failure.append(hidden(out))
+        return real(art, columns)
+
+    monkeypatch.setattr(figure, "load_frames", watching)
+    with pytest.raises(FigureError, match=f"^{video.parent}: video.mp4: "):
+        make_figures(select_artifacts([root]), out, overwrite=True)
+    assert len(at_failure) == 1 and len(at_failure[0]) == 1 and temporary_of(SLUGS[0], at_failure[0][0])
+    assert snapshot(out) == before  # no temporary left, nothing replaced or removed
+
+    fresh = tmp_path / "new" / "deeper"
+    with pytest.raises(FigureError):
+        make_figures(select_artifacts([root]), fresh)
+    assert not (tmp_path / "new").exists()  # the folders it made for the first figure's temporary are gone
+
+
+def test_an_interrupt_while_composing_or_writing_leaves_the_figures_as_they_were(three, tmp_path, monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) while the second figure is composed, or half-way through writing its PNG: the
+    temporaries, the half-written one included, are removed and the earlier figures stay byte-identical; the CLI
+    says so in one line and exits 130."""
+    import evaluation.figure as figure
+    from evaluation.figure import png_bytes
+
+    out = tmp_path / "out"
+    make_figures(select_artifacts([three]), out)
+    before = snapshot(out)
+    real_compose, real_save, calls, at_interrupt = figure.compose, figure.save_png, [], []
+
+    def compose_stopped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            at_interrupt.append(hidden(out))
+            raise KeyboardInterrupt
+        return real_compose(*args, **kwargs)
+
+    def save_stopped(image, f):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(png_bytes(image)[:100])  # half a file on disk
+            f.flush()
+            at_interrupt.append(hidden(out))
+            raise KeyboardInterrupt
+        real_save(image, f)
+
+    for name, stopped in (("compose", compose_stopped), ("save_png", save_stopped)):
+        calls.clear()
+        at_interrupt.clear()
+        monkeypatch.setattr(figure, name, stopped)
+        with pytest.raises(KeyboardInterrupt):
+            make_figures(select_artifacts([three]), out, overwrite=True)
+        monkeypatch.undo()
+        # the first figure's temporary (and, writing, the second's half) existed, and are gone
+        assert len(at_interrupt) == 1 and len(at_interrupt[0]) == (1 if name == "compose" else 2), (name, at_interrupt)
+        assert [temporary_of(s, n) for s, n in zip(SLUGS, at_interrupt[0])] == [True] * len(at_interrupt[0])
+        assert snapshot(out) == before, name
+
+    calls.clear()
+    monkeypatch.setattr(figure, "compose", compose_stopped)
+    res = runner.invoke(app, ["figure", str(three), "--out", str(out), "--overwrite", "--no-progress"])
+    assert res.exit_code == 130 and error_lines(res) == [
+        "error: interrupted; each figure file is whole, new or as it was; run the command again to write them all"]
+    assert snapshot(out) == before
+
+
+def test_temporaries_a_killed_run_left_are_ignored_never_reused(three, tmp_path, monkeypatch):
+    """A run killed outright leaves its hidden temporaries: a later run neither counts them as figures in the way
+    (no --overwrite needed), nor writes into them when its random name comes out the same, nor deletes them (they
+    may be another running command's)."""
+    import method.fileio
+
+    out = tmp_path / "out"
+    make_figures(select_artifacts([three]), tmp_path / "earlier")
+    out.mkdir()
+    stray = {f".{SLUGS[0]}.png.0123456789ab.tmp": (tmp_path / "earlier" / f"{SLUGS[0]}.png").read_bytes(),
+             f".{SLUGS[1]}.png.0123456789ab.tmp": b"\x89PNG half"}
+    for name, data in stray.items():
+        (out / name).write_bytes(data)
+    drawn, real = [], method.fileio.secrets.token_hex
+
+    def token_hex(n):  # every temporary's first draw is the strays' name
+        drawn.append("0123456789ab" if not drawn or drawn[-1] != "0123456789ab" else real(n))
+        return drawn[-1]
+
+    monkeypatch.setattr(method.fileio.secrets, "token_hex", token_hex)
+    figs = make_figures(select_artifacts([three]), out)
+    assert not any(f.replaced for f in figs)
+    assert len(drawn) == 5  # the two figures with a stray of that name drew again
+    assert snapshot(out) == {**stray, **snapshot(tmp_path / "earlier")}
+
+
+def test_a_rename_that_fails_names_the_figure_and_leaves_no_temporary(three, tmp_path, monkeypatch):
+    """The rename into place failing (a folder made read-only meanwhile, say) is an OSError about the figure, not
+    its hidden temporary, and the temporaries not renamed are removed."""
+    import os
+
+    out = tmp_path / "out"
+    make_figures(select_artifacts([three]), out)
+    before = snapshot(out)
+    real = os.replace
+
+    def refused(src, dst):
+        if str(dst).endswith(f"{SLUGS[0]}.png"):
+            raise PermissionError(13, "Permission denied", str(src), None, str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(PermissionError) as err:
+        make_figures(select_artifacts([three]), out, overwrite=True)
+    monkeypatch.undo()
+    assert err.value.filename == str(out / f"{SLUGS[0]}.png")
+    assert snapshot(out) == before
