@@ -2,7 +2,8 @@
 
 Prompt files: UTF-8 text (a leading byte-order mark is dropped; LF or CRLF), one prompt per line, '#'
 comments; each prompt gets a filesystem-safe slug (`slugify`: letters and digits of any script, accents of
-Latin, Greek and Cyrillic letters dropped; an ASCII prompt's slug is what it always was).
+Latin, Greek and Cyrillic letters dropped; an ASCII prompt's slug is what it always was; a slug longer than
+`SLUG_MAX_BYTES` is cut and ends in a hash of the whole, so it fits in a file name).
 Your own prompt file can sit beside the paper's: its slugs then work wherever a slug is accepted.
 A problem in one file (not UTF-8, a duplicated prompt) is reported when a slug is looked up and not
 found elsewhere; it never blocks free-text prompts or slugs found in the other files."""
@@ -10,6 +11,7 @@ found elsewhere; it never blocks free-text prompts or slugs found in the other f
 from __future__ import annotations
 
 import codecs
+import hashlib
 import re
 import unicodedata
 from pathlib import Path
@@ -21,6 +23,17 @@ class PromptFileError(ValueError):
     """A prompt file is missing, not UTF-8, empty, or has duplicate prompts; or a slug is unknown."""
 
 
+SLUG_MAX_BYTES = 200
+"""Longest slug, in UTF-8 bytes. File names hold at most 255 bytes (ext4, XFS, btrfs, APFS, NTFS's 255 UTF-16
+units), and the longest name made from a slug is a sweep log's temporary, `.<method>-<slug>.out.<12 hex>.tmp`
+(23 bytes beside the method's name; a figure's `.<slug>.png.<12 hex>.tmp` takes 22): 200 leaves room for method
+names up to 32 bytes. Every prompt of the library has a slug of at most 69 bytes."""
+
+_HASH_HEX = 8
+"""Hex digits of the SHA-256 of the whole slug that end a shortened slug (32 bits: two long prompts that share
+their first ~190 bytes collide with odds of 1 in 4 billion)."""
+
+
 def _accent_base(ch: str) -> bool:
     """Whether combining marks after `ch` are accents to drop: after Latin, Greek and Cyrillic letters (below
     U+0530, and U+1E00-U+1FFF). Other scripts' marks are spelling and stay (Devanagari vowel signs, the kana
@@ -28,14 +41,8 @@ def _accent_base(ch: str) -> bool:
     return ch < "\u0530" or "\u1e00" <= ch <= "\u1fff"
 
 
-def slugify(prompt: str) -> str:
-    """'A panda dancing.' -> 'a_panda_dancing', 'Ein Bär tanzt.' -> 'ein_bar_tanzt', '一只熊猫在跳舞。' ->
-    '一只熊猫在跳舞' (stable: used in run folders and DVC stage names).
-
-    Letters and digits of any script are kept, casefolded; every other run of characters becomes one '_'. NFKD
-    first, so accents of Latin, Greek and Cyrillic letters are dropped (ä -> a) and compatibility forms are plain
-    (ﬁ -> fi, full-width Ａ -> a); the slug is NFC (composed), so a slug is its own slug. On ASCII text this is
-    exactly the old rule `[^a-z0-9]+ -> _`, so the slugs of existing runs do not change."""
+def _full_slug(prompt: str) -> str:
+    """The slug of `prompt` before any shortening ("" for no letters or digits)."""
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", prompt).casefold())
     out: list[str] = []
     base = " "  # the letter the next combining mark belongs to
@@ -46,10 +53,38 @@ def slugify(prompt: str) -> str:
             continue
         base = ch
         out.append(ch if ch.isalnum() else "_")
-    slug = unicodedata.normalize("NFC", re.sub(r"_+", "_", "".join(out)).strip("_"))
+    return unicodedata.normalize("NFC", re.sub(r"_+", "_", "".join(out)).strip("_"))
+
+
+def _shorten(slug: str) -> str:
+    """`slug` cut to fit SLUG_MAX_BYTES with '_' and a hash of the whole of it: distinct for long prompts that differ
+    only at the end, the same on every machine, and its own slug (so it is looked up as one)."""
+    digest = hashlib.sha256(slug.encode("utf-8")).hexdigest()[:_HASH_HEX]
+    budget = SLUG_MAX_BYTES - 1 - len(digest)
+    head = slug.encode("utf-8")[:budget].decode("utf-8", "ignore")  # whole code points only
+    # never part a letter from its combining marks (a vowel sign, a virama): cut before the letter instead
+    while head and unicodedata.category(slug[len(head)]).startswith("M"):
+        head = head[:-1]
+    # a cut that would read as another slug (a trailing '_', a pair that composes) moves back until it does not
+    while head and _full_slug(head) != head:
+        head = head[:-1]
+    return f"{head}_{digest}" if head else digest
+
+
+def slugify(prompt: str) -> str:
+    """'A panda dancing.' -> 'a_panda_dancing', 'Ein Bär tanzt.' -> 'ein_bar_tanzt', '一只熊猫在跳舞。' ->
+    '一只熊猫在跳舞' (stable: used in run folders and DVC stage names).
+
+    Letters and digits of any script are kept, casefolded; every other run of characters becomes one '_'. NFKD
+    first, so accents of Latin, Greek and Cyrillic letters are dropped (ä -> a) and compatibility forms are plain
+    (ﬁ -> fi, full-width Ａ -> a); the slug is NFC (composed), so a slug is its own slug. On ASCII text this is
+    exactly the old rule `[^a-z0-9]+ -> _`, so the slugs of existing runs do not change. A slug over SLUG_MAX_BYTES
+    (a prompt of more than about 200 ASCII or 66 CJK characters) is cut at a character boundary and ends in '_'
+    and 8 hex digits of the SHA-256 of the whole slug, so that file names made from it fit; it too is its own slug."""
+    slug = _full_slug(prompt)
     if not slug:
         raise PromptFileError(f"prompt {prompt!r} has no letters or digits")
-    return slug
+    return slug if len(slug.encode("utf-8")) <= SLUG_MAX_BYTES else _shorten(slug)
 
 
 def _read_lines(path: Path) -> list[str]:
