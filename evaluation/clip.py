@@ -12,6 +12,9 @@
   method one row `all` over every prompt it was scored on (n_set: the prompts scored over all
   methods), for a design that names no prompt set (your own prompts). This is the file
   `fourdfy analyze --clip` reads (it uses method, clip, prompt_set; the counts mark partial means).
+- `clipscore.json`, written last, is the commit record of a run: the model, the statistics and the sha256 of
+  each table it was written with. A table it does not describe (a run killed between two renames leaves new
+  tables beside the earlier clipscore.json) is refused by its readers (`check_recorded`).
 """
 
 from __future__ import annotations
@@ -314,6 +317,74 @@ OUTPUT_COLUMNS = {
 META = "clipscore.json"
 OUTPUT_FILES = (*OUTPUT_COLUMNS, META)
 """Every file `fourdfy clipscore` writes in its --out folder."""
+DIGESTS = "sha256"
+"""Key of clipscore.json: {table name: `output_digest`} of the four tables the run wrote. Absent from a
+clipscore.json of an earlier version, which is read as before (nothing to check)."""
+
+
+def output_digest(path: Path | str) -> str:
+    """sha256 (hex) of a file's bytes with CRLF read as LF: a checkout that converts line endings (git's autocrlf)
+    keeps it; any other change does not."""
+    return hashlib.sha256(Path(path).read_bytes().replace(b"\r\n", b"\n")).hexdigest()
+
+
+class MixedOutputsError(ValueError):
+    """A clipscore table does not match the clipscore.json beside it: they come from different runs."""
+
+
+def recorded_digests(meta) -> dict[str, str] | None:
+    """{table name: digest} recorded in a clipscore.json (as read); None for one of an earlier version, which
+    records none. ValueError when the key is there but not such a mapping (edited by hand)."""
+    if not isinstance(meta, dict) or DIGESTS not in meta:
+        return None
+    digests = meta[DIGESTS]
+    if not (isinstance(digests, dict) and digests
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in digests.items())):
+        raise ValueError(f'its "{DIGESTS}" is not a mapping of table names to digests')
+    return digests
+
+
+def check_recorded(path: Path | str, meta_path: Path | str, meta) -> None:
+    """MixedOutputsError unless the file at `path` is one of the tables that the clipscore.json `meta` (read from
+    `meta_path`) recorded when it was written; nothing is checked for a clipscore.json of an earlier version.
+    By contents, not name: a renamed copy of clip.csv is still the run's clip.csv."""
+    digests = recorded_digests(meta)
+    if digests is None or output_digest(path) in digests.values():
+        return
+    path, meta_path = Path(path), Path(meta_path)
+    raise MixedOutputsError(
+        f"{path} and {meta_path} come from different `fourdfy clipscore` runs (an interrupted run?): {path.name} "
+        f"is none of the tables {META} recorded, so its model and precision need not be those of these scores; run "
+        f"`fourdfy clipscore` again with --out {meta_path.parent} (for a {path.name} edited by hand: move {META} "
+        "away, and the tables say the CLIP source is not recorded)")
+
+
+def _read_meta(meta_path: Path):
+    """A clipscore.json as read, or None when absent or unreadable."""
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def unrecorded_outputs(out_dir: Path | str) -> tuple[str, ...]:
+    """The tables in `out_dir` that its clipscore.json does not describe (a run killed between its renames);
+    () when it records no digests (absent, unreadable or of an earlier version: nothing to tell)."""
+    out = Path(out_dir)
+    try:
+        digests = recorded_digests(_read_meta(out / META))
+    except ValueError:
+        return ()
+    if digests is None:
+        return ()
+    stale = []
+    for name in OUTPUT_COLUMNS:
+        try:
+            if (out / name).is_file() and output_digest(out / name) != digests.get(name):
+                stale.append(name)
+        except OSError:
+            stale.append(name)
+    return tuple(stale)
 
 
 class OutputFolderError(ValueError):
@@ -328,6 +399,9 @@ class EarlierOutputs:
     """Outputs of an earlier clipscore run that this run replaces."""
     methods: tuple[str, ...] | None = None
     """Methods of the earlier per-prompt scores (None: none, or not readable)."""
+    unrecorded: tuple[str, ...] = ()
+    """Earlier tables that the earlier clipscore.json does not describe (`unrecorded_outputs`: a run killed while
+    writing); this run replaces them too, and `methods` is not read from them."""
 
 
 def _written_by_clipscore(path: Path) -> bool:
@@ -346,8 +420,11 @@ def _written_by_clipscore(path: Path) -> bool:
     return "method" in header and set(header) <= set(OUTPUT_COLUMNS[path.name])
 
 
-def _earlier_methods(out: Path) -> tuple[str, ...] | None:
+def _earlier_methods(out: Path, skip: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The methods of the earlier run, from a table it recorded (not one of `skip`: an interrupted run's)."""
     for name in ("per_prompt.csv", "summary.csv", "clip.csv"):
+        if name in skip:
+            continue
         try:
             methods = pd.read_csv(out / name, usecols=["method"], keep_default_na=False)["method"]
         except (OSError, ValueError, pd.errors.ParserError):
@@ -378,7 +455,9 @@ def check_out_dir(out_dir: Path | str) -> EarlierOutputs:
         raise OutputFolderError(f"--out {out} holds files `fourdfy clipscore` did not write ({shown}); its outputs "
                                 "would overwrite or sit among them: give a new or empty folder, or the --out of an "
                                 "earlier clipscore run")
-    return EarlierOutputs(files=tuple(e for e in OUTPUT_FILES if e in entries), methods=_earlier_methods(out))
+    unrecorded = unrecorded_outputs(out)
+    return EarlierOutputs(files=tuple(e for e in OUTPUT_FILES if e in entries),
+                          methods=_earlier_methods(out, skip=unrecorded), unrecorded=unrecorded)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -394,13 +473,24 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
     `random_weights` (True for the random-weight tiny CLIP: `fourdfy analyze` then flags its tables); by
     default that is read from the description, which for the tiny model starts with its id. With the scored
     `artifacts`, per_prompt.csv and clipscore.json's `artifacts` list say what each score was made from: the
-    config hash (null for an imported video), the frame size and count."""
+    config hash (null for an imported video), the frame size and count.
+
+    clipscore.json is written last, with the sha256 of each table (`DIGESTS`): it commits the run. A run killed
+    before that leaves the earlier clipscore.json, whose digests the new tables do not match, so readers refuse
+    the mix (`check_recorded`); one of an earlier version, which records no digests, is removed first."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     facts = artifact_facts(artifacts or {})
     pp = per_prompt(per_frame, facts)
     tables = {"per_frame.csv": per_frame, "per_prompt.csv": pp, "summary.csv": summarize(pp, cfg),
               "clip.csv": clip_table(pp)}
+    meta_path = out / META
+    try:
+        unguarded = meta_path.exists() and recorded_digests(_read_meta(meta_path)) is None
+    except ValueError:  # digests edited by hand
+        unguarded = True
+    if unguarded:  # it could not tell the tables below from the ones it was written with
+        meta_path.unlink(missing_ok=True)
     paths = {}
     for name, df in tables.items():
         _write_csv(df, out / name)
@@ -414,7 +504,9 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
             "score": "100 * max(cos(image, text), 0) per decoded frame; mean over frames, then over prompts",
             # JSON nulls, not NaN: pandas' missing values would make the file invalid JSON
             "artifacts": [{k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-                          for row in facts.to_dict("records")]}
-    write_text_atomic(out / META, json.dumps(meta, indent=2) + "\n")
-    paths[META] = out / META
+                          for row in facts.to_dict("records")],
+            # of the files as renamed into place, read back: what a reader will find
+            DIGESTS: {name: output_digest(path) for name, path in paths.items()}}
+    write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+    paths[META] = meta_path
     return paths

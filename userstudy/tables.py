@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from evaluation.clip import MixedOutputsError, check_recorded
 from userstudy.analysis import Analysis, rule_parts
 from userstudy.design import Design, Section, Table, latex_escape
 from userstudy.outputs import REPORT, OutputError, check_file_target, files_section, replace_folder, write_text
@@ -77,7 +78,9 @@ class ClipSource:
 
 def load_clip_source(clip_path: Path | str) -> ClipSource:
     """The model and precision of a CLIP file: its folder's clipscore.json, as `fourdfy clipscore` writes
-    beside clip.csv; ClipSource() (not recorded) when there is none. ClipError when it cannot be read."""
+    beside clip.csv; ClipSource() (not recorded) when there is none. ClipError when it cannot be read, or when
+    it does not describe the CLIP file (`evaluation.clip.check_recorded`: the file matches none of the sha256 it
+    records, as after a clipscore run killed between its renames; one of an earlier version records none)."""
     # beside the path as given, else beside the file a link points to (clipscore wrote both in one folder)
     metas = [Path(clip_path).parent / CLIP_META, Path(clip_path).resolve().parent / CLIP_META]
     meta = next((m for m in metas if m.exists()), None)
@@ -93,6 +96,14 @@ def load_clip_source(clip_path: Path | str) -> ClipSource:
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, str) or not model.strip():
         raise ClipError(f"{meta} (beside --clip) names no CLIP model (no \"model\" text); {fix}")
+    try:  # else the tables would label these values with another run's model and precision
+        check_recorded(clip_path, meta, data)
+    except MixedOutputsError as err:
+        raise ClipError(str(err)) from None
+    except OSError as err:
+        raise ClipError(f"{clip_path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    except ValueError as err:
+        raise ClipError(f"{meta} (beside --clip): {err}; {fix}") from None
     precision = data.get("precision")
     precision = precision.strip() if isinstance(precision, str) and precision.strip() else None
     flag = data.get("random_weights")
