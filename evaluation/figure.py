@@ -15,10 +15,10 @@
 - Files: `<out>/<prompt slug>.png`, composed with Pillow. Each figure is written as soon as it is composed (one
   figure in memory at a time, however many prompts) to a hidden temporary beside its file, `.<slug>.png.<random
   hex>.tmp`, and all are renamed into place only once every figure is composed: a bad video, an error or Ctrl-C
-  removes the temporaries and replaces nothing. No time and no path go into a file, and it carries one PNG text
+  removes the temporaries and replaces nothing (stopped during those renames, the figures renamed stay). No time and no path go into a file, and it carries one PNG text
   chunk, `Software: fourdfy figure`, so the same inputs give byte-identical files and a file of that name that
-  `fourdfy figure` did not write is recognised and never replaced. A temporary that a killed process left (`kill`)
-  is never read, counted or reused (its name is random and created exclusively): delete it at will.
+  `fourdfy figure` did not write is recognised and never replaced. A temporary that a killed process left (`kill
+  -9`) is never read, counted or reused (its name is random and created exclusively): delete it at will.
 
 API:
     FigureConfig                              columns, cell size, labels, title, font size

@@ -10,9 +10,12 @@ Matching a file to a prompt:
   `baby_panda_eating_ice_cream.mp4` -> "A baby panda eating ice cream."). Anything else is
   reported as unmatched, never guessed.
 
-Per file: the target folder is checked first (an existing one is left as it is without `overwrite`,
-and reported apart from the failures), then the video is decoded completely. A missing, empty, corrupt,
-truncated (fewer frames than its container declares) or non-video file is reported
+Per file: the target folder is checked first. Without `overwrite` an existing one is left as it is: `done` when
+its manifest records this very file (name and sha256) imported with the same settings (method, prompt, trajectory,
+frame count and rate, copied or re-encoded), so that importing again would write the same folder (an interrupted
+import run again); else `existing`, reported apart from the failures. Then the video is decoded completely and its
+folder written, before the next file is read (`on_imported` hears of each as it is in place). A missing, empty,
+corrupt, truncated (fewer frames than its container declares) or non-video file is reported
 with its reason and nothing is written for it; the other files are still imported, unless
 `all_or_nothing`, which checks every file first and writes nothing if any fails.
 
@@ -30,13 +33,14 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from prompts import library, resolve_prompt, slugify
 
 from .artifacts import (Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
-                        sha256_file, write_artifact)
+                        read_artifact, sha256_file, write_artifact)
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
@@ -65,14 +69,18 @@ class ImportReport:
     failed: dict[str, str] = field(default_factory=dict)
     """file name -> reason it was not imported (a bad file, two files for one prompt)."""
     existing: dict[str, str] = field(default_factory=dict)
-    """file name -> slug, for files whose artifact folder exists and was left as it is (no `overwrite`)."""
+    """file name -> slug, for files whose artifact folder exists and was left as it is (no `overwrite`), other than
+    what this import would write (another file, other settings, or not an import)."""
+    done: dict[str, str] = field(default_factory=dict)
+    """file name -> slug, for files whose artifact folder already holds this file imported with these settings
+    (left as it is: an earlier, perhaps interrupted, run of the same import wrote it)."""
     unmatched_files: list[str] = field(default_factory=list)
     """Video files that match no prompt."""
     unmatched_prompts: list[str] = field(default_factory=list)
     """Slugs of the prompt list that no file matched."""
     no_video: list[str] = field(default_factory=list)
     """Slugs of the prompt list with no video: no file matched, or the file that did failed (not those in
-    `existing`, which have one)."""
+    `existing` or `done`, which have one)."""
     fuzzy: dict[str, str] = field(default_factory=dict)
     """file name -> slug for matches made by the article rule."""
     unknown_prompts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
@@ -143,36 +151,87 @@ def read_mapping(path: Path, src: Path) -> dict[Path, str]:
     return out
 
 
+def _plan(path: Path, n_src: int, size: tuple[int, int], codec: str, pix_fmt: str | None, file_fps: float,
+          n_frames: int | None, fps: float | None) -> dict:
+    """How a file of these details is imported with these settings: the recorded fps, the resampling (or None),
+    whether it is copied, and the manifest's `extra`. Shared by `_load` and `_already_imported`, so that a folder
+    counts as done exactly when importing again would write the same manifest."""
+    src_fps = fps or file_fps or 15.0
+    resample = None
+    if n_frames is not None and n_frames != n_src:
+        idx = resample_indices(n_src, n_frames)
+        src_fps = src_fps * n_frames / n_src
+        resample = {"from": n_src, "to": n_frames, "indices": idx.tolist()}
+    copy = (codec == "h264" and pix_fmt == "yuv420p" and size[0] % 2 == 0 and size[1] % 2 == 0
+            and resample is None and fps is None and path.suffix.lower() in (".mp4", ".m4v", ".mov"))
+    extra = {"source_frames": n_src, "source_codec": codec, "source_pix_fmt": pix_fmt,
+             "source_size": list(map(int, size)), "copied": copy}
+    if resample is not None:
+        extra["resample"] = resample
+    return {"fps": src_fps, "resample": resample, "copy": copy, "extra": extra,
+            "n_frames": n_frames if resample is not None else n_src,
+            "size": (size[0] + size[0] % 2, size[1] + size[1] % 2)}  # re-encoded: padded to even (`pad_even`)
+
+
 def _load(path: Path, n_frames: int | None, fps: float | None) -> dict:
     """Decode and check one file; what write_artifact needs."""
     info = probe_video(path)
     frames = decode_video(path)
-    src_fps = fps or info.fps or 15.0
     n_src = len(frames)
     if n_src < 2:  # e.g. a PNG or JPEG renamed .mp4: one picture, which CLIP and the survey would take as a video
         raise VideoError(f"{path.name} holds {n_src} frame ({info.codec} in {info.container.split(',')[0]}): "
                          "a still image, not a video")
-    out = {"copy": None, "frames": None, "fps": src_fps, "n_source": n_src, "size": frames.shape[1:3],
-           "codec": info.codec, "pix_fmt": info.pix_fmt}
-    if n_frames is not None and n_frames != n_src:
-        idx = resample_indices(n_src, n_frames)
-        frames = frames[idx]
-        out["fps"] = src_fps * n_frames / n_src
-        out["resample"] = {"from": n_src, "to": n_frames, "indices": idx.tolist()}
-    copy_ok = (info.codec == "h264" and info.pix_fmt == "yuv420p" and frames.shape[1] % 2 == 0
-               and frames.shape[2] % 2 == 0 and "resample" not in out and fps is None
-               and path.suffix.lower() in (".mp4", ".m4v", ".mov"))
-    if copy_ok:
+    plan = _plan(path, n_src, frames.shape[1:3], info.codec, info.pix_fmt, info.fps, n_frames, fps)
+    out = {"copy": None, "frames": None, "fps": plan["fps"], "extra": plan["extra"]}
+    if plan["copy"]:
         out["copy"] = path
     else:
+        if plan["resample"] is not None:
+            frames = frames[np.asarray(plan["resample"]["indices"])]
         out["frames"] = pad_even(np.ascontiguousarray(frames))
     return out
 
 
+def _already_imported(folder: Path, path: Path, method: str, prompt: str, n_frames: int | None, fps: float | None,
+                      trajectory: str) -> bool:
+    """Whether `folder` holds what importing `path` with these settings writes: its manifest records this file
+    (name and sha256) and the same method, prompt, trajectory, frame count, size, rate and `extra` (copied or
+    re-encoded, the resampling). The file's own details (frames, codec, size) are taken from the manifest, which
+    recorded them from the same bytes, so nothing is decoded; only the container's rate is read again."""
+    try:
+        art = read_artifact(folder)
+    except ArtifactError:
+        return False
+    source, extra = art.manifest.get("source") or {}, art.manifest.get("extra") or {}
+    if (source.get("kind"), source.get("file"), art.method, art.prompt, art.trajectory) != \
+            ("import", path.name, method, prompt, trajectory) or not source.get("sha256"):
+        return False
+    try:
+        n_src, size = int(extra["source_frames"]), tuple(map(int, extra["source_size"]))
+        codec, pix_fmt = extra["source_codec"], extra["source_pix_fmt"]
+    except (KeyError, TypeError, ValueError):  # not written by this importer
+        return False
+    if len(size) != 2 or not art.video_path.is_file():
+        return False
+    try:
+        if sha256_file(path) != source["sha256"]:
+            return False
+        file_fps = probe_video(path).fps if fps is None else 0.0
+    except (OSError, VideoError):  # unreadable now: `_load` reports it
+        return False
+    plan = _plan(path, n_src, size, codec, pix_fmt, file_fps, n_frames, fps)
+    return (art.n_frames, (art.height, art.width), extra) == (plan["n_frames"], plan["size"], plan["extra"]) \
+        and math.isclose(art.fps, plan["fps"], rel_tol=1e-9)
+
+
 def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts: dict[str, str] | None = None,
                   mapping: Path | str | None = None, n_frames: int | None = None, fps: float | None = None,
-                  trajectory: str = "unknown", all_or_nothing: bool = False, overwrite: bool = False) -> ImportReport:
-    """Import the videos of `src` (a folder) for `method`; see the module docstring for the rules."""
+                  trajectory: str = "unknown", all_or_nothing: bool = False, overwrite: bool = False,
+                  on_matched: Callable[[ImportReport], None] | None = None,
+                  on_imported: Callable[[Artifact], None] | None = None) -> ImportReport:
+    """Import the videos of `src` (a folder) for `method`; see the module docstring for the rules. `on_matched`
+    gets the report once the files are matched to prompts (before any is decoded); `on_imported` each artifact as
+    soon as its folder is in place."""
     src = Path(src)
     if not src.is_dir():
         what = "is a file, not a folder (give the folder that holds the videos)" if src.exists() else "not found"
@@ -214,32 +273,45 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
                 report.failed[f.name] = f"{len(names)} files match prompt {s!r}: {', '.join(sorted(names))}"
                 del texts[f]
     report.unmatched_prompts = sorted(set(wanted) - set(by_slug))
-    loaded: dict[Path, dict] = {}
-    for f in sorted(texts):
-        slug = slugify(texts[f])
-        # a taken folder is known before decoding, and counts for all_or_nothing like a bad file (the method
-        # folder itself was checked writable above)
-        if artifact_folder(out_root, method, slug).exists() and not overwrite:
-            report.existing[f.name] = slug
-            continue
-        try:
-            loaded[f] = _load(f, n_frames, fps)
-        except (VideoError, ArtifactError) as err:
-            report.failed[f.name] = str(err)
-    if all_or_nothing and (report.failed or report.existing):
-        loaded = {}  # nothing is written
-    for f, data in loaded.items():
-        extra = {"source_frames": data["n_source"], "source_codec": data["codec"], "source_pix_fmt": data["pix_fmt"],
-                 "source_size": list(map(int, data["size"])), "copied": data["copy"] is not None}
-        if "resample" in data:
-            extra["resample"] = data["resample"]
+    if on_matched is not None:
+        on_matched(report)
+
+    def write(f: Path, data: dict) -> None:
         try:
             art = write_artifact(out_root, method, texts[f], data["frames"], video_file=data["copy"],
                                  source={"kind": "import", "file": f.name, "sha256": sha256_file(f)},
-                                 trajectory=trajectory, fps=data["fps"], extra=extra, overwrite=overwrite)
+                                 trajectory=trajectory, fps=data["fps"], extra=data["extra"], overwrite=overwrite)
         except ArtifactError as err:
             report.failed[f.name] = str(err)
-            continue
+            return
         report.imported.append(art)
-    report.no_video = sorted(set(wanted) - {a.slug for a in report.imported} - set(report.existing.values()))
+        if on_imported is not None:
+            on_imported(art)
+
+    checked: dict[Path, dict] = {}  # all_or_nothing: written only once every file has passed
+    for f in sorted(texts):
+        slug = slugify(texts[f])
+        # a taken folder is known before decoding, and counts for all_or_nothing like a bad file (the method
+        # folder itself was checked writable above); one this very import wrote is simply done
+        folder = artifact_folder(out_root, method, slug)
+        if folder.exists() and not overwrite:
+            if _already_imported(folder, f, method, texts[f], n_frames, fps, trajectory):
+                report.done[f.name] = slug
+            else:
+                report.existing[f.name] = slug
+            continue
+        try:
+            data = _load(f, n_frames, fps)
+        except (VideoError, ArtifactError) as err:
+            report.failed[f.name] = str(err)
+            continue
+        if all_or_nothing:
+            checked[f] = data
+        else:  # one file's frames in memory at a time, and its folder in place before the next is read
+            write(f, data)
+    if all_or_nothing and not (report.failed or report.existing):  # else nothing is written
+        for f, data in checked.items():
+            write(f, data)
+    report.no_video = sorted(set(wanted) - {a.slug for a in report.imported} - set(report.existing.values())
+                             - set(report.done.values()))
     return report

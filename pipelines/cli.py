@@ -6,20 +6,31 @@ code 2; `--verbose` (or FOURDFY_VERBOSE=1) adds the Python traceback behind the 
 (a command's own checks of its options raise nothing, so they have none). A closed stdout (`fourdfy info
 | head -2`) ends the command quietly with exit code 1, as click does.
 
+Interrupts: SIGTERM (`kill`, a scheduler's limit) is raised in every command as `Terminated`, a KeyboardInterrupt,
+so that it unwinds as Ctrl-C does (`finally:` cleanups remove the hidden temporaries) instead of ending the process
+where it is. A command that catches it says itself what was kept and how to go on; any other ends with the one line
+`INTERRUPTED` (exit 130 for Ctrl-C, 143 for SIGTERM), which typer would otherwise swallow into a silent exit 130.
+
 Help wraps long words (dotted config keys) instead of cutting them with "…" at the terminal width.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
 
 import typer
 from typer.core import TyperGroup
+
+# SIGTERM's KeyboardInterrupt, defined beside the first command that reported it; the others tell it from Ctrl-C by it
+from pipelines.commands.generate import Terminated
 
 try:  # typer >= 0.25 runs on its own copy of click; its exceptions are the ones raised
     from typer._click import exceptions as click_exceptions
@@ -27,6 +38,14 @@ except ImportError:  # pragma: no cover - older typer on the click package
     from click import exceptions as click_exceptions
 
 _STATE = {"verbose": False}
+
+INTERRUPTED = ("every file it wrote is whole (none is left half-written); run the command again, with --overwrite if "
+               "it then refuses a file this run wrote")
+"""What the `error:` line of a Ctrl-C or SIGTERM says after `interrupted;` / `terminated (SIGTERM);` when the
+command has no message of its own. True of each such command: files are written through temporaries renamed into
+place, and a rerun picks up where it stopped (import-videos), replaces its earlier outputs (clipscore, analyze), or
+refuses them until --overwrite (survey export, simulate-votes, audit). One whose rerun would be refused otherwise
+(oracle) has its own line."""
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -111,8 +130,40 @@ def _usage_error(err, fallback_name: str) -> None:
     raise typer.Exit(2) from None
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises `Terminated` (a KeyboardInterrupt) while a command runs, so that it unwinds as Ctrl-C does;
+    Python's default ends the process at once, without a word and without the commands' cleanups. Commands that
+    install their own handler (`generate`, `sweep`) restore this one when they are done. Main thread only (only it
+    may set handlers: the app called from another thread keeps Python's default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _interrupted(err: KeyboardInterrupt) -> None:
+    """Ctrl-C or SIGTERM that the command did not report itself: one `error:` line, exit 130 or 143 (128 + the
+    signal, as a shell reports a process the signal ended)."""
+    terminated = isinstance(err, Terminated)
+    if _verbose():  # where it was stopped (a command that seemed to hang)
+        traceback.print_exception(err)
+    stopped = "terminated (SIGTERM)" if terminated else "interrupted"
+    typer.secho(f"error: {stopped}; {INTERRUPTED}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(143 if terminated else 130) from None
+
+
 class ErrorHandlingGroup(TyperGroup):
-    """Turns any exception of a command into `error: ...` (exit 2); the traceback only when verbose."""
+    """Turns any exception of a command into `error: ...` (exit 2), and Ctrl-C or SIGTERM into `error:
+    interrupted; ...` (exit 130 / 143); the traceback only when verbose."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:  # the group's own options (`fourdfy --bogus`) are parsed here, before `invoke`
@@ -132,8 +183,14 @@ class ErrorHandlingGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
+        with _sigterm_as_interrupt():
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as err:  # a BaseException: none of the clauses below sees it
+            _interrupted(err)
         except typer.Exit as stop:
             # the `_fail` helpers of commands print their `error:` line and raise Exit(2) while handling the
             # exception they report: with --verbose, show where that exception was raised

@@ -17,6 +17,16 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _stopped(err: KeyboardInterrupt, what: str) -> None:
+    """A command's own line for Ctrl-C (exit 130) or SIGTERM (`pipelines.cli` raises it as `Terminated`, exit 143)."""
+    from pipelines.commands.generate import Terminated
+
+    terminated = isinstance(err, Terminated)
+    typer.secho(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}; {what}", fg=typer.colors.RED,
+                err=True)
+    raise typer.Exit(143 if terminated else 130) from None
+
+
 def render(
     run: Path = typer.Argument(..., help="Run folder of `fourdfy generate` (manifest.json + ckpt/last.pt)."),
     out: Path = typer.Option(..., "--out", help="Artifact root: writes OUT/<method>/<prompt slug>/."),
@@ -40,11 +50,9 @@ def render(
         art = render_run(run, out, cfg, progress=progress, overwrite=overwrite, heartbeat_s=HEARTBEAT_S)
     except (RunError, ArtifactError, ValueError) as err:
         _fail(str(err))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         # the artifact folder is written whole at the end, so there is nothing partial to clean up or resume
-        typer.secho("error: interrupted; no artifact was written (an earlier one is kept); run the command again "
-                    "to render", fg=typer.colors.RED, err=True)
-        raise typer.Exit(130) from None
+        _stopped(err, "no artifact was written (an earlier one is kept); run the command again to render")
     typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.width}x{art.height} px, {art.trajectory})")
 
 
@@ -132,27 +140,37 @@ def import_videos(
     if prompts is not None and mapping is not None:
         _fail("give --prompts or --map, not both")
     _warn_unknown_method(method)
+
+    def matched(report) -> None:  # before any video is decoded
+        for name, slug in sorted(report.fuzzy.items()):
+            typer.echo(f"matched {name} -> {slug} (leading articles ignored)")
+        if report.unknown_prompts:
+            typer.secho(f"warning: {len(report.unknown_prompts)} mapped prompt(s) are in none of prompts/*.txt, so "
+                        "no Table 2 or 3 row will use them (a typo?):", fg=typer.colors.YELLOW, err=True)
+            for name, (text, close) in sorted(report.unknown_prompts.items()):
+                typer.secho(f"  {name}: {text!r}" + (f" (closest known prompt: {close!r})" if close else ""),
+                            fg=typer.colors.YELLOW, err=True)
+
+    def imported(art) -> None:  # as each folder is in place: after Ctrl-C, these are the ones kept
+        typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, "
+                   f"{art.width}x{art.height} px)")
+
     try:
         table = load_prompts(prompts) if prompts is not None else None
         report = run_import(src, method, out, prompts=table, mapping=mapping, n_frames=frames, fps=fps,
-                            trajectory=trajectory, all_or_nothing=all_or_nothing, overwrite=overwrite)
+                            trajectory=trajectory, all_or_nothing=all_or_nothing, overwrite=overwrite,
+                            on_matched=matched, on_imported=imported)
     except (VideoImportError, PromptFileError, ValueError) as err:
         _fail(str(err))
-    note = _own_name_note(method, out / method) if report.imported else None  # nothing imported: nothing named
+    # nothing imported now or before: nothing named
+    note = _own_name_note(method, out / method) if report.imported or report.done else None
     if note is not None:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
-    for name, slug in sorted(report.fuzzy.items()):
-        typer.echo(f"matched {name} -> {slug} (leading articles ignored)")
-    if report.unknown_prompts:
-        typer.secho(f"warning: {len(report.unknown_prompts)} mapped prompt(s) are in none of prompts/*.txt, so no "
-                    "Table 2 or 3 row will use them (a typo?):", fg=typer.colors.YELLOW, err=True)
-        for name, (text, close) in sorted(report.unknown_prompts.items()):
-            typer.secho(f"  {name}: {text!r}" + (f" (closest known prompt: {close!r})" if close else ""),
-                        fg=typer.colors.YELLOW, err=True)
-    for art in report.imported:
-        typer.echo(f"imported {art.source['file']} -> {art.folder} ({art.n_frames} frames, {art.width}x{art.height} px)")
     if report.unmatched_files:
         typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}")
+    if report.done:  # an interrupted import run again: its finished folders are what it would write
+        typer.echo(f"already imported from the same files with the same settings, left as they are "
+                   f"({len(report.done)}): {', '.join(sorted(report.done.values()))}")
     if report.existing:
         typer.echo(f"already in {out / method}, left as they are ({len(report.existing)}): "
                    f"{', '.join(sorted(report.existing.values()))}")
@@ -167,12 +185,13 @@ def import_videos(
         typer.secho(f"error: {name}: {reason}", fg=typer.colors.RED, err=True)
     if report.existing:
         typer.secho(f"error: {len(report.existing)} artifact folder(s) of these videos already exist in "
-                    f"{out / method}; pass --overwrite to replace them", fg=typer.colors.RED, err=True)
+                    f"{out / method}, not imported from these files with these settings; pass --overwrite to "
+                    "replace them", fg=typer.colors.RED, err=True)
     if report.failed or report.existing:
         if aborted:
             typer.secho("error: --all-or-nothing: nothing was imported", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
-    if not report.imported:
+    if not report.imported and not report.done:
         if allow_empty:
             (out / method).mkdir(parents=True, exist_ok=True)
             typer.echo(f"no video of {src} matched a prompt: {out / method} is empty ({method} will be reported "
@@ -390,6 +409,7 @@ def figure(
     from evaluation.figure import FigureConfig, FigureError, make_figures, select_artifacts
 
     method_names, slugs = _name_list("--methods", methods), _name_list("--prompts", prompts)
+    selection = None
     try:  # the options, the manifests and --out are checked before any video is decoded
         # "" in a labels file means "no label of its own" (labels.json gives it to every built-in): not a blank row
         given = {m: lab for m, lab in _read_labels(labels).items() if lab}
@@ -398,16 +418,30 @@ def figure(
         figures = make_figures(selection, out, cfg, overwrite=overwrite, progress=progress, heartbeat_s=HEARTBEAT_S)
     except (FigureError, ArtifactError, ValueError) as err:
         _fail(str(err))
-    except KeyboardInterrupt:
-        # the figures are written only once all are composed, each atomically: nothing partial to clean up
-        typer.secho("error: interrupted; each figure file is whole, new or as it was; run the command again to "
-                    "write them all", fg=typer.colors.RED, err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as err:
+        _stopped(err, _figures_interrupted(out, selection.prompts if selection is not None else [], overwrite))
     for fig in figures:
         rows = f"{len(fig.rows)} method(s) x {cfg.columns} frame(s)"
         missing = f"; no video: {', '.join(fig.missing)}" if fig.missing else ""
         again = "; replaced the earlier one" if fig.replaced else ""
         typer.echo(f"wrote {fig.path} ({rows}{missing}{again})")
+
+
+def _figures_interrupted(out: Path, slugs: list[str], overwrite: bool) -> str:
+    """What an interrupted `figure` kept, and how to finish. The figures are renamed into place only once all are
+    composed (`make_figures`), so an interrupt before that leaves `out` as it was; one during the renames leaves the
+    first few in place, which a rerun without --overwrite refuses. Without --overwrite no figure of these names
+    existed before (`check_outputs` refused them), so those on disk now are the ones renamed."""
+    from evaluation.figure import figure_path
+
+    if overwrite:  # the rerun replaces this run's figures as it would have replaced the earlier ones
+        return "each figure file is whole, new or as it was; run the command again to write them all"
+    written = [figure_path(out, s) for s in slugs if figure_path(out, s).exists()]
+    if not written:
+        return "no figure was written; run the command again to write them"
+    names = ", ".join(p.name for p in written[:3]) + (f" and {len(written) - 3} more" if len(written) > 3 else "")
+    return (f"{len(written)} of {len(slugs)} figures were written ({names}), whole; run the command again with "
+            "--overwrite to write them all (it replaces only figures `fourdfy figure` wrote)")
 
 
 def register(app: typer.Typer) -> None:

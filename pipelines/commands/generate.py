@@ -187,8 +187,12 @@ def generate(
                                     stage_cache=stage_cache)
     except KeyboardInterrupt as err:
         last = out / "ckpt" / "last.pt"
-        what = (f"the same command with --resume continues from {last}" if last.is_file()
-                else "no checkpoint was written yet, so the same command starts it again")
+        if not last.is_file():
+            what = "no checkpoint was written yet, so the same command starts it again"
+        elif auto_resume:  # the pipeline's command (a DVC stage): it resumes by itself
+            what = f"the same command (--auto-resume; in the pipeline, `dvc repro`) continues from {last}"
+        else:
+            what = f"the same command with --resume continues from {last}"
         stopped = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         typer.secho(f"error: {stopped}; {what}", fg=typer.colors.RED, err=True)
         raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
@@ -220,7 +224,9 @@ def _json_or_none(text: str):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (`kill`, a scheduler's time limit) raised where the run is, as Ctrl-C's KeyboardInterrupt is."""
+    """SIGTERM (`kill`, a scheduler's time limit) raised where the run is, as Ctrl-C's KeyboardInterrupt is. Every
+    command gets it (`pipelines.cli` installs the handler); a command that reports interrupts itself tells it from
+    Ctrl-C by this class (exit 143, not 130)."""
 
 
 @contextlib.contextmanager
@@ -273,7 +279,15 @@ def oracle(
                          "scratch: choose another --out, or remove that folder to run the check again")
     if metrics_out is not None:
         check_oracle_metrics_target(metrics_out)
-    metrics = run_oracle(out, seed=seed, progress=progress)
+    try:
+        metrics = run_oracle(out, seed=seed, progress=progress)
+    except KeyboardInterrupt as err:  # the generic "run the command again" would meet the refusal above
+        stopped = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
+        kept = (f"; remove {out} (its checkpoints) or give another --out, then run it again"
+                if (out / "ckpt" / "last.pt").exists() else "; run the command again")
+        typer.secho(f"error: {stopped}; the oracle check always trains from scratch{kept}", fg=typer.colors.RED,
+                    err=True)
+        raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(metrics_out, json.dumps({k: v for k, v in metrics.items() if k != "train_seconds"},

@@ -176,15 +176,16 @@ def test_import_reports_existing_artifacts_as_such_not_as_missing_videos(three, 
     args = ["import-videos", str(three), "--method", "mav3d", "--out", str(out), "--prompts", ABLATION]
     assert runner.invoke(app, args).exit_code == 0
     before = _snapshot(out)
-    res = runner.invoke(app, args)
+    # other settings than those the folders record (the same ones are done: tests/evaluation/test_import_rerun.py)
+    res = runner.invoke(app, [*args, "--trajectory", "orbit"])
     assert res.exit_code == 2
     assert (f"already in {out / 'mav3d'}, left as they are (3): a_dog_riding_a_skateboard, a_goat_drinking_beer, "
             "a_panda_dancing") in res.stdout.splitlines()
     without = next(ln for ln in res.stdout.splitlines() if ln.startswith("prompts without a video"))
     assert without == ("prompts without a video (2): 3d_rendering_of_a_fox_playing_videogame, "
                        "a_baby_panda_eating_ice_cream")
-    assert error_lines(res) == [f"error: 3 artifact folder(s) of these videos already exist in {out / 'mav3d'}; pass "
-                            "--overwrite to replace them"]
+    assert error_lines(res) == [f"error: 3 artifact folder(s) of these videos already exist in {out / 'mav3d'}, not "
+                                "imported from these files with these settings; pass --overwrite to replace them"]
     assert _snapshot(out) == before
 
 
