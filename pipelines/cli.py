@@ -16,13 +16,10 @@ Help wraps long words (dotted config keys) instead of cutting them with "…" at
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import importlib
 import os
-import signal
 import sys
-import threading
 import traceback
 import warnings
 
@@ -30,7 +27,7 @@ import typer
 from typer.core import TyperGroup
 
 # SIGTERM's KeyboardInterrupt, defined beside the first command that reported it; the others tell it from Ctrl-C by it
-from pipelines.commands.generate import Terminated
+from pipelines.commands.generate import Terminated, sigterm_as_interrupt
 
 try:  # typer >= 0.25 runs on its own copy of click; its exceptions are the ones raised
     from typer._click import exceptions as click_exceptions
@@ -130,26 +127,6 @@ def _usage_error(err, fallback_name: str) -> None:
     raise typer.Exit(2) from None
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM raises `Terminated` (a KeyboardInterrupt) while a command runs, so that it unwinds as Ctrl-C does;
-    Python's default ends the process at once, without a word and without the commands' cleanups. Commands that
-    install their own handler (`generate`, `sweep`) restore this one when they are done. Main thread only (only it
-    may set handlers: the app called from another thread keeps Python's default)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
-
-
 def _interrupted(err: KeyboardInterrupt) -> None:
     """Ctrl-C or SIGTERM that the command did not report itself: one `error:` line, exit 130 or 143 (128 + the
     signal, as a shell reports a process the signal ended)."""
@@ -183,7 +160,7 @@ class ErrorHandlingGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             return self._invoke(ctx)
 
     def _invoke(self, ctx):

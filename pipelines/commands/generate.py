@@ -179,7 +179,7 @@ def generate(
     before = _finished_manifest_text(out) if mode != "no" and resume_from is None else None
     quiet_libraries()
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
                                     progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
                                                                         **({"variant": variant} if variant else {}),
@@ -230,9 +230,11 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops `generate` as Ctrl-C does: the run's lock and temporaries are released the same way, and the
-    user is told how to resume (Python's default for SIGTERM ends the process without a word)."""
+def sigterm_as_interrupt():
+    """SIGTERM raises `Terminated` (a KeyboardInterrupt) while the block runs, so that it unwinds as Ctrl-C does:
+    locks and temporaries are released and the user is told how to go on (Python's default for SIGTERM ends the
+    process without a word and without cleanups). `pipelines.cli` wraps every command in it; `generate` also when
+    called directly. The previous handler is restored afterwards."""
     import signal
     import threading
 

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 
@@ -127,3 +128,15 @@ def write_trimmed_video(path: Path, n: int = 30, drop: int = 5, size: int = 32) 
 def error_lines(res) -> list[str]:
     """The non-blank stderr lines of a CLI result (each refusal is one `error:` line)."""
     return [ln for ln in res.stderr.splitlines() if ln.strip()]
+
+
+def write_with_codec(path, frames, codec, pix_fmt, fps=15):
+    """A video in another codec / container, written with PyAV directly."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)

@@ -8,9 +8,8 @@ import itertools
 import json
 import shutil
 
-import av
 import pytest
-from eval_helpers import error_lines, make_frames
+from eval_helpers import error_lines, make_frames, write_with_codec
 from typer.testing import CliRunner
 
 from evaluation.importer import import_videos
@@ -23,14 +22,7 @@ METHOD = "mav3d"
 
 def _write_png_mov(path, frames, fps=12):
     """A PNG-in-MOV video (re-encoded by the import, an odd size padded)."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("png", rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "rgb24"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    write_with_codec(path, frames, "png", "rgb24", fps=fps)
 
 
 @pytest.fixture()

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
-import av
 import numpy as np
 import pytest
-from eval_helpers import make_frames
+from eval_helpers import make_frames, write_with_codec
 
 from evaluation.artifacts import validate_artifact
 from evaluation.importer import VideoImportError, import_videos, match_files
 from evaluation.video import decode_video, encode_video
 from prompts import load_prompts
-
-
-def write_with_codec(path, frames, codec, pix_fmt, fps=15):
-    """A video in another codec / container, written with PyAV directly."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=fps)
-        s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
 
 
 @pytest.fixture()
