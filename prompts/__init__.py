@@ -146,6 +146,15 @@ def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
     its own slug and is in no file is free text: scripts without case or spaces (一只熊猫在跳舞) write whole
     prompts that way."""
     if slugify(key) != key:  # looks like free text, not a slug
+        # ... unless it is the whole slug of a long prompt, which the prompt's (shortened) slug stands for: given
+        # before slugs were shortened, it must still name the prompt, not be trained as its own text
+        if _full_slug(key) == key and len(key.encode("utf-8")) > SLUG_MAX_BYTES:
+            short = slugify(key)
+            try:
+                text = resolve_prompt(short, files)
+            except PromptFileError:  # in no file: the key is the text
+                return key
+            return key if text == short else text  # a non-ASCII slug in no file comes back as itself
         return key
     import difflib
 

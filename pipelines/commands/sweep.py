@@ -100,7 +100,10 @@ def sweep(
         if held:
             what = (f"a process still trains {', '.join(map(str, held))} (its job did not stop); end it before "
                     "running the same command again")
-        terminated = getattr(err, "terminated", False)
+        # the sweep's own handler marks its SIGTERM; one before it is installed (while planning) is the CLI's
+        from pipelines.commands.generate import Terminated
+
+        terminated = getattr(err, "terminated", False) or isinstance(err, Terminated)
         stopped = "terminated (SIGTERM)" if terminated else "interrupted"
         typer.secho(f"error: sweep {stopped}: {what} (finished runs are skipped, stopped ones resume from their "
                     "last checkpoint)", fg=typer.colors.RED, err=True)

@@ -148,3 +148,19 @@ def test_a_method_both_trained_and_under_videos_is_refused_before_any_job(tmp_pa
             "both") in res.output
     assert "'4dfy'" not in res.output and "'mav3d'" not in res.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_sigterm_while_the_sweep_plans_is_reported_as_sigterm(tmp_path, monkeypatch):
+    """SIGTERM before the sweep installs its own handler (reading params, planning: seconds) is raised by the CLI's
+    handler as `Terminated`; the sweep reports it as a SIGTERM (143), not as Ctrl-C (130)."""
+    import pipelines.sweep
+    from pipelines.commands.generate import Terminated
+
+    def stopped(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(pipelines.sweep, "plan", stopped)
+    res = runner.invoke(app, ["sweep", "--methods", "4dfy", "--prompts", "a_panda_dancing", "--profile", "tiny",
+                              "--runs", str(tmp_path / "runs")])
+    assert res.exit_code == 143, res.output
+    assert "error: sweep terminated (SIGTERM)" in res.output

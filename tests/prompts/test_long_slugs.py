@@ -144,6 +144,15 @@ def test_a_long_prompt_file_resolves_by_its_slug(tmp_path):
     unknown = slugify(LONG_EN + "in the fog.")
     with pytest.raises(ValueError, match="no prompt with slug"):
         resolve_prompt(unknown, [mine])
+    # the whole (uncut) slug, as a params.yaml or --prompt written before slugs were shortened names the prompt:
+    # still that prompt, not its own text trained as a prompt
+    for text in table.values():
+        full = _old_slug(text) if text.isascii() else text
+        assert len(full.encode("utf-8")) > SLUG_MAX_BYTES and slugify(full) != full
+        assert resolve_prompt(full, [mine]) == text
+    lone = _old_slug(LONG_EN + "in the fog.")  # a whole slug of no prompt in the files: free text, as before
+    assert resolve_prompt(lone, [mine]) == lone
+    assert resolve_prompt(LONG_ZH + "再见", [mine]) == LONG_ZH + "再见"  # CJK text that is its own whole slug
 
 
 def test_files_named_from_long_slugs_can_be_written(tmp_path):
