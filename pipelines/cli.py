@@ -26,8 +26,9 @@ import warnings
 import typer
 from typer.core import TyperGroup
 
-# SIGTERM's KeyboardInterrupt, defined beside the first command that reported it; the others tell it from Ctrl-C by it
-from pipelines.commands.generate import Terminated, sigterm_as_interrupt
+# SIGTERM's KeyboardInterrupt (`Terminated`), its handler and the one interrupt report, beside the first command that
+# used them (defining them here would give `python -m pipelines.cli` a second copy of the class)
+from pipelines.commands.generate import exit_interrupted, sigterm_as_interrupt
 
 try:  # typer >= 0.25 runs on its own copy of click; its exceptions are the ones raised
     from typer._click import exceptions as click_exceptions
@@ -130,12 +131,9 @@ def _usage_error(err, fallback_name: str) -> None:
 def _interrupted(err: KeyboardInterrupt) -> None:
     """Ctrl-C or SIGTERM that the command did not report itself: one `error:` line, exit 130 or 143 (128 + the
     signal, as a shell reports a process the signal ended)."""
-    terminated = isinstance(err, Terminated)
     if _verbose():  # where it was stopped (a command that seemed to hang)
         traceback.print_exception(err)
-    stopped = "terminated (SIGTERM)" if terminated else "interrupted"
-    typer.secho(f"error: {stopped}; {INTERRUPTED}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(143 if terminated else 130) from None
+    exit_interrupted(err, f"; {INTERRUPTED}")
 
 
 class ErrorHandlingGroup(TyperGroup):

@@ -19,12 +19,9 @@ def _fail(message: str) -> None:
 
 def _stopped(err: KeyboardInterrupt, what: str) -> None:
     """A command's own line for Ctrl-C (exit 130) or SIGTERM (`pipelines.cli` raises it as `Terminated`, exit 143)."""
-    from pipelines.commands.generate import Terminated
+    from pipelines.commands.generate import exit_interrupted
 
-    terminated = isinstance(err, Terminated)
-    typer.secho(f"error: {'terminated (SIGTERM)' if terminated else 'interrupted'}; {what}", fg=typer.colors.RED,
-                err=True)
-    raise typer.Exit(143 if terminated else 130) from None
+    exit_interrupted(err, f"; {what}")
 
 
 def render(

@@ -193,9 +193,7 @@ def generate(
             what = f"the same command (--auto-resume; in the pipeline, `dvc repro`) continues from {last}"
         else:
             what = f"the same command with --resume continues from {last}"
-        stopped = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
-        typer.secho(f"error: {stopped}; {what}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
+        exit_interrupted(err, f"; {what}")
     if before is not None and _json_or_none(before) == manifest:
         typer.echo(f"done: {out} was already finished (config {manifest['config_hash']}); nothing was trained")
     else:
@@ -227,6 +225,16 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, a scheduler's time limit) raised where the run is, as Ctrl-C's KeyboardInterrupt is. Every
     command gets it (`pipelines.cli` installs the handler); a command that reports interrupts itself tells it from
     Ctrl-C by this class (exit 143, not 130)."""
+
+
+def exit_interrupted(err: KeyboardInterrupt, what: str, subject: str = "") -> None:
+    """One `error:` line for Ctrl-C or SIGTERM, `error: <subject>interrupted<what>` (`terminated (SIGTERM)` for
+    `Terminated`, or an interrupt its raiser marked `terminated`), then exit 130 or 143 (128 + the signal, as a
+    shell reports a process the signal ended). Every command's interrupt report ends here."""
+    terminated = isinstance(err, Terminated) or getattr(err, "terminated", False)
+    typer.secho(f"error: {subject}{'terminated (SIGTERM)' if terminated else 'interrupted'}{what}",
+                fg=typer.colors.RED, err=True)
+    raise typer.Exit(143 if terminated else 130) from None
 
 
 @contextlib.contextmanager
@@ -284,12 +292,9 @@ def oracle(
     try:
         metrics = run_oracle(out, seed=seed, progress=progress)
     except KeyboardInterrupt as err:  # the generic "run the command again" would meet the refusal above
-        stopped = "terminated (SIGTERM)" if isinstance(err, Terminated) else "interrupted"
         kept = (f"; remove {out} (its checkpoints) or give another --out, then run it again"
                 if (out / "ckpt" / "last.pt").exists() else "; run the command again")
-        typer.secho(f"error: {stopped}; the oracle check always trains from scratch{kept}", fg=typer.colors.RED,
-                    err=True)
-        raise typer.Exit(143 if isinstance(err, Terminated) else 130) from None
+        exit_interrupted(err, f"; the oracle check always trains from scratch{kept}")
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(metrics_out, json.dumps({k: v for k, v in metrics.items() if k != "train_seconds"},

@@ -100,14 +100,12 @@ def sweep(
         if held:
             what = (f"a process still trains {', '.join(map(str, held))} (its job did not stop); end it before "
                     "running the same command again")
-        # the sweep's own handler marks its SIGTERM; one before it is installed (while planning) is the CLI's
-        from pipelines.commands.generate import Terminated
+        # the sweep's own handler marks its SIGTERM (`terminated`); one before it is installed (while planning) is
+        # the CLI's `Terminated`: exit_interrupted tells both from Ctrl-C
+        from pipelines.commands.generate import exit_interrupted
 
-        terminated = getattr(err, "terminated", False) or isinstance(err, Terminated)
-        stopped = "terminated (SIGTERM)" if terminated else "interrupted"
-        typer.secho(f"error: sweep {stopped}: {what} (finished runs are skipped, stopped ones resume from their "
-                    "last checkpoint)", fg=typer.colors.RED, err=True)
-        raise typer.Exit(143 if terminated else 130) from None
+        exit_interrupted(err, f": {what} (finished runs are skipped, stopped ones resume from their last checkpoint)",
+                         subject="sweep ")
     typer.echo(summary_table(summary))
     typer.echo(f"summary: {runs / profile / 'sweep' / 'sweep.json'}")
     bad = [j for j in summary["jobs"] if j["state"] != "done"]
