@@ -6,7 +6,8 @@
   the place of `out_dir`, so files of an earlier run that this run does not write (a `table3.md` of a
   design that no longer has Table 3) do not linger. An existing folder is replaced only when it is
   empty or holds exactly the files listed by the `report.md` of an earlier `fourdfy analyze` run;
-  anything else in it is refused, never deleted.
+  anything else in it is refused, never deleted. What a run killed outright (`kill -9`) between its two
+  renames left is dealt with by the next run on the same folder (`replace_folder`).
 - `check_metrics_target(path, inputs)`: the `--metrics` file of `analyze` lies outside the folder, so
   it gets its own guard: never one of the input files, and an existing file only when it is an earlier
   metrics file (`is_metrics_file`).
@@ -20,6 +21,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
@@ -180,6 +183,98 @@ def _temp_sibling(path: Path, kind: str) -> Path:
     return path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.{kind}"
 
 
+def temp_sibling_pattern(path: Path, kind: str) -> re.Pattern:
+    """The names `_temp_sibling(path, kind)` gives, and only those: not the temporaries of another folder (that of
+    `a.12345678` has one more dotted part) nor those of `method.fileio` (12 hex) or `evaluation.artifacts`."""
+    return re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.{re.escape(kind)}")
+
+
+def _leftovers(out_dir: Path, kind: str) -> list[Path]:
+    """The folders beside `out_dir` named as its `kind` temporaries ("tmp" or "old") are."""
+    pattern = temp_sibling_pattern(out_dir, kind)
+    try:
+        entries = list(out_dir.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
+
+def _lock(folder: Path) -> int:
+    """An open descriptor of `folder` holding an exclusive flock on it, released when it is closed or the process
+    ends (so a killed run holds none). BlockingIOError: another process holds it; another OSError: the folder is
+    gone or the file system cannot lock folders."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _new_build_folder(out_dir: Path) -> tuple[Path, int | None]:
+    """A new `.tmp` sibling of `out_dir` for a build, locked for as long as the descriptor returned is open (None:
+    the file system cannot lock folders), so that another run's cleanup (`_remove_leftovers`) leaves it alone."""
+    for _ in range(100):
+        tmp = _temp_sibling(out_dir, "tmp")
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        try:
+            fd = _lock(tmp)
+        except (BlockingIOError, FileNotFoundError):
+            continue  # another run's cleanup took it for a leftover in the instant before the lock: it removes it
+        except OSError:
+            return tmp, None  # no folder locks here (some network file systems): cleanups keep every .tmp
+        try:
+            same = os.path.samestat(os.stat(tmp), os.fstat(fd))
+        except OSError:
+            same = False
+        if same:
+            return tmp, fd
+        os.close(fd)  # locked after a cleanup had removed it: that folder is gone
+    raise FileExistsError(errno.EEXIST, "no free temporary folder name", str(out_dir))
+
+
+def _restore_interrupted(out_dir: Path) -> None:
+    """Put back the earlier outputs of a run killed between its two renames: `out_dir` missing and its `.old`
+    sibling left (the newest, should there be several). Then a failing build leaves them in place as it leaves
+    any earlier outputs, and a successful one replaces them as usual. Left as it is where it cannot be renamed
+    (a later successful run removes it)."""
+    if os.path.lexists(out_dir):
+        return
+    olds = []
+    for old in _leftovers(out_dir, "old"):
+        try:
+            olds.append((old.stat().st_mtime_ns, old.name, old))
+        except OSError:
+            continue
+    if olds:
+        try:
+            max(olds)[2].rename(out_dir)
+        except OSError:
+            pass
+
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Remove what runs killed outright left beside `out_dir` (this folder's temporaries only). Every `.old`: it
+    holds outputs already replaced (a live run's `.old` exists only during its two renames and while it removes it
+    itself). A `.tmp` only when no live process holds its lock: it may be a concurrent run's build in progress;
+    where folders cannot be locked that cannot be told, so every `.tmp` is kept."""
+    for old in _leftovers(out_dir, "old"):
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in _leftovers(out_dir, "tmp"):
+        try:
+            fd = _lock(tmp)
+        except OSError:
+            continue
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
 def atomic_write(path: Path | str, fill: Callable[[Path], None]) -> Path:
     """Write `path` through a temporary sibling that `fill(tmp)` writes (`method.fileio.fill_atomic`: fsynced,
     renamed into place). On any error `path` is left as it was and no file is left behind; an OSError becomes an
@@ -254,36 +349,46 @@ def few(names: list[str], k: int = 4) -> str:
 
 def replace_folder(out_dir: Path | str, build: Callable[[Path], list[str]]) -> list[str]:
     """Fill a fresh folder with `build(tmp)` (returns the names it wrote) and put it in place of
-    `out_dir` (see the module docstring for which existing folders may be replaced)."""
+    `out_dir` (see the module docstring for which existing folders may be replaced).
+
+    A run killed outright between its two renames (`out_dir` -> `.<name>.<hex>.old`, then the built
+    `.<name>.<hex>.tmp` -> `out_dir`) leaves `out_dir` missing and its earlier outputs in the `.old`: this call
+    first renames that `.old` back to `out_dir` (`_restore_interrupted`), so they survive a failing build, and
+    once its own folder is in place removes the leftover temporaries of `out_dir` (`_remove_leftovers`)."""
     shown = Path(out_dir)
     out_dir = Path(os.path.realpath(shown))  # a symlinked folder is replaced where it really lives
+    _restore_interrupted(out_dir)
     check_replaceable(out_dir)
     ensure_folder(out_dir.parent)
-    tmp = _temp_sibling(out_dir, "tmp")
     try:
-        tmp.mkdir()
+        tmp, lock = _new_build_folder(out_dir)
     except OSError as err:
         raise _oserror(shown, err) from None
     old = None
     try:
-        names = build(tmp)
-        if out_dir.exists():
-            old = _temp_sibling(out_dir, "old")
-            out_dir.rename(old)
-            try:
+        try:
+            names = build(tmp)
+            if out_dir.exists():
+                old = _temp_sibling(out_dir, "old")
+                out_dir.rename(old)
+                try:
+                    tmp.rename(out_dir)
+                except OSError:
+                    old.rename(out_dir)  # put the earlier outputs back
+                    old = None
+                    raise
+            else:
                 tmp.rename(out_dir)
-            except OSError:
-                old.rename(out_dir)  # put the earlier outputs back
-                old = None
-                raise
-        else:
-            tmp.rename(out_dir)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _oserror(shown, err) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _oserror(shown, err) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        _remove_leftovers(out_dir)
+    finally:
+        if lock is not None:
+            os.close(lock)
     return names

@@ -250,13 +250,20 @@ ALLOW_MISSING_HINT = ("For a partial demo bundle, rerun with --allow-missing: qu
                       "then left out and listed in bundle.json; the full build needs every video of the design.")
 
 
+def _relative_root(root: Path, bundle_dir: Path) -> str:
+    """`root` as bundle.json names it: relative to the bundle folder, however it was typed (an absolute path, one
+    relative to the working folder), so the file names no path of the machine it was built on."""
+    return Path(os.path.relpath(os.path.abspath(root), os.path.abspath(bundle_dir))).as_posix()
+
+
 def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT_DIR, allow_missing: bool = False,
-                   listed_methods: tuple[str, ...] = ()
+                   listed_methods: tuple[str, ...] = (), bundle_dir: Path | None = None
                    ) -> tuple[list[dict], dict[tuple[str, str], Path], list[str], list[str], list[str]]:
     """Questions (method pairs and prompts), the artifact folder of every video they need, what is
     missing, the ids of the questions left out for it, and notes: the artifacts' methods the design lists
     no question for (`unlisted_note`; `listed_methods` also count as listed, e.g. those of the tables
-    `--tables` left out), then how the paired videos differ (`pair_notes`).
+    `--tables` left out), then how the paired videos differ (`pair_notes`). The missing entries (written to
+    bundle.json) name the artifacts folders relative to `bundle_dir` when given; error messages name them as given.
 
     Raises `BundleError` listing every missing or mismatched video (ending with a hint at
     `--allow-missing` when videos are missing). With `allow_missing` (the pipeline's demo runs, which
@@ -267,10 +274,10 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
     missing: list[str] = []
     n_absent = 0  # problems that allow_missing would have turned into left-out questions
 
-    def _absent(text: str) -> None:
+    def _absent(text: str, entry: str | None = None) -> None:
         nonlocal n_absent
         if allow_missing:
-            missing.append(text)
+            missing.append(text if entry is None else entry)
         else:
             problems.append(text)
             n_absent += 1
@@ -325,7 +332,9 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
     for (method, slug), text in sorted(needed.items()):
         folder = index.get((method, slug))
         if folder is None:
-            _absent(f"{method}/{slug}: missing (looked in {', '.join(str(r) for r in roots)})")
+            listed_roots = roots if bundle_dir is None else [_relative_root(r, bundle_dir) for r in roots]
+            _absent(f"{method}/{slug}: missing (looked in {', '.join(str(r) for r in roots)})",
+                    f"{method}/{slug}: missing (looked in {', '.join(str(r) for r in listed_roots)})")
             continue
         problems.extend(_check_artifact(folder, method, slug, text, facts.setdefault((method, slug), {})))
     problems.extend(_prompt_mismatches(planned, facts))
@@ -410,18 +419,19 @@ def pair_notes(planned: list[dict], facts: dict[tuple[str, str], dict]) -> list[
     return notes
 
 
-def _new_folder(parent: Path, prefix: str) -> Path:
-    """A new, uniquely named folder with the mode a plain mkdir gives (0777 less the umask): renamed into the
-    bundle, it must be as readable as its media/ (tempfile.mkdtemp's 0700 would lock out a web server run by
-    another user)."""
+def _new_folder(out: Path) -> Path:
+    """A new hidden temporary folder beside `out`, `.<out name>.<12 hex>.tmp` (the name `method.fileio` gives a
+    file's temporary, which .dvcignore leaves out of stage hashes should a kill -9 leave it), with the mode a plain
+    mkdir gives (0777 less the umask): renamed into the bundle, it must be as readable as its media/
+    (tempfile.mkdtemp's 0700 would lock out a web server run by another user)."""
     for _ in range(100):
-        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        path = out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp"
         try:
             path.mkdir()
         except FileExistsError:
             continue
         return path
-    raise FileExistsError(f"no free temporary folder name {prefix}* in {parent}")
+    raise FileExistsError(f"no free temporary folder name .{out.name}.*.tmp in {out.parent}")
 
 
 def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | str,
@@ -434,9 +444,9 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
     if out.exists():
         raise BundleError(f"{out} already exists (a bundle may be in use: choose a new folder)")
     planned, folders, missing, left_out, notes = plan_questions(design, roots, Path(prompts_dir), allow_missing,
-                                                                 tuple(listed_methods))
+                                                                 tuple(listed_methods), bundle_dir=out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_folder(out.parent, f".{out.name}.")
+    tmp = _new_folder(out)
     try:
         media = tmp / MEDIA_DIR
         media.mkdir()
