@@ -26,6 +26,8 @@ Layout::
     depth       "depth.mp4" or null
     versions    package versions of the writer ({name: version})
     extra       free-form details of the writer (render settings, import resampling, ...)
+    video_sha256    SHA-256 of video.mp4 as written (not required: manifests of earlier versions lack it), so that
+                a video truncated or replaced since is told from the one written (`fourdfy import-videos` run again)
 
 API:
     write_artifact(root, method, prompt, frames, source=..., ...) -> Artifact
@@ -231,7 +233,7 @@ def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, s
             "schema": SCHEMA, "method": method, "prompt": prompt, "slug": slug, "source": dict(source),
             "trajectory": trajectory, "n_frames": int(n), "height": int(h), "width": int(w), "fps": float(fps),
             "times": times, "cameras": cameras, "depth": DEPTH if depth_frames is not None else None,
-            "versions": package_versions(), "extra": extra or {},
+            "versions": package_versions(), "extra": extra or {}, "video_sha256": sha256_file(tmp / VIDEO),
         }
         problems = _manifest_problems(manifest)
         if problems:
@@ -301,6 +303,10 @@ def _manifest_problems(m: dict) -> list[str]:
         problems.append(f"'depth' must be {DEPTH!r} or null")
     if not isinstance(m["versions"], dict):
         problems.append("'versions' must be a mapping")
+    digest = m.get("video_sha256")
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                   and all(c in "0123456789abcdef" for c in digest)):
+        problems.append("'video_sha256' must be 64 lowercase hex digits (or absent)")
     return problems
 
 

@@ -8,9 +8,11 @@
   and the last included; one column: the first), so videos of other frame counts show the same moments.
 - Frames: the decoded video.mp4 of each artifact (what raters see and CLIP scores), through the suite's PyAV
   decoder, after the artifact's own checks (`validate_artifact`: a corrupt video or the manifest of another
-  prompt is an error naming the folder). A cell holds the frame as decoded; only a frame of another size than the
-  cell (the first video's size, or `cell_size`) is resized (Pillow, bicubic) to fit it with its aspect ratio kept,
-  centred on the background: never stretched.
+  prompt is an error naming the folder). Every cell of a figure has one size (`cell_size`, by default the largest
+  width and the largest height among the figure's videos, whatever the order of the rows), and a cell holds the
+  frame as decoded; only a frame of another size (methods of other native resolutions, 256x256 beside 512x512) is
+  resized (Pillow, bicubic) to fit it with its aspect ratio kept, centred on the background (letterboxed): never
+  stretched, and by default never shrunk, so the sharpest video keeps its detail.
 - Title: the prompt text (from the manifests).
 - Files: `<out>/<prompt slug>.png`, composed with Pillow. Each figure is written as soon as it is composed (one
   figure in memory at a time, however many prompts) to a hidden temporary beside its file, `.<slug>.png.<random
@@ -25,7 +27,8 @@ API:
     select_artifacts(roots, methods, prompts) -> Selection   what the figures show (checked, nothing decoded)
     check_outputs(out, slugs, overwrite) -> [Path]          the figures this run replaces (checked, nothing written)
     make_figures(selection, out, cfg, ...) -> [Figure]      decode, compose, write
-    frame_indices(n_frames, columns), compose(...), png_bytes(image), written_by_figure(path)
+    frame_indices(n_frames, columns), default_cell_size(videos), compose(...), png_bytes(image),
+    written_by_figure(path)
     stage_png(path, image) -> temporary                     the PNG beside `path`, to rename over it or remove
 """
 
@@ -73,7 +76,7 @@ class FigureConfig:
     columns: int = 4
     """Frames per row, evenly spaced over each video (the first and the last included)."""
     cell_size: tuple[int, int] | None = None
-    """(width, height) of every frame cell in pixels; None: the size of the figure's first video."""
+    """(width, height) of every frame cell in pixels; None: the largest width and height of the figure's videos."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """Row label per method name; a method not here (or given "") gets its registered table label, else its name."""
     title: str = "{prompt}"
@@ -338,6 +341,16 @@ def compose(rows: Sequence[tuple[str, np.ndarray | None]], title: str, cell_size
     return image, layout
 
 
+def default_cell_size(videos: Sequence[np.ndarray]) -> tuple[int, int]:
+    """(width, height) of the cells of a figure of these videos' frames ((k, H, W, 3) each, at least one): the
+    largest width and the largest height among them. Not the first row's size, so the figure does not depend on
+    the order of its rows; every frame fits it without shrinking (the largest at their native size, the others
+    enlarged), and a video of another aspect ratio is letterboxed in it."""
+    if not videos:
+        raise ValueError("a figure needs at least one video to size its cells")
+    return max(v.shape[2] for v in videos), max(v.shape[1] for v in videos)
+
+
 def fit(cell: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, tuple[int, int]]:
     """`cell` resized (bicubic) to the largest size within `size` that keeps its aspect ratio, and its offset in
     the `size` box that centres it."""
@@ -442,8 +455,7 @@ def _stage_figure(selection: Selection, slug: str, out: Path, cfg: FigureConfig,
         rows.append(FigureRow(method, labels[method], tuple(idx), art.n_frames))
         cells.append((labels[method], frames))
         counter.update()
-    first = next(f for _, f in cells if f is not None)  # select_artifacts: every prompt has a video
-    cell_size = cfg.cell_size or (first.shape[2], first.shape[1])
+    cell_size = cfg.cell_size or default_cell_size([f for _, f in cells if f is not None])
     prompt = next(selection.artifacts[(m, slug)].prompt for m in selection.methods
                   if (m, slug) in selection.artifacts)
     # one pass: a prompt that itself contains "{slug}" stays as written

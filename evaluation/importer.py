@@ -7,16 +7,19 @@ Matching a file to a prompt:
   matter) equal to a prompt's slug; failing that, a conservative fuzzy rule: equal after dropping
   leading articles ("a", "an", "the") from both, and only when exactly one prompt matches
   (`Dog_riding_a_skateboard.mp4` -> "A dog riding a skateboard.",
-  `baby_panda_eating_ice_cream.mp4` -> "A baby panda eating ice cream."). Anything else is
+  `baby_panda_eating_ice_cream.mp4` -> "A baby panda eating ice cream."). The articles are dropped from the
+  whole slug before a long one is cut (its hash covers them), so the rule holds for prompts of any length; a
+  file named by the cut slug of the prompt with another article than the prompt's matches too. Anything else is
   reported as unmatched, never guessed.
 
 Per file: the target folder is checked first. Without `overwrite` an existing one is left as it is: `done` when
 its manifest records this very file (name and sha256) imported with the same settings (method, prompt, trajectory,
 frame count and rate, copied or re-encoded), so that importing again would write the same folder (an interrupted
-import run again); else `existing`, reported apart from the failures. Then the video is decoded completely and its
-folder written, before the next file is read (`on_imported` hears of each as it is in place). A missing, empty,
-corrupt, truncated (fewer frames than its container declares) or non-video file is reported
-with its reason and nothing is written for it; the other files are still imported, unless
+import run again), and its video.mp4 is still the one written (the SHA-256 its manifest records; a video truncated
+or replaced since is a failure that asks for `overwrite`); else `existing`, reported apart from the failures. Then
+the video is decoded completely and its folder written, before the next file is read (`on_imported` hears of each
+as it is in place). A missing, empty, corrupt, truncated (fewer frames than its container declares) or non-video
+file is reported with its reason and nothing is written for it; the other files are still imported, unless
 `all_or_nothing`, which checks every file first and writes nothing if any fails.
 
 The video is copied byte for byte when it already is H.264/yuv420p at an even size and no
@@ -37,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from prompts import library, resolve_prompt, slugify
+from prompts import full_slug, library, resolve_prompt, slugify
 
 from .artifacts import (Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
                         read_artifact, sha256_file, write_artifact)
@@ -95,6 +98,22 @@ def _strip_articles(slug: str) -> str:
     return "_".join(words)
 
 
+def _prompt_loose_keys(text: str) -> set[str]:
+    """The slugs under which the article rule finds a prompt: the slug of its words without leading articles, and
+    with each article before them. Made from the whole slug (`full_slug`), then cut as `slugify` cuts: the hash that
+    ends a long prompt's slug covers its article, so the slug alone cannot be stripped. A file named by the slug of
+    the prompt with another article than the prompt's has one of these slugs."""
+    bare = _strip_articles(full_slug(text))
+    return {slugify(bare), *(slugify(f"{a}_{bare}") for a in ARTICLES)}
+
+
+def _file_loose_keys(stem: str) -> set[str]:
+    """The slugs a file stem may stand for under the article rule: that of its words without leading articles, and
+    its own slug (a file named by a cut slug that carries an article of the prompt's words)."""
+    whole = full_slug(stem)
+    return {slugify(_strip_articles(whole)), slugify(whole)}
+
+
 def default_prompts() -> dict[str, str]:
     """Every prompt of the project's prompt files (slug -> text)."""
     table: dict[str, str] = {}
@@ -105,9 +124,10 @@ def default_prompts() -> dict[str, str]:
 
 def match_files(files: list[Path], prompts: dict[str, str]) -> tuple[dict[Path, str], dict[str, str], list[str]]:
     """({file: slug}, {file name: slug} of fuzzy matches, unmatched file names)."""
-    by_loose: dict[str, list[str]] = {}
-    for slug in prompts:
-        by_loose.setdefault(_strip_articles(slug), []).append(slug)
+    by_loose: dict[str, set[str]] = {}
+    for slug, text in prompts.items():
+        for loose in _prompt_loose_keys(text):
+            by_loose.setdefault(loose, set()).add(slug)
     matched, fuzzy, unmatched = {}, {}, []
     for f in files:
         try:
@@ -118,10 +138,10 @@ def match_files(files: list[Path], prompts: dict[str, str]) -> tuple[dict[Path, 
         if key in prompts:
             matched[f] = key
             continue
-        candidates = by_loose.get(_strip_articles(key), [])
+        candidates = set().union(*(by_loose.get(k, set()) for k in _file_loose_keys(f.stem)))
         if len(candidates) == 1:
-            matched[f] = candidates[0]
-            fuzzy[f.name] = candidates[0]
+            matched[f] = next(iter(candidates))
+            fuzzy[f.name] = matched[f]
         else:
             unmatched.append(f.name)
     return matched, fuzzy, unmatched
@@ -211,7 +231,7 @@ def _already_imported(folder: Path, path: Path, method: str, prompt: str, n_fram
         codec, pix_fmt = extra["source_codec"], extra["source_pix_fmt"]
     except (KeyError, TypeError, ValueError):  # not written by this importer
         return False
-    if len(size) != 2 or not art.video_path.is_file():
+    if len(size) != 2:
         return False
     try:
         if sha256_file(path) != source["sha256"]:
@@ -222,6 +242,30 @@ def _already_imported(folder: Path, path: Path, method: str, prompt: str, n_fram
     plan = _plan(path, n_src, size, codec, pix_fmt, file_fps, n_frames, fps)
     return (art.n_frames, (art.height, art.width), extra) == (plan["n_frames"], plan["size"], plan["extra"]) \
         and math.isclose(art.fps, plan["fps"], rel_tol=1e-9)
+
+
+def _video_changed(folder: Path, file_name: str) -> str | None:
+    """Why the video.mp4 of `folder`, which an import of `file_name` with the same settings wrote
+    (`_already_imported`), is not the video it wrote, or None: missing, or bytes other than the SHA-256 its manifest
+    records (`video_sha256`; a manifest of an earlier version lacks it, and its copied video is checked against the
+    source file's SHA-256, which a copy has; an earlier re-encoded one is trusted)."""
+    art = read_artifact(folder)
+    path = art.video_path
+    again = f"pass --overwrite to import {file_name} again"
+    if not path.is_file():
+        return f"{path} is missing (its manifest is there); {again}"
+    expected = art.manifest.get("video_sha256")
+    if expected is None and (art.manifest.get("extra") or {}).get("copied") is True:
+        expected = art.source.get("sha256")
+    if expected is None:
+        return None
+    try:
+        if sha256_file(path) == expected:
+            return None
+    except OSError as err:
+        return f"{path} cannot be read ({err.strerror or err}); {again}"
+    return (f"{path} is not the video the import wrote there (its SHA-256 differs from the one its manifest records: "
+            f"truncated, corrupted or replaced since); {again}")
 
 
 def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts: dict[str, str] | None = None,
@@ -296,7 +340,12 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         folder = artifact_folder(out_root, method, slug)
         if folder.exists() and not overwrite:
             if _already_imported(folder, f, method, texts[f], n_frames, fps, trajectory):
-                report.done[f.name] = slug
+                # the same import, but its video may have been damaged since: not done, and never replaced unasked
+                changed = _video_changed(folder, f.name)
+                if changed is None:
+                    report.done[f.name] = slug
+                else:
+                    report.failed[f.name] = changed
             else:
                 report.existing[f.name] = slug
             continue

@@ -27,7 +27,17 @@ SLUG_MAX_BYTES = 200
 """Longest slug, in UTF-8 bytes. File names hold at most 255 bytes (ext4, XFS, btrfs, APFS, NTFS's 255 UTF-16
 units), and the longest name made from a slug is a sweep log's temporary, `.<method>-<slug>.out.<12 hex>.tmp`
 (23 bytes beside the method's name; a figure's `.<slug>.png.<12 hex>.tmp` takes 22): 200 leaves room for method
-names up to 32 bytes. Every prompt of the library has a slug of at most 69 bytes."""
+names up to 32 bytes (`METHOD_NAME_MAX_BYTES`, which the method registry enforces). Every prompt of the library
+has a slug of at most 69 bytes."""
+
+FILE_NAME_MAX_BYTES = 255
+"""Bytes in one file name (NAME_MAX of ext4, XFS, btrfs, APFS)."""
+
+METHOD_NAME_MAX_BYTES = FILE_NAME_MAX_BYTES - SLUG_MAX_BYTES - len(".-.out..tmp") - 12
+"""Longest method name, in UTF-8 bytes (32): the longest file name made of a method's name and a slug, a sweep log's
+temporary `.<method>-<slug>.out.<12 hex>.tmp`, takes 23 bytes beside the two, so with a slug of SLUG_MAX_BYTES this
+much is left of a 255-byte name. `baselines.register` and params.yaml's variants refuse longer names, which would
+otherwise fail only when a sweep of a long prompt writes its log."""
 
 _HASH_HEX = 8
 """Hex digits of the SHA-256 of the whole slug that end a shortened slug (32 bits: two long prompts that share
@@ -85,6 +95,16 @@ def slugify(prompt: str) -> str:
     if not slug:
         raise PromptFileError(f"prompt {prompt!r} has no letters or digits")
     return slug if len(slug.encode("utf-8")) <= SLUG_MAX_BYTES else _shorten(slug)
+
+
+def full_slug(prompt: str) -> str:
+    """The slug of `prompt` before any shortening: `slugify`'s result when that fits SLUG_MAX_BYTES, else the whole
+    of what it cut. For rules on a prompt's words that a cut slug hides (the importer drops leading articles before
+    slugifying, as the hash of a cut slug covers them)."""
+    slug = _full_slug(prompt)
+    if not slug:
+        raise PromptFileError(f"prompt {prompt!r} has no letters or digits")
+    return slug
 
 
 def _read_lines(path: Path) -> list[str]:

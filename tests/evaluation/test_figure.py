@@ -56,7 +56,7 @@ def roots(tmp_path_factory):
     add(rendered, "wo_hybrid", PANDA, 7, seed=10)
     add(rendered, "4dfy", PANDA, 10, seed=0)
     add(rendered, "4dfy", CAT, 5, seed=30)
-    add(imported, "aaa_import", PANDA, 9, h=16, w=24, seed=20)  # another size: resized to the first video's
+    add(imported, "aaa_import", PANDA, 9, h=16, w=24, seed=20)  # smaller: enlarged to the largest video's size
     return rendered, imported
 
 
@@ -278,14 +278,14 @@ def test_labels_file_blanks_do_not_wipe_the_design_labels(roots, tmp_path):
 
 
 def test_another_aspect_ratio_is_fitted_not_stretched(tmp_path):
-    """A portrait import beside a landscape render: scaled to the cell's height with its aspect ratio, centred on
-    the background, the margins untouched."""
+    """A portrait import beside a landscape render, in landscape cells (`cell_size`): scaled to the cell's height
+    with its aspect ratio, centred on the background, the margins untouched."""
     from evaluation.figure import BACKGROUND, fit
 
     root = tmp_path / "a"
     add(root, "4dfy", PANDA, 5, h=32, w=48, seed=1)
     portrait = add(root, "wo_hybrid", PANDA, 5, h=48, w=32, seed=2)
-    fig = make_figures(select_artifacts([root]), tmp_path / "o", FigureConfig(columns=2))[0]
+    fig = make_figures(select_artifacts([root]), tmp_path / "o", FigureConfig(columns=2, cell_size=(48, 32)))[0]
     image = np.asarray(Image.open(fig.path).convert("RGB"))
     frames = independent_decode(portrait.folder / "video.mp4")
     x0, y0, x1, y1 = fig.layout.cell_box(1, 1)  # row 2 (wo_hybrid), its last frame

@@ -181,5 +181,8 @@ def test_files_named_from_long_slugs_can_be_written(tmp_path):
 
 
 def test_the_limit_leaves_room_for_the_longest_suffix():
-    # `.<method>-<slug>.out.<12 hex>.tmp`: 23 bytes beside the method's name, which the limit allows up to 32 bytes
-    assert SLUG_MAX_BYTES + len(".-.out.") + 12 + len(".tmp") + 32 <= NAME_MAX
+    # `.<method>-<slug>.out.<12 hex>.tmp`: 23 bytes beside the method's name, which the registry allows up to 32 bytes
+    from prompts import METHOD_NAME_MAX_BYTES
+
+    assert METHOD_NAME_MAX_BYTES == 32
+    assert SLUG_MAX_BYTES + len(".-.out.") + 12 + len(".tmp") + METHOD_NAME_MAX_BYTES == NAME_MAX
