@@ -460,6 +460,26 @@ def check_out_dir(out_dir: Path | str) -> EarlierOutputs:
                           methods=_earlier_methods(out, skip=unrecorded), unrecorded=unrecorded)
 
 
+def upgrade_meta(out_dir: Path | str, meta) -> bool:
+    """Rewrite (atomically) the clipscore.json `meta` of an earlier version in `out_dir`, which records no digests,
+    as one that does: its own keys (model, precision, ...) and the digests of the tables beside it now. False, and
+    nothing written, when there is nothing to record: `meta` not such a record, or no table. The tables are taken
+    to be the ones it was written with, as readers of an earlier version's record take them (nothing to check)."""
+    out = Path(out_dir)
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str) or DIGESTS in meta:
+        return False
+    digests = {}
+    for name in OUTPUT_COLUMNS:
+        try:
+            digests[name] = output_digest(out / name)
+        except FileNotFoundError:
+            continue
+    if not digests:
+        return False
+    write_text_atomic(out / META, json.dumps({**meta, DIGESTS: digests}, indent=2) + "\n")
+    return True
+
+
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
     write_atomic(path, lambda f: df.to_csv(f, index=False, float_format="%.6g"))
 
@@ -477,7 +497,8 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
 
     clipscore.json is written last, with the sha256 of each table (`DIGESTS`): it commits the run. A run killed
     before that leaves the earlier clipscore.json, whose digests the new tables do not match, so readers refuse
-    the mix (`check_recorded`); one of an earlier version, which records no digests, is removed first."""
+    the mix (`check_recorded`); one of an earlier version, which records no digests, is first given those of the
+    tables beside it (`upgrade_meta`; removed where it cannot be: no table, or digests edited by hand)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     facts = artifact_facts(artifacts or {})
@@ -485,11 +506,14 @@ def write_outputs(out_dir: Path | str, per_frame: pd.DataFrame, cfg: ScoreConfig
     tables = {"per_frame.csv": per_frame, "per_prompt.csv": pp, "summary.csv": summarize(pp, cfg),
               "clip.csv": clip_table(pp)}
     meta_path = out / META
+    earlier = _read_meta(meta_path) if meta_path.exists() else None
     try:
-        unguarded = meta_path.exists() and recorded_digests(_read_meta(meta_path)) is None
-    except ValueError:  # digests edited by hand
-        unguarded = True
-    if unguarded:  # it could not tell the tables below from the ones it was written with
+        unguarded = meta_path.exists() and recorded_digests(earlier) is None
+    except ValueError:  # digests edited by hand: they describe no tables we can name, so the record goes
+        unguarded, earlier = True, None
+    # it could not tell the tables below from the ones it was written with: it is given their digests first, so that
+    # a run stopped from here on leaves the earlier tables still named by their model and precision
+    if unguarded and not upgrade_meta(out, earlier):
         meta_path.unlink(missing_ok=True)
     paths = {}
     for name, df in tables.items():

@@ -15,7 +15,7 @@ it analyses, and the report summary. Run as `python -m pipelines.stages <step> .
   it anyway) but never a file holding real votes.
 - `summary`: reports/summary.md and reports/metrics/pipeline.json: which rows have videos, CLIP and
   votes, and which are missing (a row is never dropped silently); reports/clip_scores.png: CLIP per
-  method with its bootstrap interval.
+  method with its bootstrap interval, labelled with the CLIP model reports/clip/clipscore.json records.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
 
 def check_trained_methods(params: dict, params_path: Path) -> None:
     """ValueError naming every method of the generate blocks the pipeline cannot train, all at once: an
-    unknown name (the registry's did-you-mean, and a broken plug-in's error) or a videos-only method; also an
+    unknown name (the registry's did-you-mean, and a broken plug-in's error), a videos-only method, or one also
+    under `videos:` (`trained_and_imported`, the words `fourdfy sweep --params` uses too); also an
     entry of `overrides:` that names no method (a typo), and a trained method without an entry there (its generate
     stages read it). The variants of params.yaml's `overrides:` are registered first (a bad one is an error naming
     its entry)."""
@@ -121,13 +122,12 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
                        ("generate.extra.methods", (gen.get("extra") or {}).get("methods") or [])):
         bad = []
         for name in dict.fromkeys(map(str, names)):
+            if name in videos:  # trained and imported, or a videos-only name: the sweep says the same
+                bad.append(trained_and_imported(name, key, _trainable(name, overrides)))
+                continue
             try:
                 method = get_method(name)
             except UnknownMethodError as err:  # the known methods listed once, after every unknown name
-                if name in videos:  # not a typo: a name of its own for imported videos
-                    bad.append(f"method {name!r} is a `videos:` method (videos only) and cannot be trained: remove it "
-                               f"from {key}")
-                    continue
                 # config keys under an unknown name: meant as a variant (an empty entry may be a plug-in's)
                 entry = overrides.get(name) if isinstance(overrides, dict) else None
                 bad.append(err.head + (f" (overrides.{name} has no base:; add e.g. base: 4dfy to define it as a "
@@ -135,19 +135,13 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
                 known_tail = (f"{err.tail}; a variant of a registered method is an entry of overrides: with base: "
                               "(docs/pipeline.md)")
                 continue
-            if method.trainable and name in videos:
-                # trained and rendered, then imported too: two artifacts for one method and prompt, which fails
-                # `clipscore` only after all the training
-                bad.append(f"method {name!r} is both in {key} (trained) and under `videos:` (imported); keep it in "
-                           "one of the two places")
-            elif method.trainable:
+            if method.trainable:
                 trainable.append(name)
             else:
                 bad.append(f"method {name!r} cannot be trained here (videos only: list it under `videos:` instead "
                            f"and bring its videos in with `fourdfy import-videos SRC --method {name} --out DIR`)")
         if bad:
-            parts.append(f"{key} names {len(bad)} method{'s' if len(bad) > 1 else ''} the pipeline cannot train: "
-                         + ", ".join(bad))
+            parts.append(_cannot_train(key, bad))
     # an entry of no method (a typo, `wo_hybird:`) would be ignored; names of the generate blocks are reported
     # above, those of `videos:` may take a label: without being registered
     trained, videos = pipeline_methods(params)
@@ -167,6 +161,63 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
                      "overrides:")
     if parts:
         raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
+
+
+def _cannot_train(key: str, bad: list[str]) -> str:
+    """One part of the `methods` stage's error: the methods of generate block `key` it cannot train, and why."""
+    return f"{key} names {len(bad)} method{'s' if len(bad) > 1 else ''} the pipeline cannot train: " + ", ".join(bad)
+
+
+def _trainable(name: str, overrides) -> bool:
+    """Whether `name` is a trainable method: a variant of params.yaml's `overrides:` (an entry with base:, trainable
+    since a variant of a videos-only method is refused; known before `register_variants`, so the sweep, which
+    checks before registering them, answers the same) or a registered trainable method. An unregistered name is
+    not (a broken plug-in's error is raised, naming it)."""
+    from baselines import UnknownMethodError, get_method
+
+    entry = overrides.get(name) if isinstance(overrides, dict) else None
+    if isinstance(entry, dict) and "base" in entry:
+        return True
+    try:
+        return get_method(name).trainable
+    except UnknownMethodError:
+        return False
+
+
+def trained_and_imported(name: str, key: str, trainable: bool) -> str:
+    """Why a method of generate block `key` that is also under `videos:` is refused, and what to change: the one
+    wording of the `methods` stage (`check_trained_methods`) and `fourdfy sweep --params` (`check_generate_videos`).
+    Trained and rendered, then imported too, it would have two artifacts per prompt, which `clipscore` refuses only
+    after all the training; a videos-only method (registered as such, or a name of its own for imported videos)
+    cannot be trained at all."""
+    if trainable:
+        return (f"method {name!r} is both in {key} (trained) and under `videos:` (imported), which gives it two "
+                f"artifacts per prompt; keep it in one of the two places: remove it from {key} to score its imported "
+                "videos, or remove its `videos:` entry to train it")
+    return f"method {name!r} is a `videos:` method (videos only) and cannot be trained: remove it from {key}"
+
+
+def check_generate_videos(params: dict, params_path: Path | str) -> None:
+    """ValueError naming every method of params.yaml's generate blocks that is also under `videos:`, in the words
+    of the `methods` stage (one part per block, `trained_and_imported`): `fourdfy sweep --params` checks it before
+    any job, so that the same mistake gets the same message before the GPU-hours as after. Malformed blocks are
+    left to the readers that report them."""
+    gen = params.get("generate") if isinstance(params, dict) else None
+    videos = params.get("videos") if isinstance(params, dict) else None
+    if not isinstance(gen, dict) or not isinstance(videos, dict) or not videos:
+        return
+    extra = gen.get("extra") if isinstance(gen.get("extra"), dict) else {}
+    videos = {str(m) for m in videos}
+    parts = []
+    for key, names in (("generate.methods", gen.get("methods")), ("generate.extra.methods", extra.get("methods"))):
+        if not isinstance(names, list):
+            continue
+        bad = [trained_and_imported(name, key, _trainable(name, params.get("overrides")))
+               for name in dict.fromkeys(map(str, names)) if name in videos]
+        if bad:
+            parts.append(_cannot_train(key, bad))
+    if parts:
+        raise ValueError(f"{params_path}: " + "; ".join(parts))
 
 
 def note_unused_video_plugins(trained: list[str], videos: list[str]) -> None:
@@ -279,8 +330,28 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
     return out
 
 
-def plot_clip(summary_csv: Path, out_png: Path) -> Path:
-    """CLIP score per method with its bootstrap interval over prompts (no bar where a method has none)."""
+def clip_axis_label(summary_csv: Path) -> str:
+    """The x-axis label of `plot_clip`: what is plotted, then the CLIP model and precision that the clipscore.json
+    beside `summary_csv` records, as the tables name them (`userstudy.tables.clip_source_text`), a random-weight
+    model flagged; without a clipscore.json, that no model is recorded. A clipscore.json that does not describe
+    `summary_csv` (an interrupted clipscore run) is a ValueError, as in `fourdfy analyze --clip`: the plot would
+    name another run's model."""
+    import textwrap
+
+    from userstudy.tables import clip_source_text, load_clip_source
+
+    source = load_clip_source(summary_csv)
+    text = clip_source_text(source)
+    if source.random_weights:
+        text += " RANDOM WEIGHTS: the scores are meaningless."
+    # wrapped: a checkpoint's description and the bf16 remark are wider than the figure
+    return "\n".join(["CLIP score (100 x cosine), 95% bootstrap interval over prompts", *textwrap.wrap(text, 72)])
+
+
+def plot_clip(summary_csv: Path, out_png: Path, label: str | None = None) -> Path:
+    """CLIP score per method with its bootstrap interval over prompts (no bar where a method has none), the axis
+    labelled with the recorded model (`label`, default `clip_axis_label(summary_csv)`)."""
+    label = clip_axis_label(summary_csv) if label is None else label
     import matplotlib
 
     matplotlib.use("Agg")
@@ -292,7 +363,7 @@ def plot_clip(summary_csv: Path, out_png: Path) -> Path:
     high = (frame["ci_high"] - frame["clip"]).fillna(0).clip(lower=0)
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(frame) + 1))
     ax.barh(frame["method"], frame["clip"], xerr=[low, high], color="#4c72b0", capsize=3)
-    ax.set_xlabel("CLIP score (ViT-B/32: 100 x cosine), 95% bootstrap interval over prompts")
+    ax.set_xlabel(label)
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=100, metadata={"Software": None})
@@ -309,6 +380,9 @@ def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], c
     from userstudy.design import load_design
 
     design = load_design(design_path)
+    summary_csv = clip_csv.with_name("summary.csv")
+    # before anything is written: a clipscore.json of another run stops the stage here
+    label = clip_axis_label(summary_csv) if summary_csv.exists() else None
     found = find_artifacts([a for a in artifacts if Path(a).exists()])
     clip = pd.read_csv(clip_csv) if clip_csv.exists() else pd.DataFrame(columns=["method", "clip"])
     votes = pd.read_csv(votes_csv, dtype=str) if votes_csv.exists() else pd.DataFrame(columns=["method_left",
@@ -335,9 +409,8 @@ def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], c
                       "Give their videos under `videos:` in params.yaml (docs/pipeline.md)."]
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text("\n".join(lines) + "\n")
-    summary_csv = clip_csv.with_name("summary.csv")
-    if summary_csv.exists():
-        plot_clip(summary_csv, out_md.with_name("clip_scores.png"))
+    if label is not None:
+        plot_clip(summary_csv, out_md.with_name("clip_scores.png"), label)
     return summary
 
 

@@ -40,6 +40,7 @@ from method.fileio import write_atomic, write_text_atomic
 from pipelines.generate import (PIPELINE_MARKER, RunInUse, as_set_values, build_config, describe_mismatch,
                                 finished_manifest, generate, other_run, quiet_libraries, read_yaml, run_folder_lock,
                                 run_status, unknown_override_names, unknown_overrides_text)
+from pipelines.stages import check_generate_videos
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
@@ -769,14 +770,9 @@ def read_params(path: Path | str) -> dict:
     extra = gen.get("extra") or {}
     if not (isinstance(extra, dict) and all(isinstance(extra.get(k, []), list) for k in ("methods", "prompts"))):
         raise ValueError(f"{path}: generate.extra must have methods / prompts lists")
-    # as the DVC methods stage refuses it (pipelines.stages.check_trained_methods), but before the GPU-hours: a
-    # method trained here and also imported under `videos:` has two artifacts per prompt, and the pipeline the
-    # sweep feeds stops at it
-    both = [m for m in dict.fromkeys(map(str, [*gen["methods"], *extra.get("methods", [])])) if m in map(str, videos)]
-    if both:
-        raise ValueError(f"{path}: " + ", ".join(
-            f"method {m!r} is both in generate (trained) and under `videos:` (imported)" for m in both)
-            + "; keep each in one of the two places (a `videos:` method is brought in with `fourdfy import-videos`)")
+    # as the DVC methods stage refuses it, in its words, but before the GPU-hours: a method trained here and also
+    # imported under `videos:` has two artifacts per prompt, and the pipeline the sweep feeds stops at it
+    check_generate_videos(data, path)
     return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
             "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets, "variants": variants,
             "extra_methods": [str(m) for m in extra.get("methods", [])],

@@ -222,7 +222,8 @@ def clipscore(
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`.
     --out may hold the outputs of an earlier run, which are replaced (and listed); anything else there is refused."""
     from evaluation.artifacts import RENDER_HINT, RUN_REASON, ArtifactError, nothing_found, scan_artifacts
-    from evaluation.clip import ALL_PROMPTS, ScoreCache, ScoreConfig, check_out_dir, score_artifacts, write_outputs
+    from evaluation.clip import (ALL_PROMPTS, META, ScoreCache, ScoreConfig, check_out_dir, score_artifacts,
+                                 write_outputs)
     from evaluation.clip_models import ClipConfig, load_clip
     from method.guidance.loading import ModelNotFoundError
 
@@ -276,6 +277,11 @@ def clipscore(
     typer.echo(f"wrote {', '.join(paths)} to {out}")
     if earlier.files:
         typer.echo(f"replaced the earlier outputs in {out}: {', '.join(earlier.files)}")
+    if earlier.unrecorded:  # the mix `analyze --clip` refused; the earlier methods below exclude these tables
+        one = len(earlier.unrecorded) == 1
+        typer.secho(f"note: {', '.join(earlier.unrecorded)} in {out} {'was' if one else 'were'} left by an "
+                    f"interrupted `fourdfy clipscore` run (not the table{'' if one else 's'} its earlier {META} "
+                    f"recorded); replaced by this run's", fg=typer.colors.YELLOW, err=True)
     gone = sorted(set(earlier.methods or ()) - set(methods))
     if gone:
         typer.secho(f"warning: the earlier outputs in {out} held methods these do not: {', '.join(gone)} (their "

@@ -49,7 +49,8 @@ def sweep(
     Killed or pre-empted jobs resume from their last checkpoint (run the same command again: finished runs are skipped). Logs: RUNS/PROFILE/sweep/<method>-<slug>.{out,err} once a job has ended (while it runs: the live log printed as it is submitted); summary: RUNS/PROFILE/sweep/sweep.json; guide: docs/cluster.md.
     """
     from baselines import register_variants
-    from pipelines.generate import parse_sets
+    from pipelines.generate import parse_sets, read_yaml
+    from pipelines.stages import check_generate_videos
     from pipelines.sweep import (ExecutorSpec, SweepSpec, expand_methods, plan, plan_table, read_params, run_sweep,
                                  split_list, summary_table)
     from prompts import load_prompts
@@ -60,6 +61,10 @@ def sweep(
     method_sets, variants = {}, {}
     extra_methods, extra_prompts = [], []
     if params is not None:
+        # a method both trained and under `videos:` is refused in the `methods` stage's own words (read_params'
+        # older check of it is not reached)
+        raw = read_yaml(params, "--params: ")
+        check_generate_videos(raw if isinstance(raw, dict) else {}, params)
         p = read_params(params)
         method_sets, variants = p["overrides"], p["variants"]
         # before --methods all is expanded, which then includes them; a bad entry fails here, naming it

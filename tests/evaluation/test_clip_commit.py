@@ -157,3 +157,122 @@ def test_clipscore_over_an_interrupted_run_of_other_methods_reads_the_recorded_o
     pp = pd.read_csv(folder / "per_prompt.csv")
     pp[pp.method == "4dfy"].to_csv(folder / "per_prompt.csv", index=False)  # the interrupted run scored 4dfy only
     assert check_out_dir(folder).methods == ("4dfy", "mav3d", "wo_3d")
+
+
+def earlier_version(runs, tmp_path, precision: str = "fp32"):
+    """The --out folder of a `precision` run whose clipscore.json is of an earlier version: no digests."""
+    folder = tmp_path / "clip"
+    shutil.copytree(runs / precision, folder)
+    meta = json.loads((folder / META).read_text())
+    meta.pop("sha256")
+    (folder / META).write_text(json.dumps(meta, indent=2) + "\n")
+    return folder, meta
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError])
+def test_a_run_stopped_over_an_earlier_version_record_keeps_the_tables_named(runs, tmp_path, monkeypatch, stop):
+    """The earlier-version clipscore.json is upgraded in place (its digests added) before the first table is
+    replaced, not removed: a run stopped at its first table leaves the earlier, still whole tables named by their
+    model and precision, and checked from then on."""
+    from evaluation.clip import ScoreConfig, write_outputs
+    from userstudy.tables import load_clip_source
+
+    folder, meta = earlier_version(runs, tmp_path)
+    tables = {name: (folder / name).read_bytes() for name in TABLES}
+
+    def stopped(df, path):
+        raise stop()
+
+    monkeypatch.setattr(clip_module, "_write_csv", stopped)
+    per_frame = pd.read_csv(runs / "bf16" / "per_frame.csv")
+    with pytest.raises(stop):
+        write_outputs(folder, per_frame, ScoreConfig(n_resamples=50), "another model", "bf16")
+    assert {name: (folder / name).read_bytes() for name in TABLES} == tables  # nothing replaced
+    upgraded = json.loads((folder / META).read_text())
+    assert upgraded == {**meta, "sha256": {name: output_digest(folder / name) for name in TABLES}}
+    source = load_clip_source(folder / "clip.csv")
+    assert (source.model, source.precision) == (meta["model"], "fp32")
+    # and the record now guards the earlier tables: a bf16 table beside it is refused
+    shutil.copyfile(runs / "bf16" / "clip.csv", folder / "clip.csv")
+    res = analyze(runs, folder / "clip.csv", tmp_path / "res")
+    assert res.exit_code == 2 and "different `fourdfy clipscore` runs" in error_lines(res)[0]
+
+
+def test_an_earlier_version_record_is_upgraded_before_the_first_table_then_replaced(runs, tmp_path, monkeypatch):
+    from evaluation.clip import ScoreConfig, write_outputs
+
+    folder, _ = earlier_version(runs, tmp_path)
+    order = []
+    write_csv, write_text = clip_module._write_csv, clip_module.write_text_atomic
+    monkeypatch.setattr(clip_module, "_write_csv", lambda df, path: (order.append(path.name), write_csv(df, path)))
+    monkeypatch.setattr(clip_module, "write_text_atomic", lambda path, text: (order.append(path.name),
+                                                                              write_text(path, text)))
+    per_frame = pd.read_csv(runs / "bf16" / "per_frame.csv")
+    write_outputs(folder, per_frame, ScoreConfig(n_resamples=50), "m", "bf16")
+    assert order == [META, *TABLES, META]
+    meta = json.loads((folder / META).read_text())
+    assert meta["model"] == "m" and meta["precision"] == "bf16"
+    assert meta["sha256"] == {name: output_digest(folder / name) for name in TABLES}
+
+
+def test_an_earlier_version_record_without_tables_is_removed_as_before(tmp_path, runs, monkeypatch):
+    """Nothing to record digests of: the record goes before the first table (else a stopped run would leave it
+    naming the new tables, unchecked)."""
+    from evaluation.clip import ScoreConfig, upgrade_meta, write_outputs
+
+    folder, meta = earlier_version(runs, tmp_path)
+    for name in TABLES:
+        (folder / name).unlink()
+    assert upgrade_meta(folder, meta) is False
+    assert json.loads((folder / META).read_text()) == meta  # nothing written
+
+    def stopped(df, path):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(clip_module, "_write_csv", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(folder, pd.read_csv(runs / "bf16" / "per_frame.csv"), ScoreConfig(n_resamples=50), "m")
+    assert not (folder / META).exists()
+
+
+def test_clipscore_over_a_mixed_folder_notes_the_tables_it_replaces(runs, tmp_path, tiny_clip):
+    """The tables an interrupted run left (which clipscore.json does not describe) are named on stderr, once."""
+    folder = killed_after(runs, tmp_path, "per_prompt.csv")
+    res = runner.invoke(app, ["clipscore", str(runs / "art"), "--out", str(folder), "--clip-model",
+                              str(tiny_clip), "--resamples", "50", "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 0, res.output + res.stderr
+    notes = [ln for ln in res.stderr.splitlines() if "interrupted" in ln]
+    assert notes == [f"note: per_frame.csv, per_prompt.csv in {folder} were left by an interrupted `fourdfy "
+                     f"clipscore` run (not the tables its earlier {META} recorded); replaced by this run's"], res.stderr
+    assert "interrupted" not in res.stdout
+    assert check_out_dir(folder).unrecorded == ()  # this run's record describes every table now
+
+    intact = tmp_path / "intact"
+    shutil.copytree(runs / "fp32", intact)
+    res = runner.invoke(app, ["clipscore", str(runs / "art"), "--out", str(intact), "--clip-model",
+                              str(tiny_clip), "--resamples", "50", "--device", "cpu", "--no-progress"])
+    assert res.exit_code == 0 and "interrupted" not in res.stderr, res.output + res.stderr
+
+
+def test_a_run_killed_after_its_tables_over_an_earlier_version_record_is_refused(runs, tmp_path, monkeypatch):
+    """Killed once every table is replaced, before its own clipscore.json: the upgraded record names the earlier
+    tables, so the new ones beside it are refused as a mix (before: the record was gone, the new tables unnamed)."""
+    from evaluation.clip import ScoreConfig, write_outputs
+
+    folder, _ = earlier_version(runs, tmp_path)
+    calls = []
+    write_text = clip_module.write_text_atomic
+
+    def killed_at_the_commit(path, text):
+        calls.append(path.name)
+        if len(calls) > 1:  # the first is the upgrade, the second the run's own record
+            raise KeyboardInterrupt
+        write_text(path, text)
+
+    monkeypatch.setattr(clip_module, "write_text_atomic", killed_at_the_commit)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(folder, pd.read_csv(runs / "bf16" / "per_frame.csv"), ScoreConfig(n_resamples=50), "m", "bf16")
+    assert calls == [META, META]
+    monkeypatch.undo()
+    res = analyze(runs, folder / "clip.csv", tmp_path / "res")
+    assert res.exit_code == 2 and "different `fourdfy clipscore` runs" in error_lines(res)[0], res.output

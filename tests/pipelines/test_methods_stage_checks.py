@@ -38,8 +38,9 @@ def test_a_trained_method_also_under_videos_is_refused_naming_it(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
     key = "generate.methods" if block == "methods" else "generate.extra.methods"
-    assert f"method 'wo_hybrid' is both in {key} (trained) and under `videos:` (imported); keep it in one of the " \
-           "two places" in err[0], err[0]
+    assert f"method 'wo_hybrid' is both in {key} (trained) and under `videos:` (imported), which gives it two " \
+           f"artifacts per prompt; keep it in one of the two places: remove it from {key} to score its imported " \
+           "videos, or remove its `videos:` entry to train it" in err[0], err[0]
     assert "'4dfy'" not in err[0]
     assert not (tmp_path / "methods").exists()  # refused before anything is written
 

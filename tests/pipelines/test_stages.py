@@ -212,7 +212,7 @@ def test_the_methods_step_writes_each_trained_methods_config_and_every_label(tmp
 
 @pytest.mark.parametrize("method, says", [("no_such_method", "unknown method 'no_such_method'; known methods: 4dfy"),
                                            ("no_such_method", "needs its package installed in this environment"),
-                                           ("mav3d", "cannot be trained here")])
+                                           ("mav3d", "cannot be trained")])
 def test_the_methods_step_refuses_a_method_it_cannot_train_in_one_line(tmp_path, capsys, method, says):
     params = _params(tmp_path)
     raw = yaml.safe_load(params.read_text())

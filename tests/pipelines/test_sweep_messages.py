@@ -144,8 +144,10 @@ def test_a_method_both_trained_and_under_videos_is_refused_before_any_job(tmp_pa
                    "mav3d": {"folder": "data/videos/mav3d"}}}))
     res = runner.invoke(app, ["sweep", "--params", str(params), "--runs", str(tmp_path / "runs"), "--dry-run"])
     assert res.exit_code != 0
-    assert ("method 'hexplane' is both in generate (trained) and under `videos:` (imported), method 'wo_hybrid' is "
-            "both") in res.output
+    assert ("generate.methods names 1 method the pipeline cannot train: method 'hexplane' is both in "
+            "generate.methods (trained) and under `videos:` (imported)") in res.output
+    assert ("generate.extra.methods names 1 method the pipeline cannot train: method 'wo_hybrid' is both in "
+            "generate.extra.methods (trained)") in res.output
     assert "'4dfy'" not in res.output and "'mav3d'" not in res.output
     assert not (tmp_path / "runs").exists()
 

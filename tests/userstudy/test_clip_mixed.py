@@ -48,18 +48,33 @@ def test_a_run_killed_before_its_clipscore_json_is_refused_beside_the_earlier_on
     assert load_clip_source(folder / "clip.csv").precision == "bf16"
 
 
-def test_a_clipscore_json_of_an_earlier_version_goes_before_any_table_is_replaced(tmp_path, monkeypatch):
-    """It records no digests, so it could not tell the new tables from its own: a kill leaves no record, and the
-    tables say the source is not recorded rather than naming the earlier run's model."""
+def test_a_clipscore_json_of_an_earlier_version_is_upgraded_before_any_table_is_replaced(tmp_path, monkeypatch):
+    """It records no digests, so it could not tell the new tables from its own: before the first table is replaced
+    it is rewritten with the digests of the tables it describes, so a run killed after its tables is refused as a
+    mix, and the earlier tables keep their model if it is killed before."""
     folder = tmp_path / "clip"
     write_outputs(folder, per_frame(0.0), CFG, "ViT-B-32 / openai (QuickGELU)")
     meta = json.loads((folder / META).read_text())
     meta.pop("sha256", None)  # (none at all before digests were recorded)
     (folder / META).write_text(json.dumps(meta))
     assert load_clip_source(folder / "clip.csv").model == "ViT-B-32 / openai (QuickGELU)"  # read as before
-    killed_before_meta(folder, monkeypatch, model="fourdfy-tiny:clip (QuickGELU)")
-    assert not (folder / META).exists()
-    assert load_clip_source(folder / "clip.csv") == ClipSource()
+    calls = []
+
+    def killed_after_upgrade(path, text):  # the upgrade goes through; the run's own record never comes
+        calls.append(path)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        real(path, text)
+
+    real = clip_module.write_text_atomic
+    monkeypatch.setattr(clip_module, "write_text_atomic", killed_after_upgrade)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(folder, per_frame(1.0), CFG, model="fourdfy-tiny:clip (QuickGELU)")
+    monkeypatch.undo()
+    assert "sha256" in json.loads((folder / META).read_text())  # upgraded in place, model kept
+    assert json.loads((folder / META).read_text())["model"] == "ViT-B-32 / openai (QuickGELU)"
+    with pytest.raises(ClipError, match=r"come from different `fourdfy clipscore` runs"):
+        load_clip_source(folder / "clip.csv")
 
 
 def test_digests_survive_a_checkout_that_converts_line_endings(tmp_path):
