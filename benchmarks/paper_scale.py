@@ -16,8 +16,10 @@ renderer figures are an upper bound of a trained scene's (which skips empty spac
 Options (one flag each; each changes only what it names): --precision profile|fp32|fp16|bf16 (frozen weights),
 --no-sdpa (diffusers' plain attention), --channels-last [3d img] (the 2D UNets: all, or the named updates'),
 --compile [3d img video] (torch.compile the
-UNets: all, or the named updates'), --compile-vae [3d img video] (the VAE encoders, likewise); these are the
-priors' own `frozen` options (`half_dtype`, `channels_last`, `compile`, `compile_vae_encoder`), so a run
+UNets: all, or the named updates'), --compile-vae [3d img video] (the VAE encoders, likewise), --compile-regional
+(what those compile, block by block: a fraction of the cold compile time); these are the
+priors' own `frozen` options (`half_dtype`, `channels_last`, `compile`, `compile_vae_encoder`,
+`compile_regional`), so a run
 gets what is measured with `--set 'guidance.*.frozen.<option>=...'`,
 --compile-field (torch.compile the field, dynamic shapes; CUDA graphs do not fit a sample count that
 changes every step),
@@ -134,7 +136,8 @@ def train_config(profile: str, device: torch.device, args):
                                                                                             pc.frozen.half_dtype),
                                      channels_last=compiles(args, update, "channels_last"),
                                      compile=compiles(args, update),
-                                     compile_vae_encoder=compiles(args, update, "compile_vae"))
+                                     compile_vae_encoder=compiles(args, update, "compile_vae"),
+                                     compile_regional=args.compile_regional)
         # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
         ids = {f: f"random-weights/{f}" for f in ("model", "text_model", "lora_model") if hasattr(pc, f)}
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
@@ -589,6 +592,7 @@ def summary(args, device, trainer, cfg, cfgs, scene, build_s, started, results, 
                     "channels_last": [u for u, p in priors.items() if p.cfg.frozen.channels_last] or False,
                     "compile": [u for u, p in priors.items() if p.cfg.frozen.compile] or False,
                     "compile_vae": [u for u, p in priors.items() if p.cfg.frozen.compile_vae_encoder] or False,
+                    "compile_regional": any(p.cfg.frozen.compile_regional for p in priors.values()),
                     "compile_field": args.compile_field,
                     # what the trained config holds, not the flags that asked for it
                     "grad_max_samples": args.grad_max_samples, "recompute_field": cfg.renderer.recompute_field,
@@ -721,6 +725,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compile-vae", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
                     help="torch.compile the VAE encoders, forward and backward (adds compile time): all, or those "
                          "of the updates named")
+    ap.add_argument("--compile-regional", action="store_true",
+                    help="with --compile / --compile-vae: compile block by block (blocks of one shape share a "
+                         "graph), a fraction of the cold compile time")
     ap.add_argument("--compile-field", action="store_true",
                     help="torch.compile the field (hash grids, MLPs) with dynamic shapes (adds compile time)")
     ap.add_argument("--scene", choices=("dense", "ball"), default="dense",

@@ -98,6 +98,10 @@ class FrozenModelOptions:
     C compiler); the same function up to float rounding."""
     compile_vae_encoder: bool = False
     """torch.compile the VAE encoder, which runs with gradient (forward and backward compiled), likewise."""
+    compile_regional: bool = False
+    """With `compile` / `compile_vae_encoder`: compile each block (ResNet, transformer, temporal layer, resampler)
+    instead of the whole module, so blocks of one shape share a graph: a fraction of the cold compile time, at the
+    cost of the fusions across block borders (`REGIONAL_BLOCKS`)."""
 
     def __post_init__(self):
         if self.half_dtype not in HALF_DTYPES:
@@ -203,21 +207,21 @@ class FrozenPrior(Guidance):
         frozen = self.cfg.frozen
         if (frozen.compile or frozen.compile_vae_encoder) and self.device.type == "cpu":
             check_cpu_compiler(f"{self.label} (frozen.compile / frozen.compile_vae_encoder)")
+        compile_module = compile_blocks if frozen.compile_regional else compile_whole
         for unet in unets:
             use_sdpa(unet, frozen.sdpa)
             # channels_last is a rank-4 layout: a module with 3D convolutions cannot take it
             if frozen.channels_last and all(p.dim() != 5 for p in unet.parameters()):
                 unet.to(memory_format=torch.channels_last)
             if frozen.compile and not is_compiled(unet):  # not twice (one module shared by two priors)
-                # an instance attribute: the module's call and its state dict stay the module's own
-                unet.forward = compiled(unet.forward)
+                compile_module(unet)
         if frozen.vae_slicing:
             vae.enable_slicing()
         if frozen.vae_gradient_checkpointing:
             vae.enable_gradient_checkpointing()
             vae.enable_slicing()
         if frozen.compile_vae_encoder and not is_compiled(vae.encoder):
-            vae.encoder.forward = compiled(vae.encoder.forward)
+            compile_module(vae.encoder)
 
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
         """The frozen CLIP text encoder (tokenizer/ + text_encoder/) of the model in `field`."""
@@ -246,6 +250,48 @@ def compiled(fn):
     return out
 
 
+REGIONAL_BLOCKS = frozenset({"ResnetBlock2D", "Transformer2DModel", "TransformerTemporalModel", "TemporalConvLayer",
+                             "Downsample2D", "Upsample2D", "Attention"})
+"""diffusers' classes that `compile_blocks` compiles one by one (the outermost where they nest: an `Attention`
+alone only where no transformer holds it, as in the VAE's middle block). Every UNet and VAE encoder of the three
+priors is made of them, and they hold nearly all the compute; what lies between (time embedding, conv_in/out,
+skip concatenations) stays eager."""
+
+REGIONAL_GRAPHS_PER_FUNCTION = 512
+"""Room for the graphs of one block class's forward in `compile_blocks`: its instances share the function, so every
+channel count, resolution, batch and gradient mode of every prior counts against one limit."""
+
+
+def compile_whole(module: torch.nn.Module) -> None:
+    """Compile `module.forward` as one graph (per input shape)."""
+    # an instance attribute: the module's call and its state dict stay the module's own
+    module.forward = compiled(module.forward)
+
+
+def compile_blocks(module: torch.nn.Module) -> int:
+    """Regional compilation: compile the forward of each of `module`'s outermost `REGIONAL_BLOCKS` (the number
+    returned) instead of the whole. Blocks of one class and one shape share a graph (their weights are inputs of
+    it), so a UNet with a dozen ResNets of four shapes compiles four; the code between blocks runs eagerly."""
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, REGIONAL_GRAPHS_PER_FUNCTION)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit,
+                                                    8 * REGIONAL_GRAPHS_PER_FUNCTION)
+    count, pending = 0, list(module.children())
+    while pending:
+        child = pending.pop()
+        if type(child).__name__ in REGIONAL_BLOCKS:
+            if not _forward_compiled(child):
+                compile_whole(child)
+            count += 1
+        else:
+            pending.extend(child.children())
+    if count == 0:
+        raise ValueError(f"frozen.compile_regional: {type(module).__name__} has none of the blocks it compiles "
+                         f"({', '.join(sorted(REGIONAL_BLOCKS))}); compile it whole instead")
+    return count
+
+
 def check_cpu_compiler(what: str) -> None:
     """Fail before training when torch.compile cannot build CPU kernels: inductor needs a C++ compiler there,
     and without one it would fail at the first update, inside the run."""
@@ -261,9 +307,14 @@ def check_cpu_compiler(what: str) -> None:
                            "off") from None
 
 
-def is_compiled(module) -> bool:
-    """Whether `module.forward` is already `compiled` (another wrapper of forward does not count)."""
+def _forward_compiled(module) -> bool:
     return getattr(vars(module).get("forward"), "fourdfy_compiled", False)
+
+
+def is_compiled(module) -> bool:
+    """Whether `module.forward`, or the forward of one of its blocks (`compile_blocks`), is already `compiled`
+    (another wrapper of forward does not count)."""
+    return any(_forward_compiled(m) for m in module.modules())
 
 
 def resize_nchw(rgb: Tensor, size: tuple[int, int]) -> Tensor:

@@ -356,6 +356,7 @@ EXECUTION_ONLY = {("renderer", "recompute_field"): RenderConfig.recompute_field,
                   ("guidance", "*", "frozen", "channels_last"): FrozenModelOptions.channels_last,
                   ("guidance", "*", "frozen", "compile"): FrozenModelOptions.compile,
                   ("guidance", "*", "frozen", "compile_vae_encoder"): FrozenModelOptions.compile_vae_encoder,
+                  ("guidance", "*", "frozen", "compile_regional"): FrozenModelOptions.compile_regional,
                   ("tf32",): TrainConfig.tf32}
 """Options that change how an update is computed, not what it computes (activation checkpointing, TF32 matrix
 products, memory format, compilation), with their defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and

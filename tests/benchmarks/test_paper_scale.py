@@ -271,6 +271,15 @@ def test_speed_flags_are_the_priors_own_options():
     run = build_config("paper", "4dfy", sets=parse_sets(sets))
     assert {u: g.frozen for u, g in run.guidance.items()} == {
         u: g.frozen for u, g in paper_scale.train_config("paper", "cpu", args).guidance.items()}
+    # --compile-regional: what is compiled, block by block (the run's guidance.*.frozen.compile_regional)
+    args = paper_scale.parse_args(["--compile", "video", "--compile-regional"])
+    regional = paper_scale.train_config("paper", "cpu", args)
+    assert all(g.frozen.compile_regional for g in regional.guidance.values())
+    assert {u: g.frozen for u, g in regional.guidance.items()} == {u: g.frozen for u, g in build_config(
+        "paper", "4dfy", sets=parse_sets(["guidance.video.frozen.compile=true",
+                                          "guidance.*.frozen.compile_regional=true"])).guidance.items()}
+    assert not any(g.frozen.compile_regional for g in paper_scale.train_config(
+        "paper", "cpu", paper_scale.parse_args(["--compile"])).guidance.values())
     # per update, like --compile: eager MVDream in NCHW beside VSD in channels_last (measured on the H100)
     cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args(["--channels-last", "img", "--tf32"]))
     assert {u for u, g in cfg.guidance.items() if g.frozen.channels_last} == {"img"}

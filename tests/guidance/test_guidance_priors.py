@@ -375,3 +375,60 @@ def test_compiled_priors_are_as_close_to_float32_as_eager_on_cuda(tiny_root, mak
     print("relative error against float32 (eager bf16, compiled bf16):", report)  # shown by pytest -rP
     worse = {p: {k: e for k, e in r.items() if e[1] > 2 * e[0] + 0.05} for p, r in report.items()}
     assert not any(worse.values()), report
+
+
+@pytest.mark.slow
+def test_regional_compile_shares_block_graphs_and_computes_the_same_function(tiny_root, make_rgb):
+    """frozen.compile_regional compiles the UNet's and the VAE encoder's blocks one by one instead of the whole
+    forward: the modules' own forward stays eager, every outermost block (ResNets, transformers, the UNet3D's
+    temporal layers, resamplers) is compiled, blocks of one class and shape share one graph (fewer graphs than
+    blocks: what cuts the cold compile time), and losses and render gradients equal eager's up to float rounding."""
+    from torch._dynamo.utils import counters
+
+    from method.guidance import MVDreamGuidance, ZeroscopeGuidance
+    from method.guidance.base import REGIONAL_BLOCKS, compile_blocks
+    from method.guidance.tiny import tiny_mvdream_config, tiny_zeroscope_config
+
+    def blocks(module):  # the outermost REGIONAL_BLOCKS, found independently of compile_blocks' own walk
+        inner = {id(m) for b in module.modules() if type(b).__name__ in REGIONAL_BLOCKS
+                 for m in b.modules() if m is not b}
+        return [m for m in module.modules() if type(m).__name__ in REGIONAL_BLOCKS and id(m) not in inner]
+
+    regional = FrozenModelOptions(half_precision=False, compile=True, compile_vae_encoder=True,
+                                  compile_regional=True)
+    mcams = sample_multiview_groups(1, generator=torch.Generator().manual_seed(0))
+    vcams = cameras_from_spherical(torch.zeros(4), 0.0, 2.8, 40.0)
+    cases = [(MVDreamGuidance, tiny_mvdream_config, mcams, (4, 16, 16), "loss_sds"),
+             (ZeroscopeGuidance, tiny_zeroscope_config, vcams, (4, 16, 24), "loss_sds_video")]
+    for cls, make_cfg, cams, shape, name in cases:
+        eager, compiled = cls(make_cfg()), cls(make_cfg(frozen=regional))
+        for module in (compiled.unet, compiled.vae.encoder):
+            assert "forward" not in vars(module), cls  # not compiled whole
+            found = blocks(module)
+            assert found and all(vars(b)["forward"].fourdfy_compiled for b in found), cls
+            # nothing inside a compiled block is compiled again, nothing outside the blocks at all
+            assert sum("forward" in vars(m) for m in module.modules()) == len(found), cls
+        kinds = {type(b).__name__ for b in blocks(compiled.unet)}
+        assert {"ResnetBlock2D", "Transformer2DModel"} <= kinds
+        if cls is ZeroscopeGuidance:
+            assert {"TemporalConvLayer", "TransformerTemporalModel"} <= kinds
+        graphs, results = counters["stats"]["unique_graphs"], []
+        for g in (eager, compiled):
+            rgb = make_rgb(*shape)
+            loss = g(rgb, cams, "a corgi", 0, generator=torch.Generator().manual_seed(1), stage="stage2")[name]
+            loss.backward()
+            results.append((loss, rgb.grad, g.last["eps"]))
+        made = counters["stats"]["unique_graphs"] - graphs
+        n_blocks = len(blocks(compiled.unet)) + len(blocks(compiled.vae.encoder))
+        assert 2 <= made < n_blocks, (cls, made, n_blocks)  # compiled, and shared between blocks of one shape
+        (la, ga, ea), (lb, gb, eb) = results
+        torch.testing.assert_close(eb, ea, rtol=1e-3, atol=1e-4 * float(ea.abs().max()))
+        torch.testing.assert_close(lb, la, rtol=1e-4, atol=1e-6)
+        assert ga.abs().sum() > 0
+        torch.testing.assert_close(gb, ga, rtol=1e-3, atol=1e-4 * float(ga.abs().max()))
+        before = {id(m): vars(m)["forward"] for m in compiled.unet.modules() if "forward" in vars(m)}
+        compiled.apply_options([compiled.unet], compiled.vae)  # a module met twice: not rewrapped
+        assert before == {id(m): vars(m)["forward"] for m in compiled.unet.modules() if "forward" in vars(m)}
+    assert torch._dynamo.config.recompile_limit >= 512  # one limit per block class, shared by every prior
+    with pytest.raises(ValueError, match="compile_regional.*Linear"):
+        compile_blocks(torch.nn.Linear(2, 2))

@@ -12,7 +12,8 @@ from method.training.config import replace
 from method.training.trainer import Trainer
 
 TRAINABLE = [name for name, m in METHODS.items() if m.trainable]
-NEWER_FROZEN = ("vae_gradient_checkpointing", "half_dtype", "channels_last", "compile", "compile_vae_encoder")
+NEWER_FROZEN = ("vae_gradient_checkpointing", "half_dtype", "channels_last", "compile", "compile_vae_encoder",
+                "compile_regional")
 """FrozenModelOptions fields added after CONFIG_SCHEMA 2: a config saved before them has none."""
 
 
@@ -151,7 +152,7 @@ def test_execution_only_options_never_change_the_config_hash():
     assert not cfg.tf32 and fast.config_hash() == cfg.config_hash()
     assert fast.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
     # the frozen parts' memory format and compilation likewise
-    for option in ("channels_last", "compile", "compile_vae_encoder"):
+    for option in ("channels_last", "compile", "compile_vae_encoder", "compile_regional"):
         set_ = build_config("tiny", "4dfy", sets=parse_sets([f"guidance.*.frozen.{option}=true"]))
         assert all(getattr(g.frozen, option) for g in set_.guidance.values()), option
         assert set_.config_hash() == cfg.config_hash(), option
