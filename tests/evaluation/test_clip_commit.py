@@ -72,14 +72,20 @@ def test_clipscore_json_records_the_digest_of_each_table(runs):
         assert meta["sha256"]["clip.csv"] == hashlib.sha256((runs / precision / "clip.csv").read_bytes()).hexdigest()
 
 
-def test_clipscore_json_is_written_after_every_table(runs, tmp_path, monkeypatch):
-    from evaluation.clip import ScoreConfig, write_outputs
-
+def record_writes(monkeypatch) -> list[str]:
+    """The names of the files evaluation.clip writes (tables and clipscore.json), in order, as they are written."""
     order = []
     write_csv, write_text = clip_module._write_csv, clip_module.write_text_atomic
     monkeypatch.setattr(clip_module, "_write_csv", lambda df, path: (order.append(path.name), write_csv(df, path)))
     monkeypatch.setattr(clip_module, "write_text_atomic", lambda path, text: (order.append(path.name),
                                                                               write_text(path, text)))
+    return order
+
+
+def test_clipscore_json_is_written_after_every_table(runs, tmp_path, monkeypatch):
+    from evaluation.clip import ScoreConfig, write_outputs
+
+    order = record_writes(monkeypatch)
     per_frame = pd.read_csv(runs / "fp32" / "per_frame.csv")
     write_outputs(tmp_path, per_frame, ScoreConfig(n_resamples=50), "m")
     assert order == [*TABLES, META]
@@ -202,11 +208,7 @@ def test_an_earlier_version_record_is_upgraded_before_the_first_table_then_repla
     from evaluation.clip import ScoreConfig, write_outputs
 
     folder, _ = earlier_version(runs, tmp_path)
-    order = []
-    write_csv, write_text = clip_module._write_csv, clip_module.write_text_atomic
-    monkeypatch.setattr(clip_module, "_write_csv", lambda df, path: (order.append(path.name), write_csv(df, path)))
-    monkeypatch.setattr(clip_module, "write_text_atomic", lambda path, text: (order.append(path.name),
-                                                                              write_text(path, text)))
+    order = record_writes(monkeypatch)
     per_frame = pd.read_csv(runs / "bf16" / "per_frame.csv")
     write_outputs(folder, per_frame, ScoreConfig(n_resamples=50), "m", "bf16")
     assert order == [META, *TABLES, META]

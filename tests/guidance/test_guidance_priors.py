@@ -224,46 +224,60 @@ def test_vae_gradient_checkpointing_gives_the_same_gradients_holding_less(tiny_r
     assert ga.abs().sum() > 0 and sb < 0.8 * sa, (sb, sa)
 
 
+def compile_cases():
+    """(prior class, tiny config maker, cameras, rgb shape, loss name) of the two priors the compile tests run."""
+    from method.guidance import MVDreamGuidance, ZeroscopeGuidance
+    from method.guidance.tiny import tiny_mvdream_config, tiny_zeroscope_config
+
+    mcams = sample_multiview_groups(1, generator=torch.Generator().manual_seed(0))
+    vcams = cameras_from_spherical(torch.zeros(4), 0.0, 2.8, 40.0)
+    return [(MVDreamGuidance, tiny_mvdream_config, mcams, (4, 16, 16), "loss_sds"),
+            (ZeroscopeGuidance, tiny_zeroscope_config, vcams, (4, 16, 24), "loss_sds_video")]
+
+
+def check_against_eager(eager, compiled, cams, shape, name, make_rgb) -> int:
+    """One update of each prior from the same render and draws: the compiled one's loss, render gradient and
+    noise prediction equal eager's up to float rounding. Returns the graphs compiled meanwhile."""
+    from torch._dynamo.utils import counters
+
+    graphs, results = counters["stats"]["unique_graphs"], []
+    for g in (eager, compiled):
+        rgb = make_rgb(*shape)
+        loss = g(rgb, cams, "a corgi", 0, generator=torch.Generator().manual_seed(1), stage="stage2")[name]
+        loss.backward()
+        results.append((loss, rgb.grad, g.last["eps"]))
+    (la, ga, ea), (lb, gb, eb) = results
+    # fused kernels round differently; the differences stay at float32 rounding's scale
+    torch.testing.assert_close(eb, ea, rtol=1e-3, atol=1e-4 * float(ea.abs().max()))
+    torch.testing.assert_close(lb, la, rtol=1e-4, atol=1e-6)
+    assert ga.abs().sum() > 0
+    torch.testing.assert_close(gb, ga, rtol=1e-3, atol=1e-4 * float(ga.abs().max()))
+    return counters["stats"]["unique_graphs"] - graphs
+
+
 @pytest.mark.slow
 def test_layout_and_compile_options_compute_the_same_function(tiny_root, make_rgb):
     """FrozenModelOptions.channels_last / compile / compile_vae_encoder change how the frozen parts run, not what
     they compute: the 2D UNets really take NHWC while Zeroscope's UNet3D keeps its layout; the UNets and VAE
     encoders of two priors in one process (diffusers' shared classes, other shapes) really run as compiled graphs
     (forward, and the encoders' backward); losses and render gradients equal eager's up to float rounding."""
-    from torch._dynamo.utils import counters
-
-    from method.guidance import MVDreamGuidance, VSDGuidance, ZeroscopeGuidance
-    from method.guidance.tiny import tiny_mvdream_config, tiny_vsd_config, tiny_zeroscope_config
+    from method.guidance import MVDreamGuidance, VSDGuidance
+    from method.guidance.tiny import tiny_vsd_config
 
     nhwc = lambda w: w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()  # noqa: E731
     fast = FrozenModelOptions(half_precision=False, channels_last=True, compile=True, compile_vae_encoder=True)
     vsd = VSDGuidance(tiny_vsd_config(frozen=FrozenModelOptions(channels_last=True)))
     assert nhwc(vsd.unet.conv_in.weight) and nhwc(vsd.unet_lora.conv_in.weight)
 
-    mcams = sample_multiview_groups(1, generator=torch.Generator().manual_seed(0))
-    vcams = cameras_from_spherical(torch.zeros(4), 0.0, 2.8, 40.0)
-    cases = [(MVDreamGuidance, tiny_mvdream_config, mcams, (4, 16, 16), "loss_sds"),
-             (ZeroscopeGuidance, tiny_zeroscope_config, vcams, (4, 16, 24), "loss_sds_video")]
-    for cls, make_cfg, cams, shape, name in cases:
+    for cls, make_cfg, cams, shape, name in compile_cases():
         eager, compiled = cls(make_cfg()), cls(make_cfg(frozen=fast))
         assert nhwc(compiled.unet.conv_in.weight) is (cls is MVDreamGuidance)  # the UNet3D is left as it is
         if cls is MVDreamGuidance:  # its own multi-view attention stays
             assert {type(p._inner).__name__ for p in compiled.unet.attn_processors.values()} == {"AttnProcessor2_0"}
         assert "forward" in vars(compiled.unet) and "forward" in vars(compiled.vae.encoder)
         assert "forward" not in vars(eager.unet) and "forward" not in vars(eager.vae.encoder)
-        graphs, results = counters["stats"]["unique_graphs"], []
-        for g in (eager, compiled):
-            rgb = make_rgb(*shape)
-            loss = g(rgb, cams, "a corgi", 0, generator=torch.Generator().manual_seed(1), stage="stage2")[name]
-            loss.backward()
-            results.append((loss, rgb.grad, g.last["eps"]))
-        assert counters["stats"]["unique_graphs"] >= graphs + 2, cls  # the UNet's graph and the encoder's
-        (la, ga, ea), (lb, gb, eb) = results
-        # fused kernels round differently; the differences stay at float32 rounding's scale
-        torch.testing.assert_close(eb, ea, rtol=1e-3, atol=1e-4 * float(ea.abs().max()))
-        torch.testing.assert_close(lb, la, rtol=1e-4, atol=1e-6)
-        assert ga.abs().sum() > 0
-        torch.testing.assert_close(gb, ga, rtol=1e-3, atol=1e-4 * float(ga.abs().max()))
+        made = check_against_eager(eager, compiled, cams, shape, name, make_rgb)
+        assert made >= 2, cls  # the UNet's graph and the encoder's
         once = vars(compiled.unet)["forward"], vars(compiled.vae.encoder)["forward"]
         compiled.apply_options([compiled.unet], compiled.vae)  # a module met twice: not rewrapped
         assert vars(compiled.unet)["forward"] is once[0] and vars(compiled.vae.encoder)["forward"] is once[1]
@@ -383,11 +397,8 @@ def test_regional_compile_shares_block_graphs_and_computes_the_same_function(tin
     forward: the modules' own forward stays eager, every outermost block (ResNets, transformers, the UNet3D's
     temporal layers, resamplers) is compiled, blocks of one class and shape share one graph (fewer graphs than
     blocks: what cuts the cold compile time), and losses and render gradients equal eager's up to float rounding."""
-    from torch._dynamo.utils import counters
-
-    from method.guidance import MVDreamGuidance, ZeroscopeGuidance
+    from method.guidance import ZeroscopeGuidance
     from method.guidance.base import REGIONAL_BLOCKS, compile_blocks
-    from method.guidance.tiny import tiny_mvdream_config, tiny_zeroscope_config
 
     def blocks(module):  # the outermost REGIONAL_BLOCKS, found independently of compile_blocks' own walk
         inner = {id(m) for b in module.modules() if type(b).__name__ in REGIONAL_BLOCKS
@@ -396,11 +407,7 @@ def test_regional_compile_shares_block_graphs_and_computes_the_same_function(tin
 
     regional = FrozenModelOptions(half_precision=False, compile=True, compile_vae_encoder=True,
                                   compile_regional=True)
-    mcams = sample_multiview_groups(1, generator=torch.Generator().manual_seed(0))
-    vcams = cameras_from_spherical(torch.zeros(4), 0.0, 2.8, 40.0)
-    cases = [(MVDreamGuidance, tiny_mvdream_config, mcams, (4, 16, 16), "loss_sds"),
-             (ZeroscopeGuidance, tiny_zeroscope_config, vcams, (4, 16, 24), "loss_sds_video")]
-    for cls, make_cfg, cams, shape, name in cases:
+    for cls, make_cfg, cams, shape, name in compile_cases():
         eager, compiled = cls(make_cfg()), cls(make_cfg(frozen=regional))
         for module in (compiled.unet, compiled.vae.encoder):
             assert "forward" not in vars(module), cls  # not compiled whole
@@ -412,20 +419,9 @@ def test_regional_compile_shares_block_graphs_and_computes_the_same_function(tin
         assert {"ResnetBlock2D", "Transformer2DModel"} <= kinds
         if cls is ZeroscopeGuidance:
             assert {"TemporalConvLayer", "TransformerTemporalModel"} <= kinds
-        graphs, results = counters["stats"]["unique_graphs"], []
-        for g in (eager, compiled):
-            rgb = make_rgb(*shape)
-            loss = g(rgb, cams, "a corgi", 0, generator=torch.Generator().manual_seed(1), stage="stage2")[name]
-            loss.backward()
-            results.append((loss, rgb.grad, g.last["eps"]))
-        made = counters["stats"]["unique_graphs"] - graphs
+        made = check_against_eager(eager, compiled, cams, shape, name, make_rgb)
         n_blocks = len(blocks(compiled.unet)) + len(blocks(compiled.vae.encoder))
         assert 2 <= made < n_blocks, (cls, made, n_blocks)  # compiled, and shared between blocks of one shape
-        (la, ga, ea), (lb, gb, eb) = results
-        torch.testing.assert_close(eb, ea, rtol=1e-3, atol=1e-4 * float(ea.abs().max()))
-        torch.testing.assert_close(lb, la, rtol=1e-4, atol=1e-6)
-        assert ga.abs().sum() > 0
-        torch.testing.assert_close(gb, ga, rtol=1e-3, atol=1e-4 * float(ga.abs().max()))
         before = {id(m): vars(m)["forward"] for m in compiled.unet.modules() if "forward" in vars(m)}
         compiled.apply_options([compiled.unet], compiled.vae)  # a module met twice: not rewrapped
         assert before == {id(m): vars(m)["forward"] for m in compiled.unet.modules() if "forward" in vars(m)}
