@@ -344,8 +344,8 @@ def clip_axis_label(summary_csv: Path) -> str:
     text = clip_source_text(source)
     if source.random_weights:
         text += " RANDOM WEIGHTS: the scores are meaningless."
-    # wrapped: a checkpoint's description and the bf16 remark are wider than the figure
-    return "\n".join(["CLIP score (100 x cosine), 95% bootstrap interval over prompts", *textwrap.wrap(text, 72)])
+    # wrapped within the first line's width: a checkpoint's description and the bf16 remark are wider than the figure
+    return "\n".join(["CLIP score (100 x cosine), 95% bootstrap interval over prompts", *textwrap.wrap(text, 60)])
 
 
 def plot_clip(summary_csv: Path, out_png: Path, label: str | None = None) -> Path:
@@ -366,7 +366,8 @@ def plot_clip(summary_csv: Path, out_png: Path, label: str | None = None) -> Pat
     ax.set_xlabel(label)
     fig.tight_layout()
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100, metadata={"Software": None})
+    # the label is centred under the axes, which long method names push right: the saved area takes it whole
+    fig.savefig(out_png, dpi=100, bbox_inches="tight", pad_inches=0.1, metadata={"Software": None})
     plt.close(fig)
     return out_png
 
