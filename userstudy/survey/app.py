@@ -179,6 +179,8 @@ def _question(engine, bundle, rater, item, n_done: int, n_all: int) -> None:
         st.info(ANSWERED_ELSEWHERE)
     st.markdown(f"**Prompt:** {_escape_markdown(question.prompt)}")
     videos = {question.method_a: question.video_a, question.method_b: question.video_b}
+    # the row's style before the row: sent after it, a slow connection shows a phone the videos stacked first
+    st.html(_VIDEO_ROW_CSS)
     with st.container(key=VIDEO_ROW):
         left, right = st.columns(2, gap="medium")
     for col, side, method in ((left, "Left", item.method_left), (right, "Right", item.method_right)):
@@ -186,7 +188,7 @@ def _question(engine, bundle, rater, item, n_done: int, n_all: int) -> None:
             st.caption(side)
             st.video(str(bundle.video_path(videos[method])), format="video/mp4", loop=True, muted=True,
                      autoplay=True)
-    st.html(_PAGE_SCRIPT + _VIDEO_ROW_CSS, unsafe_allow_javascript=True)
+    st.html(_PAGE_SCRIPT, unsafe_allow_javascript=True)
     st.markdown("Choose the video you prefer for each criterion:")
     picks = {}
     kept = st.session_state.get(KEPT_KEY, {})  # choices made here before a database outage (this question's keys only)
