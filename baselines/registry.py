@@ -31,7 +31,7 @@ from typing import Callable
 from method.configs import ConfigKeyError, get_key, set_key, set_keys, valid_keys
 from method.fields import HashGridConfig, hexplane_matching
 from method.training.config import TrainConfig, replace
-from prompts import FILE_NAME_MAX_BYTES, METHOD_NAME_MAX_BYTES, SLUG_MAX_BYTES
+from prompts import method_name_too_long
 
 ENTRY_POINT_GROUP = "fourdfy.methods"
 
@@ -97,21 +97,10 @@ _ERRORS: dict[str, str] = {}
 """Entry point name -> its load error (see `load_entry_points`)."""
 
 
-def _name_too_long(name: str) -> str | None:
-    """Why `name` is too long to name a method (`prompts.METHOD_NAME_MAX_BYTES`), or None."""
-    size = len(name.encode("utf-8"))
-    if size <= METHOD_NAME_MAX_BYTES:
-        return None
-    return (f"method name {name!r} is {size} bytes long (UTF-8), over the limit of {METHOD_NAME_MAX_BYTES}: with a "
-            f"prompt slug of up to {SLUG_MAX_BYTES} bytes it names files such as a sweep log's temporary "
-            f"`.<method>-<slug>.out.<12 hex>.tmp`, which must fit in {FILE_NAME_MAX_BYTES} bytes; choose a shorter "
-            "name")
-
-
 def _check(method: Method, overwrite: bool = False) -> None:
     """What `register` refuses: a name too long for file names, a name already taken, an override key the config
     schema does not have."""
-    if (why := _name_too_long(method.name)) is not None:
+    if (why := method_name_too_long(method.name)) is not None:
         raise ValueError(why)
     if method.name in METHODS and not overwrite:
         raise ValueError(f"method {method.name!r} is already registered (by {METHODS[method.name].source})")
@@ -310,7 +299,7 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
         raise ValueError(f"{where}: {name!r} cannot name a method (it names run folders and DVC stages, and "
                          "--set-from splits its key on dots); use letters, digits, '_' and '-', starting with a "
                          "letter or digit (e.g. 4dfy_video0_3)")
-    if (why := _name_too_long(name)) is not None:
+    if (why := method_name_too_long(name)) is not None:
         raise ValueError(f"{where}: {why}")
     _check_reserved(entry, where)
     try:

@@ -38,7 +38,11 @@ API:
     read_artifact(folder) -> Artifact         parses and checks the manifest (ArtifactError)
     validate_artifact(folder) -> list[str]    every problem found; [] = valid. Decodes video.mp4
                                               (and depth.mp4) and checks codec, pixel format,
-                                              frame count and size against the manifest.
+                                              frame count and size against the manifest, and
+                                              video.mp4's SHA-256 against `video_sha256` where
+                                              the manifest records it.
+    digest_problem(folder, manifest, video) -> str | None   why video.mp4 is not the file the manifest's
+                                              `video_sha256` records (None: it is, or none recorded)
     find_artifacts(roots) -> {(method, slug): Artifact}   artifact folders under the roots
     read_json_object(path, error) -> dict     a JSON object file, or `error` naming the file
     folder_reason(err, folder) -> str         an error's message without the folder path it starts with
@@ -47,7 +51,9 @@ API:
     artifact_folder(root, method, slug) -> Path    where write_artifact puts it (names checked)
     refuse_existing(target, overwrite)        the "already exists" error (or a file in the way), for checks
                                               before costly work
-    check_writable_folder(folder), check_method_name(method)   the same checks for a whole import
+    check_writable_folder(folder), check_method_name(method)   the same checks for a whole import (a method name
+                                              is at most `prompts.METHOD_NAME_MAX_BYTES` UTF-8 bytes, as a
+                                              registered one)
     ArtifactError(ValueError)
 """
 
@@ -67,7 +73,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from method.fileio import folder_blocker
-from prompts import slugify
+from prompts import method_name_too_long, slugify
 
 from .video import VideoError, decode_video, encode_video, probe_video
 
@@ -160,14 +166,18 @@ def _plain(value: Any) -> Any:
 
 def artifact_folder(root: Path | str, method: str, slug: str) -> Path:
     """`<root>/<method>/<slug>`, the folder write_artifact writes; ArtifactError for unusable names."""
-    _check_name("method", method)
+    check_method_name(method)
     _check_name("slug", slug)
     return Path(root) / method / slug
 
 
 def check_method_name(method: str) -> None:
-    """ArtifactError when `method` cannot be the name of a method folder."""
+    """ArtifactError when `method` cannot be the name of a method folder, or is longer than a registered method's
+    name may be (`prompts.method_name_too_long`): an imported method's name ends up where a registered one's does
+    (folder and file names beside a prompt slug, survey question ids), so it has the same limit."""
     _check_name("method", method)
+    if (why := method_name_too_long(method)) is not None:
+        raise ArtifactError(why)
 
 
 def check_writable_folder(folder: Path | str) -> None:
@@ -199,7 +209,7 @@ def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, s
     frames: (N, H, W, 3) uint8 or float in [0, 1], encoded to video.mp4; or `video_file`, an
     existing H.264/yuv420p file copied as is. An existing folder is replaced only with `overwrite`.
     """
-    _check_name("method", method)
+    check_method_name(method)
     if not prompt or not prompt.strip():
         raise ArtifactError("the prompt is empty")
     slug = slug or slugify(prompt)
@@ -357,7 +367,8 @@ def _video_problems(path: Path, art: Artifact, label: str) -> list[str]:
 
 
 def validate_artifact(folder: Path | str) -> list[str]:
-    """Every problem of an artifact folder (manifest, names, videos decoded and counted); [] = valid."""
+    """Every problem of an artifact folder (manifest, names, videos decoded and counted, video.mp4's bytes against
+    the manifest's `video_sha256` where it has one); [] = valid."""
     folder = Path(folder)
     try:
         art = read_artifact(folder)
@@ -369,9 +380,35 @@ def validate_artifact(folder: Path | str) -> list[str]:
     if folder.parent.name != art.method:
         problems.append(f"parent folder {folder.parent.name!r} differs from the method {art.method!r}")
     problems += _video_problems(art.video_path, art, VIDEO)
+    if (changed := digest_problem(art.folder, art.manifest, art.video_path)) is not None:
+        problems.append(changed)
     if art.depth_path is not None:
         problems += _video_problems(art.depth_path, art, DEPTH)
     return problems
+
+
+def digest_problem(folder: Path | str, manifest: dict, video: Path | str) -> str | None:
+    """Why `video` (the artifact folder's video.mp4) is not the file its manifest's `video_sha256` records, or None
+    (it is, the manifest records none: an earlier version's, or the video is missing: the decoding checks say so).
+    A replaced video of the same frame count and size decodes as well as the one written, so only its bytes tell
+    it apart. One read of the file, cheaper than decoding it. Used by validate_artifact, `clipscore` (before any
+    scoring) and `survey build`."""
+    expected, video = manifest.get("video_sha256"), Path(video)
+    if expected is None or not video.is_file():
+        return None
+    try:
+        if sha256_file(video) == expected:
+            return None
+    except OSError as err:
+        return f"{VIDEO} in {folder} cannot be read ({err.strerror or err})"
+    source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    if source.get("kind") == "import":
+        fix = (f"import {source.get('file')} again with `fourdfy import-videos SRC --method {manifest.get('method')} "
+               "--out ROOT --overwrite`")
+    else:
+        fix = f"render run {source.get('run')} again with `fourdfy render RUN --out ROOT --overwrite`"
+    return (f"{VIDEO} in {folder} changed since it was written (its SHA-256 differs from the manifest's "
+            f"video_sha256: truncated, corrupted or replaced), so it is not the video written there; {fix}")
 
 
 def artifact_folders(root: Path, names: tuple[str, ...]) -> list[Path]:

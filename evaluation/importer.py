@@ -82,8 +82,9 @@ class ImportReport:
     unmatched_prompts: list[str] = field(default_factory=list)
     """Slugs of the prompt list that no file matched."""
     no_video: list[str] = field(default_factory=list)
-    """Slugs of the prompt list with no video: no file matched, or the file that did failed (not those in
-    `existing` or `done`, which have one)."""
+    """Slugs of the prompt list that have no video and no file of `failed` (listed there once, with its reason):
+    no file matched them, or (`all_or_nothing` stopped by another file) theirs was not written; not those in
+    `existing` or `done`, which have one."""
     fuzzy: dict[str, str] = field(default_factory=dict)
     """file name -> slug for matches made by the article rule."""
     unknown_prompts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
@@ -361,6 +362,7 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     if all_or_nothing and not (report.failed or report.existing):  # else nothing is written
         for f, data in checked.items():
             write(f, data)
+    failed_slugs = {s for f, s in targets.items() if f.name in report.failed}  # reported with their reason
     report.no_video = sorted(set(wanted) - {a.slug for a in report.imported} - set(report.existing.values())
-                             - set(report.done.values()))
+                             - set(report.done.values()) - failed_slugs)
     return report

@@ -39,6 +39,19 @@ temporary `.<method>-<slug>.out.<12 hex>.tmp`, takes 23 bytes beside the two, so
 much is left of a 255-byte name. `baselines.register` and params.yaml's variants refuse longer names, which would
 otherwise fail only when a sweep of a long prompt writes its log."""
 
+def method_name_too_long(name: str) -> str | None:
+    """Why `name` is too long to name a method (METHOD_NAME_MAX_BYTES), or None: the one check and wording of the
+    method registry, params.yaml's variants and `fourdfy import-videos --method` (here, where each can import it
+    without loading the generator)."""
+    size = len(name.encode("utf-8"))
+    if size <= METHOD_NAME_MAX_BYTES:
+        return None
+    return (f"method name {name!r} is {size} bytes long (UTF-8), over the limit of {METHOD_NAME_MAX_BYTES}: with a "
+            f"prompt slug of up to {SLUG_MAX_BYTES} bytes it names files such as a sweep log's temporary "
+            f"`.<method>-<slug>.out.<12 hex>.tmp`, which must fit in {FILE_NAME_MAX_BYTES} bytes; choose a shorter "
+            "name")
+
+
 _HASH_HEX = 8
 """Hex digits of the SHA-256 of the whole slug that end a shortened slug (32 bits: two long prompts that share
 their first ~190 bytes collide with odds of 1 in 4 billion)."""

@@ -131,11 +131,16 @@ def import_videos(
                                      "downstream (the pipeline's `videos:` folders)."),
 ) -> None:
     """Bring external videos into the artifact layout; reports unmatched files and prompts."""
+    from evaluation.artifacts import ArtifactError, check_method_name
     from evaluation.importer import VideoImportError, import_videos as run_import
     from prompts import PromptFileError, load_prompts
 
     if prompts is not None and mapping is not None:
         _fail("give --prompts or --map, not both")
+    try:  # before the did-you-mean warning, which a name refused anyway would only clutter
+        check_method_name(method)
+    except ArtifactError as err:
+        _fail(str(err))
     _warn_unknown_method(method)
 
     def matched(report) -> None:  # before any video is decoded
@@ -172,7 +177,7 @@ def import_videos(
         typer.echo(f"already in {out / method}, left as they are ({len(report.existing)}): "
                    f"{', '.join(sorted(report.existing.values()))}")
     aborted = all_or_nothing and bool(report.failed or report.existing)  # nothing written: no count of the rest
-    # a prompt whose file failed (errors below) has no video either; one already imported has
+    # prompts no file matched: one whose file failed is named once, by its error below
     if report.no_video and not aborted:
         if prompts is not None or mapping is not None:
             typer.echo(f"prompts without a video ({len(report.no_video)}): {', '.join(report.no_video)}")
@@ -221,7 +226,8 @@ def clipscore(
 ) -> None:
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`.
     --out may hold the outputs of an earlier run, which are replaced (and listed); anything else there is refused."""
-    from evaluation.artifacts import RENDER_HINT, RUN_REASON, ArtifactError, nothing_found, scan_artifacts
+    from evaluation.artifacts import (RENDER_HINT, RUN_REASON, ArtifactError, digest_problem, nothing_found,
+                                      scan_artifacts)
     from evaluation.clip import (ALL_PROMPTS, META, ScoreCache, ScoreConfig, check_out_dir, score_artifacts,
                                  write_outputs)
     from evaluation.clip_models import ClipConfig, load_clip
@@ -247,6 +253,12 @@ def clipscore(
                   f"prompt); fix or remove them first (`fourdfy validate-artifacts` checks them): {listed}")
         if not arts:
             _fail(nothing_found(artifacts))
+        # a video replaced since it was written decodes like the one written: only its digest tells, and a score
+        # of it would be reported as the imported or rendered one's
+        changed = [p for a in arts.values() if (p := digest_problem(a.folder, a.manifest, a.video_path))]
+        if changed:
+            _fail(f"{len(changed)} artifact(s) whose video changed since it was written; nothing was scored: "
+                  + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else ""))
         methods = sorted({m for m, _ in arts})
         if primary is not None and primary not in methods:  # else no paired difference, silently
             _fail(f"--primary {primary!r}: no artifact has this method; the methods found are {', '.join(methods)}")

@@ -12,7 +12,7 @@ import pytest
 from eval_helpers import error_lines, make_frames, write_cut_faststart_video
 from typer.testing import CliRunner
 
-from evaluation.artifacts import write_artifact
+from evaluation.artifacts import sha256_file, write_artifact
 from evaluation.video import encode_video
 from pipelines.cli import app
 from prompts import PROMPT_DIR
@@ -70,7 +70,9 @@ def test_validate_and_clipscore_refuse_an_artifact_whose_video_is_cut(tmp_path, 
     declared = write_cut_faststart_video(art.video_path)
     decodable, stored = _decodable(art.video_path), _stored(art.video_path)
     manifest = json.loads((art.folder / "manifest.json").read_text())
-    (art.folder / "manifest.json").write_text(json.dumps({**manifest, "n_frames": decodable}))
+    # the import wrote the cut file, so its digest is the one recorded: the count alone tells it is cut
+    (art.folder / "manifest.json").write_text(json.dumps({**manifest, "n_frames": decodable,
+                                                          "video_sha256": sha256_file(art.video_path)}))
     res = runner.invoke(app, ["validate-artifacts", str(root)])
     assert res.exit_code == 1
     assert res.stdout.splitlines() == [f"BAD {art.folder}: video.mp4: truncated video: {stored} of the {declared} "

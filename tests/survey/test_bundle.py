@@ -93,6 +93,31 @@ def test_every_problem_listed_once(study_inputs, tmp_path):
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
+def test_a_video_replaced_since_its_artifact_was_written_is_a_problem(study_inputs, tmp_path):
+    """Raters would judge another video than the one imported under that name: an artifact whose manifest records
+    `video_sha256` (what `fourdfy import-videos` and `fourdfy render` write) and whose video.mp4 is another file of the
+    same size and frame count is refused, naming it; the same file under its recorded digest is fine."""
+    from evaluation.artifacts import sha256_file
+
+    arts, prompts_dir, design = study_inputs
+    copy = tmp_path / "arts"
+    shutil.copytree(arts, copy)
+    folder = copy / "mav3d" / "a_panda_dancing"
+    m = folder / "manifest.json"
+    recorded = {**json.loads(m.read_text()), "video_sha256": sha256_file(folder / "video.mp4"),
+                "source": {"kind": "import", "file": "panda.mp4"}}
+    m.write_text(json.dumps(recorded))
+    build_bundle(design, [copy], tmp_path / "ok", prompts_dir=prompts_dir)  # the digest matches: built
+    shutil.copy(arts / "mav3d" / "a_goat_drinking_beer" / "video.mp4", folder / "video.mp4")  # same size, frames
+    with pytest.raises(BundleError) as err:
+        build_bundle(design, [copy], tmp_path / "out", prompts_dir=prompts_dir)
+    assert str(err.value).startswith("1 problem(s)")
+    assert (f"mav3d/a_panda_dancing: video.mp4 in {folder} changed since it was written (its SHA-256 differs from "
+            "the manifest's video_sha256") in str(err.value)
+    assert "import panda.mp4 again with `fourdfy import-videos SRC --method mav3d" in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_root_given_twice_is_one_set_of_artifacts_and_a_real_copy_is_a_problem(study_inputs, tmp_path):
     arts, prompts_dir, design = study_inputs
     built = build_bundle(design, [arts, arts], tmp_path / "out", prompts_dir=prompts_dir)  # no false duplicate

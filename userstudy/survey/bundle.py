@@ -26,7 +26,8 @@ import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from evaluation.artifacts import MANIFEST, RENDER_HINT, VIDEO, folder_reason, is_run_folder, read_json_object
+from evaluation.artifacts import (MANIFEST, RENDER_HINT, VIDEO, digest_problem, folder_reason, is_run_folder,
+                                  read_json_object)
 from evaluation.video import VideoError, decode_video, probe_video
 from prompts import PROMPT_DIR, load_prompts
 from userstudy.design import Design, design_from_dict
@@ -215,6 +216,9 @@ def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None, fa
                 for key, got in (("width", info.width), ("height", info.height), ("n_frames", n_frames)):
                     if key in manifest and manifest[key] != got:
                         out.append(f"{where}: manifest {key} {manifest[key]!r} but {VIDEO} has {got}")
+                # raters would judge another video than the one imported or rendered under this name
+                if (changed := digest_problem(folder, manifest, video)) is not None:
+                    out.append(f"{where}: {changed}")
     return out
 
 
