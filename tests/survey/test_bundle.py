@@ -139,6 +139,30 @@ def test_missing_decoy_and_existing_output(study_inputs, tmp_path, bundle):
         build_bundle(design, [arts], bundle.root, prompts_dir=prompts_dir)
 
 
+def test_a_bundle_written_by_another_build_meanwhile_is_kept(study_inputs, tmp_path, monkeypatch):
+    """Two builds to one folder: both find it free at the start, and the later to finish used to stop on a raw
+    OSError (a rename onto a non-empty folder). It is now a BundleError naming the folder; the other build's bundle
+    (and the votes a served one holds) is left as it is, and this build's temporary is gone."""
+    import userstudy.survey.bundle as bundle_mod
+
+    arts, prompts_dir, design = study_inputs
+    out = tmp_path / "out"
+    remux = bundle_mod._remux
+
+    def other_build_finishes(src, dst):  # the first video of this build: the other build's bundle lands
+        if not out.exists():
+            out.mkdir()
+            (out / "bundle.json").write_text("the other build's")
+        remux(src, dst)
+
+    monkeypatch.setattr(bundle_mod, "_remux", other_build_finishes)
+    with pytest.raises(BundleError, match="was written by another build while this one ran") as err:
+        build_bundle(design, [arts], out, prompts_dir=prompts_dir)
+    assert str(out) in str(err.value)
+    assert [p.name for p in out.iterdir()] == ["bundle.json"] and (out / "bundle.json").read_text() == "the other build's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left beside it
+
+
 def test_allow_missing_leaves_out_questions_without_both_videos_and_lists_them(study_inputs, tmp_path):
     arts, prompts_dir, design = study_inputs
     partial = partial_artifacts(arts, tmp_path / "arts")

@@ -18,6 +18,7 @@ trajectory are allowed and summarised per method pair (`Bundle.notes`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -438,6 +439,22 @@ def _new_folder(out: Path) -> Path:
     raise FileExistsError(f"no free temporary folder name .{out.name}.*.tmp in {out.parent}")
 
 
+def _rename_new(tmp: Path, out: Path) -> None:
+    """Rename the finished build to `out`, which must still not exist: another build may have written it since
+    this one checked (a rename would replace an empty folder and fail on a bundle with a raw OSError). Its bundle
+    and the votes it may hold are left as they are; this build is discarded."""
+    taken = (f"{out} was written by another build while this one ran (a bundle may be in use: choose a new "
+             "folder); this build is discarded")
+    if os.path.lexists(out):
+        raise BundleError(taken)
+    try:
+        os.rename(tmp, out)
+    except OSError as err:
+        if err.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+            raise BundleError(taken) from None
+        raise
+
+
 def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | str,
                  prompts_dir: Path | str = PROMPT_DIR, allow_missing: bool = False,
                  listed_methods: tuple[str, ...] = ()) -> Bundle:
@@ -468,7 +485,7 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
         # outside the bundle id: what was left out does not change what raters see
         data = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, **body, "missing": missing, "left_out": left_out}
         (tmp / BUNDLE_FILE).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
+        _rename_new(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
