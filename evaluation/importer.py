@@ -2,7 +2,9 @@
 
 Matching a file to a prompt:
 - `mapping` (a CSV `file,prompt`): the prompt column is a slug of the project's prompt files or
-  the prompt text itself; files are relative to the source folder;
+  the prompt text itself (blanks around it dropped); files are relative to the source folder. A text whose slug is
+  a library prompt's is that prompt, and the library's text is recorded (`ImportReport.library_texts`): its
+  folder is the library prompt's, so every method of it must be scored and shown with the same words;
 - otherwise by file name: the file stem's slug (`prompts.slugify`, so case and punctuation do not
   matter) equal to a prompt's slug; failing that, a conservative fuzzy rule: equal after dropping
   leading articles ("a", "an", "the") from both, and only when exactly one prompt matches
@@ -90,6 +92,9 @@ class ImportReport:
     unknown_prompts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     """file name -> (prompt text, closest known prompt or None), for mapped prompts found in none of the project's
     prompt files (imported as given: a prompt of one's own, or a typo that no table row will meet)."""
+    library_texts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """file name -> (prompt text as mapped, the library's text recorded instead), for mapped texts with a library
+    prompt's slug but other words ('a baby panda eating ice cream' -> 'A baby panda eating ice cream.')."""
 
 
 def _strip_articles(slug: str) -> str:
@@ -149,7 +154,8 @@ def match_files(files: list[Path], prompts: dict[str, str]) -> tuple[dict[Path, 
 
 
 def read_mapping(path: Path, src: Path) -> dict[Path, str]:
-    """{file: prompt text} from a CSV with columns file,prompt."""
+    """{file: prompt text} from a CSV with columns file,prompt (blanks around each value dropped; a slug of the
+    prompt library is its prompt's text, `resolve_prompt`)."""
     if not path.is_file():
         raise VideoImportError(f"mapping file not found: {path}")
     with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM would hide the "file" column
@@ -293,10 +299,18 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     report = ImportReport()
     if mapping is not None:
         pairs = read_mapping(Path(mapping), src)
-        texts = {f: t for f, t in pairs.items()}
+        known = default_prompts()
+        texts = {}
+        for f, t in pairs.items():
+            # same slug, same folder: the library's prompt, which the other methods' artifacts, the survey's
+            # prompt check and the CLIP score all use; other words would score this video against other text
+            library_text = known.get(slugify(t))
+            if library_text is not None and library_text != t:
+                report.library_texts[f.name] = (t, library_text)
+                t = library_text
+            texts[f] = t
         targets = {f: slugify(t) for f, t in texts.items()}
         wanted = {slugify(t): t for t in texts.values()}
-        known = default_prompts()
         for f, t in texts.items():
             if slugify(t) not in known:
                 close = difflib.get_close_matches(t, list(known.values()), n=1, cutoff=0.8)

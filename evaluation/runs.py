@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .artifacts import read_json_object
+from .artifacts import SCHEMA, read_json_object
 
 
 class RunError(ValueError):
@@ -31,10 +31,24 @@ def read_run_manifest(run_dir: Path | str) -> dict:
     if not path.is_file():
         raise RunError(f"{run_dir}: no manifest.json (not a finished run; `fourdfy generate` writes it at the end)")
     manifest = read_json_object(path, RunError)
+    # an artifact's manifest.json has the same name: say which folder was given, not which key it lacks
+    if str(manifest.get("schema", "")).startswith(SCHEMA.split("/")[0] + "/"):  # any version of the schema
+        raise RunError(_artifact_given(run_dir, manifest))
     for key in ("config", "config_hash", "prompt", "method"):
         if key not in manifest:
             raise RunError(f"{path}: lacks '{key}'")
     return manifest
+
+
+def _artifact_given(folder: Path, manifest: dict) -> str:
+    """The error for an evaluation artifact folder given where a run folder is read."""
+    source = manifest.get("source") if isinstance(manifest.get("source"), dict) else {}
+    made = {"render": "`fourdfy render`", "import": "`fourdfy import-videos`"}.get(source.get("kind"),
+                                                                                 "`fourdfy render` or `import-videos`")
+    origin = f" from run {source['run_path']}" if isinstance(source.get("run_path"), str) else ""
+    return (f"{folder} is an evaluation artifact folder (video.mp4 + manifest.json, written by {made}{origin}), "
+            "not a training run folder: give the run folder `fourdfy generate` wrote (manifest.json + ckpt/last.pt, "
+            "e.g. runs/x); an artifact's video is what `fourdfy clipscore`, `figure` and `survey build` read")
 
 
 def run_path(run_dir: Path | str, manifest: dict) -> str:

@@ -14,7 +14,8 @@
 - `check_own_file(path, overwrite, is_own, kind)`: a single output file of a command (`power --out`,
   `audit --out`): a new path is written; an existing file only with `--overwrite`, and only when it is
   this command's own kind of output (`is_own`; an empty file counts, nothing is lost); anything else is
-  refused even with `--overwrite` (the rule of `simulate-votes --out`).
+  refused even with `--overwrite` (the rule of `simulate-votes --out`; `survey export --out` replaces only a
+  votes CSV).
 - Every failure to write (read-only folder, a file where a folder should be, ...) is an
   `OutputError` whose message is one line naming the path and what to do.
 """
@@ -111,16 +112,18 @@ def first_line(path: Path | str, limit: int = 4096) -> str | None:
 
 
 def check_own_file(path: Path | str, overwrite: bool, is_own: Callable[[Path], bool], kind: str,
-                   option: str = "--out") -> Path:
+                   option: str = "--out", describe: Callable[[Path], str] | None = None) -> Path:
     """Check (writing nothing) that a command may write its output file `path`: a new file, or with
     `overwrite` an existing one for which `is_own(path)` holds (an earlier output of the same command;
     `kind` names it in messages, e.g. "a power table of `fourdfy power`"). A file that is not its own
-    kind is refused even with `overwrite`: an output must never take the place of data."""
+    kind is refused even with `overwrite`: an output must never take the place of data. `describe(path)`,
+    when given, says in the refusal what the file seems to be instead (e.g. "a survey bundle's bundle.json")."""
     path = check_file_target(path)
     if not path.exists():
         return path
     if not is_own(path):
-        raise OutputError(f"{option} {path} exists and is not {kind}; it is never replaced, even with "
+        seems = f"seems to be {describe(path)}, not" if describe is not None else "is not"
+        raise OutputError(f"{option} {path} exists and {seems} {kind}; it is never replaced, even with "
                           f"--overwrite: move it or choose another {option}")
     if not overwrite:
         raise OutputError(f"{option} {path} already exists ({kind}); give --overwrite to replace it or choose "

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from evaluation.clip import OUTPUT_COLUMNS as CLIPSCORE_COLUMNS
 from evaluation.clip import MixedOutputsError, check_recorded
 from userstudy.analysis import Analysis, rule_parts
 from userstudy.design import Design, Section, Table, latex_escape
@@ -61,6 +62,17 @@ class ClipScore(NamedTuple):
 
 
 COUNT_COLUMNS = ("n_prompts", "n_set")
+CLIP_COLUMNS = CLIPSCORE_COLUMNS["clip.csv"]
+"""What `load_clip` reads: clip.csv's columns (method and clip required; prompt_set and the counts may be absent,
+as in a hand-written file or one of an earlier clipscore)."""
+OTHER_CLIPSCORE_TABLES = {
+    "summary.csv": "means over every prompt, not per prompt set",
+    "per_prompt.csv": "one score per prompt, not a mean per prompt set",
+    "per_frame.csv": "one score per video frame, not a mean per prompt set",
+}
+"""The other tables `fourdfy clipscore` writes beside clip.csv, and what they hold instead of its per-set means.
+Given as --clip, their `method` and `clip` columns would pass for clip.csv's rows without a prompt_set, and every
+section, whatever its prompt set, would show the one mean over every prompt."""
 
 
 @dataclass(frozen=True)
@@ -126,10 +138,35 @@ def clip_source_text(source: ClipSource | None) -> str:
     return text + "."
 
 
+def check_clip_columns(path: Path, columns: list[str]) -> None:
+    """ClipError unless `columns` (a CSV's header) are clip.csv's: method, clip and no column clip.csv lacks. One of
+    clipscore's other tables (`OTHER_CLIPSCORE_TABLES`, or its columns of an earlier version: a subset) is named."""
+    missing = [c for c in ("method", "clip") if c not in columns]
+    foreign = [c for c in columns if c not in CLIP_COLUMNS]
+    if not missing and not foreign:
+        return
+    beside = path.parent / "clip.csv"
+    fix = (f"pass {beside}" if beside.is_file() and beside.name != path.name
+           else "pass DIR/clip.csv, DIR being the --out of a `fourdfy clipscore` run")
+    fix = f"--clip takes the clip.csv of `fourdfy clipscore` (one mean per method and prompt set): {fix}"
+    # by columns, not name (a renamed copy is the same table); only when they fit just one of the tables
+    tables = [name for name in OTHER_CLIPSCORE_TABLES
+              if "method" in columns and set(columns) <= set(CLIPSCORE_COLUMNS[name])]
+    if len(tables) == 1:
+        name = tables[0]
+        raise ClipError(f"{path} is the {name} of `fourdfy clipscore` ({OTHER_CLIPSCORE_TABLES[name]}), not its "
+                        f"clip.csv; {fix}")
+    problems = [f"missing column(s) {', '.join(missing)}"] if missing else []
+    problems += [f"column(s) {', '.join(foreign)} that clip.csv does not have"] if foreign else []
+    raise ClipError(f"{path}: {' and '.join(problems)} (clip.csv's columns: {','.join(CLIP_COLUMNS)}; method and "
+                    f"clip required); {fix}")
+
+
 def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
     """Read a `method,clip[,prompt_set,n_prompts,n_set]` CSV (as `fourdfy clipscore` writes) ->
     {(method, prompt_set or ""): ClipScore}. Files without the count columns (or with empty counts)
-    load with counts None."""
+    load with counts None. ClipError for any other columns, as in clipscore's summary.csv, per_prompt.csv and
+    per_frame.csv (`check_clip_columns`)."""
     path = Path(path)
     if not path.is_file():
         raise ClipError(f"{path} is a folder, not a CLIP file (clipscore writes clip.csv in its --out folder)"
@@ -139,10 +176,7 @@ def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ClipError(f"{path}: cannot read as a UTF-8 CSV ({' '.join(str(err).split())})") from None
     raw.columns = [c.strip() for c in raw.columns]
-    missing = [c for c in ("method", "clip") if c not in raw.columns]
-    if missing:
-        raise ClipError(f"{path}: missing column(s) {', '.join(missing)} "
-                        "(need method,clip[,prompt_set,n_prompts,n_set])")
+    check_clip_columns(path, list(raw.columns))
     raw = raw.apply(lambda s: s.str.strip())
     raw.insert(0, "line", np.arange(len(raw)) + 2)
     for col in ("prompt_set", *COUNT_COLUMNS):

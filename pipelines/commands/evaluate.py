@@ -61,14 +61,21 @@ def _paper_methods():
     return design, list(dict.fromkeys([design.primary, *design.comparisons]))
 
 
+def _paper_names():
+    """(the paper's design, every name it knows videos by: its methods, then its attention-check decoys)."""
+    design, known = _paper_methods()
+    return design, list(dict.fromkeys([*known, *design.check.decoys]))
+
+
 def _warn_unknown_method(method: str) -> None:
-    """A warning when `method` is not a method of the paper's design but close to one: a typo would only surface
-    at `fourdfy analyze`. A name far from all of them gets `_own_name_note` after the import instead."""
+    """A warning when `method` is not a name of the paper's design (a method or an attention-check decoy) but close
+    to one: a typo would only surface at `fourdfy analyze`. A name far from all of them gets `_own_name_note` after
+    the import instead."""
     import difflib
 
     from evaluation.importer import authors_method
 
-    _, known = _paper_methods()
+    _, known = _paper_names()
     close = difflib.get_close_matches(method, sorted(known), n=1, cutoff=0.8)
     if method not in known and close and authors_method(method) is None:  # the authors' names get their own note
         typer.secho(f"warning: method {method!r} is not in the paper's design; did you mean {close[0]!r}? (a new "
@@ -92,14 +99,21 @@ def _own_name_note(method: str, folder: Path) -> str | None:
     """One line for videos imported under a name that is neither a method of the paper's design, nor a near miss
     of one (`_warn_unknown_method`), nor a registered method: allowed (a new baseline with videos only), but
     `survey build` and the tables know the methods by the design's names, so the line lists them, and for a folder
-    name of the authors' example (`ours`) names the method it holds. None when the name needs no note."""
+    name of the authors' example (`ours`) names the method it holds. An attention-check decoy of the design gets a
+    line saying what its videos are for. None when the name needs no note."""
     import difflib
 
     from evaluation.importer import authors_method
 
     design, known = _paper_methods()
+    if method in design.check.decoys:  # docs/survey.md has users import it: a name of the design, not their own
+        correct = design.check.correct_method
+        return (f"note: {method!r} is the attention-check decoy of the paper's design: `survey build` makes each of "
+                f"its videos an attention-check question against {design.label(correct)} ({correct!r}) on that "
+                "prompt; it is in no table")
     target = authors_method(method)
-    if method in known or (target is None and difflib.get_close_matches(method, known, n=1, cutoff=0.8)):
+    near = difflib.get_close_matches(method, _paper_names()[1], n=1, cutoff=0.8)  # `_warn_unknown_method`'s
+    if method in known or (target is None and near):
         return None
     if _registered(method):
         return None
@@ -133,7 +147,7 @@ def import_videos(
     """Bring external videos into the artifact layout; reports unmatched files and prompts."""
     from evaluation.artifacts import ArtifactError, check_method_name
     from evaluation.importer import VideoImportError, import_videos as run_import
-    from prompts import PromptFileError, load_prompts
+    from prompts import PromptFileError, load_prompts, slugify
 
     if prompts is not None and mapping is not None:
         _fail("give --prompts or --map, not both")
@@ -146,6 +160,10 @@ def import_videos(
     def matched(report) -> None:  # before any video is decoded
         for name, slug in sorted(report.fuzzy.items()):
             typer.echo(f"matched {name} -> {slug} (leading articles ignored)")
+        for name, (typed, text) in sorted(report.library_texts.items()):
+            typer.secho(f"note: {name}: recorded the prompt library's text {text!r} instead of {typed!r} as mapped "
+                        f"(the same prompt, slug {slugify(text)}: every method is scored and shown with the "
+                        "library's words)", fg=typer.colors.YELLOW, err=True)
         if report.unknown_prompts:
             typer.secho(f"warning: {len(report.unknown_prompts)} mapped prompt(s) are in none of prompts/*.txt, so "
                         "no Table 2 or 3 row will use them (a typo?):", fg=typer.colors.YELLOW, err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -228,13 +229,14 @@ def export(
                            ".streamlit/secrets.toml). A SQLite file is sqlite:///PATH; `survey serve` without "
                            "--db kept the votes in sqlite:///<bundle>/survey.sqlite."),
     out: Path = typer.Option(..., "--out", help="Votes CSV to write (the format `fourdfy analyze` reads)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file (e.g. an earlier "
-                                   "export of the same study)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file that is a votes CSV "
+                                   "(e.g. an earlier export of the same study) or empty; any other file is never "
+                                   "replaced."),
 ) -> None:
     """Export every stored answer as a votes CSV (with `rater_completed`: whether its rater finished)."""
-    from userstudy.outputs import OutputError, same_file
-    from userstudy.survey.store import (StoreError, default_url, open_existing, redact, shown_url, sqlite_files,
-                                        url_source, write_votes_csv)
+    from userstudy.outputs import OutputError, check_own_file, same_file
+    from userstudy.survey.store import (VOTES_KIND, StoreError, default_url, is_votes_file, open_existing, redact,
+                                        shown_url, sqlite_files, url_source, write_votes_csv)
 
     try:
         url = db or default_url(None)
@@ -247,9 +249,12 @@ def export(
               "replace every stored answer; choose another --out, e.g. votes.csv")
     if out.is_dir():
         _fail(f"--out {out} is a folder; the export writes one CSV file: give a file path, e.g. {out / 'votes.csv'}")
-    if out.exists() and not overwrite:  # it may hold another study's votes: never replaced unasked
-        _fail(f"{out} already exists; give --overwrite to replace it (e.g. re-exporting the same study) or "
-              "choose another --out")
+    # An existing file may hold another study's votes: replaced only with --overwrite, and only when it is a votes
+    # CSV (or empty); a bundle's bundle.json, params.yaml or any other file is never replaced by an export.
+    try:
+        check_own_file(out, overwrite, is_votes_file, VOTES_KIND, describe=_seems)
+    except OutputError as err:
+        _fail(str(err))
     try:
         n = write_votes_csv(open_existing(url, source=url_source(db)), out)
     except (StoreError, OutputError) as err:
@@ -258,6 +263,47 @@ def export(
         _fail(redact(f"cannot read the survey database {shown_url(url)}: {type(err).__name__}: "
                      f"{str(err).splitlines()[0] if str(err) else ''}", url))
     typer.echo(f"{n} judgments -> {out}")
+
+
+_BUNDLE_ID = re.compile(rb'"bundle_id"\s*:\s*"([0-9a-f]+)"')
+
+
+def _seems(path: Path) -> str:
+    """What a file that `export` refuses to replace seems to be, from its first bytes and name (its content is
+    never echoed: a config may hold a password)."""
+    import codecs
+
+    from userstudy.survey.bundle import BUNDLE_FILE
+    from userstudy.votes import COLUMNS
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as err:
+        return f"a file that cannot be read ({err.strerror or err})"
+    if head.startswith(b"SQLite format 3\x00"):
+        return "an SQLite database"
+    bundle = _BUNDLE_ID.search(head)
+    if bundle:  # `build` writes bundle_id second, so it is within the first bytes
+        return f"a survey bundle's {BUNDLE_FILE} (bundle {bundle.group(1).decode()}; `survey serve` reads it)"
+    try:  # an incremental decoder: the 4096 bytes may end inside a character
+        text = codecs.getincrementaldecoder("utf-8")().decode(head)
+    except UnicodeDecodeError:
+        return "a binary file"
+    if "\x00" in text:
+        return "a binary file"
+    suffix = path.suffix.lower()
+    named = {".json": "a JSON file", ".yaml": "a YAML file", ".yml": "a YAML file", ".toml": "a TOML file",
+             ".md": "a Markdown file", ".py": "a Python file"}
+    if suffix in named:
+        return named[suffix]
+    first = text.split("\n", 1)[0]
+    if suffix == ".csv" or first.count(",") >= 2:
+        header = {c.strip() for c in first.split(",")}
+        missing = [c for c in COLUMNS if c not in header]
+        more = ", ..." if len(missing) > 3 else ""
+        return f"a CSV file without the votes columns (no {', '.join(missing[:3])}{more})"
+    return "a text file"
 
 
 def register(app: typer.Typer) -> None:

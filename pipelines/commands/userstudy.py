@@ -59,8 +59,9 @@ def analyze(
     design: Path = typer.Option(None, "--design", help="Design YAML/JSON (default: the paper's, "
                                 "userstudy/designs/paper.yaml)."),
     clip: Path = typer.Option(None, "--clip", help="Optional CSV method,clip[,prompt_set,n_prompts,n_set] for the "
-                              "CLIP column (`fourdfy clipscore`'s clip.csv; partial means are marked; the model "
-                              "and precision in its clipscore.json are named in the tables)."),
+                              "CLIP column: `fourdfy clipscore`'s clip.csv, one mean per prompt set (its "
+                              "summary.csv, per_prompt.csv and per_frame.csv are refused); partial means are "
+                              "marked; the model and precision in its clipscore.json are named in the tables."),
     out: Path = typer.Option(..., "--out", help="Output folder (tables, metrics.json, plots, report.md)."),
     metrics: Path = typer.Option(None, "--metrics", help="Write metrics.json here instead of into --out "
                                  "(for a DVC metrics file outside a tracked output folder)."),

@@ -92,11 +92,17 @@ def test_another_file_or_prompt_text_under_the_same_name_is_not_done(src, tmp_pa
     encode_video(src / "a_panda_dancing.mp4", frames, fps=15)
     r = import_videos(src, METHOD, out)
     assert r.existing == {"a_panda_dancing.mp4": "a_panda_dancing"} and len(r.done) == 2
-    # the same slug for another prompt text (`--map`): its manifest would hold the other text
+    # other words for a library prompt (`--map`): the library's text is recorded all the same, so the same import
     mapping = tmp_path / "map.csv"
     mapping.write_text("file,prompt\na_dog_riding_a_skateboard.mp4,a dog riding a skateboard\n")
     r = import_videos(src, METHOD, out, mapping=mapping)
-    assert r.existing == {"a_dog_riding_a_skateboard.mp4": "a_dog_riding_a_skateboard"} and not r.done
+    assert r.done == {"a_dog_riding_a_skateboard.mp4": "a_dog_riding_a_skateboard"} and not r.existing
+    # the same slug for another text of one's own: its manifest would hold the other text
+    mapping.write_text("file,prompt\na_dog_riding_a_skateboard.mp4,My dog on a skateboard\n")
+    assert len(import_videos(src, METHOD, out, mapping=mapping).imported) == 1
+    mapping.write_text("file,prompt\na_dog_riding_a_skateboard.mp4,my dog on a skateboard!\n")
+    r = import_videos(src, METHOD, out, mapping=mapping)
+    assert r.existing == {"a_dog_riding_a_skateboard.mp4": "my_dog_on_a_skateboard"} and not r.done
     # a folder of a file of another name (renamed source) is not this file's
     shutil.move(src / "a_goat_drinking_beer.mov", src / "A goat drinking beer.mov")
     r = import_videos(src, METHOD, out)

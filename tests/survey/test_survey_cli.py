@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,10 +46,11 @@ def test_build_export_analyze(study_inputs, tmp_path):
         answer_all(engine, bundle, r, lambda q, primary: primary, now=at(1))
 
     votes = tmp_path / "votes.csv"
-    votes.write_text("another study's votes\n")
+    earlier = ",".join(COLUMNS) + "\nrater-00009,q,p,a,b,overall,left,false,\n"  # another study's votes
+    votes.write_text(earlier)
     res = runner.invoke(app, ["survey", "export", "--db", db, "--out", str(votes)])
-    assert res.exit_code != 0 and "--overwrite" in res.output  # an existing file is not replaced unasked
-    assert votes.read_text() == "another study's votes\n"
+    assert res.exit_code != 0 and "give --overwrite" in res.output  # an existing file is not replaced unasked
+    assert votes.read_text() == earlier
     res = runner.invoke(app, ["survey", "export", "--db", db, "--out", str(votes), "--overwrite"])
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(votes, dtype=str, keep_default_na=False)
@@ -151,9 +153,14 @@ def test_serve(bundle, tmp_path, given_by):
         engine = store.open_existing(f"sqlite:///{db}")
         with engine.connect() as conn:
             assert conn.execute(store.study.select()).mappings().one()["bundle_id"] == bundle.bundle_id
+        # docs/survey.md: serve becomes the Streamlit server, which stops on Ctrl-C (SIGINT) or SIGTERM as a
+        # server's normal stop, with exit status 0 (not the 130/143 of the other commands)
+        proc.send_signal(signal.SIGINT if given_by == "--db" else signal.SIGTERM)
+        assert proc.wait(20) == 0
     finally:
-        proc.terminate()
-        proc.wait(20)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(20)
 
 
 def test_one_survey_per_table_and_both_exports_analysed_together(study_inputs, tmp_path):

@@ -333,6 +333,17 @@ def open_existing(url: str, source: str = "") -> sa.Engine:
     engine = make_engine(url, source=source)  # first: a URL that does not parse is named by its source
     if engine.url.get_backend_name() == "sqlite":
         path = engine.url.database
+        if path and Path(path).is_dir():
+            engine.dispose()
+            # `serve` without --db keeps the votes in <bundle>/survey.sqlite: name that file, else another database file
+            try:
+                found = sorted((p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in SQLITE_SUFFIXES),
+                               key=lambda p: (p.name != DEFAULT_SQLITE, p.name))
+            except OSError:
+                found = []
+            hint = (f"it holds {found[0].name}: give --db sqlite:///{found[0].as_posix()}" if found
+                    else "give the database file in the URL, sqlite:///PATH/survey.sqlite")
+            raise StoreError(f"no survey database at {shown_url(url)}: {path} is a folder, not a SQLite file; {hint}")
         if not path or path == ":memory:" or not Path(path).is_file():
             engine.dispose()
             raise StoreError(f"no survey database at {shown_url(url)} (the file does not exist)")
@@ -505,6 +516,31 @@ def export_votes(engine: sa.Engine):
         "_k": (r["rater_id"], r["position"], order[r["criterion"]])} for r in rows]
     records.sort(key=lambda rec: rec["_k"])
     return pd.DataFrame([{k: v for k, v in rec.items() if k != "_k"} for rec in records], columns=list(VOTES_COLUMNS))
+
+
+VOTES_KIND = "a votes CSV with the columns `fourdfy analyze` reads"
+"""What `export --out --overwrite` replaces (`is_votes_file`), as messages name it."""
+
+
+def is_votes_file(path: Path | str) -> bool:
+    """True when `path` is empty or a votes CSV: its header line has every column of `userstudy.votes.COLUMNS`
+    (an earlier export, or another file in the format `fourdfy analyze` reads). The only files
+    `survey export --overwrite` replaces: a bundle's bundle.json or a config is never a votes file."""
+    import csv
+
+    from userstudy.outputs import first_line
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:  # checked by size: a file that only starts with a blank line is not empty
+            return True
+    except OSError:
+        return False
+    line = first_line(path)
+    if not line:
+        return False
+    header = {c.strip() for c in next(csv.reader([line]), [])}
+    return set(COLUMNS) <= header
 
 
 def write_votes_csv(engine: sa.Engine, out: Path | str) -> int:
