@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -171,11 +172,13 @@ def looks_like_path(source: str) -> bool:
 
 
 def missing_model_message(source: str, role: str, field: str, reason: str = "", hint: str = "",
-                          default_id: str = "", filename: str = "") -> str:
-    """The text of ModelNotFoundError: what was looked for, why it failed, and how to provide it."""
+                          default_id: str = "", filename: str = "", unreadable: bool = False) -> str:
+    """The text of ModelNotFoundError: what was looked for, why it failed, and how to provide it. `unreadable`:
+    the weights were found but their file cannot be read (the remedy is the same: a whole copy)."""
     name = source.rstrip("/").split("/")[-1] or "model"
-    lines = [f"{role}: the weights '{source}' were not found{': ' + reason if reason else ''}."]
-    if looks_like_path(source):
+    found = "could not be read" if unreadable else "were not found"
+    lines = [f"{role}: the weights '{source}' {found}{': ' + reason if reason else ''}."]
+    if looks_like_path(source) and not unreadable:
         lines.append(f"  '{source}' is treated as a local path and it does not hold the expected files.")
     if source in REMOVED_FROM_HUB:
         mirror = REMOVED_FROM_HUB[source]
@@ -232,11 +235,55 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
     raise ModelNotFoundError(msg(error), field)
 
 
+# torch.save's legacy (non-zip) format: a pickled protocol-2 long, torch.serialization.MAGIC_NUMBER
+_LEGACY_TORCH_HEAD = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
+def unreadable_checkpoint(path: str | os.PathLike) -> str:
+    """'' when `path` holds a whole checkpoint container (safetensors by its suffix, else torch.save's zip or legacy
+    format), else why not ('not a readable checkpoint (...)', for messages). Reads only the headers and the zip's
+    directory at the end, so it is cheap for a checkpoint of gigabytes; it spares the user torch's reply to a foreign
+    file (advice on saving with `_use_new_zipfile_serialization=True`, which the file's owner cannot act on)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "pt"):
+                return ""
+        except Exception as exc:  # safetensors raises its own error type for a bad header or a short file
+            return ("not a readable safetensors file (damaged, e.g. cut short by an interrupted download or copy, "
+                    f"or of another kind: {_first_line(exc)})")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_LEGACY_TORCH_HEAD))
+    except OSError as exc:
+        return f"not readable ({type(exc).__name__}: {_first_line(exc)})"
+    if zipfile.is_zipfile(path) or head == _LEGACY_TORCH_HEAD:
+        return ""
+    if head.startswith(b"PK\x03\x04"):  # a zip's first entry, but not the directory that ends every whole zip
+        return ("not a readable checkpoint (damaged: its zip archive is cut short, e.g. by an interrupted download "
+                "or copy)")
+    return "not a readable checkpoint (damaged, or not a PyTorch or safetensors file)"
+
+
 def download_file(source: str, filename: str, *, role: str, field: str, hint: str = "",
                   default_id: str = "") -> Path:
-    """A single file: `source` itself if it is a local file, `source/filename` if a folder, else from the hub."""
+    """A single file: `source` itself if it is a local file, `source/filename` if a folder, else from the hub.
+    A file that is not a readable checkpoint (`unreadable_checkpoint`) is refused with the same kind of error."""
     source = resolve_model(source, field)
-    msg = lambda reason: missing_model_message(source, role, field, reason, hint, default_id, filename)  # noqa: E731
+    msg = lambda reason, unreadable=False: missing_model_message(  # noqa: E731
+        source, role, field, reason, hint, default_id, filename, unreadable)
+    path = _find_file(source, filename, msg, field)
+    problem = unreadable_checkpoint(path)
+    if problem:
+        which = "the file" if path == Path(source).expanduser() else f"'{path}'"
+        raise ModelNotFoundError(msg(f"{which} is {problem}", unreadable=True), field)
+    return path
+
+
+def _find_file(source: str, filename: str, msg, field: str) -> Path:
+    """The file `download_file` names (`msg(reason)`: the error's text when there is none)."""
     p = Path(source).expanduser()
     if p.is_file():
         return p

@@ -14,15 +14,18 @@ Layout written under `root` (each a diffusers-style folder, like the hub reposit
     zeroscope/          UNet3DConditionModel + VAE + text encoder + tokenizer + DDIM scheduler
 Sizes: UNets with channels (32, 64), one res block per level, attention on the first level; VAE
 (32, 32, 64) = downsampling x4; text encoder 2 layers of width 32. Building takes a few seconds;
-it is idempotent (a finished root carries a stamp and is reused) and safe under parallel builders.
+it is idempotent (a finished root carries a stamp, with every file's size and SHA-256, and is reused while
+its files match it; a damaged one is rebuilt) and safe under parallel builders.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -152,40 +155,93 @@ def _build(root: Path, seed: int) -> None:
     _scheduler("DDIMScheduler", "epsilon").save_pretrained(video / "scheduler")
 
 
-def _is_built(root: Path, stamp: dict) -> bool:
+def _manifest(root: Path) -> dict[str, list]:
+    """{path relative to root: [size, sha256]} of every file of a build (the stamp aside)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != STAMP:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            out[path.relative_to(root).as_posix()] = [path.stat().st_size, digest]
+    return out
+
+
+_VERIFIED: dict[Path, tuple] = {}
+"""root -> (path, size, mtime) of its files when their hashes last matched the stamp: a second look in the same
+process reads no file again unless one changed (the priors are resolved once per part loaded)."""
+
+
+def _damage(root: Path, stamp: dict) -> str | None:
+    """None when `root` holds a finished build of `stamp` whose files are all as built; '' when it holds no such
+    build (none, or another recipe or seed); else what is damaged (a file missing, cut short or changed)."""
     try:
-        return json.loads((root / STAMP).read_text()) == stamp
-    except (OSError, ValueError):
-        return False
+        saved = json.loads((root / STAMP).read_text())
+        files = saved.pop("files")
+    except (OSError, ValueError, KeyError, AttributeError):  # no stamp, or one from before the file list
+        return ""
+    if saved != stamp or not isinstance(files, dict):
+        return ""
+    missing = [rel for rel in sorted(files) if not (root / rel).is_file()]
+    if missing:
+        return f"{missing[0]} is missing"
+    try:
+        stats = tuple((rel, (root / rel).stat().st_size, (root / rel).stat().st_mtime_ns) for rel in sorted(files))
+        stats += (("", (root / STAMP).stat().st_mtime_ns, 0),)
+    except OSError:  # replaced by another builder meanwhile: looked at again by the caller
+        return ""
+    if _VERIFIED.get(root) == stats:
+        return None
+    for rel, size, _ in stats[:-1]:
+        if size != files[rel][0]:
+            return f"{rel} has {size} bytes instead of {files[rel][0]}"
+    try:
+        now = _manifest(root)
+    except OSError as exc:
+        return f"a file could not be read ({exc})"
+    changed = [rel for rel in sorted(files) if now.get(rel) != files[rel]]
+    if changed:
+        return f"{changed[0]} differs from the file built"
+    _VERIFIED[root] = stats
+    return None
 
 
 def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write the tiny priors under `root` (reused when already built with the same recipe and seed).
+    """Write the tiny priors under `root` (reused when already built with the same recipe and seed and intact).
 
     The folder is built beside `root` and moved into place when complete, so a reader never sees a
-    half-written folder and concurrent builders do not disturb each other.
+    half-written folder and concurrent builders do not disturb each other. The stamp lists every file's size
+    and SHA-256: a damaged cache (a file cut short, changed or deleted) is rebuilt, with a warning naming it,
+    rather than failing to load as if it were a user's model.
     """
     root = Path(root)
     stamp = {"recipe": RECIPE_VERSION, "seed": seed}
     paths = {name: root / name for name in TINY_MODELS}
-    if _is_built(root, stamp):
+    damage = _damage(root, stamp)
+    if damage is None:
         return paths
+    if damage:
+        warnings.warn(f"the tiny priors' cache {root} is damaged ({damage}); rebuilding it", RuntimeWarning,
+                      stacklevel=2)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    old = None
     try:
         with quiet_progress():
             _build(tmp, seed)
-        (tmp / STAMP).write_text(json.dumps(stamp))
-        if not _is_built(root, stamp):  # nobody finished meanwhile
-            if root.exists():
-                shutil.rmtree(root)  # an older recipe or seed
+        (tmp / STAMP).write_text(json.dumps({**stamp, "files": _manifest(tmp)}))
+        if _damage(root, stamp) is not None:  # nobody finished meanwhile
+            if root.exists():  # an older recipe or seed, or a damaged build: moved aside in one step, then deleted
+                old = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
+                os.replace(root, old)
             try:
                 os.replace(tmp, root)
             except OSError:  # another builder moved its copy in first
                 pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if not _is_built(root, stamp):
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    if _damage(root, stamp) is not None:
         raise RuntimeError(f"could not build the tiny priors in {root}")
     return paths
 

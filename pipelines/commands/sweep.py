@@ -11,7 +11,10 @@ def sweep(
     methods: list[str] = typer.Option([], "--methods", help="Methods, comma-separated or repeated; 'all' = every "
                                       "trainable method (plug-ins included)."),
     prompts: list[str] = typer.Option([], "--prompts",
-                                      help="Prompt slugs (prompts/*.txt), comma-separated or repeated."),
+                                      help="Prompts, repeated: each a slug of prompts/*.txt or a prompt's text "
+                                      "(commas included: --prompts 'A cat, dancing.'); a value whose "
+                                      "comma-separated pieces are all slugs is a list of slugs "
+                                      "(a_panda_dancing,a_goat_drinking_beer)."),
     prompts_file: Path = typer.Option(None, "--prompts-file", help="Also every prompt of this file (one per line)."),
     params: Path = typer.Option(None, "--params", help="Read the DVC pipeline's params.yaml: its overrides.<method> "
                                 "always apply; its profile, seed, generate.methods and generate.prompts are used "
@@ -56,7 +59,8 @@ def sweep(
     from prompts import load_prompts
 
     # texts, not slugs: a file outside prompts/ has slugs the library does not know
-    prompt_list = split_list(prompts) + (list(load_prompts(prompts_file).values()) if prompts_file is not None else [])
+    prompt_list = prompt_values(prompts) + (list(load_prompts(prompts_file).values()) if prompts_file is not None
+                                            else [])
     method_list = split_list(methods)
     method_sets, variants = {}, {}
     extra_methods, extra_prompts = [], []
@@ -121,6 +125,36 @@ def sweep(
                     "(finished runs are skipped, unfinished ones resume from their last checkpoint)",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
+
+
+def prompt_values(values: list[str]) -> list[str]:
+    """The prompts of the --prompts values. A value is split on commas only when every piece is slug-shaped (its own
+    slug: 'a_panda_dancing,a_goat_drinking_beer'); any other value is one prompt's text, commas and all ('A cat,
+    dancing.'), so a prompt is never cut into pieces that are each trained as a prompt of its own. A value that
+    mixes library slugs with text is refused: it is read neither way without guessing."""
+    from prompts import PromptFileError, library, slugify
+
+    def slug_shaped(piece: str) -> bool:
+        try:
+            return slugify(piece) == piece
+        except PromptFileError:  # no letters or digits: not a slug
+            return False
+
+    out = []
+    for value in values:
+        pieces = [p.strip() for p in value.split(",") if p.strip()]
+        if all(slug_shaped(p) for p in pieces):
+            out += pieces
+            continue
+        if len(pieces) > 1:
+            known = {slug for table in library().values() for slug in table}
+            mixed = [p for p in pieces if p in known]
+            if mixed:
+                raise ValueError(f"--prompts {value!r} mixes library slugs ({', '.join(mixed)}) with prompt text, so "
+                                 "it is neither a list of slugs nor one prompt's text; give each prompt as its own "
+                                 "--prompts (a prompt's text may contain commas: --prompts 'A cat, dancing.')")
+        out.append(value.strip())
+    return out
 
 
 def register(app: typer.Typer) -> None:
