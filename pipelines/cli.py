@@ -10,6 +10,8 @@ Interrupts: SIGTERM (`kill`, a scheduler's limit) is raised in every command as 
 so that it unwinds as Ctrl-C does (`finally:` cleanups remove the hidden temporaries) instead of ending the process
 where it is. A command that catches it says itself what was kept and how to go on; any other ends with the one line
 `INTERRUPTED` (exit 130 for Ctrl-C, 143 for SIGTERM), which typer would otherwise swallow into a silent exit 130.
+The handler also notes the signal: a raise that Python discarded (inside a finalizer) is raised again where a long
+command checks (`pipelines.commands.generate.raise_pending_interrupt`: `generate` and `oracle` at each training step).
 
 Help wraps long words (dotted config keys) instead of cutting them with "…" at the terminal width.
 """
@@ -43,7 +45,7 @@ INTERRUPTED = ("every file it wrote is whole (none is left half-written); run th
 command has no message of its own. True of each such command: files are written through temporaries renamed into
 place, and a rerun picks up where it stopped (import-videos), replaces its earlier outputs (clipscore, analyze), or
 refuses them until --overwrite (survey export, simulate-votes, audit). One whose rerun would be refused otherwise
-(oracle) has its own line."""
+(oracle), or that has no --overwrite (generate, from its start-up on), has its own line."""
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -514,19 +515,29 @@ class SweepInterrupted(KeyboardInterrupt):
 class _Interrupts:
     """Ctrl-C and SIGTERM as KeyboardInterrupt, except while a job is being started and recorded: then the
     signal waits until it is recorded, so that an interrupted sweep stops it too. (Blocking the signals instead
-    would pass the block on to the job's processes, which then could not be stopped.) Main thread only."""
+    would pass the block on to the job's processes, which then could not be stopped.) Main thread only.
+
+    A raise the handler made inside a finalizer (`__del__`, run wherever an object is freed) is printed and
+    discarded by Python: `check` raises it again, and the sweep's loop calls it at each turn."""
 
     def __init__(self):
         self.active = threading.current_thread() is threading.main_thread()
         self.holding = False
         self.pending = False
         self.terminated = False
+        self.requested = False
 
     def _handle(self, signum, frame):
         self.terminated = self.terminated or signum == signal.SIGTERM
+        self.requested = True
         if self.holding:
             self.pending = True
         else:
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt when a signal came (whether or not the handler's own raise got through)."""
+        if self.requested:
             raise KeyboardInterrupt
 
     @contextlib.contextmanager
@@ -535,11 +546,20 @@ class _Interrupts:
             yield self
             return
         before = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        hook = sys.unraisablehook
+        sys.unraisablehook = functools.partial(self._unraisable, hook)
         try:
             yield self
         finally:
+            sys.unraisablehook = hook
             for s, handler in before.items():
                 signal.signal(s, handler)
+
+    def _unraisable(self, hook, unraisable) -> None:
+        """Python's report of an exception it discarded, except the handler's own (`check` raises it again): the
+        sweep ends with its one `error:` line, not a traceback first."""
+        if not (self.requested and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            hook(unraisable)
 
     @contextlib.contextmanager
     def held(self):
@@ -632,6 +652,7 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
     try:
         while pending or running:
+            interrupts.check()
             for j in list(pending):
                 if len(running) >= ex.parallel:
                     break

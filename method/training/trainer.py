@@ -7,8 +7,10 @@ run's `VolumeRenderer` (its occupancy grid, on CUDA, is saved with the checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,27 @@ from .progress import Progress
 
 OPACITY_CLAMP = 1e-3
 """Opacity is clamped to [c, 1 - c] in the entropy term, as the release does (log stays finite)."""
+
+_INTERRUPT_CHECKS: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def interrupt_check(check: Callable[[], None]):
+    """While the block runs, every run of this process calls `check()` where it can stop cleanly: before and after
+    loading its checkpoint and priors, before each training step and before its final outputs; `check` raises (a
+    KeyboardInterrupt) to stop the run there. For a signal whose handler's raise was lost: Python prints and discards
+    an exception raised while a finalizer (`__del__`) runs, which can be at any time (a tokenizer loading), and the
+    run would train to its end. `fourdfy generate` and `oracle` pass a check of the signals their handler saw."""
+    _INTERRUPT_CHECKS.append(check)
+    try:
+        yield
+    finally:
+        _INTERRUPT_CHECKS.remove(check)
+
+
+def _check_interrupt() -> None:
+    for check in list(_INTERRUPT_CHECKS):
+        check()
 
 
 @dataclass
@@ -265,8 +288,15 @@ class Trainer:
             return
         names = [s.name for s in self.cfg.stages]
         keep, lost = [], {}
-        for line in log.read_text().splitlines():
-            rec = json.loads(line)
+        lines = log.read_text(errors="replace").splitlines()
+        for k, line in enumerate(lines):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                if k == len(lines) - 1:  # torn by a kill in mid-write: its step is past the checkpoint, run again
+                    continue
+                raise ValueError(f"{log}: line {k + 1} is not a JSON record (the log is damaged); remove that line, "
+                                 "or the whole log.jsonl (the checkpoint, not the log, is what resumes)") from None
             pos = (names.index(rec["stage"]), rec["step"])
             if pos <= (self.state.stage_index, self.state.step):
                 keep.append(line)
@@ -297,10 +327,11 @@ class Trainer:
             write_text_atomic(target.with_suffix(".jsonl"), log.read_text() if log.exists() else "")
             copy_atomic(self.out / "ckpt" / f"{self.cfg.stages[index].name}.pt", target)
 
-    def _start_from_cache(self) -> None:
-        """Continue from the deepest cached stage this run shares (no-op without a cache or a match)."""
+    def _start_from_cache(self) -> bool:
+        """Continue from the deepest cached stage this run shares (no-op without a cache or a match); True when it
+        did (the run's log is then that stage's)."""
         if self.stage_cache is None:
-            return
+            return False
         for index in reversed(range(len(self.cfg.stages) - 1)):
             path = self._cached_stage(index)
             if self.cfg.stages[index].steps > 0 and path.is_file() and path.with_suffix(".jsonl").is_file():
@@ -309,7 +340,8 @@ class Trainer:
                 self.shared_from = {"stage": self.cfg.stages[index].name, "key": stage_cache_key(self.cfg, self.prompt, index + 1),
                                     "method": data["method"]}
                 (self.out / "log.jsonl").write_text(path.with_suffix(".jsonl").read_text())
-                return
+                return True
+        return False
 
     def _load_state(self, data: dict) -> None:
         self.field.load_state_dict(data["field"])
@@ -352,28 +384,33 @@ class Trainer:
         when last.pt is damaged). `stop_after` ends early after that many steps, as a kill would
         (tests); checkpoints are written as configured.
         """
+        _check_interrupt()
         self.out.mkdir(parents=True, exist_ok=True)
         last = self.out / "ckpt" / "last.pt"
+        continued = True  # the log so far belongs to this run (a resume trims it to the checkpoint's step)
         if resume_from is not None:
             self._resume_from(Path(resume_from))
         elif resume and last.exists():
             self._resume_from(last)
         elif init_from is not None:
             self.init_from(init_from)
+            continued = False
         elif last.exists():
             raise ckpt.CheckpointError(f"{self.out} already holds a run; pass --resume to continue it "
                                        "or choose another --out")
         else:
-            self._start_from_cache()
+            continued = self._start_from_cache()
         # every prior the remaining stages draw: missing weights fail now, not after hours of earlier stages
         for update in self.cfg.update_types_used(self.state.stage_index):
             self.prior(update)
+        _check_interrupt()
         total = sum(s.steps for s in self.cfg.stages)
         done = sum(s.steps for s in self.cfg.stages[:self.state.stage_index]) + self.state.step
         progress = Progress(total, done, self.cfg.heartbeat_s, enabled=self.progress, quiet=self.quiet)
         self._last_save = time.monotonic()
         executed = 0
-        with (self.out / "log.jsonl").open("a") as log:
+        # a new run's log starts empty: one stopped before its first checkpoint left lines that are not this run's
+        with (self.out / "log.jsonl").open("a" if continued else "w") as log:
             try:
                 while self.state.stage_index < len(self.cfg.stages):
                     i = self.state.stage_index
@@ -384,6 +421,7 @@ class Trainer:
                     while self.state.step < stage.steps:
                         if stop_after is not None and executed >= stop_after:
                             return {"stopped": True}
+                        _check_interrupt()
                         rec = self.train_step(i, self.state.step)
                         self.state.step += 1
                         executed += 1
@@ -408,6 +446,7 @@ class Trainer:
                     self._save("last")
             finally:
                 progress.close()
+        _check_interrupt()
         return self.finish()
 
     def _checkpoint_due(self) -> bool:

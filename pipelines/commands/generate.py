@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import platform
+import sys
 from pathlib import Path
 
 import typer
@@ -144,50 +146,63 @@ def generate(
     quiet: bool = typer.Option(False, "--quiet", help="Print nothing but the final line."),
 ) -> None:
     """Train one prompt with one method (Algorithm 1) and write checkpoints, log, previews, manifest."""
-    from baselines import UnknownMethodError
-    from pipelines.generate import build_config, parse_sets
-    from pipelines.generate import generate as run_generate
-
-    from pipelines.generate import quiet_libraries, read_set_from, run_folder_lock, run_status
     from prompts import library_twin, slugify
 
-    refuse_a_prompt_file(prompt)
-    if stage_cache is not None and stage_cache.exists() and not stage_cache.is_dir():
-        # found only when stage 1 ends and tries to store its checkpoint there
-        raise ValueError(f"--stage-cache {stage_cache} is a file; give a folder (made if missing)")
-    if resume and auto_resume:
-        raise ValueError("--resume and --auto-resume are two different rules; give one (docs/pipeline.md)")
-    # an entry with base: registers the variant `method` names (its keys are then the method's, applied once)
-    file_sets, variant = read_set_from(sets_from, method) if sets_from else ({}, {})
-    set_values = {**file_sets, **parse_sets(sets)}
+    started = False  # run_generate was called: before, nothing was trained or written
     try:
-        cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
-                           recompute=recompute)
-    except UnknownMethodError as err:
-        if sets_from:  # the variant's entry, if any, was read already
-            raise
-        raise UnknownMethodError(err.head, f"{err.tail}; a variant of params.yaml's overrides: trains with "
-                                 f"--set-from params.yaml:overrides.{method}") from None
-    mode = "auto" if auto_resume else "yes" if resume else "no"
-    if resume and resume_from is None and run_status(out) == "empty":
-        if out.is_dir():  # a run starting there has no checkpoint yet: its refusal alone, not this note first
-            with run_folder_lock(out):
-                pass
-        # --resume starts a run where there is none (a resubmitted job's first try); say so, for a mistyped --out
-        typer.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
-    # a finished run that `generate` only checks and returns: not trained now, and the done line says so
-    before = _finished_manifest_text(out) if mode != "no" and resume_from is None else None
-    quiet_libraries()
-    try:
-        with sigterm_as_interrupt():
-            manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
-                                    progress=progress, quiet=quiet, notes={"set": set_values, "max_steps": max_steps,
-                                                                        **({"variant": variant} if variant else {}),
-                                                                        **({"recompute": True} if recompute else {})},
-                                    stage_cache=stage_cache)
+        # Ctrl-C too (SIGTERM: already by pipelines.cli), so that one whose raise was lost still stops the run
+        with sigterm_as_interrupt(sigint=True):
+            # imported here, seconds (torch): an interrupt meanwhile gets this command's line
+            from baselines import UnknownMethodError
+            from pipelines.generate import build_config, parse_sets
+            from pipelines.generate import generate as run_generate
+            from pipelines.generate import quiet_libraries, read_set_from, run_folder_lock, run_status
+
+            refuse_a_prompt_file(prompt)
+            if stage_cache is not None and stage_cache.exists() and not stage_cache.is_dir():
+                # found only when stage 1 ends and tries to store its checkpoint there
+                raise ValueError(f"--stage-cache {stage_cache} is a file; give a folder (made if missing)")
+            if resume and auto_resume:
+                raise ValueError("--resume and --auto-resume are two different rules; give one (docs/pipeline.md)")
+            # an entry with base: registers the variant `method` names (its keys are then the method's, applied once)
+            file_sets, variant = read_set_from(sets_from, method) if sets_from else ({}, {})
+            set_values = {**file_sets, **parse_sets(sets)}
+            try:
+                cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
+                                   recompute=recompute)
+            except UnknownMethodError as err:
+                if sets_from:  # the variant's entry, if any, was read already
+                    raise
+                raise UnknownMethodError(err.head, f"{err.tail}; a variant of params.yaml's overrides: trains with "
+                                         f"--set-from params.yaml:overrides.{method}") from None
+            mode = "auto" if auto_resume else "yes" if resume else "no"
+            if resume and resume_from is None and run_status(out) == "empty":
+                if out.is_dir():  # a run starting there has no checkpoint yet: its refusal alone, not this note first
+                    with run_folder_lock(out):
+                        pass
+                # --resume starts a run where there is none (a resubmitted job's first try); say so, for a mistyped
+                # --out
+                typer.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
+            # a finished run that `generate` only checks and returns: not trained now, and the done line says so
+            before = _finished_manifest_text(out) if mode != "no" and resume_from is None else None
+            quiet_libraries()
+            from method.training.trainer import interrupt_check
+
+            # the trainer checks at each step too (after loading the priors, where a finalizer may run the handler)
+            with interrupt_check(raise_pending_interrupt):
+                raise_pending_interrupt()
+                started = True
+                manifest = run_generate(cfg, prompt, out, resume=mode, resume_from=resume_from, init_from=init_from,
+                                        progress=progress, quiet=quiet,
+                                        notes={"set": set_values, "max_steps": max_steps,
+                                               **({"variant": variant} if variant else {}),
+                                               **({"recompute": True} if recompute else {})},
+                                        stage_cache=stage_cache)
     except KeyboardInterrupt as err:
         last = out / "ckpt" / "last.pt"
-        if not last.is_file():
+        if not started:  # (the generic line of pipelines.cli names an --overwrite that generate lacks)
+            what = "it stopped before training began (nothing was written); run the same command again"
+        elif not last.is_file():
             what = "no checkpoint was written yet, so the same command starts it again"
         elif auto_resume:  # the pipeline's command (a DVC stage): it resumes by itself
             what = f"the same command (--auto-resume; in the pipeline, `dvc repro`) continues from {last}"
@@ -237,27 +252,72 @@ def exit_interrupted(err: KeyboardInterrupt, what: str, subject: str = "") -> No
     raise typer.Exit(143 if terminated else 130) from None
 
 
+_PENDING: list[int] = []
+"""The signals `sigterm_as_interrupt`'s handler was called for, while its outermost block runs (see
+`raise_pending_interrupt`)."""
+
+
+def _interrupt_of(signum: int) -> KeyboardInterrupt:
+    import signal
+
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raise_interrupt(signum, frame):
+    """The handler: note the signal, then raise it where the program is."""
+    _PENDING.append(signum)
+    raise _interrupt_of(signum)
+
+
+def raise_pending_interrupt() -> None:
+    """Raise the interrupt of a signal that came while `sigterm_as_interrupt` was active, if one did. The handler
+    raises it at once, but when it runs inside a finalizer (`__del__`, run wherever an object is freed: e.g. while a
+    tokenizer loads) Python prints that exception ("Exception ignored in ...") and discards it, and the command
+    would go on to its end and exit 0. A long command calls this where it can stop cleanly (`generate`, `oracle`: at
+    each training step, through `method.training.trainer.interrupt_check`)."""
+    if _PENDING:
+        raise _interrupt_of(_PENDING[0])
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt():
+def sigterm_as_interrupt(sigint: bool = False):
     """SIGTERM raises `Terminated` (a KeyboardInterrupt) while the block runs, so that it unwinds as Ctrl-C does:
     locks and temporaries are released and the user is told how to go on (Python's default for SIGTERM ends the
     process without a word and without cleanups). `pipelines.cli` wraps every command in it; `generate` also when
-    called directly. The previous handler is restored afterwards."""
+    called directly. `sigint`: Ctrl-C's KeyboardInterrupt too goes through the handler (where Python's own raises
+    it), so that `raise_pending_interrupt` knows it. The handler notes each signal for `raise_pending_interrupt`
+    (forgotten when the outermost block ends); the previous handlers are restored afterwards."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
-
-    def raise_terminated(signum, frame):
-        raise Terminated()
-
-    before = signal.signal(signal.SIGTERM, raise_terminated)
+    outermost = signal.getsignal(signal.SIGTERM) is not _raise_interrupt
+    if outermost:  # a signal of an earlier command in this process (tests) is not this one's
+        _PENDING.clear()
+    before = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt)}
+    # only over Python's own handler: an ignored SIGINT (a background job) stays ignored
+    if sigint and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        before[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupt)
+    hook = sys.unraisablehook
+    if outermost:
+        sys.unraisablehook = functools.partial(_unraisable, hook)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        if outermost:
+            sys.unraisablehook = hook
+            _PENDING.clear()
+
+
+def _unraisable(hook, unraisable) -> None:
+    """Python's report of an exception it discarded, except the handler's interrupt raised inside a finalizer: the
+    command stops at its next check (`raise_pending_interrupt`) with its one `error:` line, not a traceback first."""
+    if not (_PENDING and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+        hook(unraisable)
 
 
 def stage_times(manifest: dict) -> str:
@@ -279,9 +339,6 @@ def oracle(
                                   help="Live bar on a terminal (heartbeat lines are printed either way)."),
 ) -> None:
     """End-to-end check with exact priors for a known 4D scene; writes metrics.json (PSNR per stage)."""
-    from method.fileio import write_text_atomic
-    from method.oracle.check import run_oracle
-
     # both before the training (minutes), which a bad --metrics used to waste. No --resume: the schedule check
     # needs every prior draw of the run, and a resumed run has not seen those before the stop
     if (out / "ckpt" / "last.pt").exists():
@@ -290,7 +347,15 @@ def oracle(
     if metrics_out is not None:
         check_oracle_metrics_target(metrics_out)
     try:
-        metrics = run_oracle(out, seed=seed, progress=progress)
+        # as `generate`: a signal whose raise was lost (in a finalizer) stops the training at its next step
+        with sigterm_as_interrupt(sigint=True):
+            # imported here, seconds (torch): an interrupt meanwhile gets this command's line too
+            from method.fileio import write_text_atomic
+            from method.oracle.check import run_oracle
+            from method.training.trainer import interrupt_check
+
+            with interrupt_check(raise_pending_interrupt):
+                metrics = run_oracle(out, seed=seed, progress=progress)
     except KeyboardInterrupt as err:  # the generic "run the command again" would meet the refusal above
         kept = (f"; remove {out} (its checkpoints) or give another --out, then run it again"
                 if (out / "ckpt" / "last.pt").exists() else "; run the command again")

@@ -148,6 +148,26 @@ def test_resume_does_not_repeat_log_lines_and_records_the_resume(tmp_path):
     assert manifest["timings_lost_s"] == resume["lost_s"]
 
 
+def test_resume_drops_a_log_line_torn_by_a_kill_and_names_a_damaged_one(tmp_path):
+    """A kill -9 while a log line is written leaves it cut short: the resume drops it (its step runs again) instead
+    of stopping on a JSON error; a damaged line before the last is an error naming the file and the line."""
+    cfg = small_oracle_config()
+    out = tmp_path / "run"
+    Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(stop_after=12)
+    log = out / "log.jsonl"
+    text = log.read_text()
+    log.write_text(text + text.splitlines()[-1][:25])  # a 13th line, torn
+    Trainer(cfg, "blobs", out, priors=oracle_priors(), progress=False).run(resume=True)
+    keys = [(r["stage"], r["step"]) for r in map(json.loads, log.read_text().splitlines())]
+    assert len(keys) == len(set(keys)) == sum(s.steps for s in cfg.stages)
+    other = tmp_path / "other"
+    Trainer(cfg, "blobs", other, priors=oracle_priors(), progress=False).run(stop_after=12)
+    lines = (other / "log.jsonl").read_text().splitlines()
+    (other / "log.jsonl").write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    with pytest.raises(ValueError, match=r"log.jsonl: line 2 is not a JSON record"):
+        Trainer(cfg, "blobs", other, priors=oracle_priors(), progress=False).run(resume=True)
+
+
 def test_checkpoints_also_by_wall_time_so_short_stages_resume_mid_stage(tmp_path):
     # checkpoint_every larger than any stage: only the time rule can write a mid-stage checkpoint
     cfg = small_oracle_config(checkpoint_every=1000, checkpoint_every_s=1e-9)
