@@ -8,6 +8,11 @@ with the list of valid keys instead of failing deep inside a run.
 Dotted keys walk dataclass fields; a tuple of dataclasses that have a `name` field (the stages) and
 a dict of dataclasses are walked by name: `stages.stage3.steps`, `blob_sigma.stage3.end`,
 `guidance.img.guidance_scale`.
+
+A dataclass may name fields that say what a config is rather than how it runs (`TrainConfig.method`, `.profile`)
+in a class attribute `LABELS` ({field: why it is not set by key, and how to choose it}): dotted keys refuse them
+(`--set`, `--set-from`, a method's overrides), since such a key would relabel a run without changing its settings;
+the code that builds the config sets them (`set_keys(..., labels=True)`).
 """
 
 from __future__ import annotations
@@ -174,7 +179,7 @@ def _field_type(node: Any, name: str) -> Any:
     return Any
 
 
-def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool) -> Any:
+def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool, labels: bool) -> Any:
     name, rest = parts[0], parts[1:]
     children = _children(node)
     if name == "*":  # every entry of a group (the priors, the stages): each must have the rest of the key
@@ -185,13 +190,16 @@ def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bo
             raise ConfigKeyError(f"{key!r}: {where} is not a group of named entries; '*' stands for every entry "
                                  "of one (guidance.*, stages.*)")
         for child in children:
-            node = _set(node, [child, *rest], value, root, key.replace("*", child, 1), parse)
+            node = _set(node, [child, *rest], value, root, key.replace("*", child, 1), parse, labels)
         return node
     if name not in children:
         raise ConfigKeyError(_unknown_message(root, key))
     if rest:
-        new_child = _set(children[name], rest, value, root, key, parse)
+        new_child = _set(children[name], rest, value, root, key, parse, labels)
     else:
+        why = getattr(type(node), "LABELS", {}).get(name) if dataclasses.is_dataclass(node) else None
+        if why is not None and not labels:
+            raise ConfigKeyError(f"{key!r} cannot be set by key: {why}")
         tp = _field_type(node, name)
         if _children(children[name]) and not isinstance(value, (dict, str, tuple, list)) \
                 and not dataclasses.is_dataclass(value):
@@ -216,13 +224,15 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def set_key(obj: Any, key: str, value: Any, parse: bool = False) -> Any:
+def set_key(obj: Any, key: str, value: Any, parse: bool = False, labels: bool = False) -> Any:
     """A copy of `obj` with the field at dotted `key` set (typed and checked); `parse` reads strings as JSON.
-    A `*` part stands for every entry of that group ('guidance.*.frozen.half_dtype', 'stages.*.steps')."""
-    return _set(obj, key.split("."), value, obj, key, parse)
+    A `*` part stands for every entry of that group ('guidance.*.frozen.half_dtype', 'stages.*.steps').
+    A field its dataclass lists in `LABELS` is refused unless `labels` (the code that names the config)."""
+    return _set(obj, key.split("."), value, obj, key, parse, labels)
 
 
-def set_keys(obj: Any, changes: dict[str, Any], parse: bool = False) -> Any:
+def set_keys(obj: Any, changes: dict[str, Any], parse: bool = False, labels: bool = False) -> Any:
+    """`set_key` for each item of `changes`, in order."""
     for key, value in changes.items():
-        obj = set_key(obj, key, value, parse)
+        obj = set_key(obj, key, value, parse, labels)
     return obj

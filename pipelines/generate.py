@@ -74,6 +74,10 @@ def _read_entry(spec: str) -> tuple[str, str, dict, dict]:
     """`FILE:dotted.key` -> (FILE, key, the mapping at that key ({} for an empty one), the mapping holding it)."""
     path, _, key = spec.partition(":")
     data = read_yaml(path, "--set-from: ") or {}
+    if not key.strip("."):  # the whole file: params.yaml's top level would read as config keys (generate, ...)
+        top = f" (its top-level keys: {', '.join(map(str, data))})" if isinstance(data, dict) and data else ""
+        raise ValueError(f"--set-from {spec} names no key: give FILE:dotted.key, the mapping of config keys to read "
+                         f"in FILE{top}, e.g. params.yaml:overrides.4dfy as the pipeline's generate stages do")
     node = parent = data
     for part in filter(None, key.split(".")):
         if not isinstance(node, dict) or part not in node:
@@ -92,7 +96,17 @@ def read_sets(spec: str) -> dict[str, str]:
     config keys and are left out (`read_set_from` is what a run reads: it also defines a variant)."""
     from baselines import config_keys
 
-    return as_set_values(config_keys(_read_entry(spec)[2]))
+    entry = config_keys(_read_entry(spec)[2])
+    _refuse_labels(spec, entry)
+    return as_set_values(entry)
+
+
+def _refuse_labels(spec: str, keys: dict) -> None:
+    """A `--set-from` entry's keys that name the run rather than set it (`TrainConfig.LABELS`), refused naming the
+    entry (`build_config` refuses them too, without knowing which file they came from)."""
+    for key in map(str, keys):
+        if (why := TrainConfig.LABELS.get(key)) is not None:
+            raise ConfigKeyError(f"--set-from {spec}: {key!r} cannot be set by key: {why}")
 
 
 def read_set_from(spec: str, method: str) -> tuple[dict[str, str], dict]:
@@ -110,6 +124,7 @@ def read_set_from(spec: str, method: str) -> tuple[dict[str, str], dict]:
     name = key.rsplit(".", 1)[-1] if key else method
     if "base" not in entry:
         check_entry(name, entry, path)
+        _refuse_labels(spec, config_keys(entry))
         return as_set_values(config_keys(entry)), {}
     if name != method:
         raise ValueError(f"--set-from {spec} defines the variant {name!r} (base: {entry['base']}); train it with "
@@ -208,11 +223,40 @@ def run_status(out: Path) -> str:
     return "empty"
 
 
+class DamagedManifest(ckpt.CheckpointError):
+    """A run folder's manifest.json is not a JSON object (truncated, overwritten)."""
+
+
+def read_manifest(out: Path) -> dict:
+    """`out`'s manifest.json (a finished run's). A damaged one is a `DamagedManifest` of one line naming it and the
+    way on: the run's checkpoints, not the manifest, are what a run continues from, and the trainer writes the
+    manifest again when it ends (at once, when ckpt/last.pt is the final checkpoint)."""
+    path = out / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        why = "not UTF-8 text"
+    except json.JSONDecodeError as err:
+        why = f"not valid JSON: {err}"
+    else:
+        if isinstance(data, dict):
+            return data
+        why = f"a JSON {type(data).__name__}, not an object"
+    if (out / "ckpt" / "last.pt").is_file():
+        fix = (f"a run continues from its checkpoints, not its manifest: remove {path} and run the command again "
+               "with --resume (or --auto-resume) to continue from ckpt/last.pt; the manifest is written again when "
+               "the run ends (at once if last.pt is the final checkpoint)")
+    else:
+        fix = f"there is no ckpt/last.pt beside it to continue from: move {out} away and train the run again"
+    raise DamagedManifest(f"{path} is damaged ({why}); {fix}")
+
+
 def finished_manifest(out: Path, config_hash: str, prompt: str) -> dict | None:
-    """The manifest of the finished run of this config hash and prompt in `out`, else None."""
+    """The manifest of the finished run of this config hash and prompt in `out`, else None (a damaged manifest
+    is a `DamagedManifest`)."""
     if run_status(out) != "finished":
         return None
-    m = json.loads((out / "manifest.json").read_text())
+    m = read_manifest(out)
     return m if m.get("config_hash") == config_hash and m.get("prompt") == prompt else None
 
 
@@ -249,7 +293,7 @@ def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, lim
     """What differs between the run in `out` and this request, for the refusal message ('' if unknown:
     a checkpoint written before checkpoints kept their config)."""
     if status == "finished":
-        saved = json.loads((out / "manifest.json").read_text())
+        saved = read_manifest(out)
     else:
         saved = ckpt.load(out / "ckpt" / "last.pt", mmap=True)
     return "; ".join(run_differences(saved, cfg.to_dict(), prompt, limit))
@@ -379,7 +423,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
                     f"{' (' + differs + ')' if differs else ''}; move it away or choose another --out")
         elif status == "finished":
             check_final_checkpoint(out)
-            return json.loads((out / "manifest.json").read_text())
+            return read_manifest(out)
         else:
             trainer_resume = True
     resolve_device(cfg.device)  # a device that is not there fails before the run folder is made

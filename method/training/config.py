@@ -8,6 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from typing import ClassVar
 
 from method import configs
 from method.background import BackgroundConfig
@@ -21,6 +22,19 @@ CONFIG_SCHEMA = 2
 
 UPDATE_TYPES = ("3d", "img", "video")
 """3d: MVDream multi-view SDS; img: VSD on single views; video: Zeroscope video SDS."""
+
+
+def check_at_least(key: str, value, low, note: str = "") -> None:
+    """A ValueError naming `key` as `--set` names it unless `value` >= `low` (`note`: what the bound means):
+    a value the run cannot use is refused when the config is made, before a run folder exists, not mid-run."""
+    if not value >= low:  # `not >=`: NaN fails too
+        raise ValueError(f"{key} must be >= {low}{note}, got {value!r}")
+
+
+def check_positive(key: str, value, note: str = "") -> None:
+    """As `check_at_least`, for a value that must be > 0."""
+    if not value > 0:
+        raise ValueError(f"{key} must be > 0{note}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,10 @@ class LearningRates:
     guidance: float = 1e-4
     """LoRA + camera embedding of the VSD particle model."""
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # AdamW refuses a negative rate only when a stage builds it
+            check_at_least(f"lrs.{f.name}", getattr(self, f.name), 0, " (0 leaves the group as it is)")
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -153,6 +171,9 @@ class LossWeights:
     opacity_entropy_from: int = 10_000
     """Stage step from which the opacity-entropy term is on."""
 
+    def __post_init__(self) -> None:
+        check_at_least("weights.opacity_entropy_from", self.opacity_entropy_from, 0, " (a stage step)")
+
 
 @dataclass(frozen=True)
 class RenderSchedule:
@@ -168,6 +189,13 @@ class RenderSchedule:
     """Frames per clip."""
     eval_size: int = 256
     """Preview render size."""
+
+    def __post_init__(self) -> None:
+        # each is a size or count of a render: 0 fails inside torch mid-run, after checkpoints are written
+        for name in ("img_resolution", "img_batch", "video_frames", "eval_size"):
+            check_at_least(f"render.{name}", getattr(self, name), 1)
+        if not all(v >= 1 for v in self.video_size):
+            raise ValueError(f"render.video_size is (H, W), each >= 1; got {self.video_size!r}")
 
     @staticmethod
     def at(milestones: tuple[tuple[int, int], ...], step: int) -> int:
@@ -199,6 +227,16 @@ class Anneal:
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a run needs; `config_hash` identifies it in manifests."""
+
+    LABELS: ClassVar[dict[str, str]] = {
+        "method": "it names the method the run is filed under (run and artifact folders, tables, survey), not a "
+                  "setting; train another method with --method NAME, or define one of your own as data: an "
+                  "overrides: entry with base: METHOD in params.yaml (docs/pipeline.md)",
+        "profile": "it names the profile the config started from (manifests, tables), not a setting; choose it "
+                   "with --profile NAME",
+    }
+    """Fields that name the config rather than set it: `--set`, `--set-from` and a method's overrides refuse them
+    (`method.configs`), since they would only relabel the run; the profile and the registry set them."""
 
     profile: str = "paper"
     """Profile the config came from: paper, release, release-lowvram or tiny."""
@@ -262,6 +300,22 @@ class TrainConfig:
         if self.renderer.box_radius != self.field.box_radius:
             raise ValueError(f"renderer.box_radius {self.renderer.box_radius} differs from field.box_radius "
                              f"{self.field.box_radius}: set both")
+        # what the trainer divides by, or AdamW refuses only when a stage builds it: refused before a run folder
+        check_at_least("checkpoint_every", self.checkpoint_every, 1)
+        check_at_least("log_every", self.log_every, 1)
+        check_at_least("preview_every", self.preview_every, 0, " (0: off)")
+        check_at_least("preview_frames", self.preview_frames, 0, " (0: none)")
+        check_at_least("checkpoint_every_s", self.checkpoint_every_s, 0, " (0: off)")
+        check_at_least("heartbeat_s", self.heartbeat_s, 0)
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f"betas are AdamW's (beta1, beta2), each from 0 to below 1; got {list(self.betas)!r}")
+        check_at_least("eps", self.eps, 0)
+        check_at_least("weight_decay", self.weight_decay, 0)
+        for stage, anneal in self.blob_sigma.items():  # the density bias divides by sigma
+            for end in ("start", "end"):
+                check_positive(f"blob_sigma.{stage}.{end}", getattr(anneal, end))
+            check_at_least(f"blob_sigma.{stage}.steps", anneal.steps, 0, " (0: constant start)")
+        check_parts(self.to_dict())
 
     def stage(self, name: str) -> StageConfig:
         for s in self.stages:
@@ -339,6 +393,61 @@ class TrainConfig:
         d = self.to_dict()
         d.pop("device", None)
         return _hash(d)
+
+
+PART_MINIMUMS = {
+    "field.*.n_levels": 1, "field.*.n_features_per_level": 1, "field.*.log2_hashmap_size": 1,
+    "field.*.base_resolution": 1, "field.hexplane.spatial_resolutions": 1, "field.hexplane.time_resolutions": 1,
+    "field.hexplane.n_features_per_scale": 1, "field.mlp_hidden": 1,
+    "background.hidden": 1, "background.n_hidden_layers": 0,
+    "renderer.eval_chunk_rays": 1, "renderer.train_chunk_rays": 1, "renderer.alpha_thre": 0,
+    "renderer.early_stop_eps": 0, "renderer.occupancy.resolution": 1, "renderer.occupancy.levels": 1,
+    "renderer.occupancy.update_every": 1, "renderer.occupancy.warmup_steps": 0, "renderer.occupancy.occ_thre": 0,
+    "guidance.*.num_views": 1, "guidance.*.image_size": 1, "guidance.*.resolution": 1, "guidance.*.height": 1,
+    "guidance.*.width": 1, "guidance.*.num_head_channels": 1, "guidance.*.lora_rank": 1, "guidance.*.grad_frames": 1,
+    "guidance.*.anneal_steps": 0, "guidance.*.t_anneal_steps": 0, "guidance.*.quadrature_nodes": 1,
+}
+"""Least values of the sizes, counts and steps of the parts' configs (dotted keys as `--set` writes them, '*': every
+entry there that has the field; a list: each item; None: unset), which their own modules leave unchecked: 0 fails
+inside torch mid-run, after the run folder is made, or trains nothing without a word."""
+
+PART_POSITIVE = ("field.*.per_level_scale", "cameras.distance", "cameras.fovy_deg")
+"""Values that must be > 0 (a growth factor, a camera distance, a field of view)."""
+
+PART_FRACTIONS = ("background.random_color_prob", "guidance.*.camera_dropout", "renderer.occupancy.ema_decay",
+                  "renderer.occupancy.static_time")
+"""Probabilities, a decay and a time in [0, 1]."""
+
+
+def check_parts(d: dict) -> None:
+    """The ranges of the parts' configs (`PART_MINIMUMS`, `PART_POSITIVE`, `PART_FRACTIONS`, the background's SH
+    degree, the field of view below 180 degrees) in a config dict (`TrainConfig.to_dict()`): a ValueError naming
+    the first bad key, as `--set` names it."""
+    from method.background.sh import SH_DEGREE_OUTPUTS
+
+    def values(pattern: str):
+        for key, node, name in _leaves(d, tuple(pattern.split("."))):
+            value = node[name]
+            if value is not None:
+                yield key, value, value if isinstance(value, list) else [value]
+
+    for pattern, low in PART_MINIMUMS.items():
+        for key, value, items in values(pattern):
+            if not all(v >= low for v in items):
+                raise ValueError(f"{key} must be >= {low}{' each' if isinstance(value, list) else ''}, got {value!r}")
+    for pattern in PART_POSITIVE:
+        for key, value, items in values(pattern):
+            if not all(v > 0 for v in items):
+                raise ValueError(f"{key} must be > 0{' each' if isinstance(value, list) else ''}, got {value!r}")
+    for pattern in PART_FRACTIONS:
+        for key, value, _ in values(pattern):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{key} must be from 0 to 1, got {value!r}")
+    if not max(d["cameras"]["fovy_deg"]) < 180:
+        raise ValueError(f"cameras.fovy_deg is in degrees, below 180; got {d['cameras']['fovy_deg']!r}")
+    if d["background"]["sh_degree"] not in SH_DEGREE_OUTPUTS:
+        raise ValueError(f"background.sh_degree must be one of {sorted(SH_DEGREE_OUTPUTS)}, got "
+                         f"{d['background']['sh_degree']!r}")
 
 
 HASH_NEUTRAL = {("renderer", "grad_max_samples"): None, ("stages", "*", "grad_max_samples"): None,
@@ -419,8 +528,9 @@ def _hash(d: dict) -> str:
 
 def replace(obj, **changes):
     """A copy with fields set by dotted keys ('weights.sds_video', 'stages.stage3.steps',
-    'guidance.img.guidance_scale'), each checked against the config schema (see `method.configs`)."""
-    return configs.set_keys(obj, changes)
+    'guidance.img.guidance_scale'), each checked against the config schema (see `method.configs`). The code API:
+    it may set `TrainConfig.LABELS` (the profiles name themselves, the registry names the method it applies)."""
+    return configs.set_keys(obj, changes, labels=True)  # the code that builds a config names it (`LABELS`)
 
 
 def _flat(d, prefix: str = "") -> dict:
