@@ -99,3 +99,18 @@ def test_a_folder_without_any_video_file_says_so_not_that_names_did_not_match(tm
     assert res.exit_code == 2 and error_lines(res)[-1] == (
         f"error: no video of {folder} matched a prompt (name files by prompt slug or give --map)"), res.output
     assert not (tmp_path / "o").exists()
+
+
+# import-videos --method attention_decoy (docs/survey.md has users import the decoy's videos so): a name of the
+# paper's design, its attention-check decoy, not a name of one's own; a near miss of it gets the did-you-mean warning
+def test_the_designs_decoy_is_named_as_such(src, tmp_path):
+    assert load_design().check.decoys == ("attention_decoy",)
+    assert _import(src, "attention_decoy", tmp_path / "o") == [
+        "note: 'attention_decoy' is the attention-check decoy of the paper's design: `survey build` makes each of its "
+        "videos an attention-check question against 4D-fy ('4dfy') on that prompt; it is in no table"]
+
+
+def test_a_near_miss_of_the_decoy_is_warned_once(src, tmp_path):
+    (line,) = _import(src, "attention_decoi", tmp_path / "o")  # the warning, and no own-name note after it
+    assert line.startswith("warning: method 'attention_decoi' is not in the paper's design; did you mean "
+                           "'attention_decoy'?")

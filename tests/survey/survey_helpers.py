@@ -160,3 +160,27 @@ def app_start(query=None):
     at.checkbox(key="consent").check().run()
     at.button(key="start").click().run()
     return at
+
+
+def one_error_line(res) -> str:
+    """The one error line of a refused CLI command (no traceback, nothing else printed)."""
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    return lines[0]
+
+
+def answer_two_questions(db: Path, bundle):
+    """A SQLite survey database at `db` holding one rater's answers to two questions of `bundle`; returns its engine,
+    still open (as a running server's: the answers may sit in the WAL file too)."""
+    from userstudy.survey import store
+    from userstudy.votes import CRITERIA
+
+    engine = store.make_engine(f"sqlite:///{db}")
+    store.init_db(engine, bundle.bundle_id)
+    r = store.create_rater(engine, bundle.questions, at(0), seed=3)
+    for _ in range(2):
+        item = store.next_assignment(engine, r)[0]
+        store.submit_answer(engine, r, bundle.by_id[item.question_id], dict.fromkeys(CRITERIA, "left"), seconds=2,
+                            now=at(1))
+    return engine

@@ -7,7 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from survey_helpers import at
+from survey_helpers import answer_two_questions, one_error_line
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -17,12 +17,7 @@ from userstudy.votes import COLUMNS, CRITERIA
 runner = CliRunner()
 
 
-def _error_line(res) -> str:
-    """The one error line of a refused command (no traceback, nothing else printed)."""
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
-    return lines[0]
+_error_line = one_error_line
 
 
 @pytest.fixture()
@@ -31,14 +26,7 @@ def served(bundle, tmp_path):
     two questions (as after `survey serve`); returns the bundle folder."""
     folder = tmp_path / "study"
     shutil.copytree(bundle.root, folder)
-    engine = store.make_engine(f"sqlite:///{folder / store.DEFAULT_SQLITE}")
-    store.init_db(engine, bundle.bundle_id)
-    r = store.create_rater(engine, bundle.questions, at(0), seed=3)
-    for _ in range(2):
-        item = store.next_assignment(engine, r)[0]
-        store.submit_answer(engine, r, bundle.by_id[item.question_id], dict.fromkeys(CRITERIA, "left"), seconds=2,
-                            now=at(1))
-    engine.dispose()
+    answer_two_questions(folder / store.DEFAULT_SQLITE, bundle).dispose()
     return folder
 
 

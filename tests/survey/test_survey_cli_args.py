@@ -10,7 +10,7 @@ import socket
 import pandas as pd
 import pytest
 import yaml
-from survey_helpers import STUDY, at, free_port
+from survey_helpers import STUDY, answer_two_questions, free_port, one_error_line
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -20,12 +20,7 @@ from userstudy.votes import CRITERIA
 runner = CliRunner()
 
 
-def _error_line(res) -> str:
-    """The one error line of a refused command (no traceback, nothing else printed)."""
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
-    return lines[0]
+_error_line = one_error_line
 
 
 @pytest.fixture()
@@ -33,13 +28,7 @@ def answered_db(bundle, tmp_path):
     """A SQLite survey database (WAL) under tmp_path/study/ holding one rater's answers to two questions."""
     (tmp_path / "study").mkdir()
     db = tmp_path / "study" / "survey.sqlite"
-    engine = store.make_engine(f"sqlite:///{db}")
-    store.init_db(engine, bundle.bundle_id)
-    r = store.create_rater(engine, bundle.questions, at(0), seed=3)
-    for _ in range(2):
-        item = store.next_assignment(engine, r)[0]
-        store.submit_answer(engine, r, bundle.by_id[item.question_id], dict.fromkeys(CRITERIA, "left"), seconds=2,
-                            now=at(1))
+    engine = answer_two_questions(db, bundle)
     yield db  # the engine stays open, as a running server's does: the answers sit in survey.sqlite-wal too
     engine.dispose()
 

@@ -59,3 +59,17 @@ def tiny_votes():
         rows.append((rater, "q9", "check", "4dfy", "broken", "overall", "right" if rater == "r3" else "left",
                      "true"))
     return votes_frame(rows)
+
+
+@pytest.fixture(scope="module")
+def mav3d_wo3d_votes(tmp_path_factory):
+    """A simulated votes CSV (4 raters, MAV3D and w/o 3D, seed 1), written by `fourdfy simulate-votes`."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    path = tmp_path_factory.mktemp("votes") / "votes.csv"
+    res = CliRunner().invoke(app, ["simulate-votes", "--out", str(path), "--raters", "4", "--comparisons",
+                                   "mav3d,wo_3d", "--seed", "1"])
+    assert res.exit_code == 0, res.output
+    return path

@@ -17,12 +17,8 @@ BANNER = "RANDOM-WEIGHT TINY CLIP"
 
 
 @pytest.fixture(scope="module")
-def votes(tmp_path_factory):
-    path = tmp_path_factory.mktemp("votes") / "votes.csv"
-    res = runner.invoke(app, ["simulate-votes", "--out", str(path), "--raters", "4", "--comparisons", "mav3d,wo_3d",
-                              "--seed", "1"])
-    assert res.exit_code == 0, res.output
-    return path
+def votes(mav3d_wo3d_votes):
+    return mav3d_wo3d_votes
 
 
 def clip_folder(tmp_path, meta: dict | None):

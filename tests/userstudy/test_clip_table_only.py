@@ -23,12 +23,8 @@ SCORES = {"a_panda_dancing": 20.0, "a_cat_singing": 30.0}
 
 
 @pytest.fixture(scope="module")
-def votes(tmp_path_factory):
-    path = tmp_path_factory.mktemp("votes") / "votes.csv"
-    res = runner.invoke(app, ["simulate-votes", "--out", str(path), "--raters", "4", "--comparisons", "mav3d,wo_3d",
-                              "--seed", "1"])
-    assert res.exit_code == 0, res.output
-    return path
+def votes(mav3d_wo3d_votes):
+    return mav3d_wo3d_votes
 
 
 @pytest.fixture
