@@ -52,8 +52,8 @@ if [ "${ENCODING:-0}" != 0 ]; then
     echo "exit status $?" >> "$OUT/encoding.log"
   fi
 fi
-# TESTS=1: also the CUDA-only tests of the priors (compiled against eager in bf16, all three priors; -rP prints the
-# errors measured), 240 s at most, within DEADLINE
+# TESTS=1: also the CUDA-only tests of the priors (compiled against eager in bf16, all three priors, -rP printing the
+# errors measured; CUDA-graphed against eager, exact), 240 s at most, within DEADLINE
 if [ "${TESTS:-0}" != 0 ]; then
   left=$(( deadline - 20 - SECONDS )); (( left > 240 )) && left=240
   if (( left < 10 )); then  # `timeout 0` would mean no limit at all
@@ -68,6 +68,7 @@ fi
 for f in "$OUT"/*.md; do
   echo "== $(basename "$f")"; grep -A7 "^| update | first drawn in | samples with gradient |" "$f"; grep "^Goal" "$f"
   grep "^\*\*Partial" "$f"  # a run its limit cut short
+  head -n 1 "$f" | grep -o "'cuda_graph': {[^}]*}"  # shapes graphed and failed per update (--cuda-graph)
 done
 if [ -f "$OUT/tests_cuda.log" ]; then tail -n 5 "$OUT/tests_cuda.log"; fi
 if [ -f "$OUT/encoding.log" ]; then tail -n 6 "$OUT/encoding.log"; fi

@@ -17,9 +17,10 @@ Options (one flag each; each changes only what it names): --precision profile|fp
 --no-sdpa (diffusers' plain attention), --channels-last [3d img] (the 2D UNets: all, or the named updates'),
 --compile [3d img video] (torch.compile the
 UNets: all, or the named updates'), --compile-vae [3d img video] (the VAE encoders, likewise), --compile-regional
-(what those compile, block by block: a fraction of the cold compile time); these are the
+(what those compile, block by block: a fraction of the cold compile time), --cuda-graph [3d img video] (the
+frozen UNets' no-gradient forwards replayed as CUDA graphs: all, or the named updates'); these are the
 priors' own `frozen` options (`half_dtype`, `channels_last`, `compile`, `compile_vae_encoder`,
-`compile_regional`), so a run
+`compile_regional`, `cuda_graph`), so a run
 gets what is measured with `--set 'guidance.*.frozen.<option>=...'`,
 --compile-field (torch.compile the field, dynamic shapes; CUDA graphs do not fit a sample count that
 changes every step),
@@ -137,7 +138,8 @@ def train_config(profile: str, device: torch.device, args):
                                      channels_last=compiles(args, update, "channels_last"),
                                      compile=compiles(args, update),
                                      compile_vae_encoder=compiles(args, update, "compile_vae"),
-                                     compile_regional=args.compile_regional)
+                                     compile_regional=args.compile_regional,
+                                     cuda_graph=compiles(args, update, "cuda_graph"))
         # Models are passed in memory: ids that are neither tiny ids nor folders are never loaded.
         ids = {f: f"random-weights/{f}" for f in ("model", "text_model", "lora_model") if hasattr(pc, f)}
         guidance[update] = dataclasses.replace(pc, frozen=frozen, **ids)
@@ -151,8 +153,9 @@ def train_config(profile: str, device: torch.device, args):
 
 
 def compiles(args, update: str, flag: str = "compile") -> bool:
-    """Whether `--compile` (or `--compile-vae` / `--channels-last`, flag "compile_vae" / "channels_last") asks for
-    `update`'s UNets (VAE encoder): the flag alone takes all updates, `--compile video` one."""
+    """Whether `--compile` (or `--compile-vae` / `--channels-last` / `--cuda-graph`, flag "compile_vae" /
+    "channels_last" / "cuda_graph") asks for `update`'s UNets (VAE encoder): the flag alone takes all updates,
+    `--compile video` one."""
     chosen = getattr(args, flag)
     return chosen is not None and (chosen == [] or update in chosen)
 
@@ -579,6 +582,19 @@ def out_of_memory_as_error(trainer, device: torch.device, fn) -> dict:
         return {"error": f"out of memory: {str(err)[:200]}"}
 
 
+def graph_counts(prior) -> str:
+    """How many input shapes the prior's frozen UNets replay as CUDA graphs, and how many failed to capture (those
+    ran eagerly: the figures are then not the graphs'), e.g. "2 graphed, 0 failed"; "not graphed" off CUDA."""
+    from method.guidance.cuda_graphs import is_graphed
+
+    wrappers = [vars(m)["forward"] for name in ("unet", "unet_lora")
+                if (m := getattr(prior, name, None)) is not None and is_graphed(m)]
+    if not wrappers:
+        return "not graphed"
+    return (f"{sum(len(w.graphs) for w in wrappers)} graphed, "
+            f"{sum(len(w.failed) for w in wrappers)} failed")
+
+
 def summary(args, device, trainer, cfg, cfgs, scene, build_s, started, results, planned) -> dict:
     """The results of `run` so far: options (what the trained config `cfg` and the trainer's priors hold), the
     measured updates and the projections they allow."""
@@ -593,6 +609,7 @@ def summary(args, device, trainer, cfg, cfgs, scene, build_s, started, results, 
                     "compile": [u for u, p in priors.items() if p.cfg.frozen.compile] or False,
                     "compile_vae": [u for u, p in priors.items() if p.cfg.frozen.compile_vae_encoder] or False,
                     "compile_regional": any(p.cfg.frozen.compile_regional for p in priors.values()),
+                    "cuda_graph": {u: graph_counts(p) for u, p in priors.items() if p.cfg.frozen.cuda_graph} or False,
                     "compile_field": args.compile_field,
                     # what the trained config holds, not the flags that asked for it
                     "grad_max_samples": args.grad_max_samples, "recompute_field": cfg.renderer.recompute_field,
@@ -728,6 +745,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compile-regional", action="store_true",
                     help="with --compile / --compile-vae: compile block by block (blocks of one shape share a "
                          "graph), a fraction of the cold compile time")
+    ap.add_argument("--cuda-graph", nargs="*", choices=("3d", "img", "video"), default=None, metavar="UPDATE",
+                    help="replay the frozen UNets' no-gradient forwards as CUDA graphs (one capture per shape; CUDA "
+                         "only, VSD's LoRA UNet stays eager): all, or those of the updates named")
     ap.add_argument("--compile-field", action="store_true",
                     help="torch.compile the field (hash grids, MLPs) with dynamic shapes (adds compile time)")
     ap.add_argument("--scene", choices=("dense", "ball"), default="dense",

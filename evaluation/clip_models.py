@@ -159,9 +159,16 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
     elif cfg.model.startswith("hf-hub:"):
         name, pretrained, hub_id = cfg.model, None, cfg.model[len("hf-hub:"):]
     else:
-        if open_clip.get_model_config(base) is None:
-            if cfg.model.startswith(("/", ".", "~")) or os.sep in cfg.model:
-                raise ModelNotFoundError(_message(cfg, f"no such folder {cfg.model}", None))
+        # `local-dir:` of no folder is checked here: open_clip's own lookup raises FileNotFoundError for it
+        if cfg.model.startswith("local-dir:") or open_clip.get_model_config(base) is None:
+            if cfg.model.startswith(("/", ".", "~", "local-dir:")) or os.sep in cfg.model:
+                given = Path(cfg.model.removeprefix("local-dir:")).expanduser()
+                if given.is_file():  # a file given for the folder: say what to give instead
+                    hint = (f"give its folder, {given.parent}" if given.name == "open_clip_config.json" else
+                            "a checkpoint file goes in --pretrained with its architecture as --clip-model, e.g. "
+                            f"--clip-model ViT-B-32 --pretrained {given}")
+                    raise ModelNotFoundError(_message(cfg, f"{given} is a file, not a folder ({hint})", None))
+                raise ModelNotFoundError(_message(cfg, f"no such folder {given}", None))
             raise ValueError(f"unknown open_clip model {cfg.model!r}; e.g. ViT-B-32, ViT-B-16, ViT-L-14 "
                              f"(open_clip.list_models()), hf-hub:org/repo, or a folder")
         name, pretrained = base, cfg.pretrained
@@ -169,7 +176,10 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
             tag = open_clip.get_pretrained_cfg(base, pretrained)
             if not tag:
                 if pretrained.startswith(("/", ".", "~")) or os.sep in pretrained:
-                    raise ModelNotFoundError(_message(cfg, f"no such file {pretrained}", _openai_hub(open_clip, base)))
+                    reason = (f"{pretrained} is a folder, not a checkpoint file (a folder holding "
+                              "open_clip_config.json goes in --clip-model)" if os.path.isdir(pretrained)
+                              else f"no such file {pretrained}")
+                    raise ModelNotFoundError(_message(cfg, reason, _openai_hub(open_clip, base)))
                 tags = ", ".join(t for m, t in open_clip.list_pretrained() if m == base)
                 raise ValueError(f"unknown pretrained tag {pretrained!r} for {base} (known: {tags})")
             hub_id = tag.get("hf_hub")
@@ -247,35 +257,35 @@ TINY_MODEL_CFG = {
 """Same open_clip `CLIP` class and tokenizer as ViT-B-32, at toy sizes (random weights)."""
 
 
+TINY_CLIP_RECIPE = "tiny-clip/1"
+"""Version of what `tiny_clip_folder` writes, kept in its stamp: a cache of another recipe is rebuilt."""
+
+
 def tiny_clip_folder(root: Path | str | None = None, seed: int = 0) -> Path:
     """A local open_clip folder (open_clip_config.json + open_clip_pytorch_model.bin) with random weights.
 
     Cached under `root` (default `$FOURDFY_CACHE/tiny_clip`, `~/.cache/fourdfy/tiny_clip`); written
-    atomically, reused when present.
+    atomically, reused while intact. As for the tiny priors, the folder carries a stamp with every file's size and
+    SHA-256: a damaged cache (a file cut short, changed or deleted) is rebuilt with a warning naming it, rather than
+    failing to load with an error about the file's contents.
     """
-    import tempfile
-
-    import open_clip
-    import torch
+    from method.guidance.tiny import stamped_build  # the tiny priors' stamped, atomic cache
 
     if root is None:
         root = Path(os.environ.get("FOURDFY_CACHE", Path.home() / ".cache" / "fourdfy")) / "tiny_clip"
-    folder = Path(root) / f"seed{seed}"
-    if (folder / "open_clip_pytorch_model.bin").is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny_clip-", dir=folder.parent))
+    return stamped_build(Path(root) / f"seed{seed}", {"recipe": TINY_CLIP_RECIPE, "seed": seed},
+                         lambda folder: _write_tiny_clip(folder, seed), "the tiny CLIP's cache")
+
+
+def _write_tiny_clip(folder: Path, seed: int) -> None:
+    """The tiny model's files in `folder`: the same bytes for the same seed."""
+    import open_clip
+    import torch
+
     with seeded(seed):  # the caller's global RNG is left as it was
         model = open_clip.model.CLIP(**TINY_MODEL_CFG)
-    torch.save(model.state_dict(), tmp / "open_clip_pytorch_model.bin")
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
     config = {"model_cfg": TINY_MODEL_CFG,
               "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],
                                  "interpolation": "bicubic", "resize_mode": "shortest"}}
-    (tmp / "open_clip_config.json").write_text(json.dumps(config, indent=2))
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process made it first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))

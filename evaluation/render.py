@@ -21,7 +21,9 @@ colour map, and faded to black by (1 - opacity) so empty space is black.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import torch
 from method.backends import resolve_device
 from prompts import slugify
 
-from .artifacts import Artifact, artifact_folder, refuse_existing, write_artifact
+from .artifacts import MANIFEST, SCHEMA, Artifact, artifact_folder, is_run_folder, refuse_existing, write_artifact
 
 TRAJECTORIES = ("orbit", "motion_smooth")
 CPU_CHUNK_RAYS = 4096
@@ -174,15 +176,64 @@ def render_frames(field, run_cfg, cfg: EvalRenderConfig, progress: bool = False,
             "c2w": cams.c2w.cpu().numpy(), "times": times.cpu().numpy(), "grid": use_grid, "sigma": sigma}
 
 
+SHOWN_FOLDERS = 3
+"""How many of the runs or artifacts below a folder `_folder_of_many` names."""
+
+
+def _folder_of_many(folder: Path, max_depth: int = 3) -> str | None:
+    """The error for a folder given to `render` that holds no manifest.json itself but runs or artifacts below it, at
+    most `max_depth` levels down (a runs root, `runs/<profile>/<method>/<slug>`, or an artifact root,
+    `<method>/<slug>`): which of the two it looks like and a few of them by name; None when neither is found."""
+    runs, artifacts = [], []
+    for here, dirs, files in os.walk(folder, followlinks=True):  # bounded by depth, so a link loop ends too
+        here = Path(here)
+        depth = len(here.relative_to(folder).parts)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # temporaries of an interrupted write
+        if depth and MANIFEST in files:
+            dirs[:] = []  # a run's or artifact's own subfolders (ckpt/, ...) hold no other
+            if is_run_folder(here):
+                runs.append(here)
+            elif _is_artifact_manifest(here / MANIFEST):
+                artifacts.append(here)
+        elif depth >= max_depth:
+            dirs[:] = []
+    found = runs or artifacts
+    if not found:
+        return None
+    found.sort()
+    names = ", ".join(p.relative_to(folder).as_posix() for p in found[:SHOWN_FOLDERS])
+    more = f" and {len(found) - SHOWN_FOLDERS} more" if len(found) > SHOWN_FOLDERS else ""
+    if runs:
+        return (f"{folder} holds no manifest.json: it looks like a folder of {len(runs)} training run(s) "
+                f"({names}{more}), not one run; give one of them, e.g. `fourdfy render {found[0]} --out ARTIFACTS`")
+    return (f"{folder} holds no manifest.json: it looks like a folder of {len(artifacts)} evaluation artifact(s) "
+            f"({names}{more}), not a training run; `fourdfy render` reads one run folder of `fourdfy generate` "
+            "(manifest.json + ckpt/last.pt, e.g. runs/x); artifacts are what `fourdfy clipscore`, `figure` and "
+            "`survey build` read")
+
+
+def _is_artifact_manifest(path: Path) -> bool:
+    """Whether `path` is an artifact's manifest (any version of its schema), read without checking the rest."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith(SCHEMA.split("/")[0] + "/")
+
+
 def render_run(run_dir: Path | str, out_root: Path | str, cfg: EvalRenderConfig = EvalRenderConfig(),
                progress: bool = False, overwrite: bool = False, heartbeat_s: float | None = None) -> Artifact:
     """Render a finished run and write its artifact `<out_root>/<method>/<slug>/`.
 
     An existing artifact folder is refused before anything is loaded or rendered (unless `overwrite`).
     """
-    from .runs import load_run, read_run_manifest, render_source
+    from .runs import RunError, load_run, read_run_manifest, render_source
 
     run_dir = Path(run_dir)
+    if run_dir.is_dir() and not (run_dir / MANIFEST).exists():
+        many = _folder_of_many(run_dir)  # else "no manifest.json", which does not say what to give instead
+        if many:
+            raise RunError(many)
     manifest = read_run_manifest(run_dir)
     # rendering takes minutes: find out now, not at the write, that the folder is taken
     refuse_existing(artifact_folder(out_root, manifest["method"], slugify(manifest["prompt"])), overwrite)

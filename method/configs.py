@@ -13,6 +13,9 @@ A dataclass may name fields that say what a config is rather than how it runs (`
 in a class attribute `LABELS` ({field: why it is not set by key, and how to choose it}): dotted keys refuse them
 (`--set`, `--set-from`, a method's overrides), since such a key would relabel a run without changing its settings;
 the code that builds the config sets them (`set_keys(..., labels=True)`).
+
+A config checks the ranges of its own fields (`method.ranges`), naming them as its own; where this module builds
+a part inside a larger config (from a dict, by a dotted key), it puts the part's path in front of that name.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import json
 import types
 import typing
 from typing import Any, Union
+
+from method.ranges import RangeError
 
 __all__ = ["ConfigKeyError", "from_dict", "to_dict", "get_key", "set_key", "set_keys", "parse_value", "valid_keys"]
 
@@ -126,7 +131,10 @@ def from_dict(cls, data: dict, where: str = "") -> Any:
     if unknown:
         raise ConfigKeyError(f"{where or cls.__name__}: unknown field(s) {unknown}; valid: {names}")
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except RangeError as err:  # a part names its own field; the message names the key as `--set` writes it
+        raise err.under(where) from None
 
 
 # --- dotted keys ------------------------------------------------------------------------------------
@@ -210,7 +218,10 @@ def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bo
             raw = value  # strings are taken verbatim (a model path may look like a number)
         new_child = _convert(tp, raw, key)
     if dataclasses.is_dataclass(node):
-        return dataclasses.replace(node, **{name: new_child})
+        try:
+            return dataclasses.replace(node, **{name: new_child})
+        except RangeError as err:  # named from the root, as in `from_dict`
+            raise err.under(".".join(key.split(".")[:-len(parts)])) from None
     if isinstance(node, dict):
         return {**node, name: new_child}
     return tuple(new_child if v.name == name else v for v in node)

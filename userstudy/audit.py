@@ -305,10 +305,10 @@ def audit_markdown(design: Design | None = None) -> str:
 
 
 def is_audit_file(path: Path | str) -> bool:
-    """True when `path` is an audit report `fourdfy audit` wrote (its first line is `TITLE`) or is empty."""
-    from userstudy.outputs import first_line
+    """True when `path` is an audit report `fourdfy audit` wrote (its first line is `TITLE`) or is empty (0 bytes)."""
+    from userstudy.outputs import empty_or_headed
 
-    return first_line(path) in ("", TITLE)
+    return empty_or_headed(path, TITLE)
 
 
 def write_audit(out: Path | str, paper_dir: Path | str | None = None, design: Design | None = None,

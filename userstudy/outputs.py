@@ -111,6 +111,17 @@ def first_line(path: Path | str, limit: int = 4096) -> str | None:
         return None
 
 
+def empty_or_headed(path: Path | str, header: str) -> bool:
+    """Whether `path` is empty (0 bytes: a file that only starts with a blank line is not) or its first line is
+    `header`: how a command recognises its own earlier output, the only kind `--overwrite` replaces."""
+    try:
+        if Path(path).stat().st_size == 0:
+            return True
+    except OSError:
+        return False
+    return first_line(path) == header
+
+
 def check_own_file(path: Path | str, overwrite: bool, is_own: Callable[[Path], bool], kind: str,
                    option: str = "--out", describe: Callable[[Path], str] | None = None) -> Path:
     """Check (writing nothing) that a command may write its output file `path`: a new file, or with

@@ -123,11 +123,11 @@ def csv_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def is_power_file(path: Path | str) -> bool:
-    """True when `path` is a power table `fourdfy power` wrote (its header is `CSV_COLUMNS`) or is empty: the
-    only files `power --out --overwrite` replaces."""
-    from userstudy.outputs import first_line
+    """True when `path` is a power table `fourdfy power` wrote (its header is `CSV_COLUMNS`) or is empty (0 bytes):
+    the only files `power --out --overwrite` replaces."""
+    from userstudy.outputs import empty_or_headed
 
-    return first_line(path) in ("", ",".join(CSV_COLUMNS))
+    return empty_or_headed(path, ",".join(CSV_COLUMNS))
 
 
 def raters_needed(table: pd.DataFrame, column: str, target: float) -> int | None:

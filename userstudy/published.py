@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from userstudy.outputs import OutputError, atomic_write, check_file_target, check_folder_target, ensure_folder, first_line
+from userstudy.outputs import OutputError, atomic_write, check_file_target, check_folder_target, empty_or_headed, ensure_folder
 from userstudy.votes import CRITERIA
 
 
@@ -125,7 +125,7 @@ def check_csv_targets(out_dir: Path | str, overwrite: bool = False, option: str 
     out_dir = check_folder_target(out_dir)
     paths = [check_file_target(Path(out_dir) / name) for name in csv_names()]
     existing = [p for p in paths if p.exists()]
-    foreign = [p.name for p in existing if first_line(p) not in ("", ",".join(csv_names()[p.name]))]
+    foreign = [p.name for p in existing if not empty_or_headed(p, ",".join(csv_names()[p.name]))]
     if foreign:
         raise OutputError(f"{option} {out_dir} holds {', '.join(foreign)}, not the published tables `fourdfy audit` "
                           "writes there; such a file is never replaced, even with --overwrite: move it or choose "

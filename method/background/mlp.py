@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from method.ranges import at_least, fraction, one_of
+
 from .sh import SH_DEGREE_OUTPUTS, spherical_harmonics
 
 
@@ -22,6 +24,12 @@ class BackgroundConfig:
     """Hidden layers (ReLU), no biases, sigmoid output."""
     random_color_prob: float = 0.5
     """Probability that a rendered image (or a whole clip) gets one uniform random colour instead."""
+
+    def __post_init__(self) -> None:
+        one_of("sh_degree", self.sh_degree, SH_DEGREE_OUTPUTS)
+        at_least("hidden", self.hidden, 1)
+        at_least("n_hidden_layers", self.n_hidden_layers, 0)
+        fraction("random_color_prob", self.random_color_prob)
 
 
 class MLPBackground(nn.Module):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from method.ranges import below, positive
+
 from .convention import Cameras, cameras_from_spherical
 
 
@@ -38,6 +40,9 @@ class CameraRanges:
     u ~ U[(lo + 90) / 180, (hi + 90) / 180] (for 0-30 deg it tops out at asin(1/3) = 19.47 deg)."""
 
     def __post_init__(self) -> None:
+        positive("distance", self.distance)
+        positive("fovy_deg", self.fovy_deg)
+        below("fovy_deg", self.fovy_deg, 180, " (degrees)")
         for name in ("distance", "fovy_deg", "elevation_deg", "azimuth_deg"):
             lo, hi = getattr(self, name)
             if lo > hi:

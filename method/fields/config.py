@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from method.ranges import at_least, positive
+
 
 @dataclass(frozen=True)
 class HashGridConfig:
@@ -19,6 +21,12 @@ class HashGridConfig:
     """Vertices per dimension at the coarsest level."""
     per_level_scale: float = 1.4472692
     """Resolution growth factor per level (2^(8/15): finest level 4096)."""
+
+    def __post_init__(self) -> None:
+        # sizes and counts of the tables: 0 fails inside torch mid-run, after the run folder is made
+        for name in ("n_levels", "n_features_per_level", "log2_hashmap_size", "base_resolution"):
+            at_least(name, getattr(self, name), 1)
+        positive("per_level_scale", self.per_level_scale)
 
     @property
     def n_output_dims(self) -> int:
@@ -45,6 +53,8 @@ class HexPlaneConfig:
     def __post_init__(self) -> None:
         if self.form not in HEXPLANE_FORMS:
             raise ValueError(f"HexPlaneConfig.form = {self.form!r}; known: {', '.join(HEXPLANE_FORMS)}")
+        for name in ("spatial_resolutions", "time_resolutions", "n_features_per_scale"):
+            at_least(name, getattr(self, name), 1)
 
     @property
     def n_output_dims(self) -> int:
@@ -71,3 +81,6 @@ class FieldConfig:
     """Density bias amplitude a in softplus(raw + a * (1 - ||x|| / sigma))."""
     grid_backend: str = "auto"
     """Hash-grid backend: 'auto' (tcnn, else Triton on CUDA, else torch), 'torch', 'triton' or 'tcnn'."""
+
+    def __post_init__(self) -> None:
+        at_least("mlp_hidden", self.mlp_hidden, 1)

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from method.ranges import at_least
+
 from .loading import HALF_DTYPES, freeze, load_pretrained, place, use_sdpa, weights_dtype
 from .prompts import PromptProcessor
 
@@ -56,9 +58,16 @@ class PriorConfig:
             raise ValueError(f"{type(self).__name__}.kind must be {expected!r}, got {self.kind!r}")
         self.validate()
 
+    SHARED_MINIMUMS: ClassVar[dict[str, int]] = {"t_anneal_steps": 0}
+    """Least values of fields that several priors have by one name (VSD's and the oracle's ramp length); each prior
+    checks the fields that are only its own in its `validate`."""
+
     def validate(self) -> None:
-        """Fail when the config is made, not at the first step, on an unknown choice."""
+        """Fail when the config is made, not at the first step, on an unknown choice or a value out of range."""
         check_choices(self)
+        for name, low in self.SHARED_MINIMUMS.items():
+            if hasattr(self, name):
+                at_least(name, getattr(self, name), low)
 
     def build(self, device: torch.device | str = "cpu") -> "Guidance":
         """The prior this config describes, with its weights loaded."""
@@ -102,6 +111,10 @@ class FrozenModelOptions:
     """With `compile` / `compile_vae_encoder`: compile each block (ResNet, transformer, temporal layer, resampler)
     instead of the whole module, so blocks of one shape share a graph: a fraction of the cold compile time, at the
     cost of the fusions across block borders (`REGIONAL_BLOCKS`)."""
+    cuda_graph: bool = False
+    """On CUDA, replay each frozen UNet's forward without gradient as a CUDA graph, one per input shape (the host's
+    kernel launches, not the GPU's work, bound small-latent UNets; method/guidance/cuda_graphs.py): the same kernels,
+    so the same result, and a few GiB held per shape; ignored on CPU and for a UNet with trained weights (VSD's LoRA)."""
 
     def __post_init__(self):
         if self.half_dtype not in HALF_DTYPES:
@@ -203,7 +216,9 @@ class FrozenPrior(Guidance):
 
     def apply_options(self, unets: list, vae) -> None:
         """The FrozenModelOptions that act on modules: attention kind, VAE slicing and checkpointing, memory
-        format, compilation."""
+        format, compilation, CUDA graphs."""
+        from method.guidance.cuda_graphs import graph_forward
+
         frozen = self.cfg.frozen
         if (frozen.compile or frozen.compile_vae_encoder) and self.device.type == "cpu":
             check_cpu_compiler(f"{self.label} (frozen.compile / frozen.compile_vae_encoder)")
@@ -215,6 +230,8 @@ class FrozenPrior(Guidance):
                 unet.to(memory_format=torch.channels_last)
             if frozen.compile and not is_compiled(unet):  # not twice (one module shared by two priors)
                 compile_module(unet)
+            if frozen.cuda_graph and self.device.type == "cuda":
+                graph_forward(unet)  # after compiling: a graph replays the compiled kernels
         if frozen.vae_slicing:
             vae.enable_slicing()
         if frozen.vae_gradient_checkpointing:

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from method.cameras import Cameras
+from method.ranges import at_least
 
 from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
 from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
@@ -95,6 +96,9 @@ class MVDreamConfig(PriorConfig):
             raise ValueError(f"MVDreamConfig.loss must be 'recon' or 'sds', got {self.loss!r}")
         if self.anneal != "none" and self.anneal not in ANNEAL_PRESETS:
             raise ValueError(f"unknown anneal {self.anneal!r}; known: none, {', '.join(ANNEAL_PRESETS)}")
+        for name in ("num_views", "image_size", "num_head_channels"):
+            at_least(name, getattr(self, name), 1)
+        at_least("anneal_steps", self.anneal_steps, 0)  # None: the preset's length
 
     def timestep_range(self, stage: str | None) -> TimestepRange:
         if self.anneal == "none" or (stage is not None and stage not in self.anneal_stages):

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .ldm_arch import SCHEDULE_BUFFERS, TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX, LDMUNetArch, LDMVAEArch
-from .loading import ConversionError, _first_line
+from .loading import ConversionError, _first_line, unreadable_checkpoint
 
 # --- key maps (through diffusers' converters) ----------------------------------------------------
 
@@ -250,12 +251,18 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"{path}: no such checkpoint file")
+    # checked first: torch's reply to a foreign or cut-short file is advice on how to save it, naming neither
+    problem = unreadable_checkpoint(path)
+    if problem:
+        raise ConversionError(f"{path}: {problem}; expected MVDream's original checkpoint (e.g. "
+                              "sd-v2.1-base-4view.pt), a .pt/.ckpt saved by torch.save or a .safetensors file")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             return load_file(str(path))
-        sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        # only torch's zip format can be memory-mapped; an older torch.save file is read whole
+        sd = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # torch / safetensors raise many types for a truncated or foreign file
         error = f"{path}: not a readable checkpoint ({type(exc).__name__}: {_first_line(exc)})"
     else:

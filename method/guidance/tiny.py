@@ -205,29 +205,26 @@ def _damage(root: Path, stamp: dict) -> str | None:
     return None
 
 
-def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write the tiny priors under `root` (reused when already built with the same recipe and seed and intact).
+def stamped_build(root: Path, stamp: dict, write, what: str) -> Path:
+    """`root`, built by `write(folder)` unless it already holds an intact build of `stamp` (a dict of what the
+    build depends on: recipe, seed).
 
-    The folder is built beside `root` and moved into place when complete, so a reader never sees a
-    half-written folder and concurrent builders do not disturb each other. The stamp lists every file's size
-    and SHA-256: a damaged cache (a file cut short, changed or deleted) is rebuilt, with a warning naming it,
-    rather than failing to load as if it were a user's model.
-    """
-    root = Path(root)
-    stamp = {"recipe": RECIPE_VERSION, "seed": seed}
-    paths = {name: root / name for name in TINY_MODELS}
+    The folder is built beside `root` and moved into place when complete, so a reader never sees a half-written
+    folder and concurrent builders do not disturb each other. The stamp lists every file's size and SHA-256: a
+    damaged cache (a file cut short, changed or deleted) is rebuilt, with a warning naming `what` (e.g. "the tiny
+    priors' cache"), `root` and the damage,
+    rather than failing to load as if it were a user's model. Shared by the tiny priors and the tiny CLIP
+    (`evaluation.clip_models`)."""
     damage = _damage(root, stamp)
     if damage is None:
-        return paths
-    if damage:
-        warnings.warn(f"the tiny priors' cache {root} is damaged ({damage}); rebuilding it", RuntimeWarning,
-                      stacklevel=2)
+        return root
+    if damage:  # '' is no build of this stamp (none, or another recipe or seed): rebuilt without a warning
+        warnings.warn(f"{what} {root} is damaged ({damage}); rebuilding it", RuntimeWarning, stacklevel=3)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
     old = None
     try:
-        with quiet_progress():
-            _build(tmp, seed)
+        write(tmp)
         (tmp / STAMP).write_text(json.dumps({**stamp, "files": _manifest(tmp)}))
         if _damage(root, stamp) is not None:  # nobody finished meanwhile
             if root.exists():  # an older recipe or seed, or a damaged build: moved aside in one step, then deleted
@@ -242,8 +239,21 @@ def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     if _damage(root, stamp) is not None:
-        raise RuntimeError(f"could not build the tiny priors in {root}")
-    return paths
+        raise RuntimeError(f"could not build {what} in {root}")
+    return root
+
+
+def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
+    """Write the tiny priors under `root` (reused when already built with the same recipe and seed and intact;
+    a damaged cache is rebuilt with a warning: `stamped_build`)."""
+    root = Path(root)
+
+    def write(folder: Path) -> None:
+        with quiet_progress():
+            _build(folder, seed)
+
+    stamped_build(root, {"recipe": RECIPE_VERSION, "seed": seed}, write, "the tiny priors' cache")
+    return {name: root / name for name in TINY_MODELS}
 
 
 def tiny_id(name: str) -> str:

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from method.backends import seeded
 from method.cameras import Cameras
+from method.ranges import at_least, fraction
 
 from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
 from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
@@ -86,6 +87,12 @@ class VSDConfig(PriorConfig):
     """Recompute the LoRA UNet's activations in the LoRA-loss backward (less memory, ~30% slower step)."""
     seed: int = 0
     """Seed of the LoRA and camera-MLP initialisation."""
+
+    def validate(self) -> None:
+        super().validate()
+        at_least("lora_rank", self.lora_rank, 1)
+        at_least("resolution", self.resolution, 1)
+        fraction("camera_dropout", self.camera_dropout)
 
     def timestep_range(self, stage: str | None = None) -> TimestepRange:
         if self.t_anneal_start is None or (stage is not None and stage not in self.t_anneal_stages):

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from method.cameras import Cameras
+from method.ranges import at_least
 
 from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
 from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
@@ -63,6 +64,11 @@ class ZeroscopeConfig(PriorConfig):
     """Precision, attention and VAE slicing of the frozen parts (the release runs Zeroscope in fp16)."""
     forward_chunking: bool = False
     """diffusers' feed-forward chunking over frames in the UNet (lower memory, slower)."""
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("height", "width", "grad_frames"):  # grad_frames None: all frames
+            at_least(name, getattr(self, name), 1)
 
 
 ZEROSCOPE_PARTS = {"unet": Part("diffusers:UNet3DConditionModel", "model", "unet"),

@@ -18,6 +18,7 @@ from torch import Tensor
 from method.cameras import Cameras
 from method.guidance.base import PRIOR_LOSS_WEIGHTS, Guidance, PriorConfig
 from method.guidance.common import TimestepRange, randn, scaled_linear_alphas_cumprod, sds_loss
+from method.ranges import at_least
 
 from .scene import OracleScene
 
@@ -71,6 +72,10 @@ class OracleConfig(PriorConfig):
                              f"got {self.loss_name!r}")
         oracle_scene(self.scene)
         self.timestep_range("stage1")
+
+    def validate(self) -> None:
+        super().validate()
+        at_least("quadrature_nodes", self.quadrature_nodes, 1)
 
     def timestep_range(self, stage: str | None) -> TimestepRange:
         """The range used at `stage` (the ramp only in `anneal_stages`)."""

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from method import backends
+from method.ranges import at_least, fraction
 
 from .sampling import step_size
 
@@ -41,6 +42,14 @@ class OccupancyConfig:
     """Before this step every cell is re-evaluated at each update (restarts with each stage)."""
     static_time: float = 0.0
     """Time at which the density is read while the scene is static (the release reads t = 0)."""
+
+    def __post_init__(self) -> None:
+        for name in ("resolution", "levels", "update_every"):  # `update_every` divides the step
+            at_least(name, getattr(self, name), 1)
+        at_least("warmup_steps", self.warmup_steps, 0)
+        at_least("occ_thre", self.occ_thre, 0)
+        fraction("ema_decay", self.ema_decay)
+        fraction("static_time", self.static_time)
 
 
 def update_grid(estimator, cfg: OccupancyConfig, step_size: float, step: int, density_fn: DensityFn, *,

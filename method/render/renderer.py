@@ -23,6 +23,7 @@ from torch.utils.checkpoint import checkpoint
 
 from method import backends
 from method.cameras import Cameras
+from method.ranges import at_least, positive
 
 from .aabb import box_bounds, ray_box_intersect
 from .composite import Composited, composite, composite_masked
@@ -76,15 +77,12 @@ class RenderConfig:
     def __post_init__(self) -> None:
         if self.use_occupancy_grid not in ("auto", True, False):
             raise ValueError(f"use_occupancy_grid must be 'auto', True or False, got {self.use_occupancy_grid!r}")
-        # named as `fourdfy generate --set` names them (the trainer's renderer is `renderer.`)
-        if self.num_samples < 1:
-            raise ValueError(f"renderer.num_samples must be >= 1, got {self.num_samples}")
-        if self.box_radius <= 0:
-            raise ValueError(f"renderer.box_radius must be > 0, got {self.box_radius}")
-        if self.grad_max_samples is not None and self.grad_max_samples < 1:
-            raise ValueError(f"grad_max_samples must be >= 1 or None, got {self.grad_max_samples}")
-        if self.recompute_chunk < 1:
-            raise ValueError(f"recompute_chunk must be >= 1, got {self.recompute_chunk}")
+        # sizes and counts (None: unset): 0 fails inside torch mid-run, after the run folder is made
+        for name in ("num_samples", "eval_chunk_rays", "train_chunk_rays", "grad_max_samples", "recompute_chunk"):
+            at_least(name, getattr(self, name), 1)
+        positive("box_radius", self.box_radius)
+        at_least("alpha_thre", self.alpha_thre, 0)
+        at_least("early_stop_eps", self.early_stop_eps, 0)
 
     @property
     def step_size(self) -> float:

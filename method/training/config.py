@@ -15,6 +15,7 @@ from method.background import BackgroundConfig
 from method.cameras import CameraRanges
 from method.fields import PARAM_GROUPS, FieldConfig
 from method.guidance.base import FrozenModelOptions, PriorConfig
+from method.ranges import at_least, positive
 from method.render import RenderConfig
 
 CONFIG_SCHEMA = 2
@@ -22,19 +23,6 @@ CONFIG_SCHEMA = 2
 
 UPDATE_TYPES = ("3d", "img", "video")
 """3d: MVDream multi-view SDS; img: VSD on single views; video: Zeroscope video SDS."""
-
-
-def check_at_least(key: str, value, low, note: str = "") -> None:
-    """A ValueError naming `key` as `--set` names it unless `value` >= `low` (`note`: what the bound means):
-    a value the run cannot use is refused when the config is made, before a run folder exists, not mid-run."""
-    if not value >= low:  # `not >=`: NaN fails too
-        raise ValueError(f"{key} must be >= {low}{note}, got {value!r}")
-
-
-def check_positive(key: str, value, note: str = "") -> None:
-    """As `check_at_least`, for a value that must be > 0."""
-    if not value > 0:
-        raise ValueError(f"{key} must be > 0{note}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +95,9 @@ class StageConfig:
         start = self.weights.get("opacity_entropy_from", 0)
         if not float(start).is_integer() or start < 0:
             raise ValueError(f"{key}.weights.opacity_entropy_from is a step, an integer >= 0; got {start!r}")
+        for name, weight in self.weights.items():  # a negative weight would push its loss up
+            if not weight >= 0:
+                raise ValueError(f"{key}.weights.{name} must be >= 0 (0: off), got {weight!r}")
         if not self.video_lr_scale >= 0.0:
             raise ValueError(f"{key}.video_lr_scale must be >= 0, got {self.video_lr_scale!r}")
 
@@ -149,7 +140,7 @@ class LearningRates:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # AdamW refuses a negative rate only when a stage builds it
-            check_at_least(f"lrs.{f.name}", getattr(self, f.name), 0, " (0 leaves the group as it is)")
+            at_least(f.name, getattr(self, f.name), 0, " (0 leaves the group as it is)")
 
 
 @dataclass(frozen=True)
@@ -172,7 +163,10 @@ class LossWeights:
     """Stage step from which the opacity-entropy term is on."""
 
     def __post_init__(self) -> None:
-        check_at_least("weights.opacity_entropy_from", self.opacity_entropy_from, 0, " (a stage step)")
+        for f in dataclasses.fields(self):  # a negative weight would push its loss up, not down
+            if f.name != "opacity_entropy_from":
+                at_least(f.name, getattr(self, f.name), 0, " (0: off)")
+        at_least("opacity_entropy_from", self.opacity_entropy_from, 0, " (a stage step)")
 
 
 @dataclass(frozen=True)
@@ -192,10 +186,8 @@ class RenderSchedule:
 
     def __post_init__(self) -> None:
         # each is a size or count of a render: 0 fails inside torch mid-run, after checkpoints are written
-        for name in ("img_resolution", "img_batch", "video_frames", "eval_size"):
-            check_at_least(f"render.{name}", getattr(self, name), 1)
-        if not all(v >= 1 for v in self.video_size):
-            raise ValueError(f"render.video_size is (H, W), each >= 1; got {self.video_size!r}")
+        for name in ("img_resolution", "img_batch", "video_size", "video_frames", "eval_size"):
+            at_least(name, getattr(self, name), 1)
 
     @staticmethod
     def at(milestones: tuple[tuple[int, int], ...], step: int) -> int:
@@ -301,21 +293,24 @@ class TrainConfig:
             raise ValueError(f"renderer.box_radius {self.renderer.box_radius} differs from field.box_radius "
                              f"{self.field.box_radius}: set both")
         # what the trainer divides by, or AdamW refuses only when a stage builds it: refused before a run folder
-        check_at_least("checkpoint_every", self.checkpoint_every, 1)
-        check_at_least("log_every", self.log_every, 1)
-        check_at_least("preview_every", self.preview_every, 0, " (0: off)")
-        check_at_least("preview_frames", self.preview_frames, 0, " (0: none)")
-        check_at_least("checkpoint_every_s", self.checkpoint_every_s, 0, " (0: off)")
-        check_at_least("heartbeat_s", self.heartbeat_s, 0)
+        at_least("checkpoint_every", self.checkpoint_every, 1)
+        at_least("log_every", self.log_every, 1)
+        at_least("preview_every", self.preview_every, 0, " (0: off)")
+        at_least("preview_frames", self.preview_frames, 0, " (0: none)")
+        at_least("checkpoint_every_s", self.checkpoint_every_s, 0, " (0: off)")
+        at_least("heartbeat_s", self.heartbeat_s, 0)
         if not all(0 <= beta < 1 for beta in self.betas):
             raise ValueError(f"betas are AdamW's (beta1, beta2), each from 0 to below 1; got {list(self.betas)!r}")
-        check_at_least("eps", self.eps, 0)
-        check_at_least("weight_decay", self.weight_decay, 0)
+        at_least("eps", self.eps, 0)
+        at_least("weight_decay", self.weight_decay, 0)
         for stage, anneal in self.blob_sigma.items():  # the density bias divides by sigma
             for end in ("start", "end"):
-                check_positive(f"blob_sigma.{stage}.{end}", getattr(anneal, end))
-            check_at_least(f"blob_sigma.{stage}.steps", anneal.steps, 0, " (0: constant start)")
-        check_parts(self.to_dict())
+                positive(f"blob_sigma.{stage}.{end}", getattr(anneal, end))
+            at_least(f"blob_sigma.{stage}.steps", anneal.steps, 0, " (0: constant start)")
+        for name in ("static_groups", "video_groups"):  # else the trainer refuses them at the first such update
+            unknown = [g for g in getattr(self, name) if g not in PARAM_GROUPS]
+            if unknown:
+                raise ValueError(f"{name} names unknown parameter groups {unknown}; known: {', '.join(PARAM_GROUPS)}")
 
     def stage(self, name: str) -> StageConfig:
         for s in self.stages:
@@ -395,61 +390,6 @@ class TrainConfig:
         return _hash(d)
 
 
-PART_MINIMUMS = {
-    "field.*.n_levels": 1, "field.*.n_features_per_level": 1, "field.*.log2_hashmap_size": 1,
-    "field.*.base_resolution": 1, "field.hexplane.spatial_resolutions": 1, "field.hexplane.time_resolutions": 1,
-    "field.hexplane.n_features_per_scale": 1, "field.mlp_hidden": 1,
-    "background.hidden": 1, "background.n_hidden_layers": 0,
-    "renderer.eval_chunk_rays": 1, "renderer.train_chunk_rays": 1, "renderer.alpha_thre": 0,
-    "renderer.early_stop_eps": 0, "renderer.occupancy.resolution": 1, "renderer.occupancy.levels": 1,
-    "renderer.occupancy.update_every": 1, "renderer.occupancy.warmup_steps": 0, "renderer.occupancy.occ_thre": 0,
-    "guidance.*.num_views": 1, "guidance.*.image_size": 1, "guidance.*.resolution": 1, "guidance.*.height": 1,
-    "guidance.*.width": 1, "guidance.*.num_head_channels": 1, "guidance.*.lora_rank": 1, "guidance.*.grad_frames": 1,
-    "guidance.*.anneal_steps": 0, "guidance.*.t_anneal_steps": 0, "guidance.*.quadrature_nodes": 1,
-}
-"""Least values of the sizes, counts and steps of the parts' configs (dotted keys as `--set` writes them, '*': every
-entry there that has the field; a list: each item; None: unset), which their own modules leave unchecked: 0 fails
-inside torch mid-run, after the run folder is made, or trains nothing without a word."""
-
-PART_POSITIVE = ("field.*.per_level_scale", "cameras.distance", "cameras.fovy_deg")
-"""Values that must be > 0 (a growth factor, a camera distance, a field of view)."""
-
-PART_FRACTIONS = ("background.random_color_prob", "guidance.*.camera_dropout", "renderer.occupancy.ema_decay",
-                  "renderer.occupancy.static_time")
-"""Probabilities, a decay and a time in [0, 1]."""
-
-
-def check_parts(d: dict) -> None:
-    """The ranges of the parts' configs (`PART_MINIMUMS`, `PART_POSITIVE`, `PART_FRACTIONS`, the background's SH
-    degree, the field of view below 180 degrees) in a config dict (`TrainConfig.to_dict()`): a ValueError naming
-    the first bad key, as `--set` names it."""
-    from method.background.sh import SH_DEGREE_OUTPUTS
-
-    def values(pattern: str):
-        for key, node, name in _leaves(d, tuple(pattern.split("."))):
-            value = node[name]
-            if value is not None:
-                yield key, value, value if isinstance(value, list) else [value]
-
-    for pattern, low in PART_MINIMUMS.items():
-        for key, value, items in values(pattern):
-            if not all(v >= low for v in items):
-                raise ValueError(f"{key} must be >= {low}{' each' if isinstance(value, list) else ''}, got {value!r}")
-    for pattern in PART_POSITIVE:
-        for key, value, items in values(pattern):
-            if not all(v > 0 for v in items):
-                raise ValueError(f"{key} must be > 0{' each' if isinstance(value, list) else ''}, got {value!r}")
-    for pattern in PART_FRACTIONS:
-        for key, value, _ in values(pattern):
-            if not 0 <= value <= 1:
-                raise ValueError(f"{key} must be from 0 to 1, got {value!r}")
-    if not max(d["cameras"]["fovy_deg"]) < 180:
-        raise ValueError(f"cameras.fovy_deg is in degrees, below 180; got {d['cameras']['fovy_deg']!r}")
-    if d["background"]["sh_degree"] not in SH_DEGREE_OUTPUTS:
-        raise ValueError(f"background.sh_degree must be one of {sorted(SH_DEGREE_OUTPUTS)}, got "
-                         f"{d['background']['sh_degree']!r}")
-
-
 HASH_NEUTRAL = {("renderer", "grad_max_samples"): None, ("stages", "*", "grad_max_samples"): None,
                 ("stages", "*", "trainable"): None, ("stages", "*", "weights"): {},
                 ("stages", "*", "video_lr_scale"): 1.0, ("guidance", "*", "frozen", "half_dtype"): "float16"}
@@ -466,9 +406,10 @@ EXECUTION_ONLY = {("renderer", "recompute_field"): RenderConfig.recompute_field,
                   ("guidance", "*", "frozen", "compile"): FrozenModelOptions.compile,
                   ("guidance", "*", "frozen", "compile_vae_encoder"): FrozenModelOptions.compile_vae_encoder,
                   ("guidance", "*", "frozen", "compile_regional"): FrozenModelOptions.compile_regional,
+                  ("guidance", "*", "frozen", "cuda_graph"): FrozenModelOptions.cuda_graph,
                   ("tf32",): TrainConfig.tf32}
 """Options that change how an update is computed, not what it computes (activation checkpointing, TF32 matrix
-products, memory format, compilation), with their defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
+products, memory format, compilation, CUDA graphs), with their defaults. Left out of `config_hash` at any value, like the device: a run can resume with them switched, and
 continues the same config, though not bit-identically (they change float rounding: the field's regions, the
 VAE's per-image encoding). `stage_prefix_hash` keeps the ones that are set (on the priors its stages draw), so
 stages are only shared between runs that compute them alike."""

@@ -138,7 +138,7 @@ def serve(
     from userstudy.survey.bundle import BundleError, load_bundle
     from userstudy.survey.hosting import dvc_database_message
     from userstudy.survey.store import (DB_ENV, StoreError, default_url, init_db, make_engine, redact, shown_url,
-                                        url_source)
+                                        sqlite_folder_reason, url_source)
 
     if not 1 <= port <= 65535:
         _fail(f"--port {port} is not a TCP port: give one from 1 to 65535 (e.g. 8501)")
@@ -164,7 +164,11 @@ def serve(
     if placement is not None:
         typer.secho(f"warning: {placement[1]}", fg=typer.colors.YELLOW, err=True)
     try:
-        init_db(make_engine(url, source=source), b.bundle_id)  # fail here, with one line, rather than in the browser
+        engine = make_engine(url, source=source)
+        folder = sqlite_folder_reason(engine)  # as `export` says it: the driver's reply would not name the folder
+        if folder:
+            raise StoreError(f"cannot use the database {shown_url(url)}: {folder} (`serve` creates it when new)")
+        init_db(engine, b.bundle_id)  # fail here, with one line, rather than in the browser
     except StoreError as err:
         _fail(str(err))
     except Exception as err:  # a database that cannot be reached: name it, no traceback

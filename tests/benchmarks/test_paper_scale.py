@@ -289,6 +289,21 @@ def test_speed_flags_are_the_priors_own_options():
             u: g.frozen for u, g in build_config("paper", "4dfy").guidance.items()}
 
 
+def test_cuda_graph_flag_is_the_priors_cuda_graph_option():
+    """--cuda-graph [UPDATE ...] sets guidance.<update>.frozen.cuda_graph, what `--set` gives a run, per update
+    like --compile; without the flag no prior is graphed."""
+    from pipelines.generate import build_config, parse_sets
+
+    for given, wanted in ((["--cuda-graph"], {"3d", "img", "video"}), (["--cuda-graph", "3d", "video"], {"3d", "video"}),
+                          ([], set())):
+        cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args(given))
+        assert {u for u, g in cfg.guidance.items() if g.frozen.cuda_graph} == wanted, given
+    cfg = paper_scale.train_config("paper", "cpu", paper_scale.parse_args(["--cuda-graph", "3d", "video"]))
+    run = build_config("paper", "4dfy", sets=parse_sets(["guidance.3d.frozen.cuda_graph=true",
+                                                         "guidance.video.frozen.cuda_graph=true"]))
+    assert {u: g.frozen for u, g in cfg.guidance.items()} == {u: g.frozen for u, g in run.guidance.items()}
+
+
 def test_cuda_without_gpu_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setattr(paper_scale.torch.cuda, "is_available", lambda: False)
     assert paper_scale.main(["--device", "cuda"]) == 2

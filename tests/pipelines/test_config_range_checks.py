@@ -80,6 +80,9 @@ BAD_VALUES = [
     ("lrs.static", "-1"), ("lrs.dynamic", "-0.1"), ("lrs.mlp", "-1"), ("lrs.background", "-1"), ("lrs.guidance", "-1"),
     ("betas", "[1.0, 0.99]"), ("betas", "[-0.1, 0.99]"), ("eps", "-1"), ("weight_decay", "-0.5"),
     ("weights.opacity_entropy_from", "-5"),
+    # loss weights (a negative one maximises its loss) and the trained groups (an unknown one failed mid-run)
+    ("weights.sds", "-1"), ("weights.sparsity", "-0.5"), ("stages.stage1.weights", '{"sds": -1}'),
+    ("static_groups", '["static", "mlps"]'), ("video_groups", '["colour"]'),
     ("blob_sigma.stage3.start", "0"), ("blob_sigma.stage3.end", "-1"), ("blob_sigma.stage3.steps", "-1"),
     # the field and its encodings
     ("field.static_grid.n_levels", "0"), ("field.dynamic_grid.n_features_per_level", "0"),
@@ -96,7 +99,7 @@ BAD_VALUES = [
     ("renderer.early_stop_eps", "-1"), ("renderer.occupancy.resolution", "0"), ("renderer.occupancy.levels", "0"),
     ("renderer.occupancy.update_every", "0"), ("renderer.occupancy.warmup_steps", "-1"),
     ("renderer.occupancy.occ_thre", "-1"), ("renderer.occupancy.ema_decay", "1.5"),
-    ("renderer.occupancy.static_time", "2"),
+    ("renderer.occupancy.static_time", "2"), ("renderer.grad_max_samples", "0"), ("renderer.recompute_chunk", "0"),
     # the priors' sizes and schedules
     ("guidance.3d.num_views", "0"), ("guidance.3d.image_size", "0"), ("guidance.3d.num_head_channels", "0"),
     ("guidance.3d.anneal_steps", "-1"), ("guidance.img.resolution", "0"), ("guidance.img.lora_rank", "0"),
@@ -134,6 +137,21 @@ def test_values_that_crashed_mid_run_are_one_line_before_the_run_folder(tmp_path
     assert not out.exists()
 
 
+@pytest.mark.parametrize("key, value, says", [
+    ("weights.sparsity", "-1", "weights.sparsity must be >= 0 (0: off), got -1.0"),
+    ("static_groups", '["static", "mlps"]',
+     "static_groups names unknown parameter groups ['mlps']; known: static, dynamic, mlp, background"),
+])
+def test_a_negative_loss_weight_or_an_unknown_group_is_one_line_before_the_run_folder(tmp_path, key, value, says):
+    """Both were accepted: a negative weight trained the run to maximise its loss; an unknown group failed at the
+    first update that trained it, after the run folder was made."""
+    out = tmp_path / "run"
+    line = _one_error_line(runner.invoke(app, ["generate", "--prompt", SLUG, "--max-steps", "2", "--set",
+                                               f"{key}={value}", "--out", str(out)]))
+    assert line == f"error: {says}", line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("key, value", [
     ("preview_every", "0"), ("preview_frames", "0"), ("checkpoint_every_s", "0"), ("heartbeat_s", "0"),
     ("lrs.guidance", "0"), ("weights.sds", "0"), ("weights.opacity_entropy_from", "0"), ("eps", "0"),
@@ -141,6 +159,7 @@ def test_values_that_crashed_mid_run_are_one_line_before_the_run_folder(tmp_path
     ("background.random_color_prob", "0"), ("blob_sigma.stage3.steps", "0"), ("renderer.alpha_thre", "0"),
     ("renderer.occupancy.warmup_steps", "0"), ("guidance.img.t_anneal_steps", "0"),
     ("guidance.img.camera_dropout", "1"), ("guidance.video.grad_frames", "null"), ("stages.stage1.steps", "0"),
+    ("weights.sparsity", "0"), ("stages.stage1.weights", '{"sds": 0}'), ("video_groups", '["dynamic"]'),
 ])
 def test_zeros_that_mean_off_or_none_stay_allowed(key, value):
     from method.configs import get_key, parse_value, to_dict

@@ -75,10 +75,13 @@ def test_missing_videos_error_ends_with_the_allow_missing_hint(study_inputs, tmp
     last = res.stderr.strip().splitlines()[-1]
     assert "--allow-missing" in last and "must be fixed" not in last
     assert not (tmp_path / "b").exists()
-    # a problem --allow-missing cannot fix is named as such
-    res = _build(tmp_path, prompts_dir, tmp_path / "nowhere", tmp_path / "b")
+    # a problem --allow-missing cannot fix (a second root that does not exist) is named as such
+    res = _build(tmp_path, prompts_dir, partial, tmp_path / "b", "--artifacts", str(tmp_path / "nowhere"))
     last = res.stderr.strip().splitlines()[-1]
     assert res.exit_code == 2 and "--allow-missing" in last and "other 1 problem(s) must be fixed" in last
+    # no root at all: that alone, with no hint (--allow-missing would leave no question)
+    res = _build(tmp_path, prompts_dir, tmp_path / "nowhere", tmp_path / "b")
+    assert res.exit_code == 2 and "--allow-missing" not in res.stderr and "artifacts folder not found" in res.stderr
     # a mismatched video alone: --allow-missing would not help, so no hint
     (partial / "mav3d" / "a_panda_dancing").mkdir()
     shutil.copytree(arts / "mav3d" / "a_panda_dancing", partial / "mav3d" / "a_panda_dancing", dirs_exist_ok=True)

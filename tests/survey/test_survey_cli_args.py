@@ -160,6 +160,8 @@ def test_build_names_an_artifacts_root_that_yields_nothing(study_inputs, tmp_pat
         assert res.exit_code == 2, res.output
         assert res.output.startswith("error: ") and expected in res.output, (roots, res.output)
         assert "Traceback" not in res.output and not (tmp_path / "b").exists()
+        if roots[0] in (tmp_path / "nonexist", a_file):  # nowhere to look: that line alone, no "missing" per video
+            assert "missing (looked in" not in res.output and res.output.count("\n- ") == 1, res.output
     # an empty root next to a complete one is no error (the pipeline's artifacts/imported may be empty)
     res = _build(tmp_path, prompts_dir, [arts, empty], *allow_missing)
     assert res.exit_code == 0 and "5 questions" in res.output, res.output

@@ -13,7 +13,7 @@ from method.training.trainer import Trainer
 
 TRAINABLE = [name for name, m in METHODS.items() if m.trainable]
 NEWER_FROZEN = ("vae_gradient_checkpointing", "half_dtype", "channels_last", "compile", "compile_vae_encoder",
-                "compile_regional")
+                "compile_regional", "cuda_graph")
 """FrozenModelOptions fields added after CONFIG_SCHEMA 2: a config saved before them has none."""
 
 
@@ -151,8 +151,8 @@ def test_execution_only_options_never_change_the_config_hash():
     fast = build_config("tiny", "4dfy", sets=parse_sets(["tf32=true"]))
     assert not cfg.tf32 and fast.config_hash() == cfg.config_hash()
     assert fast.stage_prefix_hash(1) != cfg.stage_prefix_hash(1)
-    # the frozen parts' memory format and compilation likewise
-    for option in ("channels_last", "compile", "compile_vae_encoder", "compile_regional"):
+    # the frozen parts' memory format, compilation and CUDA graphs likewise
+    for option in ("channels_last", "compile", "compile_vae_encoder", "compile_regional", "cuda_graph"):
         set_ = build_config("tiny", "4dfy", sets=parse_sets([f"guidance.*.frozen.{option}=true"]))
         assert all(getattr(g.frozen, option) for g in set_.guidance.values()), option
         assert set_.config_hash() == cfg.config_hash(), option

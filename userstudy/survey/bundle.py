@@ -289,6 +289,10 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
 
     empty_roots: list[Path] = []
     index = _index_artifacts(roots, problems, empty_roots)
+    if roots and not any(r.is_dir() for r in roots):
+        # no root to look in: each of its lines says why, and a line per video "missing" would only bury them
+        raise BundleError(f"{len(problems)} problem(s) with --artifacts, no bundle written:\n"
+                          + "\n".join(f"- {p}" for p in problems))
     listed = {*design.methods, design.check.correct_method, *listed_methods}  # decoys included
     unlisted = sorted({m for (m, _) in index} - listed)
     planned: list[dict] = []

@@ -327,23 +327,33 @@ def init_db(engine: sa.Engine, bundle_id: str) -> None:
                              "own database")
 
 
+def sqlite_folder_reason(engine: sa.Engine) -> str:
+    """'' unless `engine` is a SQLite URL naming a folder (the driver's own reply is "unable to open database
+    file"), else what to say: the folder is not a SQLite file, and which URL to give instead."""
+    path = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not path or not Path(path).is_dir():
+        return ""
+    # `serve` without --db keeps the votes in <bundle>/survey.sqlite: name that file, else another database file
+    try:
+        found = sorted((p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in SQLITE_SUFFIXES),
+                       key=lambda p: (p.name != DEFAULT_SQLITE, p.name))
+    except OSError:
+        found = []
+    hint = (f"it holds {found[0].name}: give --db sqlite:///{found[0].as_posix()}" if found
+            else "give the database file in the URL, sqlite:///PATH/survey.sqlite")
+    return f"{path} is a folder, not a SQLite file; {hint}"
+
+
 def open_existing(url: str, source: str = "") -> sa.Engine:
     """Engine of a survey database that must already exist (for export): a missing SQLite file or a
     database without the survey tables is an error, not silently created. `source` as for `make_engine`."""
     engine = make_engine(url, source=source)  # first: a URL that does not parse is named by its source
     if engine.url.get_backend_name() == "sqlite":
         path = engine.url.database
-        if path and Path(path).is_dir():
+        folder = sqlite_folder_reason(engine)
+        if folder:
             engine.dispose()
-            # `serve` without --db keeps the votes in <bundle>/survey.sqlite: name that file, else another database file
-            try:
-                found = sorted((p for p in Path(path).iterdir() if p.is_file() and p.suffix.lower() in SQLITE_SUFFIXES),
-                               key=lambda p: (p.name != DEFAULT_SQLITE, p.name))
-            except OSError:
-                found = []
-            hint = (f"it holds {found[0].name}: give --db sqlite:///{found[0].as_posix()}" if found
-                    else "give the database file in the URL, sqlite:///PATH/survey.sqlite")
-            raise StoreError(f"no survey database at {shown_url(url)}: {path} is a folder, not a SQLite file; {hint}")
+            raise StoreError(f"no survey database at {shown_url(url)}: {folder}")
         if not path or path == ":memory:" or not Path(path).is_file():
             engine.dispose()
             raise StoreError(f"no survey database at {shown_url(url)} (the file does not exist)")
