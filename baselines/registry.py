@@ -9,8 +9,11 @@ Plug-in points for a new baseline (docs/adding-a-baseline.md):
 Overrides are dotted keys of `method.training.config.TrainConfig` (`"field.representation"`,
 `"stages.stage3.p_3d"`, `"guidance.video.guidance_scale"`), checked against the config schema when the
 method is registered; `transform` is a function `(TrainConfig) -> TrainConfig` for changes that depend
-on the profile. A method that cannot be trained here (MAV3D: no public code) is registered with
-`trainable=False` and contributes videos only (`fourdfy import-videos`). Display labels of the tables
+on the profile (it must return the config; an exception in a plug-in's transform is a `MethodTransformError`
+naming the method, where it came from and the function, not an internal error of fourdfy). Names are unique also
+when case is ignored (run folders on a case-insensitive file system) and are not those of the other folders of
+`runs/<profile>/` (`RESERVED_NAMES`: `sweep`, `.stage-cache`). A method that cannot be trained here (MAV3D: no
+public code) is registered with `trainable=False` and contributes videos only (`fourdfy import-videos`). Display labels of the tables
 come from the study design (userstudy/designs/), not from here.
 
 Variants as data: an entry of params.yaml's `overrides:` with the reserved key `base:` (`VARIANT_KEYS`) defines
@@ -34,6 +37,19 @@ from method.training.config import TrainConfig, replace
 from prompts import method_name_too_long
 
 ENTRY_POINT_GROUP = "fourdfy.methods"
+SWEEP_DIR = "sweep"
+"""`runs/<profile>/sweep/`: `fourdfy sweep`'s job logs and summary (pipelines.sweep), beside the method folders."""
+STAGE_CACHE = ".stage-cache"
+"""`runs/<profile>/.stage-cache/`: the first stages shared between methods (the DVC generate stages and the sweep)."""
+RESERVED_NAMES = {SWEEP_DIR: "the sweep's job logs and summary (`fourdfy sweep`)",
+                  STAGE_CACHE: "the stage cache shared by the methods' runs"}
+"""Folders of `runs/<profile>/` beside the method folders -> what they hold: no method may take their names (its runs
+would land in them). Here, below the pipeline that makes the folders, so that the registry can refuse them."""
+
+
+class MethodTransformError(ValueError):
+    """A method's `transform` (a plug-in's code, not fourdfy's) raised or did not return a TrainConfig; one line
+    naming the method, where it was registered from, the function and what went wrong."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +64,8 @@ class Method:
     overrides: dict = field(default_factory=dict)
     """Dotted TrainConfig keys -> values (checked when registered)."""
     transform: Callable[[TrainConfig], TrainConfig] | None = None
-    """Optional function applied after the overrides, for changes that depend on the profile."""
+    """Optional function applied after the overrides, for changes that depend on the profile; it must return the
+    config. An error in it (not a built-in's) is a `MethodTransformError` naming the method and the function."""
     trainable: bool = True
     """False for methods we only have videos of (MAV3D)."""
     source: str = "built-in"
@@ -63,7 +80,30 @@ class Method:
             raise ValueError(f"method {self.name!r} cannot be trained here: {self.description}; bring its videos "
                              f"in with `fourdfy import-videos SRC --method {self.name} --out DIR`")
         cfg = replace(cfg, method=self.name, **self.overrides)
-        return self.transform(cfg) if self.transform else cfg
+        if self.transform is None:
+            return cfg
+        fn = self.transform
+        name = f"{getattr(fn, '__module__', None) or '?'}:{getattr(fn, '__qualname__', None) or repr(fn)}"
+        where = "" if self.source == "built-in" else f" ({self.source})"
+        # a bug of the built-in transforms is fourdfy's own (an internal error with its traceback); one in another
+        # package's transform must name that package, not look like fourdfy's
+        if getattr(fn, "__module__", None) == __name__:
+            out = fn(cfg)
+        else:
+            try:
+                out = fn(cfg)
+            except Exception as err:  # noqa: BLE001 - any bug of the plug-in, named as its own
+                what = " ".join(str(err).split()) or "(no message)"
+                raise MethodTransformError(
+                    f"method {self.name!r}{where}: its transform {name} failed: {type(err).__name__}: {what} (the "
+                    "transform is that package's code, not fourdfy's; --verbose shows its traceback)") from err
+        if not isinstance(out, TrainConfig):  # e.g. a forgotten `return`: later errors would name the wrong thing
+            raise MethodTransformError(
+                f"method {self.name!r}{where}: its transform {name} returned "
+                f"{'None' if out is None else 'a ' + type(out).__name__}, not a TrainConfig; "
+                "a transform must return the config (e.g. `return replace(cfg, **changes)`, "
+                "method.training.config.replace)")
+        return out
 
 
 def _hexplane(cfg: TrainConfig) -> TrainConfig:
@@ -97,11 +137,38 @@ _ERRORS: dict[str, str] = {}
 """Entry point name -> its load error (see `load_entry_points`)."""
 
 
+def _name_problem(name: str) -> str | None:
+    """Why `name` cannot name a method whatever else is registered (too long for file names, a folder of
+    `runs/<profile>/` that is no method's: `RESERVED_NAMES`, case ignored as a case-insensitive file system does),
+    or None."""
+    if (why := method_name_too_long(name)) is not None:
+        return why
+    reserved = {n.lower(): n for n in RESERVED_NAMES}.get(name.lower())
+    if reserved is not None:
+        return (f"method name {name!r} is reserved: runs/<profile>/{reserved}/ holds {RESERVED_NAMES[reserved]}, "
+                f"beside the method folders, so its runs would land there (reserved: "
+                f"{', '.join(map(repr, RESERVED_NAMES))}); choose another name")
+    return None
+
+
+def _case_twin(name: str) -> str | None:
+    """A registered name that differs from `name` only in case (None if there is none)."""
+    return next((n for n in METHODS if n != name and n.lower() == name.lower()), None)
+
+
+def _case_twin_text(name: str, twin: str) -> str:
+    return (f"method {name!r} differs from the registered method {twin!r} ({METHODS[twin].source}) only in case: "
+            f"their run folders runs/<profile>/{name}/ and runs/<profile>/{twin}/ are one folder on a case-insensitive "
+            "file system (macOS, Windows); choose another name")
+
+
 def _check(method: Method, overwrite: bool = False) -> None:
-    """What `register` refuses: a name too long for file names, a name already taken, an override key the config
-    schema does not have."""
-    if (why := method_name_too_long(method.name)) is not None:
+    """What `register` refuses: a name too long for file names or reserved (`_name_problem`), a name already taken
+    (also one taken in another case), an override key the config schema does not have."""
+    if (why := _name_problem(method.name)) is not None:
         raise ValueError(why)
+    if (twin := _case_twin(method.name)) is not None:
+        raise ValueError(_case_twin_text(method.name, twin))
     if method.name in METHODS and not overwrite:
         raise ValueError(f"method {method.name!r} is already registered (by {METHODS[method.name].source})")
     if method.trainable and method.overrides:
@@ -191,9 +258,14 @@ def _load_entry_point(ep) -> list[str]:
     new = [Method(**{**m.__dict__, "source": where}) for m in found]
     names = [m.name for m in new]
     twice = sorted({n for n in names if names.count(n) > 1})
+    lowered = [n.lower() for n in names]
+    cased = sorted({n for n in names if lowered.count(n.lower()) > 1} - set(twice))
     try:
         if twice:
             raise ValueError(f"method(s) {', '.join(map(repr, twice))} given twice")
+        if cased:  # one run folder on a case-insensitive file system, as for a registered name (`_case_twin`)
+            raise ValueError(f"methods {', '.join(map(repr, cased))} differ only in case: their run folders are one "
+                             "folder on a case-insensitive file system (macOS, Windows); choose other names")
         for m in new:
             _check(m)
     except ValueError as err:
@@ -266,6 +338,25 @@ def _typed(schema: TrainConfig, key: str, value):
     return get_key(probe, key)
 
 
+def _typed_keys(keys: dict, where: str) -> dict:
+    """`keys` (dotted config keys -> values) typed by the config schema (`_typed`); an unknown key or a value of the
+    wrong type is an error naming `where`."""
+    from method.training.profiles import paper
+
+    schema = paper()  # every stage and prior present, as `register` checks
+    try:
+        return {k: _typed(schema, k, v) for k, v in keys.items()}
+    except ConfigKeyError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def check_entry_keys(name: str, entry: dict | None, source: str = "params.yaml") -> None:
+    """The config keys of an `overrides:` entry without `base:` (changes to method `name`'s runs), checked against
+    the config schema as a variant's are: an unknown key or a bad value is an error naming `source: overrides.<name>`
+    (found where the file is read, not later in a config that merged them with other values)."""
+    _typed_keys(config_keys(entry), f"{source}: overrides.{name}")
+
+
 def _check_reserved(entry: dict, where: str) -> None:
     for key in VARIANT_KEYS:
         if key in entry and not (isinstance(entry[key], str) and entry[key].strip()):
@@ -299,7 +390,7 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
         raise ValueError(f"{where}: {name!r} cannot name a method (it names run folders and DVC stages, and "
                          "--set-from splits its key on dots); use letters, digits, '_' and '-', starting with a "
                          "letter or digit (e.g. 4dfy_video0_3)")
-    if (why := method_name_too_long(name)) is not None:
+    if (why := _name_problem(name)) is not None:
         raise ValueError(f"{where}: {why}")
     _check_reserved(entry, where)
     try:
@@ -310,13 +401,7 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
         raise ValueError(f"{where}: base: {base.name!r} cannot be trained here (videos only); a variant changes the "
                          "config of a trained method")
     keys = config_keys(entry)
-    from method.training.profiles import paper
-
-    schema = paper()  # every stage and prior present, as `register` checks
-    try:
-        typed = {k: _typed(schema, k, v) for k, v in keys.items()}
-    except ConfigKeyError as err:
-        raise ValueError(f"{where}: {err}") from None
+    typed = _typed_keys(keys, where)
     changes = ", ".join(f"{k}={v}" for k, v in keys.items()) or "no changes"
     return Method(name, entry.get("description") or f"variant of {base.name}: {changes}",
                   overrides={**base.overrides, **typed}, transform=base.transform, trainable=True, source=source,
@@ -326,8 +411,11 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
 def register_variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
     """`variant(name, entry, source)`, registered. The name of a method registered elsewhere is an error naming
     both; the same file may register it again (a changed definition replaces its own earlier one)."""
-    _refuse_shadowing(name, f"{source}: overrides.{name}", source)
+    where = f"{source}: overrides.{name}"
+    _refuse_shadowing(name, where, source)
     method = variant(name, entry, source)
+    if (twin := _case_twin(name)) is not None:  # as `register` refuses it, naming the entry
+        raise ValueError(f"{where}: {_case_twin_text(name, twin)}")
     return register(method, overwrite=name in METHODS)
 
 

@@ -49,6 +49,9 @@ from .artifacts import (Artifact, ArtifactError, artifact_folder, check_method_n
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
+TRAJECTORIES = ("orbit", "motion_smooth", "unknown")
+"""What an import may record as its videos' camera path: the two `fourdfy render` renders
+(`evaluation.render.TRAJECTORIES`, not imported here: it loads torch) or `unknown`."""
 AUTHOR_FOLDERS = {"ours": "4dfy", "ours_w_hexplane": "hexplane", "ours_wo_hybrid_sds": "wo_hybrid",
                   "ours_wo_sds": "wo_3d", "ours_wo_vsd": "wo_img", "ours_wo_sds_vsd": "wo_3d_img"}
 """Method folders of the authors' example videos (`video-generation-study-example/example/*`, docs/evaluation.md)
@@ -275,6 +278,15 @@ def _video_changed(folder: Path, file_name: str) -> str | None:
             f"truncated, corrupted or replaced since); {again}")
 
 
+def check_trajectory(trajectory: str) -> None:
+    """Refuse a camera path that is none of `TRAJECTORIES` (a typo would be recorded in every manifest)."""
+    if trajectory not in TRAJECTORIES:
+        close = difflib.get_close_matches(trajectory, TRAJECTORIES, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        raise VideoImportError(f"--trajectory {trajectory!r} is not a known camera path{guess}; give one of "
+                               f"{', '.join(TRAJECTORIES)} (unknown: the videos' camera path is not known)")
+
+
 def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts: dict[str, str] | None = None,
                   mapping: Path | str | None = None, n_frames: int | None = None, fps: float | None = None,
                   trajectory: str = "unknown", all_or_nothing: bool = False, overwrite: bool = False,
@@ -283,6 +295,7 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     """Import the videos of `src` (a folder) for `method`; see the module docstring for the rules. `on_matched`
     gets the report once the files are matched to prompts (before any is decoded); `on_imported` each artifact as
     soon as its folder is in place."""
+    check_trajectory(trajectory)  # before the source folder: the whole command is mistyped
     src = Path(src)
     if not src.is_dir():
         what = "is a file, not a folder (give the folder that holds the videos)" if src.exists() else "not found"

@@ -3,9 +3,11 @@ it analyses, and the report summary. Run as `python -m pipelines.stages <step> .
 
 - `methods`: `build/methods/`, what the pipeline's methods are as data: `config/<name>.json` (the profile's
   resolved config of each trained method, the variants params.yaml's `overrides:` defines included) and
-  `labels.json` (the table labels they register, or params.yaml's `label:` of them). Installed
-  plug-ins live outside the repository, where DVC cannot see them, so the stage runs on every repro; the
-  generate and design stages depend on its files and rerun only when a method's definition really changed.
+  `labels.json` (the table labels they register, or params.yaml's `label:` of them) and `files/<stage>.json` (the
+  SHA-256 of each file params.yaml names for that stage, `FILE_PARAMS`). Installed plug-ins and those files live
+  where DVC cannot see them (DVC tracks a parameter's value, not the file it names), so the stage runs on every
+  repro; the generate, design, votes and clipscore stages depend on its files and rerun only when a method's
+  definition or a named file's content really changed.
 - `design`: the design file of params.yaml plus a row for every method the pipeline trains or
   imports that the design does not list yet (a plug-in baseline, a folder of videos), so a new
   method reaches Table 2 without editing the pipeline or the design.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import shutil
 import sys
@@ -51,12 +54,16 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
     from pipelines.generate import read_yaml
 
     study = params.get("study", {})
-    base = read_yaml(study.get("design", "userstudy/designs/paper.yaml"), "study.design: ")
+    path = study.get("design", "userstudy/designs/paper.yaml")
+    base = read_yaml(path, "study.design: ")
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
     listed |= set(base.get("comparisons", []))
     trained, videos = pipeline_methods(params)
     extra = [m for m in [*trained, *videos] if m not in listed]
     own = base.get("methods") or {}
+    # where each label comes from, for the message naming both rows of a label used twice (`check_table_labels`)
+    origins = {str(m): f"methods.{m}.label of {path}" for m, e in own.items()
+               if (isinstance(e, str) and e) or (isinstance(e, dict) and e.get("label"))}
     # params.yaml's `label:` (overrides.<method>.label) wins over the design's: it is this pipeline's own choice
     given = {m: label for m, label in params_labels(params).items() if m in trained or m in videos}
     unlabelled = [m for m in [*trained, *videos] if not (own.get(m) or {}).get("label") and m not in given]
@@ -74,7 +81,43 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
                                       "rows": [base["primary"], *extra]})
         else:
             base["comparisons"] = [*base["comparisons"], *extra]
+    origins.update({m: f"the label method {m!r} registers" for m in unlabelled if found.get(m)})
+    origins.update({m: f"overrides.{m}.label" for m in given})
+    check_table_labels(base, origins)
     return base
+
+
+class DuplicateLabelError(ValueError):
+    """Two rows of one table with the same label (`check_table_labels`)."""
+
+
+def _label_of(design: dict, method: str) -> str:
+    """The label a design dict gives `method` in the tables (`userstudy.design.Design.label`): its name if none."""
+    entry = (design.get("methods") or {}).get(method)
+    if isinstance(entry, str):  # a design may give a bare label
+        return entry or method
+    return str((entry or {}).get("label") or method)
+
+
+def check_table_labels(design: dict, origins: dict[str, str]) -> None:
+    """DuplicateLabelError naming both entries where two methods of one table (its sections together; a design of
+    `comparisons:` is one table) have the same label: their rows, CLIP cells and votes could not be told apart.
+    `origins` says where a method's label comes from (one absent from it is shown by its name)."""
+    tables = {name: [m for sec in t.get("sections", []) for m in sec.get("rows", [])]
+              for name, t in (design.get("tables") or {}).items()}
+    if not tables:
+        tables = {"comparisons": [design.get("primary"), *(design.get("comparisons") or [])]}
+    for table, rows in tables.items():
+        seen: dict[str, str] = {}
+        for method in dict.fromkeys(map(str, rows)):
+            label = _label_of(design, method)
+            if label in seen:
+                other = seen[label]
+                raise DuplicateLabelError(
+                    f"{table} would have two rows labelled {label!r}: {other!r} ({origins.get(other, 'its name')}) "
+                    f"and {method!r} ({origins.get(method, 'its name')}); give one of them another label: under "
+                    "overrides: in params.yaml (overrides.<name>.label)")
+            seen[label] = method
 
 
 def registered_labels(names: list[str]) -> dict[str, str]:
@@ -113,7 +156,10 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
     from baselines import UnknownMethodError, get_method, register_variants
     from pipelines.generate import unknown_override_names, unknown_overrides_text
 
-    register_variants(params.get("overrides"), source=str(params_path))
+    try:
+        register_variants(params.get("overrides"), source=str(params_path))
+    except ValueError as err:
+        raise _naming_variant(err, params.get("overrides"), str(params_path)) from None
     overrides = params.get("overrides") or {}
     gen = params.get("generate") or {}
     videos = {str(m) for m in (params.get("videos") or {})} if isinstance(params.get("videos"), dict) else set()
@@ -145,6 +191,7 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
     # an entry of no method (a typo, `wo_hybird:`) would be ignored; names of the generate blocks are reported
     # above, those of `videos:` may take a label: without being registered
     trained, videos = pipeline_methods(params)
+    videos_named = {str(m) for m in trained}
     stray, tail = unknown_override_names(overrides if isinstance(overrides, dict) else {},
                                          skip={*map(str, trained), *map(str, videos)})
     if stray:
@@ -159,8 +206,85 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
                      f"overrides: ({', '.join(missing)}), which its generate stages read (--set-from params.yaml:"
                      f"overrides.<method>, a DVC parameter); add {', '.join(f'`{m}: {{}}`' for m in missing)} under "
                      "overrides:")
+    # an entry also in a generate block is reported above (keep it in one place): its folder would be moot. First,
+    # so that the registry's list of known methods (known_tail) stays next to the unknown names it follows
+    parts[:0] = check_videos_entries({m: e for m, e in params["videos"].items() if str(m) not in videos_named}
+                                     if isinstance(params.get("videos"), dict) else None)
     if parts:
         raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
+
+
+def check_videos_entries(videos) -> list[str]:
+    """The message parts for `videos:` entries the `import@<name>` stages would fail on only later, with a raw DVC
+    error: a folder that does not exist (or is a file), and a trajectory no renderer draws (`evaluation.render.
+    TRAJECTORIES`, or `unknown`). A relative folder is read from the current folder, as DVC runs the stages. Entries
+    that are not mappings stop every `dvc` command before this stage runs (docs/pipeline.md)."""
+    import difflib
+
+    from evaluation.render import TRAJECTORIES
+
+    known = (*TRAJECTORIES, "unknown")
+    parts = []
+    for name, entry in (videos.items() if isinstance(videos, dict) else ()):
+        if not isinstance(entry, dict):
+            continue
+        folder = entry.get("folder")
+        if isinstance(folder, str) and folder and not Path(folder).expanduser().is_dir():
+            what = "is a file, not a folder" if Path(folder).expanduser().exists() else "does not exist"
+            parts.append(f"videos.{name}.folder: {folder} {what}; give the folder of its <prompt slug>.mp4 files "
+                         f"(create it empty to report {name}'s rows as missing)")
+        trajectory = entry.get("trajectory")
+        if trajectory is not None and str(trajectory) not in known:
+            close = difflib.get_close_matches(str(trajectory), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"videos.{name}.trajectory: unknown trajectory {trajectory!r}{hint}; choose one of "
+                         f"{', '.join(known)}")
+    return parts
+
+
+def check_method_configs(params: dict, params_path: Path, trained: list[str]) -> dict:
+    """{method: its resolved config} of the profile for every trained method (registered variants included),
+    checked as its generate stage will check it: a built-in's or plug-in's entry under `overrides:` (its
+    --set-from keys) is applied as `fourdfy generate` applies it, so a misspelt key or a value out of range stops
+    the repro here, before any method trains, instead of in that method's generate stage after others trained.
+    A ValueError names every bad `overrides.<name>` entry (the method, for a config of its own registration)."""
+    from baselines import config_keys, resolve_config
+    from pipelines.generate import as_set_values, build_config
+
+    profile = str(params.get("profile", "tiny"))
+    overrides = params.get("overrides") if isinstance(params.get("overrides"), dict) else {}
+    configs, parts = {}, []
+    for m in trained:
+        entry = overrides.get(m) if isinstance(overrides.get(m), dict) else {}
+        where = f"overrides.{m}" if m in overrides else f"method {m!r}"
+        try:
+            if "base" not in entry and config_keys(entry):
+                build_config(profile, m, sets=as_set_values(config_keys(entry)))  # what its generate stage runs
+            configs[m] = resolve_config(profile, m)  # a variant's keys are its own, out-of-range values fail here
+        except ValueError as err:
+            parts.append(f"{where}: {err}")
+    if parts:
+        raise ValueError(f"{params_path}: " + "; ".join(parts))
+    return configs
+
+
+def _naming_variant(err: ValueError, overrides, source: str) -> ValueError:
+    """`err` of `register_variants`, with the `overrides.<name>` entry it is about where it names none: a value a
+    config refuses (`stages.stage3.p_3d: 1.5`) is checked below the registry, which only knows the key. The entry is
+    found by building each variant again until one fails the same way."""
+    from baselines import variant
+
+    if str(err).startswith(f"{source}: ") or not isinstance(overrides, dict):
+        return err
+    for name, entry in overrides.items():
+        if not (isinstance(entry, dict) and "base" in entry):
+            continue
+        try:
+            variant(str(name), entry, source)
+        except ValueError as again:
+            if str(again) == str(err):
+                return ValueError(f"{source}: overrides.{name}: {err}")
+    return err
 
 
 def _cannot_train(key: str, bad: list[str]) -> str:
@@ -239,24 +363,101 @@ def note_unused_video_plugins(trained: list[str], videos: list[str]) -> None:
               file=sys.stderr)
 
 
+def note_unlisted_variants(params: dict) -> None:
+    """One `note:` line on stderr for the variants of `overrides:` (entries with `base:`) that no generate block
+    lists, nor base of one that is listed: they are neither trained nor reported, which would otherwise go
+    unnoticed (a variant is a method of the pipeline only once listed, docs/pipeline.md)."""
+    overrides = params.get("overrides") if isinstance(params.get("overrides"), dict) else {}
+    trained, _videos = pipeline_methods(params)
+    used = set(map(str, trained))
+    for name in list(used):  # a listed variant's base chain is used too
+        while isinstance(overrides.get(name), dict) and "base" in overrides[name] and str(overrides[name]["base"]) \
+                not in used:
+            name = str(overrides[name]["base"])
+            used.add(name)
+    unlisted = [str(n) for n, e in overrides.items() if isinstance(e, dict) and "base" in e and str(n) not in used]
+    if unlisted:
+        many = len(unlisted) > 1
+        print(f"note: overrides: defines the variant{'s' if many else ''} {', '.join(map(repr, unlisted))}, which "
+              f"no generate block lists, so {'they are' if many else 'it is'} neither trained nor reported; add "
+              f"{'them' if many else 'it'} to generate.methods (or generate.extra.methods) to train "
+              f"{'them' if many else 'it'}, or remove the entr{'ies' if many else 'y'}", file=sys.stderr)
+
+
+FILE_PARAMS = {"design": ("study.design",), "votes": ("study.rates",), "clipscore": ("clip.model", "clip.pretrained")}
+"""The params.yaml keys whose value may name a file or folder, by the stage that reads it. DVC tracks a parameter's
+value, not the file it names, so editing the file would leave that stage's outputs stale: the `methods` stage
+writes each named file's SHA-256 to `build/methods/files/<stage>.json`, a dependency of the stage (dvc.yaml)."""
+
+
+def _named_path(value) -> Path | None:
+    """The file or folder a parameter's value names, as its reader resolves it (`local-dir:` and `~` as for CLIP
+    models), or None for a value that names none (`paper`, `openai`, a number)."""
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(value.removeprefix("local-dir:")).expanduser()
+    return path if path.exists() else None
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts)."""
+    if path.is_file():
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    lines = [f"{p.relative_to(path).as_posix()}\t{content_digest(p)}\n"
+             for p in sorted(path.rglob("*")) if p.is_file()]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def named_file_digests(params: dict) -> dict[str, dict]:
+    """{stage: {key: {"path": value, "sha256": digest}}} of `FILE_PARAMS`' keys that name an existing file or
+    folder (a stage with none has {}). The path is the value as written, no absolute path or time: the record
+    changes exactly when a named file's content (or the name) does."""
+    out = {}
+    for stage, keys in FILE_PARAMS.items():
+        out[stage] = {}
+        for key in keys:
+            node = params
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if key == "study.design" and node is None:  # the design stage's default
+                node = "userstudy/designs/paper.yaml"
+            if (path := _named_path(node)) is not None:
+                out[stage][key] = {"path": node, "sha256": content_digest(path)}
+    return out
+
+
 def write_methods(params_path: Path, out: Path) -> Path:
-    """`out/config/<name>.json` for every trained method and `out/labels.json`; a file is rewritten only when
-    its content changes, and files of methods no longer named are removed. Unknown or untrainable methods
-    fail here, all named in one message, before anything is trained or written (a broken plug-in named too)."""
-    from baselines import get_method, resolve_config
+    """`out/config/<name>.json` for every trained method, `out/labels.json` and `out/files/<stage>.json` (the digests
+    of the files params.yaml names, `named_file_digests`); a file is rewritten only when its content changes, and
+    files of methods no longer named are removed. Unknown or untrainable methods, bad `overrides:` entries or
+    `videos:` entries, and a label two rows of a table would share fail here, all named in one message, before
+    anything is trained or written (a broken plug-in named too)."""
+    from baselines import get_method
     from userstudy.outputs import atomic_write
 
     params = _params(params_path)
     check_trained_methods(params, params_path)
     trained, videos = pipeline_methods(params)
     note_unused_video_plugins(trained, videos)
-    configs = {m: json.dumps(resolve_config(str(params.get("profile", "tiny")), m).to_dict(), indent=1,
-                             sort_keys=True) + "\n" for m in trained}
+    note_unlisted_variants(params)
+    configs = {m: json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n"
+               for m, cfg in check_method_configs(params, params_path, trained).items()}
     labels = {m: get_method(m).label for m in trained}
     labels.update(registered_labels(videos))
     labels.update({m: label for m, label in params_labels(params).items() if m in trained or m in videos})
+    # two rows of a table with one label, refused before anything trains (the design stage refuses them too); a
+    # design that cannot be read is the design stage's to report
+    try:
+        effective_design(params, labels)
+    except DuplicateLabelError as err:
+        raise ValueError(f"{params_path}: {err}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
     files = {Path("config") / f"{m}.json": text for m, text in configs.items()}
     files[Path("labels.json")] = json.dumps(labels, indent=1, sort_keys=True) + "\n"
+    files.update({Path("files") / f"{stage}.json": json.dumps(digests, indent=1, sort_keys=True) + "\n"
+                  for stage, digests in named_file_digests(params).items()})
     for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +471,10 @@ def write_methods(params_path: Path, out: Path) -> Path:
 
 def write_design(params_path: Path, out: Path, labels_path: Path | None = None) -> Path:
     labels = json.loads(Path(labels_path).read_text()) if labels_path is not None else None
-    design = effective_design(_params(params_path), labels)
+    try:
+        design = effective_design(_params(params_path), labels)
+    except DuplicateLabelError as err:
+        raise ValueError(f"{params_path}: {err}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("# written by `python -m pipelines.stages design` from params.yaml; edit the source design\n"
                    + yaml.safe_dump(design, sort_keys=False, allow_unicode=True))

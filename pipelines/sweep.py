@@ -37,6 +37,9 @@ from typing import Callable
 import submitit
 from submitit.core.utils import FailedJobError
 
+# the folders beside the method folders of <runs>/<profile>/ are named in baselines, whose registry refuses them as
+# method names
+from baselines import STAGE_CACHE, SWEEP_DIR
 from method.fileio import write_atomic, write_text_atomic
 from pipelines.generate import (PIPELINE_MARKER, RunInUse, as_set_values, build_config, describe_mismatch,
                                 finished_manifest, generate, other_run, quiet_libraries, read_yaml, run_folder_lock,
@@ -49,8 +52,6 @@ BUSY_HOW = ("e.g. a job of an earlier sweep that was killed with SIGKILL: on thi
             "lists it and `kill -INT PID` stops it at its last checkpoint (a job ignores SIGTERM), on SLURM "
             "`squeue --me` and `scancel JOBID`")
 """How to find the process that still trains a run folder (named in the sweep's refusals)."""
-SWEEP_DIR = "sweep"
-STAGE_CACHE = ".stage-cache"
 
 
 @dataclass(frozen=True)
@@ -766,7 +767,7 @@ def read_params(path: Path | str) -> dict:
     """profile, seed, methods and prompts of the DVC pipeline's params.yaml (what its generate stages train), each
     method's `overrides:` as `--set` values, and the variants it defines (`variants`: name -> its entry, whose
     keys are the variant's own, so they are not among its `overrides`)."""
-    from baselines import check_entry, config_keys
+    from baselines import check_entry, check_entry_keys, config_keys
 
     path = Path(path)
     data = read_yaml(path, "--params: ") or {}
@@ -781,6 +782,8 @@ def read_params(path: Path | str) -> dict:
     for m, entry in overrides.items():
         if str(m) not in variants:
             check_entry(str(m), entry, str(path))  # `label:` names a method, no config key; `description:` is refused
+            # its keys are merged with --set into each run's config: a bad one found there would not name this entry
+            check_entry_keys(str(m), entry, str(path))
     method_sets = {str(m): as_set_values(config_keys(sets)) for m, sets in overrides.items() if str(m) not in variants}
     # an entry of no method (a typo, `wo_hybird:`) would be ignored without a word; the methods stage refuses it too
     # (variants name their own method; names of `videos:` may take a label: without being registered)

@@ -137,7 +137,8 @@ def import_videos(
     mapping: Path = typer.Option(None, "--map", help="CSV with columns file,prompt (prompt text or slug)."),
     frames: int = typer.Option(None, "--frames", help="Resample every video to this many frames (nearest frame)."),
     fps: float = typer.Option(None, "--fps", help="Frame rate to record (default: the file's)."),
-    trajectory: str = typer.Option("unknown", "--trajectory", help="Camera path to record in the manifest."),
+    trajectory: str = typer.Option("unknown", "--trajectory", help="Camera path to record in the manifest: "
+                                   "orbit | motion_smooth | unknown."),
     all_or_nothing: bool = typer.Option(False, "--all-or-nothing", help="Write nothing if any file fails."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing artifact folders."),
     allow_empty: bool = typer.Option(False, "--allow-empty", help="A source with no matching video is not an "
@@ -146,11 +147,15 @@ def import_videos(
 ) -> None:
     """Bring external videos into the artifact layout; reports unmatched files and prompts."""
     from evaluation.artifacts import ArtifactError, check_method_name
-    from evaluation.importer import VideoImportError, import_videos as run_import
+    from evaluation.importer import VideoImportError, check_trajectory, import_videos as run_import
     from prompts import PromptFileError, load_prompts, slugify
 
     if prompts is not None and mapping is not None:
         _fail("give --prompts or --map, not both")
+    try:  # before the method-name notes below: the command is refused anyway
+        check_trajectory(trajectory)
+    except VideoImportError as err:
+        _fail(str(err))
     try:  # before the did-you-mean warning, which a name refused anyway would only clutter
         check_method_name(method)
     except ArtifactError as err:

@@ -51,7 +51,7 @@ def sweep(
 
     Killed or pre-empted jobs resume from their last checkpoint (run the same command again: finished runs are skipped). Logs: RUNS/PROFILE/sweep/<method>-<slug>.{out,err} once a job has ended (while it runs: the live log printed as it is submitted); summary: RUNS/PROFILE/sweep/sweep.json; guide: docs/cluster.md.
     """
-    from baselines import register_variants
+    from baselines import SWEEP_DIR, register_variants
     from pipelines.generate import parse_sets, read_yaml
     from pipelines.stages import check_generate_videos
     from pipelines.sweep import (ExecutorSpec, SweepSpec, expand_methods, plan, plan_table, read_params, run_sweep,
@@ -96,6 +96,8 @@ def sweep(
     ex = ExecutorSpec(kind=executor, parallel=parallel, timeout_min=timeout_min,
                       gpus=(1 if executor == "slurm" else 0) if gpus is None else gpus, partition=partition,
                       cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)
+    if params is None:
+        _refuse_unknown_methods(spec.methods)
     if dry_run:
         typer.echo(plan_table(plan(spec), replace=replace))
         return
@@ -116,15 +118,28 @@ def sweep(
         exit_interrupted(err, f": {what} (finished runs are skipped, stopped ones resume from their last checkpoint)",
                          subject="sweep ")
     typer.echo(summary_table(summary))
-    typer.echo(f"summary: {runs / profile / 'sweep' / 'sweep.json'}")
+    typer.echo(f"summary: {runs / profile / SWEEP_DIR / 'sweep.json'}")
     bad = [j for j in summary["jobs"] if j["state"] != "done"]
     if bad:
         names = ", ".join(j["name"] for j in bad)
         typer.secho(f"error: {len(bad)} of {len(summary['jobs'])} jobs did not finish ({names});"
-                    f" see {runs / profile / 'sweep'}/<job>.err, fix the cause and run the same command again "
+                    f" see {runs / profile / SWEEP_DIR}/<job>.err, fix the cause and run the same command again "
                     "(finished runs are skipped, unfinished ones resume from their last checkpoint)",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
+
+
+def _refuse_unknown_methods(methods) -> None:
+    """An unknown name of a sweep without --params, with the hint `generate` gives: a variant of params.yaml's
+    `overrides:` is registered only by reading that file (the plan would only say "unknown method")."""
+    from baselines import UnknownMethodError, get_method
+
+    for name in methods:
+        try:
+            get_method(name)
+        except UnknownMethodError as err:
+            raise UnknownMethodError(err.head, f"{err.tail}; a variant of params.yaml's overrides: is swept with "
+                                     "--params params.yaml") from None
 
 
 def prompt_values(values: list[str]) -> list[str]:

@@ -72,7 +72,7 @@ def test_a_videos_only_plugin_without_videos_gets_a_note_and_the_stage_still_wri
 
     # given under videos:, it is included and no note is printed; built-in MAV3D never gets one
     raw = yaml.safe_load(params.read_text())
-    raw["videos"]["vidplug"] = {"folder": "data/videos/vidplug", "trajectory": "orbit"}
+    raw["videos"]["vidplug"] = {"folder": str(tmp_path), "trajectory": "orbit"}  # an existing folder
     params.write_text(yaml.safe_dump(raw))
     stages.write_methods(params, out)
     assert capsys.readouterr().err == ""

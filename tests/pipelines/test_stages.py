@@ -14,10 +14,11 @@ from userstudy.design import load_design
 
 
 def _params(tmp_path, **study):
+    (tmp_path / "x").mkdir(exist_ok=True)  # a `videos:` folder must exist (the methods step checks it)
     params = {"seed": 0, "profile": "tiny",
               "generate": {"methods": ["4dfy", "wo_hybrid", "my_plugin"], "prompts": ["a_panda_dancing"]},
               "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"},
-                         "other_system": {"folder": "x", "trajectory": "unknown"}},
+                         "other_system": {"folder": str(tmp_path / "x"), "trajectory": "unknown"}},
               "study": {"design": "userstudy/designs/paper.yaml", "raters": 2, "rates": "paper", **study},
               "overrides": {"4dfy": {}, "wo_hybrid": {}, "my_plugin": {}}}  # each generate stage reads its entry
     path = tmp_path / "params.yaml"

@@ -130,7 +130,7 @@ def test_dvc_reruns_only_the_stages_of_a_plugin_method_whose_definition_changed(
     root = Path(__file__).resolve().parents[2]
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("dvc.yaml", "method", "prompts", "pipelines", "userstudy/designs"):
+    for name in ("dvc.yaml", "method", "prompts", "pipelines", "userstudy/designs", "data/videos"):
         src, dst = root / name, project / name
         if src.is_dir():
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
