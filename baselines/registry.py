@@ -339,14 +339,14 @@ def _typed(schema: TrainConfig, key: str, value):
 
 
 def _typed_keys(keys: dict, where: str) -> dict:
-    """`keys` (dotted config keys -> values) typed by the config schema (`_typed`); an unknown key or a value of the
-    wrong type is an error naming `where`."""
+    """`keys` (dotted config keys -> values) typed by the config schema (`_typed`); an unknown key, a value of the
+    wrong type or one the config refuses (out of range: each part checks its own) is an error naming `where`."""
     from method.training.profiles import paper
 
     schema = paper()  # every stage and prior present, as `register` checks
     try:
         return {k: _typed(schema, k, v) for k, v in keys.items()}
-    except ConfigKeyError as err:
+    except (ConfigKeyError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from None
 
 

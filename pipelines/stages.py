@@ -156,10 +156,7 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
     from baselines import UnknownMethodError, get_method, register_variants
     from pipelines.generate import unknown_override_names, unknown_overrides_text
 
-    try:
-        register_variants(params.get("overrides"), source=str(params_path))
-    except ValueError as err:
-        raise _naming_variant(err, params.get("overrides"), str(params_path)) from None
+    register_variants(params.get("overrides"), source=str(params_path))  # its errors name the entry
     overrides = params.get("overrides") or {}
     gen = params.get("generate") or {}
     videos = {str(m) for m in (params.get("videos") or {})} if isinstance(params.get("videos"), dict) else set()
@@ -266,25 +263,6 @@ def check_method_configs(params: dict, params_path: Path, trained: list[str]) ->
     if parts:
         raise ValueError(f"{params_path}: " + "; ".join(parts))
     return configs
-
-
-def _naming_variant(err: ValueError, overrides, source: str) -> ValueError:
-    """`err` of `register_variants`, with the `overrides.<name>` entry it is about where it names none: a value a
-    config refuses (`stages.stage3.p_3d: 1.5`) is checked below the registry, which only knows the key. The entry is
-    found by building each variant again until one fails the same way."""
-    from baselines import variant
-
-    if str(err).startswith(f"{source}: ") or not isinstance(overrides, dict):
-        return err
-    for name, entry in overrides.items():
-        if not (isinstance(entry, dict) and "base" in entry):
-            continue
-        try:
-            variant(str(name), entry, source)
-        except ValueError as again:
-            if str(again) == str(err):
-                return ValueError(f"{source}: overrides.{name}: {err}")
-    return err
 
 
 def _cannot_train(key: str, bad: list[str]) -> str:
