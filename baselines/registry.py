@@ -176,7 +176,7 @@ def _check(method: Method, overwrite: bool = False) -> None:
 
         try:
             set_keys(paper(), method.overrides)  # the schema with every stage and prior present
-        except ConfigKeyError as err:
+        except (ConfigKeyError, ValueError) as err:  # an unknown key, or a value a part refuses (out of range)
             raise ValueError(f"method {method.name!r}: {err}") from None
 
 

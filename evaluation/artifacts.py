@@ -77,6 +77,10 @@ from prompts import method_name_too_long, slugify
 
 from .video import VideoError, decode_video, encode_video, probe_video
 
+RENDERED_TRAJECTORIES = ("orbit", "motion_smooth")
+"""The camera paths `fourdfy render` draws, as an artifact's manifest records them (`trajectory`); imported videos
+may also record `unknown` (`evaluation.importer.TRAJECTORIES`)."""
+
 SCHEMA = "fourdfy-artifact/1"
 MANIFEST = "manifest.json"
 VIDEO = "video.mp4"

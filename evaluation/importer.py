@@ -44,14 +44,13 @@ import numpy as np
 
 from prompts import full_slug, library, resolve_prompt, slugify
 
-from .artifacts import (Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
+from .artifacts import (RENDERED_TRAJECTORIES, Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
                         read_artifact, sha256_file, write_artifact)
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
-TRAJECTORIES = ("orbit", "motion_smooth", "unknown")
-"""What an import may record as its videos' camera path: the two `fourdfy render` renders
-(`evaluation.render.TRAJECTORIES`, not imported here: it loads torch) or `unknown`."""
+TRAJECTORIES = (*RENDERED_TRAJECTORIES, "unknown")
+"""What an import may record as its videos' camera path: one `fourdfy render` draws, or `unknown`."""
 AUTHOR_FOLDERS = {"ours": "4dfy", "ours_w_hexplane": "hexplane", "ours_wo_hybrid_sds": "wo_hybrid",
                   "ours_wo_sds": "wo_3d", "ours_wo_vsd": "wo_img", "ours_wo_sds_vsd": "wo_3d_img"}
 """Method folders of the authors' example videos (`video-generation-study-example/example/*`, docs/evaluation.md)
@@ -278,13 +277,21 @@ def _video_changed(folder: Path, file_name: str) -> str | None:
             f"truncated, corrupted or replaced since); {again}")
 
 
+def trajectory_problem(trajectory: str) -> str | None:
+    """What is wrong with a camera path to record, or None: one that is none of `TRAJECTORIES` (a typo would be
+    recorded in every manifest), with a did-you-mean. Shared by `import-videos` and params.yaml's `videos:` check."""
+    if trajectory in TRAJECTORIES:
+        return None
+    close = difflib.get_close_matches(trajectory, TRAJECTORIES, n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"{trajectory!r} is not a known camera path{guess}; give one of {', '.join(TRAJECTORIES)} (unknown: the "
+            "videos' camera path is not known)")
+
+
 def check_trajectory(trajectory: str) -> None:
-    """Refuse a camera path that is none of `TRAJECTORIES` (a typo would be recorded in every manifest)."""
-    if trajectory not in TRAJECTORIES:
-        close = difflib.get_close_matches(trajectory, TRAJECTORIES, n=1)
-        guess = f" (did you mean {close[0]!r}?)" if close else ""
-        raise VideoImportError(f"--trajectory {trajectory!r} is not a known camera path{guess}; give one of "
-                               f"{', '.join(TRAJECTORIES)} (unknown: the videos' camera path is not known)")
+    """`trajectory_problem` as `import-videos --trajectory`'s VideoImportError."""
+    if (problem := trajectory_problem(trajectory)) is not None:
+        raise VideoImportError(f"--trajectory {problem}")
 
 
 def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts: dict[str, str] | None = None,

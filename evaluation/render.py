@@ -33,9 +33,10 @@ import torch
 from method.backends import resolve_device
 from prompts import slugify
 
-from .artifacts import MANIFEST, SCHEMA, Artifact, artifact_folder, is_run_folder, refuse_existing, write_artifact
+from .artifacts import (MANIFEST, RENDERED_TRAJECTORIES, SCHEMA, Artifact, artifact_folder, is_run_folder, refuse_existing,
+                        write_artifact)
 
-TRAJECTORIES = ("orbit", "motion_smooth")
+TRAJECTORIES = RENDERED_TRAJECTORIES
 CPU_CHUNK_RAYS = 4096
 DENSE_CHUNK_RAYS_CUDA = 32768
 

@@ -213,14 +213,11 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
 
 def check_videos_entries(videos) -> list[str]:
     """The message parts for `videos:` entries the `import@<name>` stages would fail on only later, with a raw DVC
-    error: a folder that does not exist (or is a file), and a trajectory no renderer draws (`evaluation.render.
-    TRAJECTORIES`, or `unknown`). A relative folder is read from the current folder, as DVC runs the stages. Entries
+    error: a folder that does not exist (or is a file), and a trajectory `import-videos` would refuse
+    (`evaluation.importer.trajectory_problem`). A relative folder is read from the current folder, as DVC runs the stages. Entries
     that are not mappings stop every `dvc` command before this stage runs (docs/pipeline.md)."""
-    import difflib
+    from evaluation.importer import trajectory_problem
 
-    from evaluation.render import TRAJECTORIES
-
-    known = (*TRAJECTORIES, "unknown")
     parts = []
     for name, entry in (videos.items() if isinstance(videos, dict) else ()):
         if not isinstance(entry, dict):
@@ -231,11 +228,8 @@ def check_videos_entries(videos) -> list[str]:
             parts.append(f"videos.{name}.folder: {folder} {what}; give the folder of its <prompt slug>.mp4 files "
                          f"(create it empty to report {name}'s rows as missing)")
         trajectory = entry.get("trajectory")
-        if trajectory is not None and str(trajectory) not in known:
-            close = difflib.get_close_matches(str(trajectory), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            parts.append(f"videos.{name}.trajectory: unknown trajectory {trajectory!r}{hint}; choose one of "
-                         f"{', '.join(known)}")
+        if trajectory is not None and (problem := trajectory_problem(str(trajectory))) is not None:
+            parts.append(f"videos.{name}.trajectory: {problem}")
     return parts
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import warnings
 import zipfile
 from contextlib import contextmanager
@@ -235,8 +236,8 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
     raise ModelNotFoundError(msg(error), field)
 
 
-# torch.save's legacy (non-zip) format: a pickled protocol-2 long, torch.serialization.MAGIC_NUMBER
-_LEGACY_TORCH_HEAD = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+# torch.save's legacy (non-zip) format begins with its magic number, pickled (protocol 2)
+_LEGACY_TORCH_HEAD = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)[:-1]  # less the final STOP
 
 
 def unreadable_checkpoint(path: str | os.PathLike) -> str:

@@ -126,3 +126,11 @@ def test_a_name_equal_to_a_registered_one_but_for_case_is_refused_naming_both(mo
     assert not {"Wo_Hybrid", "WO_HYBRID", "Single_Grid", "mine", "Mine"} & set(METHODS)
     # the same name again is still the old collision (or an overwrite), not a case twin
     register(Method("wo_hybrid", "replaced", overrides={"stages.stage3.p_3d": 0.0}), overwrite=True)
+
+
+def test_a_registered_methods_override_out_of_range_is_named_with_the_method():
+    """A value a config part refuses (0 levels) in a plug-in's overrides: refused at registration like an unknown
+    key, naming the method, not as a bare range error."""
+    with pytest.raises(ValueError, match=r"^method 'plugx': field\.static_grid\.n_levels must be >= 1, got 0$"):
+        register(Method("plugx", "a plug-in", overrides={"field.static_grid.n_levels": 0}))
+    assert "plugx" not in METHODS

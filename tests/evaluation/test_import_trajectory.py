@@ -24,12 +24,6 @@ def src(tmp_path):
     return d
 
 
-def test_the_known_trajectories_are_the_rendered_ones_and_unknown():
-    from evaluation.render import TRAJECTORIES as RENDERED
-
-    assert TRAJECTORIES == (*RENDERED, "unknown")
-
-
 def test_a_mistyped_trajectory_is_refused_before_anything_is_written(src, tmp_path):
     out = tmp_path / "artifacts"
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(out),

@@ -210,6 +210,6 @@ def test_a_videos_folder_that_does_not_exist_and_an_unknown_trajectory_are_named
     line = _error_line(_params(tmp_path, videos=videos), tmp_path / "methods", capsys)
     assert "videos.typo.folder: data/videos/mav3dd does not exist; give the folder of its <prompt slug>.mp4 " \
            "files" in line, line
-    assert "videos.released.trajectory: unknown trajectory 'motion_smoth' (did you mean 'motion_smooth'?); " \
-           "choose one of orbit, motion_smooth, unknown" in line, line
+    assert "videos.released.trajectory: 'motion_smoth' is not a known camera path (did you mean 'motion_smooth'?); " \
+           "give one of orbit, motion_smooth, unknown" in line, line
     assert "is a file, not a folder" in line and "videos.mav3d" not in line, line
