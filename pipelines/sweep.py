@@ -8,7 +8,8 @@ later `dvc commit` / `dvc repro` picks the runs up (docs/cluster.md).
 - Requeue-safe: a job is a `submitit.helpers.Checkpointable`; on pre-emption or time-out (SIGUSR2) submitit
   calls `checkpoint()`, which resubmits the same job, and `resume="auto"` continues from the run's last
   checkpoint (`ckpt/last.pt`). A job killed outright (SIGKILL, node loss) is reported; running the same
-  sweep again resumes it the same way, and skips finished runs without submitting them.
+  sweep again resumes it the same way, and skips finished runs without submitting them. A run folder whose
+  manifest.json cannot be read fails its own job, unsubmitted, with how to go on; the other jobs run.
 - Order: jobs of one prompt whose first stages are identical (decided from the resolved configs, as the
   stage cache does) form a group; its leader (the job sharing the most stages with the others) runs first
   and the others start when it has ended, so they load its stages from the cache instead of training them.
@@ -21,12 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import re
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -41,10 +40,11 @@ from submitit.core.utils import FailedJobError
 # method names
 from baselines import STAGE_CACHE, SWEEP_DIR
 from method.fileio import write_atomic, write_text_atomic
-from pipelines.generate import (PIPELINE_MARKER, RunInUse, as_set_values, build_config, describe_mismatch,
-                                finished_manifest, generate, other_run, quiet_libraries, read_yaml, run_folder_lock,
-                                run_status, unknown_override_names, unknown_overrides_text)
-from pipelines.stages import check_generate_videos
+from pipelines.generate import (PIPELINE_MARKER, DamagedManifest, RunInUse, as_set_values, build_config,
+                                describe_mismatch, finished_manifest, generate, other_run, quiet_libraries, read_yaml,
+                                run_folder_lock, run_status, unknown_override_names, unknown_overrides_text)
+from pipelines.interrupts import held, raise_pending_interrupt, sigterm_as_interrupt, sigterm_received
+from pipelines.stages import check_generate_videos, check_videos_entries
 from prompts import resolve_prompt, slugify
 
 EXECUTORS = ("local", "slurm")
@@ -406,6 +406,24 @@ def _error_line(err: BaseException, state: str) -> tuple[str, str]:
                       "node was lost; run the same sweep again to resume it from ckpt/last.pt")
 
 
+_GENERATE_ADVICE = {"run the command again with --resume (or --auto-resume)": "run the same sweep again",
+                    "and train the run again": "and run the same sweep again to train it"}
+"""The words of a `DamagedManifest` error (`pipelines.generate.read_manifest`) that name `generate`'s options -> what
+a sweep says instead (its jobs resume by themselves)."""
+
+
+def _finished(j: PlannedJob) -> tuple[dict | None, str | None]:
+    """(the manifest of j's finished run of its config and prompt, else None; where its run folder's manifest.json
+    cannot be read, the one-line error naming it, what is wrong and how a sweep goes on, else None)."""
+    try:
+        return finished_manifest(j.out.resolve(), j.config_hash, j.prompt), None
+    except DamagedManifest as err:
+        text = str(err)
+        for words, instead in _GENERATE_ADVICE.items():
+            text = text.replace(words, instead)
+        return None, text
+
+
 def _copy_log(src: Path, dst: Path) -> None:
     write_atomic(dst, lambda f: f.write(src.read_bytes() if src.is_file() else b""))
 
@@ -426,14 +444,15 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    interrupts = _Interrupts()
-    # (the lock file stays after the sweep: an flock ends with its process, so a leftover file blocks nothing)
-    with _sweep_lock(sweep_dir), interrupts.installed():
+    # (the lock file stays after the sweep: an flock ends with its process, so a leftover file blocks nothing).
+    # Ctrl-C and SIGTERM as KeyboardInterrupt, held while a job is submitted and recorded (pipelines.interrupts);
+    # SIGINT whatever its handler was: the sweep stops its local jobs with it, and they inherit an ignored one
+    with _sweep_lock(sweep_dir), sigterm_as_interrupt(sigint_always=True):
         try:
             _refuse_busy_runs(jobs)
             stale = _other_runs(jobs)
             _refuse_other_runs(spec, jobs, stale)
-            return _run(spec, ex, jobs, echo, on_submit, interrupts, stale=stale)
+            return _run(spec, ex, jobs, echo, on_submit, stale=stale)
         finally:
             # submitit's local job controller makes the executor's folder pattern itself, unformatted: a stray empty
             # `%j` (also one an earlier, killed sweep left)
@@ -513,65 +532,8 @@ class SweepInterrupted(KeyboardInterrupt):
         self.terminated = terminated
 
 
-class _Interrupts:
-    """Ctrl-C and SIGTERM as KeyboardInterrupt, except while a job is being started and recorded: then the
-    signal waits until it is recorded, so that an interrupted sweep stops it too. (Blocking the signals instead
-    would pass the block on to the job's processes, which then could not be stopped.) Main thread only.
-
-    A raise the handler made inside a finalizer (`__del__`, run wherever an object is freed) is printed and
-    discarded by Python: `check` raises it again, and the sweep's loop calls it at each turn."""
-
-    def __init__(self):
-        self.active = threading.current_thread() is threading.main_thread()
-        self.holding = False
-        self.pending = False
-        self.terminated = False
-        self.requested = False
-
-    def _handle(self, signum, frame):
-        self.terminated = self.terminated or signum == signal.SIGTERM
-        self.requested = True
-        if self.holding:
-            self.pending = True
-        else:
-            raise KeyboardInterrupt
-
-    def check(self) -> None:
-        """Raise KeyboardInterrupt when a signal came (whether or not the handler's own raise got through)."""
-        if self.requested:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def installed(self):
-        if not self.active:
-            yield self
-            return
-        before = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        hook = sys.unraisablehook
-        sys.unraisablehook = functools.partial(self._unraisable, hook)
-        try:
-            yield self
-        finally:
-            sys.unraisablehook = hook
-            for s, handler in before.items():
-                signal.signal(s, handler)
-
-    def _unraisable(self, hook, unraisable) -> None:
-        """Python's report of an exception it discarded, except the handler's own (`check` raises it again): the
-        sweep ends with its one `error:` line, not a traceback first."""
-        if not (self.requested and isinstance(unraisable.exc_value, KeyboardInterrupt)):
-            hook(unraisable)
-
-    @contextlib.contextmanager
-    def held(self):
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 @contextlib.contextmanager
@@ -614,11 +576,11 @@ def _sweep_lock(sweep_dir: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit, interrupts: "_Interrupts",
+def _run(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit,
          stale: dict | None = None) -> dict:
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
-    return _run_jobs(spec, ex, jobs, echo, on_submit, interrupts, stale or {}, (sweep_dir / "submitit").resolve())
+    return _run_jobs(spec, ex, jobs, echo, on_submit, stale or {}, (sweep_dir / "submitit").resolve())
 
 
 def _live_log(sj, sweep_dir: Path, submitit_dir: Path) -> Path:
@@ -630,39 +592,47 @@ def _live_log(sj, sweep_dir: Path, submitit_dir: Path) -> Path:
         return err
 
 
-def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit,
-              interrupts: "_Interrupts", stale: dict, submitit_dir: Path) -> dict:
+def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, on_submit, stale: dict,
+              submitit_dir: Path) -> dict:
     profile_dir = spec.profile_dir
     sweep_dir = profile_dir / SWEEP_DIR
     executor = make_executor(ex, submitit_dir)
     stage_cache = (profile_dir / STAGE_CACHE).resolve()
     results: dict[str, dict] = {}
-    pending = []
+    pending, damaged = [], {}
     for j in jobs:
-        done = finished_manifest(j.out, j.config_hash, j.prompt)
-        if done is not None:  # what it did is in its manifest: the summary keeps showing it
+        done, why = _finished(j)
+        if why is not None:
+            # that job's failure, not the sweep's: its job would only fail on it, so it is not submitted, and the
+            # jobs waiting for it start as after any failed leader
+            damaged[j.name] = _relative(why, profile_dir)
+            results[j.name] = {"state": "failed", "error": f"not submitted: {damaged[j.name]}"}
+        elif done is not None:  # what it did is in its manifest: the summary keeps showing it
             results[j.name] = {"state": "done", "note": "already finished (not submitted)", **run_facts(done)}
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
     resuming = sum(1 for j in pending if j.name not in stale and run_status(j.out) == "unfinished")
-    counts = [f"{len(jobs) - len(pending)} already finished"]
+    counts = [f"{len(jobs) - len(pending) - len(damaged)} already finished"]
     counts += [f"{resuming} to resume"] if resuming else []
     counts += [f"{len(stale)} replacing a run of another config"] if stale else []
+    counts += [f"{len(damaged)} with a damaged manifest.json, not submitted"] if damaged else []
     echo(f"sweep: {len(jobs)} run{'' if len(jobs) == 1 else 's'} ({', '.join(counts)}), executor {ex.kind}, "
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
+    for name, why in damaged.items():
+        echo(f"not submitted {name}: {why}")
     try:
         while pending or running:
-            interrupts.check()
+            raise_pending_interrupt()  # one whose raise a finalizer swallowed
             for j in list(pending):
                 if len(running) >= ex.parallel:
                     break
                 if j.after is not None and j.after not in results:
                     continue  # its leader has not ended yet: it would train the shared stages again
                 executor.update_parameters(name=f"fourdfy-{j.name}")
-                with interrupts.held():
+                with held():  # a signal waits until the job is recorded, so that the sweep stops it too
                     with _controller_output(sweep_dir / "submitit" / "local-controllers.log",
-                                            ex.kind == "local" and interrupts.active):
+                                            ex.kind == "local" and _in_main_thread()):
                         sj = executor.submit(GenerateJob(spec, j.method, j.prompt, j.out.resolve(), stage_cache,
                                                          j.config_hash))
                     running[j.name] = (j, sj)
@@ -691,7 +661,7 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
             if pending or running:
                 time.sleep(ex.poll_seconds)
     except KeyboardInterrupt:
-        held = []
+        still_held = []
         if ex.kind == "local":
             for _, sj in running.values():
                 sj.cancel()  # SIGINT: the job stops at once, its run resumes from its last checkpoint
@@ -700,8 +670,8 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
             end = time.monotonic() + 60
             while any(not sj.done() for _, sj in running.values()) and time.monotonic() < end:
                 time.sleep(0.2)
-            held = [j.out for j, _ in running.values() if not _released(j.out, until=end)]
-        raise SweepInterrupted(held, terminated=interrupts.terminated) from None
+            still_held = [j.out for j, _ in running.values() if not _released(j.out, until=end)]
+        raise SweepInterrupted(still_held, terminated=sigterm_received()) from None
     summary = {
         "profile": spec.profile, "seed": spec.seed, "executor": ex.kind, "set": dict(spec.sets),
         "max_steps": spec.max_steps, "recompute": spec.recompute,
@@ -722,9 +692,12 @@ def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
     states = {j.name: run_status(j.out) for j in jobs}
     skipped = {n for n, st in states.items() if st == "finished" and n not in stale}
     busy = set(busy_runs(jobs))
+    damaged = {j.name for j in jobs if _finished(j)[1] is not None}
     for j in jobs:
         status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
             states[j.name]]
+        if j.name in damaged:
+            status = "manifest.json damaged: not submitted, reported as failed (the sweep says how to go on)"
         if j.out in busy:
             status = "being trained by another process: refused (wait for it or end it)"
         elif j.name in stale:
@@ -766,7 +739,9 @@ def expand_methods(names: list[str]) -> list[str]:
 def read_params(path: Path | str) -> dict:
     """profile, seed, methods and prompts of the DVC pipeline's params.yaml (what its generate stages train), each
     method's `overrides:` as `--set` values, and the variants it defines (`variants`: name -> its entry, whose
-    keys are the variant's own, so they are not among its `overrides`)."""
+    keys are the variant's own, so they are not among its `overrides`). What the DVC `methods` stage refuses is
+    refused here, before any job: bad `overrides:` entries, a method both trained and under `videos:`, a `videos:`
+    folder that does not exist and an unknown trajectory of a `videos:` entry."""
     from baselines import check_entry, check_entry_keys, config_keys
 
     path = Path(path)
@@ -797,6 +772,11 @@ def read_params(path: Path | str) -> dict:
     # as the DVC methods stage refuses it, in its words, but before the GPU-hours: a method trained here and also
     # imported under `videos:` has two artifacts per prompt, and the pipeline the sweep feeds stops at it
     check_generate_videos(data, path)
+    # so are a `videos:` folder that is not there and a trajectory `import-videos` refuses, which stop the pipeline
+    # too (its import stages): the methods stage's own check (a relative folder read from here, as the stage reads it)
+    problems = check_videos_entries(videos)
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
     return {"profile": data.get("profile"), "seed": data.get("seed"), "methods": [str(m) for m in gen["methods"]],
             "prompts": [str(p) for p in gen["prompts"]], "overrides": method_sets, "variants": variants,
             "extra_methods": [str(m) for m in extra.get("methods", [])],

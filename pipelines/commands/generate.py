@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import platform
-import sys
 from pathlib import Path
 
 import typer
+
+# the one interrupt machinery; pipelines.cli and commands.evaluate still import exit_interrupted (and the CLI
+# sigterm_as_interrupt) from here
+from pipelines.interrupts import exit_interrupted, raise_pending_interrupt, sigterm_as_interrupt
 
 INFO_PACKAGES = ("fourdfy-bench", "torch", "torchvision", "triton", "diffusers", "transformers", "peft",
                  "open_clip_torch", "nerfacc", "tinycudann", "numpy")
@@ -234,90 +235,6 @@ def _json_or_none(text: str):
         return json.loads(text)
     except ValueError:
         return None
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (`kill`, a scheduler's time limit) raised where the run is, as Ctrl-C's KeyboardInterrupt is. Every
-    command gets it (`pipelines.cli` installs the handler); a command that reports interrupts itself tells it from
-    Ctrl-C by this class (exit 143, not 130)."""
-
-
-def exit_interrupted(err: KeyboardInterrupt, what: str, subject: str = "") -> None:
-    """One `error:` line for Ctrl-C or SIGTERM, `error: <subject>interrupted<what>` (`terminated (SIGTERM)` for
-    `Terminated`, or an interrupt its raiser marked `terminated`), then exit 130 or 143 (128 + the signal, as a
-    shell reports a process the signal ended). Every command's interrupt report ends here."""
-    terminated = isinstance(err, Terminated) or getattr(err, "terminated", False)
-    typer.secho(f"error: {subject}{'terminated (SIGTERM)' if terminated else 'interrupted'}{what}",
-                fg=typer.colors.RED, err=True)
-    raise typer.Exit(143 if terminated else 130) from None
-
-
-_PENDING: list[int] = []
-"""The signals `sigterm_as_interrupt`'s handler was called for, while its outermost block runs (see
-`raise_pending_interrupt`)."""
-
-
-def _interrupt_of(signum: int) -> KeyboardInterrupt:
-    import signal
-
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def _raise_interrupt(signum, frame):
-    """The handler: note the signal, then raise it where the program is."""
-    _PENDING.append(signum)
-    raise _interrupt_of(signum)
-
-
-def raise_pending_interrupt() -> None:
-    """Raise the interrupt of a signal that came while `sigterm_as_interrupt` was active, if one did. The handler
-    raises it at once, but when it runs inside a finalizer (`__del__`, run wherever an object is freed: e.g. while a
-    tokenizer loads) Python prints that exception ("Exception ignored in ...") and discards it, and the command
-    would go on to its end and exit 0. A long command calls this where it can stop cleanly (`generate`, `oracle`: at
-    each training step, through `method.training.trainer.interrupt_check`)."""
-    if _PENDING:
-        raise _interrupt_of(_PENDING[0])
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt(sigint: bool = False):
-    """SIGTERM raises `Terminated` (a KeyboardInterrupt) while the block runs, so that it unwinds as Ctrl-C does:
-    locks and temporaries are released and the user is told how to go on (Python's default for SIGTERM ends the
-    process without a word and without cleanups). `pipelines.cli` wraps every command in it; `generate` also when
-    called directly. `sigint`: Ctrl-C's KeyboardInterrupt too goes through the handler (where Python's own raises
-    it), so that `raise_pending_interrupt` knows it. The handler notes each signal for `raise_pending_interrupt`
-    (forgotten when the outermost block ends); the previous handlers are restored afterwards."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-    outermost = signal.getsignal(signal.SIGTERM) is not _raise_interrupt
-    if outermost:  # a signal of an earlier command in this process (tests) is not this one's
-        _PENDING.clear()
-    before = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupt)}
-    # only over Python's own handler: an ignored SIGINT (a background job) stays ignored
-    if sigint and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        before[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupt)
-    hook = sys.unraisablehook
-    if outermost:
-        sys.unraisablehook = functools.partial(_unraisable, hook)
-    try:
-        yield
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
-        if outermost:
-            sys.unraisablehook = hook
-            _PENDING.clear()
-
-
-def _unraisable(hook, unraisable) -> None:
-    """Python's report of an exception it discarded, except the handler's interrupt raised inside a finalizer: the
-    command stops at its next check (`raise_pending_interrupt`) with its one `error:` line, not a traceback first."""
-    if not (_PENDING and isinstance(unraisable.exc_value, KeyboardInterrupt)):
-        hook(unraisable)
 
 
 def stage_times(manifest: dict) -> str:

@@ -111,9 +111,9 @@ def sweep(
         if held:
             what = (f"a process still trains {', '.join(map(str, held))} (its job did not stop); end it before "
                     "running the same command again")
-        # the sweep's own handler marks its SIGTERM (`terminated`); one before it is installed (while planning) is
-        # the CLI's `Terminated`: exit_interrupted tells both from Ctrl-C
-        from pipelines.commands.generate import exit_interrupted
+        # a SIGTERM while jobs run marks the sweep's SweepInterrupted `terminated`; one while planning is a
+        # `Terminated`: exit_interrupted tells both from Ctrl-C
+        from pipelines.interrupts import exit_interrupted
 
         exit_interrupted(err, f": {what} (finished runs are skipped, stopped ones resume from their last checkpoint)",
                          subject="sweep ")
@@ -123,7 +123,8 @@ def sweep(
     if bad:
         names = ", ".join(j["name"] for j in bad)
         typer.secho(f"error: {len(bad)} of {len(summary['jobs'])} jobs did not finish ({names});"
-                    f" see {runs / profile / SWEEP_DIR}/<job>.err, fix the cause and run the same command again "
+                    f" the table above says why (logs of the jobs that ran: {runs / profile / SWEEP_DIR}/<job>.err);"
+                    " fix the cause and run the same command again "
                     "(finished runs are skipped, unfinished ones resume from their last checkpoint)",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2)

@@ -198,7 +198,7 @@ def test_generate_under_the_pipeline_says_run_the_same_command_again(tmp_path, m
     """With --auto-resume (the DVC stage's command) the advice was to add --resume, which the stage's command
     cannot take alongside --auto-resume: the same command (`dvc repro`) continues by itself."""
     import pipelines.generate
-    from pipelines.commands.generate import Terminated
+    from pipelines.interrupts import Terminated
 
     out = tmp_path / "run"
 
@@ -225,7 +225,7 @@ def test_oracle_interrupted_says_how_to_run_the_check_again(tmp_path, monkeypatc
     """The oracle refuses an --out holding a run (it always trains from scratch), so "run the command again" would
     be refused: its line says to remove the folder first."""
     import method.oracle.check
-    from pipelines.commands.generate import Terminated
+    from pipelines.interrupts import Terminated
 
     out = tmp_path / "oracle"
 
@@ -270,7 +270,7 @@ def test_figure_stopped_between_its_renames_names_the_figures_written_and_the_re
     and says --overwrite; stopped before any rename, a plain rerun works, and the line says so."""
     import evaluation.figure
     from evaluation.artifacts import write_artifact
-    from pipelines.commands.generate import Terminated
+    from pipelines.interrupts import Terminated
 
     helpers = _eval_helpers()
     arts, out = tmp_path / "art", tmp_path / "fig"
@@ -318,6 +318,35 @@ def test_figure_stopped_between_its_renames_names_the_figures_written_and_the_re
         "error: interrupted; no figure was written; run the command again to write them"), res.output
     assert list(out.iterdir()) == []
     assert runner.invoke(app, args).exit_code == 0
+
+
+# --- the one handler (pipelines.interrupts), as the sweep uses it -----------------------------------------------------
+
+def test_a_signal_inside_held_waits_for_the_block_to_end_and_each_handler_comes_back():
+    """What the sweep relies on while it submits and records a job: the signal is noted, the block runs to its end,
+    then the interrupt (SIGTERM: `Terminated`) is raised. `sigint_always` takes an ignored SIGINT too (the sweep's
+    local jobs would inherit it and could not be stopped); without it an ignored SIGINT stays ignored. Every handler
+    is the caller's again afterwards, and the noted signal is forgotten."""
+    from pipelines.interrupts import (Terminated, held, raise_pending_interrupt, sigterm_as_interrupt,
+                                      sigterm_received)
+
+    before = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with sigterm_as_interrupt(sigint=True):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # a background job's Ctrl-C stays ignored
+        ran = []
+        with pytest.raises(Terminated), sigterm_as_interrupt(sigint_always=True):
+            assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+            with held():
+                signal.raise_signal(signal.SIGTERM)
+                assert sigterm_received()  # what an interrupted sweep reports (exit 143)
+                ran.append("after the signal")  # not raised in the block
+            ran.append("after the block")
+        assert ran == ["after the signal"] and not sigterm_received()
+        raise_pending_interrupt()  # forgotten once the outermost block has ended: raises nothing
+        assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == (before[0], signal.SIG_IGN)
+    finally:
+        signal.signal(signal.SIGINT, before[1])
 
 
 # --- what a process killed outright leaves: never part of a DVC hash ------------------------------------------------

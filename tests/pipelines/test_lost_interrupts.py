@@ -104,9 +104,10 @@ def test_an_interrupt_during_generates_start_up_has_generates_own_line(tmp_path,
     """Ctrl-C or SIGTERM while the prompt is checked (before the run) gave pipelines.cli's generic line, which says
     to rerun "with --overwrite", an option `generate` does not have."""
     import pipelines.commands.generate as command
+    from pipelines.interrupts import Terminated
 
     if stop == "Terminated":
-        stop = command.Terminated
+        stop = Terminated
 
     def checking(value):
         raise stop()
@@ -158,3 +159,28 @@ def test_oracle_stops_on_a_signal_whose_raise_a_finalizer_swallowed(tmp_path, mo
     assert sent == [signal.SIGTERM] and len(steps) == 1, res.output
     assert res.exit_code == 143 and res.stderr.strip() == (
         "error: terminated (SIGTERM); the oracle check always trains from scratch; run the command again"), res.output
+
+
+def test_a_sweep_stops_before_its_first_job_on_a_signal_swallowed_while_it_planned(tmp_path, monkeypatch):
+    """A raise lost while the sweep plans (before its loop, under the CLI's handler): the sweep and the CLI share one
+    handler and its notes, so the loop stops at its first turn, before submitting anything, reported as a SIGTERM. It
+    used to train every job and exit 0."""
+    import pipelines.sweep
+
+    real, sent = pipelines.sweep.plan, []
+
+    def planning(spec):
+        jobs = real(spec)
+        _free_one_signalling(signal.SIGTERM, sent)
+        return jobs
+
+    monkeypatch.setattr(pipelines.sweep, "plan", planning)
+    runs = tmp_path / "runs"
+    res = runner.invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs), "--max-steps", "1",
+                              "--set", "preview_frames=0"])
+    assert sent == [signal.SIGTERM]
+    assert res.exit_code == 143, res.output
+    assert res.stdout.startswith("sweep: 1 run (0 already finished)") and "submitted" not in res.stdout, res.stdout
+    assert res.stderr.strip().startswith("error: sweep terminated (SIGTERM): its local jobs were stopped")
+    assert "Exception ignored" not in res.stderr
+    assert not (runs / "tiny" / "4dfy").exists()

@@ -83,6 +83,7 @@ def test_generate_set_from_trains_a_variant_whose_manifest_names_it(tmp_path, mo
     manifest names it and its base, and its config is the one `fourdfy sweep --params` plans for it."""
     params = _params(tmp_path)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "videos" / "mav3d").mkdir(parents=True)  # read_params below checks `videos:` folders exist
     out = tmp_path / "runs" / "tiny" / "video03" / SLUG
     res = runner.invoke(app, ["generate", "--method", "video03", "--prompt", SLUG, "--profile", "tiny",
                               "--max-steps", "1", "--out", str(out), "--auto-resume", "--no-progress", "--quiet",

@@ -156,7 +156,7 @@ def test_a_sigterm_while_the_sweep_plans_is_reported_as_sigterm(tmp_path, monkey
     """SIGTERM before the sweep installs its own handler (reading params, planning: seconds) is raised by the CLI's
     handler as `Terminated`; the sweep reports it as a SIGTERM (143), not as Ctrl-C (130)."""
     import pipelines.sweep
-    from pipelines.commands.generate import Terminated
+    from pipelines.interrupts import Terminated
 
     def stopped(*args, **kwargs):
         raise Terminated()
@@ -166,3 +166,22 @@ def test_a_sigterm_while_the_sweep_plans_is_reported_as_sigterm(tmp_path, monkey
                               "--runs", str(tmp_path / "runs")])
     assert res.exit_code == 143, res.output
     assert "error: sweep terminated (SIGTERM)" in res.output
+
+
+def test_a_sigterm_while_the_sweep_checks_its_run_folders_is_reported_as_sigterm(tmp_path, monkeypatch):
+    """Once the sweep has installed its handler (checking the run folders, before any job), SIGTERM was raised as a
+    plain KeyboardInterrupt and reported as Ctrl-C (130); the one handler raises `Terminated` (143). The handlers
+    the sweep found are back afterwards."""
+    import signal
+
+    import pipelines.sweep
+
+    def checking(jobs):
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(pipelines.sweep, "_refuse_busy_runs", checking)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    res = runner.invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(tmp_path / "runs")])
+    assert res.exit_code == 143, res.output
+    assert res.stderr.strip().startswith("error: sweep terminated (SIGTERM): its local jobs were stopped"), res.stderr
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

@@ -87,9 +87,12 @@ def test_a_videos_only_method_without_a_videos_entry_is_still_told_to_get_one(tm
     assert "fourdfy import-videos SRC --method mav3d --out DIR" in line
 
 
-def test_the_sweep_checks_nothing_more_than_the_stage_for_valid_params(tmp_path):
+def test_the_sweep_checks_nothing_more_than_the_stage_for_valid_params(tmp_path, monkeypatch):
     """No conflict: the shared check lets the sweep plan (dry run) as before."""
     params = _params(tmp_path, ["4dfy"], videos=["other_system"])
+    monkeypatch.chdir(tmp_path)  # `videos:` folders are read from the current folder, and must exist (as the stage's)
+    for name in ("mav3d", "other_system"):
+        (tmp_path / "data" / "videos" / name).mkdir(parents=True)
     res = runner.invoke(app, ["sweep", "--params", str(params), "--runs", str(tmp_path / "runs"), "--dry-run"])
     assert res.exit_code == 0, res.output
     assert "4dfy-a_panda_dancing" in res.output
