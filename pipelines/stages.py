@@ -4,7 +4,8 @@ it analyses, and the report summary. Run as `python -m pipelines.stages <step> .
 - `methods`: `build/methods/`, what the pipeline's methods are as data: `config/<name>.json` (the profile's
   resolved config of each trained method, the variants params.yaml's `overrides:` defines included) and
   `labels.json` (the table labels they register, or params.yaml's `label:` of them) and `files/<stage>.json` (the
-  SHA-256 of each file params.yaml names for that stage, `FILE_PARAMS`). Installed plug-ins and those files live
+  SHA-256 of each file params.yaml names for that stage, `FILE_PARAMS`; a file is read again only when its size,
+  mtime or inode changed, `DigestCache`). Installed plug-ins and those files live
   where DVC cannot see them (DVC tracks a parameter's value, not the file it names), so the stage runs on every
   repro; the generate, design, votes and clipscore stages depend on its files and rerun only when a method's
   definition or a named file's content really changed.
@@ -28,9 +29,12 @@ import hashlib
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import yaml
+
+from userstudy.design import DesignError, DuplicateLabelError, design_from_dict
 
 ADDED_HEADING = "Added methods"
 
@@ -50,7 +54,10 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
     """The design dict of params['study']['design'] extended with the pipeline's other methods. A pipeline method
     the design gives no label (an added one, or one a design of your own lists without a label) takes it from
     `labels` (the `methods` stage's labels.json, which DVC tracks), else from the registry; a `label:` of its
-    entry in params.yaml's `overrides:` (also in labels.json) wins over the design's."""
+    entry in params.yaml's `overrides:` (also in labels.json) wins over the design's, and its LaTeX label is then
+    made from it (escaped, as for any plain label) unless it is the design's own label. Checked as every reader
+    of a design checks it (`userstudy.design.design_from_dict`, a `DesignError`); a label two rows of one table
+    would share names where each comes from (`check_table_labels`)."""
     from pipelines.generate import read_yaml
 
     study = params.get("study", {})
@@ -60,19 +67,24 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
     listed |= set(base.get("comparisons", []))
     trained, videos = pipeline_methods(params)
     extra = [m for m in [*trained, *videos] if m not in listed]
-    own = base.get("methods") or {}
-    # where each label comes from, for the message naming both rows of a label used twice (`check_table_labels`)
-    origins = {str(m): f"methods.{m}.label of {path}" for m, e in own.items()
-               if (isinstance(e, str) and e) or (isinstance(e, dict) and e.get("label"))}
+    own = base.get("methods") if isinstance(base.get("methods"), dict) else {}  # else refused below, named
+    # where each label comes from, for the message naming both rows of a label used twice
+    origins = {str(m): f"methods.{m}.label of {path}" for m, e in own.items() if _design_label(e)}
     # params.yaml's `label:` (overrides.<method>.label) wins over the design's: it is this pipeline's own choice
     given = {m: label for m, label in params_labels(params).items() if m in trained or m in videos}
-    unlabelled = [m for m in [*trained, *videos] if not (own.get(m) or {}).get("label") and m not in given]
+    unlabelled = [m for m in [*trained, *videos] if not _design_label(own.get(m)) and m not in given]
     found = registered_labels(unlabelled) if labels is None and unlabelled else labels or {}
+    methods = {}
     for m in unlabelled:
         if found.get(m):
-            base.setdefault("methods", {}).setdefault(m, {})["label"] = found[m]
+            # a latex: the design gives stays
+            methods[m] = {**(own.get(m) if isinstance(own.get(m), dict) else {}), "label": found[m]}
     for m, label in given.items():
-        base.setdefault("methods", {}).setdefault(m, {})["label"] = label
+        # the design's latex: was written for its own label: kept only if the override keeps that label
+        kept = own.get(m) if isinstance(own.get(m), dict) and _design_label(own.get(m)) == label else {}
+        methods[m] = {**kept, "label": label}
+    if methods and isinstance(base.get("methods") or {}, dict):
+        base["methods"] = {**own, **methods}
     if extra:
         prompt_set = study.get("added_prompt_set", "ablation_5")
         if "tables" in base:
@@ -83,41 +95,19 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
             base["comparisons"] = [*base["comparisons"], *extra]
     origins.update({m: f"the label method {m!r} registers" for m in unlabelled if found.get(m)})
     origins.update({m: f"overrides.{m}.label" for m in given})
-    check_table_labels(base, origins)
+    design_from_dict(base, source=str(path), label_origins=origins, relabel=PARAMS_RELABEL)
     return base
 
 
-class DuplicateLabelError(ValueError):
-    """Two rows of one table with the same label (`check_table_labels`)."""
+PARAMS_RELABEL = "under overrides: in params.yaml (overrides.<name>.label)"
+"""Where the pipeline gives a method another label (the end of the message for a label two rows would share)."""
 
 
-def _label_of(design: dict, method: str) -> str:
-    """The label a design dict gives `method` in the tables (`userstudy.design.Design.label`): its name if none."""
-    entry = (design.get("methods") or {}).get(method)
-    if isinstance(entry, str):  # a design may give a bare label
-        return entry or method
-    return str((entry or {}).get("label") or method)
-
-
-def check_table_labels(design: dict, origins: dict[str, str]) -> None:
-    """DuplicateLabelError naming both entries where two methods of one table (its sections together; a design of
-    `comparisons:` is one table) have the same label: their rows, CLIP cells and votes could not be told apart.
-    `origins` says where a method's label comes from (one absent from it is shown by its name)."""
-    tables = {name: [m for sec in t.get("sections", []) for m in sec.get("rows", [])]
-              for name, t in (design.get("tables") or {}).items()}
-    if not tables:
-        tables = {"comparisons": [design.get("primary"), *(design.get("comparisons") or [])]}
-    for table, rows in tables.items():
-        seen: dict[str, str] = {}
-        for method in dict.fromkeys(map(str, rows)):
-            label = _label_of(design, method)
-            if label in seen:
-                other = seen[label]
-                raise DuplicateLabelError(
-                    f"{table} would have two rows labelled {label!r}: {other!r} ({origins.get(other, 'its name')}) "
-                    f"and {method!r} ({origins.get(method, 'its name')}); give one of them another label: under "
-                    "overrides: in params.yaml (overrides.<name>.label)")
-            seen[label] = method
+def _design_label(entry) -> str:
+    """The label a design's `methods:` entry gives (a bare label or {label, latex}), "" if none."""
+    if isinstance(entry, str):
+        return entry
+    return str(entry.get("label") or "") if isinstance(entry, dict) else ""
 
 
 def registered_labels(names: list[str]) -> dict[str, str]:
@@ -371,20 +361,76 @@ def _named_path(value) -> Path | None:
     return path if path.exists() else None
 
 
-def content_digest(path: Path) -> str:
-    """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts)."""
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of one file's bytes (the slow part: a ViT-L checkpoint is GBs)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+RACY_NS = 2_000_000_000
+"""A file modified less than this before it is hashed is hashed again on the next run: a write within the same tick
+of a coarse file-system clock (1-2 s on some) may keep its size and mtime (git's "racy" entries)."""
+
+
+class DigestCache:
+    """SHA-256 of files by their (size, mtime_ns, inode), so that the `methods` stage, which runs on every repro,
+    reads a named file again only when it may have changed. Kept in `path`, a JSON file of {absolute path: {"stat":
+    [size, mtime_ns, inode], "sha256": digest}} beside the stage's output, not in it: DVC removes a stage's outputs
+    before running it, and the digest files it tracks must hold content only. `save` keeps only the files looked up
+    since the cache was read. A cache that cannot be read is ignored (everything is hashed)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        try:
+            old = json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
+        except (OSError, ValueError):
+            old = {}
+        self._old = old if isinstance(old, dict) else {}
+        self._new: dict[str, dict] = {}
+
+    def sha256(self, file: Path) -> str:
+        key = str(file.resolve())
+        before = file.stat()
+        stamp = [before.st_size, before.st_mtime_ns, before.st_ino]
+        entry = self._old.get(key)
+        if isinstance(entry, dict) and entry.get("stat") == stamp and isinstance(entry.get("sha256"), str):
+            self._new[key] = entry
+            return entry["sha256"]
+        started = time.time_ns()
+        digest = _file_sha256(file)
+        after = file.stat()
+        # a file written while it was read, or so recently that a next write could keep its stamp, is not trusted
+        if [after.st_size, after.st_mtime_ns, after.st_ino] == stamp and before.st_mtime_ns < started - RACY_NS:
+            self._new[key] = {"stat": stamp, "sha256": digest}
+        return digest
+
+    def save(self) -> None:
+        """Write the cache (only if its content changed)."""
+        from userstudy.outputs import atomic_write
+
+        if self.path is None:
+            return
+        text = json.dumps(self._new, indent=1, sort_keys=True) + "\n"
+        if self.path.is_file() and self.path.read_bytes() == text.encode():
+            return
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def content_digest(path: Path, cache: DigestCache | None = None) -> str:
+    """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts). With
+    `cache`, a file whose size, mtime and inode are those it had when last hashed is not read again."""
     if path.is_file():
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    lines = [f"{p.relative_to(path).as_posix()}\t{content_digest(p)}\n"
+        return cache.sha256(path) if cache is not None else _file_sha256(path)
+    lines = [f"{p.relative_to(path).as_posix()}\t{content_digest(p, cache)}\n"
              for p in sorted(path.rglob("*")) if p.is_file()]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
-def named_file_digests(params: dict) -> dict[str, dict]:
+def named_file_digests(params: dict, cache: DigestCache | None = None) -> dict[str, dict]:
     """{stage: {key: {"path": value, "sha256": digest}}} of `FILE_PARAMS`' keys that name an existing file or
     folder (a stage with none has {}). The path is the value as written, no absolute path or time: the record
-    changes exactly when a named file's content (or the name) does."""
+    changes exactly when a named file's content (or the name) does. `cache`: digests of unchanged files
+    (`DigestCache`)."""
     out = {}
     for stage, keys in FILE_PARAMS.items():
         out[stage] = {}
@@ -395,13 +441,20 @@ def named_file_digests(params: dict) -> dict[str, dict]:
             if key == "study.design" and node is None:  # the design stage's default
                 node = "userstudy/designs/paper.yaml"
             if (path := _named_path(node)) is not None:
-                out[stage][key] = {"path": node, "sha256": content_digest(path)}
+                out[stage][key] = {"path": node, "sha256": content_digest(path, cache)}
     return out
+
+
+def digest_cache_path(out: Path) -> Path:
+    """Where the `methods` stage writing `out` keeps its `DigestCache`: beside `out`
+    (`build/methods.digest-cache.json`), since DVC removes `out` before each run."""
+    return out.parent / f"{out.name}.digest-cache.json"
 
 
 def write_methods(params_path: Path, out: Path) -> Path:
     """`out/config/<name>.json` for every trained method, `out/labels.json` and `out/files/<stage>.json` (the digests
-    of the files params.yaml names, `named_file_digests`); a file is rewritten only when its content changes, and
+    of the files params.yaml names, `named_file_digests`, a file read again only when its size, mtime or inode
+    changed: `DigestCache` in `digest_cache_path(out)`); a file is rewritten only when its content changes, and
     files of methods no longer named are removed. Unknown or untrainable methods, bad `overrides:` entries or
     `videos:` entries, and a label two rows of a table would share fail here, all named in one message, before
     anything is trained or written (a broken plug-in named too)."""
@@ -428,8 +481,9 @@ def write_methods(params_path: Path, out: Path) -> Path:
         pass
     files = {Path("config") / f"{m}.json": text for m, text in configs.items()}
     files[Path("labels.json")] = json.dumps(labels, indent=1, sort_keys=True) + "\n"
+    cache = DigestCache(digest_cache_path(out))
     files.update({Path("files") / f"{stage}.json": json.dumps(digests, indent=1, sort_keys=True) + "\n"
-                  for stage, digests in named_file_digests(params).items()})
+                  for stage, digests in named_file_digests(params, cache).items()})
     for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -438,6 +492,7 @@ def write_methods(params_path: Path, out: Path) -> Path:
     for old in (out / "config").glob("*.json"):
         if Path("config") / old.name not in files:
             old.unlink()
+    cache.save()
     return out
 
 
@@ -445,7 +500,7 @@ def write_design(params_path: Path, out: Path, labels_path: Path | None = None) 
     labels = json.loads(Path(labels_path).read_text()) if labels_path is not None else None
     try:
         design = effective_design(_params(params_path), labels)
-    except DuplicateLabelError as err:
+    except DesignError as err:  # a label two rows would share, or the design file's own mistake, named
         raise ValueError(f"{params_path}: {err}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("# written by `python -m pipelines.stages design` from params.yaml; edit the source design\n"
@@ -460,8 +515,14 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
     `userstudy.votes.combine_surveys`). With `exports` (the folder DVC tracks), every named file must lie in it,
     so that a new export is seen by the next repro. The simulated panel is `study.raters` raters at the
     `study.rates` seeded with `seed`, its other settings `study.panel` (`userstudy.simulate.panel_config`): the
-    panel `fourdfy simulate-votes --rates R --raters N --seed S` draws when both leave the rest at the defaults."""
-    from userstudy.design import load_design
+    panel `fourdfy simulate-votes --rates R --raters N --seed S` draws when both leave the rest at the defaults.
+
+    A comparison whose design section names no `prompt_set` is simulated on the prompts the survey_bundle stage asks
+    it on: those both methods have videos of in the folders the pipeline renders and imports into, beside
+    params.yaml (`artifacts/<profile>`, `artifacts/imported`; `simulate-votes --artifacts`). One with no such prompt
+    (no videos yet: the survey leaves it out) keeps generic prompt ids, named in a `note:` line on stderr. Designs
+    whose sections all name a prompt_set (the paper's) never look at the videos."""
+    from userstudy.design import load_design, paired_prompts
     from userstudy.outputs import atomic_write
     from userstudy.simulate import PANEL_KNOBS, check_config, check_votes_target, panel_config, parse_rates
     from userstudy.simulate import simulate_votes
@@ -502,7 +563,24 @@ def write_votes(params_path: Path, design_path: Path, out: Path, exports: Path |
     # messages name the params.yaml key to edit
     check_config(cfg, {"n_raters": "study.raters", "rates": "study.rates", "seed": "seed",
                        **{k: f"study.panel.{k}" for k in PANEL_KNOBS}})
-    write_simulated(simulate_votes(design, cfg), out)
+    unset = [c for c in design.comparisons if not design.section_of(c)[1].prompt_set]
+    videos = None
+    if unset:
+        # dvc.yaml's render and import outputs, relative to the folder of dvc.yaml and params.yaml
+        folders = [*([f"artifacts/{params['profile']}"] if params.get("profile") else []), "artifacts/imported"]
+        roots = [params_path.parent / f for f in folders if (params_path.parent / f).is_dir()]
+        if roots:
+            from userstudy.survey.bundle import artifact_pairs
+
+            videos = artifact_pairs(roots)
+        generic = [c for c in unset if videos is None or not paired_prompts(design.primary, c, videos)]
+        if generic:
+            one = len(generic) == 1
+            print(f"note: {', '.join(generic)}: no prompt_set in the design and no prompt with videos of both "
+                  f"{design.primary} and {'it' if one else 'each'} in {' or '.join(folders)}, so simulated on generic "
+                  f"prompt ids (n_prompts) or the paper's 28; the survey (built with --allow-missing) leaves "
+                  f"{'it' if one else 'them'} out until both have videos", file=sys.stderr)
+    write_simulated(simulate_votes(design, cfg, videos, unpaired_ids=True), out)
     return out
 
 

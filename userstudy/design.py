@@ -19,7 +19,8 @@ Short form: `primary: 4dfy` and `comparisons: [mav3d, wo_3d]` (one table named `
 section), optionally with `prompt_set` and `n_prompts` for that section.
 Every method in a table row other than the primary is a comparison; each comparison appears once.
 Table names are file stems of `fourdfy analyze`'s outputs: letters, digits, `_` and `-`, and none of
-the fixed output names (`RESERVED_OUTPUTS`).
+the fixed output names (`RESERVED_OUTPUTS`). Two rows of one table may not have the same label
+(`check_table_labels`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,10 @@ class DesignError(ValueError):
     """A design file is missing, malformed or inconsistent."""
 
 
+class DuplicateLabelError(DesignError):
+    """Two rows of one table with the same label (`check_table_labels`)."""
+
+
 @dataclass(frozen=True)
 class MethodLabel:
     """How a method is printed in the tables."""
@@ -67,7 +73,8 @@ class Section:
     heading: str = ""
     """Italic heading row printed above the block ("" = none)."""
     prompt_set: str = ""
-    """Name of the prompts the block was evaluated on (selects the CLIP value; e.g. `mav3d_28`)."""
+    """Name of the prompts the block was evaluated on (selects the CLIP value; e.g. `mav3d_28`); "" = the prompts
+    both methods have videos of (`paired_prompts`)."""
     n_prompts: int | None = None
     """Number of prompts per comparison (used by the simulator when the prompt file is unknown)."""
 
@@ -154,6 +161,15 @@ class Design:
         raise KeyError(method)
 
 
+def paired_prompts(primary: str, method: str, videos: Iterable[tuple[str, str]]) -> list[str]:
+    """The prompts `primary` is compared with `method` on when their design section names no `prompt_set`: every
+    prompt slug both have a video of, sorted. `videos`: the (method, slug) pairs with an artifact folder. The one
+    rule of `survey build` (its questions) and of `userstudy.simulate.simulate_votes` given those videos (its
+    simulated answers)."""
+    have = set(videos)
+    return sorted(slug for (m, slug) in have if m == method and (primary, slug) in have)
+
+
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
@@ -183,8 +199,10 @@ def _n_prompts(value, where: str) -> int | None:
     return value
 
 
-def design_from_dict(data: dict, source: str = "design") -> Design:
-    """Build and check a `Design` from parsed YAML/JSON."""
+def design_from_dict(data: dict, source: str = "design", *, label_origins: Mapping[str, str] | None = None,
+                     relabel: str | None = None) -> Design:
+    """Build and check a `Design` from parsed YAML/JSON. `label_origins` and `relabel` word the error for a label two
+    rows of a table share (`check_table_labels`), for a design put together from other sources (the pipeline's)."""
     if not isinstance(data, dict):
         raise DesignError(f"{source}: expected a mapping at the top level")
     _unknown(data, _TOP_KEYS, source)
@@ -234,6 +252,8 @@ def design_from_dict(data: dict, source: str = "design") -> Design:
                 raise DesignError(f"{where}: no sections")
             tables.append(Table(name=str(tname), sections=tuple(secs), caption=str(tdata.get("caption") or "")))
     labels = {}
+    if not isinstance(data.get("methods") or {}, dict):
+        raise DesignError(f"{source}: 'methods' must map a method to its label or {{label, latex}}")
     for method, ldata in (data.get("methods") or {}).items():
         if isinstance(ldata, str):
             ldata = {"label": ldata}
@@ -253,7 +273,33 @@ def design_from_dict(data: dict, source: str = "design") -> Design:
     design = Design(primary=primary, tables=tuple(tables), labels=labels, attention_check=check,
                     name=str(data.get("name") or ""))
     _check(design, source)
+    check_table_labels(design, source, label_origins, relabel)
     return design
+
+
+DESIGN_RELABEL = "under methods: in the design (methods.<name>.label)"
+"""Where a design file gives a method another label (the end of `check_table_labels`' message)."""
+
+
+def check_table_labels(design: Design, source: str, origins: Mapping[str, str] | None = None,
+                       relabel: str | None = None) -> None:
+    """DuplicateLabelError naming both rows where two methods of one table (its sections together; a short-form
+    design is one table) have the same label: their rows, CLIP cells and votes could not be told apart in the tables.
+    `origins` says where each method's label comes from (default: the design's `methods.<name>.label`; a method
+    absent from it is labelled by its name), `relabel` where to give one another (default `DESIGN_RELABEL`)."""
+    if origins is None:
+        origins = {m: f"methods.{m}.label" for m, lab in design.labels.items() if lab.label != m}
+    for table in design.tables:
+        seen: dict[str, str] = {}
+        for method in dict.fromkeys(m for section in table.sections for m in section.rows):
+            label = design.label(method)
+            if label in seen:
+                other = seen[label]
+                raise DuplicateLabelError(
+                    f"{source}: {table.name} would have two rows labelled {label!r}: {other!r} "
+                    f"({origins.get(other, 'its name')}) and {method!r} ({origins.get(method, 'its name')}); give one "
+                    f"of them another label: {relabel or DESIGN_RELABEL}")
+            seen[label] = method
 
 
 def _check(design: Design, source: str) -> None:

@@ -213,10 +213,11 @@ def _leftovers(out_dir: Path, kind: str) -> list[Path]:
     return sorted(p for p in entries if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
 
 
-def _lock(folder: Path) -> int:
+def lock_folder(folder: Path) -> int:
     """An open descriptor of `folder` holding an exclusive flock on it, released when it is closed or the process
     ends (so a killed run holds none). BlockingIOError: another process holds it; another OSError: the folder is
-    gone or the file system cannot lock folders."""
+    gone or the file system cannot lock folders. How a build's temporary folder is told from one a killed build
+    left (here and in `userstudy.survey.bundle`)."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -226,17 +227,19 @@ def _lock(folder: Path) -> int:
     return fd
 
 
-def _new_build_folder(out_dir: Path) -> tuple[Path, int | None]:
-    """A new `.tmp` sibling of `out_dir` for a build, locked for as long as the descriptor returned is open (None:
-    the file system cannot lock folders), so that another run's cleanup (`_remove_leftovers`) leaves it alone."""
+def new_locked_folder(name: Callable[[], Path]) -> tuple[Path, int | None]:
+    """A new folder at a fresh `name()` (a hidden temporary beside an output), made with the mode a plain mkdir gives
+    and locked for as long as the descriptor returned is open (None: the file system cannot lock folders), so that
+    another run's cleanup (`remove_unlocked`) tells it from one a killed run left. Here and in
+    `userstudy.survey.bundle`."""
     for _ in range(100):
-        tmp = _temp_sibling(out_dir, "tmp")
+        tmp = name()
         try:
             tmp.mkdir()
         except FileExistsError:
             continue
         try:
-            fd = _lock(tmp)
+            fd = lock_folder(tmp)
         except (BlockingIOError, FileNotFoundError):
             continue  # another run's cleanup took it for a leftover in the instant before the lock: it removes it
         except OSError:
@@ -248,7 +251,34 @@ def _new_build_folder(out_dir: Path) -> tuple[Path, int | None]:
         if same:
             return tmp, fd
         os.close(fd)  # locked after a cleanup had removed it: that folder is gone
-    raise FileExistsError(errno.EEXIST, "no free temporary folder name", str(out_dir))
+    raise FileExistsError(errno.EEXIST, "no free temporary folder name", str(tmp.parent))
+
+
+def remove_unlocked(folders: list[Path]) -> tuple[list[str], list[str], list[str]]:
+    """Remove each of `folders` (temporaries made by `new_locked_folder`) that no live process holds locked: a killed
+    run's. Returns the names (removed, left because the file system cannot lock folders, could not be removed); one
+    locked, gone meanwhile or renamed meanwhile (a live run's, finished) is none of them."""
+    removed, unlockable, stuck = [], [], []
+    for tmp in folders:
+        try:
+            fd = lock_folder(tmp)
+        except (BlockingIOError, FileNotFoundError):
+            continue  # a running build's (or gone meanwhile)
+        except OSError:
+            unlockable.append(tmp.name)
+            continue
+        try:
+            try:
+                same = os.path.samestat(os.stat(tmp), os.fstat(fd))
+            except OSError:
+                same = False
+            if not same:  # renamed meanwhile (a running build's, finished): not this name's any more
+                continue
+            shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            os.close(fd)
+        (stuck if tmp.exists() else removed).append(tmp.name)
+    return removed, unlockable, stuck
 
 
 def _restore_interrupted(out_dir: Path) -> None:
@@ -278,15 +308,7 @@ def _remove_leftovers(out_dir: Path) -> None:
     where folders cannot be locked that cannot be told, so every `.tmp` is kept."""
     for old in _leftovers(out_dir, "old"):
         shutil.rmtree(old, ignore_errors=True)
-    for tmp in _leftovers(out_dir, "tmp"):
-        try:
-            fd = _lock(tmp)
-        except OSError:
-            continue
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            os.close(fd)
+    remove_unlocked(_leftovers(out_dir, "tmp"))
 
 
 def atomic_write(path: Path | str, fill: Callable[[Path], None]) -> Path:
@@ -375,7 +397,7 @@ def replace_folder(out_dir: Path | str, build: Callable[[Path], list[str]]) -> l
     check_replaceable(out_dir)
     ensure_folder(out_dir.parent)
     try:
-        tmp, lock = _new_build_folder(out_dir)
+        tmp, lock = new_locked_folder(lambda: _temp_sibling(out_dir, "tmp"))
     except OSError as err:
         raise _oserror(shown, err) from None
     old = None

@@ -18,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from userstudy.design import Design
+from userstudy.design import Design, paired_prompts
 from userstudy.outputs import OutputError, atomic_write, check_file_target
 from userstudy.votes import CRITERIA, SYNTHETIC_PREFIX
 
@@ -210,8 +211,16 @@ def prompt_ids(prompt_set: str, n_prompts: int | None) -> list[str]:
     return [f"{prompt_set or 'prompt'}_{i:02d}" for i in range(1, n_prompts + 1)]
 
 
-def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
-    """A SYNTHETIC votes table in the suite's format (see `userstudy.votes`)."""
+def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str, str]] | None = None, *,
+                   unpaired_ids: bool = False) -> pd.DataFrame:
+    """A SYNTHETIC votes table in the suite's format (see `userstudy.votes`).
+
+    `videos`: the (method, prompt slug) pairs that have artifacts (`userstudy.survey.bundle.artifact_pairs`). Given,
+    a comparison whose section names no `prompt_set` is simulated on the prompts `survey build` asks it on from
+    those artifacts (`userstudy.design.paired_prompts`); without, on `prompt_ids`' (generic ids, or the paper's 28
+    prompts). Such a comparison with no prompt both methods have videos of is refused, as `survey build` refuses
+    it, unless `unpaired_ids` (the pipeline's votes stage, whose survey is built with --allow-missing): it is then
+    simulated on `prompt_ids`', as comparisons with a `prompt_set` are whatever videos exist."""
     check_config(cfg)
     comps = cfg.comparisons or design.comparisons
     unknown = sorted(set(comps) - set(design.comparisons))
@@ -232,10 +241,20 @@ def simulate_votes(design: Design, cfg: PanelConfig) -> pd.DataFrame:
     careless = rng.random(R) < cfg.careless_share
     # Questions: (comparison, prompt), numbered in design order.
     questions = []
+    videos = None if videos is None else set(videos)
     for comp in comps:
         _, section = design.section_of(comp)
-        for slug in prompt_ids(section.prompt_set, section.n_prompts):
-            questions.append((comp, slug))
+        if section.prompt_set or videos is None:
+            slugs = prompt_ids(section.prompt_set, section.n_prompts)
+        else:
+            slugs = paired_prompts(design.primary, comp, videos)
+            if not slugs and unpaired_ids:
+                slugs = prompt_ids(section.prompt_set, section.n_prompts)
+            elif not slugs:  # as `survey build` refuses it: a comparison with no question
+                raise ValueError(f"{comp}: no prompt has videos of both {design.primary} and {comp} in the "
+                                 "artifacts (its section names no prompt_set, so it is asked on the prompts both "
+                                 "have videos of)")
+        questions.extend((comp, slug) for slug in slugs)
     Q = len(questions)
     # the survey bundle's question ids (`<method>__<slug>`, `check__<decoy>__...`): the same question has the same
     # id in every file, so files simulated per table can be analysed together as survey exports are

@@ -30,12 +30,14 @@ def _input_file(option: str, path: Path | None, what: str) -> None:
         _fail(f"{option} {path} is a folder; give the {what} file")
 
 
-def with_registered_labels(design):
+def with_registered_labels(design, source: str):
     """`design` with, for each method it gives no label, the label its registered method gives itself
-    (`baselines.Method.label`, entry-point plug-ins included); a method with neither keeps its key."""
+    (`baselines.Method.label`, entry-point plug-ins included); a method with neither keeps its key. A label that
+    makes two rows of one table alike is a `DuplicateLabelError` naming where each comes from (`source`: the
+    design file's name), as `load_design` refuses one the file gives twice."""
     import dataclasses
 
-    from userstudy.design import MethodLabel, latex_escape
+    from userstudy.design import MethodLabel, check_table_labels, latex_escape
 
     missing = [m for m in design.methods if m not in design.labels]
     if not missing:  # the paper's design labels every method: no need to import the registry (and torch)
@@ -49,7 +51,11 @@ def with_registered_labels(design):
     if not found:
         return design
     labels = {**design.labels, **{m: MethodLabel(label=lab, latex=latex_escape(lab)) for m, lab in found.items()}}
-    return dataclasses.replace(design, labels=labels)
+    labelled = dataclasses.replace(design, labels=labels)
+    origins = {**{m: f"methods.{m}.label" for m, lab in design.labels.items() if lab.label != m},
+               **{m: f"the label method {m!r} registers" for m in found}}
+    check_table_labels(labelled, source, origins)
+    return labelled
 
 
 def analyze(
@@ -82,7 +88,7 @@ def analyze(
     LaTeX, CSV), metrics.json, plot data and a report."""
     from userstudy.analysis import AnalysisConfig, AnalysisError, ExclusionRule, check_config
     from userstudy.analysis import analyze as run_analysis
-    from userstudy.design import DesignError, load_design
+    from userstudy.design import PAPER_DESIGN, DesignError, load_design
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
     from userstudy.tables import (PREF_PARTIAL_MD, TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_outside,
                                   clip_shown, clip_source_text, clip_unmatched, coverage_text, load_clip,
@@ -101,7 +107,8 @@ def analyze(
     _input_file("--clip", clip, "CLIP CSV")
     _input_file("--design", design, "design YAML/JSON")
     try:
-        d = with_registered_labels(load_design(design))
+        # named as load_design names the file in its own errors
+        d = with_registered_labels(load_design(design), Path(design or PAPER_DESIGN).name)
         v = load_votes(votes, d)
         clip_values = load_clip(clip) if clip else None
         clip_source = load_clip_source(clip) if clip else None  # the clipscore.json beside it, if any
@@ -249,6 +256,10 @@ def simulate_votes(
     comparisons: str = typer.Option("", "--comparisons", help="Comma-separated subset of the design's comparisons."),
     tables: list[str] = typer.Option([], "--tables", metavar="<name>", help="Only the comparisons of these tables "
                                      "(repeatable), as `survey build --tables` builds one survey per table."),
+    artifacts: list[Path] = typer.Option([], "--artifacts", help="The artifact folder(s) `survey build` is given "
+                                         "(repeatable): a comparison whose design section names no prompt_set is "
+                                         "then simulated on the prompts the survey asks it on, those both methods "
+                                         "have videos of (without: generic ids, or the paper's 28 prompts)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every draw."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file of simulated "
                                    "votes (a file holding real votes is never replaced)."),
@@ -275,12 +286,23 @@ def simulate_votes(
         check_config(cfg, SIMULATE_OPTIONS)
         # the paper has rates only for its own comparisons (4D-fy vs MAV3D and the ablations)
         unpublished = [c for c in cfg.comparisons or d.comparisons if c not in cfg.rates] if rates == "paper" else []
-        frame = simulate(d, cfg)
+        videos = None
+        if artifacts:
+            from userstudy.survey.bundle import artifact_pairs
+
+            videos = artifact_pairs(artifacts)
+        frame = simulate(d, cfg, videos)
         # after the settings are checked (their errors come first), before anything is written
         check_votes_target(out, overwrite=overwrite)
         write_votes(frame, out)
-    except ValueError as err:  # DesignError, OutputError, PromptFileError and bad settings
+    except ValueError as err:  # DesignError, OutputError, BundleError, PromptFileError and bad settings
         _fail(str(err))
+    unset = [c for c in cfg.comparisons or d.comparisons if not d.section_of(c)[1].prompt_set]
+    if unset and videos is None:  # the votes would not match a survey of the design: say how they would
+        typer.secho(f"note: {', '.join(unset)}: the design names no prompt_set, so simulated on generic prompt ids "
+                    "(n_prompts) or the paper's 28; a survey of this design asks about the prompts both methods have "
+                    "videos of: give the --artifacts of `survey build` to simulate those", fg=typer.colors.YELLOW,
+                    err=True)
     if unpublished:
         whose = ("the paper's Tables 2/3 compare 4D-fy with MAV3D and its ablations" if d.primary == PAPER_PRIMARY
                  else f"the paper's rates are preferences for 4D-fy, and this design's primary is {d.primary}")

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipelines import stages
+from userstudy.design import load_design
 
 ROOT = Path(__file__).resolve().parents[2]
 MAV3D = {"folder": "data/videos/mav3d", "trajectory": "orbit"}
@@ -155,8 +156,10 @@ def test_a_label_another_row_of_the_table_has_is_refused_naming_both(tmp_path, c
     params = _params(tmp_path, methods=("4dfy", "v1", "v2"), overrides=overrides)
     label = overrides["v1"]["label"]
     line = _error_line(params, tmp_path / "methods", capsys)
-    assert f"table2 would have two rows labelled {label!r}: {first} and {second}; give one of them another " \
-           "label: under overrides:" in line, line
+    # the check of every design reader (userstudy.design.check_table_labels), told where each label comes from
+    assert line == f"error: {params}: userstudy/designs/paper.yaml: table2 would have two rows labelled {label!r}: " \
+                   f"{first} and {second}; give one of them another label: under overrides: in params.yaml " \
+                   "(overrides.<name>.label)", line
     # the design stage refuses it as well (a design stage run on its own)
     with pytest.raises(ValueError, match=f"two rows labelled {label!r}"):
         stages.write_design(params, tmp_path / "design.yaml")
@@ -169,6 +172,29 @@ def test_the_same_label_in_two_tables_and_a_method_in_several_sections_are_allow
     out = stages.write_methods(params, tmp_path / "methods")
     design = stages.write_design(params, tmp_path / "design.yaml", out / "labels.json")
     assert "w/ single hash grid" in design.read_text()
+
+
+def test_a_design_of_ones_own_with_bare_labels_is_extended_and_relabelled(tmp_path):
+    """A design may give a method a bare label (`mav3d: Theirs`); the stages read such an entry as a mapping (an
+    AttributeError, a traceback)."""
+    own = tmp_path / "own.yaml"
+    own.write_text("primary: 4dfy\nmethods: {mav3d: Theirs, wo_3d: Mine}\ncomparisons: [mav3d, wo_3d]\n")
+    params = _params(tmp_path, methods=("4dfy", "wo_3d", "v1"), study={"design": str(own)},
+                     overrides={"v1": {"base": "4dfy", "label": "Variant"}, "wo_3d": {"label": "Mine, relabelled"}})
+    out = stages.write_methods(params, tmp_path / "methods")
+    design = load_design(stages.write_design(params, tmp_path / "design.yaml", out / "labels.json"))
+    assert [design.label(m) for m in design.comparisons] == ["Theirs", "Mine, relabelled", "Variant"]
+
+
+def test_the_design_stage_names_a_mistake_of_the_design_file(tmp_path):
+    """Refused by the design stage, naming params.yaml and the file, not by every reader of build/design.yaml."""
+    own = tmp_path / "own.yaml"
+    own.write_text("primary: 4dfy\ncomparisons: [mav3d]\ncolour: red\n")
+    params = _params(tmp_path, study={"design": str(own)})
+    with pytest.raises(ValueError) as info:
+        stages.write_design(params, tmp_path / "design.yaml")
+    assert str(info.value).startswith(f"{params}: {own}: unknown key(s) colour"), info.value
+    assert not (tmp_path / "design.yaml").exists()
 
 
 # --- 3. a variant no generate block lists

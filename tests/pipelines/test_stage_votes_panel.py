@@ -118,3 +118,93 @@ def test_simulate_votes_help_says_panelconfigs_defaults():
             said = f"default: {default:g})" if isinstance(default, float) else f"default: {default})"
         assert said in info.default.help, (field, info.default.help)
     assert seen == set(PANEL_KNOBS)
+
+
+# A short-form design naming no prompt_set: `survey build` (the survey_bundle stage, on artifacts/<profile> and
+# artifacts/imported) asks each comparison on the prompts both methods have videos of.
+OWN = "name: own\nprimary: 4dfy\ncomparisons: [mav3d, wo_3d]\n"
+
+
+def _own_params(tmp_path, design_text=OWN):
+    design = tmp_path / "own.yaml"
+    design.write_text(design_text)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"seed": 3, "profile": "tiny", "generate": {"methods": ["4dfy"]}, "videos": {},
+                                    "study": {"design": str(design), "raters": 4, "rates": "paper", "votes": ""}}))
+    return path
+
+
+def _videos(root, method, *slugs):
+    for slug in slugs:
+        (root / method / slug).mkdir(parents=True)
+
+
+def _questions(path):
+    frame = pd.read_csv(path, dtype=str)
+    main = frame[frame["is_attention_check"] == "false"]
+    return {q: sorted(set(main.loc[main.question_id.str.startswith(f"{q}__"), "prompt_id"]))
+            for q in ("mav3d", "wo_3d")}
+
+
+def test_a_section_without_prompt_set_is_simulated_on_the_pipelines_videos(tmp_path, capsys):
+    """The stage draws the votes `simulate-votes --artifacts` draws on the folders the pipeline renders and imports
+    into: the questions of the survey the pipeline builds (it simulated the paper's 28 prompts instead)."""
+    params = _own_params(tmp_path)
+    rendered, imported = tmp_path / "artifacts" / "tiny", tmp_path / "artifacts" / "imported"
+    _videos(rendered, "4dfy", "a_cat", "a_dog", "a_fox")
+    _videos(rendered, "wo_3d", "a_dog", "an_owl")
+    _videos(imported, "mav3d", "a_cat", "a_fox", "a_bee")
+    design = stages.write_design(params, tmp_path / "design.yaml")
+    stage = stages.write_votes(params, design, tmp_path / "stage.csv")
+    assert "note:" not in capsys.readouterr().err
+    assert _questions(stage) == {"mav3d": ["a_cat", "a_fox"], "wo_3d": ["a_dog"]}
+    cli = _cli(design, tmp_path / "cli.csv", "--rates", "paper", "--raters", "4", "--seed", "3",
+               "--artifacts", str(rendered), "--artifacts", str(imported))
+    assert stage.read_bytes() == cli.read_bytes()
+
+
+def test_a_comparison_without_videos_of_both_keeps_generic_prompts_with_a_note(tmp_path, capsys):
+    """The survey (built with --allow-missing) leaves such a comparison out; the stage still simulates it, on the
+    prompts simulate-votes uses without videos, as it simulates sections with a prompt_set whatever videos exist."""
+    from prompts import PROMPT_DIR, load_prompts
+
+    params = _own_params(tmp_path)
+    design = stages.write_design(params, tmp_path / "design.yaml")
+    paper_28 = sorted(load_prompts(PROMPT_DIR / "mav3d_28.txt"))
+    stage = stages.write_votes(params, design, tmp_path / "none.csv")  # nothing rendered yet
+    assert _questions(stage) == {"mav3d": paper_28, "wo_3d": paper_28}
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "note: mav3d, wo_3d: no prompt_set in the design and no prompt with videos of both 4dfy and each in "
+        "artifacts/tiny or artifacts/imported, so simulated on generic prompt ids (n_prompts) or the paper's 28; the "
+        "survey (built with --allow-missing) leaves them out until both have videos"]
+    assert stage.read_bytes() == _cli(design, tmp_path / "cli.csv", "--rates", "paper", "--raters", "4",
+                                      "--seed", "3").read_bytes()
+
+    _videos(tmp_path / "artifacts" / "tiny", "4dfy", "a_cat", "a_dog")
+    _videos(tmp_path / "artifacts" / "tiny", "wo_3d", "a_dog")  # no imported mav3d videos
+    stage = stages.write_votes(params, design, tmp_path / "some.csv")
+    assert _questions(stage) == {"mav3d": paper_28, "wo_3d": ["a_dog"]}
+    assert "note: mav3d: no prompt_set in the design and no prompt with videos of both 4dfy and it in " \
+           "artifacts/tiny or artifacts/imported" in capsys.readouterr().err
+
+
+def test_sections_with_a_prompt_set_never_look_at_the_videos(tmp_path, capsys):
+    """The paper's designs name a prompt_set in every section: their panel (and so reports/) is the one drawn
+    without videos, whatever lies in artifacts/, even a pair in both folders that would stop `survey build`."""
+    params = _params(tmp_path)
+    raw = yaml.safe_load(params.read_text())
+    params.write_text(yaml.safe_dump({**raw, "profile": "tiny"}))
+    for root in ("tiny", "imported"):
+        _videos(tmp_path / "artifacts" / root, "mav3d", "a_panda_dancing")
+    design = stages.write_design(params, tmp_path / "design.yaml")
+    stage = stages.write_votes(params, design, tmp_path / "stage.csv")
+    cli = _cli(design, tmp_path / "cli.csv", "--rates", "paper", "--raters", "4", "--seed", "3")
+    assert stage.read_bytes() == cli.read_bytes()
+    assert "note:" not in capsys.readouterr().err
+    # the same design with one section's prompt_set removed reads them, and is stopped as `survey build` would be
+    own = tmp_path / "own.yaml"
+    own.write_text("primary: 4dfy\ncomparisons: [mav3d]\n")
+    params.write_text(yaml.safe_dump({**raw, "profile": "tiny", "study": {**raw["study"], "design": str(own)}}))
+    design = stages.write_design(params, tmp_path / "own_design.yaml")
+    with pytest.raises(ValueError, match="mav3d/a_panda_dancing: found in two artifact folders"):
+        stages.write_votes(params, design, tmp_path / "own.csv")

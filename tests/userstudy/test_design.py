@@ -44,6 +44,8 @@ def test_short_form_and_json(tmp_path):
     ({"primary": "4dfy", "tables": {"table": {"sections": [{"rows": ["mav3d"]}]}}}, "fixed output"),
     ({"primary": "4dfy", "tables": {"report": {"sections": [{"rows": ["mav3d"]}]}}}, "fixed output"),
     ({"primary": "4dfy", "tables": {"../t": {"sections": [{"rows": ["mav3d"]}]}}}, "a table name is a file stem"),
+    ({"primary": "4dfy", "comparisons": ["mav3d"], "methods": ["mav3d"]}, "'methods' must map a method"),
+    ({"primary": "4dfy", "comparisons": ["mav3d"], "methods": {"mav3d": "4dfy"}}, "two rows labelled '4dfy'"),
 ])
 def test_bad_designs_are_explained(data, message):
     with pytest.raises(DesignError) as info:
@@ -95,3 +97,33 @@ def test_a_selected_table_is_a_valid_design_of_its_own(paper_design):
         back = design_from_dict(_design_data(chosen), source="bundle")
         assert set(back.labels) <= set(back.methods) and back.comparisons == chosen.comparisons
         assert all(back.label(m) == paper_design.label(m) for m in chosen.methods)
+
+
+def test_two_rows_of_one_table_with_one_label_are_refused_naming_both_and_where_each_label_is():
+    """The sections of a table together: the rows, CLIP cells and votes of two methods with one label could not be
+    told apart (only the pipeline's `methods` stage refused it, so `analyze` and `survey build` printed such tables)."""
+    data = {"primary": "4dfy", "methods": {"wo_3d": "w/o 3D", "wo_img": {"label": "w/o 3D", "latex": "x"}},
+            "tables": {"t2": {"sections": [{"rows": ["mav3d", "4dfy"]}, {"rows": ["4dfy", "wo_3d", "wo_img"]}]}}}
+    with pytest.raises(DesignError) as info:
+        design_from_dict(data, source="mine.yaml")
+    assert str(info.value) == ("mine.yaml: t2 would have two rows labelled 'w/o 3D': 'wo_3d' (methods.wo_3d.label) "
+                               "and 'wo_img' (methods.wo_img.label); give one of them another label: under methods: "
+                               "in the design (methods.<name>.label)")
+    # a label equal to another row's name, in another section of the table
+    data["methods"] = {"wo_img": "mav3d"}
+    with pytest.raises(DesignError, match=r"t2 would have two rows labelled 'mav3d': 'mav3d' \(its name\) and "
+                                          r"'wo_img' \(methods.wo_img.label\)"):
+        design_from_dict(data)
+    # a caller putting a design together from other sources words where each label comes from, and where to fix it
+    with pytest.raises(DesignError) as info:
+        design_from_dict(data, source="d", label_origins={"wo_img": "overrides.wo_img.label"}, relabel="elsewhere")
+    assert str(info.value).endswith("'mav3d' (its name) and 'wo_img' (overrides.wo_img.label); give one of them "
+                                    "another label: elsewhere")
+
+
+def test_one_label_in_two_tables_and_a_method_in_two_sections_are_allowed():
+    data = {"primary": "4dfy", "methods": {"single_grid": "w/o 3D", "wo_3d": "w/o 3D"},
+            "tables": {"t2": {"sections": [{"rows": ["4dfy", "wo_3d"]}]},
+                       "t3": {"sections": [{"rows": ["4dfy"]}, {"rows": ["4dfy", "single_grid"]}]}}}
+    d = design_from_dict(data)
+    assert d.label("wo_3d") == d.label("single_grid") == "w/o 3D"

@@ -22,6 +22,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from dataclasses import asdict, dataclass, replace
@@ -31,8 +32,8 @@ from evaluation.artifacts import (MANIFEST, RENDER_HINT, VIDEO, digest_problem, 
                                   read_json_object)
 from evaluation.video import VideoError, decode_video, probe_video
 from prompts import PROMPT_DIR, load_prompts
-from userstudy.design import Design, design_from_dict
-from userstudy.outputs import few
+from userstudy.design import Design, design_from_dict, paired_prompts
+from userstudy.outputs import few, new_locked_folder, remove_unlocked
 
 BUNDLE_FILE = "bundle.json"
 MEDIA_DIR = "media"
@@ -83,7 +84,8 @@ class Bundle:
     """Ids of the design's questions left out by `allow_missing` (a video missing)."""
     notes: tuple[str, ...] = ()
     """Per method pair, how its videos differ (frames, size, fps, trajectory); allowed, but worth knowing. First,
-    when there are any, a line naming the artifacts' methods the design has no question for (`unlisted_note`)."""
+    when there are any, a line naming the artifacts' methods the design has no question for (`unlisted_note`); last,
+    what was done with temporaries that earlier builds killed outright left beside the bundle (`build_bundle`)."""
 
     def video_path(self, name: str) -> Path:
         return self.root / MEDIA_DIR / name
@@ -169,6 +171,17 @@ def _index_artifacts(roots: list[Path], problems: list[str], empty: list[Path] |
         if empty is not None and not n_seen:
             empty.append(root)
     return found
+
+
+def artifact_pairs(roots: list[Path | str]) -> set[tuple[str, str]]:
+    """The (method, prompt slug) pairs with an artifact folder under `roots`, found as `survey build` finds them
+    (`simulate-votes --artifacts`). BundleError, in one line, naming every root that is missing or not a folder and
+    every pair found in two roots."""
+    problems: list[str] = []
+    index = _index_artifacts([Path(r) for r in roots], problems)
+    if problems:
+        raise BundleError("; ".join(problems))
+    return set(index)
 
 
 def _check_artifact(folder: Path, method: str, slug: str, prompt: str | None, facts: dict | None = None) -> list[str]:
@@ -316,8 +329,8 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
                     continue
                 if prompts is not None:
                     pairs = list(prompts.items())
-                else:  # no prompt set: every prompt both methods have
-                    slugs = sorted({s for (m, s) in index if m == method} & {s for (m, s) in index if m == design.primary})
+                else:  # no prompt set: every prompt both methods have (simulate-votes --artifacts asks the same)
+                    slugs = paired_prompts(design.primary, method, index)
                     if not slugs:
                         _absent(f"{method}: no prompt has videos of both {design.primary} and {method}")
                     pairs = [(s, None) for s in slugs]
@@ -428,19 +441,52 @@ def pair_notes(planned: list[dict], facts: dict[tuple[str, str], dict]) -> list[
     return notes
 
 
-def _new_folder(out: Path) -> Path:
+def _temporary_pattern(out: Path) -> re.Pattern:
+    """The names `_new_folder` gives the temporaries of `out`, and only those (not those of a folder `out.x`, nor of
+    `evaluation.artifacts` or `userstudy.outputs`, whose names differ)."""
+    return re.compile(rf"\.{re.escape(out.name)}\.[0-9a-f]{{12}}\.tmp")
+
+
+def _new_folder(out: Path) -> tuple[Path, int | None]:
     """A new hidden temporary folder beside `out`, `.<out name>.<12 hex>.tmp` (the name `method.fileio` gives a
     file's temporary, which .dvcignore leaves out of stage hashes should a kill -9 leave it), with the mode a plain
     mkdir gives (0777 less the umask): renamed into the bundle, it must be as readable as its media/
-    (tempfile.mkdtemp's 0700 would lock out a web server run by another user)."""
-    for _ in range(100):
-        path = out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return path
-    raise FileExistsError(f"no free temporary folder name .{out.name}.*.tmp in {out.parent}")
+    (tempfile.mkdtemp's 0700 would lock out a web server run by another user).
+
+    Returned with a descriptor holding an flock on it until closed (None where the file system cannot lock
+    folders): the kernel drops the lock when the build dies, however it dies, so a later build tells a killed
+    build's temporary (unlocked) from a running one's (`_remove_stale`)."""
+    return new_locked_folder(lambda: out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp")
+
+
+def _remove_stale(out: Path) -> list[str]:
+    """Remove the temporaries of earlier builds of `out` that were killed outright (kill -9, an out-of-memory kill,
+    a power loss: nothing of theirs ran to remove them), so they do not pile up beside it; a build of `out` running
+    now holds the lock on its own and keeps it. Returns the note lines saying what was removed, or left and why."""
+    pattern = _temporary_pattern(out)
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:  # a folder one may write but not list: nothing to tell apart
+        return []
+    removed, unlockable, stuck = remove_unlocked(
+        sorted(p for p in entries if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink()))
+
+    def it(names: list[str]) -> str:
+        return "it" if len(names) == 1 else "them"
+
+    notes = []
+    if removed:
+        what = ("the unfinished folder of an earlier build" if len(removed) == 1
+                else "unfinished folders of earlier builds")
+        notes.append(f"removed {few(removed, 2)} beside {out}: {what} killed outright (kill -9, power loss)")
+    if stuck:
+        notes.append(f"could not remove {few(stuck, 2)} beside {out}, left by a build killed outright: delete "
+                     f"{it(stuck)} by hand")
+    if unlockable:
+        notes.append(f"left {few(unlockable, 2)} beside {out}: this file system cannot lock folders, so a build "
+                     f"still writing {it(unlockable)} cannot be told from one killed outright; delete {it(unlockable)} "
+                     f"once no `survey build` of {out} runs")
+    return notes
 
 
 def _rename_new(tmp: Path, out: Path) -> None:
@@ -463,7 +509,9 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
                  prompts_dir: Path | str = PROMPT_DIR, allow_missing: bool = False,
                  listed_methods: tuple[str, ...] = ()) -> Bundle:
     """Build a bundle folder at `out` (must not exist); written atomically (a temporary folder renamed).
-    `listed_methods`: methods not to note as unlisted beyond the design's (see `plan_questions`)."""
+    `listed_methods`: methods not to note as unlisted beyond the design's (see `plan_questions`). Once the videos
+    and prompts pass their checks, the temporaries that builds of `out` killed outright left beside it are removed
+    (`_remove_stale`; said in `Bundle.notes`)."""
     roots = [Path(r) for r in artifact_roots]
     out = Path(out)
     if out.exists():
@@ -471,7 +519,9 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
     planned, folders, missing, left_out, notes = plan_questions(design, roots, Path(prompts_dir), allow_missing,
                                                                  tuple(listed_methods), bundle_dir=out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_folder(out)
+    # once the checks have passed (a build that fails them touches nothing): space for this build's videos
+    notes.extend(_remove_stale(out))
+    tmp, lock = _new_folder(out)
     try:
         media = tmp / MEDIA_DIR
         media.mkdir()
@@ -493,6 +543,9 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     return replace(load_bundle(out), notes=tuple(notes))
 
 
