@@ -1,8 +1,9 @@
 """The `fourdfy` command. Each module of `pipelines.commands` registers its commands here (heavy
 imports stay inside the commands, so `fourdfy --help` is fast).
 
-Errors: every command fails with one line `error: <what is wrong and what to do>` on stderr and exit
-code 2; `--verbose` (or FOURDFY_VERBOSE=1) adds the Python traceback behind the error where there is one
+Errors: a command fails with a line `error: <what is wrong and what to do>` on stderr and exit code 2 (a few
+list details under it, as `survey build` its problems; `validate-artifacts` exits 1 when an artifact is invalid);
+`--verbose` (or FOURDFY_VERBOSE=1) adds the Python traceback behind the error where there is one
 (a command's own checks of its options raise nothing, so they have none). A closed stdout (`fourdfy info
 | head -2`) ends the command quietly with exit code 1, as click does.
 
@@ -11,9 +12,10 @@ so that it unwinds as Ctrl-C does (`finally:` cleanups remove the hidden tempora
 where it is. A command that catches it says itself what was kept and how to go on; any other ends with the one line
 `INTERRUPTED` (exit 130 for Ctrl-C, 143 for SIGTERM), which typer would otherwise swallow into a silent exit 130.
 The handler also notes the signal: a raise that Python discarded (inside a finalizer) is raised again where a long
-command checks (`pipelines.commands.generate.raise_pending_interrupt`: `generate` and `oracle` at each training step).
+command checks (`pipelines.interrupts.raise_pending_interrupt`: `generate` and `oracle` at each training step).
 
-Help wraps long words (dotted config keys) instead of cutting them with "…" at the terminal width.
+Help wraps long words (dotted config keys) instead of cutting them with "…" at the terminal width, keeps option
+names whole (at 80 columns too) and shows no value type beside a flag (`_tune_rich_help`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ import warnings
 import typer
 from typer.core import TyperGroup
 
-# SIGTERM's KeyboardInterrupt (`Terminated`), its handler and the one interrupt report, beside the first command that
-# used them (defining them here would give `python -m pipelines.cli` a second copy of the class)
-from pipelines.commands.generate import exit_interrupted, sigterm_as_interrupt
+# SIGTERM's KeyboardInterrupt (`Terminated`), its handler and the one interrupt report, shared with `generate` and
+# `sweep` (defined outside this module: `python -m pipelines.cli` would otherwise make a second copy of the class)
+from pipelines.interrupts import exit_interrupted, sigterm_as_interrupt
 
 try:  # typer >= 0.25 runs on its own copy of click; its exceptions are the ones raised
     from typer._click import exceptions as click_exceptions
@@ -78,47 +80,88 @@ def _verbose() -> bool:
     return _STATE["verbose"] or os.environ.get("FOURDFY_VERBOSE") == "1"
 
 
-def _fold_long_words_in_help() -> None:
-    """Make rich help fold words longer than the help column (e.g. `guidance.video.guidance_scale=50`).
+def _tune_rich_help() -> None:
+    """Adjust typer's rich help where its defaults mislead or mangle (each step once, and only where this typer
+    has the hook: another layout is left as it is, and tests/pipelines/test_cli_help_layout.py notices):
 
-    Typer puts each help text in a rich table column, whose default overflow cuts such a word with "…";
-    a Text's own overflow wins over the column's, so set it on every help text typer builds.
+    - a flag (`--overwrite`, `--help`) shows no value type: typer >= 0.28 prints `<bool>` beside every flag in
+      its rich help (its plain help, and earlier typer, leave it out), which reads as if `--overwrite true`
+      were the way to pass it;
+    - option names keep their column: only the help column wraps, so `--max-failed-checks` is not split over
+      two lines at 80 columns;
+    - words longer than their column (`guidance.video.guidance_scale=50`) fold instead of ending in "…".
     """
     try:
         from typer import rich_utils
     except ImportError:  # pragma: no cover - no rich: click's plain help wraps by itself
         return
-    make = getattr(rich_utils, "_make_rich_text", None)
-    if make is None or getattr(make, "_fourdfy_folds", False):  # another typer layout, or done already
-        return
-
-    def make_folding(*args, **kwargs):
-        text = make(*args, **kwargs)
-        if hasattr(text, "overflow"):  # rich Text (Markdown, in markdown mode, wraps by itself)
-            text.overflow = "fold"
-        return text
-
-    make_folding._fourdfy_folds = True
-    rich_utils._make_rich_text = make_folding
-    # option names (`--max-failed-checks`) likewise: folded onto a second line where a narrow terminal has no
-    # room for them, not cut to `--max-failed-chec…`
-    for name in ("highlighter", "negative_highlighter"):
-        plain = getattr(rich_utils, name, None)
-        if plain is not None:
-            setattr(rich_utils, name, _Folding(plain))
+    table = getattr(rich_utils, "Table", None)
+    if isinstance(table, type) and not issubclass(table, _HelpTable):
+        rich_utils.Table = type("Table", (_HelpTable, table), {})
+    show = getattr(rich_utils, "rich_format_help", None)
+    if show is not None and not getattr(show, "_fourdfy_flags", False):
+        rich_utils.rich_format_help = _flags_without_type(show)
 
 
-class _Folding:
-    """A rich highlighter whose texts made from a string (option names) fold rather than end in an ellipsis."""
+def _flags_without_type(rich_format_help):
+    """`rich_format_help` that first gives each flag of the command an empty metavar, typer's own way to set
+    what its type column shows (`typer.Option(metavar=...)`); done here, for the command whose help is shown,
+    because the `--help` flag is made by typer's click only then and the other flags are declared in every
+    command module. A flag with a metavar of its own keeps it."""
 
-    def __init__(self, highlighter):
-        self.highlighter = highlighter
+    def show(*args, **kwargs):
+        obj, ctx = kwargs.get("obj"), kwargs.get("ctx")
+        if obj is not None and ctx is not None:
+            for param in obj.get_params(ctx):
+                takes_no_value = getattr(param, "is_flag", False) or getattr(param, "count", False)
+                if param.param_type_name == "option" and takes_no_value and param.metavar is None:
+                    param.metavar = ""
+        return rich_format_help(*args, **kwargs)
 
-    def __call__(self, text):
-        made = self.highlighter(text)
-        if isinstance(text, str) and hasattr(made, "overflow"):
-            made.overflow = "fold"
-        return made
+    show._fourdfy_flags = True
+    return show
+
+
+HELP_MIN_WIDTH = 12
+"""The narrowest help column (a word or two a line) for which the option names are kept whole; a terminal with
+less room than that beside the names has the names wrapped too, as rich does by itself."""
+
+
+class _HelpTable:
+    """Mixed into the rich Table that typer builds its option and command panels with.
+
+    Rich fits a table to the terminal by shrinking the widest columns alike once the help column is down to the
+    width of the names column, so `analyze` (`--max-failed-checks` beside `--unanswered-missing`) had its names
+    split at 80 columns (`--max-failed-check` / `s`). Here every column but the last (the help text) is marked
+    no_wrap when that leaves the help column at least HELP_MIN_WIDTH: the table is then fitted by wrapping the
+    help column alone.
+
+    Each text folds where a word is longer than its column, instead of being cut with the column's default
+    "…": the help texts, the `[default: ...]` typer puts beside them (a rich Columns of Texts) and the names.
+    """
+
+    def add_row(self, *renderables, **kwargs):
+        for cell in renderables:
+            for text in getattr(cell, "renderables", None) or [cell]:
+                if getattr(text, "overflow", "") is None:  # a rich Text that did not choose
+                    text.overflow = "fold"
+                if getattr(text, "no_wrap", "") is None:  # may wrap where its column is kept whole (below)
+                    text.no_wrap = False
+        return super().add_row(*renderables, **kwargs)
+
+    def __rich_console__(self, console, options):
+        from rich.measure import Measurement
+
+        names = self.columns[:-1]
+        widest = [max((Measurement.get(console, options, cell).maximum for cell in column.cells), default=0)
+                  for column in names]
+        left, right = self.padding[3], self.padding[1]
+        padding = (left + right) * len(self.columns) - (0 if self.pad_edge else left + right)
+        borders = ((2 if self.show_edge else 0) + len(self.columns) - 1) if self.box else 0
+        if options.max_width - sum(widest) - padding - borders >= HELP_MIN_WIDTH:
+            for column in names:
+                column.no_wrap = True
+        return super().__rich_console__(console, options)
 
 
 def _usage_error(err, fallback_name: str) -> None:
@@ -151,13 +194,15 @@ class ErrorHandlingGroup(TyperGroup):
             _usage_error(err, info_name or "fourdfy")
 
     def format_help(self, ctx, formatter):
-        _fold_long_words_in_help()  # `fourdfy --help`, and no arguments
+        _tune_rich_help()  # `fourdfy --help`, and no arguments
         return super().format_help(ctx, formatter)
 
     def resolve_command(self, ctx, args):
-        if "--help" in args:  # the command's help is printed next, as its arguments are parsed
-            _fold_long_words_in_help()
-        return super().resolve_command(ctx, args)
+        name, command, rest = super().resolve_command(ctx, args)
+        # the command's help is printed next, as its arguments are parsed: asked for, or a group called bare
+        if any(arg in ctx.help_option_names for arg in args) or (not rest and hasattr(command, "commands")):
+            _tune_rich_help()
+        return name, command, rest
 
     def invoke(self, ctx):
         with sigterm_as_interrupt():

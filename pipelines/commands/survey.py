@@ -134,7 +134,10 @@ def serve(
     completion_code: str = typer.Option(None, "--completion-code", help="Code shown when a rater finishes "
                                         "(crowd platforms); default $FOURDFY_SURVEY_COMPLETION_CODE."),
 ) -> None:
-    """Serve the survey with `streamlit run` (admin page at /?view=admin when a password is set)."""
+    """Serve the survey with `streamlit run` (admin page at /?view=admin when a password is set).
+
+    The admin password is $FOURDFY_SURVEY_ADMIN_PASSWORD, else admin_password in .streamlit/secrets.toml (of the folder you serve from, else of your home); with neither, the admin page is off.
+    """
     from userstudy.survey.bundle import BundleError, load_bundle
     from userstudy.survey.hosting import dvc_database_message
     from userstudy.survey.store import (DB_ENV, StoreError, default_url, init_db, make_engine, redact, shown_url,
