@@ -327,34 +327,73 @@ def config_keys(entry: dict | None) -> dict:
     return {str(k): v for k, v in (entry or {}).items() if k not in VARIANT_KEYS}
 
 
-def _typed(schema: TrainConfig, key: str, value):
-    """`value` as `--set KEY=VALUE` reads it from YAML (`--set-from`): a non-string as JSON, a string parsed as
-    JSON where the field is not a string (so YAML's `1e-3`, a string to YAML, is a number), typed by the schema."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    probe = set_key(schema, key, text, parse=True)
-    if "*" in key:  # the value every entry of the group now holds: read it at the first one
+def _set_text(value) -> str:
+    """`value` as `--set KEY=VALUE` reads it from YAML (`--set-from`): a non-string as JSON, a string as it is (parsed
+    as JSON where the field is not a string, so YAML's `1e-3`, a string to YAML, is a number)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _read(cfg: TrainConfig, key: str):
+    """The value at `key` of `cfg`; for a `*` key, the value every entry of the group was set to, read at the first."""
+    if "*" in key:
         first = re.compile("^" + re.escape(key).replace(r"\*", r"[^.]+") + r"(?=\.|$)")
-        key = next(m.group(0) for k in valid_keys(probe) if (m := first.match(k)))
-    return get_key(probe, key)
+        key = next(m.group(0) for k in valid_keys(cfg) if (m := first.match(k)))
+    return get_key(cfg, key)
 
 
-def _typed_keys(keys: dict, where: str) -> dict:
-    """`keys` (dotted config keys -> values) typed by the config schema (`_typed`); an unknown key, a value of the
-    wrong type or one the config refuses (out of range: each part checks its own) is an error naming `where`."""
+def _renamed(key: str, texts: dict) -> str:
+    """`key` where the config the entry makes holds it: a stage the entry renames (`stages.NAME.name`, by this key or
+    a later one) is there under its new name."""
+    parts, keys = key.split("."), list(texts)
+    for later in keys[keys.index(key):]:
+        group, _, field_name = later.rpartition(".")
+        if field_name == "name" and ".".join(parts[:2]) == group and group.count(".") == 1:
+            parts[1] = texts[later]  # a name is a string field: its text is the name
+    return ".".join(parts)
+
+
+def _typed_keys(keys: dict, where: str, schema: TrainConfig | None = None) -> dict:
+    """`keys` (dotted config keys -> values) typed as `--set-from` types them, on `schema` (default: the paper
+    profile, with every stage and prior). They are applied together, as a method's overrides are, so that keys that
+    only hold as a whole (a renamed stage and its `blob_sigma` key or its priors' anneal stages, both box radii)
+    pass; an unknown key, a value of the wrong type, one the config refuses (out of range: each part checks its own)
+    or a combination it refuses is an error naming `where`. Each key's value is typed by itself where it can be set
+    alone, else read back from the config the keys make together (a key that needs another of them)."""
     from method.training.profiles import paper
 
-    schema = paper()  # every stage and prior present, as `register` checks
+    schema = paper() if schema is None else schema
+    texts = {str(k): _set_text(v) for k, v in keys.items()}
     try:
-        return {k: _typed(schema, k, v) for k, v in keys.items()}
+        together = set_keys(schema, texts, parse=True)
+        typed = {}
+        for key, text in texts.items():
+            try:  # by itself, as `--set` types it: a `*` key holds its own value, not one a later key gave an entry
+                typed[key] = _read(set_key(schema, key, text, parse=True), key)
+            except (ConfigKeyError, ValueError):
+                typed[key] = _read(together, _renamed(key, texts))
+        return typed
     except (ConfigKeyError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from None
 
 
+def _schema(method: str) -> TrainConfig:
+    """The paper profile (every stage and prior) with `method`'s overrides, where an entry's keys land; the profile
+    alone for a name no trainable method has."""
+    from method.training.profiles import paper
+
+    try:
+        base = get_method(method)
+    except ValueError:  # an unknown or broken name: reported where the entries' names are checked
+        return paper()
+    return set_keys(paper(), base.overrides) if base.trainable and base.overrides else paper()
+
+
 def check_entry_keys(name: str, entry: dict | None, source: str = "params.yaml") -> None:
     """The config keys of an `overrides:` entry without `base:` (changes to method `name`'s runs), checked against
-    the config schema as a variant's are: an unknown key or a bad value is an error naming `source: overrides.<name>`
-    (found where the file is read, not later in a config that merged them with other values)."""
-    _typed_keys(config_keys(entry), f"{source}: overrides.{name}")
+    the config schema with `name`'s overrides as a variant's are (together): an unknown key, a bad value or a
+    combination the config refuses is an error naming `source: overrides.<name>` (found where the file is read, not
+    later in a config that merged them with other values)."""
+    _typed_keys(config_keys(entry), f"{source}: overrides.{name}", _schema(name))
 
 
 def _check_reserved(entry: dict, where: str) -> None:
@@ -401,7 +440,7 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
         raise ValueError(f"{where}: base: {base.name!r} cannot be trained here (videos only); a variant changes the "
                          "config of a trained method")
     keys = config_keys(entry)
-    typed = _typed_keys(keys, where)
+    typed = _typed_keys(keys, where, _schema(base.name))  # on the base's changes, as `apply` makes them
     changes = ", ".join(f"{k}={v}" for k, v in keys.items()) or "no changes"
     return Method(name, entry.get("description") or f"variant of {base.name}: {changes}",
                   overrides={**base.overrides, **typed}, transform=base.transform, trainable=True, source=source,

@@ -3,7 +3,7 @@
 Every config of the suite is a frozen dataclass whose fields carry one-line docstrings. This module
 is the one place that turns them into JSON-able dicts (manifests), back into typed objects (a run
 folder's config, `--set` values) and that resolves a dotted key to a field, so a typo is caught
-with the list of valid keys instead of failing deep inside a run.
+with the closest keys and the valid keys where it fails instead of failing deep inside a run.
 
 Dotted keys walk dataclass fields; a tuple of dataclasses that have a `name` field (the stages) and
 a dict of dataclasses are walked by name: `stages.stage3.steps`, `blob_sigma.stage3.end`,
@@ -16,11 +16,18 @@ the code that builds the config sets them (`set_keys(..., labels=True)`).
 
 A config checks the ranges of its own fields (`method.ranges`), naming them as its own; where this module builds
 a part inside a larger config (from a dict, by a dotted key), it puts the part's path in front of that name.
+
+Checks between fields that may have to change together (a stage's name and the `blob_sigma` key that names it, the
+two box radii) live in a dataclass's `check_links()`, which its `__post_init__` runs through `check_links(self)`:
+`set_keys` defers them to after its last key, so that such keys can come in any order (each key alone would make a
+config that fails them).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -28,7 +35,11 @@ from typing import Any, Union
 
 from method.ranges import RangeError
 
-__all__ = ["ConfigKeyError", "from_dict", "to_dict", "get_key", "set_key", "set_keys", "parse_value", "valid_keys"]
+__all__ = ["ConfigKeyError", "from_dict", "to_dict", "get_key", "set_key", "set_keys", "parse_value", "valid_keys",
+           "check_links"]
+
+_IN_BATCH = contextvars.ContextVar("configs_in_batch", default=False)
+"""True while `set_keys` applies its keys (the links of the configs it makes in between are checked at its end)."""
 
 
 class ConfigKeyError(ValueError):
@@ -170,12 +181,37 @@ def get_key(obj: Any, key: str) -> Any:
     return node
 
 
-def _unknown_message(root: Any, key: str) -> str:
-    keys = valid_keys(root)
-    head = key.split(".")[0]
-    near = [k for k in keys if k.startswith(head + ".") or k == head] or keys
-    shown = ", ".join(near[:40]) + (" ..." if len(near) > 40 else "")
-    return f"unknown config key {key!r}; valid keys: {shown}"
+def _unknown_message(root: Any, key: str, asked: str | None = None) -> str:
+    """The error for dotted `key`, which names no field of `root`: the closest keys first, then the keys of the level
+    where it fails. `asked` is the key as written when a `*` in it was replaced by an entry's name (`key`): the keys
+    are then shown with the `*`, as one would write them."""
+    asked = asked or key
+    parts, stars = key.split("."), [i for i, p in enumerate(asked.split(".")) if p == "*"]
+    depth, node = 0, root
+    while depth < len(parts) and parts[depth] in _children(node):
+        node, depth = _children(node)[parts[depth]], depth + 1
+    if not _children(node) and depth:  # `seed.x`: a single setting has no keys; its level is the one above
+        depth -= 1
+        node = get_key(root, ".".join(parts[:depth])) if depth else root
+    prefix = ".".join(parts[:depth])
+
+    def as_asked(k: str) -> str:
+        ks = k.split(".")
+        return ".".join("*" if i in stars else p for i, p in enumerate(ks))
+
+    here = list(dict.fromkeys(as_asked(k) for k in valid_keys(node, prefix + "." if prefix else "")))
+    # matched on what follows the level's prefix, which every key here shares and so would make all of them "close"
+    tail = ".".join(parts[depth:])
+    shown_prefix = as_asked(prefix)
+    cut = len(shown_prefix) + 1 if prefix else 0
+    close = difflib.get_close_matches(tail, [k[cut:] for k in here], n=3)
+    text = f"unknown config key {key!r}" + (f" (from {asked!r})" if asked != key else "") + "; "
+    if close:
+        names = [repr(f"{shown_prefix}.{c}" if prefix else c) for c in close]
+        text += "did you mean " + (f"{', '.join(names[:-1])} or " if len(names) > 1 else "") + names[-1] + "? "
+    shown = ", ".join(here[:40]) + (" ..." if len(here) > 40 else "")
+    where = f" under {shown_prefix!r}" if prefix else ""
+    return f"{text}valid keys{where}: {shown}"
 
 
 def _field_type(node: Any, name: str) -> Any:
@@ -187,7 +223,8 @@ def _field_type(node: Any, name: str) -> Any:
     return Any
 
 
-def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool, labels: bool) -> Any:
+def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool, labels: bool,
+         asked: str | None = None) -> Any:
     name, rest = parts[0], parts[1:]
     children = _children(node)
     if name == "*":  # every entry of a group (the priors, the stages): each must have the rest of the key
@@ -198,12 +235,12 @@ def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bo
             raise ConfigKeyError(f"{key!r}: {where} is not a group of named entries; '*' stands for every entry "
                                  "of one (guidance.*, stages.*)")
         for child in children:
-            node = _set(node, [child, *rest], value, root, key.replace("*", child, 1), parse, labels)
+            node = _set(node, [child, *rest], value, root, key.replace("*", child, 1), parse, labels, asked or key)
         return node
     if name not in children:
-        raise ConfigKeyError(_unknown_message(root, key))
+        raise ConfigKeyError(_unknown_message(root, key, asked))
     if rest:
-        new_child = _set(children[name], rest, value, root, key, parse, labels)
+        new_child = _set(children[name], rest, value, root, key, parse, labels, asked)
     else:
         why = getattr(type(node), "LABELS", {}).get(name) if dataclasses.is_dataclass(node) else None
         if why is not None and not labels:
@@ -242,8 +279,30 @@ def set_key(obj: Any, key: str, value: Any, parse: bool = False, labels: bool = 
     return _set(obj, key.split("."), value, obj, key, parse, labels)
 
 
+def check_links(obj: Any) -> None:
+    """`obj.check_links()`, the checks between its fields, unless `set_keys` is applying its keys (it runs them
+    after its last one). A config's `__post_init__` calls it."""
+    if not _IN_BATCH.get():
+        obj.check_links()
+
+
+def _check_all_links(obj: Any) -> None:
+    if dataclasses.is_dataclass(obj) and hasattr(obj, "check_links"):
+        obj.check_links()
+    for child in _children(obj).values():
+        _check_all_links(child)
+
+
 def set_keys(obj: Any, changes: dict[str, Any], parse: bool = False, labels: bool = False) -> Any:
-    """`set_key` for each item of `changes`, in order."""
-    for key, value in changes.items():
-        obj = set_key(obj, key, value, parse, labels)
+    """`set_key` for each item of `changes`, in order; the checks between fields (`check_links`) once, at the end,
+    so that keys that must change together (a stage's name and its `blob_sigma` key) can come in any order."""
+    outer = not _IN_BATCH.get()
+    token = _IN_BATCH.set(True)
+    try:
+        for key, value in changes.items():
+            obj = set_key(obj, key, value, parse, labels)
+    finally:
+        _IN_BATCH.reset(token)
+    if outer:
+        _check_all_links(obj)
     return obj

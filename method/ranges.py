@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RangeError", "at_least", "positive", "fraction", "below", "one_of"]
+__all__ = ["RangeError", "at_least", "positive", "fraction", "within", "below", "ordered", "one_of"]
 
 
 class RangeError(ValueError):
@@ -56,14 +56,25 @@ def positive(key: str, value: Any, note: str = "") -> None:
     _check(key, value, lambda v: v > 0, "must be > 0", note)
 
 
+def within(key: str, value: Any, low: float, high: float, note: str = "") -> None:
+    """`value` in [`low`, `high`]."""
+    _check(key, value, lambda v: low <= v <= high, f"must be from {low} to {high}", note)
+
+
 def fraction(key: str, value: Any, note: str = "") -> None:
     """`value` in [0, 1] (a probability, a decay, a time)."""
-    _check(key, value, lambda v: 0 <= v <= 1, "must be from 0 to 1", note)
+    within(key, value, 0, 1, note)
 
 
 def below(key: str, value: Any, high: float, note: str = "") -> None:
     """`value` < `high`."""
     _check(key, value, lambda v: v < high, f"must be below {high}", note)
+
+
+def ordered(key: str, value: Any, note: str = "") -> None:
+    """`value` is a (low, high) range with low <= high."""
+    if value is not None and not value[0] <= value[1]:
+        raise RangeError(key, "must have low <= high" + note, value)
 
 
 def one_of(key: str, value: Any, choices) -> None:

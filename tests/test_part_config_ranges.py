@@ -1,6 +1,7 @@
 """Each part's config checks the ranges of its own fields when it is made, alone (`method.ranges`), naming the field;
-built inside a run's config (by a dotted key or from a saved dict) the message names the key as `--set` writes it.
-And the loss weights (the run's and a stage's own) and the groups of `static_groups` / `video_groups` are checked."""
+built inside a run's config (by a dotted key or from a saved dict) the message names the key as `--set` writes it
+(choices and low <= high ranges too). And the loss weights (the run's and a stage's own), the blob-sigma anneal and the
+groups of `static_groups` / `video_groups` are checked."""
 
 import dataclasses
 import math
@@ -13,11 +14,12 @@ from method.configs import from_dict, set_key, set_keys
 from method.fields import FieldConfig
 from method.fields.config import HashGridConfig, HexPlaneConfig
 from method.guidance import MVDreamConfig, VSDConfig, ZeroscopeConfig
+from method.guidance.base import FrozenModelOptions
 from method.oracle.prior import OracleConfig
 from method.ranges import RangeError
 from method.render import RenderConfig
 from method.render.occupancy import OccupancyConfig
-from method.training.config import LearningRates, LossWeights, RenderSchedule, StageConfig, TrainConfig
+from method.training.config import Anneal, LearningRates, LossWeights, RenderSchedule, StageConfig, TrainConfig
 from method.training.profiles import load_profile
 
 # (config class, field, a value the run cannot use): each was accepted when the class was made alone
@@ -35,7 +37,9 @@ BAD_PARTS = [
     (OccupancyConfig, "warmup_steps", -1), (OccupancyConfig, "occ_thre", -1.0), (OccupancyConfig, "ema_decay", 2.0),
     (OccupancyConfig, "static_time", -0.5),
     (CameraRanges, "distance", (-1.0, 3.0)), (CameraRanges, "fovy_deg", (0.0, 60.0)),
-    (CameraRanges, "fovy_deg", (15.0, 180.0)),
+    (CameraRanges, "fovy_deg", (15.0, 180.0)), (CameraRanges, "elevation_deg", (-100.0, 30.0)),
+    (CameraRanges, "elevation_sampler", "uniform"), (CameraRanges, "sphere_uniform_prob", 1.5),
+    (HexPlaneConfig, "form", "kplanes"), (FrozenModelOptions, "half_dtype", "float8"),
     (MVDreamConfig, "num_views", 0), (MVDreamConfig, "image_size", 0), (MVDreamConfig, "num_head_channels", 0),
     (MVDreamConfig, "anneal_steps", -1),
     (VSDConfig, "lora_rank", 0), (VSDConfig, "resolution", 0), (VSDConfig, "t_anneal_steps", -1),
@@ -65,13 +69,38 @@ def test_the_message_says_the_rule_and_the_value():
         BackgroundConfig(sh_degree=4)
 
 
+def test_a_range_whose_low_is_above_its_high_is_a_range_error_of_its_field():
+    """It was a plain ValueError named by the class ('CameraRanges.elevation_deg: low 30 > high 10'), which the key
+    path could not extend."""
+    for name in ("distance", "fovy_deg", "elevation_deg", "azimuth_deg"):
+        with pytest.raises(RangeError, match=rf"^{name} must have low <= high, got \[30\.0, 10\.0\]$"):
+            CameraRanges(**{name: (30.0, 10.0)})
+    assert CameraRanges(elevation_deg=(10.0, 10.0)).elevation_deg == (10.0, 10.0)  # a point range stays allowed
+
+
+def test_the_blob_sigma_anneal_checks_its_own_ends_and_steps():
+    """`Anneal`, whose one use is the density bias's sigma (divided by), checks itself; `TrainConfig` did, so an
+    `Anneal(0, 1)` made alone passed."""
+    for args, says in [((0.0, 1.0), r"^start must be > 0, got 0\.0$"), ((0.5, -1.0), r"^end must be > 0, got -1\.0$"),
+                       ((0.5, math.nan), r"^end must be > 0, got nan$"),
+                       ((0.5, 1.0, -1), r"^steps must be >= 0 \(0: constant start\), got -1$")]:
+        with pytest.raises(RangeError, match=says):
+            Anneal(*args)
+    assert Anneal(0.5, 1.0, 0)(10) == 0.5  # steps 0: the constant start, as before
+    with pytest.raises(ValueError, match=r"^blob_sigma\.stage3\.end must be > 0, got 0\.0$"):  # set whole, by key
+        set_key(load_profile("tiny"), "blob_sigma", '{"stage3": {"start": 0.5, "end": 0}}', parse=True)
+
+
 @pytest.mark.parametrize("cls, changes", [
     (RenderConfig, {"train_chunk_rays": None, "grad_max_samples": None, "alpha_thre": 0.0, "early_stop_eps": 0.0}),
     (ZeroscopeConfig, {"grad_frames": None}), (MVDreamConfig, {"anneal_steps": None}),
     (MVDreamConfig, {"anneal_steps": 0}), (VSDConfig, {"camera_dropout": 0.0, "t_anneal_steps": 0}),
     (VSDConfig, {"camera_dropout": 1.0}), (BackgroundConfig, {"n_hidden_layers": 0, "random_color_prob": 1.0}),
     (OccupancyConfig, {"ema_decay": 0.0, "static_time": 1.0, "warmup_steps": 0, "occ_thre": 0.0}),
-    (CameraRanges, {"fovy_deg": (179.0, 179.5)}), (LossWeights, {"sds": 0.0, "sparsity": 0.0}),
+    (CameraRanges, {"fovy_deg": (179.0, 179.5)}),
+    (CameraRanges, {"elevation_deg": (-90.0, 90.0), "sphere_uniform_prob": 0.0, "elevation_sampler": "release"}),
+    (HexPlaneConfig, {"form": "split"}), (FrozenModelOptions, {"half_dtype": "bfloat16"}),
+    (LossWeights, {"sds": 0.0, "sparsity": 0.0}),
     (LearningRates, {"guidance": 0.0}),
 ])
 def test_none_and_the_bounds_themselves_stay_allowed(cls, changes):
@@ -101,6 +130,58 @@ def test_built_by_key_or_from_a_saved_config_the_message_names_the_dotted_key(ke
     with pytest.raises(ValueError) as err:
         TrainConfig.from_dict(d)
     assert str(err.value).startswith(f"{key} must be "), str(err.value)
+
+
+def _edited(config: TrainConfig, key: str, value) -> dict:
+    """The config's saved form (a manifest's) with the value at dotted `key` replaced; stages by their names."""
+    d = config.to_dict()
+    node = d
+    *path, last = key.split(".")
+    for part in path:
+        node = next(s for s in node if s["name"] == part) if isinstance(node, list) else node[part]
+    node[last] = value
+    return d
+
+
+# the messages that named a class ('CameraRanges.elevation_deg: low 30.0 > high 10.0', 'HexPlaneConfig.form = ...'),
+# a part alone ('frozen.half_dtype must be ...') or a stage without its key ('stage3: grad_max_samples must be ...')
+NAMED_BY_KEY = [
+    ("cameras.elevation_deg", "[30, 10]", "cameras.elevation_deg must have low <= high, got [30.0, 10.0]"),
+    ("cameras.azimuth_deg", "[90, -90]", "cameras.azimuth_deg must have low <= high, got [90.0, -90.0]"),
+    ("cameras.elevation_deg", "[-100, 30]", "cameras.elevation_deg must be from -90 to 90 each (degrees), "
+                                            "got [-100.0, 30.0]"),
+    ("cameras.elevation_sampler", "uniform", "cameras.elevation_sampler must be one of (sphere_band, release), "
+                                             "got 'uniform'"),
+    ("cameras.sphere_uniform_prob", "1.5", "cameras.sphere_uniform_prob must be from 0 to 1, got 1.5"),
+    ("field.hexplane.form", "kplanes", "field.hexplane.form must be one of (hexplane, split), got 'kplanes'"),
+    ("guidance.img.frozen.half_dtype", "float8",
+     "guidance.img.frozen.half_dtype must be one of ['bfloat16', 'float16'], got 'float8'"),
+    ("stages.stage3.grad_max_samples", "0",
+     "stages.stage3.grad_max_samples must be >= 1 (null: renderer.grad_max_samples), got 0"),
+    ("stages.stage2.trainable", '["static", "mlps"]', "stages.stage2.trainable must name some of static, dynamic, "
+     "mlp, background (null: the run's static_groups / video_groups), got ['static', 'mlps']"),
+    ("stages.stage3.trainable", "[]", "stages.stage3.trainable must name some of static, dynamic, mlp, background "
+                                      "(null: the run's static_groups / video_groups), got []"),
+]
+
+
+@pytest.mark.parametrize("key, text, says", NAMED_BY_KEY)
+def test_by_set_or_from_a_saved_config_the_message_names_the_full_key(key, text, says):
+    """As `--set KEY=TEXT` reads it (`parse`), as a `--set` of the whole part, and from an edited manifest."""
+    from method.configs import parse_value
+
+    base = load_profile("tiny")
+    with pytest.raises(ValueError) as err:
+        set_key(base, key, text, parse=True)
+    assert str(err.value) == says
+    head, _, last = key.rpartition(".")
+    if not head.startswith("stages"):  # a part set whole as a mapping (a stage is set by its own keys)
+        with pytest.raises(ValueError) as err:
+            set_key(base, head, {last: parse_value(text)})
+        assert str(err.value) == says
+    with pytest.raises(ValueError) as err:
+        TrainConfig.from_dict(_edited(base, key, parse_value(text)))
+    assert str(err.value) == says
 
 
 def test_a_part_set_whole_as_a_mapping_is_named_by_its_key():

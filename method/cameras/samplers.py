@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from method.ranges import below, positive
+from method.ranges import RangeError, below, fraction, ordered, positive, within
 
 from .convention import Cameras, cameras_from_spherical
 
@@ -44,16 +44,12 @@ class CameraRanges:
         positive("fovy_deg", self.fovy_deg)
         below("fovy_deg", self.fovy_deg, 180, " (degrees)")
         for name in ("distance", "fovy_deg", "elevation_deg", "azimuth_deg"):
-            lo, hi = getattr(self, name)
-            if lo > hi:
-                raise ValueError(f"CameraRanges.{name}: low {lo} > high {hi}")
-        if not -90.0 <= self.elevation_deg[0] <= self.elevation_deg[1] <= 90.0:
-            raise ValueError("CameraRanges.elevation_deg must lie in [-90, 90]")
+            ordered(name, getattr(self, name))
+        within("elevation_deg", self.elevation_deg, -90, 90, " (degrees)")
         if self.elevation_sampler not in ELEVATION_SAMPLERS:
-            raise ValueError(f"CameraRanges.elevation_sampler = {self.elevation_sampler!r}; "
-                             f"known: {', '.join(ELEVATION_SAMPLERS)}")
-        if not 0.0 <= self.sphere_uniform_prob <= 1.0:
-            raise ValueError(f"CameraRanges.sphere_uniform_prob = {self.sphere_uniform_prob} is not in [0, 1]")
+            raise RangeError("elevation_sampler", f"must be one of ({', '.join(ELEVATION_SAMPLERS)})",
+                             self.elevation_sampler)
+        fraction("sphere_uniform_prob", self.sphere_uniform_prob)
 
 
 def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None) -> Tensor:

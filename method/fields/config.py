@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from method.ranges import at_least, positive
+from method.ranges import RangeError, at_least, positive
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class HexPlaneConfig:
 
     def __post_init__(self) -> None:
         if self.form not in HEXPLANE_FORMS:
-            raise ValueError(f"HexPlaneConfig.form = {self.form!r}; known: {', '.join(HEXPLANE_FORMS)}")
+            raise RangeError("form", f"must be one of ({', '.join(HEXPLANE_FORMS)})", self.form)
         for name in ("spatial_resolutions", "time_resolutions", "n_features_per_scale"):
             at_least(name, getattr(self, name), 1)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from method.ranges import at_least
+from method.ranges import one_of
 
 from .loading import HALF_DTYPES, freeze, load_pretrained, place, use_sdpa, weights_dtype
 from .prompts import PromptProcessor
@@ -58,16 +58,10 @@ class PriorConfig:
             raise ValueError(f"{type(self).__name__}.kind must be {expected!r}, got {self.kind!r}")
         self.validate()
 
-    SHARED_MINIMUMS: ClassVar[dict[str, int]] = {"t_anneal_steps": 0}
-    """Least values of fields that several priors have by one name (VSD's and the oracle's ramp length); each prior
-    checks the fields that are only its own in its `validate`."""
-
     def validate(self) -> None:
-        """Fail when the config is made, not at the first step, on an unknown choice or a value out of range."""
+        """Fail when the config is made, not at the first step, on an unknown choice or a value out of range
+        (each prior extends it with the ranges of its own fields)."""
         check_choices(self)
-        for name, low in self.SHARED_MINIMUMS.items():
-            if hasattr(self, name):
-                at_least(name, getattr(self, name), low)
 
     def build(self, device: torch.device | str = "cpu") -> "Guidance":
         """The prior this config describes, with its weights loaded."""
@@ -117,8 +111,7 @@ class FrozenModelOptions:
     so the same result, and a few GiB held per shape; ignored on CPU and for a UNet with trained weights (VSD's LoRA)."""
 
     def __post_init__(self):
-        if self.half_dtype not in HALF_DTYPES:
-            raise ValueError(f"frozen.half_dtype must be one of {sorted(HALF_DTYPES)}, got {self.half_dtype!r}")
+        one_of("half_dtype", self.half_dtype, HALF_DTYPES)
 
 
 def load_attr(spec: str):

@@ -74,7 +74,8 @@ class MVDreamConfig(PriorConfig):
     anneal_steps: int | None = None
     """Length of the ramp in steps (None: the preset's 8000 / 5000)."""
     anneal_stages: tuple[str, ...] = ("stage1",)
-    """Stage names in which the ramp runs (pass `stage=` to the call); other stages use `t_range`."""
+    """Stage names in which the ramp runs (pass `stage=` to the call), each a stage of the run while the ramp is on;
+    other stages use `t_range`."""
     t_range: tuple[float, float] = (0.02, 0.5)
     """Timestep fractions [min, max] after the ramp and in later stages."""
     num_views: int = 4
@@ -99,6 +100,11 @@ class MVDreamConfig(PriorConfig):
         for name in ("num_views", "image_size", "num_head_channels"):
             at_least(name, getattr(self, name), 1)
         at_least("anneal_steps", self.anneal_steps, 0)  # None: the preset's length
+
+    def stage_refs(self) -> dict[str, tuple[str, ...]]:
+        """{field: the stage names it holds} for `TrainConfig.check_links`, which refuses a name of no stage of the
+        run: `anneal_stages` while the ramp is on (with `anneal: none` the names select nothing)."""
+        return {} if self.anneal == "none" else {"anneal_stages": tuple(self.anneal_stages)}
 
     def timestep_range(self, stage: str | None) -> TimestepRange:
         if self.anneal == "none" or (stage is not None and stage not in self.anneal_stages):

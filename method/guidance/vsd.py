@@ -65,7 +65,8 @@ class VSDConfig(PriorConfig):
     t_anneal_steps: int = 0
     """Length of that ramp in steps."""
     t_anneal_stages: tuple[str, ...] = ("stage1",)
-    """Stages in which the ramp runs (a call without a stage counts as one); other stages use `t_range`."""
+    """Stages in which the ramp runs (a call without a stage counts as one), each a stage of the run while there is a
+    ramp; other stages use `t_range`."""
     lora_rank: int = 4
     """LoRA rank on every attention to_q/to_k/to_v/to_out.0 of the LoRA UNet."""
     lora_alpha: float = 4.0
@@ -90,9 +91,15 @@ class VSDConfig(PriorConfig):
 
     def validate(self) -> None:
         super().validate()
+        at_least("t_anneal_steps", self.t_anneal_steps, 0)
         at_least("lora_rank", self.lora_rank, 1)
         at_least("resolution", self.resolution, 1)
         fraction("camera_dropout", self.camera_dropout)
+
+    def stage_refs(self) -> dict[str, tuple[str, ...]]:
+        """{field: the stage names it holds} for `TrainConfig.check_links`, which refuses a name of no stage of the
+        run: `t_anneal_stages` while there is a ramp (`t_anneal_start` set; without one the names select nothing)."""
+        return {} if self.t_anneal_start is None else {"t_anneal_stages": tuple(self.t_anneal_stages)}
 
     def timestep_range(self, stage: str | None = None) -> TimestepRange:
         if self.t_anneal_start is None or (stage is not None and stage not in self.t_anneal_stages):

@@ -57,7 +57,8 @@ class OracleConfig(PriorConfig):
     t_anneal_steps: int = 0
     """Length of the ramp in stage steps."""
     anneal_stages: tuple[str, ...] = ("stage1",)
-    """Stages in which the ramp runs (a call without a stage counts as one); others use `t_range`."""
+    """Stages in which the ramp runs (a call without a stage counts as one), each a stage of the run while there is a
+    ramp; others use `t_range`."""
     quadrature_nodes: int = 48
     """Gauss-Legendre nodes per blob of the exact target render."""
 
@@ -75,7 +76,13 @@ class OracleConfig(PriorConfig):
 
     def validate(self) -> None:
         super().validate()
+        at_least("t_anneal_steps", self.t_anneal_steps, 0)
         at_least("quadrature_nodes", self.quadrature_nodes, 1)
+
+    def stage_refs(self) -> dict[str, tuple[str, ...]]:
+        """{field: the stage names it holds} for `TrainConfig.check_links`, which refuses a name of no stage of the
+        run: `anneal_stages` while there is a ramp (`t_anneal_start` set; without one the names select nothing)."""
+        return {} if self.t_anneal_start is None else {"anneal_stages": tuple(self.anneal_stages)}
 
     def timestep_range(self, stage: str | None) -> TimestepRange:
         """The range used at `stage` (the ramp only in `anneal_stages`)."""

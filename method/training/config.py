@@ -81,11 +81,13 @@ class StageConfig:
                 raise ValueError(f"{key}.{field_name} takes [from step, value] pairs, the first from step 0, steps "
                                  f"increasing, values >= 1; got {milestones!r}")
         if self.grad_max_samples is not None and self.grad_max_samples < 1:
-            raise ValueError(f"{self.name}: grad_max_samples must be >= 1 or None, got {self.grad_max_samples}")
+            raise ValueError(f"{key}.grad_max_samples must be >= 1 (null: renderer.grad_max_samples), "
+                             f"got {self.grad_max_samples!r}")
         if self.trainable is not None:
             unknown = set(self.trainable) - set(PARAM_GROUPS)
             if unknown or not self.trainable:
-                raise ValueError(f"{self.name}: trainable must name some of {PARAM_GROUPS}, got {self.trainable}")
+                raise ValueError(f"{key}.trainable must name some of {', '.join(PARAM_GROUPS)} (null: the run's "
+                                 f"static_groups / video_groups), got {list(self.trainable)!r}")
         # floats, as a config read back from a manifest holds them, so the hash does not depend on 0 vs 0.0
         object.__setattr__(self, "weights", {k: float(v) for k, v in self.weights.items()})
         names = [f.name for f in dataclasses.fields(LossWeights)]
@@ -200,7 +202,8 @@ class RenderSchedule:
 
 @dataclass(frozen=True)
 class Anneal:
-    """Linear anneal of a scalar from `start` to `end` over stage steps [0, steps] (steps=0: constant start)."""
+    """Linear anneal of a positive scalar from `start` to `end` over stage steps [0, steps] (steps=0: constant
+    start); the density bias's sigma (`TrainConfig.blob_sigma`), which the bias divides by."""
 
     start: float
     """Value at step 0."""
@@ -208,6 +211,11 @@ class Anneal:
     """Value at `steps` and after."""
     steps: int = 0
     """Length of the ramp in steps."""
+
+    def __post_init__(self) -> None:
+        positive("start", self.start)
+        positive("end", self.end)
+        at_least("steps", self.steps, 0, " (0: constant start)")
 
     def __call__(self, step: int) -> float:
         if self.steps <= 0:
@@ -257,13 +265,14 @@ class TrainConfig:
     weights: LossWeights = dc_field(default_factory=LossWeights)
     """Loss weights."""
     blob_sigma: dict[str, Anneal] = dc_field(default_factory=dict)
-    """Density-bias sigma per stage name (default Anneal(0.5, 0.5))."""
+    """Density-bias sigma per stage name, each key a name in `stages` (a stage without one: Anneal(0.5, 0.5))."""
     static_groups: tuple[str, ...] = ("static", "mlp", "background")
-    """Groups trained by 3D / IMG updates (the dynamic grid stays frozen)."""
+    """Groups trained by 3D / IMG updates (the dynamic grid stays frozen); at least one."""
     video_groups: tuple[str, ...] = ("static", "dynamic", "mlp", "background")
-    """Groups trained by video updates (release: all; ('dynamic',) freezes the static modules)."""
+    """Groups trained by video updates (release: all; ('dynamic',) freezes the static modules); at least one."""
     guidance: dict[str, PriorConfig] = dc_field(default_factory=dict)
-    """Typed config of the prior behind each update type ('3d', 'img', 'video'); built only if drawn."""
+    """Typed config of the prior behind each update type ('3d', 'img', 'video'); built only if drawn. The stages a
+    prior names (its `stage_refs()`: the ramp's anneal stages) must be stages of the run."""
     checkpoint_every: int = 1000
     """Steps within a stage between periodic checkpoints (plus one at each stage end)."""
     checkpoint_every_s: float = 600.0
@@ -289,9 +298,7 @@ class TrainConfig:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):  # names key checkpoints, logs, timings and update counts
             raise ValueError(f"stage names must differ, got {names}")
-        if self.renderer.box_radius != self.field.box_radius:
-            raise ValueError(f"renderer.box_radius {self.renderer.box_radius} differs from field.box_radius "
-                             f"{self.field.box_radius}: set both")
+        configs.check_links(self)
         # what the trainer divides by, or AdamW refuses only when a stage builds it: refused before a run folder
         at_least("checkpoint_every", self.checkpoint_every, 1)
         at_least("log_every", self.log_every, 1)
@@ -303,14 +310,41 @@ class TrainConfig:
             raise ValueError(f"betas are AdamW's (beta1, beta2), each from 0 to below 1; got {list(self.betas)!r}")
         at_least("eps", self.eps, 0)
         at_least("weight_decay", self.weight_decay, 0)
-        for stage, anneal in self.blob_sigma.items():  # the density bias divides by sigma
-            for end in ("start", "end"):
-                positive(f"blob_sigma.{stage}.{end}", getattr(anneal, end))
-            at_least(f"blob_sigma.{stage}.steps", anneal.steps, 0, " (0: constant start)")
-        for name in ("static_groups", "video_groups"):  # else the trainer refuses them at the first such update
-            unknown = [g for g in getattr(self, name) if g not in PARAM_GROUPS]
-            if unknown:
+        for name, updates in (("static_groups", "3D and IMG"), ("video_groups", "video")):
+            groups = getattr(self, name)
+            unknown = [g for g in groups if g not in PARAM_GROUPS]
+            if unknown:  # else the trainer refuses them at the first such update
                 raise ValueError(f"{name} names unknown parameter groups {unknown}; known: {', '.join(PARAM_GROUPS)}")
+            if not groups:  # the stages' updates of that type would train nothing of the scene
+                raise ValueError(f"{name} is empty: the {updates} updates of every stage would train none of the "
+                                 f"field's parameters; name some of {', '.join(PARAM_GROUPS)} (to freeze groups in "
+                                 "one stage: stages.NAME.trainable)")
+
+    def check_links(self) -> None:
+        """The checks between fields that may have to change together (`method.configs.check_links`: a batch of
+        dotted keys runs them once, after its last key, so that the keys can come in any order)."""
+        if self.renderer.box_radius != self.field.box_radius:
+            raise ValueError(f"renderer.box_radius {self.renderer.box_radius} differs from field.box_radius "
+                             f"{self.field.box_radius}: set both")
+        names = [s.name for s in self.stages]
+        stray = [key for key in self.blob_sigma if key not in names]
+        if stray:  # `sigma` would fall back to the constant default for the stage it was meant for
+            keys = ", ".join(f"blob_sigma.{key}" for key in stray)
+            raise ValueError(f"{keys} {'names' if len(stray) == 1 else 'name'} no stage of the run (stages: "
+                             f"{', '.join(names) or 'none'}), so the anneal would be ignored; key blob_sigma by stage "
+                             "name (renaming a stage by --set, set blob_sigma in the same command)")
+        # a prior's fields that name stages (its timestep ramp's), which it asks by name at each call: a name of no
+        # stage would leave the ramp unused without a word; a prior config without `stage_refs` names none
+        stray = {f"guidance.{update}.{key}": bad for update, prior in self.guidance.items()
+                 for key, refs in getattr(prior, "stage_refs", dict)().items()
+                 if (bad := [name for name in refs if name not in names])}
+        if stray:
+            says = ", ".join(f"{key} names {', '.join(bad)}" for key, bad in stray.items())
+            one = sum(map(len, stray.values())) == 1
+            raise ValueError(f"{says}, but the run has no stage of {'that name' if one else 'those names'} (stages: "
+                             f"{', '.join(names) or 'none'}), so the prior would ignore {'it' if one else 'them'}; "
+                             "name stages of the run (renaming a stage by --set, set "
+                             f"{' and '.join(stray)} in the same command)")
 
     def stage(self, name: str) -> StageConfig:
         for s in self.stages:

@@ -81,8 +81,9 @@ def test_a_label_relabels_a_registered_method_without_changing_it():
     ({"wo_hybrid": {"base": "4dfy", "weights.sds_video": 0.3}},
      "overrides.wo_hybrid: base: defines a method 'wo_hybrid', but 'wo_hybrid' is already registered (built-in: no "
      "hybrid SDS in stage 3"),
-    ({"v": {"base": "4dfy", "weights.sds_vide": 0.3}}, "overrides.v: unknown config key 'weights.sds_vide'; valid "
-                                                       "keys: weights.sds, "),
+    ({"v": {"base": "4dfy", "weights.sds_vide": 0.3}}, "overrides.v: unknown config key 'weights.sds_vide'; did you "
+                                                       "mean 'weights.sds_video'? valid keys under 'weights': "
+                                                       "weights.sds, "),
     ({"4dfy": {"description": "mine"}}, "overrides.4dfy: description: belongs to a variant (an entry with base:); "
                                         "drop it"),
     ({"v": {"base": "mav3d"}}, "overrides.v: base: 'mav3d' cannot be trained here (videos only)"),
