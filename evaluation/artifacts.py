@@ -41,8 +41,8 @@ API:
                                               frame count and size against the manifest, and
                                               video.mp4's SHA-256 against `video_sha256` where
                                               the manifest records it.
-    digest_problem(folder, manifest, video) -> str | None   why video.mp4 is not the file the manifest's
-                                              `video_sha256` records (None: it is, or none recorded)
+    digest_problem(folder, manifest, video, digest=None) -> str | None   why video.mp4 is not the file the
+                                              manifest's `video_sha256` records (None: it is, or none recorded)
     find_artifacts(roots) -> {(method, slug): Artifact}   artifact folders under the roots
     read_json_object(path, error) -> dict     a JSON object file, or `error` naming the file
     folder_reason(err, folder) -> str         an error's message without the folder path it starts with
@@ -391,17 +391,18 @@ def validate_artifact(folder: Path | str) -> list[str]:
     return problems
 
 
-def digest_problem(folder: Path | str, manifest: dict, video: Path | str) -> str | None:
+def digest_problem(folder: Path | str, manifest: dict, video: Path | str, digest: str | None = None) -> str | None:
     """Why `video` (the artifact folder's video.mp4) is not the file its manifest's `video_sha256` records, or None
     (it is, the manifest records none: an earlier version's, or the video is missing: the decoding checks say so).
     A replaced video of the same frame count and size decodes as well as the one written, so only its bytes tell
-    it apart. One read of the file, cheaper than decoding it. Used by validate_artifact, `clipscore` (before any
-    scoring) and `survey build`."""
+    it apart. One read of the file, cheaper than decoding it; none with `digest`, the SHA-256 of `video` that the
+    caller has read already (`clipscore --cache`, whose keys need it too). Used by validate_artifact, `clipscore`
+    (before any scoring) and `survey build`."""
     expected, video = manifest.get("video_sha256"), Path(video)
     if expected is None or not video.is_file():
         return None
     try:
-        if sha256_file(video) == expected:
+        if (sha256_file(video) if digest is None else digest) == expected:
             return None
     except OSError as err:
         return f"{VIDEO} in {folder} cannot be read ({err.strerror or err})"

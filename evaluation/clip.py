@@ -138,9 +138,11 @@ class ScoreCache:
         self.base = json.dumps([SCORE_VERSION, model_fingerprint(clip), _device_identity(device)])
         self.hits = self.misses = 0
 
-    def key(self, video: Path, prompt: str, batch_size: int) -> str:
-        """The batch size is the one the scores are computed with (`score_artifacts` passes its own)."""
-        return hashlib.sha256(json.dumps([self.base, batch_size, sha256_file(video), prompt]).encode()).hexdigest()
+    def key(self, video: Path, prompt: str, batch_size: int, digest: str | None = None) -> str:
+        """The batch size is the one the scores are computed with (`score_artifacts` passes its own); `digest`, the
+        video's SHA-256 where the caller has read it already (`video_digests`), else it is read here."""
+        digest = sha256_file(video) if digest is None else digest
+        return hashlib.sha256(json.dumps([self.base, batch_size, digest, prompt]).encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -171,12 +173,27 @@ def _whole(path: Path) -> bool:
     return stored >= declared
 
 
+def video_digests(artifacts: dict[tuple[str, str], Artifact]) -> dict[tuple[str, str], str]:
+    """{(method, slug): SHA-256 of its video.mp4}, each file read once; a video that is missing or cannot be read is
+    left out (the digest check and the scoring say why). `clipscore --cache` reads them here for both the digest
+    check (`artifacts.digest_problem`) and the cache keys, which would otherwise read every video twice."""
+    out = {}
+    for key, art in artifacts.items():
+        try:
+            out[key] = sha256_file(art.video_path)
+        except OSError:
+            continue
+    return out
+
+
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
                     progress: bool = False, cache: ScoreCache | None = None,
-                    heartbeat_s: float | None = None) -> pd.DataFrame:
+                    heartbeat_s: float | None = None,
+                    digests: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
     """per_frame table: method, slug, prompt, frame, score (one row per decoded frame).
 
-    With `cache`, a video whose key is cached is not decoded or encoded again.
+    With `cache`, a video whose key is cached is not decoded or encoded again. `digests` (`video_digests`): the
+    videos' SHA-256 the caller has read already, for the cache keys; a video not in it is read for its key.
     """
     from evaluation.progress import Counter
 
@@ -188,7 +205,7 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
         scores = key = None
         if cache is not None:
             try:
-                key = cache.key(art.video_path, art.prompt, batch_size)
+                key = cache.key(art.video_path, art.prompt, batch_size, (digests or {}).get((method, slug)))
             except OSError as err:  # the same one-line error as when decoding finds no video
                 raise ArtifactError(f"{art.video_path}: {err.strerror or err}") from None
             # a video cut short (scores cached before decoding checked the count) is decoded, to say so; samples,

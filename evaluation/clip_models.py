@@ -135,6 +135,26 @@ def _resolve_quick_gelu(cfg: ClipConfig, open_clip, folder: Path | None) -> bool
 
 TINY_CLIP_ID = "fourdfy-tiny:clip"
 """Model id of the tiny random-weight CLIP (`tiny_clip_folder`): the CPU demo pipeline's scorer, meaningless scores."""
+TINY_CLIP_WHAT = "random weights, meaningless scores: a CPU demo"
+"""What the tiny CLIP is, in the error for an unknown model (`clipscore --help` says the same of `--clip-model`)."""
+
+
+def _closest_model(model: str, open_clip) -> str:
+    """' (did you mean ...?)' for a misspelt model name, against open_clip's names and the tiny CLIP's id; else ''."""
+    import difflib
+
+    # compared without case: `vit-b-32` is a slip for ViT-B-32, not for the nearer-spelt ViT-S-32
+    known = {name.lower(): name for name in [*open_clip.list_models(), TINY_CLIP_ID]}
+    names = [repr(known[c]) for c in difflib.get_close_matches(model.lower(), list(known), n=3)]
+    if not names:
+        return ""
+    return " (did you mean " + (f"{', '.join(names[:-1])} or " if len(names) > 1 else "") + names[-1] + "?)"
+
+
+def is_random_weights(model: str) -> bool:
+    """Whether `--clip-model` `model` is the random-weight tiny CLIP, by its id or by a folder holding it; known
+    before it is loaded (`LoadedClip.random_weights` says the same of a loaded one)."""
+    return model == TINY_CLIP_ID or _is_tiny(_local_folder(model))
 
 
 def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
@@ -169,8 +189,9 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
                             f"--clip-model ViT-B-32 --pretrained {given}")
                     raise ModelNotFoundError(_message(cfg, f"{given} is a file, not a folder ({hint})", None))
                 raise ModelNotFoundError(_message(cfg, f"no such folder {given}", None))
-            raise ValueError(f"unknown open_clip model {cfg.model!r}; e.g. ViT-B-32, ViT-B-16, ViT-L-14 "
-                             f"(open_clip.list_models()), hf-hub:org/repo, or a folder")
+            raise ValueError(f"unknown open_clip model {cfg.model!r}{_closest_model(cfg.model, open_clip)}; e.g. "
+                             f"ViT-B-32, ViT-B-16, ViT-L-14 (open_clip.list_models()), hf-hub:org/repo, a folder, "
+                             f"or {TINY_CLIP_ID} ({TINY_CLIP_WHAT})")
         name, pretrained = base, cfg.pretrained
         if pretrained and not os.path.isfile(pretrained):
             tag = open_clip.get_pretrained_cfg(base, pretrained)
@@ -259,6 +280,9 @@ TINY_MODEL_CFG = {
 
 TINY_CLIP_RECIPE = "tiny-clip/1"
 """Version of what `tiny_clip_folder` writes, kept in its stamp: a cache of another recipe is rebuilt."""
+TINY_CLIP_STAMP = "tiny-clip.json"
+"""The stamp file of the tiny CLIP's folder. A folder of an earlier version, stamped `tiny-priors.json` (the tiny
+priors' name), is rebuilt once, without a warning: nothing in it is damaged."""
 
 
 def tiny_clip_folder(root: Path | str | None = None, seed: int = 0) -> Path:
@@ -269,12 +293,12 @@ def tiny_clip_folder(root: Path | str | None = None, seed: int = 0) -> Path:
     SHA-256: a damaged cache (a file cut short, changed or deleted) is rebuilt with a warning naming it, rather than
     failing to load with an error about the file's contents.
     """
-    from method.guidance.tiny import stamped_build  # the tiny priors' stamped, atomic cache
+    from method.fileio import stamped_build
 
     if root is None:
         root = Path(os.environ.get("FOURDFY_CACHE", Path.home() / ".cache" / "fourdfy")) / "tiny_clip"
     return stamped_build(Path(root) / f"seed{seed}", {"recipe": TINY_CLIP_RECIPE, "seed": seed},
-                         lambda folder: _write_tiny_clip(folder, seed), "the tiny CLIP's cache")
+                         lambda folder: _write_tiny_clip(folder, seed), "the tiny CLIP's cache", TINY_CLIP_STAMP)
 
 
 def _write_tiny_clip(folder: Path, seed: int) -> None:

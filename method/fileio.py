@@ -2,14 +2,19 @@
 
 Atomic writes: a file is written to a temporary sibling of a unique name, fsynced and renamed into place. A failed
 write is an OSError naming the file written, not its temporary; a full disk is one with errno ENOSPC, whatever the
-writer raised. `yaml_error_text`: a YAML parse error as one line, for every reader of a YAML file."""
+writer raised. `yaml_error_text`: a YAML parse error as one line, for every reader of a YAML file. `stamped_build`: a
+cache folder built once, atomically, and rebuilt when damaged (the tiny priors, the tiny CLIP)."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import secrets
 import shutil
+import tempfile
+import warnings
 from pathlib import Path
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -164,3 +169,109 @@ def yaml_error_text(err: Exception) -> str:
         where = f" at line {start.line + 1}, column {start.column + 1}" if start is not None else ""
         text += f" ({one_line(context)}{where})"
     return text
+
+
+# --- stamped caches (the tiny priors, the tiny CLIP) ------------------------------------------------------
+
+
+def _manifest(root: Path, stamp_name: str) -> dict[str, list]:
+    """{path relative to root: [size, sha256]} of every file of a build (the stamp aside)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name != stamp_name:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            out[path.relative_to(root).as_posix()] = [path.stat().st_size, digest]
+    return out
+
+
+def _stats(root: Path, files, stamp_name: str) -> tuple:
+    """(path, size, mtime) of the files listed and the stamp's mtime: what `_VERIFIED` remembers. OSError when one
+    is gone. A rename keeps every file's size and mtime, so a build's stats read before it is moved into place
+    are those of the folder after the move."""
+    stats = tuple((rel, (root / rel).stat().st_size, (root / rel).stat().st_mtime_ns) for rel in sorted(files))
+    return stats + (("", (root / stamp_name).stat().st_mtime_ns, 0),)
+
+
+_VERIFIED: dict[tuple[Path, str], tuple] = {}
+"""(root, stamp name) -> `_stats` of its files when their hashes last matched the stamp: a second look in the same
+process reads no file again unless one changed (the priors are resolved once per part loaded)."""
+
+
+def _damage(root: Path, stamp: dict, stamp_name: str) -> str | None:
+    """None when `root` holds a finished build of `stamp` whose files are all as built; '' when it holds no such
+    build (none, another recipe or seed, or a stamp of another name: an earlier version's); else what is damaged
+    (a file missing, cut short or changed)."""
+    try:
+        saved = json.loads((root / stamp_name).read_text())
+        files = saved.pop("files")
+    except (OSError, ValueError, KeyError, AttributeError):  # no stamp, or one from before the file list
+        return ""
+    if saved != stamp or not isinstance(files, dict):
+        return ""
+    missing = [rel for rel in sorted(files) if not (root / rel).is_file()]
+    if missing:
+        return f"{missing[0]} is missing"
+    try:
+        stats = _stats(root, files, stamp_name)
+    except OSError:  # replaced by another builder meanwhile: looked at again by the caller
+        return ""
+    if _VERIFIED.get((root, stamp_name)) == stats:
+        return None
+    for rel, size, _ in stats[:-1]:
+        if size != files[rel][0]:
+            return f"{rel} has {size} bytes instead of {files[rel][0]}"
+    try:
+        now = _manifest(root, stamp_name)
+    except OSError as exc:
+        return f"a file could not be read ({exc})"
+    changed = [rel for rel in sorted(files) if now.get(rel) != files[rel]]
+    if changed:
+        return f"{changed[0]} differs from the file built"
+    _VERIFIED[(root, stamp_name)] = stats
+    return None
+
+
+def stamped_build(root: Path, stamp: dict, write, what: str, stamp_name: str) -> Path:
+    """`root`, built by `write(folder)` unless it already holds an intact build of `stamp` (a dict of what the
+    build depends on: recipe, seed), which the JSON file `root/stamp_name` records.
+
+    The folder is built beside `root` and moved into place when complete, so a reader never sees a half-written
+    folder and concurrent builders do not disturb each other. The stamp lists every file's size and SHA-256: a
+    damaged cache (a file cut short, changed or deleted) is rebuilt, with a warning naming `what` (e.g. "the tiny
+    priors' cache"), `root` and the damage, rather than failing to load as if it were a user's model. A folder with
+    no stamp of that name (another recipe or seed, or an earlier version's stamp name) is rebuilt without a
+    warning. A fresh build is hashed once, in its temporary folder. Used by the tiny priors
+    (`method.guidance.tiny`) and the tiny CLIP (`evaluation.clip_models`)."""
+    root = Path(root)
+    damage = _damage(root, stamp, stamp_name)
+    if damage is None:
+        return root
+    if damage:  # '' is no build of this stamp (none, or another recipe or seed): rebuilt without a warning
+        warnings.warn(f"{what} {root} is damaged ({damage}); rebuilding it", RuntimeWarning, stacklevel=3)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    old = None
+    try:
+        write(tmp)
+        files = _manifest(tmp, stamp_name)
+        (tmp / stamp_name).write_text(json.dumps({**stamp, "files": files}))
+        # read before the move, which keeps them: the hashes just taken are of these very files
+        built = _stats(tmp, files, stamp_name)
+        if _damage(root, stamp, stamp_name) is not None:  # nobody finished meanwhile
+            if root.exists():  # an older recipe or seed, or a damaged build: moved aside in one step, then deleted
+                old = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
+                os.replace(root, old)
+            try:
+                os.replace(tmp, root)
+                _VERIFIED[(root, stamp_name)] = built
+            except OSError:  # another builder moved its copy in first
+                pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    # files as built (sizes and mtimes as recorded above) are not hashed again; another builder's are
+    if _damage(root, stamp, stamp_name) is not None:
+        raise RuntimeError(f"could not build {what} in {root}")
+    return root

@@ -150,7 +150,11 @@ def load_prompts(path: Path | str) -> dict[str, str]:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        slug = slugify(text)
+        try:
+            slug = slugify(text)
+        except PromptFileError as err:  # named by file and line: a file of another kind fails on some odd line
+            raise PromptFileError(f"{path}:{lineno}: {err} (a prompt file has one prompt per line; '#' starts a "
+                                  "comment)") from None
         if slug in prompts:
             raise PromptFileError(f"{path}:{lineno}: duplicate prompt {text!r} (same slug {slug!r} as "
                                   f"{prompts[slug]!r} on line {first_line[slug]}; slugs ignore case, accents and "

@@ -20,17 +20,12 @@ its files match it; a damaged one is rebuilt) and safe under parallel builders.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
-import warnings
 from pathlib import Path
 
 import torch
 
 from method.backends import seeded
+from method.fileio import stamped_build
 
 from .architectures import SCALED_LINEAR
 from .ldm_arch import LDMUNetArch, LDMVAEArch
@@ -41,6 +36,7 @@ from .zeroscope import ZeroscopeConfig
 
 RECIPE_VERSION = 2
 STAMP = "tiny-priors.json"
+"""The stamp file of a built root (`method.fileio.stamped_build`)."""
 TINY_MODELS = ("tokenizer", "sd-base", "sd-lora", "mvdream", "mvdream-ldm", "zeroscope")
 """The folders under the root, each reachable as the model id `fourdfy-tiny:<name>`."""
 
@@ -155,104 +151,16 @@ def _build(root: Path, seed: int) -> None:
     _scheduler("DDIMScheduler", "epsilon").save_pretrained(video / "scheduler")
 
 
-def _manifest(root: Path) -> dict[str, list]:
-    """{path relative to root: [size, sha256]} of every file of a build (the stamp aside)."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name != STAMP:
-            with open(path, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-            out[path.relative_to(root).as_posix()] = [path.stat().st_size, digest]
-    return out
-
-
-_VERIFIED: dict[Path, tuple] = {}
-"""root -> (path, size, mtime) of its files when their hashes last matched the stamp: a second look in the same
-process reads no file again unless one changed (the priors are resolved once per part loaded)."""
-
-
-def _damage(root: Path, stamp: dict) -> str | None:
-    """None when `root` holds a finished build of `stamp` whose files are all as built; '' when it holds no such
-    build (none, or another recipe or seed); else what is damaged (a file missing, cut short or changed)."""
-    try:
-        saved = json.loads((root / STAMP).read_text())
-        files = saved.pop("files")
-    except (OSError, ValueError, KeyError, AttributeError):  # no stamp, or one from before the file list
-        return ""
-    if saved != stamp or not isinstance(files, dict):
-        return ""
-    missing = [rel for rel in sorted(files) if not (root / rel).is_file()]
-    if missing:
-        return f"{missing[0]} is missing"
-    try:
-        stats = tuple((rel, (root / rel).stat().st_size, (root / rel).stat().st_mtime_ns) for rel in sorted(files))
-        stats += (("", (root / STAMP).stat().st_mtime_ns, 0),)
-    except OSError:  # replaced by another builder meanwhile: looked at again by the caller
-        return ""
-    if _VERIFIED.get(root) == stats:
-        return None
-    for rel, size, _ in stats[:-1]:
-        if size != files[rel][0]:
-            return f"{rel} has {size} bytes instead of {files[rel][0]}"
-    try:
-        now = _manifest(root)
-    except OSError as exc:
-        return f"a file could not be read ({exc})"
-    changed = [rel for rel in sorted(files) if now.get(rel) != files[rel]]
-    if changed:
-        return f"{changed[0]} differs from the file built"
-    _VERIFIED[root] = stats
-    return None
-
-
-def stamped_build(root: Path, stamp: dict, write, what: str) -> Path:
-    """`root`, built by `write(folder)` unless it already holds an intact build of `stamp` (a dict of what the
-    build depends on: recipe, seed).
-
-    The folder is built beside `root` and moved into place when complete, so a reader never sees a half-written
-    folder and concurrent builders do not disturb each other. The stamp lists every file's size and SHA-256: a
-    damaged cache (a file cut short, changed or deleted) is rebuilt, with a warning naming `what` (e.g. "the tiny
-    priors' cache"), `root` and the damage,
-    rather than failing to load as if it were a user's model. Shared by the tiny priors and the tiny CLIP
-    (`evaluation.clip_models`)."""
-    damage = _damage(root, stamp)
-    if damage is None:
-        return root
-    if damage:  # '' is no build of this stamp (none, or another recipe or seed): rebuilt without a warning
-        warnings.warn(f"{what} {root} is damaged ({damage}); rebuilding it", RuntimeWarning, stacklevel=3)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    old = None
-    try:
-        write(tmp)
-        (tmp / STAMP).write_text(json.dumps({**stamp, "files": _manifest(tmp)}))
-        if _damage(root, stamp) is not None:  # nobody finished meanwhile
-            if root.exists():  # an older recipe or seed, or a damaged build: moved aside in one step, then deleted
-                old = Path(tempfile.mkdtemp(prefix=f".{root.name}-old-", dir=root.parent))
-                os.replace(root, old)
-            try:
-                os.replace(tmp, root)
-            except OSError:  # another builder moved its copy in first
-                pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    if _damage(root, stamp) is not None:
-        raise RuntimeError(f"could not build {what} in {root}")
-    return root
-
-
 def build_tiny_priors(root: str | Path, seed: int = 0) -> dict[str, Path]:
     """Write the tiny priors under `root` (reused when already built with the same recipe and seed and intact;
-    a damaged cache is rebuilt with a warning: `stamped_build`)."""
+    a damaged cache is rebuilt with a warning: `method.fileio.stamped_build`)."""
     root = Path(root)
 
     def write(folder: Path) -> None:
         with quiet_progress():
             _build(folder, seed)
 
-    stamped_build(root, {"recipe": RECIPE_VERSION, "seed": seed}, write, "the tiny priors' cache")
+    stamped_build(root, {"recipe": RECIPE_VERSION, "seed": seed}, write, "the tiny priors' cache", STAMP)
     return {name: root / name for name in TINY_MODELS}
 
 

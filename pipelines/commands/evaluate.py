@@ -192,7 +192,14 @@ def import_videos(
     if note is not None:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
     if report.unmatched_files:
-        typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}")
+        if mapping is not None:
+            hint = f"not listed in {mapping.name}: add a row file,prompt for each to import it"
+        else:
+            where = prompts.name if prompts is not None else "prompts/*.txt"
+            example = next(iter(table)) if table else "a_panda_dancing"  # a slug of the prompts matched against
+            hint = (f"to import one, name it by the slug of a prompt of {where} (e.g. {example}.mp4) or list it "
+                    "with its prompt in a CSV given as --map (columns file,prompt)")
+        typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}; {hint}")
     if report.done:  # an interrupted import run again: its finished folders are what it would write
         typer.echo(f"already imported from the same files with the same settings, left as they are "
                    f"({len(report.done)}): {', '.join(sorted(report.done.values()))}")
@@ -231,7 +238,8 @@ def clipscore(
     artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders "
                                            "(searched for manifest.json and video.mp4)."),
     out: Path = typer.Option(..., "--out", help="Folder for per_frame/per_prompt/summary/clip.csv."),
-    model: str = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture, hf-hub:org/repo or a folder."),
+    model: str = typer.Option("ViT-B-32", "--clip-model", help="open_clip architecture, hf-hub:org/repo, a folder, "
+                              "or fourdfy-tiny:clip (random weights, meaningless scores: a CPU demo)."),
     pretrained: str = typer.Option("openai", "--pretrained", help="open_clip tag or checkpoint file."),
     activation: str = typer.Option("auto", "--activation", help="auto | quickgelu | gelu (OpenAI weights: QuickGELU)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Frames per forward pass (16: fastest on CPU, where the weights stay in cache)."),
@@ -252,8 +260,8 @@ def clipscore(
     from evaluation.artifacts import (RENDER_HINT, RUN_REASON, ArtifactError, digest_problem, nothing_found,
                                       scan_artifacts)
     from evaluation.clip import (ALL_PROMPTS, META, ScoreCache, ScoreConfig, check_out_dir, score_artifacts,
-                                 write_outputs)
-    from evaluation.clip_models import ClipConfig, load_clip
+                                 video_digests, write_outputs)
+    from evaluation.clip_models import TINY_CLIP_ID, ClipConfig, is_random_weights, load_clip
     from method.guidance.loading import ModelNotFoundError
 
     try:  # the options and --out first: scoring takes minutes
@@ -278,16 +286,25 @@ def clipscore(
             _fail(nothing_found(artifacts))
         # a video replaced since it was written decodes like the one written: only its digest tells, and a score
         # of it would be reported as the imported or rendered one's
-        changed = [p for a in arts.values() if (p := digest_problem(a.folder, a.manifest, a.video_path))]
+        # the cache keys hash every video too: with --cache each is read once, here, for both
+        digests = video_digests(arts) if cache is not None else {}
+        changed = [p for k, a in arts.items()
+                   if (p := digest_problem(a.folder, a.manifest, a.video_path, digests.get(k)))]
         if changed:
             _fail(f"{len(changed)} artifact(s) whose video changed since it was written; nothing was scored: "
                   + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else ""))
         methods = sorted({m for m, _ in arts})
         if primary is not None and primary not in methods:  # else no paired difference, silently
             _fail(f"--primary {primary!r}: no artifact has this method; the methods found are {', '.join(methods)}")
+        if is_random_weights(model):  # told before the minutes of scoring, as `analyze` flags simulated votes
+            what = TINY_CLIP_ID if model == TINY_CLIP_ID else f"{model} (the tiny CLIP, {TINY_CLIP_ID})"
+            typer.secho(f"note: {what} has random weights: its CLIP scores are meaningless (a CPU demo of the "
+                        "pipeline); the paper's CLIP score is the default, --clip-model ViT-B-32 --pretrained openai",
+                        fg=typer.colors.YELLOW, err=True)
         clip = load_clip(cfg)
         store = ScoreCache(cache, clip) if cache is not None else None
-        per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store, heartbeat_s=HEARTBEAT_S)
+        per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store, heartbeat_s=HEARTBEAT_S,
+                                    digests=digests)
         paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision, clip.random_weights,
                               artifacts=arts)
     except (ArtifactError, ModelNotFoundError, ValueError) as err:
@@ -344,9 +361,11 @@ def _partial_notes(partial, all_name: str) -> list[str]:
 def validate_artifacts(
     artifacts: list[Path] = typer.Argument(..., help="Artifact roots or folders."),
 ) -> None:
-    """Check every folder holding manifest.json or video.mp4 (manifest, names, videos decoded and counted);
-    exit 1 if any is invalid."""
-    from evaluation.artifacts import ArtifactError, nothing_found, read_artifact, scan_artifacts, validate_artifact
+    """Check every folder holding manifest.json or video.mp4 (manifest, names, camera path, videos decoded and
+    counted); exit 1 if any is invalid."""
+    from evaluation.artifacts import (MANIFEST, ArtifactError, nothing_found, read_artifact, scan_artifacts,
+                                      validate_artifact)
+    from evaluation.importer import trajectory_problem
 
     try:
         arts, broken = scan_artifacts(artifacts)
@@ -358,10 +377,16 @@ def validate_artifacts(
     for folder in sorted({*broken, *(art.folder for art in arts.values())}):  # a line as each is checked
         problems = [broken[folder]] if folder in broken else []
         try:  # its own defects too, a folder sharing its method and prompt with another included
-            read_artifact(folder)
+            art = read_artifact(folder)
             problems += validate_artifact(folder)
         except ArtifactError:
             pass  # unreadable manifest: its reason is the one above
+        else:
+            # a camera path neither `render` draws nor `unknown` (a typo an earlier import-videos recorded, or an
+            # edit) is shown wherever the survey notes unlike pairs. Checked here, not in validate_artifact, whose
+            # checks `figure` applies too: a figure draws such a video as well as any other
+            if (wrong := trajectory_problem(art.trajectory)) is not None:
+                problems.append(f"{MANIFEST}: trajectory {wrong}")
         bad += bool(problems)
         typer.echo(f"{'ok ' if not problems else 'BAD'} {folder}" + ("" if not problems else ": " + "; ".join(problems)))
     if bad:

@@ -72,3 +72,20 @@ def test_an_intact_cache_is_reused_silently_and_an_unstamped_one_gets_a_stamp(ca
         stamps[0].unlink()  # a cache written before the stamp: rebuilt once, with no warning (nothing is damaged)
         assert tiny_clip_folder() == cache
     assert json.loads(stamps[0].read_text())["files"] == files
+
+
+def test_the_stamp_is_the_tiny_clips_own_and_an_earlier_versions_is_rebuilt_silently(cache):
+    """The stamp was named `tiny-priors.json`, after the tiny priors' cache; a folder stamped so is rebuilt once,
+    without a warning (nothing in it is damaged), with the same weights."""
+    assert sorted(p.name for p in cache.iterdir()) == [CONFIG, WEIGHTS, "tiny-clip.json"]
+    stamp = json.loads((cache / "tiny-clip.json").read_text())
+    before = _sha(cache / WEIGHTS)
+    (cache / "tiny-clip.json").rename(cache / "tiny-priors.json")  # as an earlier version left it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tiny_clip_folder() == cache
+        clip = load_clip(ClipConfig(model=TINY_CLIP_ID, device="cpu"))
+    assert sorted(p.name for p in cache.iterdir()) == [CONFIG, WEIGHTS, "tiny-clip.json"]
+    assert json.loads((cache / "tiny-clip.json").read_text()) == stamp and _sha(cache / WEIGHTS) == before
+    assert clip.random_weights
+    assert not list(cache.parent.glob(".*"))  # the earlier folder, moved aside, is gone
