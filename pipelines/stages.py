@@ -670,7 +670,7 @@ def write_summary(params_path: Path, design_path: Path, artifacts: list[Path], c
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))  # the first paragraph
     sub = ap.add_subparsers(dest="step", required=True)
     m = sub.add_parser("methods")
     m.add_argument("--params", type=Path, default=Path("params.yaml"))
