@@ -147,6 +147,10 @@ def analyze(
     typer.echo(f"{s['judgments_analyzed']} judgments from {s['raters_analyzed']} raters analysed "
                f"({s['raters_excluded']} excluded, {s['unanswered']} unanswered, "
                f"{s['duplicates_merged']} duplicates merged)")
+    if exclude_unfinished and v.frame["rater_completed"].isna().all():  # simulated votes, or an export of elsewhere
+        typer.secho("note: --exclude-unfinished excluded nobody: no row of the votes says whether its rater finished "
+                    "(the rater_completed column, which `fourdfy survey export` writes, is absent or empty)",
+                    fg=typer.colors.YELLOW, err=True)
     if s.get("raters_unfinished") and not exclude_unfinished:
         typer.secho(f"note: {s['raters_unfinished']} rater(s) did not finish the survey; their judgments are analysed "
                     "(--exclude-unfinished drops them)", fg=typer.colors.YELLOW, err=True)

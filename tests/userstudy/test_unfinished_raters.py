@@ -51,6 +51,24 @@ def test_unfinished_raters_are_reported_kept_by_default_and_dropped_on_request(v
     assert "an unfinished survey (rater_completed false)" in report and "1 (excluded)." in report
 
 
+def test_exclude_unfinished_says_so_when_no_row_tells_whether_its_rater_finished(votes, tmp_path):
+    """Simulated votes (and exports of other survey tools) have no rater_completed: the option then excludes nobody,
+    which the command says instead of passing over it silently; with the column, no such note."""
+    path, frame, _ = votes
+    for name, values in (("absent", None), ("empty", "")):
+        unknown = frame.drop(columns="rater_completed") if values is None else frame.assign(rater_completed=values)
+        unknown.to_csv(tmp_path / f"{name}.csv", index=False)
+        res = runner.invoke(app, ["analyze", "--votes", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / name),
+                                  "--n-boot", "100", "--exclude-unfinished"])
+        assert res.exit_code == 0, res.output
+        assert "note: --exclude-unfinished excluded nobody: no row of the votes says whether its rater finished" \
+            in res.stderr, name
+    res = runner.invoke(app, ["analyze", "--votes", str(path), "--out", str(tmp_path / "known"), "--n-boot", "100",
+                              "--exclude-unfinished"])
+    assert res.exit_code == 0, res.output
+    assert "excluded nobody" not in res.stderr
+
+
 def test_rater_completed_is_validated(votes):
     _, frame, quitter = votes
     design = load_design()
