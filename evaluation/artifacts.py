@@ -51,6 +51,8 @@ API:
     artifact_folder(root, method, slug) -> Path    where write_artifact puts it (names checked)
     refuse_existing(target, overwrite)        the "already exists" error (or a file in the way), for checks
                                               before costly work
+    trajectory_problem(trajectory) -> str | None   why a camera path is none of `TRAJECTORIES` (orbit,
+                                              motion_smooth, unknown), which write_artifact refuses
     check_writable_folder(folder), check_method_name(method)   the same checks for a whole import (a method name
                                               is at most `prompts.METHOD_NAME_MAX_BYTES` UTF-8 bytes, as a
                                               registered one)
@@ -59,6 +61,7 @@ API:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -79,7 +82,9 @@ from .video import VideoError, decode_video, encode_video, probe_video
 
 RENDERED_TRAJECTORIES = ("orbit", "motion_smooth")
 """The camera paths `fourdfy render` draws, as an artifact's manifest records them (`trajectory`); imported videos
-may also record `unknown` (`evaluation.importer.TRAJECTORIES`)."""
+may also record `unknown` (`TRAJECTORIES`)."""
+TRAJECTORIES = (*RENDERED_TRAJECTORIES, "unknown")
+"""Every camera path an artifact may record: one `fourdfy render` draws, or `unknown` (an import that was not told)."""
 
 SCHEMA = "fourdfy-artifact/1"
 MANIFEST = "manifest.json"
@@ -184,6 +189,18 @@ def check_method_name(method: str) -> None:
         raise ArtifactError(why)
 
 
+def trajectory_problem(trajectory: str) -> str | None:
+    """What is wrong with a camera path to record, or None: one that is none of `TRAJECTORIES` (a typo would be
+    recorded in every manifest), with a did-you-mean. Shared by `write_artifact`, `import-videos`,
+    `validate-artifacts` and params.yaml's `videos:` check."""
+    if trajectory in TRAJECTORIES:
+        return None
+    close = difflib.get_close_matches(trajectory, TRAJECTORIES, n=1) if isinstance(trajectory, str) else []
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"{trajectory!r} is not a known camera path{guess}; give one of {', '.join(TRAJECTORIES)} (unknown: the "
+            "videos' camera path is not known)")
+
+
 def check_writable_folder(folder: Path | str) -> None:
     """ArtifactError when `folder` (an artifact root or method folder to write into) cannot be made: a file is
     in its place or above it, or the nearest existing folder is not writable. Creates nothing."""
@@ -211,7 +228,8 @@ def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, s
     """Write `<root>/<method>/<slug>/` atomically and return it as read back.
 
     frames: (N, H, W, 3) uint8 or float in [0, 1], encoded to video.mp4; or `video_file`, an
-    existing H.264/yuv420p file copied as is. An existing folder is replaced only with `overwrite`.
+    existing H.264/yuv420p file copied as is. An existing folder is replaced only with `overwrite`. `trajectory`
+    must be one of `TRAJECTORIES` (ArtifactError before anything is written, as `trajectory_problem` says).
     """
     check_method_name(method)
     if not prompt or not prompt.strip():
@@ -220,6 +238,9 @@ def write_artifact(root: Path | str, method: str, prompt: str, frames=None, *, s
     _check_name("slug", slug)
     if source.get("kind") not in ("render", "import"):
         raise ArtifactError(f"source kind must be 'render' or 'import', got {source.get('kind')!r}")
+    # here, not only in `render` and `import-videos`: every writer's manifest is shown and paired by this name
+    if (wrong := trajectory_problem(trajectory)) is not None:
+        raise ArtifactError(f"trajectory {wrong}")
     if (frames is None) == (video_file is None):
         raise ArtifactError("give exactly one of frames or video_file")
     target = artifact_folder(root, method, slug)

@@ -22,16 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from method.fileio import write_atomic, write_text_atomic
 
-from .artifacts import Artifact, ArtifactError, check_writable_folder, sha256_file
+from .artifacts import Artifact, ArtifactError, check_writable_folder, digest_problem, sha256_file
 from .video import VideoError, decode_video, sample_counts
 
 
@@ -186,14 +188,56 @@ def video_digests(artifacts: dict[tuple[str, str], Artifact]) -> dict[tuple[str,
     return out
 
 
+def file_stamp(path: Path | str) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime_ns) of a file, or None when it cannot be stat'ed: what tells, without reading
+    it, that a file is no longer the one seen (written in place: size or mtime; replaced by a rename, even one that
+    kept its size and mtime as `rsync -t` does: inode)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def video_stamps(artifacts: dict[tuple[str, str], Artifact]) -> dict[tuple[str, str], tuple | None]:
+    """{(method, slug): `file_stamp` of its video.mp4}, taken before the videos are hashed for the digest check, so
+    that `score_artifacts` can tell, from a stat alone, a video changed since then (while the model loaded)."""
+    return {key: file_stamp(art.video_path) for key, art in artifacts.items()}
+
+
+def _recheck(art: Artifact, keyed: bool) -> tuple[str | None, str]:
+    """After `art`'s video.mp4 changed since clipscore's check: its SHA-256 read again (None when neither its manifest
+    records one nor a cache key needs it, `keyed`) and what was done, for the note; ArtifactError when it is no longer
+    the video its manifest records (`digest_problem`), as the check before scoring would have said."""
+    recorded = art.manifest.get("video_sha256") is not None
+    if not recorded and not keyed:
+        return None, "its manifest records no video_sha256 to check it by"
+    try:
+        digest = sha256_file(art.video_path)
+    except OSError as err:
+        raise ArtifactError(f"{art.video_path}: {err.strerror or err}") from None
+    if (problem := digest_problem(art.folder, art.manifest, art.video_path, digest)) is not None:
+        raise ArtifactError(f"{problem} (it changed after clipscore checked it, before it was scored; nothing was "
+                            "written)")
+    return digest, ("read again: still the video its manifest records" if recorded
+                    else "read again for its cache key")
+
+
 def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size: int = 16,
                     progress: bool = False, cache: ScoreCache | None = None,
                     heartbeat_s: float | None = None,
-                    digests: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
+                    digests: dict[tuple[str, str], str] | None = None,
+                    stamps: dict[tuple[str, str], tuple | None] | None = None,
+                    on_note: Callable[[str], None] | None = None) -> pd.DataFrame:
     """per_frame table: method, slug, prompt, frame, score (one row per decoded frame).
 
     With `cache`, a video whose key is cached is not decoded or encoded again. `digests` (`video_digests`): the
     videos' SHA-256 the caller has read already, for the cache keys; a video not in it is read for its key.
+    `stamps` (`video_stamps`, taken before the caller's digest check): a video whose stamp differs now, before its
+    key is made and again after it is decoded, was changed since the check (the model loads in between); it is
+    hashed again and checked against its manifest (ArtifactError if it is not the video written), keyed by its new
+    digest, and told to `on_note`; one changed while it was decoded is checked so too, then scored but not cached
+    (the frames may be of either file).
     """
     from evaluation.progress import Counter
 
@@ -201,11 +245,20 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
     texts: dict[str, object] = {}
     # the bar only on a terminal and when asked; elsewhere a line every heartbeat_s seconds, if given
     counter = Counter(len(artifacts), "clipscore", "video", bar=progress, heartbeat_s=heartbeat_s)
+    stamps = stamps or {}
+    note = on_note or (lambda text: None)
     for (method, slug), art in counter.iterate(artifacts.items()):
         scores = key = None
+        digest = (digests or {}).get((method, slug))
+        stamp = stamps.get((method, slug))
+        # one stat per video; only a changed one is read again (the check's digest would key another file's scores)
+        if (method, slug) in stamps and file_stamp(art.video_path) != stamp:
+            stamp = file_stamp(art.video_path)  # before reading: a change during the read shows after decoding
+            digest, done = _recheck(art, keyed=cache is not None)
+            note(f"{art.video_path} changed after clipscore checked it (while the model loaded); {done}")
         if cache is not None:
             try:
-                key = cache.key(art.video_path, art.prompt, batch_size, (digests or {}).get((method, slug)))
+                key = cache.key(art.video_path, art.prompt, batch_size, digest)
             except OSError as err:  # the same one-line error as when decoding finds no video
                 raise ArtifactError(f"{art.video_path}: {err.strerror or err}") from None
             # a video cut short (scores cached before decoding checked the count) is decoded, to say so; samples,
@@ -223,8 +276,13 @@ def score_artifacts(artifacts: dict[tuple[str, str], Artifact], clip, batch_size
             raise ArtifactError(f"{art.video_path}: {len(frames)} frames, the manifest says {art.n_frames}")
         if art.prompt not in texts:
             texts[art.prompt] = text_embedding(clip, art.prompt)
+        changed = (method, slug) in stamps and file_stamp(art.video_path) != stamp
+        if changed:  # while it was decoded: the frames may be of either file, so neither keys a cache entry
+            _, done = _recheck(art, keyed=False)
+            note(f"{art.video_path} changed while it was decoded; {done}"
+                 + ("; its scores are not cached" if cache is not None else ""))
         scores = score_frames(clip, frames, art.prompt, batch_size, text=texts[art.prompt])
-        if cache is not None:
+        if cache is not None and not changed:
             cache.put(key, scores)
         rows += [(method, slug, art.prompt, k, float(s)) for k, s in enumerate(scores)]
     return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS["per_frame.csv"]))

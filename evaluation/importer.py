@@ -44,13 +44,13 @@ import numpy as np
 
 from prompts import full_slug, library, resolve_prompt, slugify
 
-from .artifacts import (RENDERED_TRAJECTORIES, Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
-                        read_artifact, sha256_file, write_artifact)
+# TRAJECTORIES and trajectory_problem live with the artifact contract, which write_artifact enforces; named here too
+# for the callers of import-videos' check
+from .artifacts import (TRAJECTORIES, Artifact, ArtifactError, artifact_folder, check_method_name, check_writable_folder,
+                        read_artifact, sha256_file, trajectory_problem, write_artifact)
 from .video import VIDEO_EXTENSIONS, VideoError, decode_video, pad_even, probe_video, resample_indices
 
 ARTICLES = ("a", "an", "the")
-TRAJECTORIES = (*RENDERED_TRAJECTORIES, "unknown")
-"""What an import may record as its videos' camera path: one `fourdfy render` draws, or `unknown`."""
 AUTHOR_FOLDERS = {"ours": "4dfy", "ours_w_hexplane": "hexplane", "ours_wo_hybrid_sds": "wo_hybrid",
                   "ours_wo_sds": "wo_3d", "ours_wo_vsd": "wo_img", "ours_wo_sds_vsd": "wo_3d_img"}
 """Method folders of the authors' example videos (`video-generation-study-example/example/*`, docs/evaluation.md)
@@ -275,17 +275,6 @@ def _video_changed(folder: Path, file_name: str) -> str | None:
         return f"{path} cannot be read ({err.strerror or err}); {again}"
     return (f"{path} is not the video the import wrote there (its SHA-256 differs from the one its manifest records: "
             f"truncated, corrupted or replaced since); {again}")
-
-
-def trajectory_problem(trajectory: str) -> str | None:
-    """What is wrong with a camera path to record, or None: one that is none of `TRAJECTORIES` (a typo would be
-    recorded in every manifest), with a did-you-mean. Shared by `import-videos` and params.yaml's `videos:` check."""
-    if trajectory in TRAJECTORIES:
-        return None
-    close = difflib.get_close_matches(trajectory, TRAJECTORIES, n=1)
-    guess = f" (did you mean {close[0]!r}?)" if close else ""
-    return (f"{trajectory!r} is not a known camera path{guess}; give one of {', '.join(TRAJECTORIES)} (unknown: the "
-            "videos' camera path is not known)")
 
 
 def check_trajectory(trajectory: str) -> None:

@@ -260,7 +260,7 @@ def clipscore(
     from evaluation.artifacts import (RENDER_HINT, RUN_REASON, ArtifactError, digest_problem, nothing_found,
                                       scan_artifacts)
     from evaluation.clip import (ALL_PROMPTS, META, ScoreCache, ScoreConfig, check_out_dir, score_artifacts,
-                                 video_digests, write_outputs)
+                                 video_digests, video_stamps, write_outputs)
     from evaluation.clip_models import TINY_CLIP_ID, ClipConfig, is_random_weights, load_clip
     from method.guidance.loading import ModelNotFoundError
 
@@ -287,6 +287,9 @@ def clipscore(
         # a video replaced since it was written decodes like the one written: only its digest tells, and a score
         # of it would be reported as the imported or rendered one's
         # the cache keys hash every video too: with --cache each is read once, here, for both
+        # stamps first (a stat each): a video changed after them, while the model loads, is read and checked again
+        # before it is scored, and keyed by what it holds then
+        stamps = video_stamps(arts)
         digests = video_digests(arts) if cache is not None else {}
         changed = [p for k, a in arts.items()
                    if (p := digest_problem(a.folder, a.manifest, a.video_path, digests.get(k)))]
@@ -304,7 +307,8 @@ def clipscore(
         clip = load_clip(cfg)
         store = ScoreCache(cache, clip) if cache is not None else None
         per_frame = score_artifacts(arts, clip, batch_size, progress=progress, cache=store, heartbeat_s=HEARTBEAT_S,
-                                    digests=digests)
+                                    digests=digests, stamps=stamps,
+                                    on_note=lambda text: typer.secho(f"note: {text}", fg=typer.colors.YELLOW, err=True))
         paths = write_outputs(out, per_frame, scfg, clip.description, clip.precision, clip.random_weights,
                               artifacts=arts)
     except (ArtifactError, ModelNotFoundError, ValueError) as err:
@@ -364,8 +368,7 @@ def validate_artifacts(
     """Check every folder holding manifest.json or video.mp4 (manifest, names, camera path, videos decoded and
     counted); exit 1 if any is invalid."""
     from evaluation.artifacts import (MANIFEST, ArtifactError, nothing_found, read_artifact, scan_artifacts,
-                                      validate_artifact)
-    from evaluation.importer import trajectory_problem
+                                      trajectory_problem, validate_artifact)
 
     try:
         arts, broken = scan_artifacts(artifacts)
