@@ -9,6 +9,7 @@ TrainConfig as a dict, `config_hash`; `seed`, `profile`, `update_counts` per sta
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from .artifacts import SCHEMA, read_json_object
@@ -29,7 +30,7 @@ def read_run_manifest(run_dir: Path | str) -> dict:
         raise RunError(f"{run_dir}: no such run folder")
     path = run_dir / "manifest.json"
     if not path.is_file():
-        raise RunError(f"{run_dir}: no manifest.json (not a finished run; `fourdfy generate` writes it at the end)")
+        raise RunError(_no_manifest(run_dir))
     manifest = read_json_object(path, RunError)
     # an artifact's manifest.json has the same name: say which folder was given, not which key it lacks
     if str(manifest.get("schema", "")).startswith(SCHEMA.split("/")[0] + "/"):  # any version of the schema
@@ -38,6 +39,45 @@ def read_run_manifest(run_dir: Path | str) -> dict:
         if key not in manifest:
             raise RunError(f"{path}: lacks '{key}'")
     return manifest
+
+
+def _no_manifest(run_dir: Path) -> str:
+    """The error for a folder without manifest.json (`fourdfy generate` writes it when the training ends): a run
+    being trained now, an unfinished run (ckpt/ but no manifest: it stopped before the end), or no run at all."""
+    resume = f"the command that started it plus --resume (`fourdfy generate ... --out {run_dir} --resume`)"
+    if is_being_trained(run_dir):
+        return (f"{run_dir} is still being trained (another process holds the run folder) and has no manifest.json "
+                "yet, which `fourdfy generate` writes when the training ends: render it once the run has finished")
+    if (run_dir / "ckpt").is_dir():
+        last = " has ckpt/last.pt but" if (run_dir / "ckpt" / "last.pt").is_file() else ""
+        return (f"{run_dir} is an unfinished run: it{last} has no manifest.json (`fourdfy generate` writes it when "
+                f"the training ends) and no process is training it, so it stopped before the end; continue it with "
+                f"{resume}, then render it")
+    return (f"{run_dir}: no manifest.json and no ckpt/: not a run folder of `fourdfy generate` (a finished run holds "
+            "both); give a run folder, e.g. runs/x")
+
+
+def is_being_trained(run_dir: Path) -> bool:
+    """Whether a process holds the run folder's lock: `pipelines.generate.run_folder_lock`, an exclusive flock on
+    the folder itself (evaluation may not import pipelines; tests check the two agree). Probed with a shared lock,
+    released at once; a `generate` starting in that instant would be refused as if the folder were in use."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): nothing can be said
+        return False
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without flock
+        return False
+    finally:
+        os.close(fd)  # releases the probe's lock
+    return False
 
 
 def _artifact_given(folder: Path, manifest: dict) -> str:

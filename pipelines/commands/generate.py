@@ -186,6 +186,17 @@ def generate(
                 typer.echo(f"note: nothing to resume in {out}; starting a new run there", err=True)
             # a finished run that `generate` only checks and returns: not trained now, and the done line says so
             before = _finished_manifest_text(out) if mode != "no" and resume_from is None else None
+            # before the training (hours on a GPU profile), so that a mistake can be stopped; after the config and
+            # resume checks, so that their refusals stay the one line
+            near = library_near_miss(prompt)
+            if near is not None:
+                typer.echo(f"note: --prompt {prompt!r} is not a prompt of the library; did you mean {near!r}? "
+                           "(training it as given)", err=True)
+            idle = cuda_only_switches(cfg)
+            if idle:
+                takes, does = ("takes", "it does") if len(idle) == 1 else ("take", "they do")
+                typer.echo(f"note: {', '.join(idle)} {takes} effect only on CUDA; this run trains on the CPU, where "
+                           f"{does} nothing", err=True)
             quiet_libraries()
             from method.training.trainer import interrupt_check
 
@@ -220,6 +231,65 @@ def generate(
         typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; runs "
                    "are paired by slug in the survey and CLIP tables, so this one would be compared with that "
                    f"prompt's runs (--prompt {slugify(prompt)} trains the library prompt itself)", err=True)
+
+
+NEAR_MISS_CUTOFF = 0.9
+"""difflib ratio from which free text counts as a near miss of a library prompt (compared as slugs: case, accents
+and punctuation aside). 'a_panda_dancin' / 'a_panda_dancing' is 0.97; one word more or another animal is < 0.9."""
+
+
+def library_near_miss(prompt: str) -> str | None:
+    """The library prompt that free text `prompt` nearly spells ('A panda dancin.' -> 'A panda dancing.'), else None.
+
+    None for a slug (resolve_prompt looks it up, with its own did-you-mean), for a library prompt, and for a text
+    with a library prompt's slug (`prompts.library_twin` names that one)."""
+    import difflib
+
+    from prompts import PromptFileError, library_files, load_prompts, slugify
+
+    try:
+        slug = slugify(prompt)
+    except PromptFileError:
+        return None
+    if slug == prompt:
+        return None
+    texts: dict[str, str] = {}
+    for f in library_files():
+        try:
+            table = load_prompts(f)
+        except PromptFileError:  # generate itself does not read the library for free text: no error here either
+            continue
+        for key, text in table.items():
+            texts.setdefault(key, text)
+    if slug in texts:
+        return None
+    close = difflib.get_close_matches(slug, list(texts), n=1, cutoff=NEAR_MISS_CUTOFF)
+    return texts[close[0]] if close else None
+
+
+def cuda_only_switches(cfg) -> list[str]:
+    """The keys of `cfg` switched on that act only on CUDA, when its device resolves to the CPU ([] otherwise):
+    `tf32`, and per prior `frozen.cuda_graph` and a `frozen.half_dtype` other than float16 (frozen weights are
+    float32 on the CPU). A key on for every prior is named once with `*`. An unusable device: [] (the run
+    refuses it)."""
+    from method.backends import resolve_device
+
+    try:
+        if resolve_device(cfg.device).type != "cpu":
+            return []
+    except ValueError:
+        return []
+    keys = ["tf32"] if cfg.tf32 else []
+    frozen = {name: getattr(prior, "frozen", None) for name, prior in cfg.guidance.items()}
+    frozen = {name: f for name, f in frozen.items() if f is not None}
+    for field, on in (("cuda_graph", lambda f: f.cuda_graph),
+                      ("half_dtype", lambda f: f.half_precision and f.half_dtype != "float16")):
+        names = [name for name, f in frozen.items() if on(f)]
+        if names and len(names) == len(frozen) > 1:
+            keys.append(f"guidance.*.frozen.{field}")
+        else:
+            keys += [f"guidance.{name}.frozen.{field}" for name in names]
+    return keys
 
 
 def _finished_manifest_text(out: Path) -> str | None:

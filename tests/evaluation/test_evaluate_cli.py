@@ -52,8 +52,9 @@ def test_render_command(fake_run, tmp_path, monkeypatch):
     assert res.exit_code == 2 and error_lines(res) == [f"error: {tmp_path / 'nope'}: no such run folder"]
     (tmp_path / "empty").mkdir()
     res = runner.invoke(app, ["render", str(tmp_path / "empty"), "--out", str(out)])
-    assert res.exit_code == 2 and error_lines(res) == [f"error: {tmp_path / 'empty'}: no manifest.json (not a finished "
-                                                   "run; `fourdfy generate` writes it at the end)"]
+    assert res.exit_code == 2 and error_lines(res) == [f"error: {tmp_path / 'empty'}: no manifest.json and no ckpt/: not "
+                                                   "a run folder of `fourdfy generate` (a finished run holds both); "
+                                                   "give a run folder, e.g. runs/x"]
 
 
 def test_validate_artifacts_reports_every_artifact_like_folder(tmp_path):

@@ -71,5 +71,8 @@ def test_a_folder_with_nothing_below_still_says_it_is_no_finished_run(tmp_path):
     (tmp_path / "half" / "other").mkdir()
     (tmp_path / "half" / "other" / "manifest.json").write_text(json.dumps({"something": "else"}))
     (line,) = error_lines(_render(tmp_path / "half", tmp_path / "out"))
-    assert line == (f"error: {tmp_path / 'half'}: no manifest.json (not a finished run; `fourdfy generate` writes it "
-                    "at the end)")
+    half = tmp_path / "half"
+    assert line == (f"error: {half} is an unfinished run: it has no manifest.json (`fourdfy generate` writes it when "
+                    "the training ends) and no process is training it, so it stopped before the end; continue it with "
+                    f"the command that started it plus --resume (`fourdfy generate ... --out {half} --resume`), then "
+                    "render it")
