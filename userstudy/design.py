@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from method.fileio import yaml_error_text
+from prompts import PROMPT_DIR, load_prompts
 
 DESIGN_DIR = Path(__file__).resolve().parent / "designs"
 PAPER_DESIGN = DESIGN_DIR / "paper.yaml"
@@ -76,7 +77,9 @@ class Section:
     """Name of the prompts the block was evaluated on (selects the CLIP value; e.g. `mav3d_28`); "" = the prompts
     both methods have videos of (`paired_prompts`)."""
     n_prompts: int | None = None
-    """Number of prompts per comparison (used by the simulator when the prompt file is unknown)."""
+    """How many prompts each comparison of the block is asked on: with `prompt_set`, the first `n_prompts` of its
+    file (`section_prompts`; more than the file holds is an error); for `simulate-votes` without a prompt file,
+    that many generic prompt ids. None = every prompt of the set."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,46 @@ class Design:
                 if method in section.rows:
                     return table, section
         raise KeyError(method)
+
+
+def prompt_file(prompt_set: str, prompts_dir: Path | str | None = None) -> Path:
+    """The file of a prompt set: `<prompts_dir>/<prompt_set>.txt` (default folder: the project's prompts/)."""
+    return Path(prompts_dir if prompts_dir is not None else PROMPT_DIR) / f"{prompt_set}.txt"
+
+
+def section_prompts(section: Section, prompts_dir: Path | str | None = None) -> dict[str, str]:
+    """The prompts (slug -> text, in file order) a comparison of `section`, which names a `prompt_set`, is asked on:
+    the first `n_prompts` of `<prompts_dir>/<prompt_set>.txt` (default folder: the project's `prompts/`), every one
+    without `n_prompts`. The one rule of `survey build` (its questions) and of `userstudy.simulate.simulate_votes`
+    (its simulated answers). `PromptFileError` for a missing or unreadable file, `DesignError` for an `n_prompts`
+    larger than the file (both ValueErrors)."""
+    if not section.prompt_set:
+        raise ValueError("section_prompts: the section names no prompt_set (its prompts are `paired_prompts`)")
+    path = prompt_file(section.prompt_set, prompts_dir)
+    prompts = load_prompts(path)
+    n = section.n_prompts
+    if n is not None and n > len(prompts):
+        raise DesignError(f"n_prompts {n} is more than the {len(prompts)} prompts of {path.name}: lower the "
+                          "section's n_prompts in the design, or add prompts to the file")
+    return dict(list(prompts.items())[:n]) if n is not None else prompts
+
+
+CHECK_ID_PREFIX = "check__"
+"""Question ids of attention checks start with this (`attention_check_id`)."""
+
+
+def question_id(comparison: str, slug: str) -> str:
+    """The id of the question comparing the primary with `comparison` on prompt `slug`, `<comparison>__<slug>`: the
+    one scheme of `survey build`'s bundles (so of survey exports) and of `simulate-votes`, so that the same question
+    has the same id in every votes file."""
+    return f"{comparison}__{slug}"
+
+
+def attention_check_id(decoy: str, slug: str) -> str:
+    """The id of the attention check showing `decoy` on prompt `slug`, `check__<decoy>__<slug>`: the one scheme of
+    `survey build` (the slug of the decoy's video) and of `simulate-votes` (which, not knowing the decoy's videos,
+    numbers its checks `attention_check_<j>`, the `prompt_id` of their rows)."""
+    return f"{CHECK_ID_PREFIX}{decoy}__{slug}"
 
 
 def paired_prompts(primary: str, method: str, videos: Iterable[tuple[str, str]]) -> list[str]:

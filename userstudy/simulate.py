@@ -23,7 +23,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from userstudy.design import Design, paired_prompts
+from userstudy.design import (Design, Section, attention_check_id, paired_prompts, prompt_file, question_id,
+                              section_prompts)
 from userstudy.outputs import OutputError, atomic_write, check_file_target
 from userstudy.votes import CRITERIA, SYNTHETIC_PREFIX
 
@@ -191,28 +192,35 @@ DEFAULT_PROMPT_SET = "mav3d_28"
 short form `comparisons: [...]`): the paper's 28 MAV3D prompts."""
 
 
-def prompt_ids(prompt_set: str, n_prompts: int | None) -> list[str]:
-    """Prompt slugs of a prompt set: from `prompts/<prompt_set>.txt` when it exists (the first
-    n_prompts), else generic ids; with neither a set nor a number, the `DEFAULT_PROMPT_SET`."""
+def prompt_ids(section: Section, prompts_dir: Path | str | None = None) -> list[str]:
+    """Prompt slugs a comparison of `section` is simulated on without videos: with a `prompt_set` whose file
+    `<prompts_dir>/<prompt_set>.txt` exists (default folder: the project's `prompts/`), the prompts `survey build`
+    asks (`userstudy.design.section_prompts`: the first `n_prompts`); else `n_prompts` generic ids; with neither a
+    set nor a number, the paper's 28 prompts (`DEFAULT_PROMPT_SET`, always the project's file)."""
     from prompts import PROMPT_DIR, load_prompts
 
+    prompt_set, n_prompts = section.prompt_set, section.n_prompts
     if not prompt_set and not n_prompts:
-        prompt_set = DEFAULT_PROMPT_SET
-    path = PROMPT_DIR / f"{prompt_set}.txt"
-    if prompt_set and path.is_file():
-        slugs = list(load_prompts(path))
-        if n_prompts and n_prompts > len(slugs):
-            raise ValueError(f"n_prompts {n_prompts} is more than the {len(slugs)} prompts of {path.name}")
-        return slugs[:n_prompts] if n_prompts else slugs
+        return list(load_prompts(PROMPT_DIR / f"{DEFAULT_PROMPT_SET}.txt"))
+    if prompt_set and prompt_file(prompt_set, prompts_dir).is_file():
+        return list(section_prompts(section, prompts_dir))
     if not n_prompts:
-        raise ValueError(f"prompt set {prompt_set!r} has no prompt file (prompts/{prompt_set}.txt); give "
-                         "n_prompts beside prompt_set in the design (in its section, or at the top of a "
-                         "short-form design)")
+        where = f"prompts/{prompt_set}.txt" if prompts_dir is None else str(prompt_file(prompt_set, prompts_dir))
+        raise ValueError(f"prompt set {prompt_set!r} has no prompt file ({where}); give n_prompts beside prompt_set "
+                         "in the design (in its section, or at the top of a short-form design), or the folder that "
+                         "holds the file (--prompts-dir)")
     return [f"{prompt_set or 'prompt'}_{i:02d}" for i in range(1, n_prompts + 1)]
 
 
+def generic_sections(design: Design, comparisons: Iterable[str], prompts_dir: Path | str | None = None) -> list[str]:
+    """The `comparisons` whose section names a `prompt_set` with no file in `prompts_dir`: simulated on generic ids,
+    where `survey build` (which needs the file) would refuse the design."""
+    return [c for c in comparisons
+            if (ps := design.section_of(c)[1].prompt_set) and not prompt_file(ps, prompts_dir).is_file()]
+
+
 def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str, str]] | None = None, *,
-                   unpaired_ids: bool = False) -> pd.DataFrame:
+                   unpaired_ids: bool = False, prompts_dir: Path | str | None = None) -> pd.DataFrame:
     """A SYNTHETIC votes table in the suite's format (see `userstudy.votes`).
 
     `videos`: the (method, prompt slug) pairs that have artifacts (`userstudy.survey.bundle.artifact_pairs`). Given,
@@ -220,7 +228,8 @@ def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str,
     those artifacts (`userstudy.design.paired_prompts`); without, on `prompt_ids`' (generic ids, or the paper's 28
     prompts). Such a comparison with no prompt both methods have videos of is refused, as `survey build` refuses
     it, unless `unpaired_ids` (the pipeline's votes stage, whose survey is built with --allow-missing): it is then
-    simulated on `prompt_ids`', as comparisons with a `prompt_set` are whatever videos exist."""
+    simulated on `prompt_ids`', as comparisons with a `prompt_set` are whatever videos exist. `prompts_dir`: the folder
+    of the `<prompt_set>.txt` files, as `survey build --prompts-dir` (default: the project's prompts/)."""
     check_config(cfg)
     comps = cfg.comparisons or design.comparisons
     unknown = sorted(set(comps) - set(design.comparisons))
@@ -245,20 +254,20 @@ def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str,
     for comp in comps:
         _, section = design.section_of(comp)
         if section.prompt_set or videos is None:
-            slugs = prompt_ids(section.prompt_set, section.n_prompts)
+            slugs = prompt_ids(section, prompts_dir)
         else:
             slugs = paired_prompts(design.primary, comp, videos)
             if not slugs and unpaired_ids:
-                slugs = prompt_ids(section.prompt_set, section.n_prompts)
+                slugs = prompt_ids(section, prompts_dir)
             elif not slugs:  # as `survey build` refuses it: a comparison with no question
                 raise ValueError(f"{comp}: no prompt has videos of both {design.primary} and {comp} in the "
                                  "artifacts (its section names no prompt_set, so it is asked on the prompts both "
                                  "have videos of)")
         questions.extend((comp, slug) for slug in slugs)
     Q = len(questions)
-    # the survey bundle's question ids (`<method>__<slug>`, `check__<decoy>__...`): the same question has the same
-    # id in every file, so files simulated per table can be analysed together as survey exports are
-    qids = np.array([f"{comp}__{slug}" for comp, slug in questions])
+    # the survey bundle's question ids: the same question has the same id in every file, so files simulated per
+    # table can be analysed together as survey exports are
+    qids = np.array([question_id(comp, slug) for comp, slug in questions])
     if cfg.layout == "global":
         primary_left = np.broadcast_to(rng.random((1, Q)) < 0.5, (R, Q))
     else:
@@ -288,6 +297,8 @@ def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str,
         C = checks
         decoy = design.check.decoys[0]
         correct = design.check.correct_method
+        # the decoy's videos, whose prompts a survey's checks are asked on, are unknown here: numbered placeholders
+        check_slugs = [f"attention_check_{j}" for j in range(1, C + 1)]
         correct_left = rng.random((R, C)) < 0.5
         for ci, crit in enumerate(CRITERIA):
             right_answer = np.where(careless[:, None], rng.random((R, C)) < 0.5, rng.random((R, C)) >= cfg.lapse)
@@ -296,8 +307,8 @@ def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str,
             choice = np.where(answered, np.where(picks_left, "left", "right"), "none")
             frames.append(pd.DataFrame({
                 "rater_id": np.repeat(raters, C),
-                "question_id": np.tile([f"check__{decoy}__attention_check_{j}" for j in range(1, C + 1)], R),
-                "prompt_id": np.tile([f"attention_check_{j}" for j in range(1, C + 1)], R),
+                "question_id": np.tile([attention_check_id(decoy, slug) for slug in check_slugs], R),
+                "prompt_id": np.tile(check_slugs, R),
                 "method_left": np.where(correct_left, correct, decoy).ravel(),
                 "method_right": np.where(correct_left, decoy, correct).ravel(),
                 "criterion": crit, "choice": choice.ravel(), "is_attention_check": "true",

@@ -91,7 +91,8 @@ def build_warnings(bundle, out: Path) -> list[str]:
     """What a partial bundle lacks: left-out questions and missing attention checks, one line each
     (a demo bundle must not pass for the full study); and questions showing the same video twice."""
     from userstudy.outputs import few
-    from userstudy.survey.bundle import BUNDLE_FILE, CHECK_ID_PREFIX
+    from userstudy.design import CHECK_ID_PREFIX
+    from userstudy.survey.bundle import BUNDLE_FILE
 
     warnings = []
     # same remuxed bytes on both sides: raters would judge one clip against itself

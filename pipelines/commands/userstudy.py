@@ -264,6 +264,9 @@ def simulate_votes(
                                          "(repeatable): a comparison whose design section names no prompt_set is "
                                          "then simulated on the prompts the survey asks it on, those both methods "
                                          "have videos of (without: generic ids, or the paper's 28 prompts)."),
+    prompts_dir: Path = typer.Option(None, "--prompts-dir", help="Folder of the <prompt_set>.txt files the "
+                                     "design names (default: the project's prompts/), as `survey build "
+                                     "--prompts-dir`: a section is simulated on the first n_prompts of its set."),
     seed: int = typer.Option(0, "--seed", help="Seed of every draw."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file of simulated "
                                    "votes (a file holding real votes is never replaced)."),
@@ -271,10 +274,14 @@ def simulate_votes(
     """Write a SYNTHETIC votes file drawn from given preference rates (for demos, tests and power)."""
     from userstudy.design import DesignError, load_design
     from userstudy.outputs import OutputError, check_file_target
-    from userstudy.simulate import (PAPER_PRIMARY, PanelConfig, check_config, check_votes_target, parse_rates,
-                                    write_votes)
+    from userstudy.simulate import (PAPER_PRIMARY, PanelConfig, check_config, check_votes_target, generic_sections,
+                                    parse_rates, write_votes)
     from userstudy.simulate import simulate_votes as simulate
 
+    # a set whose file is not found falls back to generic ids: a mistyped folder must not pass unseen
+    if prompts_dir is not None and not prompts_dir.is_dir():
+        _fail(f"--prompts-dir {prompts_dir} is {'a file' if prompts_dir.exists() else 'not found'}: give the folder "
+              "that holds the design's <prompt_set>.txt files")
     try:
         check_file_target(out)
         d = load_design(design)
@@ -295,7 +302,7 @@ def simulate_votes(
             from userstudy.survey.bundle import artifact_pairs
 
             videos = artifact_pairs(artifacts)
-        frame = simulate(d, cfg, videos)
+        frame = simulate(d, cfg, videos, prompts_dir=prompts_dir)
         # after the settings are checked (their errors come first), before anything is written
         check_votes_target(out, overwrite=overwrite)
         write_votes(frame, out)
@@ -307,6 +314,13 @@ def simulate_votes(
                     "(n_prompts) or the paper's 28; a survey of this design asks about the prompts both methods have "
                     "videos of: give the --artifacts of `survey build` to simulate those", fg=typer.colors.YELLOW,
                     err=True)
+    generic = generic_sections(d, cfg.comparisons or d.comparisons, prompts_dir)
+    if generic:  # simulate's own fallback: `survey build` needs the file
+        sets = sorted({d.section_of(c)[1].prompt_set for c in generic})
+        typer.secho(f"note: {', '.join(generic)}: no file {', '.join(f'{s}.txt' for s in sets)} in "
+                    f"{prompts_dir if prompts_dir is not None else 'prompts/'}, so simulated on n_prompts generic "
+                    "prompt ids; `survey build` needs the file (give the folder that holds it with --prompts-dir)",
+                    fg=typer.colors.YELLOW, err=True)
     if unpublished:
         whose = ("the paper's Tables 2/3 compare 4D-fy with MAV3D and its ablations" if d.primary == PAPER_PRIMARY
                  else f"the paper's rates are preferences for 4D-fy, and this design's primary is {d.primary}")

@@ -9,8 +9,9 @@ A bundle is a folder::
 Artifacts follow the evaluation contract: one folder per (method, prompt),
 `<root>/<method>/<prompt_slug>/` holding `video.mp4` and `manifest.json` (keys method, prompt, slug,
 width, height, n_frames, ...). Questions: the primary method against each comparison on the prompts of
-that comparison's section (`prompt_set` names `<prompts_dir>/<prompt_set>.txt`; a section without
-one uses every prompt for which both methods have artifacts), plus one attention check per decoy
+that comparison's section (`prompt_set` names `<prompts_dir>/<prompt_set>.txt`, of which the section's
+`n_prompts` take the first: `userstudy.design.section_prompts`; a section without one uses every prompt
+for which both methods have artifacts), plus one attention check per decoy
 artifact (the design's `attention_check.correct_method` against the decoy, on the same prompt).
 The two videos of a question must carry the same prompt text; differences in frame count, size, fps or
 trajectory are allowed and summarised per method pair (`Bundle.notes`).
@@ -31,15 +32,15 @@ from pathlib import Path
 from evaluation.artifacts import (MANIFEST, RENDER_HINT, VIDEO, digest_problem, folder_reason, is_run_folder,
                                   read_json_object)
 from evaluation.video import VideoError, decode_video, probe_video
-from prompts import PROMPT_DIR, load_prompts
-from userstudy.design import Design, design_from_dict, paired_prompts
+from prompts import PROMPT_DIR
+# CHECK_ID_PREFIX is also imported from here (it was defined here before the scheme moved to userstudy.design)
+from userstudy.design import (CHECK_ID_PREFIX, Design, attention_check_id, design_from_dict,  # noqa: F401
+                              paired_prompts, question_id, section_prompts)
 from userstudy.outputs import few, new_locked_folder, remove_unlocked
 
 BUNDLE_FILE = "bundle.json"
 MEDIA_DIR = "media"
 BUNDLE_FORMAT = 1
-CHECK_ID_PREFIX = "check__"
-"""Question ids of attention checks start with this (`check__<decoy>__<slug>`)."""
 
 
 class BundleError(ValueError):
@@ -310,19 +311,16 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
     unlisted = sorted({m for (m, _) in index} - listed)
     planned: list[dict] = []
     needed: dict[tuple[str, str], str | None] = {}  # (method, slug) -> expected prompt text
-    prompt_sets: dict[str, dict[str, str] | None] = {}  # read once: several sections share one set
     for table in design.tables:
         for section in table.sections:
             prompts: dict[str, str] | None = None
             if section.prompt_set:
-                if section.prompt_set not in prompt_sets:
-                    try:
-                        prompt_sets[section.prompt_set] = load_prompts(prompts_dir / f"{section.prompt_set}.txt")
-                    except ValueError as err:
-                        prompt_sets[section.prompt_set] = None
-                        problems.append(f"prompt set {section.prompt_set!r}: {err}")
-                prompts = prompt_sets[section.prompt_set]
-                if prompts is None:  # its error is listed once
+                try:  # the first n_prompts of the set: the one rule of simulate-votes too
+                    prompts = section_prompts(section, prompts_dir)
+                except ValueError as err:
+                    problem = f"prompt set {section.prompt_set!r}: {err}"
+                    if problem not in problems:  # several sections share one set: its error is listed once
+                        problems.append(problem)
                     continue
             for method in section.rows:
                 if method == design.primary:
@@ -335,7 +333,7 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
                         _absent(f"{method}: no prompt has videos of both {design.primary} and {method}")
                     pairs = [(s, None) for s in slugs]
                 for slug, text in pairs:
-                    planned.append({"question_id": f"{method}__{slug}", "prompt_id": slug, "prompt": text,
+                    planned.append({"question_id": question_id(method, slug), "prompt_id": slug, "prompt": text,
                                     "method_a": design.primary, "method_b": method, "is_attention_check": False})
                     for m in (design.primary, method):
                         if needed.get((m, slug)) is None:
@@ -346,7 +344,7 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
         if not slugs:
             _absent(f"attention check: no videos of the decoy {decoy!r} in any artifacts folder")
         for slug in slugs:
-            planned.append({"question_id": f"{CHECK_ID_PREFIX}{decoy}__{slug}", "prompt_id": slug, "prompt": None,
+            planned.append({"question_id": attention_check_id(decoy, slug), "prompt_id": slug, "prompt": None,
                             "method_a": check.correct_method, "method_b": decoy, "is_attention_check": True})
             for m in (check.correct_method, decoy):
                 needed.setdefault((m, slug), None)
