@@ -209,9 +209,18 @@ def _unknown_message(root: Any, key: str, asked: str | None = None) -> str:
     if close:
         names = [repr(f"{shown_prefix}.{c}" if prefix else c) for c in close]
         text += "did you mean " + (f"{', '.join(names[:-1])} or " if len(names) > 1 else "") + names[-1] + "? "
+    if not prefix:  # the root's own keys, each group once (listing the groups' keys would list nearly every key)
+        return text + "valid keys: " + ", ".join(_as_group(k, v) for k, v in _children(root).items())
     shown = ", ".join(here[:40]) + (" ..." if len(here) > 40 else "")
-    where = f" under {shown_prefix!r}" if prefix else ""
-    return f"{text}valid keys{where}: {shown}"
+    return f"{text}valid keys under {shown_prefix!r}: {shown}"
+
+
+def _as_group(name: str, value: Any) -> str:
+    """`name` as the keys under it are written: a setting as is, a group as `name.KEY`, a group of named entries (the
+    stages, the priors) as `name.NAME.KEY`."""
+    if not _children(value):
+        return name
+    return f"{name}.KEY" if dataclasses.is_dataclass(value) else f"{name}.NAME.KEY"
 
 
 def _field_type(node: Any, name: str) -> Any:

@@ -61,6 +61,10 @@ class HexPlaneConfig:
         return len(self.spatial_resolutions) * self.n_features_per_scale
 
 
+REPRESENTATION_NAMES = ("hashgrid", "hexplane", "single_grid")
+"""The scene representations (`FieldConfig.representation`); `spacetime.REPRESENTATIONS` builds each."""
+
+
 @dataclass(frozen=True)
 class FieldConfig:
     """The scene field: space-time features -> bias-free density and colour heads."""
@@ -83,4 +87,8 @@ class FieldConfig:
     """Hash-grid backend: 'auto' (tcnn, else Triton on CUDA, else torch), 'torch', 'triton' or 'tcnn'."""
 
     def __post_init__(self) -> None:
+        # checked here, not when the field is built: that is after the run folder is made
+        if self.representation not in REPRESENTATION_NAMES:
+            raise RangeError("representation", f"must be one of ({', '.join(REPRESENTATION_NAMES)})",
+                             self.representation)
         at_least("mlp_hidden", self.mlp_hidden, 1)

@@ -3,6 +3,7 @@ their one loader template, and render -> latents."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from method.ranges import one_of
+from method.ranges import RangeError, one_of, ordered, within
 
 from .loading import HALF_DTYPES, freeze, load_pretrained, place, use_sdpa, weights_dtype
 from .prompts import PromptProcessor
@@ -31,6 +32,8 @@ class PriorConfig:
     target: ClassVar[str] = ""
     loss_weights: ClassVar[tuple[str, ...]] = ()  # a subset of PRIOR_LOSS_WEIGHTS
     """The `LossWeights` fields of the losses its `Guidance` returns (`loss_<name>`; tested against `loss_names`)."""
+    timestep_ranges: ClassVar[tuple[str, ...]] = ("t_range",)
+    """Its fields that hold timestep fractions (min, max), checked when the config is made (`check_timestep_ranges`)."""
     KINDS: ClassVar[dict[str, str]] = {
         "mvdream": "method.guidance.mvdream:MVDreamConfig",
         "vsd": "method.guidance.vsd:VSDConfig",
@@ -39,9 +42,11 @@ class PriorConfig:
     }
 
     @classmethod
-    def config_class(cls, kind: str) -> type:
+    def config_class(cls, kind: str, where: str = "") -> type:
+        """The config class of `kind`; `where` is the dotted key of the entry (`guidance.img`), for the message."""
         if kind not in cls.KINDS:
-            raise ValueError(f"unknown prior kind {kind!r}; known: {', '.join(sorted(cls.KINDS))}")
+            key = f"{where}.kind" if where else "kind"
+            raise ValueError(f"{key} = {kind!r} is an unknown prior kind; known: {', '.join(sorted(cls.KINDS))}")
         return load_attr(cls.KINDS[kind])
 
     @classmethod
@@ -49,19 +54,28 @@ class PriorConfig:
         """The config of the kind named in `data["kind"]` (used by `method.configs.from_dict`)."""
         from method.configs import from_dict
 
-        return from_dict(cls.config_class(data.get("kind", "")), data, where)
+        return from_dict(cls.config_class(data.get("kind", ""), where), data, where)
 
     def __post_init__(self) -> None:
         # the discriminator must name this class, or a saved config would come back as another kind
         expected = type(self).__dataclass_fields__["kind"].default
         if self.kind != expected:
-            raise ValueError(f"{type(self).__name__}.kind must be {expected!r}, got {self.kind!r}")
+            # the kind says which prior the entry is: another prior replaces the whole entry
+            raise RangeError("kind", f"must be {expected!r} (for another prior, set the entry itself to a mapping "
+                                     f"with that kind, e.g. {json.dumps({'kind': self.kind})})", self.kind)
         self.validate()
 
     def validate(self) -> None:
         """Fail when the config is made, not at the first step, on an unknown choice or a value out of range
-        (each prior extends it with the ranges of its own fields)."""
+        (each prior extends it with the ranges of its own fields). Errors are `RangeError`s naming the field, which
+        `method.configs` names by the key `--set` writes (`guidance.img.cfg_form`)."""
         check_choices(self)
+        check_timestep_ranges(self)
+
+    def stage_refs(self) -> dict[str, tuple[str, ...]]:
+        """{field: the stage names it holds} for `TrainConfig.check_links`, which refuses a name of no stage of the
+        run; a prior whose fields name no stages (Zeroscope) keeps this one."""
+        return {}
 
     def build(self, device: torch.device | str = "cpu") -> "Guidance":
         """The prior this config describes, with its weights loaded."""
@@ -354,7 +368,16 @@ def check_choices(cfg) -> None:
     for field, known in (("cfg_form", CFG_FORMS), ("weighting", WEIGHTINGS)):
         value = getattr(cfg, field, None)
         if value is not None and value not in known:
-            raise ValueError(f"{type(cfg).__name__}.{field} = {value!r}; known: {', '.join(known)}")
+            raise RangeError(field, f"must be one of ({', '.join(known)})", value)
+
+
+def check_timestep_ranges(cfg: PriorConfig) -> None:
+    """Fail on timestep fractions (min, max) outside [0, 1] or with min > max, in the fields `cfg.timestep_ranges`
+    names, when the config is made (`TimestepRange` would refuse them only at the first call that uses them)."""
+    for field in cfg.timestep_ranges:
+        value = getattr(cfg, field)
+        within(field, value, 0, 1, " (fractions of the diffusion steps)")
+        ordered(field, value)
 
 
 def check_rgb(rgb: Tensor, name: str) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from method.cameras import Cameras
-from method.ranges import at_least
+from method.ranges import RangeError, at_least
 
 from .base import FrozenModelOptions, FrozenPrior, Part, PriorConfig, check_rgb, encode_images, resize_nchw
 from .common import NoiseSchedule, TimestepRange, cfg_combine, randn, sds_loss
@@ -35,6 +35,9 @@ RELEASE_NEGATIVE_PROMPT = (
 #   release: min 0.98 -> 0.02 and max 0.98 -> 0.50 over 8000 steps (fourdfy_stage_1.yaml)
 #   paper:   [0.02, 0.98] -> [0.02, 0.50] over 5000 steps (supplement S1; read as a linear ramp)
 ANNEAL_PRESETS = {"release": ((0.98, 0.98), 8000), "paper": ((0.02, 0.98), 5000)}
+
+MVDREAM_LOSSES = ("recon", "sds")
+"""`MVDreamConfig.loss`: the release's x0-reconstruction loss or the paper's Eq. 3."""
 
 MVDREAM_HINT = ("MVDream is the single file sd-v2.1-base-4view.pt in the hub repo MVDream/MVDream; set `model` to "
                 "that file, to a folder holding it, or to a folder written by `fourdfy convert-mvdream CKPT OUT`.")
@@ -93,17 +96,16 @@ class MVDreamConfig(PriorConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.loss not in ("recon", "sds"):
-            raise ValueError(f"MVDreamConfig.loss must be 'recon' or 'sds', got {self.loss!r}")
+        if self.loss not in MVDREAM_LOSSES:
+            raise RangeError("loss", f"must be one of ({', '.join(MVDREAM_LOSSES)})", self.loss)
         if self.anneal != "none" and self.anneal not in ANNEAL_PRESETS:
-            raise ValueError(f"unknown anneal {self.anneal!r}; known: none, {', '.join(ANNEAL_PRESETS)}")
+            raise RangeError("anneal", f"must be one of (none, {', '.join(ANNEAL_PRESETS)})", self.anneal)
         for name in ("num_views", "image_size", "num_head_channels"):
             at_least(name, getattr(self, name), 1)
         at_least("anneal_steps", self.anneal_steps, 0)  # None: the preset's length
 
     def stage_refs(self) -> dict[str, tuple[str, ...]]:
-        """{field: the stage names it holds} for `TrainConfig.check_links`, which refuses a name of no stage of the
-        run: `anneal_stages` while the ramp is on (with `anneal: none` the names select nothing)."""
+        """`anneal_stages` while the ramp is on (with `anneal: none` the names select nothing)."""
         return {} if self.anneal == "none" else {"anneal_stages": tuple(self.anneal_stages)}
 
     def timestep_range(self, stage: str | None) -> TimestepRange:

@@ -41,6 +41,7 @@ class VSDConfig(PriorConfig):
 
     target: ClassVar[str] = "method.guidance.vsd:VSDGuidance"
     loss_weights: ClassVar[tuple[str, ...]] = ("vsd", "lora")
+    timestep_ranges: ClassVar[tuple[str, ...]] = ("t_range", "t_anneal_start", "lora_t_range")
 
     kind: str = "vsd"
     """Discriminator of the prior configs in saved configs; always 'vsd'."""
@@ -97,8 +98,7 @@ class VSDConfig(PriorConfig):
         fraction("camera_dropout", self.camera_dropout)
 
     def stage_refs(self) -> dict[str, tuple[str, ...]]:
-        """{field: the stage names it holds} for `TrainConfig.check_links`, which refuses a name of no stage of the
-        run: `t_anneal_stages` while there is a ramp (`t_anneal_start` set; without one the names select nothing)."""
+        """`t_anneal_stages` while there is a ramp (`t_anneal_start` set; without one the names select nothing)."""
         return {} if self.t_anneal_start is None else {"t_anneal_stages": tuple(self.t_anneal_stages)}
 
     def timestep_range(self, stage: str | None = None) -> TimestepRange:

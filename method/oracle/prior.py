@@ -18,7 +18,7 @@ from torch import Tensor
 from method.cameras import Cameras
 from method.guidance.base import PRIOR_LOSS_WEIGHTS, Guidance, PriorConfig
 from method.guidance.common import TimestepRange, randn, scaled_linear_alphas_cumprod, sds_loss
-from method.ranges import at_least
+from method.ranges import RangeError, at_least
 
 from .scene import OracleScene
 
@@ -44,6 +44,7 @@ class OracleConfig(PriorConfig):
     """An exact prior for a known blob scene (the `fourdfy oracle` check; no pretrained weights)."""
 
     target: ClassVar[str] = "method.oracle.prior:OracleGuidance"
+    timestep_ranges: ClassVar[tuple[str, ...]] = ("t_range", "t_anneal_start")
     kind: str = "oracle"
     """Discriminator of the prior configs."""
     loss_name: str = "sds"
@@ -66,22 +67,17 @@ class OracleConfig(PriorConfig):
     def loss_weights(self) -> tuple[str, ...]:
         return (self.loss_name,)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.loss_name not in PRIOR_LOSS_WEIGHTS:  # a regulariser's weight is not a prior's
-            raise ValueError(f"OracleConfig.loss_name must be one of {', '.join(PRIOR_LOSS_WEIGHTS)}, "
-                             f"got {self.loss_name!r}")
-        oracle_scene(self.scene)
-        self.timestep_range("stage1")
-
     def validate(self) -> None:
         super().validate()
+        if self.loss_name not in PRIOR_LOSS_WEIGHTS:  # a regulariser's weight is not a prior's
+            raise RangeError("loss_name", f"must be one of ({', '.join(PRIOR_LOSS_WEIGHTS)})", self.loss_name)
+        if self.scene not in SCENES:
+            raise RangeError("scene", f"must be one of ({', '.join(SCENES)})", self.scene)
         at_least("t_anneal_steps", self.t_anneal_steps, 0)
         at_least("quadrature_nodes", self.quadrature_nodes, 1)
 
     def stage_refs(self) -> dict[str, tuple[str, ...]]:
-        """{field: the stage names it holds} for `TrainConfig.check_links`, which refuses a name of no stage of the
-        run: `anneal_stages` while there is a ramp (`t_anneal_start` set; without one the names select nothing)."""
+        """`anneal_stages` while there is a ramp (`t_anneal_start` set; without one the names select nothing)."""
         return {} if self.t_anneal_start is None else {"anneal_stages": tuple(self.anneal_stages)}
 
     def timestep_range(self, stage: str | None) -> TimestepRange:

@@ -334,9 +334,9 @@ class TrainConfig:
                              f"{', '.join(names) or 'none'}), so the anneal would be ignored; key blob_sigma by stage "
                              "name (renaming a stage by --set, set blob_sigma in the same command)")
         # a prior's fields that name stages (its timestep ramp's), which it asks by name at each call: a name of no
-        # stage would leave the ramp unused without a word; a prior config without `stage_refs` names none
+        # stage would leave the ramp unused without a word
         stray = {f"guidance.{update}.{key}": bad for update, prior in self.guidance.items()
-                 for key, refs in getattr(prior, "stage_refs", dict)().items()
+                 for key, refs in prior.stage_refs().items()
                  if (bad := [name for name in refs if name not in names])}
         if stray:
             says = ", ".join(f"{key} names {', '.join(bad)}" for key, bad in stray.items())
