@@ -17,10 +17,12 @@ public code) is registered with `trainable=False` and contributes videos only (`
 come from the study design (userstudy/designs/), not from here.
 
 Variants as data: an entry of params.yaml's `overrides:` with the reserved key `base:` (`VARIANT_KEYS`) defines
-a method of its own, `variant(name, entry)`: the base's overrides, then the entry's dotted keys, then the
-base's transform (`register_variants` registers those of a whole `overrides:` mapping, with the checks of
-`register`). Every caller (the `methods` stage, `fourdfy generate --set-from`, `fourdfy sweep --params`,
-`fourdfy methods --params`) builds them here, so a variant resolves to the same config everywhere.
+a method of its own, `variant(name, entry)`: the base's overrides, then the entry's dotted keys (a key both set
+in the entry's place), then the base's transform (`register_variants` registers those of a whole `overrides:`
+mapping, with the checks of `register`). A registered base's own entry of the mapping is no part of it: it changes
+that method's runs only (`untaken_base_keys` names what a variant therefore does not take). Every caller (the
+`methods` stage, `fourdfy generate --set-from`, `fourdfy sweep --params`, `fourdfy methods --params`) builds them
+here, so a variant resolves to the same config everywhere.
 """
 
 from __future__ import annotations
@@ -417,9 +419,36 @@ def _refuse_shadowing(name: str, where: str, source: str) -> None:
                      f"{old.description}); {fix}")
 
 
+def _after_base(base: Method, typed: dict, where: str) -> dict:
+    """The overrides of a variant of `base` with the entry's typed keys: the base's, then the entry's, in order (as
+    `set_keys` applies them), a key both set at the entry's place, after the entry's earlier keys (`guidance.*.X`
+    then `guidance.img.X`; a prior's entry replaced, then one of its keys). One mapping applies such a key once: where
+    it names another field for the base than for the entry (the entry renamed stages before it, e.g. swapped two
+    names), the base's value would be lost; that is an error naming the fields to set again under their new names."""
+    merged = {**{k: v for k, v in base.overrides.items() if k not in typed}, **typed}
+    if not any(k in base.overrides for k in typed):
+        return merged
+    from method.training.profiles import paper
+
+    want = set_keys(set_keys(paper(), base.overrides), typed)  # every stage and prior present
+    got = set_keys(paper(), merged)
+    if want.to_dict() == got.to_dict():
+        return merged
+    have = set(valid_keys(got))
+    lost = {k: get_key(want, k) for k in valid_keys(want) if k not in have or get_key(got, k) != get_key(want, k)}
+    shown = ", ".join(f"{k}: {json.dumps(v, default=str)}" for k, v in list(lost.items())[:4])
+    both = [k for k in typed if k in base.overrides]
+    one = len(both) == 1
+    raise ValueError(f"{where}: {', '.join(both)} {'is' if one else 'are'} set by its base {base.name!r} too, but "
+                     f"after the entry's earlier keys (a stage renamed) {'it names' if one else 'they name'} another "
+                     f"field, and a method's overrides set a key once: {base.name}'s value would be lost; set it again "
+                     f"in the entry under its new name ({shown})")
+
+
 def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
     """The method an `overrides:` entry with `base:` defines (not registered: `register_variant`): the base's
-    overrides, then the entry's dotted keys, then the base's transform, trainable as the base is. Values are
+    overrides, then the entry's dotted keys (applied in that order: a key both set comes at the entry's place), then
+    the base's transform, trainable as the base is. Values are
     read as `--set-from` reads them; an unknown key, or a base no registered method has, is an error naming
     `source` and the entry (a did-you-mean `UnknownMethodError` for the base)."""
     where = f"{source}: overrides.{name}"
@@ -443,7 +472,7 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
     typed = _typed_keys(keys, where, _schema(base.name))  # on the base's changes, as `apply` makes them
     changes = ", ".join(f"{k}={v}" for k, v in keys.items()) or "no changes"
     return Method(name, entry.get("description") or f"variant of {base.name}: {changes}",
-                  overrides={**base.overrides, **typed}, transform=base.transform, trainable=True, source=source,
+                  overrides=_after_base(base, typed, where), transform=base.transform, trainable=True, source=source,
                   label=entry.get("label") or "", base=base.name)
 
 
@@ -502,6 +531,29 @@ def register_variants(overrides: dict | None, source: str = "params.yaml") -> li
             register_variant(name, pending.pop(name), source)
             done.append(name)
     return done
+
+
+def untaken_base_keys(name: str, overrides: dict | None) -> tuple[str, dict]:
+    """For the variant `name` of an `overrides:` mapping: (the method its base chain ends at, one that is no variant
+    of the mapping; that method's own entry's config keys that neither `name` nor a variant between them sets).
+
+    A variant is its base's definition (registered, or the base variant's entry) plus its own keys: the entry of a
+    registered base (`4dfy: {stages.stage1.steps: 10}`) changes that method's runs only (`--set` values of its
+    generate stages), not those of its variants; every caller (`fourdfy generate --set-from`, `fourdfy sweep
+    --params`, the `methods` stage) resolves a variant from its own entry alone. These are the keys a user may have
+    expected it to take (the `methods` stage names them). ("", {}) for a name that is no variant of `overrides`."""
+    entries = overrides if isinstance(overrides, dict) else {}
+    entry, seen, own = entries.get(name), {name}, set()
+    if not (isinstance(entry, dict) and "base" in entry):
+        return "", {}
+    while isinstance(entry, dict) and "base" in entry:
+        own |= set(config_keys(entry))
+        base = str(entry["base"])
+        if base in seen:  # a cycle: `register_variants` refuses it
+            return "", {}
+        seen.add(base)
+        entry = entries.get(base)
+    return base, {k: v for k, v in config_keys(entry if isinstance(entry, dict) else None).items() if k not in own}
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:

@@ -2,7 +2,8 @@
 it analyses, and the report summary. Run as `python -m pipelines.stages <step> ...` from dvc.yaml.
 
 - `methods`: `build/methods/`, what the pipeline's methods are as data: `config/<name>.json` (the profile's
-  resolved config of each trained method, the variants params.yaml's `overrides:` defines included) and
+  resolved config of each trained method, the variants params.yaml's `overrides:` defines included, and under
+  `named_files` the SHA-256 of the local weights files or folders its run loads, `MODEL_FIELDS`) and
   `labels.json` (the table labels they register, or params.yaml's `label:` of them) and `files/<stage>.json` (the
   SHA-256 of each file params.yaml names for that stage, `FILE_PARAMS`; a file is read again only when its size,
   mtime or inode changed, `DigestCache`). Installed plug-ins and those files live
@@ -143,6 +144,16 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
     entry of `overrides:` that names no method (a typo), and a trained method without an entry there (its generate
     stages read it). The variants of params.yaml's `overrides:` are registered first (a bad one is an error naming
     its entry)."""
+    parts, known_tail, _trainable = trained_method_problems(params, params_path)
+    if parts:
+        raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
+
+
+def trained_method_problems(params: dict, params_path: Path) -> tuple[list[str], str, list[str]]:
+    """What `check_trained_methods` refuses, not raised: (its message parts, the registry's list of known methods
+    that ends the message, '' when no name is unknown, and the trainable methods of the generate blocks, in order,
+    each once). A variant that cannot be registered is still raised at once, naming its entry: the names the
+    other checks look up depend on the variants."""
     from baselines import UnknownMethodError, get_method, register_variants
     from pipelines.generate import unknown_override_names, unknown_overrides_text
 
@@ -197,8 +208,7 @@ def check_trained_methods(params: dict, params_path: Path) -> None:
     # so that the registry's list of known methods (known_tail) stays next to the unknown names it follows
     parts[:0] = check_videos_entries({m: e for m, e in params["videos"].items() if str(m) not in videos_named}
                                      if isinstance(params.get("videos"), dict) else None)
-    if parts:
-        raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
+    return parts, known_tail, list(dict.fromkeys(trainable))
 
 
 def check_videos_entries(videos) -> list[str]:
@@ -223,30 +233,52 @@ def check_videos_entries(videos) -> list[str]:
     return parts
 
 
-def check_method_configs(params: dict, params_path: Path, trained: list[str]) -> dict:
-    """{method: its resolved config} of the profile for every trained method (registered variants included),
-    checked as its generate stage will check it: a built-in's or plug-in's entry under `overrides:` (its
-    --set-from keys) is applied as `fourdfy generate` applies it, so a misspelt key or a value out of range stops
-    the repro here, before any method trains, instead of in that method's generate stage after others trained.
-    A ValueError names every bad `overrides.<name>` entry (the method, for a config of its own registration)."""
+def method_configs(params: dict, trained: list[str]) -> tuple[dict, dict, list[str]]:
+    """({method: its resolved config} of the profile for every trained method (registered variants included),
+    {method: the config its generate stage builds}, the message parts of the bad entries), checked as its generate
+    stage will check it: a built-in's or plug-in's entry under `overrides:` (its --set-from keys) is applied as
+    `fourdfy generate` applies `--set` values (`pipelines.generate.build_config`), so a misspelt key or a value out
+    of range stops the repro here, before any method trains, instead of in that method's generate stage after others
+    trained. A part names the bad `overrides.<name>` entry (the method, for a config of its own registration); a
+    method without a good config is left out of both mappings. Each config is built once (a transform such as
+    hexplane's sizes planes to the profile)."""
     from baselines import config_keys, resolve_config
-    from pipelines.generate import as_set_values, build_config
+    from method.configs import set_keys
+    from pipelines.generate import as_set_values
 
     profile = str(params.get("profile", "tiny"))
     overrides = params.get("overrides") if isinstance(params.get("overrides"), dict) else {}
-    configs, parts = {}, []
+    configs, built, parts = {}, {}, []
     for m in trained:
         entry = overrides.get(m) if isinstance(overrides.get(m), dict) else {}
         where = f"overrides.{m}" if m in overrides else f"method {m!r}"
         try:
-            if "base" not in entry and config_keys(entry):
-                build_config(profile, m, sets=as_set_values(config_keys(entry)))  # what its generate stage runs
-            configs[m] = resolve_config(profile, m)  # a variant's keys are its own, out-of-range values fail here
+            cfg = resolve_config(profile, m)  # a variant's keys are its own, out-of-range values fail here
+            # a variant's entry gives no --set values (its generate stage registers it); another's are --set values
+            keys = {} if "base" in entry else config_keys(entry)
+            full = set_keys(cfg, as_set_values(keys), parse=True) if keys else cfg
         except ValueError as err:
             parts.append(f"{where}: {err}")
-    if parts:
-        raise ValueError(f"{params_path}: " + "; ".join(parts))
-    return configs
+            continue
+        configs[m], built[m] = cfg, full
+    return configs, built, parts
+
+
+def note_untaken_base_keys(params: dict, trained: list[str]) -> None:
+    """One `note:` line on stderr per trained variant whose registered base has config keys of its own under
+    `overrides:` that the variant does not set (`baselines.untaken_base_keys`): a variant is its base's definition
+    plus its own keys, so `4dfy: {stages.stage1.steps: 10}` changes 4dfy's runs, not those of a variant of 4dfy,
+    which a user may not expect (docs/pipeline.md, "What a variant is")."""
+    from baselines import untaken_base_keys
+
+    overrides = params.get("overrides") if isinstance(params.get("overrides"), dict) else {}
+    for name in dict.fromkeys(map(str, trained)):
+        base, keys = untaken_base_keys(name, overrides)
+        if keys:
+            listed = ", ".join(f"{k}={v}" for k, v in keys.items())
+            print(f"note: overrides.{name} (a variant of {base}) does not take the keys of overrides.{base} "
+                  f"({listed}): they change {base}'s own runs only; to train {name} with them too, add them to "
+                  f"overrides.{name}", file=sys.stderr)
 
 
 def _cannot_train(key: str, bad: list[str]) -> str:
@@ -445,6 +477,25 @@ def named_file_digests(params: dict, cache: DigestCache | None = None) -> dict[s
     return out
 
 
+MODEL_FIELDS = ("model", "text_model", "lora_model")
+"""The fields of a prior's config (`guidance.<name>.<field>`) that name its weights: a hub id, a `fourdfy-tiny:` id,
+or a local file or folder (`method.guidance.loading`). The config, and so DVC and a run's config hash, hold only
+the name, so the `methods` stage records the content of a local one (`model_file_digests`)."""
+
+
+def model_file_digests(cfg, digest=content_digest) -> dict[str, dict]:
+    """{`guidance.<name>.<field>`: {"path": value, "sha256": digest}} of the `MODEL_FIELDS` of `cfg` (a TrainConfig)
+    that name an existing local file or folder, read as the loaders read them (relative to the current folder, `~`
+    expanded); hub and tiny ids record nothing. `digest`: a path's digest (`content_digest`, or one with a cache)."""
+    out = {}
+    for name, prior in cfg.guidance.items():
+        for field in MODEL_FIELDS:
+            value = getattr(prior, field, None)
+            if isinstance(value, str) and value and (path := Path(value).expanduser()).exists():
+                out[f"guidance.{name}.{field}"] = {"path": value, "sha256": digest(path)}
+    return out
+
+
 def digest_cache_path(out: Path) -> Path:
     """Where the `methods` stage writing `out` keeps its `DigestCache`: beside `out`
     (`build/methods.digest-cache.json`), since DVC removes `out` before each run."""
@@ -455,20 +506,24 @@ def write_methods(params_path: Path, out: Path) -> Path:
     """`out/config/<name>.json` for every trained method, `out/labels.json` and `out/files/<stage>.json` (the digests
     of the files params.yaml names, `named_file_digests`, a file read again only when its size, mtime or inode
     changed: `DigestCache` in `digest_cache_path(out)`); a file is rewritten only when its content changes, and
-    files of methods no longer named are removed. Unknown or untrainable methods, bad `overrides:` entries or
-    `videos:` entries, and a label two rows of a table would share fail here, all named in one message, before
-    anything is trained or written (a broken plug-in named too)."""
+    files of methods no longer named are removed. A method's config file also holds, under `named_files`, the
+    digests of the local weights its run loads (`model_file_digests` of the config its generate stage builds, its
+    `overrides:` entry applied), so that replacing them reruns its generate stages as a changed config does.
+    Unknown or untrainable methods, bad `overrides:` entries or `videos:` entries, and a label two rows of a table
+    would share fail here, all named in one message, before anything is trained or written (a broken plug-in named
+    too; a variant that cannot be registered is named first, alone)."""
+    from functools import cache as memoize
+
     from baselines import get_method
     from userstudy.outputs import atomic_write
 
     params = _params(params_path)
-    check_trained_methods(params, params_path)
+    parts, known_tail, trainable = trained_method_problems(params, params_path)
     trained, videos = pipeline_methods(params)
-    note_unused_video_plugins(trained, videos)
-    note_unlisted_variants(params)
-    configs = {m: json.dumps(cfg.to_dict(), indent=1, sort_keys=True) + "\n"
-               for m, cfg in check_method_configs(params, params_path, trained).items()}
-    labels = {m: get_method(m).label for m in trained}
+    configs, built, config_parts = method_configs(params, trainable)
+    # before the names: the registry's list of known methods (known_tail) stays next to the unknown names it follows
+    parts[:0] = config_parts
+    labels = {m: get_method(m).label for m in trainable}
     labels.update(registered_labels(videos))
     labels.update({m: label for m, label in params_labels(params).items() if m in trained or m in videos})
     # two rows of a table with one label, refused before anything trains (the design stage refuses them too); a
@@ -476,12 +531,23 @@ def write_methods(params_path: Path, out: Path) -> Path:
     try:
         effective_design(params, labels)
     except DuplicateLabelError as err:
-        raise ValueError(f"{params_path}: {err}") from None
+        parts.insert(len(config_parts), str(err))
     except (ValueError, KeyError, TypeError, AttributeError):
         pass
-    files = {Path("config") / f"{m}.json": text for m, text in configs.items()}
-    files[Path("labels.json")] = json.dumps(labels, indent=1, sort_keys=True) + "\n"
+    if parts:
+        raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
+    note_unused_video_plugins(trained, videos)
+    note_unlisted_variants(params)
+    note_untaken_base_keys(params, trained)
     cache = DigestCache(digest_cache_path(out))
+    digest = memoize(lambda path: content_digest(path, cache))  # one model folder named by several methods: once
+    files = {}
+    for m, cfg in configs.items():
+        record = cfg.to_dict()
+        if named := model_file_digests(built[m], digest):  # only then: the other methods' files keep their bytes
+            record["named_files"] = named
+        files[Path("config") / f"{m}.json"] = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    files[Path("labels.json")] = json.dumps(labels, indent=1, sort_keys=True) + "\n"
     files.update({Path("files") / f"{stage}.json": json.dumps(digests, indent=1, sort_keys=True) + "\n"
                   for stage, digests in named_file_digests(params, cache).items()})
     for rel, text in files.items():
