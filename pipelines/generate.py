@@ -224,13 +224,55 @@ def run_status(out: Path) -> str:
 
 
 class DamagedManifest(ckpt.CheckpointError):
-    """A run folder's manifest.json is not a JSON object (truncated, overwritten)."""
+    """A run folder's manifest.json is not a JSON object (truncated, overwritten).
+
+    Fields: `path` (the manifest.json), `reason` (what is wrong with it, e.g. 'not UTF-8 text'), `has_last`
+    (ckpt/last.pt is beside it, so the run can continue from it). `str()` is the one-line error with the way on in
+    `generate`'s words (`--resume`); `message()` words it for another caller (a sweep resumes by being run again),
+    `reworded()` is the same error in that caller's words.
+    """
+
+    RESUME = "run the command again with --resume (or --auto-resume)"
+    """How `generate` continues a run from ckpt/last.pt (once the manifest is removed)."""
+    RETRAIN = "train the run again"
+    """How `generate` trains a run whose folder was moved away."""
+
+    def __init__(self, path: Path | str, reason: str, has_last: bool, resume_words: str = RESUME,
+                 retrain_words: str = RETRAIN):
+        self.path, self.reason, self.has_last = Path(path), reason, has_last
+        self.resume_words, self.retrain_words = resume_words, retrain_words
+        super().__init__(self.message(resume_words, retrain_words))
+
+    @property
+    def run(self) -> Path:
+        """The run folder holding the manifest."""
+        return self.path.parent
+
+    def message(self, resume_words: str = RESUME, retrain_words: str = RETRAIN) -> str:
+        """The one-line error, naming the file, what is wrong and the way on in the caller's words: the run's
+        checkpoints, not the manifest, are what a run continues from, and the trainer writes the manifest again
+        when it ends (at once, when ckpt/last.pt is the final checkpoint)."""
+        if self.has_last:
+            fix = (f"a run continues from its checkpoints, not its manifest: remove {self.path} and {resume_words} "
+                   "to continue from ckpt/last.pt; the manifest is written again when the run ends (at once if "
+                   "last.pt is the final checkpoint)")
+        else:
+            fix = f"there is no ckpt/last.pt beside it to continue from: move {self.run} away and {retrain_words}"
+        return f"{self.path} is damaged ({self.reason}); {fix}"
+
+    def reworded(self, resume_words: str, retrain_words: str) -> DamagedManifest:
+        """The same error, its `str()` in another caller's words (to raise where that caller reports it)."""
+        return DamagedManifest(self.path, self.reason, self.has_last, resume_words=resume_words,
+                               retrain_words=retrain_words)
+
+    def __reduce__(self):
+        # an exception pickles as cls(*args), and its args hold the text: rebuild it from the fields
+        return type(self), (self.path, self.reason, self.has_last, self.resume_words, self.retrain_words)
 
 
 def read_manifest(out: Path) -> dict:
-    """`out`'s manifest.json (a finished run's). A damaged one is a `DamagedManifest` of one line naming it and the
-    way on: the run's checkpoints, not the manifest, are what a run continues from, and the trainer writes the
-    manifest again when it ends (at once, when ckpt/last.pt is the final checkpoint)."""
+    """`out`'s manifest.json (a finished run's). A damaged one is a `DamagedManifest` naming it, what is wrong and
+    the way on (`DamagedManifest.message`)."""
     path = out / "manifest.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -242,13 +284,7 @@ def read_manifest(out: Path) -> dict:
         if isinstance(data, dict):
             return data
         why = f"a JSON {type(data).__name__}, not an object"
-    if (out / "ckpt" / "last.pt").is_file():
-        fix = (f"a run continues from its checkpoints, not its manifest: remove {path} and run the command again "
-               "with --resume (or --auto-resume) to continue from ckpt/last.pt; the manifest is written again when "
-               "the run ends (at once if last.pt is the final checkpoint)")
-    else:
-        fix = f"there is no ckpt/last.pt beside it to continue from: move {out} away and train the run again"
-    raise DamagedManifest(f"{path} is damaged ({why}); {fix}")
+    raise DamagedManifest(path, why, (out / "ckpt" / "last.pt").is_file())
 
 
 def finished_manifest(out: Path, config_hash: str, prompt: str) -> dict | None:

@@ -9,7 +9,8 @@ later `dvc commit` / `dvc repro` picks the runs up (docs/cluster.md).
   calls `checkpoint()`, which resubmits the same job, and `resume="auto"` continues from the run's last
   checkpoint (`ckpt/last.pt`). A job killed outright (SIGKILL, node loss) is reported; running the same
   sweep again resumes it the same way, and skips finished runs without submitting them. A run folder whose
-  manifest.json cannot be read fails its own job, unsubmitted, with how to go on; the other jobs run.
+  manifest.json cannot be read fails its own job, unsubmitted (or, damaged after the sweep checked it, when the job
+  runs), with how a sweep goes on; the other jobs run.
 - Order: jobs of one prompt whose first stages are identical (decided from the resolved configs, as the
   stage cache does) form a group; its leader (the job sharing the most stages with the others) runs first
   and the others start when it has ended, so they load its stages from the cache instead of training them.
@@ -223,6 +224,8 @@ class GenerateJob(submitit.helpers.Checkpointable):
             if isinstance(err, RunInUse):  # taken after the sweep checked it: say what fits a sweep (no --out)
                 raise RunInUse(f"{self.out} is being trained by another process; wait for it to end or end it "
                                f"({BUSY_HOW}), then run the same sweep again") from None
+            if isinstance(err, DamagedManifest):  # damaged after the sweep checked it (e.g. while this job waited)
+                raise damaged_in_sweep_words(err) from None
             raise
         return {"before": before, "config_hash": manifest["config_hash"], **run_facts(manifest)}
 
@@ -387,9 +390,52 @@ def _released(folder: Path, until: float) -> bool:
 
 
 def run_facts(manifest: dict) -> dict:
-    """What the summary shows of a run: its resumes, the stage it loaded from the stage cache, its seconds."""
-    return {"resumes": len(manifest.get("resumes", [])), "shared_from": (manifest.get("shared_from") or {}).get("stage"),
-            "seconds": round(sum(manifest.get("timings_s", {}).values()), 1)}
+    """What the summary shows of a run: its resumes, the stage it loaded from the stage cache, its seconds. A field
+    of another type than the trainer writes (a manifest edited by hand or written by another tool) is None, unknown,
+    and `odd` says what each such field is instead, so that one odd manifest does not stop the whole sweep's summary."""
+    odd: dict[str, str] = {}
+    resumes = manifest.get("resumes", [])
+    if not isinstance(resumes, list):
+        odd["resumes"] = f"{_json_kind(resumes)}, not a list"
+    shared = manifest.get("shared_from")
+    stage = shared.get("stage") if isinstance(shared, dict) else None
+    if shared is not None and not isinstance(shared, dict):
+        odd["shared_from"] = f"{_json_kind(shared)}, not an object"
+    elif stage is not None and not isinstance(stage, str):
+        odd["shared_from"] = f"an object whose stage is {_json_kind(stage)}, not a string"
+        stage = None
+    timings = manifest.get("timings_s", {})
+    if not isinstance(timings, dict):
+        odd["timings_s"] = f"{_json_kind(timings)}, not an object"
+    elif not all(type(v) in (int, float) for v in timings.values()):  # (a boolean is an int, not a time)
+        odd["timings_s"] = "an object with a value that is not a number"
+    return {"resumes": len(resumes) if "resumes" not in odd else None, "shared_from": stage,
+            "seconds": round(sum(timings.values()), 1) if "timings_s" not in odd else None, "odd": odd}
+
+
+def _json_kind(value) -> str:
+    """What a JSON value is, in words ('a list', 'a number')."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _done(note: str, facts: dict) -> dict:
+    """A done job's row of the summary from its `run_facts`; an odd manifest's fields are named under
+    `odd_manifest` (field -> what it is instead) and shown as unknown."""
+    row = {"state": "done", "note": note, **{k: facts[k] for k in ("resumes", "shared_from", "seconds")}}
+    if facts.get("odd"):
+        row["odd_manifest"] = dict(facts["odd"])
+    return row
+
+
+def _odd_text(odd: dict[str, str]) -> str:
+    """An odd manifest's fields in words, e.g. 'resumes is a number, not a list; ...: shown as unknown'."""
+    return "; ".join(f"{k} is {v}" for k, v in odd.items()) + ": shown as unknown"
+
+
+def _odd_line(j: PlannedJob, odd: dict[str, str]) -> str:
+    """The sweep's line on a job whose manifest has odd fields (its run path relative, as in sweep.json)."""
+    return f"odd manifest {j.name}: {j.method}/{j.slug}/manifest.json: {_odd_text(odd)}"
 
 
 def _error_line(err: BaseException, state: str) -> tuple[str, str]:
@@ -406,10 +452,15 @@ def _error_line(err: BaseException, state: str) -> tuple[str, str]:
                       "node was lost; run the same sweep again to resume it from ckpt/last.pt")
 
 
-_GENERATE_ADVICE = {"run the command again with --resume (or --auto-resume)": "run the same sweep again",
-                    "and train the run again": "and run the same sweep again to train it"}
-"""The words of a `DamagedManifest` error (`pipelines.generate.read_manifest`) that name `generate`'s options -> what
-a sweep says instead (its jobs resume by themselves)."""
+SWEEP_RESUME = "run the same sweep again"
+"""How a sweep continues a run whose damaged manifest was removed (its jobs resume by themselves; no --resume)."""
+SWEEP_RETRAIN = "run the same sweep again to train it"
+"""How a sweep trains a run whose folder was moved away."""
+
+
+def damaged_in_sweep_words(err: DamagedManifest) -> DamagedManifest:
+    """A `DamagedManifest` with the way on a sweep has (it has none of `generate`'s options)."""
+    return err.reworded(SWEEP_RESUME, SWEEP_RETRAIN)
 
 
 def _finished(j: PlannedJob) -> tuple[dict | None, str | None]:
@@ -418,10 +469,7 @@ def _finished(j: PlannedJob) -> tuple[dict | None, str | None]:
     try:
         return finished_manifest(j.out.resolve(), j.config_hash, j.prompt), None
     except DamagedManifest as err:
-        text = str(err)
-        for words, instead in _GENERATE_ADVICE.items():
-            text = text.replace(words, instead)
-        return None, text
+        return None, str(damaged_in_sweep_words(err))
 
 
 def _copy_log(src: Path, dst: Path) -> None:
@@ -608,7 +656,7 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
             damaged[j.name] = _relative(why, profile_dir)
             results[j.name] = {"state": "failed", "error": f"not submitted: {damaged[j.name]}"}
         elif done is not None:  # what it did is in its manifest: the summary keeps showing it
-            results[j.name] = {"state": "done", "note": "already finished (not submitted)", **run_facts(done)}
+            results[j.name] = _done("already finished (not submitted)", run_facts(done))
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
@@ -621,6 +669,9 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
     for name, why in damaged.items():
         echo(f"not submitted {name}: {why}")
+    for j in jobs:
+        if "odd_manifest" in results.get(j.name, {}):
+            echo(_odd_line(j, results[j.name]["odd_manifest"]))
     try:
         while pending or running:
             raise_pending_interrupt()  # one whose raise a finalizer swallowed
@@ -652,12 +703,13 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
                     note = {"finished": "already finished", "unfinished": "resumed an unfinished run",
                             "other-finished": "replaced a finished run of another config",
                             "other-unfinished": "replaced an unfinished run of another config"}.get(r["before"], "")
-                    results[name] = {"state": "done", "note": note, "resumes": r["resumes"],
-                                     "shared_from": r["shared_from"], "seconds": r["seconds"]}
+                    results[name] = _done(note, r)
                 else:
                     state, line = _error_line(err, sj.state)
                     results[name] = {"state": state, "error": _relative(line, profile_dir)}
                 echo(f"ended {name}: {results[name]['state']}")
+                if "odd_manifest" in results[name]:
+                    echo(_odd_line(j, results[name]["odd_manifest"]))
             if pending or running:
                 time.sleep(ex.poll_seconds)
     except KeyboardInterrupt:
@@ -720,8 +772,13 @@ def summary_table(summary: dict) -> str:
     rows = [("job", "state", "resumes", "shared", "time", "note / error")]
     for j in summary["jobs"]:
         secs = summary.get("seconds", {}).get(j["name"])
-        rows.append((j["name"], j["state"], str(j.get("resumes", "")), j.get("shared_from") or "",
-                     "" if secs is None else f"{secs:.0f}s", j.get("error") or j.get("note") or ""))
+        odd = j.get("odd_manifest") or {}  # its fields shown as "?"
+        note = j.get("error") or j.get("note") or ""
+        if odd:
+            note = "; ".join(filter(None, [note, f"odd manifest.json: {_odd_text(odd)}"]))
+        rows.append((j["name"], j["state"], "?" if "resumes" in odd else str(j.get("resumes", "")),
+                     "?" if "shared_from" in odd else j.get("shared_from") or "",
+                     "?" if "timings_s" in odd else "" if secs is None else f"{secs:.0f}s", note))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows)
 
