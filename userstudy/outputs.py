@@ -99,27 +99,36 @@ def check_file_target(path: Path | str) -> Path:
     return path
 
 
+def _head(path: Path | str, limit: int) -> bytes | None:
+    """At most `limit` bytes from the start of `path` (None: it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit)
+    except OSError:
+        return None
+
+
+def _line_of(head: bytes) -> str | None:
+    # split before decoding: the limit may cut a multi-byte character further on
+    try:
+        return head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def first_line(path: Path | str, limit: int = 4096) -> str | None:
     """The first line of a text file without its line end ("" for an empty file; None: not readable as UTF-8
     text). Reads at most `limit` bytes, so a large foreign file is not read whole."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(limit)
-        # split before decoding: the limit may cut a multi-byte character further on
-        return head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8") if head else ""
-    except (OSError, UnicodeDecodeError, IndexError):
-        return None
+    head = _head(path, limit)
+    return None if head is None else _line_of(head)
 
 
 def empty_or_headed(path: Path | str, header: str) -> bool:
     """Whether `path` is empty (0 bytes: a file that only starts with a blank line is not) or its first line is
-    `header`: how a command recognises its own earlier output, the only kind `--overwrite` replaces."""
-    try:
-        if Path(path).stat().st_size == 0:
-            return True
-    except OSError:
-        return False
-    return first_line(path) == header
+    `header`: how a command recognises its own earlier output, the only kind `--overwrite` replaces. One read
+    decides both, so a file replaced between two looks cannot pass as empty."""
+    head = _head(path, 4096)
+    return head is not None and (head == b"" or _line_of(head) == header)
 
 
 def check_own_file(path: Path | str, overwrite: bool, is_own: Callable[[Path], bool], kind: str,

@@ -113,3 +113,15 @@ def test_first_line_is_read_when_the_read_limit_cuts_a_character_further_on(tmp_
     report = tmp_path / "audit.md"
     report.write_bytes(b"# Title\n" + b"x" * (4096 - 8 - 1) + "\u00b2".encode())  # '²' straddles the limit
     assert first_line(report) == "# Title"
+
+
+def test_empty_or_headed_decides_from_one_read(tmp_path):
+    from userstudy.outputs import empty_or_headed
+
+    cases = {"empty": (b"", True), "own": (b"method,clip\r\nx,1\n", True), "blank_first": (b"\nmethod,clip\n", False),
+             "other": (b"prompt,score\n", False), "binary": (b"\xff\xfe\x00", False)}
+    for name, (data, expected) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert empty_or_headed(tmp_path / name, "method,clip") is expected, name
+    assert empty_or_headed(tmp_path / "missing", "method,clip") is False
+    assert empty_or_headed(tmp_path, "method,clip") is False  # a folder cannot be read as a file
