@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,9 @@ class Analysis:
     """Counts: judgments, unanswered, raters, exclusions, duplicates, layout."""
     synthetic: bool = False
     """The votes contain simulated raters."""
+    prompts_dir: Path | None = None
+    """The folder of the `<prompt_set>.txt` files the votes were checked against (None: the project's prompts/);
+    the tables count a section's prompts in it."""
 
 
 class AnalysisError(ValueError):
@@ -285,4 +289,5 @@ def analyze(votes: Votes, design: Design, config: AnalysisConfig | None = None) 
         "questions_fixed_layout": int((sides == 1).sum()) if main["rater_id"].nunique() > 1 else 0,
     }
     return Analysis(design=design, config=config, table=table, per_prompt=per_prompt, raters=raters,
-                    agreement=agreement, summary=summary, synthetic=votes.synthetic)
+                    agreement=agreement, summary=summary, synthetic=votes.synthetic,
+                    prompts_dir=votes.prompts_dir)

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from evaluation.clip import OUTPUT_COLUMNS as CLIPSCORE_COLUMNS
-from evaluation.clip import MixedOutputsError, check_recorded
+from evaluation.clip import MixedOutputsError, check_recorded, recorded_digests
 from userstudy.analysis import Analysis, rule_parts
-from userstudy.design import Design, Section, Table, latex_escape
+from userstudy.design import Design, Section, Table, latex_escape, prompt_file
 from userstudy.outputs import REPORT, OutputError, check_file_target, files_section, replace_folder, write_text
 from userstudy.stats import binom_p
 from userstudy.votes import CRITERIA, CRITERION_ABBR
@@ -92,7 +92,8 @@ def load_clip_source(clip_path: Path | str) -> ClipSource:
     """The model and precision of a CLIP file: its folder's clipscore.json, as `fourdfy clipscore` writes
     beside clip.csv; ClipSource() (not recorded) when there is none. ClipError when it cannot be read, or when
     it does not describe the CLIP file (`evaluation.clip.check_recorded`: the file matches none of the sha256 it
-    records, as after a clipscore run killed between its renames; one of an earlier version records none)."""
+    records, as after a clipscore run killed between its renames; one of an earlier version records none, and then
+    the file's columns must at least fit one of clipscore's tables, `check_clipscore_columns`)."""
     # beside the path as given, else beside the file a link points to (clipscore wrote both in one folder)
     metas = [Path(clip_path).parent / CLIP_META, Path(clip_path).resolve().parent / CLIP_META]
     meta = next((m for m in metas if m.exists()), None)
@@ -116,12 +117,50 @@ def load_clip_source(clip_path: Path | str) -> ClipSource:
         raise ClipError(f"{clip_path}: cannot be read ({err.strerror or type(err).__name__})") from None
     except ValueError as err:
         raise ClipError(f"{meta} (beside --clip): {err}; {fix}") from None
+    if recorded_digests(data) is None:  # nothing proves the file is one of the run's tables: its columns must fit
+        check_clipscore_columns(clip_path, meta)
     precision = data.get("precision")
     precision = precision.strip() if isinstance(precision, str) and precision.strip() else None
     flag = data.get("random_weights")
     # clipscore records the flag; older files only the description, which starts with the tiny model's id
     tiny = flag if isinstance(flag, bool) else model.startswith(TINY_CLIP_ID)
     return ClipSource(model=model.strip(), precision=precision, random_weights=tiny)
+
+
+SCORED_TABLES = tuple(name for name, cols in CLIPSCORE_COLUMNS.items() if {"method", "clip"} <= set(cols))
+"""The tables of `fourdfy clipscore` with a `clip` column (clip.csv, per_prompt.csv, summary.csv): those a CLIP
+file, or the summary a plot is drawn from, can be."""
+
+
+def check_clipscore_columns(path: Path | str, meta: Path | str) -> None:
+    """ClipError unless the header of the CSV at `path` fits one of clipscore's tables with scores
+    (`SCORED_TABLES`): method and clip present, and every column one of that table's (a subset: a table of an
+    earlier version has fewer). For a clipscore.json `meta` that records no sha256 of its tables (an earlier
+    version), the one check that the file beside it could be one of them."""
+    path, meta = Path(path), Path(meta)
+    try:
+        columns = [str(c).strip() for c in pd.read_csv(path, nrows=0, dtype=str).columns]
+    except pd.errors.EmptyDataError:  # 0 bytes or blank lines: no columns at all
+        columns = []
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ClipError(f"{path}: cannot read as a UTF-8 CSV ({' '.join(str(err).split())})") from None
+    except OSError as err:
+        raise ClipError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    missing = [c for c in ("method", "clip") if c not in columns]
+    if not missing and any(set(columns) <= set(CLIPSCORE_COLUMNS[name]) for name in SCORED_TABLES):
+        return
+    known = {c for name in SCORED_TABLES for c in CLIPSCORE_COLUMNS[name]}
+    foreign = [c for c in columns if c not in known]
+    if missing:
+        problem = f"missing column(s) {', '.join(missing)}"
+    elif foreign:
+        problem = f"column(s) {', '.join(foreign)} that none of its tables has"
+    else:
+        problem = f"columns of more than one of its tables (none has all of {', '.join(columns)})"
+    raise ClipError(f"{path} fits none of the tables of `fourdfy clipscore` ({', '.join(SCORED_TABLES)}: method, "
+                    f"clip and no column of another table): {problem}; {meta.name} beside it, of an earlier clipscore "
+                    "that records no sha256 of its tables, need not describe it: give a table of a `fourdfy "
+                    f"clipscore` run, or move {meta.name} away (the CLIP source is then not recorded)")
 
 
 def clip_source_text(source: ClipSource | None) -> str:
@@ -260,19 +299,19 @@ def clip_unmatched(clip: dict, design: Design) -> dict[str, tuple[list[str], lis
     return out
 
 
-def prompt_set_size(section: Section) -> int | None:
+def prompt_set_size(section: Section, prompts_dir: Path | str | None = None) -> int | None:
     """How many prompts a section's comparisons are judged on: the design's `n_prompts` when it gives one (a study
     on the first n prompts of its set, as `simulate-votes` draws them), else the prompts of its file
-    `prompts/<prompt_set>.txt` (what `survey build` asks, votes are checked against and clipscore's n_set counts).
-    None for a section without `prompt_set` (any prompt is accepted, so no set to fall short of), or one whose
-    size nothing says."""
-    from prompts import PROMPT_DIR, PromptFileError, load_prompts
+    `<prompts_dir>/<prompt_set>.txt` (default folder: the project's prompts/; what `survey build` asks, votes are
+    checked against and clipscore's n_set counts). None for a section without `prompt_set` (any prompt is
+    accepted, so no set to fall short of), or one whose size nothing says."""
+    from prompts import PromptFileError, load_prompts
 
     if not section.prompt_set:
         return None
     if section.n_prompts:
         return section.n_prompts
-    path = PROMPT_DIR / f"{section.prompt_set}.txt"
+    path = prompt_file(section.prompt_set, prompts_dir)
     if not path.is_file():
         return None
     try:
@@ -300,7 +339,8 @@ def partial_preferences(analysis: Analysis) -> list[tuple[str, str, int, int]]:
     whose preferences cover only part of its section's prompts: what the tables mark."""
     design, voted = analysis.design, voted_prompts(analysis)
     return [(m, sec.prompt_set, voted[m], n_set) for t in design.tables for sec in t.sections for m in sec.rows
-            if m != design.primary and covers_part(voted.get(m, 0), n_set := prompt_set_size(sec))]
+            if m != design.primary
+            and covers_part(voted.get(m, 0), n_set := prompt_set_size(sec, analysis.prompts_dir))]
 
 
 def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:
@@ -314,7 +354,7 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
         if section.heading:
             rows.append({"kind": "heading", "section": s_idx, "method": "", "label": section.heading,
                          "label_latex": latex_escape(section.heading)})
-        n_set = prompt_set_size(section)
+        n_set = prompt_set_size(section, analysis.prompts_dir)
         for method in section.rows:
             score = _clip_for(clip, method, section.prompt_set)
             row = {"kind": "primary" if method == design.primary else "comparison", "section": s_idx,

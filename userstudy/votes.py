@@ -18,8 +18,9 @@ Columns (CSV, header required, extra columns are kept):
 
 `validate_votes` checks everything against a `Design` and raises one `VotesError` that lists every
 offending row (by its line in the CSV, header = line 1): among others, a question must show the primary on one
-side, and its prompt must be one of its comparison's prompt set (when the design names one and `prompts/` has its
-file). Nothing is dropped silently: identical
+side, and its prompt must be one its comparison is asked on (when the design's section names a prompt set whose
+file the prompts folder has: the first `n_prompts` of it, `userstudy.design.section_prompts`). Nothing is dropped
+silently: identical
 repeated rows are merged and counted; everything else that is wrong is an error, including a repeat
 that matches only once criterion and choice are case-folded (`Appearance` where `structure` belongs
 must not vanish as a duplicate of the `appearance` row). Questions a rater answered without all five
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from userstudy.design import Design
+from userstudy.design import Design, DesignError, prompt_file, section_prompts
 
 COLUMNS = ("rater_id", "question_id", "prompt_id", "method_left", "method_right", "criterion", "choice",
            "is_attention_check", "answered_at")
@@ -90,6 +91,8 @@ class Votes:
     incomplete: pd.DataFrame | None = None
     """Questions of a rater without a row for every criterion: rater_id, question_id, `missing`
     (the criteria without a row, comma-separated), `line` (the question's first row); empty if none."""
+    prompts_dir: Path | None = None
+    """The folder of the `<prompt_set>.txt` files the prompts were checked against (None: the project's prompts/)."""
 
     @property
     def synthetic(self) -> bool:
@@ -243,38 +246,56 @@ def _check_methods(df: pd.DataFrame, design: Design, problems: _Problems) -> Non
                       bad, (*_IDENT, "method_left", "method_right", "is_attention_check"))
 
 
-def _check_prompts(df: pd.DataFrame, design: Design, problems: _Problems) -> None:
-    """Per question row (not a check, no problem of its own): its prompt is one of its comparison's prompt set,
-    the design's `prompt_set` of the comparison's section, read from `prompts/<prompt_set>.txt` (every prompt of
-    the file, as `fourdfy survey build` asks them). A section without a prompt_set, or whose set has no file in
-    `prompts/` (generic ids of `simulate-votes`, a set of another folder), accepts any prompt."""
-    from prompts import PROMPT_DIR, PromptFileError, load_prompts
+def _check_prompts(df: pd.DataFrame, design: Design, problems: _Problems, prompts_dir: Path | None = None) -> None:
+    """Per question row (not a check, no problem of its own): its prompt is one its comparison is asked on, the
+    prompts of its section (`section_prompts`: the first `n_prompts` of `<prompts_dir>/<prompt_set>.txt`, as
+    `fourdfy survey build` asks them and `simulate-votes` draws them; default folder: the project's prompts/). A
+    section without a prompt_set, or whose set has no file in the folder (generic ids of `simulate-votes`, a set of
+    another folder), accepts any prompt."""
+    from prompts import PromptFileError, load_prompts
 
-    sets: dict[str, list[str]] = {}  # prompt set -> its comparisons, in design order
-    for comp in design.comparisons:
-        prompt_set = design.section_of(comp)[1].prompt_set
-        if prompt_set:
-            sets.setdefault(prompt_set, []).append(comp)
     question = ~df["is_attention_check"] & ~problems.row_bad
     comparison = pd.Series(np.where(df["method_left"] == design.primary, df["method_right"], df["method_left"]),
                            index=df.index)
-    for name, comps in sets.items():
-        rows = question & comparison.isin(comps)
-        path = PROMPT_DIR / f"{name}.txt"
-        if not rows.any() or not path.is_file():
+    sections: dict[tuple[str, int | None], list[str]] = {}  # (prompt set, n_prompts) -> comparisons, design order
+    for comp in design.comparisons:
+        section = design.section_of(comp)[1]
+        if section.prompt_set:
+            sections.setdefault((section.prompt_set, section.n_prompts), []).append(comp)
+    # (prompt set, the prompts asked or why they cannot be told) -> comparisons: one message for the comparisons
+    # asked the same prompts (n_prompts equal to the file's size, or none, ask the same)
+    asked: dict[tuple[str, tuple[str, ...] | str], list[str]] = {}
+    n_file: dict[str, int] = {}  # prompts in each set's file
+    for (name, _), comps in sections.items():
+        if not (question & comparison.isin(comps)).any() or not prompt_file(name, prompts_dir).is_file():
             continue
+        section = design.section_of(comps[0])[1]
         try:
-            slugs = load_prompts(path)
+            slugs: tuple[str, ...] | str = tuple(section_prompts(section, prompts_dir))
+            n_file[name] = len(load_prompts(prompt_file(name, prompts_dir)))
         except PromptFileError as err:
-            problems.add(f"prompt set {name!r} of {', '.join(comps)} cannot be read, so its rows cannot be checked: "
-                         f"{err}", None)
+            slugs = f"cannot be read, so its rows cannot be checked: {err}"
+        except DesignError as err:  # n_prompts beyond the file: which prompts are asked is not known
+            slugs = f"cannot tell which prompts are asked, so its rows cannot be checked: {err}"
+        asked.setdefault((name, slugs), []).extend(comps)
+    order = {c: i for i, c in enumerate(design.comparisons)}
+    for (name, slugs), comps in asked.items():
+        comps = sorted(comps, key=order.get)
+        if isinstance(slugs, str):
+            problems.add(f"prompt set {name!r} of {', '.join(comps)} {slugs}", None)
             continue
-        bad = rows & ~df["prompt_id"].isin(slugs)
-        if bad.any():
-            problems.flag(df, f"prompt_id not in the prompt set {name} of its comparison {', '.join(comps)} "
-                          f"(prompts/{name}.txt, the design's prompt_set; a prompt of your own needs a design "
-                          "whose section names its prompt set, or none)",
-                          bad, (*_IDENT, "prompt_id", "method_left", "method_right"))
+        bad = question & comparison.isin(comps) & ~df["prompt_id"].isin(slugs)
+        if not bad.any():
+            continue
+        where = f"prompts/{name}.txt" if prompts_dir is None else str(prompt_file(name, prompts_dir))
+        if len(slugs) < n_file[name]:  # n_prompts asks part of the file: a later prompt of it is not asked either
+            where = (f"the first {len(slugs)} prompts of {where}, the design's prompt_set and n_prompts; a later "
+                     "prompt of the file needs a larger n_prompts")
+        else:
+            where += ", the design's prompt_set"
+        problems.flag(df, f"prompt_id not in the prompt set {name} of its comparison {', '.join(comps)} "
+                      f"({where}; a prompt of your own needs a design whose section names its prompt set, or none)",
+                      bad, (*_IDENT, "prompt_id", "method_left", "method_right"))
 
 
 def _attention_answers(df: pd.DataFrame, design: Design, problems: _Problems) -> None:
@@ -376,13 +397,16 @@ def _add_derived(df: pd.DataFrame, design: Design) -> None:
     df["check_passed"] = passed.where(df["is_attention_check"])
 
 
-def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> Votes:
-    """Check raw votes (strings) against the design; raise `VotesError` listing every offending row."""
+def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes",
+                   prompts_dir: Path | str | None = None) -> Votes:
+    """Check raw votes (strings) against the design; raise `VotesError` listing every offending row. `prompts_dir`:
+    the folder of the design's `<prompt_set>.txt` files (default: the project's prompts/), as `survey build`'s."""
+    prompts_dir = Path(prompts_dir) if prompts_dir is not None else None
     df = _table(raw, source)
     problems = _Problems(df.index)
     _check_values(df, problems)
     _check_methods(df, design, problems)
-    _check_prompts(df, design, problems)
+    _check_prompts(df, design, problems, prompts_dir)
     _attention_answers(df, design, problems)
     # Checks across rows run on the rows that passed the checks above (no cascades of errors).
     full = df
@@ -394,7 +418,8 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes") -> 
     df = df.drop(columns=["_as_written"]).reset_index(drop=True)
     incomplete = _incomplete(df)
     _add_derived(df, design)
-    return Votes(frame=df, duplicates_merged=merged, source=source, incomplete=incomplete)
+    return Votes(frame=df, duplicates_merged=merged, source=source, incomplete=incomplete,
+                 prompts_dir=prompts_dir)
 
 
 def survey_labels(paths: list[Path]) -> list[str]:
@@ -404,13 +429,13 @@ def survey_labels(paths: list[Path]) -> list[str]:
     return stems if len(set(stems)) == len(stems) else [str(p) for p in paths]
 
 
-def combine_surveys(paths: list[Path | str], design: Design) -> pd.DataFrame:
+def combine_surveys(paths: list[Path | str], design: Design, prompts_dir: Path | str | None = None) -> pd.DataFrame:
     """Several votes files (one export per survey, e.g. Table 2's and Table 3's) as one raw votes frame.
 
     Each file is validated on its own first, so its errors name it and its own lines. A survey numbers its
     raters from 1 (`rater-00001`), so every rater id gets `@<label>` (`survey_labels`): the same id in two
     files is two raters, and attention checks and rater-level statistics stay per survey. The same file given
-    twice (identical bytes) is an error.
+    twice (identical bytes) is an error. `prompts_dir` as in `validate_votes`.
     """
     import hashlib
 
@@ -419,7 +444,7 @@ def combine_surveys(paths: list[Path | str], design: Design) -> pd.DataFrame:
     frames = []
     for path, label in zip(paths, survey_labels(paths)):
         raw = read_votes(path)
-        validate_votes(raw, design, source=path.name)
+        validate_votes(raw, design, source=path.name, prompts_dir=prompts_dir)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest in seen:
             raise VotesError([(f"the same votes as {seen[digest]} (a file given twice?)", None)], source=str(path))
@@ -431,14 +456,14 @@ def combine_surveys(paths: list[Path | str], design: Design) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).fillna("")
 
 
-def load_votes(path: Path | str | list[Path | str], design: Design) -> Votes:
-    """Read and validate a votes CSV, or several (`combine_surveys`) as one."""
+def load_votes(path: Path | str | list[Path | str], design: Design, prompts_dir: Path | str | None = None) -> Votes:
+    """Read and validate a votes CSV, or several (`combine_surveys`) as one; `prompts_dir` as in `validate_votes`."""
     if isinstance(path, (list, tuple)):
         if len(path) != 1:
             if not path:
                 raise VotesError([("no votes file given", None)])
-            return validate_votes(combine_surveys(path, design), design,
-                                  source=", ".join(Path(p).name for p in path))
+            return validate_votes(combine_surveys(path, design, prompts_dir), design,
+                                  source=", ".join(Path(p).name for p in path), prompts_dir=prompts_dir)
         path = path[0]
     path = Path(path)
-    return validate_votes(read_votes(path), design, source=path.name)
+    return validate_votes(read_votes(path), design, source=path.name, prompts_dir=prompts_dir)

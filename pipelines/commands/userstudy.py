@@ -30,6 +30,14 @@ def _input_file(option: str, path: Path | None, what: str) -> None:
         _fail(f"{option} {path} is a folder; give the {what} file")
 
 
+def _prompts_folder(prompts_dir: Path | None) -> None:
+    """A --prompts-dir that is not a folder is refused: a set whose file is not found there is taken as a set of
+    another folder (any prompt accepted, generic ids simulated), so a mistyped folder must not pass unseen."""
+    if prompts_dir is not None and not prompts_dir.is_dir():
+        _fail(f"--prompts-dir {prompts_dir} is {'a file' if prompts_dir.exists() else 'not found'}: give the folder "
+              "that holds the design's <prompt_set>.txt files")
+
+
 def with_registered_labels(design, source: str):
     """`design` with, for each method it gives no label, the label its registered method gives itself
     (`baselines.Method.label`, entry-point plug-ins included); a method with neither keeps its key. A label that
@@ -68,6 +76,10 @@ def analyze(
                               "CLIP column: `fourdfy clipscore`'s clip.csv, one mean per prompt set (its "
                               "summary.csv, per_prompt.csv and per_frame.csv are refused); partial means are "
                               "marked; the model and precision in its clipscore.json are named in the tables."),
+    prompts_dir: Path = typer.Option(None, "--prompts-dir", help="Folder of the <prompt_set>.txt files the "
+                                     "design names (default: the project's prompts/), as `survey build "
+                                     "--prompts-dir`: a vote's prompt must be one of the first n_prompts of its "
+                                     "section's set."),
     out: Path = typer.Option(..., "--out", help="Output folder (tables, metrics.json, plots, report.md)."),
     metrics: Path = typer.Option(None, "--metrics", help="Write metrics.json here instead of into --out "
                                  "(for a DVC metrics file outside a tracked output folder)."),
@@ -106,10 +118,11 @@ def analyze(
         _input_file("--votes", path, "votes CSV")
     _input_file("--clip", clip, "CLIP CSV")
     _input_file("--design", design, "design YAML/JSON")
+    _prompts_folder(prompts_dir)
     try:
         # named as load_design names the file in its own errors
         d = with_registered_labels(load_design(design), Path(design or PAPER_DESIGN).name)
-        v = load_votes(votes, d)
+        v = load_votes(votes, d, prompts_dir=prompts_dir)
         clip_values = load_clip(clip) if clip else None
         clip_source = load_clip_source(clip) if clip else None  # the clipscore.json beside it, if any
         check_replaceable(out)  # refuse before the (slow) bootstrap, not after
@@ -278,10 +291,7 @@ def simulate_votes(
                                     parse_rates, write_votes)
     from userstudy.simulate import simulate_votes as simulate
 
-    # a set whose file is not found falls back to generic ids: a mistyped folder must not pass unseen
-    if prompts_dir is not None and not prompts_dir.is_dir():
-        _fail(f"--prompts-dir {prompts_dir} is {'a file' if prompts_dir.exists() else 'not found'}: give the folder "
-              "that holds the design's <prompt_set>.txt files")
+    _prompts_folder(prompts_dir)
     try:
         check_file_target(out)
         d = load_design(design)
