@@ -482,10 +482,12 @@ def _relative(text: str, profile_dir: Path) -> str:
 
 
 def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = print,
-              on_submit: Callable[[PlannedJob, object], None] | None = None) -> dict:
+              on_submit: Callable[[PlannedJob, object], None] | None = None,
+              on_plan: Callable[[list[PlannedJob]], None] | None = None) -> dict:
     """Plan, submit in order, wait, collect logs and exit states; returns the summary written to sweep.json.
 
-    `on_submit(job, submitit_job)` is called after each submission (tests use it to interrupt a job).
+    `on_submit(job, submitit_job)` is called after each submission (tests use it to interrupt a job); `on_plan(jobs)`
+    once when the plan has passed every check, before the first submission (the command's notes on the plan).
     """
     jobs = plan(spec)
     check_executor(ex)
@@ -500,6 +502,8 @@ def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = p
             _refuse_busy_runs(jobs)
             stale = _other_runs(jobs)
             _refuse_other_runs(spec, jobs, stale)
+            if on_plan is not None:  # after the refusals, so that a refusal stays the one line
+                on_plan(jobs)
             return _run(spec, ex, jobs, echo, on_submit, stale=stale)
         finally:
             # submitit's local job controller makes the executor's folder pattern itself, unformatted: a stray empty
@@ -744,10 +748,14 @@ def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
     states = {j.name: run_status(j.out) for j in jobs}
     skipped = {n for n, st in states.items() if st == "finished" and n not in stale}
     busy = set(busy_runs(jobs))
-    damaged = {j.name for j in jobs if _finished(j)[1] is not None}
+    found = {j.name: _finished(j) for j in jobs}
+    damaged = {n for n, (_, why) in found.items() if why is not None}
     for j in jobs:
         status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
             states[j.name]]
+        done = found[j.name][0]
+        if done is not None and (odd := run_facts(done)["odd"]):  # what the sweep would say of it (`_odd_line`)
+            status += f"; odd manifest.json: {_odd_text(odd)}"
         if j.name in damaged:
             status = "manifest.json damaged: not submitted, reported as failed (the sweep says how to go on)"
         if j.out in busy:

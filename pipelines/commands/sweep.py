@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -64,6 +65,7 @@ def sweep(
     method_list = split_list(methods)
     method_sets, variants = {}, {}
     extra_methods, extra_prompts = [], []
+    raw = None
     if params is not None:
         # a method both trained and under `videos:` is refused in the `methods` stage's own words (read_params'
         # older check of it is not reached)
@@ -98,11 +100,14 @@ def sweep(
                       cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)
     if params is None:
         _refuse_unknown_methods(spec.methods)
+    notes = partial(planning_notes, spec, ex, params=raw if isinstance(raw, dict) else None)  # called with the plan
     if dry_run:
-        typer.echo(plan_table(plan(spec), replace=replace))
+        jobs = plan(spec)
+        notes(jobs)
+        typer.echo(plan_table(jobs, replace=replace))
         return
     try:
-        summary = run_sweep(spec, ex, echo=typer.echo)
+        summary = run_sweep(spec, ex, echo=typer.echo, on_plan=notes)
     except KeyboardInterrupt as err:
         held = getattr(err, "held", [])
         what = ("its local jobs were stopped; run the same command again to resume them" if executor == "local"
@@ -128,6 +133,58 @@ def sweep(
                     "(finished runs are skipped, unfinished ones resume from their last checkpoint)",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
+
+
+def planning_notes(spec, ex, jobs, params: dict | None = None) -> None:
+    """The notes `fourdfy generate` gives before training, and the `methods` stage's on variants, once for the whole
+    sweep (its jobs call `pipelines.generate.generate`, which gives none), as `note:` lines on stderr: CUDA-only
+    switches of the jobs' configs when the jobs train on the CPU (one line per set of such switches, naming its
+    methods), a prompt that nearly spells a library prompt, and with --params a variant that does not take its
+    base's `overrides:` keys."""
+    from pipelines.commands.generate import cuda_only_switches, library_near_miss
+    from pipelines.generate import build_config
+    from pipelines.stages import note_untaken_base_keys
+
+    planned = {j.method for j in jobs}
+    methods = [m for m in dict.fromkeys((*spec.methods, *spec.extra_methods)) if m in planned]
+    why = jobs_on_cpu(spec.device, ex)
+    if why is not None:
+        idle: dict[tuple[str, ...], list[str]] = {}
+        for m in methods:
+            # the config as the job resolves it on the CPU: cuda_only_switches answers for this machine's device
+            cfg = build_config(spec.profile, m, seed=spec.seed, device="cpu", sets=spec.sets_for(m),
+                               max_steps=spec.max_steps, recompute=spec.recompute)
+            if keys := tuple(cuda_only_switches(cfg)):
+                idle.setdefault(keys, []).append(m)
+        for keys, names in idle.items():
+            takes, does = ("takes", "it does") if len(keys) == 1 else ("take", "they do")
+            typer.echo(f"note: {', '.join(keys)} {takes} effect only on CUDA; the jobs of {', '.join(names)} train "
+                       f"on the CPU ({why}), where {does} nothing", err=True)
+    for text in dict.fromkeys(j.prompt for j in jobs):
+        near = library_near_miss(text)
+        if near is not None:
+            typer.echo(f"note: prompt {text!r} is not a prompt of the library; did you mean {near!r}? (the sweep "
+                       "trains it as given)", err=True)
+    if params is not None:
+        note_untaken_base_keys(params, methods)
+
+
+def jobs_on_cpu(device: str, ex) -> str | None:
+    """Why the sweep's jobs train on the CPU, or None where they may not. `--device cpu` anywhere; `auto` on local
+    jobs given no GPU (`--gpus 0`, the local default: submitit hides every GPU from them) or on a machine without
+    CUDA. On SLURM only `--device cpu`: whether a node shows a job a GPU is the cluster's affair, unknown here."""
+    from method.backends import resolve_device
+
+    if device != "auto":
+        try:
+            return "--device cpu" if resolve_device(device).type == "cpu" else None
+        except ValueError:  # a CUDA device this machine lacks: a local job refuses it, a node may have it
+            return None
+    if ex.kind != "local":
+        return None
+    if ex.gpus == 0:
+        return "a local job sees no GPU without --gpus N"
+    return "no CUDA device on this machine" if resolve_device("auto").type == "cpu" else None
 
 
 def _refuse_unknown_methods(methods) -> None:
