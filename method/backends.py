@@ -76,6 +76,11 @@ def matmul_tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32 = False
 
 
+HASH_GRID_BACKENDS = ("auto", "torch", "triton", "tcnn")
+"""The hash-grid backends a config may name (`FieldConfig.grid_backend`, `HashGridEncoding(backend=...)`): unknown
+names are refused when the config is made; whether a known one runs on this machine, when the grid is built."""
+
+
 def hash_grid_backend(device) -> str:
     """The hash-grid backend `backend="auto"` picks on `device`: 'tcnn', 'triton' or 'torch'.
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from method import backends
 
-BACKENDS = ("auto", "torch", "triton", "tcnn")
+BACKENDS = backends.HASH_GRID_BACKENDS
 TRITON_MAX_DIMS = 4  # the Triton kernels unroll up to four input dimensions (the paper uses 3 and 4)
 
 # tcnn's coherent_prime_hash factors (the first is 1 so neighbouring x share cache lines).

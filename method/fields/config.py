@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from method.backends import HASH_GRID_BACKENDS
 from method.ranges import RangeError, at_least, positive
 
 
@@ -84,11 +85,14 @@ class FieldConfig:
     blob_scale: float = 10.0
     """Density bias amplitude a in softplus(raw + a * (1 - ||x|| / sigma))."""
     grid_backend: str = "auto"
-    """Hash-grid backend: 'auto' (tcnn, else Triton on CUDA, else torch), 'torch', 'triton' or 'tcnn'."""
+    """Hash-grid backend: 'auto' (tcnn, else Triton on CUDA, else torch), 'torch', 'triton' or 'tcnn' (a name is
+    checked when the config is made; whether that backend runs on this machine, when the grid is built)."""
 
     def __post_init__(self) -> None:
         # checked here, not when the field is built: that is after the run folder is made
         if self.representation not in REPRESENTATION_NAMES:
             raise RangeError("representation", f"must be one of ({', '.join(REPRESENTATION_NAMES)})",
                              self.representation)
+        if self.grid_backend not in HASH_GRID_BACKENDS:
+            raise RangeError("grid_backend", f"must be one of ({', '.join(HASH_GRID_BACKENDS)})", self.grid_backend)
         at_least("mlp_hidden", self.mlp_hidden, 1)

@@ -77,16 +77,21 @@ class PriorConfig:
         run; a prior whose fields name no stages (Zeroscope) keeps this one."""
         return {}
 
-    def build(self, device: torch.device | str = "cpu") -> "Guidance":
-        """The prior this config describes, with its weights loaded."""
-        return load_attr(self.target)(self, device=device)
+    def build(self, device: torch.device | str = "cpu", where: str = "") -> "Guidance":
+        """The prior this config describes, with its weights loaded. `where` is the dotted key of its entry in the
+        run's config (`guidance.img`): missing weights are then named by the key a user sets (`guidance.img.model`)
+        rather than by this class's field (`VSDConfig.model`)."""
+        cls = load_attr(self.target)
+        # only the priors that load weights name keys in their messages (the oracle loads none)
+        return cls(self, device=device, where=where) if issubclass(cls, FrozenPrior) else cls(self, device=device)
 
 
-def build_prior(config: PriorConfig, device: torch.device | str = "cpu") -> "Guidance":
-    """The one way to turn a prior config into a `Guidance` (imports the prior's module lazily)."""
+def build_prior(config: PriorConfig, device: torch.device | str = "cpu", where: str = "") -> "Guidance":
+    """The one way to turn a prior config into a `Guidance` (imports the prior's module lazily); `where` as in
+    `PriorConfig.build`."""
     if not isinstance(config, PriorConfig):
         raise TypeError(f"build_prior needs a PriorConfig (MVDreamConfig, VSDConfig, ...), got {type(config).__name__}")
-    return config.build(device)
+    return config.build(device, where)
 
 
 @dataclass(frozen=True)
@@ -187,21 +192,28 @@ class FrozenPrior(Guidance):
 
     Subclasses call `super().__init__(cfg, device)`, then `load_parts` and `load_text_encoder`. Every
     part can be passed prebuilt in `models` (random-weight full-size benchmarks); missing weights
-    raise one ModelNotFoundError naming the config field.
+    raise one ModelNotFoundError naming the config field (`key`). `where` is the dotted key of the prior's entry in
+    the run's config (`guidance.img`, passed by the trainer), '' for a prior built in code.
     """
 
     label: ClassVar[str] = ""
 
-    def __init__(self, cfg: PriorConfig, device: torch.device | str = "cpu"):
+    def __init__(self, cfg: PriorConfig, device: torch.device | str = "cpu", where: str = ""):
         super().__init__()
         self.cfg = cfg
+        self.where = where
         self.device = torch.device(device)
         self.dtype = weights_dtype(self.device, cfg.frozen.half_precision, cfg.frozen.half_dtype)
 
+    def key(self, field: str) -> str:
+        """How messages name `field`: the key a user sets (`guidance.img.model`) when the entry is known, else the
+        config class's field (`VSDConfig.model`, what code that builds the prior sets)."""
+        return f"{self.where}.{field}" if self.where else f"{type(self.cfg).__name__}.{field}"
+
     def _kw(self, field: str, hint: str = "") -> dict:
-        cls = type(self.cfg)
-        return dict(role=f"{self.label} ({field})", field=f"{cls.__name__}.{field}", hint=hint,
-                    default_id=str(getattr(cls, field, "")))
+        key = self.key(field)
+        return dict(role=f"{self.label} ({key if self.where else field})", field=key, hint=hint.replace("{key}", key),
+                    default_id=str(getattr(type(self.cfg), field, "")))
 
     def load_parts(self, parts: dict[str, Part], models: dict, hint: str = "") -> dict:
         """name -> the frozen module on this device and dtype, or the scheduler's config dict."""

@@ -38,7 +38,8 @@ class ModelNotFoundError(GuidanceError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
-        """The config field that names the weights ('MVDreamConfig.text_model'), when known."""
+        """The config field that names the weights, when known: the key a user sets ('guidance.3d.text_model') for a
+        prior the trainer builds, the config class's field ('MVDreamConfig.text_model') for one built in code."""
 
 
 class ConversionError(GuidanceError):
@@ -55,7 +56,8 @@ def cache_dir() -> Path:
 
 def resolve_model(source: str | os.PathLike, field: str = "") -> str:
     """A model id as something the loaders read: `fourdfy-tiny:<name>` -> its folder (built on first
-    use under cache_dir()/tiny-priors); anything else unchanged. `field` names the config field in errors."""
+    use under cache_dir()/tiny-priors); anything else unchanged. `field` names the config field in errors
+    (`guidance.3d.model` or `MVDreamConfig.model`, see `ModelNotFoundError.field`)."""
     source = str(source)
     if not source.startswith(TINY_SCHEME):
         return source
@@ -63,7 +65,7 @@ def resolve_model(source: str | os.PathLike, field: str = "") -> str:
 
     name = source[len(TINY_SCHEME):]
     if name not in TINY_MODELS:
-        where = f" (config field `{field}`)" if field else ""
+        where = f" (set in `{field}`)" if field else ""
         raise ModelNotFoundError(f"unknown tiny prior {source!r}{where}; known: "
                                  + ", ".join(TINY_SCHEME + n for n in TINY_MODELS), field or None)
     return str(build_tiny_priors(cache_dir() / "tiny-priors")[name])
@@ -191,13 +193,27 @@ def missing_model_message(source: str, role: str, field: str, reason: str = "", 
     lines += [
         "  To provide them, on a machine with internet run:",
         f"      `hf download {repo}{' ' + filename if filename else ''} --local-dir /path/to/{name}`;",
-        f"  then copy that folder here and set the config field `{field}` to the folder (or keep the hub id",
+        f"  then copy that folder here and set {_setting(field)} to the folder ({_set_with(field)}or keep the hub id",
         "  and put the download into the Hugging Face cache this machine reads: HF_HOME / HF_HUB_CACHE).",
         "  With HF_HUB_OFFLINE=1 only local folders and that cache are read.",
     ]
     if hint:
         lines.append("  " + hint)
     return "\n".join(lines)
+
+
+def _is_config_key(field: str) -> bool:
+    """True for a dotted key of a run's config (`guidance.3d.model`: lower-case, as `--set` writes it), False for a
+    config class's field (`MVDreamConfig.model`, or a bare `model`: a prior built in code, which no `--set` reaches)."""
+    return "." in field and not field[:1].isupper()
+
+
+def _setting(field: str) -> str:
+    return f"`{field}`" if _is_config_key(field) else f"the config field `{field}`"
+
+
+def _set_with(field: str) -> str:
+    return f"`--set {field}=PATH`; " if _is_config_key(field) else ""
 
 
 def local_dir(source: str | os.PathLike) -> Path | None:

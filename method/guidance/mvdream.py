@@ -39,8 +39,9 @@ ANNEAL_PRESETS = {"release": ((0.98, 0.98), 8000), "paper": ((0.02, 0.98), 5000)
 MVDREAM_LOSSES = ("recon", "sds")
 """`MVDreamConfig.loss`: the release's x0-reconstruction loss or the paper's Eq. 3."""
 
-MVDREAM_HINT = ("MVDream is the single file sd-v2.1-base-4view.pt in the hub repo MVDream/MVDream; set `model` to "
+MVDREAM_HINT = ("MVDream is the single file sd-v2.1-base-4view.pt in the hub repo MVDream/MVDream; set `{key}` to "
                 "that file, to a folder holding it, or to a folder written by `fourdfy convert-mvdream CKPT OUT`.")
+"""The last line of MVDream's missing-weights message; `{key}` is the field's name (`FrozenPrior.key`)."""
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,12 @@ class MVDreamGuidance(FrozenPrior):
     label = "MVDream"
 
     def __init__(self, cfg: MVDreamConfig = MVDreamConfig(), device: torch.device | str = "cpu",
-                 models: dict | None = None):
+                 models: dict | None = None, where: str = ""):
         """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, tokenizer,
-        text_encoder) skips loading, e.g. for random-weight full-size benchmarks."""
-        super().__init__(cfg, device)
+        text_encoder) skips loading, e.g. for random-weight full-size benchmarks; `where`: `FrozenPrior`."""
+        super().__init__(cfg, device, where)
         models = dict(models or {})
-        folder = local_dir(resolve_model(cfg.model, "MVDreamConfig.model"))
+        folder = local_dir(resolve_model(cfg.model, self.key("model")))
         if "unet" not in models and (folder is None or not (folder / "unet").is_dir()):
             models.update(self._load_ldm_checkpoint())  # the original single file, converted in memory
         parts = self.load_parts(MVDREAM_FOLDER_PARTS, models, MVDREAM_HINT)

@@ -139,10 +139,12 @@ class VSDGuidance(FrozenPrior):
     loss_names = ("loss_vsd", "loss_lora")
     label = "VSD"
 
-    def __init__(self, cfg: VSDConfig = VSDConfig(), device: torch.device | str = "cpu", models: dict | None = None):
+    def __init__(self, cfg: VSDConfig = VSDConfig(), device: torch.device | str = "cpu", models: dict | None = None,
+                 where: str = ""):
         """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, unet_lora,
-        lora_scheduler_config, tokenizer, text_encoder) skips loading (random-weight benchmarks)."""
-        super().__init__(cfg, device)
+        lora_scheduler_config, tokenizer, text_encoder) skips loading (random-weight benchmarks); `where`:
+        `FrozenPrior`."""
+        super().__init__(cfg, device, where)
         models = dict(models or {})
         parts = self.load_parts(VSD_PARTS, models, SD_HINT)
         self.unet, self.vae, self.unet_lora = parts["unet"], parts["vae"], parts["unet_lora"]

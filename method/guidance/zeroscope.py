@@ -83,10 +83,10 @@ class ZeroscopeGuidance(FrozenPrior):
     label = "Zeroscope"
 
     def __init__(self, cfg: ZeroscopeConfig = ZeroscopeConfig(), device: torch.device | str = "cpu",
-                 models: dict | None = None):
+                 models: dict | None = None, where: str = ""):
         """Loads the weights named by `cfg`; `models` (keys unet, vae, scheduler_config, tokenizer,
-        text_encoder) skips loading (random-weight benchmarks)."""
-        super().__init__(cfg, device)
+        text_encoder) skips loading (random-weight benchmarks); `where`: `FrozenPrior`."""
+        super().__init__(cfg, device, where)
         models = dict(models or {})
         parts = self.load_parts(ZEROSCOPE_PARTS, models)
         self.unet, self.vae = parts["unet"], parts["vae"]

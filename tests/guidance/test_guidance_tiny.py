@@ -53,8 +53,8 @@ def test_tiny_configs_name_tiny_ids_that_resolve_to_the_cache(tiny_root, tmp_pat
         assert resolve_model(f"fourdfy-tiny:{name}") == str(tiny_root / name)
     assert resolve_model("org/some-model") == "org/some-model"  # other ids pass through
     with pytest.raises(ModelNotFoundError, match="fourdfy-tiny:mvdream") as info:
-        resolve_model("fourdfy-tiny:nope", "MVDreamConfig.model")
-    assert "MVDreamConfig.model" in str(info.value)
+        resolve_model("fourdfy-tiny:nope", "guidance.3d.model")
+    assert "(set in `guidance.3d.model`)" in str(info.value) and info.value.field == "guidance.3d.model"
     # another cache: the build (tested above) is asked for there, at resolve time
     from method.guidance import tiny
 
