@@ -14,6 +14,10 @@ one is an error that names the intact stage checkpoint to rewrite it from with `
 `--resume-from` itself continues a run from one of its stage checkpoints; a finished run whose `last.pt` is
 intact is refused (it would be trained again and replaced: `--init-from` starts a new run from it instead).
 
+"This config" is the run's identity: its config hash, prompt, and the content (`weights_digests`) of the local
+weights files or folders its priors name (a hub or `fourdfy-tiny:` id adds nothing), so replacing such a file makes
+another run, here and in the stage cache.
+
 A run made by `resume="auto"` carries a `.pipeline-run` marker; only such runs are ever replaced, so a
 run a user trained by hand into a pipeline folder is never deleted.
 """
@@ -22,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from baselines import resolve_config
@@ -214,6 +220,137 @@ def build_config(profile: str, method: str, *, seed: int = 0, device: str = "aut
     return cfg
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of one file's bytes (the slow part: a ViT-L checkpoint is GBs)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+RACY_NS = 2_000_000_000
+"""A file modified less than this before it is hashed is hashed again on the next run: a write within the same tick
+of a coarse file-system clock (1-2 s on some) may keep its size and mtime (git's "racy" entries)."""
+
+
+class DigestCache:
+    """SHA-256 of files by their (size, mtime_ns, inode), so that what runs often (the `methods` stage on every
+    repro, `generate` on every resume) reads a named file again only when it may have changed. Kept in `path`, a
+    JSON file of {absolute path: {"stat": [size, mtime_ns, inode], "sha256": digest}}, never inside an output (it
+    holds absolute paths and times). `save` keeps only the files looked up since the cache was read (`merge`: and
+    the existing files of the cache as it is then, for a cache that several processes share). A cache that cannot
+    be read is ignored (everything is hashed). `read`: how a file missing from the cache is hashed."""
+
+    def __init__(self, path: Path | None, read=file_sha256):
+        self.path = path
+        self.read = read
+        self._old = self._load()
+        self._new: dict[str, dict] = {}
+
+    def _load(self) -> dict:
+        try:
+            old = json.loads(self.path.read_text(encoding="utf-8")) if self.path is not None and self.path.is_file() \
+                else {}
+        except (OSError, ValueError):
+            old = {}
+        return old if isinstance(old, dict) else {}
+
+    def sha256(self, file: Path) -> str:
+        key = str(file.resolve())
+        before = file.stat()
+        stamp = [before.st_size, before.st_mtime_ns, before.st_ino]
+        entry = self._new.get(key) or self._old.get(key)
+        if isinstance(entry, dict) and entry.get("stat") == stamp and isinstance(entry.get("sha256"), str):
+            self._new[key] = entry
+            return entry["sha256"]
+        started = time.time_ns()
+        digest = self.read(file)
+        after = file.stat()
+        # a file written while it was read, or so recently that a next write could keep its stamp, is not trusted
+        if [after.st_size, after.st_mtime_ns, after.st_ino] == stamp and before.st_mtime_ns < started - RACY_NS:
+            self._new[key] = {"stat": stamp, "sha256": digest}
+        return digest
+
+    def save(self, merge: bool = False) -> None:
+        """Write the cache (only if its content changed)."""
+        from userstudy.outputs import atomic_write
+
+        if self.path is None:
+            return
+        entries = self._new
+        if merge:  # what other processes added since this one read it stays, for files that still exist
+            entries = {k: v for k, v in self._load().items() if Path(k).is_file()} | self._new
+        text = json.dumps(entries, indent=1, sort_keys=True) + "\n"
+        if self.path.is_file() and self.path.read_bytes() == text.encode():
+            return
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def content_digest(path: Path, cache: DigestCache | None = None) -> str:
+    """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts). With
+    `cache`, a file whose size, mtime and inode are those it had when last hashed is not read again."""
+    if path.is_file():
+        return cache.sha256(path) if cache is not None else file_sha256(path)
+    lines = [f"{p.relative_to(path).as_posix()}\t{content_digest(p, cache)}\n"
+             for p in sorted(path.rglob("*")) if p.is_file()]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+MODEL_FIELDS = ("model", "text_model", "lora_model")
+"""The fields of a prior's config (`guidance.<name>.<field>`) that name its weights: a hub id, a `fourdfy-tiny:` id,
+or a local file or folder (`method.guidance.loading`). The config, and so its hash, hold only the name: the content
+of a local one is part of a run's identity beside the hash (`weights_digests`)."""
+
+
+def local_weights(config: dict) -> dict[str, str]:
+    """{`guidance.<name>.<field>`: value} of the `MODEL_FIELDS` of a config dict (`TrainConfig.to_dict()`, or the
+    `config` a manifest or checkpoint saved) that name an existing local file or folder, read as the loaders read
+    them (relative to the current folder, `~` expanded); hub and `fourdfy-tiny:` ids name none."""
+    guidance = config.get("guidance") if isinstance(config, dict) else None
+    out = {}
+    for name, prior in (guidance.items() if isinstance(guidance, dict) else ()):
+        for field in MODEL_FIELDS:
+            value = prior.get(field) if isinstance(prior, dict) else None
+            if isinstance(value, str) and value and Path(value).expanduser().exists():
+                out[f"guidance.{name}.{field}"] = value
+    return out
+
+
+def weights_cache_path() -> Path:
+    """Where `generate` keeps the `DigestCache` of the local weights runs load: $FOURDFY_CACHE (default
+    ~/.cache/fourdfy)/weights-digests.json, shared by every run on the machine (not in a run folder: an output)."""
+    from method.guidance.loading import cache_dir
+
+    return cache_dir() / "weights-digests.json"
+
+
+def weights_digests(config: dict) -> dict[str, str]:
+    """{`guidance.<name>.<field>`: SHA-256} of the local weights a run of `config` loads (`local_weights`,
+    `content_digest`), part of the run's identity with its config hash and prompt: a replaced weights file makes
+    another run. {} for hub and tiny ids, without reading or writing anything (so such runs keep their hash, stage
+    cache keys and manifest). A file unchanged since it was last hashed (size, mtime, inode) is not read again
+    (`weights_cache_path`)."""
+    named = local_weights(config)
+    if not named:
+        return {}
+    cache = DigestCache(weights_cache_path())
+    seen: dict[Path, str] = {}  # one folder named by two priors: hashed once
+    out = {}
+    for key, value in named.items():
+        path = Path(value).expanduser().resolve()
+        if path not in seen:
+            seen[path] = content_digest(path, cache)
+        out[key] = seen[path]
+    with contextlib.suppress(OSError, ValueError):  # a read-only cache folder only costs hashing again
+        cache.save(merge=True)
+    return out
+
+
+def _saved_weights(saved: dict) -> dict[str, str]:
+    """The digests a saved run (manifest or checkpoint header) recorded; {} for one that loaded no local weights
+    (or was written before runs recorded them)."""
+    weights = saved.get("model_weights")
+    return weights if isinstance(weights, dict) else {}
+
+
 def run_status(out: Path) -> str:
     """'empty', 'finished' or 'unfinished'."""
     if (out / "manifest.json").is_file():
@@ -287,52 +424,63 @@ def read_manifest(out: Path) -> dict:
     raise DamagedManifest(path, why, (out / "ckpt" / "last.pt").is_file())
 
 
-def finished_manifest(out: Path, config_hash: str, prompt: str) -> dict | None:
-    """The manifest of the finished run of this config hash and prompt in `out`, else None (a damaged manifest
-    is a `DamagedManifest`)."""
+def finished_manifest(out: Path, config_hash: str, prompt: str, weights: dict | None = None) -> dict | None:
+    """The manifest of the finished run of this config hash, prompt and local weights in `out`, else None (a
+    damaged manifest is a `DamagedManifest`). `weights`: this run's `weights_digests`; None: those of the weights
+    the finished run's config names, as they are now (the same paths, since the config hash matches)."""
     if run_status(out) != "finished":
         return None
     m = read_manifest(out)
-    return m if m.get("config_hash") == config_hash and m.get("prompt") == prompt else None
+    if m.get("config_hash") != config_hash or m.get("prompt") != prompt:
+        return None
+    if weights is None:
+        weights = weights_digests(m.get("config"))
+    return m if _saved_weights(m) == weights else None
 
 
-def finished_matches(out: Path, config_hash: str, prompt: str) -> bool:
-    """`out` holds a finished run of this config hash and prompt."""
-    return finished_manifest(out, config_hash, prompt) is not None
+def finished_matches(out: Path, config_hash: str, prompt: str, weights: dict | None = None) -> bool:
+    """`out` holds a finished run of this config hash, prompt and local weights (`finished_manifest`)."""
+    return finished_manifest(out, config_hash, prompt, weights) is not None
 
 
-def other_run(out: Path, config_hash: str, prompt: str) -> str | None:
-    """'finished' or 'unfinished' when `out` holds a run of another config or prompt (what `--auto-resume`
-    replaces when the pipeline made it), else None (empty, the same run, or a checkpoint `generate` itself
-    will report as unreadable)."""
+def other_run(out: Path, config_hash: str, prompt: str, weights: dict | None = None) -> str | None:
+    """'finished' or 'unfinished' when `out` holds a run of another config, prompt or local weights (what
+    `--auto-resume` replaces when the pipeline made it), else None (empty, the same run, or a checkpoint
+    `generate` itself will report as unreadable). `weights` as for `finished_manifest`."""
     status = run_status(out)
     if status == "empty":
         return None
     try:
-        return None if _same_run(out, status, config_hash, prompt) else status
+        return None if _same_run(out, status, config_hash, prompt, weights) else status
     except ckpt.CheckpointError:
         return None
 
 
-def _same_run(out: Path, status: str, config_hash: str, prompt: str) -> bool:
+def _same_run(out: Path, status: str, config_hash: str, prompt: str, weights: dict | None) -> bool:
     if status == "finished":
-        return finished_matches(out, config_hash, prompt)
+        return finished_matches(out, config_hash, prompt, weights)
     data = ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # only its header fields are read
+    if weights is None and data.get("config_hash") == config_hash:  # else it differs anyway: hash nothing
+        weights = weights_digests(data.get("config"))
     try:
-        ckpt.check_compatible(data, out / "ckpt" / "last.pt", config_hash, prompt)
+        ckpt.check_compatible(data, out / "ckpt" / "last.pt", config_hash, prompt, weights=weights or {})
     except ckpt.CheckpointMismatch:
         return False
     return True
 
 
-def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, limit: int = 4) -> str:
-    """What differs between the run in `out` and this request, for the refusal message ('' if unknown:
-    a checkpoint written before checkpoints kept their config)."""
+def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, limit: int = 4,
+                      weights: dict | None = None) -> str:
+    """What differs between the run in `out` and this request (`weights`: its `weights_digests`), for the
+    refusal message ('' if unknown: a checkpoint written before checkpoints kept their config)."""
     if status == "finished":
         saved = read_manifest(out)
     else:
         saved = ckpt.load(out / "ckpt" / "last.pt", mmap=True)
-    return "; ".join(run_differences(saved, cfg.to_dict(), prompt, limit))
+    differs = run_differences(saved, cfg.to_dict(), prompt, limit)
+    if weights is not None:
+        differs += ckpt.weights_differences(_saved_weights(saved), weights)
+    return "; ".join(differs)
 
 
 def check_final_checkpoint(out: Path) -> None:
@@ -426,6 +574,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
     from method.training.trainer import Trainer
 
     status = run_status(out)
+    weights = weights_digests(cfg.to_dict())  # part of the run's identity: {} (nothing read) for hub and tiny ids
     trainer_resume = False
     if resume_from is not None:
         last = out / "ckpt" / "last.pt"
@@ -438,7 +587,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
                 f"settings, start a new run: --init-from {resume_from} --out ANOTHER_FOLDER")
         trainer_resume = True
     elif status != "empty":
-        same = _same_run(out, status, cfg.config_hash(), prompt)
+        same = _same_run(out, status, cfg.config_hash(), prompt, weights)
         if resume == "no":
             raise ckpt.CheckpointError(
                 f"{out} already holds an unfinished run; pass --resume to continue it or choose another --out"
@@ -453,9 +602,10 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
             else:
                 # only --auto-resume replaces runs, and only the pipeline's: say why this one stays
                 what = " (not made by the pipeline, so it is kept)" if resume == "auto" else ""
-                differs = describe_mismatch(out, status, cfg, prompt)
+                differs = describe_mismatch(out, status, cfg, prompt, weights=weights)
                 raise ckpt.CheckpointMismatch(
-                    f"{out} holds a run with another config or prompt{what}"
+                    f"{out} holds a run with another config{', prompt or local weights' if weights else ' or prompt'}"
+                    f"{what}"
                     f"{' (' + differs + ')' if differs else ''}; move it away or choose another --out")
         elif status == "finished":
             check_final_checkpoint(out)
@@ -471,7 +621,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
         (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")
     try:
         trainer = Trainer(cfg, prompt, out, progress=progress, quiet=quiet, notes={"request": notes or {}},
-                          stage_cache=stage_cache)
+                          stage_cache=stage_cache, weights=weights)
         return trainer.run(resume=trainer_resume, init_from=init_from, resume_from=resume_from)
     except BaseException:
         # a run that failed before writing anything (missing weights, out of memory building the field, a

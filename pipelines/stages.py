@@ -3,11 +3,11 @@ it analyses, and the report summary. Run as `python -m pipelines.stages <step> .
 
 - `methods`: `build/methods/`, what the pipeline's methods are as data: `config/<name>.json` (the profile's
   resolved config of each trained method, the variants params.yaml's `overrides:` defines included, and under
-  `named_files` the SHA-256 of the local weights files or folders its run loads, `MODEL_FIELDS`) and
-  `labels.json` (the table labels they register, or params.yaml's `label:` of them) and `files/<stage>.json` (the
-  SHA-256 of each file params.yaml names for that stage, `FILE_PARAMS`; a file is read again only when its size,
-  mtime or inode changed, `DigestCache`). Installed plug-ins and those files live
-  where DVC cannot see them (DVC tracks a parameter's value, not the file it names), so the stage runs on every
+  `named_files` the SHA-256 of the local weights files or folders its run loads,
+  `pipelines.generate.MODEL_FIELDS`) and `labels.json` (the table labels they register, or params.yaml's `label:`
+  of them) and `files/<stage>.json` (the SHA-256 of each file params.yaml names for that stage, `FILE_PARAMS`; a
+  file is read again only when its size, mtime or inode changed, `pipelines.generate.DigestCache`). Installed
+  plug-ins and those files live where DVC cannot see them (DVC tracks a parameter's value, not the file it names), so the stage runs on every
   repro; the generate, design, votes and clipscore stages depend on its files and rerun only when a method's
   definition or a named file's content really changed.
 - `design`: the design file of params.yaml plus a row for every method the pipeline trains or
@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -394,75 +392,20 @@ def _named_path(value) -> Path | None:
 
 
 def _file_sha256(path: Path) -> str:
-    """SHA-256 of one file's bytes (the slow part: a ViT-L checkpoint is GBs)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    """SHA-256 of one file's bytes: `pipelines.generate.file_sha256`, looked up here when the `methods` stage's
+    `DigestCache` reads a file (a test counts the reads through this name)."""
+    from pipelines.generate import file_sha256
+
+    return file_sha256(path)
 
 
-RACY_NS = 2_000_000_000
-"""A file modified less than this before it is hashed is hashed again on the next run: a write within the same tick
-of a coarse file-system clock (1-2 s on some) may keep its size and mtime (git's "racy" entries)."""
-
-
-class DigestCache:
-    """SHA-256 of files by their (size, mtime_ns, inode), so that the `methods` stage, which runs on every repro,
-    reads a named file again only when it may have changed. Kept in `path`, a JSON file of {absolute path: {"stat":
-    [size, mtime_ns, inode], "sha256": digest}} beside the stage's output, not in it: DVC removes a stage's outputs
-    before running it, and the digest files it tracks must hold content only. `save` keeps only the files looked up
-    since the cache was read. A cache that cannot be read is ignored (everything is hashed)."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        try:
-            old = json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
-        except (OSError, ValueError):
-            old = {}
-        self._old = old if isinstance(old, dict) else {}
-        self._new: dict[str, dict] = {}
-
-    def sha256(self, file: Path) -> str:
-        key = str(file.resolve())
-        before = file.stat()
-        stamp = [before.st_size, before.st_mtime_ns, before.st_ino]
-        entry = self._old.get(key)
-        if isinstance(entry, dict) and entry.get("stat") == stamp and isinstance(entry.get("sha256"), str):
-            self._new[key] = entry
-            return entry["sha256"]
-        started = time.time_ns()
-        digest = _file_sha256(file)
-        after = file.stat()
-        # a file written while it was read, or so recently that a next write could keep its stamp, is not trusted
-        if [after.st_size, after.st_mtime_ns, after.st_ino] == stamp and before.st_mtime_ns < started - RACY_NS:
-            self._new[key] = {"stat": stamp, "sha256": digest}
-        return digest
-
-    def save(self) -> None:
-        """Write the cache (only if its content changed)."""
-        from userstudy.outputs import atomic_write
-
-        if self.path is None:
-            return
-        text = json.dumps(self._new, indent=1, sort_keys=True) + "\n"
-        if self.path.is_file() and self.path.read_bytes() == text.encode():
-            return
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def content_digest(path: Path, cache: DigestCache | None = None) -> str:
-    """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts). With
-    `cache`, a file whose size, mtime and inode are those it had when last hashed is not read again."""
-    if path.is_file():
-        return cache.sha256(path) if cache is not None else _file_sha256(path)
-    lines = [f"{p.relative_to(path).as_posix()}\t{content_digest(p, cache)}\n"
-             for p in sorted(path.rglob("*")) if p.is_file()]
-    return hashlib.sha256("".join(lines).encode()).hexdigest()
-
-
-def named_file_digests(params: dict, cache: DigestCache | None = None) -> dict[str, dict]:
+def named_file_digests(params: dict, cache=None) -> dict[str, dict]:
     """{stage: {key: {"path": value, "sha256": digest}}} of `FILE_PARAMS`' keys that name an existing file or
     folder (a stage with none has {}). The path is the value as written, no absolute path or time: the record
     changes exactly when a named file's content (or the name) does. `cache`: digests of unchanged files
-    (`DigestCache`)."""
+    (`pipelines.generate.DigestCache`)."""
+    from pipelines.generate import content_digest
+
     out = {}
     for stage, keys in FILE_PARAMS.items():
         out[stage] = {}
@@ -477,23 +420,17 @@ def named_file_digests(params: dict, cache: DigestCache | None = None) -> dict[s
     return out
 
 
-MODEL_FIELDS = ("model", "text_model", "lora_model")
-"""The fields of a prior's config (`guidance.<name>.<field>`) that name its weights: a hub id, a `fourdfy-tiny:` id,
-or a local file or folder (`method.guidance.loading`). The config, and so DVC and a run's config hash, hold only
-the name, so the `methods` stage records the content of a local one (`model_file_digests`)."""
+def model_file_digests(cfg, digest=None) -> dict[str, dict]:
+    """{`guidance.<name>.<field>`: {"path": value, "sha256": digest}} of the local weights files or folders the
+    priors of `cfg` (a TrainConfig) name (`pipelines.generate.local_weights`, `MODEL_FIELDS`): DVC tracks only the
+    name, so the record reruns the method's generate stages when the content changes (a run's identity holds the
+    same digests: `pipelines.generate.weights_digests`); hub and tiny ids record nothing. `digest`: a path's
+    digest (default `content_digest`; one with a cache)."""
+    from pipelines.generate import content_digest, local_weights
 
-
-def model_file_digests(cfg, digest=content_digest) -> dict[str, dict]:
-    """{`guidance.<name>.<field>`: {"path": value, "sha256": digest}} of the `MODEL_FIELDS` of `cfg` (a TrainConfig)
-    that name an existing local file or folder, read as the loaders read them (relative to the current folder, `~`
-    expanded); hub and tiny ids record nothing. `digest`: a path's digest (`content_digest`, or one with a cache)."""
-    out = {}
-    for name, prior in cfg.guidance.items():
-        for field in MODEL_FIELDS:
-            value = getattr(prior, field, None)
-            if isinstance(value, str) and value and (path := Path(value).expanduser()).exists():
-                out[f"guidance.{name}.{field}"] = {"path": value, "sha256": digest(path)}
-    return out
+    digest = digest or content_digest
+    return {key: {"path": value, "sha256": digest(Path(value).expanduser())}
+            for key, value in local_weights(cfg.to_dict()).items()}
 
 
 def digest_cache_path(out: Path) -> Path:
@@ -515,6 +452,7 @@ def write_methods(params_path: Path, out: Path) -> Path:
     from functools import cache as memoize
 
     from baselines import get_method
+    from pipelines.generate import DigestCache, content_digest
     from userstudy.outputs import atomic_write
 
     params = _params(params_path)
@@ -539,7 +477,7 @@ def write_methods(params_path: Path, out: Path) -> Path:
     note_unused_video_plugins(trained, videos)
     note_unlisted_variants(params)
     note_untaken_base_keys(params, trained)
-    cache = DigestCache(digest_cache_path(out))
+    cache = DigestCache(digest_cache_path(out), read=_file_sha256)
     digest = memoize(lambda path: content_digest(path, cache))  # one model folder named by several methods: once
     files = {}
     for m, cfg in configs.items():

@@ -43,7 +43,8 @@ from baselines import STAGE_CACHE, SWEEP_DIR
 from method.fileio import write_atomic, write_text_atomic
 from pipelines.generate import (PIPELINE_MARKER, DamagedManifest, RunInUse, as_set_values, build_config,
                                 describe_mismatch, finished_manifest, generate, other_run, quiet_libraries, read_yaml,
-                                run_folder_lock, run_status, unknown_override_names, unknown_overrides_text)
+                                run_folder_lock, run_status, unknown_override_names, unknown_overrides_text,
+                                weights_digests)
 from pipelines.interrupts import held, raise_pending_interrupt, sigterm_as_interrupt, sigterm_received
 from pipelines.stages import check_generate_videos, check_videos_entries
 from prompts import resolve_prompt, slugify
@@ -308,6 +309,8 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
     from method.training.trainer import cached_stage_path
 
     cache = spec.profile_dir / STAGE_CACHE
+    # the trainer keys its stage cache by the local weights too: the same digests, hashed once per method
+    weights = {m: weights_digests(c.to_dict()) for m, c in configs.items()}
     jobs = []
     for slug, methods in methods_of.items():
         leader_of = _leaders(methods, depth)
@@ -319,7 +322,8 @@ def plan(spec: SweepSpec) -> list[PlannedJob]:
                                    after=None if lead is None else f"{lead}-{slug}",
                                    shared_stages=0 if lead is None else depth[(lead, m)],
                                    shared_checkpoint=None if lead is None or not depth[(lead, m)] else
-                                   cache / cached_stage_path(configs[m], texts[slug], depth[(lead, m)] - 1)))
+                                   cache / cached_stage_path(configs[m], texts[slug], depth[(lead, m)] - 1,
+                                                     weights[m])))
     return jobs
 
 

@@ -21,17 +21,30 @@ class CheckpointMismatch(CheckpointError):
     """A checkpoint belongs to another run: other config, prompt, or an older version of the suite."""
 
 
-def check_compatible(data: dict, path: Path, config_hash: str, prompt: str, config: dict | None = None) -> None:
-    """Raise `CheckpointMismatch` unless `data` was written by this exact run (config and prompt); with this
-    run's `config` dict, the message names the settings that differ."""
+def weights_differences(there: dict, here: dict) -> list[str]:
+    """The local weights (`model_weights`: {`guidance.<name>.<field>`: SHA-256}) that differ between a saved run
+    and this one, as "KEY weights sha256 A there, B here" phrases ("none recorded" for a run that recorded none)."""
+    def short(d: dict, key: str) -> str:
+        return f"sha256 {d[key][:12]}" if key in d else "none recorded"
+
+    return [f"{key} weights {short(there, key)} there, {short(here, key)} here"
+            for key in sorted(set(there) | set(here)) if there.get(key) != here.get(key)]
+
+
+def check_compatible(data: dict, path: Path, config_hash: str, prompt: str, config: dict | None = None,
+                     weights: dict | None = None) -> None:
+    """Raise `CheckpointMismatch` unless `data` was written by this exact run (config, prompt and `weights`, the
+    digests of the local weights its priors load, {} or None for none); with this run's `config` dict, the
+    message names the settings that differ."""
     if data.get("schema") != SCHEMA:
         raise CheckpointMismatch(
             f"{path} was written by an older version of fourdfy-bench (checkpoint layout {data.get('schema', 1)}, "
             f"this version reads {SCHEMA}); its config cannot be matched: start a new run in another --out")
-    if data["config_hash"] != config_hash or data["prompt"] != prompt:
+    saved = data.get("model_weights") if isinstance(data.get("model_weights"), dict) else {}
+    if data["config_hash"] != config_hash or data["prompt"] != prompt or saved != (weights or {}):
         from method.training.config import run_differences
 
-        differs = run_differences(data, config, prompt)
+        differs = run_differences(data, config, prompt) + weights_differences(saved, weights or {})
         raise CheckpointMismatch(
             f"{path} was written by a different run (method {data['method']!r}, config {data['config_hash']}, "
             f"this run {config_hash}{': ' + '; '.join(differs) if differs else ''}); give the same settings, "

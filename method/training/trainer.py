@@ -71,16 +71,24 @@ class RunState:
         return {"stage_index": self.stage_index, "step": self.step, "counts": self.counts}
 
 
-def stage_cache_key(cfg: TrainConfig, prompt: str, n_stages: int) -> str:
-    """The stage cache's folder name for the first `n_stages` stages of `cfg` on `prompt`."""
+def stage_cache_key(cfg: TrainConfig, prompt: str, n_stages: int, weights: dict | None = None) -> str:
+    """The stage cache's folder name for the first `n_stages` stages of `cfg` on `prompt`. `weights`: the digests
+    of the local weights the run's priors load (`pipelines.generate.weights_digests`); those of the priors these
+    stages draw count (the others are never called), and without any the key is that of the config alone."""
     import hashlib
 
-    return hashlib.sha256(f"{cfg.stage_prefix_hash(n_stages)}\n{prompt}".encode()).hexdigest()[:16]
+    drawn = cfg.update_types_used(0, n_stages)
+    read = {k: v for k, v in (weights or {}).items() if any(k.startswith(f"guidance.{u}.") for u in drawn)}
+    text = f"{cfg.stage_prefix_hash(n_stages)}\n{prompt}"
+    if read:
+        text += "\n" + json.dumps(read, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def cached_stage_path(cfg: TrainConfig, prompt: str, index: int) -> Path:
-    """Where, inside a stage cache, the checkpoint after stage `index` of `cfg` on `prompt` is stored."""
-    return Path(stage_cache_key(cfg, prompt, index + 1)) / f"{cfg.stages[index].name}.pt"
+def cached_stage_path(cfg: TrainConfig, prompt: str, index: int, weights: dict | None = None) -> Path:
+    """Where, inside a stage cache, the checkpoint after stage `index` of `cfg` on `prompt` is stored (`weights`
+    as for `stage_cache_key`)."""
+    return Path(stage_cache_key(cfg, prompt, index + 1, weights)) / f"{cfg.stages[index].name}.pt"
 
 
 class Trainer:
@@ -95,11 +103,16 @@ class Trainer:
     such checkpoint and continues from it, so methods whose first stages are identical train them once
     (4dfy, wo_hybrid and wo_img share stage 1-2 or stage 1). The continued run is bit-identical to one
     trained from scratch: the checkpoint holds the optimizer and RNG states.
+
+    `weights`: {`guidance.<name>.<field>`: SHA-256} of the local weights the priors load
+    (`pipelines.generate.weights_digests`, which `generate` passes), part of the run's identity with its config
+    hash: checked on resume, in the stage cache's keys, and recorded as `model_weights` in checkpoints and the
+    manifest (left out when empty, so runs on hub or tiny ids are unchanged).
     """
 
     def __init__(self, cfg: TrainConfig, prompt: str, out_dir: Path | str, priors: dict | None = None,
                  progress: bool = True, quiet: bool = False, notes: dict | None = None,
-                 stage_cache: Path | str | None = None):
+                 stage_cache: Path | str | None = None, weights: dict | None = None):
         if not prompt.strip():
             raise ValueError("the prompt is empty")
         self.cfg = cfg
@@ -111,6 +124,7 @@ class Trainer:
         self.notes = dict(notes or {})
         self.stage_cache = None if stage_cache is None else Path(stage_cache)
         self.shared_from: dict | None = None
+        self.weights = dict(sorted((weights or {}).items()))
         with seeded(cfg.seed):  # network initialisation, leaving the caller's global RNG as it was
             self.field = SceneField(cfg.field, cfg.background).to(self.device)
             self.renderer = VolumeRenderer(cfg.renderer, self.device)
@@ -127,12 +141,14 @@ class Trainer:
             spec = self.cfg.guidance.get(update)
             if spec is None:
                 raise ValueError(f"method {self.cfg.method!r} draws {update!r} updates but no prior is configured")
-            try:
-                self._priors[update] = spec.build(str(self.device))
-            except GuidanceError as err:  # name the config key a user sets (--set guidance.<update>.<field>=...)
-                name = (getattr(err, "field", None) or "model").rpartition(".")[2]
+            try:  # missing weights are named by the key a user sets (guidance.<update>.<field>), with its --set
+                self._priors[update] = spec.build(str(self.device), where=f"guidance.{update}")
+            except GuidanceError as err:
+                if getattr(err, "field", None):
+                    raise  # its message names the key already
+                # a checkpoint that converts to no MVDream model names no field: say which entry holds it
                 raise type(err)(f"guidance.{update} ({type(spec).__name__}): {err} Set it with "
-                                f"`--set guidance.{update}.{name}=PATH`.") from None
+                                f"`--set guidance.{update}.model=PATH`.") from None
         return self._priors[update]
 
     def _build_optimizer(self, stage_index: int) -> None:
@@ -260,7 +276,12 @@ class Trainer:
                            if self._priors[u].trainable_parameters()},
                 "rng": ckpt.rng_state(self.generator), "timings": dict(self.timings),
                 "renderer": self.renderer.state_dict(), "resumes": list(self.resumes),
-                "shared_from": self.shared_from}
+                "shared_from": self.shared_from, **self._weights_record()}
+
+    def _weights_record(self) -> dict:
+        """The run's `model_weights` for checkpoints and the manifest; none without local weights (their bytes
+        stay those of runs made before runs recorded them)."""
+        return {"model_weights": dict(self.weights)} if self.weights else {}
 
     def _save(self, name: str) -> None:
         ckpt.save_atomic(self._checkpoint(), self.out / "ckpt" / f"{name}.pt")
@@ -268,7 +289,7 @@ class Trainer:
 
     def _resume_from(self, path: Path) -> None:
         data = ckpt.load(path)
-        ckpt.check_compatible(data, path, self.cfg.config_hash(), self.prompt, self.cfg.to_dict())
+        ckpt.check_compatible(data, path, self.cfg.config_hash(), self.prompt, self.cfg.to_dict(), self.weights)
         self._load_state(data)
         s = data["state"]
         entry = {"stage_index": s["stage_index"], "step": s["step"], "from": path.name}
@@ -310,7 +331,7 @@ class Trainer:
 
     # --- stages shared between runs ----------------------------------------------------------------
     def _cached_stage(self, index: int) -> Path:
-        return self.stage_cache / cached_stage_path(self.cfg, self.prompt, index)
+        return self.stage_cache / cached_stage_path(self.cfg, self.prompt, index, self.weights)
 
     def _share_stage(self, index: int) -> None:
         """Store the checkpoint and log of stages [0, index] for runs with the same first stages (called right
@@ -337,7 +358,8 @@ class Trainer:
             if self.cfg.stages[index].steps > 0 and path.is_file() and path.with_suffix(".jsonl").is_file():
                 data = ckpt.load(path)
                 self._load_state(data)
-                self.shared_from = {"stage": self.cfg.stages[index].name, "key": stage_cache_key(self.cfg, self.prompt, index + 1),
+                self.shared_from = {"stage": self.cfg.stages[index].name,
+                                    "key": stage_cache_key(self.cfg, self.prompt, index + 1, self.weights),
                                     "method": data["method"]}
                 (self.out / "log.jsonl").write_text(path.with_suffix(".jsonl").read_text())
                 return True
@@ -474,7 +496,7 @@ class Trainer:
             outputs.append("preview.mp4")
         return write_manifest(self.out, {
             "method": self.cfg.method, "prompt": self.prompt, "profile": self.cfg.profile, "seed": self.cfg.seed,
-            "config_hash": self.cfg.config_hash(), "config": self.cfg.to_dict(),
+            "config_hash": self.cfg.config_hash(), "config": self.cfg.to_dict(), **self._weights_record(),
             "update_counts": self.state.counts, "device": self.device.type,
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
             # work logged before a kill and redone after the resume (not in timings_s, which counts what is kept)
