@@ -32,15 +32,6 @@ def _params(tmp_path, methods=("4dfy",), overrides=None, videos=None, **sections
     return path
 
 
-def _error_line(params, out, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_:
-        stages.main(["methods", "--params", str(params), "--out", str(out)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: {params}: "), err
-    assert not out.exists()  # refused before anything is written
-    return err[0]
-
-
 # --- 1. files named in params.yaml, tracked by content
 
 def test_the_digest_of_each_named_file_changes_with_its_content_and_only_then(tmp_path):
@@ -152,10 +143,11 @@ def test_editing_the_design_file_params_yaml_names_makes_the_design_stage_out_of
     ({"v1": {"base": "4dfy", "label": "4D-fy"}, "v2": {"base": "4dfy", "label": "other"}},
      "'4dfy' (methods.4dfy.label of userstudy/designs/paper.yaml)", "'v1' (overrides.v1.label)"),
 ])
-def test_a_label_another_row_of_the_table_has_is_refused_naming_both(tmp_path, capsys, overrides, first, second):
+def test_a_label_another_row_of_the_table_has_is_refused_naming_both(tmp_path, methods_stage_error, overrides, first,
+                                                                     second):
     params = _params(tmp_path, methods=("4dfy", "v1", "v2"), overrides=overrides)
     label = overrides["v1"]["label"]
-    line = _error_line(params, tmp_path / "methods", capsys)
+    line = methods_stage_error(params, tmp_path / "methods")
     # the check of every design reader (userstudy.design.check_table_labels), told where each label comes from
     assert line == f"error: {params}: userstudy/designs/paper.yaml: table2 would have two rows labelled {label!r}: " \
                    f"{first} and {second}; give one of them another label: under overrides: in params.yaml " \
@@ -219,9 +211,9 @@ def test_a_variant_no_generate_block_lists_gets_a_note_and_its_listed_chain_none
     ({"v1": {"base": "4dfy", "stages.stage3.p_3d": 1.5}},
      "overrides.v1: stages.stage3.p_3d is a probability, from 0 to 1; got 1.5"),
 ])
-def test_a_bad_entry_of_a_listed_method_is_named_before_anything_trains(tmp_path, capsys, overrides, says):
+def test_a_bad_entry_of_a_listed_method_is_named_before_anything_trains(tmp_path, methods_stage_error, overrides, says):
     methods = ("4dfy", *overrides)
-    line = _error_line(_params(tmp_path, methods=methods, overrides=overrides), tmp_path / "methods", capsys)
+    line = methods_stage_error(_params(tmp_path, methods=methods, overrides=overrides), tmp_path / "methods")
     assert says in line, line
     if "method" in overrides.get("single_grid", {}):
         assert "'method' cannot be set" in line, line
@@ -229,11 +221,11 @@ def test_a_bad_entry_of_a_listed_method_is_named_before_anything_trains(tmp_path
 
 # --- 5. videos entries
 
-def test_a_videos_folder_that_does_not_exist_and_an_unknown_trajectory_are_named(tmp_path, capsys):
+def test_a_videos_folder_that_does_not_exist_and_an_unknown_trajectory_are_named(tmp_path, methods_stage_error):
     videos = {"mav3d": MAV3D, "typo": {"folder": "data/videos/mav3dd", "trajectory": "orbit"},
               "released": {"folder": str(tmp_path), "trajectory": "motion_smoth"},
               "file": {"folder": str(_params(tmp_path)), "trajectory": "unknown"}}
-    line = _error_line(_params(tmp_path, videos=videos), tmp_path / "methods", capsys)
+    line = methods_stage_error(_params(tmp_path, videos=videos), tmp_path / "methods")
     assert "videos.typo.folder: data/videos/mav3dd does not exist; give the folder of its <prompt slug>.mp4 " \
            "files" in line, line
     assert "videos.released.trajectory: 'motion_smoth' is not a known camera path (did you mean 'motion_smooth'?); " \

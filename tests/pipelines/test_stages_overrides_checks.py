@@ -23,15 +23,6 @@ def _params(tmp_path, methods, overrides, **sections):
     return path
 
 
-def _error_line(params, out, capsys) -> str:
-    with pytest.raises(SystemExit) as exit_:
-        stages.main(["methods", "--params", str(params), "--out", str(out)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: {params}: "), err
-    assert not out.exists()  # refused before anything is written
-    return err[0]
-
-
 # --- 1. one build per method
 
 def test_each_trained_methods_config_is_built_once(tmp_path, monkeypatch):
@@ -54,13 +45,13 @@ def test_each_trained_methods_config_is_built_once(tmp_path, monkeypatch):
 
 # --- 3. bad entries in the one error
 
-def test_a_bad_entry_is_named_together_with_an_unknown_method_and_a_shared_label(tmp_path, capsys):
+def test_a_bad_entry_is_named_together_with_an_unknown_method_and_a_shared_label(tmp_path, methods_stage_error):
     """Before, the unknown name alone was reported; once it was fixed the bad keys were, and once those were fixed,
     the label: three rounds of `dvc repro`."""
     overrides = {"4dfy": {"weights.sds_vide": 0.3}, "wo_hybrid": {"stages.stage3.p_3d": 1.5},
                  "v1": {"base": "4dfy", "label": "4D-fy"}}
     params = _params(tmp_path, ("4dfy", "wo_hybrid", "v1", "wo_hybird"), overrides)
-    line = _error_line(params, tmp_path / "methods", capsys)
+    line = methods_stage_error(params, tmp_path / "methods")
     assert "overrides.4dfy: unknown config key 'weights.sds_vide'; did you mean 'weights.sds_video'?" in line, line
     assert "overrides.wo_hybrid: stages.stage3.p_3d is a probability, from 0 to 1; got 1.5" in line, line
     assert "table2 would have two rows labelled '4D-fy'" in line, line
@@ -71,18 +62,18 @@ def test_a_bad_entry_is_named_together_with_an_unknown_method_and_a_shared_label
     assert line.endswith("(docs/pipeline.md)"), line
 
 
-def test_a_bad_entry_is_named_together_with_a_missing_videos_folder(tmp_path, capsys):
+def test_a_bad_entry_is_named_together_with_a_missing_videos_folder(tmp_path, methods_stage_error):
     params = _params(tmp_path, ("4dfy", "single_grid"), {"4dfy": {}, "single_grid": {"weights.sds": -1}},
                      videos={"theirs": {"folder": "data/videos/nowhere", "trajectory": "orbit"}})
-    line = _error_line(params, tmp_path / "methods", capsys)
+    line = methods_stage_error(params, tmp_path / "methods")
     assert "overrides.single_grid: weights.sds must be >= 0" in line, line
     assert "videos.theirs.folder: data/videos/nowhere does not exist" in line, line
     assert "known methods" not in line
 
 
-def test_with_nothing_else_wrong_the_bad_entry_alone_is_named_as_before(tmp_path, capsys):
+def test_with_nothing_else_wrong_the_bad_entry_alone_is_named_as_before(tmp_path, methods_stage_error):
     params = _params(tmp_path, ("4dfy", "wo_hybrid"), {"4dfy": {}, "wo_hybrid": {"weights.sds_vide": 0.3}})
-    line = _error_line(params, tmp_path / "methods", capsys)
+    line = methods_stage_error(params, tmp_path / "methods")
     assert line.startswith(f"error: {params}: overrides.wo_hybrid: unknown config key 'weights.sds_vide'"), line
     assert "cannot train" not in line and "known methods" not in line
 
