@@ -17,7 +17,7 @@ CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", shut
                  if p and Path(p).is_file()), None)
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
-TIMEOUT_MS = 30_000  # generous: the CI machine may be busy
+TIMEOUT_MS = 60_000  # generous: the CI machine may be busy (30 s timed out once with a dvc repro beside the suite)
 
 PLAYING = """() => {
   const v = [...document.querySelectorAll('video')];
