@@ -237,9 +237,10 @@ class DigestCache:
     JSON file of {absolute path: {"stat": [size, mtime_ns, inode], "sha256": digest}}, never inside an output (it
     holds absolute paths and times). `save` keeps only the files looked up since the cache was read (`merge`: and
     the existing files of the cache as it is then, for a cache that several processes share). A cache that cannot
-    be read is ignored (everything is hashed). `read`: how a file missing from the cache is hashed."""
+    be read is ignored (everything is hashed). `read`: how a file missing from the cache is hashed (None:
+    `file_sha256`, looked up when a file is read)."""
 
-    def __init__(self, path: Path | None, read=file_sha256):
+    def __init__(self, path: Path | None, read=None):
         self.path = path
         self.read = read
         self._old = self._load()
@@ -262,7 +263,7 @@ class DigestCache:
             self._new[key] = entry
             return entry["sha256"]
         started = time.time_ns()
-        digest = self.read(file)
+        digest = (self.read or file_sha256)(file)
         after = file.stat()
         # a file written while it was read, or so recently that a next write could keep its stamp, is not trusted
         if [after.st_size, after.st_mtime_ns, after.st_ino] == stamp and before.st_mtime_ns < started - RACY_NS:

@@ -135,23 +135,14 @@ def pipeline_methods(params: dict) -> tuple[list[str], list[str]]:
     return trained, [m for m in (params.get("videos") or {}) if m not in trained]
 
 
-def check_trained_methods(params: dict, params_path: Path) -> None:
-    """ValueError naming every method of the generate blocks the pipeline cannot train, all at once: an
-    unknown name (the registry's did-you-mean, and a broken plug-in's error), a videos-only method, or one also
-    under `videos:` (`trained_and_imported`, the words `fourdfy sweep --params` uses too); also an
-    entry of `overrides:` that names no method (a typo), and a trained method without an entry there (its generate
-    stages read it). The variants of params.yaml's `overrides:` are registered first (a bad one is an error naming
-    its entry)."""
-    parts, known_tail, _trainable = trained_method_problems(params, params_path)
-    if parts:
-        raise ValueError(f"{params_path}: " + "; ".join(parts) + known_tail)
-
-
 def trained_method_problems(params: dict, params_path: Path) -> tuple[list[str], str, list[str]]:
-    """What `check_trained_methods` refuses, not raised: (its message parts, the registry's list of known methods
-    that ends the message, '' when no name is unknown, and the trainable methods of the generate blocks, in order,
-    each once). A variant that cannot be registered is still raised at once, naming its entry: the names the
-    other checks look up depend on the variants."""
+    """What the `methods` stage (`write_methods`) refuses of params.yaml's method names, not raised: (its message
+    parts, the registry's list of known methods that ends the message, '' when no name is unknown, and the trainable
+    methods of the generate blocks, in order, each once). Refused: an unknown name (the registry's did-you-mean, and a
+    broken plug-in's error), a videos-only method, or one also under `videos:` (`trained_and_imported`); also an
+    entry of `overrides:` that names no method (a typo), and a trained method without an entry there (its generate
+    stages read it). The variants of params.yaml's `overrides:` are registered first: one that cannot be is raised at
+    once, naming its entry, since the names the other checks look up depend on the variants."""
     from baselines import UnknownMethodError, get_method, register_variants
     from pipelines.generate import unknown_override_names, unknown_overrides_text
 
@@ -302,7 +293,7 @@ def _trainable(name: str, overrides) -> bool:
 
 def trained_and_imported(name: str, key: str, trainable: bool) -> str:
     """Why a method of generate block `key` that is also under `videos:` is refused, and what to change: the one
-    wording of the `methods` stage (`check_trained_methods`) and `fourdfy sweep --params` (`check_generate_videos`).
+    wording of the `methods` stage (`write_methods`) and `fourdfy sweep --params` (`check_generate_videos`).
     Trained and rendered, then imported too, it would have two artifacts per prompt, which `clipscore` refuses only
     after all the training; a videos-only method (registered as such, or a name of its own for imported videos)
     cannot be trained at all."""
@@ -391,14 +382,6 @@ def _named_path(value) -> Path | None:
     return path if path.exists() else None
 
 
-def _file_sha256(path: Path) -> str:
-    """SHA-256 of one file's bytes: `pipelines.generate.file_sha256`, looked up here when the `methods` stage's
-    `DigestCache` reads a file (a test counts the reads through this name)."""
-    from pipelines.generate import file_sha256
-
-    return file_sha256(path)
-
-
 def named_file_digests(params: dict, cache=None) -> dict[str, dict]:
     """{stage: {key: {"path": value, "sha256": digest}}} of `FILE_PARAMS`' keys that name an existing file or
     folder (a stage with none has {}). The path is the value as written, no absolute path or time: the record
@@ -477,7 +460,7 @@ def write_methods(params_path: Path, out: Path) -> Path:
     note_unused_video_plugins(trained, videos)
     note_unlisted_variants(params)
     note_untaken_base_keys(params, trained)
-    cache = DigestCache(digest_cache_path(out), read=_file_sha256)
+    cache = DigestCache(digest_cache_path(out))
     digest = memoize(lambda path: content_digest(path, cache))  # one model folder named by several methods: once
     files = {}
     for m, cfg in configs.items():

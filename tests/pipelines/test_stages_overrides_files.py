@@ -86,8 +86,10 @@ def test_a_relative_path_is_read_from_the_current_folder_and_a_folder_named_twic
     (tmp_path / "sd" / "unet").mkdir(parents=True)
     (tmp_path / "sd" / "unet" / "w.bin").write_bytes(b"sd")
     read = []
-    digest = stages._file_sha256
-    monkeypatch.setattr(stages, "_file_sha256", lambda path: read.append(Path(path).name) or digest(path))
+    import pipelines.generate as generate
+
+    digest = generate.file_sha256  # what the stage's DigestCache reads a file with
+    monkeypatch.setattr(generate, "file_sha256", lambda path: read.append(Path(path).name) or digest(path))
     params = _params(tmp_path, {"4dfy": {"guidance.img.model": "sd", "guidance.3d.text_model": "sd"},
                                 "wo_hybrid": {"guidance.img.model": "sd"}}, methods=("4dfy", "wo_hybrid"))
     out = stages.write_methods(params, tmp_path / "methods")

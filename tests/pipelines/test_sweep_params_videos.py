@@ -31,14 +31,15 @@ def _sweep(params, runs, *extra):
 
 def test_a_missing_videos_folder_and_an_unknown_trajectory_are_refused_in_the_methods_stages_words(tmp_path,
                                                                                                monkeypatch):
-    from pipelines.stages import check_trained_methods
+    from pipelines.stages import write_methods
 
     monkeypatch.chdir(tmp_path)  # as DVC runs the methods stage: in params.yaml's folder
     (tmp_path / "data" / "theirs").mkdir(parents=True)
     params = _params(Path("params.yaml"), {"mine": {"folder": "data/mine", "trajectory": "orbit"},
                                            "theirs": {"folder": "data/theirs", "trajectory": "orbitt"}})
     with pytest.raises(ValueError) as stage:  # what `dvc repro` says of this params.yaml
-        check_trained_methods(yaml.safe_load(params.read_text()), params)
+        write_methods(params, Path("methods"))
+    assert not Path("methods").exists()  # refused before anything is written
     assert "videos.mine.folder: data/mine does not exist" in str(stage.value)
     assert "videos.theirs.trajectory: 'orbitt' is not a known camera path (did you mean 'orbit'?)" in str(stage.value)
     for extra in ([], ["--dry-run"]):
@@ -50,6 +51,6 @@ def test_a_missing_videos_folder_and_an_unknown_trajectory_are_refused_in_the_me
     (tmp_path / "data" / "mine").mkdir()  # as the error says: then both the stage and the sweep take it
     params = _params(params, {"mine": {"folder": "data/mine", "trajectory": "orbit"},
                               "theirs": {"folder": "data/theirs", "trajectory": "orbit"}})
-    check_trained_methods(yaml.safe_load(params.read_text()), params)
+    write_methods(params, Path("methods"))
     res = _sweep(params, "runs", "--dry-run")
     assert res.exit_code == 0 and res.output.splitlines()[1].startswith(f"4dfy-{SLUG}"), res.output
