@@ -63,6 +63,7 @@ def sweep(
     prompt_list = prompt_values(prompts) + (list(load_prompts(prompts_file).values()) if prompts_file is not None
                                             else [])
     method_list = split_list(methods)
+    methods_of_params = params is not None and not method_list  # the generate blocks' methods, as the DVC stages
     method_sets, variants = {}, {}
     extra_methods, extra_prompts = [], []
     raw = None
@@ -100,7 +101,8 @@ def sweep(
                       cpus_per_task=cpus, mem_gb=mem_gb, slurm_args=extra, max_requeues=max_requeues)
     if params is None:
         _refuse_unknown_methods(spec.methods)
-    notes = partial(planning_notes, spec, ex, params=raw if isinstance(raw, dict) else None)  # called with the plan
+    notes = partial(planning_notes, spec, ex, params=raw if isinstance(raw, dict) else None,  # called with the plan
+                    methods_of_params=methods_of_params)
     if dry_run:
         jobs = plan(spec)
         notes(jobs)
@@ -135,15 +137,17 @@ def sweep(
         raise typer.Exit(2)
 
 
-def planning_notes(spec, ex, jobs, params: dict | None = None) -> None:
-    """The notes `fourdfy generate` gives before training, and the `methods` stage's on variants, once for the whole
-    sweep (its jobs call `pipelines.generate.generate`, which gives none), as `note:` lines on stderr: CUDA-only
-    switches of the jobs' configs when the jobs train on the CPU (one line per set of such switches, naming its
-    methods), a prompt that nearly spells a library prompt, and with --params a variant that does not take its
-    base's `overrides:` keys."""
+def planning_notes(spec, ex, jobs, params: dict | None = None, methods_of_params: bool = False) -> None:
+    """The notes `fourdfy generate` gives, and the `methods` stage's on variants, once for the whole sweep (its jobs
+    call `pipelines.generate.generate`, which gives none), as `note:` lines on stderr: CUDA-only switches of the
+    jobs' configs when the jobs train on the CPU (one line per set of such switches, naming its methods), a prompt
+    that nearly spells a library prompt or has a library prompt's slug, and with --params a variant that does not
+    take its base's `overrides:` keys; `methods_of_params` (the sweep trains the generate blocks' methods, no
+    --methods): also a variant of `overrides:` that no generate block lists."""
     from pipelines.commands.generate import cuda_only_switches, library_near_miss
     from pipelines.generate import build_config
-    from pipelines.stages import note_untaken_base_keys
+    from pipelines.stages import note_unlisted_variants, note_untaken_base_keys
+    from prompts import library_twin, slugify
 
     planned = {j.method for j in jobs}
     methods = [m for m in dict.fromkeys((*spec.methods, *spec.extra_methods)) if m in planned]
@@ -161,12 +165,19 @@ def planning_notes(spec, ex, jobs, params: dict | None = None) -> None:
             typer.echo(f"note: {', '.join(keys)} {takes} effect only on CUDA; the jobs of {', '.join(names)} train "
                        f"on the CPU ({why}), where {does} nothing", err=True)
     for text in dict.fromkeys(j.prompt for j in jobs):
-        near = library_near_miss(text)
+        near, twin = library_near_miss(text), library_twin(text)
         if near is not None:
             typer.echo(f"note: prompt {text!r} is not a prompt of the library; did you mean {near!r}? (the sweep "
                        "trains it as given)", err=True)
+        if twin is not None:  # generate gives it after its run: here before the jobs, whose folders it names
+            slug = slugify(text)
+            typer.echo(f"note: prompt {text!r} has the slug {slug} of the library prompt {twin!r}; its runs take "
+                       f"that prompt's run folders (<method>/{slug}) and are paired with its runs by slug in the "
+                       f"survey and CLIP tables (--prompts {slug} trains the library prompt itself)", err=True)
     if params is not None:
         note_untaken_base_keys(params, methods)
+        if methods_of_params:
+            note_unlisted_variants(params)
 
 
 def jobs_on_cpu(device: str, ex) -> str | None:

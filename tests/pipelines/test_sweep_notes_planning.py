@@ -1,6 +1,7 @@
 """`fourdfy sweep` gives, once at planning time, the notes `fourdfy generate` and the DVC `methods` stage give
 before training (its jobs call `pipelines.generate.generate`, which gives none of them): CUDA-only switches of CPU
-jobs, a prompt that nearly spells a library prompt, a variant that does not take its base's `overrides:` keys.
+jobs, a prompt that nearly spells a library prompt or has its slug, a variant that does not take its base's
+`overrides:` keys, and one that no generate block lists.
 `--dry-run` also marks a finished run whose manifest has odd fields, as the sweep itself does."""
 
 from __future__ import annotations
@@ -88,6 +89,39 @@ def test_a_prompt_nearly_spelling_a_library_prompt_gets_generates_did_you_mean_o
         "trains it as given)",
         "note: prompt 'A goat drinkin beer.' is not a prompt of the library; did you mean 'A goat drinking beer.'? "
         "(the sweep trains it as given)"]
+
+
+def test_a_prompt_with_a_library_prompts_slug_is_noted_before_the_jobs_whose_folders_it_takes(tmp_path):
+    """'A panda dancing' (no full stop) trains into a_panda_dancing's run folders: generate's note after its run,
+    here once at planning, whatever the number of methods; the library prompt itself gets none."""
+    res = _sweep(tmp_path, "--methods", "4dfy,wo_hybrid", "--prompts", "A panda dancing", "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert _notes(res) == [
+        f"note: prompt 'A panda dancing' has the slug {SLUG} of the library prompt 'A panda dancing.'; its runs take "
+        f"that prompt's run folders (<method>/{SLUG}) and are paired with its runs by slug in the survey and CLIP "
+        f"tables (--prompts {SLUG} trains the library prompt itself)"]
+    assert f"4dfy-{SLUG}" in res.stdout
+    for prompt in ("A panda dancing.", SLUG):
+        res = _sweep(tmp_path, "--methods", "4dfy", "--prompts", prompt, "--dry-run")
+        assert res.exit_code == 0 and _notes(res) == [], res.output
+
+
+def test_with_params_and_no_methods_an_unlisted_variant_is_noted_as_the_methods_stage_does(tmp_path):
+    """The sweep then trains exactly the DVC generate stages' runs, so a variant no generate block lists is not
+    trained, as in `dvc repro`; given --methods, the sweep trains what they name and says nothing of it."""
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"profile": "tiny", "seed": 0,
+                                    "generate": {"methods": ["4dfy"], "prompts": [SLUG]},
+                                    "overrides": {"4dfy": {}, "fast_video": {"base": "4dfy", "weights.sds_video": 0.3}}}))
+    res = _sweep(tmp_path, "--params", str(path), "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert _notes(res) == [
+        "note: overrides: defines the variant 'fast_video', which no generate block lists, so it is neither trained "
+        "nor reported; add it to generate.methods (or generate.extra.methods) to train it, or remove the entry"]
+    assert "fast_video" not in res.stdout
+    res = _sweep(tmp_path, "--params", str(path), "--methods", "4dfy,fast_video", "--dry-run")
+    assert res.exit_code == 0 and _notes(res) == [], res.output
+    assert f"fast_video-{SLUG}" in res.stdout
 
 
 def _variant_params(tmp_path, base_entry: dict):
