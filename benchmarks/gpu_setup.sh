@@ -42,5 +42,45 @@ save_compile_cache() {
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, torch.cuda.get_device_name())"
 } >> "$OUT/setup.log" 2>&1
-( time timeout 150 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None)" ) \
-  >> "$OUT/setup.log" 2>&1
+# nerfacc's CUDA kernels: a build brought back by an earlier call (SAVE_NERFACC=1) and carried in `.nerfacc-build/`
+# is loaded instead of building again (77 s in call 12 of paper_scale_results_h100.md), when its name says it was
+# built for this torch and GPU: for a call that starts a fresh machine after one that built it (a warm machine keeps
+# its build anyway). nerfacc imports a prebuilt `nerfacc.csrc` before it builds, so a module of that
+# name loads the carried file; any failure there is an ImportError, and nerfacc then builds as usual.
+nerfacc_tag=$(python3 -c "import torch; print(torch.__version__.replace('+', '-') + '-sm'
+  + ''.join(map(str, torch.cuda.get_device_capability())))" 2>> "$OUT/setup.log")
+nerfacc_so="nerfacc_cuda-${nerfacc_tag:-unknown}.so"
+if [ -n "$nerfacc_tag" ] && [ -f ".nerfacc-build/$nerfacc_so" ]; then
+  cat > /tmp/site/nerfacc/csrc.py << EOF_SHIM
+# written by benchmarks/gpu_setup.sh: nerfacc's CUDA kernels from a carried build
+import importlib.util
+import sys
+
+try:
+    import torch  # noqa: F401  (the extension links against libtorch)
+
+    _spec = importlib.util.spec_from_file_location("nerfacc_cuda", "$PWD/.nerfacc-build/$nerfacc_so")
+    _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
+except Exception as err:
+    raise ImportError(f"the carried nerfacc build did not load: {err}") from err
+sys.modules[__name__] = _module
+EOF_SHIM
+  echo "nerfacc: loading the carried build .nerfacc-build/$nerfacc_so" >> "$OUT/setup.log"
+else
+  echo "nerfacc: no carried build for ${nerfacc_tag:-this machine} (.nerfacc-build/$nerfacc_so); building" \
+    >> "$OUT/setup.log"
+fi
+( time timeout 150 python3 -c "from nerfacc.cuda._backend import _C; print('nerfacc CUDA built:', _C is not None,
+  'from', getattr(_C, '__file__', None))" ) >> "$OUT/setup.log" 2>&1
+# SAVE_NERFACC=1: bring the build back for the next session to carry as .nerfacc-build/ (one file, when it fits one
+# of the device tool's files, 16 MiB)
+if [ "${SAVE_NERFACC:-0}" != 0 ] && [ -n "$nerfacc_tag" ]; then
+  built=$(python3 -c "from torch.utils.cpp_extension import _get_build_directory as d; print(d('nerfacc_cuda', False))"
+          2>> "$OUT/setup.log")/nerfacc_cuda.so
+  if [ -f "$built" ] && (( $(stat -c %s "$built") <= 15 * 1048576 )); then
+    cp "$built" "$OUT/$nerfacc_so" && echo "nerfacc: build saved as $nerfacc_so" >> "$OUT/setup.log"
+  else
+    echo "nerfacc: no build to save at $built, or over 15 MiB" >> "$OUT/setup.log"
+  fi
+fi
