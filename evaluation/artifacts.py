@@ -509,6 +509,17 @@ def is_run_folder(folder: Path) -> bool:
     return isinstance(manifest, dict) and "config_hash" in manifest and "schema" not in manifest
 
 
+def prompt_text_conflicts(arts: dict[tuple[str, str], Artifact]) -> dict[str, str]:
+    """{slug: its texts and their methods, e.g. "'A panda dancing.' (4dfy), 'a panda dancing' (mav3d)"} of the
+    prompts whose artifacts record more than one text: methods compared by slug would be compared on other words (a
+    CLIP score is taken against each video's own text)."""
+    texts: dict[str, dict[str, list[str]]] = {}
+    for (method, slug), art in sorted(arts.items()):
+        texts.setdefault(slug, {}).setdefault(art.prompt, []).append(method)
+    return {slug: ", ".join(f"{text!r} ({', '.join(methods)})" for text, methods in by_text.items())
+            for slug, by_text in sorted(texts.items()) if len(by_text) > 1}
+
+
 def scan_artifacts(roots: Iterable[Path | str]) -> tuple[dict[tuple[str, str], Artifact], dict[Path, str]]:
     """Every artifact-like folder under the roots, one with manifest.json or video.mp4 (a root may be one).
 

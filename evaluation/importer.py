@@ -74,13 +74,14 @@ class ImportReport:
     imported: list[Artifact] = field(default_factory=list)
     """Artifacts written."""
     failed: dict[str, str] = field(default_factory=dict)
-    """file name -> reason it was not imported (a bad file, two files for one prompt)."""
+    """file (`source_name`: its path below the source folder) -> reason it was not imported (a bad file, two files
+    for one prompt)."""
     existing: dict[str, str] = field(default_factory=dict)
-    """file name -> slug, for files whose artifact folder exists and was left as it is (no `overwrite`), other than
-    what this import would write (another file, other settings, or not an import)."""
+    """file (`source_name`) -> slug, for files whose artifact folder exists and was left as it is (no `overwrite`),
+    other than what this import would write (another file, other settings, or not an import)."""
     done: dict[str, str] = field(default_factory=dict)
-    """file name -> slug, for files whose artifact folder already holds this file imported with these settings
-    (left as it is: an earlier, perhaps interrupted, run of the same import wrote it)."""
+    """file (`source_name`) -> slug, for files whose artifact folder already holds this file imported with these
+    settings (left as it is: an earlier, perhaps interrupted, run of the same import wrote it)."""
     unmatched_files: list[str] = field(default_factory=list)
     """Video files that match no prompt."""
     unmatched_prompts: list[str] = field(default_factory=list)
@@ -182,14 +183,16 @@ def read_mapping(path: Path, src: Path) -> dict[Path, str]:
 
 def _plan(path: Path, n_src: int, size: tuple[int, int], codec: str, pix_fmt: str | None, file_fps: float,
           n_frames: int | None, fps: float | None) -> dict:
-    """How a file of these details is imported with these settings: the recorded fps, the resampling (or None),
+    """How a file of these details is imported with these settings: the recorded fps (`fps` as given, else the
+    file's, scaled by the resampling to keep the duration), the resampling (or None),
     whether it is copied, and the manifest's `extra`. Shared by `_load` and `_already_imported`, so that a folder
     counts as done exactly when importing again would write the same manifest."""
     src_fps = fps or file_fps or 15.0
     resample = None
     if n_frames is not None and n_frames != n_src:
         idx = resample_indices(n_src, n_frames)
-        src_fps = src_fps * n_frames / n_src
+        if fps is None:  # the file's rate, scaled to keep its duration; a given --fps is the rate to record
+            src_fps = src_fps * n_frames / n_src
         resample = {"from": n_src, "to": n_frames, "indices": idx.tolist()}
     copy = (codec == "h264" and pix_fmt == "yuv420p" and size[0] % 2 == 0 and size[1] % 2 == 0
             and resample is None and fps is None and path.suffix.lower() in (".mp4", ".m4v", ".mov"))
@@ -222,18 +225,21 @@ def _load(path: Path, n_frames: int | None, fps: float | None) -> dict:
 
 
 def _already_imported(folder: Path, path: Path, method: str, prompt: str, n_frames: int | None, fps: float | None,
-                      trajectory: str) -> bool:
+                      trajectory: str, name: str | None = None) -> bool:
     """Whether `folder` holds what importing `path` with these settings writes: its manifest records this file
     (name and sha256) and the same method, prompt, trajectory, frame count, size, rate and `extra` (copied or
     re-encoded, the resampling). The file's own details (frames, codec, size) are taken from the manifest, which
-    recorded them from the same bytes, so nothing is decoded; only the container's rate is read again."""
+    recorded them from the same bytes, so nothing is decoded; only the container's rate is read again. `name`: the
+    file as the manifest records it (`source_name`; default its name; one recorded by its name alone, as imports
+    of a mapped file in a subfolder did before, counts too: its SHA-256 must match anyway)."""
     try:
         art = read_artifact(folder)
     except ArtifactError:
         return False
     source, extra = art.manifest.get("source") or {}, art.manifest.get("extra") or {}
-    if (source.get("kind"), source.get("file"), art.method, art.prompt, art.trajectory) != \
-            ("import", path.name, method, prompt, trajectory) or not source.get("sha256"):
+    if source.get("file") not in (name or path.name, path.name) or not source.get("sha256"):
+        return False
+    if (source.get("kind"), art.method, art.prompt, art.trajectory) != ("import", method, prompt, trajectory):
         return False
     try:
         n_src, size = int(extra["source_frames"]), tuple(map(int, extra["source_size"]))
@@ -277,6 +283,15 @@ def _video_changed(folder: Path, file_name: str) -> str | None:
             f"truncated, corrupted or replaced since); {again}")
 
 
+def source_name(f: Path, src: Path) -> str:
+    """How the report and the manifest name file `f` of source folder `src`: its path below `src` ('panda/out.mp4',
+    as a mapping names it: two mapped files may share a name in different subfolders), else its name."""
+    try:
+        return f.relative_to(src).as_posix()
+    except ValueError:  # a mapping's absolute path outside the folder: its name, never an absolute path
+        return f.name
+
+
 def check_trajectory(trajectory: str) -> None:
     """`trajectory_problem` as `import-videos --trajectory`'s VideoImportError."""
     if (problem := trajectory_problem(trajectory)) is not None:
@@ -315,7 +330,7 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
             # prompt check and the CLIP score all use; other words would score this video against other text
             library_text = known.get(slugify(t))
             if library_text is not None and library_text != t:
-                report.library_texts[f.name] = (t, library_text)
+                report.library_texts[source_name(f, src)] = (t, library_text)
                 t = library_text
             texts[f] = t
         targets = {f: slugify(t) for f, t in texts.items()}
@@ -323,7 +338,7 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         for f, t in texts.items():
             if slugify(t) not in known:
                 close = difflib.get_close_matches(t, list(known.values()), n=1, cutoff=0.8)
-                report.unknown_prompts[f.name] = (t, close[0] if close else None)
+                report.unknown_prompts[source_name(f, src)] = (t, close[0] if close else None)
         listed = set(pairs)
         report.unmatched_files = sorted(f.name for f in src.iterdir()
                                         if f.suffix.lower() in VIDEO_EXTENSIONS and f not in listed)
@@ -332,13 +347,14 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
         targets, report.fuzzy, report.unmatched_files = match_files(files, wanted)
         texts = {f: wanted[s] for f, s in targets.items()}
+    name = {f: source_name(f, src) for f in targets}
     by_slug: dict[str, list[str]] = {}
     for f, s in targets.items():
-        by_slug.setdefault(s, []).append(f.name)
+        by_slug.setdefault(s, []).append(name[f])
     for s, names in by_slug.items():
         if len(names) > 1:
             for f in [f for f in targets if targets[f] == s]:
-                report.failed[f.name] = f"{len(names)} files match prompt {s!r}: {', '.join(sorted(names))}"
+                report.failed[name[f]] = f"{len(names)} files match prompt {s!r}: {', '.join(sorted(names))}"
                 del texts[f]
     report.unmatched_prompts = sorted(set(wanted) - set(by_slug))
     if on_matched is not None:
@@ -347,10 +363,10 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     def write(f: Path, data: dict) -> None:
         try:
             art = write_artifact(out_root, method, texts[f], data["frames"], video_file=data["copy"],
-                                 source={"kind": "import", "file": f.name, "sha256": sha256_file(f)},
+                                 source={"kind": "import", "file": name[f], "sha256": sha256_file(f)},
                                  trajectory=trajectory, fps=data["fps"], extra=data["extra"], overwrite=overwrite)
         except ArtifactError as err:
-            report.failed[f.name] = str(err)
+            report.failed[name[f]] = str(err)
             return
         report.imported.append(art)
         if on_imported is not None:
@@ -363,20 +379,20 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         # folder itself was checked writable above); one this very import wrote is simply done
         folder = artifact_folder(out_root, method, slug)
         if folder.exists() and not overwrite:
-            if _already_imported(folder, f, method, texts[f], n_frames, fps, trajectory):
+            if _already_imported(folder, f, method, texts[f], n_frames, fps, trajectory, name[f]):
                 # the same import, but its video may have been damaged since: not done, and never replaced unasked
-                changed = _video_changed(folder, f.name)
+                changed = _video_changed(folder, name[f])
                 if changed is None:
-                    report.done[f.name] = slug
+                    report.done[name[f]] = slug
                 else:
-                    report.failed[f.name] = changed
+                    report.failed[name[f]] = changed
             else:
-                report.existing[f.name] = slug
+                report.existing[name[f]] = slug
             continue
         try:
             data = _load(f, n_frames, fps)
         except (VideoError, ArtifactError) as err:
-            report.failed[f.name] = str(err)
+            report.failed[name[f]] = str(err)
             continue
         if all_or_nothing:
             checked[f] = data
@@ -385,7 +401,7 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     if all_or_nothing and not (report.failed or report.existing):  # else nothing is written
         for f, data in checked.items():
             write(f, data)
-    failed_slugs = {s for f, s in targets.items() if f.name in report.failed}  # reported with their reason
+    failed_slugs = {s for f, s in targets.items() if name[f] in report.failed}  # reported with their reason
     report.no_video = sorted(set(wanted) - {a.slug for a in report.imported} - set(report.existing.values())
                              - set(report.done.values()) - failed_slugs)
     return report

@@ -94,8 +94,10 @@ def _artifact_given(folder: Path, manifest: dict) -> str:
 def run_path(run_dir: Path | str, manifest: dict) -> str:
     """The run folder described without making it absolute: `<profile>/<method>/<name>` when its two parent
     folders are named after the run's profile and method (the pipeline's and sweeps' `<runs>/<profile>/<method>/
-    <prompt slug>` layout, whatever the runs root), else the folder's own name. Always '/'-separated."""
-    parts = Path(run_dir).resolve().parts
+    <prompt slug>` layout, whatever the runs root), else the folder's own name. Always '/'-separated. The names
+    are the path's as given (made absolute, not resolved): a runs folder reached through a symbolic link
+    (runs/tiny -> /scratch/...) is described by the link's names, so the same run gives the same record."""
+    parts = Path(os.path.abspath(run_dir)).parts
     if len(parts) >= 4 and parts[-3] == manifest.get("profile") and parts[-2] == manifest.get("method"):
         return "/".join(parts[-3:])
     return parts[-1]
@@ -123,7 +125,7 @@ def render_source(run_dir: Path | str, manifest: dict) -> dict:
     recorded = isinstance(request, dict)
     config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
     return {
-        "kind": "render", "run": Path(run_dir).resolve().name, "run_path": run_path(run_dir, manifest),
+        "kind": "render", "run": Path(os.path.abspath(run_dir)).name, "run_path": run_path(run_dir, manifest),
         "config_hash": manifest["config_hash"], "profile": manifest.get("profile", config.get("profile")),
         "seed": manifest.get("seed", config.get("seed")),
         "set": dict(request.get("set") or {}) if recorded else None,

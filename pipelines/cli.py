@@ -44,10 +44,13 @@ _STATE = {"verbose": False}
 INTERRUPTED = ("every file it wrote is whole (none is left half-written); run the command again, with --overwrite if "
                "it then refuses a file this run wrote")
 """What the `error:` line of a Ctrl-C or SIGTERM says after `interrupted;` / `terminated (SIGTERM);` when the
-command has no message of its own. True of each such command: files are written through temporaries renamed into
-place, and a rerun picks up where it stopped (import-videos), replaces its earlier outputs (clipscore, analyze), or
-refuses them until --overwrite (survey export, simulate-votes, audit). One whose rerun would be refused otherwise
-(oracle), or that has no --overwrite (generate, from its start-up on), has its own line."""
+command has no message of its own and has an --overwrite option. True of each such command: files are written
+through temporaries renamed into place, and a rerun picks up where it stopped (import-videos) or refuses them until
+--overwrite (survey export, simulate-votes, audit). One whose rerun would be refused otherwise (oracle), or generate
+(from its start-up on), has its own line."""
+
+INTERRUPTED_RERUN = "every file it wrote is whole (none is left half-written); run the command again"
+"""`INTERRUPTED` for a command without --overwrite: a rerun replaces its earlier outputs (clipscore, analyze)."""
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -173,12 +176,26 @@ def _usage_error(err, fallback_name: str) -> None:
     raise typer.Exit(2) from None
 
 
-def _interrupted(err: KeyboardInterrupt) -> None:
+def _leaf_command(ctx, args: list[str]):
+    """The command that `args` (the words after `fourdfy`) run, below any group (`survey export`), or None: the
+    first word that is no option names each level (the groups take only flags)."""
+    command, rest = ctx.command, list(args)
+    while hasattr(command, "get_command"):
+        words = [i for i, a in enumerate(rest) if not a.startswith("-")]
+        if not words:
+            return None
+        command, rest = command.get_command(ctx, rest[words[0]]), rest[words[0] + 1:]
+    return command
+
+
+def _interrupted(err: KeyboardInterrupt, ctx=None) -> None:
     """Ctrl-C or SIGTERM that the command did not report itself: one `error:` line, exit 130 or 143 (128 + the
-    signal, as a shell reports a process the signal ended)."""
+    signal, as a shell reports a process the signal ended); --overwrite is named only to a command that has it."""
     if _verbose():  # where it was stopped (a command that seemed to hang)
         traceback.print_exception(err)
-    exit_interrupted(err, f"; {INTERRUPTED}")
+    command = _leaf_command(ctx, ctx.meta.get("fourdfy.args", [])) if ctx is not None else None
+    has_overwrite = command is None or any("--overwrite" in getattr(p, "opts", ()) for p in command.params)
+    exit_interrupted(err, f"; {INTERRUPTED if has_overwrite else INTERRUPTED_RERUN}")
 
 
 class ErrorHandlingGroup(TyperGroup):
@@ -187,7 +204,9 @@ class ErrorHandlingGroup(TyperGroup):
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:  # the group's own options (`fourdfy --bogus`) are parsed here, before `invoke`
-            return super().make_context(info_name, args, parent=parent, **extra)
+            ctx = super().make_context(info_name, list(args), parent=parent, **extra)
+            ctx.meta["fourdfy.args"] = list(args)  # which command runs, for an interrupt's line (`_leaf_command`)
+            return ctx
         except click_exceptions.NoArgsIsHelpError:
             raise
         except click_exceptions.UsageError as err:
@@ -212,7 +231,7 @@ class ErrorHandlingGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as err:  # a BaseException: none of the clauses below sees it
-            _interrupted(err)
+            _interrupted(err, ctx)
         except typer.Exit as stop:
             # the `_fail` helpers of commands print their `error:` line and raise Exit(2) while handling the
             # exception they report: with --verbose, show where that exception was raised

@@ -258,7 +258,7 @@ def clipscore(
     """CLIP score of every artifact (per frame, prompt, method) and clip.csv for `fourdfy analyze --clip`.
     --out may hold the outputs of an earlier run, which are replaced (and listed); anything else there is refused."""
     from evaluation.artifacts import (RENDER_HINT, RUN_REASON, ArtifactError, digest_problem, nothing_found,
-                                      scan_artifacts)
+                                      prompt_text_conflicts, scan_artifacts)
     from evaluation.clip import (ALL_PROMPTS, META, ScoreCache, ScoreConfig, check_out_dir, score_artifacts,
                                  video_digests, video_stamps, write_outputs)
     from evaluation.clip_models import TINY_CLIP_ID, ClipConfig, is_random_weights, load_clip
@@ -268,6 +268,10 @@ def clipscore(
         cfg = ClipConfig(model=model, pretrained=pretrained or None, activation=activation, batch_size=batch_size,
                          device=device, precision=precision)
         scfg = ScoreConfig(primary=primary or "4dfy", n_resamples=n_resamples, seed=seed)
+        if cache is not None and cache.resolve().is_relative_to(out.resolve()):
+            # --out holds clipscore's outputs only: a cache there would be refused by the next run as a stranger
+            raise ValueError(f"--cache {cache} lies inside --out {out}, which holds clipscore's outputs only; give "
+                             "the cache a folder of its own (e.g. clip-cache/)")
         earlier = check_out_dir(out)
     except ValueError as err:
         _fail(str(err))
@@ -296,6 +300,13 @@ def clipscore(
         if changed:
             _fail(f"{len(changed)} artifact(s) whose video changed since it was written; nothing was scored: "
                   + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else ""))
+        if conflicts := prompt_text_conflicts(arts):
+            _fail(f"{len(conflicts)} prompt(s) whose videos were made for different texts; CLIP scores each video "
+                  "against its own text, so its methods would not be compared on one prompt: "
+                  + "; ".join(f"{slug}: {texts}" for slug, texts in list(conflicts.items())[:3])
+                  + (f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else "")
+                  + ". Import the videos with the prompt's text (`import-videos --map` records a library prompt's "
+                  "own text) or score the methods apart")
         methods = sorted({m for m, _ in arts})
         if primary is not None and primary not in methods:  # else no paired difference, silently
             _fail(f"--primary {primary!r}: no artifact has this method; the methods found are {', '.join(methods)}")
@@ -471,7 +482,7 @@ def figure(
 ) -> None:
     """The paper's qualitative figure: per prompt, a grid of frames of each method's evaluation video (rows =
     methods, columns = evenly spaced moments of the video), written to OUT/<prompt slug>.png."""
-    from evaluation.artifacts import ArtifactError
+    from evaluation.artifacts import ArtifactError, prompt_text_conflicts
     from evaluation.figure import FigureConfig, FigureError, make_figures, select_artifacts
 
     method_names, slugs = _name_list("--methods", methods), _name_list("--prompts", prompts)
@@ -481,6 +492,9 @@ def figure(
         given = {m: lab for m, lab in _read_labels(labels).items() if lab}
         cfg = FigureConfig(columns=columns, labels={**_design_labels(design), **given})
         selection = select_artifacts(artifacts, method_names, slugs)
+        for slug, texts in prompt_text_conflicts(selection.artifacts).items():
+            typer.secho(f"note: the videos of prompt {slug} were made for different texts ({texts}); its figure is "
+                        "titled with its first row's", fg=typer.colors.YELLOW, err=True)
         figures = make_figures(selection, out, cfg, overwrite=overwrite, progress=progress, heartbeat_s=HEARTBEAT_S)
     except (FigureError, ArtifactError, ValueError) as err:
         _fail(str(err))

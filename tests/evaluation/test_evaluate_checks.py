@@ -299,6 +299,35 @@ def test_clipscore_into_a_file_is_refused_before_scoring(two_methods, tmp_path, 
     assert target.read_text() == "keep me"
 
 
+def test_clipscore_refuses_methods_whose_videos_of_one_prompt_were_made_for_different_texts(two_methods, tmp_path,
+                                                                                            no_scoring):
+    """An import with a prompt file of one's own wording ('a panda dancing') has the library prompt's slug: its
+    video was scored against other words and still compared with 4dfy's; now refused, before any scoring."""
+    write_artifact(two_methods["mav3d"], "mav3d", "a panda dancing", make_frames(2, 16, 16, seed=5), source=SRC,
+                   trajectory="orbit", fps=15, overwrite=True)
+    out = tmp_path / "clip"
+    res = runner.invoke(app, ["clipscore", *map(str, two_methods.values()), "--out", str(out)])
+    assert res.exit_code == 2 and no_scoring == [] and not out.exists()
+    assert error_lines(res) == [
+        "error: 1 prompt(s) whose videos were made for different texts; CLIP scores each video against its own text, "
+        "so its methods would not be compared on one prompt: a_panda_dancing: 'A panda dancing.' (4dfy), "
+        "'a panda dancing' (mav3d). Import the videos with the prompt's text (`import-videos --map` records a "
+        "library prompt's own text) or score the methods apart"]
+    res = runner.invoke(app, ["clipscore", str(two_methods["mav3d"]), "--out", str(out)])  # one method: no pairing
+    assert no_scoring == ["load"]
+
+
+@pytest.mark.parametrize("cache", ["clip/cache", "clip"])
+def test_clipscore_refuses_a_cache_inside_out_before_scoring(two_methods, tmp_path, no_scoring, monkeypatch, cache):
+    """A --cache inside --out worked once, then every rerun was refused (the cache is no clipscore output)."""
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["clipscore", str(two_methods["4dfy"]), "--out", "clip", "--cache", cache])
+    assert res.exit_code == 2 and no_scoring == []
+    assert error_lines(res) == [f"error: --cache {cache} lies inside --out clip, which holds clipscore's outputs only; "
+                                "give the cache a folder of its own (e.g. clip-cache/)"]
+    assert not (tmp_path / "clip").exists()
+
+
 @pytest.mark.parametrize("name,content", [("notes.txt", "mine"), ("summary.csv", "subject,score\n1,2\n"),
                                           ("old", None)])
 def test_clipscore_refuses_an_out_holding_files_it_did_not_write(two_methods, tmp_path, no_scoring, name, content):

@@ -501,3 +501,17 @@ def test_a_rename_that_fails_names_the_figure_and_leaves_no_temporary(three, tmp
     monkeypatch.undo()
     assert err.value.filename == str(out / f"{SLUGS[0]}.png")
     assert snapshot(out) == before
+
+
+def test_a_prompt_whose_videos_were_made_for_different_texts_is_noted_and_titled_by_its_first_row(tmp_path):
+    root = tmp_path / "art"
+    add(root, "4dfy", PANDA, 4, seed=1)
+    add(root, "mav3d", "a panda dancing", 4, seed=2)  # the library prompt's slug, other words
+    res = runner.invoke(app, ["figure", str(root), "--out", str(tmp_path / "fig"), "--columns", "2"])
+    assert res.exit_code == 0, res.output
+    assert [line for line in res.stderr.splitlines() if line.startswith("note:")] == [
+        "note: the videos of prompt a_panda_dancing were made for different texts ('A panda dancing.' (4dfy), "
+        "'a panda dancing' (mav3d)); its figure is titled with its first row's"]
+    res = runner.invoke(app, ["figure", str(root), "--out", str(tmp_path / "fig2"), "--columns", "2", "--methods",
+                              "4dfy"])
+    assert res.exit_code == 0 and "note:" not in res.stderr, res.output

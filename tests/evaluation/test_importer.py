@@ -186,3 +186,40 @@ def test_a_still_image_renamed_mp4_is_refused_and_keeps_the_earlier_artifact(tmp
     assert r.imported == [] and "a still image, not a video" in r.failed["a_panda_dancing.mp4"], r.failed
     assert "holds 1 frame (png" in r.failed["a_panda_dancing.mp4"], r.failed
     assert (out / "mav3d" / "a_panda_dancing" / "video.mp4").read_bytes() == before
+
+
+def test_fps_given_with_frames_is_the_rate_recorded(tmp_path):
+    """`--frames 4 --fps 15`: 4 frames at 15 fps, as `--fps`'s help says ("frame rate to record"), in the manifest
+    and the container alike; without --fps the file's rate is scaled to keep the duration
+    (test_resample_by_nearest_frame). A rerun of the same import is done, not refused."""
+    d = tmp_path / "v"
+    d.mkdir()
+    encode_video(d / "a_panda_dancing.mp4", make_frames(10, 16, 16), fps=20)
+    r = import_videos(d, "mav3d", tmp_path / "out", n_frames=4, fps=15.0)
+    a = r.imported[0]
+    assert a.n_frames == 4 and a.fps == pytest.approx(15.0)
+    import av
+
+    with av.open(str(a.video_path)) as c:
+        assert float(c.streams.video[0].average_rate) == pytest.approx(15.0)
+    again = import_videos(d, "mav3d", tmp_path / "out", n_frames=4, fps=15.0)
+    assert again.done == {"a_panda_dancing.mp4": "a_panda_dancing"} and not again.existing and not again.imported
+
+
+def test_mapped_files_of_one_name_in_subfolders_are_reported_and_recorded_by_their_path(tmp_path):
+    """panda/out.mp4 and cat/out.mp4 (one folder per prompt, a common layout): the report and the manifest name each
+    by its path below the source folder, so a rerun lists both as done and two failures are two lines."""
+    d = tmp_path / "v"
+    for sub in ("panda", "cat"):
+        (d / sub).mkdir(parents=True)
+        encode_video(d / sub / "out.mp4", make_frames(3, 16, 16, seed=len(sub)))
+    m = tmp_path / "map.csv"
+    m.write_text("file,prompt\npanda/out.mp4,a_panda_dancing\ncat/out.mp4,a_cat_singing\n")
+    r = import_videos(d, "mav3d", tmp_path / "out", mapping=m)
+    assert sorted(a.source["file"] for a in r.imported) == ["cat/out.mp4", "panda/out.mp4"]
+    again = import_videos(d, "mav3d", tmp_path / "out", mapping=m)
+    assert again.done == {"panda/out.mp4": "a_panda_dancing", "cat/out.mp4": "a_cat_singing"}
+    assert not again.no_video and not again.existing
+    m.write_text("file,prompt\nx/clip.mp4,a_panda_dancing\ny/clip.mp4,a_cat_singing\n")  # neither exists
+    gone = import_videos(d, "mav3d", tmp_path / "out2", mapping=m)
+    assert sorted(gone.failed) == ["x/clip.mp4", "y/clip.mp4"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -128,3 +129,15 @@ def test_partial_notes_name_each_count_in_one_line_per_set():
         "note: of the 5 prompts of ablation_5, 4dfy has 3 and hexplane, wo_3d have 1; their clip.csv rows are the "
         "means over those only",
         "note: mine has 2 of the 3 prompts scored (its `all` row); its clip.csv row is the mean over those only"]
+
+
+def test_a_runs_folder_reached_through_a_symbolic_link_is_described_by_the_links_names(tmp_path, monkeypatch):
+    """runs/tiny -> scratch/ (runs kept on another disk): the record is the pipeline layout's, as for a real folder,
+    not the link target's names, so the same run gives the same manifest wherever its storage lies."""
+    (tmp_path / "scratch" / "4dfy" / "a_panda_dancing").mkdir(parents=True)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny").symlink_to(tmp_path / "scratch", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    manifest = {"profile": "tiny", "method": "4dfy"}
+    for given in (Path("runs/tiny/4dfy/a_panda_dancing"), tmp_path / "runs" / "tiny" / "4dfy" / "a_panda_dancing"):
+        assert run_path(given, manifest) == "tiny/4dfy/a_panda_dancing"

@@ -31,6 +31,7 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 GENERIC = ("every file it wrote is whole (none is left half-written); run the command again, with --overwrite if it "
            "then refuses a file this run wrote")
+RERUN = "every file it wrote is whole (none is left half-written); run the command again"  # no --overwrite to name
 
 BLOCK = '''
 import importlib, runpy, sys, time
@@ -171,7 +172,7 @@ def test_analyze_terminated_while_writing_removes_its_temporary_folder(tmp_path)
                                    "--n-boot", "100"], signal.SIGTERM, lambda: at_signal.append(_hidden(tmp_path)))
     assert code == 143, stderr
     assert any(n.startswith(".tables.") and n.endswith(".tmp") for n in at_signal[0]), at_signal
-    assert _error_lines(stderr) == [f"error: terminated (SIGTERM); {GENERIC}"]
+    assert _error_lines(stderr) == [f"error: terminated (SIGTERM); {RERUN}"]  # analyze has no --overwrite
     assert _hidden(tmp_path) == [] and not (tmp_path / "tables").exists()
 
 
@@ -260,7 +261,7 @@ def test_an_interrupt_in_process_is_one_line_and_sigterm_is_restored_afterwards(
     monkeypatch.setattr("evaluation.clip_models.load_clip", lambda cfg: object())
     before = signal.getsignal(signal.SIGTERM)
     res = runner.invoke(app, ["clipscore", str(tmp_path / "art"), "--out", str(tmp_path / "clip"), "--no-progress"])
-    assert res.exit_code == 130 and res.stderr.strip() == f"error: interrupted; {GENERIC}", res.output
+    assert res.exit_code == 130 and res.stderr.strip() == f"error: interrupted; {RERUN}", res.output  # no --overwrite
     assert signal.getsignal(signal.SIGTERM) is before
 
 
@@ -396,3 +397,24 @@ def test_dvcignore_keeps_every_kind_of_hidden_temporary_out_of_the_stage_hashes(
         status = json.loads(_dvc(tmp_path, "status", "--json").stdout)
         assert status["scores"] == [{"changed deps": {"artifacts": "modified"}}], (other, status)
         other.unlink()
+
+
+@pytest.mark.parametrize("args, name, overwrite", [
+    (["clipscore", "art", "--out", "c"], "clipscore", False),
+    (["-v", "analyze", "--votes", "v.csv"], "analyze", False),
+    (["survey", "export", "--db", "x.sqlite", "--out", "v.csv"], "export", True),
+    (["survey", "build", "--out", "s"], "build", False),
+    (["import-videos", "src", "--method", "mav3d"], "import-videos", True),
+])
+def test_the_interrupt_line_names_overwrite_only_to_a_command_that_has_it(args, name, overwrite):
+    """`_leaf_command` finds the command the words run, below a group too; the line then says --overwrite only where
+    the command has it (clipscore's advice named a flag it does not have)."""
+    import typer.main
+
+    from pipelines.cli import _leaf_command
+
+    group = typer.main.get_command(app)
+    with group.make_context("fourdfy", list(args), resilient_parsing=True) as ctx:
+        command = _leaf_command(ctx, args)
+    assert command.name == name
+    assert any("--overwrite" in p.opts for p in command.params if hasattr(p, "opts")) is overwrite
