@@ -9,11 +9,14 @@ N = raters x prompts assumes every rater answered every sub-question (the author
 unanswered sub-questions in N, so that is also the N its test used).
 
 Method names are printed with the labels of the study design (`userstudy/designs/paper.yaml` by
-default), the one place labels are defined.
+default), the one place labels are defined; a method the given design has no label for is printed with the
+paper design's label (`audit_labels`). Which cells a claim is about comes from the published tables, never from the
+design: the audit is of the paper's numbers, whatever layout a design gives its own study.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +103,8 @@ class Claim:
     cells: tuple[tuple[str, str], ...] = ()
     """(method, criterion) cells it speaks about (empty = every cell of `table`, or of the version)."""
     table: str = ""
-    """The design's table it speaks about when `cells` is empty (`table2`: the 53-question survey); "" = all."""
+    """The published table it speaks about when `cells` is empty (`table2`: the 53-question survey; the `table` of
+    `published.TABLES`); "" = all."""
 
 
 CLAIMS = (
@@ -163,11 +167,21 @@ def _judge(expect: str, cell: pd.Series, design: Design) -> tuple[bool | None, s
     raise ValueError(f"unknown expectation {expect!r}")
 
 
+def audit_labels(design: Design | None = None) -> Design:
+    """The design whose `label` the audit prints: the paper's design with the labels `design` gives (default: the
+    paper's own). A design need not label, or even list, every method the paper published (a short-form design of
+    one comparison), and the audit speaks of all of them."""
+    paper = load_design()
+    if design is None:
+        return paper
+    return dataclasses.replace(paper, labels={**paper.labels, **design.labels})
+
+
 def check_claims(implied: pd.DataFrame | None = None, design: Design | None = None) -> pd.DataFrame:
     """Every claim x cell with the verdict: holds, contradicted, depends on rounding (labels from
-    `design`, default the paper's)."""
+    `design` where it gives them, the paper design's otherwise: `audit_labels`)."""
     implied = implied_stats() if implied is None else implied
-    design = design or load_design()
+    design = audit_labels(design)
     rows = []
     for i, claim in enumerate(CLAIMS):
         cells = implied[implied["version"] == claim.version]
@@ -175,8 +189,7 @@ def check_claims(implied: pd.DataFrame | None = None, design: Design | None = No
             key = cells["method"] + "/" + cells["criterion"]
             cells = cells[key.isin([f"{m}/{c}" for m, c in claim.cells])]
         elif claim.table:  # S2's survey and Table 2's caption are about Table 2's cells, not the supplement's S4
-            (table,) = [t for t in design.tables if t.name == claim.table]
-            cells = cells[cells["method"].isin([m for s in table.sections for m in s.rows])]
+            cells = cells[cells["table"] == claim.table]
         for _, cell in cells.iterrows():
             ok, why = _judge(claim.expect, cell, design)
             rows.append({"claim": i, "where": claim.where, "method": cell["method"], "criterion": cell["criterion"],
@@ -211,8 +224,9 @@ def _crange(lo: float, hi: float) -> str:
 
 
 def audit_markdown(design: Design | None = None) -> str:
-    """The audit report; method labels from `design` (default: the paper's design)."""
-    design = design or load_design()
+    """The audit report; method labels from `design` where it gives them, the paper design's otherwise
+    (`audit_labels`)."""
+    design = audit_labels(design)
     label = design.label
     imp = implied_stats()
     claims = check_claims(imp, design)

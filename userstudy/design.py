@@ -26,6 +26,7 @@ the fixed output names (`RESERVED_OUTPUTS`). Two rows of one table may not have 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -311,8 +312,12 @@ def design_from_dict(data: dict, source: str = "design", *, label_origins: Mappi
         if not isinstance(cdata, dict):
             raise DesignError(f"{source}: attention_check must be {{correct_method, decoys}}")
         _unknown(cdata, {"correct_method", "decoys"}, f"{source}: attention_check")
-        check = AttentionCheck(correct_method=str(cdata.get("correct_method") or primary),
-                               decoys=tuple(str(d) for d in cdata.get("decoys") or ()))
+        decoys = cdata.get("decoys") or []
+        # a scalar would be split into one-letter decoys (`decoys: attention_decoy` -> a, t, t, ...)
+        if not isinstance(decoys, list) or not all(isinstance(d, str) and d for d in decoys):
+            raise DesignError(f"{source}: attention_check.decoys must be a list of method names, e.g. "
+                              f"decoys: [attention_decoy]; got {decoys!r}")
+        check = AttentionCheck(correct_method=str(cdata.get("correct_method") or primary), decoys=tuple(decoys))
     design = Design(primary=primary, tables=tuple(tables), labels=labels, attention_check=check,
                     name=str(data.get("name") or ""))
     _check(design, source)
@@ -366,6 +371,47 @@ def _check(design: Design, source: str) -> None:
         raise DesignError(f"{source}: labels for methods not in the design: {', '.join(unknown_labels)}")
 
 
+def _no_duplicate_keys(pairs: list[tuple]) -> dict:
+    """json.loads' object_pairs_hook: a dict, or DesignError for a key given twice in one object (json keeps the
+    last, silently dropping the first: a copied `table2` block not renamed)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise DesignError(f"duplicate key {key!r} in one object (only the last would be kept): rename one of them "
+                              "or merge the two")
+        out[key] = value
+    return out
+
+
+@functools.cache
+def _yaml_loader():
+    """A yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last, silently dropping
+    the first: a copied `table2:` block not renamed), naming the line of both."""
+    import yaml
+
+    class NoDuplicatesLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                first: dict = {}
+                # the mapping's own keys only: a key overriding one merged in by `<<: *anchor` is YAML's way
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        earlier = first.setdefault(key, key_node)
+                    except TypeError:  # an unhashable key: SafeLoader's own error names it
+                        continue
+                    if earlier is not key_node:
+                        raise yaml.constructor.ConstructorError(
+                            f"key {key!r} first given", earlier.start_mark,
+                            f"duplicate key {key!r} (only this one would be kept): rename one of them or merge the "
+                            "two", key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
+    return NoDuplicatesLoader
+
+
 def load_design(path: Path | str | None = None) -> Design:
     """Read a design file (YAML or JSON); None = the paper's design (`designs/paper.yaml`)."""
     import yaml
@@ -381,7 +427,12 @@ def load_design(path: Path | str | None = None) -> Design:
     except UnicodeDecodeError as err:
         raise DesignError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        if path.suffix.lower() == ".json":
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        else:
+            data = yaml.load(text, Loader=_yaml_loader())  # a SafeLoader
+    except DesignError as err:  # a duplicate key of a JSON file
+        raise DesignError(f"{path}: {err}") from None
     except json.JSONDecodeError as err:
         raise DesignError(f"{path}: cannot parse as JSON at line {err.lineno}, column {err.colno}: {err.msg}; fix the "
                           "file (docs/userstudy.md, \"Design file\")") from None

@@ -374,7 +374,8 @@ PAPER_PRIMARY = "4dfy"
 
 def parse_rates(spec: str, design: Design) -> dict:
     """'paper' | a number | a CSV comparison,rate[,criterion] -> PanelConfig.rates (a row with a
-    criterion overrides a row without one; criteria not given keep the default rate 0.5)."""
+    criterion overrides a row without one; criteria not given keep the default rate 0.5; two rows for the same
+    comparison and criterion, or both without one, are a ValueError naming their lines)."""
     from userstudy import published
 
     if spec == "paper":
@@ -413,6 +414,7 @@ def parse_rates(spec: str, design: Design) -> dict:
         raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))} (comparison,rate[,criterion])")
     rates: dict = {}
     specific = []
+    lines: dict[tuple[str, str], int] = {}  # (comparison, criterion or "") -> the line that gave it
     for i, row in frame.iterrows():
         crit = row.get("criterion", "") or ""
         try:
@@ -421,6 +423,12 @@ def parse_rates(spec: str, design: Design) -> dict:
             raise ValueError(f"{path} line {i + 2}: rate {row['rate']!r} is not a number") from None
         if crit and crit not in CRITERIA:
             raise ValueError(f"{path} line {i + 2}: unknown criterion {crit!r}")
+        # a repeat would silently win over the row before it: which rate was meant cannot be told
+        first = lines.setdefault((row["comparison"], crit), i + 2)
+        if first != i + 2:
+            what = f"{row['comparison']!r}" + (f" ({crit})" if crit else " (every criterion)")
+            raise ValueError(f"{path}: the rate of {what} is given twice, on lines {first} and {i + 2}; keep one of "
+                             "them")
         if crit:
             specific.append((row["comparison"], crit, rate))
         else:  # a row without criterion sets every criterion of the comparison

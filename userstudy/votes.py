@@ -119,6 +119,13 @@ def read_votes(path: Path | str) -> pd.DataFrame:
                          source=str(path)) from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise VotesError([(f"cannot parse as CSV: {err}", None)], source=str(path)) from err
+    if not isinstance(raw.index, pd.RangeIndex):
+        # rows with more fields than the header: pandas makes the first field(s) an index and shifts every column,
+        # so the rows would be reported against the wrong columns (an "unknown criterion" for every row)
+        extra = raw.index.nlevels
+        raise VotesError([(f"its rows have {extra} more field(s) than its header line ({len(raw.columns)} columns), "
+                           "e.g. a trailing comma at the end of each row; remove the extra field(s) from the rows, "
+                           "or name them in the header", None)], source=str(path))
     return raw
 
 
@@ -429,18 +436,58 @@ def survey_labels(paths: list[Path]) -> list[str]:
     return stems if len(set(stems)) == len(stems) else [str(p) for p in paths]
 
 
+_STAMPED = ("rater_id", "question_id", "criterion", "answered_at")
+"""What names one stored answer of a survey database across its exports: the judgment and the time it was stored."""
+
+
+def _judgment_keys(raw: pd.DataFrame) -> dict[str, set[tuple[str, ...]]]:
+    """Per rater id, the `_STAMPED` values of their judgments with an answer time, as strings stripped (the time as
+    one UTC spelling: `Z` and `+00:00` are one time). Simulated rows are left out: `simulate-votes` stamps its
+    answers from a fixed clock, so two independent panels share rater ids, questions and times."""
+    cols = raw[list(_STAMPED)].astype(str).apply(lambda c: c.str.strip())
+    keep = cols["answered_at"] != ""
+    # validate_votes has already refused a time that does not parse
+    stamps = pd.to_datetime(cols["answered_at"].where(keep), format="ISO8601", utc=True, errors="coerce")
+    cols["answered_at"] = stamps.map(lambda t: "" if pd.isna(t) else t.isoformat())
+    keep &= ~cols["rater_id"].str.startswith(SYNTHETIC_PREFIX)
+    if "source" in raw.columns:
+        keep &= raw["source"].astype(str).str.strip().str.lower() != "synthetic"
+    out: dict[str, set[tuple[str, ...]]] = {}
+    for row in cols.loc[keep].itertuples(index=False):
+        out.setdefault(row[0], set()).add(tuple(row))
+    return out
+
+
+def _shared_judgments(a: dict[str, set[tuple[str, ...]]], b: dict[str, set[tuple[str, ...]]]) -> tuple[int, int]:
+    """The judgments (`_judgment_keys`) two files share of the raters who are one person in both, and those raters'
+    number. A survey never changes or deletes a stored answer, so a rater of an earlier export has every judgment
+    of theirs, with its time, in a later export of the same database: one file's judgments of the rater all in
+    the other's. A few shared judgments alone are not enough: two surveys may ask the same attention check, and
+    their raters are numbered from 1 in each (and a test clock gives every answer one time)."""
+    n = raters = 0
+    for rater in a.keys() & b.keys():
+        shared = a[rater] & b[rater]
+        if shared and (shared == a[rater] or shared == b[rater]):
+            n += len(shared)
+            raters += 1
+    return n, raters
+
+
 def combine_surveys(paths: list[Path | str], design: Design, prompts_dir: Path | str | None = None) -> pd.DataFrame:
     """Several votes files (one export per survey, e.g. Table 2's and Table 3's) as one raw votes frame.
 
     Each file is validated on its own first, so its errors name it and its own lines. A survey numbers its
     raters from 1 (`rater-00001`), so every rater id gets `@<label>` (`survey_labels`): the same id in two
     files is two raters, and attention checks and rater-level statistics stay per survey. The same file given
-    twice (identical bytes) is an error. `prompts_dir` as in `validate_votes`.
+    twice (identical bytes) is an error, and so are two exports of one survey (an early and a later one): files
+    sharing a rater's judgments with their answer times (`_shared_judgments`), which would count each of its
+    raters twice. `prompts_dir` as in `validate_votes`.
     """
     import hashlib
 
     paths = [Path(p) for p in paths]
     seen: dict[str, Path] = {}
+    answered: dict[Path, dict[str, set[tuple[str, ...]]]] = {}  # each file's `_judgment_keys`
     frames = []
     for path, label in zip(paths, survey_labels(paths)):
         raw = read_votes(path)
@@ -451,6 +498,15 @@ def combine_surveys(paths: list[Path | str], design: Design, prompts_dir: Path |
         seen[digest] = path
         raw = raw.copy()
         raw.columns = [str(c).strip() for c in raw.columns]
+        keys = _judgment_keys(raw)
+        for other, other_keys in answered.items():
+            shared, raters = _shared_judgments(other_keys, keys)
+            if shared:
+                raise VotesError([(f"shares {shared} judgment(s) of {raters} rater(s) with {other} (the same rater, "
+                                   "question, criterion and answered_at): two exports of one survey, e.g. an early "
+                                   "and the final one, would count each of its raters twice; pass only the latest "
+                                   "export of each survey", None)], source=str(path))
+        answered[path] = keys
         raw["rater_id"] = raw["rater_id"].str.strip() + f"@{label}"
         frames.append(raw)
     return pd.concat(frames, ignore_index=True).fillna("")

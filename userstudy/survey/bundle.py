@@ -97,8 +97,27 @@ class Bundle:
 
 
 def _design_data(design: Design) -> dict:
-    """The parts of a design the votes validator and the admin tally need, in the short design form (labels
-    included: the tally names methods as the tables do)."""
+    """The design as bundle.json stores it, in the full form `design_from_dict` reads back (the votes validator and
+    the admin tally use it; labels included: the tally names methods as the tables do). Its tables as they are: one
+    table of every comparison would give two rows of it one label where two tables of the design share a label,
+    which the design allows (`check_table_labels`) but the folded table would not. Sections keep their rows and
+    headings, not their `prompt_set` and `n_prompts`: the questions already fix each comparison's prompts, and a
+    reader without `--prompts-dir` (the admin tally) would check them against the project's prompts/, not the
+    folder the bundle was built from. (Bundles of earlier versions hold the short form, which still loads.)"""
+    check = design.check
+    tables = {t.name: {"caption": t.caption,
+                       "sections": [{"heading": s.heading, "rows": list(s.rows)} for s in t.sections]}
+              for t in design.tables}
+    return {"name": design.name or "survey", "primary": design.primary, "tables": tables,
+            "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)},
+            "methods": {m: {"label": lab.label, "latex": lab.latex} for m, lab in design.labels.items()}}
+
+
+def _id_design(design: Design) -> dict:
+    """The part of the design the bundle id covers: its name, primary, comparisons, labels and attention check, as
+    the short form bundle.json held before it stored the tables, so a bundle built again by this version keeps the
+    id, hence the database, of one built before (docs/survey.md, "Building again"). The table layout changes
+    neither what raters see nor what the tally counts."""
     check = design.check
     return {"name": design.name or "survey", "primary": design.primary, "comparisons": list(design.comparisons),
             "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)},
@@ -532,11 +551,19 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
             names[key] = name
         questions = [Question(video_a=names[(q["method_a"], q["prompt_id"])],
                               video_b=names[(q["method_b"], q["prompt_id"])], **q) for q in planned]
-        body = {"questions": [asdict(q) for q in questions], "design": _design_data(design)}
-        bundle_id = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        body = {"questions": [asdict(q) for q in questions]}
+        bundle_id = hashlib.sha256(json.dumps({**body, "design": _id_design(design)}, sort_keys=True).encode()
+                                   ).hexdigest()[:16]
         # outside the bundle id: what was left out does not change what raters see
-        data = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, **body, "missing": missing, "left_out": left_out}
+        data = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, **body, "design": _design_data(design),
+                "missing": missing, "left_out": left_out}
         (tmp / BUNDLE_FILE).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        # read back as `survey serve` will, before the rename: a bundle that cannot be served is never left at `out`
+        try:
+            built = _read_bundle(tmp, shown=out)
+        except BundleError as err:
+            raise BundleError(f"the bundle built for {out} would not load, so nothing was written there (a bug of "
+                              f"`survey build`: please report it with the design file): {err}") from None
         _rename_new(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -544,26 +571,32 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
     finally:
         if lock is not None:
             os.close(lock)
-    return replace(load_bundle(out), notes=tuple(notes))
+    return replace(built, root=out, notes=tuple(notes))
 
 
 def load_bundle(path: Path | str) -> Bundle:
     """Read a bundle folder written by `build_bundle`."""
-    root = Path(path)
-    file = root / BUNDLE_FILE
+    return _read_bundle(Path(path))
+
+
+def _read_bundle(root: Path, shown: Path | None = None) -> Bundle:
+    """Read the bundle folder `root`; messages name it `shown` (default `root`): `build_bundle` reads its temporary
+    folder back under the name it is built for."""
+    shown = root if shown is None else shown
+    file, shown_file = root / BUNDLE_FILE, shown / BUNDLE_FILE
     if not file.is_file():
-        raise BundleError(f"{root} is not a survey bundle (no {BUNDLE_FILE}; build one with `fourdfy survey build`)")
+        raise BundleError(f"{shown} is not a survey bundle (no {BUNDLE_FILE}; build one with `fourdfy survey build`)")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
         if data.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{file}: bundle format {data.get('format')!r}, this version reads {BUNDLE_FORMAT}")
+            raise BundleError(f"{shown_file}: bundle format {data.get('format')!r}, this version reads {BUNDLE_FORMAT}")
         questions = tuple(Question(**q) for q in data["questions"])
-        design = design_from_dict(data["design"], source=str(file))
+        design = design_from_dict(data["design"], source=str(shown_file))
         bundle_id = str(data["bundle_id"])
         left_out = tuple(str(q) for q in data.get("left_out", ()))  # absent in bundles of older versions
     except (ValueError, KeyError, TypeError) as err:
-        raise BundleError(f"{file}: cannot read the bundle ({err})") from err
+        raise BundleError(f"{shown_file}: cannot read the bundle ({err})") from err
     missing = sorted({v for q in questions for v in (q.video_a, q.video_b) if not (root / MEDIA_DIR / v).is_file()})
     if missing:
-        raise BundleError(f"{root}: {len(missing)} video(s) missing under {MEDIA_DIR}/: {', '.join(missing)}")
+        raise BundleError(f"{shown}: {len(missing)} video(s) missing under {MEDIA_DIR}/: {', '.join(missing)}")
     return Bundle(root=root, bundle_id=bundle_id, design=design, questions=questions, left_out=left_out)
