@@ -47,13 +47,27 @@ RESUME_MODES = ("no", "yes", "auto")
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
-    """['a.b=1', ...] -> {'a.b': '1'}; values are parsed against the field types by `build_config`."""
-    out = {}
+    """['a.b=1', ...] -> {'a.b': '1'}; values are parsed against the field types by `build_config`, in this order. A
+    key given again takes its latest place (`later_sets`), so it wins over a wildcard given between the two."""
+    out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigKeyError(f"--set needs KEY=VALUE (e.g. stages.stage3.steps=20), got {item!r}")
-        out[key.strip()] = value
+        out = later_sets(out, {key.strip(): value})
+    return out
+
+
+def later_sets(*layers: dict) -> dict:
+    """`--set` values of several sources, later ones winning (params.yaml overrides, then `--set-from`, then
+    `--set`), as one dict in the order they apply: a key given again moves to its latest place. (A plain dict
+    merge keeps a key where it was first given, so `--set 'stages.*.steps=2'` given after it would win over its
+    later value.)"""
+    out: dict = {}
+    for layer in layers:
+        for key, value in layer.items():
+            out.pop(key, None)
+            out[key] = value
     return out
 
 

@@ -134,7 +134,9 @@ class SweepSpec:
 
     def sets_for(self, method: str) -> dict:
         """The `--set` values of one method's runs: its params.yaml overrides, then the sweep's own."""
-        return {**self.method_sets.get(method, {}), **self.sets}
+        from pipelines.generate import later_sets
+
+        return later_sets(self.method_sets.get(method, {}), self.sets)
 
     def register_variants(self) -> None:
         """Register `variants` (as `fourdfy generate --set-from FILE:overrides.NAME` does for one of them)."""

@@ -129,11 +129,15 @@ def _read_lines(path: Path) -> list[str]:
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     try:
-        return data.decode("utf-8").splitlines()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[:err.start].count(b"\n") + 1
         raise PromptFileError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); "
                               "save the prompt file as UTF-8") from None
+    # line ends only (LF, CRLF, or an old Mac's CR), not str.splitlines' others: a form feed, a vertical tab or
+    # U+0085 / U+2028 inside a prompt would split it in two prompts
+    lines = re.split(r"\r\n|\r|\n", text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def load_prompts(path: Path | str) -> dict[str, str]:
@@ -181,7 +185,8 @@ def resolve_prompt(key: str, files: list[Path] | None = None) -> str:
     `*.txt` in PROMPT_DIR). Free text is returned without reading any file; a file that cannot be
     loaded is skipped and named in the error only when the slug is found nowhere else. A non-ASCII key that is
     its own slug and is in no file is free text: scripts without case or spaces (一只熊猫在跳舞) write whole
-    prompts that way."""
+    prompts that way. Blanks around `key` are dropped (a prompt pasted with a trailing space is the prompt)."""
+    key = key.strip()
     if slugify(key) != key:  # looks like free text, not a slug
         # ... unless it is the whole slug of a long prompt, which the prompt's (shortened) slug stands for: given
         # before slugs were shortened, it must still name the prompt, not be trained as its own text

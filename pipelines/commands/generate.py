@@ -155,7 +155,7 @@ def generate(
         with sigterm_as_interrupt(sigint=True):
             # imported here, seconds (torch): an interrupt meanwhile gets this command's line
             from baselines import UnknownMethodError
-            from pipelines.generate import build_config, parse_sets
+            from pipelines.generate import build_config, later_sets, parse_sets
             from pipelines.generate import generate as run_generate
             from pipelines.generate import quiet_libraries, read_set_from, run_folder_lock, run_status
 
@@ -167,7 +167,7 @@ def generate(
                 raise ValueError("--resume and --auto-resume are two different rules; give one (docs/pipeline.md)")
             # an entry with base: registers the variant `method` names (its keys are then the method's, applied once)
             file_sets, variant = read_set_from(sets_from, method) if sets_from else ({}, {})
-            set_values = {**file_sets, **parse_sets(sets)}
+            set_values = later_sets(file_sets, parse_sets(sets))
             try:
                 cfg = build_config(profile, method, seed=seed, device=device, sets=set_values, max_steps=max_steps,
                                    recompute=recompute)

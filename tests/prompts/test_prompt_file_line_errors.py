@@ -44,3 +44,17 @@ def test_the_commands_name_the_file_and_the_line(tmp_path, command):
     assert res.stderr.strip() == (f"error: {notes}:7: prompt '```' has no letters or digits (a prompt file has one "
                                   "prompt per line; '#' starts a comment)"), res.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("inside", ["\x85", "\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x1e"])
+def test_only_line_ends_split_prompts_not_other_unicode_breaks(tmp_path, inside):
+    """One prompt per line, LF or CRLF (or CR): a NEL, line/paragraph separator, vertical tab, form feed or file
+    separator inside a line stayed inside one prompt only in the docs; str.splitlines made two prompts of it."""
+    from prompts import load_prompts
+
+    path = tmp_path / "mine.txt"
+    path.write_bytes(f"A panda waits{inside} then dances.\r\nA cat sings.\nA dog barks.\r".encode())
+    table = load_prompts(path)
+    assert len(table) == 3
+    assert list(table.values())[0] == f"A panda waits{inside} then dances."
+    assert list(table.values())[1:] == ["A cat sings.", "A dog barks."]

@@ -108,3 +108,13 @@ def test_cli_free_text_prompt_is_not_blocked_by_a_duplicate(monkeypatch, tmp_pat
     res = _generate(monkeypatch, lib, "A cat on a mat.", run)
     assert res.exit_code == 2
     assert str(run) in res.output and "mine.txt" not in res.output and "duplicate" not in res.output
+
+
+def test_blanks_around_a_prompt_or_slug_are_dropped():
+    """`--prompt "A panda dancing. "` trained the text with its trailing space: another prompt than the library's,
+    whose run the slug could not resume; a slug pasted with blanks was taken as free text."""
+    from prompts import resolve_prompt
+
+    assert resolve_prompt("A panda dancing. ") == "A panda dancing."
+    assert resolve_prompt("  a_panda_dancing\t") == resolve_prompt("a_panda_dancing") == "A panda dancing."
+    assert resolve_prompt(" My own prompt ") == "My own prompt"
