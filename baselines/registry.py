@@ -18,11 +18,13 @@ come from the study design (userstudy/designs/), not from here.
 
 Variants as data: an entry of params.yaml's `overrides:` with the reserved key `base:` (`VARIANT_KEYS`) defines
 a method of its own, `variant(name, entry)`: the base's overrides, then the entry's dotted keys (a key both set
-in the entry's place), then the base's transform (`register_variants` registers those of a whole `overrides:`
-mapping, with the checks of `register`). A registered base's own entry of the mapping is no part of it: it changes
-that method's runs only (`untaken_base_keys` names what a variant therefore does not take). Every caller (the
-`methods` stage, `fourdfy generate --set-from`, `fourdfy sweep --params`, `fourdfy methods --params`) builds them
-here, so a variant resolves to the same config everywhere.
+in the entry's place), then the base's transform, then the entry's keys again (`Method.variant_keys`: they hold
+whatever the transform did, as `--set` values on the base do; one that does not is an error naming the entry and the
+key); `register_variants` registers those of a whole `overrides:` mapping, with the checks of `register`. A
+registered base's own entry of the mapping is no part of it: it changes that method's runs only
+(`untaken_base_keys` names what a variant therefore does not take). Every caller (the `methods` stage, `fourdfy
+generate --set-from`, `fourdfy sweep --params`, `fourdfy methods --params`) builds them here, so a variant resolves
+to the same config everywhere.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import importlib.metadata as md
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from method.configs import ConfigKeyError, get_key, set_key, set_keys, valid_keys
 from method.fields import HashGridConfig, hexplane_matching
@@ -47,6 +49,15 @@ RESERVED_NAMES = {SWEEP_DIR: "the sweep's job logs and summary (`fourdfy sweep`)
                   STAGE_CACHE: "the stage cache shared by the methods' runs"}
 """Folders of `runs/<profile>/` beside the method folders -> what they hold: no method may take their names (its runs
 would land in them). Here, below the pipeline that makes the folders, so that the registry can refuse them."""
+
+
+class KeyLayer(NamedTuple):
+    """One variant's own config keys, as a `Method` of it sets them again after its base's transform."""
+
+    entry: str
+    """Where they come from, as errors name it (`params.yaml: overrides.<name>`)."""
+    keys: dict
+    """Dotted TrainConfig keys -> typed values, in the entry's order."""
 
 
 class MethodTransformError(ValueError):
@@ -67,7 +78,8 @@ class Method:
     """Dotted TrainConfig keys -> values (checked when registered)."""
     transform: Callable[[TrainConfig], TrainConfig] | None = None
     """Optional function applied after the overrides, for changes that depend on the profile; it must return the
-    config. An error in it (not a built-in's) is a `MethodTransformError` naming the method and the function."""
+    config. An error in it (not a built-in's) is a `MethodTransformError` naming the method and the function. A
+    variant's keys are set again after it (`variant_keys`)."""
     trainable: bool = True
     """False for methods we only have videos of (MAV3D)."""
     source: str = "built-in"
@@ -76,6 +88,9 @@ class Method:
     """Its name in the tables the pipeline makes (a design's label); "" shows the name itself."""
     base: str = ""
     """The method a variant was built from (`variant`: an `overrides:` entry with `base:`); "" for the others."""
+    variant_keys: tuple[KeyLayer, ...] = ()
+    """A variant's own keys and those of the variants it is built on (the first base's first): set again, in turn,
+    after the transform, so that they win over it as `--set` values do, then checked; () for the others."""
 
     def apply(self, cfg: TrainConfig) -> TrainConfig:
         if not self.trainable:
@@ -83,9 +98,21 @@ class Method:
                              f"in with `fourdfy import-videos SRC --method {self.name} --out DIR`")
         cfg = replace(cfg, method=self.name, **self.overrides)
         if self.transform is None:
-            return cfg
+            return cfg  # the overrides hold a variant's keys in order (`_after_base`): nothing can undo them
+        # the transform sees a variant's keys (hexplane matches its planes to a variant's grid sizes), but may rewrite
+        # them (hexplane rebuilds field.hexplane, single_grid sets static_groups): they are set again after it
+        cfg = _set_again(self, self._transformed(cfg))
+        _check_kept(self, cfg)
+        return cfg
+
+    def transform_name(self) -> str:
+        """`module:function` of the transform, as errors name it."""
         fn = self.transform
-        name = f"{getattr(fn, '__module__', None) or '?'}:{getattr(fn, '__qualname__', None) or repr(fn)}"
+        return f"{getattr(fn, '__module__', None) or '?'}:{getattr(fn, '__qualname__', None) or repr(fn)}"
+
+    def _transformed(self, cfg: TrainConfig) -> TrainConfig:
+        fn = self.transform
+        name = self.transform_name()
         where = "" if self.source == "built-in" else f" ({self.source})"
         # a bug of the built-in transforms is fourdfy's own (an internal error with its traceback); one in another
         # package's transform must name that package, not look like fourdfy's
@@ -119,8 +146,78 @@ def _hexplane(cfg: TrainConfig) -> TrainConfig:
     target = count(cfg.field.static_grid, 3) + count(cfg.field.dynamic_grid, 4)
     n_feat = cfg.field.static_grid.n_output_dims // 4
     planes = hexplane_matching(target, n_scales=4, n_features_per_scale=n_feat,
-                               time_resolutions=cfg.field.hexplane.time_resolutions)
+                               time_resolutions=cfg.field.hexplane.time_resolutions, form=cfg.field.hexplane.form)
     return replace(cfg, **{"field.representation": "hexplane", "field.hexplane": planes})
+
+
+def _is_rename(parts: list[str]) -> bool:
+    return len(parts) == 3 and parts[0] == "stages" and parts[2] == "name" and parts[1] != "*"
+
+
+def _final_keys(layers: tuple[KeyLayer, ...]) -> list[tuple[str, str, object, list[str]]]:
+    """Each key of `layers`, in turn, as (entry, key, value, its parts where the config ends with it): a stage the key
+    or a later one renames (`stages.NAME.name`) under its last name, since each key names the stages as they are
+    when it is set, and after the transform they have their last names."""
+    flat = [(layer.entry, key, value) for layer in layers for key, value in layer.keys.items()]
+    out = []
+    for i, (entry, key, value) in enumerate(flat):
+        path = key.split(".")
+        for later, text in [(k, v) for _, k, v in flat[i:]]:
+            other = later.split(".")
+            if _is_rename(other) and path[:2] == other[:2]:
+                path[1] = text
+        out.append((entry, key, value, path))
+    return out
+
+
+def _covers(later: list[str], path: list[str]) -> bool:
+    """Whether the key `later` sets all that `path` does (the same field, a group above it, a `*` over it)."""
+    return len(later) <= len(path) and all(x == y or x == "*" for x, y in zip(later, path))
+
+
+def _overlap(a: list[str], b: list[str]) -> bool:
+    """Whether keys `a` and `b` set a field in common: one is the other or a group above it (`*`: any entry)."""
+    return all(x == y or "*" in (x, y) for x, y in zip(a, b))
+
+
+def _set_again(method: Method, cfg: TrainConfig) -> TrainConfig:
+    """`cfg` (after `method`'s transform) with its variant keys set again, as one `--set` command under the stages'
+    last names; a key a later one covers is left out (the later sets all it set, and the keys are one mapping)."""
+    keys = _final_keys(method.variant_keys)
+    again = {".".join(path): value for i, (_, _, value, path) in enumerate(keys)
+             if not any(_covers(later, path) for *_, later in keys[i + 1:])}
+    if not again:
+        return cfg
+    try:
+        return set_keys(cfg, again)
+    except (ConfigKeyError, ValueError) as err:  # the transform made a config the keys do not fit
+        raise ValueError(f"{method.variant_keys[-1].entry}: {err} (its keys, set again after the transform "
+                         f"{method.transform_name()} of its base)") from None
+
+
+def _check_kept(method: Method, cfg: TrainConfig) -> None:
+    """The safety net behind `_set_again`: a variant key that does not hold its value in the config `method` builds
+    is an error naming the entry and the key, rather than a run training another method under its name. Not checked:
+    a key a later one sets too (a `*` key then one prior's, a prior replaced after one of its keys), whose value is
+    partly the later one's."""
+    keys = _final_keys(method.variant_keys)
+    for i, (entry, key, want, path) in enumerate(keys):
+        if any(_overlap(path, later) for *_, later in keys[i + 1:]):
+            continue
+        where = ".".join(path)
+        try:
+            got = _read(cfg, where)
+            if got == want:
+                continue
+            got = repr(got)
+        except ConfigKeyError:  # a stage the transform removed or renamed
+            got = "missing"
+        at = "" if where == key else f" (now {where})"
+        raise ValueError(f"{entry}: {key}{at} is {got} in the config of method {method.name!r}, not {want!r} as "
+                         f"the entry sets (changed by its base's transform {method.transform_name()}); refused rather "
+                         f"than train another method under this name (a bug of that transform or of fourdfy: please "
+                         f"report it; `fourdfy generate --method {method.base} --set {key}=...` sets the key after the "
+                         "transform)")
 
 
 def _single_grid(cfg: TrainConfig) -> TrainConfig:
@@ -448,7 +545,8 @@ def _after_base(base: Method, typed: dict, where: str) -> dict:
 def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
     """The method an `overrides:` entry with `base:` defines (not registered: `register_variant`): the base's
     overrides, then the entry's dotted keys (applied in that order: a key both set comes at the entry's place), then
-    the base's transform, trainable as the base is. Values are
+    the base's transform, then the entry's keys again (`Method.variant_keys`, after those of a base that is a variant:
+    they win over the transform, as `--set` values do), trainable as the base is. Values are
     read as `--set-from` reads them; an unknown key, or a base no registered method has, is an error naming
     `source` and the entry (a did-you-mean `UnknownMethodError` for the base)."""
     where = f"{source}: overrides.{name}"
@@ -473,7 +571,8 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
     changes = ", ".join(f"{k}={v}" for k, v in keys.items()) or "no changes"
     return Method(name, entry.get("description") or f"variant of {base.name}: {changes}",
                   overrides=_after_base(base, typed, where), transform=base.transform, trainable=True, source=source,
-                  label=entry.get("label") or "", base=base.name)
+                  label=entry.get("label") or "", base=base.name,
+                  variant_keys=(*base.variant_keys, KeyLayer(where, typed)) if typed else base.variant_keys)
 
 
 def register_variant(name: str, entry: dict, source: str = "params.yaml") -> Method:

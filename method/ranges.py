@@ -5,11 +5,13 @@ cannot use (0 levels, a negative distance) is refused before a run folder exists
 is a `RangeError`, whose key `method.configs` extends with the path of the enclosing config when it builds a part
 from a dict or a dotted key, so that the message names the key as `--set` writes it
 (`field.static_grid.n_levels must be >= 1, got 0`). None (unset) passes every check; a list or tuple is checked
-item by item.
+item by item. A bound also asks for a finite number: an infinity (`--set KEY=1e400` or `=Infinity`, which JSON reads
+as one) is refused by every check (`must be a finite number >= 0, got inf`), as NaN is.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 __all__ = ["RangeError", "at_least", "positive", "fraction", "within", "below", "ordered", "one_of"]
@@ -37,13 +39,25 @@ def _items(value: Any) -> tuple[list, str]:
     return [value], ""
 
 
+def _infinite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isinf(v)
+
+
+def _finite_rule(rule: str) -> str:
+    """`rule` ('must be >= 0') as said of an infinity, which may pass the bound itself ('must be a finite number
+    >= 0')."""
+    return rule.replace("must be", "must be a finite number", 1) if rule.startswith("must be ") else rule
+
+
 def _check(key: str, value: Any, ok, rule: str, note: str) -> None:
     if value is None:
         return
     items, each = _items(value)
-    # `not ok`: a NaN fails every comparison, so it is refused too
-    if not all(ok(v) for v in items):
-        raise RangeError(key, rule + each + note, value)
+    # `not ok`: a NaN fails every comparison, so it is refused too; an infinity passes a one-sided bound (`>= 0`)
+    # but no run can use it (a weight that makes every loss inf, a checkpoint interval never reached)
+    infinite = any(_infinite(v) for v in items)
+    if infinite or not all(ok(v) for v in items):
+        raise RangeError(key, (_finite_rule(rule) if infinite else rule) + each + note, value)
 
 
 def at_least(key: str, value: Any, low: float, note: str = "") -> None:
@@ -73,6 +87,8 @@ def below(key: str, value: Any, high: float, note: str = "") -> None:
 
 def ordered(key: str, value: Any, note: str = "") -> None:
     """`value` is a (low, high) range with low <= high."""
+    if value is not None and any(_infinite(v) for v in value):  # a range without another bound: (-inf, inf)
+        raise RangeError(key, "must have finite low and high" + note, value)
     if value is not None and not value[0] <= value[1]:
         raise RangeError(key, "must have low <= high" + note, value)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import ClassVar
@@ -15,7 +16,7 @@ from method.background import BackgroundConfig
 from method.cameras import CameraRanges
 from method.fields import PARAM_GROUPS, FieldConfig
 from method.guidance.base import FrozenModelOptions, PriorConfig
-from method.ranges import at_least, positive
+from method.ranges import RangeError, at_least, positive, within
 from method.render import RenderConfig
 
 CONFIG_SCHEMA = 2
@@ -24,13 +25,22 @@ CONFIG_SCHEMA = 2
 UPDATE_TYPES = ("3d", "img", "video")
 """3d: MVDream multi-view SDS; img: VSD on single views; video: Zeroscope video SDS."""
 
+STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+"""A stage's name: it names files (`ckpt/NAME.pt` of a run, `NAME.pt` and `NAME.jsonl` in the stage cache), so no
+path separator or `..`, and it is a part of dotted keys (`stages.NAME.steps`, `--max-steps`), so no dot; the same
+rule as a variant's name (baselines.registry)."""
+RESERVED_STAGE_NAMES = {"last": "ckpt/last.pt is the run's latest checkpoint, which resumes and renders it"}
+"""Names no stage may take, case ignored (a case-insensitive file system) -> why: the files a stage's name makes
+would be those of another (`Trainer._save` writes `ckpt/<stage name>.pt` beside these)."""
+
 
 @dataclass(frozen=True)
 class StageConfig:
     """One stage of Algorithm 1."""
 
     name: str
-    """Stage name used in logs and checkpoint files (stage1, stage2, stage3)."""
+    """Stage name used in logs, keys and checkpoint files (stage1, stage2, stage3): letters, digits, '_' and '-',
+    starting with a letter or digit, not `last` (`STAGE_NAME`, `RESERVED_STAGE_NAMES`)."""
     steps: int
     """Iterations of this stage (0 skips it)."""
     p_3d: float
@@ -62,6 +72,14 @@ class StageConfig:
     rate 0.1" read as a learning rate; 1: the release's reading, `weights.sds_video` 0.1 as a loss weight)."""
 
     def __post_init__(self) -> None:
+        # first, as the name makes the keys of the messages below; a RangeError of `name`, which the key path that
+        # set it extends (`stages.stage1.name ...`, the name before the change)
+        if not isinstance(self.name, str) or not STAGE_NAME.fullmatch(self.name):
+            raise RangeError("name", "must be letters, digits, '_' and '-', starting with a letter or digit (it names "
+                             "the stage's checkpoint file ckpt/NAME.pt and its keys stages.NAME.KEY)", self.name)
+        if (why := RESERVED_STAGE_NAMES.get(self.name.lower())) is not None:
+            raise RangeError("name", f"must not be {self.name.lower()!r} ({why}; a stage's checkpoint would replace "
+                             "it)", self.name)
         key = f"stages.{self.name}"  # as `--set` names the fields
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"{key}.steps must be an integer >= 0 (0 skips the stage), got {self.steps!r}")
@@ -69,8 +87,6 @@ class StageConfig:
             value = getattr(self, field_name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{key}.{field_name} is a probability, from 0 to 1; got {value!r}")
-        if not self.static_lr_scale >= 0.0:
-            raise ValueError(f"{key}.static_lr_scale must be >= 0, got {self.static_lr_scale!r}")
         if self.dynamic_time not in ("zero", "frame"):
             raise ValueError(f"{key}.dynamic_time must be 'zero' or 'frame', got {self.dynamic_time!r}")
         for field_name in ("mv_resolution", "mv_groups"):
@@ -97,11 +113,30 @@ class StageConfig:
         start = self.weights.get("opacity_entropy_from", 0)
         if not float(start).is_integer() or start < 0:
             raise ValueError(f"{key}.weights.opacity_entropy_from is a step, an integer >= 0; got {start!r}")
-        for name, weight in self.weights.items():  # a negative weight would push its loss up
-            if not weight >= 0:
-                raise ValueError(f"{key}.weights.{name} must be >= 0 (0: off), got {weight!r}")
-        if not self.video_lr_scale >= 0.0:
-            raise ValueError(f"{key}.video_lr_scale must be >= 0, got {self.video_lr_scale!r}")
+        try:  # `method.ranges` (an infinity refused too), named from the run's config here, as above
+            at_least("static_lr_scale", self.static_lr_scale, 0)
+            for name, weight in self.weights.items():  # a negative weight would push its loss up
+                at_least(f"weights.{name}", weight, 0, " (0: off)")
+            at_least("video_lr_scale", self.video_lr_scale, 0)
+        except RangeError as err:  # a ValueError: the key path that set the field must not prefix it again
+            raise ValueError(str(err.under(key))) from None
+        configs.check_links(self)
+
+    def draw_problem(self) -> str | None:
+        """Why the stage's update probabilities cannot be drawn from (None: they can)."""
+        if not self.allow_video and self.p_img == 0.0 and self.p_3d < 1.0:
+            return (f"stages.{self.name}: with no video (allow_video false) and p_img 0 the stage must use only 3D "
+                    f"updates (p_3d 1), got p_3d {self.p_3d!r}; set stages.{self.name}.p_3d to 1, p_img above 0 or "
+                    "allow_video true")
+        return None
+
+    def check_links(self) -> None:
+        """The checks between the stage's fields (`method.configs.check_links`: after a batch of dotted keys, so that
+        `p_3d`, `p_img` and `allow_video` can be set in any order): its update probabilities must be drawable, so
+        that a config that cannot train is refused when it is made (a method's or variant's overrides, `--set`),
+        naming the entry, not when its first step draws."""
+        if (problem := self.draw_problem()) is not None:
+            raise ValueError(problem)
 
     def grad_cap(self, update: str, n_views: int, default: int | None) -> int | None:
         """Samples of one training render that carry gradients (None: all), the release's low-VRAM budget:
@@ -120,8 +155,8 @@ class StageConfig:
         rest = 1.0 - self.p_3d
         if self.allow_video:
             return {"3d": self.p_3d, "img": rest * self.p_img, "video": rest * (1.0 - self.p_img)}
-        if self.p_img == 0.0 and self.p_3d < 1.0:
-            raise ValueError(f"{self.name}: with no video and P_IMG = 0 the stage must use only 3D updates")
+        if (problem := self.draw_problem()) is not None:  # refused when made (`check_links`); kept for safety
+            raise ValueError(problem)
         return {"3d": self.p_3d, "img": rest, "video": 0.0}
 
 
@@ -296,9 +331,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
-        if len(set(names)) != len(names):  # names key checkpoints, logs, timings and update counts
-            raise ValueError(f"stage names must differ, got {names}")
+        # names key checkpoints, logs, timings and update counts; `Stage1` and `stage1` would be one checkpoint file
+        # on a case-insensitive file system (macOS, Windows)
+        if len({n.lower() for n in names}) != len(names):
+            raise ValueError(f"stage names must differ (case ignored: they name checkpoint files), got {names}")
         configs.check_links(self)
+        # torch's generator takes 64-bit seeds: a larger one failed at the trainer's start, not naming the seed
+        within("seed", self.seed, 0, 2**63 - 1)
         # what the trainer divides by, or AdamW refuses only when a stage builds it: refused before a run folder
         at_least("checkpoint_every", self.checkpoint_every, 1)
         at_least("log_every", self.log_every, 1)

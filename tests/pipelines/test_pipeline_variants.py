@@ -105,13 +105,14 @@ def test_generate_set_from_trains_a_variant_whose_manifest_names_it(tmp_path, mo
     assert plan(spec)[0].config_hash == manifest["config_hash"]
 
 
-def test_a_variants_keys_apply_once_before_its_bases_transform(tmp_path):
-    """single_grid doubles the 4D grid's table after the method's keys; were the key applied again as a --set
-    value after that, the table would be 2^15 rows, not 2^16."""
+def test_a_variants_keys_are_the_methods_and_hold_over_its_bases_transform(tmp_path):
+    """The entry's keys are the variant's own (no --set values), and the value it sets is the value trained:
+    single_grid doubles the 4D grid's table in its transform, yet the variant's 2^15 rows stay 2^15, as its
+    manifest says."""
     params = _params(tmp_path, big_grid={"base": "single_grid", "field.dynamic_grid.log2_hashmap_size": 15})
     sets, note = read_set_from(f"{params}:overrides.big_grid", "big_grid")
     assert sets == {} and note["base"] == "single_grid"
-    assert build_config("tiny", "big_grid", sets=sets).field.dynamic_grid.log2_hashmap_size == 16
+    assert build_config("tiny", "big_grid", sets=sets).field.dynamic_grid.log2_hashmap_size == 15
     # an entry of a registered method gives --set values; its label is no config key
     sets, note = read_set_from(f"{params}:overrides.4dfy", "4dfy")
     assert (sets, note) == ({}, {})
