@@ -223,8 +223,9 @@ def audit(
     out: Path = typer.Option(Path("reports/audit.md"), "--out", help="Audit Markdown file."),
     paper_dir: Path = typer.Option(None, "--paper-dir",
                                    help="Where to write the published tables as CSV (default: <out folder>/paper)."),
-    design: Path = typer.Option(None, "--design", help="Design whose method labels are printed (default: the "
-                                "paper's, userstudy/designs/paper.yaml)."),
+    design: Path = typer.Option(None, "--design", help="Design whose method labels are printed, the paper's "
+                                "labels for methods it does not label (default: the paper's, "
+                                "userstudy/designs/paper.yaml); the audited cells are the paper's either way."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files of an earlier audit (--out and "
                                    "the --paper-dir CSVs; any other file is never replaced)."),
 ) -> None:
