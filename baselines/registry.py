@@ -150,24 +150,13 @@ def _hexplane(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, **{"field.representation": "hexplane", "field.hexplane": planes})
 
 
-def _is_rename(parts: list[str]) -> bool:
-    return len(parts) == 3 and parts[0] == "stages" and parts[2] == "name" and parts[1] != "*"
-
-
 def _final_keys(layers: tuple[KeyLayer, ...]) -> list[tuple[str, str, object, list[str]]]:
     """Each key of `layers`, in turn, as (entry, key, value, its parts where the config ends with it): a stage the key
-    or a later one renames (`stages.NAME.name`) under its last name, since each key names the stages as they are
-    when it is set, and after the transform they have their last names."""
+    or a later one renames under its last name (`_renamed`), since each key names the stages as they are when it is
+    set, and after the transform they have their last names."""
     flat = [(layer.entry, key, value) for layer in layers for key, value in layer.keys.items()]
-    out = []
-    for i, (entry, key, value) in enumerate(flat):
-        path = key.split(".")
-        for later, text in [(k, v) for _, k, v in flat[i:]]:
-            other = later.split(".")
-            if _is_rename(other) and path[:2] == other[:2]:
-                path[1] = text
-        out.append((entry, key, value, path))
-    return out
+    return [(entry, key, value, _renamed(key, [(k, v) for _, k, v in flat[i:]]))
+            for i, (entry, key, value) in enumerate(flat)]
 
 
 def _covers(later: list[str], path: list[str]) -> bool:
@@ -440,15 +429,16 @@ def _read(cfg: TrainConfig, key: str):
     return get_key(cfg, key)
 
 
-def _renamed(key: str, texts: dict) -> str:
-    """`key` where the config the entry makes holds it: a stage the entry renames (`stages.NAME.name`, by this key or
-    a later one) is there under its new name."""
-    parts, keys = key.split("."), list(texts)
-    for later in keys[keys.index(key):]:
-        group, _, field_name = later.rpartition(".")
-        if field_name == "name" and ".".join(parts[:2]) == group and group.count(".") == 1:
-            parts[1] = texts[later]  # a name is a string field: its text is the name
-    return ".".join(parts)
+def _renamed(key: str, later: list[tuple[str, object]]) -> list[str]:
+    """The parts of `key` where the config holds it once `later` (key, value) pairs are set, `key`'s own first: a
+    stage one of them renames (`stages.NAME.name`) is there under its new name."""
+    parts = key.split(".")
+    for other, value in later:
+        group = other.split(".")
+        if len(group) == 3 and group[0] == "stages" and group[2] == "name" and group[1] != "*" \
+                and parts[:2] == group[:2]:
+            parts[1] = str(value)  # a name is a string field
+    return parts
 
 
 def _typed_keys(keys: dict, where: str, schema: TrainConfig | None = None) -> dict:
@@ -469,7 +459,7 @@ def _typed_keys(keys: dict, where: str, schema: TrainConfig | None = None) -> di
             try:  # by itself, as `--set` types it: a `*` key holds its own value, not one a later key gave an entry
                 typed[key] = _read(set_key(schema, key, text, parse=True), key)
             except (ConfigKeyError, ValueError):
-                typed[key] = _read(together, _renamed(key, texts))
+                typed[key] = _read(together, ".".join(_renamed(key, list(texts.items())[list(texts).index(key):])))
         return typed
     except (ConfigKeyError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from None
