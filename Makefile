@@ -13,6 +13,8 @@ help:
 	@echo "make bench   - run the CPU hash-grid benchmark (benchmarks/encoding.py; the others: docs/performance.md)"
 
 $(STAMP): pyproject.toml constraints.txt
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); [ "$${free:-99}" -ge 7 ] || \
+	  echo "note: .venv takes up to 7 GB (torch's CUDA build and its libraries) and this disk has $${free} GB free; pip may stop with 'No space left on device'"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch torchvision
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"

@@ -29,6 +29,7 @@ import contextvars
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from typing import Any, Union
@@ -134,6 +135,26 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+def _non_finite(value: Any) -> bool:
+    """Whether a field's value holds an infinity or NaN (in a list, tuple or mapping too; a nested config checks its
+    own fields)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def _refuse_non_finite(key: str, value: Any) -> None:
+    # a ranged field has refused its infinities by now, with its own rule; a field without a range (a guidance
+    # scale, a LoRA alpha) took one silently, and no run can use it (every loss inf or NaN from the first step)
+    if _non_finite(value):
+        raise RangeError(key, "must be a finite number" + (" each" if isinstance(value, (list, tuple, dict)) else ""),
+                         value)
+
+
 def from_dict(cls, data: dict, where: str = "") -> Any:
     """The dataclass `cls` from its `to_dict` form; unknown keys are an error, missing ones keep defaults."""
     hints = _hints(cls)
@@ -143,7 +164,10 @@ def from_dict(cls, data: dict, where: str = "") -> Any:
         raise ConfigKeyError(f"{where or cls.__name__}: unknown field(s) {unknown}; valid: {names}")
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
+        for k, v in kwargs.items():
+            _refuse_non_finite(k, v)
+        return obj
     except RangeError as err:  # a part names its own field; the message names the key as `--set` writes it
         raise err.under(where) from None
 
@@ -265,7 +289,10 @@ def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bo
         new_child = _convert(tp, raw, key)
     if dataclasses.is_dataclass(node):
         try:
-            return dataclasses.replace(node, **{name: new_child})
+            replaced = dataclasses.replace(node, **{name: new_child})
+            if not rest:
+                _refuse_non_finite(name, new_child)
+            return replaced
         except RangeError as err:  # named from the root, as in `from_dict`
             raise err.under(".".join(key.split(".")[:-len(parts)])) from None
     if isinstance(node, dict):

@@ -15,6 +15,7 @@ Every simulated row is labelled: rater ids start with `synthetic-` and `source` 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -331,7 +332,10 @@ def _real_votes(path: Path) -> str | None:
     if path.stat().st_size == 0:
         return None
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        # index_col=False: a row with a trailing comma must not shift rater_id into another column's values
+        with warnings.catch_warnings():  # pandas warns of the extra field it drops: not the user's concern here
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
         return "is not a votes CSV (it cannot be read as one)"
     if "rater_id" not in raw.columns:
@@ -400,13 +404,16 @@ def parse_rates(spec: str, design: Design) -> dict:
         raise ValueError(f"--rates: {spec!r} is not 'paper', a number, or an existing CSV file")
     want = "a CSV with the header comparison,rate[,criterion] and one row per comparison"
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        # blanks around a field ("fantasia4d, 0.8" as typed by hand) are not part of a name or a rate
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:  # pandas: "No columns to parse from file", which names no file
         raise ValueError(f"--rates {path} is empty; give {want} (or 'paper', or a number)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"--rates {path} cannot be read as CSV ({' '.join(str(err).split())}); give {want}") from None
     if not isinstance(frame.index, pd.RangeIndex):  # pandas makes the extra leading fields an index
         raise ValueError(f"--rates {path} has rows with more fields than its header; give {want}")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.apply(lambda col: col.str.strip())
     if frame.empty:  # a header only would silently simulate every cell at the default rate
         raise ValueError(f"--rates {path} has no rows (a header only); give {want}")
     missing = {"comparison", "rate"} - set(frame.columns)

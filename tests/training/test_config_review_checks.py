@@ -186,3 +186,31 @@ def test_a_seed_out_of_torchs_range_is_refused_naming_the_seed(seed):
     with pytest.raises(ValueError, match=rf"^seed must be from 0 to {2**63 - 1}, got {seed}$"):
         build_config("tiny", "4dfy", seed=seed, device="cpu")
     assert build_config("tiny", "4dfy", seed=2**63 - 1, device="cpu").seed == 2**63 - 1
+
+
+# --- 4. fields without a range refuse infinities and NaN too ---------------------------------------------------
+
+UNRANGED = ["guidance.3d.guidance_scale", "guidance.img.guidance_scale", "guidance.img.lora_alpha",
+            "guidance.3d.recon_std_rescale", "guidance.video.guidance_scale", "field.blob_scale"]
+
+
+@pytest.mark.parametrize("text, shown", [("1e400", "inf"), ("-Infinity", "-inf"), ("NaN", "nan")])
+@pytest.mark.parametrize("key", UNRANGED)
+def test_a_field_without_a_range_refuses_a_non_finite_number(key, text, shown):
+    base = load_profile("tiny")
+    with pytest.raises(RangeError) as err:
+        set_keys(base, {key: text}, parse=True)
+    assert str(err.value) == f"{key} must be a finite number, got {shown}"
+    set_keys(base, {key: "1e300"}, parse=True)  # large but finite: taken
+
+
+def test_a_config_file_with_an_infinity_in_a_field_without_a_range_is_refused_naming_the_key():
+    data = load_profile("tiny").to_dict()
+    assert TrainConfig.from_dict(json.loads(json.dumps(data))) is not None  # the file as written loads
+    data["field"]["blob_scale"] = math.inf
+    with pytest.raises(RangeError, match=r"^field\.blob_scale must be a finite number, got inf$"):
+        TrainConfig.from_dict(data)
+    data = load_profile("tiny").to_dict()
+    data["guidance"]["img"]["lora_alpha"] = math.nan
+    with pytest.raises(RangeError, match=r"^guidance\.img\.lora_alpha must be a finite number, got nan$"):
+        TrainConfig.from_dict(data)

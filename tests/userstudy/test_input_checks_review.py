@@ -275,3 +275,15 @@ def test_two_surveys_sharing_an_attention_check_at_one_time_are_two_surveys(tmp_
     votes = load_votes([a, b], small_design)
     assert votes.frame["rater_id"].nunique() == 6
     assert (votes.frame["question_id"] == "q9").sum() == 6  # each survey's check, once per rater
+
+
+def test_blanks_around_the_fields_of_a_rates_csv_are_not_part_of_names_or_rates(tmp_path, small_design):
+    rates = tmp_path / "rates.csv"
+    rates.write_text("comparison, rate, criterion\nmav3d, 0.7,\n mav3d , 0.8 , motion\nwo_3d,0.6 ,\n",
+                     encoding="utf-8")
+    assert parse_rates(str(rates), small_design) == {"mav3d": {**dict.fromkeys(CRITERIA, 0.7), "motion": 0.8},
+                                                     "wo_3d": dict.fromkeys(CRITERIA, 0.6)}
+    # a repeat that differs only in blanks is still a repeat
+    rates.write_text("comparison,rate\nmav3d,0.7\n mav3d,0.3\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"the rate of 'mav3d' \(every criterion\) is given twice, on lines 2 and 3"):
+        parse_rates(str(rates), small_design)

@@ -115,3 +115,22 @@ def test_dvc_votes_stage_replaces_its_simulated_file_but_not_real_votes(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and "real votes" in err[0]
     assert out.read_bytes() == before
+
+
+def _with_trailing_commas(path):
+    header, *rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([header, *(r + "," for r in rows)]) + "\n", encoding="utf-8")
+
+
+def test_a_trailing_comma_on_each_row_does_not_change_whose_votes_a_file_holds(tmp_path, simulated):
+    """pandas would make the first field of such rows an index and shift rater_id onto another column's values."""
+    real = tmp_path / "real_votes.csv"
+    _as_survey_export(pd.read_csv(simulated, dtype=str, keep_default_na=False)).to_csv(real, index=False)
+    _with_trailing_commas(real)
+    before = real.read_bytes()
+    line = _one_error_line(_simulate(tmp_path, real, "--overwrite"))
+    assert "holds real votes" in line and "'rater-00001'" in line and real.read_bytes() == before
+    # simulated votes with the same commas are still simulated: replaced with --overwrite, as the message says
+    _with_trailing_commas(simulated)
+    assert check_votes_target(simulated, overwrite=True) == simulated
+    assert "already exists (simulated votes)" in _one_error_line(_simulate(tmp_path, simulated))
