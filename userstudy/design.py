@@ -243,6 +243,19 @@ def _n_prompts(value, where: str) -> int | None:
     return value
 
 
+def _text(value, key: str, where: str) -> str:
+    """A name, label or heading given as text ("" when absent). A number is taken as written (`heading: 2024`); a
+    list, a mapping or a YAML true/false is refused, as its text would silently be something else (a list as a
+    prompt set named "['mav3d_28']", which has no file and so checks no prompt)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise DesignError(f"{where}: '{key}' must be text, got {value!r}"
+                          + (" (quote it: YAML reads yes/no/true/false as true or false)"
+                             if isinstance(value, bool) else ""))
+    return str(value)
+
+
 def design_from_dict(data: dict, source: str = "design", *, label_origins: Mapping[str, str] | None = None,
                      relabel: str | None = None) -> Design:
     """Build and check a `Design` from parsed YAML/JSON. `label_origins` and `relabel` word the error for a label two
@@ -262,7 +275,7 @@ def design_from_dict(data: dict, source: str = "design", *, label_origins: Mappi
             raise DesignError(f"{source}: 'comparisons' must be a non-empty list of method names")
         n_prompts = _n_prompts(data.get("n_prompts"), source)
         tables.append(Table(name=SHORT_TABLE, sections=(Section(rows=(primary, *comps), n_prompts=n_prompts,
-                                                                prompt_set=str(data.get("prompt_set") or "")),)))
+                                                                prompt_set=_text(data.get("prompt_set"), "prompt_set", source)),)))
     else:
         misplaced = [k for k in _SHORT_ONLY if k in data]
         if misplaced:
@@ -281,7 +294,11 @@ def design_from_dict(data: dict, source: str = "design", *, label_origins: Mappi
                 raise DesignError(f"{where}: expected a mapping with 'sections'")
             _unknown(tdata, _TABLE_KEYS, where)
             secs = []
-            for i, sdata in enumerate(tdata.get("sections") or []):
+            sections = tdata.get("sections")
+            if sections is not None and not isinstance(sections, list):
+                raise DesignError(f"{where}: 'sections' must be a list of {{rows: [...]}}, one per section, got "
+                                  f"{sections!r}")
+            for i, sdata in enumerate(sections or []):
                 swhere = f"{where}.sections[{i}]"
                 if not isinstance(sdata, dict):
                     raise DesignError(f"{swhere}: expected a mapping with 'rows'")
@@ -290,11 +307,13 @@ def design_from_dict(data: dict, source: str = "design", *, label_origins: Mappi
                 if not isinstance(rows, list) or not rows or not all(isinstance(r, str) for r in rows):
                     raise DesignError(f"{swhere}: 'rows' must be a non-empty list of method names")
                 n_prompts = _n_prompts(sdata.get("n_prompts"), swhere)
-                secs.append(Section(rows=tuple(rows), heading=str(sdata.get("heading") or ""),
-                                    prompt_set=str(sdata.get("prompt_set") or ""), n_prompts=n_prompts))
+                secs.append(Section(rows=tuple(rows), heading=_text(sdata.get("heading"), "heading", swhere),
+                                    prompt_set=_text(sdata.get("prompt_set"), "prompt_set", swhere),
+                                    n_prompts=n_prompts))
             if not secs:
                 raise DesignError(f"{where}: no sections")
-            tables.append(Table(name=str(tname), sections=tuple(secs), caption=str(tdata.get("caption") or "")))
+            tables.append(Table(name=str(tname), sections=tuple(secs),
+                                caption=_text(tdata.get("caption"), "caption", where)))
     labels = {}
     if not isinstance(data.get("methods") or {}, dict):
         raise DesignError(f"{source}: 'methods' must map a method to its label or {{label, latex}}")
@@ -304,8 +323,10 @@ def design_from_dict(data: dict, source: str = "design", *, label_origins: Mappi
         if not isinstance(ldata, dict):
             raise DesignError(f"{source}: methods.{method} must be a label or {{label, latex}}")
         _unknown(ldata, {"label", "latex"}, f"{source}: methods.{method}")
-        label = str(ldata.get("label") or method)
-        labels[str(method)] = MethodLabel(label=label, latex=str(ldata.get("latex") or _latex_escape(label)))
+        mwhere = f"{source}: methods.{method}"
+        label = _text(ldata.get("label"), "label", mwhere) or str(method)
+        labels[str(method)] = MethodLabel(label=label,
+                                          latex=_text(ldata.get("latex"), "latex", mwhere) or _latex_escape(label))
     check = None
     if data.get("attention_check") is not None:
         cdata = data["attention_check"]
@@ -317,9 +338,10 @@ def design_from_dict(data: dict, source: str = "design", *, label_origins: Mappi
         if not isinstance(decoys, list) or not all(isinstance(d, str) and d for d in decoys):
             raise DesignError(f"{source}: attention_check.decoys must be a list of method names, e.g. "
                               f"decoys: [attention_decoy]; got {decoys!r}")
-        check = AttentionCheck(correct_method=str(cdata.get("correct_method") or primary), decoys=tuple(decoys))
+        check = AttentionCheck(correct_method=_text(cdata.get("correct_method"), "correct_method",
+                                                    f"{source}: attention_check") or primary, decoys=tuple(decoys))
     design = Design(primary=primary, tables=tuple(tables), labels=labels, attention_check=check,
-                    name=str(data.get("name") or ""))
+                    name=_text(data.get("name"), "name", source))
     _check(design, source)
     check_table_labels(design, source, label_origins, relabel)
     return design

@@ -223,9 +223,9 @@ def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
             raw[col] = ""
     value = pd.to_numeric(raw["clip"], errors="coerce")
     problems = []
-    bad = value.isna()
+    bad = ~np.isfinite(value)  # NaN (not a number) and inf: a mean of finite cosines is never infinite
     if bad.any():
-        problems.append(("clip is not a number", raw[bad]))
+        problems.append(("clip is not a finite number", raw[bad]))
     counts = {}
     for col in COUNT_COLUMNS:
         given = raw[col] != ""

@@ -29,6 +29,8 @@ criteria are listed in `Votes.incomplete` (not an error: a survey may ask fewer)
 
 from __future__ import annotations
 
+import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +128,39 @@ def read_votes(path: Path | str) -> pd.DataFrame:
         raise VotesError([(f"its rows have {extra} more field(s) than its header line ({len(raw.columns)} columns), "
                            "e.g. a trailing comma at the end of each row; remove the extra field(s) from the rows, "
                            "or name them in the header", None)], source=str(path))
+    records = _records(path)
+    if records is not None and len(records) == len(raw):
+        raw.attrs["lines"] = [line for line, _ in records]
+        # a short row: pandas fills the missing fields with "", which read as wrong values of the last columns
+        # (`is_attention_check is not true/false`) rather than as the field left out
+        header = [str(c).strip() for c in raw.columns]
+        need = max(header.index(c) for c in COLUMNS if c in header) + 1 if set(COLUMNS) & set(header) else 0
+        short = [(line, n) for line, n in records if n < need]
+        if short:
+            shown = ", ".join(f"{line} ({n})" for line, n in short[:10]) + (" ..." if len(short) > 10 else "")
+            raise VotesError([(f"{len(short)} row(s) have fewer fields than its header line ({len(header)} columns), "
+                               f"e.g. a value left out or a row broken over two lines; line (fields): {shown}",
+                               None)], source=str(path))
     return raw
+
+
+def _records(path: Path) -> list[tuple[int, int]] | None:
+    """Per data row of a CSV: the line it starts on and its number of fields, as pandas reads the rows (blank lines
+    skipped; a quoted value may span lines, so a row's line is not its index + 2). None if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, skipinitialspace=True)
+            records, start, header = [], 1, False
+            for record in reader:
+                line, start = start, reader.line_num + 1
+                if not record or all(not v.strip() for v in record):
+                    continue
+                if header:
+                    records.append((line, len(record)))
+                header = True
+            return records
+    except (csv.Error, UnicodeDecodeError, OSError):
+        return None
 
 
 def _rows(frame: pd.DataFrame, mask, cols: tuple[str, ...]) -> pd.DataFrame:
@@ -170,10 +204,11 @@ def _table(raw: pd.DataFrame, source: str) -> pd.DataFrame:
                          source=source)
     if raw.empty:
         raise VotesError([("no judgments (the file has a header only)", None)], source=source)
+    lines = raw.attrs.get("lines")  # `read_votes`' line of each row, where it could tell
     df = raw.astype(str).apply(lambda s: s.str.strip())
     if "line" in raw.columns:
         raise VotesError([("a column named 'line' is reserved (it reports CSV line numbers)", None)], source=source)
-    df.insert(0, "line", np.arange(len(df)) + 2)
+    df.insert(0, "line", np.asarray(lines) if lines is not None and len(lines) == len(df) else np.arange(len(df)) + 2)
     return df
 
 
@@ -430,10 +465,20 @@ def validate_votes(raw: pd.DataFrame, design: Design, source: str = "votes",
 
 
 def survey_labels(paths: list[Path]) -> list[str]:
-    """What marks each file's raters when several are combined: the file names without `.csv`, or the paths
-    as given when two names are the same."""
-    stems = [p.stem for p in paths]
-    return stems if len(set(stems)) == len(stems) else [str(p) for p in paths]
+    """What marks each file's raters when several are combined: the file name without `.csv` (`votes-t2`); files of
+    one name get as many of their folders' names as tell them apart (`a/votes`, `b/votes`), never a whole path, so
+    that the outputs do not depend on where the files lie or on the folder the command ran in."""
+    parts = [Path(os.path.abspath(p)).parts[1:] for p in paths]  # abspath: a symlinked folder keeps its name
+    labels = [Path(p).stem for p in paths]
+    for stem in {s for s in labels if labels.count(s) > 1}:
+        group = [i for i, s in enumerate(labels) if s == stem]
+        for k in range(1, max(len(parts[i]) for i in group) + 1):
+            named = {i: "/".join((*parts[i][:-1][-k:], stem)) for i in group}
+            if len(set(named.values())) == len(group):
+                break
+        for i in group:
+            labels[i] = named[i]
+    return labels
 
 
 _STAMPED = ("rater_id", "question_id", "criterion", "answered_at")

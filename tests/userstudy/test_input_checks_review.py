@@ -287,3 +287,48 @@ def test_blanks_around_the_fields_of_a_rates_csv_are_not_part_of_names_or_rates(
     rates.write_text("comparison,rate\nmav3d,0.7\n mav3d,0.3\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"the rate of 'mav3d' \(every criterion\) is given twice, on lines 2 and 3"):
         parse_rates(str(rates), small_design)
+
+
+def _table_design(section: dict, **top) -> dict:
+    return {"primary": "4dfy", "tables": {"t": {"sections": [section]}}, **top}
+
+
+@pytest.mark.parametrize("key, value", [("prompt_set", ["mav3d_28"]), ("heading", {"a": 1}), ("prompt_set", True)])
+def test_a_section_text_given_as_a_list_mapping_or_true_is_refused(key, value):
+    """A list as prompt_set became the set "['mav3d_28']", which has no file and so let any prompt through."""
+    with pytest.raises(DesignError) as info:
+        design_from_dict(_table_design({"rows": ["4dfy", "mav3d"], key: value}), source="d.yaml")
+    assert str(info.value).startswith(f"d.yaml: tables.t.sections[0]: '{key}' must be text, got {value!r}")
+    with pytest.raises(DesignError, match=r"^d\.yaml: 'prompt_set' must be text, got \['mav3d_28'\]$"):
+        design_from_dict({"primary": "4dfy", "comparisons": ["mav3d"], "prompt_set": ["mav3d_28"]}, source="d.yaml")
+
+
+def test_labels_captions_and_names_must_be_text_and_numbers_are_taken_as_written():
+    rows = {"rows": ["4dfy", "mav3d"]}
+    for data, want in [(_table_design(rows, methods={"mav3d": {"label": [1, 2]}}), "methods.mav3d: 'label'"),
+                       (_table_design(rows, methods={"mav3d": {"label": "M", "latex": False}}),
+                        "methods.mav3d: 'latex'"),
+                       (_table_design(rows, name=["x"]), "'name'"),
+                       ({"primary": "4dfy", "tables": {"t": {"sections": [rows], "caption": ["c"]}}},
+                        "tables.t: 'caption'"),
+                       (_table_design(rows, attention_check={"correct_method": ["4dfy"], "decoys": ["x"]}),
+                        "attention_check: 'correct_method'")]:
+        with pytest.raises(DesignError) as info:
+            design_from_dict(data, source="d.yaml")
+        assert str(info.value).startswith(f"d.yaml: {want} must be text"), info.value
+    d = design_from_dict(_table_design({**rows, "heading": 2024}, methods={"mav3d": {"label": 7}}))
+    assert d.tables[0].sections[0].heading == "2024" and d.labels["mav3d"].label == "7"
+
+
+@pytest.mark.parametrize("sections", [5, True, {"rows": ["4dfy", "mav3d"]}, "4dfy, mav3d"])
+def test_sections_that_are_not_a_list_are_named(sections, tmp_path):
+    with pytest.raises(DesignError) as info:
+        design_from_dict({"primary": "4dfy", "tables": {"table2": {"sections": sections}}}, source="d.yaml")
+    assert str(info.value) == (f"d.yaml: tables.table2: 'sections' must be a list of {{rows: [...]}}, one per "
+                               f"section, got {sections!r}")
+    # through the CLI: one error line naming the file and the key
+    design = tmp_path / "design.yaml"
+    design.write_text("primary: 4dfy\ntables:\n  table2:\n    sections: 5\n", encoding="utf-8")
+    line = one_error_line(runner.invoke(app, ["simulate-votes", "--design", str(design), "--raters", "2",
+                                              "--out", str(tmp_path / "v.csv")]))
+    assert "tables.table2: 'sections' must be a list" in line and not (tmp_path / "v.csv").exists()

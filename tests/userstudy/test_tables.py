@@ -170,7 +170,13 @@ def test_clip_file_errors(tmp_path, paper_design):
     with pytest.raises(ClipError) as info:
         load_clip(bad)
     msg = str(info.value)
-    assert "not a number" in msg and "more than one CLIP value" in msg and "ghost" not in msg
+    assert "clip is not a finite number" in msg and "more than one CLIP value" in msg and "ghost" not in msg
+    # an infinity is no CLIP score either (it printed as "inf" in Table 2)
+    bad.write_text("method,clip\n4dfy,inf\nmav3d,-Infinity\nwo_3d,31\n")
+    with pytest.raises(ClipError) as info:
+        load_clip(bad)
+    assert "clip is not a finite number" in str(info.value) and "4dfy" in str(info.value) \
+        and "mav3d" in str(info.value) and "wo_3d" not in str(info.value)
     # a method the design does not show is no error (clipscore scores every artifact), only not reported
     bad.write_text("method,clip\nmav3d,31\nghost,30\n")
     assert clip_outside(load_clip(bad), paper_design) == ["ghost"]

@@ -1,9 +1,11 @@
 """The votes format: validation errors list the offending rows; nothing is dropped silently."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from userstudy.votes import COLUMNS, VotesError, load_votes, validate_votes
+from userstudy.votes import COLUMNS, VotesError, load_votes, survey_labels, validate_votes
 
 
 def _error(raw, design) -> VotesError:
@@ -208,3 +210,55 @@ def test_several_files_keep_their_raters_apart_and_their_own_errors(tiny_votes, 
     again.write_bytes(first.read_bytes())
     with pytest.raises(VotesError, match="the same votes as .*survey_a.csv"):
         load_votes([first, again], small_design)
+
+
+def test_files_of_one_name_are_told_apart_by_their_folders_never_by_a_whole_path(tiny_votes, small_design,
+                                                                                   tmp_path, monkeypatch):
+    """Each survey's export as `votes.csv` in its own folder: the rater ids name the folders, the same whether the
+    paths were given absolute or relative (the outputs must not depend on where the files lie)."""
+    for name, votes in (("a", tiny_votes), ("b", tiny_votes.assign(answered_at=""))):  # two surveys' answers
+        (tmp_path / "study" / name).mkdir(parents=True)
+        votes.to_csv(tmp_path / "study" / name / "votes.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    relative = load_votes([Path("study/a/votes.csv"), Path("study/b/votes.csv")], small_design)
+    absolute = load_votes([tmp_path / "study/a/votes.csv", tmp_path / "study/b/votes.csv"], small_design)
+    assert {r.split("@")[1] for r in relative.frame["rater_id"]} == {"a/votes", "b/votes"}
+    assert relative.frame["rater_id"].tolist() == absolute.frame["rater_id"].tolist()
+    assert not any(str(tmp_path) in r for r in absolute.frame["rater_id"])
+    # names that differ stay as they are; only the files sharing a name get folders
+    assert survey_labels([tmp_path / "study/a/votes.csv", tmp_path / "x/a/votes.csv", Path("study/t3.csv")]) == \
+        ["study/a/votes", "x/a/votes", "t3"]
+
+
+def test_an_error_names_the_rows_true_line_after_a_value_spanning_lines_or_a_blank_line(tmp_path, tiny_votes,
+                                                                                        small_design):
+    """An external id with a newline in it (quoted in the export) or a blank line before a row: the line an error
+    names is the line the row starts on in the file, not its index + 2."""
+    frame = tiny_votes.assign(external_id="")
+    frame.loc[0, "external_id"] = "a\nb"  # a crowd id from ?PROLIFIC_PID=a%0Ab
+    frame.loc[5, "criterion"] = "beauty"
+    path = tmp_path / "votes.csv"
+    text = frame.to_csv(index=False, lineterminator="\n")
+    lines = text.splitlines()
+    path.write_text("\n".join([*lines[:4], "", *lines[4:]]) + "\n", encoding="utf-8")  # a blank line after row 2
+    want = 1 + 1 + 5 + 1 + 1  # the header, row 0's two lines, rows 1-4, the blank line, then row 5
+    assert path.read_text(encoding="utf-8").splitlines()[want - 1].count("beauty") == 1
+    with pytest.raises(VotesError) as info:
+        load_votes(path, small_design)
+    assert list(info.value.rows["line"]) == [want]
+
+
+def test_a_row_with_fewer_fields_than_the_header_is_named_as_such(tmp_path, tiny_votes, small_design):
+    path = tmp_path / "votes.csv"
+    header, *rows = tiny_votes.to_csv(index=False, lineterminator="\n").splitlines()
+    rows[2] = rows[2].rsplit(",", 2)[0]  # the last two fields left out
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    with pytest.raises(VotesError) as info:
+        load_votes(path, small_design)
+    message = str(info.value)
+    assert "1 row(s) have fewer fields than its header line (9 columns)" in message and "4 (7)" in message
+    assert "is_attention_check" not in message
+    # an optional column left out at the end of a row is no short row
+    path.write_text("\n".join([header + ",source", *rows[:2], *(r + ",survey" for r in rows[3:])])
+                    + "\n", encoding="utf-8")
+    assert len(load_votes(path, small_design).frame) == len(rows) - 1
