@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import difflib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -98,6 +99,34 @@ class ImportReport:
     library_texts: dict[str, tuple[str, str]] = field(default_factory=dict)
     """file name -> (prompt text as mapped, the library's text recorded instead), for mapped texts with a library
     prompt's slug but other words ('a baby panda eating ice cream' -> 'A baby panda eating ice cream.')."""
+    in_subfolders: list[str] = field(default_factory=list)
+    """Video files below the source folder's subfolders (paths below it), which an import without a map does not
+    read: named so that a folder of per-prompt subfolders is not taken for a folder without videos."""
+
+
+def _listed(name: str) -> bool:
+    """Whether a directory entry is a candidate video: not hidden. A hidden file is no video of a method: macOS's
+    AppleDouble `._a_panda_dancing.mp4` beside a copied video would otherwise claim its prompt, and an interrupted
+    write's temporary is hidden too."""
+    return not name.startswith(".")
+
+
+def _source_videos(src: Path) -> list[Path]:
+    """The video files of `src` itself, sorted: a dangling symlink included, so that its import fails naming it
+    (`file not found`) rather than its prompt silently having no video."""
+    return sorted(f for f in src.iterdir() if _listed(f.name) and f.suffix.lower() in VIDEO_EXTENSIONS
+                  and (f.is_file() or (f.is_symlink() and not f.exists())))
+
+
+def _subfolder_videos(src: Path) -> list[str]:
+    """Video files in `src`'s (non-hidden) subfolders, as paths below `src`, sorted."""
+    found = []
+    for root, dirs, files in os.walk(src, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if _listed(d))
+        if Path(root) != src:
+            found += [Path(root, f).relative_to(src).as_posix() for f in files
+                      if _listed(f) and Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+    return sorted(found)
 
 
 def _strip_articles(slug: str) -> str:
@@ -341,10 +370,11 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
                 report.unknown_prompts[source_name(f, src)] = (t, close[0] if close else None)
         listed = set(pairs)
         report.unmatched_files = sorted(f.name for f in src.iterdir()
-                                        if f.suffix.lower() in VIDEO_EXTENSIONS and f not in listed)
+                                        if _listed(f.name) and f.suffix.lower() in VIDEO_EXTENSIONS and f not in listed)
     else:
         wanted = dict(prompts) if prompts is not None else default_prompts()
-        files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+        files = _source_videos(src)
+        report.in_subfolders = _subfolder_videos(src)
         targets, report.fuzzy, report.unmatched_files = match_files(files, wanted)
         texts = {f: wanted[s] for f, s in targets.items()}
     name = {f: source_name(f, src) for f in targets}

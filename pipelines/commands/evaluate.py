@@ -200,6 +200,11 @@ def import_videos(
             hint = (f"to import one, name it by the slug of a prompt of {where} (e.g. {example}.mp4) or list it "
                     "with its prompt in a CSV given as --map (columns file,prompt)")
         typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}; {hint}")
+    if report.in_subfolders:  # read only with --map; a folder of per-prompt subfolders otherwise looks empty
+        shown = ", ".join(report.in_subfolders[:5]) + (", ..." if len(report.in_subfolders) > 5 else "")
+        typer.echo(f"note: {len(report.in_subfolders)} video(s) in subfolders of {src} were not read ({shown}): "
+                   "import-videos reads the files of the folder itself; give a subfolder as the source, or list "
+                   "the files with their prompts in a CSV given as --map (paths below the folder)")
     if report.done:  # an interrupted import run again: its finished folders are what it would write
         typer.echo(f"already imported from the same files with the same settings, left as they are "
                    f"({len(report.done)}): {', '.join(sorted(report.done.values()))}")
