@@ -177,3 +177,22 @@ def test_a_database_error_shows_raters_a_note_and_loses_nothing(app_env, bundle)
     at = run({"t": token})
     assert not at.warning and f"Question 2 of {len(bundle.questions)}" in at.get("progress")[0].proto.text
     assert store.export_votes(app_env).equals(saved)
+
+
+@pytest.mark.parametrize("placeholder", ["{{%PROLIFIC_PID%}}", "%PROLIFIC_PID%", "${workerId}", "{pid}", "[pid]",
+                                         "<PID>"])
+def test_an_unfilled_crowd_id_placeholder_is_no_id(app_env, placeholder, capfd):
+    """A study link whose id placeholder the platform never filled in: every participant would carry the same text
+    and be merged into one rater. Each gets a rater of their own, without a crowd id, and the server log says why."""
+    first = start({"PROLIFIC_PID": placeholder})
+    second = start({"PROLIFIC_PID": placeholder})
+    t1, t2 = _token(first), _token(second)
+    assert t1 != t2 and store.get_rater(app_env, t1).external_id == "" == store.get_rater(app_env, t2).external_id
+    assert "is a placeholder" in capfd.readouterr().err
+
+
+def test_an_id_that_only_holds_such_characters_inside_is_kept():
+    from userstudy.survey.app import external_id_of
+
+    assert external_id_of({"PROLIFIC_PID": " 5f3a{1}b "}) == "5f3a{1}b"
+    assert external_id_of({"workerId": "A1%2B"}) == "A1%2B" and external_id_of({}) == ""

@@ -123,9 +123,24 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_PLACEHOLDER = re.compile(r"\{\{.*\}\}|\{.*\}|%.*%|\$\{.*\}|\[.*\]|<.*>")
+"""A crowd platform's id placeholder left in the link (`{{%PROLIFIC_PID%}}`, `${workerId}`, `[pid]`, `<pid>`): the
+platform did not fill it in, so every participant would carry the same text."""
+
+
+def external_id_of(params) -> str:
+    """The crowd platform's participant id among the link's query `params` ('' when none, or when it is a
+    placeholder the platform left unfilled: one id shared by all would merge every participant into one rater)."""
+    value = next((str(params[p]) for p in EXTERNAL_ID_PARAMS if p in params), "").strip()[:200]
+    if _PLACEHOLDER.fullmatch(value):
+        print(f"survey: the participant id on a link is a placeholder ({value!r}), not an id: the rater gets no "
+              "crowd id; check the study link on the crowd platform", file=sys.stderr, flush=True)
+        return ""
+    return value
+
+
 def _external_id() -> str:
-    """The crowd platform's participant id on the link ('' when none)."""
-    return next((str(st.query_params[p]) for p in EXTERNAL_ID_PARAMS if p in st.query_params), "")[:200]
+    return external_id_of(st.query_params)
 
 
 def _consent(engine, bundle) -> None:
