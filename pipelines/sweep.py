@@ -444,13 +444,21 @@ def _odd_line(j: PlannedJob, odd: dict[str, str]) -> str:
     return f"odd manifest {j.name}: {j.method}/{j.slug}/manifest.json: {_odd_text(odd)}"
 
 
+_EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*(?:[A-Z][a-z0-9]*[A-Z]\w*|Exception|Exit)(?::|$)")
+"""A traceback's line naming its exception by a CamelCase name (`RunInUse: ...`, `torch.OutOfMemoryError: ...`,
+`pipelines.generate.DamagedManifest: ...`); a message's own lines ("Note: ...") have one capital."""
+
+
 def _error_line(err: BaseException, state: str) -> tuple[str, str]:
     """(state, one-line error) of a job that did not return."""
     if isinstance(err, FailedJobError):
         text = str(err)
         trace = text.split("-" * 22)[1] if text.count("-" * 22) >= 2 else text
         lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
-        last = lines[-1] if lines else "unknown error"
+        # the error's own line ('pkg.ModelNotFoundError: Zeroscope (guidance.video.model): ...') and the lines its
+        # message goes on with: the last line alone may be a message's closing hint that names nothing
+        start = max((i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)), default=len(lines) - 1)
+        last = " ".join(lines[start:]) if lines else "unknown error"
         # 'pkg.module.SomeError: message' -> 'SomeError: message'
         last = re.sub(r"^(?:[a-z_]\w*\.)+(?=[A-Z]\w*:)", "", last)
         return "failed", last

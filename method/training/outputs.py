@@ -15,7 +15,7 @@ import torch
 from method import backends
 from method.cameras import OrbitConfig, cameras_from_spherical, orbit
 
-from method.fileio import write_text_atomic
+from method.fileio import fill_atomic, write_text_atomic
 
 MANIFEST_PACKAGES = ("fourdfy-bench", "torch", "diffusers", "transformers", "peft", "nerfacc", "tinycudann")
 
@@ -28,8 +28,9 @@ def write_preview(render_fn, path: Path, size: int, time: float) -> Path:
     cams = cameras_from_spherical(torch.tensor([0.0, 90.0, 180.0, 270.0]), 15.0, 3.0, 40.0)
     rgb = render_fn(cams, torch.full((4,), time), size, size)
     img = torch.cat(list(rgb.clamp(0, 1)), 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, (img.cpu().numpy() * 255).round().astype("uint8"))
+    pixels = (img.cpu().numpy() * 255).round().astype("uint8")
+    # through a temporary, as every file of a run: a stop while writing leaves the previous preview whole
+    fill_atomic(path, lambda tmp: iio.imwrite(tmp, pixels, extension=".png"))
     return path
 
 
