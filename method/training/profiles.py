@@ -12,7 +12,7 @@ each a config value (docs/fidelity.md has the full list with sources):
 | stage-1 MVDream t anneal     | [0.02,0.98]->[0.02,0.5], 5k   | min 0.98->0.02, max 0.98->0.5, 8k  |
 | video CFG                    | u + s (c - u)                 | c + s (c - u) = u + (s+1)(c - u)   |
 | elevation sampler            | sin(el) uniform on the band   | the release's asin(2u - 1) branch  |
-| stage-3 draw                 | P, P*P_IMG, 1-P*P_IMG (!= 1)  | sequential 0.5 / 0.25 / 0.25       |
+| stage-3 draw                 | sequential 0.5 / 0.25 / 0.25 (the text's P, P*P_IMG, 1-P*P_IMG sums to != 1) | same |
 
 Both profiles use the sequential draw, since the paper's stated probabilities do not sum to 1.
 Both use MVDream's x0 "recon" loss with std rescale 0.5: Eq. 3 writes generic SDS with w(t), but
