@@ -12,11 +12,13 @@ Resume rules (the same everywhere):
 (*) after checking that its final checkpoint `ckpt/last.pt` (what `fourdfy render` reads) loads; a damaged
 one is an error that names the intact stage checkpoint to rewrite it from with `--resume-from`.
 `--resume-from` itself continues a run from one of its stage checkpoints; a finished run whose `last.pt` is
-intact is refused (it would be trained again and replaced: `--init-from` starts a new run from it instead).
+intact is refused (it would be trained again and replaced: `--init-from` starts a new run from it instead), and so
+is a folder holding files of another run (`check_resume_from_folder`).
 
-"This config" is the run's identity: its config hash, prompt, and the content (`weights_digests`) of the local
+"This config" is the run's identity: its config hash, prompt, the content (`weights_digests`) of the local
 weights files or folders its priors name (a hub or `fourdfy-tiny:` id adds nothing), so replacing such a file makes
-another run, here and in the stage cache.
+another run, here and in the stage cache, and the checkpoint it started from with `--init-from`
+(`init_from_record`: none for a run from scratch).
 
 A run made by `resume="auto"` carries a `.pipeline-run` marker; only such runs are ever replaced, so a
 run a user trained by hand into a pipeline folder is never deleted.
@@ -300,13 +302,22 @@ class DigestCache:
 
 
 def content_digest(path: Path, cache: DigestCache | None = None) -> str:
-    """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts). With
-    `cache`, a file whose size, mtime and inode are those it had when last hashed is not read again."""
+    """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts), leaving
+    out the bookkeeping `digest_skips` names. With `cache`, a file whose size, mtime and inode are those it had when
+    last hashed is not read again."""
     if path.is_file():
         return cache.sha256(path) if cache is not None else file_sha256(path)
-    lines = [f"{p.relative_to(path).as_posix()}\t{content_digest(p, cache)}\n"
-             for p in sorted(path.rglob("*")) if p.is_file()]
+    lines = [f"{rel.as_posix()}\t{content_digest(p, cache)}\n"
+             for p in sorted(path.rglob("*")) if p.is_file() and not digest_skips(rel := p.relative_to(path))]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def digest_skips(rel: Path) -> bool:
+    """A file of a hashed folder that is bookkeeping, not content: under a hidden part (`.cache/huggingface/`, whose
+    `*.metadata` files `hf download --local-dir` rewrites with a new time on every download, unchanged weights or
+    not; `.git/`, `.gitattributes`, `.DS_Store`), or a lock file (`*.lock`, left behind by file locks). Without them,
+    a folder holding none keeps its digest (and so its runs' identities and dvc.lock records)."""
+    return any(part.startswith(".") for part in rel.parts) or rel.name.endswith(".lock")
 
 
 MODEL_FIELDS = ("model", "text_model", "lora_model")
@@ -439,63 +450,145 @@ def read_manifest(out: Path) -> dict:
     raise DamagedManifest(path, why, (out / "ckpt" / "last.pt").is_file())
 
 
-def finished_manifest(out: Path, config_hash: str, prompt: str, weights: dict | None = None) -> dict | None:
-    """The manifest of the finished run of this config hash, prompt and local weights in `out`, else None (a
+def _saved_init(saved: dict) -> dict | None:
+    """The `init_record` a saved run kept of the checkpoint it started from with `--init-from` (a checkpoint header's
+    `init_from`, a manifest's `request.init_from`); None for a run from scratch."""
+    request = saved.get("request")
+    record = saved.get("init_from", request.get("init_from") if isinstance(request, dict) else None)
+    return record if isinstance(record, dict) else None
+
+
+def init_from_record(path: Path) -> dict:
+    """The `init_record` of an `--init-from` checkpoint (readable: `check_init_from`): part of the identity of a run
+    started from it, so `--resume`, `--auto-resume` and sweeps never take it for a run from scratch of its config
+    (nor the other way round). Its SHA-256, not its path: a path may be absolute, and the same bytes moved are the
+    same start."""
+    from method.training.trainer import init_record
+
+    return init_record(path, ckpt.load(path, mmap=True), file_sha256(path))
+
+
+def finished_manifest(out: Path, config_hash: str, prompt: str, weights: dict | None = None,
+                      init: dict | None = None) -> dict | None:
+    """The manifest of the finished run of this config hash, prompt, local weights and start in `out`, else None (a
     damaged manifest is a `DamagedManifest`). `weights`: this run's `weights_digests`; None: those of the weights
-    the finished run's config names, as they are now (the same paths, since the config hash matches)."""
+    the finished run's config names, as they are now (the same paths, since the config hash matches). `init`: the
+    `init_from_record` of this run's `--init-from` checkpoint, None for a run from scratch."""
+    from method.training.trainer import init_sha256
+
     if run_status(out) != "finished":
         return None
     m = read_manifest(out)
     if m.get("config_hash") != config_hash or m.get("prompt") != prompt:
+        return None
+    if init_sha256(_saved_init(m)) != init_sha256(init):
         return None
     if weights is None:
         weights = weights_digests(m.get("config"))
     return m if _saved_weights(m) == weights else None
 
 
-def finished_matches(out: Path, config_hash: str, prompt: str, weights: dict | None = None) -> bool:
-    """`out` holds a finished run of this config hash, prompt and local weights (`finished_manifest`)."""
-    return finished_manifest(out, config_hash, prompt, weights) is not None
+def finished_matches(out: Path, config_hash: str, prompt: str, weights: dict | None = None,
+                     init: dict | None = None) -> bool:
+    """`out` holds a finished run of this config hash, prompt, local weights and start (`finished_manifest`)."""
+    return finished_manifest(out, config_hash, prompt, weights, init) is not None
 
 
-def other_run(out: Path, config_hash: str, prompt: str, weights: dict | None = None) -> str | None:
-    """'finished' or 'unfinished' when `out` holds a run of another config, prompt or local weights (what
+def other_run(out: Path, config_hash: str, prompt: str, weights: dict | None = None,
+              init: dict | None = None) -> str | None:
+    """'finished' or 'unfinished' when `out` holds a run of another config, prompt, local weights or start (what
     `--auto-resume` replaces when the pipeline made it), else None (empty, the same run, or a checkpoint
-    `generate` itself will report as unreadable). `weights` as for `finished_manifest`."""
+    `generate` itself will report as unreadable). `weights` and `init` as for `finished_manifest`."""
     status = run_status(out)
     if status == "empty":
         return None
     try:
-        return None if _same_run(out, status, config_hash, prompt, weights) else status
+        return None if _same_run(out, status, config_hash, prompt, weights, init) else status
     except ckpt.CheckpointError:
         return None
 
 
-def _same_run(out: Path, status: str, config_hash: str, prompt: str, weights: dict | None) -> bool:
+def _same_run(out: Path, status: str, config_hash: str, prompt: str, weights: dict | None,
+              init: dict | None = None) -> bool:
     if status == "finished":
-        return finished_matches(out, config_hash, prompt, weights)
-    data = ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # only its header fields are read
+        return finished_matches(out, config_hash, prompt, weights, init)
+    return _same_checkpoint(ckpt.load(out / "ckpt" / "last.pt", mmap=True), config_hash, prompt, weights, init)
+
+
+def _same_checkpoint(data: dict, config_hash: str, prompt: str, weights: dict | None, init: dict | None) -> bool:
+    """The checkpoint (its header fields; tensors need not be read) is of the run of this config hash, prompt, local
+    weights and start (`weights` None: those its config names, as they are now)."""
+    from method.training.trainer import init_sha256
+
     if weights is None and data.get("config_hash") == config_hash:  # else it differs anyway: hash nothing
         weights = weights_digests(data.get("config"))
     try:
-        ckpt.check_compatible(data, out / "ckpt" / "last.pt", config_hash, prompt, weights=weights or {})
+        ckpt.check_compatible(data, Path("ckpt"), config_hash, prompt, weights=weights or {})
     except ckpt.CheckpointMismatch:
         return False
-    return True
+    return init_sha256(_saved_init(data)) == init_sha256(init)
+
+
+def _differences(saved: dict, cfg: TrainConfig, prompt: str, limit: int, weights: dict | None,
+                 init: dict | None) -> list[str]:
+    from method.training.trainer import init_difference
+
+    differs = run_differences(saved, cfg.to_dict(), prompt, limit)
+    if weights is not None:
+        differs += ckpt.weights_differences(_saved_weights(saved), weights)
+    return differs + [d for d in [init_difference(_saved_init(saved), init)] if d]
 
 
 def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, limit: int = 4,
-                      weights: dict | None = None) -> str:
-    """What differs between the run in `out` and this request (`weights`: its `weights_digests`), for the
-    refusal message ('' if unknown: a checkpoint written before checkpoints kept their config)."""
+                      weights: dict | None = None, init: dict | None = None) -> str:
+    """What differs between the run in `out` and this request (`weights`: its `weights_digests`; `init`: the
+    `init_from_record` it starts from, None from scratch), for the refusal message ('' if unknown: a checkpoint
+    written before checkpoints kept their config)."""
     if status == "finished":
         saved = read_manifest(out)
     else:
         saved = ckpt.load(out / "ckpt" / "last.pt", mmap=True)
-    differs = run_differences(saved, cfg.to_dict(), prompt, limit)
-    if weights is not None:
-        differs += ckpt.weights_differences(_saved_weights(saved), weights)
-    return "; ".join(differs)
+    return "; ".join(_differences(saved, cfg, prompt, limit, weights, init))
+
+
+def check_resume_from_folder(out: Path, status: str, cfg: TrainConfig, prompt: str, weights: dict,
+                             init: dict | None, resume_from: Path | str) -> None:
+    """`--resume-from` writes into `out`: a folder that holds files of a run (manifest, checkpoints, log) must hold
+    this request's run, as for `--resume`, or its checkpoints and log would be mixed with those of this one (and the
+    manifest would count its logged steps as work redone). Every readable checkpoint of `ckpt/` and the manifest are
+    checked; a folder holding run files none of which says which run it is, is refused too. An empty or new folder
+    is fine."""
+    ckpts = sorted((out / "ckpt").glob("*.pt")) if (out / "ckpt").is_dir() else []
+    log = out / "log.jsonl"
+    held = ckpts + [p for p in (out / "manifest.json", log) if p.is_file() and p.stat().st_size > 0]
+    if not held:
+        return
+    config_hash = cfg.config_hash()
+    saved: list[tuple[Path, dict]] = []
+    if status == "finished":
+        with contextlib.suppress(DamagedManifest):
+            saved.append((out / "manifest.json", read_manifest(out)))
+    for path in ckpts:
+        with contextlib.suppress(ckpt.CheckpointError):
+            data = ckpt.load(path, mmap=True)  # headers only: tensors mapped, not read
+            if isinstance(data, dict):  # (a foreign file torch reads says nothing either)
+                saved.append((path, data))
+    for path, data in saved:
+        same = (finished_matches(out, config_hash, prompt, weights, init) if path.name == "manifest.json" else
+                _same_checkpoint(data, config_hash, prompt, weights, init))
+        if not same:
+            differs = "; ".join(_differences(data, cfg, prompt, 4, weights, init))
+            raise ckpt.CheckpointMismatch(
+                f"{out} holds another run (its {path.relative_to(out).as_posix()}"
+                f"{': ' + differs if differs else ' is of another config'}): --resume-from {resume_from} would mix "
+                "this run's checkpoints and log with that run's; give another --out (an empty or new folder), or "
+                f"move {out} away")
+    if not saved:
+        names = ", ".join(p.relative_to(out).as_posix() for p in held)
+        raise ckpt.CheckpointError(
+            f"{out} holds files of a run ({names}) but no readable checkpoint or manifest saying which run: "
+            f"--resume-from {resume_from} would mix them with this run's; give another --out (an empty or new "
+            f"folder), or move {out} away")
 
 
 def check_final_checkpoint(out: Path) -> None:
@@ -574,17 +667,19 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
         raise ValueError(f"resume must be one of {RESUME_MODES}, got {resume!r}")
     prompt = resolve_prompt(prompt)
     out = Path(out)
-    if init_from is not None and resume_from is None:  # what the trainer reads; before the run folder is made
+    init = None
+    if init_from is not None:  # before the run folder is made
         check_init_from(Path(init_from))
+        init = init_from_record(Path(init_from))  # part of the run's identity, and recorded in its manifest
     with contextlib.ExitStack() as held:
         if out.is_dir():  # before its state is read: a run in progress there is neither resumed nor replaced
             held.enter_context(run_folder_lock(out))
         return _generate(cfg, prompt, out, held, resume=resume, resume_from=resume_from, init_from=init_from,
-                         progress=progress, quiet=quiet, notes=notes, stage_cache=stage_cache)
+                         init=init, progress=progress, quiet=quiet, notes=notes, stage_cache=stage_cache)
 
 
 def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitStack, *, resume, resume_from,
-              init_from, progress, quiet, notes, stage_cache) -> dict:
+              init_from, init, progress, quiet, notes, stage_cache) -> dict:
     """`generate` with `out`'s lock in `held` when it existed; a folder made here is locked as it is made."""
     from method.training.trainer import Trainer
 
@@ -600,9 +695,10 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
                 f"{out} already holds a finished run, and its final checkpoint is intact: --resume-from "
                 f"{resume_from} would train it again and replace it; to train from that checkpoint with other "
                 f"settings, start a new run: --init-from {resume_from} --out ANOTHER_FOLDER")
+        check_resume_from_folder(out, status, cfg, prompt, weights, init, resume_from)
         trainer_resume = True
     elif status != "empty":
-        same = _same_run(out, status, cfg.config_hash(), prompt, weights)
+        same = _same_run(out, status, cfg.config_hash(), prompt, weights, init)
         if resume == "no":
             raise ckpt.CheckpointError(
                 f"{out} already holds an unfinished run; pass --resume to continue it or choose another --out"
@@ -617,7 +713,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
             else:
                 # only --auto-resume replaces runs, and only the pipeline's: say why this one stays
                 what = " (not made by the pipeline, so it is kept)" if resume == "auto" else ""
-                differs = describe_mismatch(out, status, cfg, prompt, weights=weights)
+                differs = describe_mismatch(out, status, cfg, prompt, weights=weights, init=init)
                 raise ckpt.CheckpointMismatch(
                     f"{out} holds a run with another config{', prompt or local weights' if weights else ' or prompt'}"
                     f"{what}"
@@ -636,7 +732,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
         (out / PIPELINE_MARKER).write_text("made by `fourdfy generate --auto-resume`; the pipeline may replace it\n")
     try:
         trainer = Trainer(cfg, prompt, out, progress=progress, quiet=quiet, notes={"request": notes or {}},
-                          stage_cache=stage_cache, weights=weights)
+                          stage_cache=stage_cache, weights=weights, init_record=init)
         return trainer.run(resume=trainer_resume, init_from=init_from, resume_from=resume_from)
     except BaseException:
         # a run that failed before writing anything (missing weights, out of memory building the field, a

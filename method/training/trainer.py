@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,62 @@ def stage_cache_key(cfg: TrainConfig, prompt: str, n_stages: int, weights: dict 
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _saved_stages(data: dict) -> list[tuple[str, int]] | None:
+    """(name, steps) of the stages of a checkpoint's saved config; None for a checkpoint that kept no config."""
+    saved = data.get("config", {}).get("stages") if isinstance(data.get("config"), dict) else None
+    if not isinstance(saved, list) or not all(isinstance(st, dict) for st in saved):
+        return None
+    return [(str(st.get("name")), int(st.get("steps", 0))) for st in saved]
+
+
+def _stages_done(index: int, step: int, lengths: list[int]) -> int:
+    return index + (1 if index < len(lengths) and step >= lengths[index] else 0)
+
+
+def init_stages_done(data: dict, cfg: TrainConfig) -> int:
+    """How many stages the checkpoint `data` holds finished, by its own stage lengths (its saved config; `cfg`'s for
+    a checkpoint that kept none): where a run started from it with `--init-from` begins. Counted by this run's
+    lengths, a 12-step stage 1 taken into a run of 40-step stages would be trained again on top of itself."""
+    saved = _saved_stages(data)
+    lengths = [steps for _, steps in saved] if saved is not None else [st.steps for st in cfg.stages]
+    return min(_stages_done(data["state"]["stage_index"], data["state"]["step"], lengths), len(cfg.stages))
+
+
+def init_record(path: Path, data: dict, sha256: str | None = None) -> dict:
+    """What a run started with `--init-from` records of its checkpoint (`data`, read from `path`), in its checkpoints
+    (`init_from`) and its manifest (`request.init_from`), and holds as part of its identity: the checkpoint's SHA-256
+    (`sha256`, else hashed here), its config hash and method, and the stages it holds finished (by its own
+    config). No path: the same checkpoint moved is the same start."""
+    import hashlib
+
+    if sha256 is None:
+        with open(path, "rb") as f:
+            sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    saved = _saved_stages(data) or []
+    done = _stages_done(data["state"]["stage_index"], data["state"]["step"], [steps for _, steps in saved])
+    return {"sha256": sha256, "config_hash": data.get("config_hash"), "method": data.get("method"),
+            "stages_done": [name for name, _ in saved[:done]]}
+
+
+def init_sha256(record) -> str | None:
+    """The checkpoint digest of an `init_record` as a run saved it (None: a run trained from scratch)."""
+    return record.get("sha256") if isinstance(record, dict) else None
+
+
+def init_difference(there, here) -> str:
+    """How two runs' starts differ (`init_record`s, None for a run from scratch), as a "... there, ... here" phrase
+    (the form of `run_differences`); '' when they are the same."""
+    if init_sha256(there) == init_sha256(here):
+        return ""
+
+    def start(record) -> str:
+        if init_sha256(record) is None:
+            return "from scratch"
+        return f"from checkpoint sha256 {init_sha256(record)[:12]} (--init-from)"
+
+    return f"started {start(there)} there, {start(here)} here"
+
+
 def cached_stage_path(cfg: TrainConfig, prompt: str, index: int, weights: dict | None = None) -> Path:
     """Where, inside a stage cache, the checkpoint after stage `index` of `cfg` on `prompt` is stored (`weights`
     as for `stage_cache_key`)."""
@@ -108,11 +165,17 @@ class Trainer:
     (`pipelines.generate.weights_digests`, which `generate` passes), part of the run's identity with its config
     hash: checked on resume, in the stage cache's keys, and recorded as `model_weights` in checkpoints and the
     manifest (left out when empty, so runs on hub or tiny ids are unchanged).
+
+    `init_record`: the `init_record` of the checkpoint `run(init_from=...)` starts from (`generate` passes the one
+    it checked the run folder with; else it is made from the file). A run started so records it in its checkpoints
+    (`init_from`) and manifest (`request.init_from`): it is part of the run's identity, checked on resume, and such
+    a run shares no stage through the stage cache (its stages sit on another run's weights).
     """
 
     def __init__(self, cfg: TrainConfig, prompt: str, out_dir: Path | str, priors: dict | None = None,
                  progress: bool = True, quiet: bool = False, notes: dict | None = None,
-                 stage_cache: Path | str | None = None, weights: dict | None = None):
+                 stage_cache: Path | str | None = None, weights: dict | None = None,
+                 init_record: dict | None = None):
         if not prompt.strip():
             raise ValueError("the prompt is empty")
         self.cfg = cfg
@@ -124,6 +187,8 @@ class Trainer:
         self.notes = dict(notes or {})
         self.stage_cache = None if stage_cache is None else Path(stage_cache)
         self.shared_from: dict | None = None
+        self._damaged_cache: set[Path] = set()  # stage cache entries that could not be read: this run replaces them
+        self.init_record = dict(init_record) if init_record else None
         self.weights = dict(sorted((weights or {}).items()))
         with seeded(cfg.seed):  # network initialisation, leaving the caller's global RNG as it was
             self.field = SceneField(cfg.field, cfg.background).to(self.device)
@@ -276,7 +341,8 @@ class Trainer:
                            if self._priors[u].trainable_parameters()},
                 "rng": ckpt.rng_state(self.generator), "timings": dict(self.timings),
                 "renderer": self.renderer.state_dict(), "resumes": list(self.resumes),
-                "shared_from": self.shared_from, **self._weights_record()}
+                "shared_from": self.shared_from, **self._weights_record(),
+                **({"init_from": self.init_record} if self.init_record else {})}
 
     def _weights_record(self) -> dict:
         """The run's `model_weights` for checkpoints and the manifest; none without local weights (their bytes
@@ -290,6 +356,7 @@ class Trainer:
     def _resume_from(self, path: Path) -> None:
         data = ckpt.load(path)
         ckpt.check_compatible(data, path, self.cfg.config_hash(), self.prompt, self.cfg.to_dict(), self.weights)
+        self._check_init(data, path)
         self._load_state(data)
         s = data["state"]
         entry = {"stage_index": s["stage_index"], "step": s["step"], "from": path.name}
@@ -300,6 +367,15 @@ class Trainer:
         self.resumes = list(data.get("resumes", [])) + [entry]
         self.shared_from = data.get("shared_from")
         self._truncate_log()
+
+    def _check_init(self, data: dict, path: Path) -> None:
+        """A checkpoint resumed is of a run started as this one is: from the same `--init-from` checkpoint
+        (`init_record`), or from scratch."""
+        there = data.get("init_from")
+        if init_sha256(there) != init_sha256(self.init_record):
+            raise ckpt.CheckpointMismatch(
+                f"{path} was written by a different run ({init_difference(there, self.init_record)}); give the "
+                "--init-from that run started from (none for a run from scratch), or another --out")
 
     def _truncate_log(self) -> None:
         """Drop log lines written after the checkpoint being resumed (those steps run again), and record in
@@ -336,12 +412,12 @@ class Trainer:
     def _share_stage(self, index: int) -> None:
         """Store the checkpoint and log of stages [0, index] for runs with the same first stages (called right
         after the stage's own checkpoint is saved: that file is copied, not serialised again)."""
-        if self.stage_cache is None or index >= len(self.cfg.stages) - 1:
-            return
+        if self.stage_cache is None or index >= len(self.cfg.stages) - 1 or self.init_record is not None:
+            return  # (a run started with --init-from: its stages are not those of a run from scratch of its config)
         if any(r.get("execution_changed") and (r["stage_index"], r["step"]) != (0, 0) for r in self.resumes):
             return  # resumed with other execution options: the stage's weights were computed both ways
         target = self._cached_stage(index)
-        if not target.exists():
+        if not target.exists() or target in self._damaged_cache:  # an unreadable entry is replaced (atomically)
             # the log first, then the checkpoint: a reader checks for the checkpoint and finds both
             # (parallel jobs may store the same stage at once: same bits, unique temporaries)
             log = self.out / "log.jsonl"
@@ -356,7 +432,17 @@ class Trainer:
         for index in reversed(range(len(self.cfg.stages) - 1)):
             path = self._cached_stage(index)
             if self.cfg.stages[index].steps > 0 and path.is_file() and path.with_suffix(".jsonl").is_file():
-                data = ckpt.load(path)
+                try:
+                    data = ckpt.load(path)
+                except ckpt.CheckpointError as err:
+                    # a damaged entry (a copy cut short by a full disk, a file edited) is a miss, not an end: this
+                    # run trains the stage and stores its own checkpoint there
+                    self._damaged_cache.add(path)
+                    # torch's reason, its first sentence (the rest is advice about saving)
+                    why = str(err).removeprefix(f"cannot read checkpoint {path} (").split(". ")[0].splitlines()[0]
+                    print(f"note: stage cache entry {path} cannot be used ({why}); training its stages instead, "
+                          "and storing them there again", file=sys.stderr, flush=True)
+                    continue
                 self._load_state(data)
                 self.shared_from = {"stage": self.cfg.stages[index].name,
                                     "key": stage_cache_key(self.cfg, self.prompt, index + 1, self.weights),
@@ -380,8 +466,12 @@ class Trainer:
         self.renderer.load_state_dict(data["renderer"])
 
     def init_from(self, path: Path | str) -> None:
-        """Start from another run's stage checkpoint: weights only, continuing with the next stage."""
+        """Start from another run's stage checkpoint: weights only, continuing with the stage after the last one it
+        holds finished (`init_stages_done`, by its own stage lengths); the update counts of the stages taken from it
+        are its own."""
         data = ckpt.load(Path(path))
+        if self.init_record is None:
+            self.init_record = init_record(Path(path), data)
         try:
             self.field.load_state_dict(data["field"])
         except RuntimeError as err:
@@ -389,13 +479,11 @@ class Trainer:
         for u, sd in data.get("priors", {}).items():
             if u in self.cfg.update_types_used():
                 self.prior(u).load_state_dict(sd)
-        s = data["state"]
-        finished = s["stage_index"] + (1 if s["step"] >= self._stage_steps(s["stage_index"]) else 0)
-        self.state = RunState(finished, 0, {**self.state.counts, **{k: v for k, v in s["counts"].items()
-                                                                      if k in self.state.counts}})
-
-    def _stage_steps(self, index: int) -> int:
-        return self.cfg.stages[index].steps if index < len(self.cfg.stages) else 0
+        done = init_stages_done(data, self.cfg)
+        saved = data["state"].get("counts") or {}
+        taken = [s.name for s in self.cfg.stages[:done]]
+        self.state = RunState(done, 0, {name: dict(saved[name]) if name in taken and name in saved else counts
+                                        for name, counts in self.state.counts.items()})
 
     # --- the run ------------------------------------------------------------------------------------
     def run(self, resume: bool = False, init_from: Path | str | None = None, stop_after: int | None = None,
@@ -410,6 +498,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         last = self.out / "ckpt" / "last.pt"
         continued = True  # the log so far belongs to this run (a resume trims it to the checkpoint's step)
+        resuming = resume_from is not None or (resume and last.exists())
+        if init_from is not None and self.init_record is None and resuming:
+            # a resumed run started from `init_from`: what its checkpoints must have recorded of it
+            self.init_record = init_record(Path(init_from), ckpt.load(Path(init_from), mmap=True))
         if resume_from is not None:
             self._resume_from(Path(resume_from))
         elif resume and last.exists():
@@ -488,7 +580,9 @@ class Trainer:
                              self.cfg.render.eval_size, t)
 
     def finish(self) -> dict:
-        outputs = ["ckpt/last.pt", "log.jsonl"] + [f"ckpt/{s.name}.pt" for s in self.cfg.stages if s.steps > 0]
+        # the stage checkpoints this run wrote: none for the stages an --init-from run took from its checkpoint
+        outputs = ["ckpt/last.pt", "log.jsonl"] + [f"ckpt/{s.name}.pt" for s in self.cfg.stages
+                                                   if s.steps > 0 and (self.out / "ckpt" / f"{s.name}.pt").is_file()]
         if self.cfg.preview_frames > 0:
             last = self.cfg.stages[-1]
             write_preview_video(self._eval_render_fn(last.name, last.steps), self.out / "preview.mp4",
@@ -502,6 +596,14 @@ class Trainer:
             # work logged before a kill and redone after the resume (not in timings_s, which counts what is kept)
             "timings_lost_s": round(sum(r.get("lost_s", 0.0) for r in self.resumes), 2),
             "resumes": self.resumes, "shared_from": self.shared_from, "peak_memory_mb": peak_memory_mb(self.device), "outputs": sorted(outputs),
-            **self.notes,
+            **self._notes_with_init(),
         })
+
+    def _notes_with_init(self) -> dict:
+        """The manifest's notes, with the `init_record` of a run started with --init-from under `request`."""
+        if self.init_record is None:
+            return self.notes
+        request = self.notes.get("request")
+        return {**self.notes, "request": {**(request if isinstance(request, dict) else {}),
+                                          "init_from": self.init_record}}
 
