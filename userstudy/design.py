@@ -26,6 +26,7 @@ the fixed output names (`RESERVED_OUTPUTS`). Two rows of one table may not have 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import json
 import re
@@ -244,11 +245,14 @@ def _n_prompts(value, where: str) -> int | None:
 
 
 def _text(value, key: str, where: str) -> str:
-    """A name, label or heading given as text ("" when absent). A number is taken as written (`heading: 2024`); a
-    list, a mapping or a YAML true/false is refused, as its text would silently be something else (a list as a
-    prompt set named "['mav3d_28']", which has no file and so checks no prompt)."""
+    """A name, label or heading given as text ("" when absent). A number or a date is taken as written
+    (`heading: 2024`, `name: 2024-06-01`); a list, a mapping or a YAML true/false is refused, as its text would
+    silently be something else (a list as a prompt set named "['mav3d_28']", which has no file and so checks no
+    prompt)."""
     if value is None:
         return ""
+    if isinstance(value, datetime.date):  # YAML reads `name: 2024-06-01` as a date: the text as written
+        return value.isoformat()
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise DesignError(f"{where}: '{key}' must be text, got {value!r}"
                           + (" (quote it: YAML reads yes/no/true/false as true or false)"

@@ -153,7 +153,8 @@ def _records(path: Path) -> list[tuple[int, int]] | None:
             records, start, header = [], 1, False
             for record in reader:
                 line, start = start, reader.line_num + 1
-                if not record or all(not v.strip() for v in record):
+                # pandas skips only a line holding nothing but spaces or tabs; `,,,` or `""` is a row (of blanks)
+                if not record or (len(record) == 1 and not record[0].strip(" \t")):
                     continue
                 if header:
                     records.append((line, len(record)))
@@ -472,10 +473,20 @@ def survey_labels(paths: list[Path]) -> list[str]:
     labels = [Path(p).stem for p in paths]
     for stem in {s for s in labels if labels.count(s) > 1}:
         group = [i for i, s in enumerate(labels) if s == stem]
-        for k in range(1, max(len(parts[i]) for i in group) + 1):
-            named = {i: "/".join((*parts[i][:-1][-k:], stem)) for i in group}
-            if len(set(named.values())) == len(group):
+        # the fewest folders that tell the files apart, by name without, then with, its suffix (`votes.csv` and
+        # `votes.txt` in one folder differ only there)
+        named = None
+        for k in range(max(len(parts[i]) for i in group)):
+            for full in (False, True):
+                tried = {i: "/".join((*parts[i][:-1][max(len(parts[i]) - 1 - k, 0):],
+                                      parts[i][-1] if full else stem)) for i in group}
+                if len(set(tried.values())) == len(group):
+                    named = tried
+                    break
+            if named is not None:
                 break
+        if named is None:  # one path twice: `combine_surveys` refuses the same file before labelling
+            raise VotesError([("the same votes file is given twice", None)], source=str(paths[group[0]]))
         for i in group:
             labels[i] = named[i]
     return labels

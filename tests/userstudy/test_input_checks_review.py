@@ -332,3 +332,11 @@ def test_sections_that_are_not_a_list_are_named(sections, tmp_path):
     line = one_error_line(runner.invoke(app, ["simulate-votes", "--design", str(design), "--raters", "2",
                                               "--out", str(tmp_path / "v.csv")]))
     assert "tables.table2: 'sections' must be a list" in line and not (tmp_path / "v.csv").exists()
+
+
+def test_a_date_read_by_yaml_is_taken_as_written(tmp_path):
+    design = tmp_path / "design.yaml"
+    design.write_text("name: 2024-06-01\nprimary: 4dfy\ntables:\n  t:\n    caption: 2024-06-01\n    sections:\n"
+                      "      - {rows: [4dfy, mav3d]}\n", encoding="utf-8")
+    d = load_design(design)
+    assert d.name == "2024-06-01" and d.tables[0].caption == "2024-06-01"

@@ -262,3 +262,29 @@ def test_a_row_with_fewer_fields_than_the_header_is_named_as_such(tmp_path, tiny
     path.write_text("\n".join([header + ",source", *rows[:2], *(r + ",survey" for r in rows[3:])])
                     + "\n", encoding="utf-8")
     assert len(load_votes(path, small_design).frame) == len(rows) - 1
+
+
+def test_two_surveys_in_one_folder_differing_by_suffix_stay_two_surveys(tiny_votes, small_design, tmp_path):
+    """`votes.csv` and `votes.txt` (or `votes.CSV`) in one folder: no folder tells them apart, their full names do;
+    the rater ids never hold the folders above."""
+    tiny_votes.to_csv(tmp_path / "votes.csv", index=False)
+    tiny_votes.assign(answered_at="").to_csv(tmp_path / "votes.txt", index=False)
+    v = load_votes([tmp_path / "votes.csv", tmp_path / "votes.txt"], small_design)
+    assert {r.split("@")[1] for r in v.frame["rater_id"]} == {"votes.csv", "votes.txt"}
+    assert v.frame["rater_id"].nunique() == 2 * tiny_votes["rater_id"].nunique()
+    assert survey_labels([tmp_path / "s/votes.csv", tmp_path / "s/votes.CSV", tmp_path / "o/votes.csv"]) == \
+        ["s/votes.csv", "s/votes.CSV", "o/votes.csv"]
+
+
+def test_a_row_of_empty_fields_is_a_row_and_keeps_the_lines_after_it(tmp_path, tiny_votes, small_design):
+    """A spreadsheet's empty row (`,,,,`) is a row to pandas, unlike a blank line: the line numbers count it."""
+    frame = tiny_votes.copy()
+    frame.loc[3, "criterion"] = "beauty"
+    header, *rows = frame.to_csv(index=False, lineterminator="\n").splitlines()
+    path = tmp_path / "votes.csv"
+    path.write_text("\n".join([header, rows[0], "", rows[1], rows[2], rows[3], "," * 8, *rows[4:]]) + "\n",
+                    encoding="utf-8")
+    with pytest.raises(VotesError) as info:
+        load_votes(path, small_design)
+    lines = set(info.value.rows["line"])
+    assert 6 in lines and 7 in lines, info.value.rows  # row 3 (beauty) on line 6, the empty row on line 7
