@@ -14,8 +14,9 @@ Layout::
     prompt      prompt text
     slug        `prompts.slugify(prompt)`, equal to the folder name
     source      {"kind": "render", "run": <run folder name>, "config_hash": <16 hex>, ...}
-                (`fourdfy render` adds run_path, profile, seed, set, max_steps, steps: `evaluation.runs.render_source`;
-                only kind, run and config_hash are required, so older artifacts stay valid)
+                (`fourdfy render` adds run_path, profile, seed, set, max_steps, steps, and init_from for a run
+                started with --init-from: `evaluation.runs.render_source`; only kind, run and config_hash are
+                required, so older artifacts stay valid)
                 or {"kind": "import", "file": <original file name>, "sha256": <of that file>}
     trajectory  "orbit", "motion_smooth", or what an import was told ("unknown" by default)
     n_frames    frames in video.mp4

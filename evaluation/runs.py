@@ -120,10 +120,13 @@ def render_source(run_dir: Path | str, manifest: dict) -> dict:
     (`run_path` above). `set` holds the `--set`/`--set-from` values the run was asked for (the pipeline's
     params.yaml overrides included), {} for none; it and `max_steps` are null where the run's manifest
     records no request (`fourdfy oracle`, older runs). `variant`: the base and keys of a method defined in
-    params.yaml's overrides, else null. `steps`: per stage, the steps trained, or null."""
+    params.yaml's overrides, else null. `steps`: per stage, the steps trained, or null. `init_from`, only for a
+    run started from another run's checkpoint with `--init-from`: that checkpoint's `sha256` and the
+    `stages_done` taken from it (no path); a run from scratch has no such key (its artifact is as before)."""
     request = manifest.get("request")
     recorded = isinstance(request, dict)
     config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    start = _init_start(manifest)
     return {
         "kind": "render", "run": Path(os.path.abspath(run_dir)).name, "run_path": run_path(run_dir, manifest),
         "config_hash": manifest["config_hash"], "profile": manifest.get("profile", config.get("profile")),
@@ -132,7 +135,18 @@ def render_source(run_dir: Path | str, manifest: dict) -> dict:
         "max_steps": request.get("max_steps") if recorded else None,
         "variant": _variant(request.get("variant") if recorded else None),
         "steps": _trained_steps(manifest),
+        **({"init_from": start} if start is not None else {}),
     }
+
+
+def _init_start(manifest: dict) -> dict | None:
+    """The `--init-from` start a run recorded (`init_from`, or `request.init_from` where runs recorded it first):
+    its checkpoint's sha256 and the stages taken from it; None for a run from scratch or one that recorded none."""
+    request = manifest.get("request")
+    record = manifest.get("init_from", request.get("init_from") if isinstance(request, dict) else None)
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        return None
+    return {"sha256": record["sha256"], "stages_done": record.get("stages_done")}
 
 
 def _variant(note) -> dict | None:

@@ -17,8 +17,10 @@ is a folder holding files of another run (`check_resume_from_folder`).
 
 "This config" is the run's identity: its config hash, prompt, the content (`weights_digests`) of the local
 weights files or folders its priors name (a hub or `fourdfy-tiny:` id adds nothing), so replacing such a file makes
-another run, here and in the stage cache, and the checkpoint it started from with `--init-from`
-(`init_from_record`: none for a run from scratch).
+another run, here and in the stage cache (a folder digest recorded before bookkeeping files were left out is the
+same weights: `adopt_legacy_weights`), and the checkpoint it started from with `--init-from` (`init_from_record`:
+none for a run from scratch; a run that recorded no start, made before runs did, matches either; a run that did
+is continued with its recorded start once the checkpoint is gone).
 
 A run made by `resume="auto"` carries a `.pipeline-run` marker; only such runs are ever replaced, so a
 run a user trained by hand into a pipeline folder is never deleted.
@@ -32,6 +34,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -301,14 +304,16 @@ class DigestCache:
         atomic_write(self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
-def content_digest(path: Path, cache: DigestCache | None = None) -> str:
+def content_digest(path: Path, cache: DigestCache | None = None, legacy: bool = False) -> str:
     """SHA-256 of a file; of a folder, of its files' relative paths and digests (so a file renamed counts), leaving
     out the bookkeeping `digest_skips` names. With `cache`, a file whose size, mtime and inode are those it had when
-    last hashed is not read again."""
+    last hashed is not read again. `legacy`: a folder's digest as runs recorded it before bookkeeping was left out
+    (every file; `adopt_legacy_weights`)."""
     if path.is_file():
         return cache.sha256(path) if cache is not None else file_sha256(path)
     lines = [f"{rel.as_posix()}\t{content_digest(p, cache)}\n"
-             for p in sorted(path.rglob("*")) if p.is_file() and not digest_skips(rel := p.relative_to(path))]
+             for p in sorted(path.rglob("*")) for rel in [p.relative_to(path)]
+             if p.is_file() and (legacy or not digest_skips(rel))]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
@@ -375,6 +380,26 @@ def _saved_weights(saved: dict) -> dict[str, str]:
     (or was written before runs recorded them)."""
     weights = saved.get("model_weights")
     return weights if isinstance(weights, dict) else {}
+
+
+def adopt_legacy_weights(saved: dict, weights: dict[str, str], config: dict) -> dict[str, str]:
+    """`weights` (this request's `weights_digests` of `config`), with the saved run's digest (`saved`: a manifest or
+    checkpoint header) for each folder whose digest differs only because the run recorded it before bookkeeping
+    files were left out (`digest_skips`): its `content_digest(legacy=True)` is the saved one. Those are the same
+    weights, and the run keeps the digests its checkpoints and stage-cache entries hold, rather than being trained
+    again. Nothing is hashed again when the digests agree (the common case)."""
+    there = _saved_weights(saved)
+    differ = [key for key, digest in weights.items() if key in there and there[key] != digest]
+    if not differ:
+        return weights
+    named = local_weights(config)
+    cache = DigestCache(weights_cache_path())  # read only: its large files were just hashed by weights_digests
+    out = dict(weights)
+    for key in differ:
+        path = Path(named[key]).expanduser().resolve() if key in named else None
+        if path is not None and path.is_dir() and content_digest(path, cache, legacy=True) == there[key]:
+            out[key] = there[key]
+    return out
 
 
 def run_status(out: Path) -> str:
@@ -451,11 +476,19 @@ def read_manifest(out: Path) -> dict:
 
 
 def _saved_init(saved: dict) -> dict | None:
-    """The `init_record` a saved run kept of the checkpoint it started from with `--init-from` (a checkpoint header's
-    `init_from`, a manifest's `request.init_from`); None for a run from scratch."""
+    """The `init_record` a saved run kept of the checkpoint it started from with `--init-from` (its `init_from`, a
+    manifest's `request.init_from` where runs recorded it first); None for a run from scratch or of unknown start
+    (`_start_known`)."""
     request = saved.get("request")
     record = saved.get("init_from", request.get("init_from") if isinstance(request, dict) else None)
     return record if isinstance(record, dict) else None
+
+
+def _start_known(saved: dict) -> bool:
+    """The saved run says how it started (`init_from`, null from scratch); a run made before runs recorded it does
+    not (and matches either start: `start_matches`)."""
+    request = saved.get("request")
+    return "init_from" in saved or (isinstance(request, dict) and "init_from" in request)
 
 
 def init_from_record(path: Path) -> dict:
@@ -472,20 +505,22 @@ def finished_manifest(out: Path, config_hash: str, prompt: str, weights: dict | 
                       init: dict | None = None) -> dict | None:
     """The manifest of the finished run of this config hash, prompt, local weights and start in `out`, else None (a
     damaged manifest is a `DamagedManifest`). `weights`: this run's `weights_digests`; None: those of the weights
-    the finished run's config names, as they are now (the same paths, since the config hash matches). `init`: the
-    `init_from_record` of this run's `--init-from` checkpoint, None for a run from scratch."""
-    from method.training.trainer import init_sha256
+    the finished run's config names, as they are now (the same paths, since the config hash matches); a folder's
+    digest recorded with its bookkeeping files is the same weights (`adopt_legacy_weights`). `init`: the
+    `init_from_record` of this run's `--init-from` checkpoint, None for a run from scratch; a run that recorded no
+    start (made before runs did) matches either (`start_matches`)."""
+    from method.training.trainer import start_matches
 
     if run_status(out) != "finished":
         return None
     m = read_manifest(out)
     if m.get("config_hash") != config_hash or m.get("prompt") != prompt:
         return None
-    if init_sha256(_saved_init(m)) != init_sha256(init):
+    if not start_matches(m, init):
         return None
     if weights is None:
         weights = weights_digests(m.get("config"))
-    return m if _saved_weights(m) == weights else None
+    return m if _saved_weights(m) == adopt_legacy_weights(m, weights, m.get("config")) else None
 
 
 def finished_matches(out: Path, config_hash: str, prompt: str, weights: dict | None = None,
@@ -518,15 +553,17 @@ def _same_run(out: Path, status: str, config_hash: str, prompt: str, weights: di
 def _same_checkpoint(data: dict, config_hash: str, prompt: str, weights: dict | None, init: dict | None) -> bool:
     """The checkpoint (its header fields; tensors need not be read) is of the run of this config hash, prompt, local
     weights and start (`weights` None: those its config names, as they are now)."""
-    from method.training.trainer import init_sha256
+    from method.training.trainer import start_matches
 
     if weights is None and data.get("config_hash") == config_hash:  # else it differs anyway: hash nothing
         weights = weights_digests(data.get("config"))
+    if weights and data.get("config_hash") == config_hash:
+        weights = adopt_legacy_weights(data, weights, data.get("config"))
     try:
         ckpt.check_compatible(data, Path("ckpt"), config_hash, prompt, weights=weights or {})
     except ckpt.CheckpointMismatch:
         return False
-    return init_sha256(_saved_init(data)) == init_sha256(init)
+    return start_matches(data, init)
 
 
 def _differences(saved: dict, cfg: TrainConfig, prompt: str, limit: int, weights: dict | None,
@@ -536,7 +573,7 @@ def _differences(saved: dict, cfg: TrainConfig, prompt: str, limit: int, weights
     differs = run_differences(saved, cfg.to_dict(), prompt, limit)
     if weights is not None:
         differs += ckpt.weights_differences(_saved_weights(saved), weights)
-    return differs + [d for d in [init_difference(_saved_init(saved), init)] if d]
+    return differs + [d for d in [init_difference(_saved_init(saved), init)] if d and _start_known(saved)]
 
 
 def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, limit: int = 4,
@@ -549,6 +586,46 @@ def describe_mismatch(out: Path, status: str, cfg: TrainConfig, prompt: str, lim
     else:
         saved = ckpt.load(out / "ckpt" / "last.pt", mmap=True)
     return "; ".join(_differences(saved, cfg, prompt, limit, weights, init))
+
+
+def _saved_run(out: Path, status: str, resume_from: Path | str | None) -> dict | None:
+    """What the run `generate` would continue saved of itself (header fields only): the `resume_from` checkpoint,
+    else `out`'s manifest (finished) or `ckpt/last.pt` (unfinished); None when there is none or it cannot be read
+    (the checks that follow report that)."""
+    path = Path(resume_from) if resume_from is not None else out / "ckpt" / "last.pt"
+    try:
+        if resume_from is None and status == "finished":
+            return read_manifest(out)
+        if resume_from is not None or status == "unfinished":
+            data = ckpt.load(path, mmap=True)
+            return data if isinstance(data, dict) else None
+    except ckpt.CheckpointError:
+        pass
+    return None
+
+
+def _mismatch_message(out: Path, status: str, cfg: TrainConfig, prompt: str, weights: dict, init: dict | None,
+                      what: str) -> str:
+    """The refusal of a run in `out` that is not this request's (`what`: why it is kept, or ''): what differs, and
+    the way on. When only the start differs, it names the start and the --init-from that continues the run."""
+    from method.training.trainer import init_difference, init_sha256
+
+    saved = read_manifest(out) if status == "finished" else ckpt.load(out / "ckpt" / "last.pt", mmap=True)
+    there = _saved_init(saved)
+    start = init_difference(there, init) if _start_known(saved) else ""
+    others = run_differences(saved, cfg.to_dict(), prompt, 4) + ckpt.weights_differences(_saved_weights(saved),
+                                                                                           weights)
+    away = "move it away or choose another --out"
+    if not start or others or saved.get("config_hash") != cfg.config_hash():
+        differs = "; ".join(others + [start] if start else others)
+        return (f"{out} holds a run with another config{', prompt or local weights' if weights else ' or prompt'}"
+                f"{what}{' (' + differs + ')' if differs else ''}; {away}")
+    if there is None:
+        return (f"{out} holds a run trained from scratch{what} ({start}); leave --init-from out to continue it, "
+                f"or {away}")
+    which = "another checkpoint" if init is not None else "a checkpoint (--init-from)"
+    return (f"{out} holds a run started from {which}{what} ({start}); to continue it, pass the --init-from it "
+            f"started from (the checkpoint with sha256 {init_sha256(there)}), or {away}")
 
 
 def check_resume_from_folder(out: Path, status: str, cfg: TrainConfig, prompt: str, weights: dict,
@@ -668,9 +745,10 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
     prompt = resolve_prompt(prompt)
     out = Path(out)
     init = None
-    if init_from is not None:  # before the run folder is made
+    if init_from is not None and Path(init_from).exists():  # before the run folder is made
         check_init_from(Path(init_from))
         init = init_from_record(Path(init_from))  # part of the run's identity, and recorded in its manifest
+    # (a missing one: `_generate` continues the run in `out` with the start it recorded, or says it is missing)
     with contextlib.ExitStack() as held:
         if out.is_dir():  # before its state is read: a run in progress there is neither resumed nor replaced
             held.enter_context(run_folder_lock(out))
@@ -681,10 +759,24 @@ def generate(cfg: TrainConfig, prompt: str, out: Path | str, *, resume: str = "n
 def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitStack, *, resume, resume_from,
               init_from, init, progress, quiet, notes, stage_cache) -> dict:
     """`generate` with `out`'s lock in `held` when it existed; a folder made here is locked as it is made."""
-    from method.training.trainer import Trainer
+    from method.training.trainer import Trainer, init_sha256
 
     status = run_status(out)
     weights = weights_digests(cfg.to_dict())  # part of the run's identity: {} (nothing read) for hub and tiny ids
+    saved = _saved_run(out, status, resume_from)
+    if saved is not None and cfg.config_hash() == saved.get("config_hash"):
+        # a folder digest the run recorded with bookkeeping files in it is the same weights: the run keeps it, so
+        # its checkpoints (checked on resume) and stage-cache keys stay its own
+        weights = adopt_legacy_weights(saved, weights, cfg.to_dict())
+    gone = None  # an --init-from checkpoint that is gone, where the run in `out` recorded it as its start
+    if init_from is not None and init is None:
+        recorded = _saved_init(saved) if saved is not None and (resume != "no" or resume_from is not None) else None
+        if recorded is None:  # nothing to continue: the start is needed
+            check_init_from(Path(init_from))
+        print(f"note: --init-from {init_from} is gone; continuing the run in {out} with the start it recorded "
+              f"(checkpoint sha256 {init_sha256(recorded)[:12]})", file=sys.stderr, flush=True)
+        # the trainer checks the run's checkpoints against the record, and reads no file
+        gone, init, init_from = Path(init_from), recorded, None
     trainer_resume = False
     if resume_from is not None:
         last = out / "ckpt" / "last.pt"
@@ -707,17 +799,15 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
                 "another --out, or move it away to train it again")
         if not same:
             if resume == "auto" and (out / PIPELINE_MARKER).is_file():
+                if gone is not None:  # a new run would need the checkpoint that is gone: this one stays
+                    check_init_from(gone)
                 for child in out.iterdir():  # the pipeline's own run, made with other settings; the folder
                     shutil.rmtree(child) if child.is_dir() else child.unlink()  # itself stays, and locked
                 status = "empty"
             else:
                 # only --auto-resume replaces runs, and only the pipeline's: say why this one stays
                 what = " (not made by the pipeline, so it is kept)" if resume == "auto" else ""
-                differs = describe_mismatch(out, status, cfg, prompt, weights=weights, init=init)
-                raise ckpt.CheckpointMismatch(
-                    f"{out} holds a run with another config{', prompt or local weights' if weights else ' or prompt'}"
-                    f"{what}"
-                    f"{' (' + differs + ')' if differs else ''}; move it away or choose another --out")
+                raise ckpt.CheckpointMismatch(_mismatch_message(out, status, cfg, prompt, weights, init, what))
         elif status == "finished":
             check_final_checkpoint(out)
             return read_manifest(out)

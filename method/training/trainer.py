@@ -128,6 +128,20 @@ def init_sha256(record) -> str | None:
     return record.get("sha256") if isinstance(record, dict) else None
 
 
+def start_matches(saved: dict, here) -> bool:
+    """A saved run (checkpoint header or manifest: `init_from`, else a manifest's `request.init_from`) started as
+    a request does (`here`: its `init_record`, None from scratch). A run saved with neither key was written before
+    runs recorded their start: unknown, which matches either (as such runs were resumed then)."""
+    request = saved.get("request")
+    if "init_from" in saved:
+        there = saved["init_from"]
+    elif isinstance(request, dict) and "init_from" in request:
+        there = request["init_from"]
+    else:
+        return True
+    return init_sha256(there) == init_sha256(here)
+
+
 def init_difference(there, here) -> str:
     """How two runs' starts differ (`init_record`s, None for a run from scratch), as a "... there, ... here" phrase
     (the form of `run_differences`); '' when they are the same."""
@@ -168,8 +182,10 @@ class Trainer:
 
     `init_record`: the `init_record` of the checkpoint `run(init_from=...)` starts from (`generate` passes the one
     it checked the run folder with; else it is made from the file). A run started so records it in its checkpoints
-    (`init_from`) and manifest (`request.init_from`): it is part of the run's identity, checked on resume, and such
-    a run shares no stage through the stage cache (its stages sit on another run's weights).
+    and manifest (`init_from`; the manifest also under `request.init_from`): it is part of the run's identity,
+    checked on resume, and such a run shares no stage through the stage cache (its stages sit on another run's
+    weights). A run from scratch records `init_from: null`, so that a checkpoint or manifest without the key is one
+    written before runs recorded their start: unknown, which matches either start (`start_matches`).
     """
 
     def __init__(self, cfg: TrainConfig, prompt: str, out_dir: Path | str, priors: dict | None = None,
@@ -189,6 +205,9 @@ class Trainer:
         self.shared_from: dict | None = None
         self._damaged_cache: set[Path] = set()  # stage cache entries that could not be read: this run replaces them
         self.init_record = dict(init_record) if init_record else None
+        # False once this run continues a checkpoint that recorded no start (written before runs recorded one)
+        # without an --init-from: its start is unknown, and its checkpoints and manifest keep saying nothing
+        self._start_known = True
         self.weights = dict(sorted((weights or {}).items()))
         with seeded(cfg.seed):  # network initialisation, leaving the caller's global RNG as it was
             self.field = SceneField(cfg.field, cfg.background).to(self.device)
@@ -342,7 +361,12 @@ class Trainer:
                 "rng": ckpt.rng_state(self.generator), "timings": dict(self.timings),
                 "renderer": self.renderer.state_dict(), "resumes": list(self.resumes),
                 "shared_from": self.shared_from, **self._weights_record(),
-                **({"init_from": self.init_record} if self.init_record else {})}
+                **self._start_record()}
+
+    def _start_record(self) -> dict:
+        """How the run started, for checkpoints and the manifest: `init_from` (its `init_record`, null from
+        scratch); nothing where it is unknown (a resumed checkpoint from before runs recorded it)."""
+        return {"init_from": self.init_record} if self.init_record is not None or self._start_known else {}
 
     def _weights_record(self) -> dict:
         """The run's `model_weights` for checkpoints and the manifest; none without local weights (their bytes
@@ -371,6 +395,10 @@ class Trainer:
     def _check_init(self, data: dict, path: Path) -> None:
         """A checkpoint resumed is of a run started as this one is: from the same `--init-from` checkpoint
         (`init_record`), or from scratch."""
+        if "init_from" not in data:  # written before runs recorded their start: either kind continues it
+            if self.init_record is None:  # (with one, the request says how it started)
+                self._start_known = False
+            return
         there = data.get("init_from")
         if init_sha256(there) != init_sha256(self.init_record):
             raise ckpt.CheckpointMismatch(
@@ -591,7 +619,7 @@ class Trainer:
         return write_manifest(self.out, {
             "method": self.cfg.method, "prompt": self.prompt, "profile": self.cfg.profile, "seed": self.cfg.seed,
             "config_hash": self.cfg.config_hash(), "config": self.cfg.to_dict(), **self._weights_record(),
-            "update_counts": self.state.counts, "device": self.device.type,
+            **self._start_record(), "update_counts": self.state.counts, "device": self.device.type,
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
             # work logged before a kill and redone after the resume (not in timings_s, which counts what is kept)
             "timings_lost_s": round(sum(r.get("lost_s", 0.0) for r in self.resumes), 2),
@@ -600,7 +628,8 @@ class Trainer:
         })
 
     def _notes_with_init(self) -> dict:
-        """The manifest's notes, with the `init_record` of a run started with --init-from under `request`."""
+        """The manifest's notes, with the `init_record` of a run started with --init-from under `request` too
+        (where runs recorded it first)."""
         if self.init_record is None:
             return self.notes
         request = self.notes.get("request")
