@@ -4,14 +4,19 @@ profile. The trainer reads these; no method has its own code path.
 Plug-in points for a new baseline (docs/adding-a-baseline.md):
 - call `register(Method(...))` in code imported before `fourdfy generate`, or
 - ship it in your own package under the entry-point group `fourdfy.methods` (the entry point names a
-  `Method`, or a function returning one or a list of them); `fourdfy methods` discovers it.
+  `Method`, or a function returning one or a list of them); `fourdfy methods` discovers it. An entry point is
+  known by its distribution and its name (two packages may both have `methods = ...`); one that cannot be
+  registered (a broken import, a module that exits while imported, a value that is no `module:attribute`, a
+  method refused as `register` refuses it) is a `RefusedPlugin` naming itself, and a registered name it gives too
+  is refused by `get_method` (the registered method would run in its place).
 
 Overrides are dotted keys of `method.training.config.TrainConfig` (`"field.representation"`,
 `"stages.stage3.p_3d"`, `"guidance.video.guidance_scale"`), checked against the config schema when the
 method is registered; `transform` is a function `(TrainConfig) -> TrainConfig` for changes that depend
 on the profile (it must return the config; an exception in a plug-in's transform is a `MethodTransformError`
-naming the method, where it came from and the function, not an internal error of fourdfy). Names are unique also
-when case is ignored (run folders on a case-insensitive file system) and are not those of the other folders of
+naming the method, where it came from and the function, not an internal error of fourdfy). Names are made of
+ASCII letters, digits, `_` and `-` (`NAME_RULE`: they name run folders and DVC stages), are unique also when case
+is ignored (run folders on a case-insensitive file system) and are not those of the other folders of
 `runs/<profile>/` (`RESERVED_NAMES`: `sweep`, `.stage-cache`). A method that cannot be trained here (MAV3D: no
 public code) is registered with `trainable=False` and contributes videos only (`fourdfy import-videos`). Display labels of the tables
 come from the study design (userstudy/designs/), not from here.
@@ -209,6 +214,23 @@ def _check_kept(method: Method, cfg: TrainConfig) -> None:
                          "transform)")
 
 
+def _vsd_takes_the_3d_ramp(cfg: TrainConfig) -> TrainConfig:
+    """`wo_3d`: stage 1 trains from scratch with VSD alone, so VSD takes the timestep ramp the profile gives MVDream
+    there (paper: [0.02,0.98] -> [0.02,0.5] over 5k; release: [0.98,0.98] -> over 8k; tiny: over its 40 steps).
+    Copied from the config, not written out, so that the ablation differs from 4dfy only by the prior in every
+    profile: a fixed 5k ramp never got past its start in tiny's 40-step stage 1."""
+    mv, vsd = cfg.guidance.get("3d"), cfg.guidance.get("img")
+    if mv is None or not hasattr(mv, "timestep_range") or not hasattr(vsd, "t_anneal_start"):
+        return cfg  # another prior in either place (a variant's own): nothing to copy, or nowhere to put it
+    # the stages MVDream ramps in, under the names they have now (a variant may have renamed stage 1)
+    ramped = [s.name for s in cfg.stages if mv.timestep_range(s.name).start is not None]
+    ramp = mv.timestep_range(ramped[0]) if ramped else None
+    if ramp is None or ramp.steps <= 0:  # MVDream has no ramp: neither has VSD
+        return replace(cfg, **{"guidance.img.t_anneal_start": None, "guidance.img.t_anneal_steps": 0})
+    return replace(cfg, **{"guidance.img.t_anneal_start": tuple(ramp.start), "guidance.img.t_anneal_steps": ramp.steps,
+                           "guidance.img.t_anneal_stages": tuple(ramped)})
+
+
 def _single_grid(cfg: TrainConfig) -> TrainConfig:
     # One "large" 4D grid: twice the table size, about the two grids' combined capacity. It is the `dynamic`
     # group, so stages 1-2 train it at t = 0 and stage 3's static-LR drop leaves it at 1e-2 (docs/fidelity.md).
@@ -218,17 +240,50 @@ def _single_grid(cfg: TrainConfig) -> TrainConfig:
                            "static_groups": ("dynamic", "mlp", "background")})
 
 
+class RefusedPlugin(NamedTuple):
+    """An entry point of `fourdfy.methods` that `load_entry_points` could not register."""
+
+    entry_point: str
+    """Its name (`strong_video = my_plugin:STRONG` -> strong_video)."""
+    dist: str
+    """The distribution that declares it (its value where the distribution is not known)."""
+    error: str
+    """Why, one line naming the entry point and the distribution."""
+    claims: tuple[str, ...] = ()
+    """The method names it gave (known once it imported and gave methods); () when it gave none."""
+
+    def names(self) -> tuple[str, ...]:
+        """The method names it claims, or its entry point's name (usually its method's) when it gave none."""
+        return self.claims or (self.entry_point,)
+
+
+class _PluginLoadError(ValueError):
+    """`_load_entry_point`'s error, with the method names the entry point gave (`RefusedPlugin.claims`)."""
+
+    def __init__(self, text: str, claims: tuple[str, ...] = ()):
+        super().__init__(text)
+        self.claims = claims
+
+
 METHODS: dict[str, Method] = {}
-_LOADED: set[str] = set()
-"""Entry points already registered (loading is idempotent)."""
-_ERRORS: dict[str, str] = {}
-"""Entry point name -> its load error (see `load_entry_points`)."""
+_LOADED: set[tuple[str, str]] = set()
+"""(distribution, entry point name) of the entry points already registered (loading is idempotent). Keyed by both:
+two packages may each have an entry point `methods = pkg:all_methods`; only method names must be unique."""
+_ERRORS: dict[tuple[str, str], RefusedPlugin] = {}
+"""(distribution, entry point name) -> why it could not be registered (see `load_entry_points`)."""
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+"""A method's name: it names run folders, artifact folders and DVC stages (`generate@<name>-<prompt>`), and is a
+key of `--set-from FILE:overrides.<name>`, which splits on dots (so `4dfy_v0_3`, not `4dfy_v0.3`)."""
+NAME_RULE = "ASCII letters, digits, '_' and '-', starting with a letter or digit"
+"""`_NAME` in words, as errors say it."""
 
 
 def _name_problem(name: str) -> str | None:
-    """Why `name` cannot name a method whatever else is registered (too long for file names, a folder of
-    `runs/<profile>/` that is no method's: `RESERVED_NAMES`, case ignored as a case-insensitive file system does),
-    or None."""
+    """Why `name` cannot name a method whatever else is registered (not a string, too long for file names, a
+    character other than those of `NAME_RULE`, a folder of `runs/<profile>/` that is no method's: `RESERVED_NAMES`,
+    case ignored as a case-insensitive file system does), or None."""
+    if not isinstance(name, str):
+        return f"method name {name!r} is a {type(name).__name__}, not a string"
     if (why := method_name_too_long(name)) is not None:
         return why
     reserved = {n.lower(): n for n in RESERVED_NAMES}.get(name.lower())
@@ -236,6 +291,10 @@ def _name_problem(name: str) -> str | None:
         return (f"method name {name!r} is reserved: runs/<profile>/{reserved}/ holds {RESERVED_NAMES[reserved]}, "
                 f"beside the method folders, so its runs would land there (reserved: "
                 f"{', '.join(map(repr, RESERVED_NAMES))}); choose another name")
+    if not _NAME.fullmatch(name):  # "my/strong" would train, then its render and report stages fail
+        return (f"method name {name!r} is not allowed: it names run folders, artifact folders and DVC stages "
+                f"(generate@<name>-<prompt>), and --set-from splits its key on dots; use {NAME_RULE} "
+                "(e.g. my_method)")
     return None
 
 
@@ -289,10 +348,8 @@ for _m in (
                       "stages.stage3.p_img": 0.0, "stages.stage3.static_lr_scale": 1.0}),
     Method("wo_3d", "no 3D-aware prior (P_3D = 0): stages 1-2 use VSD only, stage 3 VSD or video",
            overrides={"stages.stage1.p_3d": 0.0, "stages.stage1.p_img": 1.0, "stages.stage2.p_3d": 0.0,
-                      "stages.stage3.p_3d": 0.0,
-                      # stage 1 trains from scratch with VSD: give it the stage-1 timestep anneal of S1
-                      # (VSD runs its ramp only in `t_anneal_stages`, stage 1 by default)
-                      "guidance.img.t_anneal_start": (0.02, 0.98), "guidance.img.t_anneal_steps": 5000}),
+                      "stages.stage3.p_3d": 0.0},
+           transform=_vsd_takes_the_3d_ramp),
     Method("wo_img", "no VSD (P_IMG = 0): stage 2 is MVDream only, stage 3 MVDream or video",
            overrides={"stages.stage2.p_3d": 1.0, "stages.stage2.p_img": 0.0, "stages.stage3.p_img": 0.0}),
     Method("wo_hybrid", "no hybrid SDS in stage 3: video updates only after stages 1-2 (MAV3D-like)",
@@ -304,51 +361,78 @@ for _m in (
     Method("single_grid", "one large 4D hash grid instead of static + dynamic grids", transform=_single_grid),
 ):
     register(_m)
+BUILT_INS = tuple(METHODS)
+"""The names of the built-in methods (the paper's rows), registered above, before any plug-in."""
 
 
 def load_entry_points(strict: bool = True) -> list[str]:
     """Register the methods other installed packages declare under `fourdfy.methods`; returns their names.
 
     Broken entry points raise one error naming each of them (all at once: fixing them one run at a time is
-    slow), after the good ones are registered; with `strict=False` they are skipped and their errors returned by
-    `plugin_errors()` instead (so that one broken plug-in does not stop work with the other methods).
+    slow), after the good ones are registered; with `strict=False` they are skipped and kept for `refused_plugins()`
+    instead (so that one broken plug-in does not stop work with the other methods). An entry point is known by its
+    distribution and its name: two packages may use one entry point name; only method names must be unique.
     """
     names, broken = [], []
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _LOADED:
+        key = _entry_point_key(ep)
+        if key in _LOADED:
             continue
-        if ep.name not in _ERRORS:  # a broken one is imported once per process
+        if key not in _ERRORS:  # a broken one is imported once per process
             try:
                 names += _load_entry_point(ep)
+                _LOADED.add(key)
                 continue
-            except ValueError as err:
-                _ERRORS[ep.name] = str(err)
-        broken.append(_ERRORS[ep.name])
+            except _PluginLoadError as err:
+                _ERRORS[key] = RefusedPlugin(str(ep.name), key[0], str(err), err.claims)
+        broken.append(_ERRORS[key].error)
     if strict and broken:
         raise ValueError(broken[0] if len(broken) == 1 else
                          f"{len(broken)} plug-in entry points cannot be loaded: " + "; ".join(broken))
     return names
 
 
+def _entry_point_key(ep) -> tuple[str, str]:
+    """(distribution, entry point name): an entry point's identity (its value where the distribution is unknown)."""
+    dist = getattr(ep, "dist", None)
+    return (str(dist.name) if dist is not None else str(ep.value), str(ep.name))
+
+
 def _load_entry_point(ep) -> list[str]:
     dist = getattr(ep, "dist", None)
     where = f"entry point {ep.name!r} of {dist.name if dist else ep.value}"
+    # importlib.metadata's own reading of the value: one it cannot read fails inside `load` with an AttributeError
+    # on None, which names nothing
+    if not isinstance(ep.value, str) or md.EntryPoint.pattern.match(ep.value) is None:
+        raise _PluginLoadError(f"{where}: its value {ep.value!r} is not an object reference; it must be "
+                               "`module:attribute` (or `module`), e.g. `my_plugin:STRONG_VIDEO`")
     try:
-        obj = ep.load()
-        found = obj() if callable(obj) and not isinstance(obj, Method) else obj
+        obj = _import(ep, where)
+        try:
+            found = obj() if callable(obj) and not isinstance(obj, Method) else obj
+        except SystemExit as err:  # as at import (`_import`): the plug-in is refused, fourdfy goes on
+            raise _PluginLoadError(f"{where} ({ep.value}) exited while being called (SystemExit: {err.code}); a "
+                                   "plug-in's function must return its methods, not exit") from None
+    except _PluginLoadError:
+        raise
     except Exception as err:  # a broken plug-in must name itself, not crash deep inside
-        raise ValueError(f"{where} ({ep.value}) cannot be loaded: {type(err).__name__}: {err}") from None
+        raise _PluginLoadError(f"{where} ({ep.value}) cannot be loaded: {type(err).__name__}: {err}") from None
     found = found if isinstance(found, (list, tuple)) else [found]
+    # the names it claims, for a refusal: a name it gives must not quietly mean another method (`get_method`)
+    claims = tuple(dict.fromkeys(m.name for m in found if isinstance(m, Method) and isinstance(m.name, str)))
     bad = [m for m in found if not isinstance(m, Method)]
     if bad:
-        raise ValueError(f"{where} ({ep.value}) gave {type(bad[0]).__name__}, not a baselines.Method")
+        raise _PluginLoadError(f"{where} ({ep.value}) gave {type(bad[0]).__name__}, not a baselines.Method", claims)
     # all of its methods or none: every one is checked before any is registered
     new = [Method(**{**m.__dict__, "source": where}) for m in found]
     names = [m.name for m in new]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    lowered = [n.lower() for n in names]
-    cased = sorted({n for n in names if lowered.count(n.lower()) > 1} - set(twice))
     try:
+        for m in new:  # first: the checks below compare names as strings
+            if (why := _name_problem(m.name)) is not None:
+                raise ValueError(why)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        lowered = [n.lower() for n in names]
+        cased = sorted({n for n in names if lowered.count(n.lower()) > 1} - set(twice))
         if twice:
             raise ValueError(f"method(s) {', '.join(map(repr, twice))} given twice")
         if cased:  # one run folder on a case-insensitive file system, as for a registered name (`_case_twin`)
@@ -357,16 +441,47 @@ def _load_entry_point(ep) -> list[str]:
         for m in new:
             _check(m)
     except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise _PluginLoadError(f"{where}: {err}", claims) from None
     for m in new:
         METHODS[m.name] = m
-    _LOADED.add(ep.name)
     return names
 
 
-def plugin_errors() -> dict[str, str]:
-    """Entry point name -> why it could not be loaded, for those `load_entry_points(strict=False)` skipped."""
-    return dict(_ERRORS)
+def _import(ep, where: str):
+    """`ep.load()`, where a module that exits while it is imported (a training script's `parse_args()` reading
+    fourdfy's own command line, a `sys.exit`) is a refused plug-in rather than the end of fourdfy's process. What it
+    writes to stderr meanwhile is held back: argparse's `usage: ... error: ...` would read as fourdfy's own; its last
+    line ends the error, and a module that does not exit has it written out after all."""
+    import contextlib
+    import io
+    import sys
+
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held):
+            obj = ep.load()
+    except SystemExit as err:
+        said = [line.strip() for line in held.getvalue().splitlines() if line.strip()]
+        printed = f"; it printed {said[-1]!r}" if said else ""
+        raise _PluginLoadError(f"{where} ({ep.value}) exited while importing (SystemExit: {err.code}{printed}); a "
+                               "plug-in's module must not exit or parse the command line when it is imported (move "
+                               "that under `if __name__ == \"__main__\":`)") from None
+    except BaseException:  # its own error (reported by the caller) or Ctrl-C (which goes on): what it wrote stays
+        sys.stderr.write(held.getvalue())
+        raise
+    sys.stderr.write(held.getvalue())
+    return obj
+
+
+def refused_plugins() -> list[RefusedPlugin]:
+    """The entry points `load_entry_points(strict=False)` could not register, in the order it met them."""
+    return list(_ERRORS.values())
+
+
+def plugin_errors() -> dict[tuple[str, str], str]:
+    """(distribution, entry point name) -> why it could not be loaded, for those `load_entry_points(strict=False)`
+    skipped."""
+    return {key: refused.error for key, refused in _ERRORS.items()}
 
 
 class UnknownMethodError(ValueError):
@@ -381,33 +496,39 @@ class UnknownMethodError(ValueError):
 
 def get_method(name: str) -> Method:
     """The registered method `name`. Built-ins need no plug-in loaded; a broken plug-in fails only a request
-    that could be for it (an unknown name), and the error names it."""
+    that could be for it (an unknown name, or a registered name a refused plug-in gives too), and the error names
+    it. The latter is known once the entry points are loaded (by a name that is not registered, `fourdfy methods`,
+    the `methods` stage): then the registered method would run where the user means the plug-in's (its own `4dfy`,
+    the second of two packages giving one name)."""
     if name not in METHODS:
         load_entry_points(strict=False)
-    try:
-        return METHODS[name]
-    except KeyError:
-        import difflib
+    if name in METHODS:
+        claimed = next((r for r in _ERRORS.values() if name in r.claims), None)
+        if claimed is None:
+            return METHODS[name]
+        source = METHODS[name].source
+        which = "the built-in one" if source == "built-in" else f"the one of {source}"
+        raise ValueError(f"method {name!r} is refused: a plug-in that cannot be registered gives a method of this "
+                         f"name too, and {which} would run in its place: {claimed.error}; rename that plug-in's "
+                         "method or uninstall the plug-in")
+    import difflib
 
-        if name in _ERRORS:  # the plug-in of this name is installed but broken: not an unknown name
-            raise ValueError(f"method {name!r} is a plug-in that cannot be registered: {_ERRORS[name]}") from None
-
-        known = ", ".join(sorted(METHODS))
-        close = difflib.get_close_matches(name, list(METHODS), n=1)
-        guess = f" (did you mean {close[0]!r}?)" if close else ""
-        broken = "".join(f"; {err}" for err in plugin_errors().values())
-        raise UnknownMethodError(f"unknown method {name!r}{guess}",
-                                 f"; known methods: {known}{broken} (a plug-in's method needs its package installed "
-                                 "in this environment: docs/adding-a-baseline.md)") from None
+    broken = next((r for r in _ERRORS.values() if r.entry_point == name), None)
+    if broken is not None:  # the plug-in of this name is installed but broken: not an unknown name
+        raise ValueError(f"method {name!r} is a plug-in that cannot be registered: {broken.error}")
+    known = ", ".join(sorted(METHODS))
+    close = difflib.get_close_matches(name, list(METHODS), n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    errors = "".join(f"; {r.error}" for r in _ERRORS.values())
+    raise UnknownMethodError(f"unknown method {name!r}{guess}",
+                             f"; known methods: {known}{errors} (a plug-in's method needs its package installed "
+                             "in this environment: docs/adding-a-baseline.md)")
 
 
 VARIANT_KEYS = ("base", "label", "description")
 """Reserved keys of an entry of params.yaml's `overrides:`, next to its dotted config keys: `base:` (a registered
 method) makes the entry a variant of its own name, `label:` is a method's name in the tables, `description:` a
 variant's line in `fourdfy methods`."""
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-"""A variant's name: it names run folders, artifact folders and DVC stages (`generate@<name>-<prompt>`), and is a
-key of `--set-from FILE:overrides.<name>`, which splits on dots (so `4dfy_v0_3`, not `4dfy_v0.3`)."""
 
 
 def config_keys(entry: dict | None) -> dict:
@@ -544,8 +665,7 @@ def variant(name: str, entry: dict, source: str = "params.yaml") -> Method:
         raise ValueError(f"{where}: a variant needs base: (the registered method it changes), e.g. base: 4dfy")
     if not _NAME.fullmatch(name):
         raise ValueError(f"{where}: {name!r} cannot name a method (it names run folders and DVC stages, and "
-                         "--set-from splits its key on dots); use letters, digits, '_' and '-', starting with a "
-                         "letter or digit (e.g. 4dfy_video0_3)")
+                         f"--set-from splits its key on dots); use {NAME_RULE} (e.g. 4dfy_video0_3)")
     if (why := _name_problem(name)) is not None:
         raise ValueError(f"{where}: {why}")
     _check_reserved(entry, where)

@@ -113,8 +113,8 @@ def registered_labels(names: list[str]) -> dict[str, str]:
     """The table labels registered methods (plug-ins) give themselves (`Method.label`), for `names`."""
     from baselines import METHODS, load_entry_points
 
-    # strict=False: a broken plug-in named only under `videos:` gets no label rather than an error (one named in
-    # a generate block has already stopped the repro in the `methods` stage, naming it)
+    # strict=False: a broken plug-in gets no label rather than an error (one that gives a method params.yaml names
+    # has already stopped the repro in the `methods` stage, naming it: `plugin_problems`)
     load_entry_points(strict=False)
     return {n: METHODS[n].label for n in names if n in METHODS and METHODS[n].label}
 
@@ -327,6 +327,43 @@ def check_generate_videos(params: dict, params_path: Path | str) -> None:
         raise ValueError(f"{params_path}: " + "; ".join(parts))
 
 
+def plugin_problems(params: dict) -> list[str]:
+    """The `methods` stage's message parts for the installed plug-ins (`fourdfy.methods` entry points) that cannot
+    be registered and give a method params.yaml names (a generate block, `videos:`, `overrides:` and its variants'
+    bases) or a built-in's name (their own `4dfy`), case ignored as run folders may: the pipeline would train and
+    report another method under that name (the built-in, or the other package's), or none. Each other refused
+    plug-in is one `warning:` line on stderr instead: a broken package the pipeline does not use must not stop its
+    repro. A plug-in that failed before it gave any method is known by its entry point's name."""
+    from baselines.registry import BUILT_INS, load_entry_points, refused_plugins
+
+    load_entry_points(strict=False)
+    refused = refused_plugins()
+    if not refused:
+        return []
+    gen = params.get("generate") if isinstance(params.get("generate"), dict) else {}
+    extra = gen.get("extra") if isinstance(gen.get("extra"), dict) else {}
+    overrides = params.get("overrides") if isinstance(params.get("overrides"), dict) else {}
+    videos = params.get("videos") if isinstance(params.get("videos"), dict) else {}
+    listed = [*(n for block in (gen, extra) if isinstance(block.get("methods"), list) for n in block["methods"]),
+              *videos, *overrides, *(e["base"] for e in overrides.values() if isinstance(e, dict) and "base" in e)]
+    used = {str(n).lower(): str(n) for n in listed if isinstance(n, (str, int, float))}  # malformed: reported later
+    built_in = {n.lower(): n for n in BUILT_INS}
+    parts = []
+    for plugin in refused:
+        names = plugin.names()
+        if clash := [n for n in names if n.lower() in built_in]:
+            own = built_in[clash[0].lower()]
+            gives = "" if clash[0] == own else f"it gives {clash[0]!r}: "
+            parts.append(f"{plugin.error} ({gives}the built-in {own!r} would be trained and reported in its place)")
+        elif named := [n for n in names if n.lower() in used]:
+            parts.append(f"{plugin.error} (it gives {named[0]!r}, which params.yaml names as "
+                         f"{used[named[0].lower()]!r})")
+        else:
+            print(f"warning: {plugin.error}; the pipeline goes on without it (params.yaml names none of its "
+                  f"methods: {', '.join(map(repr, names))})", file=sys.stderr)
+    return parts
+
+
 def note_unused_video_plugins(trained: list[str], videos: list[str]) -> None:
     """One `note:` line on stderr for installed plug-in methods that are videos only and have no `videos:` entry:
     they reach neither labels.json nor the design's rows, which would otherwise go unnoticed (built-ins such as
@@ -431,7 +468,9 @@ def write_methods(params_path: Path, out: Path) -> Path:
     `overrides:` entry applied), so that replacing them reruns its generate stages as a changed config does.
     Unknown or untrainable methods, bad `overrides:` entries or `videos:` entries, and a label two rows of a table
     would share fail here, all named in one message, before anything is trained or written (a broken plug-in named
-    too; a variant that cannot be registered is named first, alone)."""
+    too; a plug-in that cannot be registered and gives a method params.yaml uses or a built-in's name, then a
+    variant that cannot be registered, are named first, alone; another refused plug-in is a `warning:` line,
+    `plugin_problems`)."""
     from functools import cache as memoize
 
     from baselines import get_method
@@ -439,6 +478,14 @@ def write_methods(params_path: Path, out: Path) -> Path:
     from userstudy.outputs import atomic_write
 
     params = _params(params_path)
+    # first and alone: a refused plug-in's name would resolve to another method (or none) in the checks below
+    if refused := plugin_problems(params):
+        many = len(refused) > 1
+        raise ValueError(f"{params_path}: {len(refused) if many else 'an'} installed plug-in{'s' if many else ''} "
+                         f"that give{'' if many else 's'} a method this pipeline uses cannot be registered, so "
+                         f"another method (or none) would run under {'their' if many else 'its'} name: "
+                         + "; ".join(refused) + f"; fix or uninstall {'them' if many else 'it'} (`fourdfy methods` "
+                         "lists what is registered)")
     parts, known_tail, trainable = trained_method_problems(params, params_path)
     trained, videos = pipeline_methods(params)
     configs, built, config_parts = method_configs(params, trainable)

@@ -184,6 +184,8 @@ class VSDGuidance(FrozenPrior):
         if scale == 1.0:  # CFG with scale 1 is the conditional branch: skip the unconditional pass
             out = self.unet_lora(z_t.to(self.dtype), t, encoder_hidden_states=cond, class_labels=camera).sample
             return self.lora_schedule.to_epsilon(out.float(), z_t, t)
+        # as threestudio's VSD (which the release runs): the guided half has the prompt and the camera, the other
+        # the empty prompt and a zero camera, so the scale guides text and camera together
         out = self.unet_lora(torch.cat([z_t, z_t]).to(self.dtype), torch.cat([t, t]),
                              encoder_hidden_states=torch.cat([cond, uncond]),
                              class_labels=torch.cat([camera, torch.zeros_like(camera)])).sample

@@ -67,42 +67,55 @@ def _paper_names():
     return design, list(dict.fromkeys([*known, *design.check.decoys]))
 
 
-def _warn_unknown_method(method: str) -> None:
-    """A warning when `method` is not a name of the paper's design (a method or an attention-check decoy) but close
-    to one: a typo would only surface at `fourdfy analyze`. A name far from all of them gets `_own_name_note` after
-    the import instead."""
+def _near_miss(method: str) -> str | None:
+    """The name of the paper's design (a method or an attention-check decoy) or of the method registry (built-ins
+    and plug-ins) closest to `method` when `method` is none of them but close to one (a typo would only surface at
+    `fourdfy analyze`), else None. The registry (and torch with it) is loaded only for a name outside the design."""
     import difflib
 
     from evaluation.importer import authors_method
 
     _, known = _paper_names()
-    close = difflib.get_close_matches(method, sorted(known), n=1, cutoff=0.8)
-    if method not in known and close and authors_method(method) is None:  # the authors' names get their own note
-        typer.secho(f"warning: method {method!r} is not in the paper's design; did you mean {close[0]!r}? (a new "
-                    "method's name is fine: `fourdfy analyze` needs it in its design)", fg=typer.colors.YELLOW,
-                    err=True)
+    if method in known or authors_method(method) is not None:  # the authors' names get their own note
+        return None
+    registered = _registered_names()
+    if method in registered:
+        return None
+    close = difflib.get_close_matches(method, sorted({*known, *registered}), n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
-def _registered(method: str) -> bool:
-    """Whether the method registry (built-ins and plug-ins) has `method`. Loads it, and torch with it: asked only
-    for a name outside the paper's design."""
+def _warn_unknown_method(method: str) -> None:
+    """A warning when `method` is a near miss of a name of the paper's design or of a registered method
+    (`_near_miss`). A name far from all of them gets `_own_name_note` after the import instead."""
+    close = _near_miss(method)
+    if close is None:
+        return
+    if close in _paper_names()[1]:
+        where = "is not in the paper's design"
+    else:  # a plug-in's name mistyped: its videos would be another method's
+        where = "is neither in the paper's design nor a registered method (`fourdfy methods` lists them)"
+    typer.secho(f"warning: method {method!r} {where}; did you mean {close!r}? (a new method's name is fine: "
+                "`fourdfy analyze` needs it in its design)", fg=typer.colors.YELLOW, err=True)
+
+
+def _registered_names() -> list[str]:
+    """The method registry's names (built-ins and plug-ins); none without it. Loads it, and torch with it."""
     try:
         from baselines import METHODS, load_entry_points
 
         load_entry_points(strict=False)  # a broken plug-in is `fourdfy methods`' to report, not the import's
     except ImportError:
-        return False
-    return method in METHODS
+        return []
+    return list(METHODS)
 
 
 def _own_name_note(method: str, folder: Path) -> str | None:
     """One line for videos imported under a name that is neither a method of the paper's design, nor a near miss
-    of one (`_warn_unknown_method`), nor a registered method: allowed (a new baseline with videos only), but
-    `survey build` and the tables know the methods by the design's names, so the line lists them, and for a folder
-    name of the authors' example (`ours`) names the method it holds. An attention-check decoy of the design gets a
-    line saying what its videos are for. None when the name needs no note."""
-    import difflib
-
+    of one or of a registered method (`_warn_unknown_method`), nor a registered method: allowed (a new baseline
+    with videos only), but `survey build` and the tables know the methods by the design's names, so the line lists
+    them, and for a folder name of the authors' example (`ours`) names the method it holds. An attention-check
+    decoy of the design gets a line saying what its videos are for. None when the name needs no note."""
     from evaluation.importer import authors_method
 
     design, known = _paper_methods()
@@ -112,10 +125,8 @@ def _own_name_note(method: str, folder: Path) -> str | None:
                 f"its videos an attention-check question against {design.label(correct)} ({correct!r}) on that "
                 "prompt; it is in no table")
     target = authors_method(method)
-    near = difflib.get_close_matches(method, _paper_names()[1], n=1, cutoff=0.8)  # `_warn_unknown_method`'s
-    if method in known or (target is None and near):
-        return None
-    if _registered(method):
+    # a near miss was warned about (`_warn_unknown_method`), and a registered name needs no note
+    if method in known or (target is None and _near_miss(method)) or method in _registered_names():
         return None
     own = f"{method!r} is neither a method of the paper's design nor a registered one: its videos are imported " \
           "under a name of its own"
@@ -147,7 +158,7 @@ def import_videos(
 ) -> None:
     """Bring external videos into the artifact layout; reports unmatched files and prompts."""
     from evaluation.artifacts import ArtifactError, check_method_name
-    from evaluation.importer import VideoImportError, check_trajectory, import_videos as run_import
+    from evaluation.importer import VideoImportError, check_trajectory, default_prompts, import_videos as run_import
     from prompts import PromptFileError, load_prompts, slugify
 
     if prompts is not None and mapping is not None:
@@ -192,14 +203,19 @@ def import_videos(
     if note is not None:
         typer.secho(note, fg=typer.colors.YELLOW, err=True)
     if report.unmatched_files:
+        names = report.unmatched_files
         if mapping is not None:
             hint = f"not listed in {mapping.name}: add a row file,prompt for each to import it"
         else:
             where = prompts.name if prompts is not None else "prompts/*.txt"
-            example = next(iter(table)) if table else "a_panda_dancing"  # a slug of the prompts matched against
-            hint = (f"to import one, name it by the slug of a prompt of {where} (e.g. {example}.mp4) or list it "
-                    "with its prompt in a CSV given as --map (columns file,prompt)")
-        typer.echo(f"unmatched files ({len(report.unmatched_files)}): {', '.join(report.unmatched_files)}; {hint}")
+            slugs = list(table) if table is not None else list(default_prompts())  # the slugs matched against
+            near = {n: s for n in names if (s := _close_slug(n, slugs)) is not None}
+            names = [f"{n} (did you mean {near[n]}{Path(n).suffix}?)" if n in near else n for n in names]
+            # a file without a near miss gets the generic example (a slug of the prompts matched against)
+            example = "" if len(near) == len(names) else f" (e.g. {slugs[0] if table else 'a_panda_dancing'}.mp4)"
+            hint = (f"to import one, name it by the slug of a prompt of {where}{example} or list it with its "
+                    "prompt in a CSV given as --map (columns file,prompt)")
+        typer.echo(f"unmatched files ({len(names)}): {', '.join(names)}; {hint}")
     if report.in_subfolders:  # read only with --map; a folder of per-prompt subfolders otherwise looks empty
         shown = ", ".join(report.in_subfolders[:5]) + (", ..." if len(report.in_subfolders) > 5 else "")
         typer.echo(f"note: {len(report.in_subfolders)} video(s) in subfolders of {src} were not read ({shown}): "
@@ -410,6 +426,23 @@ def validate_artifacts(
         typer.echo(f"{'ok ' if not problems else 'BAD'} {folder}" + ("" if not problems else ": " + "; ".join(problems)))
     if bad:
         raise typer.Exit(1)
+
+
+def _close_slug(name: str, slugs: list[str]) -> str | None:
+    """The prompt slug closest to an unmatched file's name (`a_goat_drinking_beers.mp4` -> a_goat_drinking_beer),
+    None when none is close: the file names the `unmatched files` line suggests instead of a generic example."""
+    import difflib
+
+    from prompts import slugify
+
+    stem = Path(name).stem
+    try:
+        key = slugify(stem)
+    except ValueError:  # a stem of no letter or digit: close to no slug
+        return None
+    # 0.75 keeps `panda_dance` -> a_panda_dancing (0.77) and leaves unrelated names without a suggestion
+    close = difflib.get_close_matches(key, slugs, n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def _no_videos_in(src: Path) -> str:

@@ -34,14 +34,19 @@ def build(
                                      "(repeatable; default: all). The paper's survey: --tables table2."),
 ) -> None:
     """Build a survey bundle: questions from the design, attention checks, videos under opaque names."""
+    from pipelines.commands.userstudy import with_registered_labels
     from prompts import PROMPT_DIR
-    from userstudy.design import DesignError, load_design
+    from userstudy.design import PAPER_DESIGN, DesignError, load_design
     from userstudy.survey.bundle import BundleError, build_bundle
 
     if out.exists():  # before any work; the votes a served bundle holds are named, never lost to a rebuild
         _fail(existing_out_message(out))
     try:
         full = d = load_design(design)
+        # `fourdfy analyze` labels a method the design leaves unlabelled with its registered (plug-in) label and
+        # refuses a table with two rows alike: refused here, as analyze names it, before a survey is run for nothing.
+        # The whole design, as analyze reads it; the bundle keeps the design's own labels
+        with_registered_labels(full, Path(design or PAPER_DESIGN).name)
         if tables:
             d = d.select_tables(tables)
         # the other tables' methods are listed by the design: their artifacts are left out by --tables, not unlisted

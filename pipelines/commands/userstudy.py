@@ -286,7 +286,7 @@ def simulate_votes(
                                    "votes (a file holding real votes is never replaced)."),
 ) -> None:
     """Write a SYNTHETIC votes file drawn from given preference rates (for demos, tests and power)."""
-    from userstudy.design import DesignError, load_design
+    from userstudy.design import PAPER_DESIGN, DesignError, load_design
     from userstudy.outputs import OutputError, check_file_target
     from userstudy.simulate import (PAPER_PRIMARY, PanelConfig, check_config, check_votes_target, generic_sections,
                                     parse_rates, write_votes)
@@ -296,6 +296,8 @@ def simulate_votes(
     try:
         check_file_target(out)
         d = load_design(design)
+        # refused as `analyze` would refuse it (two rows alike once plug-in labels are in), before votes are made
+        with_registered_labels(d, Path(design or PAPER_DESIGN).name)
         if tables:
             d = d.select_tables(tables)
         if checks is None and not d.check.decoys:  # PanelConfig's default then asks for none

@@ -10,7 +10,7 @@ import pytest
 from baselines import METHODS, Method, register, register_variants
 from evaluation.figure import figure_path
 from method.fileio import new_temporary, write_atomic
-from prompts import FILE_NAME_MAX_BYTES, METHOD_NAME_MAX_BYTES, SLUG_MAX_BYTES, slugify
+from prompts import FILE_NAME_MAX_BYTES, METHOD_NAME_MAX_BYTES, SLUG_MAX_BYTES, method_name_too_long, slugify
 
 pytestmark = pytest.mark.usefixtures("registry")  # tests/conftest.py: what a test registers does not outlive it
 
@@ -55,10 +55,13 @@ def test_a_longer_method_name_is_refused_with_its_length_and_the_limit():
                                          r"with a prompt slug of up to 200 bytes .*choose a shorter name"):
         register(Method(name, "too long"))
     assert name not in METHODS
-    # bytes, not characters: 16 two-byte letters fit, 17 do not
-    register(Method("ü" * 16, "32 bytes"))
+    # bytes, not characters: 16 two-byte letters fit the length, 17 do not (checked first); a method name is made of
+    # ASCII letters, digits, '_' and '-' (baselines.registry.NAME_RULE), so the 16 are refused by that rule instead
+    assert method_name_too_long("ü" * 16) is None
     with pytest.raises(ValueError, match="is 34 bytes long"):
         register(Method("ü" * 17, "34 bytes in 17 characters"))
+    with pytest.raises(ValueError, match=r"^method name 'ü{16}' is not allowed: .*use ASCII letters, digits"):
+        register(Method("ü" * 16, "32 bytes, not ASCII"))
 
 
 def test_a_params_yaml_variant_with_a_longer_name_is_refused_naming_its_entry():

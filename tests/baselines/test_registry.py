@@ -285,3 +285,17 @@ def test_fidelity_docs_sets_for_the_entropy_start_the_video_lr_and_the_first_low
     assert first.loss_weights(first.stages[0]) == first.weights and first.weights.sparsity == 10.0
     assert first.stage("stage3").update_probabilities() == {"3d": 0.5, "img": 0.0, "video": 0.5}
     assert first.stage("stage3").steps == 300_000
+
+
+@pytest.mark.parametrize("profile", ["paper", "release", "release-lowvram", "tiny"])
+def test_wo_3d_gives_vsd_the_stage_1_ramp_the_profile_gives_mvdream(profile):
+    """wo_3d differs from 4dfy by its prior, not by its schedule: in every profile, stage 1's VSD draws t from the
+    ranges 4dfy's MVDream draws from at each step (a fixed 5k-step ramp never left its start in tiny's 40 steps)."""
+    first = load_profile(profile).stages[0]
+    vsd = resolve_config(profile, "wo_3d").guidance["img"].timestep_range(first.name)
+    mv = resolve_config(profile, "4dfy").guidance["3d"].timestep_range(first.name)
+    for step in (0, first.steps // 3, first.steps - 1, first.steps):
+        assert vsd.fractions(step) == pytest.approx(mv.fractions(step)), step
+    assert vsd.fractions(first.steps) == pytest.approx((0.02, 0.5))  # the ramp ends within the stage
+    # stage 2 of wo_3d: VSD's own range, as in every method
+    assert resolve_config(profile, "wo_3d").guidance["img"].timestep_range("stage2").start is None

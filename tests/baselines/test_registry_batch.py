@@ -42,19 +42,24 @@ def test_a_variant_renaming_a_stage_with_its_blob_sigma_is_accepted(order):
     assert cfg.stage("anneal").p_3d == cfg.stage("anneal").p_img == 0.0  # wo_hybrid's changes, made before the rename
 
 
-def test_a_variant_renaming_stage1_with_its_priors_anneal_stages_is_accepted_and_alone_refused():
-    """wo_3d gives VSD the stage-1 ramp: renaming stage 1 needs both priors' anneal stages."""
+def test_a_variant_renaming_stage1_with_its_priors_anneal_stages_is_accepted():
+    """wo_3d gives VSD MVDream's stage-1 ramp, in the stages MVDream ramps in under their names after a rename."""
     register_variants({"warm": {"base": "wo_3d", "stages.stage1.name": "warmup", "guidance.3d.anneal_stages": ["warmup"],
                                 "guidance.img.t_anneal_stages": '["warmup"]'}}, source=SRC)
     cfg = resolve_config("paper", "warm")
     assert cfg.guidance["3d"].anneal_stages == cfg.guidance["img"].t_anneal_stages == ("warmup",)
     assert cfg.guidance["img"].timestep_range("warmup").start == (0.02, 0.98)
+    # naming MVDream's stages alone is enough: VSD follows them
+    register_variants({"cold": {"base": "wo_3d", "stages.stage1.name": "warmup",
+                                "guidance.3d.anneal_stages": ["warmup"]}}, source=SRC)
+    cold = resolve_config("paper", "cold").guidance["img"]
+    assert cold.t_anneal_stages == ("warmup",) and cold.timestep_range("warmup").start == (0.02, 0.98)
+    # a stage MVDream's ramp names that the run lacks is still refused, naming the key
     with pytest.raises(ValueError) as err:
-        register_variants({"cold": {"base": "wo_3d", "stages.stage1.name": "warmup",
-                                    "guidance.3d.anneal_stages": ["warmup"]}}, source=SRC)
-    assert str(err.value).startswith(f"{SRC}: overrides.cold: guidance.img.t_anneal_stages names stage1, but the run "
+        register_variants({"lost": {"base": "4dfy", "stages.stage1.name": "warmup"}}, source=SRC)
+    assert str(err.value).startswith(f"{SRC}: overrides.lost: guidance.3d.anneal_stages names stage1, but the run "
                                      "has no stage of that name (stages: warmup, stage2, stage3)")
-    assert "cold" not in METHODS
+    assert "lost" not in METHODS
 
 
 def test_a_variant_of_a_variant_may_use_the_stage_name_its_base_gave():

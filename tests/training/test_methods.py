@@ -39,7 +39,7 @@ def few_steps(cfg, steps=2):
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_method_trains_each_stage_with_tiny_priors(name, tmp_path, priors):
     cfg = few_steps(resolve_config("tiny", name))
-    # the shared priors fit every method: only wo_3d changes a prior option (its stage-1 VSD anneal)
+    # the shared priors fit every method: only wo_3d changes a prior option (its stage-1 VSD anneal, MVDream's)
     base = resolve_config("tiny", "4dfy").guidance
     anneal = {"t_anneal_start", "t_anneal_steps", "t_anneal_stages"}
     for u, spec in cfg.guidance.items():

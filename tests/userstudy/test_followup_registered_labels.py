@@ -51,3 +51,17 @@ def test_a_plugins_own_label_is_printed(study, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     table = pd.read_csv(tmp_path / "tables" / "comparisons.csv", dtype=str)
     assert dict(zip(table.method, table.label)) == {"4dfy": "4dfy", "mav3d": "MAV3D", "my_plugin": "w/ my loss"}
+
+
+def test_simulate_votes_refuses_the_same_clash_before_writing(tmp_path, monkeypatch):
+    from baselines import METHODS, Method
+
+    design = tmp_path / "own.yaml"
+    design.write_text(DESIGN)
+    monkeypatch.setitem(METHODS, "my_plugin", Method("my_plugin", "a plug-in", label="MAV3D"))
+    votes = tmp_path / "votes.csv"
+    res = runner.invoke(app, ["simulate-votes", "--design", str(design), "--rates", "0.6", "--raters", "3",
+                              "--out", str(votes)])
+    assert res.exit_code == 2, res.output
+    assert "would have two rows labelled 'MAV3D'" in res.stderr
+    assert not votes.exists()  # votes analyze would refuse are not made
