@@ -450,27 +450,15 @@ def _load_entry_point(ep) -> list[str]:
 def _import(ep, where: str):
     """`ep.load()`, where a module that exits while it is imported (a training script's `parse_args()` reading
     fourdfy's own command line, a `sys.exit`) is a refused plug-in rather than the end of fourdfy's process. What it
-    writes to stderr meanwhile is held back: argparse's `usage: ... error: ...` would read as fourdfy's own; its last
-    line ends the error, and a module that does not exit has it written out after all."""
-    import contextlib
-    import io
-    import sys
-
-    held = io.StringIO()
+    prints goes where it goes: held back, a logging handler it set up at import would keep writing to the holder
+    for the rest of the run (the error says the lines above it are the plug-in's)."""
     try:
-        with contextlib.redirect_stderr(held):
-            obj = ep.load()
+        return ep.load()
     except SystemExit as err:
-        said = [line.strip() for line in held.getvalue().splitlines() if line.strip()]
-        printed = f"; it printed {said[-1]!r}" if said else ""
-        raise _PluginLoadError(f"{where} ({ep.value}) exited while importing (SystemExit: {err.code}{printed}); a "
-                               "plug-in's module must not exit or parse the command line when it is imported (move "
-                               "that under `if __name__ == \"__main__\":`)") from None
-    except BaseException:  # its own error (reported by the caller) or Ctrl-C (which goes on): what it wrote stays
-        sys.stderr.write(held.getvalue())
-        raise
-    sys.stderr.write(held.getvalue())
-    return obj
+        raise _PluginLoadError(f"{where} ({ep.value}) exited while importing (SystemExit: {err.code}; any usage "
+                               "lines just above are the plug-in's, not fourdfy's); a plug-in's module must not exit "
+                               "or parse the command line when it is imported (move that under "
+                               "`if __name__ == \"__main__\":`)") from None
 
 
 def refused_plugins() -> list[RefusedPlugin]:
@@ -513,7 +501,8 @@ def get_method(name: str) -> Method:
                          "method or uninstall the plug-in")
     import difflib
 
-    broken = next((r for r in _ERRORS.values() if r.entry_point == name), None)
+    # the plug-in giving this name is installed but refused (by its entry point's name when it gave none)
+    broken = next((r for r in _ERRORS.values() if name in r.claims or r.entry_point == name), None)
     if broken is not None:  # the plug-in of this name is installed but broken: not an unknown name
         raise ValueError(f"method {name!r} is a plug-in that cannot be registered: {broken.error}")
     known = ", ".join(sorted(METHODS))

@@ -330,10 +330,11 @@ def check_generate_videos(params: dict, params_path: Path | str) -> None:
 def plugin_problems(params: dict) -> list[str]:
     """The `methods` stage's message parts for the installed plug-ins (`fourdfy.methods` entry points) that cannot
     be registered and give a method params.yaml names (a generate block, `videos:`, `overrides:` and its variants'
-    bases) or a built-in's name (their own `4dfy`), case ignored as run folders may: the pipeline would train and
-    report another method under that name (the built-in, or the other package's), or none. Each other refused
-    plug-in is one `warning:` line on stderr instead: a broken package the pipeline does not use must not stop its
-    repro. A plug-in that failed before it gave any method is known by its entry point's name."""
+    bases), case ignored as run folders may: the pipeline would train and report another method under that name (a
+    built-in the plug-in names its own `4dfy`, or the other package's), or none. Each other refused plug-in is one
+    `warning:` line on stderr instead: a broken package the pipeline does not use must not stop its repro. A
+    plug-in that failed before it gave any method is known by its entry point's name, and its warning says its
+    names are unknown."""
     from baselines.registry import BUILT_INS, load_entry_points, refused_plugins
 
     load_entry_points(strict=False)
@@ -351,16 +352,22 @@ def plugin_problems(params: dict) -> list[str]:
     parts = []
     for plugin in refused:
         names = plugin.names()
-        if clash := [n for n in names if n.lower() in built_in]:
-            own = built_in[clash[0].lower()]
-            gives = "" if clash[0] == own else f"it gives {clash[0]!r}: "
-            parts.append(f"{plugin.error} ({gives}the built-in {own!r} would be trained and reported in its place)")
-        elif named := [n for n in names if n.lower() in used]:
-            parts.append(f"{plugin.error} (it gives {named[0]!r}, which params.yaml names as "
-                         f"{used[named[0].lower()]!r})")
-        else:
+        if named := [n for n in names if n.lower() in used]:
+            own = built_in.get(named[0].lower())
+            if own is not None:  # its own `4dfy`: the built-in would be trained and reported as the plug-in's
+                gives = "" if named[0] == own else f"it gives {named[0]!r}: "
+                parts.append(f"{plugin.error} ({gives}the built-in {own!r} would be trained and reported in its "
+                             "place)")
+            else:
+                parts.append(f"{plugin.error} (it gives {named[0]!r}, which params.yaml names as "
+                             f"{used[named[0].lower()]!r})")
+        elif plugin.claims:  # a built-in's name it gives is no harm to a pipeline that does not use that built-in
             print(f"warning: {plugin.error}; the pipeline goes on without it (params.yaml names none of its "
                   f"methods: {', '.join(map(repr, names))})", file=sys.stderr)
+        else:
+            print(f"warning: {plugin.error}; the pipeline goes on without it, but it failed before giving any "
+                  f"method, so which names it gives is unknown: if params.yaml names one of its methods, fix it "
+                  "first", file=sys.stderr)
     return parts
 
 

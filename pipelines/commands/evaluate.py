@@ -209,7 +209,11 @@ def import_videos(
         else:
             where = prompts.name if prompts is not None else "prompts/*.txt"
             slugs = list(table) if table is not None else list(default_prompts())  # the slugs matched against
-            near = {n: s for n in names if (s := _close_slug(n, slugs)) is not None}
+            # suggested only where following it imports a video: not a prompt a file of this run matched, nor one
+            # whose folder is there already (a browser's `a_panda_dancing (1).mp4` beside the imported one)
+            free = set(report.unmatched_prompts)
+            open_slugs = [s for s in slugs if s in free and not (out / method / s).exists()]
+            near = {n: s for n in names if (s := _close_slug(n, open_slugs)) is not None}
             names = [f"{n} (did you mean {near[n]}{Path(n).suffix}?)" if n in near else n for n in names]
             # a file without a near miss gets the generic example (a slug of the prompts matched against)
             example = "" if len(near) == len(names) else f" (e.g. {slugs[0] if table else 'a_panda_dancing'}.mp4)"

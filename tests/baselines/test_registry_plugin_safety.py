@@ -166,10 +166,38 @@ def test_an_unrelated_broken_plugin_is_a_warning_and_the_stage_goes_on(tmp_path,
     params = _params(tmp_path, ["4dfy", "good_one"])
     code, err = _stage(params, tmp_path / "methods", capsys)
     assert code == 0, err
+    # it failed before giving any method: the warning does not claim params.yaml names none of them
     assert err == ["warning: entry point 'boom' of raise-plugin (safety_raise:M) cannot be loaded: RuntimeError: "
-                   "plugin is broken at import; the pipeline goes on without it (params.yaml names none of its "
-                   "methods: 'boom')"]
+                   "plugin is broken at import; the pipeline goes on without it, but it failed before giving any "
+                   "method, so which names it gives is unknown: if params.yaml names one of its methods, fix it first"]
     assert sorted(p.name for p in (tmp_path / "methods" / "config").iterdir()) == ["4dfy.json", "good_one.json"]
+
+
+def test_a_refused_plugin_giving_a_built_in_the_pipeline_does_not_use_is_a_warning(tmp_path, monkeypatch, capsys):
+    """Its own `hexplane`, where params.yaml trains 4dfy only: nothing runs in its place, so the repro goes on."""
+    _install(tmp_path, monkeypatch, "hex-plugin", {"hexplane": "safety_hex:M"},
+             _method("safety_hex", "hexplane", "my own hexplane", ", overrides={'weights.sds_video': 0.3}"))
+    params = _params(tmp_path, ["4dfy"])
+    code, err = _stage(params, tmp_path / "methods", capsys)
+    assert code == 0, err
+    assert len(err) == 1 and err[0].startswith("warning: entry point 'hexplane' of hex-plugin"), err
+    assert err[0].endswith("the pipeline goes on without it (params.yaml names none of its methods: 'hexplane')")
+    assert sorted(p.name for p in (tmp_path / "methods" / "config").iterdir()) == ["4dfy.json"]
+
+
+def test_a_method_of_a_refused_plugin_is_named_as_such_not_as_unknown(tmp_path, monkeypatch):
+    """One entry point gives two methods, one with a mistyped key: the plug-in is refused whole, and asking for its
+    good method says why, instead of 'unknown method ... needs its package installed'."""
+    _install(tmp_path, monkeypatch, "two-plugin", {"methods": "safety_two:ms"},
+             {"safety_two": "from baselines import Method\n\ndef ms():\n"
+                            "    return [Method('two_good', 'ok', overrides={'weights.sds_video': 0.3}),\n"
+                            "            Method('two_typo', 'typo', overrides={'weights.sds_vide': 0.3})]\n"})
+    assert load_entry_points(strict=False) == []
+    with pytest.raises(ValueError) as err:
+        get_method("two_good")
+    assert str(err.value).startswith("method 'two_good' is a plug-in that cannot be registered: entry point "
+                                     "'methods' of two-plugin"), err.value
+    assert not isinstance(err.value, reg.UnknownMethodError)
 
 
 def test_a_broken_plugin_named_under_videos_stops_the_stage(tmp_path, monkeypatch, capsys):
@@ -228,10 +256,28 @@ def test_a_plugin_parsing_the_command_line_at_import_is_refused_not_the_end_of_f
     monkeypatch.setattr(sys, "argv", ["fourdfy", "methods"])
     assert load_entry_points(strict=False) == ["good_two"]  # no SystemExit: the others are registered
     assert reg.plugin_errors() == {("exit-p", "ex"): (
-        "entry point 'ex' of exit-p (safety_exit:M) exited while importing (SystemExit: 2; it printed 'fourdfy: "
-        "error: unrecognized arguments: methods'); a plug-in's module must not exit or parse the command line when "
+        "entry point 'ex' of exit-p (safety_exit:M) exited while importing (SystemExit: 2; any usage lines just "
+        "above are the plug-in's, not fourdfy's); a plug-in's module must not exit or parse the command line when "
         "it is imported (move that under `if __name__ == \"__main__\":`)")}
-    assert capsys.readouterr().err == ""  # argparse's usage lines are not shown as if fourdfy's own
+    # argparse's own lines are printed as they were (the error above says whose they are)
+    assert "error: unrecognized arguments: methods" in capsys.readouterr().err
+
+
+def test_a_logging_handler_a_plugin_sets_up_at_import_keeps_writing_to_stderr(tmp_path, monkeypatch, capsys):
+    """A plug-in module that sets up logging when imported (`logging.basicConfig()` in a training script): its
+    handler writes to the stderr of the process for the rest of the run. Stderr held back during the import had left
+    every later log line in a buffer nobody read."""
+    import logging
+
+    _install(tmp_path, monkeypatch, "log-p", {"logs": "safety_log:M"},
+             {"safety_log": "import logging\nlogging.getLogger('safety_log').addHandler(logging.StreamHandler())\n"
+                            + _method("x", "logs_one")["x"]})
+    try:
+        assert load_entry_points() == ["logs_one"]
+        logging.getLogger("safety_log").warning("a warning while training")
+        assert capsys.readouterr().err == "a warning while training\n"
+    finally:
+        logging.getLogger("safety_log").handlers.clear()
 
 
 def test_fourdfy_methods_names_a_plugin_that_calls_sys_exit(tmp_path, monkeypatch):
@@ -241,7 +287,7 @@ def test_fourdfy_methods_names_a_plugin_that_calls_sys_exit(tmp_path, monkeypatc
              {"safety_exit2": "import sys\nsys.exit('no GPU here')\n"})
     res = runner.invoke(app, ["methods"])
     assert res.exit_code == 2, res.output
-    assert "error: entry point 'ex' of exit-p (safety_exit2:M) exited while importing (SystemExit: no GPU here); " \
+    assert "error: entry point 'ex' of exit-p (safety_exit2:M) exited while importing (SystemExit: no GPU here; " \
            in res.output, res.output
 
 

@@ -47,11 +47,26 @@ def test_a_misnamed_file_is_told_the_name_it_is_close_to(tmp_path, video):
 
 
 def test_files_far_from_every_prompt_keep_the_generic_example(tmp_path, video):
-    src = _source(tmp_path, video, "a_panda_dancing.mp4", "panda_dance.MP4", "holiday.mp4")
+    src = _source(tmp_path, video, "a_goat_drinking_beer.mp4", "panda_dance.MP4", "holiday.mp4")
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
     assert _unmatched_line(res) == ("unmatched files (2): holiday.mp4, panda_dance.MP4 (did you mean "
                                     "a_panda_dancing.MP4?); " + HINT.format(example=" (e.g. a_panda_dancing.mp4)"))
+
+
+def test_no_file_is_told_a_name_whose_prompt_has_its_video(tmp_path, video):
+    """A browser's second download beside the imported file: renaming it as suggested would replace the video just
+    imported. Nor is a prompt imported by an earlier run suggested."""
+    src = _source(tmp_path, video, "a_panda_dancing.mp4", "a_panda_dancing (1).mp4")
+    res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert _unmatched_line(res) == ("unmatched files (1): a_panda_dancing (1).mp4; "
+                                    + HINT.format(example=" (e.g. a_panda_dancing.mp4)"))
+    (tmp_path / "later").mkdir()
+    again = _source(tmp_path / "later", video, "a_goat_drinking_beer.mp4", "panda_dance.mp4")
+    res = runner.invoke(app, ["import-videos", str(again), "--method", "mav3d", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "did you mean" not in _unmatched_line(res)
 
 
 def test_the_suggestion_comes_from_the_prompts_file_given(tmp_path, video):
