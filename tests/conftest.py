@@ -24,3 +24,14 @@ def registry():
     yield METHODS
     METHODS.clear()
     METHODS.update(saved)
+
+
+@pytest.fixture()
+def earlier_methods_output(tmp_path):
+    """What an earlier successful run of the `methods` stage left in tmp_path/methods, and its bytes: a failing run
+    must keep it unchanged."""
+    out = tmp_path / "methods"
+    (out / "config").mkdir(parents=True)
+    (out / "config" / "4dfy.json").write_text("{}\n")
+    (out / "labels.json").write_text('{"4dfy": ""}\n')
+    return out, {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -106,15 +106,6 @@ def _params(tmp_path, methods, videos=None, overrides=None):
     return path
 
 
-def _earlier_output(tmp_path):
-    """What an earlier successful run of the stage left: a failing run must keep it unchanged."""
-    out = tmp_path / "methods"
-    (out / "config").mkdir(parents=True)
-    (out / "config" / "4dfy.json").write_text("{}\n")
-    (out / "labels.json").write_text('{"4dfy": ""}\n')
-    return out, {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-
-
 def _stage(params, out, capsys) -> tuple[int, list[str]]:
     try:
         stages.main(["methods", "--params", str(params), "--out", str(out)])
@@ -124,13 +115,14 @@ def _stage(params, out, capsys) -> tuple[int, list[str]]:
     return code, capsys.readouterr().err.strip().splitlines()
 
 
-def test_the_methods_stage_fails_on_a_refused_plugin_that_gives_a_built_in_name(tmp_path, monkeypatch, capsys):
+def test_the_methods_stage_fails_on_a_refused_plugin_that_gives_a_built_in_name(tmp_path, monkeypatch, capsys,
+                                                                               earlier_methods_output):
     """The reviewer's repro: a plug-in `4dfy` refused by `fourdfy methods` was ignored by the `methods` stage, and
     the built-in trained while the user thought theirs did."""
     _install(tmp_path, monkeypatch, "clash-plugin", {"fourdfy": "safety_clash2:M"},
              _method("safety_clash2", "4dfy", "my own 4dfy", ", overrides={'weights.sds_video': 0.3}"))
     params = _params(tmp_path, ["4dfy", "wo_hybrid"])
-    out, before = _earlier_output(tmp_path)
+    out, before = earlier_methods_output
     code, err = _stage(params, out, capsys)
     assert code == 2 and len(err) == 1, err
     assert err[0] == (

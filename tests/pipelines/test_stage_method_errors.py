@@ -25,18 +25,9 @@ def _params(tmp_path, methods, extra=()):
     return path
 
 
-def _earlier_output(tmp_path):
-    """What an earlier successful run of the stage left: must survive a failing run unchanged."""
-    out = tmp_path / "methods"
-    (out / "config").mkdir(parents=True)
-    (out / "config" / "4dfy.json").write_text("{}\n")
-    (out / "labels.json").write_text('{"4dfy": ""}\n')
-    return out, {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-
-
-def test_every_bad_name_is_reported_in_one_line_with_its_key_and_reason(tmp_path, capsys):
+def test_every_bad_name_is_reported_in_one_line_with_its_key_and_reason(tmp_path, capsys, earlier_methods_output):
     params = _params(tmp_path, ["4dfyy", "mav3d", "4dfy"], extra=["wo_hybird"])
-    out, before = _earlier_output(tmp_path)
+    out, before = earlier_methods_output
     with pytest.raises(SystemExit) as exit_:
         stages.main(["methods", "--params", str(params), "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -82,7 +73,8 @@ def test_good_names_still_write_the_stage_output(tmp_path):
 
 
 
-def test_a_misspelt_overrides_entry_is_refused_with_a_did_you_mean(tmp_path, capsys, registry):
+def test_a_misspelt_overrides_entry_is_refused_with_a_did_you_mean(tmp_path, capsys, registry,
+                                                                  earlier_methods_output):
     """`wo_hybird:` under overrides: was ignored without a word (only `generate@wo_hybrid` failed, later, on
     `--set-from ... has no key`); a variant, a registered method and a name of `videos:` are entries of methods."""
     params = _params(tmp_path, ["4dfy", "wo_hybrid", "video03"])
@@ -90,7 +82,7 @@ def test_a_misspelt_overrides_entry_is_refused_with_a_did_you_mean(tmp_path, cap
     raw["overrides"] = {"4dfy": {}, "wo_hybird": {"weights.sds_video": 0.3}, "wo_hybrid": {},
                         "video03": {"base": "4dfy", "weights.sds_video": 0.3}, "mav3d": {"label": "MAV3D (ours)"}}
     params.write_text(yaml.safe_dump(raw))
-    out, before = _earlier_output(tmp_path)
+    out, before = earlier_methods_output
     with pytest.raises(SystemExit) as exit_:
         stages.main(["methods", "--params", str(params), "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
