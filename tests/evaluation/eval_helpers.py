@@ -140,3 +140,15 @@ def write_with_codec(path, frames, codec, pix_fmt, fps=15):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
+
+
+def copy_run(fake_run: Path, root: Path, **extra) -> Path:
+    """A copy of the fake run at `<root>/tiny/4dfy/a_panda_dancing` (the pipeline's layout), its manifest with
+    `extra` keys (none of them in the config, so the config hash is unchanged)."""
+    import shutil
+
+    run = root / "tiny" / "4dfy" / "a_panda_dancing"
+    shutil.copytree(fake_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, **extra}))
+    return run

@@ -5,13 +5,12 @@ config hash, frame size and count; partial prompt sets get one note per set."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from eval_helpers import make_frames
+from eval_helpers import copy_run, make_frames
 from typer.testing import CliRunner
 
 from evaluation.artifacts import write_artifact
@@ -25,21 +24,11 @@ REQUEST = {"set": {"weights.sds_video": "0.3"}, "max_steps": 5}
 COUNTS = {"stage1": {"3d": 5, "img": 0, "video": 0}, "stage3": {"3d": 2, "img": 2, "video": 1}}
 
 
-def _pipeline_run(fake_run, root, **extra):
-    """A copy of the fake run at `<root>/tiny/4dfy/a_panda_dancing` (the pipeline's layout), its manifest with
-    `extra` keys (none of them in the config, so the config hash is unchanged)."""
-    run = root / "tiny" / "4dfy" / "a_panda_dancing"
-    shutil.copytree(fake_run, run)
-    manifest = json.loads((run / "manifest.json").read_text())
-    (run / "manifest.json").write_text(json.dumps({**manifest, **extra}))
-    return run
-
-
 def test_a_render_source_says_what_made_the_run_and_no_more_than_relative_paths(fake_run, tmp_path):
     torch.set_num_threads(1)
     manifests = []
     for where in ("a", "b/deeper"):  # the same run at two places: the same manifest, byte for byte
-        run = _pipeline_run(fake_run, tmp_path / where / "runs", request=REQUEST, update_counts=COUNTS)
+        run = copy_run(fake_run, tmp_path / where / "runs", request=REQUEST, update_counts=COUNTS)
         art = render_run(run, tmp_path / where / "art", TINY)
         manifests.append((art.folder / "manifest.json").read_bytes())
     assert manifests[0] == manifests[1]

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from method.training import checkpoint as ckpt
-from method.training.trainer import Trainer
 from pipelines.generate import (
     PIPELINE_MARKER,
     build_config,
@@ -22,6 +21,8 @@ from pipelines.generate import (
     other_run,
 )
 
+from run_helpers import no_training
+
 PROMPT = "a_panda_dancing"
 TEXT = "A panda dancing."
 QUICK = {"preview_frames": "0", "heartbeat_s": "0"}
@@ -29,13 +30,6 @@ QUICK = {"preview_frames": "0", "heartbeat_s": "0"}
 
 def _cfg(max_steps: int = 1, **sets):
     return build_config("tiny", "4dfy", max_steps=max_steps, device="cpu", sets={**QUICK, **sets})
-
-
-def _no_training(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("trained again")
-
-    monkeypatch.setattr(Trainer, "run", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +84,7 @@ def test_an_unfinished_init_run_resumes_with_its_recorded_start_once_the_checkpo
 def test_a_finished_init_run_is_done_once_its_checkpoint_is_gone(init_run, tmp_path, monkeypatch):
     out, start = _copy(init_run, tmp_path, finished=True)
     start.unlink()
-    _no_training(monkeypatch)
+    no_training(monkeypatch)
     assert generate(_cfg(1), PROMPT, out, init_from=start, resume="auto", quiet=True) == init_run[1]
 
 
@@ -160,7 +154,7 @@ def test_auto_resume_never_deletes_a_pipeline_run_only_because_its_start_is_unkn
     assert (out / PIPELINE_MARKER).is_file()
     _forget_starts(out)
     m = json.loads((out / "manifest.json").read_text())
-    _no_training(monkeypatch)
+    no_training(monkeypatch)
     assert generate(_cfg(1), PROMPT, out, resume="auto", quiet=True) == m
     assert generate(_cfg(1), PROMPT, out, init_from=start, resume="auto", quiet=True) == m
 
@@ -221,7 +215,7 @@ def test_a_finished_run_whose_digest_was_recorded_with_bookkeeping_is_not_traine
     # the sweep's planning (no digests given) and the pipeline's check see the same run
     assert other_run(out, cfg.config_hash(), TEXT) is None
     assert finished_manifest(out, cfg.config_hash(), TEXT) == m
-    _no_training(monkeypatch)
+    no_training(monkeypatch)
     assert generate(cfg, PROMPT, out, resume="auto", quiet=True) == m
     assert content_digest(legacy_run[4], legacy=True) == legacy
 

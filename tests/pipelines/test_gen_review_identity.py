@@ -4,33 +4,20 @@ its start (a digest, no path) and is never taken for a run from scratch of its c
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from method.training import checkpoint as ckpt
-from method.training.trainer import Trainer
 from pipelines.generate import build_config, content_digest, generate, other_run
+
+from run_helpers import no_training, stamp
 
 PROMPT = "a_panda_dancing"
 TEXT = "A panda dancing."
 PAST = 1_600_000_000
 QUICK = {"preview_frames": "0", "heartbeat_s": "0"}
-
-
-def _stamp(folder: Path, when: int) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            os.utime(p, ns=(when * 10**9, when * 10**9))
-
-
-def _no_training(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("trained again")
-
-    monkeypatch.setattr(Trainer, "run", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +42,7 @@ def _cfg(max_steps: int = 1, **sets):
 def test_hf_download_bookkeeping_does_not_change_a_weights_folder_or_its_run(here, tiny_lora, monkeypatch):
     lora = here / "my-lora"
     shutil.copytree(tiny_lora, lora)
-    _stamp(lora, PAST)
+    stamp(lora, PAST)
     # a folder without bookkeeping keeps the digest it always had: its files' relative paths and SHA-256s
     plain = hashlib.sha256("".join(
         f"{p.relative_to(lora).as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n"
@@ -74,8 +61,8 @@ def test_hf_download_bookkeeping_does_not_change_a_weights_folder_or_its_run(her
     assert first["model_weights"] == {"guidance.img.lora_model": plain}
     # the same weights downloaded again: only the metadata's time changes; the finished run is done, not retrained
     meta.write_text("0123abcd\n1799999999.999\n")
-    _stamp(lora, PAST + 60)
-    _no_training(monkeypatch)
+    stamp(lora, PAST + 60)
+    no_training(monkeypatch)
     assert generate(cfg, PROMPT, out, resume="auto", quiet=True) == first
     # a real change of content still counts
     (lora / "notes.txt").write_text("x")
@@ -151,7 +138,7 @@ def test_an_init_from_run_records_its_start_and_is_not_a_run_from_scratch(two_ru
         generate(cfg, PROMPT, out, resume="yes", quiet=True)
     # the same command again is done
     with monkeypatch.context() as patch:
-        _no_training(patch)
+        no_training(patch)
         assert generate(cfg, PROMPT, out, init_from=source, resume="auto", quiet=True) == m
     # the pipeline's run from scratch of the same config replaces it, and the other way round
     scratch = generate(cfg, PROMPT, out, resume="auto", quiet=True)

@@ -4,7 +4,6 @@ while runs on hub or `fourdfy-tiny:` ids keep their config hash, stage cache key
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import pytest
 
 from method.training.checkpoint import CheckpointMismatch
 from pipelines.generate import PIPELINE_MARKER, build_config, generate, other_run, weights_cache_path
+
+from run_helpers import stamp
 
 PROMPT = "a_panda_dancing"
 TEXT = "A panda dancing."  # what the slug resolves to: what manifests record and a sweep asks about
@@ -24,12 +25,6 @@ def _folder_sha(folder: Path) -> str:
     lines = "".join(f"{p.relative_to(folder).as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n"
                     for p in sorted(folder.rglob("*")) if p.is_file())
     return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def _stamp(folder: Path, when: int) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            os.utime(p, ns=(when * 10**9, when * 10**9))
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,7 @@ def local(tmp_path, monkeypatch, tiny_lora):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("FOURDFY_CACHE", str(tmp_path / "cache"))
     shutil.copytree(tiny_lora, tmp_path / "my-lora")
-    _stamp(tmp_path / "my-lora", PAST)
+    stamp(tmp_path / "my-lora", PAST)
     return tmp_path
 
 
@@ -62,7 +57,7 @@ def _change_one_byte(folder: Path) -> None:
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    _stamp(folder, PAST + 60)
+    stamp(folder, PAST + 60)
 
 
 def test_a_changed_weights_file_is_another_run_everywhere(local, monkeypatch):
