@@ -18,8 +18,9 @@ naming the method, where it came from and the function, not an internal error of
 ASCII letters, digits, `_` and `-` (`NAME_RULE`: they name run folders and DVC stages), are unique also when case
 is ignored (run folders on a case-insensitive file system) and are not those of the other folders of
 `runs/<profile>/` (`RESERVED_NAMES`: `sweep`, `.stage-cache`). A method that cannot be trained here (MAV3D: no
-public code) is registered with `trainable=False` and contributes videos only (`fourdfy import-videos`). Display labels of the tables
-come from the study design (userstudy/designs/), not from here.
+public code) is registered with `trainable=False` and contributes videos only (`fourdfy import-videos`). The
+built-ins carry the paper's table labels (`label`, as userstudy/designs/paper.yaml gives them); in the tables a
+design's own label wins, and these name the rows of outputs made without one.
 
 Variants as data: an entry of params.yaml's `overrides:` with the reserved key `base:` (`VARIANT_KEYS`) defines
 a method of its own, `variant(name, entry)`: the base's overrides, then the entry's dotted keys (a key both set
@@ -90,7 +91,8 @@ class Method:
     source: str = "built-in"
     """Where the method was registered from (built-in, or the entry point's distribution)."""
     label: str = ""
-    """Its name in the tables the pipeline makes (a design's label); "" shows the name itself."""
+    """Its name in the tables the pipeline makes where the design gives none (the built-ins': the paper's); ""
+    shows the name itself."""
     base: str = ""
     """The method a variant was built from (`variant`: an `overrides:` entry with `base:`); "" for the others."""
     variant_keys: tuple[KeyLayer, ...] = ()
@@ -339,26 +341,31 @@ def register(method: Method, overwrite: bool = False) -> Method:
 
 
 for _m in (
-    Method("4dfy", "4D-fy: hybrid SDS, three stages, static 3D + dynamic 4D hash grids"),
+    # labels: the paper's table labels, exactly as userstudy/designs/paper.yaml gives them (a design's own label wins
+    # in the tables; these name the rows of outputs made without one: `fourdfy figure`, a design of your own)
+    Method("4dfy", "4D-fy: hybrid SDS, three stages, static 3D + dynamic 4D hash grids", label="4D-fy"),
     Method("mav3d", "MAV3D (Singer et al. 2023): no public code; compared through its released videos",
-           trainable=False),
+           trainable=False, label="MAV3D"),
     # the static LR stays at 1e-2 in stage 3 when there is no stage 1-2 geometry to protect
     Method("wo_3d_img", "video SDS only from scratch: stages 1-2 skipped, P_3D = P_IMG = 0",
            overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.p_3d": 0.0,
-                      "stages.stage3.p_img": 0.0, "stages.stage3.static_lr_scale": 1.0}),
+                      "stages.stage3.p_img": 0.0, "stages.stage3.static_lr_scale": 1.0}, label="w/o ∇L_3D/IMG"),
     Method("wo_3d", "no 3D-aware prior (P_3D = 0): stages 1-2 use VSD only, stage 3 VSD or video",
            overrides={"stages.stage1.p_3d": 0.0, "stages.stage1.p_img": 1.0, "stages.stage2.p_3d": 0.0,
                       "stages.stage3.p_3d": 0.0},
-           transform=_vsd_takes_the_3d_ramp),
+           transform=_vsd_takes_the_3d_ramp, label="w/o ∇L_3D"),
     Method("wo_img", "no VSD (P_IMG = 0): stage 2 is MVDream only, stage 3 MVDream or video",
-           overrides={"stages.stage2.p_3d": 1.0, "stages.stage2.p_img": 0.0, "stages.stage3.p_img": 0.0}),
+           overrides={"stages.stage2.p_3d": 1.0, "stages.stage2.p_img": 0.0, "stages.stage3.p_img": 0.0},
+           label="w/o ∇L_IMG"),
     Method("wo_hybrid", "no hybrid SDS in stage 3: video updates only after stages 1-2 (MAV3D-like)",
-           overrides={"stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0}),
+           overrides={"stages.stage3.p_3d": 0.0, "stages.stage3.p_img": 0.0}, label="w/o hybrid SDS"),
     Method("hexplane", "HexPlane backbone (six multi-scale planes) with capacity matched to the hash grids",
-           transform=_hexplane),
+           transform=_hexplane, label="w/ HexPlane"),
     Method("single_stage", "stage 3 only, from scratch, with all three priors (0.5 / 0.25 / 0.25)",
-           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0}),
-    Method("single_grid", "one large 4D hash grid instead of static + dynamic grids", transform=_single_grid),
+           overrides={"stages.stage1.steps": 0, "stages.stage2.steps": 0, "stages.stage3.static_lr_scale": 1.0},
+           label="w/ single-stage"),
+    Method("single_grid", "one large 4D hash grid instead of static + dynamic grids", transform=_single_grid,
+           label="w/ single hash grid"),
 ):
     register(_m)
 BUILT_INS = tuple(METHODS)

@@ -44,10 +44,12 @@ def methods(
                                 "overrides: with base:), with their base and changes, and the labels it gives."),
 ) -> None:
     """List the registered methods (Table 2 / Table 3 rows and plug-ins) with one-line descriptions, and the label
-    a plug-in gives its row in the tables; with --params, also a params.yaml's variants."""
+    a plug-in gives its row in the tables; with --params, also a params.yaml's variants. A plug-in that cannot be
+    registered is an error after the list (which shows what does work), naming each such plug-in."""
     from baselines import METHODS, config_keys, load_entry_points, register_variants
+    from baselines.registry import refused_plugins
 
-    load_entry_points()
+    load_entry_points(strict=False)
     entries = read_overrides(params) if params is not None else {}
     register_variants(entries, source=str(params))
     width = max(len(n) for n in METHODS)
@@ -61,6 +63,10 @@ def methods(
             changes = ", ".join(f"{k}={v}" for k, v in config_keys(entry).items()) or "no changes"
             origin = f"  [variant of {m.base}: {changes}; {m.source}]"
         typer.echo(f"{name:<{width}}  {m.description}{note}{label}{origin}")
+    broken = [r.error for r in refused_plugins()]
+    if broken:  # the same error a strict load gives, after the list rather than instead of it
+        raise ValueError(broken[0] if len(broken) == 1 else
+                         f"{len(broken)} plug-in entry points cannot be loaded: " + "; ".join(broken))
 
 
 def read_overrides(path: Path) -> dict:

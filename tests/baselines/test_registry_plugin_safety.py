@@ -321,3 +321,20 @@ def test_a_malformed_entry_point_value_says_what_it_must_be(tmp_path, monkeypatc
                               "object reference; it must be `module:attribute` (or `module`), e.g. "
                               "`my_plugin:STRONG_VIDEO`")
     assert "malok" in METHODS  # the same package's good entry point is registered all the same
+
+
+def test_fourdfy_methods_lists_what_works_then_names_the_broken_plugin(tmp_path, monkeypatch):
+    """One broken plug-in must not hide the list: `fourdfy methods` is where a user looks to see what is registered,
+    the good plug-in's method included; the broken one is the error after it (exit 2)."""
+    from pipelines.cli import app
+
+    _install(tmp_path, monkeypatch, "good-p", {"good": "safety_good:M"}, _method("safety_good", "works_fine"))
+    _install(tmp_path, monkeypatch, "bad-p", {"bad": "safety_bad:M"},
+             {"safety_bad": "raise ImportError('needs a GPU build')\n"})
+    res = runner.invoke(app, ["methods"])
+    assert res.exit_code == 2, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("4dfy ") and any(ln.startswith("works_fine ") and "[entry point 'good' of good-p]"
+                                                in ln for ln in lines), res.output
+    assert lines[-1].startswith("error: entry point 'bad' of bad-p (safety_bad:M) cannot be loaded: ImportError: "
+                                "needs a GPU build"), res.output

@@ -78,7 +78,7 @@ def test_every_cell_is_the_decoded_frame_in_registry_order(roots, tmp_path):
     fig = figs["a_panda_dancing"]
     assert fig.path == tmp_path / "a_panda_dancing.png" and fig.prompt == PANDA
     assert [(r.method, r.label, r.frames) for r in fig.rows] == [
-        ("4dfy", "4dfy", (0, 3, 6, 9)), ("wo_hybrid", "w/o hybrid SDS", (0, 2, 4, 6)),
+        ("4dfy", "4D-fy", (0, 3, 6, 9)), ("wo_hybrid", "w/o hybrid SDS", (0, 2, 4, 6)),
         ("aaa_import", "aaa_import", (0, 3, 5, 8))]
     image = np.asarray(Image.open(fig.path).convert("RGB"))
     assert image.shape[:2] == (fig.layout.height, fig.layout.width) and fig.layout.cell_size == (48, 32)
@@ -211,14 +211,14 @@ def test_cli_writes_replaces_only_its_own_figures_and_fails_in_one_line(roots, t
 
 def test_labels_file_names_the_rows(roots, tmp_path):
     """A labels file such as the `methods` stage's labels.json (a method's registered label or params.yaml's
-    `label:`; "" for none)."""
+    `label:`; "" for none: the registered label, 4dfy's the paper's "4D-fy", else the name)."""
     (tmp_path / "labels.json").write_text(json.dumps({"4dfy": "", "wo_hybrid": "w/o hybrid SDS"}))
     res = runner.invoke(app, ["figure", str(roots[0]), "--out", str(tmp_path / "o"), "--labels",
                               str(tmp_path / "labels.json"), "--prompts", "a_panda_dancing", "--no-progress"])
     assert res.exit_code == 0, res.output
     sel = select_artifacts([roots[0]], prompts=["a_panda_dancing"])
     fig = make_figures(sel, tmp_path / "p", FigureConfig(labels={"4dfy": "", "wo_hybrid": "w/o hybrid SDS"}))[0]
-    assert [r.label for r in fig.rows] == ["4dfy", "w/o hybrid SDS"]
+    assert [r.label for r in fig.rows] == ["4D-fy", "w/o hybrid SDS"]
     assert (tmp_path / "o" / "a_panda_dancing.png").read_bytes() == fig.path.read_bytes()
 
 
@@ -263,7 +263,7 @@ def test_the_font_draws_the_labels_of_the_paper_and_non_latin_prompts():
 
 
 def test_labels_file_blanks_do_not_wipe_the_design_labels(roots, tmp_path):
-    """labels.json gives "" to every built-in ("no label of its own"): with --design as well, the design's label
+    """labels.json gives "" to a method with no label of its own: with --design as well, the design's label
     stays."""
     design = tmp_path / "design.yaml"
     design.write_text("primary: 4dfy\ncomparisons: [wo_hybrid]\nmethods:\n  4dfy: {label: 4D-fy}\n"
@@ -307,8 +307,8 @@ def test_a_prompt_with_braces_keeps_them_in_the_title(tmp_path):
     root = tmp_path / "a"
     art = add(root, "4dfy", "A sign reading {slug}.", 3)
     templated = make_figures(select_artifacts([root]), tmp_path / "o", Cfg())[0]
-    # the same figure composed with the prompt as its literal title
-    image, _ = compose([("4dfy", load_frames(art, 4)[1])], "A sign reading {slug}.", (48, 32), None)
+    # the same figure composed with the prompt as its literal title (4dfy's row: its registered label, the paper's)
+    image, _ = compose([("4D-fy", load_frames(art, 4)[1])], "A sign reading {slug}.", (48, 32), None)
     assert templated.path.read_bytes() == png_bytes(image)
 
 

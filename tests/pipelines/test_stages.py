@@ -191,7 +191,9 @@ def test_the_methods_step_writes_each_trained_methods_config_and_every_label(tmp
     assert written["weights"]["sds_video"] == 0.3 and written["method"] == "my_plugin" and written["profile"] == "tiny"
     assert {k: v for k, v in written.items() if k not in ("method", "weights")} == {
         k: v for k, v in json.loads((out / "config" / "4dfy.json").read_text()).items() if k not in ("method", "weights")}
-    assert json.loads((out / "labels.json").read_text()) == {"4dfy": "", "wo_hybrid": "", "my_plugin": "w/ my loss"}
+    # the built-ins' labels are the paper's (mav3d: under videos:)
+    assert json.loads((out / "labels.json").read_text()) == {"4dfy": "4D-fy", "wo_hybrid": "w/o hybrid SDS",
+                                                             "my_plugin": "w/ my loss", "mav3d": "MAV3D"}
     before = {p.name: p.read_bytes() for p in (out / "config").iterdir()}
 
     monkeypatch.setitem(METHODS, "my_plugin", Method("my_plugin", "a plug-in", overrides={"weights.sds_video": 0.5},
@@ -199,8 +201,9 @@ def test_the_methods_step_writes_each_trained_methods_config_and_every_label(tmp
     stages.write_methods(params, out)
     after = {p.name: p.read_bytes() for p in (out / "config").iterdir()}
     assert [n for n in before if before[n] != after[n]] == ["my_plugin.json"]
-    assert (out / "labels.json").read_text() == json.dumps({"4dfy": "", "my_plugin": "w/ my loss", "wo_hybrid": ""},
-                                                            indent=1) + "\n"
+    assert (out / "labels.json").read_text() == json.dumps({"4dfy": "4D-fy", "mav3d": "MAV3D",
+                                                            "my_plugin": "w/ my loss", "wo_hybrid": "w/o hybrid SDS"},
+                                                           indent=1) + "\n"
 
     raw = yaml.safe_load(params.read_text())
     raw["generate"]["methods"] = ["4dfy"]
