@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
@@ -53,11 +54,17 @@ def render(
     typer.echo(f"wrote {art.folder} ({art.n_frames} frames, {art.width}x{art.height} px, {art.trajectory})")
 
 
-def _paper_methods():
-    """(the paper's design, its methods: primary first, then the comparisons in design order)."""
+@functools.cache
+def _paper_design():
+    """The paper's design, read once per process (an import's notes and near-miss checks each ask for it)."""
     from userstudy.design import load_design
 
-    design = load_design()
+    return load_design()
+
+
+def _paper_methods():
+    """(the paper's design, its methods: primary first, then the comparisons in design order)."""
+    design = _paper_design()
     return design, list(dict.fromkeys([design.primary, *design.comparisons]))
 
 
