@@ -4,7 +4,8 @@ For each panel size the simulator (`userstudy.simulate`: rater heterogeneity, un
 sub-questions) draws `sims` panels of one cell (comparison x criterion) and counts how often the test
 rejects "no preference":
 - `chi2`: the paper's pooled chi-square test (treats every judgment as independent; with rater
-  heterogeneity its nominal level is too liberal, so its power is optimistic);
+  heterogeneity it rejects far more often than alpha under no preference, `chi2_size`, so its power is
+  optimistic);
 - `cluster`: the rater-cluster-robust test (`stats.cluster_wald_p`), valid with heterogeneous raters.
 `power_approx` is the normal approximation (Cohen's h, statsmodels) with the design effect
 1 + (m - 1) icc of m judgments per rater.
@@ -90,6 +91,27 @@ def power_approx(cfg: PowerConfig, n_raters: np.ndarray) -> np.ndarray:
     return np.array([NormalIndPower().power(h, nobs1=n, alpha=cfg.alpha / cfg.family, ratio=0) for n in n_eff])
 
 
+def _panels(rng: np.random.Generator, cfg: PowerConfig, rate: float, n_raters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Votes for the primary k and answered judgments n, (cfg.sims, n_raters), of panels at a true `rate`: the
+    totals of `simulate.simulate_counts`'s model (no careless raters) drawn directly, two draws per rater rather than
+    one per judgment (see its docstring)."""
+    p_r = rater_rates(rng, rate, cfg.rater_icc, (cfg.sims, n_raters))
+    n = rng.binomial(cfg.prompts, 1 - cfg.unanswered, size=(cfg.sims, n_raters))
+    return rng.binomial(n, p_r), n
+
+
+def chi2_size(cfg: PowerConfig, n_raters: int) -> float:
+    """The paper's chi-square test's actual size: how often it rejects at alpha / family in `cfg.sims` simulated
+    panels of `n_raters` raters with no preference (rate 0.5), the icc and unanswered share of `cfg` (a random
+    stream of its own, from cfg.seed). Near alpha with identical raters (icc 0); above it when raters differ, since
+    the test counts every judgment as independent (about 0.2 at icc 0.05 with 28 judgments per rater): its power in
+    `power_table` is then optimistic."""
+    check_config(cfg)
+    k, n = _panels(np.random.default_rng([cfg.seed, 1]), cfg, 0.5, n_raters)
+    _, p = stats.chisquare_half(k.sum(1), n.sum(1))
+    return float(np.mean(np.nan_to_num(p, nan=1.0) < cfg.alpha / cfg.family))
+
+
 def power_table(cfg: PowerConfig) -> pd.DataFrame:
     """Power per panel size: simulated (chi2, cluster) and approximate."""
     check_config(cfg)
@@ -98,11 +120,7 @@ def power_table(cfg: PowerConfig) -> pd.DataFrame:
     rows = []
     grid = np.arange(cfg.min_raters, cfg.max_raters + 1)
     for r in grid:
-        # the totals of `simulate.simulate_counts`'s model (no careless raters) drawn directly, two draws per
-        # rater rather than one per judgment: see its docstring
-        p_r = rater_rates(rng, cfg.rate, cfg.rater_icc, (cfg.sims, r))
-        n = rng.binomial(cfg.prompts, 1 - cfg.unanswered, size=(cfg.sims, r))
-        k = rng.binomial(n, p_r)
+        k, n = _panels(rng, cfg, cfg.rate, int(r))
         _, p_chi2 = stats.chisquare_half(k.sum(1), n.sum(1))
         p_cl = stats.cluster_wald_p(k, n)
         rows.append({"n_raters": int(r), "judgments": int(r * cfg.prompts),

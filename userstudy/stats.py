@@ -2,7 +2,8 @@
 
 The paper's test is a chi-square goodness-of-fit test of [k, n - k] against [n/2, n/2] (df 1),
 i.e. `scipy.stats.chisquare`. Beside it: exact binomial p, Wilson 95% interval, a bootstrap interval
-that resamples raters (judgments of one rater are not independent), a rater-cluster-robust test,
+that resamples raters (judgments of one rater are not independent; a rater-level interval where every rater has
+the same rate), a rater-cluster-robust test,
 Holm's correction over a whole table, and Fleiss' kappa.
 """
 
@@ -51,14 +52,36 @@ def _pooled_rate(k, n, axis=-1):
     return k.sum(axis) / n.sum(axis)
 
 
+def _no_spread_interval(k: np.ndarray, n: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The interval of a panel whose raters all have the same rate, where resampling raters has nothing to vary.
+
+    Unanimous (every rater at 1, or every one at 0): Clopper-Pearson over the R raters as R successes of R (or 0),
+    i.e. [(alpha/2)^(1/R), 1] (or its mirror): bounds on the share of raters siding wholly one way, which bounds
+    the rate (each such rater's rate is 1); otherwise the
+    Wilson interval of the pooled judgments, the binomial counterpart of `cluster_wald_p`'s fallback variance."""
+    r, total, votes = len(k), float(n.sum()), float(k.sum())
+    if votes == total or votes == 0:
+        edge = (alpha / 2) ** (1 / r)
+        return (float(edge), 1.0) if votes == total else (0.0, float(1 - edge))
+    lo, hi = wilson([votes], [total], alpha=alpha)
+    return float(lo[0]), float(hi[0])
+
+
 def cluster_bootstrap(k_by_cluster, n_by_cluster, n_boot: int, rng: np.random.Generator,
                       alpha: float = 0.05, method: str = "BCa") -> tuple[float, float]:
     """Bootstrap interval of sum(k)/sum(n) resampling whole clusters (raters), by default BCa.
 
     `k_by_cluster`, `n_by_cluster`: votes for the primary and answered judgments per rater. The
-    resampling unit is the rater, so the interval accounts for judgments of one rater being alike;
-    BCa (bias-corrected, accelerated; jackknife over raters) keeps coverage near nominal for rates
-    near 0 or 1 where the plain percentile interval falls short. Uses `scipy.stats.bootstrap`.
+    resampling unit is the rater, so the interval accounts for judgments of one rater being alike
+    (BCa: bias-corrected, accelerated, with a jackknife over raters; `scipy.stats.bootstrap`).
+    When every rater has the same rate, resampling raters has nothing to vary and would give a
+    zero-width interval; then (`_no_spread_interval`) a unanimous panel gets the Clopper-Pearson
+    interval over raters ([(alpha/2)^(1/R), 1] for R raters all at 1: [0.868, 1] for 26), and raters
+    all at one rate between 0 and 1 the Wilson interval of the pooled judgments. NaN with fewer than
+    two raters. Near a rate of 0 or 1 BCa can still fall short of its coverage: in 600 simulated
+    panels (icc 0.05) a 95% interval covered a true rate of 0.99 in 99% with 26 raters of 5 judgments
+    (31% of them unanimous: their zero-width interval, before the rater-level one, held it to 69%) but in 90%
+    with 26 raters of 28, and 0.97 in 88% with 10 raters of 28, the misses mostly above the rate.
     """
     import warnings
 
@@ -70,9 +93,9 @@ def cluster_bootstrap(k_by_cluster, n_by_cluster, n_boot: int, rng: np.random.Ge
     k, n = k[keep], n[keep]
     if len(k) < 2:
         return np.nan, np.nan
-    rates = k / n
-    if np.allclose(rates, rates[0]):  # every rater at the same rate: every resample gives it
-        return float(rates[0]), float(rates[0])
+    # exact for counts, as in cluster_wald_p: every rater's rate equals the pooled one
+    if np.all(k * n.sum() == k.sum() * n):
+        return _no_spread_interval(k, n, alpha)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = bootstrap((k, n), _pooled_rate, paired=True, vectorized=True, n_resamples=n_boot,
@@ -91,7 +114,9 @@ def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.nda
     (k_r N - K n_r) / N), so that it is zero exactly when every rater has the same rate. Such a panel (by chance
     in a small one: 2 raters of 5 judgments each are a quarter of the time under H0) leaves the between-rater
     variance unestimated: with 0 < p < 1 the binomial variance p(1-p)/N stands in, and with every judgment one
-    way the p is the exact binomial one, 2 * 0.5^N. (Taking the zero as certainty rejected all such panels.)
+    way (a unanimous panel) the p is the sign test over raters, 2 * 0.5^R for R raters: the panel is R agreeing
+    raters, not N independent judgments (2 * 0.5^N would take 26 unanimous raters of 5 judgments for p = 1e-38).
+    (Taking the zero as certainty rejected all such panels.) NaN with fewer than two raters.
     """
     k = np.asarray(k_by_cluster, dtype=float)
     n = np.asarray(n_by_cluster, dtype=float)
@@ -105,7 +130,7 @@ def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.nda
         var = np.where((var == 0) & (p > 0) & (p < 1), p * (1 - p) / total, var)
         t = (p - 0.5) / np.sqrt(var)
         out = 2 * sps.t.sf(np.abs(t), df=np.maximum(r - 1, 1))
-    out = np.where(var == 0, np.minimum(1.0, 2 * 0.5**total), out)  # every judgment one way
+    out = np.where(var == 0, np.minimum(1.0, 2 * 0.5**r), out)  # unanimous: sign test over the raters
     return np.where(r >= 2, out, np.nan)
 
 

@@ -277,10 +277,37 @@ def _clip_for(clip: dict, method: str, prompt_set: str) -> ClipScore:
     return ClipScore(math.nan) if key is None else clip[key]
 
 
+def clip_over_asked(score: ClipScore, section: Section) -> bool:
+    """Whether `score`, the CLIP value a section would show, averages more prompts than the section asks. A section
+    naming a `prompt_set` and `n_prompts` asks the first n_prompts of the set (`design.section_prompts`); a mean over
+    more (clipscore's over the whole set, say) holds prompts no rater was asked about there, and clip.csv holds no
+    per-prompt scores to average the asked ones only, so the tables show no value (a note says why). A value over
+    at most n_prompts is shown, marked as ever when it is over fewer than its set (clip.csv does not name its
+    prompts); a value without counts (a hand-written file) cannot be told and is shown as given."""
+    return bool(section.prompt_set and section.n_prompts and score.n_prompts is not None
+                and score.n_prompts > section.n_prompts)
+
+
 def clip_shown(clip: dict, design: Design) -> list[tuple[str, str]]:
-    """The keys of `clip` whose values the design's tables show, each once, in table order."""
-    keys = [clip_key(clip, m, s.prompt_set) for t in design.tables for s in t.sections for m in s.rows]
-    return list(dict.fromkeys(k for k in keys if k is not None))
+    """The keys of `clip` whose values the design's tables show, each once, in table order (a value over more
+    prompts than its section asks, `clip_over_asked`, is not shown)."""
+    keys = [key for t in design.tables for s in t.sections for m in s.rows
+            if (key := clip_key(clip, m, s.prompt_set)) is not None and not clip_over_asked(clip[key], s)]
+    return list(dict.fromkeys(keys))
+
+
+def clip_refused(clip: dict, design: Design) -> list[tuple[str, str, int, int]]:
+    """(method, prompt set, prompts the CLIP value averages, prompts the section asks) of every row of the design's
+    tables whose CLIP value is not shown because it averages more prompts than its section asks (`clip_over_asked`),
+    each once, in table order."""
+    out = []
+    for t in design.tables:
+        for s in t.sections:
+            for m in s.rows:
+                key = clip_key(clip, m, s.prompt_set)
+                if key is not None and clip_over_asked(clip[key], s):
+                    out.append((m, s.prompt_set, clip[key].n_prompts, s.n_prompts))
+    return list(dict.fromkeys(out))
 
 
 def clip_unmatched(clip: dict, design: Design) -> dict[str, tuple[list[str], list[str]]]:
@@ -357,10 +384,15 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
         n_set = prompt_set_size(section, analysis.prompts_dir)
         for method in section.rows:
             score = _clip_for(clip, method, section.prompt_set)
+            # a mean over more prompts than the section asks is not its value: none is shown, a note says why
+            over_n = score.n_prompts if clip_over_asked(score, section) else None
+            if over_n is not None:
+                score = ClipScore(math.nan)
             row = {"kind": "primary" if method == design.primary else "comparison", "section": s_idx,
                    "method": method, "label": design.label(method), "label_latex": design.label(method, latex=True),
                    "clip": score.value, "clip_n_prompts": score.n_prompts, "clip_n_set": score.n_set,
                    "clip_partial": score.partial and not math.isnan(score.value),
+                   "clip_over_n": over_n, "clip_asked": section.n_prompts if over_n is not None else None,
                    "heading": section.heading, "prompt_set": section.prompt_set}
             # the prompts the preferences cover, of the section's set; a comparison without votes (a survey of
             # another table) shows n/a and gets no mark, nor does a set of unknown size
@@ -456,6 +488,26 @@ def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     return notes
 
 
+def _over_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
+    """'<label> (<prompt set>): n prompts, m asked' for every CLIP value not shown because it averages more prompts
+    than its section asks (`clip_over_asked`), each once."""
+    notes = []
+    for _, r in rows.iterrows():
+        over = r.get("clip_over_n")
+        if r["kind"] == "heading" or over is None or pd.isna(over):
+            continue
+        label = r["label_latex"] if latex else r["label"]
+        where = latex_escape(r["prompt_set"]) if latex else r["prompt_set"]
+        note = f"{label} ({where}): {int(over)} prompts, {int(r['clip_asked'])} asked"
+        if note not in notes:
+            notes.append(note)
+    return notes
+
+
+OVER_NOTE = ("CLIP not shown: the CLIP file's mean is over more prompts of the set than the section asks (its first "
+             "n_prompts), and clip.csv gives no per-prompt scores to average those only: ")
+
+
 def shows_clip(rows: pd.DataFrame) -> bool:
     """Whether a table's rows (`layout`) hold any CLIP value (then its notes name the CLIP source)."""
     return "clip" in rows and bool(rows["clip"].notna().any())
@@ -490,6 +542,9 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
     if notes:
         out += ["", f"{PARTIAL_MD} CLIP is the mean over only part of the section's prompts (n of N prompts): "
                 + "; ".join(notes) + "."]
+    notes = _over_notes(rows, latex=False)
+    if notes:
+        out += ["", f"{DASH_MD} {OVER_NOTE}" + "; ".join(notes) + "."]
     notes = _pref_notes(rows, latex=False)
     if notes:
         out += ["", f"{PREF_PARTIAL_MD} {PREF_NOTE}" + "; ".join(notes) + "."]
@@ -542,6 +597,10 @@ def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic:
     if notes:
         out += [r"\par\smallskip{\footnotesize " + PARTIAL_TEX + " CLIP is the mean over only part of the "
                 "section's prompts (n of N prompts): " + "; ".join(notes) + r".\par}"]
+    notes = _over_notes(rows, latex=True)
+    if notes:
+        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + latex_escape(OVER_NOTE) + "; ".join(notes)
+                + r".\par}"]
     notes = _pref_notes(rows, latex=True)
     if notes:
         out += [r"\par\smallskip{\footnotesize " + PREF_PARTIAL_TEX + " " + PREF_NOTE + "; ".join(notes)
@@ -634,9 +693,11 @@ def _count_text(x) -> str:
 
 def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | None = None) -> list[str]:
     """The report's `## CLIP` section: the model (`clip_source`), every CLIP value of the tables with the
-    prompts it covers (empty when no table has a CLIP value)."""
-    lines = []
+    prompts it covers, and the values not shown because they average more prompts than their section asks
+    (`clip_over_asked`); empty when there are neither."""
+    lines, over = [], []
     for name, rows in layouts.items():
+        over += [f"{name}: {note}" for note in _over_notes(rows, latex=False)]
         for _, r in rows.iterrows():
             value = r.get("clip")
             if r["kind"] == "heading" or value is None or (isinstance(value, float) and math.isnan(value)):
@@ -644,13 +705,42 @@ def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | Non
             n, k = (_count_text(r.get(c)) for c in ("clip_n_prompts", "clip_n_set"))
             lines.append(f"| {name} | {r['heading'] or r['prompt_set'] or '-'} | {r['label']} | {value:.2f} | "
                          f"{n} | {k} | {'yes' if r['clip_partial'] else 'no'} |")
-    if not lines:
+    if not lines and not over:
         return []
-    return ["## CLIP", "", clip_source_text(clip_source), "",
-            "| table | section | method | CLIP | prompts | of the set | partial |", "|:--|:--|:--|--:|--:|--:|:--|",
-            *lines, "",
-            f"A partial value (marked {PARTIAL_MD} in the tables) is a mean over fewer prompts than the section's "
-            "prompt set, e.g. a demo run that rendered one prompt; n/a: the CLIP file gives no counts.", ""]
+    out = ["## CLIP", "", clip_source_text(clip_source), ""]
+    if lines:
+        out += ["| table | section | method | CLIP | prompts | of the set | partial |", "|:--|:--|:--|--:|--:|--:|:--|",
+                *lines, "",
+                f"A partial value (marked {PARTIAL_MD} in the tables) is a mean over fewer prompts than the section's "
+                "prompt set, e.g. a demo run that rendered one prompt; n/a: the CLIP file gives no counts.", ""]
+    if over:
+        out += [OVER_NOTE + "; ".join(over) + ".", ""]
+    return out
+
+
+def no_spread_cells(table: pd.DataFrame) -> list[str]:
+    """'<comparison> <criterion>' of the cells whose raters (two or more) all had the same rate, where the rater
+    bootstrap has nothing to resample (`stats.cluster_bootstrap`): unanimous cells (k = n or k = 0), and cells
+    whose rater interval is the Wilson interval, the fallback for raters all at one rate between 0 and 1."""
+    cells = []
+    for r in table.itertuples():
+        if r.n == 0 or not r.raters >= 2:
+            continue
+        if r.k in (0, r.n) or (r.boot_low == r.ci_low and r.boot_high == r.ci_high):
+            cells.append(f"{r.comparison} {r.criterion}")
+    return cells
+
+
+def no_spread_lines(table: pd.DataFrame) -> list[str]:
+    """The report's note on `no_spread_cells` (empty when there are none, so other reports stay as they were)."""
+    cells = no_spread_cells(table)
+    if not cells:
+        return []
+    return [f"Every rater had the same rate in {len(cells)} cell(s) ({', '.join(cells)}), so resampling raters "
+            "has nothing to vary: there the rater interval is Clopper–Pearson over the raters when the cell is "
+            "unanimous (all raters one way: from (alpha/2)^(1/raters) to 100%, or its mirror) and the Wilson interval "
+            "otherwise, and the rater-robust p of a unanimous cell is the sign test over its raters, "
+            "2 × 0.5^raters (else the test with the binomial variance).", ""]
 
 
 def pref_coverage_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
@@ -721,6 +811,7 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
     out += ["", "Holm's correction runs over every cell of this table (the paper's chi-square p-values). "
             "The rater bootstrap and the rater-robust p treat each rater's judgments as one cluster; the "
             "chi-square, binomial and Wilson figures assume independent judgments, as the paper did.", "",
+            *no_spread_lines(a.table),
             *(pref_lines or []),
             "## Agreement (Fleiss' kappa; subjects = questions, categories = primary / other)", "",
             "| criterion | kappa | questions used | questions | ratings per question |", "|:--|--:|--:|--:|--:|"]

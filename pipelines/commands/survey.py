@@ -177,7 +177,7 @@ def serve(
         folder = sqlite_folder_reason(engine)  # as `export` says it: the driver's reply would not name the folder
         if folder:
             raise StoreError(f"cannot use the database {shown_url(url)}: {folder} (`serve` creates it when new)")
-        init_db(engine, b.bundle_id)  # fail here, with one line, rather than in the browser
+        init_db(engine, b.bundle_id, [q.question_id for q in b.questions])  # one line here, not an error page later
     except StoreError as err:
         _fail(str(err))
     except Exception as err:  # a database that cannot be reached: name it, no traceback
@@ -197,7 +197,9 @@ def serve(
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-           "--client.showErrorDetails", "none", "--client.toolbarMode", "minimal"]
+           "--client.showErrorDetails", "none", "--client.toolbarMode", "minimal",
+           # no "magic": a bare expression or string left in the app's code is never written onto raters' pages
+           "--runner.magicEnabled", "false"]
     host = f"[{address}]" if ":" in address else address  # an IPv6 address in a URL
     typer.echo(f"survey on http://{host}:{port}/ (admin: /?view=admin), database {shown_url(url)}; Ctrl-C stops it",
                err=True)

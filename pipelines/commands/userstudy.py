@@ -103,8 +103,8 @@ def analyze(
     from userstudy.design import PAPER_DESIGN, DesignError, load_design
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
     from userstudy.tables import (PREF_PARTIAL_MD, TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_outside,
-                                  clip_shown, clip_source_text, clip_unmatched, coverage_text, load_clip,
-                                  load_clip_source, partial_preferences, write_outputs)
+                                  clip_refused, clip_shown, clip_source_text, clip_unmatched, coverage_text,
+                                  load_clip, load_clip_source, partial_preferences, write_outputs)
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
@@ -195,6 +195,17 @@ def analyze(
                  if any("" in want for want, _ in groups) else "")
         typer.secho(f"note: no CLIP value in the tables for {what}. `prompt_set:` in the design chooses which "
                     f"prompt set a section shows{rerun} (docs/userstudy.md, \"Design file\")",
+                    fg=typer.colors.YELLOW, err=True)
+    refused = clip_refused(clip_values or {}, d)
+    if refused:  # the whole set's mean must not pass for that of the prompts a section asks
+        by_set: dict = {}
+        for m, ps, n, asked in refused:
+            by_set.setdefault((ps, n, asked), []).append(m)
+        what = "; ".join(f"{', '.join(ms)} ({ps}: clip.csv's mean is over {n} prompts, the section asks the first "
+                         f"{asked})" for (ps, n, asked), ms in by_set.items())
+        typer.secho(f"note: no CLIP value in the tables for {what}: clip.csv has no per-prompt scores to average the "
+                    "asked prompts only; `fourdfy clipscore` on the videos of those prompts alone gives their mean, "
+                    "shown marked ‡ as a mean over part of the set (docs/userstudy.md, \"Design file\")",
                     fg=typer.colors.YELLOW, err=True)
     shown = clip_shown(clip_values or {}, d)  # values in no table (other prompt sets) are not the tables' concern
     partial = [f"{m} ({s or 'all'}: {clip_values[m, s].n_prompts} of {clip_values[m, s].n_set})"
@@ -364,7 +375,8 @@ def power(
     """How many raters does a preference need? Power of the paper's chi-square test and of a
     rater-robust test on simulated panels."""
     from userstudy.outputs import OutputError, atomic_write, check_own_file
-    from userstudy.power import PowerConfig, check_config, csv_frame, is_power_file, power_table, raters_needed
+    from userstudy.power import (PowerConfig, check_config, chi2_size, csv_frame, is_power_file, power_table,
+                                 raters_needed)
 
     cfg = PowerConfig(rate=rate, prompts=prompts, target=target, alpha=alpha, family=family, rater_icc=icc,
                       unanswered=unanswered, max_raters=max_raters, sims=sims, seed=seed)
@@ -385,6 +397,16 @@ def power(
                       ("power_approx", "normal approximation with design effect")):
         need = raters_needed(table, col, target)
         typer.echo(f"  {what:<42} {'> ' + str(max_raters) if need is None else need} raters")
+        if col == "power_chi2":  # its power means little unless it keeps its level: say how often it rejects H0
+            panel = need or max_raters
+            size = chi2_size(cfg, panel)
+            level = alpha / family
+            # more than 3 standard errors of the simulation above the level: the test is too liberal
+            liberal = size > level + 3 * (level * (1 - level) / sims) ** 0.5
+            typer.echo(f"    size: it rejects {100 * size:.1f}% of {panel}-rater panels with no preference (rate 0.5, "
+                       f"icc {icc:g}; level {100 * level:g}%)"
+                       + (": it counts judgments as independent, so its power above is optimistic; plan with the "
+                          "rater-robust test" if liberal else ""))
     if out is not None:
         frame = csv_frame(table)
         try:

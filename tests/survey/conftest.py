@@ -22,6 +22,19 @@ def no_operator_secrets(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
 
 
+@pytest.fixture(autouse=True)
+def no_streamlit_magic():
+    """AppTest runs the app as `survey serve` (and `live_server` below) does: without Streamlit's "magic", which
+    would write any bare expression or string of app.py onto the page. test_app_magic.py turns it back on, as a
+    plain `streamlit run userstudy/survey/app.py` has it, to show the app's pages do not depend on it."""
+    from streamlit import config
+
+    before = config.get_option("runner.magicEnabled")
+    config.set_option("runner.magicEnabled", False)
+    yield
+    config.set_option("runner.magicEnabled", before)
+
+
 @pytest.fixture(scope="session")
 def study_design():
     return design_from_dict(STUDY)
@@ -90,7 +103,7 @@ def live_server(bundle, tmp_path):
     env.pop("FOURDFY_SURVEY_ADMIN_PASSWORD", None)
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--client.showErrorDetails", "none"]
+           "--server.fileWatcherType", "none", "--client.showErrorDetails", "none", "--runner.magicEnabled", "false"]
     log = open(tmp_path / "streamlit.log", "wb")
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

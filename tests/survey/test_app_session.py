@@ -4,12 +4,11 @@ tab is replaced with a notice and no choice carried over, the personal link, and
 labels, one decimal, the raters `fourdfy analyze` excludes left out)."""
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from survey_helpers import answer_all, app_run as run, app_start as start, app_token as token_of, at as t_at
+from survey_helpers import STUDY, answer_all, app_run as run, app_start as start, app_token as token_of, at as t_at
 from typer.testing import CliRunner
 
 from pipelines.cli import app as cli
@@ -144,15 +143,16 @@ def test_personal_link_on_the_question_page(app_env):
 
 
 @pytest.fixture()
-def labelled_bundle(bundle, tmp_path):
-    """The test bundle with method labels in its design (`methods:` of the design file)."""
-    root = tmp_path / "labelled"
-    shutil.copytree(bundle.root, root)
-    data = json.loads((root / "bundle.json").read_text(encoding="utf-8"))
-    data["design"]["methods"] = {"4dfy": {"label": "4D-fy"}, "mav3d": {"label": "MAV3D"}, "wo_3d": "w/o L_3D"}
-    (root / "bundle.json").write_text(json.dumps(data), encoding="utf-8")
-    from userstudy.survey import load_bundle
-    return load_bundle(root)
+def labelled_bundle(study_inputs, tmp_path):
+    """The test study built with method labels in its design (`methods:` of the design file); built, since a
+    bundle.json edited by hand is refused."""
+    from userstudy.design import design_from_dict
+    from userstudy.survey import build_bundle
+
+    arts, prompts_dir, _ = study_inputs
+    design = design_from_dict({**STUDY, "methods": {"4dfy": {"label": "4D-fy"}, "mav3d": {"label": "MAV3D"},
+                                                    "wo_3d": "w/o L_3D"}})
+    return build_bundle(design, [arts], tmp_path / "labelled", prompts_dir=prompts_dir)
 
 
 def test_admin_tally_labels_rounding_and_exclusion(app_env, labelled_bundle, tmp_path, monkeypatch):

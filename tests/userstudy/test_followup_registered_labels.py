@@ -50,7 +50,7 @@ def test_a_plugins_own_label_is_printed(study, tmp_path, monkeypatch):
     res = _analyze(design, votes, tmp_path / "tables")
     assert res.exit_code == 0, res.output
     table = pd.read_csv(tmp_path / "tables" / "comparisons.csv", dtype=str)
-    assert dict(zip(table.method, table.label)) == {"4dfy": "4dfy", "mav3d": "MAV3D", "my_plugin": "w/ my loss"}
+    assert dict(zip(table.method, table.label)) == {"4dfy": "4D-fy", "mav3d": "MAV3D", "my_plugin": "w/ my loss"}
 
 
 def test_simulate_votes_refuses_the_same_clash_before_writing(tmp_path, monkeypatch):

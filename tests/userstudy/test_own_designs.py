@@ -49,7 +49,7 @@ def test_a_design_without_prompt_set_shows_the_all_rows(own, tmp_path):
     assert res.exit_code == 0, res.output
     md = (tmp_path / "res" / "comparisons.md").read_text()
     # 31.0 = (30 + 32) / 2, two of the three prompts scored (so ‡); 4dfy has all three: (20 + 21 + 25) / 3
-    assert "| mymethod | 31.0‡ |" in md and "| 4dfy | 22.0 |" in md
+    assert "| mymethod | 31.0‡ |" in md and "| 4D-fy | 22.0 |" in md
     report = (tmp_path / "res" / "report.md").read_text()
     assert "## CLIP" in report and "| comparisons | - | mymethod | 31.00 | 2 | 3 | yes |" in report
     assert "no CLIP value" not in res.output
@@ -67,7 +67,7 @@ def test_an_empty_clip_cell_says_which_sets_the_file_has(own, tmp_path):
             "prompt_set), clip.csv has ablation_5, mav3d_28. `prompt_set:` in the design chooses") in res.stderr
     assert "mymethod" not in res.stderr
     md = (out / "comparisons.md").read_text()
-    assert "| mymethod | — |" in md and "| 4dfy | — |" in md
+    assert "| mymethod | — |" in md and "| 4D-fy | — |" in md
     assert "## CLIP" not in (out / "report.md").read_text()
     # a section naming a set the file does not have says so too; a set it has is shown without a note
     named = tmp_path / "named.yaml"
@@ -86,7 +86,7 @@ def test_an_empty_clip_cell_says_which_sets_the_file_has(own, tmp_path):
     assert res.exit_code == 0, res.output
     res = _analyze(votes, named, old, tmp_path / "res3")
     assert res.exit_code == 0, res.output
-    assert "no CLIP value" not in res.output and "| 4dfy | 25.0‡ |" in (tmp_path / "res3" / "comparisons.md").read_text()
+    assert "no CLIP value" not in res.output and "| 4D-fy | 25.0‡ |" in (tmp_path / "res3" / "comparisons.md").read_text()
 
 
 def test_the_paper_tables_do_not_change_with_all_rows(tmp_path):
@@ -162,7 +162,7 @@ def test_a_registered_method_label_reaches_the_tables(own, tmp_path, monkeypatch
     assert res.exit_code == 0, res.output
     md = (tmp_path / "res" / "comparisons.md").read_text()
     assert "| Ours (plug-in) | 31.0‡ |" in md and "Human preference for Ours (plug-in)." in md
-    assert "| 4dfy | 22.0 |" in md  # built-in 4dfy registers no label: its key
+    assert "| 4D-fy | 22.0 |" in md  # built-in 4dfy registers the paper's label
     assert "preferring Ours (plug-in) (mymethod) over each method" in res.output
     assert "## Preference for Ours (plug-in)" in (tmp_path / "res" / "report.md").read_text()
     # a label in the design wins over the registered one

@@ -121,7 +121,8 @@ def test_cluster_wald_by_hand():
     from scipy.stats import t as student
 
     assert stats.cluster_wald_p(k, n) == pytest.approx(2 * student.sf(abs(t), 3), rel=1e-12)
-    assert stats.cluster_wald_p(np.array([5, 5]), np.array([5, 5])) == pytest.approx(2 * 0.5**10)  # unanimous
+    # unanimous: the sign test over the 2 raters, not the binomial over their 10 judgments (2 * 0.5**10)
+    assert stats.cluster_wald_p(np.array([5, 5]), np.array([5, 5])) == pytest.approx(2 * 0.5**2)
     assert stats.cluster_wald_p(np.array([0, 0]), np.array([1, 1])) == 0.5  # exact binomial, not certainty
     # equal rates that float rounding would leave a hair above zero (15 of 22 twice): treated as equal
     assert stats.cluster_wald_p(np.array([15, 15]), np.array([22, 22])) == pytest.approx(
@@ -143,8 +144,10 @@ def test_cluster_bootstrap_is_seeded_and_brackets_the_estimate():
     # Resampling raters is wider than treating the 168 judgments as independent (Wilson).
     wlo, whi = stats.wilson([k.sum()], [n.sum()])
     assert a[1] - a[0] > 1.5 * (whi[0] - wlo[0])
-    # Identical raters: every resample gives the same rate; one rater: no interval.
-    assert stats.cluster_bootstrap(np.full(6, 14), n, 500, np.random.default_rng(0)) == (0.5, 0.5)
+    # Identical raters at 14 of 28: every resample gives the same rate, so the pooled judgments' Wilson interval
+    # (not the point (0.5, 0.5)); one rater: no interval.
+    wlo, whi = stats.wilson([6 * 14], [6 * 28])
+    assert stats.cluster_bootstrap(np.full(6, 14), n, 500, np.random.default_rng(0)) == (wlo[0], whi[0])
     assert all(np.isnan(stats.cluster_bootstrap([3], [5], 500, np.random.default_rng(0))))
     # Raters who answered nothing in the cell are not clusters.
     c = stats.cluster_bootstrap(np.append(k, 0), np.append(n, 0), 2000, np.random.default_rng(0))

@@ -108,9 +108,9 @@ def _bundle(path: str):
 
 
 @st.cache_resource(show_spinner=False)
-def _engine(url: str, bundle_id: str):
+def _engine(url: str, bundle_id: str, question_ids: tuple[str, ...]):
     engine = store.make_engine(url)
-    store.init_db(engine, bundle_id)
+    store.init_db(engine, bundle_id, question_ids)
     return engine
 
 
@@ -123,9 +123,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# A crowd platform's id placeholder left in the link ({{%PROLIFIC_PID%}}, ${workerId}, [pid], <pid>): the platform
+# did not fill it in, so every participant would carry the same text. (A comment, not a string under the assignment:
+# Streamlit runs this file as the page script, and its "magic" would show a bare string to every rater.)
 _PLACEHOLDER = re.compile(r"\{\{.*\}\}|\{.*\}|%.*%|\$\{.*\}|\[.*\]|<.*>")
-"""A crowd platform's id placeholder left in the link (`{{%PROLIFIC_PID%}}`, `${workerId}`, `[pid]`, `<pid>`): the
-platform did not fill it in, so every participant would carry the same text."""
 
 
 def external_id_of(params) -> str:
@@ -159,9 +160,8 @@ def _consent(engine, bundle) -> None:
         "per question, nothing else; participation is voluntary and you may stop at any time.")
     agreed = st.checkbox("I have read the instructions and agree to take part.", key="consent")
     if st.button("Start", key="start", disabled=not agreed, type="primary"):
-        external = _external_id()
-        rater = (store.rater_for_external_id(engine, external)
-                 or store.create_rater(engine, bundle.questions, _now(), external_id=external))
+        # found or created in one transaction: two Start clicks of one participant (two tabs) make one rater
+        rater = store.rater_for_participant(engine, bundle.questions, _now(), _external_id())
         st.session_state[TOKEN_KEY] = rater.token
         st.query_params.clear()
         st.query_params["t"] = rater.token
@@ -318,7 +318,7 @@ def main() -> None:
     url = store.default_url(bundle.root)  # $FOURDFY_SURVEY_DB (`serve --db`), else secrets, else SQLite
     notice = st.container()  # at the top of the page, above whatever was drawn before an error
     try:
-        _page(_engine(url, bundle.bundle_id), bundle)
+        _page(_engine(url, bundle.bundle_id, tuple(q.question_id for q in bundle.questions)), bundle)
     except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout) as err:
         # the database is down, unreachable or locked (not a bug: those reach Streamlit's error page): a rater
         # gets a plain note and a button to retry; every submitted answer was committed, and the same link

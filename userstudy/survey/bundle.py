@@ -386,8 +386,13 @@ def plan_questions(design: Design, roots: list[Path], prompts_dir: Path = PROMPT
         # only the videos of the questions kept: a left-out question's one video would sit unused in media/
         used = {(q[m], q["prompt_id"]) for q in planned for m in ("method_a", "method_b")}
         needed = {k: v for k, v in needed.items() if k in used}
-        if not planned and not problems:
-            problems.append(f"no question has videos of both its methods (looked in {', '.join(str(r) for r in roots)})"
+        # attention checks alone are no survey: they only screen raters of the design's comparisons
+        n_checks = sum(q["is_attention_check"] for q in planned)
+        if n_checks == len(planned) and not problems:
+            kept = (", attention checks aside (checks alone are no survey: they only screen the raters of the other "
+                    "questions)" if n_checks else "")
+            problems.append(f"no question has videos of both its methods{kept} (looked in "
+                            f"{', '.join(str(r) for r in roots)})"
                             + (f"; {unlisted_note(unlisted)}" if unlisted else ""))
     if problems:
         # an existing root that yields nothing is the likely cause of the missing videos: say so
@@ -552,8 +557,7 @@ def build_bundle(design: Design, artifact_roots: list[Path | str], out: Path | s
         questions = [Question(video_a=names[(q["method_a"], q["prompt_id"])],
                               video_b=names[(q["method_b"], q["prompt_id"])], **q) for q in planned]
         body = {"questions": [asdict(q) for q in questions]}
-        bundle_id = hashlib.sha256(json.dumps({**body, "design": _id_design(design)}, sort_keys=True).encode()
-                                   ).hexdigest()[:16]
+        bundle_id = _content_id(body["questions"], _id_design(design))
         # outside the bundle id: what was left out does not change what raters see
         data = {"format": BUNDLE_FORMAT, "bundle_id": bundle_id, **body, "design": _design_data(design),
                 "missing": missing, "left_out": left_out}
@@ -579,23 +583,87 @@ def load_bundle(path: Path | str) -> Bundle:
     return _read_bundle(Path(path))
 
 
+def _content_id(questions: list[dict], id_design: dict) -> str:
+    """The bundle id: a hash of the questions (as `asdict` gives them) and the design's part of the id
+    (`_id_design`). `build_bundle` writes it into bundle.json; `_read_bundle` computes it again from the content."""
+    return hashlib.sha256(json.dumps({"questions": questions, "design": id_design}, sort_keys=True).encode()
+                          ).hexdigest()[:16]
+
+
+REBUILD = ("build the bundle again with `fourdfy survey build` (into a new folder) instead of editing "
+           f"{BUNDLE_FILE}")
+_VIDEO_NAME = re.compile(r"[0-9a-f]{32}\.mp4")  # the names build_bundle gives (never a path out of media/)
+_TEXT_FIELDS = ("question_id", "prompt_id", "prompt", "method_a", "method_b", "video_a", "video_b")
+
+
+def _content_problem(questions: tuple[Question, ...], design: Design) -> str | None:
+    """What makes these questions unservable (None: nothing): `survey build` never writes such a bundle, but a
+    bundle.json edited by hand may hold it, and raters would meet it as an error page."""
+    if not questions:
+        return "it holds no questions"
+    for q in questions:
+        where = f"question {q.question_id!r}"
+        bad = [f for f in _TEXT_FIELDS if not isinstance(getattr(q, f), str) or (f != "prompt" and not getattr(q, f))]
+        if bad:
+            return f"{where}: {', '.join(bad)} must be non-empty text"
+        if not isinstance(q.is_attention_check, bool):
+            return f"{where}: is_attention_check must be true or false, not {q.is_attention_check!r}"
+        for v in (q.video_a, q.video_b):
+            if not _VIDEO_NAME.fullmatch(v):
+                return f"{where}: video {v!r} is not a name `survey build` gives (<32 hex>.mp4 under {MEDIA_DIR}/)"
+        # a question shows the primary against a comparison, or a check's correct method against a decoy
+        check = design.check
+        if q.is_attention_check:
+            (a_name, a), (b_name, b) = ("attention_check.correct_method", check.correct_method), \
+                ("attention_check.decoys", check.decoys)
+        else:
+            (a_name, a), (b_name, b) = ("primary", design.primary), ("comparisons", design.comparisons)
+        if q.method_a != a:
+            return f"{where}: method_a is {q.method_a!r}, the design's {a_name} is {a!r}"
+        if q.method_b not in b:
+            return f"{where}: method_b {q.method_b!r} is not among the design's {b_name} ({', '.join(b) or 'none'})"
+    ids = [q.question_id for q in questions]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        return f"question id(s) listed more than once: {few(twice, 3)}"
+    if all(q.is_attention_check for q in questions):
+        return "it holds only attention checks, no question of the design's comparisons"
+    return None
+
+
 def _read_bundle(root: Path, shown: Path | None = None) -> Bundle:
     """Read the bundle folder `root`; messages name it `shown` (default `root`): `build_bundle` reads its temporary
-    folder back under the name it is built for."""
+    folder back under the name it is built for. A bundle whose content is not what `build_bundle` wrote (edited by
+    hand) is refused: its id would bind it to the database of the bundle it was built as, whose raters would then
+    meet questions it no longer holds."""
     shown = root if shown is None else shown
     file, shown_file = root / BUNDLE_FILE, shown / BUNDLE_FILE
     if not file.is_file():
         raise BundleError(f"{shown} is not a survey bundle (no {BUNDLE_FILE}; build one with `fourdfy survey build`)")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise BundleError(f"{shown_file}: not a survey bundle (a JSON object is expected); {REBUILD}")
         if data.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{shown_file}: bundle format {data.get('format')!r}, this version reads {BUNDLE_FORMAT}")
+        if not isinstance(data["questions"], list):
+            raise TypeError(f"questions must be a list, not {type(data['questions']).__name__}")
         questions = tuple(Question(**q) for q in data["questions"])
         design = design_from_dict(data["design"], source=str(shown_file))
         bundle_id = str(data["bundle_id"])
         left_out = tuple(str(q) for q in data.get("left_out", ()))  # absent in bundles of older versions
     except (ValueError, KeyError, TypeError) as err:
         raise BundleError(f"{shown_file}: cannot read the bundle ({err})") from err
+    problem = _content_problem(questions, design)
+    if problem:
+        raise BundleError(f"{shown_file}: {problem}; {REBUILD}")
+    # Bundles of earlier versions hold the design in the short form (no tables), which their id hashed as it is.
+    stored = data["design"]
+    content = _content_id([asdict(q) for q in questions], _id_design(design) if "tables" in stored else stored)
+    if content != bundle_id:
+        raise BundleError(f"{shown_file}: its questions or design are not those of bundle {bundle_id} (they hash to "
+                          f"{content}), so it was edited after `survey build` and would be served on the database of "
+                          f"the bundle it was built as; {REBUILD}")
     missing = sorted({v for q in questions for v in (q.video_a, q.video_b) if not (root / MEDIA_DIR / v).is_file()})
     if missing:
         raise BundleError(f"{shown}: {len(missing)} video(s) missing under {MEDIA_DIR}/: {', '.join(missing)}")

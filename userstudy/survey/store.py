@@ -306,9 +306,10 @@ def _write(engine: sa.Engine):
             yield conn
 
 
-def init_db(engine: sa.Engine, bundle_id: str) -> None:
+def init_db(engine: sa.Engine, bundle_id: str, question_ids: Sequence[str] | None = None) -> None:
     """Create the tables if needed and bind the database to a bundle; refuse a database of another
-    bundle or schema version."""
+    bundle or schema version, and (with `question_ids`, the bundle's) one that assigns its raters a question the
+    bundle does not hold: they would meet an error page at that question."""
     metadata.create_all(engine)
     with _write(engine) as conn:
         version = conn.execute(sa.select(schema_version.c.version)).scalars().all()
@@ -325,6 +326,15 @@ def init_db(engine: sa.Engine, bundle_id: str) -> None:
                     else f"belongs to bundle {bound} (no answers yet)")
             raise StoreError(f"the database {shown_url(engine.url)} {held}, not {bundle_id}: give each bundle its "
                              "own database")
+        if question_ids is not None:
+            assigned = conn.execute(sa.select(assignments.c.question_id).distinct()).scalars().all()
+            unknown = sorted(set(assigned) - set(question_ids))
+            if unknown:
+                from userstudy.outputs import few
+
+                raise StoreError(f"the database {shown_url(engine.url)} assigns {len(unknown)} question(s) that bundle "
+                                 f"{bundle_id} does not hold ({few(unknown, 3)}): serve it with the bundle folder "
+                                 "`survey build` wrote for it, or give this bundle its own database")
 
 
 def sqlite_folder_reason(engine: sa.Engine) -> str:
@@ -386,24 +396,41 @@ def draw_layout(question_ids: Sequence[str], seed: int) -> list[tuple[str, bool]
 def create_rater(engine: sa.Engine, questions: Sequence[Question], now: datetime, *, seed: int | None = None,
                  external_id: str = "") -> Rater:
     """A new rater with an unguessable token and their own seeded order and sides (one transaction).
-    `seed=None` draws one from `secrets`."""
+    `seed=None` draws one from `secrets`. A crowd participant's rater is found or created by `rater_for_participant`,
+    which never makes a second one."""
     if not questions:
         raise StoreError("the bundle has no questions")
+    with _write(engine) as conn:
+        return _insert_rater(conn, questions, now, seed, external_id)
+
+
+def _insert_rater(conn: sa.Connection, questions: Sequence[Question], now: datetime, seed: int | None,
+                  external_id: str) -> Rater:
     token = secrets.token_urlsafe(24)
     seed = secrets.randbits(62) if seed is None else int(seed)
     layout = draw_layout([q.question_id for q in questions], seed)
     by_id = {q.question_id: q for q in questions}
-    with _write(engine) as conn:
-        rater_id = conn.execute(sa.insert(raters).values(token=token, seed=seed, external_id=str(external_id),
-                                                         started_at=now).returning(raters.c.id)).scalar_one()
-        rows = []
-        for position, (qid, swapped) in enumerate(layout):
-            q = by_id[qid]
-            left, right = (q.method_b, q.method_a) if swapped else (q.method_a, q.method_b)
-            rows.append({"rater_id": rater_id, "position": position, "question_id": qid,
-                         "method_left": left, "method_right": right})
-        conn.execute(sa.insert(assignments), rows)
+    rater_id = conn.execute(sa.insert(raters).values(token=token, seed=seed, external_id=str(external_id),
+                                                     started_at=now).returning(raters.c.id)).scalar_one()
+    rows = []
+    for position, (qid, swapped) in enumerate(layout):
+        q = by_id[qid]
+        left, right = (q.method_b, q.method_a) if swapped else (q.method_a, q.method_b)
+        rows.append({"rater_id": rater_id, "position": position, "question_id": qid,
+                     "method_left": left, "method_right": right})
+    conn.execute(sa.insert(assignments), rows)
     return Rater(id=rater_id, token=token, seed=seed, external_id=str(external_id), completed=False)
+
+
+def _rater(row: Mapping) -> Rater:
+    return Rater(id=row["id"], token=row["token"], seed=row["seed"], external_id=row["external_id"],
+                 completed=row["completed_at"] is not None)
+
+
+def _first_with_external_id(conn: sa.Connection, external_id: str) -> Rater | None:
+    row = conn.execute(sa.select(raters).where(raters.c.external_id == external_id)
+                       .order_by(raters.c.id).limit(1)).mappings().one_or_none()
+    return None if row is None else _rater(row)
 
 
 def get_rater(engine: sa.Engine, token: str) -> Rater | None:
@@ -412,10 +439,7 @@ def get_rater(engine: sa.Engine, token: str) -> Rater | None:
         return None
     with engine.connect() as conn:
         row = conn.execute(sa.select(raters).where(raters.c.token == token)).mappings().one_or_none()
-    if row is None:
-        return None
-    return Rater(id=row["id"], token=row["token"], seed=row["seed"], external_id=row["external_id"],
-                 completed=row["completed_at"] is not None)
+    return None if row is None else _rater(row)
 
 
 def rater_for_external_id(engine: sa.Engine, external_id: str) -> Rater | None:
@@ -424,9 +448,25 @@ def rater_for_external_id(engine: sa.Engine, external_id: str) -> Rater | None:
     if not external_id:
         return None
     with engine.connect() as conn:
-        token = conn.execute(sa.select(raters.c.token).where(raters.c.external_id == external_id)
-                             .order_by(raters.c.id).limit(1)).scalar_one_or_none()
-    return get_rater(engine, token) if token is not None else None
+        return _first_with_external_id(conn, external_id)
+
+
+def rater_for_participant(engine: sa.Engine, questions: Sequence[Question], now: datetime, external_id: str, *,
+                          seed: int | None = None) -> Rater:
+    """The rater of this crowd-platform id, created (as `create_rater` creates one) when there is none; a new rater
+    for ''. One write transaction that looks up and inserts, so that one participant clicking Start in two tabs at
+    once (or a resent request) stays one rater: SQLite's BEGIN IMMEDIATE admits one writer at a time, and on
+    PostgreSQL the lock on the `study` row queues the other lookups until this one has committed. (A lock rather than
+    a unique index on `external_id`: databases made before keep their schema, even one that already holds such a
+    pair.)"""
+    if not external_id:
+        return create_rater(engine, questions, now, seed=seed)
+    if not questions:
+        raise StoreError("the bundle has no questions")
+    with _write(engine) as conn:
+        conn.execute(sa.select(study.c.id).with_for_update())  # PostgreSQL: FOR UPDATE; SQLite: a plain read
+        found = _first_with_external_id(conn, external_id)
+        return found if found is not None else _insert_rater(conn, questions, now, seed, external_id)
 
 
 def progress(engine: sa.Engine, rater: Rater) -> tuple[list[Assignment], set[str]]:
