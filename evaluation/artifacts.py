@@ -212,7 +212,8 @@ def check_writable_folder(folder: Path | str) -> None:
         what = "" if base == folder else f", so {folder} cannot be made"
         raise ArtifactError(f"{base} is a file, not a folder{what}; give --out a folder, new or existing")
     if blocked is not None:
-        raise ArtifactError(f"cannot create {folder}: {blocked[0]} is not writable; give --out another folder")
+        verb = "write into" if blocked[0] == folder else "create"  # an existing folder that cannot take files
+        raise ArtifactError(f"cannot {verb} {folder}: {blocked[0]} is not writable; give --out another folder")
 
 
 def refuse_existing(target: Path, overwrite: bool) -> None:

@@ -7,6 +7,7 @@ cache folder built once, atomically, and rebuilt when damaged (the tiny priors, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -142,16 +143,33 @@ def nearest_existing(path: Path | str) -> Path:
 
 
 def folder_blocker(folder: Path | str) -> tuple[Path, str] | None:
-    """Why `folder` cannot be used or made as a folder, creating nothing: (the nearest existing path, "file") when a
-    file stands in its place or above it, (that folder, "not writable") when something must be made in a folder
-    that cannot be written; None when nothing is in the way. Callers word the error for their own option."""
+    """Why `folder` cannot be used or made as a folder: (the nearest existing path, "file") when a file stands in
+    its place or above it, (that folder, "not writable") when the folder, or the nearest existing one to make it
+    in, cannot be written; None when nothing is in the way. Leaves nothing behind (`can_write` probes with a file it
+    removes). Callers word the error for their own option."""
     folder = Path(folder)
     base = nearest_existing(folder)
     if not base.is_dir():
         return base, "file"
-    if base != folder and not os.access(base, os.W_OK | os.X_OK):
+    # an existing folder too: its outputs are written after the work (minutes of scoring, a bootstrap)
+    if not can_write(base):
         return base, "not writable"
     return None
+
+
+def can_write(folder: Path) -> bool:
+    """Whether a file can be made in the existing folder `folder`. `os.access` first (cheap), then a real try: root
+    passes `os.access` whatever the permission bits, and a read-only mount or `chattr +i` shows in none of them."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:  # (tempfile's own names: the writers' `secrets` draws stay theirs)
+        fd, probe = tempfile.mkstemp(prefix=".fourdfy-write-check.", dir=folder)
+    except OSError:  # EROFS, EPERM (immutable), EACCES, ENOSPC (no inode): outputs could not be written either
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return True
 
 
 def yaml_error_text(err: Exception) -> str:

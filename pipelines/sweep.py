@@ -14,9 +14,10 @@ later `dvc commit` / `dvc repro` picks the runs up (docs/cluster.md).
 - Order: jobs of one prompt whose first stages are identical (decided from the resolved configs, as the
   stage cache does) form a group; its leader (the job sharing the most stages with the others) runs first
   and the others start when it has ended, so they load its stages from the cache instead of training them.
-- Every job's stdout/stderr is copied to `<runs>/<profile>/sweep/<method>-<slug>.{out,err}`; the summary
-  (one row per job: state, error, resumes, shared stages) is printed and written to `sweep/sweep.json`
-  with paths relative to `<runs>/<profile>` and no timestamps or job ids.
+- Every ended job's stdout/stderr is copied to `<runs>/<profile>/sweep/<method>-<slug>.{out,err}` (a local job a
+  Ctrl-C stopped too); the summary (one row per job: state, error, resumes, shared stages) is printed, its paths
+  as the sweep was given them and a failed job's hint spelling out its `fourdfy generate` command, and written to
+  `sweep/sweep.json` with paths relative to `<runs>/<profile>` and no timestamps or job ids.
 """
 
 from __future__ import annotations
@@ -199,6 +200,16 @@ class GenerateJob(submitit.helpers.Checkpointable):
         self.config_hash = config_hash
 
     def __call__(self) -> dict:
+        try:
+            return self._train()
+        except KeyboardInterrupt:
+            # the sweep cancelled it (Ctrl-C, SIGTERM: SIGINT to the job), or `kill -INT`: one line in the job's log,
+            # as `generate` gives, not a traceback; the run resumes from its last checkpoint in the next sweep
+            print("error: interrupted; run the same sweep again to resume the run from its last checkpoint (or to "
+                  "start it, if it wrote none yet)", file=sys.stderr, flush=True)
+            raise SystemExit(130) from None  # 128 + SIGINT, as `generate` exits
+
+    def _train(self) -> dict:
         s = self.spec
         s.register_variants()
         cfg = build_config(s.profile, self.method, seed=s.seed, device=s.device, sets=s.sets_for(self.method),
@@ -495,6 +506,36 @@ def _relative(text: str, profile_dir: Path) -> str:
     return text.replace(str(profile_dir.resolve()) + os.sep, "")
 
 
+def generate_command(spec: SweepSpec, j: PlannedJob) -> str:
+    """The `fourdfy generate` command that resolves job `j`'s config (as its job did) into its run folder, its paths
+    as the sweep was given them (usable from where it was started): what a hint's `fourdfy generate ...` means."""
+    import shlex
+
+    try:
+        prompt = j.slug if resolve_prompt(j.slug) == j.prompt else j.prompt
+    except ValueError:  # not a library slug: its text
+        prompt = j.prompt
+    args = ["fourdfy", "generate", "--method", j.method, "--prompt", prompt, "--profile", spec.profile,
+            "--out", str(spec.profile_dir / j.method / j.slug)]
+    args += ["--seed", str(spec.seed)] if spec.seed else []
+    args += ["--device", spec.device] if spec.device != "auto" else []
+    if j.method in spec.variants:
+        args += ["--set-from", f"{spec.variants_from}:overrides.{j.method}"]
+    for key, value in spec.sets_for(j.method).items():
+        args += ["--set", f"{key}={value}"]
+    args += ["--max-steps", str(spec.max_steps)] if spec.max_steps is not None else []
+    args += ["--recompute"] if spec.recompute else []
+    return shlex.join(args)
+
+
+def _console(text: str, spec: SweepSpec, j: PlannedJob) -> str:
+    """A job's error as the console shows it: its paths as the sweep was given them (sweep.json's are relative to
+    <runs>/<profile>, which a command run from here would not find) and a hint's `fourdfy generate ...` spelt out
+    for this job."""
+    text = text.replace(str(spec.profile_dir.resolve()) + os.sep, str(spec.profile_dir) + os.sep)
+    return text.replace("`fourdfy generate ... ", f"`{generate_command(spec, j)} ")
+
+
 def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = print,
               on_submit: Callable[[PlannedJob, object], None] | None = None,
               on_plan: Callable[[list[PlannedJob]], None] | None = None) -> dict:
@@ -678,6 +719,7 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
         else:
             pending.append(j)
     running: dict[str, tuple[PlannedJob, object]] = {}
+    console: dict[str, str] = {}  # a failed job's error as the console shows it (`_console`), not in sweep.json
     resuming = sum(1 for j in pending if j.name not in stale and run_status(j.out) == "unfinished")
     counts = [f"{len(jobs) - len(pending) - len(damaged)} already finished"]
     counts += [f"{resuming} to resume"] if resuming else []
@@ -725,6 +767,7 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
                 else:
                     state, line = _error_line(err, sj.state)
                     results[name] = {"state": state, "error": _relative(line, profile_dir)}
+                    console[name] = _console(line, spec, j)
                 echo(f"ended {name}: {results[name]['state']}")
                 if "odd_manifest" in results[name]:
                     echo(_odd_line(j, results[name]["odd_manifest"]))
@@ -741,6 +784,10 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
             while any(not sj.done() for _, sj in running.values()) and time.monotonic() < end:
                 time.sleep(0.2)
             still_held = [j.out for j, _ in running.values() if not _released(j.out, until=end)]
+            for name, (_, sj) in running.items():  # the copies every ended job has (docs/cluster.md)
+                if sj.done():
+                    _copy_log(Path(sj.paths.stdout), sweep_dir / f"{name}.out")
+                    _copy_log(Path(sj.paths.stderr), sweep_dir / f"{name}.err")
         raise SweepInterrupted(still_held, terminated=sigterm_received()) from None
     summary = {
         "profile": spec.profile, "seed": spec.seed, "executor": ex.kind, "set": dict(spec.sets),
@@ -751,6 +798,7 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
     }
     write_text_atomic(sweep_dir / "sweep.json", json.dumps(summary, indent=2) + "\n")
     summary["seconds"] = {j.name: results[j.name].get("seconds") for j in jobs}
+    summary["console_errors"] = console
     return summary
 
 
@@ -795,7 +843,7 @@ def summary_table(summary: dict) -> str:
     for j in summary["jobs"]:
         secs = summary.get("seconds", {}).get(j["name"])
         odd = j.get("odd_manifest") or {}  # its fields shown as "?"
-        note = j.get("error") or j.get("note") or ""
+        note = summary.get("console_errors", {}).get(j["name"]) or j.get("error") or j.get("note") or ""
         if odd:
             note = "; ".join(filter(None, [note, f"odd manifest.json: {_odd_text(odd)}"]))
         rows.append((j["name"], j["state"], "?" if "resumes" in odd else str(j.get("resumes", "")),

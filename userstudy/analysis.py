@@ -266,6 +266,11 @@ def analyze(votes: Votes, design: Design, config: AnalysisConfig | None = None) 
     if main.empty:
         left = f" of the {len(raters) - len(excluded)} raters not excluded" if excluded else ""
         raise AnalysisError(f"no judgments to analyse: every row{left} is an attention check")
+    if not main["answered"].any():  # every cell would be n/a, with no word why
+        left = f" of the {len(raters) - len(excluded)} raters not excluded" if excluded else ""
+        raise AnalysisError(f"no judgments to analyse: every judgment{left} is unanswered (choice none in all "
+                            f"{len(main)} rows that are not attention checks); check that the votes file holds the "
+                            "raters' answers")
     table = _cell_rows(main, design, config)
     per_prompt = _per_prompt(main, design, config.alpha)
     agreement = _agreement(main)

@@ -62,8 +62,8 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 def check_folder_target(folder: Path | str) -> Path:
-    """Check (creating nothing) that `folder` is a folder or can be made: no file in the way, and
-    the nearest existing folder is writable when something must be made in it."""
+    """Check (leaving nothing behind) that `folder` is a folder or can be made: no file in the way, and the
+    folder, or the nearest existing one to make it in, is writable (`fileio.folder_blocker`)."""
     folder = Path(folder)
     blocked = folder_blocker(folder)
     if blocked is not None and blocked[1] == "file":
@@ -90,12 +90,11 @@ def check_file_target(path: Path | str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file path")
-    check_folder_target(path.parent)
-    # check_folder_target asks for write access only where a folder must be made; a file needs it in its own
     folder = fileio.nearest_existing(path.parent)
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if folder_blocker(path.parent) == (folder, "not writable"):  # said of the file, in its own folder
         raise OutputError(f"cannot write {path}: {folder} is not writable; choose another output path or make it "
                           "writable")
+    check_folder_target(path.parent)
     return path
 
 
@@ -370,6 +369,7 @@ def check_replaceable(out_dir: Path | str) -> None:
         return
     if not out_dir.is_dir():
         raise OutputError(f"{out_dir} is a file, not a folder; give a folder for the outputs")
+    check_folder_target(out_dir)  # an existing folder may be read-only too (a mount, `chattr +i`)
     try:
         entries = sorted(p.name for p in out_dir.iterdir())
     except OSError as err:

@@ -52,6 +52,8 @@ def methods(
     load_entry_points(strict=False)
     entries = read_overrides(params) if params is not None else {}
     register_variants(entries, source=str(params))
+    if params is not None:
+        refuse_unknown_generate_methods(params)
     width = max(len(n) for n in METHODS)
     for name, m in METHODS.items():
         entry = entries.get(name) or {}
@@ -70,14 +72,49 @@ def methods(
 
 
 def read_overrides(path: Path) -> dict:
-    """The `overrides:` mapping of a params.yaml ({} where it has none); a file that cannot be read is an error."""
+    """The `overrides:` mapping of a params.yaml ({} where it has none, with a `note:`). A file that cannot be read,
+    or is not a params file (a YAML mapping with `overrides:` or `generate:`; e.g. dvc.yaml, a votes.csv, an empty
+    file), is an error: its variants would be missing from the list without a word."""
     from pipelines.generate import read_yaml
 
-    data = read_yaml(path, "--params: ") or {}
-    overrides = data.get("overrides") if isinstance(data, dict) else None
+    data = read_yaml(path, "--params: ")
+    if not isinstance(data, dict) or not ({"overrides", "generate"} & set(map(str, data))):
+        what = ("is empty" if data is None else f"holds a YAML {type(data).__name__}, not a mapping"
+                if not isinstance(data, dict) else "has neither overrides: nor generate:")
+        raise ValueError(f"--params: {path} {what}, so it is not a params file of the pipeline; give params.yaml "
+                         "(or a copy of it), whose overrides: defines the variants")
+    overrides = data.get("overrides")
     if overrides is not None and not isinstance(overrides, dict):
         raise ValueError(f"--params: {path}: overrides must map a method to a mapping of config keys to values")
+    if not overrides:
+        typer.echo(f"note: --params: {path} has no overrides: mapping, so it defines no variants; the list is the "
+                   "registered methods only", err=True)
     return overrides or {}
+
+
+def refuse_unknown_generate_methods(path: Path) -> None:
+    """A method of the params file's generate blocks that is neither registered nor one of its variants (after
+    `register_variants`) is an error naming it, with a did-you-mean: the pipeline would stop at it. A name under
+    `videos:` is left to the `methods` stage (videos only, never trained); a refused plug-in's name to the list's
+    own error."""
+    from baselines import UnknownMethodError, get_method
+    from pipelines.generate import read_yaml
+
+    data = read_yaml(path, "--params: ")
+    gen = data.get("generate") if isinstance(data.get("generate"), dict) else {}
+    extra = gen.get("extra") if isinstance(gen.get("extra"), dict) else {}
+    videos = {str(m) for m in data.get("videos") or {}} if isinstance(data.get("videos"), dict) else set()
+    for key, names in (("generate.methods", gen.get("methods")), ("generate.extra.methods", extra.get("methods"))):
+        for name in (map(str, names) if isinstance(names, list) else ()):
+            if name in videos:
+                continue
+            try:
+                get_method(name)
+            except UnknownMethodError as err:
+                raise ValueError(f"--params: {path}: {key}: {err.head}, neither registered nor a variant of its "
+                                 f"overrides{err.tail}") from None
+            except ValueError:  # a refused plug-in's name: the error after the list names it
+                pass
 
 
 PATH_SUFFIXES = (".txt", ".csv", ".yaml", ".yml", ".json", ".tsv")
@@ -198,6 +235,13 @@ def generate(
             if near is not None:
                 typer.echo(f"note: --prompt {prompt!r} is not a prompt of the library; did you mean {near!r}? "
                            "(training it as given)", err=True)
+            # before the training too: it matters when the runs are paired (`survey build` refuses such a video)
+            twin = library_twin(prompt)
+            if twin is not None:
+                typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; "
+                           "runs are paired by slug in the survey and CLIP tables, so this one would be compared with "
+                           f"that prompt's runs (--prompt {slugify(prompt)} trains the library prompt itself)",
+                           err=True)
             idle = cuda_only_switches(cfg)
             if idle:
                 takes, does = ("takes", "it does") if len(idle) == 1 else ("take", "they do")
@@ -231,12 +275,6 @@ def generate(
         typer.echo(f"done: {out} was already finished (config {manifest['config_hash']}); nothing was trained")
     else:
         typer.echo(f"done: {out} (config {manifest['config_hash']}, {stage_times(manifest)})")
-    # after the run, so that an error stays the one line on stderr; it matters when the runs are paired
-    twin = library_twin(prompt)
-    if twin is not None:
-        typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; runs "
-                   "are paired by slug in the survey and CLIP tables, so this one would be compared with that "
-                   f"prompt's runs (--prompt {slugify(prompt)} trains the library prompt itself)", err=True)
 
 
 NEAR_MISS_CUTOFF = 0.9

@@ -169,7 +169,7 @@ def planning_notes(spec, ex, jobs, params: dict | None = None, methods_of_params
         if near is not None:
             typer.echo(f"note: prompt {text!r} is not a prompt of the library; did you mean {near!r}? (the sweep "
                        "trains it as given)", err=True)
-        if twin is not None:  # generate gives it after its run: here before the jobs, whose folders it names
+        if twin is not None:  # before the jobs (as generate gives it before training), whose folders it names
             slug = slugify(text)
             typer.echo(f"note: prompt {text!r} has the slug {slug} of the library prompt {twin!r}; its runs take "
                        f"that prompt's run folders (<method>/{slug}) and are paired with its runs by slug in the "

@@ -120,12 +120,14 @@ def analyze(
     _input_file("--design", design, "design YAML/JSON")
     _prompts_folder(prompts_dir)
     try:
+        # refused before the votes are read and bootstrapped (seconds to minutes), not after: a folder in the way,
+        # another program's files, a read-only folder
+        check_replaceable(out)
         # named as load_design names the file in its own errors
         d = with_registered_labels(load_design(design), Path(design or PAPER_DESIGN).name)
         v = load_votes(votes, d, prompts_dir=prompts_dir)
         clip_values = load_clip(clip) if clip else None
         clip_source = load_clip_source(clip) if clip else None  # the clipscore.json beside it, if any
-        check_replaceable(out)  # refuse before the (slow) bootstrap, not after
         if metrics is not None:  # never an input, never a file analyze did not write
             check_metrics_target(metrics, [("--votes", p) for p in votes] + [("--clip", clip), ("--design", design)],
                                  out_dir=out)

@@ -15,6 +15,9 @@ from pipelines.generate import build_config
 runner = CliRunner()
 CUDA_NOTE = ("note: tf32, guidance.*.frozen.cuda_graph take effect only on CUDA; this run trains on the CPU, where "
              "they do nothing")
+TWIN_NOTE = ("note: --prompt 'A panda dancing' has the slug a_panda_dancing of the library prompt 'A panda dancing.'; "
+             "runs are paired by slug in the survey and CLIP tables, so this one would be compared with that prompt's "
+             "runs (--prompt a_panda_dancing trains the library prompt itself)")
 NEAR_NOTE = ("note: --prompt 'A panda dancin.' is not a prompt of the library; did you mean 'A panda dancing.'? "
              "(training it as given)")
 
@@ -76,7 +79,18 @@ def test_cuda_only_switches_are_named_only_when_on_and_the_device_is_the_cpu(tmp
 def test_no_near_miss_note_for_a_library_prompt_a_slug_or_another_prompt(prompt, tmp_path):
     """'A panda dancing' (no full stop) has the library prompt's slug: `library_twin`'s note is the one for it."""
     assert library_near_miss(prompt) is None
-    assert _refused_after_the_notes(tmp_path, prompt) == []
+    assert _refused_after_the_notes(tmp_path, prompt) == ([TWIN_NOTE] if prompt == "A panda dancing" else [])
+
+
+def test_the_note_on_a_library_prompts_slug_comes_before_the_training(tmp_path):
+    """It used to come after the run (hours on the paper profile), whose video `survey build` then refuses."""
+    res = runner.invoke(app, ["generate", "--prompt", "A panda dancing", "--device", "cpu", "--max-steps", "1",
+                              "--no-progress", "--set", "preview_frames=0", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    note = lines.index(next(line for line in lines if line.startswith(TWIN_NOTE[:60])))
+    trained = [i for i, line in enumerate(lines) if line.startswith(("[", "done:"))]
+    assert trained and note < trained[0], lines
 
 
 def test_near_misses_of_library_prompts_are_named():

@@ -241,3 +241,22 @@ def test_a_folder_for_an_input_is_called_a_folder(votes, tmp_path, option, what)
     line = one_error_line(runner.invoke(app, args + [option, str(folder)]))
     assert line == f"error: {option} {folder} is a folder; give the {what} file"
     assert not out.exists() and os.listdir(folder) == []
+
+
+def test_votes_whose_judgments_are_all_unanswered_are_one_clear_error(tiny_votes, tmp_path):
+    """It used to exit 0 with every cell n/a and no word why."""
+    design = tmp_path / "d.yaml"
+    design.write_text("primary: 4dfy\ncomparisons: [mav3d, wo_3d]\n"
+                      "attention_check: {correct_method: 4dfy, decoys: [broken]}\n")
+    votes = tmp_path / "unanswered.csv"
+    frame = tiny_votes.copy()
+    judgments = frame.is_attention_check != "true"
+    frame.loc[judgments, "choice"] = "none"
+    frame.to_csv(votes, index=False)
+    out = tmp_path / "res"
+    res = runner.invoke(app, ["analyze", "--votes", str(votes), "--design", str(design), "--out", str(out),
+                              "--n-boot", "100", "--max-failed-share", "1"])
+    assert one_error_line(res) == (
+        f"error: no judgments to analyse: every judgment is unanswered (choice none in all {int(judgments.sum())} "
+        "rows that are not attention checks); check that the votes file holds the raters' answers")
+    assert not out.exists()

@@ -1,0 +1,90 @@
+"""An existing output folder that cannot be written is found before the work, not when the outputs are written
+after it (minutes of CLIP scoring, a bootstrap): `folder_blocker` used to ask `os.access` only of a folder it would
+have to make in, and root passes `os.access` anyway. A read-only mount (or `chattr +i`) is simulated here the way
+the kernel shows it to a program: creating a file in that folder fails with EROFS."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from method import fileio
+from method.fileio import folder_blocker
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """`read_only(folder)`: creating a file directly in `folder` fails as on a read-only mount."""
+    folders: set[Path] = set()
+    real_open = os.open
+
+    def guarded_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and Path(os.fsdecode(path)).parent.resolve() in folders:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_open)
+
+    def add(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        folders.add(folder.resolve())
+        return folder
+    return add
+
+
+def test_an_existing_folder_is_checked_by_a_real_write(tmp_path, read_only):
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    assert folder_blocker(ok) is None and list(ok.iterdir()) == []  # the probe leaves nothing behind
+    ro = read_only(tmp_path / "ro")
+    assert os.access(ro, os.W_OK)  # what the old check asked: yes
+    assert folder_blocker(ro) == (ro, "not writable")
+    assert folder_blocker(ro / "new" / "deeper") == (ro, "not writable")  # made in it: the same answer
+    with pytest.raises(OSError):  # the simulation is what the outputs would meet
+        fileio.write_text_atomic(ro / "x.txt", "x")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root passes os.access and writes into a 0o555 folder")
+def test_a_folder_without_write_permission_is_not_writable(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert folder_blocker(ro) == (ro, "not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_analyze_refuses_a_read_only_out_before_reading_the_votes(tmp_path, read_only, monkeypatch):
+    import userstudy.votes
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the votes were read before --out was checked")
+
+    monkeypatch.setattr(userstudy.votes, "load_votes", reached)
+    out = read_only(tmp_path / "res")
+    votes = tmp_path / "votes.csv"
+    votes.write_text("rater_id\n")
+    res = runner.invoke(app, ["analyze", "--votes", str(votes), "--out", str(out), "--n-boot", "100"])
+    assert res.exit_code == 2, res.output
+    assert [line for line in res.stderr.splitlines() if line.strip()] == [
+        f"error: cannot write {out}: {out} is not writable; choose another output path"]
+
+
+def test_clipscore_refuses_a_read_only_out_before_scoring(tmp_path, read_only):
+    out = read_only(tmp_path / "clip")
+    arts = tmp_path / "artifacts"
+    arts.mkdir()
+    res = runner.invoke(app, ["clipscore", str(arts), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    # (without the check, the error was that the artifacts folder is empty, or after the scoring a write error)
+    assert len(lines) == 1 and lines[0].startswith("error: --out: "), lines
+    assert f"cannot write into {out}: {out} is not writable" in lines[0], lines
