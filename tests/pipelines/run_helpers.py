@@ -19,3 +19,31 @@ def stamp(folder, when: int) -> None:
     for p in Path(folder).rglob("*"):
         if p.is_file():
             os.utime(p, ns=(when * 10**9, when * 10**9))
+
+
+def stop_sweep_mid_training(runs, slug: str, sig: int):
+    """Start a real local sweep of 4dfy on `slug` into `runs` (a subprocess of its own session), wait until its job
+    has written a checkpoint, send the sweep `sig` and wait for it to end. Returns (the sweep's argv, returncode,
+    stdout, stderr); a failed wait leaves no sweep, controller or job behind."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = runs / "tiny" / "4dfy" / slug
+    args = [sys.executable, "-m", "pipelines.cli", "sweep", "--methods", "4dfy", "--prompts", slug, "--runs", str(runs),
+            "--max-steps", "40", "--set", "heartbeat_s=0", "--set", "checkpoint_every=5"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        end = time.monotonic() + 300
+        while not (run / "ckpt" / "last.pt").exists():  # training, with a checkpoint to resume from
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return args, proc.returncode, out, err

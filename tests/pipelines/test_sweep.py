@@ -6,7 +6,6 @@ sweep the 4dfy job is SIGKILLed after stage 1; the second sweep resubmits it and
 sends before pre-emption or time-out) after stage 2. Each test checks one consequence.
 """
 
-import contextlib
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.sweep import ExecutorSpec, SweepSpec, make_executor, plan, run_sweep
+from run_helpers import stop_sweep_mid_training
 
 SLUG = "a_panda_dancing"
 SETS = {"preview_frames": "0", "heartbeat_s": "0"}
@@ -589,20 +589,8 @@ def test_a_terminated_local_sweep_stops_its_jobs_and_the_same_command_resumes(tm
 
     runs = tmp_path / "runs"
     run = runs / "tiny" / "4dfy" / SLUG
-    args = [sys.executable, "-m", "pipelines.cli", "sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
-            "--max-steps", "40", "--set", "heartbeat_s=0", "--set", "checkpoint_every=5"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        end = time.monotonic() + 300
-        while not (run / "ckpt" / "last.pt").exists():  # training, with a checkpoint to resume from
-            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:  # a failed check leaves no sweep, controller or job behind
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 143, out + err  # 128 + SIGTERM, as `generate` exits
+    args, returncode, out, err = stop_sweep_mid_training(runs, SLUG, signal.SIGTERM)
+    assert returncode == 143, out + err  # 128 + SIGTERM, as `generate` exits
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines[-1].startswith("error: sweep terminated (SIGTERM): its local jobs were stopped"), err
     assert "Traceback" not in err

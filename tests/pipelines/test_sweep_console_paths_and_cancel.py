@@ -5,19 +5,15 @@ instead of a KeyboardInterrupt traceback."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shlex
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from run_helpers import stop_sweep_mid_training
 
 SLUG = "a_panda_dancing"
 runner = CliRunner()
@@ -50,21 +46,8 @@ def test_a_failed_jobs_resume_hint_is_a_whole_command_usable_from_here(tmp_path,
 
 def test_a_ctrl_c_sweep_copies_the_stopped_jobs_logs_ending_in_one_error_line(tmp_path):
     runs = tmp_path / "runs"
-    run = runs / "tiny" / "4dfy" / SLUG
-    args = [sys.executable, "-m", "pipelines.cli", "sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs),
-            "--max-steps", "40", "--set", "heartbeat_s=0", "--set", "checkpoint_every=5"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        end = time.monotonic() + 300
-        while not (run / "ckpt" / "last.pt").exists():  # training
-            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:  # a failed check leaves no sweep, controller or job behind
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, out + err
+    _, returncode, out, err = stop_sweep_mid_training(runs, SLUG, signal.SIGINT)
+    assert returncode == 130, out + err
     assert err.strip().splitlines()[-1].startswith("error: sweep interrupted: its local jobs were stopped"), err
     logs = runs / "tiny" / "sweep"
     assert (logs / f"4dfy-{SLUG}.out").is_file()

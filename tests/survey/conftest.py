@@ -92,6 +92,17 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture()
+def engine(db_url, bundle):
+    """An engine on `db_url`, its database bound to the session's bundle."""
+    from userstudy.survey import store
+
+    e = store.make_engine(db_url)
+    store.init_db(e, bundle.bundle_id)
+    yield e
+    e.dispose()
+
+
+@pytest.fixture()
 def live_server(bundle, tmp_path):
     """`streamlit run` on the app, on a free localhost port, with a SQLite database; yields (url, db url)."""
     import urllib.request

@@ -16,14 +16,6 @@ ALL_LEFT = dict.fromkeys(CRITERIA, "left")
 INJECTION = "x'); DROP TABLE answers; -- \" OR 1=1 ; SELECT pg_sleep(5); ü 🐼 \\ %s %(x)s"
 
 
-@pytest.fixture()
-def engine(db_url, bundle):
-    e = store.make_engine(db_url)
-    store.init_db(e, bundle.bundle_id)
-    yield e
-    e.dispose()
-
-
 def test_sqlite_uses_wal(tmp_path, bundle):
     e = store.make_engine(f"sqlite:///{tmp_path / 'w.sqlite'}")
     store.init_db(e, bundle.bundle_id)

@@ -13,14 +13,6 @@ from userstudy.survey import store
 N_THREADS = 6
 
 
-@pytest.fixture()
-def engine(db_url, bundle):
-    e = store.make_engine(db_url)
-    store.init_db(e, bundle.bundle_id)
-    yield e
-    e.dispose()
-
-
 def _raters_of(engine, external_id):
     with engine.connect() as conn:
         return conn.execute(sa.select(store.raters.c.id).where(store.raters.c.external_id == external_id)).all()
