@@ -235,8 +235,9 @@ def generate(
             if near is not None:
                 typer.echo(f"note: --prompt {prompt!r} is not a prompt of the library; did you mean {near!r}? "
                            "(training it as given)", err=True)
-            # before the training too: it matters when the runs are paired (`survey build` refuses such a video)
-            twin = library_twin(prompt)
+            # before the training too: it matters when the runs are paired (`survey build` refuses such a video); once,
+            # when the run starts (a resumed run's refusal, e.g. a damaged checkpoint, stays the one line)
+            twin = library_twin(prompt) if resume_from is None and run_status(out) == "empty" else None
             if twin is not None:
                 typer.echo(f"note: --prompt {prompt!r} has the slug {slugify(prompt)} of the library prompt {twin!r}; "
                            "runs are paired by slug in the survey and CLIP tables, so this one would be compared with "
