@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,15 +54,49 @@ def test_an_existing_folder_is_checked_by_a_real_write(tmp_path, read_only):
         fileio.write_text_atomic(ro / "x.txt", "x")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root passes os.access and writes into a 0o555 folder")
-def test_a_folder_without_write_permission_is_not_writable(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
+def _as_nobody(fn, *args):
+    """`fn(*args)` in a forked child that dropped root for uid/gid 65534 (nobody): the permission bits then bind,
+    as for a researcher's own account. The function is already imported: the child needs no file of root's."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, pickle.dumps(fn(*args)))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    data = b""
+    while chunk := os.read(read, 1 << 16):
+        data += chunk
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child run as nobody failed"
+    return pickle.loads(data)
+
+
+def test_a_folder_without_write_permission_is_not_writable():
+    # not under tmp_path: pytest makes its base folder 0o700, which nobody could not reach
+    base = Path(tempfile.mkdtemp(prefix="fourdfy-write-check-"))
     try:
-        assert folder_blocker(ro) == (ro, "not writable")
+        base.chmod(0o755)
+        ro = base / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        # root writes into a 0o555 folder, so as root the check is made as nobody
+        blocker = folder_blocker(ro) if os.geteuid() != 0 else _as_nobody(folder_blocker, ro)
+        assert blocker == (ro, "not writable")
+        assert list(ro.iterdir()) == []
+        if os.geteuid() == 0:  # the same folder is writable to root, and the probe says so
+            assert folder_blocker(ro) is None
     finally:
-        ro.chmod(0o755)
+        (base / "ro").chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_analyze_refuses_a_read_only_out_before_reading_the_votes(tmp_path, read_only, monkeypatch):
