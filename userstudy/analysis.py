@@ -29,6 +29,10 @@ class ExclusionRule:
     """Also exclude raters the votes mark as not having finished the survey (`rater_completed` false)."""
 
 
+SIGNIFICANCE_TESTS = {"chi2": "p_chi2", "cluster": "p_cluster"}
+"""`AnalysisConfig.significance` -> the column of `Analysis.table` whose p-values Holm adjusts."""
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Knobs of `analyze`."""
@@ -41,6 +45,9 @@ class AnalysisConfig:
     """Seed of the bootstrap (each cell derives its own stream from it and its name)."""
     exclusion: ExclusionRule = field(default_factory=ExclusionRule)
     """Attention-check rule."""
+    significance: str = "chi2"
+    """The test behind `p_holm`, `significant` and the tables' daggers: "chi2", the paper's chi-square over judgments
+    (which takes them as independent), or "cluster", the rater-robust test `p_cluster` (raters as clusters)."""
 
 
 @dataclass
@@ -89,6 +96,9 @@ def check_config(config: AnalysisConfig, names: dict[str, str] | None = None) ->
     rule = config.exclusion
     if not 0.0 < config.alpha < 1.0:  # 0 gives NaN intervals, >= 1 inverted ones and every cell significant
         raise ValueError(f"{n('alpha')} must lie strictly between 0 and 1 (e.g. 0.05), got {config.alpha:g}")
+    if config.significance not in SIGNIFICANCE_TESTS:
+        raise ValueError(f"{n('significance')} must be one of {', '.join(SIGNIFICANCE_TESTS)}, "
+                         f"got {config.significance!r}")
     if config.n_boot < 100:
         raise ValueError(f"{n('n_boot')} must be at least 100, got {config.n_boot}")
     if config.seed < 0:
@@ -193,9 +203,10 @@ def _cell_rows(main: pd.DataFrame, design: Design, config: AnalysisConfig) -> pd
     lo, hi = stats.wilson(k, n, alpha=config.alpha)
     t["ci_low"], t["ci_high"] = 100 * lo, 100 * hi
     t["boot_low"], t["boot_high"] = 100 * t["boot_low"], 100 * t["boot_high"]
-    t["p_holm"] = stats.holm(t["p_chi2"])
+    tested = t[SIGNIFICANCE_TESTS[config.significance]]
+    t["p_holm"] = stats.holm(tested)
     t["significant"] = t["p_holm"] < config.alpha
-    t["significant_unadjusted"] = t["p_chi2"] < config.alpha
+    t["significant_unadjusted"] = tested < config.alpha
     t["p_left"] = stats.binom_p(t["left"], n)
     order = ["comparison", "criterion", "primary", "n", "k", "pct_primary", "chi2", "p_chi2", "p_binom",
              "ci_low", "ci_high", "boot_low", "boot_high", "p_cluster", "p_holm", "significant",

@@ -431,6 +431,16 @@ def coverage_text(alpha: float) -> str:
     return f"{100 * (1 - alpha):.10g}%"
 
 
+TEST_TEXT = {"chi2": "chi-square test as in the paper",
+             "cluster": "rater-robust test, each rater's judgments one cluster; not the paper's chi-square"}
+"""The test behind the daggers (`AnalysisConfig.significance`), as the Markdown tables name it."""
+HOLM_OVER = {"chi2": "the paper's chi-square p-values",
+             "cluster": "the rater-robust p-values, `--significance cluster`; cells with one rater have none"}
+"""What the report says Holm's correction adjusted (`AnalysisConfig.significance`)."""
+TEST_LATEX = {"chi2": "chi-square test", "cluster": "rater-robust test, raters as clusters"}
+"""The same, as the LaTeX captions name it."""
+
+
 HOLM_FAMILY = "over every comparison and criterion of the analysis, all its tables together"
 """The Holm family, as the captions say it (`analysis._cell_rows`: every cell with judgments)."""
 
@@ -514,7 +524,8 @@ def shows_clip(rows: pd.DataFrame) -> bool:
 
 
 def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool,
-                   clip_source: ClipSource | None = None, alpha: float = 0.05) -> str:
+                   clip_source: ClipSource | None = None, alpha: float = 0.05,
+                   significance: str = "chi2") -> str:
     """`clip_source`: the model of the CLIP values, named in the notes when the table shows any."""
     head = ["Method", "CLIP", *(CRITERION_ABBR[c] for c in CRITERIA)]
     out = []
@@ -537,7 +548,7 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
         out.append("| " + " | ".join(cells) + " |")
     out += ["", f"Percent of answered judgments preferring {primary_label} (never rounded to 0% or 100% unless "
             f"unanimous); {NOT_SIG_MD} = not significant at {level_text(alpha)} after Holm correction {HOLM_FAMILY} "
-            "(chi-square test as in the paper); n, intervals and p-values in `table.csv`."]
+            f"({TEST_TEXT[significance]}); n, intervals and p-values in `table.csv`."]
     notes = _partial_notes(rows, latex=False)
     if notes:
         out += ["", f"{PARTIAL_MD} CLIP is the mean over only part of the section's prompts (n of N prompts): "
@@ -554,11 +565,13 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
 
 
 def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic: bool, source: str,
-                clip_source: ClipSource | None = None, alpha: float = 0.05) -> str:
+                clip_source: ClipSource | None = None, alpha: float = 0.05,
+                significance: str = "chi2") -> str:
     ncol = 2 + len(CRITERIA)
     caption = latex_escape(table.caption or f"Human preference for {primary_label}.")
     caption += (f" {NOT_SIG_TEX}: not significant at $p<{level_text(alpha)}$ after Holm correction "
-                f"{latex_escape(HOLM_FAMILY)} (chi-square test). Percentages are of answered judgments.")
+                f"{latex_escape(HOLM_FAMILY)} ({latex_escape(TEST_LATEX[significance])}). Percentages are of answered "
+                "judgments.")
     with_clip = shows_clip(rows)
     tiny = with_clip and clip_source is not None and clip_source.random_weights
     if with_clip:
@@ -808,7 +821,7 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
                    f"{_fmt_ci(r.ci_low, r.ci_high)} | {_fmt_ci(r.boot_low, r.boot_high)} | {r.chi2:.2f} | "
                    f"{_fmt_p(r.p_chi2)} | {_fmt_p(r.p_binom)} | {_fmt_p(r.p_cluster)} | {_fmt_p(r.p_holm)} | "
                    f"{'yes' if r.significant else 'no'} | {r.left_share:.2f} | {r.n_unanswered} |")
-    out += ["", "Holm's correction runs over every cell of this table (the paper's chi-square p-values). "
+    out += ["", f"Holm's correction runs over every cell of this table ({HOLM_OVER[cfg.significance]}). "
             "The rater bootstrap and the rater-robust p treat each rater's judgments as one cluster; the "
             "chi-square, binomial and Wilson figures assume independent judgments, as the paper did.", "",
             *no_spread_lines(a.table),
@@ -906,9 +919,10 @@ def write_outputs(analysis: Analysis, out_dir: Path | str, source: str, clip: di
         layouts = {}
         for table in d.tables:
             rows = layouts[table.name] = layout(analysis, table, clip)
-            alpha = analysis.config.alpha
-            _text(table_markdown(rows, table, d.label(d.primary), syn, clip_source, alpha), f"{table.name}.md")
-            _text(table_latex(rows, table, d.label(d.primary), syn, source, clip_source, alpha), f"{table.name}.tex")
+            alpha, test = analysis.config.alpha, analysis.config.significance
+            _text(table_markdown(rows, table, d.label(d.primary), syn, clip_source, alpha, test), f"{table.name}.md")
+            _text(table_latex(rows, table, d.label(d.primary), syn, source, clip_source, alpha, test),
+                  f"{table.name}.tex")
             _csv(table_csv(rows, syn), f"{table.name}.csv")
         _csv(plot_data(analysis), "plot_preference.csv")
         plot_png(analysis, _claim("preference.png"))

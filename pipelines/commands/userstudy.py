@@ -14,7 +14,7 @@ def _fail(message: str) -> None:
 
 # The settings' field names -> the options that set them, so that messages name what the user typed.
 ANALYZE_OPTIONS = {"alpha": "--alpha", "n_boot": "--n-boot", "seed": "--seed", "max_failed": "--max-failed-checks",
-                   "max_failed_share": "--max-failed-share"}
+                   "max_failed_share": "--max-failed-share", "significance": "--significance"}
 SIMULATE_OPTIONS = {"n_raters": "--raters", "rates": "--rates", "rater_icc": "--icc",
                     "position_bias": "--position-bias", "careless_share": "--careless", "lapse": "--lapse",
                     "attention_checks": "--checks", "unanswered": "--unanswered", "layout": "--layout",
@@ -86,6 +86,10 @@ def analyze(
     n_boot: int = typer.Option(2000, "--n-boot", help="Rater-bootstrap resamples per cell (at least 100)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level (after Holm)."),
+    significance: str = typer.Option("chi2", "--significance", metavar="[chi2|cluster]",
+                                     help="Test behind p_holm and the tables' daggers: chi2, the paper's chi-square "
+                                     "over judgments (taken as independent), or cluster, the rater-robust test "
+                                     "(each rater's judgments one cluster; safer when raters differ)."),
     max_failed: int = typer.Option(None, "--max-failed-checks",
                                    help="Exclude raters failing more than this many attention-check judgments."),
     max_failed_share: float = typer.Option(0.2, "--max-failed-share",
@@ -107,7 +111,7 @@ def analyze(
                                   load_clip, load_clip_source, partial_preferences, write_outputs)
     from userstudy.votes import VotesError, load_votes
 
-    cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed,
+    cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed, significance=significance,
                          exclusion=ExclusionRule(max_failed=max_failed, max_failed_share=max_failed_share,
                                                  unanswered_fails=unanswered_fails, unfinished=exclude_unfinished))
     try:
