@@ -131,8 +131,10 @@ def weighting(alphas_cumprod_t: Tensor, strategy: str) -> Tensor:
 def cfg_combine(eps_uncond: Tensor, eps_cond: Tensor, scale: float, form: str = "paper") -> Tensor:
     """Classifier-free guidance.
 
-    paper:   eps_u + s (eps_c - eps_u)   (Ho & Salimans; MVDream, VSD, and the paper's video SDS)
-    release: eps_c + s (eps_c - eps_u)   (the release's Zeroscope guidance: one extra unit of eps_c)
+    paper:   eps_u + s (eps_c - eps_u)   (the usual reading of a scale: MVDream, VSD, diffusers; Ho & Salimans'
+                                          (1 + w) eps_c - w eps_u with s = 1 + w; the `paper` profile's video SDS,
+                                          for which the paper writes no formula, docs/fidelity.md)
+    release: eps_c + s (eps_c - eps_u)   (the release's Zeroscope guidance: Ho & Salimans' form with w = s)
     """
     if form == "paper":
         return eps_uncond + scale * (eps_cond - eps_uncond)

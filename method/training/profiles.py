@@ -2,8 +2,10 @@
 text), `release-lowvram` (the authors' low-VRAM configs: `low_vram`) and `tiny` (CPU: small grids,
 renders and random-weight tiny priors; about 30 s per prompt on 2 cores, benchmarks/tiny_generate.md).
 
-Where the paper is silent both profiles follow the release, except the elevation sampler: `paper` samples
-what the release's code says it does (uniformly on the sphere band), `release` copies its formula. Differences,
+Where the paper is silent both profiles follow the release, except the elevation sampler (`paper` samples
+what the release's code says it does, uniformly on the sphere band; `release` copies its formula) and the video
+CFG (the paper writes none; `paper` uses the other priors' u + s (c - u), `release` the form of its Zeroscope
+guidance). Differences,
 each a config value (docs/fidelity.md has the full list with sources):
 
 | what                         | paper                         | release                            |
