@@ -262,26 +262,110 @@ ALL_PROMPTS = "all"
 """prompt_set of clip.csv's rows over every prompt a method was scored on (`evaluation.clip.ALL_PROMPTS`)."""
 
 
-def clip_key(clip: dict, method: str, prompt_set: str) -> tuple[str, str] | None:
-    """Which value of `clip` a section over `prompt_set` shows for `method` (None: none). A section naming its
-    prompt set takes that set's row; one without takes the row over every prompt scored (`all`); either then
-    a row without prompt_set (a hand-written file without the column). Another set's mean is never taken."""
-    for key in ((method, prompt_set or ALL_PROMPTS), (method, "")):
+ASKED = ", first "
+"""In a key of `with_asked_means`: `<prompt_set>, first <n>`, the mean over the first n prompts of the set."""
+
+
+def asked_name(prompt_set: str, n_prompts: int) -> str:
+    """The prompt_set part of the key of a mean over the first `n_prompts` of `prompt_set` (`with_asked_means`)."""
+    return f"{prompt_set}{ASKED}{n_prompts}"
+
+
+def clip_key(clip: dict, method: str, prompt_set: str, n_prompts: int | None = None) -> tuple[str, str] | None:
+    """Which value of `clip` a section over `prompt_set` (asking its first `n_prompts`, when given) shows for
+    `method` (None: none). First the mean over the prompts the section asks, when `with_asked_means` found one;
+    then a section naming its prompt set takes that set's row, one without the row over every prompt scored (`all`);
+    either then a row without prompt_set (a hand-written file without the column). Another set's mean is never
+    taken."""
+    keys = [(method, asked_name(prompt_set, n_prompts))] if prompt_set and n_prompts else []
+    for key in (*keys, (method, prompt_set or ALL_PROMPTS), (method, "")):
         if key in clip:
             return key
     return None
 
 
-def _clip_for(clip: dict, method: str, prompt_set: str) -> ClipScore:
-    key = clip_key(clip, method, prompt_set)
+def _clip_for(clip: dict, method: str, section: Section) -> ClipScore:
+    key = clip_key(clip, method, section.prompt_set, section.n_prompts)
     return ClipScore(math.nan) if key is None else clip[key]
+
+
+PER_PROMPT = "per_prompt.csv"
+"""The table of `fourdfy clipscore` with one score per (method, prompt): the asked prompts' means come from it."""
+
+
+def same_run_per_prompt(clip_path: Path | str) -> Path | None:
+    """The per_prompt.csv beside a clip.csv when the clipscore.json there records both as tables of one run (its
+    sha256 of each); None otherwise (a hand-written clip.csv, an earlier clipscore's folder, a per_prompt.csv of
+    another run or none): its scores must be those the clip.csv's means were made from."""
+    from evaluation.clip import output_digest
+
+    folder = Path(clip_path).parent
+    path, meta = folder / PER_PROMPT, folder / CLIP_META
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        digests = recorded_digests(json.loads(meta.read_text(encoding="utf-8")))
+        if not digests or digests.get(PER_PROMPT) != output_digest(path):
+            return None
+        if output_digest(clip_path) not in digests.values():
+            return None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return path
+
+
+def _asks_part(score: ClipScore, section: Section) -> bool:
+    """Whether the set's CLIP value need not be the mean over the prompts `section` asks: it asks the first
+    n_prompts of its set and the value averages more (`clip_over_asked`) or comes from a set of another size, or
+    of unknown size (its prompts then need not be the first n_prompts)."""
+    return bool(section.prompt_set and section.n_prompts
+                and (clip_over_asked(score, section) or score.n_set != section.n_prompts))
+
+
+def with_asked_means(clip: dict, clip_path: Path | str, design: Design,
+                     prompts_dir: Path | str | None = None) -> tuple[dict, Path | None]:
+    """`clip` and, for every row of a section that asks the first `n_prompts` of a larger set (`_asks_part`), the
+    mean over the asked prompts that the run scored, from the per_prompt.csv of the same clipscore run
+    (`same_run_per_prompt`): key (method, `asked_name`), ClipScore(mean, asked prompts scored, n_prompts), so a
+    value over part of them is marked as any partial mean. A method that scored none of them gets
+    ClipScore(nan, 0, n_prompts) (`clip_none_asked`): the set's value, over other prompts, is not shown. Also
+    returns the per_prompt.csv used (None: none was found, and `clip` is returned as it was)."""
+    from userstudy.design import section_prompts
+
+    wanted = [(m, s) for t in design.tables for s in t.sections for m in s.rows
+              if (key := clip_key(clip, m, s.prompt_set)) is not None and _asks_part(clip[key], s)]
+    path = same_run_per_prompt(clip_path) if wanted else None
+    if path is None:
+        return clip, None
+    try:
+        scores = pd.read_csv(path, dtype={"method": str, "slug": str}, keep_default_na=False)
+        scores = scores[["method", "slug", "clip"]].astype({"clip": float})
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, pd.errors.ParserError) as err:
+        raise ClipError(f"{path} (beside --clip): cannot read its method, slug and clip columns "
+                        f"({' '.join(str(err).split())})") from None
+    out = dict(clip)
+    for method, section in wanted:
+        try:
+            asked = list(section_prompts(section, prompts_dir))
+        except ValueError:  # a missing or short prompt file: the votes check names it
+            continue
+        mine = scores[(scores["method"] == method) & scores["slug"].isin(asked)]
+        out[method, asked_name(section.prompt_set, section.n_prompts)] = ClipScore(
+            float(mine["clip"].mean()) if len(mine) else math.nan, int(mine["slug"].nunique()), len(asked))
+    return out, path
+
+
+def clip_none_asked(score: ClipScore) -> bool:
+    """A value of `with_asked_means` for a method scored on none of the prompts its section asks."""
+    return score.n_prompts == 0 and math.isnan(score.value)
 
 
 def clip_over_asked(score: ClipScore, section: Section) -> bool:
     """Whether `score`, the CLIP value a section would show, averages more prompts than the section asks. A section
     naming a `prompt_set` and `n_prompts` asks the first n_prompts of the set (`design.section_prompts`); a mean over
     more (clipscore's over the whole set, say) holds prompts no rater was asked about there, and clip.csv holds no
-    per-prompt scores to average the asked ones only, so the tables show no value (a note says why). A value over
+    per-prompt scores to average the asked ones only: `with_asked_means` adds that mean from the per_prompt.csv of
+    the same run when there is one; without, the tables show no value (a note says why). A value over
     at most n_prompts is shown, marked as ever when it is over fewer than its set (clip.csv does not name its
     prompts); a value without counts (a hand-written file) cannot be told and is shown as given."""
     return bool(section.prompt_set and section.n_prompts and score.n_prompts is not None
@@ -292,20 +376,21 @@ def clip_shown(clip: dict, design: Design) -> list[tuple[str, str]]:
     """The keys of `clip` whose values the design's tables show, each once, in table order (a value over more
     prompts than its section asks, `clip_over_asked`, is not shown)."""
     keys = [key for t in design.tables for s in t.sections for m in s.rows
-            if (key := clip_key(clip, m, s.prompt_set)) is not None and not clip_over_asked(clip[key], s)]
+            if (key := clip_key(clip, m, s.prompt_set, s.n_prompts)) is not None
+            and not clip_over_asked(clip[key], s) and not clip_none_asked(clip[key])]
     return list(dict.fromkeys(keys))
 
 
 def clip_refused(clip: dict, design: Design) -> list[tuple[str, str, int, int]]:
     """(method, prompt set, prompts the CLIP value averages, prompts the section asks) of every row of the design's
     tables whose CLIP value is not shown because it averages more prompts than its section asks (`clip_over_asked`),
-    each once, in table order."""
+    or because the method was scored on none of them (`clip_none_asked`: 0 prompts), each once, in table order."""
     out = []
     for t in design.tables:
         for s in t.sections:
             for m in s.rows:
-                key = clip_key(clip, m, s.prompt_set)
-                if key is not None and clip_over_asked(clip[key], s):
+                key = clip_key(clip, m, s.prompt_set, s.n_prompts)
+                if key is not None and (clip_over_asked(clip[key], s) or clip_none_asked(clip[key])):
                     out.append((m, s.prompt_set, clip[key].n_prompts, s.n_prompts))
     return list(dict.fromkeys(out))
 
@@ -318,7 +403,7 @@ def clip_unmatched(clip: dict, design: Design) -> dict[str, tuple[list[str], lis
     for t in design.tables:
         for s in t.sections:
             for m in s.rows:
-                have = [ps for mm, ps in clip if mm == m]
+                have = [ps for mm, ps in clip if mm == m and ASKED not in ps]
                 if have and clip_key(clip, m, s.prompt_set) is None:
                     wanted = out.setdefault(m, ([], have))[0]
                     if s.prompt_set not in wanted:
@@ -383,9 +468,9 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
                          "label_latex": latex_escape(section.heading)})
         n_set = prompt_set_size(section, analysis.prompts_dir)
         for method in section.rows:
-            score = _clip_for(clip, method, section.prompt_set)
+            score = _clip_for(clip, method, section)
             # a mean over more prompts than the section asks is not its value: none is shown, a note says why
-            over_n = score.n_prompts if clip_over_asked(score, section) else None
+            over_n = score.n_prompts if clip_over_asked(score, section) or clip_none_asked(score) else None
             if over_n is not None:
                 score = ClipScore(math.nan)
             row = {"kind": "primary" if method == design.primary else "comparison", "section": s_idx,
@@ -500,7 +585,8 @@ def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
 
 def _over_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     """'<label> (<prompt set>): n prompts, m asked' for every CLIP value not shown because it averages more prompts
-    than its section asks (`clip_over_asked`), each once."""
+    than its section asks (`clip_over_asked`), or '...: none of the m asked prompts scored' (`clip_none_asked`),
+    each once."""
     notes = []
     for _, r in rows.iterrows():
         over = r.get("clip_over_n")
@@ -508,14 +594,17 @@ def _over_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
             continue
         label = r["label_latex"] if latex else r["label"]
         where = latex_escape(r["prompt_set"]) if latex else r["prompt_set"]
-        note = f"{label} ({where}): {int(over)} prompts, {int(r['clip_asked'])} asked"
+        asked = int(r["clip_asked"])
+        note = (f"{label} ({where}): none of the {asked} asked prompts scored" if int(over) == 0
+                else f"{label} ({where}): {int(over)} prompts, {asked} asked")
         if note not in notes:
             notes.append(note)
     return notes
 
 
 OVER_NOTE = ("CLIP not shown: the CLIP file's mean is over more prompts of the set than the section asks (its first "
-             "n_prompts), and clip.csv gives no per-prompt scores to average those only: ")
+             "n_prompts), and no score of those prompts alone was found (the per_prompt.csv of the same `fourdfy "
+             "clipscore` run, beside clip.csv), or none of them was scored: ")
 
 
 def shows_clip(rows: pd.DataFrame) -> bool:

@@ -74,7 +74,8 @@ def analyze(
                                 "userstudy/designs/paper.yaml)."),
     clip: Path = typer.Option(None, "--clip", help="Optional CSV method,clip[,prompt_set,n_prompts,n_set] for the "
                               "CLIP column: `fourdfy clipscore`'s clip.csv, one mean per prompt set (its "
-                              "summary.csv, per_prompt.csv and per_frame.csv are refused); partial means are "
+                              "summary.csv, per_prompt.csv and per_frame.csv are refused; a section asking part "
+                              "of a set takes its mean from the run's per_prompt.csv beside it); partial means are "
                               "marked; the model and precision in its clipscore.json are named in the tables."),
     prompts_dir: Path = typer.Option(None, "--prompts-dir", help="Folder of the <prompt_set>.txt files the "
                                      "design names (default: the project's prompts/), as `survey build "
@@ -108,7 +109,8 @@ def analyze(
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
     from userstudy.tables import (PREF_PARTIAL_MD, TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_outside,
                                   clip_refused, clip_shown, clip_source_text, clip_unmatched, coverage_text,
-                                  load_clip, load_clip_source, partial_preferences, write_outputs)
+                                  load_clip, load_clip_source, partial_preferences, with_asked_means,
+                                  write_outputs)
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed, significance=significance,
@@ -132,6 +134,9 @@ def analyze(
         v = load_votes(votes, d, prompts_dir=prompts_dir)
         clip_values = load_clip(clip) if clip else None
         clip_source = load_clip_source(clip) if clip else None  # the clipscore.json beside it, if any
+        per_prompt = None
+        if clip:  # a section asking part of a set gets its asked prompts' mean from the run's per-prompt scores
+            clip_values, per_prompt = with_asked_means(clip_values, clip, d, prompts_dir)
         if metrics is not None:  # never an input, never a file analyze did not write
             check_metrics_target(metrics, [("--votes", p) for p in votes] + [("--clip", clip), ("--design", design)],
                                  out_dir=out)
@@ -207,12 +212,19 @@ def analyze(
         by_set: dict = {}
         for m, ps, n, asked in refused:
             by_set.setdefault((ps, n, asked), []).append(m)
-        what = "; ".join(f"{', '.join(ms)} ({ps}: clip.csv's mean is over {n} prompts, the section asks the first "
-                         f"{asked})" for (ps, n, asked), ms in by_set.items())
-        typer.secho(f"note: no CLIP value in the tables for {what}: clip.csv has no per-prompt scores to average the "
-                    "asked prompts only; `fourdfy clipscore` on the videos of those prompts alone gives their mean, "
-                    "shown marked ‡ as a mean over part of the set (docs/userstudy.md, \"Design file\")",
-                    fg=typer.colors.YELLOW, err=True)
+        over = {k: ms for k, ms in by_set.items() if k[1]}
+        if over:
+            what = "; ".join(f"{', '.join(ms)} ({ps}: clip.csv's mean is over {n} prompts, the section asks the first "
+                             f"{asked})" for (ps, n, asked), ms in over.items())
+            typer.secho(f"note: no CLIP value in the tables for {what}: clip.csv has no per-prompt scores to average "
+                        "the asked prompts only, and no per_prompt.csv of the same `fourdfy clipscore` run is beside "
+                        "it; `fourdfy clipscore` on the videos of those prompts gives their mean (docs/userstudy.md, "
+                        "\"Design file\")", fg=typer.colors.YELLOW, err=True)
+        for (ps, n, asked), ms in by_set.items():
+            if not n:  # with_asked_means: the run's per_prompt.csv scores none of them
+                typer.secho(f"note: no CLIP value in the tables for {', '.join(ms)} ({ps}): {per_prompt.name} beside "
+                            f"clip.csv scores none of the first {asked} prompts the section asks for them",
+                            fg=typer.colors.YELLOW, err=True)
     shown = clip_shown(clip_values or {}, d)  # values in no table (other prompt sets) are not the tables' concern
     partial = [f"{m} ({s or 'all'}: {clip_values[m, s].n_prompts} of {clip_values[m, s].n_set})"
                for m, s in shown if clip_values[m, s].partial]
