@@ -151,7 +151,9 @@ def check_own_file(path: Path | str, overwrite: bool, is_own: Callable[[Path], b
 
 
 METRICS_KEYS = ("synthetic", "data", "preference", "kappa")
-"""The top-level keys of the metrics JSON that `fourdfy analyze` writes (`userstudy.tables.metrics`)."""
+"""The top-level keys of the metrics JSON that `fourdfy analyze` writes (`userstudy.tables.metrics`) and
+`is_metrics_file` requires; it also writes `significance` (and `clip` with --clip), not required, since a metrics
+file of an earlier version lacks it."""
 _METRICS_MAX_BYTES = 16 << 20  # far above any design's metrics; a bigger file is not ours (and not read whole)
 
 

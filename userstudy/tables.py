@@ -757,6 +757,8 @@ def metrics(analysis: Analysis, clip_source: ClipSource | None = None) -> dict:
         pref.setdefault(r["comparison"], {})[r["criterion"]] = cell
     out = {
         "synthetic": int(analysis.synthetic),
+        # which test `significant` and p_holm rest on (`AnalysisConfig.significance`)
+        "significance": analysis.config.significance,
         "data": {k: _num(v) for k, v in analysis.summary.items()},
         "preference": pref,
         "kappa": {r["criterion"]: _num(r["kappa"]) for _, r in analysis.agreement.iterrows()},

@@ -1,6 +1,8 @@
 """`analyze --significance cluster`: the daggers and Holm on the rater-robust test instead of the paper's
 chi-square, which takes every judgment as independent and so over-rejects when raters differ."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -66,6 +68,7 @@ def test_the_tables_name_the_test_they_mark(split_panel, paper_design, tmp_path)
         report = (out / "report.md").read_text()
         assert ("Holm's correction runs over every cell of this table (the rater-robust p-values"
                 in report) == (test == "cluster")
+        assert json.loads((out / "metrics.json").read_text())["significance"] == test
         table = pd.read_csv(out / "table.csv")
         expect = _holm(table.p_cluster if test == "cluster" else table.p_chi2)
         np.testing.assert_allclose(table.p_holm, expect, rtol=1e-5)  # table.csv keeps 6 digits
