@@ -252,6 +252,13 @@ def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
             for m, s, v, n, k in zip(raw["method"], raw["prompt_set"], value, counts["n_prompts"], counts["n_set"])}
 
 
+def clip_missing(clip: dict, design: Design) -> list[str]:
+    """Methods of the design's tables with no CLIP value at all in `clip` (no video of theirs was scored), in
+    table order."""
+    have = {m for m, _ in clip}
+    return list(dict.fromkeys(m for t in design.tables for s in t.sections for m in s.rows if m not in have))
+
+
 def clip_outside(clip: dict, design: Design) -> list[str]:
     """Methods with a CLIP value that no row of `design` shows (`clipscore` scores every artifact folder)."""
     known = set(design.comparisons) | {design.primary}
@@ -456,8 +463,9 @@ def partial_preferences(analysis: Analysis) -> list[tuple[str, str, int, int]]:
 
 
 def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.DataFrame:
-    """Rows of one paper table: headings, the primary's CLIP row, one row per comparison."""
-    clip = clip or {}
+    """Rows of one paper table: headings, the primary's CLIP row, one row per comparison. `clip` None: no CLIP
+    file was given (then no row is noted as missing from it)."""
+    given, clip = clip is not None, clip or {}
     design = analysis.design
     stats = analysis.table.set_index(["comparison", "criterion"])
     voted = voted_prompts(analysis)
@@ -469,6 +477,7 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
         n_set = prompt_set_size(section, analysis.prompts_dir)
         for method in section.rows:
             score = _clip_for(clip, method, section)
+            absent = given and clip_key(clip, method, section.prompt_set, section.n_prompts) is None
             # a mean over more prompts than the section asks is not its value: none is shown, a note says why
             over_n = score.n_prompts if clip_over_asked(score, section) or clip_none_asked(score) else None
             if over_n is not None:
@@ -478,6 +487,7 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
                    "clip": score.value, "clip_n_prompts": score.n_prompts, "clip_n_set": score.n_set,
                    "clip_partial": score.partial and not math.isnan(score.value),
                    "clip_over_n": over_n, "clip_asked": section.n_prompts if over_n is not None else None,
+                   "clip_absent": absent,
                    "heading": section.heading, "prompt_set": section.prompt_set}
             # the prompts the preferences cover, of the section's set; a comparison without votes (a survey of
             # another table) shows n/a and gets no mark, nor does a set of unknown size
@@ -602,6 +612,26 @@ def _over_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     return notes
 
 
+def _absent_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
+    """'<label> (<prompt set, or all>)' of every row the CLIP file has no value for (`layout`'s clip_absent), each
+    once."""
+    notes = []
+    for _, r in rows.iterrows():
+        if r["kind"] == "heading" or not r.get("clip_absent"):
+            continue
+        where = r["prompt_set"] or ALL_PROMPTS
+        note = f"{r['label_latex']} ({latex_escape(where)})" if latex else f"{r['label']} ({where})"
+        if note not in notes:
+            notes.append(note)
+    return notes
+
+
+ABSENT_NOTE = ("No CLIP value in the CLIP file for the section's prompt set (no video of the method scored there: "
+               "`fourdfy clipscore` scores the artifact folders it is given, `fourdfy import-videos` brings in "
+               "videos of other methods): ")
+"""The note under a table on its rows without a CLIP value (`_absent_notes`)."""
+
+
 OVER_NOTE = ("CLIP not shown: the CLIP file's mean is over more prompts of the set than the section asks (its first "
              "n_prompts), and no score of those prompts alone was found (the per_prompt.csv of the same `fourdfy "
              "clipscore` run, beside clip.csv), or none of them was scored: ")
@@ -645,6 +675,9 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
     notes = _over_notes(rows, latex=False)
     if notes:
         out += ["", f"{DASH_MD} {OVER_NOTE}" + "; ".join(notes) + "."]
+    notes = _absent_notes(rows, latex=False)
+    if notes:
+        out += ["", f"{DASH_MD} {ABSENT_NOTE}" + "; ".join(notes) + "."]
     notes = _pref_notes(rows, latex=False)
     if notes:
         out += ["", f"{PREF_PARTIAL_MD} {PREF_NOTE}" + "; ".join(notes) + "."]
@@ -702,6 +735,10 @@ def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic:
     notes = _over_notes(rows, latex=True)
     if notes:
         out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + latex_escape(OVER_NOTE) + "; ".join(notes)
+                + r".\par}"]
+    notes = _absent_notes(rows, latex=True)
+    if notes:
+        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + latex_escape(ABSENT_NOTE) + "; ".join(notes)
                 + r".\par}"]
     notes = _pref_notes(rows, latex=True)
     if notes:
@@ -798,10 +835,11 @@ def _count_text(x) -> str:
 def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | None = None) -> list[str]:
     """The report's `## CLIP` section: the model (`clip_source`), every CLIP value of the tables with the
     prompts it covers, and the values not shown because they average more prompts than their section asks
-    (`clip_over_asked`); empty when there are neither."""
-    lines, over = [], []
+    (`clip_over_asked`), and the rows the CLIP file has no value for; empty when there are none of these."""
+    lines, over, absent = [], [], []
     for name, rows in layouts.items():
         over += [f"{name}: {note}" for note in _over_notes(rows, latex=False)]
+        absent += [f"{name}: {note}" for note in _absent_notes(rows, latex=False)]
         for _, r in rows.iterrows():
             value = r.get("clip")
             if r["kind"] == "heading" or value is None or (isinstance(value, float) and math.isnan(value)):
@@ -809,7 +847,7 @@ def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | Non
             n, k = (_count_text(r.get(c)) for c in ("clip_n_prompts", "clip_n_set"))
             lines.append(f"| {name} | {r['heading'] or r['prompt_set'] or '-'} | {r['label']} | {value:.2f} | "
                          f"{n} | {k} | {'yes' if r['clip_partial'] else 'no'} |")
-    if not lines and not over:
+    if not lines and not over and not absent:
         return []
     out = ["## CLIP", "", clip_source_text(clip_source), ""]
     if lines:
@@ -819,6 +857,8 @@ def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | Non
                 "prompt set, e.g. a demo run that rendered one prompt; n/a: the CLIP file gives no counts.", ""]
     if over:
         out += [OVER_NOTE + "; ".join(over) + ".", ""]
+    if absent:
+        out += [ABSENT_NOTE + "; ".join(absent) + ".", ""]
     return out
 
 

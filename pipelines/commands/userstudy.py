@@ -87,7 +87,7 @@ def analyze(
     n_boot: int = typer.Option(2000, "--n-boot", help="Rater-bootstrap resamples per cell (at least 100)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     alpha: float = typer.Option(0.05, "--alpha", help="Significance level (after Holm)."),
-    significance: str = typer.Option("chi2", "--significance", metavar="[chi2|cluster]",
+    significance: str = typer.Option("chi2", "--significance", metavar="<test>",
                                      help="Test behind p_holm and the tables' daggers: chi2, the paper's chi-square "
                                      "over judgments (taken as independent), or cluster, the rater-robust test "
                                      "(each rater's judgments one cluster; safer when raters differ)."),
@@ -107,7 +107,8 @@ def analyze(
     from userstudy.analysis import analyze as run_analysis
     from userstudy.design import PAPER_DESIGN, DesignError, load_design
     from userstudy.outputs import OutputError, check_metrics_target, check_replaceable
-    from userstudy.tables import (PREF_PARTIAL_MD, TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_outside,
+    from userstudy.tables import (PREF_PARTIAL_MD, TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_missing,
+                                  clip_outside,
                                   clip_refused, clip_shown, clip_source_text, clip_unmatched, coverage_text,
                                   load_clip, load_clip_source, partial_preferences, with_asked_means,
                                   write_outputs)
@@ -191,6 +192,11 @@ def analyze(
         typer.secho(f"note: no row of the design shows {', '.join(outside)}, so their CLIP scores are not in the "
                     "tables; to report a method, give --design a design that lists it (docs/userstudy.md, "
                     "\"Design file\")", fg=typer.colors.YELLOW, err=True)
+    missing = clip_missing(clip_values, d) if clip_values is not None else []
+    if missing:  # a "—" in the CLIP column must say why
+        typer.secho(f"note: {clip} has no CLIP value for {', '.join(missing)} (no video of theirs was scored: "
+                    "`fourdfy clipscore` scores the artifact folders it is given; `fourdfy import-videos` brings in "
+                    "videos of other methods); their CLIP cells show —", fg=typer.colors.YELLOW, err=True)
     unmatched = clip_unmatched(clip_values or {}, d)
     if unmatched:  # an empty CLIP cell must say why: the file has the method, but not for the section's prompts
         groups: dict = {}  # methods missing the same sets, named together

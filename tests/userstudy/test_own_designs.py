@@ -62,13 +62,17 @@ def test_an_empty_clip_cell_says_which_sets_the_file_has(own, tmp_path):
     out = tmp_path / "res"
     res = _analyze(votes, design, old, out)
     assert res.exit_code == 0, res.output
-    # only 4dfy scored a library prompt; mymethod, with no row at all, has nothing to point at
+    # only 4dfy scored a library prompt; mymethod, with no row at all, is named as such
     assert ("note: no CLIP value in the tables for 4dfy: the design's section wants `all` (it names no "
             "prompt_set), clip.csv has ablation_5, mav3d_28. `prompt_set:` in the design chooses") in res.stderr
-    assert "mymethod" not in res.stderr
+    err = " ".join(res.stderr.split())
+    assert "has no CLIP value for mymethod (no video of theirs was scored" in err
+    assert "for mymethod: the design's section wants" not in err
     md = (out / "comparisons.md").read_text()
     assert "| mymethod | — |" in md and "| 4D-fy | — |" in md
-    assert "## CLIP" not in (out / "report.md").read_text()
+    assert "No CLIP value in the CLIP file for the section's prompt set" in md and "mymethod (all)" in md
+    report = (out / "report.md").read_text()
+    assert "## CLIP" in report and "comparisons: mymethod (all)" in report
     # a section naming a set the file does not have says so too; a set it has is shown without a note
     named = tmp_path / "named.yaml"
     named.write_text(OWN + "prompt_set: my_prompts\n")
@@ -86,7 +90,7 @@ def test_an_empty_clip_cell_says_which_sets_the_file_has(own, tmp_path):
     assert res.exit_code == 0, res.output
     res = _analyze(votes, named, old, tmp_path / "res3")
     assert res.exit_code == 0, res.output
-    assert "no CLIP value" not in res.output and "| 4D-fy | 25.0‡ |" in (tmp_path / "res3" / "comparisons.md").read_text()
+    assert "no CLIP value in the tables" not in res.output and "| 4D-fy | 25.0‡ |" in (tmp_path / "res3" / "comparisons.md").read_text()
 
 
 def test_the_paper_tables_do_not_change_with_all_rows(tmp_path):
@@ -109,7 +113,7 @@ def test_the_paper_tables_do_not_change_with_all_rows(tmp_path):
         logs.append(res.output.replace(name, ""))
     assert outputs[0] == outputs[1] and logs[0] == logs[1]
     assert "| MAV3D | 29.0‡ |" in outputs[0]["table2.md"].decode()
-    assert "no CLIP value" not in logs[0]
+    assert "no CLIP value in the tables" not in logs[0]
 
 
 def test_simulate_names_the_comparisons_without_a_published_rate(own, tmp_path):
