@@ -4,7 +4,9 @@ Where the weights come from (`ClipConfig.model` / `.pretrained`):
 - an open_clip model name and pretrained tag (default `ViT-B-32` / `openai`, the paper's model):
   open_clip fetches the tag's file through the Hugging Face hub cache (HF_HOME / HF_HUB_CACHE);
 - a checkpoint file as `pretrained` (e.g. `open_clip_pytorch_model.bin` of
-  `timm/vit_base_patch32_clip_224.openai`), loaded into the `model` architecture;
+  `timm/vit_base_patch32_clip_224.openai`), loaded into the `model` architecture; OpenAI's own TorchScript
+  archive (`ViT-B-32.pt`, which the `clip` package caches in ~/.cache/clip) too, through open_clip's handling of
+  such archives (their state dict, the same weights);
 - `model = "hf-hub:org/repo"` (config and weights from the hub), or a local folder holding
   `open_clip_config.json` and the weights (as `model`, or `local-dir:<folder>`).
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +115,32 @@ def _message(cfg: ClipConfig, reason: str, hub_id: str | None) -> str:
     lines.append("  Options: --clip-model (architecture, hf-hub:org/repo or folder), --pretrained (tag or file).")
     lines.append("  With HF_HUB_OFFLINE=1 only local files and that cache are read.")
     return "\n".join(lines)
+
+
+def is_torchscript_archive(path: str | os.PathLike) -> bool:
+    """Whether `path` is a TorchScript archive (`torch.jit.save`: a zip holding `<name>/constants.pkl`, the record
+    torch itself tells such archives by), as OpenAI's original CLIP files are. torch.load refuses them with
+    weights_only=True; with weights_only=False it hands them to torch.jit.load, which runs no pickle of theirs."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def _unreadable_file(path: str, base: str, err: BaseException) -> str:
+    """Why a checkpoint file given as --pretrained did not load, whatever the loader raised (torch's unpickler gives a
+    bare KeyError or EOFError for a text or empty file; its advice to pass weights_only=False is wrong for a damaged
+    file, and not passed on)."""
+    try:
+        empty = os.path.getsize(path) == 0
+    except OSError:
+        empty = False
+    if empty:
+        return (f"the file {path} is not a readable {base} checkpoint: it is empty (0 bytes; a copy or download cut "
+                "short?)")
+    return (f"the file {path} is not a readable {base} checkpoint (damaged, cut short or another format: "
+            f"{type(err).__name__})")
 
 
 def _resolve_quick_gelu(cfg: ClipConfig, open_clip, folder: Path | None) -> bool | None:
@@ -210,21 +240,28 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
 
     offline_before = hf_constants.HF_HUB_OFFLINE
     local_only = hub_id is not None and hub_local_only()
+    given_file = bool(pretrained) and os.path.isfile(pretrained)
+    # OpenAI's TorchScript file: open_clip takes the state dict of the archive torch.jit.load returns, which torch.load
+    # hands it only with weights_only=False (a pickle file is never loaded that way)
+    jit_archive = given_file and is_torchscript_archive(pretrained)
     try:
         # huggingface_hub reads HF_HUB_OFFLINE once at import; honour it when it is set later, and read only the
         # cache when the hub is unreachable (else the client retries for about a minute, logging each try)
         hf_constants.HF_HUB_OFFLINE = offline_before or local_only
-        with quiet_hub_logs():
+        with quiet_hub_logs(), warnings.catch_warnings():
+            # torch.load's "looks like a TorchScript archive dispatching to torch.jit.load": that is what is meant
+            warnings.filterwarnings("ignore", message=".*TorchScript archive", category=UserWarning)
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning)
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, device=device, force_quick_gelu=bool(quick_gelu), require_pretrained=True,
-                **overrides)
+                weights_only=not jit_archive, **overrides)
             tokenizer = open_clip.get_tokenizer(name)
-    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:
-        if pretrained and os.path.isfile(pretrained):
-            # torch's own message for a file it cannot unpickle advises weights_only=False: wrong for a damaged file
-            reason = (f"the file {pretrained} is not a readable {base} checkpoint (damaged, cut short or another "
-                      f"format: {type(err).__name__})")
-            raise ModelNotFoundError(_message(cfg, reason, _openai_hub(open_clip, base))) from err
+    except Exception as err:
+        if given_file:  # any failure to load a given file is that file's: torch raises KeyError, EOFError, ...
+            raise ModelNotFoundError(_message(cfg, _unreadable_file(pretrained, base, err),
+                                              _openai_hub(open_clip, base))) from err
+        if not isinstance(err, (RuntimeError, OSError, ValueError, pickle.UnpicklingError)):
+            raise
         reason = local_only_reason(local_only) or f"{type(err).__name__}: {_first_line(err, 300)}"
         raise ModelNotFoundError(_message(cfg, reason, hub_id)) from err
     finally:

@@ -22,7 +22,8 @@ or replaced since is a failure that asks for `overwrite`); else `existing`, repo
 the video is decoded completely and its folder written, before the next file is read (`on_imported` hears of each
 as it is in place). A missing, empty, corrupt, truncated (fewer frames than its container declares) or non-video
 file is reported with its reason and nothing is written for it; the other files are still imported, unless
-`all_or_nothing`, which checks every file first and writes nothing if any fails.
+`all_or_nothing`, which checks every file first and writes nothing if any fails. An import folder of the method that
+no file of this import went to (its file renamed or removed since) is reported (`ImportReport.stale`), never removed.
 
 The video is copied byte for byte when it already is H.264/yuv420p at an even size and no
 resampling is asked (raters and the CLIP score then see exactly the original file); otherwise the
@@ -33,8 +34,10 @@ video's duration (the fps is scaled by n_frames / source frames).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
+import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -102,6 +105,15 @@ class ImportReport:
     in_subfolders: list[str] = field(default_factory=list)
     """Video files below the source folder's subfolders (paths below it), which an import without a map does not
     read: named so that a folder of per-prompt subfolders is not taken for a folder without videos."""
+    own_texts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """file name -> (prompt text of the `prompts` given, recorded as it is; the library's text of the same slug), for
+    prompts a given prompt file words otherwise than the prompt library ('a panda dancing' -> 'A panda dancing.'):
+    `clipscore` refuses a prompt whose methods' videos were made for different texts."""
+    stale: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """slug -> (source file its manifest records, why no file of this import went to it), for the folders of
+    `out_root/method` that an import made (manifest `source.kind` "import") and that no file of this import matched:
+    a video whose file has been renamed or removed since stays there, validated, scored and shown as the method's.
+    Reported, never removed (an import from another source folder made them, perhaps)."""
 
 
 def _listed(name: str) -> bool:
@@ -190,7 +202,19 @@ def read_mapping(path: Path, src: Path) -> dict[Path, str]:
     prompt library is its prompt's text, `resolve_prompt`)."""
     if not path.is_file():
         raise VideoImportError(f"mapping file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM would hide the "file" column
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise VideoImportError(f"cannot read mapping file {path}: {err.strerror or err}") from None
+    if data.startswith(codecs.BOM_UTF8):  # a BOM would hide the "file" column
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:  # a spreadsheet's "CSV" is often cp1252: named by line, as prompt files are
+        line = data[:err.start].count(b"\n") + 1
+        raise VideoImportError(f"{path.name}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the CSV as "
+                               "UTF-8") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         cols = [c.strip() for c in reader.fieldnames or []]
         if "file" not in cols or "prompt" not in cols:
@@ -321,6 +345,35 @@ def source_name(f: Path, src: Path) -> str:
         return f.name
 
 
+def _stale_imports(src: Path, folder: Path, targeted: set[str], matched: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """`ImportReport.stale`: the import folders in `folder` (OUT/METHOD) of no slug in `targeted` (those this import's
+    files went to), with their recorded file and why it went nowhere here. `matched`: file (`source_name`) -> slug of
+    this import's files. A folder that is no import's (a render, a manifest that cannot be read) is left out: the
+    importer did not make it."""
+    stale: dict[str, tuple[str, str]] = {}
+    if not folder.is_dir():
+        return stale
+    for sub in sorted(folder.iterdir()):
+        if not sub.is_dir() or not _listed(sub.name) or sub.name in targeted:
+            continue
+        try:
+            art = read_artifact(sub)
+        except ArtifactError:
+            continue
+        source = art.source if isinstance(art.source, dict) else {}
+        file = source.get("file")
+        if source.get("kind") != "import" or not isinstance(file, str) or not file:
+            continue
+        if file in matched:
+            why = f"{file} now matches prompt {matched[file]}"
+        elif (src / file).exists() or (src / file).is_symlink():
+            why = f"{file} is in {src} but this import matched it to no prompt"
+        else:
+            why = f"{file} is no longer in {src}"
+        stale[sub.name] = (file, why)
+    return stale
+
+
 def check_trajectory(trajectory: str) -> None:
     """`trajectory_problem` as `import-videos --trajectory`'s VideoImportError."""
     if (problem := trajectory_problem(trajectory)) is not None:
@@ -377,6 +430,13 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
         report.in_subfolders = _subfolder_videos(src)
         targets, report.fuzzy, report.unmatched_files = match_files(files, wanted)
         texts = {f: wanted[s] for f, s in targets.items()}
+        if prompts is not None:
+            # a prompt file's own words are recorded (it is the prompt file), but where the library words the same
+            # prompt otherwise the other methods' videos will carry the library's text, which clipscore refuses
+            known = default_prompts()
+            for f, s in targets.items():
+                if known.get(s) is not None and known[s] != texts[f]:
+                    report.own_texts[source_name(f, src)] = (texts[f], known[s])
     name = {f: source_name(f, src) for f in targets}
     by_slug: dict[str, list[str]] = {}
     for f, s in targets.items():
@@ -434,4 +494,6 @@ def import_videos(src: Path | str, method: str, out_root: Path | str, *, prompts
     failed_slugs = {s for f, s in targets.items() if name[f] in report.failed}  # reported with their reason
     report.no_video = sorted(set(wanted) - {a.slug for a in report.imported} - set(report.existing.values())
                              - set(report.done.values()) - failed_slugs)
+    report.stale = _stale_imports(src, Path(out_root) / method, set(targets.values()),
+                                  {name[f]: s for f, s in targets.items()})
     return report

@@ -187,6 +187,11 @@ def import_videos(
             typer.secho(f"note: {name}: recorded the prompt library's text {text!r} instead of {typed!r} as mapped "
                         f"(the same prompt, slug {slugify(text)}: every method is scored and shown with the "
                         "library's words)", fg=typer.colors.YELLOW, err=True)
+        for name, (typed, text) in sorted(report.own_texts.items()):
+            typer.secho(f"note: {name}: recorded {typed!r} as {prompts.name} words it, not the prompt library's "
+                        f"{text!r} (the same prompt, slug {slugify(text)}): `clipscore` needs one text per prompt, "
+                        "so every method's video of it must be made for these words (`--map` records the library's "
+                        "words instead)", fg=typer.colors.YELLOW, err=True)
         if report.unknown_prompts:
             typer.secho(f"warning: {len(report.unknown_prompts)} mapped prompt(s) are in none of prompts/*.txt, so "
                         "no Table 2 or 3 row will use them (a typo?):", fg=typer.colors.YELLOW, err=True)
@@ -238,6 +243,8 @@ def import_videos(
     if report.existing:
         typer.echo(f"already in {out / method}, left as they are ({len(report.existing)}): "
                    f"{', '.join(sorted(report.existing.values()))}")
+    if report.stale:
+        _warn_stale(report.stale, out / method, method)
     aborted = all_or_nothing and bool(report.failed or report.existing)  # nothing written: no count of the rest
     # prompts no file matched: one whose file failed is named once, by its error below
     if report.no_video and not aborted:
@@ -264,6 +271,21 @@ def import_videos(
         if not report.unmatched_files and mapping is None:
             _fail(_no_videos_in(src))
         _fail(f"no video of {src} matched a prompt (name files by prompt slug or give --map)")
+
+
+def _warn_stale(stale: dict[str, tuple[str, str]], folder: Path, method: str) -> None:
+    """One `warning:` for the import folders no file of this import went to (`ImportReport.stale`): a video whose file
+    was renamed or removed since would otherwise be validated, scored and shown as the method's without a word. Named
+    with the command that removes them; nothing is removed here (it may be another source folder's import)."""
+    import shlex
+
+    shown = "; ".join(f"{slug} ({why})" for slug, (_, why) in list(stale.items())[:5])
+    shown += f"; and {len(stale) - 5} more" if len(stale) > 5 else ""
+    rm = "rm -r " + " ".join(shlex.quote(str(folder / slug)) for slug in stale)
+    typer.secho(f"warning: {len(stale)} folder(s) in {folder} hold videos an earlier import made from files this "
+                f"import did not match to their prompt, still validated, scored and shown as {method}'s: {shown}. "
+                f"Remove those that are stale (`{rm}`); keep any imported from another source folder",
+                fg=typer.colors.YELLOW, err=True)
 
 
 def clipscore(
@@ -342,6 +364,8 @@ def clipscore(
         methods = sorted({m for m, _ in arts})
         if primary is not None and primary not in methods:  # else no paired difference, silently
             _fail(f"--primary {primary!r}: no artifact has this method; the methods found are {', '.join(methods)}")
+        if (unlike := _unlike_videos_note(arts)) is not None:  # allowed (published videos), but not silently
+            typer.secho(unlike, fg=typer.colors.YELLOW, err=True)
         if is_random_weights(model):  # told before the minutes of scoring, as `analyze` flags simulated votes
             what = TINY_CLIP_ID if model == TINY_CLIP_ID else f"{model} (the tiny CLIP, {TINY_CLIP_ID})"
             typer.secho(f"note: {what} has random weights: its CLIP scores are meaningless (a CPU demo of the "
@@ -385,6 +409,31 @@ def clipscore(
     if gone:
         typer.secho(f"warning: the earlier outputs in {out} held methods these do not: {', '.join(gone)} (their "
                     "scores are gone; give their artifact roots too to keep them)", fg=typer.colors.YELLOW, err=True)
+
+
+def _unlike_videos_note(arts) -> str | None:
+    """One `note:` for the prompts whose methods' scored videos differ in frame count, frame size or camera path (a
+    16-frame 32x32 orbit render beside a 64-frame 256x256 import of unknown path), naming three and counting the
+    rest, else None. Allowed, as `survey build` allows such pairs (the paper compared its renders with MAV3D's
+    published videos, and notes them too), but the per-prompt scores, and the paired differences made of them, then
+    compare unlike videos. Read from the manifests, which `validate_artifact`'s checks hold to the videos."""
+    facts: dict[str, dict[tuple, list[str]]] = {}  # slug -> (frames, size, trajectory) -> its methods
+    for (method, slug), art in sorted(arts.items()):
+        key = (art.n_frames, f"{art.width}x{art.height}", art.trajectory)
+        facts.setdefault(slug, {}).setdefault(key, []).append(method)
+    unlike = {slug: groups for slug, groups in facts.items() if len(groups) > 1}
+    if not unlike:
+        return None
+
+    def described(groups: dict[tuple, list[str]]) -> str:
+        return " vs ".join(f"{', '.join(ms)}: {n} frames {size} {traj}" for (n, size, traj), ms in groups.items())
+
+    shown = "; ".join(f"{slug} ({described(groups)})" for slug, groups in list(unlike.items())[:3])
+    shown += f"; and {len(unlike) - 3} more" if len(unlike) > 3 else ""
+    n = len(unlike)
+    return (f"note: {n} prompt{'s' if n != 1 else ''} of {len(facts)} {'have' if n != 1 else 'has'} methods scored "
+            f"on unlike videos (frame count, frame size or camera path differ), so their scores and paired "
+            f"differences compare unlike videos: {shown}")
 
 
 def _partial_notes(partial, all_name: str) -> list[str]:
