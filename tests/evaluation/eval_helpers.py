@@ -152,3 +152,15 @@ def copy_run(fake_run: Path, root: Path, **extra) -> Path:
     manifest = json.loads((run / "manifest.json").read_text())
     (run / "manifest.json").write_text(json.dumps({**manifest, **extra}))
     return run
+
+
+def panda_and_cat_videos(folder, n_frames: int):
+    """`folder` made with two small videos named by library slugs, a_panda_dancing.mp4 and a_cat_singing.mp4 (unlike
+    frames), as a source folder of `import-videos`."""
+    from evaluation.video import encode_video
+
+    folder = Path(folder)
+    folder.mkdir()
+    encode_video(folder / "a_panda_dancing.mp4", make_frames(n_frames, 16, 16))
+    encode_video(folder / "a_cat_singing.mp4", make_frames(n_frames, 16, 16, seed=7))
+    return folder

@@ -8,12 +8,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from eval_helpers import error_lines, make_frames
+from eval_helpers import error_lines, make_frames, panda_and_cat_videos
 from typer.testing import CliRunner
 
 from evaluation.artifacts import write_artifact
 from evaluation.importer import import_videos
-from evaluation.video import encode_video
 from pipelines.cli import app
 
 runner = CliRunner()
@@ -21,11 +20,7 @@ runner = CliRunner()
 
 @pytest.fixture()
 def src(tmp_path):
-    d = tmp_path / "s13"
-    d.mkdir()
-    encode_video(d / "a_panda_dancing.mp4", make_frames(3, 16, 16))
-    encode_video(d / "a_cat_singing.mp4", make_frames(3, 16, 16, seed=7))
-    return d
+    return panda_and_cat_videos(tmp_path / "s13", 3)
 
 
 def _import(src, out, *extra):

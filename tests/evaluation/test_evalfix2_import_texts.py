@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from eval_helpers import error_lines, make_frames
+from eval_helpers import error_lines, panda_and_cat_videos
 from typer.testing import CliRunner
 
 from evaluation.importer import VideoImportError, import_videos, read_mapping
-from evaluation.video import encode_video
 from pipelines.cli import app
 
 runner = CliRunner()
@@ -19,11 +18,7 @@ runner = CliRunner()
 
 @pytest.fixture()
 def src(tmp_path):
-    d = tmp_path / "videos"
-    d.mkdir()
-    encode_video(d / "a_panda_dancing.mp4", make_frames(2, 16, 16))
-    encode_video(d / "a_cat_singing.mp4", make_frames(2, 16, 16, seed=3))
-    return d
+    return panda_and_cat_videos(tmp_path / "videos", 2)
 
 
 def test_a_cp1252_map_is_named_by_file_and_line(tmp_path, src):
