@@ -347,9 +347,10 @@ def source_name(f: Path, src: Path) -> str:
 
 def _stale_imports(src: Path, folder: Path, targeted: set[str], matched: dict[str, str]) -> dict[str, tuple[str, str]]:
     """`ImportReport.stale`: the import folders in `folder` (OUT/METHOD) of no slug in `targeted` (those this import's
-    files went to), with their recorded file and why it went nowhere here. `matched`: file (`source_name`) -> slug of
-    this import's files. A folder that is no import's (a render, a manifest that cannot be read) is left out: the
-    importer did not make it."""
+    files went to) whose recorded file now matches another prompt, has changed, or is not in `src`, with that file and
+    why. `matched`: file (`source_name`) -> slug of this import's files. A folder that is no import's (a render, a
+    manifest that cannot be read) is left out: the importer did not make it; so is one whose file is still in `src`
+    with the recorded SHA-256 (an import of a subset, `--prompts` or `--map`, leaves the rest as they are)."""
     stale: dict[str, tuple[str, str]] = {}
     if not folder.is_dir():
         return stale
@@ -366,10 +367,15 @@ def _stale_imports(src: Path, folder: Path, targeted: set[str], matched: dict[st
             continue
         if file in matched:
             why = f"{file} now matches prompt {matched[file]}"
-        elif (src / file).exists() or (src / file).is_symlink():
-            why = f"{file} is in {src} but this import matched it to no prompt"
-        else:
-            why = f"{file} is no longer in {src}"
+        elif (src / file).is_file():
+            try:  # the same file, left out of this import (a --prompts or --map subset): its video is still right
+                if source.get("sha256") and sha256_file(src / file) == source["sha256"]:
+                    continue
+            except OSError:
+                pass
+            why = f"{file} in {src} has changed since it was imported"
+        else:  # renamed or removed, or never there: an import of another source folder
+            why = f"{file} is not in {src}"
         stale[sub.name] = (file, why)
     return stale
 

@@ -54,30 +54,40 @@ def test_an_existing_folder_is_checked_by_a_real_write(tmp_path, read_only):
         fileio.write_text_atomic(ro / "x.txt", "x")
 
 
-def _as_nobody(fn, *args):
+def _as_nobody(fn, *args, reach: Path):
     """`fn(*args)` in a forked child that dropped root for uid/gid 65534 (nobody): the permission bits then bind,
-    as for a researcher's own account. The function is already imported: the child needs no file of root's."""
+    as for a researcher's own account. The function is already imported: the child needs no file of root's, only
+    the folder `reach`. Skips where the drop is not allowed (no CAP_SETUID) or nobody cannot reach `reach` (a
+    private TMPDIR); the child's own error is raised here."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
-        code = 1
         try:
             os.close(read)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            os.write(write, pickle.dumps(fn(*args)))
-            code = 0
-        finally:
-            os._exit(code)
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            except OSError as err:
+                answer = ("skip", f"cannot drop root for nobody here ({err.strerror})")
+            else:
+                answer = (("ok", fn(*args)) if os.access(reach, os.X_OK)
+                          else ("skip", f"nobody cannot reach {reach} (a private TMPDIR?)"))
+        except BaseException as err:  # noqa: BLE001 - carried to the parent, which raises it
+            answer = ("error", f"{type(err).__name__}: {err}")
+        os.write(write, pickle.dumps(answer))
+        os._exit(0)
     os.close(write)
     data = b""
     while chunk := os.read(read, 1 << 16):
         data += chunk
     os.close(read)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the child run as nobody failed"
-    return pickle.loads(data)
+    os.waitpid(pid, 0)
+    kind, value = pickle.loads(data)
+    if kind == "skip":
+        pytest.skip(value)
+    assert kind == "ok", f"the child run as nobody failed: {value}"
+    return value
 
 
 def test_a_folder_without_write_permission_is_not_writable():
@@ -89,7 +99,7 @@ def test_a_folder_without_write_permission_is_not_writable():
         ro.mkdir()
         ro.chmod(0o555)
         # root writes into a 0o555 folder, so as root the check is made as nobody
-        blocker = folder_blocker(ro) if os.geteuid() != 0 else _as_nobody(folder_blocker, ro)
+        blocker = folder_blocker(ro) if os.geteuid() != 0 else _as_nobody(folder_blocker, ro, reach=ro)
         assert blocker == (ro, "not writable")
         assert list(ro.iterdir()) == []
         if os.geteuid() == 0:  # the same folder is writable to root, and the probe says so

@@ -306,19 +306,19 @@ def same_run_per_prompt(clip_path: Path | str) -> Path | None:
     another run or none): its scores must be those the clip.csv's means were made from."""
     from evaluation.clip import output_digest
 
-    folder = Path(clip_path).parent
-    path, meta = folder / PER_PROMPT, folder / CLIP_META
-    if not (path.is_file() and meta.is_file()):
-        return None
-    try:
-        digests = recorded_digests(json.loads(meta.read_text(encoding="utf-8")))
-        if not digests or digests.get(PER_PROMPT) != output_digest(path):
-            return None
-        if output_digest(clip_path) not in digests.values():
-            return None
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return path
+    # beside the path as given, else beside the file a link points to, as `load_clip_source` finds clipscore.json
+    for folder in dict.fromkeys((Path(clip_path).parent, Path(clip_path).resolve().parent)):
+        path, meta = folder / PER_PROMPT, folder / CLIP_META
+        if not (path.is_file() and meta.is_file()):
+            continue
+        try:
+            digests = recorded_digests(json.loads(meta.read_text(encoding="utf-8")))
+            if digests and digests.get(PER_PROMPT) == output_digest(path) \
+                    and output_digest(clip_path) in digests.values():
+                return path
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+    return None
 
 
 def _asks_part(score: ClipScore, section: Section) -> bool:
@@ -612,6 +612,13 @@ def _over_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     return notes
 
 
+def _latex_note(text: str) -> str:
+    """A note's Markdown text for LaTeX: escaped, its `code` spans as \\texttt (a backtick would print as a quote)."""
+    parts = text.split("`")
+    return "".join(latex_escape(part) if i % 2 == 0 else r"\texttt{" + latex_escape(part) + "}"
+                   for i, part in enumerate(parts))
+
+
 def _absent_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     """'<label> (<prompt set, or all>)' of every row the CLIP file has no value for (`layout`'s clip_absent), each
     once."""
@@ -734,11 +741,11 @@ def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic:
                 "section's prompts (n of N prompts): " + "; ".join(notes) + r".\par}"]
     notes = _over_notes(rows, latex=True)
     if notes:
-        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + latex_escape(OVER_NOTE) + "; ".join(notes)
+        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + _latex_note(OVER_NOTE) + "; ".join(notes)
                 + r".\par}"]
     notes = _absent_notes(rows, latex=True)
     if notes:
-        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + latex_escape(ABSENT_NOTE) + "; ".join(notes)
+        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + _latex_note(ABSENT_NOTE) + "; ".join(notes)
                 + r".\par}"]
     notes = _pref_notes(rows, latex=True)
     if notes:

@@ -44,7 +44,7 @@ def test_the_folder_of_a_renamed_file_is_named_with_how_to_remove_it(tmp_path, s
     (line,) = _warnings(res)
     assert line.startswith(f"warning: 1 folder(s) in {folder} hold videos an earlier import made from files this "
                            "import did not match to their prompt, still validated, scored and shown as mav3d's: "
-                           f"a_panda_dancing (a_panda_dancing.mp4 is no longer in {src})."), line
+                           f"a_panda_dancing (a_panda_dancing.mp4 is not in {src})."), line
     assert f"(`rm -r {folder / 'a_panda_dancing'}`)" in line, line
     assert "a_goat_drinking_beer (" not in line and "a_cat_singing (" not in line  # this import's own folders
     assert (folder / "a_panda_dancing" / "video.mp4").is_file()  # warned about, never removed
@@ -70,13 +70,16 @@ def test_why_each_folder_is_named_and_only_imports_count(tmp_path, src):
     mapping = tmp_path / "map.csv"
     mapping.write_text("file,prompt\na_cat_singing.mp4,a_dog_riding_a_skateboard\n")
     r = import_videos(src, "mav3d", out, mapping=mapping)
+    # the panda folder still holds exactly its file: a subset import leaves it, unnamed
     assert r.stale == {
-        "a_cat_singing": ("a_cat_singing.mp4", "a_cat_singing.mp4 now matches prompt a_dog_riding_a_skateboard"),
-        "a_panda_dancing": ("a_panda_dancing.mp4",
-                            f"a_panda_dancing.mp4 is in {src} but this import matched it to no prompt")}
+        "a_cat_singing": ("a_cat_singing.mp4", "a_cat_singing.mp4 now matches prompt a_dog_riding_a_skateboard")}
+    shutil.copy(src / "a_cat_singing.mp4", src / "a_panda_dancing.mp4")  # the panda file replaced by other frames
+    r = import_videos(src, "mav3d", out, mapping=mapping)
+    assert r.stale["a_panda_dancing"] == ("a_panda_dancing.mp4",
+                                          f"a_panda_dancing.mp4 in {src} has changed since it was imported")
     (src / "a_panda_dancing.mp4").unlink()
     r = import_videos(src, "mav3d", out, mapping=mapping)
-    assert r.stale["a_panda_dancing"] == ("a_panda_dancing.mp4", f"a_panda_dancing.mp4 is no longer in {src}")
+    assert r.stale["a_panda_dancing"] == ("a_panda_dancing.mp4", f"a_panda_dancing.mp4 is not in {src}")
     assert set(r.stale) == {"a_cat_singing", "a_panda_dancing"}
     assert (out / "mav3d" / "a_goat_drinking_beer").is_dir() and (out / "mav3d" / "notes").is_dir()
 
@@ -95,3 +98,17 @@ def test_many_stale_folders_are_counted_and_all_in_the_command(tmp_path, src):
     assert line.startswith(f"warning: {len(slugs)} folder(s) in {out / 'mav3d'} "), line
     assert "; and 1 more. Remove those that are stale" in line, line
     assert ("`rm -r " + " ".join(str(out / "mav3d" / s) for s in slugs) + "`") in line, line
+
+
+def test_a_prompts_subset_import_names_none_of_the_other_folders(tmp_path, src):
+    """Reviewer's repro: panda imported with one --prompts file, cat with another; the panda folder, whose file is
+    still in the source folder unchanged, is not named for removal."""
+    out = tmp_path / "out"
+    for slug in ("a_panda_dancing", "a_cat_singing"):
+        prompts = tmp_path / f"{slug}.txt"
+        prompts.write_text(slug.replace("_", " ") + "\n")
+        res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(out),
+                                  "--prompts", str(prompts)])
+        assert res.exit_code == 0, res.output
+        assert not _warnings(res), res.output
+    assert {p.name for p in (out / "mav3d").iterdir()} == {"a_panda_dancing", "a_cat_singing"}

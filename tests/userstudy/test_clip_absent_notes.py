@@ -38,6 +38,8 @@ def test_rows_without_a_clip_value_are_named(tmp_path, votes):
     assert md.rstrip().splitlines()[-3].endswith(": MAV3D (mav3d_28); w/o ∇L_3D (ablation_5).")
     tex = (tmp_path / "out" / "table2.tex").read_text()
     assert "No CLIP value in the CLIP file" in tex and r"MAV3D (mav3d\_28)" in tex
+    # a backtick prints as a quote in LaTeX (the first line is a % comment)
+    assert r"\texttt{fourdfy clipscore}" in tex and "`" not in tex.split("\n", 1)[1]
     report = (tmp_path / "out" / "report.md").read_text()
     assert "table2: MAV3D (mav3d_28); table2: w/o ∇L_3D (ablation_5)" in report
     # each table names its own rows; 4D-fy has its values in both

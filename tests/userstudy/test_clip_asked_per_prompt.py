@@ -122,3 +122,17 @@ def test_sections_asking_every_prompt_are_left_as_they_were(tmp_path, paper_desi
     assert set(more) - set(values) == {("4dfy", "mav3d_28, first 17"), ("mav3d", "mav3d_28, first 17")}
     assert all(isinstance(v, ClipScore) and (v.n_prompts, v.n_set) == (17, 17) for k, v in more.items()
                if k not in values)
+
+
+def test_a_linked_clip_csv_finds_the_per_prompt_scores_beside_its_target(tmp_path, votes):
+    """As the model and precision are found beside the file a link points to, so are the per-prompt scores."""
+    rng = np.random.default_rng(4)
+    clip = _clipscore_run(tmp_path / "run", {"4dfy": _frame_scores(rng, 28), "mav3d": _frame_scores(rng, 28)})
+    linked = tmp_path / "elsewhere" / "clip.csv"
+    linked.parent.mkdir()
+    linked.symlink_to(clip)
+    _analyze(votes, clip, tmp_path / "direct")
+    _analyze(votes, linked, tmp_path / "linked")
+    direct = (tmp_path / "direct" / "v1.md").read_text()
+    assert "| MAV3D | — |" not in direct
+    assert (tmp_path / "linked" / "v1.md").read_text() == direct
