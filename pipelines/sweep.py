@@ -506,6 +506,12 @@ def _relative(text: str, profile_dir: Path) -> str:
     return text.replace(str(profile_dir.resolve()) + os.sep, "")
 
 
+def _as_given(text: str, profile_dir: Path) -> str:
+    """Error text for the console: run paths under <runs>/<profile> as the sweep was given it (usable from where it
+    was started), where sweep.json keeps them relative (`_relative`)."""
+    return text.replace(str(profile_dir.resolve()) + os.sep, str(profile_dir) + os.sep)
+
+
 def generate_command(spec: SweepSpec, j: PlannedJob) -> str:
     """The `fourdfy generate` command that resolves job `j`'s config (as its job did) into its run folder, its paths
     as the sweep was given them (usable from where it was started): what a hint's `fourdfy generate ...` means."""
@@ -712,8 +718,8 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
         if why is not None:
             # that job's failure, not the sweep's: its job would only fail on it, so it is not submitted, and the
             # jobs waiting for it start as after any failed leader
-            damaged[j.name] = _relative(why, profile_dir)
-            results[j.name] = {"state": "failed", "error": f"not submitted: {damaged[j.name]}"}
+            damaged[j.name] = _as_given(why, profile_dir)
+            results[j.name] = {"state": "failed", "error": f"not submitted: {_relative(why, profile_dir)}"}
         elif done is not None:  # what it did is in its manifest: the summary keeps showing it
             results[j.name] = _done("already finished (not submitted)", run_facts(done))
         else:

@@ -6,6 +6,7 @@ exits with its error."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -52,7 +53,9 @@ def test_a_truncated_manifest_fails_its_job_alone_and_the_advice_resumes_it(tmp_
     lines = res.stdout.splitlines()
     assert lines[0].startswith("sweep: 2 runs (0 already finished, 1 with a damaged manifest.json, not submitted)")
     why = f"4dfy/{SLUG}/manifest.json is damaged (not valid JSON: "
-    assert lines[1].startswith(f"not submitted 4dfy-{SLUG}: {why}"), lines[1]
+    # the console names the run as the sweep was given it, usable from where it was started; sweep.json relative
+    assert lines[1].startswith(f"not submitted 4dfy-{SLUG}: {runs / 'tiny'}/{why}"), lines[1]
+    assert f"remove {runs / 'tiny'}/4dfy/{SLUG}/manifest.json and run" in lines[1], lines[1]
     assert [line.split()[1] for line in lines if line.startswith("submitted ")] == [f"wo_hybrid-{SLUG}"]
     jobs = _jobs(runs)
     assert jobs[f"4dfy-{SLUG}"]["state"] == "failed"
@@ -91,3 +94,19 @@ def test_a_damaged_manifest_without_a_checkpoint_says_to_move_the_run_away(tmp_p
     assert not [line for line in res.stdout.splitlines() if line.startswith("submitted ")]
     assert not list((runs / "tiny" / "sweep" / "submitit").glob("[0-9]*"))  # no job was started
     assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
+
+
+def test_the_console_names_the_damaged_run_as_the_sweep_was_given_it(tmp_path, monkeypatch):
+    """`--runs runs` from the current folder: the console's advice names runs/tiny/4dfy/<slug>, which works from
+    there (sweep.json keeps paths relative to runs/tiny)."""
+    monkeypatch.chdir(tmp_path)
+    run = Path("runs") / "tiny" / "4dfy" / SLUG
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_bytes(b"\xff\xfe{")
+    res = runner.invoke(app, _args(Path("runs"), "4dfy"))
+    assert res.exit_code == 2, res.output
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("not submitted "))
+    assert f"move runs/tiny/4dfy/{SLUG} away and run the same sweep again" in line, line
+    assert str(tmp_path) not in line
+    assert _jobs(Path("runs"))[f"4dfy-{SLUG}"]["error"].endswith(f"move 4dfy/{SLUG} away and run the same sweep "
+                                                                 "again to train it")
