@@ -35,12 +35,18 @@ def build(
 ) -> None:
     """Build a survey bundle: questions from the design, attention checks, videos under opaque names."""
     from pipelines.commands.userstudy import with_registered_labels
+    from method.fileio import folder_blocker
     from prompts import PROMPT_DIR
     from userstudy.design import PAPER_DESIGN, DesignError, load_design
     from userstudy.survey.bundle import BundleError, build_bundle
 
     if out.exists():  # before any work; the votes a served bundle holds are named, never lost to a rebuild
         _fail(existing_out_message(out))
+    # and where it cannot be made, said of --out (the build writes into a hidden temporary folder beside it first)
+    if (blocked := folder_blocker(out)) is not None:
+        base, why = blocked
+        _fail(f"--out {out} cannot be made: {base} is a file, not a folder" if why == "file"
+              else f"--out {out} cannot be made: {base} is not writable; give --out a folder you can write to")
     try:
         full = d = load_design(design)
         # `fourdfy analyze` labels a method the design leaves unlabelled with its registered (plug-in) label and
