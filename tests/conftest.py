@@ -5,6 +5,9 @@ OpenMP threads that compete for busy cores wait on each other (one hash-grid ste
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +38,19 @@ def earlier_methods_output(tmp_path):
     (out / "config" / "4dfy.json").write_text("{}\n")
     (out / "labels.json").write_text('{"4dfy": ""}\n')
     return out, {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+@pytest.fixture()
+def read_only_folder():
+    """A real 0o555 folder `ro` in a fresh 0o755 temporary folder (its parent, writable to root alone) that an
+    unprivileged user can reach: not under tmp_path, whose base pytest makes 0o700. Removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="fourdfy-ro-"))
+    base.chmod(0o755)
+    ro = base / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        yield ro
+    finally:
+        ro.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import errno
 import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -90,23 +88,14 @@ def _as_nobody(fn, *args, reach: Path):
     return value
 
 
-def test_a_folder_without_write_permission_is_not_writable():
-    # not under tmp_path: pytest makes its base folder 0o700, which nobody could not reach
-    base = Path(tempfile.mkdtemp(prefix="fourdfy-write-check-"))
-    try:
-        base.chmod(0o755)
-        ro = base / "ro"
-        ro.mkdir()
-        ro.chmod(0o555)
-        # root writes into a 0o555 folder, so as root the check is made as nobody
-        blocker = folder_blocker(ro) if os.geteuid() != 0 else _as_nobody(folder_blocker, ro, reach=ro)
-        assert blocker == (ro, "not writable")
-        assert list(ro.iterdir()) == []
-        if os.geteuid() == 0:  # the same folder is writable to root, and the probe says so
-            assert folder_blocker(ro) is None
-    finally:
-        (base / "ro").chmod(0o755)
-        shutil.rmtree(base)
+def test_a_folder_without_write_permission_is_not_writable(read_only_folder):
+    ro = read_only_folder
+    # root writes into a 0o555 folder, so as root the check is made as nobody
+    blocker = folder_blocker(ro) if os.geteuid() != 0 else _as_nobody(folder_blocker, ro, reach=ro)
+    assert blocker == (ro, "not writable")
+    assert list(ro.iterdir()) == []
+    if os.geteuid() == 0:  # the same folder is writable to root, and the probe says so
+        assert folder_blocker(ro) is None
 
 
 def test_analyze_refuses_a_read_only_out_before_reading_the_votes(tmp_path, read_only, monkeypatch):

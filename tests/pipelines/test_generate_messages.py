@@ -140,7 +140,7 @@ def test_an_earlier_oracle_metrics_file_or_an_empty_one_may_be_replaced(tmp_path
     assert not (tmp_path / "new").exists()  # checked, nothing made
 
 
-def test_oracle_metrics_in_a_read_only_folder_is_refused_before_training(tmp_path):
+def test_oracle_metrics_in_a_read_only_folder_is_refused_before_training(read_only_folder):
     """The user's view: a real read-only folder, the real process (as an unprivileged user under root)."""
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
@@ -153,20 +153,15 @@ def test_oracle_metrics_in_a_read_only_folder_is_refused_before_training(tmp_pat
             pytest.skip("running as root and an unprivileged user cannot run this Python/checkout")
     else:
         drop = []
-    base = Path(tempfile.mkdtemp(prefix="fourdfy-oracle-ro-"))
-    try:
-        base.chmod(0o777)
-        ro = base / "ro"
-        ro.mkdir()
-        ro.chmod(0o555)
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(base), "PYTHONPATH": str(REPO)}
-        proc = subprocess.run([*drop, sys.executable, "-m", "pipelines.cli", "oracle", "--out", str(base / "or"),
-                               "--metrics", str(ro / "oracle.json")], capture_output=True, text=True, env=env,
-                              cwd=base, timeout=300)
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0] == (f"error: --metrics: cannot write {ro / 'oracle.json'}: {ro} is not "
-                                                "writable; choose another output path or make it writable"), lines
-        assert not (base / "or").exists()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    ro = read_only_folder
+    base = ro.parent
+    base.chmod(0o777)  # the unprivileged process writes its --out and HOME there
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(base), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([*drop, sys.executable, "-m", "pipelines.cli", "oracle", "--out", str(base / "or"),
+                           "--metrics", str(ro / "oracle.json")], capture_output=True, text=True, env=env,
+                          cwd=base, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == (f"error: --metrics: cannot write {ro / 'oracle.json'}: {ro} is not "
+                                            "writable; choose another output path or make it writable"), lines
+    assert not (base / "or").exists()
