@@ -538,8 +538,7 @@ def _console(text: str, spec: SweepSpec, j: PlannedJob) -> str:
     """A job's error as the console shows it: its paths as the sweep was given them (sweep.json's are relative to
     <runs>/<profile>, which a command run from here would not find) and a hint's `fourdfy generate ...` spelt out
     for this job."""
-    text = text.replace(str(spec.profile_dir.resolve()) + os.sep, str(spec.profile_dir) + os.sep)
-    return text.replace("`fourdfy generate ... ", f"`{generate_command(spec, j)} ")
+    return _as_given(text, spec.profile_dir).replace("`fourdfy generate ... ", f"`{generate_command(spec, j)} ")
 
 
 def run_sweep(spec: SweepSpec, ex: ExecutorSpec, echo: Callable[[str], None] = print,

@@ -90,11 +90,12 @@ def check_file_target(path: Path | str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file path")
-    folder = fileio.nearest_existing(path.parent)
-    if folder_blocker(path.parent) == (folder, "not writable"):  # said of the file, in its own folder
-        raise OutputError(f"cannot write {path}: {folder} is not writable; choose another output path or make it "
+    blocked = folder_blocker(path.parent)  # one probe: its "not writable" is said of the nearest existing folder
+    if blocked is not None and blocked[1] == "file":
+        raise OutputError(f"{blocked[0]} is a file, not a folder; move it or choose another output path")
+    if blocked is not None:  # said of the file, in its own folder
+        raise OutputError(f"cannot write {path}: {blocked[0]} is not writable; choose another output path or make it "
                           "writable")
-    check_folder_target(path.parent)
     return path
 
 

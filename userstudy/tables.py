@@ -291,11 +291,6 @@ def clip_key(clip: dict, method: str, prompt_set: str, n_prompts: int | None = N
     return None
 
 
-def _clip_for(clip: dict, method: str, section: Section) -> ClipScore:
-    key = clip_key(clip, method, section.prompt_set, section.n_prompts)
-    return ClipScore(math.nan) if key is None else clip[key]
-
-
 PER_PROMPT = "per_prompt.csv"
 """The table of `fourdfy clipscore` with one score per (method, prompt): the asked prompts' means come from it."""
 
@@ -476,8 +471,9 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
                          "label_latex": latex_escape(section.heading)})
         n_set = prompt_set_size(section, analysis.prompts_dir)
         for method in section.rows:
-            score = _clip_for(clip, method, section)
-            absent = given and clip_key(clip, method, section.prompt_set, section.n_prompts) is None
+            key = clip_key(clip, method, section.prompt_set, section.n_prompts)
+            score = ClipScore(math.nan) if key is None else clip[key]
+            absent = given and key is None
             # a mean over more prompts than the section asks is not its value: none is shown, a note says why
             over_n = score.n_prompts if clip_over_asked(score, section) or clip_none_asked(score) else None
             if over_n is not None:

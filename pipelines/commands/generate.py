@@ -50,10 +50,11 @@ def methods(
     from baselines.registry import refused_plugins
 
     load_entry_points(strict=False)
-    entries = read_overrides(params) if params is not None else {}
+    data = read_params(params) if params is not None else None  # read once for both checks
+    entries = read_overrides(data, params) if data is not None else {}
     register_variants(entries, source=str(params))
-    if params is not None:
-        refuse_unknown_generate_methods(params)
+    if data is not None:
+        refuse_unknown_generate_methods(data, params)
     width = max(len(n) for n in METHODS)
     for name, m in METHODS.items():
         entry = entries.get(name) or {}
@@ -71,10 +72,10 @@ def methods(
                          f"{len(broken)} plug-in entry points cannot be loaded: " + "; ".join(broken))
 
 
-def read_overrides(path: Path) -> dict:
-    """The `overrides:` mapping of a params.yaml ({} where it has none, with a `note:`). A file that cannot be read,
-    or is not a params file (a YAML mapping with `overrides:` or `generate:`; e.g. dvc.yaml, a votes.csv, an empty
-    file), is an error: its variants would be missing from the list without a word."""
+def read_params(path: Path) -> dict:
+    """A params.yaml as read. A file that cannot be read, or is not a params file (a YAML mapping with `overrides:`
+    or `generate:`; e.g. dvc.yaml, a votes.csv, an empty file), is an error: its variants would be missing from the
+    list without a word."""
     from pipelines.generate import read_yaml
 
     data = read_yaml(path, "--params: ")
@@ -83,6 +84,11 @@ def read_overrides(path: Path) -> dict:
                 if not isinstance(data, dict) else "has neither overrides: nor generate:")
         raise ValueError(f"--params: {path} {what}, so it is not a params file of the pipeline; give params.yaml "
                          "(or a copy of it), whose overrides: defines the variants")
+    return data
+
+
+def read_overrides(data: dict, path: Path) -> dict:
+    """The `overrides:` mapping of params `data` (`read_params` of `path`): {} where it has none, with a `note:`."""
     overrides = data.get("overrides")
     if overrides is not None and not isinstance(overrides, dict):
         raise ValueError(f"--params: {path}: overrides must map a method to a mapping of config keys to values")
@@ -92,15 +98,14 @@ def read_overrides(path: Path) -> dict:
     return overrides or {}
 
 
-def refuse_unknown_generate_methods(path: Path) -> None:
-    """A method of the params file's generate blocks that is neither registered nor one of its variants (after
+def refuse_unknown_generate_methods(data: dict, path: Path) -> None:
+    """A method of the generate blocks of params `data` (`read_params` of `path`) that is neither registered nor one
+    of its variants (after
     `register_variants`) is an error naming it, with a did-you-mean: the pipeline would stop at it. A name under
     `videos:` is left to the `methods` stage (videos only, never trained); a refused plug-in's name to the list's
     own error."""
     from baselines import UnknownMethodError, get_method
-    from pipelines.generate import read_yaml
 
-    data = read_yaml(path, "--params: ")
     gen = data.get("generate") if isinstance(data.get("generate"), dict) else {}
     extra = gen.get("extra") if isinstance(gen.get("extra"), dict) else {}
     videos = {str(m) for m in data.get("videos") or {}} if isinstance(data.get("videos"), dict) else set()
