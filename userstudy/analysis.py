@@ -47,7 +47,7 @@ class AnalysisConfig:
     """Attention-check rule."""
     significance: str = "chi2"
     """The test behind `p_holm`, `significant` and the tables' daggers: "chi2", the paper's chi-square over judgments
-    (which takes them as independent), or "cluster", the rater-robust test `p_cluster` (raters as clusters)."""
+    (which takes them as independent), or "cluster", the rater-robust test `p_cluster` (exact sign flips over raters)."""
 
 
 @dataclass
@@ -183,7 +183,7 @@ def _cell_rows(main: pd.DataFrame, design: Design, config: AnalysisConfig) -> pd
                 "n": n, "n_unanswered": int((~cell["answered"]).sum()),
                 "raters": int(ans["rater_id"].nunique()), "prompts": int(ans["prompt_id"].nunique()),
                 "k": k, "boot_low": boot[0], "boot_high": boot[1],
-                "p_cluster": float(stats.cluster_wald_p(per_rater["sum"].to_numpy(), per_rater["size"].to_numpy()))
+                "p_cluster": float(stats.signflip_p(per_rater["sum"].to_numpy(), per_rater["size"].to_numpy()))
                 if len(per_rater) else np.nan,
                 "left": left,
                 "pct_primary_when_left": 100 * prim_left["chose_primary"].mean() if len(prim_left) else np.nan,

@@ -6,7 +6,8 @@ rejects "no preference":
 - `chi2`: the paper's pooled chi-square test (treats every judgment as independent; with rater
   heterogeneity it rejects far more often than alpha under no preference, `chi2_size`, so its power is
   optimistic);
-- `cluster`: the rater-cluster-robust test (`stats.cluster_wald_p`), valid with heterogeneous raters.
+- `cluster`: the rater-level test (`stats.signflip_p`, exact sign flips over raters), valid with heterogeneous
+  raters.
 `power_approx` is the normal approximation (Cohen's h, statsmodels) with the design effect
 1 + (m - 1) icc of m judgments per rater.
 """
@@ -122,7 +123,7 @@ def power_table(cfg: PowerConfig) -> pd.DataFrame:
     for r in grid:
         k, n = _panels(rng, cfg, cfg.rate, int(r))
         _, p_chi2 = stats.chisquare_half(k.sum(1), n.sum(1))
-        p_cl = stats.cluster_wald_p(k, n)
+        p_cl = stats.signflip_p_many(k, n)
         rows.append({"n_raters": int(r), "judgments": int(r * cfg.prompts),
                      "power_chi2": float(np.mean(np.nan_to_num(p_chi2, nan=1.0) < level)),
                      "power_cluster": float(np.mean(np.nan_to_num(p_cl, nan=1.0) < level))})

@@ -3,7 +3,7 @@
 The paper's test is a chi-square goodness-of-fit test of [k, n - k] against [n/2, n/2] (df 1),
 i.e. `scipy.stats.chisquare`. Beside it: exact binomial p, Wilson 95% interval, a bootstrap interval
 that resamples raters (judgments of one rater are not independent; a rater-level interval where every rater has
-the same rate), a rater-cluster-robust test,
+the same rate), an exact rater-level test (sign flips over raters),
 Holm's correction over a whole table, and Fleiss' kappa.
 """
 
@@ -58,7 +58,7 @@ def _no_spread_interval(k: np.ndarray, n: np.ndarray, alpha: float) -> tuple[flo
     Unanimous (every rater at 1, or every one at 0): Clopper-Pearson over the R raters as R successes of R (or 0),
     i.e. [(alpha/2)^(1/R), 1] (or its mirror): bounds on the share of raters siding wholly one way, which bounds
     the rate (each such rater's rate is 1); otherwise the
-    Wilson interval of the pooled judgments, the binomial counterpart of `cluster_wald_p`'s fallback variance."""
+    Wilson interval of the pooled judgments."""
     r, total, votes = len(k), float(n.sum()), float(k.sum())
     if votes == total or votes == 0:
         edge = (alpha / 2) ** (1 / r)
@@ -93,7 +93,7 @@ def cluster_bootstrap(k_by_cluster, n_by_cluster, n_boot: int, rng: np.random.Ge
     k, n = k[keep], n[keep]
     if len(k) < 2:
         return np.nan, np.nan
-    # exact for counts, as in cluster_wald_p: every rater's rate equals the pooled one
+    # exact for counts: every rater's rate equals the pooled one
     if np.all(k * n.sum() == k.sum() * n):
         return _no_spread_interval(k, n, alpha)
     with warnings.catch_warnings():
@@ -106,32 +106,78 @@ def cluster_bootstrap(k_by_cluster, n_by_cluster, n_boot: int, rng: np.random.Ge
     return float(lo), float(hi)
 
 
-def cluster_wald_p(k_by_cluster: np.ndarray, n_by_cluster: np.ndarray) -> np.ndarray:
-    """Two-sided p of H0 rate = 0.5 with a rater-cluster-robust standard error (t with R-1 df).
-
-    Arrays of shape (..., clusters); clusters with n = 0 count as absent. The variance is the
-    ratio-estimator sandwich R/(R-1) * sum_r (k_r - p n_r)^2 / N^2, its residuals computed exactly (as
-    (k_r N - K n_r) / N), so that it is zero exactly when every rater has the same rate. Such a panel (by chance
-    in a small one: 2 raters of 5 judgments each are a quarter of the time under H0) leaves the between-rater
-    variance unestimated: with 0 < p < 1 the binomial variance p(1-p)/N stands in, and with every judgment one
-    way (a unanimous panel) the p is the sign test over raters, 2 * 0.5^R for R raters: the panel is R agreeing
-    raters, not N independent judgments (2 * 0.5^N would take 26 unanimous raters of 5 judgments for p = 1e-38).
-    (Taking the zero as certainty rejected all such panels.) NaN with fewer than two raters.
-    """
-    k = np.asarray(k_by_cluster, dtype=float)
-    n = np.asarray(n_by_cluster, dtype=float)
+def _signed_margins(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each rater's margin 2k - n (votes for the primary minus votes against; 0 for an absent rater, n = 0) and the
+    number of raters present, over the last axis."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
     present = n > 0
-    r = present.sum(-1)
-    total = n.sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = k.sum(-1) / total
-        scaled = np.where(present, k * total[..., None] - k.sum(-1)[..., None] * n, 0.0)  # exact for counts
-        var = r / (r - 1) * (scaled**2).sum(-1) / total**4
-        var = np.where((var == 0) & (p > 0) & (p < 1), p * (1 - p) / total, var)
-        t = (p - 0.5) / np.sqrt(var)
-        out = 2 * sps.t.sf(np.abs(t), df=np.maximum(r - 1, 1))
-    out = np.where(var == 0, np.minimum(1.0, 2 * 0.5**r), out)  # unanimous: sign test over the raters
-    return np.where(r >= 2, out, np.nan)
+    return np.where(present, np.rint(2 * k - n), 0.0).astype(np.int64), present.sum(-1)
+
+
+def signflip_p(k_by_cluster, n_by_cluster) -> np.ndarray:
+    """Exact two-sided p of "no preference" by sign flips over raters (Fisher's randomization test, raters as units).
+
+    Arrays of shape (..., clusters) of votes for the primary k and answered judgments n; clusters with n = 0 are
+    absent. Each rater's margin d_r = 2 k_r - n_r; the statistic is the panel's margin |sum_r d_r| = |2K - N|, and
+    its null distribution is that of sum_r s_r |d_r| over all 2^R equally likely signs s_r = +-1, computed exactly by
+    a dynamic programme over integer sums (O(R x N) per cell). H0: each rater's margin is as likely one way as the
+    other (symmetric about 0), as it is when raters' rates scatter symmetrically about 0.5; then the size is at most
+    alpha for any number of raters or judgments and any spread between raters. The smallest p of R raters is
+    2 x 0.5^R (a unanimous panel: the sign test over raters), so fewer than 6 raters can never reach p < 0.05, and
+    one more judgment the other way never makes a panel look more certain. Raters with a margin of 0 add nothing.
+    NaN with fewer than two raters.
+    """
+    d, r = _signed_margins(k_by_cluster, n_by_cluster)
+    flat, raters = d.reshape(-1, d.shape[-1]), np.ravel(r)
+    out = np.full(flat.shape[0], np.nan)
+    for c, (margins, present) in enumerate(zip(flat, raters)):
+        if present < 2:
+            continue
+        stat = abs(int(margins.sum()))
+        if stat == 0:
+            out[c] = 1.0
+            continue
+        sizes = np.abs(margins[margins != 0])
+        total = int(sizes.sum())
+        # pmf of U = the sum of |d_r| over raters whose sign is +; sum_r s_r |d_r| = 2U - total
+        pmf = np.zeros(total + 1)
+        pmf[0] = 1.0
+        for a in sizes:
+            pmf[a:] = 0.5 * (pmf[a:] + pmf[:-a])
+            pmf[:a] *= 0.5
+        out[c] = min(1.0, 2 * pmf[(total + stat) // 2:].sum())  # symmetric: twice the upper tail
+    return out.reshape(np.shape(r))
+
+
+def signflip_p_many(k_by_cluster, n_by_cluster) -> np.ndarray:
+    """`signflip_p` for many panels at once, shape (panels, clusters), through the characteristic function.
+
+    The null distribution of sum_r s_r |d_r| has characteristic function prod_r cos(w |d_r|) = prod_v cos(w v)^(c_v)
+    for c_v raters of margin v: one matrix product of the counts with log|cos| on a frequency grid, then an inverse
+    FFT. Accurate to about 1e-13 absolute (the exact programme's p to 1e-12 in the tests), so for deciding p < alpha,
+    as the power simulation does, and not for reporting p far below that; 5-10 times faster than `signflip_p` on
+    2000 panels.
+    """
+    from scipy import fft
+
+    d, r = _signed_margins(k_by_cluster, n_by_cluster)
+    if d.ndim != 2:
+        raise ValueError(f"signflip_p_many takes panels x clusters, got shape {d.shape}")
+    size = np.abs(d)
+    stat = np.abs(d.sum(1))
+    top = max(1, int(size.max(initial=0)))
+    length = fft.next_fast_len(2 * int(size.sum(1).max(initial=0)) + 2)  # covers -total..total without wrapping
+    counts = np.stack([(size == v).sum(1) for v in range(1, top + 1)], 1).astype(float)
+    cos = np.cos(2 * np.pi * np.outer(np.arange(1, top + 1), np.arange(length // 2 + 1)) / length)
+    # a clipped log keeps 0 x log(0) at 0 for margins no rater has
+    magnitude = np.exp(counts @ np.log(np.maximum(np.abs(cos), 1e-300)))
+    sign = 1.0 - 2.0 * np.mod(counts @ (cos < 0).astype(float), 2.0)
+    pmf = fft.irfft(magnitude * sign, n=length, axis=1)  # index x stands for the sum x (mod length)
+    x = np.arange(length)
+    x = np.minimum(x, length - x)
+    p = 1.0 - np.where(x[None, :] < stat[:, None], pmf, 0.0).sum(1)
+    return np.where(r >= 2, np.clip(p, 0.0, 1.0), np.nan)
 
 
 def holm(p) -> np.ndarray:

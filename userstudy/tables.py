@@ -523,7 +523,7 @@ def coverage_text(alpha: float) -> str:
 
 
 TEST_TEXT = {"chi2": "chi-square test as in the paper",
-             "cluster": "rater-robust test, each rater's judgments one cluster; not the paper's chi-square"}
+             "cluster": "rater-robust test, exact sign flips over raters; not the paper's chi-square"}
 """The test behind the daggers (`AnalysisConfig.significance`), as the Markdown tables name it."""
 HOLM_OVER = {"chi2": "the paper's chi-square p-values",
              "cluster": "the rater-robust p-values, `--significance cluster`; cells with one rater have none"}
@@ -886,8 +886,7 @@ def no_spread_lines(table: pd.DataFrame) -> list[str]:
     return [f"Every rater had the same rate in {len(cells)} cell(s) ({', '.join(cells)}), so resampling raters "
             "has nothing to vary: there the rater interval is Clopper–Pearson over the raters when the cell is "
             "unanimous (all raters one way: from (alpha/2)^(1/raters) to 100%, or its mirror) and the Wilson interval "
-            "otherwise, and the rater-robust p of a unanimous cell is the sign test over its raters, "
-            "2 × 0.5^raters (else the test with the binomial variance).", ""]
+            "otherwise; a unanimous cell's rater-robust p is 2 × 0.5^raters, the smallest its raters can give.", ""]
 
 
 def pref_coverage_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
@@ -956,7 +955,8 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
                    f"{_fmt_p(r.p_chi2)} | {_fmt_p(r.p_binom)} | {_fmt_p(r.p_cluster)} | {_fmt_p(r.p_holm)} | "
                    f"{'yes' if r.significant else 'no'} | {r.left_share:.2f} | {r.n_unanswered} |")
     out += ["", f"Holm's correction runs over every cell of this table ({HOLM_OVER[cfg.significance]}). "
-            "The rater bootstrap and the rater-robust p treat each rater's judgments as one cluster; the "
+            "The rater bootstrap and the rater-robust p (an exact sign-flip test over raters) treat each rater's "
+            "judgments as one cluster; the "
             "chi-square, binomial and Wilson figures assume independent judgments, as the paper did.", "",
             *no_spread_lines(a.table),
             *(pref_lines or []),

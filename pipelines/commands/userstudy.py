@@ -90,7 +90,7 @@ def analyze(
     significance: str = typer.Option("chi2", "--significance", metavar="<test>",
                                      help="Test behind p_holm and the tables' daggers: chi2, the paper's chi-square "
                                      "over judgments (taken as independent), or cluster, the rater-robust test "
-                                     "(each rater's judgments one cluster; safer when raters differ)."),
+                                     "(exact sign flips over raters; safer when raters differ)."),
     max_failed: int = typer.Option(None, "--max-failed-checks",
                                    help="Exclude raters failing more than this many attention-check judgments."),
     max_failed_share: float = typer.Option(0.2, "--max-failed-share",

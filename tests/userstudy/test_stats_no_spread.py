@@ -48,15 +48,15 @@ def test_raters_at_one_rate_between_0_and_1_get_the_wilson_interval_of_their_jud
 def test_the_rater_robust_p_of_a_unanimous_panel_is_the_sign_test_over_raters(raters):
     n = np.full(raters, 5)
     want = binomtest(raters, raters, 0.5).pvalue
-    assert stats.cluster_wald_p(n, n) == pytest.approx(want, rel=1e-12)
-    assert stats.cluster_wald_p(np.zeros(raters), n) == pytest.approx(want, rel=1e-12)
+    assert stats.signflip_p(n, n) == pytest.approx(want, rel=1e-12)
+    assert stats.signflip_p(np.zeros(raters), n) == pytest.approx(want, rel=1e-12)
 
 
 def test_the_sign_test_counts_the_raters_present_in_each_row():
     # shape (panels, clusters): a rater with n = 0 is absent, so row 0 has 3 raters and row 1 has 4
     k = np.array([[4, 4, 4, 0], [2, 3, 1, 5]])
     n = np.array([[4, 4, 4, 0], [2, 3, 1, 5]])
-    assert stats.cluster_wald_p(k, n) == pytest.approx([binomtest(3, 3).pvalue, binomtest(4, 4).pvalue], rel=1e-12)
+    assert stats.signflip_p(k, n) == pytest.approx([binomtest(3, 3).pvalue, binomtest(4, 4).pvalue], rel=1e-12)
 
 
 def test_a_unanimous_cell_of_an_analysis_gets_a_rater_level_interval_and_p():
