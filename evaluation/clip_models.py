@@ -143,6 +143,22 @@ def _unreadable_file(path: str, base: str, err: BaseException) -> str:
             f"{type(err).__name__})")
 
 
+def _cached_tag_file(hub_id: str) -> str | None:
+    """The Hugging Face cache's copy of a pretrained tag's weights, the file open_clip reads (its safetensors
+    alternative first, as open_clip tries it first), or None when the cache has neither."""
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip.pretrained import HF_WEIGHTS_NAME
+
+    repo, filename = os.path.split(hub_id)  # open_clip's form: "org/repo/file" or "org/repo/" (its default file)
+    filename = filename or HF_WEIGHTS_NAME
+    safe = "open_clip_model.safetensors" if filename == HF_WEIGHTS_NAME else filename.replace(".bin", ".safetensors")
+    for name in dict.fromkeys((safe, filename)):
+        found = try_to_load_from_cache(repo, name)
+        if isinstance(found, str) and os.path.isfile(found):
+            return found
+    return None
+
+
 def _resolve_quick_gelu(cfg: ClipConfig, open_clip, folder: Path | None) -> bool | None:
     """True / False to force the activation; None to keep what the model's own config says."""
     if cfg.activation != "auto":
@@ -260,6 +276,10 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
         if given_file:  # any failure to load a given file is that file's: torch raises KeyError, EOFError, ...
             raise ModelNotFoundError(_message(cfg, _unreadable_file(pretrained, base, err),
                                               _openai_hub(open_clip, base))) from err
+        cached = _cached_tag_file(hub_id) if hub_id else None
+        if cached:  # the tag's file is in the cache but does not load (torch: EOFError, KeyError; SafetensorError)
+            raise ModelNotFoundError(_message(cfg, _unreadable_file(cached, base, err) + "; delete that file (and the "
+                                              "blob it links to) and download the tag again", hub_id)) from err
         if not isinstance(err, (RuntimeError, OSError, ValueError, pickle.UnpicklingError)):
             raise
         reason = local_only_reason(local_only) or f"{type(err).__name__}: {_first_line(err, 300)}"

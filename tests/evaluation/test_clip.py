@@ -158,6 +158,30 @@ def test_missing_weights_offline_name_model_option_and_fix(tmp_path, monkeypatch
     assert "weights_only" not in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["open_clip_pytorch_model.bin", "open_clip_model.safetensors"])
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all" * 100])
+def test_a_damaged_cached_file_of_a_tag_is_named_with_the_fix(tmp_path, monkeypatch, name, content):
+    """The tag's file is in the Hugging Face cache but does not load (an empty or damaged download): the message
+    names that file and how to replace it, not a bare EOFError / SafetensorError or "not in the cache"."""
+    import huggingface_hub.constants as hfc
+
+    repo = tmp_path / "hub" / "models--timm--vit_base_patch32_clip_224.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("a" * 40)
+    snapshot = repo / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / name).write_bytes(content)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelNotFoundError) as err:
+        load_clip(ClipConfig(device="cpu"))
+    text = str(err.value)
+    assert f"{snapshot / name} is not a readable ViT-B-32 checkpoint" in text
+    assert ("empty (0 bytes" in text) == (content == b"")
+    assert "delete that file" in text and "not in the local Hugging Face cache" not in text
+    assert "hf download timm/vit_base_patch32_clip_224.openai" in text
+
+
 # --- statistics ----------------------------------------------------------------------------------------
 
 def _prompts_table():
