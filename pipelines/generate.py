@@ -346,8 +346,9 @@ def local_weights(config: dict) -> dict[str, str]:
 
 
 def weights_cache_path() -> Path:
-    """Where `generate` keeps the `DigestCache` of the local weights runs load: $FOURDFY_CACHE (default
-    ~/.cache/fourdfy)/weights-digests.json, shared by every run on the machine (not in a run folder: an output)."""
+    """Where `generate` keeps the `DigestCache` of the local weights runs load and of `--init-from` checkpoints:
+    $FOURDFY_CACHE (default ~/.cache/fourdfy)/weights-digests.json, shared by every run on the machine (not in a run
+    folder: an output)."""
     from method.guidance.loading import cache_dir
 
     return cache_dir() / "weights-digests.json"
@@ -495,10 +496,15 @@ def init_from_record(path: Path) -> dict:
     """The `init_record` of an `--init-from` checkpoint (readable: `check_init_from`): part of the identity of a run
     started from it, so `--resume`, `--auto-resume` and sweeps never take it for a run from scratch of its config
     (nor the other way round). Its SHA-256, not its path: a path may be absolute, and the same bytes moved are the
-    same start."""
+    same start. A checkpoint unchanged since it was last hashed (size, mtime, inode) is not read again
+    (`weights_cache_path`): each resume of a sweep's runs would otherwise read it whole."""
     from method.training.trainer import init_record
 
-    return init_record(path, ckpt.load(path, mmap=True), file_sha256(path))
+    cache = DigestCache(weights_cache_path())
+    digest = cache.sha256(path)
+    with contextlib.suppress(OSError, ValueError):  # a read-only cache folder only costs hashing again
+        cache.save(merge=True)
+    return init_record(path, ckpt.load(path, mmap=True), digest)
 
 
 def finished_manifest(out: Path, config_hash: str, prompt: str, weights: dict | None = None,

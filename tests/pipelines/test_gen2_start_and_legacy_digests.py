@@ -60,6 +60,30 @@ def _copy(init_run, tmp_path, finished: bool) -> tuple[Path, Path]:
     return out, start
 
 
+def test_an_init_from_checkpoint_is_hashed_again_only_when_it_changed(ref, tmp_path, monkeypatch):
+    """Each start of a run with --init-from (every resume of a sweep's runs) records the checkpoint's SHA-256; an
+    unchanged file (size, mtime, inode) comes from the digest cache instead of being read whole again."""
+    import pipelines.generate as gen
+
+    monkeypatch.setenv("FOURDFY_CACHE", str(tmp_path / "cache"))
+    start = tmp_path / "start.pt"
+    shutil.copy(ref / "ckpt" / "stage1.pt", start)
+    os.utime(start, (1_600_000_000, 1_600_000_000))  # not written just now (a fresh file is hashed each time)
+    reads = []
+    digest = gen.file_sha256
+    monkeypatch.setattr(gen, "file_sha256", lambda path: reads.append(Path(path).name) or digest(path))
+    first = gen.init_from_record(start)
+    assert first["sha256"] == hashlib.sha256(start.read_bytes()).hexdigest() and reads == ["start.pt"]
+    assert gen.init_from_record(start) == first and reads == ["start.pt"]  # from the cache
+    data = ckpt.load(start)
+    data["state"]["step"] += 1  # other bytes, same file
+    ckpt.save_atomic(data, start)
+    os.utime(start, (1_600_000_100, 1_600_000_100))
+    again = gen.init_from_record(start)
+    assert reads == ["start.pt", "start.pt"]
+    assert again["sha256"] == hashlib.sha256(start.read_bytes()).hexdigest() != first["sha256"]
+
+
 # --- A. the start -------------------------------------------------------------------------------------------------
 def test_a_run_from_scratch_records_that_it_started_from_scratch(ref):
     m = json.loads((ref / "manifest.json").read_text())
