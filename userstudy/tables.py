@@ -528,7 +528,7 @@ TEST_TEXT = {"chi2": "chi-square test as in the paper",
 HOLM_OVER = {"chi2": "the paper's chi-square p-values",
              "cluster": "the rater-robust p-values, `--significance cluster`; cells with one rater have none"}
 """What the report says Holm's correction adjusted (`AnalysisConfig.significance`)."""
-TEST_LATEX = {"chi2": "chi-square test", "cluster": "rater-robust test, raters as clusters"}
+TEST_LATEX = {"chi2": "chi-square test", "cluster": "rater-robust test, exact sign flips over raters"}
 """The same, as the LaTeX captions name it."""
 
 
@@ -813,6 +813,8 @@ def metrics(analysis: Analysis, clip_source: ClipSource | None = None) -> dict:
 def _fmt_p(p) -> str:
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "n/a"
+    if p == 0:  # below the smallest float: an underflow, not certainty
+        return "< 1e-300"
     return f"{p:.2e}" if p < 1e-4 else f"{p:.4f}"
 
 
@@ -889,6 +891,31 @@ def no_spread_lines(table: pd.DataFrame) -> list[str]:
             "otherwise; a unanimous cell's rater-robust p is 2 × 0.5^raters, the smallest its raters can give.", ""]
 
 
+def raters_for_holm(cells: int, alpha: float) -> int:
+    """The fewest raters with which a rater-robust p can pass Holm's first step over `cells` tests: the smallest R
+    with 2 x 0.5^R < alpha / cells (the sign-flip p of R raters is at least 2 x 0.5^R, `stats.signflip_p`)."""
+    raters = 1
+    while 2 * 0.5**raters >= alpha / cells:
+        raters += 1
+    return raters
+
+
+def holm_floor_lines(analysis: Analysis) -> list[str]:
+    """With `--significance cluster`, the report's note when no cell has raters enough to be significant after Holm
+    (empty otherwise, and always with the paper's test, so that other reports stay as they were)."""
+    cfg, t = analysis.config, analysis.table
+    family = t[t["p_cluster"].notna()]
+    if cfg.significance != "cluster" or family.empty:
+        return []
+    need = raters_for_holm(len(family), cfg.alpha)
+    most = int(family["raters"].max())
+    if most >= need:
+        return []
+    return [f"No cell can be significant: Holm over {len(family)} cells needs a p below alpha/{len(family)} "
+            f"= {cfg.alpha / len(family):.2g} for any cell to pass, and the rater-robust p of R raters is at least "
+            f"2 × 0.5^R, which needs at least {need} raters; the most any cell has here is {most}.", ""]
+
+
 def pref_coverage_section(layouts: dict[str, pd.DataFrame]) -> list[str]:
     """The report's lines on comparisons whose preferences cover only part of their section's prompts (marked
     in the tables), with the counts; empty when every comparison with votes covers its whole set, so that a
@@ -959,6 +986,7 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
             "judgments as one cluster; the "
             "chi-square, binomial and Wilson figures assume independent judgments, as the paper did.", "",
             *no_spread_lines(a.table),
+            *holm_floor_lines(a),
             *(pref_lines or []),
             "## Agreement (Fleiss' kappa; subjects = questions, categories = primary / other)", "",
             "| criterion | kappa | questions used | questions | ratings per question |", "|:--|--:|--:|--:|--:|"]

@@ -75,6 +75,23 @@ def test_the_cluster_test_keeps_its_level_in_small_panels(raters, per_rater):
                                rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("raters,per_rater,rate", [(12, 5, 0.7), (20, 28, 0.6), (25, 200, 0.56)])
+def test_signflip_below_decides_as_the_exact_p_does(raters, per_rater, rate):
+    """The power simulation's decisions against `signflip_p` itself, with Hoeffding's bound (the shortcut) checked
+    to lie above every exact p, on panels from clear to near the level."""
+    rng = np.random.default_rng(per_rater)
+    n = rng.binomial(per_rater, 0.9, (300, raters))
+    k = rng.binomial(n, rater_rates(rng, rate, 0.05, (300, raters)))
+    exact = stats.signflip_p(k, n)
+    margin = 2 * k - n
+    bound = 2 * np.exp(-margin.sum(1).astype(float) ** 2 / (2 * (margin.astype(float) ** 2).sum(1)))
+    assert (exact <= bound * (1 + 1e-12)).all()
+    for level in (0.05, 0.01, 0.05 / 40):
+        np.testing.assert_array_equal(stats.signflip_below(k, n, level), exact < level)
+    assert 0 < np.mean(exact < 0.05) < 1  # both kinds of panel are there
+    assert (bound < 0.05).any()  # and the shortcut settles some
+
+
 def test_raters_needed_semantics():
     t = pd.DataFrame({"n_raters": [2, 3, 4, 5, 6], "p": [0.5, 0.81, 0.79, 0.85, 0.9]})
     assert raters_needed(t, "p", 0.8) == 5  # from 5 on it stays above

@@ -2,6 +2,7 @@
 chi-square, which takes every judgment as independent and so over-rejects when raters differ."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from userstudy.analysis import AnalysisConfig, ExclusionRule, analyze, check_config
 from userstudy.simulate import simulate_votes, write_votes
+from userstudy.tables import holm_floor_lines, raters_for_holm
 from userstudy.votes import validate_votes
 from userstudy_helpers import ideal_panel, one_error_line
 
@@ -64,17 +66,46 @@ def test_the_tables_name_the_test_they_mark(split_panel, paper_design, tmp_path)
         md = (out / "table2.md").read_text()
         assert words in md
         assert ("rater-robust" in md) == (test == "cluster")
-        assert ("rater-robust test" in (out / "table2.tex").read_text()) == (test == "cluster")
+        assert ("rater-robust test, exact sign flips over raters" in (out / "table2.tex").read_text()) == (
+            test == "cluster")
         report = (out / "report.md").read_text()
         assert ("Holm's correction runs over every cell of this table (the rater-robust p-values"
                 in report) == (test == "cluster")
         assert json.loads((out / "metrics.json").read_text())["significance"] == test
+        # 4 raters: a p of at least 2 x 0.5^4 never passes Holm, and the cluster report says why
+        assert ("No cell can be significant" in report) == (test == "cluster")
         table = pd.read_csv(out / "table.csv")
         expect = _holm(table.p_cluster if test == "cluster" else table.p_chi2)
         np.testing.assert_allclose(table.p_holm, expect, rtol=1e-5)  # table.csv keeps 6 digits
     # the daggers differ where the tests do
     daggers = {test: (tmp_path / test / "table2.md").read_text().count("†") for test in ("chi2", "cluster")}
     assert daggers["chi2"] < daggers["cluster"]
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01, 0.125])
+def test_raters_for_holm_against_the_closed_form(alpha):
+    for cells in range(1, 80):
+        need = raters_for_holm(cells, alpha)
+        assert need == math.floor(math.log2(2 * cells / alpha)) + 1
+        assert 2 * 0.5**need < alpha / cells <= 2 * 0.5 ** (need - 1)
+    assert raters_for_holm(40, 0.05) == 11 and raters_for_holm(5, 0.05) == 8  # the documented figures
+
+
+def test_the_holm_floor_note_follows_the_raters(split_panel, paper_design):
+    """Too few raters for any cell (4): the note, and indeed nothing significant; a panel with raters enough:
+    no note, and strong preferences pass."""
+    few = analyze(validate_votes(split_panel, paper_design), paper_design,
+                  AnalysisConfig(n_boot=100, exclusion=KEEP, significance="cluster"))
+    lines = holm_floor_lines(few)
+    cells = int(few.table["p_cluster"].notna().sum())
+    assert lines and f"needs at least {raters_for_holm(cells, 0.05)} raters; the most any cell has here is 4" in lines[0]
+    assert not few.table["significant"].any()
+    many = ideal_panel(n_raters=14, default_rate=0.95, seed=6, comparisons=("mav3d", "wo_3d"))
+    enough = analyze(validate_votes(simulate_votes(paper_design, many), paper_design), paper_design,
+                     AnalysisConfig(n_boot=100, exclusion=KEEP, significance="cluster"))
+    assert holm_floor_lines(enough) == [] and enough.table["significant"].any()
+    chi2 = analyze(validate_votes(split_panel, paper_design), paper_design, AnalysisConfig(n_boot=100, exclusion=KEEP))
+    assert holm_floor_lines(chi2) == []  # the paper's test: reports stay as they were
 
 
 def test_an_unknown_test_is_refused_before_the_votes_are_read(tmp_path):

@@ -155,6 +155,30 @@ def test_signflip_p_by_hand():
         stats.signflip_p_many(np.array([5, 5]), np.array([5, 5]))
 
 
+def test_signflip_p_refuses_counts_that_are_not_counts():
+    for k, n in (([2.5, 3], [5, 5]), ([7, 3], [5, 5]), ([-1, 3], [5, 5]), ([np.nan, 3], [5, 5]), (3, 5),
+                 ([3, 3], [5, 5, 5])):
+        with pytest.raises(ValueError, match="votes"):
+            stats.signflip_p(k, n)
+        if np.ndim(k):  # (a scalar made 2-D is one panel of one rater: valid)
+            with pytest.raises(ValueError, match="votes"):
+                stats.signflip_p_many(np.atleast_2d(k), np.atleast_2d(n))
+    assert stats.signflip_p([3.0, 5.0], [5.0, 5.0]) == stats.signflip_p([3, 5], [5, 5])  # whole floats are counts
+    assert stats.signflip_p(np.zeros((2, 0)), np.zeros((2, 0))).shape == (2,)  # no raters: NaN per panel
+
+
+def test_signflip_p_many_lands_on_the_exact_grid():
+    """Every null probability is a multiple of 0.5^R': the batched p is put on that grid, so a p of exactly alpha
+    (4 unanimous raters: 0.125) is not counted below alpha = 0.125 (it was 0.12499999999999933)."""
+    rng = np.random.default_rng(3)
+    n = rng.integers(0, 12, (500, 9))
+    k = rng.binomial(n, rng.uniform(0.2, 1.0, (500, 1)))
+    assert (stats.signflip_p_many(k, n)[(n > 0).sum(1) >= 2] == stats.signflip_p(k, n)[(n > 0).sum(1) >= 2]).all()
+    assert stats.signflip_p_many(np.full((1, 4), 5), np.full((1, 4), 5))[0] == 0.125
+    # panels in groups: the same p whatever the group size
+    np.testing.assert_array_equal(stats.signflip_p_many(k, n, chunk=50), stats.signflip_p_many(k, n))
+
+
 @pytest.mark.parametrize("raters", [4, 10, 26])
 def test_a_unanimous_panel_is_the_most_certain_one_of_its_raters(raters):
     """The p of R raters is smallest when they are unanimous (2 x 0.5^R), and one judgment the other way never
@@ -189,3 +213,12 @@ def test_cluster_bootstrap_is_seeded_and_brackets_the_estimate():
     # Raters who answered nothing in the cell are not clusters.
     c = stats.cluster_bootstrap(np.append(k, 0), np.append(n, 0), 2000, np.random.default_rng(0))
     assert c == a
+
+
+def test_a_p_that_underflowed_prints_as_a_bound_not_as_zero():
+    """2 x 0.5^1200 (1200 unanimous raters) is below the smallest float: the report says so rather than "0.00e+00"."""
+    from userstudy.tables import _fmt_p
+
+    assert stats.signflip_p(np.full(1200, 3), np.full(1200, 3)) == 0.0
+    assert _fmt_p(0.0) == "< 1e-300"
+    assert _fmt_p(2 * 0.5**26) == "2.98e-08" and _fmt_p(0.0123) == "0.0123" and _fmt_p(float("nan")) == "n/a"
