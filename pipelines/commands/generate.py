@@ -381,6 +381,7 @@ def oracle(
     if (out / "ckpt" / "last.pt").exists():
         raise ValueError(f"--out {out} already holds a run (ckpt/last.pt); the oracle check always trains from "
                          "scratch: choose another --out, or remove that folder to run the check again")
+    check_oracle_out(out)
     if metrics_out is not None:
         check_oracle_metrics_target(metrics_out)
     try:
@@ -409,6 +410,25 @@ def oracle(
         typer.echo(f"{mark} {key:<{width}} {shown}  (threshold {metrics['thresholds'].get(key)})")
     if not all(metrics["passed"].values()):
         raise typer.Exit(1)
+
+
+ORACLE_LEFTOVERS = ("ckpt", "log.jsonl")
+"""What a stopped oracle check leaves in its --out before its first `ckpt/last.pt` (where it may train again)."""
+
+
+def check_oracle_out(out: Path) -> None:
+    """The oracle check writes metrics.json, manifest.json, log.jsonl and ckpt/ into --out, replacing files of those
+    names: a new or empty folder, or what a stopped check left there (`ORACLE_LEFTOVERS`); any other folder (an
+    analysis, an artifact, a run) is refused, before the training, naming what it holds."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (new or empty) for the oracle check")
+    if not out.is_dir():
+        return
+    other = sorted(p.name for p in out.iterdir() if p.name not in ORACLE_LEFTOVERS)
+    if other:
+        shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
+        raise ValueError(f"--out {out} holds files the oracle check did not write ({shown}); it writes metrics.json, "
+                         "manifest.json, log.jsonl and ckpt/ there: give a new or empty folder")
 
 
 ORACLE_METRICS_KEYS = ("passed", "thresholds")

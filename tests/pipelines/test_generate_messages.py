@@ -127,6 +127,38 @@ def test_oracle_checks_metrics_and_out_before_training(tmp_path, monkeypatch):
                     "scratch: choose another --out, or remove that folder to run the check again"), line
 
 
+def test_oracle_refuses_an_out_folder_of_another_command_before_training(tmp_path, monkeypatch):
+    """It writes metrics.json, manifest.json and log.jsonl: an analysis folder or an artifact lost its own files."""
+    import method.oracle.check as check
+
+    trained = []
+    monkeypatch.setattr(check, "run_oracle", lambda out, **k: trained.append(out) or pytest.fail("trained"))
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for name, text in (("metrics.json", '{"theirs": 1}\n'), ("report.md", "# report\n"), ("table2.md", "|a|\n")):
+        (tables / name).write_text(text)
+    res = runner.invoke(app, ["oracle", "--out", str(tables)])
+    assert res.exit_code == 2 and not trained
+    assert _lines(res) == [f"error: --out {tables} holds files the oracle check did not write (metrics.json, "
+                           "report.md, table2.md); it writes metrics.json, manifest.json, log.jsonl and ckpt/ there: "
+                           "give a new or empty folder"], res.output
+    assert (tables / "metrics.json").read_text() == '{"theirs": 1}\n'
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    res = runner.invoke(app, ["oracle", "--out", str(afile)])
+    assert res.exit_code == 2 and _lines(res) == [f"error: --out {afile} is a file; give a folder (new or empty) "
+                                                  "for the oracle check"], res.output
+    # what a stopped check leaves (its log, checkpoints before last.pt), or nothing: it trains there
+    from pipelines.commands.generate import check_oracle_out
+
+    stopped = tmp_path / "stopped"
+    (stopped / "ckpt").mkdir(parents=True)
+    (stopped / "log.jsonl").write_text("{}\n")
+    for ok in (stopped, tmp_path / "empty", tmp_path / "new"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        check_oracle_out(ok)  # no error
+
+
 def test_an_earlier_oracle_metrics_file_or_an_empty_one_may_be_replaced(tmp_path):
     from pipelines.commands.generate import check_oracle_metrics_target
 
