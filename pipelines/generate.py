@@ -684,30 +684,22 @@ def check_final_checkpoint(out: Path) -> None:
                                    f"checkpoint: {err}") from None
 
 
-def _readable(path: Path) -> str | None:
-    """None when torch can read the checkpoint `path` (tensors mapped, not read), else why not."""
-    import torch
-
-    try:
-        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # truncated or foreign file
-        return f"{type(err).__name__}: {err}"
-    return None
-
-
 def check_init_from(path: Path) -> None:
     """`--init-from` names a readable checkpoint; else one line saying what fits it: another intact stage
     checkpoint beside it. (`ckpt.load`'s hint for a damaged `last.pt` names `--resume-from`, which continues that
     run in its own folder: not what starting a new run from it means.)"""
     if path.is_file():
-        why = _readable(path)
+        why = ckpt.unreadable(path)
         if why is None:
             return
         what = f"cannot read checkpoint {path} ({why})"
     else:
         what = f"checkpoint not found: {path}" + (" (a folder; give a .pt file in it)" if path.is_dir() else "")
     folder = path if path.is_dir() else path.parent
-    intact = [p for p in sorted(folder.glob("stage*.pt")) if p != path and _readable(p) is None]
+    if (folder / "ckpt").is_dir():  # a run folder given
+        folder = folder / "ckpt"
+    # only a run's ckpt/ folder is searched (not every .pt of a folder the file happened to lie in)
+    intact = ckpt.intact_checkpoints(folder, leave_out=path)[0] if folder.name == "ckpt" else []
     hint = (f"; intact stage checkpoints of that run: {', '.join(p.name for p in intact)}: start from one of them "
             f"with --init-from {intact[-1]}" if intact else
             "; give another run's stage checkpoint (RUN/ckpt/stageN.pt), or leave --init-from out to train "
@@ -786,7 +778,7 @@ def _generate(cfg: TrainConfig, prompt: str, out: Path, held: contextlib.ExitSta
     trainer_resume = False
     if resume_from is not None:
         last = out / "ckpt" / "last.pt"
-        if status == "finished" and last.is_file() and _readable(last) is None:
+        if status == "finished" and last.is_file() and ckpt.unreadable(last) is None:
             # --resume-from rewrites a damaged final checkpoint; on an intact finished run it would train its
             # later stages again and replace the result (on CUDA not bit-identically)
             raise ckpt.CheckpointError(

@@ -42,8 +42,9 @@ from submitit.core.utils import FailedJobError
 # method names
 from baselines import STAGE_CACHE, SWEEP_DIR
 from method.fileio import write_atomic, write_text_atomic
+from method.training.checkpoint import CheckpointError
 from pipelines.generate import (PIPELINE_MARKER, DamagedManifest, RunInUse, as_set_values, build_config,
-                                describe_mismatch, finished_manifest, generate, other_run, quiet_libraries, read_yaml,
+                                check_final_checkpoint, describe_mismatch, finished_manifest, generate, other_run, quiet_libraries, read_yaml,
                                 run_folder_lock, run_status, unknown_override_names, unknown_overrides_text,
                                 weights_digests)
 from pipelines.interrupts import held, raise_pending_interrupt, sigterm_as_interrupt, sigterm_received
@@ -490,11 +491,23 @@ def damaged_in_sweep_words(err: DamagedManifest) -> DamagedManifest:
 
 def _finished(j: PlannedJob) -> tuple[dict | None, str | None]:
     """(the manifest of j's finished run of its config and prompt, else None; where its run folder's manifest.json
-    cannot be read, the one-line error naming it, what is wrong and how a sweep goes on, else None)."""
+    cannot be read, or the finished run's final checkpoint (what `render` and the generate stage read), the one-line
+    error naming it, what is wrong and how a sweep goes on, else None)."""
     try:
-        return finished_manifest(j.out.resolve(), j.config_hash, j.prompt), None
+        done = finished_manifest(j.out.resolve(), j.config_hash, j.prompt)
     except DamagedManifest as err:
         return None, str(damaged_in_sweep_words(err))
+    if done is not None:
+        try:
+            check_final_checkpoint(j.out.resolve())
+        except CheckpointError as err:  # its generate stage would fail on it: not done
+            return None, f"{err}; then run the same sweep again"
+    return done, None
+
+
+def _damage(why: str) -> str:
+    """What a `_finished` error is about, for the plan and the counts."""
+    return "final checkpoint unreadable" if "cannot use its final checkpoint" in why else "manifest.json damaged"
 
 
 def _copy_log(src: Path, dst: Path) -> None:
@@ -717,7 +730,7 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
         if why is not None:
             # that job's failure, not the sweep's: its job would only fail on it, so it is not submitted, and the
             # jobs waiting for it start as after any failed leader
-            damaged[j.name] = _as_given(why, profile_dir)
+            damaged[j.name] = _console(why, spec, j)
             results[j.name] = {"state": "failed", "error": f"not submitted: {_relative(why, profile_dir)}"}
         elif done is not None:  # what it did is in its manifest: the summary keeps showing it
             results[j.name] = _done("already finished (not submitted)", run_facts(done))
@@ -729,7 +742,10 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
     counts = [f"{len(jobs) - len(pending) - len(damaged)} already finished"]
     counts += [f"{resuming} to resume"] if resuming else []
     counts += [f"{len(stale)} replacing a run of another config"] if stale else []
-    counts += [f"{len(damaged)} with a damaged manifest.json, not submitted"] if damaged else []
+    for what, words in (("manifest.json damaged", "a damaged manifest.json"),
+                        ("final checkpoint unreadable", "an unreadable final checkpoint")):
+        if bad := sum(1 for why in damaged.values() if _damage(why) == what):
+            counts.append(f"{bad} with {words}, not submitted")
     echo(f"sweep: {len(jobs)} run{'' if len(jobs) == 1 else 's'} ({', '.join(counts)}), executor {ex.kind}, "
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
     for name, why in damaged.items():
@@ -816,7 +832,7 @@ def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
     skipped = {n for n, st in states.items() if st == "finished" and n not in stale}
     busy = set(busy_runs(jobs))
     found = {j.name: _finished(j) for j in jobs}
-    damaged = {n for n, (_, why) in found.items() if why is not None}
+    damaged = {n: _damage(why) for n, (_, why) in found.items() if why is not None}
     for j in jobs:
         status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
             states[j.name]]
@@ -824,7 +840,7 @@ def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
         if done is not None and (odd := run_facts(done)["odd"]):  # what the sweep would say of it (`_odd_line`)
             status += f"; odd manifest.json: {_odd_text(odd)}"
         if j.name in damaged:
-            status = "manifest.json damaged: not submitted, reported as failed (the sweep says how to go on)"
+            status = f"{damaged[j.name]}: not submitted, reported as failed (the sweep says how to go on)"
         if j.out in busy:
             status = "being trained by another process: refused (wait for it or end it)"
         elif j.name in stale:

@@ -60,25 +60,72 @@ def save_atomic(obj: dict, path: Path) -> None:
 
 
 def load(path: Path, mmap: bool = False) -> dict:
-    """The checkpoint's contents on CPU; `mmap`: tensors mapped from the file, not read (a cheap readability check)."""
+    """The checkpoint's contents on CPU; `mmap`: tensors mapped from the file, not read (a cheap readability check).
+    A file torch cannot read, or one holding something other than a run's saved state (a model's state dict, another
+    tool's .pt), is a `CheckpointError` saying which."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}{_intact_hint(path)}")  # a deleted last.pt: same fix
+    data, why = _read(path, mmap)
+    if why is not None:
+        raise CheckpointError(f"cannot read checkpoint {path} ({why}){_intact_hint(path)}")
+    return data
+
+
+CHECKPOINT_KEYS = ("state", "field")
+"""Keys every checkpoint of a run holds (`Trainer._checkpoint`), by which a file is told from other torch files."""
+
+
+def _read(path: Path, mmap: bool = True) -> tuple[dict | None, str | None]:
+    """(the checkpoint in `path`, None) or (None, why it is not one)."""
+    import zipfile
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+        data = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as err:  # truncated or foreign file
-        raise CheckpointError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}){_intact_hint(path)}") from None
+        if path.stat().st_size == 0:
+            return None, "an empty file"
+        if not zipfile.is_zipfile(path):  # torch's own words then advise re-saving a file the user never made
+            return None, "not a file torch.save wrote, or one cut short"
+        return None, f"{type(err).__name__}: {err}"
+    if not isinstance(data, dict) or not all(key in data for key in CHECKPOINT_KEYS):
+        held = (f"a dict of {', '.join(map(str, list(data)[:4]))}{', ...' if len(data) > 4 else ''}"
+                if isinstance(data, dict) else f"a {type(data).__name__}")
+        return None, f"not a checkpoint of a fourdfy run: it holds {held}, not a run's saved state"
+    return data, None
+
+
+def unreadable(path: Path) -> str | None:
+    """None when `path` is a checkpoint `load` reads (tensors mapped, not read), else why not."""
+    return _read(Path(path))[1]
+
+
+def intact_checkpoints(folder: Path, leave_out: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """The stage checkpoints of a run's `ckpt/` folder (every *.pt but last.pt and `leave_out`: stages may be renamed)
+    that `load` reads, in the order the run wrote them (by their saved stage and step), and those it cannot read."""
+    intact, damaged = [], []
+    for path in sorted(Path(folder).glob("*.pt")):
+        if path.name == "last.pt" or path == leave_out:
+            continue
+        data, why = _read(path)
+        if why is not None:
+            damaged.append(path)
+            continue
+        state = data["state"] if isinstance(data["state"], dict) else {}
+        intact.append(((state.get("stage_index", 0), state.get("step", 0)), path))
+    return [p for _, p in sorted(intact, key=lambda item: item[0])], damaged
 
 
 def _intact_hint(path: Path) -> str:
     """What to do when a run's last.pt is damaged: the stage checkpoints beside it may be intact."""
     if path.name != "last.pt":
         return ""
-    stages = sorted(p.name for p in path.parent.glob("stage*.pt"))
-    if not stages:
-        return "; no stage checkpoint beside it: start the run again in a new --out"
-    return (f"; intact stage checkpoints beside it: {', '.join(stages)} — continue from the latest with "
-            f"`fourdfy generate ... --resume-from {path.parent / stages[-1]}`")
+    intact, damaged = intact_checkpoints(path.parent)
+    also = f" ({', '.join(p.name for p in damaged)} damaged too)" if damaged else ""
+    if not intact:
+        return f"; no intact stage checkpoint beside it{also}: start the run again in a new --out"
+    return (f"; intact stage checkpoints beside it: {', '.join(p.name for p in intact)}{also} — continue from the "
+            f"latest with `fourdfy generate ... --resume-from {intact[-1]}`")
 
 
 def rng_state(generator: torch.Generator) -> dict:
