@@ -200,6 +200,9 @@ def match_files(files: list[Path], prompts: dict[str, str]) -> tuple[dict[Path, 
 def read_mapping(path: Path, src: Path) -> dict[Path, str]:
     """{file: prompt text} from a CSV with columns file,prompt (blanks around each value dropped; a slug of the
     prompt library is its prompt's text, `resolve_prompt`)."""
+    if path.is_dir():  # "not found" would send one looking for a file that is there, as a folder
+        raise VideoImportError(f"{path} is a folder, not a mapping file; give --map a CSV file with columns "
+                               "file,prompt")
     if not path.is_file():
         raise VideoImportError(f"mapping file not found: {path}")
     try:

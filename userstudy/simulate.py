@@ -220,8 +220,29 @@ def generic_sections(design: Design, comparisons: Iterable[str], prompts_dir: Pa
             if (ps := design.section_of(c)[1].prompt_set) and not prompt_file(ps, prompts_dir).is_file()]
 
 
+def _comparisons_elsewhere(comps: Iterable[str], design: Design, whole: Design | None) -> str | None:
+    """The error for `comps` not all comparisons of `design`, or None. `whole`: the design `design` was selected
+    from (`Design.select_tables`): a comparison of its other tables is named with its table(s) and the selected ones,
+    not as one the design lacks."""
+    unknown = sorted(set(comps) - set(design.comparisons))
+    if not unknown:
+        return None
+    full = whole if whole is not None else design
+    nowhere = [c for c in unknown if c not in full.comparisons]
+    if nowhere:
+        return f"comparison(s) not in the design: {', '.join(nowhere)} (the design's: {', '.join(full.comparisons)})"
+    chosen = [t.name for t in design.tables]
+    tables = {c: [t.name for t in full.tables if any(c in s.rows for s in t.sections)] for c in unknown}
+    others = list(dict.fromkeys(t for names in tables.values() for t in names))
+    where = "; ".join(f"{c} (in {', '.join(names)})" for c, names in tables.items())
+    return (f"comparison(s) not in the selected table(s) {', '.join(chosen)}: {where}; select "
+            f"{', '.join(others)} too (--tables) or leave them out of the comparisons (those of "
+            f"{', '.join(chosen)}: {', '.join(design.comparisons) or 'none'})")
+
+
 def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str, str]] | None = None, *,
-                   unpaired_ids: bool = False, prompts_dir: Path | str | None = None) -> pd.DataFrame:
+                   unpaired_ids: bool = False, prompts_dir: Path | str | None = None,
+                   whole: Design | None = None) -> pd.DataFrame:
     """A SYNTHETIC votes table in the suite's format (see `userstudy.votes`).
 
     `videos`: the (method, prompt slug) pairs that have artifacts (`userstudy.survey.bundle.artifact_pairs`). Given,
@@ -230,13 +251,14 @@ def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str,
     prompts). Such a comparison with no prompt both methods have videos of is refused, as `survey build` refuses
     it, unless `unpaired_ids` (the pipeline's votes stage, whose survey is built with --allow-missing): it is then
     simulated on `prompt_ids`', as comparisons with a `prompt_set` are whatever videos exist. `prompts_dir`: the folder
-    of the `<prompt_set>.txt` files, as `survey build --prompts-dir` (default: the project's prompts/)."""
+    of the `<prompt_set>.txt` files, as `survey build --prompts-dir` (default: the project's prompts/). `whole`: the
+    design `design` was selected from by `Design.select_tables` (`--tables`), to name a comparison of its other
+    tables as such."""
     check_config(cfg)
     comps = cfg.comparisons or design.comparisons
-    unknown = sorted(set(comps) - set(design.comparisons))
-    if unknown:
-        raise ValueError(f"comparison(s) not in the design: {', '.join(unknown)} (the design's: "
-                         f"{', '.join(design.comparisons)})")
+    problem = _comparisons_elsewhere(comps, design, whole)
+    if problem:
+        raise ValueError(problem)
     unknown = sorted(set(cfg.rates) - set(design.comparisons))
     if unknown:
         raise ValueError(f"rates given for comparison(s) not in the design: {', '.join(unknown)} (the design's: "

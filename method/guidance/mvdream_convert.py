@@ -249,6 +249,13 @@ def diffusers_to_ldm(unet_sd: dict[str, Tensor], vae_sd: dict[str, Tensor] | Non
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     """A .safetensors file, or a torch pickle (.pt/.ckpt, memory-mapped, weights only)."""
     path = Path(path)
+    if path.is_dir():  # "no such file" would send one looking for a file that is there, as a folder
+        from .mvdream_unet import MULTIVIEW_MARKER
+
+        done = (f" ({path} holds {MULTIVIEW_MARKER}: it is a converted folder already, to set as the config key "
+                "guidance.3d.model)") if (path / MULTIVIEW_MARKER).is_file() else ""
+        raise ConversionError(f"{path} is a folder, not a checkpoint file; give MVDream's original checkpoint file "
+                              f"(e.g. sd-v2.1-base-4view.pt){done}")
     if not path.is_file():
         raise ConversionError(f"{path}: no such checkpoint file")
     # checked first: torch's reply to a foreign or cut-short file is advice on how to save it, naming neither

@@ -9,6 +9,8 @@ import typer
 
 HEARTBEAT_S = 30.0
 """Seconds between the progress lines `render`, `clipscore` and `figure` print when no bar is shown (logs, DVC)."""
+NO_VIDEO_SHOWN = 10
+"""Prompts without a video `import-videos` names; the rest are counted."""
 
 
 def _fail(message: str) -> None:
@@ -249,7 +251,11 @@ def import_videos(
     # prompts no file matched: one whose file failed is named once, by its error below
     if report.no_video and not aborted:
         if prompts is not None or mapping is not None:
-            typer.echo(f"prompts without a video ({len(report.no_video)}): {', '.join(report.no_video)}")
+            # the first few: a wrong, long --prompts file (a votes CSV) would otherwise print one line of megabytes
+            shown = ", ".join(report.no_video[:NO_VIDEO_SHOWN])
+            more = len(report.no_video) - NO_VIDEO_SHOWN
+            shown += f" ... and {more} more" if more > 0 else ""
+            typer.echo(f"prompts without a video ({len(report.no_video)}): {shown}")
         else:
             typer.echo(f"{len(report.no_video)} prompts of prompts/*.txt have no video here")
     for name, reason in sorted(report.failed.items()):

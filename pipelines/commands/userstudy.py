@@ -333,6 +333,7 @@ def simulate_votes(
         d = load_design(design)
         # refused as `analyze` would refuse it (two rows alike once plug-in labels are in), before votes are made
         with_registered_labels(d, Path(design or PAPER_DESIGN).name)
+        whole = d  # a comparison of a table --tables leaves out is named as such, with its table
         if tables:
             d = d.select_tables(tables)
         if checks is None and not d.check.decoys:  # PanelConfig's default then asks for none
@@ -350,7 +351,7 @@ def simulate_votes(
             from userstudy.survey.bundle import artifact_pairs
 
             videos = artifact_pairs(artifacts)
-        frame = simulate(d, cfg, videos, prompts_dir=prompts_dir)
+        frame = simulate(d, cfg, videos, prompts_dir=prompts_dir, whole=whole)
         # after the settings are checked (their errors come first), before anything is written
         check_votes_target(out, overwrite=overwrite)
         write_votes(frame, out)
