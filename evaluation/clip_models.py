@@ -159,6 +159,25 @@ def _cached_tag_file(hub_id: str) -> str | None:
     return None
 
 
+def _loads(path: str) -> bool:
+    """Whether a weights file reads as what its name says (safetensors: its header and tensors; else a torch file,
+    mapped, not read): asked only after a load failed, to tell a damaged file from another cause."""
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(path, framework="pt") as f:
+                for key in f.keys():
+                    f.get_slice(key)
+        else:
+            import torch
+
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # whatever the reader raises for a damaged file
+        return False
+    return True
+
+
 def _resolve_quick_gelu(cfg: ClipConfig, open_clip, folder: Path | None) -> bool | None:
     """True / False to force the activation; None to keep what the model's own config says."""
     if cfg.activation != "auto":
@@ -277,12 +296,14 @@ def load_clip(cfg: ClipConfig = ClipConfig()) -> LoadedClip:
             raise ModelNotFoundError(_message(cfg, _unreadable_file(pretrained, base, err),
                                               _openai_hub(open_clip, base))) from err
         cached = _cached_tag_file(hub_id) if hub_id else None
-        if cached:  # the tag's file is in the cache but does not load (torch: EOFError, KeyError; SafetensorError)
+        if cached and not _loads(cached):  # the tag's file is in the cache but does not load (torch: EOFError,
+            # KeyError; SafetensorError); a file that loads is not blamed for another failure (a tokenizer, memory)
             raise ModelNotFoundError(_message(cfg, _unreadable_file(cached, base, err) + "; delete that file (and the "
                                               "blob it links to) and download the tag again", hub_id)) from err
         if not isinstance(err, (RuntimeError, OSError, ValueError, pickle.UnpicklingError)):
             raise
-        reason = local_only_reason(local_only) or f"{type(err).__name__}: {_first_line(err, 300)}"
+        # a cached file was found, so "not in the cache" would mislead: the loader's own reason
+        reason = (None if cached else local_only_reason(local_only)) or f"{type(err).__name__}: {_first_line(err, 300)}"
         raise ModelNotFoundError(_message(cfg, reason, hub_id)) from err
     finally:
         hf_constants.HF_HUB_OFFLINE = offline_before

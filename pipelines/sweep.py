@@ -501,6 +501,10 @@ def _finished(j: PlannedJob) -> tuple[dict | None, str | None]:
         try:
             check_final_checkpoint(j.out.resolve())
         except CheckpointError as err:  # its generate stage would fail on it: not done
+            if "no intact stage checkpoint beside it" in str(err):  # nothing to continue: a sweep trains it anew
+                why = str(err).split("; no intact stage checkpoint beside it")[0]
+                return None, (f"{why}, and no stage checkpoint beside it reads: move {j.out.resolve()} away, then "
+                              f"{SWEEP_RETRAIN}")
             return None, f"{err}; then run the same sweep again"
     return done, None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -78,15 +79,21 @@ CHECKPOINT_KEYS = ("state", "field")
 
 def _read(path: Path, mmap: bool = True) -> tuple[dict | None, str | None]:
     """(the checkpoint in `path`, None) or (None, why it is not one)."""
+    import os
     import zipfile
 
+    if not path.is_file():  # (a dangling link, a folder)
+        return None, "not a file" + (" (a folder)" if path.is_dir() else "")
+    if not os.access(path, os.R_OK):
+        return None, "not readable by this user (its permissions)"
     try:
         data = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     except Exception as err:  # truncated or foreign file
-        if path.stat().st_size == 0:
-            return None, "an empty file"
-        if not zipfile.is_zipfile(path):  # torch's own words then advise re-saving a file the user never made
-            return None, "not a file torch.save wrote, or one cut short"
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:
+                return None, "an empty file"
+            if not zipfile.is_zipfile(path):  # torch's own words then advise re-saving a file the user never made
+                return None, "not a file torch.save wrote, or one cut short"
         return None, f"{type(err).__name__}: {err}"
     if not isinstance(data, dict) or not all(key in data for key in CHECKPOINT_KEYS):
         held = (f"a dict of {', '.join(map(str, list(data)[:4]))}{', ...' if len(data) > 4 else ''}"

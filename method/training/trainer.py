@@ -466,8 +466,8 @@ class Trainer:
                     # a damaged entry (a copy cut short by a full disk, a file edited) is a miss, not an end: this
                     # run trains the stage and stores its own checkpoint there
                     self._damaged_cache.add(path)
-                    # torch's reason, its first sentence (the rest is advice about saving)
-                    why = str(err).removeprefix(f"cannot read checkpoint {path} (").split(". ")[0].splitlines()[0]
+                    # the reason, its first sentence (torch's rest is advice about saving)
+                    why = (ckpt.unreadable(path) or str(err)).split(". ")[0].splitlines()[0]
                     print(f"note: stage cache entry {path} cannot be used ({why}); training its stages instead, "
                           "and storing them there again", file=sys.stderr, flush=True)
                     continue

@@ -57,7 +57,9 @@ def write_fake_run(folder: Path, prompt: str = "A panda dancing.", seed: int = 0
         for p in field.parameters():
             p.add_(0.5 * torch.randn_like(p))
     (folder / "ckpt").mkdir(parents=True, exist_ok=True)
-    torch.save({"config_hash": cfg.config_hash(), "field": field.state_dict(), "occupancy": None},
+    # a finished run's state, as `ckpt.load` expects of a run's checkpoint
+    state = {"stage_index": len(cfg.stages), "step": 0, "counts": {}}
+    torch.save({"config_hash": cfg.config_hash(), "field": field.state_dict(), "occupancy": None, "state": state},
                folder / "ckpt" / "last.pt")
     manifest = {"method": cfg.method, "prompt": prompt, "profile": cfg.profile, "seed": cfg.seed,
                 "config_hash": cfg.config_hash(), "config": cfg.to_dict()}

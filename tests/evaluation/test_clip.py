@@ -158,11 +158,8 @@ def test_missing_weights_offline_name_model_option_and_fix(tmp_path, monkeypatch
     assert "weights_only" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["open_clip_pytorch_model.bin", "open_clip_model.safetensors"])
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all" * 100])
-def test_a_damaged_cached_file_of_a_tag_is_named_with_the_fix(tmp_path, monkeypatch, name, content):
-    """The tag's file is in the Hugging Face cache but does not load (an empty or damaged download): the message
-    names that file and how to replace it, not a bare EOFError / SafetensorError or "not in the cache"."""
+def _cached_tag(tmp_path, monkeypatch, name: str, content: bytes):
+    """An offline Hugging Face cache holding `content` as the ViT-B-32 openai tag's file `name`; its snapshot folder."""
     import huggingface_hub.constants as hfc
 
     repo = tmp_path / "hub" / "models--timm--vit_base_patch32_clip_224.openai"
@@ -173,6 +170,38 @@ def test_a_damaged_cached_file_of_a_tag_is_named_with_the_fix(tmp_path, monkeypa
     (snapshot / name).write_bytes(content)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return snapshot
+
+
+def test_a_cached_file_that_reads_is_not_blamed_for_another_failure(tmp_path, monkeypatch):
+    """A readable cached file of the wrong weights (a state dict of other keys), or a tokenizer that fails after the
+    weights loaded: the loader's own reason, not "damaged, delete it" nor "not in the local cache"."""
+    from safetensors.torch import save as save_safetensors
+
+    _cached_tag(tmp_path, monkeypatch, "open_clip_model.safetensors", save_safetensors({"w": torch.zeros(2)}))
+    with pytest.raises(ModelNotFoundError) as err:
+        load_clip(ClipConfig(device="cpu"))
+    text = str(err.value)
+    assert "RuntimeError: " in text and "state_dict" in text
+    assert "delete that file" not in text and "not in the local Hugging Face cache" not in text
+
+    def no_tokenizer(*args, **kwargs):
+        raise OSError("couldn't connect to the hub (tokenizer)")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", lambda *a, **k: (None, None, None))
+    monkeypatch.setattr(open_clip, "get_tokenizer", no_tokenizer)
+    with pytest.raises(ModelNotFoundError) as err:
+        load_clip(ClipConfig(device="cpu"))
+    text = str(err.value)
+    assert "OSError: couldn't connect to the hub (tokenizer)" in text and "delete that file" not in text
+
+
+@pytest.mark.parametrize("name", ["open_clip_pytorch_model.bin", "open_clip_model.safetensors"])
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all" * 100])
+def test_a_damaged_cached_file_of_a_tag_is_named_with_the_fix(tmp_path, monkeypatch, name, content):
+    """The tag's file is in the Hugging Face cache but does not load (an empty or damaged download): the message
+    names that file and how to replace it, not a bare EOFError / SafetensorError or "not in the cache"."""
+    snapshot = _cached_tag(tmp_path, monkeypatch, name, content)
     with pytest.raises(ModelNotFoundError) as err:
         load_clip(ClipConfig(device="cpu"))
     text = str(err.value)

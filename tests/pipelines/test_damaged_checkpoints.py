@@ -109,3 +109,41 @@ def test_a_sweep_does_not_call_a_run_with_an_unreadable_final_checkpoint_done(tm
     job = {j["name"]: j for j in json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())["jobs"]}
     assert job[f"4dfy-{SLUG}"]["state"] == "failed" and str(tmp_path) not in job[f"4dfy-{SLUG}"]["error"]
     assert last.read_bytes() == kept  # nothing of the run changed
+
+
+def test_a_dangling_link_or_an_unreadable_file_is_named_not_a_traceback(tmp_path, monkeypatch, finished):
+    folder = tmp_path / "run" / "ckpt"
+    folder.mkdir(parents=True)
+    (folder / "last.pt").write_text("junk")
+    (folder / "stage1.pt").symlink_to(tmp_path / "gone.pt")  # a link whose file was removed
+    with pytest.raises(ckpt.CheckpointError) as err:
+        ckpt.load(folder / "last.pt")
+    assert str(err.value) == (f"cannot read checkpoint {folder / 'last.pt'} (not a file torch.save wrote, or one cut "
+                              "short); no intact stage checkpoint beside it (stage1.pt damaged too): start the run "
+                              "again in a new --out")
+    out = tmp_path / "new"
+    res = runner.invoke(app, ["generate", "--prompt", SLUG, "--max-steps", "1", *SETS, "--out", str(out),
+                              "--init-from", str(folder / "last.pt")])
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith(
+        f"error: --init-from: cannot read checkpoint {folder / 'last.pt'} (not a file torch.save wrote"), res.output
+    # a file this user may not read (root reads everything, so the permission answer is stood in for)
+    import os
+
+    good = finished[1] / "ckpt" / "stage1.pt"
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != good)
+    assert ckpt.unreadable(good) == "not readable by this user (its permissions)"
+
+
+def test_a_sweep_with_no_stage_checkpoint_to_continue_from_says_to_move_the_run_away(tmp_path, finished):
+    runs, run = _copy(finished, tmp_path)
+    for path in (run / "ckpt").glob("*.pt"):
+        path.write_bytes(path.read_bytes()[:1000])
+    res = runner.invoke(app, ["sweep", "--methods", "4dfy", "--prompts", SLUG, "--runs", str(runs), "--max-steps",
+                              "1", *SETS])
+    assert res.exit_code == 2, res.output
+    line = res.stdout.splitlines()[1]
+    assert line.startswith(f"not submitted 4dfy-{SLUG}: {run} is a finished run, but `fourdfy render` cannot use its "
+                           "final checkpoint: cannot read checkpoint "), line
+    # a sweep has no --out: the run moved away, the same sweep trains it
+    assert line.endswith(f", and no stage checkpoint beside it reads: move {run} away, then run the same sweep again "
+                         "to train it"), line

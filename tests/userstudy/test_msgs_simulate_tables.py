@@ -42,3 +42,15 @@ def test_a_comparison_of_the_selected_table_is_simulated(designs):
     whole, table2 = designs
     frame = simulate_votes(table2, PanelConfig(n_raters=2, comparisons=("mav3d",)), whole=whole)
     assert len(frame) > 0
+
+
+def test_rates_of_a_table_left_out_are_not_used_and_not_refused(designs):
+    """A rates file for the whole study with --tables table2: its table3 rows are left unused, as `--rates paper`'s
+    are (it said "not in the design" of single_stage, a table3 row); a comparison in no table is still refused."""
+    whole, table2 = designs
+    cfg = PanelConfig(n_raters=4, rates={"mav3d": 0.8, "single_stage": 0.7}, seed=1)
+    frame = simulate_votes(table2, cfg, whole=whole)
+    methods = set(frame["method_left"]) | set(frame["method_right"])
+    assert "single_stage" not in methods and "mav3d" in methods
+    with pytest.raises(ValueError, match=r"^rates given for comparison\(s\) not in the design: dreamfusion"):
+        simulate_votes(table2, PanelConfig(n_raters=4, rates={"dreamfusion": 0.7}), whole=whole)
