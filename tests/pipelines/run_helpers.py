@@ -47,3 +47,15 @@ def stop_sweep_mid_training(runs, slug: str, sig: int):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     return args, proc.returncode, out, err
+
+
+def fake_finished_run(out, manifest: dict) -> None:
+    """A finished run as far as a sweep checks one, without training it: `manifest` as its manifest.json and a final
+    checkpoint that reads (`ckpt.load` asks for a run's `state` and `field`; the generate stage reads last.pt)."""
+    import json
+
+    import torch
+
+    (out / "ckpt").mkdir(parents=True, exist_ok=True)
+    torch.save({"state": {}, "field": {}}, out / "ckpt" / "last.pt")
+    (out / "manifest.json").write_text(json.dumps(manifest))

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.sweep import ExecutorSpec, SweepSpec, make_executor, plan, run_sweep
-from run_helpers import stop_sweep_mid_training
+from run_helpers import fake_finished_run, stop_sweep_mid_training
 
 SLUG = "a_panda_dancing"
 SETS = {"preview_frames": "0", "heartbeat_s": "0"}
@@ -303,7 +303,7 @@ def test_params_yaml_gives_the_dvc_matrix_and_finished_runs_are_not_submitted(tm
     cfg = build_config("tiny", "4dfy", seed=3, max_steps=1)  # what the sweep must resolve from params.yaml
     done = runs / "tiny" / "4dfy" / SLUG
     done.mkdir(parents=True)
-    (done / "manifest.json").write_text(json.dumps({"config_hash": cfg.config_hash(), "prompt": "A panda dancing."}))
+    fake_finished_run(done, {"config_hash": cfg.config_hash(), "prompt": "A panda dancing."})
     res = CliRunner().invoke(app, ["sweep", "--params", str(params), "--runs", str(runs), "--max-steps", "1"])
     assert res.exit_code == 0, res.output
     summary = json.loads((runs / "tiny" / "sweep" / "sweep.json").read_text())
@@ -509,7 +509,7 @@ def test_dry_run_says_when_a_finished_leaders_stages_are_not_cached_for_a_follow
     assert follower.shared_checkpoint.parent.parent == tmp_path / "runs" / "tiny" / ".stage-cache"
     leader = next(j for j in jobs if j.method == "4dfy")  # finished: its manifest, of its config and prompt
     leader.out.mkdir(parents=True)
-    (leader.out / "manifest.json").write_text(json.dumps({"config_hash": leader.config_hash, "prompt": leader.prompt}))
+    fake_finished_run(leader.out, {"config_hash": leader.config_hash, "prompt": leader.prompt})
 
     def shared_column():
         row = next(line for line in plan_table(jobs).splitlines() if line.startswith(follower.name))

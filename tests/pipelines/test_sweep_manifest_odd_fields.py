@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.sweep import SweepSpec, plan, run_facts
+from run_helpers import fake_finished_run
 
 SLUG = "a_panda_dancing"
 GOOD = {"resumes": [{"stage_index": 1, "step": 0, "from": "last.pt"}], "shared_from": {"stage": "stage1", "key": "k"},
@@ -52,8 +53,7 @@ def test_the_sweep_reports_odd_manifests_and_still_writes_its_summary(tmp_path):
            "wo_hybrid": {"shared_from": {"stage": "stage1"}, "timings_s": {"a": "b"}}}
     for j in jobs:
         j.out.mkdir(parents=True)
-        (j.out / "manifest.json").write_text(json.dumps({"config_hash": j.config_hash, "prompt": j.prompt,
-                                                         **odd[j.method]}))
+        fake_finished_run(j.out, {"config_hash": j.config_hash, "prompt": j.prompt, **odd[j.method]})
     res = CliRunner().invoke(app, ["sweep", "--methods", "4dfy,wo_hybrid", "--prompts", SLUG, "--runs", str(runs),
                                    "--max-steps", "1"])
     assert res.exit_code == 0, res.output

@@ -6,7 +6,6 @@ jobs, a prompt that nearly spells a library prompt or has its slug, a variant th
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import yaml
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from pipelines.generate import parse_sets
 from pipelines.sweep import SweepSpec, plan
+from run_helpers import fake_finished_run
 
 pytestmark = pytest.mark.usefixtures("registry")  # tests/conftest.py: variants do not outlive a test
 SLUG = "a_panda_dancing"
@@ -155,8 +155,7 @@ def _finished_runs(tmp_path, sets: list[str], manifest_extra: dict | None = None
                           sets=parse_sets(sets)))
     for j in jobs:
         j.out.mkdir(parents=True)
-        (j.out / "manifest.json").write_text(json.dumps({"config_hash": j.config_hash, "prompt": j.prompt,
-                                                         **(manifest_extra or {})}))
+        fake_finished_run(j.out, {"config_hash": j.config_hash, "prompt": j.prompt, **(manifest_extra or {})})
     return runs
 
 
