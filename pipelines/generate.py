@@ -675,13 +675,13 @@ def check_resume_from_folder(out: Path, status: str, cfg: TrainConfig, prompt: s
 
 
 def check_final_checkpoint(out: Path) -> None:
-    """A finished run is only done if `fourdfy render` can read its `ckpt/last.pt`; else a one-line error
+    """A finished run is only done if `fourdfy render` can read its `ckpt/last.pt`; else a `ckpt.DamagedLast`
     naming the stage checkpoint that rewrites it (`--resume-from`). Nothing is changed."""
     try:
         ckpt.load(out / "ckpt" / "last.pt", mmap=True)  # every rerun of a finished run pays this: map, not read
-    except ckpt.CheckpointError as err:
-        raise ckpt.CheckpointError(f"{out} is a finished run, but `fourdfy render` cannot use its final "
-                                   f"checkpoint: {err}") from None
+    except ckpt.DamagedLast as err:
+        raise err.reworded(lead=f"{out} is a finished run, but `fourdfy render` cannot use its final checkpoint: "
+                           ) from None
 
 
 def check_init_from(path: Path) -> None:

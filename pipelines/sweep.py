@@ -42,11 +42,11 @@ from submitit.core.utils import FailedJobError
 # method names
 from baselines import STAGE_CACHE, SWEEP_DIR
 from method.fileio import write_atomic, write_text_atomic
-from method.training.checkpoint import CheckpointError
+from method.training.checkpoint import DamagedLast
 from pipelines.generate import (PIPELINE_MARKER, DamagedManifest, RunInUse, as_set_values, build_config,
-                                check_final_checkpoint, describe_mismatch, finished_manifest, generate, other_run, quiet_libraries, read_yaml,
-                                run_folder_lock, run_status, unknown_override_names, unknown_overrides_text,
-                                weights_digests)
+                                check_final_checkpoint, describe_mismatch, finished_manifest, generate, other_run,
+                                quiet_libraries, read_yaml, run_folder_lock, run_status, unknown_override_names,
+                                unknown_overrides_text, weights_digests)
 from pipelines.interrupts import held, raise_pending_interrupt, sigterm_as_interrupt, sigterm_received
 from pipelines.stages import check_generate_videos, check_videos_entries
 from prompts import resolve_prompt, slugify
@@ -489,29 +489,28 @@ def damaged_in_sweep_words(err: DamagedManifest) -> DamagedManifest:
     return err.reworded(SWEEP_RESUME, SWEEP_RETRAIN)
 
 
-def _finished(j: PlannedJob) -> tuple[dict | None, str | None]:
+DAMAGED_MANIFEST, FINAL_UNREADABLE = "manifest.json damaged", "final checkpoint unreadable"
+"""The two kinds of damage by which a finished run's job is not submitted (`_finished`), as the plan names them."""
+
+
+def _finished(j: PlannedJob) -> tuple[dict | None, tuple[str, str] | None]:
     """(the manifest of j's finished run of its config and prompt, else None; where its run folder's manifest.json
-    cannot be read, or the finished run's final checkpoint (what `render` and the generate stage read), the one-line
-    error naming it, what is wrong and how a sweep goes on, else None)."""
+    cannot be read, or the finished run's final checkpoint (what `render` and the generate stage read), the kind of
+    damage (`DAMAGED_MANIFEST`, `FINAL_UNREADABLE`) and the one-line error naming it, what is wrong and how a sweep
+    goes on, else None)."""
     try:
         done = finished_manifest(j.out.resolve(), j.config_hash, j.prompt)
     except DamagedManifest as err:
-        return None, str(damaged_in_sweep_words(err))
+        return None, (DAMAGED_MANIFEST, str(damaged_in_sweep_words(err)))
     if done is not None:
         try:
             check_final_checkpoint(j.out.resolve())
-        except CheckpointError as err:  # its generate stage would fail on it: not done
-            if "no intact stage checkpoint beside it" in str(err):  # nothing to continue: a sweep trains it anew
-                why = str(err).split("; no intact stage checkpoint beside it")[0]
-                return None, (f"{why}, and no stage checkpoint beside it reads: move {j.out.resolve()} away, then "
-                              f"{SWEEP_RETRAIN}")
-            return None, f"{err}; then run the same sweep again"
+        except DamagedLast as err:  # its generate stage would fail on it: not done
+            # with no stage checkpoint to continue from, a sweep trains it anew once the run is moved away
+            err = err.reworded(start_again=f"move {j.out.resolve()} away, then {SWEEP_RETRAIN}",
+                               then=f"; then {SWEEP_RESUME}")
+            return None, (FINAL_UNREADABLE, str(err))
     return done, None
-
-
-def _damage(why: str) -> str:
-    """What a `_finished` error is about, for the plan and the counts."""
-    return "final checkpoint unreadable" if "cannot use its final checkpoint" in why else "manifest.json damaged"
 
 
 def _copy_log(src: Path, dst: Path) -> None:
@@ -730,11 +729,12 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
     results: dict[str, dict] = {}
     pending, damaged = [], {}
     for j in jobs:
-        done, why = _finished(j)
-        if why is not None:
+        done, damage = _finished(j)
+        if damage is not None:
+            kind, why = damage
             # that job's failure, not the sweep's: its job would only fail on it, so it is not submitted, and the
             # jobs waiting for it start as after any failed leader
-            damaged[j.name] = _console(why, spec, j)
+            damaged[j.name] = (kind, _console(why, spec, j))
             results[j.name] = {"state": "failed", "error": f"not submitted: {_relative(why, profile_dir)}"}
         elif done is not None:  # what it did is in its manifest: the summary keeps showing it
             results[j.name] = _done("already finished (not submitted)", run_facts(done))
@@ -746,13 +746,13 @@ def _run_jobs(spec: SweepSpec, ex: ExecutorSpec, jobs: list[PlannedJob], echo, o
     counts = [f"{len(jobs) - len(pending) - len(damaged)} already finished"]
     counts += [f"{resuming} to resume"] if resuming else []
     counts += [f"{len(stale)} replacing a run of another config"] if stale else []
-    for what, words in (("manifest.json damaged", "a damaged manifest.json"),
-                        ("final checkpoint unreadable", "an unreadable final checkpoint")):
-        if bad := sum(1 for why in damaged.values() if _damage(why) == what):
+    for what, words in ((DAMAGED_MANIFEST, "a damaged manifest.json"),
+                        (FINAL_UNREADABLE, "an unreadable final checkpoint")):
+        if bad := sum(1 for kind, _ in damaged.values() if kind == what):
             counts.append(f"{bad} with {words}, not submitted")
     echo(f"sweep: {len(jobs)} run{'' if len(jobs) == 1 else 's'} ({', '.join(counts)}), executor {ex.kind}, "
          f"at most {ex.parallel} at once; logs in {sweep_dir}")
-    for name, why in damaged.items():
+    for name, (_, why) in damaged.items():
         echo(f"not submitted {name}: {why}")
     for j in jobs:
         if "odd_manifest" in results.get(j.name, {}):
@@ -836,7 +836,7 @@ def plan_table(jobs: list[PlannedJob], replace: bool = False) -> str:
     skipped = {n for n, st in states.items() if st == "finished" and n not in stale}
     busy = set(busy_runs(jobs))
     found = {j.name: _finished(j) for j in jobs}
-    damaged = {n: _damage(why) for n, (_, why) in found.items() if why is not None}
+    damaged = {n: damage[0] for n, (_, damage) in found.items() if damage is not None}
     for j in jobs:
         status = {"empty": "to train", "unfinished": "unfinished (resumes)", "finished": "finished (skipped)"}[
             states[j.name]]

@@ -65,12 +65,12 @@ def load(path: Path, mmap: bool = False) -> dict:
     A file torch cannot read, or one holding something other than a run's saved state (a model's state dict, another
     tool's .pt), is a `CheckpointError` saying which."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}{_intact_hint(path)}")  # a deleted last.pt: same fix
-    data, why = _read(path, mmap)
-    if why is not None:
-        raise CheckpointError(f"cannot read checkpoint {path} ({why}){_intact_hint(path)}")
-    return data
+    data, why = _read(path, mmap) if path.is_file() else (None, None)
+    if data is not None:
+        return data
+    if path.name == "last.pt":  # the stage checkpoints beside it may be intact
+        raise DamagedLast(path, why, *intact_checkpoints(path.parent))
+    raise CheckpointError(f"cannot read checkpoint {path} ({why})" if why else f"checkpoint not found: {path}")
 
 
 CHECKPOINT_KEYS = ("state", "field")
@@ -123,16 +123,43 @@ def intact_checkpoints(folder: Path, leave_out: Path | None = None) -> tuple[lis
     return [p for _, p in sorted(intact, key=lambda item: item[0])], damaged
 
 
-def _intact_hint(path: Path) -> str:
-    """What to do when a run's last.pt is damaged: the stage checkpoints beside it may be intact."""
-    if path.name != "last.pt":
-        return ""
-    intact, damaged = intact_checkpoints(path.parent)
-    also = f" ({', '.join(p.name for p in damaged)} damaged too)" if damaged else ""
-    if not intact:
-        return f"; no intact stage checkpoint beside it{also}: start the run again in a new --out"
-    return (f"; intact stage checkpoints beside it: {', '.join(p.name for p in intact)}{also} — continue from the "
-            f"latest with `fourdfy generate ... --resume-from {intact[-1]}`")
+class DamagedLast(CheckpointError):
+    """A run's ckpt/last.pt is missing or cannot be read.
+
+    Fields: `path` (the last.pt), `reason` (why it cannot be read; None: it is not there), `intact` (the stage
+    checkpoints beside it that read, in the order the run wrote them), `damaged` (those that do not), `lead` (words
+    before the error, naming what needed the file). `str()` is the one-line error with the way on in `generate`'s
+    words; `reworded()` is the same error in another caller's (a sweep has no --out, and is run again after).
+    """
+
+    START_AGAIN = "start the run again in a new --out"
+    """How `generate` goes on when no stage checkpoint reads."""
+
+    def __init__(self, path: Path, reason: str | None, intact: list[Path], damaged: list[Path], lead: str = "",
+                 start_again: str = START_AGAIN, then: str = ""):
+        self.path, self.reason, self.intact, self.damaged = Path(path), reason, list(intact), list(damaged)
+        self.lead, self.start_again, self.then = lead, start_again, then
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        """The one-line error: what is wrong with last.pt, then the latest intact stage checkpoint to continue from
+        (`--resume-from`, then `then`), or, with none, `start_again`."""
+        what = (f"checkpoint not found: {self.path}" if self.reason is None else
+                f"cannot read checkpoint {self.path} ({self.reason})")
+        also = f" ({', '.join(p.name for p in self.damaged)} damaged too)" if self.damaged else ""
+        if not self.intact:
+            return f"{self.lead}{what}; no intact stage checkpoint beside it{also}: {self.start_again}"
+        return (f"{self.lead}{what}; intact stage checkpoints beside it: {', '.join(p.name for p in self.intact)}"
+                f"{also} — continue from the latest with `fourdfy generate ... --resume-from {self.intact[-1]}`"
+                f"{self.then}")
+
+    def reworded(self, lead: str | None = None, start_again: str | None = None,
+                 then: str | None = None) -> DamagedLast:
+        """The same error with other words around it (None: keep these)."""
+        return DamagedLast(self.path, self.reason, self.intact, self.damaged,
+                           self.lead if lead is None else lead,
+                           self.start_again if start_again is None else start_again,
+                           self.then if then is None else then)
 
 
 def rng_state(generator: torch.Generator) -> dict:

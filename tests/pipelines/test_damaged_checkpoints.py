@@ -145,5 +145,7 @@ def test_a_sweep_with_no_stage_checkpoint_to_continue_from_says_to_move_the_run_
     assert line.startswith(f"not submitted 4dfy-{SLUG}: {run} is a finished run, but `fourdfy render` cannot use its "
                            "final checkpoint: cannot read checkpoint "), line
     # a sweep has no --out: the run moved away, the same sweep trains it
-    assert line.endswith(f", and no stage checkpoint beside it reads: move {run} away, then run the same sweep again "
-                         "to train it"), line
+    damaged = ", ".join(sorted(p.name for p in (run / "ckpt").glob("*.pt") if p.name != "last.pt"))
+    assert line.endswith(f"; no intact stage checkpoint beside it ({damaged} damaged too): move {run} away, then run "
+                         "the same sweep again to train it"), line
+    assert "--resume-from" not in line  # nothing to continue from
