@@ -119,7 +119,13 @@ class Design:
     attention_check: AttentionCheck | None = None
     """Scoring of attention checks (defaults: correct method = primary, no decoys)."""
     name: str = ""
-    """Name of the design (printed in reports)."""
+    """Name of the design (printed in reports and bundle.json; `display_name` when empty)."""
+
+    @property
+    def display_name(self) -> str:
+        """The name reports and survey bundles give the design: `name`, or "survey" for an unnamed one (part of a
+        bundle's id, so bundles built before keep theirs)."""
+        return self.name or "survey"
 
     @property
     def comparisons(self) -> tuple[str, ...]:
@@ -151,7 +157,7 @@ class Design:
         known = [t.name for t in self.tables]
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise DesignError(f"no table {', '.join(map(repr, unknown))} in design {self.name or 'design'!r}; "
+            raise DesignError(f"no table {', '.join(map(repr, unknown))} in design {self.display_name!r}; "
                               f"its tables: {', '.join(known)}")
         chosen = dataclasses.replace(self, tables=tuple(t for t in self.tables if t.name in set(names)))
         # labels of the other tables' methods go too: a design may label only its own methods (a survey bundle

@@ -260,10 +260,11 @@ def simulate_votes(design: Design, cfg: PanelConfig, videos: Iterable[tuple[str,
     if problem:
         raise ValueError(problem)
     # rates of the tables `--tables` leaves out are not used (as `--rates paper`'s), not refused
-    unknown = sorted(set(cfg.rates) - set((whole or design).comparisons))
+    known = (whole or design).comparisons
+    unknown = sorted(set(cfg.rates) - set(known))
     if unknown:
         raise ValueError(f"rates given for comparison(s) not in the design: {', '.join(unknown)} (the design's: "
-                         f"{', '.join((whole or design).comparisons)})")
+                         f"{', '.join(known)})")
     checks = checks_per_rater(cfg, design)
     if checks and not design.check.decoys:
         raise ValueError("attention checks need a decoy method in the design (attention_check.decoys); "

@@ -948,7 +948,7 @@ def report_markdown(analysis: Analysis, source: str, files: list[str], metrics_o
         out += [BANNER_MD, ""]
     if tiny_clip:
         out += [TINY_CLIP_MD, ""]
-    out += [f"Votes `{source}`, design `{d.name or 'custom'}` (primary `{d.primary}`; comparisons "
+    out += [f"Votes `{source}`, design `{d.display_name}` (primary `{d.primary}`; comparisons "
             f"{', '.join(f'`{c}`' for c in d.comparisons)}).",
             f"Bootstrap: {cfg.n_boot} rater resamples per cell, seed {cfg.seed}; alpha {cfg.alpha}.", "",
             "## Data", "",

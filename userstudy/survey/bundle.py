@@ -108,7 +108,7 @@ def _design_data(design: Design) -> dict:
     tables = {t.name: {"caption": t.caption,
                        "sections": [{"heading": s.heading, "rows": list(s.rows)} for s in t.sections]}
               for t in design.tables}
-    return {"name": design.name or "survey", "primary": design.primary, "tables": tables,
+    return {"name": design.display_name, "primary": design.primary, "tables": tables,
             "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)},
             "methods": {m: {"label": lab.label, "latex": lab.latex} for m, lab in design.labels.items()}}
 
@@ -119,7 +119,7 @@ def _id_design(design: Design) -> dict:
     id, hence the database, of one built before (docs/survey.md, "Building again"). The table layout changes
     neither what raters see nor what the tally counts."""
     check = design.check
-    return {"name": design.name or "survey", "primary": design.primary, "comparisons": list(design.comparisons),
+    return {"name": design.display_name, "primary": design.primary, "comparisons": list(design.comparisons),
             "attention_check": {"correct_method": check.correct_method, "decoys": list(check.decoys)},
             "methods": {m: {"label": lab.label, "latex": lab.latex} for m, lab in design.labels.items()}}
 
@@ -668,3 +668,25 @@ def _read_bundle(root: Path, shown: Path | None = None) -> Bundle:
     if missing:
         raise BundleError(f"{shown}: {len(missing)} video(s) missing under {MEDIA_DIR}/: {', '.join(missing)}")
     return Bundle(root=root, bundle_id=bundle_id, design=design, questions=questions, left_out=left_out)
+
+
+def verify_media(bundle: Bundle) -> None:
+    """Refuse (BundleError, one line naming every such file) a bundle whose media/ files are not the bytes their names
+    hash: two videos swapped would record raters' answers under the other method, and an emptied or replaced one shows
+    another video than the one the bundle id covers. Each file is read once, in blocks (`serve` calls this at start;
+    `load_bundle` does not, so the app and the readers that need no video bytes stay as fast)."""
+    bad = []
+    for name in sorted({v for q in bundle.questions for v in (q.video_a, q.video_b)}):
+        try:
+            with open(bundle.video_path(name), "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError as err:
+            bad.append(f"{name} ({err.strerror or err})")
+            continue
+        if digest[:32] != name[:-len(".mp4")]:
+            bad.append(name)
+    if bad:
+        raise BundleError(f"{bundle.root}: {len(bad)} video(s) under {MEDIA_DIR}/ are not the ones `survey build` wrote "
+                          f"under those names (their SHA-256 differs: swapped, replaced or emptied since), so raters "
+                          f"would judge other videos than {BUNDLE_FILE} says: {', '.join(bad)}; build the bundle again "
+                          f"with `fourdfy survey build` (into a new folder)")
