@@ -10,7 +10,15 @@ import typer
 HEARTBEAT_S = 30.0
 """Seconds between the progress lines `render`, `clipscore` and `figure` print when no bar is shown (logs, DVC)."""
 NO_VIDEO_SHOWN = 10
-"""Prompts without a video `import-videos` names; the rest are counted."""
+"""Names `import-videos` lists in one line (prompts without a video, unmatched or already imported files); the rest
+are counted."""
+
+
+def _first(names: list[str]) -> str:
+    """The first `NO_VIDEO_SHOWN` names, then how many more: a long list (a wrong --prompts file, a folder of many
+    videos) stays one readable line, and its count is in the line already."""
+    more = len(names) - NO_VIDEO_SHOWN
+    return ", ".join(names[:NO_VIDEO_SHOWN]) + (f" ... and {more} more" if more > 0 else "")
 
 
 def _fail(message: str) -> None:
@@ -233,7 +241,7 @@ def import_videos(
             example = "" if len(near) == len(names) else f" (e.g. {slugs[0] if table else 'a_panda_dancing'}.mp4)"
             hint = (f"to import one, name it by the slug of a prompt of {where}{example} or list it with its "
                     "prompt in a CSV given as --map (columns file,prompt)")
-        typer.echo(f"unmatched files ({len(names)}): {', '.join(names)}; {hint}")
+        typer.echo(f"unmatched files ({len(names)}): {_first(names)}; {hint}")
     if report.in_subfolders:  # read only with --map; a folder of per-prompt subfolders otherwise looks empty
         shown = ", ".join(report.in_subfolders[:5]) + (", ..." if len(report.in_subfolders) > 5 else "")
         typer.echo(f"note: {len(report.in_subfolders)} video(s) in subfolders of {src} were not read ({shown}): "
@@ -241,10 +249,10 @@ def import_videos(
                    "the files with their prompts in a CSV given as --map (paths below the folder)")
     if report.done:  # an interrupted import run again: its finished folders are what it would write
         typer.echo(f"already imported from the same files with the same settings, left as they are "
-                   f"({len(report.done)}): {', '.join(sorted(report.done.values()))}")
+                   f"({len(report.done)}): {_first(sorted(report.done.values()))}")
     if report.existing:
         typer.echo(f"already in {out / method}, left as they are ({len(report.existing)}): "
-                   f"{', '.join(sorted(report.existing.values()))}")
+                   f"{_first(sorted(report.existing.values()))}")
     if report.stale:
         _warn_stale(report.stale, out / method, method)
     aborted = all_or_nothing and bool(report.failed or report.existing)  # nothing written: no count of the rest
@@ -252,10 +260,7 @@ def import_videos(
     if report.no_video and not aborted:
         if prompts is not None or mapping is not None:
             # the first few: a wrong, long --prompts file (a votes CSV) would otherwise print one line of megabytes
-            shown = ", ".join(report.no_video[:NO_VIDEO_SHOWN])
-            more = len(report.no_video) - NO_VIDEO_SHOWN
-            shown += f" ... and {more} more" if more > 0 else ""
-            typer.echo(f"prompts without a video ({len(report.no_video)}): {shown}")
+            typer.echo(f"prompts without a video ({len(report.no_video)}): {_first(report.no_video)}")
         else:
             typer.echo(f"{len(report.no_video)} prompts of prompts/*.txt have no video here")
     for name, reason in sorted(report.failed.items()):

@@ -80,3 +80,22 @@ def test_a_folder_given_as_map_is_named_as_a_folder(tmp_path):
     res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(tmp_path / "out"),
                               "--map", str(tmp_path / "gone.csv")])
     assert error_lines(res) == [f"error: mapping file not found: {tmp_path / 'gone.csv'}"]
+
+
+def test_many_unmatched_or_already_imported_files_are_named_first_then_counted(tmp_path):
+    src = _source(tmp_path)
+    for i in range(NO_VIDEO_SHOWN + 3):  # a camera's folder: files named by no prompt
+        encode_video(src / f"clip_{i:02d}.mp4", make_frames(2, 16, 16))
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    (line,) = [ln for ln in res.stdout.splitlines() if ln.startswith("unmatched files")]
+    head, rest = line.split(": ", 1)
+    assert head == f"unmatched files ({NO_VIDEO_SHOWN + 3})"
+    shown, more = rest.split(" ... ")
+    assert shown.split(", ") == [f"clip_{i:02d}.mp4" for i in range(NO_VIDEO_SHOWN)]
+    assert more.startswith("and 3 more; to import one, name it by the slug of a prompt"), more
+    # a short list stays whole
+    again = runner.invoke(app, ["import-videos", str(src), "--method", "mav3d", "--out", str(out)])
+    (done,) = [ln for ln in again.stdout.splitlines() if ln.startswith("already imported")]
+    assert done.endswith("(1): a_panda_dancing") and "more" not in done, done
