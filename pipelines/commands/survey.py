@@ -150,15 +150,18 @@ def serve(
 
     The admin password is $FOURDFY_SURVEY_ADMIN_PASSWORD, else admin_password in .streamlit/secrets.toml (of the folder you serve from, else of your home); with neither, the admin page is off.
     """
-    from userstudy.survey.bundle import BundleError, load_bundle
-    from userstudy.survey.hosting import dvc_database_message
-    from userstudy.survey.store import (DB_ENV, StoreError, default_url, init_db, make_engine, redact, shown_url,
-                                        sqlite_folder_reason, url_source)
+    from userstudy.survey.bundle import BundleError, load_bundle, verify_media
+    from userstudy.survey.hosting import dvc_bundle_message, dvc_database_message
+    from userstudy.survey.store import (DB_ENV, StoreError, check_secrets, default_url, init_db, make_engine,
+                                        memory_sqlite, redact, shown_url, sqlite_files, sqlite_folder_reason,
+                                        url_source)
 
     if not 1 <= port <= 65535:
         _fail(f"--port {port} is not a TCP port: give one from 1 to 65535 (e.g. 8501)")
     try:
         b = load_bundle(bundle)
+        # every video's bytes against its name, once here (the app does not hash them on its page runs)
+        verify_media(b)
     except BundleError as err:
         _fail(str(err))
     except OSError as err:
@@ -168,16 +171,31 @@ def serve(
     _check_listen(address, port)
     url, source = "", ""
     try:
+        # read now even with --db: the app reads its admin password and completion code from them later
+        check_secrets()
         url, source = db or default_url(b.root), url_source(db)
     except StoreError as err:
         _fail(str(err))
+    if memory_sqlite(url):  # each of Streamlit's threads would get its own empty database: no rater could go on
+        _fail(f"the database {shown_url(url)} (from {source}) is an in-memory SQLite database: each connection of the "
+              "server gets its own, empty one, and the votes would be lost; give a database file, "
+              "sqlite:///PATH/survey.sqlite, or a PostgreSQL URL")
     # a database inside a DVC stage's output (the pipeline's build/survey, served without --db) is deleted with it
     # by the next `dvc repro`: never created there; one served before this check is only warned about
     placement = dvc_database_message(url, source)
     if placement is not None and placement[0]:
         _fail(placement[1])
-    if placement is not None:
-        typer.secho(f"warning: {placement[1]}", fg=typer.colors.YELLOW, err=True)
+    warnings = [] if placement is None else [placement[1]]
+    # so are the bundle's videos, under the running server: warned about (a study may run from it already)
+    files = sqlite_files(url)
+    inside = bool(warnings) and bool(files) and b.root.resolve() in files[0].resolve().parents
+    note = dvc_bundle_message(b.root, database_inside=inside)
+    if note is not None and inside:
+        warnings[0] += f"; {note}"  # one line: the database's warning names the folder already
+    elif note is not None:
+        warnings.append(note)
+    for line in warnings:
+        typer.secho(f"warning: {line}", fg=typer.colors.YELLOW, err=True)
     try:
         engine = make_engine(url, source=source)
         folder = sqlite_folder_reason(engine)  # as `export` says it: the driver's reply would not name the folder

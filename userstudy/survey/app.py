@@ -27,9 +27,10 @@ from urllib.parse import urlsplit
 import streamlit as st
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from streamlit.runtime.media_file_storage import MediaFileStorageError
 
 from userstudy.survey import store
-from userstudy.survey.bundle import load_bundle
+from userstudy.survey.bundle import MEDIA_DIR, load_bundle
 from userstudy.survey.texts import CRITERIA_TEXT
 
 # Streamlit autoplays a video only the first time its element mounts in a page; a remount (reruns
@@ -96,10 +97,27 @@ UNAVAILABLE = ("The study is unavailable for a moment. The answers you have subm
                "*Try again* to continue where you left off (reloading the page continues too, without those choices).")
 
 
+VIDEO_UNAVAILABLE = ("This video is unavailable; the study is being updated. The answers you have submitted are saved: "
+                     "please come back in a few minutes with your personal link below, or press *Try again*.")
+SETTINGS_BROKEN = ("Your completion code cannot be shown right now (a setting of the study server cannot be read). "
+                   "Please reopen your personal link below in a few minutes, or contact the researchers.")
+
+
+class SettingError(Exception):
+    """A secrets file that cannot be read (`serve` checked it at start; edited since)."""
+
+
 def _setting(env: str, secret: str) -> str:
     """An environment variable, else a key of the secrets files (read as `serve` and `export` read `db_url`),
-    else ''."""
-    return os.environ.get(env, "").strip() or store.secret(secret)
+    else ''. SettingError when the secrets files must be read and cannot (logged here, one line)."""
+    value = os.environ.get(env, "").strip()
+    if value:
+        return value
+    try:
+        return store.secret(secret)
+    except store.StoreError as err:
+        print(f"survey: error: {err}", file=sys.stderr, flush=True)
+        raise SettingError(str(err)) from None
 
 
 @st.cache_resource(show_spinner=False)
@@ -131,11 +149,18 @@ _PLACEHOLDER = re.compile(r"\{\{.*\}\}|\{.*\}|%.*%|\$\{.*\}|\[.*\]|<.*>")
 
 def external_id_of(params) -> str:
     """The crowd platform's participant id among the link's query `params` ('' when none, or when it is a
-    placeholder the platform left unfilled: one id shared by all would merge every participant into one rater)."""
+    placeholder the platform left unfilled: one id shared by all would merge every participant into one rater; or
+    when `store.external_id_problem` refuses it: a control character, or a first character a spreadsheet would
+    take for a formula in the exported votes.csv)."""
     value = next((str(params[p]) for p in EXTERNAL_ID_PARAMS if p in params), "").strip()[:200]
     if _PLACEHOLDER.fullmatch(value):
         print(f"survey: the participant id on a link is a placeholder ({value!r}), not an id: the rater gets no "
               "crowd id; check the study link on the crowd platform", file=sys.stderr, flush=True)
+        return ""
+    problem = store.external_id_problem(value)
+    if problem:
+        print(f"survey: the participant id on a link {problem} ({value!r}), so it is not taken: the rater gets no "
+              "crowd id", file=sys.stderr, flush=True)
         return ""
     return value
 
@@ -194,15 +219,32 @@ def _question(engine, bundle, rater, item, n_done: int, n_all: int) -> None:
         st.info(ANSWERED_ELSEWHERE)
     st.markdown(f"**Prompt:** {_escape_markdown(question.prompt)}")
     videos = {question.method_a: question.video_a, question.method_b: question.video_b}
-    # the row's style before the row: sent after it, a slow connection shows a phone the videos stacked first
-    st.html(_VIDEO_ROW_CSS)
-    with st.container(key=VIDEO_ROW):
-        left, right = st.columns(2, gap="medium")
-    for col, side, method in ((left, "Left", item.method_left), (right, "Right", item.method_right)):
-        with col:
-            st.caption(side)
-            st.video(str(bundle.video_path(videos[method])), format="video/mp4", loop=True, muted=True,
-                     autoplay=True)
+    # A video gone from media/ (the bundle folder deleted or rebuilt under the running server, e.g. by `dvc repro`):
+    # nothing to judge, so the rater is told and keeps their link; the server log names the file.
+    gone = [name for name in videos.values() if not bundle.video_path(name).is_file()]
+    if not gone:
+        # the row's style before the row: sent after it, a slow connection shows a phone the videos stacked first
+        st.html(_VIDEO_ROW_CSS)
+        with st.container(key=VIDEO_ROW):
+            left, right = st.columns(2, gap="medium")
+        for col, side, method in ((left, "Left", item.method_left), (right, "Right", item.method_right)):
+            with col:
+                st.caption(side)
+                try:
+                    st.video(str(bundle.video_path(videos[method])), format="video/mp4", loop=True, muted=True,
+                             autoplay=True)
+                except (MediaFileStorageError, OSError):  # removed between the check and Streamlit's read
+                    gone.append(videos[method])
+    if gone:
+        for name in gone:
+            print(f"survey: error: video {MEDIA_DIR}/{name} of the bundle {bundle.root} cannot be read (the bundle "
+                  "folder was removed or rebuilt while serving? serve a copy that nothing rebuilds); raters are told "
+                  "it is unavailable", file=sys.stderr, flush=True)
+        st.warning(VIDEO_UNAVAILABLE)
+        st.button("Try again", key=RETRY_KEY, type="primary")  # a click reruns the page
+        st.caption("Your personal link to continue later (your answers so far are saved):")
+        st.code(_personal_link(rater.token), language=None)
+        return
     st.html(_PAGE_SCRIPT, unsafe_allow_javascript=True)
     st.markdown("Choose the video you prefer for each criterion:")
     picks = {}
@@ -238,9 +280,15 @@ def _personal_link(token: str) -> str:
     return f"{base}?t={token}"
 
 
-def _completion(code: str) -> None:
+def _completion(rater) -> None:
     st.title("Thank you!")
     st.success("All your answers are saved.")
+    try:
+        code = _setting("FOURDFY_SURVEY_COMPLETION_CODE", "completion_code")
+    except SettingError:  # the page still says the answers are saved, and how to get the code later
+        st.warning(SETTINGS_BROKEN)
+        st.code(_personal_link(rater.token), language=None)
+        return
     if code:
         st.markdown("Your completion code:")
         st.code(code, language=None)
@@ -263,7 +311,12 @@ def _tally_table(t: dict, design) -> "pd.DataFrame":
 
 def _admin(engine, bundle) -> None:
     st.title("Survey admin")
-    expected = _setting("FOURDFY_SURVEY_ADMIN_PASSWORD", "admin_password")
+    try:
+        expected = _setting("FOURDFY_SURVEY_ADMIN_PASSWORD", "admin_password")
+    except SettingError:  # the file's path and reason go to the server log only: this page is not logged in yet
+        st.error("The admin page is off: the server's .streamlit/secrets.toml cannot be read (the server log says "
+                 "why).")
+        return
     if not expected:
         st.error("The admin page is off: no admin password is configured "
                  "(set FOURDFY_SURVEY_ADMIN_PASSWORD or admin_password in .streamlit/secrets.toml).")
@@ -315,7 +368,13 @@ def main() -> None:
         st.error("No survey bundle configured (set FOURDFY_SURVEY_BUNDLE or use `fourdfy survey serve BUNDLE`).")
         st.stop()
     bundle = _bundle(bundle_path)
-    url = store.default_url(bundle.root)  # $FOURDFY_SURVEY_DB (`serve --db`), else secrets, else SQLite
+    try:
+        url = store.default_url(bundle.root)  # $FOURDFY_SURVEY_DB (`serve --db`), else secrets, else SQLite
+    except store.StoreError as err:  # a secrets file broken since `serve` checked it
+        print(f"survey: error: {err}", file=sys.stderr, flush=True)
+        st.warning(UNAVAILABLE)
+        st.button("Try again", key=RETRY_KEY, type="primary")
+        return
     notice = st.container()  # at the top of the page, above whatever was drawn before an error
     try:
         _page(_engine(url, bundle.bundle_id, tuple(q.question_id for q in bundle.questions)), bundle)
@@ -364,7 +423,7 @@ def _page(engine, bundle) -> None:
     st.session_state[TOKEN_KEY] = rater.token
     item, n_done, n_all = store.next_assignment(engine, rater)
     if item is None:
-        _completion(_setting("FOURDFY_SURVEY_COMPLETION_CODE", "completion_code"))
+        _completion(rater)
         return
     _question(engine, bundle, rater, item, n_done, n_all)
 

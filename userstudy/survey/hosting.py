@@ -1,8 +1,10 @@
-"""Where a survey database must not live: inside a DVC stage's output, which `dvc repro` deletes and rebuilds.
+"""Where a survey database must not live, and a served bundle should not: inside a DVC stage's output, which
+`dvc repro` deletes and rebuilds.
 
 The pipeline's `survey_bundle` stage outputs `build/survey/`; `fourdfy survey serve build/survey` without `--db`
 would keep the votes in `build/survey/survey.sqlite`, and the next `dvc repro` after a changed input would delete
-them. `dvc_output_stage` reads the dvc.yaml files at and above a folder (no DVC import: plain YAML) and names the
+them; and the videos of `build/survey/media/` would vanish under the running server (`dvc_bundle_message`: serve a
+copy). `dvc_output_stage` reads the dvc.yaml files at and above a folder (no DVC import: plain YAML) and names the
 stage whose `outs` hold that folder.
 """
 
@@ -164,3 +166,29 @@ def dvc_database_message(url: str, source: str) -> tuple[bool, str] | None:
                    f"replaces that folder and deletes the votes. Export them first (fourdfy survey export --db "
                    f"sqlite:///{db.as_posix()} --out {_shown(exports / 'votes.csv')}) and serve new surveys with a "
                    f"database outside it, e.g. {safe}")
+
+
+def dvc_bundle_message(root: Path | str, database_inside: bool = False) -> str | None:
+    """For a bundle folder that a DVC stage outputs (the pipeline's `build/survey/`): the one line saying that
+    `dvc repro` deletes and rebuilds it under a running server (its videos vanish mid-study, and a bundle rebuilt with
+    another id is refused on the survey's database at the next start) and which copy to serve instead. Only a warning:
+    the study may already run from it, and refusing would strand its raters. `database_inside`: the survey database
+    lies in the folder too and `dvc_database_message` already said so; the words that follow its line. None for any
+    other folder."""
+    root = Path(root)
+    owner = dvc_output_stage(root)
+    if owner is None:
+        return None
+    folder = root.as_posix()
+    outputs = owner.project / "outputs"  # what git ignores and no stage writes (commands run by hand write there)
+    copy = _shown(outputs / root.resolve().name)
+    cp = f"cp -r {folder} {copy}" if outputs.is_dir() else f"mkdir -p {_shown(outputs)} && cp -r {folder} {copy}"
+    if database_inside:  # the copy takes the database along: the raters' links keep working on it
+        return (f"its videos go with that folder too: stop here and serve a copy of the bundle with its votes, "
+                f"{cp}, then fourdfy survey serve {copy}")
+    inside = "" if owner.exact else f", inside {owner.out}"
+    return (f"the bundle {folder} is in the output of DVC stage {owner.stage} ({_shown(owner.dvc_file)}){inside}, "
+            f"which `dvc repro` deletes and rebuilds: its videos would vanish under this server (raters get \"video "
+            f"unavailable\") and a rebuilt bundle with another id is refused on this database. Serve a copy instead: "
+            f"{cp}, then fourdfy survey serve {copy} with the same database (the copy keeps the "
+            f"bundle id)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
@@ -127,20 +128,35 @@ def secrets_files() -> list[Path]:
     return [Path.home() / ".streamlit" / "secrets.toml", Path.cwd() / ".streamlit" / "secrets.toml"]
 
 
-def secret(key: str, files: Sequence[Path] | None = None) -> str:
-    """`key` of the secrets files (`secrets_files()`), as the survey app reads it, else ''."""
+def _read_secrets(path: Path) -> dict:
+    """One secrets file's keys; StoreError, in one line, for a file that is not valid TOML or cannot be read."""
     import tomllib  # Python 3.11+, as Streamlit itself needs
 
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise StoreError(f"{path} is not valid TOML: {str(err).splitlines()[0] if str(err) else err}; fix it (the "
+                         "survey reads db_url, admin_password and completion_code from it)") from None
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror or err}") from None
+
+
+def secret(key: str, files: Sequence[Path] | None = None) -> str:
+    """`key` of the secrets files (`secrets_files()`), as the survey app reads it, else ''."""
     value = ""
     for path in secrets_files() if files is None else files:
-        if not path.is_file():
-            continue
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise StoreError(f"{path} is not valid TOML: {err}") from None
-        value = str(data.get(key, "") or "").strip() or value
+        if path.is_file():
+            value = str(_read_secrets(path).get(key, "") or "").strip() or value
     return value
+
+
+def check_secrets(files: Sequence[Path] | None = None) -> None:
+    """StoreError, in one line, unless every secrets file there is reads: `serve` checks them before it starts, even
+    with --db, since the app reads its admin password and completion code from them later (a broken file found
+    only then would cost a finished rater their completion code)."""
+    for path in secrets_files() if files is None else files:
+        if path.is_file():
+            _read_secrets(path)
 
 
 def default_url(bundle_root: Path | str | None = None) -> str:
@@ -178,6 +194,20 @@ def sqlite_files(url: str) -> list[Path]:
         return []
     db = Path(parsed.database)
     return [db] + [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+def memory_sqlite(url: str) -> bool:
+    """Whether `url` is an in-memory SQLite database (`sqlite://`, `sqlite:///:memory:`, a `file:` URI with
+    `mode=memory`): every connection of a server gets its own, empty one, and all of it is gone when it stops."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return (database in ("", ":memory:") or database.startswith("file::memory:")
+            or parsed.query.get("mode") == "memory")
 
 
 def shown_url(url: str | sa.URL) -> str:
@@ -404,8 +434,33 @@ def create_rater(engine: sa.Engine, questions: Sequence[Question], now: datetime
         return _insert_rater(conn, questions, now, seed, external_id)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FORMULA_START = ("=", "+", "-", "@")
+"""First characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a votes.csv cell as a formula."""
+
+
+def external_id_problem(value: str) -> str:
+    """Why a participant id from a study link is not taken ('' when it is): a control character (PostgreSQL cannot
+    store a NUL, and none belongs in an id), or a first character that makes a spreadsheet opening the exported
+    votes.csv run the cell as a formula (`=HYPERLINK(...)`). Ids of the crowd platforms (Prolific's hex, MTurk's
+    A1B2..., a lab's P-1) pass."""
+    if _CONTROL.search(value):
+        return "holds a control character"
+    if value.startswith(_FORMULA_START):
+        return f"starts with {value[0]!r}, which a spreadsheet opening votes.csv would run as a formula"
+    return ""
+
+
+def _check_external_id(external_id: str) -> None:
+    """Refuse a participant id with a control character before any statement, on both backends alike (PostgreSQL's
+    driver raises DataError for a NUL, SQLite would store it); the app never passes one (`external_id_problem`)."""
+    if _CONTROL.search(str(external_id)):
+        raise StoreError(f"a participant id with a control character is not stored: {external_id!r}")
+
+
 def _insert_rater(conn: sa.Connection, questions: Sequence[Question], now: datetime, seed: int | None,
                   external_id: str) -> Rater:
+    _check_external_id(external_id)
     token = secrets.token_urlsafe(24)
     seed = secrets.randbits(62) if seed is None else int(seed)
     layout = draw_layout([q.question_id for q in questions], seed)
@@ -433,9 +488,14 @@ def _first_with_external_id(conn: sa.Connection, external_id: str) -> Rater | No
     return None if row is None else _rater(row)
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What a token may be: `secrets.token_urlsafe`'s alphabet. Anything else is no rater's, and is never sent to the
+database (PostgreSQL refuses a NUL in text with an error, where SQLite finds no row)."""
+
+
 def get_rater(engine: sa.Engine, token: str) -> Rater | None:
     """The rater holding this token, or None."""
-    if not isinstance(token, str) or not token or len(token) > 64:
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         return None
     with engine.connect() as conn:
         row = conn.execute(sa.select(raters).where(raters.c.token == token)).mappings().one_or_none()
@@ -445,7 +505,7 @@ def get_rater(engine: sa.Engine, token: str) -> Rater | None:
 def rater_for_external_id(engine: sa.Engine, external_id: str) -> Rater | None:
     """The first rater started with this crowd-platform id ('' never matches): a participant who opens
     the platform's link again continues instead of starting a second, duplicate panel member."""
-    if not external_id:
+    if not external_id or _CONTROL.search(external_id):  # no rater holds one (`_insert_rater`)
         return None
     with engine.connect() as conn:
         return _first_with_external_id(conn, external_id)
@@ -461,6 +521,7 @@ def rater_for_participant(engine: sa.Engine, questions: Sequence[Question], now:
     pair.)"""
     if not external_id:
         return create_rater(engine, questions, now, seed=seed)
+    _check_external_id(external_id)
     if not questions:
         raise StoreError("the bundle has no questions")
     with _write(engine) as conn:
