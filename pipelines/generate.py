@@ -29,6 +29,7 @@ run a user trained by hand into a pipeline folder is never deleted.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import hashlib
 import json
@@ -104,10 +105,18 @@ def _read_entry(spec: str) -> tuple[str, str, dict, dict]:
         raise ValueError(f"--set-from {spec} names no key: give FILE:dotted.key, the mapping of config keys to read "
                          f"in FILE{top}, e.g. params.yaml:overrides.4dfy as the pipeline's generate stages do")
     node = parent = data
+    done: list[str] = []
     for part in filter(None, key.split(".")):
         if not isinstance(node, dict) or part not in node:
-            raise ValueError(f"--set-from: {path} has no key {key!r}")
+            # the keys at the level that lacks it, or the closest of them (a misspelt method of `overrides:`)
+            there = [str(k) for k in node] if isinstance(node, dict) else []
+            close = difflib.get_close_matches(part, there, n=1, cutoff=0.6)
+            where = f"under {'.'.join(done)!r}" if done else "at its top level"
+            hint = (f"; did you mean {'.'.join([*done, close[0]])!r}?" if close else
+                    f" ({where}: {', '.join(there[:12])}{', ...' if len(there) > 12 else ''})" if there else "")
+            raise ValueError(f"--set-from: {path} has no key {key!r}{hint}")
         parent, node = node, node[part]
+        done.append(part)
     if node is None:
         return path, key, {}, parent
     if not isinstance(node, dict):
