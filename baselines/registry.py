@@ -7,13 +7,15 @@ Plug-in points for a new baseline (docs/adding-a-baseline.md):
   `Method`, or a function returning one or a list of them); `fourdfy methods` discovers it. An entry point is
   known by its distribution and its name (two packages may both have `methods = ...`); one that cannot be
   registered (a broken import, a module that exits while imported, a value that is no `module:attribute`, a
-  method refused as `register` refuses it) is a `RefusedPlugin` naming itself, and a registered name it gives too
-  is refused by `get_method` (the registered method would run in its place).
+  method refused as `register` refuses it, a `Method` field of the wrong type: `MethodFieldError`) is a
+  `RefusedPlugin` naming itself, and a registered name it gives too is refused by `get_method` (the registered
+  method would run in its place; `resolve_config` loads the plug-ins first, so `generate` and `sweep` know it). One
+  that gives no method registers nothing and says so (a `warning:` line).
 
 Overrides are dotted keys of `method.training.config.TrainConfig` (`"field.representation"`,
-`"stages.stage3.p_3d"`, `"guidance.video.guidance_scale"`), checked against the config schema when the
-method is registered; `transform` is a function `(TrainConfig) -> TrainConfig` for changes that depend
-on the profile (it must return the config; an exception in a plug-in's transform is a `MethodTransformError`
+`"stages.stage3.p_3d"`, `"guidance.video.guidance_scale"`; a mapping for a part is merged into it,
+`method.configs.merges`), checked against the config schema when the method is registered; `transform` is a
+function `(TrainConfig) -> TrainConfig` for changes that depend on the profile (it must return the config; an exception in a plug-in's transform is a `MethodTransformError`
 naming the method, where it came from and the function, not an internal error of fourdfy). Names are made of
 ASCII letters, digits, `_` and `-` (`NAME_RULE`: they name run folders and DVC stages), are unique also when case
 is ignored (run folders on a case-insensitive file system) and are not those of the other folders of
@@ -38,10 +40,12 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import re
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
-from method.configs import ConfigKeyError, get_key, set_key, set_keys, valid_keys
+from method.configs import ConfigKeyError, expand_merges, get_key, set_key, set_keys, valid_keys
 from method.fields import HashGridConfig, hexplane_matching
 from method.training.config import TrainConfig, replace
 from prompts import method_name_too_long
@@ -66,6 +70,15 @@ class KeyLayer(NamedTuple):
     """Dotted TrainConfig keys -> typed values, in the entry's order."""
 
 
+class MethodFieldError(ValueError):
+    """A `Method` made with a field of the wrong type (`trainable="no"`, `overrides=[("k", 1)]`, `label=5`); one line
+    naming the method and the field. `name`: the method's name as given (for a plug-in's refusal, `RefusedPlugin`)."""
+
+    def __init__(self, text: str, name=None):
+        super().__init__(text)
+        self.name = name
+
+
 class MethodTransformError(ValueError):
     """A method's `transform` (a plug-in's code, not fourdfy's) raised or did not return a TrainConfig; one line
     naming the method, where it was registered from, the function and what went wrong."""
@@ -81,7 +94,8 @@ class Method:
     description: str
     """One line for `fourdfy methods`."""
     overrides: dict = field(default_factory=dict)
-    """Dotted TrainConfig keys -> values (checked when registered)."""
+    """Dotted TrainConfig keys -> values (checked when registered; None: none). A mapping given for a key whose part
+    is one dataclass is merged into it (`method.configs.merges`), as `--set` does."""
     transform: Callable[[TrainConfig], TrainConfig] | None = None
     """Optional function applied after the overrides, for changes that depend on the profile; it must return the
     config. An error in it (not a built-in's) is a `MethodTransformError` naming the method and the function. A
@@ -98,6 +112,36 @@ class Method:
     variant_keys: tuple[KeyLayer, ...] = ()
     """A variant's own keys and those of the variants it is built on (the first base's first): set again, in turn,
     after the transform, so that they win over it as `--set` values do, then checked; () for the others."""
+
+    def __post_init__(self) -> None:
+        # checked where the method is made (a plug-in's module, a function of its entry point), so that a wrong type
+        # is one line naming the method and the field rather than a "trainable" string taken as true, or an
+        # AttributeError deep inside whatever first reads the field (every command that loads the plug-ins)
+        def refuse(field_name: str, must: str, value=None, hint: str = "") -> None:
+            value = getattr(self, field_name) if value is None else value
+            raise MethodFieldError(f"method {self.name!r}: {field_name} must be {must}, got {value!r} "
+                                   f"({type(value).__name__}){hint}", self.name)
+
+        if not isinstance(self.description, str):
+            refuse("description", "a string (one line for `fourdfy methods`)")
+        overrides = {} if self.overrides is None else self.overrides  # None: no changes, as transform=None
+        example = '; e.g. overrides={"weights.sds_video": 0.3}'
+        if not isinstance(overrides, Mapping):
+            refuse("overrides", "a mapping of dotted config keys to values", hint=example)
+        if bad := [k for k in overrides if not isinstance(k, str)]:
+            refuse("overrides", "a mapping whose keys are dotted config keys (strings)", bad[0],
+                   f" as a key{example}")
+        object.__setattr__(self, "overrides", dict(overrides))  # frozen; a dict also where a Mapping was given
+        if self.transform is not None and not callable(self.transform):
+            refuse("transform", "a function (TrainConfig) -> TrainConfig, or None")
+        if not isinstance(self.trainable, bool):
+            refuse("trainable", "True or False (False: videos only)")
+        for name, must in (("label", 'a string ("": the name itself)'), ("source", "a string"),
+                           ("base", "a string")):
+            if not isinstance(getattr(self, name), str):
+                refuse(name, must)
+        if not isinstance(self.variant_keys, tuple):
+            refuse("variant_keys", "a tuple of KeyLayer")
 
     def apply(self, cfg: TrainConfig) -> TrainConfig:
         if not self.trainable:
@@ -327,6 +371,9 @@ def _check(method: Method, overwrite: bool = False) -> None:
             set_keys(paper(), method.overrides)  # the schema with every stage and prior present
         except (ConfigKeyError, ValueError) as err:  # an unknown key, or a value a part refuses (out of range)
             raise ValueError(f"method {method.name!r}: {err}") from None
+        except (TypeError, AttributeError) as err:  # a value no check foresaw: still the method's, named
+            raise ValueError(f"method {method.name!r}: its overrides cannot be applied: {type(err).__name__}: "
+                             f"{err}") from None
 
 
 def register(method: Method, overwrite: bool = False) -> Method:
@@ -422,6 +469,9 @@ def _load_entry_point(ep) -> list[str]:
                                    "plug-in's function must return its methods, not exit") from None
     except _PluginLoadError:
         raise
+    except MethodFieldError as err:  # a Method it made with a field of the wrong type: the line says which
+        claims = (err.name,) if isinstance(err.name, str) else ()
+        raise _PluginLoadError(f"{where} ({ep.value}): {err}", claims) from None
     except Exception as err:  # a broken plug-in must name itself, not crash deep inside
         raise _PluginLoadError(f"{where} ({ep.value}) cannot be loaded: {type(err).__name__}: {err}") from None
     found = found if isinstance(found, (list, tuple)) else [found]
@@ -430,8 +480,19 @@ def _load_entry_point(ep) -> list[str]:
     bad = [m for m in found if not isinstance(m, Method)]
     if bad:
         raise _PluginLoadError(f"{where} ({ep.value}) gave {type(bad[0]).__name__}, not a baselines.Method", claims)
-    # all of its methods or none: every one is checked before any is registered
-    new = [Method(**{**m.__dict__, "source": where}) for m in found]
+    if not found:  # nothing to refuse, but a plug-in that registers nothing should not go unnoticed
+        print(f"warning: {where} ({ep.value}) gave no methods (an empty {type(found).__name__}), "
+              "so it registers none (an entry point names a Method, a list of them or a function returning them)",
+              file=sys.stderr)
+        return []
+    try:
+        # all of its methods or none: every one is checked before any is registered (their fields again, as a
+        # Method changed after it was made, `object.__setattr__`, is made again here)
+        new = [Method(**{**m.__dict__, "source": where}) for m in found]
+    except MethodFieldError as err:
+        raise _PluginLoadError(f"{where} ({ep.value}): {err}", claims) from None
+    except Exception as err:  # noqa: BLE001 - a Method subclass with fields of its own, ...: the plug-in's
+        raise _PluginLoadError(f"{where} ({ep.value}) cannot be loaded: {type(err).__name__}: {err}", claims) from None
     names = [m.name for m in new]
     try:
         for m in new:  # first: the checks below compare names as strings
@@ -449,6 +510,8 @@ def _load_entry_point(ep) -> list[str]:
             _check(m)
     except ValueError as err:
         raise _PluginLoadError(f"{where}: {err}", claims) from None
+    except Exception as err:  # noqa: BLE001 - a value no check foresaw: still this plug-in's, named, not fourdfy's
+        raise _PluginLoadError(f"{where}: {type(err).__name__}: {err}", claims) from None
     for m in new:
         METHODS[m.name] = m
     return names
@@ -493,8 +556,8 @@ def get_method(name: str) -> Method:
     """The registered method `name`. Built-ins need no plug-in loaded; a broken plug-in fails only a request
     that could be for it (an unknown name, or a registered name a refused plug-in gives too), and the error names
     it. The latter is known once the entry points are loaded (by a name that is not registered, `fourdfy methods`,
-    the `methods` stage): then the registered method would run where the user means the plug-in's (its own `4dfy`,
-    the second of two packages giving one name)."""
+    the `methods` stage, `resolve_config`: every command that trains): then the registered method would run where
+    the user means the plug-in's (its own `4dfy`, the second of two packages giving one name)."""
     if name not in METHODS:
         load_entry_points(strict=False)
     if name in METHODS:
@@ -568,7 +631,11 @@ def _typed_keys(keys: dict, where: str, schema: TrainConfig | None = None) -> di
     from method.training.profiles import paper
 
     schema = paper() if schema is None else schema
-    texts = {str(k): _set_text(v) for k, v in keys.items()}
+    # a mapping merged into a part (`renderer: {recompute_field: true}`) as the keys of its items: each holds one
+    # typed value, as a dotted key does, not the whole part as the schema (the paper profile) has it, which would
+    # then replace the profile's part where the keys are applied (its sample count, ...)
+    texts = {k: _set_text(v) for k, v in expand_merges(schema, {str(k): _set_text(v) for k, v in keys.items()},
+                                                       parse=True).items()}
     try:
         together = set_keys(schema, texts, parse=True)
         typed = {}
@@ -751,19 +818,31 @@ def untaken_base_keys(name: str, overrides: dict | None) -> tuple[str, dict]:
     entry, seen, own = entries.get(name), {name}, set()
     if not (isinstance(entry, dict) and "base" in entry):
         return "", {}
+    from method.training.profiles import paper
+
+    schema = paper()
+
+    def leaves(keys: dict) -> dict:  # a mapping merged into a part as the keys of its items: compared key by key
+        return expand_merges(schema, keys, parse=True)
+
     while isinstance(entry, dict) and "base" in entry:
-        own |= set(config_keys(entry))
+        own |= set(leaves(config_keys(entry)))
         base = str(entry["base"])
         if base in seen:  # a cycle: `register_variants` refuses it
             return "", {}
         seen.add(base)
         entry = entries.get(base)
-    return base, {k: v for k, v in config_keys(entry if isinstance(entry, dict) else None).items() if k not in own}
+    return base, {k: v for k, v in leaves(config_keys(entry if isinstance(entry, dict) else None)).items()
+                  if k not in own}
 
 
 def resolve_config(profile: str, method: str, **overrides) -> TrainConfig:
-    """The profile's config with the method's changes (and any extra dotted overrides) applied."""
+    """The profile's config with the method's changes (and any extra dotted overrides) applied. The installed
+    plug-ins are loaded first (`strict=False`), so that a name a refused plug-in gives too (its own `4dfy`) is
+    refused by `get_method` rather than trained as the registered method (`fourdfy generate`, `sweep`, the `methods`
+    stage all resolve here)."""
     from method.training.profiles import load_profile
 
+    load_entry_points(strict=False)
     cfg = get_method(method).apply(load_profile(profile))
     return replace(cfg, **overrides) if overrides else cfg

@@ -9,6 +9,11 @@ Dotted keys walk dataclass fields; a tuple of dataclasses that have a `name` fie
 a dict of dataclasses are walked by name: `stages.stage3.steps`, `blob_sigma.stage3.end`,
 `guidance.img.guidance_scale`.
 
+A mapping given by key for a part that is one dataclass (`renderer`, `stages.stage3`, `guidance.video` of the same
+`kind`) is merged into the part as it is, item by item, each checked as its dotted key would be (`merges`): the
+profile's other settings of the part stay. `from_dict` (a saved config) makes a part from its mapping and the
+defaults, as before: for a full mapping, the same part.
+
 A dataclass may name fields that say what a config is rather than how it runs (`TrainConfig.method`, `.profile`)
 in a class attribute `LABELS` ({field: why it is not set by key, and how to choose it}): dotted keys refuse them
 (`--set`, `--set-from`, a method's overrides), since such a key would relabel a run without changing its settings;
@@ -37,7 +42,7 @@ from typing import Any, Union
 from method.ranges import RangeError
 
 __all__ = ["ConfigKeyError", "from_dict", "to_dict", "get_key", "set_key", "set_keys", "parse_value", "valid_keys",
-           "check_links"]
+           "check_links", "merges", "expand_merges"]
 
 _IN_BATCH = contextvars.ContextVar("configs_in_batch", default=False)
 """True while `set_keys` applies its keys (the links of the configs it makes in between are checked at its end)."""
@@ -251,9 +256,38 @@ def _field_type(node: Any, name: str) -> Any:
     if dataclasses.is_dataclass(node):
         return _hints(type(node))[name]
     if isinstance(node, dict) and name in node:
-        value = node[name]
-        return type(value) if not dataclasses.is_dataclass(value) else type(value)
+        return type(node[name])
+    if isinstance(node, tuple):  # a named entry (a stage): of its entry's type, so a value of another type is refused
+        return next((type(v) for v in node if getattr(v, "name", None) == name), Any)
     return Any
+
+
+def merges(current: Any, value: Any) -> bool:
+    """Whether `value`, given for a key whose config part is `current`, is merged into it key by key: a mapping for a
+    part that is one dataclass (`renderer`, `stages.stage3`, `guidance.video`, `blob_sigma.stage3`), except a prior
+    given another `kind` (a new prior: made from its mapping alone). A mapping for a field that is itself a mapping
+    or list (`guidance`, `blob_sigma`, `stages`, `stages.NAME.weights`) replaces it."""
+    if not (isinstance(value, dict) and dataclasses.is_dataclass(current) and not isinstance(current, type)):
+        return False
+    return not hasattr(current, "kind") or value.get("kind", current.kind) == current.kind
+
+
+def _merge(current: Any, value: dict, root: Any, key: str, parse: bool, labels: bool, asked: str | None) -> Any:
+    """`current` with each item of the mapping `value` set as the dotted key `key.<item>` would set it (its name,
+    type, range and `LABELS` checked, a nested mapping merged in turn); the checks between fields once, at the end,
+    as for the keys of one `set_keys`."""
+    outer = not _IN_BATCH.get()
+    token = _IN_BATCH.set(True)
+    try:
+        for sub, item in value.items():
+            sub = str(sub)
+            current = _set(current, [sub], item, root, f"{key}.{sub}", parse, labels,
+                           f"{asked}.{sub}" if asked else None)
+    finally:
+        _IN_BATCH.reset(token)
+    if outer:
+        _check_all_links(current)
+    return current
 
 
 def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bool, labels: bool,
@@ -286,7 +320,12 @@ def _set(node: Any, parts: list[str], value: Any, root: Any, key: str, parse: bo
         raw = parse_value(value) if parse and isinstance(value, str) else value
         if tp is str and parse and isinstance(value, str):
             raw = value  # strings are taken verbatim (a model path may look like a number)
-        new_child = _convert(tp, raw, key)
+        if merges(children[name], raw):
+            # into the part as it is, not a part made of the mapping and the defaults: `renderer: {recompute_field:
+            # true}` must keep the profile's other renderer settings (its sample count), as the dotted key does
+            new_child = _merge(children[name], raw, root, key, parse, labels, asked)
+        else:
+            new_child = _convert(tp, raw, key)
     if dataclasses.is_dataclass(node):
         try:
             replaced = dataclasses.replace(node, **{name: new_child})
@@ -313,6 +352,60 @@ def set_key(obj: Any, key: str, value: Any, parse: bool = False, labels: bool = 
     A `*` part stands for every entry of that group ('guidance.*.frozen.half_dtype', 'stages.*.steps').
     A field its dataclass lists in `LABELS` is refused unless `labels` (the code that names the config)."""
     return _set(obj, key.split("."), value, obj, key, parse, labels)
+
+
+def _part(obj: Any, key: str) -> Any:
+    """The config part at dotted `key` (a `*` part: the group's first entry), or None where there is none."""
+    node = obj
+    for part in key.split("."):
+        children = _children(node)
+        if part == "*" and children:
+            part = next(iter(children))
+        if part not in children:
+            return None
+        node = children[part]
+    return node
+
+
+def _leaves(part: Any, key: str, value: Any) -> dict[str, Any]:
+    """{dotted key: value} that set what `value` sets at `key` (whose part is `part`): a mapping merged into the part
+    (`merges`) as the keys of its items, in turn; any other value as it is."""
+    if not merges(part, value):
+        return {key: value}
+    out = {}
+    for sub, item in value.items():
+        child = _children(part).get(str(sub))
+        # an unknown item stays one key, which `set_keys` then names (`renderer.recompute_fieldd`)
+        for k, v in (_leaves(child, f"{key}.{sub}", item) if child is not None else {f"{key}.{sub}": item}).items():
+            out.pop(k, None)
+            out[k] = v
+    return out
+
+
+def expand_merges(obj: Any, changes: dict[str, Any], parse: bool = False) -> dict[str, Any]:
+    """`changes` for `set_keys(obj, changes, parse)` with each mapping it would merge into a part (`merges`) written
+    as the dotted keys of its items (`{"renderer": {"recompute_field": true}}` -> `{"renderer.recompute_field":
+    true}`), so that each key names one field: the same config, key for key. A key given again takes its last place,
+    as in `set_keys`; a part is looked up after the keys before it (a renamed stage under its new name). Values of
+    expanded items are the mapping's (parsed, where `parse` read a string); keys `set_keys` refuses are kept, for it
+    to name."""
+    out: dict[str, Any] = {}
+    token = _IN_BATCH.set(True)  # the keys before a key may hold only together with later ones
+    try:
+        for key, value in changes.items():
+            raw = parse_value(value) if parse and isinstance(value, str) else value
+            part = _part(obj, key)
+            flat = _leaves(part, key, raw) if merges(part, raw) else {key: value}
+            for k, v in flat.items():
+                out.pop(k, None)
+                out[k] = v
+            try:
+                obj = set_key(obj, key, value, parse)
+            except (ConfigKeyError, ValueError, TypeError, AttributeError):
+                pass  # refused where the keys are applied, named there
+    finally:
+        _IN_BATCH.reset(token)
+    return out
 
 
 def check_links(obj: Any) -> None:

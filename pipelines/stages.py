@@ -60,6 +60,8 @@ def effective_design(params: dict, labels: dict[str, str] | None = None) -> dict
     from pipelines.generate import read_yaml
 
     study = params.get("study", {})
+    if (problem := added_prompt_set_problem(params)) is not None:  # before the design: the key is params.yaml's
+        raise DesignError(problem)
     path = study.get("design", "userstudy/designs/paper.yaml")
     base = read_yaml(path, "study.design: ")
     listed = {base["primary"]} | {m for t in base.get("tables", {}).values() for s in t["sections"] for m in s["rows"]}
@@ -249,8 +251,63 @@ def method_configs(params: dict, trained: list[str]) -> tuple[dict, dict, list[s
         except ValueError as err:
             parts.append(f"{where}: {err}")
             continue
+        except (TypeError, AttributeError) as err:  # a value no check of the config foresaw: named, not a traceback
+            parts.append(f"{where}: its keys cannot be applied: {type(err).__name__}: {err}")
+            continue
         configs[m], built[m] = cfg, full
     return configs, built, parts
+
+
+def unused_entry_problems(params: dict, params_path: Path, trained: list[str]) -> list[str]:
+    """The message parts for the config keys of `overrides:` entries of registered trainable methods that no generate
+    block trains (`trained`: those `method_configs` checks): checked too (an unknown key, a bad value, as
+    `baselines.check_entry_keys` checks them, the checks of `fourdfy sweep --params`), so that a typo does not wait
+    for the day the method is listed. Variants are checked when registered; unknown names are reported elsewhere."""
+    from baselines import METHODS, check_entry_keys, config_keys
+
+    overrides = params.get("overrides") if isinstance(params.get("overrides"), dict) else {}
+    parts = []
+    for name, entry in overrides.items():
+        name = str(name)
+        if name in trained or not isinstance(entry, dict) or "base" in entry or not config_keys(entry):
+            continue
+        method = METHODS.get(name)
+        if method is None or not method.trainable:  # unknown: named above; videos only: a label: is all it takes
+            continue
+        try:
+            check_entry_keys(name, entry, str(params_path))
+        except ValueError as err:
+            parts.append(str(err).removeprefix(f"{params_path}: "))
+    return parts
+
+
+def added_prompt_set_problem(params: dict) -> str | None:
+    """Why `study.added_prompt_set` (the prompts of the design's "Added methods" section, `effective_design`) names
+    no prompt set of prompts/, or None: a misspelt one would pass the `methods` and `design` stages and stop only
+    the `votes` stage, after all the training. Checked whether or not a method is added now."""
+    from prompts import PROMPT_DIR, PromptFileError, load_prompts
+    from userstudy.design import prompt_file
+
+    study = params.get("study") if isinstance(params.get("study"), dict) else {}
+    if "added_prompt_set" not in study:
+        return None
+    value = study["added_prompt_set"]
+    known = ", ".join(sorted(p.stem for p in PROMPT_DIR.glob("*.txt")))
+    if not isinstance(value, str) or not value or "/" in value or "\\" in value:
+        return (f"study.added_prompt_set must name a prompt set (a file prompts/<name>.txt: {known}), got {value!r}")
+    path = prompt_file(value)
+    if not path.is_file():
+        import difflib
+
+        close = difflib.get_close_matches(value, known.split(", "), n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        return (f"study.added_prompt_set: {value!r} names no prompt set{guess}: there is no prompts/{value}.txt; "
+                f"known: {known}")
+    try:
+        load_prompts(path)
+    except PromptFileError as err:
+        return f"study.added_prompt_set: {value!r}: {err}"
+    return None
 
 
 def note_untaken_base_keys(params: dict, trained: list[str]) -> None:
@@ -496,6 +553,9 @@ def write_methods(params_path: Path, out: Path) -> Path:
     parts, known_tail, trainable = trained_method_problems(params, params_path)
     trained, videos = pipeline_methods(params)
     configs, built, config_parts = method_configs(params, trainable)
+    config_parts += unused_entry_problems(params, params_path, trainable)
+    if (problem := added_prompt_set_problem(params)) is not None:
+        config_parts.append(problem)
     # before the names: the registry's list of known methods (known_tail) stays next to the unknown names it follows
     parts[:0] = config_parts
     labels = {m: get_method(m).label for m in trainable}
