@@ -45,8 +45,8 @@ INTERRUPTED = ("every file it wrote is whole (none is left half-written); run th
                "it then refuses a file this run wrote")
 """What the `error:` line of a Ctrl-C or SIGTERM says after `interrupted;` / `terminated (SIGTERM);` when the
 command has no message of its own and has an --overwrite option. True of each such command: files are written
-through temporaries renamed into place, and a rerun picks up where it stopped (import-videos) or refuses them until
---overwrite (survey export, simulate-votes, audit). One whose rerun would be refused otherwise (oracle), or generate
+through temporaries renamed into place, and a rerun refuses them until --overwrite (survey export, simulate-votes,
+audit); import-videos, whose rerun picks up where it stopped, says so instead (`IMPORT_INTERRUPTED`). One whose rerun would be refused otherwise (oracle), or generate
 (from its start-up on), has its own line."""
 
 INTERRUPTED_RERUN = "every file it wrote is whole (none is left half-written); run the command again"

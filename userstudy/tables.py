@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -177,6 +178,33 @@ def clip_source_text(source: ClipSource | None) -> str:
     return text + "."
 
 
+def _clip_fix(path: Path) -> str:
+    """What to pass instead of `path` to --clip: the clip.csv beside it when there is one, else DIR/clip.csv."""
+    beside = path.parent / "clip.csv"
+    fix = (f"pass {beside}" if beside.is_file() and beside.name != path.name
+           else "pass DIR/clip.csv, DIR being the --out of a `fourdfy clipscore` run")
+    return f"--clip takes the clip.csv of `fourdfy clipscore` (one mean per method and prompt set): {fix}"
+
+
+def check_not_csv(path: Path) -> None:
+    """ClipError naming what `path` is when it is plainly no CSV, before pandas reads it (its tokenizer error would
+    not say): clipscore's JSON record (clipscore.json, or any file starting with `{`) or a binary file (a NUL byte
+    in its first 4 KiB: an image such as clipscore's plot)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError as err:
+        raise ClipError(f"{path}: cannot be read ({err.strerror or type(err).__name__})") from None
+    if path.name == CLIP_META:
+        raise ClipError(f"{path} is the {CLIP_META} of `fourdfy clipscore` (its record of the run: the model, the "
+                        f"precision and the sha256 of its tables), not its clip.csv; {_clip_fix(path)}")
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+        raise ClipError(f"{path} is JSON (it starts with {{), not a CSV: {CLIP_META}, the record `fourdfy clipscore` "
+                        f"writes beside clip.csv, has no scores; {_clip_fix(path)}")
+    if b"\0" in head:
+        raise ClipError(f"{path} is a binary file (NUL bytes: an image, say), not a CSV; {_clip_fix(path)}")
+
+
 def check_clip_columns(path: Path, columns: list[str]) -> None:
     """ClipError unless `columns` (a CSV's header) are clip.csv's: method, clip and no column clip.csv lacks. One of
     clipscore's other tables (`OTHER_CLIPSCORE_TABLES`, or its columns of an earlier version: a subset) is named."""
@@ -184,10 +212,7 @@ def check_clip_columns(path: Path, columns: list[str]) -> None:
     foreign = [c for c in columns if c not in CLIP_COLUMNS]
     if not missing and not foreign:
         return
-    beside = path.parent / "clip.csv"
-    fix = (f"pass {beside}" if beside.is_file() and beside.name != path.name
-           else "pass DIR/clip.csv, DIR being the --out of a `fourdfy clipscore` run")
-    fix = f"--clip takes the clip.csv of `fourdfy clipscore` (one mean per method and prompt set): {fix}"
+    fix = _clip_fix(path)
     # by columns, not name (a renamed copy is the same table); only when they fit just one of the tables
     tables = [name for name in OTHER_CLIPSCORE_TABLES
               if "method" in columns and set(columns) <= set(CLIPSCORE_COLUMNS[name])]
@@ -210,6 +235,7 @@ def load_clip(path: Path | str) -> dict[tuple[str, str], ClipScore]:
     if not path.is_file():
         raise ClipError(f"{path} is a folder, not a CLIP file (clipscore writes clip.csv in its --out folder)"
                         if path.is_dir() else f"CLIP file not found: {path}")
+    check_not_csv(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -278,13 +304,34 @@ def asked_name(prompt_set: str, n_prompts: int) -> str:
     return f"{prompt_set}{ASKED}{n_prompts}"
 
 
-def clip_key(clip: dict, method: str, prompt_set: str, n_prompts: int | None = None) -> tuple[str, str] | None:
+VOTED = ", asked in "
+"""In a key of `with_asked_means`: `all, asked in <table>[ section <i>]`, the mean over the prompts the votes ask a
+section without prompt_set about (`voted_name`)."""
+
+
+def voted_name(table: Table, index: int) -> str:
+    """The prompt_set part of the key of a mean over the prompts the votes ask section `index` (from 0) of `table`,
+    a section without prompt_set, about (`with_asked_means`): one per section, as the primary's row of each section
+    averages the prompts of that section's questions."""
+    return f"{ALL_PROMPTS}{VOTED}{table.name}" + (f" section {index + 1}" if len(table.sections) > 1 else "")
+
+
+def _derived_set(prompt_set: str) -> bool:
+    """Whether a key's prompt_set part is one `with_asked_means` made (not a prompt set of the CLIP file)."""
+    return ASKED in prompt_set or prompt_set.startswith(ALL_PROMPTS + VOTED)
+
+
+def clip_key(clip: dict, method: str, prompt_set: str, n_prompts: int | None = None,
+             voted: str | None = None) -> tuple[str, str] | None:
     """Which value of `clip` a section over `prompt_set` (asking its first `n_prompts`, when given) shows for
-    `method` (None: none). First the mean over the prompts the section asks, when `with_asked_means` found one;
-    then a section naming its prompt set takes that set's row, one without the row over every prompt scored (`all`);
-    either then a row without prompt_set (a hand-written file without the column). Another set's mean is never
-    taken."""
-    keys = [(method, asked_name(prompt_set, n_prompts))] if prompt_set and n_prompts else []
+    `method` (None: none). First the mean over the prompts the section asks, when `with_asked_means` found one
+    (`voted`: the `voted_name` of a section without prompt_set); then a section naming its prompt set takes that
+    set's row, one without the row over every prompt scored (`all`); either then a row without prompt_set (a
+    hand-written file without the column). Another set's mean is never taken."""
+    if prompt_set:
+        keys = [(method, asked_name(prompt_set, n_prompts))] if n_prompts else []
+    else:
+        keys = [(method, voted)] if voted else []
     for key in (*keys, (method, prompt_set or ALL_PROMPTS), (method, "")):
         if key in clip:
             return key
@@ -324,36 +371,92 @@ def _asks_part(score: ClipScore, section: Section) -> bool:
                 and (clip_over_asked(score, section) or score.n_set != section.n_prompts))
 
 
+def asked_prompts(votes: pd.DataFrame) -> dict[str, list[str]]:
+    """{comparison: the prompts (sorted) of its questions in a validated votes frame (`Votes.frame`)}, any rater's,
+    answered or not, attention checks left out: what the raters were asked about it. For a section without
+    prompt_set this is what `survey build` asked (`userstudy.design.paired_prompts`), read from the votes as
+    everything else `analyze` says about them is (it is not given the artifact folders)."""
+    questions = votes[votes["comparison"] != ""]
+    return {str(c): sorted(map(str, p.unique())) for c, p in questions.groupby("comparison")["prompt_id"]}
+
+
+def _voted_rows(design: Design, asked: Mapping[str, list[str]]) -> list[tuple[str, str, list[str]]]:
+    """(method, `voted_name`, the prompts its row's CLIP averages) of every row of a section without prompt_set
+    whose prompts the votes tell (`asked_prompts`): a comparison's are those of its questions, the primary's those
+    of the section's questions together. A section with no question in the votes (a survey of another table) is
+    left out, and so is a comparison without questions: nothing says which prompts they are asked about."""
+    rows = []
+    for table in design.tables:
+        for index, section in enumerate(table.sections):
+            if section.prompt_set:
+                continue
+            comps = [m for m in section.rows if m != design.primary and asked.get(m)]
+            if not comps:
+                continue
+            name = voted_name(table, index)
+            for m in section.rows:
+                if m == design.primary:
+                    rows.append((m, name, sorted({p for c in comps for p in asked[c]})))
+                elif m in comps:
+                    rows.append((m, name, list(asked[m])))
+    return rows
+
+
 def with_asked_means(clip: dict, clip_path: Path | str, design: Design,
-                     prompts_dir: Path | str | None = None) -> tuple[dict, Path | None]:
+                     prompts_dir: Path | str | None = None,
+                     asked: Mapping[str, list[str]] | None = None) -> tuple[dict, Path | None]:
     """`clip` and, for every row of a section that asks the first `n_prompts` of a larger set (`_asks_part`), the
     mean over the asked prompts that the run scored, from the per_prompt.csv of the same clipscore run
     (`same_run_per_prompt`): key (method, `asked_name`), ClipScore(mean, asked prompts scored, n_prompts), so a
     value over part of them is marked as any partial mean. A method that scored none of them gets
-    ClipScore(nan, 0, n_prompts) (`clip_none_asked`): the set's value, over other prompts, is not shown. Also
-    returns the per_prompt.csv used (None: none was found, and `clip` is returned as it was)."""
+    ClipScore(nan, 0, n_prompts) (`clip_none_asked`): the set's value, over other prompts, is not shown.
+
+    Likewise every row of a section without prompt_set whose prompts `asked` (`asked_prompts` of the votes) tells
+    (`_voted_rows`): key (method, `voted_name`), ClipScore(mean, asked prompts scored, prompts asked) from the
+    run's per_prompt.csv; without one, the `all` row's value when it averages at most the asked number (shown as
+    clip.csv's values are, marked when over fewer), else ClipScore(nan, its prompts, prompts asked), which
+    `clip_over_asked` keeps out of the tables. Also returns the per_prompt.csv used (None: none was found)."""
     from userstudy.design import section_prompts
 
     wanted = [(m, s) for t in design.tables for s in t.sections for m in s.rows
               if (key := clip_key(clip, m, s.prompt_set)) is not None and _asks_part(clip[key], s)]
-    path = same_run_per_prompt(clip_path) if wanted else None
-    if path is None:
+    voted = _voted_rows(design, asked or {})
+    path = same_run_per_prompt(clip_path) if wanted or voted else None
+    if path is None and not voted:
         return clip, None
-    try:
-        scores = pd.read_csv(path, dtype={"method": str, "slug": str}, keep_default_na=False)
-        scores = scores[["method", "slug", "clip"]].astype({"clip": float})
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, pd.errors.ParserError) as err:
-        raise ClipError(f"{path} (beside --clip): cannot read its method, slug and clip columns "
-                        f"({' '.join(str(err).split())})") from None
     out = dict(clip)
-    for method, section in wanted:
+    scores = None
+    if path is not None:
         try:
-            asked = list(section_prompts(section, prompts_dir))
+            scores = pd.read_csv(path, dtype={"method": str, "slug": str}, keep_default_na=False)
+            scores = scores[["method", "slug", "clip"]].astype({"clip": float})
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, pd.errors.ParserError) as err:
+            raise ClipError(f"{path} (beside --clip): cannot read its method, slug and clip columns "
+                            f"({' '.join(str(err).split())})") from None
+
+    def _mean(method: str, prompts: list[str]) -> ClipScore:
+        mine = scores[(scores["method"] == method) & scores["slug"].isin(prompts)]
+        return ClipScore(float(mine["clip"].mean()) if len(mine) else math.nan, int(mine["slug"].nunique()),
+                         len(prompts))
+
+    for method, section in wanted if scores is not None else ():
+        try:
+            prompts = list(section_prompts(section, prompts_dir))
         except ValueError:  # a missing or short prompt file: the votes check names it
             continue
-        mine = scores[(scores["method"] == method) & scores["slug"].isin(asked)]
-        out[method, asked_name(section.prompt_set, section.n_prompts)] = ClipScore(
-            float(mine["clip"].mean()) if len(mine) else math.nan, int(mine["slug"].nunique()), len(asked))
+        out[method, asked_name(section.prompt_set, section.n_prompts)] = _mean(method, prompts)
+    for method, name, prompts in voted:
+        key = clip_key(clip, method, "")
+        if key is None:  # a method never scored: "—", noted as absent from the CLIP file
+            continue
+        if scores is not None:
+            out[method, name] = _mean(method, prompts)
+            continue
+        if clip[key].n_prompts is None:  # a value without counts (a hand-written file): shown as given
+            continue
+        score = clip[key]
+        out[method, name] = (ClipScore(math.nan, score.n_prompts, len(prompts)) if score.n_prompts > len(prompts)
+                             else ClipScore(score.value, score.n_prompts, len(prompts)))
     return out, path
 
 
@@ -369,16 +472,25 @@ def clip_over_asked(score: ClipScore, section: Section) -> bool:
     per-prompt scores to average the asked ones only: `with_asked_means` adds that mean from the per_prompt.csv of
     the same run when there is one; without, the tables show no value (a note says why). A value over
     at most n_prompts is shown, marked as ever when it is over fewer than its set (clip.csv does not name its
-    prompts); a value without counts (a hand-written file) cannot be told and is shown as given."""
-    return bool(section.prompt_set and section.n_prompts and score.n_prompts is not None
-                and score.n_prompts > section.n_prompts)
+    prompts); a value without counts (a hand-written file) cannot be told and is shown as given. A section without
+    prompt_set asks the prompts of its questions in the votes: `with_asked_means` gives its rows n_set = that many,
+    and n_prompts above it when the only value is the `all` row's over more (a CLIP file's rows never have it)."""
+    if not section.prompt_set:
+        return score.n_prompts is not None and score.n_set is not None and score.n_prompts > score.n_set
+    return bool(section.n_prompts and score.n_prompts is not None and score.n_prompts > section.n_prompts)
+
+
+def asked_count(score: ClipScore, section: Section) -> int | None:
+    """How many prompts a section asks, for a note on a CLIP value not shown (`clip_over_asked`,
+    `clip_none_asked`): its n_prompts; without prompt_set, the prompts of its questions (`with_asked_means`)."""
+    return section.n_prompts if section.prompt_set else score.n_set
 
 
 def clip_shown(clip: dict, design: Design) -> list[tuple[str, str]]:
     """The keys of `clip` whose values the design's tables show, each once, in table order (a value over more
     prompts than its section asks, `clip_over_asked`, is not shown)."""
-    keys = [key for t in design.tables for s in t.sections for m in s.rows
-            if (key := clip_key(clip, m, s.prompt_set, s.n_prompts)) is not None
+    keys = [key for t in design.tables for i, s in enumerate(t.sections) for m in s.rows
+            if (key := clip_key(clip, m, s.prompt_set, s.n_prompts, voted_name(t, i))) is not None
             and not clip_over_asked(clip[key], s) and not clip_none_asked(clip[key])]
     return list(dict.fromkeys(keys))
 
@@ -389,11 +501,11 @@ def clip_refused(clip: dict, design: Design) -> list[tuple[str, str, int, int]]:
     or because the method was scored on none of them (`clip_none_asked`: 0 prompts), each once, in table order."""
     out = []
     for t in design.tables:
-        for s in t.sections:
+        for i, s in enumerate(t.sections):
             for m in s.rows:
-                key = clip_key(clip, m, s.prompt_set, s.n_prompts)
+                key = clip_key(clip, m, s.prompt_set, s.n_prompts, voted_name(t, i))
                 if key is not None and (clip_over_asked(clip[key], s) or clip_none_asked(clip[key])):
-                    out.append((m, s.prompt_set, clip[key].n_prompts, s.n_prompts))
+                    out.append((m, s.prompt_set, clip[key].n_prompts, asked_count(clip[key], s)))
     return list(dict.fromkeys(out))
 
 
@@ -405,7 +517,7 @@ def clip_unmatched(clip: dict, design: Design) -> dict[str, tuple[list[str], lis
     for t in design.tables:
         for s in t.sections:
             for m in s.rows:
-                have = [ps for mm, ps in clip if mm == m and ASKED not in ps]
+                have = [ps for mm, ps in clip if mm == m and not _derived_set(ps)]
                 if have and clip_key(clip, m, s.prompt_set) is None:
                     wanted = out.setdefault(m, ([], have))[0]
                     if s.prompt_set not in wanted:
@@ -471,19 +583,22 @@ def layout(analysis: Analysis, table: Table, clip: dict | None = None) -> pd.Dat
                          "label_latex": latex_escape(section.heading)})
         n_set = prompt_set_size(section, analysis.prompts_dir)
         for method in section.rows:
-            key = clip_key(clip, method, section.prompt_set, section.n_prompts)
+            key = clip_key(clip, method, section.prompt_set, section.n_prompts, voted_name(table, s_idx))
             score = ClipScore(math.nan) if key is None else clip[key]
             absent = given and key is None
             # a mean over more prompts than the section asks is not its value: none is shown, a note says why
             over_n = score.n_prompts if clip_over_asked(score, section) or clip_none_asked(score) else None
+            asked = asked_count(score, section) if over_n is not None else None
             if over_n is not None:
                 score = ClipScore(math.nan)
             row = {"kind": "primary" if method == design.primary else "comparison", "section": s_idx,
                    "method": method, "label": design.label(method), "label_latex": design.label(method, latex=True),
                    "clip": score.value, "clip_n_prompts": score.n_prompts, "clip_n_set": score.n_set,
                    "clip_partial": score.partial and not math.isnan(score.value),
-                   "clip_over_n": over_n, "clip_asked": section.n_prompts if over_n is not None else None,
+                   "clip_over_n": over_n, "clip_asked": asked,
                    "clip_absent": absent,
+                   # the mean over the prompts the votes ask a section without prompt set about (`with_asked_means`)
+                   "clip_voted": key is not None and not section.prompt_set and _derived_set(key[1]),
                    "heading": section.heading, "prompt_set": section.prompt_set}
             # the prompts the preferences cover, of the section's set; a comparison without votes (a survey of
             # another table) shows n/a and gets no mark, nor does a set of unknown size
@@ -589,17 +704,18 @@ def _partial_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
     return notes
 
 
-def _over_notes(rows: pd.DataFrame, latex: bool) -> list[str]:
+def _over_notes(rows: pd.DataFrame, latex: bool, voted: bool = False) -> list[str]:
     """'<label> (<prompt set>): n prompts, m asked' for every CLIP value not shown because it averages more prompts
     than its section asks (`clip_over_asked`), or '...: none of the m asked prompts scored' (`clip_none_asked`),
-    each once."""
+    each once: of sections naming a prompt set, or (`voted`) of those without one ('<label> (all): ...')."""
     notes = []
     for _, r in rows.iterrows():
         over = r.get("clip_over_n")
-        if r["kind"] == "heading" or over is None or pd.isna(over):
+        if r["kind"] == "heading" or over is None or pd.isna(over) or bool(r["prompt_set"]) == voted:
             continue
         label = r["label_latex"] if latex else r["label"]
-        where = latex_escape(r["prompt_set"]) if latex else r["prompt_set"]
+        where = r["prompt_set"] or ALL_PROMPTS
+        where = latex_escape(where) if latex else where
         asked = int(r["clip_asked"])
         note = (f"{label} ({where}): none of the {asked} asked prompts scored" if int(over) == 0
                 else f"{label} ({where}): {int(over)} prompts, {asked} asked")
@@ -638,6 +754,18 @@ ABSENT_NOTE = ("No CLIP value in the CLIP file for the section's prompt set (no 
 OVER_NOTE = ("CLIP not shown: the CLIP file's mean is over more prompts of the set than the section asks (its first "
              "n_prompts), and no score of those prompts alone was found (the per_prompt.csv of the same `fourdfy "
              "clipscore` run, beside clip.csv), or none of them was scored: ")
+VOTED_OVER_NOTE = ("CLIP not shown: the CLIP file's mean over every prompt scored (`all`) is over more prompts than "
+                   "the votes ask about (the section names no prompt set), and no score of those prompts alone was "
+                   "found (the per_prompt.csv of the same `fourdfy clipscore` run, beside clip.csv), or none of them "
+                   "was scored: ")
+"""The notes under a table on its CLIP values not shown (`_over_notes`), of sections with and without a prompt set."""
+
+
+def _over_blocks(rows: pd.DataFrame, latex: bool) -> list[tuple[str, list[str]]]:
+    """(the note's lead, its entries) of `_over_notes`, for sections naming a prompt set and for those without,
+    each only when it has entries."""
+    return [(lead, notes) for lead, voted in ((OVER_NOTE, False), (VOTED_OVER_NOTE, True))
+            if (notes := _over_notes(rows, latex, voted))]
 
 
 def shows_clip(rows: pd.DataFrame) -> bool:
@@ -675,9 +803,8 @@ def table_markdown(rows: pd.DataFrame, table: Table, primary_label: str, synthet
     if notes:
         out += ["", f"{PARTIAL_MD} CLIP is the mean over only part of the section's prompts (n of N prompts): "
                 + "; ".join(notes) + "."]
-    notes = _over_notes(rows, latex=False)
-    if notes:
-        out += ["", f"{DASH_MD} {OVER_NOTE}" + "; ".join(notes) + "."]
+    for lead, notes in _over_blocks(rows, latex=False):
+        out += ["", f"{DASH_MD} {lead}" + "; ".join(notes) + "."]
     notes = _absent_notes(rows, latex=False)
     if notes:
         out += ["", f"{DASH_MD} {ABSENT_NOTE}" + "; ".join(notes) + "."]
@@ -735,9 +862,8 @@ def table_latex(rows: pd.DataFrame, table: Table, primary_label: str, synthetic:
     if notes:
         out += [r"\par\smallskip{\footnotesize " + PARTIAL_TEX + " CLIP is the mean over only part of the "
                 "section's prompts (n of N prompts): " + "; ".join(notes) + r".\par}"]
-    notes = _over_notes(rows, latex=True)
-    if notes:
-        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + _latex_note(OVER_NOTE) + "; ".join(notes)
+    for lead, notes in _over_blocks(rows, latex=True):
+        out += [r"\par\smallskip{\footnotesize " + DASH_TEX + " " + _latex_note(lead) + "; ".join(notes)
                 + r".\par}"]
     notes = _absent_notes(rows, latex=True)
     if notes:
@@ -841,27 +967,35 @@ def clip_section(layouts: dict[str, pd.DataFrame], clip_source: ClipSource | Non
     """The report's `## CLIP` section: the model (`clip_source`), every CLIP value of the tables with the
     prompts it covers, and the values not shown because they average more prompts than their section asks
     (`clip_over_asked`), and the rows the CLIP file has no value for; empty when there are none of these."""
-    lines, over, absent = [], [], []
+    lines, over, voted_over, absent, voted = [], [], [], [], False
     for name, rows in layouts.items():
         over += [f"{name}: {note}" for note in _over_notes(rows, latex=False)]
+        voted_over += [f"{name}: {note}" for note in _over_notes(rows, latex=False, voted=True)]
         absent += [f"{name}: {note}" for note in _absent_notes(rows, latex=False)]
         for _, r in rows.iterrows():
             value = r.get("clip")
             if r["kind"] == "heading" or value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
+            voted = voted or bool(r.get("clip_voted"))
             n, k = (_count_text(r.get(c)) for c in ("clip_n_prompts", "clip_n_set"))
             lines.append(f"| {name} | {r['heading'] or r['prompt_set'] or '-'} | {r['label']} | {value:.2f} | "
                          f"{n} | {k} | {'yes' if r['clip_partial'] else 'no'} |")
-    if not lines and not over and not absent:
+    if not lines and not over and not voted_over and not absent:
         return []
     out = ["## CLIP", "", clip_source_text(clip_source), ""]
     if lines:
+        # said only when such a section shows a value, so that the report of a design whose sections all name a
+        # prompt set (the paper's) stays as it was
+        asked = (" (in a section without prompt set, the prompts the votes ask about: a value there is their mean)"
+                 if voted else "")
         out += ["| table | section | method | CLIP | prompts | of the set | partial |", "|:--|:--|:--|--:|--:|--:|:--|",
                 *lines, "",
                 f"A partial value (marked {PARTIAL_MD} in the tables) is a mean over fewer prompts than the section's "
-                "prompt set, e.g. a demo run that rendered one prompt; n/a: the CLIP file gives no counts.", ""]
+                f"prompt set{asked}, e.g. a demo run that rendered one prompt; n/a: the CLIP file gives no counts.", ""]
     if over:
         out += [OVER_NOTE + "; ".join(over) + ".", ""]
+    if voted_over:
+        out += [VOTED_OVER_NOTE + "; ".join(voted_over) + ".", ""]
     if absent:
         out += [ABSENT_NOTE + "; ".join(absent) + ".", ""]
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from pathlib import Path
 
 import typer
@@ -12,6 +13,12 @@ HEARTBEAT_S = 30.0
 NO_VIDEO_SHOWN = 10
 """Names `import-videos` lists in one line (prompts without a video, unmatched or already imported files); the rest
 are counted."""
+
+
+IMPORT_INTERRUPTED = ("every artifact folder it wrote is whole (none is left half-written) and is kept; run the same "
+                      "command again to finish the import (it leaves the folders already imported as they are)")
+"""What import-videos' `error:` line says after `interrupted;` / `terminated (SIGTERM);`: not the generic advice of
+`pipelines.cli.INTERRUPTED`, whose --overwrite no rerun of the same command needs (docs/evaluation.md)."""
 
 
 def _first(names: list[str]) -> str:
@@ -84,28 +91,31 @@ def _paper_names():
     return design, list(dict.fromkeys([*known, *design.check.decoys]))
 
 
-def _near_miss(method: str) -> str | None:
-    """The name of the paper's design (a method or an attention-check decoy) or of the method registry (built-ins
-    and plug-ins) closest to `method` when `method` is none of them but close to one (a typo would only surface at
-    `fourdfy analyze`), else None. The registry (and torch with it) is loaded only for a name outside the design."""
+def method_near_miss(method: str, others: Iterable[str] = ()) -> str | None:
+    """The name of the paper's design (a method or an attention-check decoy), of the method registry (built-ins
+    and plug-ins) or of `others` (the methods of the artifacts a command is given) closest to `method` when `method`
+    is none of them but close to one (a typo would only surface at `fourdfy analyze`), else None. The registry (and
+    torch with it) is loaded only for a name outside the design and `others`. `import-videos --method` and the
+    methods a design names (`pipelines.commands.userstudy.warn_design_methods`) are checked with it."""
     import difflib
 
     from evaluation.importer import authors_method
 
     _, known = _paper_names()
-    if method in known or authors_method(method) is not None:  # the authors' names get their own note
+    others = set(others)
+    if method in known or method in others or authors_method(method) is not None:  # the authors' names: own note
         return None
     registered = _registered_names()
     if method in registered:
         return None
-    close = difflib.get_close_matches(method, sorted({*known, *registered}), n=1, cutoff=0.8)
+    close = difflib.get_close_matches(method, sorted({*known, *registered, *others}), n=1, cutoff=0.8)
     return close[0] if close else None
 
 
 def _warn_unknown_method(method: str) -> None:
     """A warning when `method` is a near miss of a name of the paper's design or of a registered method
-    (`_near_miss`). A name far from all of them gets `_own_name_note` after the import instead."""
-    close = _near_miss(method)
+    (`method_near_miss`). A name far from all of them gets `_own_name_note` after the import instead."""
+    close = method_near_miss(method)
     if close is None:
         return
     if close in _paper_names()[1]:
@@ -143,7 +153,7 @@ def _own_name_note(method: str, folder: Path) -> str | None:
                 "prompt; it is in no table")
     target = authors_method(method)
     # a near miss was warned about (`_warn_unknown_method`), and a registered name needs no note
-    if method in known or (target is None and _near_miss(method)) or method in _registered_names():
+    if method in known or (target is None and method_near_miss(method)) or method in _registered_names():
         return None
     own = f"{method!r} is neither a method of the paper's design nor a registered one: its videos are imported " \
           "under a name of its own"
@@ -220,6 +230,10 @@ def import_videos(
                             on_matched=matched, on_imported=imported)
     except (VideoImportError, PromptFileError, ValueError) as err:
         _fail(str(err))
+    except KeyboardInterrupt as err:
+        # each folder is written in a hidden temporary renamed into place, and a rerun leaves a folder imported from
+        # the same file with the same settings as it is: the same command finishes, --overwrite or not as before
+        _stopped(err, IMPORT_INTERRUPTED)
     # nothing imported now or before: nothing named
     note = _own_name_note(method, out / method) if report.imported or report.done else None
     if note is not None:

@@ -34,11 +34,11 @@ def build(
                                      "(repeatable; default: all). The paper's survey: --tables table2."),
 ) -> None:
     """Build a survey bundle: questions from the design, attention checks, videos under opaque names."""
-    from pipelines.commands.userstudy import with_registered_labels
+    from pipelines.commands.userstudy import warn_design_methods, with_registered_labels
     from method.fileio import folder_blocker
     from prompts import PROMPT_DIR
     from userstudy.design import PAPER_DESIGN, DesignError, load_design
-    from userstudy.survey.bundle import BundleError, build_bundle
+    from userstudy.survey.bundle import BundleError, artifact_pairs, build_bundle
 
     if out.exists():  # before any work; the votes a served bundle holds are named, never lost to a rebuild
         _fail(existing_out_message(out))
@@ -53,6 +53,9 @@ def build(
         # refuses a table with two rows alike: refused here, as analyze names it, before a survey is run for nothing.
         # The whole design, as analyze reads it; the bundle keeps the design's own labels
         with_registered_labels(full, Path(design or PAPER_DESIGN).name)
+        # a misspelt method (`mav3dd`) would be a method without videos, its artifacts left out: one warning line
+        warn_design_methods(full, Path(design or PAPER_DESIGN).name, {m for m, _ in artifact_pairs(artifacts)},
+                            "method of the --artifacts")
         if tables:
             d = d.select_tables(tables)
         # the other tables' methods are listed by the design: their artifacts are left out by --tables, not unlisted

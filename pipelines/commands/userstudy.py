@@ -38,6 +38,27 @@ def _prompts_folder(prompts_dir: Path | None) -> None:
               "that holds the design's <prompt_set>.txt files")
 
 
+def warn_design_methods(design, source: str, others=(), among: str = "") -> None:
+    """One `warning:` line for each method `design` names (rows, attention check) that is neither a name of the
+    paper's design, nor a registered method (plug-ins included), nor one of `others` (the methods of the artifacts
+    or CLIP scores the command is given, said as `among`), but close to one of them: a typo (`mav3dd`) would
+    otherwise be simulated, surveyed or analysed as a method of its own, its videos and scores left out. Only a
+    warning: a new method's name is fine. Uses the check of `import-videos --method`
+    (`pipelines.commands.evaluate.method_near_miss`)."""
+    from pipelines.commands.evaluate import method_near_miss
+
+    others = set(others)
+    for method in dict.fromkeys([*design.methods, design.check.correct_method]):
+        close = method_near_miss(method, others)
+        if close is None:
+            continue
+        where = (f", no method of the paper's design and no {among}" if among
+                 else " and no method of the paper's design")
+        typer.secho(f"warning: {source} names method {method!r}, which is no registered method (`fourdfy methods` "
+                    f"lists them){where}; did you mean {close!r}? (a new method's name is fine)",
+                    fg=typer.colors.YELLOW, err=True)
+
+
 def with_registered_labels(design, source: str):
     """`design` with, for each method it gives no label, the label its registered method gives itself
     (`baselines.Method.label`, entry-point plug-ins included); a method with neither keeps its key. A label that
@@ -110,8 +131,8 @@ def analyze(
     from userstudy.tables import (PREF_PARTIAL_MD, TINY_CLIP_TEXT, ClipError, check_metrics_name, clip_missing,
                                   clip_outside,
                                   clip_refused, clip_shown, clip_source_text, clip_unmatched, coverage_text,
-                                  load_clip, load_clip_source, partial_preferences, with_asked_means,
-                                  write_outputs)
+                                  asked_prompts, load_clip, load_clip_source, partial_preferences,
+                                  with_asked_means, write_outputs)
     from userstudy.votes import VotesError, load_votes
 
     cfg = AnalysisConfig(alpha=alpha, n_boot=n_boot, seed=seed, significance=significance,
@@ -135,9 +156,13 @@ def analyze(
         v = load_votes(votes, d, prompts_dir=prompts_dir)
         clip_values = load_clip(clip) if clip else None
         clip_source = load_clip_source(clip) if clip else None  # the clipscore.json beside it, if any
+        # clipscore scores every artifact folder: the CLIP file's methods are those with videos
+        warn_design_methods(d, Path(design or PAPER_DESIGN).name, {m for m, _ in clip_values or {}},
+                            f"method of {clip.name}" if clip else "")
         per_prompt = None
-        if clip:  # a section asking part of a set gets its asked prompts' mean from the run's per-prompt scores
-            clip_values, per_prompt = with_asked_means(clip_values, clip, d, prompts_dir)
+        if clip:  # a section asking part of a set gets its asked prompts' mean from the run's per-prompt scores,
+            # and one without prompt_set the mean over the prompts of its questions in the votes
+            clip_values, per_prompt = with_asked_means(clip_values, clip, d, prompts_dir, asked_prompts(v.frame))
         if metrics is not None:  # never an input, never a file analyze did not write
             check_metrics_target(metrics, [("--votes", p) for p in votes] + [("--clip", clip), ("--design", design)],
                                  out_dir=out)
@@ -221,16 +246,17 @@ def analyze(
         over = {k: ms for k, ms in by_set.items() if k[1]}
         if over:
             what = "; ".join(f"{', '.join(ms)} ({ps}: clip.csv's mean is over {n} prompts, the section asks the first "
-                             f"{asked})" for (ps, n, asked), ms in over.items())
+                             f"{asked})" if ps else f"{', '.join(ms)} (all: clip.csv's mean is over {n} prompts, the "
+                             f"votes ask about {asked})" for (ps, n, asked), ms in over.items())
             typer.secho(f"note: no CLIP value in the tables for {what}: clip.csv has no per-prompt scores to average "
                         "the asked prompts only, and no per_prompt.csv of the same `fourdfy clipscore` run is beside "
                         "it; `fourdfy clipscore` on the videos of those prompts gives their mean (docs/userstudy.md, "
                         "\"Design file\")", fg=typer.colors.YELLOW, err=True)
         for (ps, n, asked), ms in by_set.items():
             if not n:  # with_asked_means: the run's per_prompt.csv scores none of them
-                typer.secho(f"note: no CLIP value in the tables for {', '.join(ms)} ({ps}): {per_prompt.name} beside "
-                            f"clip.csv scores none of the first {asked} prompts the section asks for them",
-                            fg=typer.colors.YELLOW, err=True)
+                which = f"the first {asked} prompts the section asks" if ps else f"the {asked} prompts the votes ask"
+                typer.secho(f"note: no CLIP value in the tables for {', '.join(ms)} ({ps or 'all'}): {per_prompt.name} "
+                            f"beside clip.csv scores none of {which} for them", fg=typer.colors.YELLOW, err=True)
     shown = clip_shown(clip_values or {}, d)  # values in no table (other prompt sets) are not the tables' concern
     partial = [f"{m} ({s or 'all'}: {clip_values[m, s].n_prompts} of {clip_values[m, s].n_set})"
                for m, s in shown if clip_values[m, s].partial]
@@ -351,6 +377,8 @@ def simulate_votes(
             from userstudy.survey.bundle import artifact_pairs
 
             videos = artifact_pairs(artifacts)
+        warn_design_methods(whole, Path(design or PAPER_DESIGN).name, {m for m, _ in videos or ()},
+                            "method of the --artifacts" if artifacts else "")
         frame = simulate(d, cfg, videos, prompts_dir=prompts_dir, whole=whole)
         # after the settings are checked (their errors come first), before anything is written
         check_votes_target(out, overwrite=overwrite)

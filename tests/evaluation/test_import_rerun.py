@@ -133,8 +133,9 @@ def test_an_interrupted_import_names_what_it_kept_and_the_same_command_finishes_
     dog, goat = out / METHOD / "a_dog_riding_a_skateboard", out / METHOD / "a_goat_drinking_beer"
     assert res.stdout.splitlines() == [f"imported a_dog_riding_a_skateboard.mp4 -> {dog} (4 frames, 24x16 px)",
                                        f"imported a_goat_drinking_beer.mov -> {goat} (5 frames, 22x16 px)"]
-    assert error_lines(res) == ["error: interrupted; every file it wrote is whole (none is left half-written); run "
-                                "the command again, with --overwrite if it then refuses a file this run wrote"]
+    assert error_lines(res) == ["error: interrupted; every artifact folder it wrote is whole (none is left "
+                                "half-written) and is kept; run the same command again to finish the import (it "
+                                "leaves the folders already imported as they are)"]
     # the second's temporary existed when it was stopped, and is gone
     assert any(n.startswith(".a_panda_dancing.tmp-") for n in inside[0]), inside
     assert sorted(p.name for p in (out / METHOD).iterdir()) == ["a_dog_riding_a_skateboard", "a_goat_drinking_beer"]

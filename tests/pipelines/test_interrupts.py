@@ -31,6 +31,8 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 GENERIC = ("every file it wrote is whole (none is left half-written); run the command again, with --overwrite if it "
            "then refuses a file this run wrote")
+IMPORT = ("every artifact folder it wrote is whole (none is left half-written) and is kept; run the same command again "
+          "to finish the import (it leaves the folders already imported as they are)")  # its rerun needs no --overwrite
 RERUN = "every file it wrote is whole (none is left half-written); run the command again"  # no --overwrite to name
 
 BLOCK = '''
@@ -137,7 +139,7 @@ def test_import_videos_stopped_mid_write_cleans_up_says_so_and_the_same_command_
     assert len(at_signal[0]) == 1 and at_signal[0][0].startswith(".a_panda_dancing.tmp-"), at_signal
     dog = out / "mav3d" / "a_dog_riding_a_skateboard"
     assert stdout.splitlines() == [f"imported a_dog_riding_a_skateboard.mp4 -> {dog} (4 frames, 16x16 px)"]
-    assert _error_lines(stderr) == [f"error: {stopped}; {GENERIC}"]
+    assert _error_lines(stderr) == [f"error: {stopped}; {IMPORT}"]
     assert sorted(p.name for p in (out / "mav3d").iterdir()) == ["a_dog_riding_a_skateboard"]  # no temporary left
     again = _fourdfy(args, tmp_path)
     assert again.returncode == 0 and again.stderr == "", again.stdout + again.stderr

@@ -1,5 +1,6 @@
 """A researcher's own study: a short design whose primary is a plug-in method, prompts outside the library
-and no prompt_set. CLIP values come from clip.csv's `all` rows (an empty cell says why), simulated cells
+and no prompt_set. CLIP values come from clip.csv's `all` rows where they are over no more prompts than the votes
+ask about (an empty cell says why), simulated cells
 without a published rate are named, the console says whose share the percentages are, and a registered
 method's own label reaches the tables."""
 
@@ -48,11 +49,14 @@ def test_a_design_without_prompt_set_shows_the_all_rows(own, tmp_path):
     res = _analyze(votes, design, clip, tmp_path / "res")
     assert res.exit_code == 0, res.output
     md = (tmp_path / "res" / "comparisons.md").read_text()
-    # 31.0 = (30 + 32) / 2, two of the three prompts scored (so ‡); 4dfy has all three: (20 + 21 + 25) / 3
-    assert "| mymethod | 31.0‡ |" in md and "| 4D-fy | 22.0 |" in md
+    # 31.0 = (30 + 32) / 2 over the two prompts the votes ask about; 4dfy's `all` mean, (20 + 21 + 25) / 3, is over
+    # a prompt no rater was asked about, and clip.csv alone cannot give the mean over the asked two: not shown
+    assert "| mymethod | 31.0 |" in md and "| 4D-fy | — |" in md
+    assert "4D-fy (all): 3 prompts, 2 asked" in md
     report = (tmp_path / "res" / "report.md").read_text()
-    assert "## CLIP" in report and "| comparisons | - | mymethod | 31.00 | 2 | 3 | yes |" in report
-    assert "no CLIP value" not in res.output
+    assert "## CLIP" in report and "| comparisons | - | mymethod | 31.00 | 2 | 2 | no |" in report
+    assert "no CLIP value in the tables for 4dfy (all: clip.csv's mean is over 3 prompts, the votes ask about 2)" \
+        in res.output
     # the library rows of the same file are in no table: no partial note about them
     assert "mav3d_28" not in res.output
 
@@ -165,8 +169,8 @@ def test_a_registered_method_label_reaches_the_tables(own, tmp_path, monkeypatch
     res = _analyze(votes, design, clip, tmp_path / "res")
     assert res.exit_code == 0, res.output
     md = (tmp_path / "res" / "comparisons.md").read_text()
-    assert "| Ours (plug-in) | 31.0‡ |" in md and "Human preference for Ours (plug-in)." in md
-    assert "| 4D-fy | 22.0 |" in md  # built-in 4dfy registers the paper's label
+    assert "| Ours (plug-in) | 31.0 |" in md and "Human preference for Ours (plug-in)." in md
+    assert "| 4D-fy | — |" in md  # built-in 4dfy registers the paper's label
     assert "preferring Ours (plug-in) (mymethod) over each method" in res.output
     assert "## Preference for Ours (plug-in)" in (tmp_path / "res" / "report.md").read_text()
     # a label in the design wins over the registered one
@@ -175,4 +179,4 @@ def test_a_registered_method_label_reaches_the_tables(own, tmp_path, monkeypatch
     res = _analyze(votes, labelled, clip, tmp_path / "res2")
     assert res.exit_code == 0, res.output
     md = (tmp_path / "res2" / "comparisons.md").read_text()
-    assert "| Mine | 31.0‡ |" in md and "Ours (plug-in)" not in md
+    assert "| Mine | 31.0 |" in md and "Ours (plug-in)" not in md
