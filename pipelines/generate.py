@@ -321,9 +321,29 @@ def content_digest(path: Path, cache: DigestCache | None = None, legacy: bool = 
     if path.is_file():
         return cache.sha256(path) if cache is not None else file_sha256(path)
     lines = [f"{rel.as_posix()}\t{content_digest(p, cache)}\n"
-             for p in sorted(path.rglob("*")) for rel in [p.relative_to(path)]
+             for p in sorted(folder_files(path)) for rel in [p.relative_to(path)]
              if p.is_file() and (legacy or not digest_skips(rel))]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def folder_files(path: Path) -> list[Path]:
+    """Every entry under `path` that is not a folder (files, links to files), descending into linked folders too: a
+    model folder often links its parts (`unet/` -> a shared copy), and `Path.rglob` skips what is under a linked
+    folder, so weights replaced there would keep the run's identity. A link back to a folder it lies in (a cycle) is
+    not followed. For a folder without links, the entries `path.rglob("*")` gives (so its digest is what it was)."""
+    out: list[Path] = []
+    chains = {str(path): (os.path.realpath(path),)}  # each folder walked -> the real folders it lies in
+    for here, dirs, files in os.walk(path, followlinks=True):
+        chain = chains.pop(here)
+        kept = []
+        for name in dirs:
+            real = os.path.realpath(os.path.join(here, name))
+            if real not in chain:
+                chains[os.path.join(here, name)] = chain + (real,)
+                kept.append(name)
+        dirs[:] = kept
+        out += [Path(here, name) for name in files]
+    return out
 
 
 def digest_skips(rel: Path) -> bool:

@@ -15,7 +15,8 @@ generator=None, stage=None, times=None)`. Model ids are hub ids, folders or `fou
 from .base import FrozenModelOptions, Guidance, PriorConfig, build_prior
 from .common import (NoiseSchedule, TimestepRange, alphas_cumprod_from_config, cfg_combine,
                      scaled_linear_alphas_cumprod, sds_loss, weighting)
-from .loading import ConversionError, GuidanceError, ModelNotFoundError, cache_dir, resolve_model
+from .loading import (ConversionError, GuidanceError, ModelMismatchError, ModelNotFoundError, cache_dir,
+                      resolve_model)
 from .mvdream import MVDreamConfig, MVDreamGuidance
 from .prompts import DIRECTIONS, PromptProcessor, ViewPromptOptions, view_directions, view_prompt
 from .tiny import tiny_mvdream_config, tiny_vsd_config, tiny_zeroscope_config
@@ -26,7 +27,7 @@ __all__ = [
     "PriorConfig", "Guidance", "build_prior", "FrozenModelOptions", "ViewPromptOptions",
     "MVDreamConfig", "MVDreamGuidance", "VSDConfig", "VSDGuidance", "ZeroscopeConfig", "ZeroscopeGuidance",
     "tiny_mvdream_config", "tiny_vsd_config", "tiny_zeroscope_config", "cache_dir", "resolve_model",
-    "ModelNotFoundError", "GuidanceError", "ConversionError", "PromptProcessor", "DIRECTIONS", "view_directions",
-    "view_prompt", "NoiseSchedule", "TimestepRange", "alphas_cumprod_from_config", "scaled_linear_alphas_cumprod",
-    "cfg_combine", "sds_loss", "weighting",
+    "ModelNotFoundError", "ModelMismatchError", "GuidanceError", "ConversionError", "PromptProcessor", "DIRECTIONS",
+    "view_directions", "view_prompt", "NoiseSchedule", "TimestepRange", "alphas_cumprod_from_config",
+    "scaled_linear_alphas_cumprod", "cfg_combine", "sds_loss", "weighting",
 ]

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from method.ranges import RangeError, one_of, ordered, within
 
-from .loading import HALF_DTYPES, freeze, load_pretrained, place, use_sdpa, weights_dtype
+from .loading import HALF_DTYPES, ModelMismatchError, freeze, load_pretrained, place, use_sdpa, weights_dtype
 from .prompts import PromptProcessor
 
 
@@ -259,10 +259,40 @@ class FrozenPrior(Guidance):
         if frozen.compile_vae_encoder and not is_compiled(vae.encoder):
             compile_module(vae.encoder)
 
+    def check_text_width(self, unet, unet_field: str, text_field: str) -> None:
+        """ModelMismatchError unless the text encoder of `text_field` gives embeddings as wide as the UNet of
+        `unet_field` attends to (its `cross_attention_dim`): models of two families load, then fail at the first step
+        with a shape error, after the run has started. Parts that do not say their widths (stand-ins) are not
+        checked."""
+        width = self.prompts.width
+        dims = getattr(getattr(unet, "config", None), "cross_attention_dim", None)
+        dims = sorted(set(dims)) if isinstance(dims, (list, tuple)) else [dims]
+        if width is None or None in dims or dims == [width]:
+            return
+        text_key, unet_key = self.key(text_field), self.key(unet_field)
+        fix = (f"set `{text_key}` to a whole copy of one model" if text_key == unet_key else
+               f"set `{text_key}` and `{unet_key}` to models of one family")
+        raise ModelMismatchError(
+            f"{self.label}: the text encoder of `{text_key}` ({getattr(self.cfg, text_field)!r}) gives embeddings of "
+            f"width {width}, but the UNet of `{unet_key}` ({getattr(self.cfg, unet_field)!r}) attends to width "
+            f"{', '.join(map(str, dims))} (its cross_attention_dim), so the first step would fail; {fix} (SD 2.x, "
+            "MVDream and Zeroscope: 1024; SD 1.x: 768)", text_key if text_field != "model" else unet_key)
+
+    def check_prediction(self, schedule, field: str, fix: str) -> None:
+        """ModelMismatchError unless the model of `field` predicts epsilon (its scheduler's `prediction_type`), as the
+        score-distillation losses of MVDream, VSD's pretrained model and Zeroscope assume; `fix` says what to set."""
+        if schedule.prediction_type == "epsilon":
+            return
+        key = self.key(field)
+        raise ModelMismatchError(
+            f"{self.label} ({key}): the model {getattr(self.cfg, field)!r} predicts {schedule.prediction_type!r} (its "
+            f"scheduler/scheduler_config.json), and {self.label} needs an epsilon-prediction model here; {fix}", key)
+
     def load_text_encoder(self, field: str, models: dict) -> PromptProcessor:
         """The frozen CLIP text encoder (tokenizer/ + text_encoder/) of the model in `field`."""
         kw = self._kw(field)
-        return PromptProcessor(getattr(self.cfg, field), self.device, self.dtype, role=f"{self.label} text encoder",
+        role = f"{self.label} text encoder ({kw['field'] if self.where else field})"
+        return PromptProcessor(getattr(self.cfg, field), self.device, self.dtype, role=role,
                                field=kw["field"], tokenizer=models.get("tokenizer"),
                                text_encoder=models.get("text_encoder"), default_id=kw["default_id"])
 

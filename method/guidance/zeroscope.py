@@ -91,12 +91,14 @@ class ZeroscopeGuidance(FrozenPrior):
         parts = self.load_parts(ZEROSCOPE_PARTS, models)
         self.unet, self.vae = parts["unet"], parts["vae"]
         self.schedule = NoiseSchedule.from_config(parts["scheduler_config"])
-        if self.schedule.prediction_type != "epsilon":
-            raise ValueError("Zeroscope is an epsilon-prediction model")
+        self.check_prediction(self.schedule, "model", f"set `{self.key('model')}` to Zeroscope v2 576w "
+                                                      "(cerspense/zeroscope_v2_576w) or another epsilon-prediction "
+                                                      "text-to-video model in the diffusers layout")
         self.apply_options([self.unet], self.vae)
         if cfg.forward_chunking:
             self.unet.enable_forward_chunking(chunk_size=1, dim=1)
         self.prompts = self.load_text_encoder("model", models)
+        self.check_text_width(self.unet, "model", "model")
 
     def encode_clip(self, frames: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """(1, C, F, h, w) latents of (F, 3, H, W) frames, and the (F,) mask of frames encoded with gradient."""
