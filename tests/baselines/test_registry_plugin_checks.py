@@ -3,6 +3,7 @@
 `.stage-cache`), and a name equal to a registered one but for case (one run folder on macOS or Windows)."""
 
 import pytest
+from plugin_helpers import FakeEntryPoint
 from typer.testing import CliRunner
 
 from baselines import METHODS, RESERVED_NAMES, Method, MethodTransformError, register, register_variants, resolve_config
@@ -21,24 +22,11 @@ def _no_return(cfg: TrainConfig) -> TrainConfig:
     replace(cfg, **{"weights.sds_video": 0.3})  # the forgotten `return` of the reviewer's plug-in
 
 
-class _EntryPoint:
-    """What importlib.metadata gives for one `fourdfy.methods` entry point of an installed distribution."""
-
-    class _Dist:
-        name = "my-plugin"
-
-    def __init__(self, name, obj):
-        self.name, self.value, self.dist, self._obj = name, f"my_plugin:{name}", self._Dist(), obj
-
-    def load(self):
-        return self._obj
-
-
 def _from_entry_point(monkeypatch, *methods):
     """Register `methods` as the entry point 'pair' of the distribution my-plugin would (its `source`)."""
     from baselines import registry
 
-    monkeypatch.setattr(registry.md, "entry_points", lambda group: [_EntryPoint("pair", list(methods))])
+    monkeypatch.setattr(registry.md, "entry_points", lambda group: [FakeEntryPoint("pair", list(methods))])
     monkeypatch.setattr(registry, "_LOADED", set())
     monkeypatch.setattr(registry, "_ERRORS", {})
     return registry.load_entry_points()

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import yaml
+from plugin_helpers import install_plugin
 from typer.testing import CliRunner
 
 from baselines import METHODS, Method, get_method, load_entry_points, register
@@ -25,21 +26,6 @@ def _no_plugin_loaded_yet(monkeypatch):
     monkeypatch.setattr(reg, "_ERRORS", {})
 
 
-def _install(tmp_path, monkeypatch, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    """Install distribution `dist` (its entry points under `fourdfy.methods`, its modules' sources) into a folder
-    of its own on sys.path. Module names are the test's own: a module imported by one test is not another's."""
-    site = tmp_path / f"site_{dist}"
-    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[fourdfy.methods]\n" + "".join(f"{k} = {v}\n"
-                                                                          for k, v in entry_points.items()))
-    for module, source in modules.items():
-        (site / f"{module}.py").write_text(source)
-        monkeypatch.delitem(sys.modules, module, raising=False)
-    monkeypatch.syspath_prepend(str(site))
-
-
 def _method(module: str, name: str, description: str = "x", extra: str = "") -> dict[str, str]:
     return {module: f"from baselines import Method\nM = Method({name!r}, {description!r}{extra})\n"}
 
@@ -50,7 +36,7 @@ def _method(module: str, name: str, description: str = "x", extra: str = "") -> 
 def test_two_packages_with_one_entry_point_name_both_register_their_methods(tmp_path, monkeypatch):
     """Before: the second package's `methods = ...` was skipped as "already loaded" (its methods missing)."""
     for dist, module, name in (("pkg-one", "safety_one", "one_method"), ("pkg-two", "safety_two", "two_method")):
-        _install(tmp_path, monkeypatch, dist, {"methods": f"{module}:all_methods"},
+        install_plugin(tmp_path, monkeypatch, dist, {"methods": f"{module}:all_methods"},
                  {module: f"from baselines import Method\n\ndef all_methods():\n"
                           f"    return [Method({name!r}, 'from {dist}', trainable=False)]\n"})
     assert sorted(load_entry_points()) == ["one_method", "two_method"]
@@ -63,9 +49,9 @@ def test_two_packages_giving_one_method_name_is_an_error_naming_both(tmp_path, m
     """The reviewer's `dup = ...` in two packages, each a method 'dup': before, the second was silently dropped and
     the first trained under the name; now it is refused naming both, and asking for 'dup' is refused too (which
     of the two the user means cannot be known)."""
-    _install(tmp_path, monkeypatch, "dupa-plugin", {"dup": "safety_dupa:M"},
+    install_plugin(tmp_path, monkeypatch, "dupa-plugin", {"dup": "safety_dupa:M"},
              _method("safety_dupa", "dup", "from A", ", overrides={'weights.sds_video': 0.2}"))
-    _install(tmp_path, monkeypatch, "dupb-plugin", {"dup": "safety_dupb:M"},
+    install_plugin(tmp_path, monkeypatch, "dupb-plugin", {"dup": "safety_dupb:M"},
              _method("safety_dupb", "dup", "from B", ", overrides={'weights.sds_video': 0.5}"))
     with pytest.raises(ValueError) as err:
         load_entry_points()
@@ -82,7 +68,7 @@ def test_two_packages_giving_one_method_name_is_an_error_naming_both(tmp_path, m
 
 
 def test_get_method_refuses_a_built_in_name_a_refused_plugin_gives_too(tmp_path, monkeypatch):
-    _install(tmp_path, monkeypatch, "clash-plugin", {"fourdfy": "safety_clash:M"},
+    install_plugin(tmp_path, monkeypatch, "clash-plugin", {"fourdfy": "safety_clash:M"},
              _method("safety_clash", "4dfy", "my own 4dfy", ", overrides={'weights.sds_video': 0.3}"))
     assert get_method("4dfy").source == "built-in"  # no plug-in loaded yet: not known (built-ins load none)
     assert load_entry_points(strict=False) == []
@@ -119,7 +105,7 @@ def test_the_methods_stage_fails_on_a_refused_plugin_that_gives_a_built_in_name(
                                                                                earlier_methods_output):
     """The reviewer's repro: a plug-in `4dfy` refused by `fourdfy methods` was ignored by the `methods` stage, and
     the built-in trained while the user thought theirs did."""
-    _install(tmp_path, monkeypatch, "clash-plugin", {"fourdfy": "safety_clash2:M"},
+    install_plugin(tmp_path, monkeypatch, "clash-plugin", {"fourdfy": "safety_clash2:M"},
              _method("safety_clash2", "4dfy", "my own 4dfy", ", overrides={'weights.sds_video': 0.3}"))
     params = _params(tmp_path, ["4dfy", "wo_hybrid"])
     out, before = earlier_methods_output
@@ -135,9 +121,9 @@ def test_the_methods_stage_fails_on_a_refused_plugin_that_gives_a_built_in_name(
 
 def test_the_methods_stage_fails_on_a_refused_plugin_giving_a_name_params_yaml_uses(tmp_path, monkeypatch, capsys):
     """Two packages giving 'dup': the second is refused, and params.yaml trains 'dup' (whichever loaded first)."""
-    _install(tmp_path, monkeypatch, "dupa-plugin", {"dup": "safety_dupa2:M"},
+    install_plugin(tmp_path, monkeypatch, "dupa-plugin", {"dup": "safety_dupa2:M"},
              _method("safety_dupa2", "dup", "from A", ", overrides={'weights.sds_video': 0.2}"))
-    _install(tmp_path, monkeypatch, "dupb-plugin", {"dup": "safety_dupb2:M"},
+    install_plugin(tmp_path, monkeypatch, "dupb-plugin", {"dup": "safety_dupb2:M"},
              _method("safety_dupb2", "dup", "from B", ", overrides={'weights.sds_video': 0.5}"))
     params = _params(tmp_path, ["4dfy", "dup"])
     code, err = _stage(params, tmp_path / "methods", capsys)
@@ -151,9 +137,9 @@ def test_the_methods_stage_fails_on_a_refused_plugin_giving_a_name_params_yaml_u
 
 def test_an_unrelated_broken_plugin_is_a_warning_and_the_stage_goes_on(tmp_path, monkeypatch, capsys):
     """A broken package the pipeline does not use must not stop its repro, but is not silent either."""
-    _install(tmp_path, monkeypatch, "raise-plugin", {"boom": "safety_raise:M"},
+    install_plugin(tmp_path, monkeypatch, "raise-plugin", {"boom": "safety_raise:M"},
              {"safety_raise": "raise RuntimeError('plugin is broken at import')\n"})
-    _install(tmp_path, monkeypatch, "good-plugin", {"good": "safety_good:M"},
+    install_plugin(tmp_path, monkeypatch, "good-plugin", {"good": "safety_good:M"},
              _method("safety_good", "good_one", "fine", ", overrides={'weights.sds_video': 0.3}"))
     params = _params(tmp_path, ["4dfy", "good_one"])
     code, err = _stage(params, tmp_path / "methods", capsys)
@@ -167,7 +153,7 @@ def test_an_unrelated_broken_plugin_is_a_warning_and_the_stage_goes_on(tmp_path,
 
 def test_a_refused_plugin_giving_a_built_in_the_pipeline_does_not_use_is_a_warning(tmp_path, monkeypatch, capsys):
     """Its own `hexplane`, where params.yaml trains 4dfy only: nothing runs in its place, so the repro goes on."""
-    _install(tmp_path, monkeypatch, "hex-plugin", {"hexplane": "safety_hex:M"},
+    install_plugin(tmp_path, monkeypatch, "hex-plugin", {"hexplane": "safety_hex:M"},
              _method("safety_hex", "hexplane", "my own hexplane", ", overrides={'weights.sds_video': 0.3}"))
     params = _params(tmp_path, ["4dfy"])
     code, err = _stage(params, tmp_path / "methods", capsys)
@@ -180,7 +166,7 @@ def test_a_refused_plugin_giving_a_built_in_the_pipeline_does_not_use_is_a_warni
 def test_a_method_of_a_refused_plugin_is_named_as_such_not_as_unknown(tmp_path, monkeypatch):
     """One entry point gives two methods, one with a mistyped key: the plug-in is refused whole, and asking for its
     good method says why, instead of 'unknown method ... needs its package installed'."""
-    _install(tmp_path, monkeypatch, "two-plugin", {"methods": "safety_two:ms"},
+    install_plugin(tmp_path, monkeypatch, "two-plugin", {"methods": "safety_two:ms"},
              {"safety_two": "from baselines import Method\n\ndef ms():\n"
                             "    return [Method('two_good', 'ok', overrides={'weights.sds_video': 0.3}),\n"
                             "            Method('two_typo', 'typo', overrides={'weights.sds_vide': 0.3})]\n"})
@@ -194,7 +180,7 @@ def test_a_method_of_a_refused_plugin_is_named_as_such_not_as_unknown(tmp_path, 
 
 def test_a_broken_plugin_named_under_videos_stops_the_stage(tmp_path, monkeypatch, capsys):
     """Known by its entry point's name (it gave no method): a `videos:` entry of that name is its."""
-    _install(tmp_path, monkeypatch, "raise-plugin", {"boom": "safety_raise2:M"},
+    install_plugin(tmp_path, monkeypatch, "raise-plugin", {"boom": "safety_raise2:M"},
              {"safety_raise2": "raise RuntimeError('plugin is broken at import')\n"})
     (tmp_path / "vids").mkdir()
     params = _params(tmp_path, ["4dfy"], videos={"boom": {"folder": str(tmp_path / "vids"), "trajectory": "orbit"}})
@@ -218,7 +204,7 @@ def test_a_method_name_outside_the_rule_is_refused_at_registration(name):
 
 def test_a_plugin_with_such_a_name_is_refused_whole(tmp_path, monkeypatch):
     """The reviewer's plug-in: four odd names from one function; none is registered (all or none)."""
-    _install(tmp_path, monkeypatch, "oddmod-p", {"odd": "safety_odd:ms"},
+    install_plugin(tmp_path, monkeypatch, "oddmod-p", {"odd": "safety_odd:ms"},
              {"safety_odd": "from baselines import Method\n\ndef ms():\n"
                             "    return [Method('fine_name', 'ok'), Method('my/strong', 'slash'),\n"
                             "            Method('my strong', 'space', trainable=False)]\n"})
@@ -239,11 +225,11 @@ def test_a_plugin_parsing_the_command_line_at_import_is_refused_not_the_end_of_f
                                                                                        capsys):
     """A training script reused as the plug-in module: its `parse_args()` read `fourdfy methods`' own command line
     and argparse exited fourdfy (`usage: fourdfy [-h] [--steps STEPS]`, `error: unrecognized arguments`)."""
-    _install(tmp_path, monkeypatch, "exit-p", {"ex": "safety_exit:M"},
+    install_plugin(tmp_path, monkeypatch, "exit-p", {"ex": "safety_exit:M"},
              {"safety_exit": "import argparse\np = argparse.ArgumentParser(prog='fourdfy')\n"
                              "p.add_argument('--steps', type=int, default=10)\nARGS = p.parse_args()\n"
                              "from baselines import Method\nM = Method('ex', 'x', trainable=False)\n"})
-    _install(tmp_path, monkeypatch, "good-plugin", {"good": "safety_good2:M"},
+    install_plugin(tmp_path, monkeypatch, "good-plugin", {"good": "safety_good2:M"},
              _method("safety_good2", "good_two", "fine", ", trainable=False"))
     monkeypatch.setattr(sys, "argv", ["fourdfy", "methods"])
     assert load_entry_points(strict=False) == ["good_two"]  # no SystemExit: the others are registered
@@ -261,7 +247,7 @@ def test_a_logging_handler_a_plugin_sets_up_at_import_keeps_writing_to_stderr(tm
     every later log line in a buffer nobody read."""
     import logging
 
-    _install(tmp_path, monkeypatch, "log-p", {"logs": "safety_log:M"},
+    install_plugin(tmp_path, monkeypatch, "log-p", {"logs": "safety_log:M"},
              {"safety_log": "import logging\nlogging.getLogger('safety_log').addHandler(logging.StreamHandler())\n"
                             + _method("x", "logs_one")["x"]})
     try:
@@ -275,7 +261,7 @@ def test_a_logging_handler_a_plugin_sets_up_at_import_keeps_writing_to_stderr(tm
 def test_fourdfy_methods_names_a_plugin_that_calls_sys_exit(tmp_path, monkeypatch):
     from pipelines.cli import app
 
-    _install(tmp_path, monkeypatch, "exit-p", {"ex": "safety_exit2:M"},
+    install_plugin(tmp_path, monkeypatch, "exit-p", {"ex": "safety_exit2:M"},
              {"safety_exit2": "import sys\nsys.exit('no GPU here')\n"})
     res = runner.invoke(app, ["methods"])
     assert res.exit_code == 2, res.output
@@ -284,7 +270,7 @@ def test_fourdfy_methods_names_a_plugin_that_calls_sys_exit(tmp_path, monkeypatc
 
 
 def test_a_plugin_function_that_exits_is_refused_too(tmp_path, monkeypatch):
-    _install(tmp_path, monkeypatch, "exit-fn", {"methods": "safety_exit3:all_methods"},
+    install_plugin(tmp_path, monkeypatch, "exit-fn", {"methods": "safety_exit3:all_methods"},
              {"safety_exit3": "import sys\n\ndef all_methods():\n    sys.exit(3)\n"})
     assert load_entry_points(strict=False) == []
     assert reg.plugin_errors() == {("exit-fn", "methods"): (
@@ -293,7 +279,7 @@ def test_a_plugin_function_that_exits_is_refused_too(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_while_a_plugin_imports_still_stops_fourdfy_and_its_stderr_is_kept(tmp_path, monkeypatch, capsys):
-    _install(tmp_path, monkeypatch, "slow-p", {"slow": "safety_slow:M"},
+    install_plugin(tmp_path, monkeypatch, "slow-p", {"slow": "safety_slow:M"},
              {"safety_slow": "import sys\nprint('loading weights...', file=sys.stderr)\nraise KeyboardInterrupt\n"})
     with pytest.raises(KeyboardInterrupt):
         load_entry_points(strict=False)
@@ -301,7 +287,7 @@ def test_ctrl_c_while_a_plugin_imports_still_stops_fourdfy_and_its_stderr_is_kep
 
 
 def test_what_a_good_plugin_writes_to_stderr_at_import_is_written_out(tmp_path, monkeypatch, capsys):
-    _install(tmp_path, monkeypatch, "chatty-p", {"chatty": "safety_chatty:M"},
+    install_plugin(tmp_path, monkeypatch, "chatty-p", {"chatty": "safety_chatty:M"},
              {"safety_chatty": "import sys\nprint('chatty: deprecated option', file=sys.stderr)\n"
                                + _method("x", "chatty_one")["x"]})
     assert load_entry_points() == ["chatty_one"]
@@ -313,7 +299,7 @@ def test_what_a_good_plugin_writes_to_stderr_at_import_is_written_out(tmp_path, 
 
 def test_a_malformed_entry_point_value_says_what_it_must_be(tmp_path, monkeypatch):
     """Before: `AttributeError: 'NoneType' object has no attribute 'group'` (importlib.metadata's own failure)."""
-    _install(tmp_path, monkeypatch, "malformed-plugin", {"mal3": "not a valid spec!!", "fine": "safety_mal:M"},
+    install_plugin(tmp_path, monkeypatch, "malformed-plugin", {"mal3": "not a valid spec!!", "fine": "safety_mal:M"},
              _method("safety_mal", "malok", "ok"))
     with pytest.raises(ValueError) as err:
         load_entry_points()
@@ -328,8 +314,8 @@ def test_fourdfy_methods_lists_what_works_then_names_the_broken_plugin(tmp_path,
     the good plug-in's method included; the broken one is the error after it (exit 2)."""
     from pipelines.cli import app
 
-    _install(tmp_path, monkeypatch, "good-p", {"good": "safety_good:M"}, _method("safety_good", "works_fine"))
-    _install(tmp_path, monkeypatch, "bad-p", {"bad": "safety_bad:M"},
+    install_plugin(tmp_path, monkeypatch, "good-p", {"good": "safety_good:M"}, _method("safety_good", "works_fine"))
+    install_plugin(tmp_path, monkeypatch, "bad-p", {"bad": "safety_bad:M"},
              {"safety_bad": "raise ImportError('needs a GPU build')\n"})
     res = runner.invoke(app, ["methods"])
     assert res.exit_code == 2, res.output

@@ -4,10 +4,9 @@ an entry point giving no method, and a plug-in's own `4dfy` asked for by `genera
 `overrides` broke every command that loads plug-ins with `internal error (AttributeError)`; the other fields were
 registered as given; the empty entry point said nothing; `generate --method 4dfy` trained the built-in."""
 
-import sys
-
 import pytest
 import yaml
+from plugin_helpers import FakeEntryPoint, install_plugin
 from typer.testing import CliRunner
 
 from baselines import METHODS, Method, load_entry_points, resolve_config
@@ -26,27 +25,13 @@ def _no_plugin_loaded_yet(monkeypatch):
     monkeypatch.setattr(reg, "_ERRORS", {})
 
 
-def _install(tmp_path, monkeypatch, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    """Install distribution `dist` (its `fourdfy.methods` entry points and modules) into a folder on sys.path."""
-    site = tmp_path / f"site_{dist}"
-    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[fourdfy.methods]\n" + "".join(f"{k} = {v}\n"
-                                                                          for k, v in entry_points.items()))
-    for module, source in modules.items():
-        (site / f"{module}.py").write_text(source)
-        monkeypatch.delitem(sys.modules, module, raising=False)
-    monkeypatch.syspath_prepend(str(site))
-
-
 def _healthy_and(tmp_path, monkeypatch, module: str, method_args: str) -> None:
     """A healthy plug-in `healthy_rv` (good-rv) and, in another package (bad-rv), the entry point `bad` whose
     module makes `Method(<method_args>)`."""
-    _install(tmp_path, monkeypatch, "good-rv", {"healthy": "review_good:M"},
+    install_plugin(tmp_path, monkeypatch, "good-rv", {"healthy": "review_good:M"},
              {"review_good": "from baselines import Method\n"
                              "M = Method('healthy_rv', 'fine', overrides={'weights.sds_video': 0.3})\n"})
-    _install(tmp_path, monkeypatch, "bad-rv", {"bad": f"{module}:M"},
+    install_plugin(tmp_path, monkeypatch, "bad-rv", {"bad": f"{module}:M"},
              {module: f"from baselines import Method\nM = Method({method_args})\n"})
 
 
@@ -119,7 +104,7 @@ def test_a_field_changed_after_the_method_was_made_is_still_refused(monkeypatch)
     """`object.__setattr__` past the frozen dataclass: the plug-in's methods are made again when loaded."""
     method = Method("later_rv", "x")
     object.__setattr__(method, "overrides", [("weights.sds_video", 0.3)])
-    monkeypatch.setattr(reg.md, "entry_points", lambda group: [_EntryPoint("later", method)])
+    monkeypatch.setattr(reg.md, "entry_points", lambda group: [FakeEntryPoint("later", method)])
     with pytest.raises(ValueError, match=r"^entry point 'later' of my-plugin \(my_plugin:later\): method 'later_rv': "
                                          r"overrides must be a mapping"):
         load_entry_points()
@@ -135,19 +120,8 @@ def test_built_ins_pass_the_checks_and_a_bad_field_is_its_own_error():
     assert isinstance(err.value, ValueError) and err.value.name == "x_rv"
 
 
-class _EntryPoint:
-    class _Dist:
-        name = "my-plugin"
-
-    def __init__(self, name, obj):
-        self.name, self.value, self.dist, self._obj = name, f"my_plugin:{name}", self._Dist(), obj
-
-    def load(self):
-        return self._obj
-
-
 def test_an_entry_point_giving_no_method_is_a_warning(tmp_path, monkeypatch, capsys):
-    _install(tmp_path, monkeypatch, "empty-rv", {"empty": "review_empty:all_methods"},
+    install_plugin(tmp_path, monkeypatch, "empty-rv", {"empty": "review_empty:all_methods"},
              {"review_empty": "def all_methods():\n    return []\n"})
     assert load_entry_points() == []
     err = capsys.readouterr().err
@@ -163,7 +137,7 @@ def test_generate_and_sweep_refuse_a_builtin_name_a_refused_plugin_gives_too(tmp
     the built-in under the name without a word. Before: get_method loaded plug-ins only for unknown names."""
     from pipelines.cli import app
 
-    _install(tmp_path, monkeypatch, "clash-rv", {"mine": "review_clash:M"},
+    install_plugin(tmp_path, monkeypatch, "clash-rv", {"mine": "review_clash:M"},
              {"review_clash": "from baselines import Method\n"
                               "M = Method('4dfy', 'my own 4dfy', overrides={'weights.sds_video': 0.3})\n"})
     says = ("error: method '4dfy' is refused: a plug-in that cannot be registered gives a method of this name too, and "

@@ -59,3 +59,16 @@ def fake_finished_run(out, manifest: dict) -> None:
     (out / "ckpt").mkdir(parents=True, exist_ok=True)
     torch.save({"state": {}, "field": {}}, out / "ckpt" / "last.pt")
     (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def params_file(tmp_path, methods, overrides, **sections):
+    """A params.yaml of the tiny profile training `methods` on one prompt with these `overrides:` (and other
+    top-level `sections`), as the methods stage reads it."""
+    import yaml
+
+    params = {"seed": 0, "profile": "tiny", "generate": {"methods": list(methods), "prompts": ["a_panda_dancing"]},
+              "overrides": overrides, "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"}},
+              "study": {"design": "userstudy/designs/paper.yaml"}, **sections}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path

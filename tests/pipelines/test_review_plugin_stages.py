@@ -7,26 +7,18 @@ import json
 
 import pytest
 import yaml
+from run_helpers import params_file
 
 from pipelines import stages
 
 pytestmark = pytest.mark.usefixtures("registry")  # tests/conftest.py: variants do not outlive a test
 
-SLUG = "a_panda_dancing"
 
-
-def _params(tmp_path, methods, overrides, **sections):
-    params = {"seed": 0, "profile": "tiny", "generate": {"methods": list(methods), "prompts": [SLUG]},
-              "overrides": overrides, "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"}},
-              "study": {"design": "userstudy/designs/paper.yaml"}, **sections}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
 
 
 def test_a_variants_mapping_is_written_with_the_profiles_other_settings(tmp_path):
     """The reviewer's `v10`: build/methods/config/v10.json had `num_samples: 512`, the tiny profile 32."""
-    params = _params(tmp_path, ("4dfy", "v10"), {"4dfy": {}, "v10": {"base": "4dfy", "renderer": {
+    params = params_file(tmp_path, ("4dfy", "v10"), {"4dfy": {}, "v10": {"base": "4dfy", "renderer": {
         "recompute_field": True}}})
     out = stages.write_methods(params, tmp_path / "methods")
     v10 = json.loads((out / "config" / "v10.json").read_text())
@@ -37,7 +29,7 @@ def test_a_variants_mapping_is_written_with_the_profiles_other_settings(tmp_path
 
 def test_a_stage_mapping_in_a_methods_entry_passes_the_stage(tmp_path):
     """`4dfy: {stages.stage3: {steps: 10}}` was a raw AttributeError ('dict' object has no attribute 'name')."""
-    params = _params(tmp_path, ("4dfy",), {"4dfy": {"stages.stage3": {"steps": 10}}})
+    params = params_file(tmp_path, ("4dfy",), {"4dfy": {"stages.stage3": {"steps": 10}}})
     configs, built, parts = stages.method_configs(yaml.safe_load(params.read_text()), ["4dfy"])
     assert parts == [] and built["4dfy"].stage("stage3").steps == 10 and configs["4dfy"].stage("stage3").steps == 80
     stages.main(["methods", "--params", str(params), "--out", str(tmp_path / "methods")])
@@ -58,7 +50,7 @@ def test_an_error_no_config_check_foresaw_is_named_with_the_entry(tmp_path, monk
 
 
 def test_a_misspelt_added_prompt_set_stops_the_methods_stage_naming_the_key(tmp_path, methods_stage_error):
-    params = _params(tmp_path, ("4dfy", "v1"), {"4dfy": {}, "v1": {"base": "4dfy", "weights.sds_video": 0.3}},
+    params = params_file(tmp_path, ("4dfy", "v1"), {"4dfy": {}, "v1": {"base": "4dfy", "weights.sds_video": 0.3}},
                      study={"design": "userstudy/designs/paper.yaml", "added_prompt_set": "ablaton_5"})
     line = methods_stage_error(params, tmp_path / "methods")
     assert "study.added_prompt_set: 'ablaton_5' names no prompt set (did you mean 'ablation_5'?): there is no " \
@@ -66,7 +58,7 @@ def test_a_misspelt_added_prompt_set_stops_the_methods_stage_naming_the_key(tmp_
 
 
 def test_a_misspelt_added_prompt_set_stops_the_design_stage_naming_the_key(tmp_path, capsys):
-    params = _params(tmp_path, ("4dfy",), {"4dfy": {}},
+    params = params_file(tmp_path, ("4dfy",), {"4dfy": {}},
                      study={"design": "userstudy/designs/paper.yaml", "added_prompt_set": "ablaton_5"})
     with pytest.raises(SystemExit) as exit_:
         stages.main(["design", "--params", str(params), "--out", str(tmp_path / "design.yaml")])
@@ -86,7 +78,7 @@ def test_an_added_prompt_set_that_is_no_name_is_refused(value):
 def test_a_good_or_absent_added_prompt_set_passes(tmp_path):
     assert stages.added_prompt_set_problem({"study": {"added_prompt_set": "mav3d_28"}}) is None
     assert stages.added_prompt_set_problem({"study": {}}) is None and stages.added_prompt_set_problem({}) is None
-    params = _params(tmp_path, ("4dfy", "v1"), {"4dfy": {}, "v1": {"base": "4dfy", "weights.sds_video": 0.3}},
+    params = params_file(tmp_path, ("4dfy", "v1"), {"4dfy": {}, "v1": {"base": "4dfy", "weights.sds_video": 0.3}},
                      study={"design": "userstudy/designs/paper.yaml", "added_prompt_set": "mav3d_28"})
     design = stages.effective_design(yaml.safe_load(params.read_text()))
     assert any(s.get("prompt_set") == "mav3d_28" and "v1" in s["rows"]
@@ -95,7 +87,7 @@ def test_a_good_or_absent_added_prompt_set_passes(tmp_path):
 
 def test_a_bad_key_in_the_entry_of_a_method_no_generate_block_trains_is_named(tmp_path, methods_stage_error):
     """The reviewer's `hexplane: {weights.sds_vide: 0.3}` with hexplane in no generate block passed silently."""
-    params = _params(tmp_path, ("4dfy",), {"4dfy": {}, "hexplane": {"weights.sds_vide": 0.3},
+    params = params_file(tmp_path, ("4dfy",), {"4dfy": {}, "hexplane": {"weights.sds_vide": 0.3},
                                           "wo_hybrid": {"weights": {"sds_vide": 0.3}}})
     line = methods_stage_error(params, tmp_path / "methods")
     assert "overrides.hexplane: unknown config key 'weights.sds_vide'; did you mean 'weights.sds_video'?" in line, line
@@ -104,7 +96,7 @@ def test_a_bad_key_in_the_entry_of_a_method_no_generate_block_trains_is_named(tm
 
 
 def test_good_entries_of_untrained_methods_and_labels_of_videos_pass(tmp_path):
-    params = _params(tmp_path, ("4dfy",), {"4dfy": {}, "hexplane": {"weights.sds_video": 0.3, "label": "HP"},
+    params = params_file(tmp_path, ("4dfy",), {"4dfy": {}, "hexplane": {"weights.sds_video": 0.3, "label": "HP"},
                                           "mav3d": {"label": "MAV3D (videos)"}})
     stages.write_methods(params, tmp_path / "methods")
     assert not (tmp_path / "methods" / "config" / "hexplane.json").exists()  # checked, not trained

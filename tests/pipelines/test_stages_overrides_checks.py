@@ -5,22 +5,13 @@ variant of a registered method does not take that method's own entry, and the st
 import json
 
 import pytest
-import yaml
+from run_helpers import params_file
 
 from pipelines import stages
 
 pytestmark = pytest.mark.usefixtures("registry")  # tests/conftest.py: variants do not outlive a test
 
-SLUG = "a_panda_dancing"
 
-
-def _params(tmp_path, methods, overrides, **sections):
-    params = {"seed": 0, "profile": "tiny", "generate": {"methods": list(methods), "prompts": [SLUG]},
-              "overrides": overrides, "videos": {"mav3d": {"folder": "data/videos/mav3d", "trajectory": "orbit"}},
-              "study": {"design": "userstudy/designs/paper.yaml"}, **sections}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    return path
 
 
 # --- 1. one build per method
@@ -33,7 +24,7 @@ def test_each_trained_methods_config_is_built_once(tmp_path, monkeypatch):
     applied = []
     apply = Method.apply
     monkeypatch.setattr(Method, "apply", lambda self, cfg: applied.append(self.name) or apply(self, cfg))
-    params = _params(tmp_path, ("4dfy", "hexplane", "wo_hybrid", "v1"),
+    params = params_file(tmp_path, ("4dfy", "hexplane", "wo_hybrid", "v1"),
                      {"4dfy": {"weights.sds_video": 0.2}, "hexplane": {"stages.stage3.steps": 3}, "wo_hybrid": {},
                       "v1": {"base": "4dfy", "weights.sds_video": 0.3}})
     out = stages.write_methods(params, tmp_path / "methods")
@@ -50,7 +41,7 @@ def test_a_bad_entry_is_named_together_with_an_unknown_method_and_a_shared_label
     the label: three rounds of `dvc repro`."""
     overrides = {"4dfy": {"weights.sds_vide": 0.3}, "wo_hybrid": {"stages.stage3.p_3d": 1.5},
                  "v1": {"base": "4dfy", "label": "4D-fy"}}
-    params = _params(tmp_path, ("4dfy", "wo_hybrid", "v1", "wo_hybird"), overrides)
+    params = params_file(tmp_path, ("4dfy", "wo_hybrid", "v1", "wo_hybird"), overrides)
     line = methods_stage_error(params, tmp_path / "methods")
     assert "overrides.4dfy: unknown config key 'weights.sds_vide'; did you mean 'weights.sds_video'?" in line, line
     assert "overrides.wo_hybrid: stages.stage3.p_3d is a probability, from 0 to 1; got 1.5" in line, line
@@ -63,7 +54,7 @@ def test_a_bad_entry_is_named_together_with_an_unknown_method_and_a_shared_label
 
 
 def test_a_bad_entry_is_named_together_with_a_missing_videos_folder(tmp_path, methods_stage_error):
-    params = _params(tmp_path, ("4dfy", "single_grid"), {"4dfy": {}, "single_grid": {"weights.sds": -1}},
+    params = params_file(tmp_path, ("4dfy", "single_grid"), {"4dfy": {}, "single_grid": {"weights.sds": -1}},
                      videos={"theirs": {"folder": "data/videos/nowhere", "trajectory": "orbit"}})
     line = methods_stage_error(params, tmp_path / "methods")
     assert "overrides.single_grid: weights.sds must be >= 0" in line, line
@@ -72,7 +63,7 @@ def test_a_bad_entry_is_named_together_with_a_missing_videos_folder(tmp_path, me
 
 
 def test_with_nothing_else_wrong_the_bad_entry_alone_is_named_as_before(tmp_path, methods_stage_error):
-    params = _params(tmp_path, ("4dfy", "wo_hybrid"), {"4dfy": {}, "wo_hybrid": {"weights.sds_vide": 0.3}})
+    params = params_file(tmp_path, ("4dfy", "wo_hybrid"), {"4dfy": {}, "wo_hybrid": {"weights.sds_vide": 0.3}})
     line = methods_stage_error(params, tmp_path / "methods")
     assert line.startswith(f"error: {params}: overrides.wo_hybrid: unknown config key 'weights.sds_vide'"), line
     assert "cannot train" not in line and "known methods" not in line
@@ -85,7 +76,7 @@ def test_a_variant_does_not_take_its_bases_entry_and_the_stage_names_the_keys_it
                  "myvar": {"base": "4dfy", "weights.sds_video": 0.3},
                  "mine": {"base": "4dfy", "stages.stage1.steps": 10, "weights.sds_video": 0.2},
                  "deeper": {"base": "myvar", "weights.sparsity": 5.0}}
-    params = _params(tmp_path, ("4dfy", "myvar", "mine", "deeper"), overrides)
+    params = params_file(tmp_path, ("4dfy", "myvar", "mine", "deeper"), overrides)
     out = stages.write_methods(params, tmp_path / "methods")
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
@@ -107,7 +98,7 @@ def test_the_stage_resolves_a_variant_as_its_generate_stage_does(tmp_path, regis
     from pipelines.generate import build_config, read_set_from
 
     overrides = {"4dfy": {"stages.stage1.steps": 10}, "myvar": {"base": "4dfy", "weights.sds_video": 0.3}}
-    params = _params(tmp_path, ("4dfy", "myvar"), overrides)
+    params = params_file(tmp_path, ("4dfy", "myvar"), overrides)
     out = stages.write_methods(params, tmp_path / "methods")
     written = TrainConfig.from_dict(json.loads((out / "config" / "myvar.json").read_text()))
     registry.pop("myvar")
@@ -116,6 +107,6 @@ def test_the_stage_resolves_a_variant_as_its_generate_stage_does(tmp_path, regis
 
 
 def test_no_note_when_the_base_entry_has_no_config_keys(tmp_path, capsys):
-    params = _params(tmp_path, ("4dfy", "myvar"), {"4dfy": {"label": "Ours"}, "myvar": {"base": "4dfy"}})
+    params = params_file(tmp_path, ("4dfy", "myvar"), {"4dfy": {"label": "Ours"}, "myvar": {"base": "4dfy"}})
     stages.write_methods(params, tmp_path / "methods")
     assert capsys.readouterr().err == ""
