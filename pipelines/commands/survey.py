@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -54,8 +55,10 @@ def build(
         # The whole design, as analyze reads it; the bundle keeps the design's own labels
         with_registered_labels(full, Path(design or PAPER_DESIGN).name)
         # a misspelt method (`mav3dd`) would be a method without videos, its artifacts left out: one warning line
-        warn_design_methods(full, Path(design or PAPER_DESIGN).name, {m for m, _ in artifact_pairs(artifacts)},
-                            "method of the --artifacts")
+        # (where the --artifacts cannot be read, the build names that among its other problems, and warns of none)
+        with contextlib.suppress(BundleError):
+            warn_design_methods(full, Path(design or PAPER_DESIGN).name, {m for m, _ in artifact_pairs(artifacts)},
+                                "method of the --artifacts")
         if tables:
             d = d.select_tables(tables)
         # the other tables' methods are listed by the design: their artifacts are left out by --tables, not unlisted
